@@ -1,0 +1,50 @@
+# Two commands on a fresh Debian machine with Python 3.11, pip, node/npm and apt:
+#   make demo   set up, load a synthetic French population, serve on 127.0.0.1:8000
+#   make test   set up, then lint, type-check and run the whole suite (SQLite and PostgreSQL)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY_STAMP := $(VENV)/.carnet-installed
+NODE_STAMP := node_modules/.carnet-installed
+
+.PHONY: install demo serve test lint typecheck pytest postgres bench clean
+
+install: $(PY_STAMP) $(NODE_STAMP)
+
+$(PY_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# FHIR R4 definitions (schema, search parameters, structure definitions) from the npm registry.
+$(NODE_STAMP): package.json
+	npm install --no-audit --no-fund --silent
+	touch $@
+
+demo: install
+	$(BIN)/carnet demo
+
+serve: install
+	$(BIN)/carnet serve
+
+postgres:
+	bash scripts/ensure-postgres.sh
+
+lint: install
+	$(BIN)/ruff check carnet tests benchmarks
+	$(BIN)/ruff format --check carnet tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install postgres
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: install postgres
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV) node_modules carnet-data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,127 @@
+"""create_app(settings): wires services and routers; nothing else."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from carnet.crypto.service import CryptoService, open_keyring
+from carnet.db.engine import make_engine
+from carnet.db.migrate import upgrade
+from carnet.fhir import api as fhir_api
+from carnet.fhir.attachments import BlobStore
+from carnet.fhir.definitions import load_definitions
+from carnet.fhir.errors import FhirError
+from carnet.fhir.indexer import Indexer
+from carnet.fhir.repository import Repository
+from carnet.fhir.search import Compiler
+from carnet.fhir.service import FhirService
+from carnet.fhir.validation import Validator
+from carnet.settings import Settings
+
+log = logging.getLogger("carnet")
+
+
+@dataclass
+class Services:
+    """Everything a request, a CLI command or a test needs, built once from settings."""
+
+    settings: Settings
+    engine: Engine
+    crypto: CryptoService
+    fhir: FhirService
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_services(settings: Settings, *, migrate: bool = True) -> Services:
+    """Open the database (applying migrations), the keyring and the FHIR engine."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.blob_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    if migrate:
+        upgrade(engine)
+    crypto = CryptoService(open_keyring(settings))
+    definitions = load_definitions(settings.definitions_dir)
+    blobs = BlobStore(
+        settings.blob_dir, crypto.data_keys, crypto.blind, settings.max_attachment_bytes
+    )
+    repository = Repository(engine, crypto.data_keys, Indexer(definitions, crypto.blind), blobs)
+    fhir = FhirService(
+        repository,
+        definitions,
+        Validator(definitions),
+        Compiler(definitions, crypto.blind),
+        default_page_size=settings.default_page_size,
+        max_page_size=settings.max_page_size,
+    )
+    return Services(settings=settings, engine=engine, crypto=crypto, fhir=fhir)
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host in (None, "testclient", "localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(str(host)).is_loopback
+    except ValueError:
+        return False
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """The ASGI application. Until authentication lands, only loopback clients are served."""
+    services = services or build_services(settings)
+    app = FastAPI(title="Carnet", version="0.1.0", docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.services = services
+    app.state.fhir = services.fhir
+    app.include_router(fhir_api.router)
+
+    @app.middleware("http")
+    async def loopback_only(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        client = request.client.host if request.client else None
+        if not _is_loopback(client):
+            return fhir_api.error_response(
+                FhirError.of(
+                    403,
+                    "forbidden",
+                    "this server answers loopback clients only until authentication is configured",
+                )
+            )
+        return await call_next(request)
+
+    @app.exception_handler(FhirError)
+    async def fhir_error(_request: Request, exc: FhirError) -> Response:
+        return fhir_api.error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+        return fhir_api.error_response(FhirError.of(exc.status_code, code, str(exc.detail)))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:
+        return fhir_api.error_response(
+            FhirError.of(400, "invalid", "request does not match the interaction")
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Ids only: the path and the exception type, never bodies or values.
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return fhir_api.error_response(FhirError.of(500, "exception", "internal error"))
+
+    @app.get("/", include_in_schema=False)
+    def home() -> dict[str, str]:
+        return {"service": "Carnet", "fhir": "/fhir/metadata"}
+
+    return app

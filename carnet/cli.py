@@ -1,0 +1,162 @@
+"""The `carnet` command. Each command prints one clear line and exits non-zero on failure."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from carnet.settings import Settings
+
+app = typer.Typer(
+    help="Carnet: sovereign health record and research data hub.", no_args_is_help=True
+)
+keys_app = typer.Typer(help="Master key and data keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code=1)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _services(settings: Settings):  # type: ignore[no-untyped-def]
+    from carnet.app import build_services
+
+    try:
+        return build_services(settings)
+    except Exception as exc:  # noqa: BLE001 - one clear line, never a traceback with data in it
+        raise _fail(f"cannot open Carnet ({type(exc).__name__}: {exc})") from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default: setting host).")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default: setting port).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL deployments).")] = 1,
+) -> None:
+    """Serve the FHIR API (loopback only until authentication is configured)."""
+    import uvicorn
+
+    settings = Settings.from_env()
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        raise _fail("--workers > 1 needs PostgreSQL (set CARNET_DATABASE_URL)")
+    services = _services(settings)  # migrate once, before workers start
+    services.close()
+    console.print(
+        f"Carnet FHIR API on http://{host or settings.host}:{port or settings.port}/fhir/metadata"
+    )
+    uvicorn.run(
+        "carnet.asgi:app",
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@app.command()
+def demo(
+    patients: Annotated[int, typer.Option(help="Synthetic patients to load.")] = 200,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Start the server after loading.")
+    ] = True,
+) -> None:
+    """Load a synthetic French population (idempotent), then serve."""
+    from carnet.demo.service import load_demo
+
+    settings = Settings.from_env()
+    services = _services(settings)
+    with _progress() as progress:
+        task = progress.add_task("synthetic patients", total=patients)
+        report = load_demo(services.fhir, patients, progress=lambda: progress.advance(task))
+    services.close()
+    console.print(
+        f"demo population: {report.patients_loaded} patients loaded, "
+        f"{report.patients_skipped} already present, {report.resources} resources written"
+    )
+    console.print(f"data directory: {settings.data_dir}")
+    if serve_after:
+        console.print(
+            f"open http://{settings.host}:{settings.port}/fhir/Patient?_count=10 "
+            f"or http://{settings.host}:{settings.port}/fhir/metadata"
+        )
+        serve(host=None, port=None, workers=1)
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Bundles (.json/.json.gz), NDJSON files or folders.")
+    ],
+    show_rejected: Annotated[int, typer.Option(help="How many rejections to list.")] = 20,
+) -> None:
+    """Import FHIR data; prints a report of what was read, stored and rejected (with reasons)."""
+    from carnet.fhir.importer import Importer, discover
+
+    try:
+        files = discover(paths)
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    services = _services(Settings.from_env())
+    with _progress() as progress:
+        task = progress.add_task("files", total=len(files))
+        report = Importer(services.fhir).run(files, progress=lambda _p: progress.advance(task))
+    services.close()
+    console.print(
+        f"files {report.files}, resources read {report.read}, stored {report.stored}, "
+        f"rejected {len(report.rejected)}"
+    )
+    for rejection in report.rejected[:show_rejected]:
+        console.print(
+            f"  rejected {rejection.source}: {rejection.status} {rejection.reason}", highlight=False
+        )
+    if report.rejected and report.stored == 0:
+        raise typer.Exit(code=1)
+
+
+@keys_app.command("status")
+def keys_status() -> None:
+    """Where the master key lives, its fingerprint, and how many data keys exist."""
+    settings = Settings.from_env()
+    services = _services(settings)
+    status = services.crypto.status(services.engine, settings)
+    services.close()
+    console.print(f"key source      {status.source}")
+    console.print(f"location        {status.location} (mode {status.file_mode})")
+    console.print(f"master key id   {status.master_key_id}")
+    console.print(
+        f"data keys       {status.data_keys_active} active, {status.data_keys_destroyed} destroyed"
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (also done at every start)."""
+    _services(Settings.from_env()).close()
+    console.print("schema is up to date")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Database plumbing: engine, shared metadata, migrations. SQLite by default, PostgreSQL in production."""

@@ -1,0 +1,1 @@
+"""Synthetic demo data: a fake French population as FHIR R4 transaction Bundles."""

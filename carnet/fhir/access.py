@@ -1,0 +1,48 @@
+"""The seam where the policy decision point and the audit log wrap every read and write.
+
+Until the access and audit issues land, ``OpenAccess`` allows everything (the API is served on
+loopback only) and records nothing. Both hooks receive the unit of work, so an audit append joins
+the same transaction as the write it records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from carnet.fhir.repository import StoredResource, Unit
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Who is asking and from where; ids only."""
+
+    actor: str = "local"
+    source: str = "127.0.0.1"
+    purpose: str = "care"
+
+
+class AccessHook(Protocol):
+    def check(
+        self, unit: Unit, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
+    ) -> None:
+        """Raise a FhirError (403) to refuse; called before the action."""
+
+    def record(
+        self, unit: Unit, ctx: RequestContext, action: str, touched: list[StoredResource]
+    ) -> None:
+        """Called after the action, inside the same transaction."""
+
+
+class OpenAccess:
+    """Everything allowed, nothing recorded: the foundation's loopback-only stance."""
+
+    def check(
+        self, unit: Unit, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
+    ) -> None:
+        return None
+
+    def record(
+        self, unit: Unit, ctx: RequestContext, action: str, touched: list[StoredResource]
+    ) -> None:
+        return None

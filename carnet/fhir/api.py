@@ -1,0 +1,215 @@
+"""The FHIR REST router: parse, call FhirService, render. No database access here."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Request, Response
+
+from carnet.fhir import transactions
+from carnet.fhir.capability import capability_statement
+from carnet.fhir.dates import instant, utc_now
+from carnet.fhir.errors import FhirError, bad_request, operation_outcome
+from carnet.fhir.repository import StoredResource
+from carnet.fhir.service import FhirService, WriteResult
+
+FHIR_JSON = "application/fhir+json"
+
+router = APIRouter(prefix="/fhir")
+
+
+class FhirResponse(Response):
+    media_type = f"{FHIR_JSON}; charset=utf-8"
+
+    def render(self, content: Any) -> bytes:
+        return b"" if content is None else orjson.dumps(content)
+
+
+def get_service(request: Request) -> FhirService:
+    service: FhirService = request.app.state.fhir
+    return service
+
+
+Service = Annotated[FhirService, Depends(get_service)]
+
+
+def base_url(request: Request) -> str:
+    configured: str = request.app.state.settings.base_url
+    return configured or str(request.base_url).rstrip("/") + "/fhir"
+
+
+async def read_json(request: Request) -> Any:
+    raw = await request.body()
+    if not raw:
+        raise bad_request("request body is empty")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+
+
+def _http_date(fhir_instant: str) -> str:
+    return format_datetime(datetime.fromisoformat(fhir_instant.replace("Z", "+00:00")), usegmt=True)
+
+
+def resource_response(
+    stored: StoredResource, status: int = 200, prefer: str | None = None
+) -> FhirResponse:
+    headers = {"ETag": stored.etag, "Last-Modified": _http_date(stored.last_updated)}
+    if status == 201:
+        headers["Location"] = f"{stored.res_type}/{stored.res_id}/_history/{stored.version}"
+    body: Any = stored.body
+    if prefer and "return=minimal" in prefer:
+        body = None
+    elif prefer and "return=OperationOutcome" in prefer:
+        body = operation_outcome([])
+    return FhirResponse(body, status_code=status, headers=headers)
+
+
+def write_response(result: WriteResult, prefer: str | None) -> FhirResponse:
+    return resource_response(result.stored, 201 if result.created else 200, prefer)
+
+
+def _strict(prefer: str | None) -> bool:
+    return bool(prefer and "handling=strict" in prefer)
+
+
+@router.get("/metadata")
+def metadata(request: Request, service: Service) -> FhirResponse:
+    return FhirResponse(
+        capability_statement(service.definitions, base_url(request), instant(utc_now()))
+    )
+
+
+@router.post("")
+async def system_bundle(request: Request, service: Service) -> FhirResponse:
+    bundle = await read_json(request)
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise bad_request("the base URL accepts only a Bundle of type transaction or batch")
+    service.validator.validate_bundle_shell(bundle)
+    if bundle.get("type") == "transaction":
+        return FhirResponse(transactions.run_transaction(service, bundle, base_url(request)))
+    if bundle.get("type") == "batch":
+        return FhirResponse(transactions.run_batch(service, bundle, base_url(request)))
+    raise bad_request(f"Bundle.type '{bundle.get('type')}' cannot be processed here", "Bundle.type")
+
+
+@router.get("/_history")
+def system_history(request: Request, service: Service) -> FhirResponse:
+    return FhirResponse(
+        service.history(base_url(request), None, None, list(request.query_params.multi_items()))
+    )
+
+
+@router.get("/{res_type}")
+def search(
+    res_type: str,
+    request: Request,
+    service: Service,
+    prefer: Annotated[str | None, Header()] = None,
+) -> FhirResponse:
+    params = list(request.query_params.multi_items())
+    return FhirResponse(service.search(base_url(request), res_type, params, strict=_strict(prefer)))
+
+
+@router.post("/{res_type}/_search")
+async def search_post(
+    res_type: str,
+    request: Request,
+    service: Service,
+    prefer: Annotated[str | None, Header()] = None,
+) -> FhirResponse:
+    form = await request.form()
+    params = [(k, str(v)) for k, v in form.multi_items()] + list(request.query_params.multi_items())
+    return FhirResponse(service.search(base_url(request), res_type, params, strict=_strict(prefer)))
+
+
+@router.post("/{res_type}")
+async def create(
+    res_type: str,
+    request: Request,
+    service: Service,
+    prefer: Annotated[str | None, Header()] = None,
+    if_none_exist: Annotated[str | None, Header()] = None,
+    content_type: Annotated[str | None, Header()] = None,
+) -> FhirResponse:
+    if res_type == "Binary" and content_type and "json" not in content_type:
+        body: Any = {
+            "resourceType": "Binary",
+            "contentType": content_type,
+            "data": base64.b64encode(await request.body()).decode(),
+        }
+    else:
+        body = await read_json(request)
+    return write_response(service.create(res_type, body, if_none_exist=if_none_exist), prefer)
+
+
+@router.get("/{res_type}/_history")
+def type_history(res_type: str, request: Request, service: Service) -> FhirResponse:
+    return FhirResponse(
+        service.history(base_url(request), res_type, None, list(request.query_params.multi_items()))
+    )
+
+
+@router.get("/{res_type}/{res_id}")
+def read(
+    res_type: str, res_id: str, service: Service, accept: Annotated[str | None, Header()] = None
+) -> Response:
+    stored = service.read(res_type, res_id)
+    if (
+        res_type == "Binary"
+        and stored.body
+        and accept
+        and "json" not in accept
+        and "*/*" not in accept
+    ):
+        return Response(
+            base64.b64decode(stored.body.get("data", "")),
+            media_type=str(stored.body.get("contentType", "application/octet-stream")),
+            headers={"ETag": stored.etag},
+        )
+    return resource_response(stored)
+
+
+@router.put("/{res_type}/{res_id}")
+async def update(
+    res_type: str,
+    res_id: str,
+    request: Request,
+    service: Service,
+    prefer: Annotated[str | None, Header()] = None,
+    if_match: Annotated[str | None, Header()] = None,
+) -> FhirResponse:
+    body = await read_json(request)
+    return write_response(service.update(res_type, res_id, body, if_match=if_match), prefer)
+
+
+@router.delete("/{res_type}/{res_id}")
+def delete(res_type: str, res_id: str, service: Service) -> Response:
+    stored = service.delete(res_type, res_id)
+    headers = {"ETag": stored.etag} if stored else {}
+    return Response(status_code=204, headers=headers)
+
+
+@router.get("/{res_type}/{res_id}/_history")
+def instance_history(
+    res_type: str, res_id: str, request: Request, service: Service
+) -> FhirResponse:
+    return FhirResponse(
+        service.history(
+            base_url(request), res_type, res_id, list(request.query_params.multi_items())
+        )
+    )
+
+
+@router.get("/{res_type}/{res_id}/_history/{version}")
+def vread(res_type: str, res_id: str, version: str, service: Service) -> FhirResponse:
+    return resource_response(service.vread(res_type, res_id, version))
+
+
+def error_response(error: FhirError) -> FhirResponse:
+    return FhirResponse(error.outcome(), status_code=error.status)

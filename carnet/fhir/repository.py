@@ -1,0 +1,322 @@
+"""The ONLY code that reads or writes resource rows and their index rows.
+
+Bodies are encrypted before they reach the database and decrypted after they leave it. Writes are
+buffered in a unit of work and flushed with executemany (before any read in the same unit, and at
+commit), so a transaction of hundreds of entries costs a handful of statements per table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, Select, and_, delete, event, func, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
+
+from carnet.crypto.envelope import DataKeys
+from carnet.fhir.attachments import BlobStore
+from carnet.fhir.dates import instant, sortable, utc_now
+from carnet.fhir.errors import conflict
+from carnet.fhir.indexer import Indexer, IndexRows
+from carnet.fhir.models import INDEX_TABLES, resource
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    """One version of a resource as stored (body decrypted, attachments inflated on demand)."""
+
+    res_type: str
+    res_id: str
+    version: int
+    last_updated: str  # FHIR instant
+    deleted: bool
+    method: str
+    patient_id: str | None
+    body: dict[str, Any] | None
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+
+@dataclass
+class _Pending:
+    row: dict[str, Any]
+    index: IndexRows
+    existed_in_db: bool
+
+
+_WRITE = "carnet_write"
+
+
+def install_sqlite_write_lock(engine: Engine) -> None:
+    """SQLite: writing transactions take the write lock at BEGIN (no mid-transaction upgrade failure)."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _autocommit_driver(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class Repository:
+    """Versioned, encrypted, indexed storage of FHIR resources."""
+
+    def __init__(
+        self, engine: Engine, data_keys: DataKeys, indexer: Indexer, blobs: BlobStore
+    ) -> None:
+        self.engine = engine
+        self.data_keys = data_keys
+        self.indexer = indexer
+        self.blobs = blobs
+        install_sqlite_write_lock(engine)
+
+    @contextmanager
+    def unit(self, *, write: bool = True) -> Iterator[Unit]:
+        """One database transaction: everything in it commits or nothing does."""
+        with self.engine.connect() as raw:
+            conn = raw.execution_options(**{_WRITE: write})
+            unit = Unit(self, conn)
+            conn.begin()
+            try:
+                yield unit
+                unit.flush()
+                conn.commit()
+            except IntegrityError as exc:
+                conn.rollback()
+                self.data_keys.after_rollback(conn)
+                raise conflict("a concurrent write changed this resource; retry") from exc
+            except BaseException:
+                conn.rollback()
+                self.data_keys.after_rollback(conn)
+                raise
+            self.data_keys.after_commit(conn)
+
+
+class Unit:
+    """Reads and buffered writes inside one transaction."""
+
+    def __init__(self, repo: Repository, conn: Connection) -> None:
+        self.repo = repo
+        self.conn = conn
+        self._pending: dict[tuple[str, str], _Pending] = {}
+        self._superseded: list[tuple[str, str]] = []
+        self._rows: list[dict[str, Any]] = []
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def write(
+        self,
+        res_type: str,
+        res_id: str,
+        body: dict[str, Any] | None,
+        *,
+        method: str,
+        previous: StoredResource | None,
+        known_new: bool = False,
+    ) -> StoredResource:
+        """Store a new version (``body`` None means a deletion) and return it.
+
+        ``previous`` is the current version as read in this unit (None if the resource is new);
+        ``known_new`` skips clearing old index rows for ids this server has just minted.
+        """
+        moment = utc_now()
+        version = previous.version + 1 if previous else 1
+        last_updated = instant(moment)
+        index = IndexRows()
+        patient_id = previous.patient_id if previous else None
+        ciphertext: bytes | None = None
+        if body is not None:
+            meta = dict(body.get("meta") or {})
+            meta["versionId"] = str(version)
+            meta["lastUpdated"] = last_updated
+            body = {**body, "id": res_id, "meta": meta}
+            index = self.repo.indexer.index(res_type, res_id, body)
+            patient_id = index.patient_id
+            owner = DataKeys.owner_for(patient_id)
+            stored = dict(body)
+            self.repo.blobs.extract(self.conn, owner, res_type, stored)
+            ciphertext = self.repo.data_keys.encrypt(
+                self.conn, owner, orjson.dumps(stored), _aad(res_type, res_id, version)
+            )
+        row = {
+            "res_type": res_type,
+            "res_id": res_id,
+            "version": version,
+            "last_updated": sortable(moment),
+            "patient_id": patient_id,
+            "method": method,
+            "deleted": body is None,
+            "current": True,
+            "body": ciphertext,
+        }
+        key = (res_type, res_id)
+        earlier = self._pending.get(key)
+        if earlier is not None:
+            earlier.row["current"] = False
+            existed = earlier.existed_in_db
+        else:
+            existed = previous is not None and not known_new
+            if existed:
+                self._superseded.append(key)
+        self._rows.append(row)
+        self._pending[key] = _Pending(row, index, existed)
+        return StoredResource(
+            res_type, res_id, version, last_updated, body is None, method, patient_id, body
+        )
+
+    def flush(self) -> None:
+        """Send buffered writes to the database."""
+        if not self._rows:
+            return
+        conn = self.conn
+        if self._superseded:
+            for chunk in _chunks(self._superseded, 400):
+                keys = tuple_(resource.c.res_type, resource.c.res_id)
+                conn.execute(
+                    update(resource)
+                    .where(keys.in_(chunk), resource.c.current)
+                    .values(current=False)
+                )
+                for table in INDEX_TABLES.values():
+                    conn.execute(
+                        delete(table).where(tuple_(table.c.res_type, table.c.res_id).in_(chunk))
+                    )
+        conn.execute(resource.insert(), self._rows)
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for pending in self._pending.values():
+            for kind, rows in pending.index.rows.items():
+                by_kind.setdefault(kind, []).extend(rows)
+        for kind, rows in by_kind.items():
+            conn.execute(INDEX_TABLES[kind].insert(), rows)
+        self._pending.clear()
+        self._superseded.clear()
+        self._rows.clear()
+
+    def destroy_patient_key(self, patient_id: str) -> bool:
+        """Crypto-shred every body and blob of one patient compartment."""
+        return self.repo.data_keys.destroy(self.conn, DataKeys.owner_for(patient_id))
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def _decode(self, row: Any, *, inflate: bool = True) -> StoredResource:
+        body: dict[str, Any] | None = None
+        if row.body is not None:
+            owner = DataKeys.owner_for(row.patient_id)
+            plain = self.repo.data_keys.decrypt(
+                self.conn, owner, row.body, _aad(row.res_type, row.res_id, row.version)
+            )
+            body = orjson.loads(plain)
+            if inflate:
+                self.repo.blobs.inflate(self.conn, owner, row.res_type, body)
+        return StoredResource(
+            row.res_type,
+            row.res_id,
+            row.version,
+            _to_instant(row.last_updated),
+            bool(row.deleted),
+            row.method,
+            row.patient_id,
+            body,
+        )
+
+    def current(self, res_type: str, res_id: str) -> StoredResource | None:
+        """The current version (possibly a deletion), or None if the id was never used."""
+        self.flush()
+        row = self.conn.execute(
+            select(resource).where(
+                resource.c.res_type == res_type, resource.c.res_id == res_id, resource.c.current
+            )
+        ).first()
+        return self._decode(row) if row is not None else None
+
+    def version(self, res_type: str, res_id: str, version: int) -> StoredResource | None:
+        self.flush()
+        row = self.conn.execute(
+            select(resource).where(
+                resource.c.res_type == res_type,
+                resource.c.res_id == res_id,
+                resource.c.version == version,
+            )
+        ).first()
+        return self._decode(row) if row is not None else None
+
+    def history(
+        self,
+        res_type: str | None,
+        res_id: str | None,
+        *,
+        since: str | None,
+        offset: int,
+        count: int,
+    ) -> tuple[int, list[StoredResource]]:
+        """Versions newest first, with their total, for one instance, one type or the system."""
+        self.flush()
+        where = []
+        if res_type:
+            where.append(resource.c.res_type == res_type)
+        if res_id:
+            where.append(resource.c.res_id == res_id)
+        if since:
+            where.append(resource.c.last_updated >= since)
+        cond = and_(*where) if where else None
+        total_q = select(func.count()).select_from(resource)
+        rows_q = select(resource).order_by(resource.c.seq.desc()).offset(offset).limit(count)
+        if cond is not None:
+            total_q = total_q.where(cond)
+            rows_q = rows_q.where(cond)
+        total = self.conn.execute(total_q).scalar_one()
+        return total, [self._decode(r) for r in self.conn.execute(rows_q)]
+
+    def search_ids(
+        self, query: Select[Any], count_query: Select[Any] | None
+    ) -> tuple[int | None, list[tuple[str, str]]]:
+        """Run a compiled search (see carnet.fhir.search): matching (type, id) pairs and the total."""
+        self.flush()
+        total = self.conn.execute(count_query).scalar_one() if count_query is not None else None
+        return total, [(r[0], r[1]) for r in self.conn.execute(query)]
+
+    def load(self, keys: Sequence[tuple[str, str]]) -> list[StoredResource]:
+        """Current versions of ``keys``, in the order given (missing or deleted ones skipped)."""
+        self.flush()
+        found: dict[tuple[str, str], StoredResource] = {}
+        for chunk in _chunks(list(keys), 400):
+            rows = self.conn.execute(
+                select(resource).where(
+                    tuple_(resource.c.res_type, resource.c.res_id).in_(chunk),
+                    resource.c.current,
+                    resource.c.deleted.is_(False),
+                )
+            )
+            for row in rows:
+                found[(row.res_type, row.res_id)] = self._decode(row)
+        return [found[k] for k in keys if k in found]
+
+    def raw_bodies(self) -> Iterator[tuple[str, str, int, bytes | None]]:
+        """Ciphertexts as stored (for security tests and key-status reports)."""
+        for row in self.conn.execute(
+            select(resource.c.res_type, resource.c.res_id, resource.c.version, resource.c.body)
+        ):
+            yield row.res_type, row.res_id, row.version, row.body
+
+
+def _aad(res_type: str, res_id: str, version: int) -> bytes:
+    # Binds a ciphertext to its row: a body copied onto another row does not decrypt.
+    return f"{res_type}/{res_id}/{version}".encode()
+
+
+def _to_instant(text: str) -> str:
+    return text[:23] + "Z"
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

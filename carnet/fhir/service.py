@@ -1,0 +1,331 @@
+"""FhirService: the public interface of the FHIR engine (create, read, update, delete, history,
+search, transactions). Routers, the CLI and other domains call it; it calls the repository."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from carnet.fhir import render
+from carnet.fhir.access import AccessHook, OpenAccess, RequestContext
+from carnet.fhir.dates import date_range
+from carnet.fhir.definitions import Definitions
+from carnet.fhir.errors import (
+    FhirError,
+    Issue,
+    bad_request,
+    gone,
+    not_found,
+    operation_outcome,
+    precondition_failed,
+)
+from carnet.fhir.repository import Repository, StoredResource, Unit
+from carnet.fhir.search import Compiler, SearchRequest, parse
+from carnet.fhir.validation import Validator, check_id
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    stored: StoredResource
+    created: bool  # a new resource (201) rather than a new version or an existing match (200)
+
+
+class FhirService:
+    """Every FHIR interaction, each in one transaction, each checked and recorded by ``access``."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        definitions: Definitions,
+        validator: Validator,
+        compiler: Compiler,
+        *,
+        default_page_size: int = 20,
+        max_page_size: int = 1000,
+        access: AccessHook | None = None,
+    ) -> None:
+        self.repo = repository
+        self.definitions = definitions
+        self.validator = validator
+        self.compiler = compiler
+        self.default_page_size = default_page_size
+        self.max_page_size = max_page_size
+        self.access: AccessHook = access or OpenAccess()
+
+    # -- checks -----------------------------------------------------------------------------------
+
+    def check_type(self, res_type: str) -> None:
+        if res_type not in self.definitions.resource_types:
+            raise not_found(f"unknown resource type '{res_type}'")
+
+    # -- single interactions ------------------------------------------------------------------------
+
+    def create(
+        self,
+        res_type: str,
+        body: Any,
+        *,
+        if_none_exist: str | None = None,
+        ctx: RequestContext | None = None,
+    ) -> WriteResult:
+        """Create with a server-assigned id; ``if_none_exist`` makes it conditional."""
+        ctx = ctx or RequestContext()
+        self.check_type(res_type)
+        self.validator.validate(body, res_type)
+        with self.repo.unit() as unit:
+            result = self.create_in(unit, ctx, res_type, body, if_none_exist)
+        return result
+
+    def create_in(
+        self,
+        unit: Unit,
+        ctx: RequestContext,
+        res_type: str,
+        body: dict[str, Any],
+        if_none_exist: str | None,
+        new_id: str | None = None,
+    ) -> WriteResult:
+        if if_none_exist:
+            existing = self.conditional_match(unit, res_type, if_none_exist)
+            if existing is not None:
+                self.access.check(unit, ctx, "read", res_type, existing.res_id)
+                self.access.record(unit, ctx, "read", [existing])
+                return WriteResult(existing, created=False)
+        res_id = new_id or str(uuid.uuid4())
+        self.access.check(unit, ctx, "create", res_type, res_id)
+        stored = unit.write(res_type, res_id, body, method="POST", previous=None, known_new=True)
+        self.access.record(unit, ctx, "create", [stored])
+        return WriteResult(stored, created=True)
+
+    def conditional_match(self, unit: Unit, res_type: str, query: str) -> StoredResource | None:
+        """The one resource matching ``query``; None if none; 412 if several."""
+        query = query.split("?", 1)[1] if "?" in query else query
+        params = parse_qsl(query, keep_blank_values=True)
+        if not params:
+            raise bad_request("a conditional request needs search parameters")
+        req = parse(res_type, params, self.definitions, default_count=2, max_count=2, strict=True)
+        req.count = 2
+        ids, _ = self.compiler.compile(req)
+        _, keys = unit.search_ids(ids, None)
+        if len(keys) > 1:
+            raise precondition_failed(f"conditional criteria matched {len(keys)} or more resources")
+        if not keys:
+            return None
+        found = unit.load(keys)
+        return found[0] if found else None
+
+    def read(
+        self, res_type: str, res_id: str, *, ctx: RequestContext | None = None
+    ) -> StoredResource:
+        ctx = ctx or RequestContext()
+        self.check_type(res_type)
+        with self.repo.unit(write=False) as unit:
+            self.access.check(unit, ctx, "read", res_type, res_id)
+            stored = unit.current(res_type, res_id)
+            if stored is None:
+                raise not_found(f"{res_type}/{res_id} is not known")
+            if stored.deleted:
+                raise gone(f"{res_type}/{res_id} was deleted")
+            self.access.record(unit, ctx, "read", [stored])
+        return stored
+
+    def vread(
+        self, res_type: str, res_id: str, version: str, *, ctx: RequestContext | None = None
+    ) -> StoredResource:
+        ctx = ctx or RequestContext()
+        self.check_type(res_type)
+        if not version.isdigit():
+            raise not_found(f"{res_type}/{res_id} has no version '{version[:20]}'")
+        with self.repo.unit(write=False) as unit:
+            self.access.check(unit, ctx, "vread", res_type, res_id)
+            stored = unit.version(res_type, res_id, int(version))
+            if stored is None:
+                raise not_found(f"{res_type}/{res_id} has no version {version}")
+            if stored.deleted:
+                raise gone(f"{res_type}/{res_id} version {version} is a deletion")
+            self.access.record(unit, ctx, "vread", [stored])
+        return stored
+
+    def update(
+        self,
+        res_type: str,
+        res_id: str,
+        body: Any,
+        *,
+        if_match: str | None = None,
+        ctx: RequestContext | None = None,
+    ) -> WriteResult:
+        """Update, or create with the client's id if it is new (create-on-update)."""
+        ctx = ctx or RequestContext()
+        self.check_type(res_type)
+        check_id(res_id)
+        self.validator.validate(body, res_type)
+        with self.repo.unit() as unit:
+            result = self.update_in(unit, ctx, res_type, res_id, body, if_match)
+        return result
+
+    def update_in(
+        self,
+        unit: Unit,
+        ctx: RequestContext,
+        res_type: str,
+        res_id: str,
+        body: dict[str, Any],
+        if_match: str | None,
+    ) -> WriteResult:
+        if body.get("id") != res_id:
+            raise bad_request(
+                f"resource id '{str(body.get('id'))[:64]}' does not match the URL id '{res_id}'",
+                "id",
+            )
+        previous = unit.current(res_type, res_id)
+        if if_match is not None:
+            expected = _etag_version(if_match)
+            if previous is None or previous.version != expected:
+                have = "none" if previous is None else str(previous.version)
+                raise precondition_failed(
+                    f"If-Match version {expected} does not match current version {have}"
+                )
+        action = "update" if previous is not None else "create"
+        self.access.check(unit, ctx, action, res_type, res_id)
+        stored = unit.write(res_type, res_id, body, method="PUT", previous=previous)
+        self.access.record(unit, ctx, action, [stored])
+        return WriteResult(stored, created=previous is None or previous.deleted)
+
+    def delete(
+        self, res_type: str, res_id: str, *, ctx: RequestContext | None = None
+    ) -> StoredResource | None:
+        """Logical delete: a new version marked deleted. None if there was nothing to delete."""
+        ctx = ctx or RequestContext()
+        self.check_type(res_type)
+        with self.repo.unit() as unit:
+            result = self.delete_in(unit, ctx, res_type, res_id)
+        return result
+
+    def delete_in(
+        self, unit: Unit, ctx: RequestContext, res_type: str, res_id: str
+    ) -> StoredResource | None:
+        self.access.check(unit, ctx, "delete", res_type, res_id)
+        previous = unit.current(res_type, res_id)
+        if previous is None or previous.deleted:
+            return None  # deleting what is not there succeeds and changes nothing (idempotent)
+        stored = unit.write(res_type, res_id, None, method="DELETE", previous=previous)
+        self.access.record(unit, ctx, "delete", [stored])
+        return stored
+
+    # -- history and search -------------------------------------------------------------------------
+
+    def history(
+        self,
+        base: str,
+        res_type: str | None,
+        res_id: str | None,
+        params: list[tuple[str, str]],
+        *,
+        ctx: RequestContext | None = None,
+    ) -> dict[str, Any]:
+        ctx = ctx or RequestContext()
+        if res_type:
+            self.check_type(res_type)
+        query = dict(params)
+        count = min(int(query.get("_count", self.default_page_size) or 0), self.max_page_size)
+        offset = int(query.get("_offset", 0) or 0)
+        since = None
+        if "_since" in query:
+            rng = date_range(query["_since"])
+            if rng is None:
+                raise bad_request(f"'{query['_since'][:40]}' is not a valid instant", "_since")
+            since = rng[0]
+        with self.repo.unit(write=False) as unit:
+            self.access.check(unit, ctx, "history", res_type, res_id)
+            total, versions = unit.history(
+                res_type, res_id, since=since, offset=offset, count=count
+            )
+            if res_id and total == 0:
+                raise not_found(f"{res_type}/{res_id} is not known")
+            self.access.record(unit, ctx, "history", versions)
+        path = "/".join(p for p in (res_type, res_id, "_history") if p)
+        keep = [(k, v) for k, v in params if k == "_since"]
+        links = render.page_links(base, path, keep, offset, count, total)
+        return render.history(base, total, links, versions)
+
+    def search(
+        self,
+        base: str,
+        res_type: str,
+        params: list[tuple[str, str]],
+        *,
+        strict: bool = False,
+        ctx: RequestContext | None = None,
+    ) -> dict[str, Any]:
+        """A searchset Bundle; unknown parameters fail in strict mode and are reported otherwise."""
+        ctx = ctx or RequestContext()
+        self.check_type(res_type)
+        req = parse(
+            res_type,
+            params,
+            self.definitions,
+            default_count=self.default_page_size,
+            max_count=self.max_page_size,
+            strict=strict,
+        )
+        with self.repo.unit(write=False) as unit:
+            return self._search(unit, ctx, base, req)
+
+    def search_in(
+        self,
+        unit: Unit,
+        ctx: RequestContext,
+        base: str,
+        res_type: str,
+        params: list[tuple[str, str]],
+    ) -> dict[str, Any]:
+        """Search inside an open unit (a GET entry of a batch or transaction)."""
+        self.check_type(res_type)
+        req = parse(
+            res_type,
+            params,
+            self.definitions,
+            default_count=self.default_page_size,
+            max_count=self.max_page_size,
+            strict=False,
+        )
+        return self._search(unit, ctx, base, req)
+
+    def _search(
+        self, unit: Unit, ctx: RequestContext, base: str, req: SearchRequest
+    ) -> dict[str, Any]:
+        ids, count = self.compiler.compile(req)
+        self.access.check(unit, ctx, "search", req.res_type, None)
+        if req.summary_count:
+            total, keys = unit.search_ids(ids.limit(0), count)
+        else:
+            total, keys = unit.search_ids(ids, count)
+        matches = unit.load(keys)
+        self.access.record(unit, ctx, "search", matches)
+        outcome = None
+        if req.ignored:
+            outcome = operation_outcome(
+                [
+                    Issue(
+                        "not-supported",
+                        f"parameter '{name}' is not supported and was ignored",
+                        severity="warning",
+                    )
+                    for name in req.ignored
+                ]
+            )
+        links = render.page_links(base, req.res_type, req.used, req.offset, req.count, total)
+        return render.searchset(base, total, links, matches, outcome)
+
+
+def _etag_version(etag: str) -> int:
+    text = etag.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip('"')
+    if not text.isdigit():
+        raise FhirError.of(400, "invalid", f"If-Match '{etag[:30]}' is not a version ETag")
+    return int(text)

@@ -1,0 +1,257 @@
+"""transaction and batch Bundles posted to the base URL.
+
+A transaction is all-or-nothing: every entry is validated and every ``urn:uuid:`` reference resolved
+before anything is written, the writes happen in one unit of work, and any failure rolls them all
+back. A batch runs each entry on its own and reports each outcome.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from carnet.fhir import render
+from carnet.fhir.access import RequestContext
+from carnet.fhir.errors import FhirError, Issue, bad_request, not_found
+from carnet.fhir.service import FhirService
+
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+
+
+@dataclass
+class _Entry:
+    index: int
+    method: str
+    url: str
+    res_type: str
+    res_id: str | None
+    query: str
+    resource: dict[str, Any] | None
+    full_url: str | None
+    if_none_exist: str | None
+    if_match: str | None
+
+
+def _parse_entries(service: FhirService, bundle: dict[str, Any]) -> list[_Entry]:
+    entries = bundle.get("entry") or []
+    if not isinstance(entries, list):
+        raise bad_request("Bundle.entry must be a list", "Bundle.entry")
+    out = []
+    for i, raw in enumerate(entries):
+        where = f"Bundle.entry[{i}]"
+        request = raw.get("request") if isinstance(raw, dict) else None
+        if not isinstance(request, dict):
+            raise bad_request(
+                f"{where}.request is required in a {bundle['type']}", f"{where}.request"
+            )
+        method = str(request.get("method", "")).upper()
+        url = str(request.get("url", "")).lstrip("/")
+        if method not in _ORDER:
+            raise bad_request(
+                f"{where}.request.method '{method}' is not supported", f"{where}.request.method"
+            )
+        if method == "PATCH":
+            raise FhirError.of(
+                400, "not-supported", "PATCH is not supported yet", f"{where}.request"
+            )
+        path, _, query = url.partition("?")
+        parts = path.split("/")
+        operation = next((p for p in parts if p.startswith("$")), None)
+        if operation:
+            raise FhirError.of(
+                400,
+                "not-supported",
+                f"operation {operation} is not supported",
+                f"{where}.request.url",
+            )
+        res_type = parts[0]
+        if not res_type or res_type not in service.definitions.resource_types:
+            raise bad_request(
+                f"{where}.request.url '{url[:80]}' names no known resource type",
+                f"{where}.request.url",
+            )
+        res_id = parts[1] if len(parts) > 1 and parts[1] else None
+        resource = raw.get("resource")
+        if method in ("POST", "PUT"):
+            if not isinstance(resource, dict):
+                raise bad_request(f"{where}.resource is required for {method}", f"{where}.resource")
+            if resource.get("resourceType") != res_type:
+                raise bad_request(
+                    f"{where}.resource type does not match request.url '{res_type}'",
+                    f"{where}.resource",
+                )
+        if method in ("PUT", "DELETE") and res_id is None and not query:
+            raise bad_request(
+                f"{where}.request.url needs an id or search criteria", f"{where}.request.url"
+            )
+        out.append(
+            _Entry(
+                index=i,
+                method=method,
+                url=url,
+                res_type=res_type,
+                res_id=res_id,
+                query=query,
+                resource=resource if isinstance(resource, dict) else None,
+                full_url=raw.get("fullUrl"),
+                if_none_exist=request.get("ifNoneExist"),
+                if_match=request.get("ifMatch"),
+            )
+        )
+    return out
+
+
+def _rewrite_references(node: Any, mapping: dict[str, str], where: str) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str):
+                if value in mapping:
+                    node[key] = mapping[value]
+                elif value.startswith("urn:uuid:") or value.startswith("urn:oid:"):
+                    raise FhirError.of(
+                        404,
+                        "not-found",
+                        f"reference '{value}' in {where} matches no entry of this transaction",
+                        where,
+                    )
+            else:
+                _rewrite_references(value, mapping, where)
+    elif isinstance(node, list):
+        for item in node:
+            _rewrite_references(item, mapping, where)
+
+
+def run_transaction(
+    service: FhirService, bundle: dict[str, Any], base: str, ctx: RequestContext | None = None
+) -> dict[str, Any]:
+    """Execute a transaction Bundle atomically and return the transaction-response Bundle."""
+    ctx = ctx or RequestContext()
+    entries = _parse_entries(service, bundle)
+    # Validate before any write (and before minting ids): a bad entry costs nothing.
+    for e in entries:
+        if e.resource is not None:
+            _validate_entry(service, e)
+    responses: dict[int, dict[str, Any]] = {}
+    with service.repo.unit() as unit:
+        mapping: dict[str, str] = {}
+        planned_ids: dict[int, str] = {}
+        matched: dict[int, Any] = {}
+        for e in entries:
+            if e.method == "POST":
+                existing = (
+                    service.conditional_match(unit, e.res_type, e.if_none_exist)
+                    if e.if_none_exist
+                    else None
+                )
+                if existing is not None:
+                    matched[e.index] = existing
+                    target = f"{e.res_type}/{existing.res_id}"
+                else:
+                    planned_ids[e.index] = str(uuid.uuid4())
+                    target = f"{e.res_type}/{planned_ids[e.index]}"
+                if e.full_url:
+                    mapping[e.full_url] = target
+            elif e.method == "PUT" and e.res_id and e.full_url:
+                mapping[e.full_url] = f"{e.res_type}/{e.res_id}"
+        for e in entries:
+            # A Bundle stored as a resource (a document) resolves its references against itself.
+            if e.resource is not None and e.res_type != "Bundle":
+                _rewrite_references(e.resource, mapping, f"Bundle.entry[{e.index}].resource")
+        for e in sorted(entries, key=lambda x: (_ORDER[x.method], x.index)):
+            responses[e.index] = _execute(service, unit, ctx, e, base, planned_ids, matched)
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [_entry(responses[e.index]) for e in entries],
+    }
+
+
+def _entry(response: dict[str, Any]) -> dict[str, Any]:
+    resource = response.pop("resource", None)
+    return {"resource": resource, "response": response} if resource else {"response": response}
+
+
+def run_batch(
+    service: FhirService, bundle: dict[str, Any], base: str, ctx: RequestContext | None = None
+) -> dict[str, Any]:
+    """Execute each entry independently; failures are reported per entry."""
+    ctx = ctx or RequestContext()
+    entries = _parse_entries(service, bundle)
+    out = []
+    for e in entries:
+        try:
+            if e.resource is not None:
+                _validate_entry(service, e)
+            with service.repo.unit() as unit:
+                response = _execute(service, unit, ctx, e, base, {}, {})
+        except FhirError as err:
+            response = {"status": str(err.status), "outcome": err.outcome()}
+        out.append(_entry(response))
+    return {"resourceType": "Bundle", "type": "batch-response", "entry": out}
+
+
+def _validate_entry(service: FhirService, e: _Entry) -> None:
+    try:
+        service.validator.validate(e.resource, e.res_type)
+    except FhirError as err:
+        prefix = f"Bundle.entry[{e.index}].resource"
+        raise FhirError(
+            err.status,
+            [
+                Issue(
+                    i.code,
+                    f"{prefix}: {i.diagnostics}",
+                    f"{prefix}.{i.expression}" if i.expression else prefix,
+                )
+                for i in err.issues
+            ],
+        ) from None
+
+
+def _execute(
+    service: FhirService,
+    unit: Any,
+    ctx: RequestContext,
+    e: _Entry,
+    base: str,
+    planned_ids: dict[int, str],
+    matched: dict[int, Any],
+) -> dict[str, Any]:
+    if e.method == "POST":
+        assert e.resource is not None
+        if e.index in matched:
+            return render.entry_response(matched[e.index], "200 OK")
+        result = service.create_in(
+            unit, ctx, e.res_type, e.resource, e.if_none_exist, new_id=planned_ids.get(e.index)
+        )
+        return render.entry_response(result.stored, "201 Created" if result.created else "200 OK")
+    if e.method == "PUT":
+        assert e.resource is not None
+        res_id = e.res_id
+        if res_id is None:  # conditional update
+            existing = service.conditional_match(unit, e.res_type, e.query)
+            res_id = existing.res_id if existing else str(uuid.uuid4())
+            e.resource["id"] = res_id
+        result = service.update_in(unit, ctx, e.res_type, res_id, e.resource, e.if_match)
+        return render.entry_response(result.stored, "201 Created" if result.created else "200 OK")
+    if e.method == "DELETE":
+        res_id = e.res_id
+        if res_id is None:
+            existing = service.conditional_match(unit, e.res_type, e.query)
+            if existing is None:
+                return {"status": "204 No Content"}
+            res_id = existing.res_id
+        service.delete_in(unit, ctx, e.res_type, res_id)
+        return {"status": "204 No Content"}
+    # GET / HEAD
+    if e.res_id:
+        stored = unit.current(e.res_type, e.res_id)
+        if stored is None or stored.deleted:
+            raise not_found(f"{e.res_type}/{e.res_id} is not known")
+        service.access.check(unit, ctx, "read", e.res_type, e.res_id)
+        service.access.record(unit, ctx, "read", [stored])
+        return {**render.entry_response(stored, "200 OK"), "resource": stored.body}
+    params = parse_qsl(e.query, keep_blank_values=True)
+    return {"status": "200 OK", "resource": service.search_in(unit, ctx, base, e.res_type, params)}

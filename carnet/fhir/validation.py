@@ -1,0 +1,143 @@
+"""Structural validation of resources against the FHIR R4 JSON schema and required elements.
+
+The schema (checked by jsonschema-rs, tens of thousands of resources a second) enforces datatypes,
+formats, unknown elements and required code bindings; the required-element table derived from the
+StructureDefinitions adds cardinality (e.g. Observation.status 1..1) that the schema leaves out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from threading import Lock
+from typing import Any
+
+import jsonschema_rs
+
+from carnet.fhir.definitions import Definitions, RequiredElement
+from carnet.fhir.errors import FhirError, Issue, bad_request, unprocessable
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+MAX_ISSUES = 20
+
+
+class Validator:
+    """Validates one resource at a time; compiles a schema per resource type on first use."""
+
+    def __init__(self, definitions: Definitions) -> None:
+        self.definitions = definitions
+        self._validators: dict[str, Any] = {}
+        self._lock = Lock()
+
+    def _schema_validator(self, resource_type: str) -> Any:
+        found = self._validators.get(resource_type)
+        if found is None:
+            with self._lock:
+                found = self._validators.get(resource_type)
+                if found is None:
+                    found = jsonschema_rs.Draft6Validator(
+                        {
+                            "$ref": f"#/definitions/{resource_type}",
+                            "definitions": self.definitions.schema_definitions,
+                        }
+                    )
+                    self._validators[resource_type] = found
+        return found
+
+    def check_type(self, resource: Any, expected: str | None = None) -> str:
+        """The resource's type, or a 400 if the body is not a known FHIR resource."""
+        if not isinstance(resource, dict):
+            raise bad_request("body is not a JSON object")
+        resource_type = resource.get("resourceType")
+        if not isinstance(resource_type, str) or not resource_type:
+            raise bad_request("resource has no resourceType", "resourceType")
+        if resource_type not in self.definitions.resource_types:
+            raise bad_request(f"unknown resourceType '{resource_type}'", "resourceType")
+        if expected is not None and resource_type != expected:
+            raise bad_request(
+                f"resourceType '{resource_type}' does not match the URL type '{expected}'",
+                "resourceType",
+            )
+        return resource_type
+
+    def validate(self, resource: Any, expected: str | None = None) -> str:
+        """Raise a FhirError (400 or 422) describing every problem; return the type if valid."""
+        resource_type = self.check_type(resource, expected)
+        issues: list[Issue] = []
+        for error in self._schema_validator(resource_type).iter_errors(resource):
+            issues.append(Issue("structure", error.message, _expression(resource_type, error)))
+            if len(issues) >= MAX_ISSUES:
+                break
+        if not issues:
+            issues.extend(self._missing_required(resource_type, resource))
+        if issues:
+            raise unprocessable(_dedupe(issues))
+        return resource_type
+
+    def validate_bundle_shell(self, bundle: dict[str, Any]) -> None:
+        """Validate a transaction/batch Bundle without its entry resources (validated one by one)."""
+        entries = bundle.get("entry")
+        shell = dict(bundle)
+        if isinstance(entries, list):
+            shell["entry"] = [
+                {k: v for k, v in e.items() if k != "resource"} if isinstance(e, dict) else e
+                for e in entries
+            ]
+        self.validate(shell, "Bundle")
+
+    def _missing_required(self, resource_type: str, resource: dict[str, Any]) -> Iterator[Issue]:
+        for req in self.definitions.required.get(resource_type, ()):
+            for location, parent in _walk(resource, req.parent, resource_type):
+                if not _present(parent, req):
+                    name = f"{req.name}[x]" if req.choice else req.name
+                    yield Issue(
+                        "required",
+                        f"{location}.{name} is required (minimum cardinality 1)",
+                        f"{location}.{name}",
+                    )
+
+
+def _present(node: dict[str, Any], req: RequiredElement) -> bool:
+    if req.choice:
+        return any(
+            k.startswith(req.name) and k[len(req.name) : len(req.name) + 1].isupper() for k in node
+        )
+    return req.name in node or f"_{req.name}" in node
+
+
+def _walk(
+    node: dict[str, Any], parent: tuple[str, ...], location: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    if not parent:
+        yield location, node
+        return
+    head, rest = parent[0], parent[1:]
+    value = node.get(head)
+    items = value if isinstance(value, list) else [value] if value is not None else []
+    for i, item in enumerate(items):
+        if isinstance(item, dict):
+            suffix = f"[{i}]" if isinstance(value, list) else ""
+            yield from _walk(item, rest, f"{location}.{head}{suffix}")
+
+
+def _expression(resource_type: str, error: Any) -> str:
+    expr = resource_type
+    for part in error.instance_path:
+        expr += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return expr
+
+
+def _dedupe(issues: list[Issue]) -> list[Issue]:
+    # A bad primitive fails both its type and its pattern; one line per location is enough.
+    seen: set[str] = set()
+    out = []
+    for issue in issues:
+        if issue.expression not in seen:
+            seen.add(issue.expression)
+            out.append(issue)
+    return out
+
+
+def check_id(resource_id: str) -> None:
+    if not ID_PATTERN.match(resource_id):
+        raise FhirError.of(400, "invalid", f"'{resource_id[:70]}' is not a valid FHIR id", "id")

@@ -1,0 +1,1 @@
+"""Identity rules for French health data (NIR / INS)."""
