@@ -70,6 +70,7 @@ class Definitions:
     search_params: dict[str, dict[str, SearchParam]] = field(default_factory=dict)
     required: dict[str, tuple[RequiredElement, ...]] = field(default_factory=dict)
     compartment: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    attachment_types: frozenset[str] = frozenset()  # types that can carry an Attachment
 
     def params_for(self, resource_type: str) -> dict[str, SearchParam]:
         return self.search_params.get(resource_type, {})
@@ -132,6 +133,34 @@ def _required(
     return out
 
 
+def _attachment_types(defs: dict[str, Any], types: frozenset[str]) -> frozenset[str]:
+    """Resource types whose own elements (backbones included) can hold an Attachment."""
+
+    def refs(node: Any) -> set[str]:
+        found: set[str] = set()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                found.add(ref.rsplit("/", 1)[-1])
+            for value in node.values():
+                found |= refs(value)
+        elif isinstance(node, list):
+            for item in node:
+                found |= refs(item)
+        return found
+
+    def reaches(name: str, seen: set[str]) -> bool:
+        if name == "Attachment":
+            return True
+        if name in seen or name in types or name in ("Resource", "ResourceList", "Extension"):
+            return False
+        seen.add(name)
+        return any(reaches(r, seen) for r in refs(defs.get(name, {})))
+
+    found = {t for t in types if any(reaches(r, {t}) for r in refs(defs[t]) if r not in types)}
+    return frozenset(found | {"Binary"})  # Binary.data is content too
+
+
 @cache
 def load_definitions(directory: Path) -> Definitions:
     """Load and derive everything once per process."""
@@ -156,6 +185,7 @@ def load_definitions(directory: Path) -> Definitions:
     result = Definitions(directory=directory, schema_definitions=defs, resource_types=types)
     result.search_params = _search_params(_read(directory, "search-parameters.json"), types)
     result.required = _required(profiles, types)
+    result.attachment_types = _attachment_types(defs, types)
     compartment = _read(directory, "compartmentdefinition-patient.json")
     result.compartment = {
         r["code"]: tuple(r.get("param", ())) for r in compartment["resource"] if r.get("param")
