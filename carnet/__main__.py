@@ -1,0 +1,5 @@
+"""`python -m carnet` runs the CLI."""
+
+from carnet.cli import main
+
+main()

@@ -1,0 +1,81 @@
+"""The real server: `carnet serve` in a subprocess, spoken to over loopback HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from carnet.app import Services, create_app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_carnet_serve_answers_on_loopback(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "CARNET_DATA_DIR": str(tmp_path / "data"), "CARNET_PORT": str(port)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "carnet", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=2)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    out = proc.stdout.read().decode() if proc.stdout else ""
+                    pytest.fail(f"server did not start: {out[-2000:]}")
+                time.sleep(0.2)
+        assert r.status_code == 200
+        assert r.json()["resourceType"] == "CapabilityStatement"
+        created = httpx.post(
+            f"http://127.0.0.1:{port}/fhir/Patient",
+            json={"resourceType": "Patient", "gender": "other"},
+            headers={"Content-Type": "application/fhir+json"},
+        )
+        assert created.status_code == 201
+        assert (tmp_path / "data" / "master.key").stat().st_mode & 0o777 == 0o600
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+@pytest.mark.parametrize("address", ["10.0.0.7", "192.168.1.20", "2001:db8::1"])
+def test_non_loopback_clients_are_refused(sqlite_services: Services, address: str) -> None:
+    app = create_app(sqlite_services.settings, sqlite_services)
+    with TestClient(app, base_url="http://127.0.0.1", client=(address, 50000)) as client:
+        for method, path in [
+            ("GET", "/fhir/metadata"),
+            ("GET", "/fhir/Patient"),
+            ("POST", "/fhir/Patient"),
+        ]:
+            r = client.request(method, path, json={"resourceType": "Patient"})
+            assert r.status_code == 403
+            assert r.json()["resourceType"] == "OperationOutcome"
+    # Nothing was written by the refused POSTs.
+    with sqlite_services.fhir.repo.unit(write=False) as unit:
+        assert unit.history("Patient", None, since=None, offset=0, count=1)[0] == 0
+
+
+def test_loopback_client_is_served(sqlite_services: Services) -> None:
+    app = create_app(sqlite_services.settings, sqlite_services)
+    with TestClient(app, base_url="http://127.0.0.1", client=("127.0.0.1", 50000)) as client:
+        assert client.get("/fhir/metadata").status_code == 200
