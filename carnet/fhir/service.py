@@ -190,6 +190,10 @@ class FhirService:
                 )
         action = "update" if previous is not None else "create"
         self.access.check(unit, ctx, action, res_type, res_id)
+        if previous is not None and not previous.deleted and _same_content(previous.body, body):
+            # As HAPI does: an update that changes nothing makes no new version (re-imports are no-ops).
+            self.access.record(unit, ctx, "update", [previous])
+            return WriteResult(previous, created=False)
         stored = unit.write(res_type, res_id, body, method="PUT", previous=previous)
         self.access.record(unit, ctx, action, [stored])
         return WriteResult(stored, created=previous is None or previous.deleted)
@@ -319,6 +323,20 @@ class FhirService:
             )
         links = render.page_links(base, req.res_type, req.used, req.offset, req.count, total)
         return render.searchset(base, total, links, matches, outcome)
+
+
+def _content(body: dict[str, Any] | None) -> dict[str, Any] | None:
+    if body is None:
+        return None
+    meta = {k: v for k, v in (body.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    stripped = {k: v for k, v in body.items() if k != "meta"}
+    if meta:
+        stripped["meta"] = meta
+    return stripped
+
+
+def _same_content(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    return _content(old) == _content(new)
 
 
 def _etag_version(etag: str) -> int:

@@ -64,7 +64,17 @@ def test_if_match_current_version_succeeds_and_stale_fails(client: TestClient) -
     )
     assert stale.status_code == 412
     assert stale.json()["resourceType"] == "OperationOutcome"
-    assert client.get(f"/fhir/Patient/{pid}").json()["meta"]["versionId"] == "2"
+    current = client.get(f"/fhir/Patient/{pid}").json()
+    assert current["meta"]["versionId"] == "2"
+    assert current["gender"] == "male"
+
+
+def test_unchanged_update_makes_no_new_version(client: TestClient) -> None:
+    created = create(client, patient())
+    r = client.put(f"/fhir/Patient/{created['id']}", json=created, headers=FHIR_JSON)
+    assert r.status_code == 200
+    assert r.json()["meta"]["versionId"] == "1"
+    assert client.get(f"/fhir/Patient/{created['id']}/_history").json()["total"] == 1
 
 
 def test_delete_is_logical_and_history_keeps_versions(client: TestClient) -> None:
