@@ -55,13 +55,10 @@ def test_update_with_new_id_creates(client: TestClient) -> None:
 def test_if_match_current_version_succeeds_and_stale_fails(client: TestClient) -> None:
     created = create(client, patient())
     pid = created["id"]
-    ok = client.put(
-        f"/fhir/Patient/{pid}", json=created, headers={**FHIR_JSON, "If-Match": 'W/"1"'}
-    )
+    headers = {**FHIR_JSON, "If-Match": 'W/"1"'}
+    ok = client.put(f"/fhir/Patient/{pid}", json={**created, "gender": "male"}, headers=headers)
     assert ok.status_code == 200
-    stale = client.put(
-        f"/fhir/Patient/{pid}", json=created, headers={**FHIR_JSON, "If-Match": 'W/"1"'}
-    )
+    stale = client.put(f"/fhir/Patient/{pid}", json={**created, "gender": "other"}, headers=headers)
     assert stale.status_code == 412
     assert stale.json()["resourceType"] == "OperationOutcome"
     current = client.get(f"/fhir/Patient/{pid}").json()
