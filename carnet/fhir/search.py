@@ -57,11 +57,13 @@ def parse(
     known = definitions.params_for(res_type)
     for key, value in params:
         name, _, modifier = key.partition(":")
-        if name == "_count":
+        if name == "_count":  # paging links add _count and _offset themselves
             req.count = max(0, min(_int(key, value), max_count))
-        elif name == "_offset":
+            continue
+        if name == "_offset":
             req.offset = max(0, _int(key, value))
-        elif name == "_sort":
+            continue
+        if name == "_sort":
             for item in value.split(","):
                 desc = item.startswith("-")
                 code = item.lstrip("-")
@@ -73,8 +75,11 @@ def parse(
         elif name == "_summary":
             if value == "count":
                 req.summary_count = True
-            elif value not in ("false", "true", "text", "data"):
-                raise bad_request(f"_summary={value} is not supported", "_summary")
+            elif value != "false":
+                if strict or value not in ("true", "text", "data"):
+                    raise bad_request(f"_summary={value} is not supported", "_summary")
+                req.ignored.append(f"_summary={value}")  # served in full, and said so
+                continue
         elif name in RESULT_PARAMS:
             continue
         elif name in ("_id", "_lastUpdated") or name in known:

@@ -234,8 +234,8 @@ class FhirService:
         if res_type:
             self.check_type(res_type)
         query = dict(params)
-        count = min(int(query.get("_count", self.default_page_size) or 0), self.max_page_size)
-        offset = int(query.get("_offset", 0) or 0)
+        count = min(max(0, _int_param(query, "_count", self.default_page_size)), self.max_page_size)
+        offset = max(0, _int_param(query, "_offset", 0))
         since = None
         if "_since" in query:
             rng = date_range(query["_since"])
@@ -321,14 +321,27 @@ class FhirService:
                     for name in req.ignored
                 ]
             )
-        links = render.page_links(base, req.res_type, req.used, req.offset, req.count, total)
+        page = 0 if req.summary_count else req.count  # a count has no next page
+        links = render.page_links(base, req.res_type, req.used, req.offset, page, total)
         return render.searchset(base, total, links, matches, outcome)
+
+
+def _int_param(query: dict[str, str], name: str, default: int) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise bad_request(f"{name} must be an integer, got '{raw[:20]}'", name) from None
 
 
 def _content(body: dict[str, Any] | None) -> dict[str, Any] | None:
     if body is None:
         return None
-    meta = {k: v for k, v in (body.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    meta = {
+        k: v for k, v in (body.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")
+    }
     stripped = {k: v for k, v in body.items() if k != "meta"}
     if meta:
         stripped["meta"] = meta
