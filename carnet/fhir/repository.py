@@ -7,7 +7,6 @@ commit), so a transaction of hundreds of entries costs a handful of statements p
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -143,12 +142,13 @@ class Unit:
             index = self.repo.indexer.index(res_type, res_id, body)
             patient_id = index.patient_id
             owner = DataKeys.owner_for(patient_id)
-            stored = body
-            if res_type in self.repo.indexer.definitions.attachment_types:
-                stored = copy.deepcopy(body)  # the caller's body keeps its inline data
+            plain = orjson.dumps(body)
+            if res_type in self.repo.indexer.definitions.attachment_types and b'"data":' in plain:
+                stored = orjson.loads(plain)  # a copy: the caller's body keeps its inline data
                 self.repo.blobs.extract(self.conn, owner, res_type, stored)
+                plain = orjson.dumps(stored)
             ciphertext = self.repo.data_keys.encrypt(
-                self.conn, owner, orjson.dumps(stored), _aad(res_type, res_id, version)
+                self.conn, owner, plain, _aad(res_type, res_id, version)
             )
         row = {
             "res_type": res_type,

@@ -7,10 +7,13 @@ back. A batch runs each entry on its own and reports each outcome.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
+
+import orjson
 
 from carnet.fhir import render
 from carnet.fhir.access import RequestContext
@@ -103,24 +106,39 @@ def _parse_entries(service: FhirService, bundle: dict[str, Any]) -> list[_Entry]
     return out
 
 
-def _rewrite_references(node: Any, mapping: dict[str, str], where: str) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "reference" and isinstance(value, str):
-                if value in mapping:
-                    node[key] = mapping[value]
-                elif value.startswith("urn:uuid:") or value.startswith("urn:oid:"):
-                    raise FhirError.of(
-                        404,
-                        "not-found",
-                        f"reference '{value}' in {where} matches no entry of this transaction",
-                        where,
-                    )
-            else:
-                _rewrite_references(value, mapping, where)
-    elif isinstance(node, list):
-        for item in node:
-            _rewrite_references(item, mapping, where)
+_REFERENCE = re.compile(rb'"reference":"((?:[^"\\]|\\.)*)"')
+
+
+def _rewrite_references(
+    resource: dict[str, Any], mapping: dict[str, str], where: str
+) -> dict[str, Any]:
+    """The resource with references to Bundle fullUrls replaced by ``Type/id``.
+
+    Works on the serialised JSON (one regex pass in C) rather than walking the tree in Python.
+    """
+    raw = orjson.dumps(resource)
+    if b'"reference":' not in raw:
+        return resource
+    unresolved: list[str] = []
+
+    def replace(match: re.Match[bytes]) -> bytes:
+        value = orjson.loads(b'"' + match.group(1) + b'"')
+        target = mapping.get(value)
+        if target is not None:
+            return b'"reference":' + orjson.dumps(target)
+        if value.startswith(("urn:uuid:", "urn:oid:")):
+            unresolved.append(value)
+        return match.group(0)
+
+    rewritten = _REFERENCE.sub(replace, raw)
+    if unresolved:
+        raise FhirError.of(
+            404,
+            "not-found",
+            f"reference '{unresolved[0]}' in {where} matches no entry of this transaction",
+            where,
+        )
+    return dict(orjson.loads(rewritten))
 
 
 def run_transaction(
@@ -158,7 +176,9 @@ def run_transaction(
         for e in entries:
             # A Bundle stored as a resource (a document) resolves its references against itself.
             if e.resource is not None and e.res_type != "Bundle":
-                _rewrite_references(e.resource, mapping, f"Bundle.entry[{e.index}].resource")
+                e.resource = _rewrite_references(
+                    e.resource, mapping, f"Bundle.entry[{e.index}].resource"
+                )
         for e in sorted(entries, key=lambda x: (_ORDER[x.method], x.index)):
             responses[e.index] = _execute(service, unit, ctx, e, base, planned_ids, matched)
     return {
