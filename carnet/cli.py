@@ -17,8 +17,8 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Master key and data keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str) -> typer.Exit:

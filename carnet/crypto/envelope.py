@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -18,31 +19,67 @@ from carnet.crypto.keyring import Keyring
 from carnet.crypto.models import data_key
 
 SHARED_OWNER = "shared"
-_PENDING = "carnet_pending_data_keys"
+_UNIT_KEYS = "carnet_unit_data_keys"
 
 
 class KeyDestroyedError(RuntimeError):
     """The data key of this owner was destroyed: its data is gone for good."""
 
 
+class DecryptionError(RuntimeError):
+    """A ciphertext did not authenticate: tampered, moved to another row, or the wrong master key."""
+
+
 class DataKeys:
-    """Creates, caches, uses and destroys per-owner data keys."""
+    """Creates, uses and destroys per-owner data keys.
+
+    The database is the source of truth for every transaction: a unit reads the wrapped key of each
+    owner it touches (once per unit), so a key destroyed by another process is refused by the
+    next transaction here. Only the unwrapping is memoised, by wrapped value.
+    """
 
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
-        self._cache: dict[str, AESGCM] = {}
+        self._unwrapped: dict[bytes, AESGCM] = {}
 
     @staticmethod
     def owner_for(patient_id: str | None) -> str:
         return f"patient:{patient_id}" if patient_id else SHARED_OWNER
 
+    @staticmethod
+    def _unit_keys(conn: Connection) -> dict[str, AESGCM | None]:
+        keys: dict[str, AESGCM | None] = conn.info.setdefault(_UNIT_KEYS, {})
+        return keys
+
+    def _unwrap(self, owner: str, wrapped: bytes) -> AESGCM:
+        aead = self._unwrapped.get(wrapped)
+        if aead is None:
+            aead = AESGCM(self.keyring.unwrap(wrapped, owner))
+            self._unwrapped[wrapped] = aead
+        return aead
+
+    def prefetch(self, conn: Connection, owners: set[str]) -> None:
+        """Read the wrapped keys of many owners in one statement (search results)."""
+        keys = self._unit_keys(conn)
+        missing = [o for o in owners if o not in keys]
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            rows = conn.execute(
+                select(data_key.c.owner, data_key.c.wrapped).where(data_key.c.owner.in_(chunk))
+            )
+            for row in rows:
+                keys[row.owner] = (
+                    None if row.wrapped is None else self._unwrap(row.owner, row.wrapped)
+                )
+
     def _aead(self, conn: Connection, owner: str, *, create: bool) -> AESGCM:
-        cached = self._cache.get(owner) or conn.info.get(_PENDING, {}).get(owner)
-        if cached is not None:
-            return cached
-        row = conn.execute(
-            select(data_key.c.wrapped, data_key.c.destroyed_at).where(data_key.c.owner == owner)
-        ).first()
+        keys = self._unit_keys(conn)
+        if owner in keys:
+            found = keys[owner]
+            if found is None:
+                raise KeyDestroyedError(f"data key of {owner} was destroyed")
+            return found
+        row = conn.execute(select(data_key.c.wrapped).where(data_key.c.owner == owner)).first()
         if row is None:
             if not create:
                 raise KeyDestroyedError(f"no data key for owner {owner}")
@@ -55,16 +92,13 @@ class DataKeys:
                     created_at=datetime.now(UTC),
                 )
             )
+            aead = AESGCM(key)
         elif row.wrapped is None:
+            keys[owner] = None
             raise KeyDestroyedError(f"data key of {owner} was destroyed")
         else:
-            key = self.keyring.unwrap(row.wrapped, owner)
-        aead = AESGCM(key)
-        if row is None:
-            # Not shared until the transaction that stores the wrapped key commits.
-            conn.info.setdefault(_PENDING, {})[owner] = aead
-        else:
-            self._cache[owner] = aead
+            aead = self._unwrap(owner, row.wrapped)
+        keys[owner] = aead
         return aead
 
     def encrypt(self, conn: Connection, owner: str, plaintext: bytes, aad: bytes) -> bytes:
@@ -75,11 +109,14 @@ class DataKeys:
         try:
             return self._aead(conn, owner, create=False).decrypt(blob[:12], blob[12:], aad)
         except InvalidTag as exc:
-            raise KeyDestroyedError(f"ciphertext of {owner} does not authenticate") from exc
+            raise DecryptionError(f"ciphertext of {owner} does not authenticate") from exc
 
     def destroy(self, conn: Connection, owner: str) -> bool:
         """Crypto-shred: forget the wrapped key. Returns False if there was none."""
-        self._cache.pop(owner, None)
+        row = conn.execute(select(data_key.c.wrapped).where(data_key.c.owner == owner)).first()
+        if row is not None and row.wrapped is not None:
+            self._unwrapped.pop(row.wrapped, None)
+        self._unit_keys(conn)[owner] = None
         result = conn.execute(
             update(data_key)
             .where(data_key.c.owner == owner, data_key.c.wrapped.is_not(None))
@@ -87,13 +124,15 @@ class DataKeys:
         )
         return result.rowcount > 0
 
-    def forget_cache(self) -> None:
-        self._cache.clear()
-
     def after_commit(self, conn: Connection) -> None:
-        """Keys created in the committed transaction may now be shared."""
-        self._cache.update(conn.info.pop(_PENDING, {}))
+        """End of a unit: the next one reads keys from the database again."""
+        conn.info.pop(_UNIT_KEYS, None)
 
     def after_rollback(self, conn: Connection) -> None:
         """Keys created in a rolled-back transaction never existed."""
-        conn.info.pop(_PENDING, None)
+        conn.info.pop(_UNIT_KEYS, None)
+
+    @staticmethod
+    def after_rollback_record(info: dict[str, Any]) -> None:
+        """The same, given a pooled connection's info dict (on check-in to the pool)."""
+        info.pop(_UNIT_KEYS, None)

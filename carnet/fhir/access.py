@@ -23,15 +23,35 @@ class RequestContext:
 
 
 class AccessHook(Protocol):
+    """Called by FhirService around every interaction.
+
+    ``check`` before acting (raise a 403 FhirError to refuse); ``record`` after success, inside the
+    same transaction as the write; ``record_failure`` after a refused or failed interaction, once
+    its transaction has rolled back (so the failure's own record survives). Exactly one of
+    ``record`` / ``record_failure`` runs per resource touched or per failed interaction.
+    """
+
     def check(
         self, unit: Unit, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
-    ) -> None:
-        """Raise a FhirError (403) to refuse; called before the action."""
+    ) -> None: ...
 
     def record(
-        self, unit: Unit, ctx: RequestContext, action: str, touched: list[StoredResource]
-    ) -> None:
-        """Called after the action, inside the same transaction."""
+        self,
+        unit: Unit,
+        ctx: RequestContext,
+        action: str,
+        res_type: str | None,
+        touched: list[StoredResource],
+    ) -> None: ...
+
+    def record_failure(
+        self,
+        ctx: RequestContext,
+        action: str,
+        res_type: str | None,
+        res_id: str | None,
+        status: int,
+    ) -> None: ...
 
 
 class OpenAccess:
@@ -43,6 +63,21 @@ class OpenAccess:
         return None
 
     def record(
-        self, unit: Unit, ctx: RequestContext, action: str, touched: list[StoredResource]
+        self,
+        unit: Unit,
+        ctx: RequestContext,
+        action: str,
+        res_type: str | None,
+        touched: list[StoredResource],
+    ) -> None:
+        return None
+
+    def record_failure(
+        self,
+        ctx: RequestContext,
+        action: str,
+        res_type: str | None,
+        res_id: str | None,
+        status: int,
     ) -> None:
         return None

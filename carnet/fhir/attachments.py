@@ -86,9 +86,13 @@ class BlobStore:
 
     def extract(
         self, conn: Connection, owner: str, resource_type: str, resource: dict[str, Any]
-    ) -> None:
-        """Move inline content into the store, in place; raises 422 on bad content."""
-        for location, node in attachments(resource_type, resource):
+    ) -> list[int]:
+        """Move inline content into the store, in place; raises 422 on bad content.
+
+        Returns the size of each attachment, in the order ``attachments`` visits them.
+        """
+        sizes: list[int] = []
+        for location, node in list(attachments(resource_type, resource)):
             raw = node.pop("data")
             try:
                 # base64Binary may be wrapped with whitespace (the R4 datatype allows it).
@@ -129,6 +133,8 @@ class BlobStore:
             if resource_type != "Binary":
                 node.setdefault("size", len(data))
             node[BLOB_MARKER] = digest
+            sizes.append(len(data))
+        return sizes
 
     def inflate(
         self, conn: Connection, owner: str, resource_type: str, resource: dict[str, Any]

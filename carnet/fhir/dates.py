@@ -16,7 +16,9 @@ HIGHEST = "9999-12-31T23:59:59.999999"
 
 
 def utc_now() -> datetime:
-    return datetime.now(UTC)
+    """Now, to the millisecond: the precision meta.lastUpdated shows, so it finds what it shows."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def instant(moment: datetime) -> str:
@@ -66,8 +68,9 @@ def date_range(value: str) -> tuple[str, str] | None:
                 micro,
                 tzinfo=tz,
             )
-            if m["f"]:
-                high = low + timedelta(microseconds=1)
+            if m["f"]:  # implicit precision: .5 covers [.5, .6)
+                digits = min(len(m["f"]) - 1, 6)
+                high = low + timedelta(microseconds=10 ** (6 - digits))
             elif m["S"]:
                 high = low + timedelta(seconds=1)
             else:

@@ -85,7 +85,21 @@ def _read(directory: Path, name: str) -> Any:
     return orjson.loads(path.read_bytes())
 
 
-def _search_params(raw: dict[str, Any], types: frozenset[str]) -> dict[str, dict[str, SearchParam]]:
+def _choice_paths(profiles: dict[str, Any], types: frozenset[str]) -> frozenset[str]:
+    """Dotted paths of choice elements without their [x], e.g. 'Observation.effective'."""
+    return frozenset(
+        element["path"][:-3]
+        for entry in profiles["entry"]
+        if entry["resource"].get("id") in types
+        and entry["resource"].get("resourceType") == "StructureDefinition"
+        for element in entry["resource"]["snapshot"]["element"]
+        if element["path"].endswith("[x]")
+    )
+
+
+def _search_params(
+    raw: dict[str, Any], types: frozenset[str], choice_paths: frozenset[str]
+) -> dict[str, dict[str, SearchParam]]:
     registry: dict[str, dict[str, SearchParam]] = {t: {} for t in types}
     for entry in raw["entry"]:
         sp = entry["resource"]
@@ -95,7 +109,7 @@ def _search_params(raw: dict[str, Any], types: frozenset[str]) -> dict[str, dict
         for base in bases:
             if base not in registry:
                 continue
-            paths = compile_expression(sp["expression"], base)
+            paths = compile_expression(sp["expression"], base, choice_paths)
             if not paths:  # unsupported FHIRPath, or nothing for this type: not offered
                 continue
             registry[base][sp["code"]] = SearchParam(
@@ -183,7 +197,9 @@ def load_definitions(directory: Path) -> Definitions:
     listed = {ref["$ref"].rsplit("/", 1)[-1] for ref in defs["ResourceList"]["oneOf"]}
     types = frozenset(r4_types & listed)
     result = Definitions(directory=directory, schema_definitions=defs, resource_types=types)
-    result.search_params = _search_params(_read(directory, "search-parameters.json"), types)
+    result.search_params = _search_params(
+        _read(directory, "search-parameters.json"), types, _choice_paths(profiles, types)
+    )
     result.required = _required(profiles, types)
     result.attachment_types = _attachment_types(defs, types)
     compartment = _read(directory, "compartmentdefinition-patient.json")

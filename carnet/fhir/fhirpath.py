@@ -25,6 +25,9 @@ class Step:
     """One step: a child element name, or a filter on the current nodes."""
 
     name: str = ""
+    choice: bool = (
+        False  # a choice element named without its type: effective -> effectiveDateTime...
+    )
     resolve_is: str = ""  # keep references whose target type is this
     where_field: str = ""  # keep nodes whose field equals where_value
     where_value: str = ""
@@ -74,7 +77,9 @@ def _cast_name(field: str, type_name: str) -> str:
     return field + base[0].upper() + base[1:]
 
 
-def compile_path(expr: str, resource_type: str) -> Path | None:
+def compile_path(
+    expr: str, resource_type: str, choice_paths: frozenset[str] = frozenset()
+) -> Path | None:
     """Compile one union member for ``resource_type``; None if it is for another type or unsupported."""
     expr = _strip_parens(expr)
     cast = _INFIX_CAST.match(expr)
@@ -85,9 +90,11 @@ def compile_path(expr: str, resource_type: str) -> Path | None:
     if not segments or segments[0] not in (resource_type, "Resource", "DomainResource"):
         return None
     steps: list[Step] = []
+    dotted = resource_type
     for seg in segments[1:]:
         if _NAME.match(seg):
-            steps.append(Step(name=seg))
+            dotted += "." + seg
+            steps.append(Step(name=seg, choice=dotted in choice_paths))
         elif m := _CAST.match(seg):
             if not steps or not steps[-1].name:
                 return None
@@ -105,7 +112,9 @@ def compile_path(expr: str, resource_type: str) -> Path | None:
     return tuple(steps)
 
 
-def compile_expression(expr: str, resource_type: str) -> list[Path] | None:
+def compile_expression(
+    expr: str, resource_type: str, choice_paths: frozenset[str] = frozenset()
+) -> list[Path] | None:
     """Compile a (union) expression for one resource type.
 
     Returns the paths that apply to ``resource_type`` (possibly empty when the expression is about
@@ -116,7 +125,7 @@ def compile_expression(expr: str, resource_type: str) -> list[Path] | None:
         head = _strip_parens(member).split(".", 1)[0].strip("( ")
         if head not in (resource_type, "Resource", "DomainResource"):
             continue
-        path = compile_path(member, resource_type)
+        path = compile_path(member, resource_type, choice_paths)
         if path is None:
             return None
         paths.append(path)
@@ -128,7 +137,14 @@ def evaluate(resource: dict[str, Any], path: Path) -> Iterator[Any]:
     nodes: list[Any] = [resource]
     for step in path:
         nxt: list[Any] = []
-        if step.name:
+        if step.choice:
+            size = len(step.name)
+            for node in nodes:
+                if isinstance(node, dict):
+                    for key, value in node.items():
+                        if key.startswith(step.name) and key[size : size + 1].isupper():
+                            nxt.append(value)
+        elif step.name:
             for node in nodes:
                 if isinstance(node, dict):
                     value = node.get(step.name)

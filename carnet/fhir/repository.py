@@ -16,10 +16,10 @@ import orjson
 from sqlalchemy import Connection, Engine, Select, and_, delete, event, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from carnet.crypto.envelope import DataKeys
-from carnet.fhir.attachments import BlobStore
+from carnet.crypto.envelope import DataKeys, KeyDestroyedError
+from carnet.fhir.attachments import BlobStore, attachments
 from carnet.fhir.dates import instant, sortable, utc_now
-from carnet.fhir.errors import conflict
+from carnet.fhir.errors import FhirError, conflict, gone
 from carnet.fhir.indexer import Indexer, IndexRows
 from carnet.fhir.models import INDEX_TABLES, resource
 
@@ -78,6 +78,11 @@ class Repository:
         self.indexer = indexer
         self.blobs = blobs
         install_sqlite_write_lock(engine)
+
+        @event.listens_for(engine, "checkin")
+        def _forget_unit_keys(_dbapi_conn: Any, record: Any) -> None:
+            # Defence in depth: key material never outlives the unit that read it.
+            data_keys.after_rollback_record(record.info)
 
     @contextmanager
     def unit(self, *, write: bool = True) -> Iterator[Unit]:
@@ -143,13 +148,20 @@ class Unit:
             patient_id = index.patient_id
             owner = DataKeys.owner_for(patient_id)
             plain = orjson.dumps(body)
-            if res_type in self.repo.indexer.definitions.attachment_types and b'"data":' in plain:
-                stored = orjson.loads(plain)  # a copy: the caller's body keeps its inline data
-                self.repo.blobs.extract(self.conn, owner, res_type, stored)
-                plain = orjson.dumps(stored)
-            ciphertext = self.repo.data_keys.encrypt(
-                self.conn, owner, plain, _aad(res_type, res_id, version)
-            )
+            try:
+                if (
+                    res_type in self.repo.indexer.definitions.attachment_types
+                    and b'"data":' in plain
+                ):
+                    stored = orjson.loads(plain)  # a copy: the caller's body keeps its inline data
+                    sizes = self.repo.blobs.extract(self.conn, owner, res_type, stored)
+                    body = _with_sizes(res_type, orjson.loads(plain), sizes)
+                    plain = orjson.dumps(stored)
+                ciphertext = self.repo.data_keys.encrypt(
+                    self.conn, owner, plain, _aad(res_type, res_id, version)
+                )
+            except KeyDestroyedError:
+                raise gone(f"the record of Patient/{patient_id} was erased") from None
         row = {
             "res_type": res_type,
             "res_id": res_id,
@@ -205,7 +217,16 @@ class Unit:
         self._rows.clear()
 
     def destroy_patient_key(self, patient_id: str) -> bool:
-        """Crypto-shred every body and blob of one patient compartment."""
+        """Crypto-shred one patient compartment: bodies and blobs become unreadable everywhere,
+        and the index rows derived from them (some hold codes and dates in clear) are deleted."""
+        self.flush()
+        compartment = select(resource.c.res_type, resource.c.res_id).where(
+            resource.c.patient_id == patient_id
+        )
+        for table in INDEX_TABLES.values():
+            self.conn.execute(
+                delete(table).where(tuple_(table.c.res_type, table.c.res_id).in_(compartment))
+            )
         return self.repo.data_keys.destroy(self.conn, DataKeys.owner_for(patient_id))
 
     # -- reads ----------------------------------------------------------------------------------
@@ -214,9 +235,12 @@ class Unit:
         body: dict[str, Any] | None = None
         if row.body is not None:
             owner = DataKeys.owner_for(row.patient_id)
-            plain = self.repo.data_keys.decrypt(
-                self.conn, owner, row.body, _aad(row.res_type, row.res_id, row.version)
-            )
+            try:
+                plain = self.repo.data_keys.decrypt(
+                    self.conn, owner, row.body, _aad(row.res_type, row.res_id, row.version)
+                )
+            except KeyDestroyedError:
+                raise gone(f"{row.res_type}/{row.res_id} was erased") from None
             body = orjson.loads(plain)
             if inflate:
                 self.repo.blobs.inflate(self.conn, owner, row.res_type, body)
@@ -291,6 +315,7 @@ class Unit:
         """Current versions of ``keys``, in the order given (missing or deleted ones skipped)."""
         self.flush()
         found: dict[tuple[str, str], StoredResource] = {}
+        data_keys = self.repo.data_keys
         for chunk in _chunks(list(keys), 400):
             rows = self.conn.execute(
                 select(resource).where(
@@ -298,9 +323,15 @@ class Unit:
                     resource.c.current,
                     resource.c.deleted.is_(False),
                 )
-            )
+            ).all()
+            data_keys.prefetch(self.conn, {DataKeys.owner_for(r.patient_id) for r in rows})
             for row in rows:
-                found[(row.res_type, row.res_id)] = self._decode(row)
+                try:
+                    found[(row.res_type, row.res_id)] = self._decode(row)
+                except FhirError as exc:
+                    if exc.status != 410:
+                        raise
+                    continue  # erased (crypto-shredded) between index and load: not a match
         return [found[k] for k in keys if k in found]
 
     def raw_bodies(self) -> Iterator[tuple[str, str, int, bytes | None]]:
@@ -309,6 +340,14 @@ class Unit:
             select(resource.c.res_type, resource.c.res_id, resource.c.version, resource.c.body)
         ):
             yield row.res_type, row.res_id, row.version, row.body
+
+
+def _with_sizes(res_type: str, body: dict[str, Any], sizes: list[int]) -> dict[str, Any]:
+    """The body as returned to the caller: inline data kept, Attachment.size filled in as stored."""
+    if res_type != "Binary":
+        for (_, node), size in zip(list(attachments(res_type, body)), sizes, strict=True):
+            node.setdefault("size", size)
+    return body
 
 
 def _aad(res_type: str, res_id: str, version: int) -> bytes:

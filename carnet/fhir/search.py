@@ -7,6 +7,7 @@ OR together inside one subquery, as the specification says.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -87,7 +88,7 @@ def parse(
                 continue  # an empty value is ignored, as the specification allows
             if modifier and modifier not in _modifiers(name, known):
                 raise bad_request(f"modifier ':{modifier}' is not supported on '{name}'", key)
-            req.criteria.append((name, modifier, value.split(",")))
+            req.criteria.append((name, modifier, split_escaped(value, ",")))
             req.used.append((key, value))
             continue
         elif strict:
@@ -97,6 +98,27 @@ def parse(
             continue
         req.used.append((key, value))
     return req
+
+
+def split_escaped(text: str, sep: str) -> list[str]:
+    """Split on ``sep`` unless escaped with a backslash (FHIR search escaping of , | $ and \\)."""
+    parts: list[str] = []
+    current: list[str] = []
+    chars = iter(text)
+    for ch in chars:
+        if ch == "\\":
+            current.append(ch + next(chars, ""))
+        elif ch == sep:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return parts
+
+
+def unescape(text: str) -> str:
+    return re.sub(r"\\([,|$\\])", r"\1", text)
 
 
 def _modifiers(name: str, known: dict[str, SearchParam]) -> set[str]:
@@ -200,16 +222,18 @@ class Compiler:
         kind = param.type
         c = table.c
         if kind == "string":
+            text = unescape(value)
             digest = (
-                self.blind.exact_hash(value)
+                self.blind.exact_hash(text)
                 if modifier == "exact"
-                else self.blind.prefix_query(value)
+                else self.blind.prefix_query(text)
             )
             return c.value == digest  # type: ignore[no-any-return]
         if kind == "token":
-            system, sep, code = value.partition("|")
-            if not sep:
-                system, code = "", value
+            pieces = split_escaped(value, "|")
+            sep = "|" if len(pieces) > 1 else ""
+            system = unescape(pieces[0]) if sep else ""
+            code = unescape("|".join(pieces[1:]) if sep else pieces[0])
             if param.blind and code:
                 code = self.blind.token_hash(code)
             if sep and not code:
@@ -248,7 +272,7 @@ class Compiler:
                 return and_(*parts)
             return cond
         if kind == "uri":
-            return c.value == value  # type: ignore[no-any-return]
+            return c.value == unescape(value)  # type: ignore[no-any-return]
         return false()
 
 

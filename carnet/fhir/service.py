@@ -4,6 +4,8 @@ search, transactions). Routers, the CLI and other domains call it; it calls the 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -54,6 +56,18 @@ class FhirService:
         self.max_page_size = max_page_size
         self.access: AccessHook = access or OpenAccess()
 
+    @contextmanager
+    def interaction(
+        self, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
+    ) -> Iterator[Unit]:
+        """One interaction in one transaction; a failure is recorded after its rollback."""
+        try:
+            with self.repo.unit() as unit:
+                yield unit
+        except FhirError as err:
+            self.access.record_failure(ctx, action, res_type, res_id, err.status)
+            raise
+
     # -- checks -----------------------------------------------------------------------------------
 
     def check_type(self, res_type: str) -> None:
@@ -72,11 +86,10 @@ class FhirService:
     ) -> WriteResult:
         """Create with a server-assigned id; ``if_none_exist`` makes it conditional."""
         ctx = ctx or RequestContext()
-        self.check_type(res_type)
-        self.validator.validate(body, res_type)
-        with self.repo.unit() as unit:
-            result = self.create_in(unit, ctx, res_type, body, if_none_exist)
-        return result
+        with self.interaction(ctx, "create", res_type, None) as unit:
+            self.check_type(res_type)
+            self.validator.validate(body, res_type)
+            return self.create_in(unit, ctx, res_type, body, if_none_exist)
 
     def create_in(
         self,
@@ -91,12 +104,12 @@ class FhirService:
             existing = self.conditional_match(unit, res_type, if_none_exist)
             if existing is not None:
                 self.access.check(unit, ctx, "read", res_type, existing.res_id)
-                self.access.record(unit, ctx, "read", [existing])
+                self.access.record(unit, ctx, "read", res_type, [existing])
                 return WriteResult(existing, created=False)
         res_id = new_id or str(uuid.uuid4())
         self.access.check(unit, ctx, "create", res_type, res_id)
         stored = unit.write(res_type, res_id, body, method="POST", previous=None, known_new=True)
-        self.access.record(unit, ctx, "create", [stored])
+        self.access.record(unit, ctx, "create", res_type, [stored])
         return WriteResult(stored, created=True)
 
     def conditional_match(self, unit: Unit, res_type: str, query: str) -> StoredResource | None:
@@ -120,32 +133,32 @@ class FhirService:
         self, res_type: str, res_id: str, *, ctx: RequestContext | None = None
     ) -> StoredResource:
         ctx = ctx or RequestContext()
-        self.check_type(res_type)
-        with self.repo.unit(write=False) as unit:
+        with self.interaction(ctx, "read", res_type, res_id) as unit:
+            self.check_type(res_type)
             self.access.check(unit, ctx, "read", res_type, res_id)
             stored = unit.current(res_type, res_id)
             if stored is None:
                 raise not_found(f"{res_type}/{res_id} is not known")
             if stored.deleted:
                 raise gone(f"{res_type}/{res_id} was deleted")
-            self.access.record(unit, ctx, "read", [stored])
+            self.access.record(unit, ctx, "read", res_type, [stored])
         return stored
 
     def vread(
         self, res_type: str, res_id: str, version: str, *, ctx: RequestContext | None = None
     ) -> StoredResource:
         ctx = ctx or RequestContext()
-        self.check_type(res_type)
-        if not version.isdigit():
-            raise not_found(f"{res_type}/{res_id} has no version '{version[:20]}'")
-        with self.repo.unit(write=False) as unit:
+        with self.interaction(ctx, "vread", res_type, res_id) as unit:
+            self.check_type(res_type)
+            if not version.isdigit():
+                raise not_found(f"{res_type}/{res_id} has no version '{version[:20]}'")
             self.access.check(unit, ctx, "vread", res_type, res_id)
             stored = unit.version(res_type, res_id, int(version))
             if stored is None:
                 raise not_found(f"{res_type}/{res_id} has no version {version}")
             if stored.deleted:
                 raise gone(f"{res_type}/{res_id} version {version} is a deletion")
-            self.access.record(unit, ctx, "vread", [stored])
+            self.access.record(unit, ctx, "vread", res_type, [stored])
         return stored
 
     def update(
@@ -159,12 +172,11 @@ class FhirService:
     ) -> WriteResult:
         """Update, or create with the client's id if it is new (create-on-update)."""
         ctx = ctx or RequestContext()
-        self.check_type(res_type)
-        check_id(res_id)
-        self.validator.validate(body, res_type)
-        with self.repo.unit() as unit:
-            result = self.update_in(unit, ctx, res_type, res_id, body, if_match)
-        return result
+        with self.interaction(ctx, "update", res_type, res_id) as unit:
+            self.check_type(res_type)
+            check_id(res_id)
+            self.validator.validate(body, res_type)
+            return self.update_in(unit, ctx, res_type, res_id, body, if_match)
 
     def update_in(
         self,
@@ -192,10 +204,10 @@ class FhirService:
         self.access.check(unit, ctx, action, res_type, res_id)
         if previous is not None and not previous.deleted and _same_content(previous.body, body):
             # As HAPI does: an update that changes nothing makes no new version (re-imports are no-ops).
-            self.access.record(unit, ctx, "update", [previous])
+            self.access.record(unit, ctx, "update", res_type, [previous])
             return WriteResult(previous, created=False)
         stored = unit.write(res_type, res_id, body, method="PUT", previous=previous)
-        self.access.record(unit, ctx, action, [stored])
+        self.access.record(unit, ctx, action, res_type, [stored])
         return WriteResult(stored, created=previous is None or previous.deleted)
 
     def delete(
@@ -203,10 +215,9 @@ class FhirService:
     ) -> StoredResource | None:
         """Logical delete: a new version marked deleted. None if there was nothing to delete."""
         ctx = ctx or RequestContext()
-        self.check_type(res_type)
-        with self.repo.unit() as unit:
-            result = self.delete_in(unit, ctx, res_type, res_id)
-        return result
+        with self.interaction(ctx, "delete", res_type, res_id) as unit:
+            self.check_type(res_type)
+            return self.delete_in(unit, ctx, res_type, res_id)
 
     def delete_in(
         self, unit: Unit, ctx: RequestContext, res_type: str, res_id: str
@@ -216,7 +227,7 @@ class FhirService:
         if previous is None or previous.deleted:
             return None  # deleting what is not there succeeds and changes nothing (idempotent)
         stored = unit.write(res_type, res_id, None, method="DELETE", previous=previous)
-        self.access.record(unit, ctx, "delete", [stored])
+        self.access.record(unit, ctx, "delete", res_type, [stored])
         return stored
 
     # -- history and search -------------------------------------------------------------------------
@@ -231,25 +242,27 @@ class FhirService:
         ctx: RequestContext | None = None,
     ) -> dict[str, Any]:
         ctx = ctx or RequestContext()
-        if res_type:
-            self.check_type(res_type)
-        query = dict(params)
-        count = min(max(0, _int_param(query, "_count", self.default_page_size)), self.max_page_size)
-        offset = max(0, _int_param(query, "_offset", 0))
-        since = None
-        if "_since" in query:
-            rng = date_range(query["_since"])
-            if rng is None:
-                raise bad_request(f"'{query['_since'][:40]}' is not a valid instant", "_since")
-            since = rng[0]
-        with self.repo.unit(write=False) as unit:
+        with self.interaction(ctx, "history", res_type, res_id) as unit:
+            if res_type:
+                self.check_type(res_type)
+            query = dict(params)
+            count = min(
+                max(0, _int_param(query, "_count", self.default_page_size)), self.max_page_size
+            )
+            offset = max(0, _int_param(query, "_offset", 0))
+            since = None
+            if "_since" in query:
+                rng = date_range(query["_since"])
+                if rng is None:
+                    raise bad_request(f"'{query['_since'][:40]}' is not a valid instant", "_since")
+                since = rng[0]
             self.access.check(unit, ctx, "history", res_type, res_id)
             total, versions = unit.history(
                 res_type, res_id, since=since, offset=offset, count=count
             )
             if res_id and total == 0:
                 raise not_found(f"{res_type}/{res_id} is not known")
-            self.access.record(unit, ctx, "history", versions)
+            self.access.record(unit, ctx, "history", res_type, versions)
         path = "/".join(p for p in (res_type, res_id, "_history") if p)
         keep = [(k, v) for k, v in params if k == "_since"]
         links = render.page_links(base, path, keep, offset, count, total)
@@ -266,16 +279,16 @@ class FhirService:
     ) -> dict[str, Any]:
         """A searchset Bundle; unknown parameters fail in strict mode and are reported otherwise."""
         ctx = ctx or RequestContext()
-        self.check_type(res_type)
-        req = parse(
-            res_type,
-            params,
-            self.definitions,
-            default_count=self.default_page_size,
-            max_count=self.max_page_size,
-            strict=strict,
-        )
-        with self.repo.unit(write=False) as unit:
+        with self.interaction(ctx, "search", res_type, None) as unit:
+            self.check_type(res_type)
+            req = parse(
+                res_type,
+                params,
+                self.definitions,
+                default_count=self.default_page_size,
+                max_count=self.max_page_size,
+                strict=strict,
+            )
             return self._search(unit, ctx, base, req)
 
     def search_in(
@@ -308,7 +321,7 @@ class FhirService:
         else:
             total, keys = unit.search_ids(ids, count)
         matches = unit.load(keys)
-        self.access.record(unit, ctx, "search", matches)
+        self.access.record(unit, ctx, "search", req.res_type, matches)
         outcome = None
         if req.ignored:
             outcome = operation_outcome(

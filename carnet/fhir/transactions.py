@@ -18,9 +18,11 @@ import orjson
 from carnet.fhir import render
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError, Issue, bad_request, not_found
+from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.service import FhirService
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+_REFERENCE = re.compile(rb'"reference":"((?:[^"\\]|\\.)*)"')
 
 
 @dataclass
@@ -35,78 +37,68 @@ class _Entry:
     full_url: str | None
     if_none_exist: str | None
     if_match: str | None
+    planned_id: str | None = None  # id minted (or matched) before the writes start
+    matched: StoredResource | None = None  # conditional create that found its resource
 
 
-def _parse_entries(service: FhirService, bundle: dict[str, Any]) -> list[_Entry]:
+def _entries(bundle: dict[str, Any]) -> list[Any]:
     entries = bundle.get("entry") or []
     if not isinstance(entries, list):
         raise bad_request("Bundle.entry must be a list", "Bundle.entry")
-    out = []
-    for i, raw in enumerate(entries):
-        where = f"Bundle.entry[{i}]"
-        request = raw.get("request") if isinstance(raw, dict) else None
-        if not isinstance(request, dict):
-            raise bad_request(
-                f"{where}.request is required in a {bundle['type']}", f"{where}.request"
-            )
-        method = str(request.get("method", "")).upper()
-        url = str(request.get("url", "")).lstrip("/")
-        if method not in _ORDER:
-            raise bad_request(
-                f"{where}.request.method '{method}' is not supported", f"{where}.request.method"
-            )
-        if method == "PATCH":
-            raise FhirError.of(
-                400, "not-supported", "PATCH is not supported yet", f"{where}.request"
-            )
-        path, _, query = url.partition("?")
-        parts = path.split("/")
-        operation = next((p for p in parts if p.startswith("$")), None)
-        if operation:
-            raise FhirError.of(
-                400,
-                "not-supported",
-                f"operation {operation} is not supported",
-                f"{where}.request.url",
-            )
-        res_type = parts[0]
-        if not res_type or res_type not in service.definitions.resource_types:
-            raise bad_request(
-                f"{where}.request.url '{url[:80]}' names no known resource type",
-                f"{where}.request.url",
-            )
-        res_id = parts[1] if len(parts) > 1 and parts[1] else None
-        resource = raw.get("resource")
-        if method in ("POST", "PUT"):
-            if not isinstance(resource, dict):
-                raise bad_request(f"{where}.resource is required for {method}", f"{where}.resource")
-            if resource.get("resourceType") != res_type:
-                raise bad_request(
-                    f"{where}.resource type does not match request.url '{res_type}'",
-                    f"{where}.resource",
-                )
-        if method in ("PUT", "DELETE") and res_id is None and not query:
-            raise bad_request(
-                f"{where}.request.url needs an id or search criteria", f"{where}.request.url"
-            )
-        out.append(
-            _Entry(
-                index=i,
-                method=method,
-                url=url,
-                res_type=res_type,
-                res_id=res_id,
-                query=query,
-                resource=resource if isinstance(resource, dict) else None,
-                full_url=raw.get("fullUrl"),
-                if_none_exist=request.get("ifNoneExist"),
-                if_match=request.get("ifMatch"),
-            )
+    return entries
+
+
+def _parse_entry(service: FhirService, raw: Any, i: int, kind: str) -> _Entry:
+    where = f"Bundle.entry[{i}]"
+    request = raw.get("request") if isinstance(raw, dict) else None
+    if not isinstance(request, dict):
+        raise bad_request(f"{where}.request is required in a {kind}", f"{where}.request")
+    method = str(request.get("method", "")).upper()
+    url = str(request.get("url", "")).lstrip("/")
+    if method not in _ORDER:
+        raise bad_request(
+            f"{where}.request.method '{method}' is not supported", f"{where}.request.method"
         )
-    return out
-
-
-_REFERENCE = re.compile(rb'"reference":"((?:[^"\\]|\\.)*)"')
+    if method == "PATCH":
+        raise FhirError.of(400, "not-supported", "PATCH is not supported yet", f"{where}.request")
+    path, _, query = url.partition("?")
+    parts = path.split("/")
+    operation = next((p for p in parts if p.startswith("$")), None)
+    if operation:
+        raise FhirError.of(
+            400, "not-supported", f"operation {operation} is not supported", f"{where}.request.url"
+        )
+    res_type = parts[0]
+    if not res_type or res_type not in service.definitions.resource_types:
+        raise bad_request(
+            f"{where}.request.url '{url[:80]}' names no known resource type", f"{where}.request.url"
+        )
+    res_id = parts[1] if len(parts) > 1 and parts[1] else None
+    resource = raw.get("resource")
+    if method in ("POST", "PUT"):
+        if not isinstance(resource, dict):
+            raise bad_request(f"{where}.resource is required for {method}", f"{where}.resource")
+        if resource.get("resourceType") != res_type:
+            raise bad_request(
+                f"{where}.resource type does not match request.url '{res_type}'",
+                f"{where}.resource",
+            )
+    if method in ("PUT", "DELETE") and res_id is None and not query:
+        raise bad_request(
+            f"{where}.request.url needs an id or search criteria", f"{where}.request.url"
+        )
+    return _Entry(
+        index=i,
+        method=method,
+        url=url,
+        res_type=res_type,
+        res_id=res_id,
+        query=query,
+        resource=resource if isinstance(resource, dict) else None,
+        full_url=raw.get("fullUrl"),
+        if_none_exist=request.get("ifNoneExist"),
+        if_match=request.get("ifMatch"),
+    )
 
 
 def _rewrite_references(
@@ -146,46 +138,57 @@ def run_transaction(
 ) -> dict[str, Any]:
     """Execute a transaction Bundle atomically and return the transaction-response Bundle."""
     ctx = ctx or RequestContext()
-    entries = _parse_entries(service, bundle)
-    # Validate before any write (and before minting ids): a bad entry costs nothing.
-    for e in entries:
-        if e.resource is not None:
-            _validate_entry(service, e)
-    responses: dict[int, dict[str, Any]] = {}
-    with service.repo.unit() as unit:
-        mapping: dict[str, str] = {}
-        planned_ids: dict[int, str] = {}
-        matched: dict[int, Any] = {}
+    with service.interaction(ctx, "transaction", None, None) as unit:
+        entries = [
+            _parse_entry(service, raw, i, "transaction") for i, raw in enumerate(_entries(bundle))
+        ]
+        # Validate before any write (and before minting ids): a bad entry costs nothing.
         for e in entries:
-            if e.method == "POST":
-                existing = (
-                    service.conditional_match(unit, e.res_type, e.if_none_exist)
-                    if e.if_none_exist
-                    else None
-                )
-                if existing is not None:
-                    matched[e.index] = existing
-                    target = f"{e.res_type}/{existing.res_id}"
-                else:
-                    planned_ids[e.index] = str(uuid.uuid4())
-                    target = f"{e.res_type}/{planned_ids[e.index]}"
-                if e.full_url:
-                    mapping[e.full_url] = target
-            elif e.method == "PUT" and e.res_id and e.full_url:
-                mapping[e.full_url] = f"{e.res_type}/{e.res_id}"
+            if e.resource is not None:
+                _validate_entry(service, e)
+        mapping: dict[str, str] = {}
+        for e in entries:
+            target = _plan(service, unit, e)
+            if target and e.full_url:
+                mapping[e.full_url] = target
         for e in entries:
             # A Bundle stored as a resource (a document) resolves its references against itself.
             if e.resource is not None and e.res_type != "Bundle":
                 e.resource = _rewrite_references(
                     e.resource, mapping, f"Bundle.entry[{e.index}].resource"
                 )
+        responses: dict[int, dict[str, Any]] = {}
         for e in sorted(entries, key=lambda x: (_ORDER[x.method], x.index)):
-            responses[e.index] = _execute(service, unit, ctx, e, base, planned_ids, matched)
+            responses[e.index] = _execute(service, unit, ctx, e, base)
     return {
         "resourceType": "Bundle",
         "type": "transaction-response",
         "entry": [_entry(responses[e.index]) for e in entries],
     }
+
+
+def _plan(service: FhirService, unit: Unit, e: _Entry) -> str | None:
+    """Decide the id each POST/PUT entry will have, so references to its fullUrl can be rewritten."""
+    if e.method == "POST":
+        existing = (
+            service.conditional_match(unit, e.res_type, e.if_none_exist)
+            if e.if_none_exist
+            else None
+        )
+        if existing is not None:
+            e.matched = existing
+            e.planned_id = existing.res_id
+        else:
+            e.planned_id = str(uuid.uuid4())
+    elif e.method == "PUT":
+        if e.res_id is None:  # conditional update: the match, or a new id
+            existing = service.conditional_match(unit, e.res_type, e.query)
+            e.planned_id = existing.res_id if existing else str(uuid.uuid4())
+        else:
+            e.planned_id = e.res_id
+    else:
+        return None
+    return f"{e.res_type}/{e.planned_id}"
 
 
 def _entry(response: dict[str, Any]) -> dict[str, Any]:
@@ -198,14 +201,15 @@ def run_batch(
 ) -> dict[str, Any]:
     """Execute each entry independently; failures are reported per entry."""
     ctx = ctx or RequestContext()
-    entries = _parse_entries(service, bundle)
     out = []
-    for e in entries:
+    for i, raw in enumerate(_entries(bundle)):
         try:
+            e = _parse_entry(service, raw, i, "batch")
             if e.resource is not None:
                 _validate_entry(service, e)
-            with service.repo.unit() as unit:
-                response = _execute(service, unit, ctx, e, base, {}, {})
+            with service.interaction(ctx, e.method.lower(), e.res_type, e.res_id) as unit:
+                _plan(service, unit, e)
+                response = _execute(service, unit, ctx, e, base)
         except FhirError as err:
             response = {"status": str(err.status), "outcome": err.outcome()}
         out.append(_entry(response))
@@ -231,30 +235,21 @@ def _validate_entry(service: FhirService, e: _Entry) -> None:
 
 
 def _execute(
-    service: FhirService,
-    unit: Any,
-    ctx: RequestContext,
-    e: _Entry,
-    base: str,
-    planned_ids: dict[int, str],
-    matched: dict[int, Any],
+    service: FhirService, unit: Unit, ctx: RequestContext, e: _Entry, base: str
 ) -> dict[str, Any]:
     if e.method == "POST":
         assert e.resource is not None
-        if e.index in matched:
-            return render.entry_response(matched[e.index], "200 OK")
-        result = service.create_in(
-            unit, ctx, e.res_type, e.resource, e.if_none_exist, new_id=planned_ids.get(e.index)
-        )
-        return render.entry_response(result.stored, "201 Created" if result.created else "200 OK")
+        if e.matched is not None:
+            service.access.check(unit, ctx, "read", e.res_type, e.matched.res_id)
+            service.access.record(unit, ctx, "read", e.res_type, [e.matched])
+            return render.entry_response(e.matched, "200 OK")
+        result = service.create_in(unit, ctx, e.res_type, e.resource, None, new_id=e.planned_id)
+        return render.entry_response(result.stored, "201 Created")
     if e.method == "PUT":
-        assert e.resource is not None
-        res_id = e.res_id
-        if res_id is None:  # conditional update
-            existing = service.conditional_match(unit, e.res_type, e.query)
-            res_id = existing.res_id if existing else str(uuid.uuid4())
-            e.resource["id"] = res_id
-        result = service.update_in(unit, ctx, e.res_type, res_id, e.resource, e.if_match)
+        assert e.resource is not None and e.planned_id is not None
+        if e.res_id is None:
+            e.resource["id"] = e.planned_id
+        result = service.update_in(unit, ctx, e.res_type, e.planned_id, e.resource, e.if_match)
         return render.entry_response(result.stored, "201 Created" if result.created else "200 OK")
     if e.method == "DELETE":
         res_id = e.res_id
@@ -267,11 +262,11 @@ def _execute(
         return {"status": "204 No Content"}
     # GET / HEAD
     if e.res_id:
+        service.access.check(unit, ctx, "read", e.res_type, e.res_id)
         stored = unit.current(e.res_type, e.res_id)
         if stored is None or stored.deleted:
             raise not_found(f"{e.res_type}/{e.res_id} is not known")
-        service.access.check(unit, ctx, "read", e.res_type, e.res_id)
-        service.access.record(unit, ctx, "read", [stored])
+        service.access.record(unit, ctx, "read", e.res_type, [stored])
         return {**render.entry_response(stored, "200 OK"), "resource": stored.body}
     params = parse_qsl(e.query, keep_blank_values=True)
     return {"status": "200 OK", "resource": service.search_in(unit, ctx, base, e.res_type, params)}

@@ -7,12 +7,14 @@ StructureDefinitions adds cardinality (e.g. Observation.status 1..1) that the sc
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Iterator
 from threading import Lock
 from typing import Any
 
 import jsonschema_rs
+import orjson
 
 from carnet.fhir.definitions import Definitions, RequiredElement
 from carnet.fhir.errors import FhirError, Issue, bad_request, unprocessable
@@ -65,11 +67,12 @@ class Validator:
         resource_type = self.check_type(resource, expected)
         issues: list[Issue] = []
         for error in self._schema_validator(resource_type).iter_errors(resource):
-            issues.append(Issue("structure", error.message, _expression(resource_type, error)))
+            issues.append(_issue(resource_type, error))
             if len(issues) >= MAX_ISSUES:
                 break
         if not issues:
             issues.extend(self._missing_required(resource_type, resource))
+            issues.extend(_impossible_dates(resource_type, resource))
         if issues:
             raise unprocessable(_dedupe(issues))
         return resource_type
@@ -118,6 +121,50 @@ def _walk(
         if isinstance(item, dict):
             suffix = f"[{i}]" if isinstance(value, list) else ""
             yield from _walk(item, rest, f"{location}.{head}{suffix}")
+
+
+def _issue(resource_type: str, error: Any) -> Issue:
+    location = _expression(resource_type, error)
+    if type(error.kind).__name__ == "Required":
+        name = error.kind.property
+        return Issue(
+            "required",
+            f"{location}.{name} is required (minimum cardinality 1)",
+            f"{location}.{name}",
+        )
+    return Issue("structure", error.message, location)
+
+
+# The schema's date patterns accept 30 February; the calendar does not.
+_DATE_SHAPED = re.compile(rb'"((\d{4})-(\d{2})-(\d{2}))(?:T[^"]*)?"')
+
+
+def _impossible_dates(resource_type: str, resource: dict[str, Any]) -> Iterator[Issue]:
+    raw = orjson.dumps(resource)
+    for match in _DATE_SHAPED.finditer(raw):
+        year, month, day = int(match[2]), int(match[3]), int(match[4])
+        if 1 <= month <= 12 and day > calendar.monthrange(max(year, 1), month)[1]:
+            text = match[1].decode()
+            yield Issue(
+                "value", f"'{text}' is not a calendar date", _locate(resource, resource_type, text)
+            )
+
+
+def _locate(node: Any, location: str, text: str) -> str:
+    """Path of the first string that starts with ``text`` (only walked when a bad date is found)."""
+    if isinstance(node, dict):
+        items: Iterator[tuple[str, Any]] = ((f"{location}.{k}", v) for k, v in node.items())
+    elif isinstance(node, list):
+        items = ((f"{location}[{i}]", v) for i, v in enumerate(node))
+    elif isinstance(node, str) and node.startswith(text):
+        return location
+    else:
+        return ""
+    for child_location, child in items:
+        found = _locate(child, child_location, text)
+        if found:
+            return found
+    return ""
 
 
 def _expression(resource_type: str, error: Any) -> str:

@@ -66,7 +66,7 @@ def test_rerun_changes_nothing(sqlite_services: Services, tmp_path: Path) -> Non
 def test_discover_refuses_unknown_files(tmp_path: Path) -> None:
     odd = tmp_path / "notes.txt"
     odd.write_text("hello")
-    with pytest.raises(ValueError, match="not a .json"):
+    with pytest.raises(ValueError, match=r"not a \.json"):
         discover([odd])
     with pytest.raises(FileNotFoundError):
         discover([tmp_path / "missing"])
