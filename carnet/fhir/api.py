@@ -11,6 +11,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Request, Response
 
 from carnet.fhir import transactions
+from carnet.fhir.access import RequestContext
 from carnet.fhir.capability import capability_statement
 from carnet.fhir.dates import instant, utc_now
 from carnet.fhir.errors import FhirError, bad_request, operation_outcome
@@ -35,6 +36,16 @@ def get_service(request: Request) -> FhirService:
 
 
 Service = Annotated[FhirService, Depends(get_service)]
+
+
+def request_context(request: Request) -> RequestContext:
+    """Who is asking: set by the authentication layer when there is one; ids only."""
+    actor = getattr(request.state, "actor", None) or "anonymous-loopback"
+    source = request.client.host if request.client else "unknown"
+    return RequestContext(actor=str(actor), source=source)
+
+
+Ctx = Annotated[RequestContext, Depends(request_context)]
 
 
 def base_url(request: Request) -> str:
@@ -86,22 +97,24 @@ def metadata(request: Request, service: Service) -> FhirResponse:
 
 
 @router.post("")
-async def system_bundle(request: Request, service: Service) -> FhirResponse:
+async def system_bundle(request: Request, service: Service, ctx: Ctx) -> FhirResponse:
     bundle = await read_json(request)
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise bad_request("the base URL accepts only a Bundle of type transaction or batch")
     service.validator.validate_bundle_shell(bundle)
     if bundle.get("type") == "transaction":
-        return FhirResponse(transactions.run_transaction(service, bundle, base_url(request)))
+        return FhirResponse(transactions.run_transaction(service, bundle, base_url(request), ctx))
     if bundle.get("type") == "batch":
-        return FhirResponse(transactions.run_batch(service, bundle, base_url(request)))
+        return FhirResponse(transactions.run_batch(service, bundle, base_url(request), ctx))
     raise bad_request(f"Bundle.type '{bundle.get('type')}' cannot be processed here", "Bundle.type")
 
 
 @router.get("/_history")
-def system_history(request: Request, service: Service) -> FhirResponse:
+def system_history(request: Request, service: Service, ctx: Ctx) -> FhirResponse:
     return FhirResponse(
-        service.history(base_url(request), None, None, list(request.query_params.multi_items()))
+        service.history(
+            base_url(request), None, None, list(request.query_params.multi_items()), ctx=ctx
+        )
     )
 
 
@@ -110,10 +123,13 @@ def search(
     res_type: str,
     request: Request,
     service: Service,
+    ctx: Ctx,
     prefer: Annotated[str | None, Header()] = None,
 ) -> FhirResponse:
     params = list(request.query_params.multi_items())
-    return FhirResponse(service.search(base_url(request), res_type, params, strict=_strict(prefer)))
+    return FhirResponse(
+        service.search(base_url(request), res_type, params, strict=_strict(prefer), ctx=ctx)
+    )
 
 
 @router.post("/{res_type}/_search")
@@ -121,11 +137,14 @@ async def search_post(
     res_type: str,
     request: Request,
     service: Service,
+    ctx: Ctx,
     prefer: Annotated[str | None, Header()] = None,
 ) -> FhirResponse:
     form = await request.form()
     params = [(k, str(v)) for k, v in form.multi_items()] + list(request.query_params.multi_items())
-    return FhirResponse(service.search(base_url(request), res_type, params, strict=_strict(prefer)))
+    return FhirResponse(
+        service.search(base_url(request), res_type, params, strict=_strict(prefer), ctx=ctx)
+    )
 
 
 @router.post("/{res_type}")
@@ -133,6 +152,7 @@ async def create(
     res_type: str,
     request: Request,
     service: Service,
+    ctx: Ctx,
     prefer: Annotated[str | None, Header()] = None,
     if_none_exist: Annotated[str | None, Header()] = None,
     content_type: Annotated[str | None, Header()] = None,
@@ -145,21 +165,29 @@ async def create(
         }
     else:
         body = await read_json(request)
-    return write_response(service.create(res_type, body, if_none_exist=if_none_exist), prefer)
+    return write_response(
+        service.create(res_type, body, if_none_exist=if_none_exist, ctx=ctx), prefer
+    )
 
 
 @router.get("/{res_type}/_history")
-def type_history(res_type: str, request: Request, service: Service) -> FhirResponse:
+def type_history(res_type: str, request: Request, service: Service, ctx: Ctx) -> FhirResponse:
     return FhirResponse(
-        service.history(base_url(request), res_type, None, list(request.query_params.multi_items()))
+        service.history(
+            base_url(request), res_type, None, list(request.query_params.multi_items()), ctx=ctx
+        )
     )
 
 
 @router.get("/{res_type}/{res_id}")
 def read(
-    res_type: str, res_id: str, service: Service, accept: Annotated[str | None, Header()] = None
+    res_type: str,
+    res_id: str,
+    service: Service,
+    ctx: Ctx,
+    accept: Annotated[str | None, Header()] = None,
 ) -> Response:
-    stored = service.read(res_type, res_id)
+    stored = service.read(res_type, res_id, ctx=ctx)
     if (
         res_type == "Binary"
         and stored.body
@@ -181,34 +209,37 @@ async def update(
     res_id: str,
     request: Request,
     service: Service,
+    ctx: Ctx,
     prefer: Annotated[str | None, Header()] = None,
     if_match: Annotated[str | None, Header()] = None,
 ) -> FhirResponse:
     body = await read_json(request)
-    return write_response(service.update(res_type, res_id, body, if_match=if_match), prefer)
+    return write_response(
+        service.update(res_type, res_id, body, if_match=if_match, ctx=ctx), prefer
+    )
 
 
 @router.delete("/{res_type}/{res_id}")
-def delete(res_type: str, res_id: str, service: Service) -> Response:
-    stored = service.delete(res_type, res_id)
+def delete(res_type: str, res_id: str, service: Service, ctx: Ctx) -> Response:
+    stored = service.delete(res_type, res_id, ctx=ctx)
     headers = {"ETag": stored.etag} if stored else {}
     return Response(status_code=204, headers=headers)
 
 
 @router.get("/{res_type}/{res_id}/_history")
 def instance_history(
-    res_type: str, res_id: str, request: Request, service: Service
+    res_type: str, res_id: str, request: Request, service: Service, ctx: Ctx
 ) -> FhirResponse:
     return FhirResponse(
         service.history(
-            base_url(request), res_type, res_id, list(request.query_params.multi_items())
+            base_url(request), res_type, res_id, list(request.query_params.multi_items()), ctx=ctx
         )
     )
 
 
 @router.get("/{res_type}/{res_id}/_history/{version}")
-def vread(res_type: str, res_id: str, version: str, service: Service) -> FhirResponse:
-    return resource_response(service.vread(res_type, res_id, version))
+def vread(res_type: str, res_id: str, version: str, service: Service, ctx: Ctx) -> FhirResponse:
+    return resource_response(service.vread(res_type, res_id, version, ctx=ctx))
 
 
 def error_response(error: FhirError) -> FhirResponse:

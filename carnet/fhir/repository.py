@@ -7,7 +7,7 @@ commit), so a transaction of hundreds of entries costs a handful of statements p
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +94,8 @@ class Repository:
             try:
                 yield unit
                 unit.flush()
+                for callback in unit.before_commit:
+                    callback(conn)
                 conn.commit()
             except IntegrityError as exc:
                 conn.rollback()
@@ -115,6 +117,8 @@ class Unit:
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._superseded: list[tuple[str, str]] = []
         self._rows: list[dict[str, Any]] = []
+        self.before_commit: list[Callable[[Connection], None]] = []
+        """Callbacks run (in order) after the final flush, inside the transaction: audit appends."""
 
     # -- writes ---------------------------------------------------------------------------------
 
