@@ -338,6 +338,58 @@ class Unit:
                     continue  # erased (crypto-shredded) between index and load: not a match
         return [found[k] for k in keys if k in found]
 
+    def compartment_keys(
+        self, patient_id: str, types: Sequence[str] | None = None, since: str | None = None
+    ) -> list[tuple[str, str]]:
+        """(type, id) of the current resources in one patient's compartment (Patient included)."""
+        self.flush()
+        query = select(resource.c.res_type, resource.c.res_id).where(
+            resource.c.patient_id == patient_id,
+            resource.c.current,
+            resource.c.deleted.is_(False),
+        )
+        if types:
+            query = query.where(resource.c.res_type.in_(list(types)))
+        if since:
+            query = query.where(resource.c.last_updated >= since)
+        return [(r[0], r[1]) for r in self.conn.execute(query.order_by(resource.c.seq))]
+
+    def iter_current(
+        self,
+        types: Sequence[str] | None = None,
+        since: str | None = None,
+        patient_ids: Sequence[str] | None = None,
+        batch: int = 500,
+    ) -> Iterator[list[StoredResource]]:
+        """Current resources in batches, oldest first, for exports (memory stays flat)."""
+        self.flush()
+        last_seq = 0
+        while True:
+            query = select(resource).where(
+                resource.c.current, resource.c.deleted.is_(False), resource.c.seq > last_seq
+            )
+            if types:
+                query = query.where(resource.c.res_type.in_(list(types)))
+            if since:
+                query = query.where(resource.c.last_updated >= since)
+            if patient_ids is not None:
+                query = query.where(resource.c.patient_id.in_(list(patient_ids)))
+            rows = self.conn.execute(query.order_by(resource.c.seq).limit(batch)).all()
+            if not rows:
+                return
+            last_seq = rows[-1].seq
+            self.repo.data_keys.prefetch(
+                self.conn, {DataKeys.owner_for(r.patient_id) for r in rows}
+            )
+            out = []
+            for row in rows:
+                try:
+                    out.append(self._decode(row))
+                except FhirError as exc:
+                    if exc.status != 410:
+                        raise
+            yield out
+
     def raw_bodies(self) -> Iterator[tuple[str, str, int, bytes | None]]:
         """Ciphertexts as stored (for security tests and key-status reports)."""
         for row in self.conn.execute(
