@@ -18,6 +18,7 @@ from carnet.app import Services, build_services, create_app
 from carnet.settings import Settings
 from tests.support.postgres import ThrowawayPostgres
 
+
 def _find_corpus() -> Path:
     """The shared corpus beside the repository (CI clones main next to shared/); a clone made
     elsewhere (a clean-clone check in /tmp) falls back to CARNET_CORPUS or /work/shared/corpus."""
