@@ -20,8 +20,8 @@ from carnet.fhir.attachments import BlobStore
 from carnet.fhir.definitions import load_definitions
 from carnet.fhir.errors import FhirError
 from carnet.fhir.indexer import Indexer
+from carnet.fhir.query import Compiler
 from carnet.fhir.repository import Repository
-from carnet.fhir.search import Compiler
 from carnet.fhir.service import FhirService
 from carnet.fhir.validation import Validator
 from carnet.settings import Settings

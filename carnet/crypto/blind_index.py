@@ -12,6 +12,7 @@ import hmac
 import unicodedata
 
 PREFIX_MAX = 24  # longer prefixes add rows without making searches more selective
+GRAM = 3  # :contains matches values holding every trigram of the searched text
 
 
 def normalise(value: str) -> str:
@@ -39,6 +40,11 @@ class BlindIndexer:
     def prefix_query(self, value: str) -> str:
         norm = normalise(value)[:PREFIX_MAX]
         return self.digest("p", norm)
+
+    def gram_hashes(self, value: str) -> set[str]:
+        """Hashes of the normalised value's trigrams (for ``:contains``)."""
+        norm = normalise(value)
+        return {self.digest("g", norm[i : i + GRAM]) for i in range(len(norm) - GRAM + 1)}
 
     def exact_hash(self, value: str) -> str:
         return self.digest("x", value)

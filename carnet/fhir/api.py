@@ -242,5 +242,23 @@ def vread(res_type: str, res_id: str, version: str, service: Service, ctx: Ctx) 
     return resource_response(service.vread(res_type, res_id, version, ctx=ctx))
 
 
+# After the _history routes, so /Patient/<id>/_history is not read as a compartment search.
+@router.get("/Patient/{patient_id}/{res_type}")
+def compartment_search(
+    patient_id: str,
+    res_type: str,
+    request: Request,
+    service: Service,
+    ctx: Ctx,
+    prefer: Annotated[str | None, Header()] = None,
+) -> FhirResponse:
+    params = list(request.query_params.multi_items())
+    return FhirResponse(
+        service.compartment_search(
+            base_url(request), patient_id, res_type, params, strict=_strict(prefer), ctx=ctx
+        )
+    )
+
+
 def error_response(error: FhirError) -> FhirResponse:
     return FhirResponse(error.outcome(), status_code=error.status)

@@ -6,7 +6,7 @@ from typing import Any
 
 from carnet import __version__
 from carnet.fhir.definitions import Definitions
-from carnet.fhir.search import Compiler
+from carnet.fhir.query import Compiler
 
 INTERACTIONS = (
     "read",

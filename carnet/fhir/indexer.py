@@ -32,12 +32,19 @@ _STRING_PARTS = (
 )
 
 
+# Derived index "parameters" stored beside the real ones (param codes never contain ':').
+CONTAINS = ":contains:"  # + value number: trigram hashes of one string value
+TEXT = ":text"  # prefix hashes of a token's text and displays
+IDENTIFIER = ":identifier"  # blind hash of a reference's logical identifier
+
+
 @dataclass
 class IndexRows:
     """Index rows of one resource, by index table kind (see carnet.fhir.models.INDEX_TABLES)."""
 
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     patient_id: str | None = None
+    value_count: int = 0
 
     def add(self, kind: str, row: dict[str, Any]) -> None:
         self.rows.setdefault(kind, []).append(row)
@@ -66,6 +73,16 @@ def string_values(node: Any) -> Iterator[str]:
             for item in value if isinstance(value, list) else [value]:
                 if isinstance(item, str):
                     yield item
+
+
+def token_texts(node: Any) -> Iterator[str]:
+    """Human text of a CodeableConcept (text, displays) or a Coding (display)."""
+    if isinstance(node, dict):
+        if isinstance(node.get("text"), str):
+            yield node["text"]
+        for coding in node.get("coding", []) if isinstance(node.get("coding"), list) else [node]:
+            if isinstance(coding, dict) and isinstance(coding.get("display"), str):
+                yield coding["display"]
 
 
 def token_values(node: Any) -> Iterator[tuple[str | None, str]]:
@@ -129,6 +146,11 @@ class Indexer:
             for text in string_values(node):
                 hashes |= self.blind.prefix_hashes(text)
                 hashes.add(self.blind.exact_hash(text))
+                # Trigrams per value: :contains needs all of them in one value, not across values.
+                out.value_count += 1
+                gram_param = f"{param.code}{CONTAINS}{out.value_count}"
+                for digest in self.blind.gram_hashes(text):
+                    out.add("string", {**base, "param": gram_param, "value": digest})
             for digest in hashes:
                 out.add("string", {**row_base, "value": digest})
         elif kind == "token":
@@ -139,7 +161,25 @@ class Indexer:
                     "token",
                     {**row_base, "system": _clip(system), "code": _clip(code)},
                 )
+            # :text searches the human text of codes: free text, so blind-indexed like names.
+            texts: set[str] = set()
+            for text in token_texts(node):
+                texts |= self.blind.prefix_hashes(text)
+            for digest in texts:
+                out.add("string", {**base, "param": f"{param.code}{TEXT}", "value": digest})
         elif kind == "reference":
+            if isinstance(node, dict) and isinstance(node.get("identifier"), dict):
+                ident = node["identifier"]
+                if isinstance(ident.get("value"), str):
+                    out.add(
+                        "token",
+                        {
+                            **base,
+                            "param": f"{param.code}{IDENTIFIER}",
+                            "system": _clip(ident.get("system")),
+                            "code": self.blind.token_hash(ident["value"]),
+                        },
+                    )
             ref = node.get("reference") if isinstance(node, dict) else node
             parsed = parse_reference(ref) if isinstance(ref, str) else None
             if parsed is not None:

@@ -42,6 +42,7 @@ def searchset(
     links: list[dict[str, str]],
     matches: list[StoredResource],
     outcome: dict[str, Any] | None = None,
+    included: list[StoredResource] | None = None,
 ) -> dict[str, Any]:
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if total is not None:
@@ -55,6 +56,14 @@ def searchset(
         }
         for m in matches
     ]
+    entries.extend(
+        {
+            "fullUrl": f"{base}/{m.res_type}/{m.res_id}",
+            "resource": m.body,
+            "search": {"mode": "include"},
+        }
+        for m in included or []
+    )
     if outcome is not None:
         entries.append({"resource": outcome, "search": {"mode": "outcome"}})
     if entries:

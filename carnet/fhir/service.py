@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -23,9 +23,14 @@ from carnet.fhir.errors import (
     operation_outcome,
     precondition_failed,
 )
+from carnet.fhir.query import Compiler
 from carnet.fhir.repository import Repository, StoredResource, Unit
-from carnet.fhir.search import Compiler, SearchRequest, parse
+from carnet.fhir.search import SearchRequest, parse
+from carnet.fhir.shaping import shape
 from carnet.fhir.validation import Validator, check_id
+
+MAX_INCLUDE_DEPTH = 4  # :iterate rounds
+MAX_INCLUDED = 1000  # resources _include may add to one page
 
 
 @dataclass(frozen=True)
@@ -316,12 +321,14 @@ class FhirService:
     ) -> dict[str, Any]:
         ids, count = self.compiler.compile(req)
         self.access.check(unit, ctx, "search", req.res_type, None)
+        counted = None if req.total == "none" else count
         if req.summary_count:
             total, keys = unit.search_ids(ids.limit(0), count)
         else:
-            total, keys = unit.search_ids(ids, count)
+            total, keys = unit.search_ids(ids, counted)
         matches = unit.load(keys)
-        self.access.record(unit, ctx, "search", req.res_type, matches)
+        included = self._includes(unit, req, matches) if req.includes and matches else []
+        self.access.record(unit, ctx, "search", req.res_type, matches + included)
         outcome = None
         if req.ignored:
             outcome = operation_outcome(
@@ -335,8 +342,71 @@ class FhirService:
                 ]
             )
         page = 0 if req.summary_count else req.count  # a count has no next page
-        links = render.page_links(base, req.res_type, req.used, req.offset, page, total)
-        return render.searchset(base, total, links, matches, outcome)
+        path = (
+            req.res_type if req.compartment is None else f"Patient/{req.compartment}/{req.res_type}"
+        )
+        links = render.page_links(base, path, req.used, req.offset, page, total)
+        shaped = [self._shape(m, req) for m in matches]
+        return render.searchset(
+            base, total, links, shaped, outcome, [self._shape(i, req) for i in included]
+        )
+
+    def _shape(self, stored: StoredResource, req: SearchRequest) -> StoredResource:
+        if stored.body is None or (req.summary == "false" and not req.elements):
+            return stored
+        return replace(stored, body=shape(self.definitions, stored.body, req.summary, req.elements))
+
+    def _includes(
+        self, unit: Unit, req: SearchRequest, matches: list[StoredResource]
+    ) -> list[StoredResource]:
+        """Resources that _include / _revinclude add (iterating while :iterate finds new ones)."""
+        seen = {(m.res_type, m.res_id) for m in matches}
+        frontier = list(seen)
+        found: list[StoredResource] = []
+        rounds = [req.includes] + [[i for i in req.includes if i.iterate]] * (MAX_INCLUDE_DEPTH - 1)
+        for includes in rounds:
+            new_keys: list[tuple[str, str]] = []
+            for inc in includes:
+                query = self.compiler.include(inc, frontier)
+                if query is None:
+                    continue
+                _, pairs = unit.search_ids(query, None)
+                new_keys.extend(p for p in pairs if p not in seen and p not in new_keys)
+            if not new_keys:
+                break
+            loaded = unit.load(new_keys[:MAX_INCLUDED])
+            found.extend(loaded)
+            seen.update(new_keys)
+            frontier = [(r.res_type, r.res_id) for r in loaded]
+        return found
+
+    def compartment_search(
+        self,
+        base: str,
+        patient_id: str,
+        res_type: str,
+        params: list[tuple[str, str]],
+        *,
+        strict: bool = False,
+        ctx: RequestContext | None = None,
+    ) -> dict[str, Any]:
+        """Search inside one patient's compartment: ``Patient/<id>/<type>?...``."""
+        ctx = ctx or RequestContext()
+        with self.interaction(ctx, "search", res_type, None) as unit:
+            self.check_type(res_type)
+            patient = unit.current("Patient", patient_id)
+            if patient is None or patient.deleted:
+                raise not_found(f"Patient/{patient_id} is not known")
+            req = parse(
+                res_type,
+                params,
+                self.definitions,
+                default_count=self.default_page_size,
+                max_count=self.max_page_size,
+                strict=strict,
+            )
+            req.compartment = patient_id
+            return self._search(unit, ctx, base, req)
 
 
 def _int_param(query: dict[str, str], name: str, default: int) -> int:

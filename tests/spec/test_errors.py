@@ -161,7 +161,7 @@ BAD_SEARCHES: list[tuple[str, dict[str, str], str]] = [
     ("RiskAssessment", {"probability": "high"}, "probability"),
     ("Patient", {"_count": "ten"}, "_count"),
     ("Patient", {"_offset": "1.5"}, "_offset"),
-    ("Patient", {"family:contains": "dup"}, "family:contains"),
+    ("Patient", {"family:below": "dup"}, "family:below"),
     ("Patient", {"gender:exact": "female"}, "gender:exact"),
     ("Patient", {"_summary": "everything"}, "_summary"),
 ]

@@ -49,13 +49,6 @@ def ids(client: TestClient, res_type: str, params: Any) -> set[str]:
     return set(found)
 
 
-CHOICE_BUG = (
-    "BUG: search parameters whose FHIRPath names a choice element without a cast "
-    "(Observation.effective, RiskAssessment.prediction.probability, ...) index nothing: "
-    "fhirpath.evaluate looks up 'effective' instead of effectiveDateTime/effectivePeriod"
-)
-
-
 # -- _id, _lastUpdated, paging, _summary, _sort -------------------------------------------------
 
 

@@ -1,0 +1,240 @@
+"""The query compiler: a SearchRequest becomes SQL over the index tables.
+
+It only builds statements; carnet.fhir.repository runs them. Each criterion is ``res_id IN
+(ids of this type matching it)``, so parameters AND together and comma-separated values OR
+together, as the specification says. Chains and ``_has`` nest the same construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select, tuple_
+
+from carnet.crypto.blind_index import GRAM, BlindIndexer, normalise
+from carnet.fhir.dates import date_range
+from carnet.fhir.definitions import Definitions, SearchParam
+from carnet.fhir.errors import bad_request, not_found
+from carnet.fhir.indexer import CONTAINS, IDENTIFIER, TEXT
+from carnet.fhir.models import INDEX_TABLES, idx_reference, idx_string, idx_token, resource
+from carnet.fhir.search import Include, SearchRequest, Term
+from carnet.fhir.search_values import (
+    range_condition,
+    split_prefix,
+    token_condition,
+    unescape,
+    value_condition,
+)
+
+
+class Compiler:
+    """Builds the SELECT of matching (type, id) pairs, its COUNT, and _include queries."""
+
+    SUPPORTED_PARAM_TYPES = tuple(INDEX_TABLES)
+
+    def __init__(self, definitions: Definitions, blind: BlindIndexer) -> None:
+        self.definitions = definitions
+        self.blind = blind
+
+    # -- the page and its total ----------------------------------------------------------------
+
+    def compile(self, req: SearchRequest) -> tuple[Select[Any], Select[Any]]:
+        conds = self._current(req.res_type)
+        for term, values in req.criteria:
+            if term.modifier == "not" or (term.modifier == "missing" and values == ["true"]):
+                conds.append(not_(resource.c.res_id.in_(self._positive(term, values))))
+            else:
+                conds.append(resource.c.res_id.in_(self.ids(term, values)))
+        if req.compartment is not None:
+            conds.append(self._compartment(req.res_type, req.compartment))
+        where = and_(*conds)
+        ids = select(resource.c.res_type, resource.c.res_id).where(where)
+        known = self.definitions.params_for(req.res_type)
+        for code, desc in req.sort or [("_lastUpdated", False)]:
+            key = self._sort_key(req.res_type, known, code, desc)
+            ids = ids.order_by(key.desc() if desc else key.asc())
+        ids = ids.order_by(resource.c.res_id).offset(req.offset).limit(req.count)
+        total = select(func.count()).select_from(resource).where(where)
+        return ids, total
+
+    @staticmethod
+    def _current(res_type: str) -> list[ColumnElement[bool]]:
+        return [
+            resource.c.res_type == res_type,
+            resource.c.current,
+            resource.c.deleted.is_(False),
+        ]
+
+    def _compartment(self, res_type: str, patient_id: str) -> ColumnElement[bool]:
+        if res_type == "Patient":
+            return resource.c.res_id == patient_id
+        codes = self.definitions.compartment.get(res_type)
+        if not codes:
+            raise not_found(f"{res_type} is not in the Patient compartment")
+        r = idx_reference.c
+        members = select(r.res_id).where(
+            r.res_type == res_type,
+            r.param.in_(codes),
+            r.target_type == "Patient",
+            r.target_id == patient_id,
+        )
+        return resource.c.res_id.in_(members)
+
+    # -- ids of one type matching one term -------------------------------------------------------
+
+    def ids(self, term: Term, values: list[str]) -> Select[Any]:
+        """SELECT res_id of ``term.res_type`` resources matching any of ``values``."""
+        if term.modifier == "not" or (term.modifier == "missing" and values == ["true"]):
+            return select(resource.c.res_id).where(
+                *self._current(term.res_type),
+                not_(resource.c.res_id.in_(self._positive(term, values))),
+            )
+        return self._positive(term, values)
+
+    def _positive(self, term: Term, values: list[str]) -> Select[Any]:
+        if term.code == "_id":
+            return select(resource.c.res_id).where(
+                *self._current(term.res_type), resource.c.res_id.in_(values)
+            )
+        if term.code == "_lastUpdated":
+            col = resource.c.last_updated
+            return select(resource.c.res_id).where(
+                *self._current(term.res_type),
+                or_(*(_instant_condition(col, v) for v in values)),
+            )
+        if term.code == "_has":
+            assert term.has_inner is not None
+            r = idx_reference.c
+            return select(r.target_id).where(
+                r.res_type == term.has_type,
+                r.param == term.has_reference,
+                r.target_type == term.res_type,
+                r.res_id.in_(self.ids(term.has_inner, values)),
+            )
+        param = term.param
+        assert param is not None
+        if term.chain:
+            r = idx_reference.c
+            branches = [
+                and_(r.target_type == target, r.target_id.in_(self.ids(inner, values)))
+                for target, inner in term.chain
+            ]
+            return select(r.res_id).where(
+                r.res_type == term.res_type, r.param == param.code, or_(*branches)
+            )
+        return self._plain(term.res_type, param, term.modifier, values)
+
+    def _plain(
+        self, res_type: str, param: SearchParam, modifier: str, values: list[str]
+    ) -> Select[Any]:
+        if modifier == "missing":
+            if values not in (["true"], ["false"]):
+                raise bad_request(f"{param.code}:missing takes true or false", param.code)
+            table = INDEX_TABLES[param.type]
+            return select(table.c.res_id).where(
+                table.c.res_type == res_type, table.c.param == param.code
+            )
+        if modifier == "contains":
+            return self._contains(res_type, param, values)
+        if modifier == "text":
+            s = idx_string.c
+            digests = [self.blind.prefix_query(unescape(v)) for v in values]
+            return select(s.res_id).where(
+                s.res_type == res_type, s.param == f"{param.code}{TEXT}", s.value.in_(digests)
+            )
+        if modifier == "identifier":
+            t = idx_token.c
+            return select(t.res_id).where(
+                t.res_type == res_type,
+                t.param == f"{param.code}{IDENTIFIER}",
+                or_(*(token_condition(t, v, self.blind) for v in values)),
+            )
+        table = INDEX_TABLES[param.type]
+        ors = [value_condition(table, param, modifier, v, self.blind) for v in values]
+        return select(table.c.res_id).where(
+            table.c.res_type == res_type, table.c.param == param.code, or_(*ors)
+        )
+
+    def _contains(self, res_type: str, param: SearchParam, values: list[str]) -> Select[Any]:
+        s = idx_string.c
+        low, high = f"{param.code}{CONTAINS}", f"{param.code}{CONTAINS[:-1]};"
+        branches = []
+        for value in values:
+            grams = self.blind.gram_hashes(unescape(value))
+            if len(normalise(unescape(value))) < GRAM:
+                raise bad_request(
+                    f"{param.code}:contains needs at least {GRAM} characters", param.code
+                )
+            branches.append(
+                select(s.res_id)
+                .where(
+                    s.res_type == res_type,
+                    s.param >= low,
+                    s.param < high,
+                    s.value.in_(sorted(grams)),
+                )
+                .group_by(s.res_id, s.param)
+                .having(func.count(func.distinct(s.value)) == len(grams))
+            )
+        query = branches[0]
+        for other in branches[1:]:
+            query = query.union(other)  # type: ignore[assignment]
+        return query
+
+    # -- sorting ---------------------------------------------------------------------------------
+
+    def _sort_key(self, res_type: str, known: dict[str, SearchParam], code: str, desc: bool) -> Any:
+        if code == "_id":
+            return resource.c.res_id
+        if code == "_lastUpdated":
+            return resource.c.last_updated
+        param = known[code]
+        table = INDEX_TABLES[param.type]
+        column = {
+            "date": table.c.get("high" if desc else "low"),
+            "token": table.c.get("code"),
+            "reference": table.c.get("target_id"),
+        }.get(param.type, table.c.get("value"))
+        assert column is not None
+        agg = func.max(column) if desc else func.min(column)
+        return (
+            select(agg)
+            .where(
+                table.c.res_type == res_type,
+                table.c.res_id == resource.c.res_id,
+                table.c.param == code,
+            )
+            .scalar_subquery()
+        )
+
+    # -- _include and _revinclude ----------------------------------------------------------------
+
+    def include(self, inc: Include, keys: Sequence[tuple[str, str]]) -> Select[Any] | None:
+        """Pairs to add for one _include/_revinclude over the (type, id) ``keys`` found so far."""
+        r = idx_reference.c
+        if inc.reverse:
+            targets = [rid for rtype, rid in keys if inc.target_type in (None, rtype)]
+            if not targets:
+                return None
+            where = [r.res_type == inc.source_type, r.target_id.in_(targets)]
+            if inc.codes != ("*",):
+                where.append(r.param.in_(inc.codes))
+            return select(r.res_type, r.res_id).where(*where).distinct()
+        sources = [k for k in keys if k[0] == inc.source_type or inc.codes == ("*",)]
+        if not sources:
+            return None
+        where = [tuple_(r.res_type, r.res_id).in_(sources), r.target_type.is_not(None)]
+        if inc.codes != ("*",):
+            where.append(r.param.in_(inc.codes))
+        if inc.target_type:
+            where.append(r.target_type == inc.target_type)
+        return select(r.target_type, r.target_id).where(*where).distinct()
+
+
+def _instant_condition(col: Any, value: str) -> ColumnElement[bool]:
+    prefix, raw = split_prefix(value)
+    rng = date_range(raw)
+    if rng is None:
+        raise bad_request(f"'{raw}' is not a valid date", "_lastUpdated")
+    return range_condition(prefix, col, col, rng)
