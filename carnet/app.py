@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request, Response
@@ -12,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from carnet.audit import api as audit_api
+from carnet.audit.service import AuditService
 from carnet.crypto.service import CryptoService, open_keyring
 from carnet.db.engine import make_engine
 from carnet.db.migrate import upgrade
@@ -37,8 +40,11 @@ class Services:
     engine: Engine
     crypto: CryptoService
     fhir: FhirService
+    audit: AuditService
 
     def close(self) -> None:
+        self.audit.stop()
+        self.audit.flush()  # publish what this process recorded (CLI commands, tests)
         self.engine.dispose()
 
 
@@ -55,6 +61,12 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         settings.blob_dir, crypto.data_keys, crypto.blind, settings.max_attachment_bytes
     )
     repository = Repository(engine, crypto.data_keys, Indexer(definitions, crypto.blind), blobs)
+    audit = AuditService(
+        engine,
+        crypto.audit_signer(),
+        checkpoint_events=settings.audit_checkpoint_events,
+        checkpoint_seconds=settings.audit_checkpoint_seconds,
+    )
     fhir = FhirService(
         repository,
         definitions,
@@ -62,8 +74,15 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         Compiler(definitions, crypto.blind),
         default_page_size=settings.default_page_size,
         max_page_size=settings.max_page_size,
+        access=audit,
     )
-    return Services(settings=settings, engine=engine, crypto=crypto, fhir=fhir)
+    return Services(
+        settings=settings,
+        engine=engine,
+        crypto=crypto,
+        fhir=fhir,
+        audit=audit,
+    )
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -78,10 +97,21 @@ def _is_loopback(host: str | None) -> bool:
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     """The ASGI application. Until authentication lands, only loopback clients are served."""
     services = services or build_services(settings)
-    app = FastAPI(title="Carnet", version="0.1.0", docs_url=None, redoc_url=None)
+    built = services
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        built.audit.start()  # the checkpointer: every N events or T seconds
+        try:
+            yield
+        finally:
+            built.audit.stop()
+
+    app = FastAPI(title="Carnet", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings
     app.state.services = services
     app.state.fhir = services.fhir
+    app.include_router(audit_api.router)  # before the generic /fhir/{type} routes
     app.include_router(fhir_api.router)
 
     @app.middleware("http")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,11 +12,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from carnet.settings import Settings
 
+if TYPE_CHECKING:
+    from carnet.fhir.access import RequestContext
+
 app = typer.Typer(
     help="Carnet: sovereign health record and research data hub.", no_args_is_help=True
 )
 keys_app = typer.Typer(help="Master key and data keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+audit_app = typer.Typer(help="Tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -152,6 +157,103 @@ def migrate() -> None:
     """Apply database migrations (also done at every start)."""
     _services(Settings.from_env()).close()
     console.print("schema is up to date")
+
+
+# -- audit ----------------------------------------------------------------------------------------
+
+
+def _audit_ctx() -> RequestContext:
+    import getpass
+
+    from carnet.fhir.access import RequestContext
+
+    return RequestContext(actor=f"operator:{getpass.getuser()}", source="cli", purpose="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the Merkle tree from the stored events and check every signed checkpoint."""
+    from carnet.audit.verify import verify
+
+    services = _services(Settings.from_env())
+    report = verify(services.audit)
+    services.close()
+    if not report.ok:
+        where = (
+            f"first bad event index {report.first_bad}: " if report.first_bad is not None else ""
+        )
+        raise _fail(f"audit log TAMPERED: {where}{report.problem}")
+    console.print(
+        f"audit log OK: {report.events} events, {report.checkpoints} checkpoints verified "
+        f"({report.pending} pending) in {report.seconds:.1f} s"
+    )
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sequence pending events and sign a checkpoint now."""
+    services = _services(Settings.from_env())
+    try:
+        cp = services.audit.checkpoint()
+        latest = cp or services.audit.latest()
+    finally:
+        services.close()
+    if latest is None:
+        raise _fail("the audit log is empty; nothing to checkpoint")
+    state = "signed" if cp else "no new events; latest"
+    console.print(f"{state} checkpoint: size {latest.size}, root {latest.root_b64}")
+
+
+@audit_app.command("witness")
+def audit_witness(
+    path: Annotated[Path, typer.Argument(help="A file (NDJSON) or directory kept elsewhere.")],
+) -> None:
+    """Append the latest checkpoint to a witness file/directory after checking consistency."""
+    from carnet.audit.verify import WitnessError, witness
+
+    services = _services(Settings.from_env())
+    try:
+        result = witness(services.audit, path)
+    except WitnessError as exc:
+        raise _fail(str(exc)) from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise _fail(f"cannot use witness {path}: {type(exc).__name__}: {exc}") from None
+    finally:
+        services.close()
+    before = f"consistent with {result.previous.size}" if result.previous else "first checkpoint"
+    written = "written" if result.written else "already witnessed"
+    console.print(f"checkpoint {result.checkpoint.size} {written} ({before})")
+
+
+@audit_app.command("export")
+def audit_export(
+    patient: Annotated[str, typer.Option(help="Patient id whose access history to export.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Output file (default: standard output).")
+    ] = None,
+) -> None:
+    """Export a patient's access history (NDJSON: checkpoint, then events with proofs)."""
+    from carnet.audit.render import export_header, export_line
+
+    services = _services(Settings.from_env())
+    try:
+        checkpoint, events = services.audit.export_patient(patient, _audit_ctx())
+        handle = out.open("wb") if out else sys.stdout.buffer
+        count = 0
+        try:
+            handle.write(export_header(checkpoint, services.audit.public_key, patient) + b"\n")
+            for logged in events:
+                handle.write(export_line(logged) + b"\n")
+                count += 1
+        finally:
+            if out:
+                handle.close()
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {exc.strerror}") from None
+    finally:
+        services.close()
+    if out:
+        console.print(f"{count} events exported to {out}")
 
 
 def main() -> None:

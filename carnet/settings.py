@@ -60,6 +60,16 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     Setting(
         "base_url", "", "Public base URL of the FHIR API; empty means derive from the request."
     ),
+    Setting(
+        "audit_checkpoint_events",
+        "1000",
+        "The audit log signs a checkpoint at least every this many events.",
+    ),
+    Setting(
+        "audit_checkpoint_seconds",
+        "10",
+        "The audit log signs a checkpoint at least this often (seconds) while events are pending.",
+    ),
 )
 
 
@@ -78,6 +88,8 @@ class Settings:
     default_page_size: int
     max_page_size: int
     base_url: str
+    audit_checkpoint_events: int
+    audit_checkpoint_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -100,6 +112,8 @@ class Settings:
             default_page_size=int(raw["default_page_size"]),
             max_page_size=int(raw["max_page_size"]),
             base_url=raw["base_url"].rstrip("/"),
+            audit_checkpoint_events=int(raw["audit_checkpoint_events"]),
+            audit_checkpoint_seconds=float(raw["audit_checkpoint_seconds"]),
         )
 
     @property

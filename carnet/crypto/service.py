@@ -10,6 +10,7 @@ from carnet.crypto.blind_index import BlindIndexer
 from carnet.crypto.envelope import DataKeys
 from carnet.crypto.keyring import FileKeyring, Keyring, KeyringError
 from carnet.crypto.models import data_key
+from carnet.crypto.signing import Ed25519Signer
 from carnet.settings import Settings
 
 
@@ -37,6 +38,10 @@ class CryptoService:
         self.keyring = keyring
         self.data_keys = DataKeys(keyring)
         self.blind = BlindIndexer(keyring.derive("carnet/blind-index/v1"))
+
+    def audit_signer(self) -> Ed25519Signer:
+        """The Ed25519 key that signs audit checkpoints, derived from the master key."""
+        return Ed25519Signer(self.keyring.derive("carnet/audit-signing/v1"))
 
     def status(self, engine: Engine, settings: Settings) -> KeyStatus:
         """Where the master key is, its fingerprint and how many data keys exist."""

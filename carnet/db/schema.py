@@ -1,5 +1,6 @@
 """Import every domain's models so the shared metadata knows all tables (for Alembic and tests)."""
 
+from carnet.audit import models as _audit_models  # noqa: F401
 from carnet.crypto import models as _crypto_models  # noqa: F401
 from carnet.db.metadata import metadata
 from carnet.fhir import models as _fhir_models  # noqa: F401

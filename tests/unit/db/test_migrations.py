@@ -18,6 +18,11 @@ from carnet.db.schema import metadata
 from tests.support.postgres import ThrowawayPostgres
 
 EXPECTED_TABLES = {
+    "audit_event",
+    "audit_event_patient",
+    "audit_node",
+    "audit_checkpoint",
+    "audit_sequencer",
     "data_key",
     "fhir_resource",
     "idx_string",

@@ -1,0 +1,412 @@
+"""AuditService: the audit log's public interface.
+
+It is the FHIR engine's ``AccessHook`` (its ``check`` allows everything; the access issue will wrap
+it): ``record`` buffers one event per interaction in the unit of work and appends them with one
+executemany just before the unit commits, so a write and its event commit or roll back together;
+``record_failure`` appends the failure's event in a transaction of its own. An interaction that was
+checked but reported nothing (a delete of a resource that does not exist) still gets its event.
+
+The checkpointer sequences committed events into the Merkle tree and signs a checkpoint at least
+every ``checkpoint_events`` events or ``checkpoint_seconds`` seconds (a background thread in the
+server), and on demand. The patient's history and exports come with inclusion proofs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select
+
+from carnet.audit import checkpoints, merkle
+from carnet.audit.checkpoints import Checkpoint, Signer
+from carnet.audit.events import Actor, Event, Touched, build_event, utc_stamp
+from carnet.audit.models import audit_checkpoint, audit_event, audit_event_patient
+from carnet.audit.store import AuditStore
+from carnet.fhir.access import RequestContext
+from carnet.fhir.repository import StoredResource, Unit
+
+log = logging.getLogger("carnet.audit")
+
+_SUCCESS_STATUS = {"create": 201, "post": 201, "delete": 204}
+
+
+def actor_of(ctx: RequestContext) -> Actor:
+    return Actor(
+        actor=ctx.actor,
+        source=ctx.source,
+        purpose=ctx.purpose,
+        role=getattr(ctx, "role", None),
+        organisation=getattr(ctx, "organisation", None),
+        client_id=getattr(ctx, "client_id", None),
+    )
+
+
+def _touched(stored: StoredResource) -> Touched:
+    return Touched(stored.res_type, stored.res_id, stored.version, stored.patient_id)
+
+
+@dataclass
+class _Slot:
+    ctx: RequestContext
+    action: str
+    res_type: str | None
+    res_id: str | None
+    event: Event | None = None
+
+
+class _UnitLog:
+    """The events of one unit of work; registered in ``unit.before_commit``."""
+
+    def __init__(self, service: AuditService) -> None:
+        self.service = service
+        self.slots: list[_Slot] = []
+
+    def expect(
+        self, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
+    ) -> None:
+        self.slots.append(_Slot(ctx, action, res_type, res_id))
+
+    def record(
+        self,
+        ctx: RequestContext,
+        action: str,
+        res_type: str | None,
+        touched: list[StoredResource],
+    ) -> None:
+        event = build_event(
+            actor_of(ctx),
+            action,
+            res_type,
+            _SUCCESS_STATUS.get(action, 200),
+            [_touched(t) for t in touched],
+        )
+        for slot in reversed(self.slots):
+            if slot.event is None and slot.action == action and slot.res_type == res_type:
+                slot.event = event
+                return
+        self.slots.append(_Slot(ctx, action, res_type, None, event))
+
+    def __call__(self, conn: Connection) -> None:
+        events = [
+            slot.event
+            or build_event(
+                actor_of(slot.ctx),
+                slot.action,
+                slot.res_type,
+                _SUCCESS_STATUS.get(slot.action, 200),
+                _target(slot.res_type, slot.res_id),
+            )
+            for slot in self.slots
+        ]
+        self.service.store.append(conn, events)
+        self.service.appended(len(events))
+
+
+def _target(res_type: str | None, res_id: str | None) -> list[Touched]:
+    """What a failed or empty interaction aimed at: ``Type/id``; a Patient is its own compartment."""
+    if not res_type or not res_id:
+        return []
+    return [Touched(res_type, res_id[:64], None, res_id[:64] if res_type == "Patient" else None)]
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """An event as stored, with its patient slice(s) and, once sequenced, its inclusion proof."""
+
+    event_id: str
+    body: bytes
+    slices: list[bytes]
+    leaf_index: int | None
+    proof: list[bytes] | None
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    total: int
+    events: list[LoggedEvent]
+    checkpoint: Checkpoint | None
+
+
+class AuditService:
+    """Records every interaction; sequences, signs, proves; serves the patient's history."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        signer: Signer,
+        *,
+        checkpoint_events: int = 1000,
+        checkpoint_seconds: float = 10.0,
+    ) -> None:
+        self.store = AuditStore(engine)
+        self.signer = signer
+        self.public_key = signer.public_key_bytes()
+        self.origin = checkpoints.origin_for(self.public_key)
+        self.checkpoint_events = max(1, checkpoint_events)
+        self.checkpoint_seconds = max(0.05, checkpoint_seconds)
+        self._since_checkpoint = 0
+        self._counter_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- AccessHook -----------------------------------------------------------------------------
+
+    def _unit_log(self, unit: Unit) -> _UnitLog:
+        for callback in unit.before_commit:
+            if isinstance(callback, _UnitLog) and callback.service is self:
+                return callback
+        created = _UnitLog(self)
+        unit.before_commit.append(created)
+        return created
+
+    def check(
+        self, unit: Unit, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
+    ) -> None:
+        self._unit_log(unit).expect(ctx, action, res_type, res_id)
+
+    def record(
+        self,
+        unit: Unit,
+        ctx: RequestContext,
+        action: str,
+        res_type: str | None,
+        touched: list[StoredResource],
+    ) -> None:
+        self._unit_log(unit).record(ctx, action, res_type, touched)
+
+    def record_failure(
+        self,
+        ctx: RequestContext,
+        action: str,
+        res_type: str | None,
+        res_id: str | None,
+        status: int,
+    ) -> None:
+        event = build_event(actor_of(ctx), action, res_type, status, _target(res_type, res_id))
+        with self.store.write() as conn:
+            self.store.append(conn, [event])
+        self.appended(1)
+
+    def append(self, events: Sequence[Event]) -> None:
+        """Append events in a transaction of their own (the audit log's own reads, benchmarks)."""
+        with self.store.write() as conn:
+            self.store.append(conn, events)
+        self.appended(len(events))
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def appended(self, count: int) -> None:
+        with self._counter_lock:
+            self._since_checkpoint += count
+            due = self._since_checkpoint >= self.checkpoint_events
+        if due:
+            self._wake.set()
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Sequence every committed event and sign a checkpoint; None if nothing was new."""
+        with self._counter_lock:
+            self._since_checkpoint = 0
+        with self.store.write() as conn:
+            size = self.store.lock(conn)
+            latest = self.store.latest_checkpoint_row(conn)
+            frontier = self.store.frontier(conn, size)
+            new_size = self.store.sequence(conn, size, frontier)
+            if latest is not None and latest.tree_size == new_size:
+                return None
+            cp = checkpoints.sign(self.signer, new_size, frontier.root(), utc_stamp())
+            conn.execute(
+                audit_checkpoint.insert().values(
+                    tree_size=cp.size, root_hash=cp.root, created=cp.time, note=cp.note
+                )
+            )
+        return cp
+
+    def latest(self) -> Checkpoint | None:
+        with self.store.read() as conn:
+            row = self.store.latest_checkpoint_row(conn)
+        return None if row is None else checkpoints.open_note(row.note, self.public_key)
+
+    def current(self) -> Checkpoint | None:
+        """The latest checkpoint after sequencing whatever is pending."""
+        return self.checkpoint() or self.latest()
+
+    def start(self) -> None:
+        """Run the checkpointer in a background thread (the server does; CLI commands flush)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="carnet-audit", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=30)
+        self._thread = None
+        self.flush()
+
+    def flush(self) -> None:
+        """Sequence and sign whatever is pending (at shutdown, at the end of a CLI command)."""
+        try:
+            self.checkpoint()
+        except Exception as exc:  # noqa: BLE001 - shutdown must go on; the next start catches up
+            log.error("audit checkpoint failed: %s", type(exc).__name__)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.checkpoint_seconds)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                with self.store.read() as conn:
+                    pending = self.store.pending(conn)
+                if pending:
+                    self.checkpoint()
+            except Exception as exc:  # noqa: BLE001 - keep the checkpointer alive; ids only
+                log.error("audit checkpoint failed: %s", type(exc).__name__)
+
+    # -- proofs ------------------------------------------------------------------------------------
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        with self.store.read() as conn:
+            return self.store.proofs(conn, {0: merkle.inclusion_ranges(index, size)})[0]
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        with self.store.read() as conn:
+            return self.store.proofs(conn, {0: merkle.consistency_ranges(first, second)})[0]
+
+    # -- the patient's view ------------------------------------------------------------------
+
+    def audit_read(
+        self, ctx: RequestContext, action: str, patients: Sequence[str], event_id: str | None = None
+    ) -> None:
+        """Reading the audit log is itself audited: one event, a slice per patient concerned."""
+        touched = [Touched("Patient", pid, None, pid) for pid in patients]
+        if event_id:
+            touched.append(Touched("AuditEvent", event_id, None, None))
+        self.append([build_event(actor_of(ctx), action, "AuditEvent", 200, touched)])
+
+    def patient_history(
+        self, patient_id: str, ctx: RequestContext, *, count: int, offset: int
+    ) -> HistoryPage:
+        """The patient's events, newest first, each with its proof in the latest checkpoint."""
+        self.audit_read(ctx, "search", [patient_id])
+        cp = self.current()
+        join = audit_event.join(audit_event_patient, audit_event_patient.c.seq == audit_event.c.seq)
+        with self.store.read() as conn:
+            total = conn.execute(
+                select(func.count())
+                .select_from(audit_event_patient)
+                .where(audit_event_patient.c.patient_id == patient_id)
+            ).scalar_one()
+            rows = conn.execute(
+                select(
+                    audit_event.c.event_id,
+                    audit_event.c.body,
+                    audit_event.c.leaf_index,
+                    audit_event_patient.c.slice,
+                )
+                .select_from(join)
+                .where(audit_event_patient.c.patient_id == patient_id)
+                .order_by(audit_event.c.seq.desc())
+                .offset(offset)
+                .limit(count)
+            ).all()
+            events = self._with_proofs(conn, [(r[0], r[1], r[2], [r[3]]) for r in rows], cp)
+        return HistoryPage(int(total), events, cp)
+
+    def event(self, event_id: str, ctx: RequestContext) -> tuple[LoggedEvent, Checkpoint | None]:
+        """One event by id with all its slices; raises KeyError if there is none."""
+        with self.store.read() as conn:
+            row = conn.execute(
+                select(audit_event.c.seq).where(audit_event.c.event_id == event_id)
+            ).first()
+            if row is None:
+                raise KeyError(event_id)
+            patients = list(
+                conn.execute(
+                    select(audit_event_patient.c.patient_id)
+                    .where(audit_event_patient.c.seq == row[0])
+                    .order_by(audit_event_patient.c.patient_id)
+                ).scalars()
+            )
+        self.audit_read(ctx, "read", patients, event_id)
+        cp = self.current()
+        with self.store.read() as conn:
+            found = conn.execute(
+                select(audit_event.c.body, audit_event.c.leaf_index).where(
+                    audit_event.c.seq == row[0]
+                )
+            ).one()
+            slices = list(
+                conn.execute(
+                    select(audit_event_patient.c.slice)
+                    .where(audit_event_patient.c.seq == row[0])
+                    .order_by(audit_event_patient.c.patient_id)
+                ).scalars()
+            )
+            logged = self._with_proofs(conn, [(event_id, found[0], found[1], slices)], cp)
+        return logged[0], cp
+
+    def export_patient(
+        self, patient_id: str, ctx: RequestContext, *, chunk: int = 500
+    ) -> tuple[Checkpoint | None, Iterator[LoggedEvent]]:
+        """The patient's whole history, oldest first, each event proven in one checkpoint."""
+        self.audit_read(ctx, "export", [patient_id])
+        cp = self.current()
+        join = audit_event.join(audit_event_patient, audit_event_patient.c.seq == audit_event.c.seq)
+
+        def events() -> Iterator[LoggedEvent]:
+            last = -1
+            while True:
+                with self.store.read() as conn:
+                    rows = conn.execute(
+                        select(
+                            audit_event.c.seq,
+                            audit_event.c.event_id,
+                            audit_event.c.body,
+                            audit_event.c.leaf_index,
+                            audit_event_patient.c.slice,
+                        )
+                        .select_from(join)
+                        .where(
+                            audit_event_patient.c.patient_id == patient_id,
+                            audit_event.c.seq > last,
+                        )
+                        .order_by(audit_event.c.seq)
+                        .limit(chunk)
+                    ).all()
+                    if not rows:
+                        return
+                    last = rows[-1][0]
+                    yield from self._with_proofs(
+                        conn, [(r[1], r[2], r[3], [r[4]]) for r in rows], cp
+                    )
+
+        return cp, events()
+
+    def _with_proofs(
+        self,
+        conn: Connection,
+        rows: list[tuple[str, bytes, int | None, list[bytes]]],
+        cp: Checkpoint | None,
+    ) -> list[LoggedEvent]:
+        size = cp.size if cp else 0
+        ranges: dict[Any, list[merkle.Range]] = {
+            i: merkle.inclusion_ranges(leaf, size)
+            for i, (_, _, leaf, _) in enumerate(rows)
+            if leaf is not None and leaf < size
+        }
+        proofs = self.store.proofs(conn, ranges)
+        return [
+            LoggedEvent(event_id, bytes(body), [bytes(s) for s in slices], leaf, proofs.get(i))
+            for i, (event_id, body, leaf, slices) in enumerate(rows)
+        ]
