@@ -23,7 +23,7 @@ SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
 
 def capability_statement(definitions: Definitions, base: str, published: str) -> dict[str, Any]:
     """Resources, interactions and search parameters exactly as the server serves them."""
-    supported_types = set(Compiler.SUPPORTED_PARAM_TYPES)
+    supported_types = {*Compiler.SUPPORTED_PARAM_TYPES, "composite"}
     resources = []
     for res_type in sorted(definitions.resource_types):
         params = [

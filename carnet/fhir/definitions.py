@@ -49,6 +49,8 @@ class SearchParam:
     expression: str
     paths: tuple[FhirPath, ...]
     targets: tuple[str, ...] = ()
+    # composite parameters: (component type, paths relative to each node the base paths reach)
+    components: tuple[tuple[str, tuple[FhirPath, ...]], ...] = ()
 
     @property
     def blind(self) -> bool:
@@ -125,9 +127,18 @@ def _search_params(
     raw: dict[str, Any], types: frozenset[str], choice_paths: frozenset[str]
 ) -> dict[str, dict[str, SearchParam]]:
     registry: dict[str, dict[str, SearchParam]] = {t: {} for t in types}
+    type_of = {e["resource"]["url"]: e["resource"]["type"] for e in raw["entry"]}
     for entry in raw["entry"]:
         sp = entry["resource"]
-        if sp["type"] not in SUPPORTED_TYPES or "expression" not in sp:
+        if "expression" not in sp:
+            continue
+        components: tuple[tuple[str, tuple[FhirPath, ...]], ...] = ()
+        if sp["type"] == "composite":
+            found = _components(sp, type_of, choice_paths)
+            if found is None:
+                continue
+            components = found
+        elif sp["type"] not in SUPPORTED_TYPES:
             continue
         bases = types if set(sp["base"]) & {"Resource", "DomainResource"} else sp["base"]
         for base in bases:
@@ -143,8 +154,26 @@ def _search_params(
                 expression=sp["expression"],
                 paths=tuple(paths),
                 targets=tuple(sp.get("target", ())),
+                components=components,
             )
     return registry
+
+
+def _components(
+    sp: dict[str, Any], type_of: dict[str, str], choice_paths: frozenset[str]
+) -> tuple[tuple[str, tuple[FhirPath, ...]], ...] | None:
+    """A composite's two components, when the first is a token (all R4 composites we serve)."""
+    parts = []
+    for component in sp.get("component", []):
+        kind = type_of.get(component["definition"])
+        members = [m.strip() for m in component["expression"].split("|")]
+        paths = compile_expression(" | ".join(f"Node.{m}" for m in members), "Node", choice_paths)
+        if kind not in SUPPORTED_TYPES or not paths:
+            return None
+        parts.append((kind, tuple(paths)))
+    if len(parts) != 2 or parts[0][0] != "token":
+        return None
+    return tuple(parts)
 
 
 def _required(

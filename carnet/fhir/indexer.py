@@ -7,8 +7,9 @@ content are never indexed.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from carnet.crypto.blind_index import BlindIndexer
@@ -141,7 +142,9 @@ class Indexer:
     ) -> None:
         row_base = {**base, "param": param.code}
         kind = param.type
-        if kind == "string":
+        if kind == "composite":
+            self._add_composite(out, base, param, node, references)
+        elif kind == "string":
             hashes: set[str] = set()
             for text in string_values(node):
                 hashes |= self.blind.prefix_hashes(text)
@@ -209,6 +212,43 @@ class Indexer:
                 out.add("number", {**row_base, "value": float(node)})
         elif kind == "uri" and isinstance(node, str):
             out.add("uri", {**row_base, "value": node[:512]})
+
+    def _add_composite(
+        self,
+        out: IndexRows,
+        base: dict[str, str],
+        param: SearchParam,
+        node: Any,
+        references: dict[str, list[str]],
+    ) -> None:
+        """Rows of the second component, under a param naming the first (a code): code$value."""
+        (_, first_paths), (second_type, second_paths) = param.components
+        keys = {
+            key
+            for path in first_paths
+            for found in evaluate(node, path)
+            for system, code in token_values(found)
+            for key in composite_keys(system, code)
+        }
+        if not keys:
+            return
+        second = SearchParam(param.code, second_type, param.url, param.expression, second_paths)
+        for path in second_paths:
+            for value in evaluate(node, path):
+                for key in keys:
+                    self._add(
+                        out, base, replace(second, code=f"{param.code}${key}"), value, references
+                    )
+
+
+def composite_keys(system: str | None, code: str) -> tuple[str, str]:
+    """Keys of a composite's first (token) component: with its system, and for any system."""
+    return composite_key(system or "", code), composite_key("*", code)
+
+
+def composite_key(system: str, code: str) -> str:
+    # A compact, fixed-width stand-in for system|code (codes are indexed in clear anyway).
+    return hashlib.sha256(f"{system}|{code}".encode()).hexdigest()[:16]
 
 
 def _clip(value: str | None) -> str | None:

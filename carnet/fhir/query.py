@@ -16,13 +16,15 @@ from carnet.crypto.blind_index import GRAM, BlindIndexer, normalise
 from carnet.fhir.dates import date_range
 from carnet.fhir.definitions import Definitions, SearchParam
 from carnet.fhir.errors import bad_request, not_found
-from carnet.fhir.indexer import CONTAINS, IDENTIFIER, TEXT
+from carnet.fhir.indexer import CONTAINS, IDENTIFIER, TEXT, composite_key
 from carnet.fhir.models import INDEX_TABLES, idx_reference, idx_string, idx_token, resource
 from carnet.fhir.search import Include, SearchRequest, Term
 from carnet.fhir.search_values import (
     range_condition,
+    split_escaped,
     split_prefix,
     token_condition,
+    token_parts,
     unescape,
     value_condition,
 )
@@ -137,6 +139,8 @@ class Compiler:
             )
         if modifier == "contains":
             return self._contains(res_type, param, values)
+        if param.type == "composite":
+            return self._composite(res_type, param, values)
         if modifier == "text":
             s = idx_string.c
             digests = [self.blind.prefix_query(unescape(v)) for v in values]
@@ -155,6 +159,25 @@ class Compiler:
         return select(table.c.res_id).where(
             table.c.res_type == res_type, table.c.param == param.code, or_(*ors)
         )
+
+    def _composite(self, res_type: str, param: SearchParam, values: list[str]) -> Select[Any]:
+        (_, _), (second_type, second_paths) = param.components
+        table = INDEX_TABLES[second_type]
+        second = SearchParam(param.code, second_type, param.url, param.expression, second_paths)
+        ors = []
+        for value in values:
+            parts = split_escaped(value, "$")
+            if len(parts) != 2:
+                raise bad_request(f"{param.code} takes code$value, got '{value[:40]}'", param.code)
+            has_bar, system, code = token_parts(parts[0])
+            key = composite_key(system if has_bar else "*", code)
+            ors.append(
+                and_(
+                    table.c.param == f"{param.code}${key}",
+                    value_condition(table, second, "", parts[1], self.blind),
+                )
+            )
+        return select(table.c.res_id).where(table.c.res_type == res_type, or_(*ors))
 
     def _contains(self, res_type: str, param: SearchParam, values: list[str]) -> Select[Any]:
         s = idx_string.c

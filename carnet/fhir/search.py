@@ -23,6 +23,7 @@ MODIFIERS: dict[str, frozenset[str]] = {
     "date": frozenset({"missing"}),
     "number": frozenset({"missing"}),
     "quantity": frozenset({"missing"}),
+    "composite": frozenset(),
 }
 
 

@@ -243,3 +243,45 @@ def test_create_bundle_posted_with_fhir_json(client: TestClient) -> None:
         "/fhir/Practitioner", params={"identifier": f"{RPPS}|810000000011"}, headers=FHIR_JSON
     )
     assert {e["resource"]["id"] for e in r.json()["entry"]} == {w["gp_a"]}
+
+
+def test_composite_code_value_quantity(client: TestClient) -> None:
+    p = create(client, patient())["id"]
+    bp = observation(p, code="85354-9")
+    del bp["valueQuantity"]
+    bp["component"] = [
+        {
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+            "valueQuantity": {
+                "value": 150,
+                "unit": "mm[Hg]",
+                "system": "http://unitsofmeasure.org",
+                "code": "mm[Hg]",
+            },
+        },
+        {
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+            "valueQuantity": {
+                "value": 95,
+                "unit": "mm[Hg]",
+                "system": "http://unitsofmeasure.org",
+                "code": "mm[Hg]",
+            },
+        },
+    ]
+    high = create(client, bp)["id"]
+    tall = create(client, observation(p, code="8302-2", value=182.0))["id"]
+    q = "component-code-value-quantity"
+    assert ids(client, "Observation", {q: "http://loinc.org|8480-6$gt140"}) == {high}
+    assert ids(client, "Observation", {q: "8480-6$gt160"}) == set()
+    # the value must belong to the component with that code, not to another one
+    assert ids(client, "Observation", {q: "8462-4$gt140"}) == set()
+    assert ids(client, "Observation", {"code-value-quantity": "http://loinc.org|8302-2$182"}) == {
+        tall
+    }
+    assert ids(client, "Observation", {"combo-code-value-quantity": "8462-4$95"}) == {high}
+    assert ids(client, "Observation", {"combo-code-value-quantity": "8302-2$ge180,8480-6$150"}) == {
+        tall,
+        high,
+    }
+    assert client.get("/fhir/Observation", params={q: "8480-6"}).status_code == 400
