@@ -32,6 +32,8 @@ EXPECTED_TABLES = {
     "idx_quantity",
     "idx_number",
     "idx_uri",
+    "bulk_job",  # bulk $export/$import job state (carnet/fhir/operations/models.py)
+    "import_progress",
 }
 
 

@@ -1,0 +1,1 @@
+"""FHIR operations, one module each: $everything, $summary, bulk $export and $import."""
