@@ -112,8 +112,19 @@ def import_(
         list[Path], typer.Argument(help="Bundles (.json/.json.gz), NDJSON files or folders.")
     ],
     show_rejected: Annotated[int, typer.Option(help="How many rejections to list.")] = 20,
+    dedupe_shared: Annotated[
+        bool,
+        typer.Option(
+            "--dedupe-shared/--no-dedupe-shared",
+            help="Store an Organization/Practitioner posted with a known identifier once.",
+        ),
+    ] = True,
+    restart: Annotated[
+        bool, typer.Option(help="Forget what earlier runs committed and read every file again.")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(help="NDJSON lines per transaction.")] = 500,
 ) -> None:
-    """Import FHIR data; prints a report of what was read, stored and rejected (with reasons)."""
+    """Import FHIR data (streamed, resumable); prints what was read, stored, skipped and rejected."""
     from carnet.fhir.importer import Importer, discover
 
     try:
@@ -121,19 +132,24 @@ def import_(
     except (OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
     services = _services(Settings.from_env())
+    importer = Importer(
+        services.fhir, batch_size=batch_size, resume=not restart, dedupe_shared=dedupe_shared
+    )
     with _progress() as progress:
         task = progress.add_task("files", total=len(files))
-        report = Importer(services.fhir).run(files, progress=lambda _p: progress.advance(task))
+        report = importer.run(files, progress=lambda _p: progress.advance(task))
     services.close()
     console.print(
         f"files {report.files}, resources read {report.read}, stored {report.stored}, "
-        f"rejected {len(report.rejected)}"
+        f"rejected {report.rejected_total}"
     )
+    if report.skipped:
+        console.print(f"skipped {report.skipped} (committed by an earlier run; --restart to redo)")
     for rejection in report.rejected[:show_rejected]:
         console.print(
             f"  rejected {rejection.source}: {rejection.status} {rejection.reason}", highlight=False
         )
-    if report.rejected and report.stored == 0:
+    if report.rejected_total and report.stored == 0:
         raise typer.Exit(code=1)
 
 

@@ -8,24 +8,45 @@ How each kind of Bundle is taken, following the specification's meaning of Bundl
   rather than data to store.
 Single resources are stored by id (update) or created when they carry none. NDJSON lines are
 stored the same way, in transactions of ``batch_size`` lines.
+
+Files are streamed (NDJSON line by line, gzip decompressed on the fly), so memory does not grow
+with file size. Imports are resumable: table ``import_progress`` keeps, per file fingerprint, the
+number of lines committed, updated in the same transaction as each NDJSON batch; a re-run skips
+committed lines and completed files. With ``dedupe_shared`` (the default), a POST of an
+Organization or Practitioner that carries an identifier becomes a conditional create
+(``ifNoneExist=identifier=system|value``), so the copies every Synthea bundle re-posts are stored
+once.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, cast
+from urllib.parse import quote
 
 import orjson
+from sqlalchemy import Connection, insert, select, update
 
+from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError
+from carnet.fhir.operations.models import import_progress
 from carnet.fhir.service import FhirService
 from carnet.fhir.transactions import run_batch, run_transaction
+from carnet.fhir.validation import check_id
 
 SUFFIXES = (".json", ".json.gz", ".ndjson", ".ndjson.gz")
 REPLY_BUNDLES = ("transaction-response", "batch-response", "history")
+SHARED_TYPES = ("Organization", "Practitioner")
+MAX_REJECTIONS = 1000  # kept with their reasons; beyond, only counted (memory stays flat)
+
+
+class ImportInterruptedError(RuntimeError):
+    """Raised by ``fail_after_batches`` (crash simulation) or when ``should_stop`` says so."""
 
 
 @dataclass
@@ -40,12 +61,19 @@ class ImportReport:
     files: int = 0
     read: int = 0
     stored: int = 0
+    skipped: int = 0  # lines or files committed by an earlier run, not read again
     rejected: list[Rejection] = field(default_factory=list)
+    rejected_total: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
 
     def count(self, res_type: str, n: int = 1) -> None:
         self.stored += n
         self.by_type[res_type] = self.by_type.get(res_type, 0) + n
+
+    def reject(self, rejection: Rejection) -> None:
+        self.rejected_total += 1
+        if len(self.rejected) < MAX_REJECTIONS:
+            self.rejected.append(rejection)
 
 
 def discover(paths: list[Path]) -> list[Path]:
@@ -71,15 +99,106 @@ def _open(path: Path) -> IO[bytes]:
     return path.open("rb")
 
 
+def fingerprint(path: Path) -> str:
+    """A file's identity for resuming: name, size, first and last 64 KiB (not its folder)."""
+    digest = hashlib.sha256(path.name.encode() + b"\0")
+    size = path.stat().st_size
+    digest.update(str(size).encode() + b"\0")
+    with path.open("rb") as handle:
+        digest.update(handle.read(65536))
+        if size > 65536:
+            handle.seek(max(65536, size - 65536))
+            digest.update(handle.read(65536))
+    return digest.hexdigest()
+
+
+def shared_condition(resource: dict[str, Any]) -> str | None:
+    """``identifier=system|value`` for an Organization/Practitioner with an identifier."""
+    if resource.get("resourceType") not in SHARED_TYPES:
+        return None
+    for identifier in resource.get("identifier") or []:
+        if isinstance(identifier, dict) and identifier.get("system") and identifier.get("value"):
+            system = quote(str(identifier["system"]), safe=":/")
+            value = quote(str(identifier["value"]), safe="")
+            return f"identifier={system}|{value}"
+    return None
+
+
+class _Progress:
+    """Rows of ``import_progress``: committed lines per file fingerprint."""
+
+    def __init__(self, service: FhirService) -> None:
+        self.engine = service.repo.engine
+
+    def get(self, key: str) -> tuple[int, bool]:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(import_progress.c.lines_done, import_progress.c.complete).where(
+                    import_progress.c.source_key == key
+                )
+            ).first()
+        return (0, False) if row is None else (int(row.lines_done), bool(row.complete))
+
+    def start(self, key: str, name: str) -> None:
+        with self.engine.begin() as conn:
+            exists = conn.execute(
+                select(import_progress.c.source_key).where(import_progress.c.source_key == key)
+            ).first()
+            if exists is None:
+                conn.execute(
+                    insert(import_progress).values(
+                        source_key=key,
+                        name=name[:255],
+                        lines_done=0,
+                        complete=False,
+                        updated_at=datetime.now(UTC),
+                    )
+                )
+
+    @staticmethod
+    def write(conn: Connection, key: str, lines_done: int, complete: bool = False) -> None:
+        conn.execute(
+            update(import_progress)
+            .where(import_progress.c.source_key == key)
+            .values(lines_done=lines_done, complete=complete, updated_at=datetime.now(UTC))
+        )
+
+    def finish(self, key: str, lines_done: int) -> None:
+        with self.engine.begin() as conn:
+            self.write(conn, key, lines_done, complete=True)
+
+
 class Importer:
-    """Feeds files through FhirService; never stops at a bad resource, reports it instead."""
+    """Feeds files through FhirService; never stops at a bad resource, reports it instead.
+
+    ``resume`` skips what earlier runs committed (False re-reads everything);
+    ``dedupe_shared`` turns POSTs of identified Organizations/Practitioners into conditional
+    creates; ``fail_after_batches`` raises ImportInterruptedError after that many committed
+    batches (a crash, for tests); ``should_stop`` is polled between batches (cancellation).
+    """
 
     def __init__(
-        self, service: FhirService, base: str = "urn:carnet:import", batch_size: int = 500
+        self,
+        service: FhirService,
+        base: str = "urn:carnet:import",
+        batch_size: int = 500,
+        *,
+        ctx: RequestContext | None = None,
+        resume: bool = True,
+        dedupe_shared: bool = True,
+        fail_after_batches: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.service = service
         self.base = base
         self.batch_size = batch_size
+        self.ctx = ctx or RequestContext(source="import")
+        self.resume = resume
+        self.dedupe_shared = dedupe_shared
+        self.fail_after_batches = fail_after_batches
+        self.should_stop = should_stop
+        self.progress = _Progress(service)
+        self._batches = 0
 
     def run(
         self, files: list[Path], progress: Callable[[Path], None] | None = None
@@ -87,40 +206,61 @@ class Importer:
         report = ImportReport()
         for path in files:
             report.files += 1
-            if path.name.endswith((".ndjson", ".ndjson.gz")):
-                self._ndjson(path, report)
+            key = fingerprint(path)
+            done, complete = self.progress.get(key) if self.resume else (0, False)
+            if complete:
+                report.skipped += max(done, 1)
             else:
-                self._json(path, report)
+                self.progress.start(key, path.name)
+                if path.name.endswith((".ndjson", ".ndjson.gz")):
+                    self._ndjson(path, key, done, report)
+                else:
+                    if self._json(path, report):
+                        self.progress.finish(key, 1)
+                    self._committed()
             if progress:
                 progress(path)
         return report
 
-    def _json(self, path: Path, report: ImportReport) -> None:
+    def _committed(self) -> None:
+        self._batches += 1
+        if self.fail_after_batches is not None and self._batches >= self.fail_after_batches:
+            raise ImportInterruptedError(f"interrupted after {self._batches} batches")
+        if self.should_stop is not None and self.should_stop():
+            raise ImportInterruptedError("import cancelled")
+
+    # -- JSON files -------------------------------------------------------------------------------
+
+    def _json(self, path: Path, report: ImportReport) -> bool:
+        """Import one JSON file; True when its content was committed (or nothing can be)."""
         with _open(path) as handle:
             raw = handle.read()
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            report.rejected.append(Rejection(path.name, 400, f"not valid JSON: {exc.msg}"))
-            return
+            report.reject(Rejection(path.name, 400, f"not valid JSON: {exc.msg}"))
+            return True
         if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
-            self._bundle(path.name, doc, report)
+            ok = self._bundle(path.name, doc, report)
         else:
             report.read += 1
-            self._store([(path.name, doc, None)], report)
+            ok = self._store([(path.name, doc, None)], report)
+        return ok
 
-    def _bundle(self, name: str, bundle: dict[str, Any], report: ImportReport) -> None:
+    def _bundle(self, name: str, bundle: dict[str, Any], report: ImportReport) -> bool:
         kind = bundle.get("type")
         entries = bundle.get("entry") or []
         if kind in ("transaction", "batch"):
             report.read += len(entries)
             run = run_transaction if kind == "transaction" else run_batch
+            if self.dedupe_shared:
+                _dedupe_entries(entries)
             try:
                 self.service.validator.validate_bundle_shell(bundle)
-                response = run(self.service, bundle, self.base)
+                response = run(self.service, bundle, self.base, self.ctx)
             except FhirError as err:
-                report.rejected.append(Rejection(f"{name} ({kind})", err.status, str(err)))
-                return
+                report.reject(Rejection(f"{name} ({kind})", err.status, str(err)))
+                return err.status < 500 and err.status != 409  # a conflict is worth a retry
             for i, item in enumerate(response["entry"]):
                 status = item["response"]["status"]
                 if status.startswith("2"):
@@ -132,11 +272,12 @@ class Importer:
                         x.get("diagnostics", "")
                         for x in item["response"].get("outcome", {}).get("issue", [])
                     )
-                    report.rejected.append(Rejection(f"{name} entry {i}", int(status[:3]), reason))
-        elif kind in ("document", "message"):
+                    report.reject(Rejection(f"{name} entry {i}", int(status[:3]), reason))
+            return True
+        if kind in ("document", "message"):
             report.read += 1
-            self._store([(name, bundle, None)], report)
-        elif kind in ("collection", "searchset"):
+            return self._store([(name, bundle, None)], report)
+        if kind in ("collection", "searchset"):
             items = [
                 (f"{name} entry {i}", e["resource"], e.get("fullUrl"))
                 for i, e in enumerate(entries)
@@ -145,74 +286,149 @@ class Importer:
                 and not (kind == "searchset" and e.get("search", {}).get("mode") == "outcome")
             ]
             report.read += len(items)
-            self._store(items, report)
-        elif kind in REPLY_BUNDLES:
-            report.read += 1
-            report.rejected.append(
-                Rejection(
-                    name, 422, f"a {kind} Bundle records a server's replies, not data to store"
-                )
-            )
+            return self._store(items, report)
+        report.read += 1
+        if kind in REPLY_BUNDLES:
+            reason = f"a {kind} Bundle records a server's replies, not data to store"
         else:
-            report.read += 1
-            report.rejected.append(Rejection(name, 422, f"unknown Bundle.type '{kind}'"))
+            reason = f"unknown Bundle.type '{kind}'"
+        report.reject(Rejection(name, 422, reason))
+        return True
 
-    def _ndjson(self, path: Path, report: ImportReport) -> None:
+    def _store(self, items: list[tuple[str, Any, str | None]], report: ImportReport) -> bool:
+        """Store resources by id (or create them) in one transaction; bad ones are set aside first.
+
+        Each item is (where it came from, the resource, its fullUrl if any, so that references
+        between entries of one collection resolve).
+        """
+        good = self._valid(items, report)
+        if not good:
+            return True
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [self._entry(resource, full_url) for _, resource, full_url in good],
+        }
+        try:
+            run_transaction(self.service, bundle, self.base, self.ctx)
+        except FhirError as err:
+            report.reject(Rejection(good[0][0] + " (batch)", err.status, str(err)))
+            return err.status < 500 and err.status != 409
+        for _, resource, _ in good:
+            report.count(resource["resourceType"])
+        return True
+
+    def _valid(
+        self, items: list[tuple[str, Any, str | None]], report: ImportReport
+    ) -> list[tuple[str, dict[str, Any], str | None]]:
+        good: list[tuple[str, dict[str, Any], str | None]] = []
+        for source, resource, full_url in items:
+            try:
+                self.service.validator.validate(resource)
+                if resource.get("id"):
+                    check_id(str(resource["id"]))
+            except FhirError as err:
+                report.reject(Rejection(source, err.status, str(err)))
+                continue
+            good.append((source, resource, full_url))
+        return good
+
+    def _entry(self, resource: dict[str, Any], full_url: str | None) -> dict[str, Any]:
+        res_type = resource["resourceType"]
+        entry: dict[str, Any] = {"resource": resource}
+        if full_url:
+            entry["fullUrl"] = full_url
+        if resource.get("id"):
+            entry["request"] = {"method": "PUT", "url": f"{res_type}/{resource['id']}"}
+        else:
+            entry["request"] = {"method": "POST", "url": res_type}
+            condition = shared_condition(resource) if self.dedupe_shared else None
+            if condition:
+                entry["request"]["ifNoneExist"] = condition
+        return entry
+
+    # -- NDJSON -----------------------------------------------------------------------------------
+
+    def _ndjson(self, path: Path, key: str, skip: int, report: ImportReport) -> None:
+        """Stream the file; each batch commits with its progress row (exactly-once on resume)."""
         batch: list[tuple[str, Any, str | None]] = []
+        lineno = 0
         with _open(path) as handle:
             for lineno, line in enumerate(handle, start=1):
+                if lineno <= skip:
+                    if line.strip():
+                        report.skipped += 1
+                    continue
                 if not line.strip():
                     continue
                 report.read += 1
                 try:
                     batch.append((f"{path.name}:{lineno}", orjson.loads(line), None))
                 except orjson.JSONDecodeError as exc:
-                    report.rejected.append(
+                    report.reject(
                         Rejection(f"{path.name}:{lineno}", 400, f"not valid JSON: {exc.msg}")
                     )
                 if len(batch) >= self.batch_size:
-                    self._store(batch, report)
+                    self._store_lines(batch, key, lineno, report)
                     batch = []
-        if batch:
-            self._store(batch, report)
+        if lineno > skip:
+            self._store_lines(batch, key, lineno, report)
+        self.progress.finish(key, lineno)
 
-    def _store(self, items: list[tuple[str, Any, str | None]], report: ImportReport) -> None:
-        """Store resources by id (or create them) in one transaction; bad ones are set aside first.
-
-        Each item is (where it came from, the resource, its fullUrl if any, so that references
-        between entries of one collection resolve).
-        """
-        good: list[tuple[str, dict[str, Any], str | None]] = []
-        for source, resource, full_url in items:
-            try:
-                self.service.validator.validate(resource)
-            except FhirError as err:
-                report.rejected.append(Rejection(source, err.status, str(err)))
-                continue
-            good.append((source, resource, full_url))
-        if not good:
-            return
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "transaction",
-            "entry": [_entry(resource, full_url) for _, resource, full_url in good],
-        }
+    def _store_lines(
+        self,
+        items: list[tuple[str, Any, str | None]],
+        key: str,
+        lines_done: int,
+        report: ImportReport,
+    ) -> None:
+        """One transaction: the valid resources and the file's new committed-line count."""
+        good = self._valid(items, report)
         try:
-            run_transaction(self.service, bundle, self.base)
-        except FhirError as err:
-            report.rejected.append(Rejection(good[0][0] + " (batch)", err.status, str(err)))
-            return
-        for _, resource, _ in good:
-            report.count(resource["resourceType"])
+            self._write(good, key, lines_done)
+        except FhirError:
+            # One resource spoiled the batch: store the others one by one, set it aside.
+            for i, item in enumerate(good):
+                try:
+                    self._write([item], key, lines_done if i == len(good) - 1 else None)
+                except FhirError as err:
+                    report.reject(Rejection(item[0], err.status, str(err)))
+                else:
+                    report.count(item[1]["resourceType"])
+            self._write([], key, lines_done)
+        else:
+            for _, resource, _ in good:
+                report.count(resource["resourceType"])
+        self._committed()
+
+    def _write(
+        self, good: list[tuple[str, dict[str, Any], str | None]], key: str, lines_done: int | None
+    ) -> None:
+        service, ctx = self.service, self.ctx
+        with service.interaction(ctx, "import", None, None) as unit:
+            for _, resource, _ in good:
+                res_type = resource["resourceType"]
+                if resource.get("id"):
+                    service.update_in(unit, ctx, res_type, str(resource["id"]), resource, None)
+                else:
+                    condition = shared_condition(resource) if self.dedupe_shared else None
+                    service.create_in(unit, ctx, res_type, resource, condition)
+            if lines_done is not None:
+                done = lines_done
+                unit.before_commit.append(lambda conn: _Progress.write(conn, key, done))
 
 
-def _entry(resource: dict[str, Any], full_url: str | None) -> dict[str, Any]:
-    res_type = resource["resourceType"]
-    entry: dict[str, Any] = {"resource": resource}
-    if full_url:
-        entry["fullUrl"] = full_url
-    if resource.get("id"):
-        entry["request"] = {"method": "PUT", "url": f"{res_type}/{resource['id']}"}
-    else:
-        entry["request"] = {"method": "POST", "url": res_type}
-    return entry
+def _dedupe_entries(entries: list[Any]) -> None:
+    """POSTs of identified Organizations/Practitioners become conditional creates."""
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
+            continue
+        request = entry.get("request")
+        if (
+            isinstance(request, dict)
+            and request.get("method") == "POST"
+            and not request.get("ifNoneExist")
+        ):
+            condition = shared_condition(entry["resource"])
+            if condition:
+                request["ifNoneExist"] = condition

@@ -82,10 +82,12 @@ def test_import_folder_is_idempotent_by_id(tmp_path: Path) -> None:
     (folder / "ignored.txt").write_text("not FHIR")
     first = _run(tmp_path / "data", "import", str(folder))
     second = _run(tmp_path / "data", "import", str(folder))
-    assert first.exit_code == 0
-    assert second.exit_code == 0
+    third = _run(tmp_path / "data", "import", "--restart", str(folder))
+    assert first.exit_code == second.exit_code == third.exit_code == 0
     assert _report(first.stdout) == (2, 2, 2, 0)
-    assert _report(second.stdout) == (2, 2, 2, 0)  # stored again as new versions, by id
+    assert _report(second.stdout) == (2, 0, 0, 0)  # committed files are skipped (resumable)
+    assert "skipped 2" in second.stdout
+    assert _report(third.stdout) == (2, 2, 2, 0)  # --restart reads again; stored by id
 
 
 def test_import_missing_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

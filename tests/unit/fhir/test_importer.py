@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import tracemalloc
 from pathlib import Path
 
 import orjson
 import pytest
 
 from carnet.app import Services
-from carnet.fhir.importer import Importer, discover
+from carnet.fhir.importer import MAX_REJECTIONS, Importer, ImportInterruptedError, discover
+from tests.conftest import CORPUS
 
 
 def _patient(i: int) -> dict[str, object]:
@@ -87,3 +89,99 @@ def test_reply_bundles_are_rejected_with_reason(sqlite_services: Services, tmp_p
     assert report.stored == 0
     assert [r.status for r in report.rejected] == [422]
     assert "server's replies" in report.rejected[0].reason
+
+
+def _count_on(services: Services, res_type: str) -> int:
+    return int(services.fhir.search("urn:t", res_type, [("_summary", "count")])["total"])
+
+
+def test_crash_then_resume_stores_each_line_once(services: Services, tmp_path: Path) -> None:
+    """Lines without ids are created (POST): a replayed batch would duplicate them."""
+    path = tmp_path / "obs.ndjson.gz"
+    lines = [orjson.dumps({k: v for k, v in _obs(i).items() if k != "id"}) for i in range(23)]
+    path.write_bytes(gzip.compress(b"\n".join(lines)))
+
+    with pytest.raises(ImportInterruptedError):
+        Importer(services.fhir, batch_size=5, fail_after_batches=2).run([path])
+    assert _count_on(services, "Observation") == 10  # two committed batches
+
+    report = Importer(services.fhir, batch_size=5).run([path])
+    assert report.skipped == 10
+    assert report.read == 13
+    assert report.stored == 13
+    assert _count_on(services, "Observation") == 23
+
+    third = Importer(services.fhir, batch_size=5).run([path])  # complete: skipped whole
+    assert third.read == 0
+    assert _count_on(services, "Observation") == 23
+    fresh = Importer(services.fhir, batch_size=5, resume=False).run([path])
+    assert fresh.stored == 23  # resume=False re-reads (and here creates again)
+    assert _count_on(services, "Observation") == 46
+
+
+def test_crash_between_bundle_files_resumes_with_the_next(services: Services) -> None:
+    files = sorted((CORPUS / "synthea").glob("*.json.gz"))[:3]
+    with pytest.raises(ImportInterruptedError):
+        Importer(services.fhir, fail_after_batches=2).run(files)
+    assert _count_on(services, "Patient") == 2
+    report = Importer(services.fhir).run(files)
+    assert report.skipped == 2
+    assert _count_on(services, "Patient") == 3
+
+
+def test_shared_organizations_and_practitioners_are_deduplicated(
+    sqlite_services: Services,
+) -> None:
+    files = sorted((CORPUS / "synthea").glob("*.json.gz"))[:12]
+    Importer(sqlite_services.fhir).run(files)
+    orgs, docs = (
+        _count_on(sqlite_services, "Organization"),
+        _count_on(sqlite_services, "Practitioner"),
+    )
+    bundles = [orjson.loads(gzip.decompress(p.read_bytes())) for p in files]
+    posted = sum(
+        1 for b in bundles for e in b["entry"] if e["resource"]["resourceType"] == "Organization"
+    )
+    distinct = {
+        e["resource"]["identifier"][0]["value"]
+        for b in bundles
+        for e in b["entry"]
+        if e["resource"]["resourceType"] == "Organization"
+    }
+    assert orgs == len(distinct) < posted
+    assert docs < posted
+
+
+def test_dedupe_can_be_turned_off(sqlite_services: Services) -> None:
+    files = sorted((CORPUS / "synthea").glob("*.json.gz"))[:2]
+    Importer(sqlite_services.fhir, dedupe_shared=False).run(files)
+    assert _count_on(sqlite_services, "Organization") == sum(
+        1
+        for p in files
+        for e in orjson.loads(gzip.decompress(p.read_bytes()))["entry"]
+        if e["resource"]["resourceType"] == "Organization"
+    )
+
+
+def test_memory_does_not_grow_with_file_size(sqlite_services: Services, tmp_path: Path) -> None:
+    def peak(n: int) -> int:
+        path = tmp_path / f"p{n}.ndjson"
+        path.write_bytes(
+            b"\n".join(orjson.dumps({**_patient(i), "id": f"m{n}-{i}"}) for i in range(n))
+        )
+        tracemalloc.start()
+        Importer(sqlite_services.fhir, batch_size=200).run([path])
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    small, large = peak(400), peak(2000)
+    assert large < small * 1.5, (small, large)
+
+
+def test_rejections_are_capped_but_counted(sqlite_services: Services, tmp_path: Path) -> None:
+    path = tmp_path / "bad.ndjson"
+    path.write_bytes(b"\n".join(b"{oops" for _ in range(MAX_REJECTIONS + 10)))
+    report = Importer(sqlite_services.fhir).run([path])
+    assert report.rejected_total == MAX_REJECTIONS + 10
+    assert len(report.rejected) == MAX_REJECTIONS
