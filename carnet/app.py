@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +24,10 @@ from carnet.fhir.attachments import BlobStore
 from carnet.fhir.definitions import load_definitions
 from carnet.fhir.errors import FhirError
 from carnet.fhir.indexer import Indexer
+from carnet.fhir.operations import api as operations_api
+from carnet.fhir.operations.export import ExportService
+from carnet.fhir.operations.import_ import ImportService
+from carnet.fhir.operations.jobs import JobRunner, JobStore
 from carnet.fhir.query import Compiler
 from carnet.fhir.repository import Repository
 from carnet.fhir.service import FhirService
@@ -41,6 +46,8 @@ class Services:
     crypto: CryptoService
     fhir: FhirService
     audit: AuditService
+    bulk_export: ExportService
+    bulk_import: ImportService
 
     def close(self) -> None:
         self.audit.stop()
@@ -76,12 +83,20 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         max_page_size=settings.max_page_size,
         access=audit,
     )
+    jobs = JobStore(engine)
+    runner = JobRunner(jobs)
+    bulk_export = ExportService(
+        fhir, jobs, runner, settings.export_dir, timedelta(hours=settings.export_retention_hours)
+    )
+    bulk_import = ImportService(fhir, jobs, runner, settings.import_dir)
     return Services(
         settings=settings,
         engine=engine,
         crypto=crypto,
         fhir=fhir,
         audit=audit,
+        bulk_export=bulk_export,
+        bulk_import=bulk_import,
     )
 
 
@@ -112,6 +127,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.services = services
     app.state.fhir = services.fhir
     app.include_router(audit_api.router)  # before the generic /fhir/{type} routes
+    app.include_router(operations_api.router)  # before the generic routes: /Patient/$export
     app.include_router(fhir_api.router)
 
     @app.middleware("http")

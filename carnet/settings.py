@@ -61,6 +61,21 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "base_url", "", "Public base URL of the FHIR API; empty means derive from the request."
     ),
     Setting(
+        "import_dir",
+        "",
+        "Directory $import may read files from (file: URLs only); empty means <data_dir>/imports.",
+    ),
+    Setting(
+        "export_dir",
+        "",
+        "Directory of bulk $export files (encrypted at rest); empty means <data_dir>/exports.",
+    ),
+    Setting(
+        "export_retention_hours",
+        "24",
+        "Hours a finished bulk export (files and key) is kept before it is erased.",
+    ),
+    Setting(
         "audit_checkpoint_events",
         "1000",
         "The audit log signs a checkpoint at least every this many events.",
@@ -90,6 +105,9 @@ class Settings:
     base_url: str
     audit_checkpoint_events: int
     audit_checkpoint_seconds: float
+    import_dir: Path
+    export_dir: Path
+    export_retention_hours: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -114,6 +132,9 @@ class Settings:
             base_url=raw["base_url"].rstrip("/"),
             audit_checkpoint_events=int(raw["audit_checkpoint_events"]),
             audit_checkpoint_seconds=float(raw["audit_checkpoint_seconds"]),
+            import_dir=Path(raw["import_dir"]) if raw["import_dir"] else data_dir / "imports",
+            export_dir=Path(raw["export_dir"]) if raw["export_dir"] else data_dir / "exports",
+            export_retention_hours=float(raw["export_retention_hours"]),
         )
 
     @property

@@ -1,0 +1,149 @@
+"""Router of the FHIR operations under /fhir: parse, call the operation, render.
+
+Mounted before the generic FHIR router so that ``/Patient/$export`` is not read as a resource id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import StreamingResponse
+
+from carnet.fhir.api import Ctx, FhirResponse, Service, base_url, read_json
+from carnet.fhir.errors import bad_request
+from carnet.fhir.operations.everything import everything
+from carnet.fhir.operations.export import ExportService, StatusReply
+from carnet.fhir.operations.import_ import ImportService
+from carnet.fhir.operations.summary import summary
+
+router = APIRouter(prefix="/fhir")
+NDJSON = "application/fhir+ndjson"
+
+
+def get_export(request: Request) -> ExportService:
+    service: ExportService = request.app.state.services.bulk_export
+    return service
+
+
+def get_import(request: Request) -> ImportService:
+    service: ImportService = request.app.state.services.bulk_import
+    return service
+
+
+Export = Annotated[ExportService, Depends(get_export)]
+Import = Annotated[ImportService, Depends(get_import)]
+Prefer = Annotated[str | None, Header()]
+
+
+@router.get("/Patient/{patient_id}/$everything")
+def patient_everything(
+    patient_id: str, request: Request, service: Service, ctx: Ctx
+) -> FhirResponse:
+    params = list(request.query_params.multi_items())
+    return FhirResponse(everything(service, ctx, base_url(request), patient_id, params))
+
+
+@router.api_route("/Patient/{patient_id}/$summary", methods=["GET", "POST"])
+def patient_summary(patient_id: str, request: Request, service: Service, ctx: Ctx) -> FhirResponse:
+    return FhirResponse(summary(service, ctx, base_url(request), patient_id))
+
+
+# -- bulk export --------------------------------------------------------------------------------
+
+
+def _kickoff_accepted(request: Request, status_path: str) -> Response:
+    return Response(
+        status_code=202, headers={"Content-Location": f"{base_url(request)}/{status_path}"}
+    )
+
+
+def _require_async(prefer: str | None) -> None:
+    if not prefer or "respond-async" not in prefer:
+        raise bad_request("bulk operations need the header 'Prefer: respond-async'", "Prefer")
+
+
+def _export(
+    request: Request,
+    ctx: Ctx,
+    export: ExportService,
+    prefer: str | None,
+    level: str,
+    group_id: str | None = None,
+) -> Response:
+    _require_async(prefer)
+    params = list(request.query_params.multi_items())
+    job_id = export.kickoff(ctx, base_url(request), str(request.url), level, params, group_id)
+    return _kickoff_accepted(request, f"$export-status/{job_id}")
+
+
+@router.get("/$export")
+def system_export(request: Request, ctx: Ctx, export: Export, prefer: Prefer = None) -> Response:
+    return _export(request, ctx, export, prefer, "system")
+
+
+@router.get("/Patient/$export")
+def patient_export(request: Request, ctx: Ctx, export: Export, prefer: Prefer = None) -> Response:
+    return _export(request, ctx, export, prefer, "patient")
+
+
+@router.get("/Group/{group_id}/$export")
+def group_export(
+    group_id: str, request: Request, ctx: Ctx, export: Export, prefer: Prefer = None
+) -> Response:
+    return _export(request, ctx, export, prefer, "group", group_id)
+
+
+def _status_response(reply: StatusReply) -> Response:
+    if reply.status == 202:
+        return Response(
+            status_code=202, headers={"X-Progress": reply.progress or "", "Retry-After": "1"}
+        )
+    if reply.error is not None:
+        return FhirResponse(reply.error.outcome(), status_code=reply.error.status)
+    return Response(
+        orjson.dumps(reply.manifest), media_type="application/json", status_code=reply.status
+    )
+
+
+@router.get("/$export-status/{job_id}")
+def export_status(job_id: str, export: Export) -> Response:
+    return _status_response(export.status(job_id))
+
+
+@router.delete("/$export-status/{job_id}")
+def export_cancel(job_id: str, export: Export) -> Response:
+    export.cancel(job_id)
+    return Response(status_code=202)
+
+
+@router.get("/$export-file/{job_id}/{name}")
+def export_file(job_id: str, name: str, ctx: Ctx, export: Export) -> StreamingResponse:
+    records: Iterator[bytes] = export.open_file(ctx, job_id, name)
+    return StreamingResponse(records, media_type=NDJSON)
+
+
+# -- bulk import --------------------------------------------------------------------------------
+
+
+@router.post("/$import")
+async def bulk_import(
+    request: Request, ctx: Ctx, importer: Import, prefer: Prefer = None
+) -> Response:
+    _require_async(prefer)
+    body = await read_json(request)
+    job_id = importer.kickoff(ctx, str(request.url), body)
+    return _kickoff_accepted(request, f"$import-status/{job_id}")
+
+
+@router.get("/$import-status/{job_id}")
+def import_status(job_id: str, importer: Import) -> Response:
+    return _status_response(importer.status(job_id))
+
+
+@router.delete("/$import-status/{job_id}")
+def import_cancel(job_id: str, importer: Import) -> Response:
+    importer.cancel(job_id)
+    return Response(status_code=202)

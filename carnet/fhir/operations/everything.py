@@ -1,0 +1,138 @@
+"""Patient/{id}/$everything: the patient, their compartment, and what it references outside it.
+
+The compartment comes from the repository (resources whose patient compartment is this patient);
+resources they reference that belong to no compartment (Practitioner, Organization, Medication,
+Location...) are added with ``search.mode = include``. ``_type`` and ``_since`` filter both;
+``_count``/``_offset`` page over the whole ordered list (compartment first, oldest first).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from carnet.fhir import render
+from carnet.fhir.access import RequestContext
+from carnet.fhir.dates import date_range
+from carnet.fhir.errors import bad_request, gone, not_found
+from carnet.fhir.repository import StoredResource, Unit
+from carnet.fhir.service import FhirService
+
+_REFERENCE = re.compile(rb'"reference":"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})"')
+
+
+def references(bodies: Iterable[dict[str, Any] | None]) -> list[tuple[str, str]]:
+    """Relative ``Type/id`` references found anywhere in ``bodies``, first occurrence order."""
+    seen: dict[tuple[str, str], None] = {}
+    for body in bodies:
+        if body is None:
+            continue
+        for match in _REFERENCE.finditer(orjson.dumps(body)):
+            seen.setdefault((match.group(1).decode(), match.group(2).decode()), None)
+    return list(seen)
+
+
+def parse_types(service: FhirService, raw: list[str]) -> list[str] | None:
+    """``_type`` values (repeated and/or comma-separated); 400 for an unknown type."""
+    types = [t.strip() for value in raw for t in value.split(",") if t.strip()]
+    for res_type in types:
+        if res_type not in service.definitions.resource_types:
+            raise bad_request(f"_type '{res_type[:64]}' is not a resource type", "_type")
+    return types or None
+
+
+def parse_since(raw: str | None) -> str | None:
+    """``_since`` as the repository's sortable text; 400 if it is not an instant."""
+    if raw is None:
+        return None
+    rng = date_range(raw)
+    if rng is None or "T" not in raw:
+        raise bad_request(f"_since '{raw[:40]}' is not a valid instant", "_since")
+    return rng[0]
+
+
+def patient_or_404(unit: Unit, patient_id: str) -> StoredResource:
+    patient = unit.current("Patient", patient_id)
+    if patient is None:
+        raise not_found(f"Patient/{patient_id} is not known")
+    if patient.deleted:
+        raise gone(f"Patient/{patient_id} was deleted")
+    return patient
+
+
+def outside_references(
+    unit: Unit, resources: list[StoredResource], depth: int = 2
+) -> list[StoredResource]:
+    """Resources outside any compartment referenced by ``resources`` (and, to ``depth``, by those)."""
+    have = {(r.res_type, r.res_id) for r in resources}
+    found: list[StoredResource] = []
+    frontier = resources
+    for _ in range(depth):
+        wanted = [k for k in references(r.body for r in frontier) if k not in have]
+        if not wanted:
+            break
+        frontier = [r for r in unit.load(wanted) if r.patient_id is None]
+        have.update(wanted)
+        found.extend(frontier)
+    return found
+
+
+def everything(
+    service: FhirService,
+    ctx: RequestContext,
+    base: str,
+    patient_id: str,
+    params: list[tuple[str, str]],
+) -> dict[str, Any]:
+    """A searchset Bundle of the patient's record; 404 for an unknown patient."""
+    types = parse_types(service, [v for k, v in params if k == "_type"])
+    query = dict(params)
+    since = parse_since(query.get("_since"))
+    count = _int(query, "_count", service.max_page_size)
+    count = min(max(count, 0), service.max_page_size)
+    offset = max(_int(query, "_offset", 0), 0)
+    with service.interaction(ctx, "everything", "Patient", patient_id) as unit:
+        service.access.check(unit, ctx, "everything", "Patient", patient_id)
+        patient_or_404(unit, patient_id)
+        keys = unit.compartment_keys(patient_id, types, since)
+        # Referenced resources are found from the whole compartment, whatever _type asks for.
+        compartment = unit.load(unit.compartment_keys(patient_id))
+        extra = [
+            r
+            for r in outside_references(unit, compartment, depth=1)
+            if (types is None or r.res_type in types)
+            and (since is None or _sortable(r.last_updated) >= since)
+        ]
+        wanted = keys + [(r.res_type, r.res_id) for r in extra]
+        total = len(wanted)
+        page_keys = wanted[offset : offset + count]
+        included = {(r.res_type, r.res_id) for r in extra}
+        by_key = {(r.res_type, r.res_id): r for r in compartment}
+        by_key.update({(r.res_type, r.res_id): r for r in extra})
+        page = [by_key[k] for k in page_keys if k in by_key]
+        service.access.record(unit, ctx, "everything", "Patient", page)
+    keep = [(k, v) for k, v in params if k in ("_type", "_since")]
+    links = render.page_links(base, f"Patient/{patient_id}/$everything", keep, offset, count, total)
+    bundle = render.searchset(base, total, links, page)
+    for entry, stored in zip(bundle.get("entry", []), page, strict=False):
+        if (stored.res_type, stored.res_id) in included:
+            entry["search"] = {"mode": "include"}
+    return bundle
+
+
+def _sortable(fhir_instant: str) -> str:
+    # "2024-01-02T03:04:05.678Z" -> "2024-01-02T03:04:05.678000", the repository's text form
+    return fhir_instant.rstrip("Z") + "000"
+
+
+def _int(query: dict[str, str], name: str, default: int) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise bad_request(f"{name} must be an integer, got '{raw[:20]}'", name) from None

@@ -1,0 +1,126 @@
+"""POST /$import: file: URLs inside import_dir only, async job, report, resumable importer."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from carnet.app import Services
+
+ASYNC = {"Prefer": "respond-async", "Content-Type": "application/fhir+json"}
+
+
+def _patients(n: int) -> bytes:
+    return b"\n".join(
+        orjson.dumps({"resourceType": "Patient", "id": f"imp{i}", "gender": "male"})
+        for i in range(n)
+    )
+
+
+def _params(*inputs: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            {
+                "name": "input",
+                "part": [
+                    {"name": "type", "valueCode": t},
+                    {"name": "url", "valueUri": u},
+                ],
+            }
+            for t, u in inputs
+        ],
+    }
+
+
+def _wait(client: TestClient, location: str) -> dict[str, Any]:
+    for _ in range(400):
+        response = client.get(location.replace("http://127.0.0.1", ""))
+        if response.status_code != 202:
+            assert response.status_code == 200, response.text
+            return dict(response.json())
+        time.sleep(0.025)
+    raise AssertionError("import did not finish")
+
+
+def test_import_parameters_and_manifest(client: TestClient, services: Services) -> None:
+    folder = services.settings.import_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "Patient.ndjson.gz").write_bytes(gzip.compress(_patients(5) + b"\n{bad\n"))
+    body = _params(("Patient", (folder / "Patient.ndjson.gz").as_uri()))
+    response = client.post("/fhir/$import", json=body, headers=ASYNC)
+    assert response.status_code == 202, response.text
+    result = _wait(client, response.headers["Content-Location"])
+    assert result["output"] == [{"type": "Patient", "count": 5}]
+    assert result["error"] == [{"type": "OperationOutcome", "count": 1}]
+    assert result["report"]["rejections"][0]["status"] == 400
+    assert client.get("/fhir/Patient/imp4").status_code == 200
+
+    # The manifest form, with a path relative to the import directory; a re-run skips the file.
+    (folder / "more.ndjson").write_bytes(_patients(7))
+    manifest = {
+        "inputFormat": "application/fhir+ndjson",
+        "input": [{"type": "Patient", "url": "file:more.ndjson"}],
+    }
+    response = client.post("/fhir/$import", json=manifest, headers=ASYNC)
+    assert _wait(client, response.headers["Content-Location"])["report"]["stored"] == 7
+    response = client.post("/fhir/$import", json=manifest, headers=ASYNC)
+    again = _wait(client, response.headers["Content-Location"])["report"]
+    assert again["stored"] == 0
+    assert again["skipped"] == 7
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.org/Patient.ndjson",
+        "http://127.0.0.1:9/Patient.ndjson",
+        "ftp://example.org/Patient.ndjson",
+        "file://other-host/data/Patient.ndjson",
+        "file:///etc/passwd",
+        "file:../../outside.ndjson",
+        "file:missing.ndjson",
+        "",
+    ],
+)
+def test_refused_urls(client: TestClient, services: Services, url: str) -> None:
+    services.settings.import_dir.mkdir(parents=True, exist_ok=True)
+    response = client.post("/fhir/$import", json=_params(("Patient", url)), headers=ASYNC)
+    assert response.status_code == 400
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_other_refusals(client: TestClient, services: Services) -> None:
+    folder = services.settings.import_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "p.ndjson").write_bytes(_patients(1))
+    good = _params(("Patient", "file:p.ndjson"))
+    no_prefer = client.post(
+        "/fhir/$import", json=good, headers={"Content-Type": "application/fhir+json"}
+    )
+    assert no_prefer.status_code == 400
+    bad_type = client.post(
+        "/fhir/$import", json=_params(("Nonsense", "file:p.ndjson")), headers=ASYNC
+    )
+    assert bad_type.status_code == 400
+    not_params = client.post("/fhir/$import", json={"resourceType": "Patient"}, headers=ASYNC)
+    assert not_params.status_code == 400
+    assert client.get("/fhir/$import-status/nope").status_code == 404
+    assert client.delete("/fhir/$import-status/nope").status_code == 404
+
+
+def test_outbound_url_is_refused_before_any_job(
+    client: TestClient, services: Services, tmp_path: Path
+) -> None:
+    """A refused kick-off leaves no job behind (nothing to poll)."""
+    response = client.post(
+        "/fhir/$import", json=_params(("Patient", "https://example.org/x.ndjson")), headers=ASYNC
+    )
+    assert response.status_code == 400
+    assert "Content-Location" not in response.headers
