@@ -46,6 +46,7 @@ class IndexRows:
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     patient_id: str | None = None
     value_count: int = 0
+    code_texts: set[tuple[str, str, str]] = field(default_factory=set)  # (system, code, hash)
 
     def add(self, kind: str, row: dict[str, Any]) -> None:
         self.rows.setdefault(kind, []).append(row)
@@ -74,16 +75,6 @@ def string_values(node: Any) -> Iterator[str]:
             for item in value if isinstance(value, list) else [value]:
                 if isinstance(item, str):
                     yield item
-
-
-def token_texts(node: Any) -> Iterator[str]:
-    """Human text of a CodeableConcept (text, displays) or a Coding (display)."""
-    if isinstance(node, dict):
-        if isinstance(node.get("text"), str):
-            yield node["text"]
-        for coding in node.get("coding", []) if isinstance(node.get("coding"), list) else [node]:
-            if isinstance(coding, dict) and isinstance(coding.get("display"), str):
-                yield coding["display"]
 
 
 def token_values(node: Any) -> Iterator[tuple[str | None, str]]:
@@ -164,12 +155,9 @@ class Indexer:
                     "token",
                     {**row_base, "system": _clip(system), "code": _clip(code)},
                 )
-            # :text searches the human text of codes: free text, so blind-indexed like names.
-            texts: set[str] = set()
-            for text in token_texts(node):
-                texts |= self.blind.prefix_hashes(text)
-            for digest in texts:
-                out.add("string", {**base, "param": f"{param.code}{TEXT}", "value": digest})
+            # :text searches the human text of codes, blind-indexed like names: once per distinct
+            # code in code_text; only a text with no coding is stored on the resource itself.
+            self._add_texts(out, base, param, node)
         elif kind == "reference":
             if isinstance(node, dict) and isinstance(node.get("identifier"), dict):
                 ident = node["identifier"]
@@ -212,6 +200,29 @@ class Indexer:
                 out.add("number", {**row_base, "value": float(node)})
         elif kind == "uri" and isinstance(node, str):
             out.add("uri", {**row_base, "value": node[:512]})
+
+    def _add_texts(
+        self, out: IndexRows, base: dict[str, str], param: SearchParam, node: Any
+    ) -> None:
+        if not isinstance(node, dict):
+            return
+        found = node.get("coding")
+        codings: list[Any] = found if isinstance(found, list) else [node]
+        keyed = [
+            (str(c.get("system") or "")[:MAX_TEXT], c["code"][:MAX_TEXT], c.get("display"))
+            for c in codings
+            if isinstance(c, dict) and isinstance(c.get("code"), str)
+        ]
+        text = node.get("text") if isinstance(node.get("text"), str) else None
+        for system, code, display in keyed:
+            for shown in (display, text):
+                if isinstance(shown, str):
+                    out.code_texts.update(
+                        (system, code, digest) for digest in self.blind.prefix_hashes(shown)
+                    )
+        if text is not None and not keyed:
+            for digest in self.blind.prefix_hashes(text):
+                out.add("string", {**base, "param": f"{param.code}{TEXT}", "value": digest})
 
     def _add_composite(
         self,

@@ -74,6 +74,32 @@ idx_uri = _index_table(
     "idx_uri", Column("value", String(512), nullable=False), value_index=("value",)
 )
 
+# The text of codes, once per distinct (system, code, text prefix): token ``:text`` searches join it
+# to idx_token instead of storing a display's prefixes on every resource that uses the code.
+code_text = Table(
+    "code_text",
+    metadata,
+    Column("system", String(255), nullable=False),  # "" when the coding has none
+    Column("code", String(255), nullable=False),
+    Column("value", String(32), nullable=False),  # blind prefix hash of the text or display
+    Index("uq_code_text", "system", "code", "value", unique=True),
+    Index("ix_code_text_value", "value"),
+)
+
+# Result snapshots of searches with more than one page, so that paging neither skips nor repeats
+# resources when data changes between pages.
+search_snapshot = Table(
+    "search_snapshot",
+    metadata,
+    Column("snapshot_id", String(36), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Index("uq_search_snapshot", "snapshot_id", "position", unique=True),
+    Index("ix_search_snapshot_created", "created_at"),
+)
+
 INDEX_TABLES = {
     "string": idx_string,
     "token": idx_token,

@@ -17,7 +17,14 @@ from carnet.fhir.dates import date_range
 from carnet.fhir.definitions import Definitions, SearchParam
 from carnet.fhir.errors import bad_request, not_found
 from carnet.fhir.indexer import CONTAINS, IDENTIFIER, TEXT, composite_key
-from carnet.fhir.models import INDEX_TABLES, idx_reference, idx_string, idx_token, resource
+from carnet.fhir.models import (
+    INDEX_TABLES,
+    code_text,
+    idx_reference,
+    idx_string,
+    idx_token,
+    resource,
+)
 from carnet.fhir.search import Include, SearchRequest, Term
 from carnet.fhir.search_values import (
     range_condition,
@@ -142,11 +149,18 @@ class Compiler:
         if param.type == "composite":
             return self._composite(res_type, param, values)
         if modifier == "text":
-            s = idx_string.c
+            s, t, ct = idx_string.c, idx_token.c, code_text.c
             digests = [self.blind.prefix_query(unescape(v)) for v in values]
-            return select(s.res_id).where(
+            codes = select(ct.system, ct.code).where(ct.value.in_(digests))
+            via_codes = select(t.res_id).where(
+                t.res_type == res_type,
+                t.param == param.code,
+                tuple_(func.coalesce(t.system, ""), t.code).in_(codes),
+            )
+            free_text = select(s.res_id).where(
                 s.res_type == res_type, s.param == f"{param.code}{TEXT}", s.value.in_(digests)
             )
+            return via_codes.union(free_text)  # type: ignore[return-value]
         if modifier == "identifier":
             t = idx_token.c
             return select(t.res_id).where(

@@ -7,13 +7,26 @@ commit), so a transaction of hundreds of entries costs a handful of statements p
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Select, and_, delete, event, func, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    Table,
+    and_,
+    delete,
+    event,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from carnet.crypto.envelope import DataKeys, KeyDestroyedError
@@ -21,7 +34,7 @@ from carnet.fhir.attachments import BlobStore, attachments
 from carnet.fhir.dates import instant, sortable, utc_now
 from carnet.fhir.errors import FhirError, conflict, gone
 from carnet.fhir.indexer import Indexer, IndexRows
-from carnet.fhir.models import INDEX_TABLES, resource
+from carnet.fhir.models import INDEX_TABLES, code_text, resource, search_snapshot
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,7 @@ class Repository:
         self.data_keys = data_keys
         self.indexer = indexer
         self.blobs = blobs
+        self.known_code_texts: set[tuple[str, str, str]] = set()
         install_sqlite_write_lock(engine)
 
         @event.listens_for(engine, "checkin")
@@ -97,6 +111,7 @@ class Repository:
                 for callback in unit.before_commit:
                     callback(conn)
                 conn.commit()
+                self.known_code_texts |= unit.new_code_texts  # only once they are committed
             except IntegrityError as exc:
                 conn.rollback()
                 self.data_keys.after_rollback(conn)
@@ -117,6 +132,7 @@ class Unit:
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._superseded: list[tuple[str, str]] = []
         self._rows: list[dict[str, Any]] = []
+        self.new_code_texts: set[tuple[str, str, str]] = set()
         self.before_commit: list[Callable[[Connection], None]] = []
         """Callbacks run (in order) after the final flush, inside the transaction: audit appends."""
 
@@ -209,13 +225,18 @@ class Unit:
                     conn.execute(
                         delete(table).where(tuple_(table.c.res_type, table.c.res_id).in_(chunk))
                     )
-        conn.execute(resource.insert(), self._rows)
+        bulk_insert(conn, resource, self._rows)
         by_kind: dict[str, list[dict[str, Any]]] = {}
         for pending in self._pending.values():
             for kind, rows in pending.index.rows.items():
                 by_kind.setdefault(kind, []).extend(rows)
         for kind, rows in by_kind.items():
-            conn.execute(INDEX_TABLES[kind].insert(), rows)
+            bulk_insert(conn, INDEX_TABLES[kind], rows)
+        texts = set().union(*(p.index.code_texts for p in self._pending.values()))
+        new_texts = texts - self.repo.known_code_texts - self.new_code_texts
+        if new_texts:
+            insert_ignoring_duplicates(conn, code_text, ("system", "code", "value"), new_texts)
+            self.new_code_texts |= new_texts
         self._pending.clear()
         self._superseded.clear()
         self._rows.clear()
@@ -338,6 +359,49 @@ class Unit:
                     continue  # erased (crypto-shredded) between index and load: not a match
         return [found[k] for k in keys if k in found]
 
+    def store_snapshot(self, keys: Sequence[tuple[str, str]], now: str, expire_before: str) -> str:
+        """Keep the ordered result of a multi-page search; returns its id."""
+        self.conn.execute(
+            delete(search_snapshot).where(search_snapshot.c.created_at < expire_before)
+        )
+        snapshot_id = str(uuid.uuid4())
+        bulk_insert(
+            self.conn,
+            search_snapshot,
+            [
+                {
+                    "snapshot_id": snapshot_id,
+                    "position": i,
+                    "res_type": t,
+                    "res_id": r,
+                    "created_at": now,
+                }
+                for i, (t, r) in enumerate(keys)
+            ],
+        )
+        return snapshot_id
+
+    def snapshot_page(
+        self, snapshot_id: str, offset: int, count: int
+    ) -> list[tuple[str, str]] | None:
+        """A page of a stored snapshot; None when the snapshot is unknown or expired."""
+        c = search_snapshot.c
+        rows = self.conn.execute(
+            select(c.res_type, c.res_id)
+            .where(c.snapshot_id == snapshot_id, c.position >= offset)
+            .order_by(c.position)
+            .limit(count)
+        ).all()
+        if not rows and offset == 0:
+            return None
+        if not rows:
+            exists = self.conn.execute(
+                select(c.position).where(c.snapshot_id == snapshot_id).limit(1)
+            ).first()
+            if exists is None:
+                return None
+        return [(r[0], r[1]) for r in rows]
+
     def compartment_keys(
         self, patient_id: str, types: Sequence[str] | None = None, since: str | None = None
     ) -> list[tuple[str, str]]:
@@ -396,6 +460,46 @@ class Unit:
             select(resource.c.res_type, resource.c.res_id, resource.c.version, resource.c.body)
         ):
             yield row.res_type, row.res_id, row.version, row.body
+
+
+def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows at the driver's speed: COPY on PostgreSQL, executemany on SQLite.
+
+    SQLAlchemy's per-row parameter processing costs more than the database work for index rows,
+    so this goes to the driver; the rows of one table all carry the same keys.
+    """
+    if not rows:
+        return
+    columns = list(rows[0])
+    names = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+        return
+    marks = ", ".join("?" for _ in columns)
+    conn.exec_driver_sql(
+        f"INSERT INTO {table.name} ({names}) VALUES ({marks})",
+        [tuple(row[c] for c in columns) for row in rows],
+    )
+
+
+def insert_ignoring_duplicates(
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: set[tuple[str, str, str]]
+) -> None:
+    names = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        marks = ", ".join("%s" for _ in columns)
+        sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+    else:
+        marks = ", ".join("?" for _ in columns)
+        sql = f"INSERT OR IGNORE INTO {table.name} ({names}) VALUES ({marks})"
+    conn.exec_driver_sql(sql, sorted(rows))
 
 
 def _with_sizes(res_type: str, body: dict[str, Any], sizes: list[int]) -> dict[str, Any]:

@@ -73,6 +73,7 @@ class SearchRequest:
     total: str = "accurate"
     includes: list[Include] = field(default_factory=list)
     compartment: str | None = None  # a patient id: search inside Patient/<id>/<type>
+    snapshot: str | None = None  # paging through a stored result (see FhirService._search)
     ignored: list[str] = field(default_factory=list)
     used: list[tuple[str, str]] = field(default_factory=list)
 
@@ -177,6 +178,9 @@ def parse(
             continue
         if name == "_offset":
             req.offset = max(0, _int(key, value))
+            continue
+        if name == "_snapshot":  # paging links add it back
+            req.snapshot = value
             continue
         if name == "_sort":
             for item in value.split(","):

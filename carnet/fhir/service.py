@@ -7,12 +7,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
 from carnet.fhir import render
 from carnet.fhir.access import AccessHook, OpenAccess, RequestContext
-from carnet.fhir.dates import date_range
+from carnet.fhir.dates import date_range, sortable, utc_now
 from carnet.fhir.definitions import Definitions
 from carnet.fhir.errors import (
     FhirError,
@@ -30,6 +31,8 @@ from carnet.fhir.shaping import shape
 from carnet.fhir.validation import Validator, check_id
 
 MAX_INCLUDE_DEPTH = 4  # :iterate rounds
+SNAPSHOT_MAX = 2000  # ids kept for stable paging; pages beyond read live results
+SNAPSHOT_LIFETIME = timedelta(hours=1)
 MAX_INCLUDED = 1000  # resources _include may add to one page
 
 
@@ -322,8 +325,26 @@ class FhirService:
         ids, count = self.compiler.compile(req)
         self.access.check(unit, ctx, "search", req.res_type, None)
         counted = None if req.total == "none" else count
+        snapshot = req.snapshot
         if req.summary_count:
             total, keys = unit.search_ids(ids.limit(0), count)
+        elif snapshot is not None:
+            total, _ = unit.search_ids(ids.limit(0), counted)
+            stored_page = unit.snapshot_page(snapshot, req.offset, req.count)
+            if stored_page is None:
+                raise gone("these search results have expired: run the search again")
+            keys = stored_page
+        elif req.offset == 0:
+            # The first page of a longer result keeps the ordered ids of (up to) SNAPSHOT_MAX
+            # matches, and next/previous links read them: paging then neither skips nor
+            # repeats resources when data changes between pages.
+            total, window = unit.search_ids(ids.offset(0).limit(SNAPSHOT_MAX), counted)
+            keys = window[: req.count]
+            if len(window) > req.count:
+                moment = utc_now()
+                snapshot = unit.store_snapshot(
+                    window, sortable(moment), sortable(moment - SNAPSHOT_LIFETIME)
+                )
         else:
             total, keys = unit.search_ids(ids, counted)
         matches = unit.load(keys)
@@ -345,7 +366,8 @@ class FhirService:
         path = (
             req.res_type if req.compartment is None else f"Patient/{req.compartment}/{req.res_type}"
         )
-        links = render.page_links(base, path, req.used, req.offset, page, total)
+        used = req.used + ([("_snapshot", snapshot)] if snapshot else [])
+        links = render.page_links(base, path, used, req.offset, page, total)
         shaped = [self._shape(m, req) for m in matches]
         return render.searchset(
             base, total, links, shaped, outcome, [self._shape(i, req) for i in included]

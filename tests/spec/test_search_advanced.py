@@ -285,3 +285,36 @@ def test_composite_code_value_quantity(client: TestClient) -> None:
         high,
     }
     assert client.get("/fhir/Observation", params={q: "8480-6"}).status_code == 400
+
+
+def _follow(client: TestClient, bundle: dict[str, Any], relation: str) -> dict[str, Any] | None:
+    link = next((x["url"] for x in bundle["link"] if x["relation"] == relation), None)
+    if link is None:
+        return None
+    r = client.get(link.replace("http://127.0.0.1", ""))
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def test_paging_neither_skips_nor_repeats_when_data_changes(client: TestClient) -> None:
+    originals = [create(client, patient(family=f"Page{i}"))["id"] for i in range(5)]
+    first = search(client, "Patient", {"_count": "2", "_sort": "_id"})
+    seen = [e["resource"]["id"] for e in first["entry"]]
+    # Between pages: delete a resource of page one and add a new one that sorts first.
+    assert client.delete(f"/fhir/Patient/{seen[0]}").status_code == 204
+    client.put("/fhir/Patient/0000-first", json=patient(id="0000-first"), headers=FHIR_JSON)
+    bundle: dict[str, Any] | None = first
+    while (bundle := _follow(client, bundle, "next")) is not None:
+        seen.extend(e["resource"]["id"] for e in bundle.get("entry", []))
+    assert len(seen) == len(set(seen)), "a resource was repeated"
+    assert set(seen) == set(originals), "a resource was skipped (or one added later crept in)"
+    back = _follow(client, _follow(client, first, "next") or {}, "previous")
+    assert back is not None
+    # page one again, from the snapshot: its deleted resource is gone, nothing else moved in
+    assert [e["resource"]["id"] for e in back["entry"]] == seen[1:2]
+
+
+def test_unknown_snapshot_is_gone(client: TestClient) -> None:
+    r = client.get("/fhir/Patient", params={"_snapshot": "no-such-snapshot", "_offset": "2"})
+    assert r.status_code == 410
+    assert r.json()["resourceType"] == "OperationOutcome"

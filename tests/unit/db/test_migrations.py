@@ -34,6 +34,8 @@ EXPECTED_TABLES = {
     "idx_uri",
     "bulk_job",  # bulk $export/$import job state (carnet/fhir/operations/models.py)
     "import_progress",
+    "code_text",  # texts of codes for token :text search (carnet/fhir/models.py)
+    "search_snapshot",  # stable paging of multi-page searches
 }
 
 
