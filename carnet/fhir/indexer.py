@@ -46,7 +46,7 @@ class IndexRows:
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     patient_id: str | None = None
     value_count: int = 0
-    code_texts: set[tuple[str, str, str]] = field(default_factory=set)  # (system, code, hash)
+    code_texts: set[tuple[str, str, str]] = field(default_factory=set)  # (system, code, text)
 
     def add(self, kind: str, row: dict[str, Any]) -> None:
         self.rows.setdefault(kind, []).append(row)
@@ -217,9 +217,7 @@ class Indexer:
         for system, code, display in keyed:
             for shown in (display, text):
                 if isinstance(shown, str):
-                    out.code_texts.update(
-                        (system, code, digest) for digest in self.blind.prefix_hashes(shown)
-                    )
+                    out.code_texts.add((system, code, shown))
         if text is not None and not keyed:
             for digest in self.blind.prefix_hashes(text):
                 out.add("string", {**base, "param": f"{param.code}{TEXT}", "value": digest})

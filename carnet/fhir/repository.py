@@ -235,7 +235,14 @@ class Unit:
         texts = set().union(*(p.index.code_texts for p in self._pending.values()))
         new_texts = texts - self.repo.known_code_texts - self.new_code_texts
         if new_texts:
-            insert_ignoring_duplicates(conn, code_text, ("system", "code", "value"), new_texts)
+            # Most codes and displays repeat: only texts not seen (and committed) yet are hashed.
+            blind = self.repo.indexer.blind
+            text_rows = {
+                (system, code, digest)
+                for system, code, text in new_texts
+                for digest in blind.prefix_hashes(text)
+            }
+            insert_ignoring_duplicates(conn, code_text, ("system", "code", "value"), text_rows)
             self.new_code_texts |= new_texts
         self._pending.clear()
         self._superseded.clear()
