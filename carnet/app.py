@@ -18,6 +18,7 @@ from carnet.audit import api as audit_api
 from carnet.audit.service import AuditService
 from carnet.crypto.service import CryptoService, open_keyring
 from carnet.db.engine import make_engine
+from carnet.db.maintenance import analyze_if_missing
 from carnet.db.migrate import upgrade
 from carnet.fhir import api as fhir_api
 from carnet.fhir.attachments import BlobStore
@@ -62,6 +63,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     engine = make_engine(settings.database_url)
     if migrate:
         upgrade(engine)
+        analyze_if_missing(engine)
     crypto = CryptoService(open_keyring(settings))
     definitions = load_definitions(settings.definitions_dir)
     blobs = BlobStore(

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from carnet.db.maintenance import analyze
 from carnet.settings import Settings
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ def demo(
     with _progress() as progress:
         task = progress.add_task("synthetic patients", total=patients)
         report = load_demo(services.fhir, patients, progress=lambda: progress.advance(task))
+    analyze(services.engine)  # fresh planner statistics after a bulk load
     services.close()
     console.print(
         f"demo population: {report.patients_loaded} patients loaded, "
@@ -138,6 +140,7 @@ def import_(
     with _progress() as progress:
         task = progress.add_task("files", total=len(files))
         report = importer.run(files, progress=lambda _p: progress.advance(task))
+    analyze(services.engine)  # fresh planner statistics after a bulk load
     services.close()
     console.print(
         f"files {report.files}, resources read {report.read}, stored {report.stored}, "

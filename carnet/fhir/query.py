@@ -49,22 +49,39 @@ class Compiler:
     # -- the page and its total ----------------------------------------------------------------
 
     def compile(self, req: SearchRequest) -> tuple[Select[Any], Select[Any]]:
+        """The page query and the count query.
+
+        The most selective criterion (a patient reference or an id rather than a status code)
+        drives the query: its matching ids are joined to the resource rows, and the others filter
+        them. Scanning every current row of the type and testing each one is what made searches
+        slow on a large store.
+        """
+        positives: list[tuple[int, Select[Any]]] = []
         conds = self._current(req.res_type)
         for term, values in req.criteria:
             if term.modifier == "not" or (term.modifier == "missing" and values == ["true"]):
                 conds.append(not_(resource.c.res_id.in_(self._positive(term, values))))
             else:
-                conds.append(resource.c.res_id.in_(self.ids(term, values)))
+                positives.append((_selectivity(term), self.ids(term, values)))
         if req.compartment is not None:
-            conds.append(self._compartment(req.res_type, req.compartment))
+            positives.append((1, self._compartment_ids(req.res_type, req.compartment)))
+        positives.sort(key=lambda item: item[0])
+        source: Any = resource
+        if positives:
+            first = positives[0][1]
+            # A UNION (``:text``, ``:contains`` with several values) is distinct already.
+            driver = (first.distinct() if isinstance(first, Select) else first).subquery("driver")
+            source = driver.join(resource, resource.c.res_id == driver.c.res_id)
+            # The others are checked per driven row through the (res_type, res_id) index.
+            conds.extend(_correlated(query) for _, query in positives[1:])
         where = and_(*conds)
-        ids = select(resource.c.res_type, resource.c.res_id).where(where)
+        ids = select(resource.c.res_type, resource.c.res_id).select_from(source).where(where)
         known = self.definitions.params_for(req.res_type)
         for code, desc in req.sort or [("_lastUpdated", False)]:
             key = self._sort_key(req.res_type, known, code, desc)
             ids = ids.order_by(key.desc() if desc else key.asc())
         ids = ids.order_by(resource.c.res_id).offset(req.offset).limit(req.count)
-        total = select(func.count()).select_from(resource).where(where)
+        total = select(func.count()).select_from(source).where(where)
         return ids, total
 
     @staticmethod
@@ -75,20 +92,21 @@ class Compiler:
             resource.c.deleted.is_(False),
         ]
 
-    def _compartment(self, res_type: str, patient_id: str) -> ColumnElement[bool]:
+    def _compartment_ids(self, res_type: str, patient_id: str) -> Select[Any]:
         if res_type == "Patient":
-            return resource.c.res_id == patient_id
+            return select(resource.c.res_id).where(
+                *self._current("Patient"), resource.c.res_id == patient_id
+            )
         codes = self.definitions.compartment.get(res_type)
         if not codes:
             raise not_found(f"{res_type} is not in the Patient compartment")
         r = idx_reference.c
-        members = select(r.res_id).where(
+        return select(r.res_id).where(
             r.res_type == res_type,
             r.param.in_(codes),
             r.target_type == "Patient",
             r.target_id == patient_id,
         )
-        return resource.c.res_id.in_(members)
 
     # -- ids of one type matching one term -------------------------------------------------------
 
@@ -115,7 +133,7 @@ class Compiler:
         if term.code == "_has":
             assert term.has_inner is not None
             r = idx_reference.c
-            return select(r.target_id).where(
+            return select(r.target_id.label("res_id")).where(
                 r.res_type == term.has_type,
                 r.param == term.has_reference,
                 r.target_type == term.res_type,
@@ -261,12 +279,43 @@ class Compiler:
         sources = [k for k in keys if k[0] == inc.source_type or inc.codes == ("*",)]
         if not sources:
             return None
-        where = [tuple_(r.res_type, r.res_id).in_(sources), r.target_type.is_not(None)]
+        by_type: dict[str, list[str]] = {}
+        for res_type, res_id in sources:
+            by_type.setdefault(res_type, []).append(res_id)
+        owners = or_(*(and_(r.res_type == t, r.res_id.in_(ids)) for t, ids in by_type.items()))
+        where = [owners, r.target_type.is_not(None)]
         if inc.codes != ("*",):
             where.append(r.param.in_(inc.codes))
         if inc.target_type:
             where.append(r.target_type == inc.target_type)
         return select(r.target_type, r.target_id).where(*where).distinct()
+
+
+def _correlated(query: Select[Any]) -> ColumnElement[bool]:
+    """EXISTS (the query's rows for this resource), or IN for a compound (UNION) query."""
+    if not isinstance(query, Select) or resource in query.get_final_froms():
+        # A UNION, or a query on the resource table itself (_id, _lastUpdated), which an
+        # unaliased EXISTS would correlate with itself.
+        return resource.c.res_id.in_(query)
+    first = query.selected_columns[0]
+    condition: ColumnElement[bool] = query.where(first == resource.c.res_id).exists()
+    return condition
+
+
+def _selectivity(term: Term) -> int:
+    """Rough rank of how few rows a criterion matches (lower drives the query)."""
+    if term.code == "_id":
+        return 0
+    param = term.param
+    if param is None:
+        return 3 if term.code == "_has" else 5
+    if param.type == "reference" or (param.type == "token" and param.blind):
+        return 1
+    if param.type in ("string", "composite"):
+        return 2
+    if param.type == "token":
+        return 3
+    return 4
 
 
 def _instant_condition(col: Any, value: str) -> ColumnElement[bool]:

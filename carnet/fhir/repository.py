@@ -213,17 +213,23 @@ class Unit:
         if not self._rows:
             return
         conn = self.conn
-        if self._superseded:
-            for chunk in _chunks(self._superseded, 400):
-                keys = tuple_(resource.c.res_type, resource.c.res_id)
+        by_type: dict[str, list[str]] = {}
+        for res_type, res_id in self._superseded:
+            by_type.setdefault(res_type, []).append(res_id)
+        for res_type, ids in by_type.items():
+            for chunk in _chunks(ids, 400):
                 conn.execute(
                     update(resource)
-                    .where(keys.in_(chunk), resource.c.current)
+                    .where(
+                        resource.c.res_type == res_type,
+                        resource.c.res_id.in_(chunk),
+                        resource.c.current,
+                    )
                     .values(current=False)
                 )
                 for table in INDEX_TABLES.values():
                     conn.execute(
-                        delete(table).where(tuple_(table.c.res_type, table.c.res_id).in_(chunk))
+                        delete(table).where(table.c.res_type == res_type, table.c.res_id.in_(chunk))
                     )
         bulk_insert(conn, resource, self._rows)
         by_kind: dict[str, list[dict[str, Any]]] = {}
@@ -348,10 +354,16 @@ class Unit:
         self.flush()
         found: dict[tuple[str, str], StoredResource] = {}
         data_keys = self.repo.data_keys
-        for chunk in _chunks(list(keys), 400):
+        by_type: dict[str, list[str]] = {}
+        for res_type, res_id in keys:
+            by_type.setdefault(res_type, []).append(res_id)
+        # type = ? AND id IN (...) uses the (type, id, version) index; a row-value IN may not.
+        chunks = [(t, chunk) for t, ids in by_type.items() for chunk in _chunks(ids, 400)]
+        for res_type, chunk in chunks:
             rows = self.conn.execute(
                 select(resource).where(
-                    tuple_(resource.c.res_type, resource.c.res_id).in_(chunk),
+                    resource.c.res_type == res_type,
+                    resource.c.res_id.in_(chunk),
                     resource.c.current,
                     resource.c.deleted.is_(False),
                 )

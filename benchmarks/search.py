@@ -1,0 +1,210 @@
+"""Search benchmark: p50/p95 latency of typical queries over a store of N resources (synthetic
+French population through the full write path), with the ratio to a raw primary-key read of one
+resource row measured in the same run, and the SQLite query plans of the main statements.
+
+    .venv/bin/python benchmarks/search.py [--resources 1000000] [--backend sqlite|postgres]
+                                          [--data-dir DIR] [--runs 100]
+
+Loading is the slow part (the full write path, about 10 minutes per million resources here); the
+data directory is kept, so a second run with the same --data-dir measures immediately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi.testclient import TestClient
+from rich.progress import Progress
+from sqlalchemy import text
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from carnet.app import Services, build_services, create_app  # noqa: E402
+from carnet.db.maintenance import analyze  # noqa: E402
+from carnet.demo.population import generate_population, generate_shared_resources  # noqa: E402
+from carnet.fhir.search import parse  # noqa: E402
+from carnet.fhir.transactions import run_transaction  # noqa: E402
+from carnet.settings import Settings  # noqa: E402
+
+NIR = "urn:oid:1.2.250.1.213.1.4.8"
+RESOURCES_PER_PATIENT = 43  # measured on the generator's output
+
+
+def load(services: Services, resources: int, sample_file: Path) -> list[dict[str, str]]:
+    """Load about ``resources`` resources; keep a sample of patient ids, NIRs and names."""
+    if sample_file.exists():
+        return list(orjson.loads(sample_file.read_bytes()))
+    patients = max(1, resources // RESOURCES_PER_PATIENT)
+    run_transaction(services.fhir, generate_shared_resources(), "urn:bench")
+    sample: list[dict[str, str]] = []
+    written = 0
+    start = time.perf_counter()
+    with Progress() as progress:
+        task = progress.add_task("loading", total=patients)
+        for i, bundle in enumerate(generate_population(patients)):
+            written += len(run_transaction(services.fhir, bundle, "urn:bench")["entry"])
+            if i % max(1, patients // 500) == 0:
+                p = next(
+                    e["resource"]
+                    for e in bundle["entry"]
+                    if e["resource"]["resourceType"] == "Patient"
+                )
+                nir = next(x["value"] for x in p["identifier"] if x["system"] == NIR)
+                sample.append({"id": p["id"], "nir": nir, "family": p["name"][0]["family"]})
+            progress.advance(task)
+    elapsed = time.perf_counter() - start
+    analyze(services.engine)
+    print(f"loaded {written} resources in {elapsed:.0f} s ({written / elapsed:.0f}/s)")
+    sample_file.write_bytes(orjson.dumps(sample))
+    return sample
+
+
+def timed(runs: int, call: Callable[[int], Any]) -> tuple[float, float]:
+    durations = []
+    for i in range(runs):
+        start = time.perf_counter()
+        call(i)
+        durations.append((time.perf_counter() - start) * 1000)
+    durations.sort()
+    return statistics.median(durations), durations[int(len(durations) * 0.95) - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--resources", type=int, default=1_000_000)
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--runs", type=int, default=100)
+    args = parser.parse_args()
+    default_dir = (
+        Path(tempfile.gettempdir()) / f"carnet-search-bench-{args.backend}-{args.resources}"
+    )
+    data_dir = args.data_dir or default_dir
+    pg = None
+    url = ""
+    if args.backend == "postgres":
+        from tests.support.postgres import ThrowawayPostgres
+
+        pg = ThrowawayPostgres().__enter__()
+        url = pg.url
+        (data_dir / "sample.json").unlink(missing_ok=True)  # a fresh cluster holds nothing
+    settings = Settings.from_env({}, data_dir=str(data_dir), database_url=url)
+    services = build_services(settings)
+    sample = load(services, args.resources, data_dir / "sample.json")
+    rng = random.Random(7)
+    picks = [rng.choice(sample) for _ in range(args.runs)]
+    client = TestClient(create_app(settings, services), base_url="http://127.0.0.1")
+
+    def get(path: str, params: dict[str, str]) -> Callable[[int], Any]:
+        def call(i: int) -> Any:
+            p = picks[i]
+            resolved = {k: v.format(**p) for k, v in params.items()}
+            r = client.get(path.format(**p), params=resolved)
+            assert r.status_code == 200, r.text[:300]
+            return r
+
+        return call
+
+    queries: list[tuple[str, str, dict[str, str], bool]] = [
+        (
+            "patient's weights since 2015",
+            "/fhir/Observation",
+            {"patient": "{id}", "code": "http://loinc.org|29463-7", "date": "ge2015-01-01"},
+            True,
+        ),
+        (
+            "last 5 lab results",
+            "/fhir/Observation",
+            {"patient": "{id}", "category": "laboratory", "_sort": "-date", "_count": "5"},
+            True,
+        ),
+        ("$everything", "/fhir/Patient/{id}/$everything", {}, True),
+        ("conditions of a patient", "/fhir/Condition", {"patient": "{id}"}, True),
+        (
+            "prescriptions + _include requester",
+            "/fhir/MedicationRequest",
+            {"patient": "{id}", "_include": "MedicationRequest:requester"},
+            True,
+        ),
+        (
+            "chained INS identifier",
+            "/fhir/Observation",
+            {"subject:Patient.identifier": NIR + "|{nir}", "_count": "10"},
+            True,
+        ),
+        ("INS identifier", "/fhir/Patient", {"identifier": NIR + "|{nir}"}, True),
+        ("name starts with", "/fhir/Patient", {"name": "{family}", "_count": "10"}, False),
+        (
+            "count of weights",
+            "/fhir/Observation",
+            {"code": "http://loinc.org|29463-7", "_summary": "count"},
+            False,
+        ),
+    ]
+    with services.engine.connect() as conn:
+        total = conn.execute(text("SELECT count(*) FROM fhir_resource WHERE current")).scalar_one()
+
+        def raw(i: int) -> Any:
+            return conn.execute(
+                text(
+                    "SELECT body FROM fhir_resource WHERE res_type='Patient' AND res_id=:id AND current"
+                ),
+                {"id": picks[i]["id"]},
+            ).scalar_one()
+
+        raw_p50, _ = timed(args.runs, raw)
+    print(f"{args.backend}: {total} current resources; baseline raw row read p50 {raw_p50:.2f} ms")
+    print(f"{'query':<38} {'p50 ms':>8} {'p95 ms':>8} {'p50/raw':>8}")
+    for name, path, params, _single in queries:
+        get(path, params)(0)  # warm caches and compiled validators once
+        p50, p95 = timed(args.runs, get(path, params))
+        print(f"{name:<38} {p50:>8.1f} {p95:>8.1f} {p50 / raw_p50:>8.0f}")
+    if args.backend == "sqlite":
+        print("\nSQLite query plans:")
+        for name, params in [
+            (
+                "patient's weights since 2015",
+                [
+                    ("patient", sample[0]["id"]),
+                    ("code", "http://loinc.org|29463-7"),
+                    ("date", "ge2015-01-01"),
+                ],
+            ),
+            (
+                "chained INS identifier",
+                [("subject:Patient.identifier", f"{NIR}|{sample[0]['nir']}")],
+            ),
+        ]:
+            req = parse(
+                "Observation",
+                params,
+                services.fhir.definitions,
+                default_count=20,
+                max_count=1000,
+                strict=True,
+            )
+            ids, _ = services.fhir.compiler.compile(req)
+            sql = str(ids.compile(services.engine, compile_kwargs={"literal_binds": True}))
+            with services.engine.connect() as conn:
+                plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql).all()
+            print(f"- {name}:")
+            for row in plan:
+                print(f"    {row[-1]}")
+    services.close()
+    if pg is not None:
+        pg.__exit__(None, None, None)
+    print("reproduce: .venv/bin/python benchmarks/search.py " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
