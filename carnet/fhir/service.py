@@ -75,12 +75,21 @@ class FhirService:
         except FhirError as err:
             self.access.record_failure(ctx, action, res_type, res_id, err.status)
             raise
+        except Exception:
+            self.access.record_failure(ctx, action, res_type, res_id, 500)  # audited all the same
+            raise
 
     # -- checks -----------------------------------------------------------------------------------
 
     def check_type(self, res_type: str) -> None:
         if res_type not in self.definitions.resource_types:
             raise not_found(f"unknown resource type '{res_type}'")
+
+    @staticmethod
+    def check_writable(res_type: str) -> None:
+        """AuditEvents come from the audit log only, by any path (REST, transaction, import)."""
+        if res_type == "AuditEvent":
+            raise FhirError.of(405, "not-supported", "AuditEvent is written by the audit log only")
 
     # -- single interactions ------------------------------------------------------------------------
 
@@ -108,6 +117,7 @@ class FhirService:
         if_none_exist: str | None,
         new_id: str | None = None,
     ) -> WriteResult:
+        self.check_writable(res_type)
         if if_none_exist:
             existing = self.conditional_match(unit, res_type, if_none_exist)
             if existing is not None:
@@ -195,6 +205,7 @@ class FhirService:
         body: dict[str, Any],
         if_match: str | None,
     ) -> WriteResult:
+        self.check_writable(res_type)
         if body.get("id") != res_id:
             raise bad_request(
                 f"resource id '{str(body.get('id'))[:64]}' does not match the URL id '{res_id}'",
@@ -230,6 +241,7 @@ class FhirService:
     def delete_in(
         self, unit: Unit, ctx: RequestContext, res_type: str, res_id: str
     ) -> StoredResource | None:
+        self.check_writable(res_type)
         self.access.check(unit, ctx, "delete", res_type, res_id)
         previous = unit.current(res_type, res_id)
         if previous is None or previous.deleted:

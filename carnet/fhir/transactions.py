@@ -203,10 +203,21 @@ def run_batch(
     ctx = ctx or RequestContext()
     out = []
     for i, raw in enumerate(_entries(bundle)):
+        e: _Entry | None = None
         try:
             e = _parse_entry(service, raw, i, "batch")
             if e.resource is not None:
                 _validate_entry(service, e)
+        except FhirError as err:
+            # Refused before it reached the store: audited all the same.
+            request = raw.get("request") if isinstance(raw, dict) else None
+            method = str(request.get("method", "")) if isinstance(request, dict) else ""
+            service.access.record_failure(
+                ctx, method.lower() or "batch", e.res_type if e else None, None, err.status
+            )
+            out.append(_entry({"status": str(err.status), "outcome": err.outcome()}))
+            continue
+        try:
             with service.interaction(ctx, e.method.lower(), e.res_type, e.res_id) as unit:
                 _plan(service, unit, e)
                 response = _execute(service, unit, ctx, e, base)

@@ -317,3 +317,42 @@ def test_the_documented_verifier_accepts_an_export(client: TestClient, tmp_path:
         [sys.executable, str(script), str(export), key], capture_output=True, text=True, check=False
     )
     assert done.returncode == 1 and "FAILED" in done.stdout
+
+
+def test_batch_entries_refused_before_the_store_are_audited(client: TestClient) -> None:
+    run = Recorder(client)
+    bad = observation("p1")
+    bad["status"] = "bogus"
+    batch = _tx(
+        "batch",
+        [
+            {"resource": bad, "request": {"method": "POST", "url": "Observation"}},
+            {"resource": observation("p1"), "request": {"method": "POST", "url": "Patient"}},
+            {"resource": patient(), "request": {"method": "POST", "url": "Patient"}},
+        ],
+    )
+    r, ev = run("POST", "/fhir", json=batch, headers=FHIR_JSON)
+    assert r.status_code == 200, r.text
+    statuses = [e["response"]["status"][:3] for e in r.json()["entry"]]
+    assert statuses == ["422", "400", "201"]
+    assert [(e["action"], e["outcome"]) for e in ev] == [
+        ("post", 422),
+        ("post", 400),
+        ("create", 201),
+    ]
+
+
+def test_audit_events_cannot_be_smuggled_in_a_transaction(client: TestClient) -> None:
+    event = {
+        "resourceType": "AuditEvent",
+        "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110110"},
+        "recorded": "2024-01-01T00:00:00Z",
+        "agent": [{"requestor": True, "who": {"display": "x"}}],
+        "source": {"observer": {"display": "x"}},
+    }
+    tx = _tx(
+        "transaction", [{"resource": event, "request": {"method": "POST", "url": "AuditEvent"}}]
+    )
+    r = client.post("/fhir", json=tx, headers=FHIR_JSON)
+    assert r.status_code == 405
+    assert r.json()["resourceType"] == "OperationOutcome"
