@@ -3,6 +3,7 @@ encryption, versioning) versus a raw executemany of the same JSON bodies into a 
 same database, measured in the same run.
 
     .venv/bin/python benchmarks/ingest.py [--files N] [--backend sqlite|postgres|both]
+    .venv/bin/python benchmarks/ingest.py --synthetic 23000   # ~1 million resources, French population
 """
 
 from __future__ import annotations
@@ -106,10 +107,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--files", type=int, default=202, help="Synthea bundles to ingest")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        help="instead of Synthea, this many synthetic French patients (about 43 resources each)",
+    )
     args = parser.parse_args()
-    bundles = load_bundles(args.files)
+    if args.synthetic:
+        from carnet.demo.population import generate_population, generate_shared_resources
+
+        bundles = [generate_shared_resources(), *generate_population(args.synthetic)]
+    else:
+        bundles = load_bundles(args.files)
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    print(f"Synthea bundles: {len(bundles)}")
+    print(f"{'synthetic' if args.synthetic else 'Synthea'} bundles: {len(bundles)}")
     print(f"{'backend':<10} {'resources':>9} {'carnet/s':>9} {'raw/s':>9} {'ratio':>6}")
     for name in backends:
         with tempfile.TemporaryDirectory() as tmp:
