@@ -5,5 +5,6 @@ from carnet.crypto import models as _crypto_models  # noqa: F401
 from carnet.db.metadata import metadata
 from carnet.fhir import models as _fhir_models  # noqa: F401
 from carnet.fhir.operations import models as _bulk_models  # noqa: F401
+from carnet.identity import models as _identity_models  # noqa: F401
 
 __all__ = ["metadata"]

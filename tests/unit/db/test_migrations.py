@@ -36,6 +36,13 @@ EXPECTED_TABLES = {
     "import_progress",
     "code_text",  # texts of codes for token :text search (carnet/fhir/models.py)
     "search_snapshot",  # stable paging of multi-page searches
+    # the master patient index (carnet/identity/models.py)
+    "identity",
+    "identity_block",
+    "vigilance_item",
+    "quarantine",
+    "identity_merge",
+    "identity_model_params",
 }
 
 
