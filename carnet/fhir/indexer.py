@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from carnet.crypto.blind_index import BlindIndexer
@@ -250,6 +251,7 @@ class Indexer:
                     )
 
 
+@lru_cache(maxsize=65536)
 def composite_keys(system: str | None, code: str) -> tuple[str, str]:
     """Keys of a composite's first (token) component: with its system, and for any system."""
     return composite_key(system or "", code), composite_key("*", code)
