@@ -33,6 +33,7 @@ from carnet.fhir.query import Compiler
 from carnet.fhir.repository import Repository
 from carnet.fhir.service import FhirService
 from carnet.fhir.validation import Validator
+from carnet.identity.service import IdentityService
 from carnet.settings import Settings
 
 log = logging.getLogger("carnet")
@@ -49,6 +50,7 @@ class Services:
     audit: AuditService
     bulk_export: ExportService
     bulk_import: ImportService
+    identity: IdentityService
 
     def close(self) -> None:
         self.audit.stop()
@@ -91,6 +93,13 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         fhir, jobs, runner, settings.export_dir, timedelta(hours=settings.export_retention_hours)
     )
     bulk_import = ImportService(fhir, jobs, runner, settings.import_dir)
+    identity = IdentityService(
+        fhir,
+        crypto.data_keys,
+        crypto.blind,
+        link_threshold=settings.identity_link_threshold,
+        review_threshold=settings.identity_review_threshold,
+    )
     return Services(
         settings=settings,
         engine=engine,
@@ -99,6 +108,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         audit=audit,
         bulk_export=bulk_export,
         bulk_import=bulk_import,
+        identity=identity,
     )
 
 

@@ -85,6 +85,16 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "10",
         "The audit log signs a checkpoint at least this often (seconds) while events are pending.",
     ),
+    Setting(
+        "identity_link_threshold",
+        "12",
+        "Match weight (log2 odds) from which an incoming identity is linked to a known one.",
+    ),
+    Setting(
+        "identity_review_threshold",
+        "0",
+        "Match weight from which an identity goes to the vigilance queue instead of being new.",
+    ),
 )
 
 
@@ -108,6 +118,8 @@ class Settings:
     import_dir: Path
     export_dir: Path
     export_retention_hours: float
+    identity_link_threshold: float
+    identity_review_threshold: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -135,6 +147,8 @@ class Settings:
             import_dir=Path(raw["import_dir"]) if raw["import_dir"] else data_dir / "imports",
             export_dir=Path(raw["export_dir"]) if raw["export_dir"] else data_dir / "exports",
             export_retention_hours=float(raw["export_retention_hours"]),
+            identity_link_threshold=float(raw["identity_link_threshold"]),
+            identity_review_threshold=float(raw["identity_review_threshold"]),
         )
 
     @property

@@ -1,0 +1,734 @@
+"""The master patient index: matching, the vigilance queue, quarantine and reversible merges.
+
+Every incoming identity goes through :meth:`IdentityService.resolve` (a Patient) or
+:meth:`IdentityService.deposit` (a document carrying a patient identity):
+
+1. a known matricule INS leads to its identity, if the traits agree (else: the vigilance queue);
+   a QUAL identity's INS must also be confirmed by the reference register (else: refused);
+2. otherwise the identity is scored (Fellegi-Sunter, :mod:`carnet.identity.matching`) against the
+   identities sharing a blocking key (:mod:`carnet.identity.blocking`);
+3. two thresholds decide: link (weight >= link threshold, one clear candidate, no disagreement on
+   first name, sex, birth date or birth name), the vigilance queue (>= review threshold), or a new
+   identity. A document is attached only on a link; otherwise it is quarantined (encrypted, in no
+   record) until a human merges or dismisses the vigilance item.
+
+All writes run in one FHIR unit (one transaction) so a merge's Patient.link updates, the index rows
+and the released documents commit together. Stored traits are encrypted under the "identity" data key;
+blocking keys and the INS are blind hashes. Logs and vigilance evidence carry ids and levels only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from carnet.crypto.blind_index import BlindIndexer
+from carnet.crypto.envelope import DataKeys
+from carnet.fhir.access import RequestContext
+from carnet.fhir.repository import Unit
+from carnet.fhir.service import FhirService
+from carnet.identity.blocking import blocking_keys, query_keys
+from carnet.identity.ins import Ins, InsStatus, Traits, normalise_name
+from carnet.identity.matching import MatchModel, Score, identity_model
+from carnet.identity.models import (
+    identity,
+    identity_block,
+    identity_merge,
+    identity_model_params,
+    quarantine,
+    vigilance_item,
+)
+from carnet.identity.register import IdentityRegister
+
+__all__ = [
+    "IdentityConflict",
+    "IdentityInput",
+    "IdentityService",
+    "MatchResult",
+    "Outcome",
+    "VigilanceError",
+]
+
+log = logging.getLogger("carnet.identity")
+
+OWNER = "identity"  # data key of the index's traits and quarantined documents
+_BLIND_KIND = "mpi"
+_VETO = {"given_names", "sex", "birth_date", "family_name"}  # "else" here never auto-links
+
+
+class IdentityConflict(ValueError):  # noqa: N818 - domain term
+    """A qualified INS whose traits disagree with the reference register: nothing is done."""
+
+
+class VigilanceError(ValueError):
+    """A vigilance action that cannot apply (unknown item, already resolved...)."""
+
+
+class Outcome(StrEnum):
+    """The three decisions."""
+
+    LINK = "link"
+    REVIEW = "review"
+    NEW = "new"
+
+
+@dataclass(frozen=True)
+class IdentityInput:
+    """An incoming identity: strict traits, status, INS and usage names."""
+
+    traits: Traits
+    status: InsStatus = InsStatus.PROV
+    ins: Ins | None = None
+    used_names: tuple[str, ...] = ()
+    patient_id: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The form the scoring and blocking functions compare."""
+        return {
+            "birth_name": self.traits.birth_name,
+            "given_names": list(self.traits.given_names),
+            "birth_date": self.traits.birth_date,
+            "sex": self.traits.sex,
+            "birth_place": self.traits.birth_place,
+            "used_name": [normalise_name(n, field="usage name") for n in self.used_names],
+        }
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A stored identity an incoming one was scored against."""
+
+    identity_id: str
+    patient_id: str | None
+    score: Score
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (ids, levels and weights only)."""
+        return {
+            "identity": self.identity_id,
+            "patient": self.patient_id,
+            **self.score.as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """A decision, the identity it leads to and the evidence behind it."""
+
+    outcome: Outcome
+    reason: str
+    candidates: tuple[Candidate, ...] = ()
+    identity_id: str | None = None  # linked, new or pending identity
+    patient_id: str | None = None  # the Patient data may be attached to (on a link)
+    item_id: str | None = None  # the vigilance item, on review
+    quarantine_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form for the API."""
+        return {
+            "outcome": self.outcome.value,
+            "reason": self.reason,
+            "identity": self.identity_id,
+            "patient": self.patient_id,
+            "vigilanceItem": self.item_id,
+            "quarantine": self.quarantine_id,
+            "candidates": [c.as_dict() for c in self.candidates],
+        }
+
+
+@dataclass
+class _Stored:
+    id: str
+    patient_id: str | None
+    status: str
+    state: str
+    record: dict[str, Any]
+    ins: Ins | None = field(default=None)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class IdentityService:
+    """The master patient index over the database behind ``fhir``."""
+
+    def __init__(
+        self,
+        fhir: FhirService,
+        data_keys: DataKeys,
+        blind: BlindIndexer,
+        *,
+        link_threshold: float,
+        review_threshold: float,
+        register: IdentityRegister | None = None,
+    ) -> None:
+        if review_threshold > link_threshold:
+            raise ValueError(
+                f"identity review threshold {review_threshold} is above the link threshold "
+                f"{link_threshold}"
+            )
+        self.fhir = fhir
+        self.data_keys = data_keys
+        self.blind = blind
+        self.link_threshold = link_threshold
+        self.review_threshold = review_threshold
+        self.register = register
+        self._model: MatchModel | None = None
+
+    # -- model ------------------------------------------------------------------------------------
+
+    @property
+    def model(self) -> MatchModel:
+        """The latest trained model, or the starting parameters."""
+        if self._model is None:
+            with self.fhir.repo.unit(write=False) as unit:
+                row = unit.conn.execute(
+                    select(identity_model_params.c.params)
+                    .order_by(identity_model_params.c.id.desc())
+                    .limit(1)
+                ).first()
+            base = identity_model()
+            if row is None:
+                self._model = base
+            else:
+                params = json.loads(row.params)
+                self._model = base.with_parameters(params["m"], params["u"], params["lambda"])
+        return self._model
+
+    def save_model(self, model: MatchModel, pairs: int) -> None:
+        """Store trained parameters; later matching uses them."""
+        with self.fhir.repo.unit() as unit:
+            unit.conn.execute(
+                insert(identity_model_params).values(
+                    params=json.dumps(model.parameters()), pairs=pairs, trained_at=_now()
+                )
+            )
+        self._model = model
+
+    # -- storage helpers --------------------------------------------------------------------------
+
+    @contextmanager
+    def _unit(self, action: str, ctx: RequestContext) -> Iterator[Unit]:
+        with self.fhir.interaction(ctx, action, "Patient", None) as unit:
+            yield unit
+
+    def _encrypt(self, conn: Connection, ident_id: str, inp: IdentityInput) -> bytes:
+        payload = {
+            "n": inp.traits.birth_name,
+            "g": list(inp.traits.given_names),
+            "d": inp.traits.birth_date.isoformat(),
+            "s": inp.traits.sex,
+            "p": inp.traits.birth_place,
+            "u": list(inp.record()["used_name"]),
+            "i": None if inp.ins is None else [inp.ins.system, inp.ins.value],
+        }
+        return self.data_keys.encrypt(conn, OWNER, json.dumps(payload).encode(), ident_id.encode())
+
+    def _load(self, conn: Connection, rows: list[Any]) -> list[_Stored]:
+        out = []
+        for row in rows:
+            data = json.loads(self.data_keys.decrypt(conn, OWNER, row.traits, row.id.encode()))
+            record = {
+                "birth_name": data["n"],
+                "given_names": data["g"],
+                "birth_date": date.fromisoformat(data["d"]),
+                "sex": data["s"],
+                "birth_place": data["p"],
+                "used_name": data["u"],
+            }
+            ins = None if data["i"] is None else Ins(data["i"][0], data["i"][1])
+            out.append(_Stored(row.id, row.patient_id, row.status, row.state, record, ins))
+        return out
+
+    def _ins_hash(self, ins: Ins) -> str:
+        return self.blind.digest("ins", f"{ins.system}|{ins.value}")
+
+    def _insert(
+        self, conn: Connection, inp: IdentityInput, state: str, patient_id: str | None
+    ) -> str:
+        ident_id = str(uuid.uuid4())
+        now = _now()
+        conn.execute(
+            insert(identity).values(
+                id=ident_id,
+                patient_id=patient_id,
+                status=inp.status.value,
+                state=state,
+                ins_hash=None if inp.ins is None else self._ins_hash(inp.ins),
+                traits=self._encrypt(conn, ident_id, inp),
+                merged_into=None,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        keys = {self.blind.digest(_BLIND_KIND, k) for k in blocking_keys(inp.record())}
+        if keys:
+            conn.execute(
+                insert(identity_block), [{"key_hash": k, "identity_id": ident_id} for k in keys]
+            )
+        return ident_id
+
+    def _candidates(self, conn: Connection, inp: IdentityInput) -> list[_Stored]:
+        hashes = [self.blind.digest(_BLIND_KIND, k) for k in query_keys(inp.record())]
+        if not hashes:
+            return []
+        ids = (
+            select(identity_block.c.identity_id)
+            .where(identity_block.c.key_hash.in_(hashes))
+            .distinct()
+            .scalar_subquery()
+        )
+        rows = conn.execute(
+            select(identity).where(identity.c.id.in_(ids), identity.c.state != "merged")
+        ).all()
+        return self._load(conn, list(rows))
+
+    # -- matching ---------------------------------------------------------------------------------
+
+    def _decide(self, conn: Connection, inp: IdentityInput) -> MatchResult:
+        if (
+            inp.ins is not None
+            and inp.status is InsStatus.QUAL
+            and self.register is not None
+            and not self.register.verify(inp.ins, inp.traits)
+        ):
+            raise IdentityConflict(
+                "the qualified INS does not go with these traits in the reference register"
+            )
+        model = self.model
+        record = inp.record()
+        if inp.ins is not None:
+            rows = conn.execute(
+                select(identity).where(
+                    identity.c.ins_hash == self._ins_hash(inp.ins), identity.c.state != "merged"
+                )
+            ).all()
+            known = self._load(conn, list(rows))
+            if known:
+                found = known[0]
+                score = model.score(record, found.record)
+                candidate = Candidate(found.id, found.patient_id, score)
+                if not self._vetoed(score):
+                    return MatchResult(
+                        Outcome.LINK,
+                        "known INS, traits agree",
+                        (candidate,),
+                        found.id,
+                        found.patient_id,
+                    )
+                return MatchResult(
+                    Outcome.REVIEW, "known INS, traits disagree", (candidate,), found.id
+                )
+        scored = sorted(
+            (
+                Candidate(s.id, s.patient_id, model.score(record, s.record))
+                for s in self._candidates(conn, inp)
+            ),
+            key=lambda c: -c.score.weight,
+        )
+        top = tuple(scored[:5])
+        if not scored or scored[0].score.weight < self.review_threshold:
+            return MatchResult(Outcome.NEW, "no candidate above the review threshold", top)
+        best = scored[0]
+        if best.score.weight >= self.link_threshold and not self._vetoed(best.score):
+            # Another plausible candidate (one no strict trait rules out) makes it ambiguous;
+            # a twin or homonym of the best candidate does not.
+            rivals = [
+                c
+                for c in scored[1:]
+                if c.score.weight >= self.review_threshold and not self._vetoed(c.score)
+            ]
+            if not rivals:
+                return MatchResult(
+                    Outcome.LINK,
+                    "score above the link threshold",
+                    top,
+                    best.identity_id,
+                    best.patient_id,
+                )
+            return MatchResult(Outcome.REVIEW, "several candidates above the review threshold", top)
+        if best.score.weight >= self.link_threshold:
+            return MatchResult(Outcome.REVIEW, "high score but a strict trait disagrees", top)
+        return MatchResult(Outcome.REVIEW, "score between the review and link thresholds", top)
+
+    @staticmethod
+    def _vetoed(score: Score) -> bool:
+        return any(d.comparison in _VETO and d.level == "else" for d in score.details)
+
+    def match(self, inp: IdentityInput) -> MatchResult:
+        """Decide without writing anything (the explain endpoint)."""
+        with self.fhir.repo.unit(write=False) as unit:
+            return self._decide(unit.conn, inp)
+
+    def _queue(
+        self, conn: Connection, inp: IdentityInput, result: MatchResult, patient_id: str | None
+    ) -> MatchResult:
+        pending = self._insert(conn, inp, "pending", patient_id)
+        best = result.candidates[0] if result.candidates else None
+        kind = (
+            "unknown"
+            if result.outcome is Outcome.NEW
+            else ("ins_conflict" if result.reason.startswith("known INS") else "duplicate")
+        )
+        item_id = str(uuid.uuid4())
+        conn.execute(
+            insert(vigilance_item).values(
+                id=item_id,
+                kind=kind,
+                state="open",
+                identity_id=pending,
+                candidate_id=None if best is None else best.identity_id,
+                weight=None if best is None else best.score.weight,
+                evidence=json.dumps(
+                    {
+                        "reason": result.reason,
+                        "candidates": [c.as_dict() for c in result.candidates],
+                    }
+                ),
+                created_at=_now(),
+            )
+        )
+        log.info("identity %s sent to vigilance item %s (%s)", pending, item_id, kind)
+        return MatchResult(result.outcome, result.reason, result.candidates, pending, None, item_id)
+
+    def resolve(self, inp: IdentityInput, *, ctx: RequestContext | None = None) -> MatchResult:
+        """Match a Patient's identity and act: link, queue (pending identity) or new identity."""
+        ctx = ctx or RequestContext()
+        with self._unit("identity-resolve", ctx) as unit:
+            return self.resolve_in(unit.conn, inp)
+
+    def resolve_in(self, conn: Connection, inp: IdentityInput) -> MatchResult:
+        """:meth:`resolve` inside a caller's transaction (the Patient write hook)."""
+        result = self._decide(conn, inp)
+        if result.outcome is Outcome.LINK:
+            assert result.identity_id is not None
+            if inp.patient_id and result.patient_id is None:
+                conn.execute(
+                    update(identity)
+                    .where(identity.c.id == result.identity_id)
+                    .values(patient_id=inp.patient_id, updated_at=_now())
+                )
+                return MatchResult(
+                    result.outcome,
+                    result.reason,
+                    result.candidates,
+                    result.identity_id,
+                    inp.patient_id,
+                )
+            return result
+        if result.outcome is Outcome.NEW:
+            new_id = self._insert(conn, inp, "active", inp.patient_id)
+            log.info("new identity %s", new_id)
+            return MatchResult(
+                Outcome.NEW, result.reason, result.candidates, new_id, inp.patient_id
+            )
+        return self._queue(conn, inp, result, inp.patient_id)
+
+    def deposit(
+        self,
+        inp: IdentityInput,
+        res_type: str,
+        document: dict[str, Any],
+        *,
+        ctx: RequestContext | None = None,
+    ) -> MatchResult:
+        """Attach a document to the identity it carries, or quarantine it.
+
+        On a link to an identity with a Patient, the document is stored with its subject set to that
+        Patient. Otherwise it is kept encrypted in quarantine, visible only to the vigilance queue.
+        """
+        ctx = ctx or RequestContext()
+        with self._unit("identity-deposit", ctx) as unit:
+            result = self._decide(unit.conn, inp)
+            if result.outcome is Outcome.LINK and result.patient_id is not None:
+                self._attach(unit, ctx, res_type, document, result.patient_id)
+                return result
+            if result.outcome is Outcome.LINK:
+                assert result.identity_id is not None
+                pending = result.identity_id
+                queued = result
+            else:
+                queued = self._queue(unit.conn, inp, result, None)
+                assert queued.identity_id is not None
+                pending = queued.identity_id
+            q_id = str(uuid.uuid4())
+            body = json.dumps(document).encode()
+            unit.conn.execute(
+                insert(quarantine).values(
+                    id=q_id,
+                    identity_id=pending,
+                    res_type=res_type,
+                    body=self.data_keys.encrypt(unit.conn, OWNER, body, q_id.encode()),
+                    created_at=_now(),
+                )
+            )
+            log.info("%s quarantined as %s for identity %s", res_type, q_id, pending)
+            return MatchResult(
+                queued.outcome,
+                queued.reason,
+                queued.candidates,
+                pending,
+                None,
+                queued.item_id,
+                q_id,
+            )
+
+    def _attach(
+        self,
+        unit: Unit,
+        ctx: RequestContext,
+        res_type: str,
+        document: dict[str, Any],
+        patient_id: str,
+    ) -> str:
+        body = dict(document)
+        ref = {"reference": f"Patient/{patient_id}"}
+        if res_type == "Patient":
+            raise VigilanceError("a Patient is not a document; resolve it instead")
+        keys = [k for k in ("subject", "patient") if k in body] or ["subject"]
+        for key in keys:
+            body[key] = ref
+        body.pop("id", None)
+        return self.fhir.create_in(unit, ctx, res_type, body, None).stored.res_id
+
+    # -- vigilance queue --------------------------------------------------------------------------
+
+    def queue(self, state: str = "open") -> list[dict[str, Any]]:
+        """Vigilance items in ``state`` (oldest first), with their evidence and quarantine count."""
+        with self.fhir.repo.unit(write=False) as unit:
+            rows = unit.conn.execute(
+                select(vigilance_item)
+                .where(vigilance_item.c.state == state)
+                .order_by(vigilance_item.c.created_at)
+            ).all()
+            out = []
+            for row in rows:
+                held = unit.conn.execute(
+                    select(quarantine.c.id).where(
+                        quarantine.c.identity_id == row.identity_id,
+                        quarantine.c.released_at.is_(None),
+                    )
+                ).all()
+                out.append(
+                    {
+                        "id": row.id,
+                        "kind": row.kind,
+                        "state": row.state,
+                        "identity": row.identity_id,
+                        "candidate": row.candidate_id,
+                        "weight": row.weight,
+                        "evidence": json.loads(row.evidence),
+                        "quarantined": [h.id for h in held],
+                        "createdAt": row.created_at.isoformat(),
+                    }
+                )
+        return out
+
+    def _open_item(self, conn: Connection, item_id: str) -> Any:
+        row = conn.execute(select(vigilance_item).where(vigilance_item.c.id == item_id)).first()
+        if row is None:
+            raise VigilanceError(f"vigilance item {item_id} is not known")
+        if row.state != "open":
+            raise VigilanceError(f"vigilance item {item_id} is already {row.state}")
+        return row
+
+    def _identity_row(self, conn: Connection, ident_id: str) -> Any:
+        row = conn.execute(select(identity).where(identity.c.id == ident_id)).first()
+        if row is None:
+            raise VigilanceError(f"identity {ident_id} is not known")
+        return row
+
+    def _close(self, conn: Connection, item_id: str, state: str, actor: str) -> None:
+        conn.execute(
+            update(vigilance_item)
+            .where(vigilance_item.c.id == item_id)
+            .values(state=state, resolved_at=_now(), resolved_by=actor)
+        )
+
+    def _release(self, unit: Unit, ctx: RequestContext, ident_id: str, patient_id: str) -> int:
+        rows = unit.conn.execute(
+            select(quarantine).where(
+                quarantine.c.identity_id == ident_id, quarantine.c.released_at.is_(None)
+            )
+        ).all()
+        for row in rows:
+            body = json.loads(self.data_keys.decrypt(unit.conn, OWNER, row.body, row.id.encode()))
+            self._attach(unit, ctx, row.res_type, body, patient_id)
+            unit.conn.execute(
+                update(quarantine)
+                .where(quarantine.c.id == row.id)
+                .values(released_to=patient_id, released_at=_now())
+            )
+        return len(rows)
+
+    def _set_links(
+        self, unit: Unit, ctx: RequestContext, source_pid: str, target_pid: str, *, add: bool
+    ) -> None:
+        for pid, other, kind in (
+            (source_pid, target_pid, "replaced-by"),
+            (target_pid, source_pid, "replaces"),
+        ):
+            stored = unit.current("Patient", pid)
+            if stored is None or stored.body is None:
+                continue
+            body = dict(stored.body)
+            links = [
+                lk
+                for lk in body.get("link", [])
+                if lk.get("other", {}).get("reference") != f"Patient/{other}"
+            ]
+            if add:
+                links.append({"other": {"reference": f"Patient/{other}"}, "type": kind})
+                if kind == "replaced-by":
+                    body["active"] = False
+            elif kind == "replaced-by":
+                body["active"] = True
+            if links:
+                body["link"] = links
+            else:
+                body.pop("link", None)
+            self.fhir.update_in(unit, ctx, "Patient", pid, body, None)
+
+    def merge(
+        self,
+        source_id: str,
+        target_id: str,
+        *,
+        actor: str,
+        item_id: str | None = None,
+        ctx: RequestContext | None = None,
+    ) -> dict[str, Any]:
+        """Merge identity ``source_id`` into ``target_id`` (reversible by :meth:`unmerge`).
+
+        The source becomes "merged" (replaced-by the target); if both have Patients, their
+        Patient.link carry replaced-by / replaces; quarantined documents of the source are attached
+        to the target's Patient.
+        """
+        ctx = ctx or RequestContext(actor=actor)
+        if source_id == target_id:
+            raise VigilanceError("an identity cannot be merged into itself")
+        with self._unit("identity-merge", ctx) as unit:
+            conn = unit.conn
+            if item_id is not None:
+                self._open_item(conn, item_id)
+            source = self._identity_row(conn, source_id)
+            target = self._identity_row(conn, target_id)
+            for row in (source, target):
+                if row.state == "merged":
+                    raise VigilanceError(f"identity {row.id} is already merged into another")
+            conn.execute(
+                update(identity)
+                .where(identity.c.id == source_id)
+                .values(state="merged", merged_into=target_id, updated_at=_now())
+            )
+            if source.patient_id and target.patient_id:
+                self._set_links(unit, ctx, source.patient_id, target.patient_id, add=True)
+            released = 0
+            if target.patient_id:
+                released = self._release(unit, ctx, source_id, target.patient_id)
+            merge_id = str(uuid.uuid4())
+            conn.execute(
+                insert(identity_merge).values(
+                    id=merge_id,
+                    source_id=source_id,
+                    target_id=target_id,
+                    item_id=item_id,
+                    actor=actor,
+                    merged_at=_now(),
+                )
+            )
+            if item_id is not None:
+                self._close(conn, item_id, "merged", actor)
+        log.info("identity %s merged into %s (merge %s)", source_id, target_id, merge_id)
+        return {"merge": merge_id, "source": source_id, "target": target_id, "released": released}
+
+    def merge_item(self, item_id: str, *, actor: str) -> dict[str, Any]:
+        """Resolve a vigilance item by merging its pending identity into its candidate."""
+        with self.fhir.repo.unit(write=False) as unit:
+            row = self._open_item(unit.conn, item_id)
+        if row.candidate_id is None:
+            raise VigilanceError(f"vigilance item {item_id} has no candidate to merge into")
+        return self.merge(row.identity_id, row.candidate_id, actor=actor, item_id=item_id)
+
+    def unmerge(self, merge_id: str, *, actor: str, ctx: RequestContext | None = None) -> None:
+        """Undo a merge: the source identity is active again and the Patient links are removed.
+
+        Documents released to the target by the merge stay there (their ids are in the audit log);
+        moving them back is a manual correction.
+        """
+        ctx = ctx or RequestContext(actor=actor)
+        with self._unit("identity-unmerge", ctx) as unit:
+            conn = unit.conn
+            row = conn.execute(
+                select(identity_merge).where(identity_merge.c.id == merge_id)
+            ).first()
+            if row is None:
+                raise VigilanceError(f"merge {merge_id} is not known")
+            if row.undone_at is not None:
+                raise VigilanceError(f"merge {merge_id} was already undone")
+            source = self._identity_row(conn, row.source_id)
+            target = self._identity_row(conn, row.target_id)
+            conn.execute(
+                update(identity)
+                .where(identity.c.id == row.source_id)
+                .values(state="active", merged_into=None, updated_at=_now())
+            )
+            if source.patient_id and target.patient_id:
+                self._set_links(unit, ctx, source.patient_id, target.patient_id, add=False)
+            conn.execute(
+                update(identity_merge)
+                .where(identity_merge.c.id == merge_id)
+                .values(undone_at=_now())
+            )
+            if row.item_id is not None:
+                conn.execute(
+                    update(vigilance_item)
+                    .where(vigilance_item.c.id == row.item_id)
+                    .values(state="unmerged", resolved_at=_now(), resolved_by=actor)
+                )
+        log.info("merge %s undone", merge_id)
+
+    def dismiss(self, item_id: str, *, actor: str, ctx: RequestContext | None = None) -> int:
+        """Not the same person: the pending identity becomes a distinct identity.
+
+        Its quarantined documents are attached to its own Patient when it has one (else they stay
+        in quarantine, waiting for that Patient). Returns how many documents were released.
+        """
+        ctx = ctx or RequestContext(actor=actor)
+        with self._unit("identity-dismiss", ctx) as unit:
+            row = self._open_item(unit.conn, item_id)
+            ident = self._identity_row(unit.conn, row.identity_id)
+            unit.conn.execute(
+                update(identity)
+                .where(identity.c.id == row.identity_id)
+                .values(state="active", updated_at=_now())
+            )
+            released = 0
+            if ident.patient_id:
+                released = self._release(unit, ctx, row.identity_id, ident.patient_id)
+            self._close(unit.conn, item_id, "dismissed", actor)
+        log.info("vigilance item %s dismissed", item_id)
+        return released
+
+    # -- batch helpers ----------------------------------------------------------------------------
+
+    def identities(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every non-merged identity's id and decrypted record (training and batch dedupe)."""
+        with self.fhir.repo.unit(write=False) as unit:
+            rows = unit.conn.execute(select(identity).where(identity.c.state != "merged")).all()
+            return [(s.id, s.record) for s in self._load(unit.conn, list(rows))]
+
+    def count(self) -> int:
+        """How many identities the index holds (all states)."""
+        with self.fhir.repo.unit(write=False) as unit:
+            return int(unit.conn.execute(select(func.count()).select_from(identity)).scalar_one())

@@ -1,0 +1,194 @@
+"""The master patient index on SQLite and PostgreSQL: link / review / new, quarantine, merge,
+unmerge and dismiss, the INS paths, and no identifying value in clear."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from carnet.app import Services
+from carnet.identity.ins import INS_NIR_OID, Ins, InsStatus, Traits
+from carnet.identity.models import identity, identity_block, quarantine
+from carnet.identity.nir import make_nir
+from carnet.identity.register import InMemoryRegister
+from carnet.identity.service import IdentityConflict, IdentityInput, Outcome, VigilanceError
+from tests.spec.helpers import observation
+
+BASE = "http://127.0.0.1/fhir"
+JEAN = Traits.create("Dupont", ["Jean", "Paul"], "1985-07-04", "M", "75056")
+NIR = make_nir(1, 1985, 7, "75056", 12)
+
+
+def _patient(services: Services) -> str:
+    body = {"resourceType": "Patient", "name": [{"family": "X"}], "gender": "male"}
+    return services.fhir.create("Patient", body).stored.res_id
+
+
+def _doc(pid: str = "unknown") -> dict[str, Any]:
+    body = observation(pid)
+    return body
+
+
+def _count(services: Services, params: list[tuple[str, str]]) -> int:
+    found = services.fhir.search(BASE, "Observation", [*params, ("_summary", "count")])
+    return int(found["total"])
+
+
+def test_link_review_new(services: Services) -> None:
+    mpi = services.identity
+    first = mpi.resolve(IdentityInput(JEAN))
+    assert first.outcome is Outcome.NEW
+    again = mpi.resolve(IdentityInput(replace(JEAN, given_names=("JEAN",))))
+    assert again.outcome is Outcome.LINK
+    assert again.identity_id == first.identity_id
+    assert {c["comparison"]: c["level"] for c in again.as_dict()["candidates"][0]["comparisons"]}[
+        "given_names"
+    ] == "exact"
+    typo = mpi.resolve(IdentityInput(replace(JEAN, birth_name="DUPONTT")))
+    assert typo.outcome is Outcome.LINK
+    # A twin brother: everything but the first name agrees. Never linked.
+    twin = mpi.resolve(IdentityInput(replace(JEAN, given_names=("PIERRE",))))
+    assert twin.outcome is Outcome.REVIEW
+    assert twin.item_id is not None
+    assert twin.identity_id != first.identity_id
+    stranger = mpi.resolve(
+        IdentityInput(Traits.create("Morin", ["Luc"], "1950-01-02", "M", "13055"))
+    )
+    assert stranger.outcome is Outcome.NEW
+    assert mpi.count() == 3  # Jean, the pending twin, the stranger
+    [item] = mpi.queue()
+    assert item["kind"] == "duplicate"
+    assert item["candidate"] == first.identity_id
+
+
+def test_nothing_in_clear(services: Services) -> None:
+    services.identity.resolve(IdentityInput(JEAN, ins=Ins(INS_NIR_OID, NIR)))
+    with services.engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(select(identity))]
+        rows += [tuple(r) for r in conn.execute(select(identity_block))]
+    dump = repr(rows).upper()
+    for secret in ("DUPONT", "JEAN", "1985-07-04", NIR, "DUPON|"):
+        assert secret not in dump
+
+
+def test_known_ins(services: Services) -> None:
+    mpi = services.identity
+    ins = Ins(INS_NIR_OID, NIR)
+    first = mpi.resolve(IdentityInput(JEAN, InsStatus.VALI, ins))
+    # A different birth place spelling does not matter when the INS is known and names agree.
+    same = mpi.resolve(IdentityInput(replace(JEAN, birth_place=None), InsStatus.VALI, ins))
+    assert same.outcome is Outcome.LINK
+    assert same.identity_id == first.identity_id
+    assert same.reason == "known INS, traits agree"
+    other = mpi.resolve(IdentityInput(replace(JEAN, given_names=("LUC",)), InsStatus.VALI, ins))
+    assert other.outcome is Outcome.REVIEW
+    assert mpi.queue()[0]["kind"] == "ins_conflict"
+
+
+def test_qualified_ins_disagreeing_with_the_register_is_refused(services: Services) -> None:
+    register = InMemoryRegister()
+    ins = Ins(INS_NIR_OID, NIR)
+    register.add(ins, JEAN)
+    mpi = services.identity
+    mpi.register = register
+    assert mpi.resolve(IdentityInput(JEAN, InsStatus.QUAL, ins)).outcome is Outcome.NEW
+    wrong = replace(JEAN, given_names=("LUC",))
+    with pytest.raises(IdentityConflict, match="does not go with these traits"):
+        mpi.resolve(IdentityInput(wrong, InsStatus.QUAL, ins))
+    assert mpi.count() == 1
+    assert mpi.queue() == []
+
+
+def test_quarantine_merge_unmerge(services: Services) -> None:
+    mpi = services.identity
+    pid = _patient(services)
+    mpi.resolve(IdentityInput(JEAN, patient_id=pid))
+    # A lab result for the same man, well matched: attached to his Patient.
+    linked = mpi.deposit(IdentityInput(JEAN), "Observation", _doc())
+    assert linked.outcome is Outcome.LINK
+    assert linked.patient_id == pid
+    assert _count(services, [("subject", f"Patient/{pid}")]) == 1
+    # A result whose identity is doubtful (birth place missing and a first-name typo): quarantined.
+    doubtful = IdentityInput(replace(JEAN, birth_place=None, given_names=("JAEN",)))
+    held = mpi.deposit(doubtful, "Observation", _doc())
+    assert held.outcome is Outcome.REVIEW
+    assert held.quarantine_id is not None
+    assert _count(services, []) == 1  # invisible in any record
+    [item] = mpi.queue()
+    assert item["quarantined"] == [held.quarantine_id]
+    assert item["evidence"]["candidates"][0]["comparisons"]
+    assert item["candidate"] is not None
+    done = mpi.merge_item(item["id"], actor="vigilance-officer")
+    assert done["released"] == 1
+    assert _count(services, [("subject", f"Patient/{pid}")]) == 2
+    assert mpi.queue() == []
+    assert mpi.queue("merged")[0]["id"] == item["id"]
+    with pytest.raises(VigilanceError, match="already merged"):
+        mpi.merge_item(item["id"], actor="x")
+    mpi.unmerge(done["merge"], actor="vigilance-officer")
+    with pytest.raises(VigilanceError, match="already undone"):
+        mpi.unmerge(done["merge"], actor="x")
+    with services.engine.connect() as conn:
+        states = {r.id: r.state for r in conn.execute(select(identity))}
+        assert states[done["source"]] == "active"
+        assert conn.execute(select(quarantine.c.released_to)).scalar_one() == pid
+
+
+def test_merge_links_patients_and_unmerge_removes_the_links(services: Services) -> None:
+    mpi = services.identity
+    a, b = _patient(services), _patient(services)
+    first = mpi.resolve(IdentityInput(JEAN, patient_id=a))
+    dup = mpi.resolve(
+        IdentityInput(replace(JEAN, birth_place=None, given_names=("JAEN",)), patient_id=b)
+    )
+    assert dup.outcome is Outcome.REVIEW
+    assert first.identity_id is not None
+    assert dup.identity_id is not None
+    done = mpi.merge(dup.identity_id, first.identity_id, actor="officer")
+    source = services.fhir.read("Patient", b).body
+    target = services.fhir.read("Patient", a).body
+    assert source is not None
+    assert target is not None
+    assert source["link"] == [{"other": {"reference": f"Patient/{a}"}, "type": "replaced-by"}]
+    assert source["active"] is False
+    assert target["link"] == [{"other": {"reference": f"Patient/{b}"}, "type": "replaces"}]
+    with pytest.raises(VigilanceError, match="already merged"):
+        mpi.merge(dup.identity_id, first.identity_id, actor="officer")
+    mpi.unmerge(done["merge"], actor="officer")
+    source = services.fhir.read("Patient", b).body
+    target = services.fhir.read("Patient", a).body
+    assert source is not None
+    assert target is not None
+    assert "link" not in source
+    assert source["active"] is True
+    assert "link" not in target
+
+
+def test_dismiss_releases_to_its_own_patient(services: Services) -> None:
+    mpi = services.identity
+    mpi.resolve(IdentityInput(JEAN, patient_id=_patient(services)))
+    twin_pid = _patient(services)
+    twin = mpi.resolve(IdentityInput(replace(JEAN, given_names=("PIERRE",)), patient_id=twin_pid))
+    assert twin.item_id is not None
+    assert mpi.dismiss(twin.item_id, actor="officer") == 0
+    assert mpi.queue("dismissed")[0]["id"] == twin.item_id
+    with pytest.raises(VigilanceError, match="is not known"):
+        mpi.dismiss("nope", actor="officer")
+    # The twin is now a distinct identity: he links to himself from now on.
+    again = mpi.resolve(IdentityInput(replace(JEAN, given_names=("PIERRE",))))
+    assert again.outcome is Outcome.LINK
+    assert again.patient_id == twin_pid
+
+
+def test_unknown_document_is_quarantined_with_an_unknown_item(services: Services) -> None:
+    result = services.identity.deposit(IdentityInput(JEAN), "Observation", _doc())
+    assert result.outcome is Outcome.NEW
+    assert result.quarantine_id is not None
+    [item] = services.identity.queue()
+    assert item["kind"] == "unknown"
+    assert item["candidate"] is None
+    with pytest.raises(VigilanceError, match="no candidate"):
+        services.identity.merge_item(item["id"], actor="officer")
