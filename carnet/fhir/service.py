@@ -301,14 +301,7 @@ class FhirService:
         ctx = ctx or RequestContext()
         with self.interaction(ctx, "search", res_type, None) as unit:
             self.check_type(res_type)
-            req = parse(
-                res_type,
-                params,
-                self.definitions,
-                default_count=self.default_page_size,
-                max_count=self.max_page_size,
-                strict=strict,
-            )
+            req = self._parse(res_type, params, strict=strict)
             return self._search(unit, ctx, base, req)
 
     def search_in(
@@ -321,15 +314,20 @@ class FhirService:
     ) -> dict[str, Any]:
         """Search inside an open unit (a GET entry of a batch or transaction)."""
         self.check_type(res_type)
-        req = parse(
+        req = self._parse(res_type, params, strict=False)
+        return self._search(unit, ctx, base, req)
+
+    def _parse(
+        self, res_type: str, params: list[tuple[str, str]], *, strict: bool
+    ) -> SearchRequest:
+        return parse(
             res_type,
             params,
             self.definitions,
             default_count=self.default_page_size,
             max_count=self.max_page_size,
-            strict=False,
+            strict=strict,
         )
-        return self._search(unit, ctx, base, req)
 
     def _search(
         self, unit: Unit, ctx: RequestContext, base: str, req: SearchRequest
@@ -431,14 +429,7 @@ class FhirService:
             patient = unit.current("Patient", patient_id)
             if patient is None or patient.deleted:
                 raise not_found(f"Patient/{patient_id} is not known")
-            req = parse(
-                res_type,
-                params,
-                self.definitions,
-                default_count=self.default_page_size,
-                max_count=self.max_page_size,
-                strict=strict,
-            )
+            req = self._parse(res_type, params, strict=strict)
             req.compartment = patient_id
             return self._search(unit, ctx, base, req)
 
