@@ -3,7 +3,7 @@
 Only carnet.fhir.repository reads or writes these tables.
 """
 
-from sqlalchemy import Boolean, Column, Float, Index, Integer, LargeBinary, String, Table
+from sqlalchemy import Boolean, Column, Float, Index, Integer, LargeBinary, String, Table, text
 
 from carnet.db.metadata import metadata
 
@@ -23,6 +23,16 @@ resource = Table(
     Index("uq_fhir_resource_version", "res_type", "res_id", "version", unique=True),
     Index("ix_fhir_resource_current", "res_type", "current", "last_updated"),
     Index("ix_fhir_resource_patient", "patient_id"),
+    # At most one current version per resource; and, being unique on equality-matched columns,
+    # the index planners pick for reads by id whether or not they have statistics.
+    Index(
+        "uq_fhir_resource_current",
+        "res_type",
+        "res_id",
+        unique=True,
+        sqlite_where=text("current = 1"),
+        postgresql_where=text("current"),
+    ),
 )
 
 

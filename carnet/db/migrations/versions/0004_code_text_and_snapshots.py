@@ -1,4 +1,5 @@
-"""Code texts for token :text search, and search result snapshots for stable paging.
+"""Code texts for token :text search, search result snapshots for stable paging, and a partial
+unique index on the current version of each resource.
 
 Revision ID: 0004
 Revises: 0003
@@ -34,8 +35,17 @@ def upgrade() -> None:
         "uq_search_snapshot", "search_snapshot", ["snapshot_id", "position"], unique=True
     )
     op.create_index("ix_search_snapshot_created", "search_snapshot", ["created_at"])
+    op.create_index(
+        "uq_fhir_resource_current",
+        "fhir_resource",
+        ["res_type", "res_id"],
+        unique=True,
+        sqlite_where=sa.text("current = 1"),
+        postgresql_where=sa.text("current"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("uq_fhir_resource_current", "fhir_resource")
     op.drop_table("search_snapshot")
     op.drop_table("code_text")
