@@ -23,6 +23,7 @@ import jellyfish
 from carnet.identity.phonetic import phonetic_key
 
 __all__ = [
+    "VETO",
     "Comparison",
     "ComparisonResult",
     "MatchModel",
@@ -31,6 +32,7 @@ __all__ = [
     "compare_family_names",
     "compare_given_names",
     "identity_model",
+    "vetoed_gamma",
 ]
 
 Record = Mapping[str, Any]
@@ -285,6 +287,19 @@ DEFAULT_U: dict[str, tuple[float, ...]] = {
     "birth_place": (0.002, 0.03, 0.968),
 }
 DEFAULT_LAMBDA = 1e-6
+
+# Comparisons whose "else" level means "not the same person, or an error a human must see": a pair
+# at one of them is never linked automatically, whatever its weight. Twins differ only by first
+# name (and perhaps sex); homonyms only by birth place.
+VETO = frozenset({"family_name", "given_names", "birth_date", "sex", "birth_place"})
+
+
+def vetoed_gamma(model: MatchModel, gamma: Sequence[int | None]) -> bool:
+    """Whether a comparison vector has a strict trait at its "else" level."""
+    return any(
+        c.name in VETO and level == len(c.levels) - 1
+        for c, level in zip(model.comparisons, gamma, strict=True)
+    )
 
 
 def identity_model() -> MatchModel:

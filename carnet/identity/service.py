@@ -38,7 +38,7 @@ from carnet.fhir.repository import Unit
 from carnet.fhir.service import FhirService
 from carnet.identity.blocking import blocking_keys, query_keys
 from carnet.identity.ins import Ins, InsStatus, Traits, normalise_name
-from carnet.identity.matching import MatchModel, Score, identity_model
+from carnet.identity.matching import VETO, MatchModel, Score, identity_model
 from carnet.identity.models import (
     identity,
     identity_block,
@@ -48,6 +48,7 @@ from carnet.identity.models import (
     vigilance_item,
 )
 from carnet.identity.register import IdentityRegister
+from carnet.identity.training import DedupePair, TrainingReport, dedupe, train
 
 __all__ = [
     "IdentityConflict",
@@ -56,13 +57,15 @@ __all__ = [
     "MatchResult",
     "Outcome",
     "VigilanceError",
+    "choose",
+    "vetoed",
 ]
 
 log = logging.getLogger("carnet.identity")
 
 OWNER = "identity"  # data key of the index's traits and quarantined documents
 _BLIND_KIND = "mpi"
-_VETO = {"given_names", "sex", "birth_date", "family_name"}  # "else" here never auto-links
+_VETO = VETO
 
 
 class IdentityConflict(ValueError):  # noqa: N818 - domain term
@@ -157,6 +160,35 @@ class _Stored:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def vetoed(score: Score) -> bool:
+    """Whether a strict trait disagrees outright (such a pair is never linked automatically)."""
+    return any(d.comparison in _VETO and d.level == "else" for d in score.details)
+
+
+def choose(scored: list[Candidate], link: float, review: float) -> MatchResult:
+    """The decision among candidates sorted by weight (best first), by the two thresholds."""
+    top = tuple(scored[:5])
+    if not scored or scored[0].score.weight < review:
+        return MatchResult(Outcome.NEW, "no candidate above the review threshold", top)
+    best = scored[0]
+    if best.score.weight >= link and not vetoed(best.score):
+        # Another plausible candidate (one no strict trait rules out) makes it ambiguous;
+        # a twin or homonym of the best candidate does not.
+        rivals = [c for c in scored[1:] if c.score.weight >= review and not vetoed(c.score)]
+        if not rivals:
+            return MatchResult(
+                Outcome.LINK,
+                "score above the link threshold",
+                top,
+                best.identity_id,
+                best.patient_id,
+            )
+        return MatchResult(Outcome.REVIEW, "several candidates above the review threshold", top)
+    if best.score.weight >= link:
+        return MatchResult(Outcome.REVIEW, "high score but a strict trait disagrees", top)
+    return MatchResult(Outcome.REVIEW, "score between the review and link thresholds", top)
 
 
 class IdentityService:
@@ -318,7 +350,7 @@ class IdentityService:
                 found = known[0]
                 score = model.score(record, found.record)
                 candidate = Candidate(found.id, found.patient_id, score)
-                if not self._vetoed(score):
+                if not vetoed(score):
                     return MatchResult(
                         Outcome.LINK,
                         "known INS, traits agree",
@@ -336,34 +368,7 @@ class IdentityService:
             ),
             key=lambda c: -c.score.weight,
         )
-        top = tuple(scored[:5])
-        if not scored or scored[0].score.weight < self.review_threshold:
-            return MatchResult(Outcome.NEW, "no candidate above the review threshold", top)
-        best = scored[0]
-        if best.score.weight >= self.link_threshold and not self._vetoed(best.score):
-            # Another plausible candidate (one no strict trait rules out) makes it ambiguous;
-            # a twin or homonym of the best candidate does not.
-            rivals = [
-                c
-                for c in scored[1:]
-                if c.score.weight >= self.review_threshold and not self._vetoed(c.score)
-            ]
-            if not rivals:
-                return MatchResult(
-                    Outcome.LINK,
-                    "score above the link threshold",
-                    top,
-                    best.identity_id,
-                    best.patient_id,
-                )
-            return MatchResult(Outcome.REVIEW, "several candidates above the review threshold", top)
-        if best.score.weight >= self.link_threshold:
-            return MatchResult(Outcome.REVIEW, "high score but a strict trait disagrees", top)
-        return MatchResult(Outcome.REVIEW, "score between the review and link thresholds", top)
-
-    @staticmethod
-    def _vetoed(score: Score) -> bool:
-        return any(d.comparison in _VETO and d.level == "else" for d in score.details)
+        return choose(scored, self.link_threshold, self.review_threshold)
 
     def match(self, inp: IdentityInput) -> MatchResult:
         """Decide without writing anything (the explain endpoint)."""
@@ -727,6 +732,25 @@ class IdentityService:
         with self.fhir.repo.unit(write=False) as unit:
             rows = unit.conn.execute(select(identity).where(identity.c.state != "merged")).all()
             return [(s.id, s.record) for s in self._load(unit.conn, list(rows))]
+
+    def train(self, *, random_pairs: int = 200_000) -> TrainingReport:
+        """Estimate m, u and the prior from the index itself (DuckDB) and use them from now on."""
+        records = dict(self.identities())
+        report = train(self.model, records, blocking_keys, random_pairs=random_pairs)
+        self.save_model(report.model, report.blocked_pairs)
+        log.info(
+            "identity model trained on %d identities, %d blocked pairs",
+            report.records,
+            report.blocked_pairs,
+        )
+        return report
+
+    def dedupe(self) -> list[DedupePair]:
+        """Suspected duplicate pairs of the whole index (DuckDB blocking), best first."""
+        records = dict(self.identities())
+        return dedupe(
+            self.model, records, blocking_keys, self.link_threshold, self.review_threshold
+        )
 
     def count(self) -> int:
         """How many identities the index holds (all states)."""

@@ -192,3 +192,29 @@ def test_unknown_document_is_quarantined_with_an_unknown_item(services: Services
     assert item["candidate"] is None
     with pytest.raises(VigilanceError, match="no candidate"):
         services.identity.merge_item(item["id"], actor="officer")
+
+
+def test_train_and_dedupe_the_index(services: Services) -> None:
+    mpi = services.identity
+    people = [
+        Traits.create("Morin", ["Luc"], "1950-01-02", "M", "13055"),
+        Traits.create("Petit", ["Anne"], "1972-03-09", "F", "69123"),
+        JEAN,
+        replace(JEAN, given_names=("PIERRE",)),  # twin: review, never a link
+    ]
+    for traits in people:
+        mpi.resolve(IdentityInput(traits))
+    report = mpi.train(random_pairs=500)
+    assert report.records == 4
+    assert mpi.model is report.model
+    # A second service over the same database reads the trained parameters back.
+    fresh = type(mpi)(
+        services.fhir,
+        services.crypto.data_keys,
+        services.crypto.blind,
+        link_threshold=12,
+        review_threshold=0,
+    )
+    assert fresh.model.parameters() == report.model.parameters()
+    pairs = mpi.dedupe()
+    assert all(p.outcome == "review" for p in pairs)

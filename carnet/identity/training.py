@@ -1,0 +1,241 @@
+"""Weight training and batch dedupe of the index, on DuckDB.
+
+Splink's own training cannot use our comparison functions (it compiles comparisons to SQL), and the
+weights must mean the same thing online and in batch, so we train the way Splink does with our
+functions: u from random pairs, then m and the share of matches by expectation-maximisation over the
+comparison vectors of blocked pairs (u fixed), and the prior rescaled from blocked to random pairs.
+DuckDB does the set work: the blocking self-join that yields candidate pairs of a whole index, and
+the counting of comparison patterns. :class:`DedupeEngine` is the engine interface (a Spark one
+would implement the same two methods).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import duckdb
+import pyarrow as pa  # type: ignore[import-untyped]
+
+from carnet.identity.matching import MatchModel, vetoed_gamma
+
+__all__ = ["DedupeEngine", "DedupePair", "DuckDBEngine", "TrainingReport", "dedupe", "train"]
+
+Gamma = tuple[int | None, ...]
+
+
+class DedupeEngine(Protocol):
+    """Set operations of the batch run."""
+
+    def candidate_pairs(self, keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Distinct (a, b), a < b, of record ids that share a blocking key."""
+        ...
+
+    def pattern_counts(self, gammas: Sequence[Gamma]) -> dict[Gamma, int]:
+        """How many pairs have each comparison vector."""
+        ...
+
+
+class DuckDBEngine:
+    """In-process DuckDB."""
+
+    def __init__(self) -> None:
+        self.con = duckdb.connect()
+
+    def candidate_pairs(self, keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        ids, values = [], []
+        for ident, key in keys:
+            ids.append(ident)
+            values.append(key)
+        self.con.register("block_keys", pa.table({"id": ids, "k": values}))
+        rows = self.con.execute(
+            "SELECT DISTINCT a.id, b.id FROM block_keys a JOIN block_keys b "
+            "ON a.k = b.k AND a.id < b.id"
+        ).fetchall()
+        self.con.unregister("block_keys")
+        return [(str(a), str(b)) for a, b in rows]
+
+    def pattern_counts(self, gammas: Sequence[Gamma]) -> dict[Gamma, int]:
+        if not gammas:
+            return {}
+        width = len(gammas[0])
+        columns = {f"g{i}": [g[i] for g in gammas] for i in range(width)}
+        self.con.register(
+            "gammas", pa.table(columns, schema=pa.schema([(name, pa.int32()) for name in columns]))
+        )
+        names = ", ".join(columns)
+        rows = self.con.execute(f"SELECT {names}, count(*) FROM gammas GROUP BY ALL").fetchall()
+        self.con.unregister("gammas")
+        return {tuple(r[:-1]): int(r[-1]) for r in rows}
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    """What a training run saw and produced."""
+
+    records: int
+    blocked_pairs: int
+    random_pairs: int
+    iterations: int
+    lambda_blocked: float
+    model: MatchModel
+
+
+def estimate_u(
+    model: MatchModel,
+    records: Sequence[Mapping[str, Any]],
+    pairs: int,
+    rng: random.Random,
+) -> dict[str, list[float]]:
+    """u per level: level frequencies among random pairs (almost all non-matches)."""
+    counts = {c.name: [0.0] * len(c.levels) for c in model.comparisons}
+    if len(records) < 2:
+        return {k: list(v) for k, v in model.u.items()}
+    for _ in range(pairs):
+        a, b = rng.sample(range(len(records)), 2)
+        for c, level in zip(model.comparisons, model.gamma(records[a], records[b]), strict=True):
+            if level is not None:
+                counts[c.name][level] += 1
+    return {name: _smooth(values) for name, values in counts.items()}
+
+
+def _smooth(values: list[float]) -> list[float]:
+    # One pseudo-count per level keeps unseen levels finite (log2 of 0 is not a weight).
+    total = sum(values) + len(values)
+    return [(v + 1) / total for v in values]
+
+
+def em(
+    model: MatchModel,
+    patterns: Mapping[Gamma, int],
+    u: Mapping[str, Sequence[float]],
+    *,
+    lambda_start: float = 0.1,
+    iterations: int = 30,
+    tolerance: float = 1e-5,
+) -> tuple[dict[str, list[float]], float, int]:
+    """Expectation-maximisation of m and the share of matches, u fixed (as Splink does)."""
+    m = {k: list(v) for k, v in model.m.items()}
+    lam = lambda_start
+    names = [c.name for c in model.comparisons]
+    done = 0
+    for done in range(1, iterations + 1):  # noqa: B007 - the count is reported
+        new_m = {name: [0.0] * len(m[name]) for name in names}
+        total_p = 0.0
+        total = 0
+        for gamma, count in patterns.items():
+            pm, pu = lam, 1 - lam
+            for name, level in zip(names, gamma, strict=True):
+                if level is not None:
+                    pm *= m[name][level]
+                    pu *= u[name][level]
+            p = pm / (pm + pu) if pm + pu > 0 else 0.0
+            total_p += p * count
+            total += count
+            for name, level in zip(names, gamma, strict=True):
+                if level is not None:
+                    new_m[name][level] += p * count
+        new_lam = total_p / total if total else lam
+        change = abs(new_lam - lam)
+        for name in names:
+            smoothed = [v + 1e-3 for v in new_m[name]]
+            s = sum(smoothed)
+            probs = [v / s for v in smoothed]
+            change = max(change, *(abs(a - b) for a, b in zip(probs, m[name], strict=True)))
+            m[name] = probs
+        lam = min(max(new_lam, 1e-9), 1 - 1e-9)
+        if change < tolerance:
+            break
+    return m, lam, done
+
+
+def train(
+    model: MatchModel,
+    records: Mapping[str, Mapping[str, Any]],
+    keys_of: Callable[[Mapping[str, Any]], Iterable[str]],
+    *,
+    engine: DedupeEngine | None = None,
+    random_pairs: int = 200_000,
+    seed: int = 0,
+) -> TrainingReport:
+    """Train ``model`` on ``records`` (id -> record) blocked by ``keys_of``."""
+    engine = engine or DuckDBEngine()
+    ids = list(records)
+    rng = random.Random(seed)  # noqa: S311 - sampling pairs, not secrets
+    values = [records[i] for i in ids]
+    u = estimate_u(model, values, random_pairs, rng)
+    pairs = engine.candidate_pairs((i, k) for i in ids for k in keys_of(records[i]))
+    gammas = [model.gamma(records[a], records[b]) for a, b in pairs]
+    patterns = engine.pattern_counts(gammas)
+    m, lam_blocked, iterations = em(model, patterns, u)
+    n = len(ids)
+    all_pairs = max(n * (n - 1) / 2, 1.0)
+    lam_random = min(max(lam_blocked * len(pairs) / all_pairs, 1e-12), 0.5)
+    trained = model.with_parameters(m, u, lam_random)
+    return TrainingReport(n, len(pairs), random_pairs, iterations, lam_blocked, trained)
+
+
+@dataclass(frozen=True)
+class DedupePair:
+    """Two records of one index that may be the same person."""
+
+    a: str
+    b: str
+    weight: float
+    outcome: str  # "link" or "review"
+
+
+def dedupe(
+    model: MatchModel,
+    records: Mapping[str, Mapping[str, Any]],
+    keys_of: Callable[[Mapping[str, Any]], Iterable[str]],
+    link: float,
+    review: float,
+    *,
+    engine: DedupeEngine | None = None,
+) -> list[DedupePair]:
+    """Pairs scoring at least ``review``, best first, each with its decision.
+
+    A pair is a link when it scores at least ``link``, no strict trait disagrees, and neither
+    record is also plausibly a third one that the other is certainly not (a copy without a birth
+    place that fits both of two homonyms goes to review, as online matching does).
+    """
+    engine = engine or DuckDBEngine()
+    pairs = engine.candidate_pairs((i, k) for i in records for k in keys_of(records[i]))
+    cache: dict[Gamma, tuple[float, bool]] = {}
+    plausible: dict[str, set[str]] = {}
+    excluded: set[tuple[str, str]] = set()
+    scored: list[tuple[str, str, float, bool]] = []
+    for a, b in pairs:
+        gamma = model.gamma(records[a], records[b])
+        found = cache.get(gamma)
+        if found is None:
+            found = cache[gamma] = (model.weight_of(gamma), vetoed_gamma(model, gamma))
+        weight, veto = found
+        if veto:
+            excluded.add((a, b))
+            excluded.add((b, a))
+        elif weight >= review:
+            plausible.setdefault(a, set()).add(b)
+            plausible.setdefault(b, set()).add(a)
+        if weight >= review:
+            scored.append((a, b, weight, veto))
+
+    def conflicted(x: str, y: str) -> bool:
+        return any((y, c) in excluded for c in plausible.get(x, ()) if c != y)
+
+    out = [
+        DedupePair(
+            a,
+            b,
+            weight,
+            "link"
+            if weight >= link and not veto and not conflicted(a, b) and not conflicted(b, a)
+            else "review",
+        )
+        for a, b, weight, veto in scored
+    ]
+    out.sort(key=lambda p: -p.weight)
+    return out
