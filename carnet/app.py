@@ -33,6 +33,7 @@ from carnet.fhir.query import Compiler
 from carnet.fhir.repository import Repository
 from carnet.fhir.service import FhirService
 from carnet.fhir.validation import Validator
+from carnet.identity import api as identity_api
 from carnet.identity.service import IdentityService
 from carnet.settings import Settings
 
@@ -141,6 +142,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(audit_api.router)  # before the generic /fhir/{type} routes
     app.include_router(operations_api.router)  # before the generic routes: /Patient/$export
     app.include_router(fhir_api.router)
+    app.include_router(identity_api.router)
 
     @app.middleware("http")
     async def loopback_only(

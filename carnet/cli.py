@@ -23,6 +23,10 @@ keys_app = typer.Typer(help="Master key and data keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 audit_app = typer.Typer(help="Tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+identity_app = typer.Typer(
+    help="Master patient index and identity vigilance.", no_args_is_help=True
+)
+app.add_typer(identity_app, name="identity")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -273,6 +277,133 @@ def audit_export(
         services.close()
     if out:
         console.print(f"{count} events exported to {out}")
+
+
+# -- identity -------------------------------------------------------------------------------------
+
+
+def _officer() -> str:
+    import getpass
+
+    return f"operator:{getpass.getuser()}"
+
+
+@identity_app.command("queue")
+def identity_queue(
+    state: Annotated[str, typer.Option(help="open, merged, dismissed or unmerged.")] = "open",
+) -> None:
+    """List vigilance items with their evidence (ids, comparison levels and weights)."""
+    services = _services(Settings.from_env())
+    try:
+        items = services.identity.queue(state)
+    finally:
+        services.close()
+    for item in items:
+        best = item["evidence"]["candidates"][:1]
+        levels = ", ".join(
+            f"{c['comparison']}={c['level']}" for c in (best[0]["comparisons"] if best else [])
+        )
+        weight = "-" if item["weight"] is None else f"{item['weight']:.1f}"
+        console.print(
+            f"{item['id']}  {item['kind']:<12} identity {item['identity']} -> "
+            f"{item['candidate'] or '-'}  weight {weight}  held {len(item['quarantined'])}  "
+            f"{levels}"
+        )
+    console.print(f"{len(items)} {state} item(s)")
+
+
+@identity_app.command("merge")
+def identity_merge(
+    item: Annotated[str, typer.Argument(help="Vigilance item id (or source identity id).")],
+    into: Annotated[
+        str | None, typer.Option(help="Target identity id, to merge two identities directly.")
+    ] = None,
+) -> None:
+    """Same person: merge an item's pending identity into its candidate (or SOURCE --into TARGET)."""
+    from carnet.identity.service import VigilanceError
+
+    services = _services(Settings.from_env())
+    try:
+        if into:
+            done = services.identity.merge(item, into, actor=_officer())
+        else:
+            done = services.identity.merge_item(item, actor=_officer())
+    except VigilanceError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        services.close()
+    console.print(
+        f"merge {done['merge']}: {done['source']} replaced by {done['target']}, "
+        f"{done['released']} quarantined document(s) attached"
+    )
+
+
+@identity_app.command("unmerge")
+def identity_unmerge(merge: Annotated[str, typer.Argument(help="Merge id.")]) -> None:
+    """Undo a merge: the source identity is active again and the Patient links are removed."""
+    from carnet.identity.service import VigilanceError
+
+    services = _services(Settings.from_env())
+    try:
+        services.identity.unmerge(merge, actor=_officer())
+    except VigilanceError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        services.close()
+    console.print(f"merge {merge} undone")
+
+
+@identity_app.command("dismiss")
+def identity_dismiss(item: Annotated[str, typer.Argument(help="Vigilance item id.")]) -> None:
+    """Not the same person: the item's pending identity becomes a distinct identity."""
+    from carnet.identity.service import VigilanceError
+
+    services = _services(Settings.from_env())
+    try:
+        released = services.identity.dismiss(item, actor=_officer())
+    except VigilanceError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        services.close()
+    console.print(f"item {item} dismissed, {released} quarantined document(s) attached")
+
+
+@identity_app.command("train")
+def identity_train(
+    random_pairs: Annotated[
+        int, typer.Option(help="Random pairs sampled to estimate u.")
+    ] = 200_000,
+) -> None:
+    """Estimate the match weights from the index itself (EM on DuckDB) and use them from now on."""
+    services = _services(Settings.from_env())
+    try:
+        if services.identity.count() < 2:
+            raise _fail("the index holds fewer than 2 identities; nothing to train on")
+        report = services.identity.train(random_pairs=random_pairs)
+    finally:
+        services.close()
+    console.print(
+        f"trained on {report.records} identities, {report.blocked_pairs} blocked pairs, "
+        f"{report.iterations} EM iterations; prior weight {report.model.prior_weight:.1f}"
+    )
+
+
+@identity_app.command("dedupe")
+def identity_dedupe(
+    engine: Annotated[str, typer.Option(help="Batch engine: duckdb.")] = "duckdb",
+) -> None:
+    """List suspected duplicate pairs of the whole index with their decision (link or review)."""
+    if engine != "duckdb":
+        raise _fail(f"engine {engine!r} is not available; only duckdb is implemented")
+    services = _services(Settings.from_env())
+    try:
+        pairs = services.identity.dedupe()
+    finally:
+        services.close()
+    for pair in pairs:
+        console.print(f"{pair.outcome:<6} {pair.weight:6.1f}  {pair.a}  {pair.b}")
+    links = sum(p.outcome == "link" for p in pairs)
+    console.print(f"{len(pairs)} suspected pair(s), {links} above the link threshold")
 
 
 def main() -> None:

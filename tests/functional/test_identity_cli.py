@@ -1,0 +1,50 @@
+"""`carnet identity ...`: the vigilance queue and its actions from the command line."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from typer.testing import CliRunner, Result
+
+from carnet.app import build_services
+from carnet.cli import app
+from carnet.identity.ins import Traits
+from carnet.identity.service import IdentityInput
+from tests.conftest import make_settings
+
+JEAN = Traits.create("Dupont", ["Jean"], "1985-07-04", "M", "75056")
+
+
+def _run(data_dir: Path, *args: str) -> Result:
+    env = {"CARNET_DATA_DIR": str(data_dir), "CARNET_DATABASE_URL": "", "COLUMNS": "250"}
+    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+
+
+def test_identity_commands(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert "fewer than 2 identities" in _run(data, "identity", "train").output
+    services = build_services(make_settings(data))
+    first = services.identity.resolve(IdentityInput(JEAN))
+    twin = services.identity.resolve(IdentityInput(replace(JEAN, given_names=("PIERRE",))))
+    services.close()
+    queue = _run(data, "identity", "queue")
+    assert queue.exit_code == 0
+    assert f"{twin.item_id}  duplicate" in queue.output
+    assert "given_names=else" in queue.output
+    assert "1 open item(s)" in queue.output
+    merged = _run(data, "identity", "merge", str(twin.item_id))
+    assert merged.exit_code == 0, merged.output
+    assert f"replaced by {first.identity_id}" in merged.output
+    merge_id = merged.output.split()[1].rstrip(":")
+    again = _run(data, "identity", "merge", str(twin.item_id))
+    assert again.exit_code == 1
+    assert "already merged" in again.output
+    assert _run(data, "identity", "unmerge", merge_id).exit_code == 0
+    assert "was already undone" in _run(data, "identity", "unmerge", merge_id).output
+    assert "is not known" in _run(data, "identity", "dismiss", "nope").output
+    trained = _run(data, "identity", "train", "--random-pairs", "100")
+    assert "trained on 2 identities" in trained.output
+    dedupe = _run(data, "identity", "dedupe")
+    assert "0 above the link threshold" in dedupe.output  # twins are never linked
+    assert _run(data, "identity", "dedupe", "--engine", "spark").exit_code == 1

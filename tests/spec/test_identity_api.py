@@ -1,0 +1,86 @@
+"""The identity-vigilance HTTP API on SQLite and PostgreSQL: decisions with their evidence, the
+queue and its actions, and clear OperationOutcomes for bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from carnet.identity.ins import INS_NIR_OID
+from carnet.identity.nir import make_nir
+
+NIR = make_nir(2, 1972, 3, "69123", 4)
+
+
+def _patient(given: str = "Anne", **extra: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "name": [{"use": "official", "family": "Petit", "given": [given, "Marie"]}],
+        "gender": "female",
+        "birthDate": "1972-03-09",
+        "extension": [
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/patient-birthPlace",
+                "valueAddress": {"district": "69123"},
+            }
+        ],
+        **extra,
+    }
+
+
+def test_resolve_then_match_explains(client: TestClient) -> None:
+    first = client.post("/identity/resolve", json=_patient())
+    assert first.status_code == 200, first.text
+    assert first.json()["outcome"] == "new"
+    explained = client.post("/identity/match", json=_patient())
+    body = explained.json()
+    assert body["outcome"] == "link"
+    assert body["identity"] == first.json()["identity"]
+    levels = {c["comparison"]: c["level"] for c in body["candidates"][0]["comparisons"]}
+    assert levels == {
+        "family_name": "exact",
+        "given_names": "exact",
+        "birth_date": "exact",
+        "sex": "exact",
+        "birth_place": "exact",
+    }
+    assert body["candidates"][0]["weight"] >= 12
+
+
+def test_queue_merge_and_dismiss(client: TestClient) -> None:
+    client.post("/identity/resolve", json=_patient())
+    twin = client.post("/identity/resolve", json=_patient("Claire")).json()
+    assert twin["outcome"] == "review"
+    items = client.get("/identity/queue").json()["items"]
+    assert [i["id"] for i in items] == [twin["vigilanceItem"]]
+    assert client.post(f"/identity/queue/{twin['vigilanceItem']}/dismiss").json() == {"released": 0}
+    again = client.post(f"/identity/queue/{twin['vigilanceItem']}/dismiss")
+    assert again.status_code == 409
+    assert "already dismissed" in again.json()["issue"][0]["diagnostics"]
+    missing = client.post("/identity/queue/nope/merge")
+    assert missing.status_code == 404
+    assert client.post("/identity/merges/nope/unmerge").status_code == 404
+    assert client.get("/identity/queue?state=bogus").status_code == 400
+
+
+def test_bad_input_is_a_clear_operation_outcome(client: TestClient) -> None:
+    cases = [
+        (_patient(birthDate="1972-02-30"), "birth date '1972-02-30' is not a YYYY-MM-DD date"),
+        (
+            _patient(identifier=[{"system": INS_NIR_OID, "value": NIR[:-2] + "00"}]),
+            "INS INS-NIR: check key is 00",
+        ),
+        (
+            {**_patient(), "name": [{"use": "official", "family": "  ", "given": ["A"]}]},
+            "birth name is empty",
+        ),
+        ({"resourceType": "Observation"}, "the body must be a FHIR Patient"),
+    ]
+    for body, message in cases:
+        response = client.post("/identity/resolve", json=body)
+        assert response.status_code == 400, body
+        outcome = response.json()
+        assert outcome["resourceType"] == "OperationOutcome"
+        assert message in outcome["issue"][0]["diagnostics"]
+    assert client.get("/identity/queue").json() == {"items": []}
