@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -309,6 +309,44 @@ class IdentityService:
                 insert(identity_block), [{"key_hash": k, "identity_id": ident_id} for k in keys]
             )
         return ident_id
+
+    def add_many(self, inputs: Iterable[IdentityInput], *, batch: int = 2000) -> list[str]:
+        """Load identities known to be distinct without matching (an existing MPI, a register).
+
+        One transaction per ``batch`` identities, rows inserted with executemany.
+        """
+        ids: list[str] = []
+        pending = list(inputs)
+        for start in range(0, len(pending), batch):
+            with self.fhir.repo.unit() as unit:
+                conn = unit.conn
+                rows: list[dict[str, Any]] = []
+                blocks: list[dict[str, str]] = []
+                now = _now()
+                for inp in pending[start : start + batch]:
+                    ident_id = str(uuid.uuid4())
+                    ids.append(ident_id)
+                    rows.append(
+                        {
+                            "id": ident_id,
+                            "patient_id": inp.patient_id,
+                            "status": inp.status.value,
+                            "state": "active",
+                            "ins_hash": None if inp.ins is None else self._ins_hash(inp.ins),
+                            "traits": self._encrypt(conn, ident_id, inp),
+                            "merged_into": None,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                    )
+                    blocks.extend(
+                        {"key_hash": self.blind.digest(_BLIND_KIND, k), "identity_id": ident_id}
+                        for k in blocking_keys(inp.record())
+                    )
+                conn.execute(insert(identity), rows)
+                if blocks:
+                    conn.execute(insert(identity_block), blocks)
+        return ids
 
     def _candidates(self, conn: Connection, inp: IdentityInput) -> list[_Stored]:
         hashes = [self.blind.digest(_BLIND_KIND, k) for k in query_keys(inp.record())]

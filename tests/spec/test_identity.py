@@ -218,3 +218,15 @@ def test_train_and_dedupe_the_index(services: Services) -> None:
     assert fresh.model.parameters() == report.model.parameters()
     pairs = mpi.dedupe()
     assert all(p.outcome == "review" for p in pairs)
+
+
+def test_add_many_loads_distinct_identities(services: Services) -> None:
+    mpi = services.identity
+    ids = mpi.add_many(
+        [IdentityInput(JEAN), IdentityInput(replace(JEAN, given_names=("PIERRE",)))], batch=1
+    )
+    assert len(set(ids)) == 2
+    assert mpi.queue() == []
+    found = mpi.match(IdentityInput(JEAN))
+    assert found.outcome is Outcome.LINK
+    assert found.identity_id == ids[0]
