@@ -87,7 +87,7 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     ),
     Setting(
         "identity_link_threshold",
-        "12",
+        "10",
         "Match weight (log2 odds) from which an incoming identity is linked to a known one.",
     ),
     Setting(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Final
 
 __all__ = ["phonetic_key"]
@@ -45,6 +46,7 @@ _COMPILED: Final = tuple((re.compile(p), r) for p, r in _REWRITES)
 _DOUBLES: Final = re.compile(r"(.)\1+")
 
 
+@lru_cache(maxsize=262_144)  # names repeat: scoring and blocking ask for the same ones
 def phonetic_key(name: str, length: int = 8) -> str:
     """The phonetic key of a (French) name, at most ``length`` characters; "" for an empty name."""
     decomposed = unicodedata.normalize("NFKD", name.upper().replace("Œ", "OE").replace("Æ", "AE"))
