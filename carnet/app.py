@@ -101,6 +101,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         link_threshold=settings.identity_link_threshold,
         review_threshold=settings.identity_review_threshold,
     )
+    fhir.patient_hooks.append(identity.on_patient_write)
     return Services(
         settings=settings,
         engine=engine,

@@ -4,7 +4,7 @@ search, transactions). Routers, the CLI and other domains call it; it calls the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -63,6 +63,8 @@ class FhirService:
         self.default_page_size = default_page_size
         self.max_page_size = max_page_size
         self.access: AccessHook = access or OpenAccess()
+        self.patient_hooks: list[Callable[[Unit, RequestContext, StoredResource], None]] = []
+        """Called after a Patient is created or updated, in the same unit (identity matching)."""
 
     @contextmanager
     def interaction(
@@ -127,6 +129,9 @@ class FhirService:
         res_id = new_id or str(uuid.uuid4())
         self.access.check(unit, ctx, "create", res_type, res_id)
         stored = unit.write(res_type, res_id, body, method="POST", previous=None, known_new=True)
+        if res_type == "Patient":
+            for hook in self.patient_hooks:
+                hook(unit, ctx, stored)
         self.access.record(unit, ctx, "create", res_type, [stored])
         return WriteResult(stored, created=True)
 
@@ -226,6 +231,9 @@ class FhirService:
             self.access.record(unit, ctx, "update", res_type, [previous])
             return WriteResult(previous, created=False)
         stored = unit.write(res_type, res_id, body, method="PUT", previous=previous)
+        if res_type == "Patient":
+            for hook in self.patient_hooks:
+                hook(unit, ctx, stored)
         self.access.record(unit, ctx, action, res_type, [stored])
         return WriteResult(stored, created=previous is None or previous.deleted)
 

@@ -14,17 +14,13 @@ from fastapi import APIRouter, Depends, Request
 
 from carnet.fhir.api import Ctx, FhirResponse
 from carnet.fhir.errors import FhirError, bad_request, conflict, not_found
-from carnet.identity.ins import (
-    InvalidTraits,
-    ins_from_patient,
-    status_from_patient,
-    traits_from_patient,
-)
+from carnet.identity.ins import InvalidTraits
 from carnet.identity.service import (
     IdentityConflict,
     IdentityInput,
     IdentityService,
     VigilanceError,
+    patient_identity,
 )
 
 router = APIRouter(prefix="/identity")
@@ -39,27 +35,11 @@ Identity = Annotated[IdentityService, Depends(get_identity)]
 
 
 def identity_input(patient: Any) -> IdentityInput:
-    """The identity a FHIR Patient carries (official name = birth traits, usual names = usage)."""
+    """The identity a FHIR Patient body carries, or a 400 naming the broken rule."""
     if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
         raise bad_request("the body must be a FHIR Patient")
     try:
-        traits = traits_from_patient(patient)
-        ins = ins_from_patient(patient)
-    except InvalidTraits as exc:
-        raise bad_request(str(exc)) from None
-    used = tuple(
-        str(n["family"])
-        for n in patient.get("name", [])
-        if n.get("use") in ("usual", "maiden") and n.get("family")
-    )
-    try:
-        return IdentityInput(
-            traits,
-            status_from_patient(patient),
-            ins,
-            tuple(u for u in used if u.upper() != traits.birth_name),
-            patient.get("id") if isinstance(patient.get("id"), str) else None,
-        )
+        return patient_identity(patient)
     except InvalidTraits as exc:
         raise bad_request(str(exc)) from None
 

@@ -24,7 +24,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
@@ -34,10 +34,20 @@ from sqlalchemy import Connection, func, insert, select, update
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.crypto.envelope import DataKeys
 from carnet.fhir.access import RequestContext
-from carnet.fhir.repository import Unit
+from carnet.fhir.errors import conflict
+from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.service import FhirService
 from carnet.identity.blocking import blocking_keys, query_keys
-from carnet.identity.ins import Ins, InsStatus, Traits, normalise_name
+from carnet.identity.ins import (
+    Ins,
+    InsStatus,
+    InvalidTraits,
+    Traits,
+    ins_from_patient,
+    normalise_name,
+    status_from_patient,
+    traits_from_patient,
+)
 from carnet.identity.matching import VETO, MatchModel, Score, identity_model
 from carnet.identity.models import (
     identity,
@@ -58,6 +68,7 @@ __all__ = [
     "Outcome",
     "VigilanceError",
     "choose",
+    "patient_identity",
     "vetoed",
 ]
 
@@ -156,6 +167,28 @@ class _Stored:
     state: str
     record: dict[str, Any]
     ins: Ins | None = field(default=None)
+
+
+def patient_identity(patient: dict[str, Any]) -> IdentityInput:
+    """The identity a FHIR Patient carries: official name = birth traits, usual names = usage.
+
+    Raises:
+        InvalidTraits: when a strict trait is missing or invalid, or the INS is invalid.
+    """
+    traits = traits_from_patient(patient)
+    used = tuple(
+        str(n["family"])
+        for n in patient.get("name", [])
+        if n.get("use") in ("usual", "maiden") and n.get("family")
+    )
+    pid = patient.get("id")
+    return IdentityInput(
+        traits,
+        status_from_patient(patient),
+        ins_from_patient(patient),
+        tuple(u for u in used if normalise_name(u, field="usage name") != traits.birth_name),
+        pid if isinstance(pid, str) else None,
+    )
 
 
 def _now() -> datetime:
@@ -453,6 +486,16 @@ class IdentityService:
     def resolve_in(self, conn: Connection, inp: IdentityInput) -> MatchResult:
         """:meth:`resolve` inside a caller's transaction (the Patient write hook)."""
         result = self._decide(conn, inp)
+        if (
+            result.outcome is Outcome.LINK
+            and inp.patient_id
+            and result.patient_id not in (None, inp.patient_id)
+        ):
+            # The identity already has another Patient: a duplicate Patient, for a human to see.
+            duplicate = MatchResult(
+                Outcome.REVIEW, "another Patient has this identity", result.candidates
+            )
+            return self._queue(conn, inp, duplicate, inp.patient_id)
         if result.outcome is Outcome.LINK:
             assert result.identity_id is not None
             if inp.patient_id and result.patient_id is None:
@@ -476,6 +519,30 @@ class IdentityService:
                 Outcome.NEW, result.reason, result.candidates, new_id, inp.patient_id
             )
         return self._queue(conn, inp, result, inp.patient_id)
+
+    def on_patient_write(self, unit: Unit, ctx: RequestContext, stored: StoredResource) -> None:
+        """The FHIR write hook: match a created or updated Patient that has no identity yet.
+
+        A Patient without valid strict traits is stored all the same (FHIR accepts it) but gets no
+        identity; one whose qualified INS the register contradicts is refused (409).
+        """
+        del ctx  # the unit's interaction is already audited
+        if stored.body is None:
+            return
+        known = unit.conn.execute(
+            select(identity.c.id).where(identity.c.patient_id == stored.res_id).limit(1)
+        ).first()
+        if known is not None:
+            return
+        try:
+            inp = patient_identity(stored.body)
+        except InvalidTraits:
+            log.info("Patient %s has no valid strict traits; not indexed", stored.res_id)
+            return
+        try:
+            self.resolve_in(unit.conn, replace(inp, patient_id=stored.res_id))
+        except IdentityConflict as exc:
+            raise conflict(str(exc)) from None
 
     def deposit(
         self,

@@ -84,3 +84,25 @@ def test_bad_input_is_a_clear_operation_outcome(client: TestClient) -> None:
         assert outcome["resourceType"] == "OperationOutcome"
         assert message in outcome["issue"][0]["diagnostics"]
     assert client.get("/identity/queue").json() == {"items": []}
+
+
+def test_patient_writes_go_through_matching(client: TestClient) -> None:
+    first = client.post("/fhir/Patient", json=_patient())
+    assert first.status_code == 201, first.text
+    pid = first.json()["id"]
+    explained = client.post("/identity/match", json=_patient()).json()
+    assert explained["outcome"] == "link"
+    assert explained["patient"] == pid
+    # Updating the same Patient does not create another identity.
+    body = {**first.json(), "active": True}
+    assert client.put(f"/fhir/Patient/{pid}", json=body).status_code == 200
+    assert client.get("/identity/queue").json() == {"items": []}
+    # A second Patient with the same identity: stored, and sent to the vigilance queue.
+    second = client.post("/fhir/Patient", json=_patient())
+    assert second.status_code == 201
+    [item] = client.get("/identity/queue").json()["items"]
+    assert item["evidence"]["reason"] == "another Patient has this identity"
+    # A Patient without valid strict traits is stored but not indexed.
+    bad = _patient(identifier=[{"system": INS_NIR_OID, "value": NIR[:-2] + "00"}], gender="other")
+    assert client.post("/fhir/Patient", json=bad).status_code == 201
+    assert len(client.get("/identity/queue").json()["items"]) == 1
