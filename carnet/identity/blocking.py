@@ -7,7 +7,8 @@ vigilance expects still leaves one key in common:
 - ``d``: birth date (catches any name error, married names);
 - ``n``: phonetic birth name + birth year (catches day/month errors);
 - ``f``: phonetic first first-name + phonetic birth name (catches any date error);
-- ``p``: birth place + phonetic first first-name + sex (catches a married name with a date error).
+- ``p``: birth place + phonetic first first-name + birth year (catches a married name entered as the
+  birth name with a wrong day or month).
 
 An incoming record is also looked up with its day and month swapped.
 """
@@ -42,7 +43,7 @@ def blocking_keys(record: Mapping[str, Any]) -> set[str]:
         keys.update(f"f|{first}|{k}" for k in family_keys)
         place = record.get("birth_place")
         if place:
-            keys.add(f"p|{place}|{first}|{record.get('sex') or ''}")
+            keys.update(f"p|{place}|{first}|{born.year}" for born in _dates(record))
     return keys
 
 

@@ -114,14 +114,14 @@ def test_blocking_keys_survive_expected_errors() -> None:
         "d|1985-07-04",
         "n|DUPON|1985",
         "f|JAN|DUPON",
-        "p|75056|JAN|M",
+        "p|75056|JAN|1985",
     }
     errors: list[dict[str, Any]] = [
         {"birth_name": "MARTIN"},
         {"birth_date": date(1985, 4, 7)},
         {"birth_date": date(1958, 7, 4)},
         {"birth_date": date(1985, 4, 7), "birth_name": "DUPOND"},
-        {"birth_name": "MARTIN", "birth_date": date(1986, 7, 4)},
+        {"birth_name": "MARTIN", "birth_date": date(1985, 8, 4)},
     ]
     for change in errors:
         assert stored & query_keys({**BASE, **change}), change
