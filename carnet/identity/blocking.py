@@ -4,8 +4,8 @@ Each identity is stored with a few keys (blind-hashed in the database); an incom
 only against identities sharing at least one key. The keys are chosen so that every error identity
 vigilance expects still leaves one key in common:
 
-- ``d``: birth date (catches any name error, married names);
-- ``n``: phonetic birth name + birth year (catches day/month errors);
+- ``d``: birth date + sex (catches any name error, married names);
+- ``n``: phonetic birth name + birth year + sex (catches day/month errors);
 - ``f``: phonetic first first-name + phonetic birth name (catches any date error);
 - ``p``: birth place + phonetic first first-name + birth year (catches a married name entered as the
   birth name with a wrong day or month).
@@ -36,9 +36,10 @@ def blocking_keys(record: Mapping[str, Any]) -> set[str]:
     family_keys = {phonetic_key(n) for n in family if n}
     given = record.get("given_names") or []
     first = phonetic_key(given[0]) if given else ""
+    sex = record.get("sex") or ""
     for born in _dates(record):
-        keys.add(f"d|{born.isoformat()}")
-        keys.update(f"n|{k}|{born.year}" for k in family_keys)
+        keys.add(f"d|{born.isoformat()}|{sex}")
+        keys.update(f"n|{k}|{born.year}|{sex}" for k in family_keys)
     if first:
         keys.update(f"f|{first}|{k}" for k in family_keys)
         place = record.get("birth_place")

@@ -432,13 +432,20 @@ class IdentityService:
                 return MatchResult(
                     Outcome.REVIEW, "known INS, traits disagree", (candidate,), found.id
                 )
-        scored = sorted(
+        # Weigh every candidate from its comparison vector; build the explained score only for
+        # those the decision looks at (the best five and any above the review threshold).
+        weighed = sorted(
             (
-                Candidate(s.id, s.patient_id, model.score(record, s.record))
-                for s in self._candidates(conn, inp)
+                (model.weight_of(model.gamma(record, s.record)), i, s)
+                for i, s in enumerate(self._candidates(conn, inp))
             ),
-            key=lambda c: -c.score.weight,
+            key=lambda t: (-t[0], t[1]),
         )
+        scored = [
+            Candidate(s.id, s.patient_id, model.score(record, s.record))
+            for rank, (weight, _, s) in enumerate(weighed)
+            if rank < 5 or weight >= self.review_threshold
+        ]
         return choose(scored, self.link_threshold, self.review_threshold)
 
     def match(self, inp: IdentityInput) -> MatchResult:

@@ -111,8 +111,8 @@ def test_model_checks_its_parameters() -> None:
 def test_blocking_keys_survive_expected_errors() -> None:
     stored = blocking_keys(BASE)
     assert stored == {
-        "d|1985-07-04",
-        "n|DUPON|1985",
+        "d|1985-07-04|M",
+        "n|DUPON|1985|M",
         "f|JAN|DUPON",
         "p|75056|JAN|1985",
     }
