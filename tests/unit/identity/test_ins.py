@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import date
-from pathlib import Path
 
 import pytest
 
@@ -24,8 +23,9 @@ from carnet.identity.ins import (
     traits_from_patient,
     transmitted_ins,
 )
+from tests.conftest import CORPUS
 
-FR_CORE = Path(__file__).resolve().parents[4] / "shared" / "corpus" / "fr-core"
+FR_CORE = CORPUS / "fr-core"
 NIR = "185077505612323"
 
 
