@@ -209,14 +209,16 @@ GIVEN_LEVELS = ("exact", "same_names_other_order", "jw_0.94", "jw_0.88", "phonet
 
 
 def compare_given_names(a: Record, b: Record) -> int | None:
-    """First names: the first one, then the lists (inverted or partial lists count as level 1)."""
+    """First names: the first one, then the same list in another order, then the first one fuzzily."""
     xs, ys = _names(a, "given_names"), _names(b, "given_names")
     if not xs or not ys:
         return None
     x, y = xs[0], ys[0]
     if x == y:
         return 0
-    if x in ys or y in xs:
+    # The same names in another order. Sharing only some names is not evidence: twins often do
+    # ("JEANNE MARIE" and "LOUISE MARIE"), so that falls through to the first-name comparison.
+    if len(xs) > 1 and sorted(xs) == sorted(ys):
         return 1
     similarity = _jw(x, y)
     if similarity >= 0.94:

@@ -230,3 +230,14 @@ def test_add_many_loads_distinct_identities(services: Services) -> None:
     found = mpi.match(IdentityInput(JEAN))
     assert found.outcome is Outcome.LINK
     assert found.identity_id == ids[0]
+
+
+def test_twins_sharing_a_second_first_name_are_never_linked(services: Services) -> None:
+    mpi = services.identity
+    jean = mpi.resolve(IdentityInput(replace(JEAN, given_names=("JEAN", "MARIE"))))
+    twin = mpi.resolve(IdentityInput(replace(JEAN, given_names=("LOUIS", "MARIE"))))
+    assert twin.outcome is Outcome.REVIEW
+    # The same names inverted are Jean's, and Louis is ruled out by his first name.
+    swapped = mpi.match(IdentityInput(replace(JEAN, given_names=("MARIE", "JEAN"))))
+    assert swapped.outcome is Outcome.LINK
+    assert swapped.identity_id == jean.identity_id

@@ -65,6 +65,8 @@ def _levels(other: dict[str, Any]) -> dict[str, str | None]:
         ({"birth_name": "DUPOND"}, "family_name", "jw_0.88"),
         ({"birth_name": "DUBOIS"}, "family_name", "else"),
         ({"given_names": ["PAUL", "JEAN"]}, "given_names", "same_names_other_order"),
+        ({"given_names": ["PAUL"]}, "given_names", "else"),  # twins may share a second name
+        ({"given_names": ["LOUIS", "PAUL"]}, "given_names", "else"),
         ({"given_names": ["JAEN"]}, "given_names", "jw_0.88"),
         ({"given_names": ["PIERRE"]}, "given_names", "else"),
         ({"birth_date": date(1985, 4, 7)}, "birth_date", "day_month_swapped"),
