@@ -259,7 +259,8 @@ def _compare_place(a: Record, b: Record) -> int | None:
         return None
     if x == y:
         return 0
-    return 1 if x[:2] == y[:2] else 2
+    # Same French department; "99" + country code abroad: two countries are simply different.
+    return 1 if x[:2] == y[:2] and not x.startswith("99") else 2
 
 
 IDENTITY_COMPARISONS: tuple[Comparison, ...] = (

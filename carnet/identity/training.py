@@ -198,9 +198,9 @@ def dedupe(
 ) -> list[DedupePair]:
     """Pairs scoring at least ``review``, best first, each with its decision.
 
-    A pair is a link when it scores at least ``link``, no strict trait disagrees, and neither
-    record is also plausibly a third one that the other is certainly not (a copy without a birth
-    place that fits both of two homonyms goes to review, as online matching does).
+    A pair is a link when it scores at least ``link``, no strict trait disagrees, and no two of the
+    records plausibly either of them are certainly different people (a copy without a birth place
+    that fits both of two homonyms goes to review, as online matching does).
     """
     engine = engine or DuckDBEngine()
     pairs = engine.candidate_pairs((i, k) for i in records for k in keys_of(records[i]))
@@ -224,16 +224,18 @@ def dedupe(
             scored.append((a, b, weight, veto))
 
     def conflicted(x: str, y: str) -> bool:
-        return any((y, c) in excluded for c in plausible.get(x, ()) if c != y)
+        # The pair and everything plausibly either of them: if two of those are certainly
+        # different people, the pair cannot be decided alone (a copy without a birth place that
+        # fits both of two homonyms).
+        around = sorted({x, y} | plausible.get(x, set()) | plausible.get(y, set()))
+        return any((p, q) in excluded for i, p in enumerate(around) for q in around[i + 1 :])
 
     out = [
         DedupePair(
             a,
             b,
             weight,
-            "link"
-            if weight >= link and not veto and not conflicted(a, b) and not conflicted(b, a)
-            else "review",
+            "link" if weight >= link and not veto and not conflicted(a, b) else "review",
         )
         for a, b, weight, veto in scored
     ]

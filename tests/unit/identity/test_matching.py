@@ -75,6 +75,7 @@ def _levels(other: dict[str, Any]) -> dict[str, str | None]:
         ({"sex": "F"}, "sex", "else"),
         ({"birth_place": "75120"}, "birth_place", "same_department"),
         ({"birth_place": "13055"}, "birth_place", "else"),
+        ({"birth_place": "99127"}, "birth_place", "else"),
         ({"birth_place": None}, "birth_place", None),
     ],
 )
