@@ -1,0 +1,162 @@
+"""What a matching decision works with and how it is made: the incoming identity, the scored
+candidates, the outcome (link, vigilance queue, new identity) and the rule that chooses it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from carnet.identity.ins import (
+    Ins,
+    InsStatus,
+    Traits,
+    ins_from_patient,
+    normalise_name,
+    status_from_patient,
+    traits_from_patient,
+)
+from carnet.identity.matching import VETO, Score
+
+_VETO = VETO
+
+
+class IdentityConflict(ValueError):  # noqa: N818 - domain term
+    """A qualified INS whose traits disagree with the reference register: nothing is done."""
+
+
+class VigilanceError(ValueError):
+    """A vigilance action that cannot apply (unknown item, already resolved...)."""
+
+
+class Outcome(StrEnum):
+    """The three decisions."""
+
+    LINK = "link"
+    REVIEW = "review"
+    NEW = "new"
+
+
+@dataclass(frozen=True)
+class IdentityInput:
+    """An incoming identity: strict traits, status, INS and usage names."""
+
+    traits: Traits
+    status: InsStatus = InsStatus.PROV
+    ins: Ins | None = None
+    used_names: tuple[str, ...] = ()
+    patient_id: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The form the scoring and blocking functions compare."""
+        return {
+            "birth_name": self.traits.birth_name,
+            "given_names": list(self.traits.given_names),
+            "birth_date": self.traits.birth_date,
+            "sex": self.traits.sex,
+            "birth_place": self.traits.birth_place,
+            "used_name": [normalise_name(n, field="usage name") for n in self.used_names],
+        }
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A stored identity an incoming one was scored against."""
+
+    identity_id: str
+    patient_id: str | None
+    score: Score
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (ids, levels and weights only)."""
+        return {
+            "identity": self.identity_id,
+            "patient": self.patient_id,
+            **self.score.as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """A decision, the identity it leads to and the evidence behind it."""
+
+    outcome: Outcome
+    reason: str
+    candidates: tuple[Candidate, ...] = ()
+    identity_id: str | None = None  # linked, new or pending identity
+    patient_id: str | None = None  # the Patient data may be attached to (on a link)
+    item_id: str | None = None  # the vigilance item, on review
+    quarantine_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form for the API."""
+        return {
+            "outcome": self.outcome.value,
+            "reason": self.reason,
+            "identity": self.identity_id,
+            "patient": self.patient_id,
+            "vigilanceItem": self.item_id,
+            "quarantine": self.quarantine_id,
+            "candidates": [c.as_dict() for c in self.candidates],
+        }
+
+
+@dataclass
+class StoredIdentity:
+    id: str
+    patient_id: str | None
+    status: str
+    state: str
+    record: dict[str, Any]
+    ins: Ins | None = field(default=None)
+
+
+def patient_identity(patient: dict[str, Any]) -> IdentityInput:
+    """The identity a FHIR Patient carries: official name = birth traits, usual names = usage.
+
+    Raises:
+        InvalidTraits: when a strict trait is missing or invalid, or the INS is invalid.
+    """
+    traits = traits_from_patient(patient)
+    used = tuple(
+        str(n["family"])
+        for n in patient.get("name", [])
+        if n.get("use") in ("usual", "maiden") and n.get("family")
+    )
+    pid = patient.get("id")
+    return IdentityInput(
+        traits,
+        status_from_patient(patient),
+        ins_from_patient(patient),
+        tuple(u for u in used if normalise_name(u, field="usage name") != traits.birth_name),
+        pid if isinstance(pid, str) else None,
+    )
+
+
+def vetoed(score: Score) -> bool:
+    """Whether a strict trait disagrees outright (such a pair is never linked automatically)."""
+    return any(d.comparison in _VETO and d.level == "else" for d in score.details)
+
+
+def choose(scored: list[Candidate], link: float, review: float) -> MatchResult:
+    """The decision among candidates sorted by weight (best first), by the two thresholds."""
+    top = tuple(scored[:5])
+    if not scored or scored[0].score.weight < review:
+        return MatchResult(Outcome.NEW, "no candidate above the review threshold", top)
+    best = scored[0]
+    if best.score.weight >= link and not vetoed(best.score):
+        # Another plausible candidate (one no strict trait rules out) makes it ambiguous;
+        # a twin or homonym of the best candidate does not.
+        rivals = [c for c in scored[1:] if c.score.weight >= review and not vetoed(c.score)]
+        if not rivals:
+            return MatchResult(
+                Outcome.LINK,
+                "score above the link threshold",
+                top,
+                best.identity_id,
+                best.patient_id,
+            )
+        return MatchResult(Outcome.REVIEW, "several candidates above the review threshold", top)
+    if best.score.weight >= link:
+        return MatchResult(Outcome.REVIEW, "high score but a strict trait disagrees", top)
+    return MatchResult(Outcome.REVIEW, "score between the review and link thresholds", top)
