@@ -275,9 +275,9 @@ class FhirService:
                 self.check_type(res_type)
             query = dict(params)
             count = min(
-                max(0, _int_param(query, "_count", self.default_page_size)), self.max_page_size
+                max(0, int_param(query, "_count", self.default_page_size)), self.max_page_size
             )
-            offset = max(0, _int_param(query, "_offset", 0))
+            offset = max(0, int_param(query, "_offset", 0))
             since = None
             if "_since" in query:
                 rng = date_range(query["_since"])
@@ -442,7 +442,8 @@ class FhirService:
             return self._search(unit, ctx, base, req)
 
 
-def _int_param(query: dict[str, str], name: str, default: int) -> int:
+def int_param(query: dict[str, str], name: str, default: int) -> int:
+    """An integer query parameter (_count, _offset), its default when absent; 400 otherwise."""
     raw = query.get(name)
     if raw is None or raw == "":
         return default

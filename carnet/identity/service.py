@@ -22,10 +22,9 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -33,6 +32,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.crypto.envelope import DataKeys
 from carnet.fhir.access import RequestContext
+from carnet.fhir.dates import utc_now
 from carnet.fhir.errors import conflict
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.service import FhirService
@@ -58,13 +58,13 @@ from carnet.identity.matching import VETO, MatchModel, identity_model
 from carnet.identity.models import (
     identity,
     identity_block,
-    identity_merge,
     identity_model_params,
     quarantine,
     vigilance_item,
 )
 from carnet.identity.register import IdentityRegister
 from carnet.identity.training import DedupePair, TrainingReport, dedupe, train
+from carnet.identity.vigilance import OWNER, VigilanceOperations
 
 __all__ = [
     "IdentityConflict",
@@ -80,16 +80,11 @@ __all__ = [
 
 log = logging.getLogger("carnet.identity")
 
-OWNER = "identity"  # data key of the index's traits and quarantined documents
 _BLIND_KIND = "mpi"
 _VETO = VETO
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class IdentityService:
+class IdentityService(VigilanceOperations):
     """The master patient index over the database behind ``fhir``."""
 
     def __init__(
@@ -140,17 +135,12 @@ class IdentityService:
         with self.fhir.repo.unit() as unit:
             unit.conn.execute(
                 insert(identity_model_params).values(
-                    params=json.dumps(model.parameters()), pairs=pairs, trained_at=_now()
+                    params=json.dumps(model.parameters()), pairs=pairs, trained_at=utc_now()
                 )
             )
         self._model = model
 
     # -- storage helpers --------------------------------------------------------------------------
-
-    @contextmanager
-    def _unit(self, action: str, ctx: RequestContext) -> Iterator[Unit]:
-        with self.fhir.interaction(ctx, action, "Patient", None) as unit:
-            yield unit
 
     def _encrypt(self, conn: Connection, ident_id: str, inp: IdentityInput) -> bytes:
         payload = {
@@ -187,7 +177,7 @@ class IdentityService:
         self, conn: Connection, inp: IdentityInput, state: str, patient_id: str | None
     ) -> str:
         ident_id = str(uuid.uuid4())
-        now = _now()
+        now = utc_now()
         conn.execute(
             insert(identity).values(
                 id=ident_id,
@@ -220,7 +210,7 @@ class IdentityService:
                 conn = unit.conn
                 rows: list[dict[str, Any]] = []
                 blocks: list[dict[str, str]] = []
-                now = _now()
+                now = utc_now()
                 for inp in pending[start : start + batch]:
                     ident_id = str(uuid.uuid4())
                     ids.append(ident_id)
@@ -343,7 +333,7 @@ class IdentityService:
                         "candidates": [c.as_dict() for c in result.candidates],
                     }
                 ),
-                created_at=_now(),
+                created_at=utc_now(),
             )
         )
         log.info("identity %s sent to vigilance item %s (%s)", pending, item_id, kind)
@@ -374,7 +364,7 @@ class IdentityService:
                 conn.execute(
                     update(identity)
                     .where(identity.c.id == result.identity_id)
-                    .values(patient_id=inp.patient_id, updated_at=_now())
+                    .values(patient_id=inp.patient_id, updated_at=utc_now())
                 )
                 return MatchResult(
                     result.outcome,
@@ -451,7 +441,7 @@ class IdentityService:
                     identity_id=pending,
                     res_type=res_type,
                     body=self.data_keys.encrypt(unit.conn, OWNER, body, q_id.encode()),
-                    created_at=_now(),
+                    created_at=utc_now(),
                 )
             )
             log.info("%s quarantined as %s for identity %s", res_type, q_id, pending)
@@ -464,243 +454,6 @@ class IdentityService:
                 queued.item_id,
                 q_id,
             )
-
-    def _attach(
-        self,
-        unit: Unit,
-        ctx: RequestContext,
-        res_type: str,
-        document: dict[str, Any],
-        patient_id: str,
-    ) -> str:
-        body = dict(document)
-        ref = {"reference": f"Patient/{patient_id}"}
-        if res_type == "Patient":
-            raise VigilanceError("a Patient is not a document; resolve it instead")
-        keys = [k for k in ("subject", "patient") if k in body] or ["subject"]
-        for key in keys:
-            body[key] = ref
-        body.pop("id", None)
-        return self.fhir.create_in(unit, ctx, res_type, body, None).stored.res_id
-
-    # -- vigilance queue --------------------------------------------------------------------------
-
-    def queue(self, state: str = "open") -> list[dict[str, Any]]:
-        """Vigilance items in ``state`` (oldest first), with their evidence and quarantine count."""
-        with self.fhir.repo.unit(write=False) as unit:
-            rows = unit.conn.execute(
-                select(vigilance_item)
-                .where(vigilance_item.c.state == state)
-                .order_by(vigilance_item.c.created_at)
-            ).all()
-            out = []
-            for row in rows:
-                held = unit.conn.execute(
-                    select(quarantine.c.id).where(
-                        quarantine.c.identity_id == row.identity_id,
-                        quarantine.c.released_at.is_(None),
-                    )
-                ).all()
-                out.append(
-                    {
-                        "id": row.id,
-                        "kind": row.kind,
-                        "state": row.state,
-                        "identity": row.identity_id,
-                        "candidate": row.candidate_id,
-                        "weight": row.weight,
-                        "evidence": json.loads(row.evidence),
-                        "quarantined": [h.id for h in held],
-                        "createdAt": row.created_at.isoformat(),
-                    }
-                )
-        return out
-
-    def _open_item(self, conn: Connection, item_id: str) -> Any:
-        row = conn.execute(select(vigilance_item).where(vigilance_item.c.id == item_id)).first()
-        if row is None:
-            raise VigilanceError(f"vigilance item {item_id} is not known")
-        if row.state != "open":
-            raise VigilanceError(f"vigilance item {item_id} is already {row.state}")
-        return row
-
-    def _identity_row(self, conn: Connection, ident_id: str) -> Any:
-        row = conn.execute(select(identity).where(identity.c.id == ident_id)).first()
-        if row is None:
-            raise VigilanceError(f"identity {ident_id} is not known")
-        return row
-
-    def _close(self, conn: Connection, item_id: str, state: str, actor: str) -> None:
-        conn.execute(
-            update(vigilance_item)
-            .where(vigilance_item.c.id == item_id)
-            .values(state=state, resolved_at=_now(), resolved_by=actor)
-        )
-
-    def _release(self, unit: Unit, ctx: RequestContext, ident_id: str, patient_id: str) -> int:
-        rows = unit.conn.execute(
-            select(quarantine).where(
-                quarantine.c.identity_id == ident_id, quarantine.c.released_at.is_(None)
-            )
-        ).all()
-        for row in rows:
-            body = json.loads(self.data_keys.decrypt(unit.conn, OWNER, row.body, row.id.encode()))
-            self._attach(unit, ctx, row.res_type, body, patient_id)
-            unit.conn.execute(
-                update(quarantine)
-                .where(quarantine.c.id == row.id)
-                .values(released_to=patient_id, released_at=_now())
-            )
-        return len(rows)
-
-    def _set_links(
-        self, unit: Unit, ctx: RequestContext, source_pid: str, target_pid: str, *, add: bool
-    ) -> None:
-        for pid, other, kind in (
-            (source_pid, target_pid, "replaced-by"),
-            (target_pid, source_pid, "replaces"),
-        ):
-            stored = unit.current("Patient", pid)
-            if stored is None or stored.body is None:
-                continue
-            body = dict(stored.body)
-            links = [
-                lk
-                for lk in body.get("link", [])
-                if lk.get("other", {}).get("reference") != f"Patient/{other}"
-            ]
-            if add:
-                links.append({"other": {"reference": f"Patient/{other}"}, "type": kind})
-                if kind == "replaced-by":
-                    body["active"] = False
-            elif kind == "replaced-by":
-                body["active"] = True
-            if links:
-                body["link"] = links
-            else:
-                body.pop("link", None)
-            self.fhir.update_in(unit, ctx, "Patient", pid, body, None)
-
-    def merge(
-        self,
-        source_id: str,
-        target_id: str,
-        *,
-        actor: str,
-        item_id: str | None = None,
-        ctx: RequestContext | None = None,
-    ) -> dict[str, Any]:
-        """Merge identity ``source_id`` into ``target_id`` (reversible by :meth:`unmerge`).
-
-        The source becomes "merged" (replaced-by the target); if both have Patients, their
-        Patient.link carry replaced-by / replaces; quarantined documents of the source are attached
-        to the target's Patient.
-        """
-        ctx = ctx or RequestContext(actor=actor)
-        if source_id == target_id:
-            raise VigilanceError("an identity cannot be merged into itself")
-        with self._unit("identity-merge", ctx) as unit:
-            conn = unit.conn
-            if item_id is not None:
-                self._open_item(conn, item_id)
-            source = self._identity_row(conn, source_id)
-            target = self._identity_row(conn, target_id)
-            for row in (source, target):
-                if row.state == "merged":
-                    raise VigilanceError(f"identity {row.id} is already merged into another")
-            conn.execute(
-                update(identity)
-                .where(identity.c.id == source_id)
-                .values(state="merged", merged_into=target_id, updated_at=_now())
-            )
-            if source.patient_id and target.patient_id:
-                self._set_links(unit, ctx, source.patient_id, target.patient_id, add=True)
-            released = 0
-            if target.patient_id:
-                released = self._release(unit, ctx, source_id, target.patient_id)
-            merge_id = str(uuid.uuid4())
-            conn.execute(
-                insert(identity_merge).values(
-                    id=merge_id,
-                    source_id=source_id,
-                    target_id=target_id,
-                    item_id=item_id,
-                    actor=actor,
-                    merged_at=_now(),
-                )
-            )
-            if item_id is not None:
-                self._close(conn, item_id, "merged", actor)
-        log.info("identity %s merged into %s (merge %s)", source_id, target_id, merge_id)
-        return {"merge": merge_id, "source": source_id, "target": target_id, "released": released}
-
-    def merge_item(self, item_id: str, *, actor: str) -> dict[str, Any]:
-        """Resolve a vigilance item by merging its pending identity into its candidate."""
-        with self.fhir.repo.unit(write=False) as unit:
-            row = self._open_item(unit.conn, item_id)
-        if row.candidate_id is None:
-            raise VigilanceError(f"vigilance item {item_id} has no candidate to merge into")
-        return self.merge(row.identity_id, row.candidate_id, actor=actor, item_id=item_id)
-
-    def unmerge(self, merge_id: str, *, actor: str, ctx: RequestContext | None = None) -> None:
-        """Undo a merge: the source identity is active again and the Patient links are removed.
-
-        Documents released to the target by the merge stay there (their ids are in the audit log);
-        moving them back is a manual correction.
-        """
-        ctx = ctx or RequestContext(actor=actor)
-        with self._unit("identity-unmerge", ctx) as unit:
-            conn = unit.conn
-            row = conn.execute(
-                select(identity_merge).where(identity_merge.c.id == merge_id)
-            ).first()
-            if row is None:
-                raise VigilanceError(f"merge {merge_id} is not known")
-            if row.undone_at is not None:
-                raise VigilanceError(f"merge {merge_id} was already undone")
-            source = self._identity_row(conn, row.source_id)
-            target = self._identity_row(conn, row.target_id)
-            conn.execute(
-                update(identity)
-                .where(identity.c.id == row.source_id)
-                .values(state="active", merged_into=None, updated_at=_now())
-            )
-            if source.patient_id and target.patient_id:
-                self._set_links(unit, ctx, source.patient_id, target.patient_id, add=False)
-            conn.execute(
-                update(identity_merge)
-                .where(identity_merge.c.id == merge_id)
-                .values(undone_at=_now())
-            )
-            if row.item_id is not None:
-                conn.execute(
-                    update(vigilance_item)
-                    .where(vigilance_item.c.id == row.item_id)
-                    .values(state="unmerged", resolved_at=_now(), resolved_by=actor)
-                )
-        log.info("merge %s undone", merge_id)
-
-    def dismiss(self, item_id: str, *, actor: str, ctx: RequestContext | None = None) -> int:
-        """Not the same person: the pending identity becomes a distinct identity.
-
-        Its quarantined documents are attached to its own Patient when it has one (else they stay
-        in quarantine, waiting for that Patient). Returns how many documents were released.
-        """
-        ctx = ctx or RequestContext(actor=actor)
-        with self._unit("identity-dismiss", ctx) as unit:
-            row = self._open_item(unit.conn, item_id)
-            ident = self._identity_row(unit.conn, row.identity_id)
-            unit.conn.execute(
-                update(identity)
-                .where(identity.c.id == row.identity_id)
-                .values(state="active", updated_at=_now())
-            )
-            released = 0
-            if ident.patient_id:
-                released = self._release(unit, ctx, row.identity_id, ident.patient_id)
-            self._close(unit.conn, item_id, "dismissed", actor)
-        log.info("vigilance item %s dismissed", item_id)
-        return released
 
     # -- batch helpers ----------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import date_range
 from carnet.fhir.errors import bad_request, gone, not_found
 from carnet.fhir.repository import StoredResource, Unit
-from carnet.fhir.service import FhirService
+from carnet.fhir.service import FhirService, int_param
 
 _REFERENCE = re.compile(rb'"reference":"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})"')
 
@@ -91,9 +91,9 @@ def everything(
     types = parse_types(service, [v for k, v in params if k == "_type"])
     query = dict(params)
     since = parse_since(query.get("_since"))
-    count = _int(query, "_count", service.max_page_size)
+    count = int_param(query, "_count", service.max_page_size)
     count = min(max(count, 0), service.max_page_size)
-    offset = max(_int(query, "_offset", 0), 0)
+    offset = max(int_param(query, "_offset", 0), 0)
     with service.interaction(ctx, "everything", "Patient", patient_id) as unit:
         service.access.check(unit, ctx, "everything", "Patient", patient_id)
         patient_or_404(unit, patient_id)
@@ -126,13 +126,3 @@ def everything(
 def _sortable(fhir_instant: str) -> str:
     # "2024-01-02T03:04:05.678Z" -> "2024-01-02T03:04:05.678000", the repository's text form
     return fhir_instant.rstrip("Z") + "000"
-
-
-def _int(query: dict[str, str], name: str, default: int) -> int:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise bad_request(f"{name} must be an integer, got '{raw[:20]}'", name) from None
