@@ -58,7 +58,7 @@ class Touched:
 
 @dataclass(frozen=True)
 class Actor:
-    """Who acts and from where. Role, organisation and client come with the access issue."""
+    """Who acts, from where, and the policy rule that allowed or denied the interaction."""
 
     actor: str
     source: str
@@ -66,6 +66,7 @@ class Actor:
     role: str | None = None
     organisation: str | None = None
     client_id: str | None = None
+    rule: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ def build_event(
             "client": who.client_id,
             "source": who.source,
             "purpose": who.purpose,
+            "rule": who.rule,
             "action": action,
             "type": res_type,
             "outcome": outcome,

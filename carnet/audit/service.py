@@ -39,9 +39,10 @@ def actor_of(ctx: RequestContext) -> Actor:
         actor=ctx.actor,
         source=ctx.source,
         purpose=ctx.purpose,
-        role=getattr(ctx, "role", None),
-        organisation=getattr(ctx, "organisation", None),
-        client_id=getattr(ctx, "client_id", None),
+        role=ctx.principal.role,
+        organisation=ctx.principal.organisation,
+        client_id=ctx.principal.client_id,
+        rule=ctx.rule,
     )
 
 

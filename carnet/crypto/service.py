@@ -11,6 +11,7 @@ from carnet.crypto.envelope import DataKeys
 from carnet.crypto.keyring import FileKeyring, Keyring, KeyringError
 from carnet.crypto.models import data_key
 from carnet.crypto.signing import Ed25519Signer
+from carnet.crypto.tokens import TokenSigner
 from carnet.settings import Settings
 
 
@@ -42,6 +43,11 @@ class CryptoService:
     def audit_signer(self) -> Ed25519Signer:
         """The Ed25519 key that signs audit checkpoints, derived from the master key."""
         return Ed25519Signer(self.keyring.derive("carnet/audit-signing/v1"))
+
+    def token_signer(self) -> TokenSigner:
+        """The Ed25519 key that signs access and ID tokens, derived from the master key."""
+        seed = self.keyring.derive("carnet/token-signing/v1")
+        return TokenSigner(seed, key_id=f"{self.keyring.key_id[:16]}-t1")
 
     def status(self, engine: Engine, settings: Settings) -> KeyStatus:
         """Where the master key is, its fingerprint and how many data keys exist."""

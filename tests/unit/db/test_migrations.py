@@ -43,6 +43,23 @@ EXPECTED_TABLES = {
     "quarantine",
     "identity_merge",
     "identity_model_params",
+    # authentication and the policy decision point (carnet/access/models.py)
+    "access_account",
+    "access_session",
+    "access_login_attempt",
+    "access_client",
+    "access_auth_code",
+    "access_refresh_token",
+    "access_grant",
+    "access_revoked_token",
+    "access_rule",
+    "access_care",
+    "access_block",
+    "access_visibility",
+    "access_preference",
+    "access_break_glass",
+    "access_alert",
+    # the personal space (carnet/record/models.py)
 }
 
 

@@ -1,0 +1,1 @@
+"""Authentication (patients, professionals, apps, operators) and the single policy decision point."""

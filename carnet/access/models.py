@@ -1,0 +1,206 @@
+"""Tables of authentication and the policy decision point.
+
+Identifying values (logins) are stored as keyed blind hashes; secrets (TOTP seeds) as ciphertext
+from ``carnet.crypto``; session ids, authorisation codes and refresh tokens as SHA-256 digests, so a
+copy of the database lets no one log in. Times are UTC ISO strings, which sort as text.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+)
+
+from carnet.db.metadata import metadata
+
+# -- accounts and sessions ----------------------------------------------------------------------
+
+access_account = Table(
+    "access_account",
+    metadata,
+    Column("account_id", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),  # person | professional | operator
+    Column("login_hash", String(32), nullable=False, unique=True),  # blind hash of the login
+    Column("password_hash", String(255), nullable=True),  # argon2id
+    Column("totp_secret", LargeBinary, nullable=True),  # ciphertext (crypto.envelope, "shared")
+    Column("patient_id", String(64), nullable=True),  # a person's own Patient resource
+    Column("rpps", String(32), nullable=True),  # a professional's RPPS number
+    Column("profession", String(32), nullable=True),  # physician, nurse, pharmacist, ...
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", String(32), nullable=True),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", String(32), nullable=False),
+)
+Index("ix_access_account_patient", access_account.c.patient_id)
+Index("ix_access_account_rpps", access_account.c.rpps)
+
+access_session = Table(
+    "access_session",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),  # sha256 of the cookie value
+    Column("account_id", String(36), nullable=False),
+    Column("csrf_hash", String(64), nullable=False),
+    Column("second_factor", Boolean, nullable=False, default=False),  # TOTP passed
+    Column("created_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+Index("ix_access_session_account", access_session.c.account_id)
+
+access_login_attempt = Table(
+    "access_login_attempt",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("login_hash", String(32), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("success", Boolean, nullable=False),
+)
+Index("ix_access_login_attempt_login", access_login_attempt.c.login_hash, access_login_attempt.c.at)
+Index("ix_access_login_attempt_source", access_login_attempt.c.source, access_login_attempt.c.at)
+
+# -- OAuth 2.0 / SMART on FHIR ------------------------------------------------------------------
+
+access_client = Table(
+    "access_client",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # public | confidential | backend
+    Column("name", String(200), nullable=False),
+    Column("redirect_uris", Text, nullable=False, default="[]"),  # JSON list
+    Column("scopes", Text, nullable=False),  # the most this client may ever be granted
+    Column("secret_hash", String(255), nullable=True),  # argon2id, confidential clients
+    Column("jwks", Text, nullable=True),  # public keys for private_key_jwt (backend services)
+    Column("created_at", String(32), nullable=False),
+)
+
+access_auth_code = Table(
+    "access_auth_code",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("account_id", String(36), nullable=False),
+    Column("patient_id", String(64), nullable=True),  # launch/patient context
+    Column("scopes", Text, nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("code_challenge", String(128), nullable=False),  # PKCE S256
+    Column("nonce", String(255), nullable=True),
+    Column("expires_at", String(32), nullable=False),
+    Column("used", Boolean, nullable=False, default=False),
+)
+
+access_refresh_token = Table(
+    "access_refresh_token",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("account_id", String(36), nullable=False),
+    Column("patient_id", String(64), nullable=True),
+    Column("scopes", Text, nullable=False),
+    Column("expires_at", String(32), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+Index("ix_access_refresh_token_client", access_refresh_token.c.client_id)
+
+access_grant = Table(
+    "access_grant",
+    metadata,
+    Column("patient_id", String(64), primary_key=True),
+    Column("client_id", String(64), primary_key=True),
+    Column("scopes", Text, nullable=False),
+    Column("granted_at", String(32), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+access_revoked_token = Table(
+    "access_revoked_token",
+    metadata,
+    Column("jti", String(64), primary_key=True),  # an access token revoked before it expires
+    Column("expires_at", String(32), nullable=False),
+)
+
+# -- the policy decision point --------------------------------------------------------------------
+
+access_rule = Table(
+    "access_rule",
+    metadata,
+    Column("rule_id", String(64), primary_key=True),
+    Column(
+        "actor", String(16), nullable=False
+    ),  # person | representative | professional | app | operator
+    Column("profession", String(32), nullable=False, default="*"),
+    Column("res_type", String(64), nullable=False, default="*"),
+    Column("action", String(16), nullable=False),  # read | write
+    Column("relationship", String(24), nullable=False),  # see carnet.access.policy
+    Column("effect", String(8), nullable=False),  # allow | deny
+    Column("description", String(255), nullable=False),
+)
+
+access_care = Table(
+    "access_care",
+    metadata,
+    Column("patient_id", String(64), primary_key=True),
+    Column("rpps", String(32), primary_key=True),
+    Column("source", String(16), nullable=False),  # declared | deposit | encounter
+    Column("medecin_traitant", Boolean, nullable=False, default=False),
+    Column("created_at", String(32), nullable=False),
+)
+Index("ix_access_care_rpps", access_care.c.rpps)
+
+access_block = Table(
+    "access_block",
+    metadata,
+    Column("patient_id", String(64), primary_key=True),
+    Column("rpps", String(32), primary_key=True),
+    Column("created_at", String(32), nullable=False),
+)
+
+access_visibility = Table(
+    "access_visibility",
+    metadata,
+    Column("res_type", String(64), primary_key=True),
+    Column("res_id", String(64), primary_key=True),
+    Column("flag", String(40), primary_key=True),  # MASQUE_PS | INVISIBLE_PATIENT | ...
+    Column("patient_id", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+Index("ix_access_visibility_patient", access_visibility.c.patient_id)
+
+access_preference = Table(
+    "access_preference",
+    metadata,
+    Column("patient_id", String(64), primary_key=True),
+    Column("emergency_opposition", Boolean, nullable=False, default=False),
+    Column("research_optout", Boolean, nullable=False, default=False),
+    Column("updated_at", String(32), nullable=False),
+)
+
+access_break_glass = Table(
+    "access_break_glass",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("rpps", String(32), nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("reason", String(32), nullable=False),  # a code from BREAK_GLASS_REASONS
+    Column("granted_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=False),
+)
+Index("ix_access_break_glass_lookup", access_break_glass.c.rpps, access_break_glass.c.patient_id)
+
+access_alert = Table(
+    "access_alert",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(32), nullable=False),  # break-glass | lockout | ...
+    Column("patient_id", String(64), nullable=True),
+    Column("subject", String(64), nullable=False),  # who raised it (rpps, account id): ids only
+    Column("created_at", String(32), nullable=False),
+    Column("acknowledged", Boolean, nullable=False, default=False),
+)

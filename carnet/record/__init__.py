@@ -1,0 +1,1 @@
+"""The personal health space: accounts (auto-creation, objection, closure), representatives."""

@@ -1,0 +1,1 @@
+"""Tables of the personal space (filled in by the accounts work of issue 5)."""
