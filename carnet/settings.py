@@ -95,6 +95,34 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "0",
         "Match weight from which an identity goes to the vigilance queue instead of being new.",
     ),
+    Setting(
+        "issuer_url",
+        "http://127.0.0.1:8000",
+        "Public URL of this server as an OAuth 2.0 / OpenID Connect issuer (the iss of its tokens).",
+    ),
+    Setting(
+        "oidc_issuer",
+        "",
+        "OpenID Connect issuer professionals log in with (Pro Sante Connect in production); "
+        "empty means the built-in development identity provider at <issuer_url>/dev-idp.",
+    ),
+    Setting("oidc_client_id", "carnet", "Client id Carnet uses at the professionals' issuer."),
+    Setting(
+        "oidc_client_secret",
+        "",
+        "Client secret Carnet uses at the professionals' issuer.",
+        secret=True,
+    ),
+    Setting("access_token_minutes", "15", "Lifetime of an access token (minutes)."),
+    Setting("refresh_token_days", "30", "Lifetime of a refresh token (days)."),
+    Setting("session_minutes", "30", "Idle lifetime of a portal session (minutes)."),
+    Setting("login_max_failures", "5", "Failed logins before an account is locked."),
+    Setting("lockout_minutes", "15", "How long a locked account stays locked (minutes)."),
+    Setting(
+        "break_glass_minutes",
+        "240",
+        "How long emergency (break-glass) access to a record lasts once granted (minutes).",
+    ),
 )
 
 
@@ -120,6 +148,16 @@ class Settings:
     export_retention_hours: float
     identity_link_threshold: float
     identity_review_threshold: float
+    issuer_url: str
+    oidc_issuer: str
+    oidc_client_id: str
+    oidc_client_secret: str
+    access_token_minutes: float
+    refresh_token_days: float
+    session_minutes: float
+    login_max_failures: int
+    lockout_minutes: float
+    break_glass_minutes: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -149,7 +187,23 @@ class Settings:
             export_retention_hours=float(raw["export_retention_hours"]),
             identity_link_threshold=float(raw["identity_link_threshold"]),
             identity_review_threshold=float(raw["identity_review_threshold"]),
+            issuer_url=raw["issuer_url"].rstrip("/"),
+            oidc_issuer=raw["oidc_issuer"].rstrip("/")
+            or raw["issuer_url"].rstrip("/") + "/dev-idp",
+            oidc_client_id=raw["oidc_client_id"],
+            oidc_client_secret=raw["oidc_client_secret"],
+            access_token_minutes=float(raw["access_token_minutes"]),
+            refresh_token_days=float(raw["refresh_token_days"]),
+            session_minutes=float(raw["session_minutes"]),
+            login_max_failures=int(raw["login_max_failures"]),
+            lockout_minutes=float(raw["lockout_minutes"]),
+            break_glass_minutes=float(raw["break_glass_minutes"]),
         )
+
+    @property
+    def token_audience(self) -> str:
+        """The audience of access tokens: this server's FHIR base."""
+        return self.base_url or self.issuer_url + "/fhir"
 
     @property
     def blob_dir(self) -> Path:
@@ -164,5 +218,6 @@ class Settings:
         out: dict[str, str] = {}
         for f in fields(self):
             value = str(getattr(self, f.name))
-            out[f.name] = "***" if f.name in secret and "@" in value else value
+            masked = f.name in secret and ("@" in value or f.name.endswith("secret")) and value
+            out[f.name] = "***" if masked else value
         return out
