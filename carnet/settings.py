@@ -123,6 +123,16 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "240",
         "How long emergency (break-glass) access to a record lasts once granted (minutes).",
     ),
+    Setting(
+        "objection_window_days",
+        "42",
+        "Days a newly provisioned personal space stays closed while the person may refuse it.",
+    ),
+    Setting(
+        "record_retention_years",
+        "10",
+        "Years a closed personal space's data is kept before it is crypto-shredded.",
+    ),
 )
 
 
@@ -158,6 +168,8 @@ class Settings:
     login_max_failures: int
     lockout_minutes: float
     break_glass_minutes: float
+    objection_window_days: float
+    record_retention_years: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -198,6 +210,8 @@ class Settings:
             login_max_failures=int(raw["login_max_failures"]),
             lockout_minutes=float(raw["lockout_minutes"]),
             break_glass_minutes=float(raw["break_glass_minutes"]),
+            objection_window_days=float(raw["objection_window_days"]),
+            record_retention_years=float(raw["record_retention_years"]),
         )
 
     @property
