@@ -1,1 +1,65 @@
-"""Tables of the personal space (filled in by the accounts work of issue 5)."""
+"""Tables of the personal space: one space per person, legal representatives, notification outbox.
+
+Ids, states, reason and template codes and UTC instants only (ISO strings with microseconds and a
+``Z``, which sort as text): never a name, never clinical content. The person's matricule INS is
+kept as a keyed blind hash, so an objection or a closure is remembered even after the space's data
+is crypto-shredded, without keeping the number itself.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Index, String, Table
+
+from carnet.db.metadata import metadata
+
+record_space = Table(
+    "record_space",
+    metadata,
+    Column("patient_id", String(64), primary_key=True),  # the person's FHIR Patient
+    Column("ins_hash", String(32), nullable=True),  # blind hash of the matricule INS
+    Column("state", String(12), nullable=False),  # pending | open | refused | closed | shredded
+    Column("source", String(16), nullable=False),  # register | request
+    Column("provisioned_at", String(32), nullable=False),
+    Column("objection_deadline", String(32), nullable=True),  # end of the objection window
+    Column("opened_at", String(32), nullable=True),
+    Column("closed_at", String(32), nullable=True),  # refused or closed
+    Column("reason", String(24), nullable=True),  # objection | request | death | operator
+    Column("retention_until", String(32), nullable=True),  # data kept until, then shredded
+    Column("shredded_at", String(32), nullable=True),
+    Column("updated_at", String(32), nullable=False),
+)
+Index("ix_record_space_ins_hash", record_space.c.ins_hash, unique=True)
+Index("ix_record_space_state", record_space.c.state, record_space.c.objection_deadline)
+Index("ix_record_space_retention", record_space.c.state, record_space.c.retention_until)
+
+record_representative = Table(
+    "record_representative",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("patient_id", String(64), nullable=False),  # the person represented
+    Column("representative_patient_id", String(64), nullable=False),  # who acts for them
+    Column("kind", String(12), nullable=False),  # parent | guardian | curator
+    Column("source", String(16), nullable=False),  # register | declared
+    Column("since", String(32), nullable=False),
+    Column("until", String(32), nullable=True),  # exclusive: a parent's ends at the 18th birthday
+    Column("ended_at", String(32), nullable=True),  # ended early (revoked, space shredded)
+)
+Index("ix_record_representative_patient", record_representative.c.patient_id)
+Index(
+    "ix_record_representative_representative",
+    record_representative.c.representative_patient_id,
+)
+
+record_notification = Table(
+    "record_notification",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("patient_id", String(64), nullable=False),  # whose space it is about
+    Column("recipient_patient_id", String(64), nullable=False),  # the person or a representative
+    Column("kind", String(32), nullable=False),  # template code (space-provisioned, ...)
+    Column("created_at", String(32), nullable=False),
+    Column("sent_at", String(32), nullable=True),
+    Column("channel", String(16), nullable=True),  # the channel that delivered it
+)
+Index("ix_record_notification_sent", record_notification.c.sent_at)
+Index("ix_record_notification_patient", record_notification.c.patient_id)

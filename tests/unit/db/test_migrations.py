@@ -60,6 +60,9 @@ EXPECTED_TABLES = {
     "access_break_glass",
     "access_alert",
     # the personal space (carnet/record/models.py)
+    "record_space",
+    "record_representative",
+    "record_notification",
 }
 
 
