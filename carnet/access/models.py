@@ -29,7 +29,8 @@ access_account = Table(
     Column("kind", String(16), nullable=False),  # person | professional | operator
     Column("login_hash", String(32), nullable=False, unique=True),  # blind hash of the login
     Column("password_hash", String(255), nullable=True),  # argon2id
-    Column("totp_secret", LargeBinary, nullable=True),  # ciphertext (crypto.envelope, "shared")
+    Column("totp_secret", LargeBinary, nullable=True),  # ciphertext (crypto.envelope, "access")
+    Column("totp_last_step", Integer, nullable=True),  # last accepted TOTP time step (no replay)
     Column("patient_id", String(64), nullable=True),  # a person's own Patient resource
     Column("rpps", String(32), nullable=True),  # a professional's RPPS number
     Column("profession", String(32), nullable=True),  # physician, nurse, pharmacist, ...

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("login_hash", sa.String(32), nullable=False, unique=True),
         sa.Column("password_hash", sa.String(255), nullable=True),
         sa.Column("totp_secret", sa.LargeBinary, nullable=True),
+        sa.Column("totp_last_step", sa.Integer, nullable=True),
         sa.Column("patient_id", sa.String(64), nullable=True),
         sa.Column("rpps", sa.String(32), nullable=True),
         sa.Column("profession", sa.String(32), nullable=True),
