@@ -107,8 +107,10 @@ access_refresh_token = Table(
     Column("scopes", Text, nullable=False),
     Column("expires_at", String(32), nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
+    Column("family_id", String(64), nullable=False),  # one per authorisation: replay revokes it
 )
 Index("ix_access_refresh_token_client", access_refresh_token.c.client_id)
+Index("ix_access_refresh_token_family", access_refresh_token.c.family_id)
 
 access_grant = Table(
     "access_grant",

@@ -88,8 +88,10 @@ def upgrade() -> None:
         sa.Column("scopes", sa.Text, nullable=False),
         sa.Column("expires_at", sa.String(32), nullable=False),
         sa.Column("revoked", sa.Boolean, nullable=False),
+        sa.Column("family_id", sa.String(64), nullable=False),
     )
     op.create_index("ix_access_refresh_token_client", "access_refresh_token", ["client_id"])
+    op.create_index("ix_access_refresh_token_family", "access_refresh_token", ["family_id"])
     op.create_table(
         "access_grant",
         sa.Column("patient_id", sa.String(64), primary_key=True),
