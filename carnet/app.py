@@ -35,6 +35,7 @@ from carnet.fhir.service import FhirService
 from carnet.fhir.validation import Validator
 from carnet.identity import api as identity_api
 from carnet.identity.service import IdentityService
+from carnet.record.service import RecordService
 from carnet.settings import Settings
 
 log = logging.getLogger("carnet")
@@ -52,6 +53,7 @@ class Services:
     bulk_export: ExportService
     bulk_import: ImportService
     identity: IdentityService
+    record: RecordService
 
     def close(self) -> None:
         self.audit.stop()
@@ -102,6 +104,12 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         review_threshold=settings.identity_review_threshold,
     )
     fhir.patient_hooks.append(identity.on_patient_write)
+    record = RecordService(
+        fhir,
+        crypto.blind,
+        objection_window_days=settings.objection_window_days,
+        retention_years=settings.record_retention_years,
+    )
     return Services(
         settings=settings,
         engine=engine,
@@ -111,6 +119,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         bulk_export=bulk_export,
         bulk_import=bulk_import,
         identity=identity,
+        record=record,
     )
 
 

@@ -1,0 +1,706 @@
+"""RecordService: the personal space's accounts.
+
+A person's space goes ``pending`` (provisioned from the insured-person register, notified, inside
+the objection window) -> ``open`` (the window passed) -> ``closed`` (closure asked for, or an
+objection after the window) -> ``shredded`` (the retention period ended: the patient's data key is
+destroyed). An objection inside the window makes it ``refused`` (kept, then shredded, the same way).
+
+Every step runs as one interaction of the FHIR service, so it is one transaction and leaves one
+audit event (``record-provision``, ``record-object``, ``record-open``, ``record-close``,
+``record-shred``, ``record-notify``, ``record-representative``) touching the person's Patient: ids
+only. Patients are created through ``FhirService`` (identity matching runs on them) and shredded
+through ``Unit.destroy_patient_key``; this module never touches resource rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+
+from carnet.crypto.blind_index import BlindIndexer
+from carnet.fhir.access import RequestContext
+from carnet.fhir.errors import bad_request, conflict, not_found
+from carnet.fhir.repository import Unit
+from carnet.fhir.service import FhirService
+from carnet.identity.ins import Ins
+from carnet.record import notifications as templates
+from carnet.record.models import record_notification, record_representative, record_space
+from carnet.record.notifications import Notification, NotificationChannel
+from carnet.record.register import KINDS, InsuredPerson, ins_for
+
+log = logging.getLogger("carnet.record")
+
+PARIS = ZoneInfo("Europe/Paris")
+MAJORITY = 18
+PENDING, OPEN, REFUSED, CLOSED, SHREDDED = "pending", "open", "refused", "closed", "shredded"
+STATES = (PENDING, OPEN, REFUSED, CLOSED, SHREDDED)
+REASONS = ("objection", "request", "death", "operator")
+
+
+def stamp(moment: datetime) -> str:
+    """A UTC instant as stored: fixed width, microseconds, ``Z``; sorts as text."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def add_years(moment: datetime, years: float) -> datetime:
+    """``moment`` plus whole calendar years (29 February -> 28), plus any fraction in days."""
+    whole = int(years)
+    try:
+        shifted = moment.replace(year=moment.year + whole)
+    except ValueError:
+        shifted = moment.replace(year=moment.year + whole, day=28)
+    return shifted + timedelta(days=(years - whole) * 365.25)
+
+
+def majority(birth: date) -> datetime:
+    """The instant a person born on ``birth`` turns 18: midnight, Paris time (29 Feb -> 1 Mar)."""
+    try:
+        day = birth.replace(year=birth.year + MAJORITY)
+    except ValueError:
+        day = date(birth.year + MAJORITY, 3, 1)
+    return datetime.combine(day, time(), PARIS).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Space:
+    """A person's space as the API shows it (ids, states, instants)."""
+
+    patient_id: str
+    state: str
+    source: str
+    provisioned_at: str
+    objection_deadline: str | None
+    opened_at: str | None
+    closed_at: str | None
+    reason: str | None
+    retention_until: str | None
+    shredded_at: str | None
+    representatives: list[dict[str, Any]] = field(default_factory=list)
+    represented: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ProvisionReport:
+    """What a provisioning run did; ``patients`` maps a file row to its Patient id."""
+
+    created: int = 0
+    known: int = 0
+    objected: int = 0
+    declined: int = 0  # already refused, closed or shredded: not provisioned again
+    representatives: int = 0
+    notifications: int = 0
+    patients: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class SweepReport:
+    opened: list[str] = field(default_factory=list)
+    shredded: list[str] = field(default_factory=list)
+    delivered: int = 0
+
+
+class RecordService:
+    """Spaces, objections, closures, shredding, legal representatives and the notification outbox."""
+
+    def __init__(
+        self,
+        fhir: FhirService,
+        blind: BlindIndexer,
+        *,
+        objection_window_days: float = 42,
+        retention_years: float = 10,
+    ) -> None:
+        self.fhir = fhir
+        self.blind = blind
+        self.objection_window = timedelta(days=objection_window_days)
+        self.retention_years = retention_years
+
+    # -- reads for the policy decision point ------------------------------------------------------
+
+    def represented_patients(
+        self, person_patient_id: str, *, now: datetime | None = None
+    ) -> list[str]:
+        """Patient ids ``person_patient_id`` currently represents (parent of a minor, guardian or
+        curator whose term has not ended)."""
+        with self.fhir.repo.unit(write=False) as unit:
+            return self.represented_patients_in(unit.conn, person_patient_id, now=now)
+
+    def represented_patients_in(
+        self, conn: Connection, person_patient_id: str, *, now: datetime | None = None
+    ) -> list[str]:
+        """:meth:`represented_patients` on an open connection (inside the caller's transaction)."""
+        rep = record_representative.c
+        rows = conn.execute(
+            select(rep.patient_id)
+            .where(rep.representative_patient_id == person_patient_id, _active(now))
+            .distinct()
+            .order_by(rep.patient_id)
+        ).all()
+        return [r.patient_id for r in rows]
+
+    def representatives_of(self, patient_id: str, *, now: datetime | None = None) -> list[str]:
+        """Patient ids of the people who currently act for ``patient_id``."""
+        with self.fhir.repo.unit(write=False) as unit:
+            return self.representatives_of_in(unit.conn, patient_id, now=now)
+
+    def representatives_of_in(
+        self, conn: Connection, patient_id: str, *, now: datetime | None = None
+    ) -> list[str]:
+        """:meth:`representatives_of` on an open connection."""
+        rep = record_representative.c
+        rows = conn.execute(
+            select(rep.representative_patient_id)
+            .where(rep.patient_id == patient_id, _active(now))
+            .distinct()
+            .order_by(rep.representative_patient_id)
+        ).all()
+        return [r.representative_patient_id for r in rows]
+
+    def is_open(self, patient_id: str) -> bool:
+        """Whether ``patient_id`` has a space and it is open (pending, refused, closed: False)."""
+        with self.fhir.repo.unit(write=False) as unit:
+            return self.is_open_in(unit.conn, patient_id)
+
+    def is_open_in(self, conn: Connection, patient_id: str) -> bool:
+        """:meth:`is_open` on an open connection."""
+        state = conn.execute(
+            select(record_space.c.state).where(record_space.c.patient_id == patient_id)
+        ).scalar_one_or_none()
+        return state == OPEN
+
+    def space(self, patient_id: str, *, now: datetime | None = None) -> Space | None:
+        """The space of ``patient_id`` with its current representatives; None if it has none."""
+        with self.fhir.repo.unit(write=False) as unit:
+            row = unit.conn.execute(
+                select(record_space).where(record_space.c.patient_id == patient_id)
+            ).first()
+            if row is None:
+                return None
+            rep = record_representative.c
+            links = unit.conn.execute(
+                select(rep.representative_patient_id, rep.kind, rep.since, rep.until)
+                .where(rep.patient_id == patient_id, _active(now))
+                .order_by(rep.since)
+            ).all()
+            represented = self.represented_patients_in(unit.conn, patient_id, now=now)
+        return Space(
+            patient_id=row.patient_id,
+            state=row.state,
+            source=row.source,
+            provisioned_at=row.provisioned_at,
+            objection_deadline=row.objection_deadline,
+            opened_at=row.opened_at,
+            closed_at=row.closed_at,
+            reason=row.reason,
+            retention_until=row.retention_until,
+            shredded_at=row.shredded_at,
+            representatives=[
+                {
+                    "patient": r.representative_patient_id,
+                    "kind": r.kind,
+                    "since": r.since,
+                    "until": r.until,
+                }
+                for r in links
+            ],
+            represented=represented,
+        )
+
+    # -- provisioning -----------------------------------------------------------------------------
+
+    def ins_hash(self, ins: Ins) -> str:
+        """Keyed blind hash of a matricule INS (remembers an objection without the number)."""
+        return self.blind.digest("record-ins", ins.value)
+
+    def provision(
+        self,
+        people: list[InsuredPerson],
+        *,
+        ctx: RequestContext | None = None,
+        now: datetime | None = None,
+    ) -> ProvisionReport:
+        """Create a pending space (and its Patient, unless known by INS) for each person, link the
+        representatives the register names, and queue their notifications; all in one
+        transaction, so a failure changes nothing. Re-provisioning the same file changes nothing.
+        People who objected are skipped; so are people whose space was refused or closed.
+        """
+        ctx = ctx or RequestContext()
+        moment = now or datetime.now(UTC)
+        report = ProvisionReport()
+        with self.fhir.interaction(ctx, "record-provision", "Patient", None) as unit:
+            by_nir: dict[str, str] = {}  # every Patient of the file
+            active: dict[str, str] = {}  # those whose space is pending or open
+            fresh: list[str] = []
+            for person in people:
+                if person.objected:
+                    report.objected += 1
+                    continue
+                pid, state = self._provision_one(unit, ctx, person, moment, report)
+                by_nir[person.ins.value] = pid
+                report.patients[person.row] = pid
+                if state == "created":
+                    fresh.append(pid)
+                if state != "declined":
+                    active[person.ins.value] = pid
+            for person in people:
+                child = active.get(person.ins.value)
+                for link in person.representatives if child else ():
+                    assert child is not None
+                    rep_pid = by_nir.get(link.nir) or self._known_patient(unit, link.nir)
+                    if rep_pid is None:
+                        raise bad_request(
+                            f"row {person.row}: the {link.kind} named by the register is neither "
+                            "in the file nor known; nothing was provisioned"
+                        )
+                    until = majority(person.traits.birth_date) if link.kind == "parent" else None
+                    if link.until is not None:
+                        until = datetime.combine(link.until, time(), PARIS).astimezone(UTC)
+                    if until is not None and until <= moment:
+                        continue  # already of age, or the guardianship ended
+                    if self._link(unit, ctx, child, rep_pid, link.kind, until, "register", moment):
+                        report.representatives += 1
+            for pid in fresh:
+                report.notifications += self._notify(unit.conn, pid, templates.PROVISIONED, moment)
+        log.info(
+            "provisioned %d space(s), %d known, %d objected, %d declined",
+            report.created,
+            report.known,
+            report.objected,
+            report.declined,
+        )
+        return report
+
+    def _provision_one(
+        self,
+        unit: Unit,
+        ctx: RequestContext,
+        person: InsuredPerson,
+        moment: datetime,
+        report: ProvisionReport,
+    ) -> tuple[str, str]:
+        """The person's Patient id and what happened: created, known or declined."""
+        digest = self.ins_hash(person.ins)
+        row = unit.conn.execute(
+            select(record_space.c.patient_id, record_space.c.state).where(
+                record_space.c.ins_hash == digest
+            )
+        ).first()
+        if row is not None:
+            if row.state in (REFUSED, CLOSED, SHREDDED):
+                report.declined += 1
+                return str(row.patient_id), "declined"
+            report.known += 1
+            return str(row.patient_id), "known"
+        query = f"identifier={person.ins.system}|{person.ins.value}"
+        pid = self.fhir.create_in(unit, ctx, "Patient", person.patient(), query).stored.res_id
+        existing = unit.conn.execute(
+            select(record_space.c.state).where(record_space.c.patient_id == pid)
+        ).scalar_one_or_none()
+        if existing is not None:  # a space opened on request, before the register knew the INS
+            unit.conn.execute(
+                update(record_space)
+                .where(record_space.c.patient_id == pid)
+                .values(ins_hash=digest, updated_at=stamp(moment))
+            )
+            report.known += 1
+            return pid, "declined" if existing in (REFUSED, CLOSED, SHREDDED) else "known"
+        self.fhir.access.check(unit, ctx, "record-provision", "Patient", pid)
+        unit.conn.execute(
+            insert(record_space).values(
+                patient_id=pid,
+                ins_hash=digest,
+                state=PENDING,
+                source="register",
+                provisioned_at=stamp(moment),
+                objection_deadline=stamp(moment + self.objection_window),
+                updated_at=stamp(moment),
+            )
+        )
+        report.created += 1
+        return pid, "created"
+
+    def _known_patient(self, unit: Unit, nir: str) -> str | None:
+        ins = ins_for(nir)
+        row = unit.conn.execute(
+            select(record_space.c.patient_id).where(record_space.c.ins_hash == self.ins_hash(ins))
+        ).first()
+        if row is not None:
+            return str(row.patient_id)
+        found = self.fhir.conditional_match(unit, "Patient", f"identifier={ins.system}|{ins.value}")
+        return None if found is None else found.res_id
+
+    # -- representatives --------------------------------------------------------------------------
+
+    def add_representative(
+        self,
+        patient_id: str,
+        representative_patient_id: str,
+        kind: str,
+        *,
+        until: datetime | None = None,
+        ctx: RequestContext | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """Declare that ``representative_patient_id`` acts for ``patient_id`` (parent, guardian or
+        curator). A parent's representation ends when the child turns 18 (from the Patient's
+        birth date); a guardian's or curator's at ``until`` (None: until ended). False if that
+        representation already exists."""
+        ctx = ctx or RequestContext()
+        moment = now or datetime.now(UTC)
+        if kind not in KINDS:
+            raise bad_request(f"representative kind must be one of {', '.join(KINDS)}")
+        if patient_id == representative_patient_id:
+            raise bad_request("a person cannot represent themselves")
+        with self.fhir.interaction(ctx, "record-representative", "Patient", patient_id) as unit:
+            bodies = {}
+            for pid in (patient_id, representative_patient_id):
+                stored = unit.current("Patient", pid)
+                if stored is None or stored.deleted or stored.body is None:
+                    raise not_found(f"Patient/{pid} is not known")
+                bodies[pid] = stored.body
+            if kind == "parent":
+                birth = bodies[patient_id].get("birthDate")
+                if not isinstance(birth, str) or len(birth) != 10:
+                    raise bad_request(f"Patient/{patient_id} has no full birth date")
+                until = majority(date.fromisoformat(birth))
+                if until <= moment:
+                    raise conflict(f"Patient/{patient_id} is of age: use guardian or curator")
+            return self._link(
+                unit, ctx, patient_id, representative_patient_id, kind, until, "declared", moment
+            )
+
+    def end_representative(
+        self,
+        patient_id: str,
+        representative_patient_id: str,
+        *,
+        ctx: RequestContext | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """End every current representation of ``patient_id`` by ``representative_patient_id``."""
+        ctx = ctx or RequestContext()
+        moment = now or datetime.now(UTC)
+        rep = record_representative.c
+        with self.fhir.interaction(ctx, "record-representative", "Patient", patient_id) as unit:
+            self.fhir.access.check(unit, ctx, "record-representative", "Patient", patient_id)
+            ended = unit.conn.execute(
+                update(record_representative)
+                .where(
+                    rep.patient_id == patient_id,
+                    rep.representative_patient_id == representative_patient_id,
+                    _active(moment),
+                )
+                .values(ended_at=stamp(moment))
+            ).rowcount
+        return int(ended)
+
+    def _link(
+        self,
+        unit: Unit,
+        ctx: RequestContext,
+        patient_id: str,
+        rep_pid: str,
+        kind: str,
+        until: datetime | None,
+        source: str,
+        moment: datetime,
+    ) -> bool:
+        rep = record_representative.c
+        exists = unit.conn.execute(
+            select(rep.id).where(
+                rep.patient_id == patient_id,
+                rep.representative_patient_id == rep_pid,
+                rep.kind == kind,
+                _active(moment),
+            )
+        ).first()
+        if exists is not None:
+            return False
+        self.fhir.access.check(unit, ctx, "record-representative", "Patient", patient_id)
+        unit.conn.execute(
+            insert(record_representative).values(
+                id=str(uuid.uuid4()),
+                patient_id=patient_id,
+                representative_patient_id=rep_pid,
+                kind=kind,
+                source=source,
+                since=stamp(moment),
+                until=None if until is None else stamp(until),
+            )
+        )
+        _queue(unit.conn, patient_id, rep_pid, templates.REPRESENTATIVE, moment)
+        return True
+
+    # -- objection, closure -----------------------------------------------------------------------
+
+    def object(
+        self, patient_id: str, *, ctx: RequestContext | None = None, now: datetime | None = None
+    ) -> str:
+        """The person (or a representative) objects: a pending space is refused, an open one is
+        closed; either way its data is kept until the retention ends, then shredded. Returns the
+        new state."""
+        return self._close(patient_id, "objection", "record-object", ctx, now)
+
+    def close(
+        self,
+        patient_id: str,
+        *,
+        reason: str = "request",
+        ctx: RequestContext | None = None,
+        now: datetime | None = None,
+    ) -> str:
+        """Close a pending or open space (``reason``: request, death, operator, objection); its
+        data is kept until the retention ends, then shredded. Returns the new state."""
+        if reason not in REASONS:
+            raise bad_request(f"closure reason must be one of {', '.join(REASONS)}")
+        return self._close(patient_id, reason, "record-close", ctx, now)
+
+    def _close(
+        self,
+        patient_id: str,
+        reason: str,
+        action: str,
+        ctx: RequestContext | None,
+        now: datetime | None,
+    ) -> str:
+        ctx = ctx or RequestContext()
+        moment = now or datetime.now(UTC)
+        with self.fhir.interaction(ctx, action, "Patient", patient_id) as unit:
+            state = self._state(unit.conn, patient_id)
+            if state not in (PENDING, OPEN):
+                raise conflict(f"the space of Patient/{patient_id} is already {state}")
+            new = REFUSED if state == PENDING and reason == "objection" else CLOSED
+            self.fhir.access.check(unit, ctx, action, "Patient", patient_id)
+            unit.conn.execute(
+                update(record_space)
+                .where(record_space.c.patient_id == patient_id)
+                .values(
+                    state=new,
+                    reason=reason,
+                    closed_at=stamp(moment),
+                    retention_until=stamp(add_years(moment, self.retention_years)),
+                    updated_at=stamp(moment),
+                )
+            )
+            kind = templates.REFUSED if new == REFUSED else templates.CLOSED
+            self._notify(unit.conn, patient_id, kind, moment)
+        log.info("space of Patient/%s %s (%s)", patient_id, new, reason)
+        return new
+
+    def _state(self, conn: Connection, patient_id: str) -> str:
+        state = conn.execute(
+            select(record_space.c.state).where(record_space.c.patient_id == patient_id)
+        ).scalar_one_or_none()
+        if state is None:
+            raise not_found(f"Patient/{patient_id} has no personal space")
+        return str(state)
+
+    # -- sweep: open, shred, deliver --------------------------------------------------------------
+
+    def sweep(
+        self,
+        channel: NotificationChannel | None = None,
+        *,
+        ctx: RequestContext | None = None,
+        now: datetime | None = None,
+    ) -> SweepReport:
+        """Open the spaces whose objection window has passed, crypto-shred the refused or closed
+        ones whose retention has ended, then deliver queued notifications through ``channel``."""
+        ctx = ctx or RequestContext()
+        moment = now or datetime.now(UTC)
+        report = SweepReport()
+        s = record_space.c
+        with self.fhir.repo.unit(write=False) as unit:
+            due_open = (
+                unit.conn.execute(
+                    select(s.patient_id).where(
+                        s.state == PENDING, s.objection_deadline <= stamp(moment)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            due_shred = (
+                unit.conn.execute(
+                    select(s.patient_id).where(
+                        s.state.in_((REFUSED, CLOSED)), s.retention_until <= stamp(moment)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for pid in due_open:
+            if self._open(pid, ctx, moment):
+                report.opened.append(pid)
+        for pid in due_shred:
+            if self._shred(pid, ctx, moment):
+                report.shredded.append(pid)
+        if channel is not None:
+            report.delivered = self.deliver(channel, ctx=ctx, now=moment)
+        return report
+
+    def _open(self, patient_id: str, ctx: RequestContext, moment: datetime) -> bool:
+        with self.fhir.interaction(ctx, "record-open", "Patient", patient_id) as unit:
+            s = record_space.c
+            done = unit.conn.execute(
+                update(record_space)
+                .where(
+                    s.patient_id == patient_id,
+                    s.state == PENDING,
+                    s.objection_deadline <= stamp(moment),
+                )
+                .values(state=OPEN, opened_at=stamp(moment), updated_at=stamp(moment))
+            ).rowcount
+            if not done:
+                return False  # objected or opened by a concurrent sweep
+            self.fhir.access.check(unit, ctx, "record-open", "Patient", patient_id)
+            self._notify(unit.conn, patient_id, templates.OPENED, moment)
+        log.info("space of Patient/%s opened", patient_id)
+        return True
+
+    def _shred(self, patient_id: str, ctx: RequestContext, moment: datetime) -> bool:
+        with self.fhir.interaction(ctx, "record-shred", "Patient", patient_id) as unit:
+            s = record_space.c
+            done = unit.conn.execute(
+                update(record_space)
+                .where(
+                    s.patient_id == patient_id,
+                    s.state.in_((REFUSED, CLOSED)),
+                    s.retention_until <= stamp(moment),
+                )
+                .values(state=SHREDDED, shredded_at=stamp(moment), updated_at=stamp(moment))
+            ).rowcount
+            if not done:
+                return False
+            self.fhir.access.check(unit, ctx, "record-shred", "Patient", patient_id)
+            rep = record_representative.c
+            unit.conn.execute(
+                update(record_representative)
+                .where(
+                    or_(rep.patient_id == patient_id, rep.representative_patient_id == patient_id),
+                    rep.ended_at.is_(None),
+                )
+                .values(ended_at=stamp(moment))
+            )
+            unit.conn.execute(
+                delete(record_notification).where(
+                    record_notification.c.patient_id == patient_id,
+                    record_notification.c.sent_at.is_(None),
+                )
+            )
+            unit.destroy_patient_key(patient_id)
+        log.info("space of Patient/%s crypto-shredded", patient_id)
+        return True
+
+    def _notify(self, conn: Connection, patient_id: str, kind: str, moment: datetime) -> int:
+        """Queue ``kind`` for the person (unless a minor: their parents instead) and for every
+        current representative."""
+        rep = record_representative.c
+        links = conn.execute(
+            select(rep.representative_patient_id, rep.kind).where(
+                rep.patient_id == patient_id, _active(moment)
+            )
+        ).all()
+        recipients = [r.representative_patient_id for r in links]
+        if not any(r.kind == "parent" for r in links):
+            recipients.insert(0, patient_id)
+        for recipient in dict.fromkeys(recipients):
+            _queue(conn, patient_id, recipient, kind, moment)
+        return len(dict.fromkeys(recipients))
+
+    def pending_notifications(self) -> list[Notification]:
+        """Queued notifications, oldest first."""
+        with self.fhir.repo.unit(write=False) as unit:
+            return _pending(unit.conn)
+
+    def deliver(
+        self,
+        channel: NotificationChannel,
+        *,
+        ctx: RequestContext | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Send queued notifications through ``channel``; each sent one is marked and audited
+        (``record-notify``). One that fails to send stays queued. Returns how many were sent."""
+        ctx = ctx or RequestContext()
+        moment = now or datetime.now(UTC)
+        sent = 0
+        for notification in self.pending_notifications():
+            with self.fhir.interaction(
+                ctx, "record-notify", "Patient", notification.patient_id
+            ) as unit:
+                try:
+                    channel.send(notification)
+                except OSError as exc:
+                    log.warning(
+                        "notification %s not sent (%s)", notification.id, type(exc).__name__
+                    )
+                    continue
+                self.fhir.access.check(
+                    unit, ctx, "record-notify", "Patient", notification.patient_id
+                )
+                unit.conn.execute(
+                    update(record_notification)
+                    .where(record_notification.c.id == notification.id)
+                    .values(sent_at=stamp(moment), channel=channel.name)
+                )
+            sent += 1
+        return sent
+
+
+def _active(now: datetime | None) -> Any:
+    """Representations in force at ``now``: not ended, begun, and not past their term."""
+    at = stamp(now or datetime.now(UTC))
+    rep = record_representative.c
+    return and_(rep.ended_at.is_(None), rep.since <= at, or_(rep.until.is_(None), rep.until > at))
+
+
+def _queue(conn: Connection, patient_id: str, recipient: str, kind: str, moment: datetime) -> None:
+    conn.execute(
+        insert(record_notification).values(
+            id=str(uuid.uuid4()),
+            patient_id=patient_id,
+            recipient_patient_id=recipient,
+            kind=kind,
+            created_at=stamp(moment),
+        )
+    )
+
+
+def _pending(conn: Connection) -> list[Notification]:
+    n = record_notification.c
+    rows = conn.execute(
+        select(
+            n.id,
+            n.patient_id,
+            n.recipient_patient_id,
+            n.kind,
+            n.created_at,
+            record_space.c.objection_deadline,
+        )
+        .select_from(
+            record_notification.outerjoin(record_space, record_space.c.patient_id == n.patient_id)
+        )
+        .where(n.sent_at.is_(None))
+        .order_by(n.created_at, n.id)
+    ).all()
+    return [
+        Notification(
+            r.id,
+            r.patient_id,
+            r.recipient_patient_id,
+            r.kind,
+            r.created_at,
+            r.objection_deadline if r.kind == templates.PROVISIONED else None,
+        )
+        for r in rows
+    ]
