@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from carnet.db.maintenance import analyze
+from carnet.record.cli import accounts_app
 from carnet.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ identity_app = typer.Typer(
     help="Master patient index and identity vigilance.", no_args_is_help=True
 )
 app.add_typer(identity_app, name="identity")
+app.add_typer(accounts_app, name="accounts")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
