@@ -7,9 +7,16 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.carnet-installed
 NODE_STAMP := node_modules/.carnet-installed
 
-.PHONY: install demo serve test lint typecheck pytest postgres bench clean
+.PHONY: install java demo serve test lint typecheck pytest postgres bench clean
 
-install: $(PY_STAMP) $(NODE_STAMP)
+install: java $(PY_STAMP) $(NODE_STAMP)
+
+# A Java runtime for PySpark (`carnet identity dedupe --engine spark` and its tests): Debian's
+# headless JRE when no java is on the PATH.
+java:
+	@command -v java >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y default-jre-headless; \
+	  else sudo apt-get update && sudo apt-get install -y default-jre-headless; fi; }
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -392,20 +392,27 @@ def identity_train(
 
 @identity_app.command("dedupe")
 def identity_dedupe(
-    engine: Annotated[str, typer.Option(help="Batch engine: duckdb.")] = "duckdb",
+    engine: Annotated[str, typer.Option(help="Batch engine: duckdb or spark.")] = "duckdb",
+    spark_master: Annotated[
+        str, typer.Option(help="Spark master with --engine spark (a cluster URL in production).")
+    ] = "local[2]",
 ) -> None:
     """List suspected duplicate pairs of the whole index with their decision (link or review)."""
-    if engine != "duckdb":
-        raise _fail(f"engine {engine!r} is not available; only duckdb is implemented")
+    from carnet.identity.engines import ENGINES
+
+    if engine not in ENGINES:
+        raise _fail(f"engine {engine!r} is not known; choose one of {', '.join(ENGINES)}")
     services = _services(Settings.from_env())
     try:
-        pairs = services.identity.dedupe()
+        pairs = services.identity.dedupe(engine=engine, spark_master=spark_master)
     finally:
         services.close()
     for pair in pairs:
         console.print(f"{pair.outcome:<6} {pair.weight:6.1f}  {pair.a}  {pair.b}")
     links = sum(p.outcome == "link" for p in pairs)
-    console.print(f"{len(pairs)} suspected pair(s), {links} above the link threshold")
+    console.print(
+        f"{len(pairs)} suspected pair(s), {links} above the link threshold (engine {engine})"
+    )
 
 
 def main() -> None:

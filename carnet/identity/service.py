@@ -49,6 +49,7 @@ from carnet.identity.decisions import (
     patient_identity,
     vetoed,
 )
+from carnet.identity.engines import open_engine
 from carnet.identity.ins import (
     Ins,
     InsStatus,
@@ -463,10 +464,15 @@ class IdentityService(VigilanceOperations):
             rows = unit.conn.execute(select(identity).where(identity.c.state != "merged")).all()
             return [(s.id, s.record) for s in self._load(unit.conn, list(rows))]
 
-    def train(self, *, random_pairs: int = 200_000) -> TrainingReport:
-        """Estimate m, u and the prior from the index itself (DuckDB) and use them from now on."""
+    def train(
+        self, *, random_pairs: int = 200_000, engine: str = "duckdb", spark_master: str = "local[2]"
+    ) -> TrainingReport:
+        """Estimate m, u and the prior from the index itself and use them from now on."""
         records = dict(self.identities())
-        report = train(self.model, records, blocking_keys, random_pairs=random_pairs)
+        with open_engine(engine, spark_master=spark_master) as batch:
+            report = train(
+                self.model, records, blocking_keys, random_pairs=random_pairs, engine=batch
+            )
         self.save_model(report.model, report.blocked_pairs)
         log.info(
             "identity model trained on %d identities, %d blocked pairs",
@@ -475,12 +481,18 @@ class IdentityService(VigilanceOperations):
         )
         return report
 
-    def dedupe(self) -> list[DedupePair]:
-        """Suspected duplicate pairs of the whole index (DuckDB blocking), best first."""
+    def dedupe(self, *, engine: str = "duckdb", spark_master: str = "local[2]") -> list[DedupePair]:
+        """Suspected duplicate pairs of the whole index, best first, on DuckDB or Spark."""
         records = dict(self.identities())
-        return dedupe(
-            self.model, records, blocking_keys, self.link_threshold, self.review_threshold
-        )
+        with open_engine(engine, spark_master=spark_master) as batch:
+            return dedupe(
+                self.model,
+                records,
+                blocking_keys,
+                self.link_threshold,
+                self.review_threshold,
+                engine=batch,
+            )
 
     def count(self) -> int:
         """How many identities the index holds (all states)."""

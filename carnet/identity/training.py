@@ -5,8 +5,8 @@ weights must mean the same thing online and in batch, so we train the way Splink
 functions: u from random pairs, then m and the share of matches by expectation-maximisation over the
 comparison vectors of blocked pairs (u fixed), and the prior rescaled from blocked to random pairs.
 DuckDB does the set work: the blocking self-join that yields candidate pairs of a whole index, and
-the counting of comparison patterns. :class:`DedupeEngine` is the engine interface (a Spark one
-would implement the same two methods).
+the counting of comparison patterns; Spark does the same at scale (:mod:`carnet.identity.engines`,
+the same SQL and the same comparison functions on both).
 """
 
 from __future__ import annotations
@@ -14,61 +14,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-import duckdb
-import pyarrow as pa  # type: ignore[import-untyped]
-
+from carnet.identity.engines import DedupeEngine, DuckDBEngine
 from carnet.identity.matching import MatchModel, vetoed_gamma
 
 __all__ = ["DedupeEngine", "DedupePair", "DuckDBEngine", "TrainingReport", "dedupe", "train"]
 
 Gamma = tuple[int | None, ...]
-
-
-class DedupeEngine(Protocol):
-    """Set operations of the batch run."""
-
-    def candidate_pairs(self, keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Distinct (a, b), a < b, of record ids that share a blocking key."""
-        ...
-
-    def pattern_counts(self, gammas: Sequence[Gamma]) -> dict[Gamma, int]:
-        """How many pairs have each comparison vector."""
-        ...
-
-
-class DuckDBEngine:
-    """In-process DuckDB."""
-
-    def __init__(self) -> None:
-        self.con = duckdb.connect()
-
-    def candidate_pairs(self, keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-        ids, values = [], []
-        for ident, key in keys:
-            ids.append(ident)
-            values.append(key)
-        self.con.register("block_keys", pa.table({"id": ids, "k": values}))
-        rows = self.con.execute(
-            "SELECT DISTINCT a.id, b.id FROM block_keys a JOIN block_keys b "
-            "ON a.k = b.k AND a.id < b.id"
-        ).fetchall()
-        self.con.unregister("block_keys")
-        return [(str(a), str(b)) for a, b in rows]
-
-    def pattern_counts(self, gammas: Sequence[Gamma]) -> dict[Gamma, int]:
-        if not gammas:
-            return {}
-        width = len(gammas[0])
-        columns = {f"g{i}": [g[i] for g in gammas] for i in range(width)}
-        self.con.register(
-            "gammas", pa.table(columns, schema=pa.schema([(name, pa.int32()) for name in columns]))
-        )
-        names = ", ".join(columns)
-        rows = self.con.execute(f"SELECT {names}, count(*) FROM gammas GROUP BY ALL").fetchall()
-        self.con.unregister("gammas")
-        return {tuple(r[:-1]): int(r[-1]) for r in rows}
 
 
 @dataclass(frozen=True)
@@ -166,9 +119,10 @@ def train(
     rng = random.Random(seed)  # noqa: S311 - sampling pairs, not secrets
     values = [records[i] for i in ids]
     u = estimate_u(model, values, random_pairs, rng)
-    pairs = engine.candidate_pairs((i, k) for i in ids for k in keys_of(records[i]))
-    gammas = [model.gamma(records[a], records[b]) for a, b in pairs]
-    patterns = engine.pattern_counts(gammas)
+    pairs = engine.compared_pairs(
+        records, ((i, k) for i in ids for k in keys_of(records[i])), model.gamma
+    )
+    patterns = engine.pattern_counts([g for _, _, g in pairs])
     m, lam_blocked, iterations = em(model, patterns, u)
     n = len(ids)
     all_pairs = max(n * (n - 1) / 2, 1.0)
@@ -203,13 +157,14 @@ def dedupe(
     that fits both of two homonyms goes to review, as online matching does).
     """
     engine = engine or DuckDBEngine()
-    pairs = engine.candidate_pairs((i, k) for i in records for k in keys_of(records[i]))
+    pairs = engine.compared_pairs(
+        records, ((i, k) for i in records for k in keys_of(records[i])), model.gamma
+    )
     cache: dict[Gamma, tuple[float, bool]] = {}
     plausible: dict[str, set[str]] = {}
     excluded: set[tuple[str, str]] = set()
     scored: list[tuple[str, str, float, bool]] = []
-    for a, b in pairs:
-        gamma = model.gamma(records[a], records[b])
+    for a, b, gamma in pairs:
         found = cache.get(gamma)
         if found is None:
             found = cache[gamma] = (model.weight_of(gamma), vetoed_gamma(model, gamma))
@@ -239,5 +194,5 @@ def dedupe(
         )
         for a, b, weight, veto in scored
     ]
-    out.sort(key=lambda p: -p.weight)
+    out.sort(key=lambda p: (-p.weight, p.a, p.b))
     return out

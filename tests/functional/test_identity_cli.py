@@ -47,4 +47,9 @@ def test_identity_commands(tmp_path: Path) -> None:
     assert "trained on 2 identities" in trained.output
     dedupe = _run(data, "identity", "dedupe")
     assert "0 above the link threshold" in dedupe.output  # twins are never linked
-    assert _run(data, "identity", "dedupe", "--engine", "spark").exit_code == 1
+    on_spark = _run(data, "identity", "dedupe", "--engine", "spark", "--spark-master", "local[1]")
+    assert on_spark.exit_code == 0, on_spark.output
+    assert "0 above the link threshold (engine spark)" in on_spark.output
+    unknown = _run(data, "identity", "dedupe", "--engine", "hadoop")
+    assert unknown.exit_code == 1
+    assert "choose one of duckdb, spark" in unknown.output
