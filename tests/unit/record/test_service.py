@@ -1,0 +1,273 @@
+"""RecordService on SQLite and PostgreSQL: provisioning, objection window, opening, closure and
+crypto-shredding, legal representatives, notifications and the audit trail."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from carnet.app import Services
+from carnet.fhir.access import RequestContext
+from carnet.fhir.errors import FhirError
+from carnet.identity.ins import INS_NIR_OID
+from carnet.record.notifications import FileChannel
+from carnet.record.register import RegisterError, read_register
+from carnet.record.service import majority
+from tests.unit.record.helpers import (
+    BABY,
+    CLAIRE,
+    ODILE,
+    PAUL,
+    TEEN,
+    TODAY,
+    family_bundle,
+    family_csv,
+    write_csv,
+)
+
+NOW = datetime.now(UTC)
+WINDOW = timedelta(days=42)
+
+
+def _provision(services: Services, path: Path, now: datetime = NOW) -> Any:
+    return services.record.provision(read_register(path, today=TODAY), now=now)
+
+
+def _patient_count(services: Services) -> int:
+    bundle = services.fhir.search("http://x/fhir", "Patient", [("_summary", "count")])
+    return int(bundle["total"])
+
+
+def _actions(services: Services, patient_id: str) -> list[str]:
+    page = services.audit.patient_history(patient_id, RequestContext(), count=500, offset=0)
+    return [json.loads(e.body)["action"] for e in page.events]
+
+
+def test_provision_csv(services: Services, tmp_path: Path) -> None:
+    report = _provision(services, family_csv(tmp_path / "register.csv"))
+    assert (report.created, report.known, report.representatives) == (4, 0, 2)
+    claire, baby, paul, odile = (report.patients[r] for r in (2, 3, 4, 5))
+    patient = services.fhir.read("Patient", claire).body
+    assert patient is not None
+    assert {"system": INS_NIR_OID, "value": CLAIRE.nir}.items() <= patient["identifier"][0].items()
+    assert patient["name"][0]["family"] == "LEFEBVRE"
+    space = services.record.space(claire)
+    assert space is not None and space.state == "pending"
+    assert space.source == "register"
+    deadline = datetime.fromisoformat(str(space.objection_deadline).replace("Z", "+00:00"))
+    assert abs(deadline - (NOW + WINDOW)) < timedelta(seconds=1)
+    assert not services.record.is_open(claire)
+    assert services.record.representatives_of(baby, now=NOW) == [claire]
+    assert services.record.representatives_of(odile, now=NOW) == [paul]
+    assert services.record.represented_patients(paul, now=NOW) == [odile]
+    assert services.record.space(baby).representatives[0]["kind"] == "parent"  # type: ignore[union-attr]
+    queued = services.record.pending_notifications()
+    provisioned = {
+        (n.patient_id, n.recipient_patient_id) for n in queued if n.kind == "space-provisioned"
+    }
+    # A newborn's notice goes to the parent; a protected adult is told, and so is the guardian.
+    assert provisioned == {
+        (claire, claire),
+        (baby, claire),
+        (paul, paul),
+        (odile, odile),
+        (odile, paul),
+    }
+
+
+def test_provision_bundle(services: Services, tmp_path: Path) -> None:
+    report = _provision(services, family_bundle(tmp_path / "register.json"))
+    assert (report.created, report.representatives) == (3, 1)
+    claire, baby = report.patients[1], report.patients[2]
+    assert services.record.representatives_of(baby, now=NOW) == [claire]
+    assert services.record.represented_patients(claire, now=NOW) == [baby]
+
+
+def test_reprovisioning_is_idempotent(services: Services, tmp_path: Path) -> None:
+    path = family_csv(tmp_path / "register.csv")
+    first = _provision(services, path)
+    queued = len(services.record.pending_notifications())
+    again = _provision(services, path, NOW + timedelta(hours=1))
+    assert (again.created, again.known, again.representatives, again.notifications) == (0, 4, 0, 0)
+    assert again.patients == first.patients
+    assert _patient_count(services) == 4
+    assert len(services.record.pending_notifications()) == queued
+    # A Patient already known by its INS (written by a professional) gets a space, not a twin.
+    other = tmp_path / "teen.csv"
+    existing = services.fhir.create("Patient", TEEN.patient()).stored.res_id
+    assert _provision(services, write_csv(other, [TEEN.row()])).patients[2] == existing
+    assert _patient_count(services) == 5
+
+
+def test_objection_inside_the_window_refuses_the_space(services: Services, tmp_path: Path) -> None:
+    report = _provision(services, family_csv(tmp_path / "register.csv"))
+    claire = report.patients[2]
+    assert services.record.object(claire, now=NOW + timedelta(days=10)) == "refused"
+    swept = services.record.sweep(now=NOW + WINDOW + timedelta(days=1))
+    assert claire not in swept.opened
+    assert len(swept.opened) == 3
+    assert not services.record.is_open(claire)
+    space = services.record.space(claire)
+    assert space is not None and (space.state, space.reason) == ("refused", "objection")
+    with pytest.raises(FhirError) as info:
+        services.record.object(claire)
+    assert info.value.status == 409
+    # The register sends the person again: the objection holds.
+    again = _provision(services, tmp_path / "register.csv", NOW + timedelta(days=60))
+    assert (again.created, again.declined) == (0, 1)
+    # People who objected in advance are not created at all.
+    before = _patient_count(services)
+    late = _provision(services, write_csv(tmp_path / "late.csv", [TEEN.row(objection=True)]))
+    assert (late.created, late.objected) == (0, 1)
+    assert _patient_count(services) == before
+
+
+def test_sweep_opens_after_the_window(services: Services, tmp_path: Path) -> None:
+    report = _provision(services, write_csv(tmp_path / "r.csv", [PAUL.row()]))
+    paul = report.patients[2]
+    assert services.record.sweep(now=NOW + WINDOW - timedelta(minutes=1)).opened == []
+    assert not services.record.is_open(paul)
+    assert services.record.sweep(now=NOW + WINDOW).opened == [paul]
+    assert services.record.is_open(paul)
+    assert services.record.sweep(now=NOW + WINDOW + timedelta(days=1)).opened == []
+    kinds = [n.kind for n in services.record.pending_notifications()]
+    assert kinds == ["space-provisioned", "space-opened"]
+    # An objection after the window closes the space.
+    assert services.record.object(paul, now=NOW + WINDOW + timedelta(days=2)) == "closed"
+    assert not services.record.is_open(paul)
+
+
+def test_newborn_has_the_parent_as_representative_until_18(
+    services: Services, tmp_path: Path
+) -> None:
+    report = _provision(services, family_csv(tmp_path / "register.csv"))
+    claire, baby = report.patients[2], report.patients[3]
+    adult = majority(BABY.birth)
+    assert adult.astimezone().date().year == BABY.birth.year + 18
+    assert services.record.represented_patients(claire, now=adult - timedelta(days=1)) == [baby]
+    assert services.record.represented_patients(claire, now=adult) == []
+    assert services.record.representatives_of(baby, now=adult + timedelta(days=1)) == []
+    # A newborn without a parent in the file is refused, with its row.
+    with pytest.raises(RegisterError, match="row 2: a newborn needs a parent"):
+        read_register(write_csv(tmp_path / "b.csv", [BABY.row()]), today=TODAY)
+
+
+def test_declared_representatives(services: Services, tmp_path: Path) -> None:
+    report = _provision(
+        services, write_csv(tmp_path / "r.csv", [TEEN.row(), PAUL.row(), ODILE.row()])
+    )
+    teen, paul, odile = report.patients[2], report.patients[3], report.patients[4]
+    assert services.record.add_representative(teen, paul, "parent", now=NOW) is True
+    assert services.record.add_representative(teen, paul, "parent", now=NOW) is False
+    assert services.record.represented_patients(paul, now=NOW) == [teen]
+    assert services.record.represented_patients(paul, now=majority(TEEN.birth)) == []
+    with pytest.raises(FhirError) as info:
+        services.record.add_representative(odile, paul, "parent", now=NOW)
+    assert info.value.status == 409  # an adult has no parent representative
+    ends = NOW + timedelta(days=365)
+    assert services.record.add_representative(odile, paul, "curator", until=ends, now=NOW)
+    assert services.record.representatives_of(odile, now=NOW + timedelta(days=364)) == [paul]
+    assert services.record.representatives_of(odile, now=ends) == []
+    assert services.record.end_representative(teen, paul, now=NOW + timedelta(seconds=1)) == 1
+    assert services.record.representatives_of(teen, now=NOW + timedelta(seconds=2)) == []
+    with pytest.raises(FhirError):
+        services.record.add_representative(teen, teen, "guardian")
+
+
+def test_closure_then_shredding_after_retention(services: Services, tmp_path: Path) -> None:
+    report = _provision(services, write_csv(tmp_path / "r.csv", [CLAIRE.row(), PAUL.row()]))
+    claire, paul = report.patients[2], report.patients[3]
+    services.record.sweep(now=NOW + WINDOW)
+    obs = services.fhir.create(
+        "Observation",
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
+            "subject": {"reference": f"Patient/{claire}"},
+            "valueQuantity": {"value": 165.0, "unit": "cm"},
+        },
+    ).stored.res_id
+    closed_at = NOW + WINDOW + timedelta(days=1)
+    assert services.record.close(claire, now=closed_at) == "closed"
+    space = services.record.space(claire)
+    assert space is not None and space.retention_until is not None
+    assert space.retention_until.startswith(str(closed_at.year + 10))
+    assert services.record.sweep(now=closed_at + timedelta(days=9 * 365)).shredded == []
+    assert services.fhir.read("Observation", obs).body is not None  # kept during retention
+    swept = services.record.sweep(now=closed_at + timedelta(days=3653))
+    assert swept.shredded == [claire]
+    for res_type, res_id in (("Patient", claire), ("Observation", obs)):
+        with pytest.raises(FhirError) as info:
+            services.fhir.read(res_type, res_id)
+        assert info.value.status == 410
+        assert "erased" in str(info.value)
+    assert services.record.space(claire).state == "shredded"  # type: ignore[union-attr]
+    assert services.fhir.read("Patient", paul).body is not None  # others untouched
+    # A shredded person sent again by the register is not provisioned again.
+    again = _provision(services, tmp_path / "r.csv", closed_at + timedelta(days=3660))
+    assert (again.created, again.declined, again.known) == (0, 1, 1)
+
+
+def test_an_invalid_file_changes_nothing(services: Services, tmp_path: Path) -> None:
+    bad = CLAIRE.nir[:-2] + f"{(int(CLAIRE.nir[-2:]) % 97) + 1:02d}"
+    rows = [PAUL.row(), CLAIRE.row().replace(CLAIRE.nir, bad)]
+    with pytest.raises(RegisterError) as info:
+        read_register(write_csv(tmp_path / "bad.csv", rows), today=TODAY)
+    assert str(info.value).startswith("row 3: invalid NIR in nir: check key")
+    assert "LEFEBVRE" not in str(info.value).upper() and bad not in str(info.value)
+    with pytest.raises(RegisterError, match="row 2: birth_name is not valid"):
+        read_register(
+            write_csv(tmp_path / "n.csv", [PAUL.row().replace("Lefebvre", "L3")]), today=TODAY
+        )
+    # A representative neither in the file nor known: the whole run rolls back.
+    orphan = write_csv(tmp_path / "orphan.csv", [PAUL.row(), BABY.row(CLAIRE)])
+    with pytest.raises(FhirError) as failed:
+        _provision(services, orphan)
+    assert failed.value.status == 400 and "row 3" in str(failed.value)
+    assert _patient_count(services) == 0
+    assert services.record.pending_notifications() == []
+
+
+def test_every_step_is_audited(services: Services, tmp_path: Path) -> None:
+    report = _provision(services, write_csv(tmp_path / "r.csv", [CLAIRE.row(), PAUL.row()]))
+    claire, paul = report.patients[2], report.patients[3]
+    services.record.object(paul, now=NOW + timedelta(days=1))
+    channel = FileChannel(tmp_path / "outbox.ndjson")
+    services.record.sweep(channel, now=NOW + WINDOW)
+    services.record.close(claire, now=NOW + WINDOW + timedelta(days=1))
+    services.record.sweep(channel, now=NOW + timedelta(days=4000))
+    actions = _actions(services, claire)
+    for step in (
+        "record-provision",
+        "record-notify",
+        "record-open",
+        "record-close",
+        "record-shred",
+    ):
+        assert step in actions, step
+    assert "record-object" in _actions(services, paul)
+
+
+def test_notifications_hold_ids_and_templates_only(services: Services, tmp_path: Path) -> None:
+    _provision(services, family_csv(tmp_path / "register.csv"))
+    outbox = tmp_path / "outbox" / "notifications.ndjson"
+    delivered = services.record.deliver(FileChannel(outbox), now=NOW)
+    assert delivered == 7
+    assert services.record.pending_notifications() == []
+    assert services.record.deliver(FileChannel(outbox), now=NOW) == 0
+    text = outbox.read_text(encoding="utf-8")
+    for person in (CLAIRE, BABY, PAUL, ODILE):
+        assert person.nir not in text
+        for word in (person.birth_name, *person.given.split()):
+            assert word.upper() not in text.upper()
+        assert person.birth.isoformat() not in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert {tuple(sorted(line)) for line in lines} == {
+        ("created_at", "deadline", "id", "kind", "patient_id", "recipient_patient_id")
+    }
+    assert outbox.stat().st_mode & 0o777 == 0o600
