@@ -82,6 +82,8 @@ def resource_response(
 
 
 def write_response(result: WriteResult, prefer: str | None) -> FhirResponse:
+    if result.held is not None:  # held for identity vigilance: accepted, not stored as sent
+        return FhirResponse(result.held, status_code=202)
     return resource_response(result.stored, 201 if result.created else 200, prefer)
 
 

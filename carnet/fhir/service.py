@@ -40,6 +40,9 @@ MAX_INCLUDED = 1000  # resources _include may add to one page
 class WriteResult:
     stored: StoredResource
     created: bool  # a new resource (201) rather than a new version or an existing match (200)
+    held: dict[str, Any] | None = None
+    """An OperationOutcome when a deposit hook held the resource (identity quarantine): nothing is
+    stored under ``stored``'s id and the API answers 202 Accepted."""
 
 
 class FhirService:
@@ -65,6 +68,12 @@ class FhirService:
         self.access: AccessHook = access or OpenAccess()
         self.patient_hooks: list[Callable[[Unit, RequestContext, StoredResource], None]] = []
         """Called after a Patient is created or updated, in the same unit (identity matching)."""
+        self.deposit_hooks: list[
+            Callable[[Unit, RequestContext, str, str, dict[str, Any]], WriteResult | None]
+        ] = []
+        """Called before any other resource is created, in the same unit, with its type, id and
+        body; a hook may take the write over (a document whose Patient is given by identifier or
+        contained goes through identity matching: attached, or held in quarantine)."""
 
     @contextmanager
     def interaction(
@@ -128,6 +137,10 @@ class FhirService:
                 return WriteResult(existing, created=False)
         res_id = new_id or str(uuid.uuid4())
         self.access.check(unit, ctx, "create", res_type, res_id)
+        for deposit in self.deposit_hooks if res_type != "Patient" else ():
+            taken = deposit(unit, ctx, res_type, res_id, body)
+            if taken is not None:
+                return taken
         stored = unit.write(res_type, res_id, body, method="POST", previous=None, known_new=True)
         if res_type == "Patient":
             for hook in self.patient_hooks:

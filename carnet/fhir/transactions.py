@@ -255,6 +255,8 @@ def _execute(
             service.access.record(unit, ctx, "read", e.res_type, [e.matched])
             return render.entry_response(e.matched, "200 OK")
         result = service.create_in(unit, ctx, e.res_type, e.resource, None, new_id=e.planned_id)
+        if result.held is not None:  # held for identity vigilance
+            return {"status": "202 Accepted", "outcome": result.held}
         return render.entry_response(result.stored, "201 Created")
     if e.method == "PUT":
         assert e.resource is not None and e.planned_id is not None
