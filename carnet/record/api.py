@@ -1,0 +1,72 @@
+"""The personal space over HTTP: a person (or their legal representative) sees the space, objects
+to it or closes it. Thin: the caller is ``request.state.principal`` (set by the authentication
+middleware of carnet/access); the router parses, calls RecordService and renders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from carnet.access.principal import Kind, Principal
+from carnet.fhir.access import RequestContext
+from carnet.fhir.errors import FhirError
+from carnet.record.service import RecordService
+
+router = APIRouter(prefix="/record", tags=["record"])
+
+
+def _service(request: Request) -> RecordService:
+    service: RecordService = request.app.state.services.record
+    return service
+
+
+def _acting(request: Request, patient: str | None) -> tuple[RequestContext, str]:
+    """The caller's context and the person they act for: themselves, or someone they represent."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        raise FhirError.of(401, "login", "authentication required")
+    if principal.kind is not Kind.PERSON or not principal.patient_id:
+        raise FhirError.of(
+            403, "forbidden", "only a person or their representative manages a space"
+        )
+    host = request.client.host if request.client else "unknown"
+    ctx = RequestContext(
+        actor=principal.subject, source=host, purpose="accounts", principal=principal
+    )
+    if patient is None or patient == principal.patient_id:
+        return ctx, principal.patient_id
+    if patient not in _service(request).represented_patients(principal.patient_id):
+        # The same answer as for a space that does not exist: nothing learnt about others.
+        raise FhirError.of(404, "not-found", f"no personal space for Patient/{patient[:64]}")
+    return ctx, patient
+
+
+def _render(request: Request, patient_id: str) -> dict[str, Any]:
+    space = _service(request).space(patient_id)
+    if space is None:
+        raise FhirError.of(404, "not-found", f"no personal space for Patient/{patient_id[:64]}")
+    return space.as_dict()
+
+
+@router.get("/space")
+def get_space(request: Request, patient: str | None = None) -> dict[str, Any]:
+    """The caller's space (or, with ``patient``, that of someone they represent)."""
+    _ctx, patient_id = _acting(request, patient)
+    return _render(request, patient_id)
+
+
+@router.post("/objection")
+def post_objection(request: Request, patient: str | None = None) -> dict[str, Any]:
+    """Object: a pending space is refused, an open one closed; data kept, then shredded."""
+    ctx, patient_id = _acting(request, patient)
+    _service(request).object(patient_id, ctx=ctx)
+    return _render(request, patient_id)
+
+
+@router.post("/closure")
+def post_closure(request: Request, patient: str | None = None) -> dict[str, Any]:
+    """Close the space at the person's request; data kept until the retention ends."""
+    ctx, patient_id = _acting(request, patient)
+    _service(request).close(patient_id, reason="request", ctx=ctx)
+    return _render(request, patient_id)
