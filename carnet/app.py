@@ -104,6 +104,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         review_threshold=settings.identity_review_threshold,
     )
     fhir.patient_hooks.append(identity.on_patient_write)
+    fhir.deposit_hooks.append(identity.on_create)  # documents naming their patient by identity
     record = RecordService(
         fhir,
         crypto.blind,

@@ -49,6 +49,7 @@ from carnet.identity.decisions import (
     patient_identity,
     vetoed,
 )
+from carnet.identity.deposits import DepositOperations
 from carnet.identity.engines import open_engine
 from carnet.identity.ins import (
     Ins,
@@ -60,12 +61,10 @@ from carnet.identity.models import (
     identity,
     identity_block,
     identity_model_params,
-    quarantine,
-    vigilance_item,
 )
 from carnet.identity.register import IdentityRegister
 from carnet.identity.training import DedupePair, TrainingReport, dedupe, train
-from carnet.identity.vigilance import OWNER, VigilanceOperations
+from carnet.identity.vigilance import OWNER
 
 __all__ = [
     "IdentityConflict",
@@ -85,7 +84,7 @@ _BLIND_KIND = "mpi"
 _VETO = VETO
 
 
-class IdentityService(VigilanceOperations):
+class IdentityService(DepositOperations):
     """The master patient index over the database behind ``fhir``."""
 
     def __init__(
@@ -162,7 +161,7 @@ class IdentityService(VigilanceOperations):
             record = {
                 "birth_name": data["n"],
                 "given_names": data["g"],
-                "birth_date": date.fromisoformat(data["d"]),
+                "birth_date": date.fromisoformat(data["d"]) if data["d"] else None,
                 "sex": data["s"],
                 "birth_place": data["p"],
                 "used_name": data["u"],
@@ -319,25 +318,15 @@ class IdentityService(VigilanceOperations):
             if result.outcome is Outcome.NEW
             else ("ins_conflict" if result.reason.startswith("known INS") else "duplicate")
         )
-        item_id = str(uuid.uuid4())
-        conn.execute(
-            insert(vigilance_item).values(
-                id=item_id,
-                kind=kind,
-                state="open",
-                identity_id=pending,
-                candidate_id=None if best is None else best.identity_id,
-                weight=None if best is None else best.score.weight,
-                evidence=json.dumps(
-                    {
-                        "reason": result.reason,
-                        "candidates": [c.as_dict() for c in result.candidates],
-                    }
-                ),
-                created_at=utc_now(),
-            )
+        evidence = {"reason": result.reason, "candidates": [c.as_dict() for c in result.candidates]}
+        item_id = self._new_item(
+            conn,
+            kind,
+            pending,
+            None if best is None else best.identity_id,
+            None if best is None else best.score.weight,
+            evidence,
         )
-        log.info("identity %s sent to vigilance item %s (%s)", pending, item_id, kind)
         return MatchResult(result.outcome, result.reason, result.candidates, pending, None, item_id)
 
     def resolve(self, inp: IdentityInput, *, ctx: RequestContext | None = None) -> MatchResult:
@@ -389,7 +378,6 @@ class IdentityService(VigilanceOperations):
         A Patient without valid strict traits is stored all the same (FHIR accepts it) but gets no
         identity; one whose qualified INS the register contradicts is refused (409).
         """
-        del ctx  # the unit's interaction is already audited
         if stored.body is None:
             return
         known = unit.conn.execute(
@@ -403,58 +391,12 @@ class IdentityService(VigilanceOperations):
             log.info("Patient %s has no valid strict traits; not indexed", stored.res_id)
             return
         try:
-            self.resolve_in(unit.conn, replace(inp, patient_id=stored.res_id))
+            result = self.resolve_in(unit.conn, replace(inp, patient_id=stored.res_id))
         except IdentityConflict as exc:
             raise conflict(str(exc)) from None
-
-    def deposit(
-        self,
-        inp: IdentityInput,
-        res_type: str,
-        document: dict[str, Any],
-        *,
-        ctx: RequestContext | None = None,
-    ) -> MatchResult:
-        """Attach a document to the identity it carries, or quarantine it.
-
-        On a link to an identity with a Patient, the document is stored with its subject set to that
-        Patient. Otherwise it is kept encrypted in quarantine, visible only to the vigilance queue.
-        """
-        ctx = ctx or RequestContext()
-        with self._unit("identity-deposit", ctx) as unit:
-            result = self._decide(unit.conn, inp)
-            if result.outcome is Outcome.LINK and result.patient_id is not None:
-                self._attach(unit, ctx, res_type, document, result.patient_id)
-                return result
-            if result.outcome is Outcome.LINK:
-                assert result.identity_id is not None
-                pending = result.identity_id
-                queued = result
-            else:
-                queued = self._queue(unit.conn, inp, result, None)
-                assert queued.identity_id is not None
-                pending = queued.identity_id
-            q_id = str(uuid.uuid4())
-            body = json.dumps(document).encode()
-            unit.conn.execute(
-                insert(quarantine).values(
-                    id=q_id,
-                    identity_id=pending,
-                    res_type=res_type,
-                    body=self.data_keys.encrypt(unit.conn, OWNER, body, q_id.encode()),
-                    created_at=utc_now(),
-                )
-            )
-            log.info("%s quarantined as %s for identity %s", res_type, q_id, pending)
-            return MatchResult(
-                queued.outcome,
-                queued.reason,
-                queued.candidates,
-                pending,
-                None,
-                queued.item_id,
-                q_id,
-            )
+        if result.outcome is Outcome.LINK and result.identity_id is not None:
+            # Documents deposited for this identity before it had a Patient.
+            self._release(unit, ctx, result.identity_id, stored.res_id)
 
     # -- batch helpers ----------------------------------------------------------------------------
 

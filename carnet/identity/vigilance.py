@@ -16,7 +16,7 @@ from sqlalchemy import Connection, insert, select, update
 from carnet.crypto.envelope import DataKeys
 from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import utc_now
-from carnet.fhir.repository import Unit
+from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.service import FhirService
 from carnet.identity.decisions import VigilanceError
 from carnet.identity.models import identity, identity_merge, quarantine, vigilance_item
@@ -44,7 +44,8 @@ class VigilanceOperations:
         res_type: str,
         document: dict[str, Any],
         patient_id: str,
-    ) -> str:
+        res_id: str | None = None,
+    ) -> StoredResource:
         body = dict(document)
         ref = {"reference": f"Patient/{patient_id}"}
         if res_type == "Patient":
@@ -53,7 +54,7 @@ class VigilanceOperations:
         for key in keys:
             body[key] = ref
         body.pop("id", None)
-        return self.fhir.create_in(unit, ctx, res_type, body, None).stored.res_id
+        return self.fhir.create_in(unit, ctx, res_type, body, None, new_id=res_id).stored
 
     # -- vigilance queue --------------------------------------------------------------------------
 

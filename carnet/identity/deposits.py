@@ -1,0 +1,276 @@
+"""Deposits: a document (Observation, DocumentReference, ...) that names its patient by identity
+rather than by a stored Patient goes through the master patient index before anything is stored.
+
+Its ``subject`` (or ``patient``) is either a contained Patient carrying the traits (``"#p"``), or a
+logical reference by identifier only (``{"identifier": {"system": ..., "value": ...}}``):
+
+- contained Patient: matched like any identity (:meth:`IdentityService._decide`); on a link to an
+  identity that has a Patient the document is stored with its subject set to that Patient (and the
+  contained Patient dropped); otherwise it is held in quarantine with a vigilance item;
+- identifier: an INS is looked up in the index (blind hash), any other identifier among the stored
+  Patients; exactly one active identity with a Patient (or one Patient) attaches it, anything else
+  (unknown, several, a pending identity) holds it in quarantine under a pending identity that
+  carries only that INS, for a human to merge into the right identity.
+
+A held document is invisible to every FHIR read and search; the create answers 202 Accepted with an
+OperationOutcome naming the quarantine and vigilance item ids (:data:`HELD_CODE`). The hook runs in
+the create's transaction (:attr:`FhirService.deposit_hooks`), so a transaction Bundle is atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from carnet.crypto.blind_index import BlindIndexer
+from carnet.fhir.access import RequestContext
+from carnet.fhir.dates import instant, utc_now
+from carnet.fhir.errors import Issue, conflict, operation_outcome, unprocessable
+from carnet.fhir.repository import StoredResource, Unit
+from carnet.fhir.service import WriteResult
+from carnet.identity.decisions import (
+    IdentityConflict,
+    IdentityInput,
+    MatchResult,
+    Outcome,
+    patient_identity,
+)
+from carnet.identity.ins import INS_SYSTEMS, Ins, InvalidTraits
+from carnet.identity.models import identity, quarantine, vigilance_item
+from carnet.identity.vigilance import OWNER, VigilanceOperations
+
+log = logging.getLogger("carnet.identity")
+
+HELD_CODE = "informational"  # OperationOutcome issue code of a held deposit (HTTP 202)
+SUBJECT_KEYS = ("subject", "patient")
+
+
+class DepositOperations(VigilanceOperations):
+    """Deposits and the FHIR create hook; matching comes from :class:`IdentityService`."""
+
+    blind: BlindIndexer
+
+    def _decide(self, conn: Connection, inp: IdentityInput) -> MatchResult:
+        raise NotImplementedError
+
+    def _queue(
+        self, conn: Connection, inp: IdentityInput, result: MatchResult, patient_id: str | None
+    ) -> MatchResult:
+        raise NotImplementedError
+
+    def _ins_hash(self, ins: Ins) -> str:
+        raise NotImplementedError
+
+    # -- deposits ---------------------------------------------------------------------------------
+
+    def deposit(
+        self,
+        inp: IdentityInput,
+        res_type: str,
+        document: dict[str, Any],
+        *,
+        ctx: RequestContext | None = None,
+    ) -> MatchResult:
+        """Attach a document to the identity it carries, or quarantine it.
+
+        On a link to an identity with a Patient, the document is stored with its subject set to that
+        Patient. Otherwise it is kept encrypted in quarantine, visible only to the vigilance queue.
+        """
+        ctx = ctx or RequestContext()
+        with self._unit("identity-deposit", ctx) as unit:
+            return self.deposit_in(unit, ctx, inp, res_type, document)[0]
+
+    def deposit_in(
+        self,
+        unit: Unit,
+        ctx: RequestContext,
+        inp: IdentityInput,
+        res_type: str,
+        document: dict[str, Any],
+        res_id: str | None = None,
+    ) -> tuple[MatchResult, StoredResource | None]:
+        """:meth:`deposit` inside a caller's unit; the stored resource when it was attached."""
+        result = self._decide(unit.conn, inp)
+        if result.outcome is Outcome.LINK and result.patient_id is not None:
+            return result, self._attach(unit, ctx, res_type, document, result.patient_id, res_id)
+        if result.outcome is Outcome.LINK:
+            # A known identity without a Patient yet: held until its Patient is written.
+            assert result.identity_id is not None
+            queued = result
+        else:
+            queued = self._queue(unit.conn, inp, result, None)
+        assert queued.identity_id is not None
+        q_id = self._hold(unit.conn, queued.identity_id, res_type, document)
+        return (
+            MatchResult(
+                queued.outcome,
+                queued.reason,
+                queued.candidates,
+                queued.identity_id,
+                None,
+                queued.item_id,
+                q_id,
+            ),
+            None,
+        )
+
+    def _hold(self, conn: Connection, pending: str, res_type: str, document: dict[str, Any]) -> str:
+        q_id = str(uuid.uuid4())
+        body = json.dumps(document).encode()
+        conn.execute(
+            insert(quarantine).values(
+                id=q_id,
+                identity_id=pending,
+                res_type=res_type,
+                body=self.data_keys.encrypt(conn, OWNER, body, q_id.encode()),
+                created_at=utc_now(),
+            )
+        )
+        log.info("%s quarantined as %s for identity %s", res_type, q_id, pending)
+        return q_id
+
+    def _deposit_by_identifier(
+        self,
+        unit: Unit,
+        ctx: RequestContext,
+        identifier: dict[str, Any],
+        res_type: str,
+        document: dict[str, Any],
+        res_id: str,
+    ) -> tuple[MatchResult, StoredResource | None]:
+        system, value = str(identifier.get("system", "")), str(identifier.get("value", ""))
+        ins = None
+        if system in INS_SYSTEMS:
+            try:
+                ins = Ins.create(system, value)
+            except InvalidTraits as exc:
+                raise unprocessable([Issue("value", str(exc), "subject.identifier")]) from None
+            rows = unit.conn.execute(
+                select(identity).where(
+                    identity.c.ins_hash == self._ins_hash(ins), identity.c.state != "merged"
+                )
+            ).all()
+            known = [(r.id, r.patient_id) for r in rows if r.state == "active"]
+            ambiguous = len(rows) > 1
+        else:
+            found = self.fhir.conditional_match(unit, "Patient", f"identifier={system}|{value}")
+            known = [] if found is None else [("", found.res_id)]
+            ambiguous = False
+        if len(known) == 1 and known[0][1] and not ambiguous:
+            stored = self._attach(unit, ctx, res_type, document, known[0][1], res_id)
+            reason = "known identifier"
+            return MatchResult(Outcome.LINK, reason, (), known[0][0] or None, known[0][1]), stored
+        reason = "identifier known more than once" if ambiguous or known else "unknown identifier"
+        pending = self._bare_identity(unit.conn, ins)
+        item_id = self._new_item(unit.conn, "unknown", pending, None, None, {"reason": reason})
+        q_id = self._hold(unit.conn, pending, res_type, document)
+        return MatchResult(Outcome.REVIEW, reason, (), pending, None, item_id, q_id), None
+
+    def _bare_identity(self, conn: Connection, ins: Ins | None) -> str:
+        """A pending identity that holds only an identifier (no traits to match on)."""
+        ident_id = str(uuid.uuid4())
+        payload: dict[str, Any] = {"n": None, "g": [], "d": None, "s": None, "p": None, "u": []}
+        payload["i"] = None if ins is None else [ins.system, ins.value]
+        now = utc_now()
+        conn.execute(
+            insert(identity).values(
+                id=ident_id,
+                patient_id=None,
+                status="PROV",
+                state="pending",
+                ins_hash=None if ins is None else self._ins_hash(ins),
+                traits=self.data_keys.encrypt(
+                    conn, OWNER, json.dumps(payload).encode(), ident_id.encode()
+                ),
+                merged_into=None,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return ident_id
+
+    def _new_item(
+        self,
+        conn: Connection,
+        kind: str,
+        pending: str,
+        candidate: str | None,
+        weight: float | None,
+        evidence: dict[str, Any],
+    ) -> str:
+        item_id = str(uuid.uuid4())
+        conn.execute(
+            insert(vigilance_item).values(
+                id=item_id,
+                kind=kind,
+                state="open",
+                identity_id=pending,
+                candidate_id=candidate,
+                weight=weight,
+                evidence=json.dumps(evidence),
+                created_at=utc_now(),
+            )
+        )
+        log.info("identity %s sent to vigilance item %s (%s)", pending, item_id, kind)
+        return item_id
+
+    # -- the FHIR create hook ---------------------------------------------------------------------
+
+    def on_create(
+        self, unit: Unit, ctx: RequestContext, res_type: str, res_id: str, body: dict[str, Any]
+    ) -> WriteResult | None:
+        """Take over the create of a resource whose Patient is contained or given by identifier."""
+        key = next((k for k in SUBJECT_KEYS if isinstance(body.get(k), dict)), None)
+        if key is None:
+            return None
+        ref: dict[str, Any] = body[key]
+        target = ref.get("reference")
+        if isinstance(target, str) and target.startswith("#"):
+            contained = [
+                c
+                for c in body.get("contained", [])
+                if c.get("resourceType") == "Patient" and c.get("id") == target[1:]
+            ]
+            if not contained:
+                return None
+            try:
+                inp = patient_identity({k: v for k, v in contained[0].items() if k != "id"})
+            except InvalidTraits as exc:
+                raise unprocessable(
+                    [Issue("value", f"the contained Patient: {exc}", key)]
+                ) from None
+            document = dict(body)
+            others = [c for c in body["contained"] if c is not contained[0]]
+            if others:
+                document["contained"] = others
+            else:
+                document.pop("contained")
+            try:
+                result, stored = self.deposit_in(unit, ctx, inp, res_type, document, res_id)
+            except IdentityConflict as exc:
+                raise conflict(str(exc)) from None
+        elif target is None and isinstance(ref.get("identifier"), dict):
+            if ref.get("type", "Patient") != "Patient":
+                return None
+            result, stored = self._deposit_by_identifier(
+                unit, ctx, ref["identifier"], res_type, body, res_id
+            )
+        else:
+            return None
+        if stored is not None:
+            return WriteResult(stored, created=True)
+        self.fhir.access.record(unit, ctx, "create", res_type, [])
+        assert result.quarantine_id is not None
+        held = StoredResource(
+            res_type, result.quarantine_id, 0, instant(utc_now()), False, "HELD", None, None
+        )
+        message = (
+            f"held for identity vigilance ({result.reason}): quarantine {result.quarantine_id}, "
+            f"vigilance item {result.item_id or 'none'}; not in any record until resolved"
+        )
+        outcome = operation_outcome([Issue(HELD_CODE, message, key, severity="information")])
+        return WriteResult(held, created=False, held=outcome)

@@ -1,0 +1,147 @@
+"""Deposits through the FHIR API on SQLite and PostgreSQL: a document naming its patient by INS or by
+a contained Patient is attached on a link and held in quarantine (202 Accepted) otherwise."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from carnet.app import Services
+from carnet.identity.ins import INS_NIR_OID, Ins, InsStatus, Traits, apply_to_patient
+from carnet.identity.models import identity, quarantine
+from carnet.identity.nir import make_nir
+from carnet.identity.register import InMemoryRegister
+from tests.spec.helpers import observation
+
+JEAN = Traits.create("Dupont", ["Jean", "Paul"], "1985-07-04", "M", "75056")
+NIR = make_nir(1, 1985, 7, "75056", 12)
+OTHER_NIR = make_nir(2, 1990, 1, "13055", 7)
+
+
+def _patient(traits: Traits = JEAN, status: InsStatus = InsStatus.QUAL) -> dict[str, Any]:
+    return apply_to_patient(
+        {"resourceType": "Patient"}, traits, status, Ins(INS_NIR_OID, NIR), outgoing=False
+    )
+
+
+def _by_ins(nir: str = NIR) -> dict[str, Any]:
+    body = observation("x")
+    body["subject"] = {"type": "Patient", "identifier": {"system": INS_NIR_OID, "value": nir}}
+    return body
+
+
+def _with_contained(traits: Traits) -> dict[str, Any]:
+    body = observation("x")
+    contained = apply_to_patient(
+        {"resourceType": "Patient", "id": "p"}, traits, InsStatus.PROV, None
+    )
+    body["contained"] = [contained]
+    body["subject"] = {"reference": "#p"}
+    return body
+
+
+def _record_size(client: TestClient, pid: str) -> int:
+    found = client.get("/fhir/Observation", params={"subject": f"Patient/{pid}"})
+    assert found.status_code == 200, found.text
+    return int(found.json()["total"])
+
+
+def _setup(client: TestClient, services: Services) -> str:
+    register = InMemoryRegister()
+    register.add(Ins(INS_NIR_OID, NIR), JEAN)
+    services.identity.register = register
+    created = client.post("/fhir/Patient", json=_patient())
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+def test_known_qualified_ins_is_attached(client: TestClient, services: Services) -> None:
+    pid = _setup(client, services)
+    sent = client.post("/fhir/Observation", json=_by_ins())
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["subject"] == {"reference": f"Patient/{pid}"}
+    # A contained Patient with the same traits: matched, attached, the contained copy dropped.
+    contained = client.post("/fhir/Observation", json=_with_contained(JEAN))
+    assert contained.status_code == 201, contained.text
+    assert contained.json()["subject"] == {"reference": f"Patient/{pid}"}
+    assert "contained" not in contained.json()
+    assert _record_size(client, pid) == 2
+    with services.engine.connect() as conn:
+        assert conn.execute(select(quarantine)).first() is None
+
+
+def test_unknown_or_ambiguous_is_held_and_invisible(client: TestClient, services: Services) -> None:
+    pid = _setup(client, services)
+    unknown = client.post("/fhir/Observation", json=_by_ins(OTHER_NIR))
+    assert unknown.status_code == 202, unknown.text
+    outcome = unknown.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    [issue] = outcome["issue"]
+    assert issue["severity"] == "information"
+    assert "held for identity vigilance (unknown identifier)" in issue["diagnostics"]
+    # A twin brother in a contained Patient: everything but the first name agrees.
+    twin = client.post(
+        "/fhir/Observation", json=_with_contained(replace(JEAN, given_names=("PIERRE",)))
+    )
+    assert twin.status_code == 202, twin.text
+    assert "quarantine" in twin.json()["issue"][0]["diagnostics"]
+    assert _record_size(client, pid) == 0
+    everything = client.get("/fhir/Observation", params={"_summary": "count"})
+    assert everything.json()["total"] == 0  # in no record at all
+    queue = {i["kind"]: i for i in services.identity.queue()}
+    assert set(queue) == {"unknown", "duplicate"}
+    assert len(queue["unknown"]["quarantined"]) == 1
+    assert len(queue["duplicate"]["quarantined"]) == 1
+    # An INS held under a pending identity is neither "known" now nor linked automatically.
+    again = client.post("/fhir/Observation", json=_by_ins(OTHER_NIR))
+    assert again.status_code == 202
+    assert "known more than once" not in again.json()["issue"][0]["diagnostics"]
+    # The officer decides the unknown INS is Jean's: the held document joins his record.
+    with services.engine.connect() as conn:
+        jean = conn.execute(select(identity.c.id).where(identity.c.patient_id == pid)).scalar_one()
+    services.identity.merge(queue["unknown"]["identity"], jean, actor="officer")
+    assert _record_size(client, pid) == 1
+
+
+def test_transaction_entry_is_held(client: TestClient, services: Services) -> None:
+    _setup(client, services)
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"request": {"method": "POST", "url": "Observation"}, "resource": _by_ins()},
+            {"request": {"method": "POST", "url": "Observation"}, "resource": _by_ins(OTHER_NIR)},
+        ],
+    }
+    done = client.post("/fhir", json=bundle)
+    assert done.status_code == 200, done.text
+    statuses = [e["response"]["status"] for e in done.json()["entry"]]
+    assert statuses[0].startswith("201")
+    assert statuses[1] == "202 Accepted"
+    assert done.json()["entry"][1]["response"]["outcome"]["resourceType"] == "OperationOutcome"
+
+
+def test_bad_identity_in_a_deposit(client: TestClient, services: Services) -> None:
+    _setup(client, services)
+    bad_nir = client.post("/fhir/Observation", json=_by_ins("1850775056012"))
+    assert bad_nir.status_code == 422, bad_nir.text
+    no_traits = observation("x")
+    no_traits["contained"] = [{"resourceType": "Patient", "id": "p", "gender": "male"}]
+    no_traits["subject"] = {"reference": "#p"}
+    refused = client.post("/fhir/Observation", json=no_traits)
+    assert refused.status_code == 422, refused.text
+    assert "contained Patient" in refused.json()["issue"][0]["diagnostics"]
+    # A qualified INS whose traits the register contradicts: refused, nothing written.
+    liar = _with_contained(replace(JEAN, birth_place="13055"))
+    liar["contained"][0] = apply_to_patient(
+        {"resourceType": "Patient", "id": "p"},
+        replace(JEAN, birth_place="13055"),
+        InsStatus.QUAL,
+        Ins(INS_NIR_OID, NIR),
+    )
+    conflicted = client.post("/fhir/Observation", json=liar)
+    assert conflicted.status_code == 409, conflicted.text
+    assert services.identity.queue() == []
