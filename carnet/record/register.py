@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,12 @@ class InsuredPerson:
     used_name: str | None = None
     representatives: tuple[RepresentativeLink, ...] = field(default_factory=tuple)
     objected: bool = False
+    where: str = "row"  # "entry" for a Bundle
+
+    @property
+    def label(self) -> str:
+        """How errors name this person: ``row 3`` (CSV) or ``entry 3`` (Bundle)."""
+        return f"{self.where} {self.row}"
 
     def age_days(self, today: date) -> int:
         return (today - self.traits.birth_date).days
@@ -112,7 +118,7 @@ def read_register(path: Path, *, today: date) -> list[InsuredPerson]:
         people, errors = _from_csv(text, today)
     errors.extend(_check_people(people, today))
     if errors:
-        raise RegisterError(errors)
+        raise RegisterError(sorted(errors, key=_row_of))
     return people
 
 
@@ -221,9 +227,7 @@ def _from_bundle(text: str) -> tuple[list[InsuredPerson], list[str]]:
         links.setdefault(target, []).append(link)
     for index, found in links.items():
         person = people[index]
-        people[index] = InsuredPerson(
-            person.row, person.ins, person.traits, person.used_name, tuple(found), False
-        )
+        people[index] = replace(person, representatives=tuple(found))
     if not people and not errors:
         errors.append("the Bundle holds no Patient")
     return people, errors
@@ -250,7 +254,7 @@ def _bundle_person(number: int, patient: dict[str, Any]) -> InsuredPerson:
         ),
         None,
     )
-    return InsuredPerson(number, ins, traits, used)
+    return InsuredPerson(number, ins, traits, used, where="entry")
 
 
 def _related_link(res: dict[str, Any], refs: dict[str, int]) -> tuple[int, RepresentativeLink]:
@@ -330,6 +334,14 @@ def _trait_problem(message: str) -> str:
     return message.split("'", 1)[0].strip()
 
 
+def _row_of(error: str) -> int:
+    """The row (or entry) number an error starts with; 0 for file-wide errors."""
+    words = error.split(" ", 2)
+    if len(words) > 1 and words[0] in ("row", "entry") and words[1].rstrip(":").isdigit():
+        return int(words[1].rstrip(":"))
+    return 0
+
+
 def _check_agrees(ins: Ins, traits: Traits) -> None:
     if not ins.agrees_with(traits):
         raise ValueError("the NIR does not agree with the sex or birth date")
@@ -338,15 +350,15 @@ def _check_agrees(ins: Ins, traits: Traits) -> None:
 def _check_people(people: list[InsuredPerson], today: date) -> list[str]:
     """File-wide rules: one row per NIR; a newborn has a parent; no one represents themselves."""
     errors: list[str] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, str] = {}
     for person in people:
         if person.ins.value in seen:
-            errors.append(f"row {person.row}: same NIR as row {seen[person.ins.value]}")
-        seen.setdefault(person.ins.value, person.row)
+            errors.append(f"{person.label}: same NIR as {seen[person.ins.value]}")
+        seen.setdefault(person.ins.value, person.label)
         if person.age_days(today) < NEWBORN_DAYS and not any(
             link.kind == "parent" for link in person.representatives
         ):
-            errors.append(f"row {person.row}: a newborn needs a parent (parent_nir)")
+            errors.append(f"{person.label}: a newborn needs a parent")
         if any(link.nir == person.ins.value for link in person.representatives):
-            errors.append(f"row {person.row}: a person cannot represent themselves")
+            errors.append(f"{person.label}: a person cannot represent themselves")
     return errors
