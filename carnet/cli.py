@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from carnet.access.cli import register as register_login_accounts
 from carnet.db.maintenance import analyze
 from carnet.record.cli import accounts_app
 from carnet.settings import Settings
@@ -29,6 +30,7 @@ identity_app = typer.Typer(
 )
 app.add_typer(identity_app, name="identity")
 app.add_typer(accounts_app, name="accounts")
+register_login_accounts(accounts_app)  # add-person, add-professional, add-operator
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
