@@ -1,0 +1,144 @@
+"""Backend services: client credentials with a signed JWT assertion (SMART Backend Services)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from carnet.access.clients import ClientKind
+from carnet.access.principal import Kind
+from carnet.access.tokens import principal_from_token
+from carnet.app import Services
+from tests.support.oauth import OAuthEnv, assertion, backend_key, oauth_env, public_jwks
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+@pytest.fixture
+def env(services: Services) -> OAuthEnv:
+    return oauth_env(services)
+
+
+@pytest.fixture
+def key() -> Any:
+    return backend_key("lab-1")
+
+
+@pytest.fixture
+def lab(env: OAuthEnv, key: Any) -> str:
+    client, secret = env.clients.register(
+        "Laboratoire",
+        ClientKind.BACKEND,
+        ["system/Observation.cruds", "system/Patient.rs"],
+        jwks=public_jwks(key),
+    )
+    assert secret is None
+    return client.client_id
+
+
+def _request(env: OAuthEnv, signed: str, scope: str = "system/Observation.rs") -> Any:
+    return env.http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "scope": scope,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": signed,
+        },
+    )
+
+
+def _endpoint(env: OAuthEnv) -> str:
+    return f"{env.settings.issuer_url}/oauth/token"
+
+
+def test_a_valid_assertion_gets_a_backend_token(env: OAuthEnv, key: Any, lab: str) -> None:
+    r = _request(
+        env, assertion(key, lab, _endpoint(env)), "system/Observation.rs system/Patient.rs"
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert "refresh_token" not in body
+    assert body["expires_in"] == int(60 * env.settings.access_token_minutes)
+    principal = principal_from_token(
+        env.services.crypto.token_signer(), env.settings, body["access_token"]
+    )
+    assert principal.kind is Kind.BACKEND
+    assert principal.subject == lab and principal.client_id == lab
+    assert principal.scopes == {"system/Observation.rs", "system/Patient.rs"}
+
+
+def test_a_forged_assertion_is_refused(env: OAuthEnv, lab: str) -> None:
+    other = backend_key("lab-1")  # same key id, another key
+    r = _request(env, assertion(other, lab, _endpoint(env)))
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    r = _request(env, assertion(backend_key("unknown"), lab, _endpoint(env)))
+    assert r.status_code == 401
+
+
+def test_an_expired_assertion_is_refused(env: OAuthEnv, key: Any, lab: str) -> None:
+    r = _request(env, assertion(key, lab, _endpoint(env), exp_in=-120))
+    assert r.status_code == 401 and "expired" in r.json()["error_description"]
+
+
+def test_an_assertion_living_too_long_is_refused(env: OAuthEnv, key: Any, lab: str) -> None:
+    r = _request(env, assertion(key, lab, _endpoint(env), exp_in=3600))
+    assert r.status_code == 401
+
+
+def test_a_replayed_jti_is_refused(env: OAuthEnv, key: Any, lab: str) -> None:
+    assert _request(env, assertion(key, lab, _endpoint(env), jti="once")).status_code == 200
+    r = _request(env, assertion(key, lab, _endpoint(env), jti="once"))
+    assert r.status_code == 401 and "already used" in r.json()["error_description"]
+
+
+def test_a_wrong_audience_is_refused(env: OAuthEnv, key: Any, lab: str) -> None:
+    r = _request(env, assertion(key, lab, "https://elsewhere.example/token"))
+    assert r.status_code == 401 and "aud" in r.json()["error_description"]
+
+
+def test_scopes_beyond_the_clients_are_refused(env: OAuthEnv, key: Any, lab: str) -> None:
+    r = _request(env, assertion(key, lab, _endpoint(env)), "system/*.rs")
+    assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
+    r = _request(env, assertion(key, lab, _endpoint(env)), "patient/Observation.rs")
+    assert r.json()["error"] == "invalid_scope"
+
+
+def test_wrong_assertion_type_and_no_assertion(env: OAuthEnv, key: Any, lab: str) -> None:
+    r = env.http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "scope": "system/Observation.rs",
+            "client_assertion_type": "urn:other",
+            "client_assertion": assertion(key, lab, _endpoint(env)),
+        },
+    )
+    assert r.status_code == 401
+    r = env.http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "scope": "system/Observation.rs",
+            "client_id": lab,
+        },
+    )
+    assert r.status_code == 401
+
+
+def test_a_backend_can_revoke_its_token(env: OAuthEnv, key: Any, lab: str) -> None:
+    token = _request(env, assertion(key, lab, _endpoint(env))).json()["access_token"]
+    jti = env.services.crypto.token_signer().verify(
+        token, audience=env.settings.token_audience, issuer=env.settings.issuer_url
+    )["jti"]
+    r = env.http.post(
+        "/oauth/revoke",
+        data={
+            "token": token,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion(key, lab, _endpoint(env)),
+        },
+    )
+    assert r.status_code == 200
+    assert env.oauth.is_revoked(jti)
