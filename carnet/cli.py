@@ -338,7 +338,7 @@ def identity_merge(
         services.close()
     console.print(
         f"merge {done['merge']}: {done['source']} replaced by {done['target']}, "
-        f"{done['released']} quarantined document(s) attached"
+        f"{done['moved']} resource(s) moved, {done['released']} quarantined document(s) attached"
     )
 
 

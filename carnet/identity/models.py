@@ -74,6 +74,8 @@ identity_merge = Table(
     Column("actor", String(128), nullable=False),
     Column("merged_at", DateTime(timezone=True), nullable=False),
     Column("undone_at", DateTime(timezone=True), nullable=True),
+    # JSON: {"moved": ["Type/id", ...], "released": [[quarantine id, "Type/id"], ...]} (ids only)
+    Column("moved", Text, nullable=True),
 )
 
 identity_model_params = Table(

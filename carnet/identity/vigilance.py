@@ -20,8 +20,15 @@ from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.service import FhirService
 from carnet.identity.decisions import VigilanceError
 from carnet.identity.models import identity, identity_merge, quarantine, vigilance_item
+from carnet.identity.moves import move_references
 
 log = logging.getLogger("carnet.identity")
+
+
+def _key(ref: str) -> tuple[str, str]:
+    res_type, res_id = ref.split("/", 1)
+    return res_type, res_id
+
 
 OWNER = "identity"  # data key of the index's traits and quarantined documents
 
@@ -110,7 +117,11 @@ class VigilanceOperations:
             .values(state=state, resolved_at=utc_now(), resolved_by=actor)
         )
 
-    def _release(self, unit: Unit, ctx: RequestContext, ident_id: str, patient_id: str) -> int:
+    def _release(
+        self, unit: Unit, ctx: RequestContext, ident_id: str, patient_id: str
+    ) -> list[tuple[str, str]]:
+        """Attach the documents held for ``ident_id`` to ``patient_id``: (quarantine id, Type/id)."""
+        released: list[tuple[str, str]] = []
         rows = unit.conn.execute(
             select(quarantine).where(
                 quarantine.c.identity_id == ident_id, quarantine.c.released_at.is_(None)
@@ -118,13 +129,14 @@ class VigilanceOperations:
         ).all()
         for row in rows:
             body = json.loads(self.data_keys.decrypt(unit.conn, OWNER, row.body, row.id.encode()))
-            self._attach(unit, ctx, row.res_type, body, patient_id)
+            stored = self._attach(unit, ctx, row.res_type, body, patient_id)
+            released.append((row.id, f"{stored.res_type}/{stored.res_id}"))
             unit.conn.execute(
                 update(quarantine)
                 .where(quarantine.c.id == row.id)
                 .values(released_to=patient_id, released_at=utc_now())
             )
-        return len(rows)
+        return released
 
     def _set_links(
         self, unit: Unit, ctx: RequestContext, source_pid: str, target_pid: str, *, add: bool
@@ -186,9 +198,11 @@ class VigilanceOperations:
                 .where(identity.c.id == source_id)
                 .values(state="merged", merged_into=target_id, updated_at=utc_now())
             )
+            moved: list[str] = []
             if source.patient_id and target.patient_id:
                 self._set_links(unit, ctx, source.patient_id, target.patient_id, add=True)
-            released = 0
+                moved = move_references(self.fhir, unit, ctx, source.patient_id, target.patient_id)
+            released = []
             if target.patient_id:
                 released = self._release(unit, ctx, source_id, target.patient_id)
             merge_id = str(uuid.uuid4())
@@ -200,12 +214,19 @@ class VigilanceOperations:
                     item_id=item_id,
                     actor=actor,
                     merged_at=utc_now(),
+                    moved=json.dumps({"moved": moved, "released": released}),
                 )
             )
             if item_id is not None:
                 self._close(conn, item_id, "merged", actor)
         log.info("identity %s merged into %s (merge %s)", source_id, target_id, merge_id)
-        return {"merge": merge_id, "source": source_id, "target": target_id, "released": released}
+        return {
+            "merge": merge_id,
+            "source": source_id,
+            "target": target_id,
+            "released": len(released),
+            "moved": len(moved),
+        }
 
     def merge_item(self, item_id: str, *, actor: str) -> dict[str, Any]:
         """Resolve a vigilance item by merging its pending identity into its candidate."""
@@ -216,10 +237,9 @@ class VigilanceOperations:
         return self.merge(row.identity_id, row.candidate_id, actor=actor, item_id=item_id)
 
     def unmerge(self, merge_id: str, *, actor: str, ctx: RequestContext | None = None) -> None:
-        """Undo a merge: the source identity is active again and the Patient links are removed.
-
-        Documents released to the target by the merge stay there (their ids are in the audit log);
-        moving them back is a manual correction.
+        """Undo a merge: the source identity is active again, the Patient links are removed, the
+        resources the merge moved go back to the source Patient, and the documents it released from
+        quarantine go to the source Patient too (or back into quarantine when it has none).
         """
         ctx = ctx or RequestContext(actor=actor)
         with self._unit("identity-unmerge", ctx) as unit:
@@ -240,6 +260,7 @@ class VigilanceOperations:
             )
             if source.patient_id and target.patient_id:
                 self._set_links(unit, ctx, source.patient_id, target.patient_id, add=False)
+            self._move_back(unit, ctx, row, source.patient_id, target.patient_id)
             conn.execute(
                 update(identity_merge)
                 .where(identity_merge.c.id == merge_id)
@@ -252,6 +273,30 @@ class VigilanceOperations:
                     .values(state="unmerged", resolved_at=utc_now(), resolved_by=actor)
                 )
         log.info("merge %s undone", merge_id)
+
+    def _move_back(
+        self, unit: Unit, ctx: RequestContext, row: Any, source_pid: str | None, target_pid: str
+    ) -> None:
+        done = json.loads(row.moved) if row.moved else {"moved": [], "released": []}
+        keys = [_key(ref) for ref in done["moved"]]
+        if source_pid and target_pid and keys:
+            move_references(self.fhir, unit, ctx, target_pid, source_pid, keys)
+        for q_id, ref in done["released"]:
+            if source_pid:
+                move_references(self.fhir, unit, ctx, target_pid, source_pid, [_key(ref)])
+                destination = source_pid
+            else:
+                res_type, res_id = _key(ref)
+                self.fhir.delete_in(unit, ctx, res_type, res_id)
+                destination = None
+            unit.conn.execute(
+                update(quarantine)
+                .where(quarantine.c.id == q_id)
+                .values(
+                    released_to=destination,
+                    released_at=utc_now() if destination else None,
+                )
+            )
 
     def dismiss(self, item_id: str, *, actor: str, ctx: RequestContext | None = None) -> int:
         """Not the same person: the pending identity becomes a distinct identity.
@@ -268,9 +313,9 @@ class VigilanceOperations:
                 .where(identity.c.id == row.identity_id)
                 .values(state="active", updated_at=utc_now())
             )
-            released = 0
+            released = []
             if ident.patient_id:
                 released = self._release(unit, ctx, row.identity_id, ident.patient_id)
             self._close(unit.conn, item_id, "dismissed", actor)
         log.info("vigilance item %s dismissed", item_id)
-        return released
+        return len(released)

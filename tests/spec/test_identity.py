@@ -134,7 +134,9 @@ def test_quarantine_merge_unmerge(services: Services) -> None:
     with services.engine.connect() as conn:
         states = {r.id: r.state for r in conn.execute(select(identity))}
         assert states[done["source"]] == "active"
-        assert conn.execute(select(quarantine.c.released_to)).scalar_one() == pid
+        # The doubtful result's identity has no Patient: unmerged, it is held in quarantine again.
+        assert conn.execute(select(quarantine.c.released_to)).scalar_one() is None
+    assert _count(services, [("subject", f"Patient/{pid}")]) == 1
 
 
 def test_merge_links_patients_and_unmerge_removes_the_links(services: Services) -> None:

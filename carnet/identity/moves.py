@@ -1,0 +1,70 @@
+"""Moving a patient's references on a merge, and back on an unmerge.
+
+A merge re-points every current resource in the duplicate (source) Patient's compartment to the
+surviving (target) Patient: each reference to ``Patient/<source>`` in its body becomes
+``Patient/<target>``, written as a new version through :class:`FhirService` in the merge's
+transaction (so it is indexed, re-encrypted under the target's data key and audited). The moved
+resources are recorded in ``identity_merge.moved`` (ids only) with the documents the merge released
+from quarantine, so an unmerge moves exactly those back: the moved ones to the source Patient again,
+the released ones to the source Patient when it has one, else back into quarantine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from carnet.fhir.access import RequestContext
+from carnet.fhir.repository import Unit
+from carnet.fhir.service import FhirService
+
+__all__ = ["move_references", "repoint"]
+
+
+def _points_to(value: str, patient_id: str) -> bool:
+    target = f"Patient/{patient_id}"
+    return value == target or value.endswith(f"/{target}")
+
+
+def repoint(body: Any, old_id: str, new_id: str) -> Any:
+    """A copy of ``body`` with every reference to ``Patient/<old_id>`` made ``Patient/<new_id>``
+    (relative or absolute); the same object when nothing refers to it."""
+    if isinstance(body, dict):
+        changed = False
+        out: dict[str, Any] = {}
+        for key, value in body.items():
+            if key == "reference" and isinstance(value, str) and _points_to(value, old_id):
+                new = value[: -len(old_id)] + new_id
+            else:
+                new = repoint(value, old_id, new_id)
+            changed = changed or new is not value
+            out[key] = new
+        return out if changed else body
+    if isinstance(body, list):
+        items = [repoint(v, old_id, new_id) for v in body]
+        changed = any(a is not b for a, b in zip(items, body, strict=True))
+        return items if changed else body
+    return body
+
+
+def move_references(
+    fhir: FhirService,
+    unit: Unit,
+    ctx: RequestContext,
+    old_id: str,
+    new_id: str,
+    keys: list[tuple[str, str]] | None = None,
+) -> list[str]:
+    """Re-point the resources of ``keys`` (default: ``old_id``'s compartment, its Patient aside)
+    from Patient ``old_id`` to ``new_id``; returns the ``Type/id`` of those that changed."""
+    if keys is None:
+        keys = [k for k in unit.compartment_keys(old_id) if k != ("Patient", old_id)]
+    moved: list[str] = []
+    for stored in unit.load(keys):
+        if stored.body is None or stored.deleted:
+            continue
+        body = repoint(stored.body, old_id, new_id)
+        if body is stored.body:
+            continue
+        fhir.update_in(unit, ctx, stored.res_type, stored.res_id, dict(body), None)
+        moved.append(f"{stored.res_type}/{stored.res_id}")
+    return moved

@@ -1,0 +1,81 @@
+"""Merges move references on SQLite and PostgreSQL: the duplicate Patient's resources are re-pointed
+to the surviving Patient in the merge's transaction, and an unmerge moves exactly those back."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from sqlalchemy import select
+
+from carnet.app import Services
+from carnet.identity.ins import Traits
+from carnet.identity.models import identity_merge
+from carnet.identity.moves import repoint
+from carnet.identity.service import IdentityInput, Outcome
+from tests.spec.helpers import observation
+
+BASE = "http://127.0.0.1/fhir"
+JEAN = Traits.create("Dupont", ["Jean", "Paul"], "1985-07-04", "M", "75056")
+
+
+def _patient(services: Services) -> str:
+    body = {"resourceType": "Patient", "name": [{"family": "X"}], "gender": "male"}
+    return services.fhir.create("Patient", body).stored.res_id
+
+
+def _ids(services: Services, pid: str) -> set[str]:
+    found = services.fhir.search(BASE, "Observation", [("subject", f"Patient/{pid}")])
+    return {e["resource"]["id"] for e in found.get("entry", [])}
+
+
+def test_repoint_only_touches_references_to_that_patient() -> None:
+    body = {
+        "subject": {"reference": "Patient/a"},
+        "performer": [{"reference": "Practitioner/a"}, {"reference": "http://x/fhir/Patient/a"}],
+        "note": [{"text": "Patient/a"}],
+        "focus": [{"reference": "Patient/ab"}],
+    }
+    moved = repoint(body, "a", "b")
+    assert moved["subject"] == {"reference": "Patient/b"}
+    assert moved["performer"] == [
+        {"reference": "Practitioner/a"},
+        {"reference": "http://x/fhir/Patient/b"},
+    ]
+    assert moved["note"] == [{"text": "Patient/a"}]
+    assert moved["focus"] == [{"reference": "Patient/ab"}]
+    assert body["subject"] == {"reference": "Patient/a"}  # a copy
+    assert repoint(body, "zz", "b") is body
+
+
+def test_merge_moves_references_and_unmerge_moves_them_back(services: Services) -> None:
+    mpi = services.identity
+    a, b = _patient(services), _patient(services)
+    first = mpi.resolve(IdentityInput(JEAN, patient_id=a))
+    dup = mpi.resolve(
+        IdentityInput(replace(JEAN, birth_place=None, given_names=("JAEN",)), patient_id=b)
+    )
+    assert dup.outcome is Outcome.REVIEW
+    assert first.identity_id is not None and dup.identity_id is not None
+    fhir = services.fhir
+    own = fhir.create("Observation", observation(a)).stored.res_id
+    theirs = {fhir.create("Observation", observation(b)).stored.res_id for _ in range(2)}
+    done = mpi.merge(dup.identity_id, first.identity_id, actor="officer")
+    assert done["moved"] == 2
+    assert _ids(services, a) == {own, *theirs}
+    assert _ids(services, b) == set()
+    moved = fhir.read("Observation", next(iter(theirs)))
+    assert moved.version == 2
+    assert moved.patient_id == a
+    assert moved.body is not None and moved.body["subject"] == {"reference": f"Patient/{a}"}
+    with services.engine.connect() as conn:
+        record = json.loads(conn.execute(select(identity_merge.c.moved)).scalar_one())
+    assert sorted(record["moved"]) == sorted(f"Observation/{i}" for i in theirs)
+    # Written after the merge: stays with the surviving Patient on unmerge.
+    later = fhir.create("Observation", observation(a)).stored.res_id
+    mpi.unmerge(done["merge"], actor="officer")
+    assert _ids(services, b) == theirs
+    assert _ids(services, a) == {own, later}
+    back = fhir.read("Observation", next(iter(theirs)))
+    assert back.version == 3
+    assert back.patient_id == b
