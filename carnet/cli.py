@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from carnet.access.cli import register as register_login_accounts
+from carnet.access.oauth_cli import clients_app, token_app
 from carnet.db.maintenance import analyze
 from carnet.record.cli import accounts_app
 from carnet.settings import Settings
@@ -31,6 +32,8 @@ identity_app = typer.Typer(
 app.add_typer(identity_app, name="identity")
 app.add_typer(accounts_app, name="accounts")
 register_login_accounts(accounts_app)  # add-person, add-professional, add-operator
+app.add_typer(clients_app, name="clients")
+app.add_typer(token_app, name="token")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
