@@ -137,6 +137,11 @@ async def login(request: Request) -> Response:
         )
     except AccountError as exc:
         return _refused(exc, request)
+    account = accounts.account(account_id)
+    if account is None or not account.has_totp:  # said only to whoever knows the password
+        return error(
+            403, "second_factor_not_enrolled", "this account has no second factor enrolled yet"
+        )
     cookie, csrf = sessions.open(account_id, second_factor=False)
     return _with_session({"status": "second_factor_required"}, request, cookie, csrf)
 

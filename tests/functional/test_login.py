@@ -148,6 +148,16 @@ def test_form_login_and_bad_requests(web: TestClient, person: tuple[str, str]) -
         assert bad.json()["error"] == "invalid_request"
 
 
+def test_an_account_without_second_factor_gets_no_session(
+    web: TestClient, accounts: AccountService
+) -> None:
+    accounts.create_operator("ops", PASSWORD)
+    answer = _login(web, login="ops")
+    assert answer.status_code == 403
+    assert answer.json()["error"] == "second_factor_not_enrolled"
+    assert SESSION_COOKIE not in _cookie_headers(answer)
+
+
 def test_wrong_password_and_unknown_login_answer_alike(
     web: TestClient, person: tuple[str, str]
 ) -> None:
@@ -255,7 +265,7 @@ def test_cookies_are_secure_behind_https(tmp_path: Path, clock: Clock) -> None:
     services = build_services(settings)
     try:
         accounts = account_service(services, clock)
-        accounts.create_person(LOGIN, PASSWORD, "pat-1")
+        accounts.enroll_totp(accounts.create_person(LOGIN, PASSWORD, "pat-1"))
         app = login_app(services, accounts, session_service(services, clock))
         with TestClient(app, base_url="https://carnet.example") as web:
             cookies = _cookie_headers(_login(web))
