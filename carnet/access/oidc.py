@@ -293,17 +293,19 @@ class ProfessionalLogin:
         return account_id, cookie, csrf
 
     def audit_login(self, who: Principal | None, outcome: int, source: str) -> None:
-        """One audit event per professional login or failed login (ids only)."""
+        """One audit event per professional login (``login``, rule ``authn:oidc``) or failed
+        login (``login-failed``, actor ``unknown``), ids only, like the persons' logins."""
         if self.audit is None:
             return
         actor = Actor(
             actor=who.subject if who else "unknown",
             source=source,
-            purpose="access",
+            purpose="authentication",
             role=who.role if who else "professional",
-            client_id="oidc",
+            rule="authn:oidc",
         )
-        self.audit.append([build_event(actor, "login", None, outcome, [])])
+        action = "login" if outcome == 200 else "login-failed"
+        self.audit.append([build_event(actor, action, None, outcome, [])])
 
 
 def safe_next(path: str | None) -> str:

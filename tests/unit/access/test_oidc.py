@@ -88,7 +88,7 @@ def test_the_code_cannot_be_used_twice_nor_the_state_forged(env: OAuthEnv) -> No
     assert env.http.get(_path(callback), follow_redirects=False).status_code == 303
     replay = env.http.get(_path(callback), follow_redirects=False)
     assert replay.status_code == 401  # the dev IdP spent the code
-    assert ("login", 401) in _actions(env.services)
+    assert ("login-failed", 401) in _actions(env.services)
 
 
 def test_a_callback_without_a_login_in_progress_is_refused(env: OAuthEnv) -> None:
