@@ -5,7 +5,7 @@ Each command prints one clear line (ids and counts, never names) and exits non-z
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -171,14 +171,10 @@ def represent(
 ) -> None:
     """Declare (or --end) a legal representative: a parent of a minor, a guardian or curator."""
     from carnet.fhir.errors import FhirError
-    from carnet.record.service import PARIS
+    from carnet.record.dates import paris_midnight
 
     try:
-        ends = (
-            datetime.combine(date.fromisoformat(until), time(), PARIS).astimezone(UTC)
-            if until
-            else None
-        )
+        ends = paris_midnight(date.fromisoformat(until)) if until else None
     except ValueError:
         raise _fail("--until must be a YYYY-MM-DD date") from None
     services = _open()

@@ -15,13 +15,12 @@ through ``Unit.destroy_patient_key``; this module never touches resource rows.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.engine import Connection
 
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.fhir.access import RequestContext
@@ -30,41 +29,18 @@ from carnet.fhir.repository import Unit
 from carnet.fhir.service import FhirService
 from carnet.identity.ins import Ins
 from carnet.record import notifications as templates
+from carnet.record.dates import add_years, majority, paris_midnight, stamp
 from carnet.record.models import record_notification, record_representative, record_space
 from carnet.record.notifications import Notification, NotificationChannel
-from carnet.record.register import KINDS, InsuredPerson, ins_for
+from carnet.record.outbox import active, notify, pending
+from carnet.record.register import InsuredPerson, ins_for
+from carnet.record.representatives import RepresentativeOperations
 
 log = logging.getLogger("carnet.record")
 
-PARIS = ZoneInfo("Europe/Paris")
-MAJORITY = 18
 PENDING, OPEN, REFUSED, CLOSED, SHREDDED = "pending", "open", "refused", "closed", "shredded"
 STATES = (PENDING, OPEN, REFUSED, CLOSED, SHREDDED)
 REASONS = ("objection", "request", "death", "operator")
-
-
-def stamp(moment: datetime) -> str:
-    """A UTC instant as stored: fixed width, microseconds, ``Z``; sorts as text."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def add_years(moment: datetime, years: float) -> datetime:
-    """``moment`` plus whole calendar years (29 February -> 28), plus any fraction in days."""
-    whole = int(years)
-    try:
-        shifted = moment.replace(year=moment.year + whole)
-    except ValueError:
-        shifted = moment.replace(year=moment.year + whole, day=28)
-    return shifted + timedelta(days=(years - whole) * 365.25)
-
-
-def majority(birth: date) -> datetime:
-    """The instant a person born on ``birth`` turns 18: midnight, Paris time (29 Feb -> 1 Mar)."""
-    try:
-        day = birth.replace(year=birth.year + MAJORITY)
-    except ValueError:
-        day = date(birth.year + MAJORITY, 3, 1)
-    return datetime.combine(day, time(), PARIS).astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -108,7 +84,7 @@ class SweepReport:
     delivered: int = 0
 
 
-class RecordService:
+class RecordService(RepresentativeOperations):
     """Spaces, objections, closures, shredding, legal representatives and the notification outbox."""
 
     def __init__(
@@ -125,45 +101,6 @@ class RecordService:
         self.retention_years = retention_years
 
     # -- reads for the policy decision point ------------------------------------------------------
-
-    def represented_patients(
-        self, person_patient_id: str, *, now: datetime | None = None
-    ) -> list[str]:
-        """Patient ids ``person_patient_id`` currently represents (parent of a minor, guardian or
-        curator whose term has not ended)."""
-        with self.fhir.repo.unit(write=False) as unit:
-            return self.represented_patients_in(unit.conn, person_patient_id, now=now)
-
-    def represented_patients_in(
-        self, conn: Connection, person_patient_id: str, *, now: datetime | None = None
-    ) -> list[str]:
-        """:meth:`represented_patients` on an open connection (inside the caller's transaction)."""
-        rep = record_representative.c
-        rows = conn.execute(
-            select(rep.patient_id)
-            .where(rep.representative_patient_id == person_patient_id, _active(now))
-            .distinct()
-            .order_by(rep.patient_id)
-        ).all()
-        return [r.patient_id for r in rows]
-
-    def representatives_of(self, patient_id: str, *, now: datetime | None = None) -> list[str]:
-        """Patient ids of the people who currently act for ``patient_id``."""
-        with self.fhir.repo.unit(write=False) as unit:
-            return self.representatives_of_in(unit.conn, patient_id, now=now)
-
-    def representatives_of_in(
-        self, conn: Connection, patient_id: str, *, now: datetime | None = None
-    ) -> list[str]:
-        """:meth:`representatives_of` on an open connection."""
-        rep = record_representative.c
-        rows = conn.execute(
-            select(rep.representative_patient_id)
-            .where(rep.patient_id == patient_id, _active(now))
-            .distinct()
-            .order_by(rep.representative_patient_id)
-        ).all()
-        return [r.representative_patient_id for r in rows]
 
     def is_open(self, patient_id: str) -> bool:
         """Whether ``patient_id`` has a space and it is open (pending, refused, closed: False)."""
@@ -188,7 +125,7 @@ class RecordService:
             rep = record_representative.c
             links = unit.conn.execute(
                 select(rep.representative_patient_id, rep.kind, rep.since, rep.until)
-                .where(rep.patient_id == patient_id, _active(now))
+                .where(rep.patient_id == patient_id, active(now))
                 .order_by(rep.since)
             ).all()
             represented = self.represented_patients_in(unit.conn, patient_id, now=now)
@@ -243,6 +180,7 @@ class RecordService:
             for person in people:
                 if person.objected:
                     report.objected += 1
+                    self._register_objection(unit, ctx, person, moment)
                     continue
                 pid, state = self._provision_one(unit, ctx, person, moment, report)
                 by_nir[person.ins.value] = pid
@@ -263,13 +201,13 @@ class RecordService:
                         )
                     until = majority(person.traits.birth_date) if link.kind == "parent" else None
                     if link.until is not None:
-                        until = datetime.combine(link.until, time(), PARIS).astimezone(UTC)
+                        until = paris_midnight(link.until)
                     if until is not None and until <= moment:
                         continue  # already of age, or the guardianship ended
                     if self._link(unit, ctx, child, rep_pid, link.kind, until, "register", moment):
                         report.representatives += 1
             for pid in fresh:
-                report.notifications += self._notify(unit.conn, pid, templates.PROVISIONED, moment)
+                report.notifications += notify(unit.conn, pid, templates.PROVISIONED, moment)
         log.info(
             "provisioned %d space(s), %d known, %d objected, %d declined",
             report.created,
@@ -328,6 +266,20 @@ class RecordService:
         report.created += 1
         return pid, "created"
 
+    def _register_objection(
+        self, unit: Unit, ctx: RequestContext, person: InsuredPerson, moment: datetime
+    ) -> None:
+        """The register reports an objection: a space already pending or open is refused or
+        closed; otherwise nothing is created."""
+        row = unit.conn.execute(
+            select(record_space.c.patient_id, record_space.c.state).where(
+                record_space.c.ins_hash == self.ins_hash(person.ins)
+            )
+        ).first()
+        if row is not None and row.state in (PENDING, OPEN):
+            pid = str(row.patient_id)
+            self._close_in(unit, ctx, pid, row.state, "objection", "record-object", moment)
+
     def _known_patient(self, unit: Unit, nir: str) -> str | None:
         ins = ins_for(nir)
         row = unit.conn.execute(
@@ -337,108 +289,6 @@ class RecordService:
             return str(row.patient_id)
         found = self.fhir.conditional_match(unit, "Patient", f"identifier={ins.system}|{ins.value}")
         return None if found is None else found.res_id
-
-    # -- representatives --------------------------------------------------------------------------
-
-    def add_representative(
-        self,
-        patient_id: str,
-        representative_patient_id: str,
-        kind: str,
-        *,
-        until: datetime | None = None,
-        ctx: RequestContext | None = None,
-        now: datetime | None = None,
-    ) -> bool:
-        """Declare that ``representative_patient_id`` acts for ``patient_id`` (parent, guardian or
-        curator). A parent's representation ends when the child turns 18 (from the Patient's
-        birth date); a guardian's or curator's at ``until`` (None: until ended). False if that
-        representation already exists."""
-        ctx = ctx or RequestContext()
-        moment = now or datetime.now(UTC)
-        if kind not in KINDS:
-            raise bad_request(f"representative kind must be one of {', '.join(KINDS)}")
-        if patient_id == representative_patient_id:
-            raise bad_request("a person cannot represent themselves")
-        with self.fhir.interaction(ctx, "record-representative", "Patient", patient_id) as unit:
-            bodies = {}
-            for pid in (patient_id, representative_patient_id):
-                stored = unit.current("Patient", pid)
-                if stored is None or stored.deleted or stored.body is None:
-                    raise not_found(f"Patient/{pid} is not known")
-                bodies[pid] = stored.body
-            if kind == "parent":
-                birth = bodies[patient_id].get("birthDate")
-                if not isinstance(birth, str) or len(birth) != 10:
-                    raise bad_request(f"Patient/{patient_id} has no full birth date")
-                until = majority(date.fromisoformat(birth))
-                if until <= moment:
-                    raise conflict(f"Patient/{patient_id} is of age: use guardian or curator")
-            return self._link(
-                unit, ctx, patient_id, representative_patient_id, kind, until, "declared", moment
-            )
-
-    def end_representative(
-        self,
-        patient_id: str,
-        representative_patient_id: str,
-        *,
-        ctx: RequestContext | None = None,
-        now: datetime | None = None,
-    ) -> int:
-        """End every current representation of ``patient_id`` by ``representative_patient_id``."""
-        ctx = ctx or RequestContext()
-        moment = now or datetime.now(UTC)
-        rep = record_representative.c
-        with self.fhir.interaction(ctx, "record-representative", "Patient", patient_id) as unit:
-            self.fhir.access.check(unit, ctx, "record-representative", "Patient", patient_id)
-            ended = unit.conn.execute(
-                update(record_representative)
-                .where(
-                    rep.patient_id == patient_id,
-                    rep.representative_patient_id == representative_patient_id,
-                    _active(moment),
-                )
-                .values(ended_at=stamp(moment))
-            ).rowcount
-        return int(ended)
-
-    def _link(
-        self,
-        unit: Unit,
-        ctx: RequestContext,
-        patient_id: str,
-        rep_pid: str,
-        kind: str,
-        until: datetime | None,
-        source: str,
-        moment: datetime,
-    ) -> bool:
-        rep = record_representative.c
-        exists = unit.conn.execute(
-            select(rep.id).where(
-                rep.patient_id == patient_id,
-                rep.representative_patient_id == rep_pid,
-                rep.kind == kind,
-                _active(moment),
-            )
-        ).first()
-        if exists is not None:
-            return False
-        self.fhir.access.check(unit, ctx, "record-representative", "Patient", patient_id)
-        unit.conn.execute(
-            insert(record_representative).values(
-                id=str(uuid.uuid4()),
-                patient_id=patient_id,
-                representative_patient_id=rep_pid,
-                kind=kind,
-                source=source,
-                since=stamp(moment),
-                until=None if until is None else stamp(until),
-            )
-        )
-        _queue(unit.conn, patient_id, rep_pid, templates.REPRESENTATIVE, moment)
-        return True
 
     # -- objection, closure -----------------------------------------------------------------------
 
@@ -478,22 +328,35 @@ class RecordService:
             state = self._state(unit.conn, patient_id)
             if state not in (PENDING, OPEN):
                 raise conflict(f"the space of Patient/{patient_id} is already {state}")
-            new = REFUSED if state == PENDING and reason == "objection" else CLOSED
-            self.fhir.access.check(unit, ctx, action, "Patient", patient_id)
-            unit.conn.execute(
-                update(record_space)
-                .where(record_space.c.patient_id == patient_id)
-                .values(
-                    state=new,
-                    reason=reason,
-                    closed_at=stamp(moment),
-                    retention_until=stamp(add_years(moment, self.retention_years)),
-                    updated_at=stamp(moment),
-                )
-            )
-            kind = templates.REFUSED if new == REFUSED else templates.CLOSED
-            self._notify(unit.conn, patient_id, kind, moment)
+            new = self._close_in(unit, ctx, patient_id, state, reason, action, moment)
         log.info("space of Patient/%s %s (%s)", patient_id, new, reason)
+        return new
+
+    def _close_in(
+        self,
+        unit: Unit,
+        ctx: RequestContext,
+        patient_id: str,
+        state: str,
+        reason: str,
+        action: str,
+        moment: datetime,
+    ) -> str:
+        new = REFUSED if state == PENDING and reason == "objection" else CLOSED
+        self.fhir.access.check(unit, ctx, action, "Patient", patient_id)
+        unit.conn.execute(
+            update(record_space)
+            .where(record_space.c.patient_id == patient_id)
+            .values(
+                state=new,
+                reason=reason,
+                closed_at=stamp(moment),
+                retention_until=stamp(add_years(moment, self.retention_years)),
+                updated_at=stamp(moment),
+            )
+        )
+        kind = templates.REFUSED if new == REFUSED else templates.CLOSED
+        notify(unit.conn, patient_id, kind, moment)
         return new
 
     def _state(self, conn: Connection, patient_id: str) -> str:
@@ -563,7 +426,7 @@ class RecordService:
             if not done:
                 return False  # objected or opened by a concurrent sweep
             self.fhir.access.check(unit, ctx, "record-open", "Patient", patient_id)
-            self._notify(unit.conn, patient_id, templates.OPENED, moment)
+            notify(unit.conn, patient_id, templates.OPENED, moment)
         log.info("space of Patient/%s opened", patient_id)
         return True
 
@@ -601,26 +464,10 @@ class RecordService:
         log.info("space of Patient/%s crypto-shredded", patient_id)
         return True
 
-    def _notify(self, conn: Connection, patient_id: str, kind: str, moment: datetime) -> int:
-        """Queue ``kind`` for the person (unless a minor: their parents instead) and for every
-        current representative."""
-        rep = record_representative.c
-        links = conn.execute(
-            select(rep.representative_patient_id, rep.kind).where(
-                rep.patient_id == patient_id, _active(moment)
-            )
-        ).all()
-        recipients = [r.representative_patient_id for r in links]
-        if not any(r.kind == "parent" for r in links):
-            recipients.insert(0, patient_id)
-        for recipient in dict.fromkeys(recipients):
-            _queue(conn, patient_id, recipient, kind, moment)
-        return len(dict.fromkeys(recipients))
-
     def pending_notifications(self) -> list[Notification]:
         """Queued notifications, oldest first."""
         with self.fhir.repo.unit(write=False) as unit:
-            return _pending(unit.conn)
+            return pending(unit.conn)
 
     def deliver(
         self,
@@ -655,52 +502,3 @@ class RecordService:
                 )
             sent += 1
         return sent
-
-
-def _active(now: datetime | None) -> Any:
-    """Representations in force at ``now``: not ended, begun, and not past their term."""
-    at = stamp(now or datetime.now(UTC))
-    rep = record_representative.c
-    return and_(rep.ended_at.is_(None), rep.since <= at, or_(rep.until.is_(None), rep.until > at))
-
-
-def _queue(conn: Connection, patient_id: str, recipient: str, kind: str, moment: datetime) -> None:
-    conn.execute(
-        insert(record_notification).values(
-            id=str(uuid.uuid4()),
-            patient_id=patient_id,
-            recipient_patient_id=recipient,
-            kind=kind,
-            created_at=stamp(moment),
-        )
-    )
-
-
-def _pending(conn: Connection) -> list[Notification]:
-    n = record_notification.c
-    rows = conn.execute(
-        select(
-            n.id,
-            n.patient_id,
-            n.recipient_patient_id,
-            n.kind,
-            n.created_at,
-            record_space.c.objection_deadline,
-        )
-        .select_from(
-            record_notification.outerjoin(record_space, record_space.c.patient_id == n.patient_id)
-        )
-        .where(n.sent_at.is_(None))
-        .order_by(n.created_at, n.id)
-    ).all()
-    return [
-        Notification(
-            r.id,
-            r.patient_id,
-            r.recipient_patient_id,
-            r.kind,
-            r.created_at,
-            r.objection_deadline if r.kind == templates.PROVISIONED else None,
-        )
-        for r in rows
-    ]

@@ -14,9 +14,9 @@ from carnet.app import Services
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError
 from carnet.identity.ins import INS_NIR_OID
+from carnet.record.dates import majority
 from carnet.record.notifications import FileChannel
 from carnet.record.register import RegisterError, read_register
-from carnet.record.service import majority
 from tests.unit.record.helpers import (
     BABY,
     CLAIRE,
@@ -271,3 +271,16 @@ def test_notifications_hold_ids_and_templates_only(services: Services, tmp_path:
         ("created_at", "deadline", "id", "kind", "patient_id", "recipient_patient_id")
     }
     assert outbox.stat().st_mode & 0o777 == 0o600
+
+
+def test_an_objection_reported_by_the_register(services: Services, tmp_path: Path) -> None:
+    report = _provision(services, write_csv(tmp_path / "r.csv", [CLAIRE.row(), PAUL.row()]))
+    claire, paul = report.patients[2], report.patients[3]
+    services.record.sweep(now=NOW + WINDOW)  # both open
+    objections = write_csv(tmp_path / "o.csv", [CLAIRE.row(objection=True), PAUL.row()])
+    again = _provision(services, objections, NOW + WINDOW + timedelta(days=1))
+    assert (again.objected, again.known, again.created) == (1, 1, 0)
+    space = services.record.space(claire)
+    assert space is not None and (space.state, space.reason) == ("closed", "objection")
+    assert services.record.is_open(paul)
+    assert "record-object" in _actions(services, claire)

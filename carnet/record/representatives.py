@@ -1,0 +1,164 @@
+"""Legal representatives: who acts for whom (parent of a minor, guardian, curator), declared or
+from the register, and the queries the policy decision point asks. RecordService inherits them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Connection, insert, select, update
+
+from carnet.fhir.access import RequestContext
+from carnet.fhir.errors import bad_request, conflict, not_found
+from carnet.fhir.repository import Unit
+from carnet.fhir.service import FhirService
+from carnet.record import notifications as templates
+from carnet.record.dates import majority, stamp
+from carnet.record.models import record_representative
+from carnet.record.outbox import active, queue
+from carnet.record.register import KINDS
+
+
+class RepresentativeOperations:
+    """Representations and their queries; needs the FHIR service of its subclass."""
+
+    fhir: FhirService
+
+    def represented_patients(
+        self, person_patient_id: str, *, now: datetime | None = None
+    ) -> list[str]:
+        """Patient ids ``person_patient_id`` currently represents (parent of a minor, guardian or
+        curator whose term has not ended)."""
+        with self.fhir.repo.unit(write=False) as unit:
+            return self.represented_patients_in(unit.conn, person_patient_id, now=now)
+
+    def represented_patients_in(
+        self, conn: Connection, person_patient_id: str, *, now: datetime | None = None
+    ) -> list[str]:
+        """:meth:`represented_patients` on an open connection (inside the caller's transaction)."""
+        rep = record_representative.c
+        rows = conn.execute(
+            select(rep.patient_id)
+            .where(rep.representative_patient_id == person_patient_id, active(now))
+            .distinct()
+            .order_by(rep.patient_id)
+        ).all()
+        return [r.patient_id for r in rows]
+
+    def representatives_of(self, patient_id: str, *, now: datetime | None = None) -> list[str]:
+        """Patient ids of the people who currently act for ``patient_id``."""
+        with self.fhir.repo.unit(write=False) as unit:
+            return self.representatives_of_in(unit.conn, patient_id, now=now)
+
+    def representatives_of_in(
+        self, conn: Connection, patient_id: str, *, now: datetime | None = None
+    ) -> list[str]:
+        """:meth:`representatives_of` on an open connection."""
+        rep = record_representative.c
+        rows = conn.execute(
+            select(rep.representative_patient_id)
+            .where(rep.patient_id == patient_id, active(now))
+            .distinct()
+            .order_by(rep.representative_patient_id)
+        ).all()
+        return [r.representative_patient_id for r in rows]
+
+    def add_representative(
+        self,
+        patient_id: str,
+        representative_patient_id: str,
+        kind: str,
+        *,
+        until: datetime | None = None,
+        ctx: RequestContext | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """Declare that ``representative_patient_id`` acts for ``patient_id`` (parent, guardian or
+        curator). A parent's representation ends when the child turns 18 (from the Patient's
+        birth date); a guardian's or curator's at ``until`` (None: until ended). False if that
+        representation already exists."""
+        ctx = ctx or RequestContext()
+        moment = now or datetime.now(UTC)
+        if kind not in KINDS:
+            raise bad_request(f"representative kind must be one of {', '.join(KINDS)}")
+        if patient_id == representative_patient_id:
+            raise bad_request("a person cannot represent themselves")
+        with self.fhir.interaction(ctx, "record-representative", "Patient", patient_id) as unit:
+            bodies = {}
+            for pid in (patient_id, representative_patient_id):
+                stored = unit.current("Patient", pid)
+                if stored is None or stored.deleted or stored.body is None:
+                    raise not_found(f"Patient/{pid} is not known")
+                bodies[pid] = stored.body
+            if kind == "parent":
+                birth = bodies[patient_id].get("birthDate")
+                if not isinstance(birth, str) or len(birth) != 10:
+                    raise bad_request(f"Patient/{patient_id} has no full birth date")
+                until = majority(date.fromisoformat(birth))
+                if until <= moment:
+                    raise conflict(f"Patient/{patient_id} is of age: use guardian or curator")
+            return self._link(
+                unit, ctx, patient_id, representative_patient_id, kind, until, "declared", moment
+            )
+
+    def end_representative(
+        self,
+        patient_id: str,
+        representative_patient_id: str,
+        *,
+        ctx: RequestContext | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """End every current representation of ``patient_id`` by ``representative_patient_id``."""
+        ctx = ctx or RequestContext()
+        moment = now or datetime.now(UTC)
+        rep = record_representative.c
+        with self.fhir.interaction(ctx, "record-representative", "Patient", patient_id) as unit:
+            self.fhir.access.check(unit, ctx, "record-representative", "Patient", patient_id)
+            ended = unit.conn.execute(
+                update(record_representative)
+                .where(
+                    rep.patient_id == patient_id,
+                    rep.representative_patient_id == representative_patient_id,
+                    active(moment),
+                )
+                .values(ended_at=stamp(moment))
+            ).rowcount
+        return int(ended)
+
+    def _link(
+        self,
+        unit: Unit,
+        ctx: RequestContext,
+        patient_id: str,
+        rep_pid: str,
+        kind: str,
+        until: datetime | None,
+        source: str,
+        moment: datetime,
+    ) -> bool:
+        rep = record_representative.c
+        exists = unit.conn.execute(
+            select(rep.id).where(
+                rep.patient_id == patient_id,
+                rep.representative_patient_id == rep_pid,
+                rep.kind == kind,
+                active(moment),
+            )
+        ).first()
+        if exists is not None:
+            return False
+        self.fhir.access.check(unit, ctx, "record-representative", "Patient", patient_id)
+        unit.conn.execute(
+            insert(record_representative).values(
+                id=str(uuid.uuid4()),
+                patient_id=patient_id,
+                representative_patient_id=rep_pid,
+                kind=kind,
+                source=source,
+                since=stamp(moment),
+                until=None if until is None else stamp(until),
+            )
+        )
+        queue(unit.conn, patient_id, rep_pid, templates.REPRESENTATIVE, moment)
+        return True
