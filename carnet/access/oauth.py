@@ -16,7 +16,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, insert, select, update
+from sqlalchemy import Engine, and_, delete, insert, select, update
 
 from carnet.access import smart_scopes
 from carnet.access.accounts import AccountError, AccountService
@@ -452,6 +452,15 @@ class OAuthService:
                 ).first()
                 is not None
             )
+
+    def purge(self) -> int:
+        """Delete expired codes, refresh tokens and revoked or spent jtis; returns how many."""
+        moment = stamp(self.clock())
+        with writing(self.engine) as conn:
+            count = 0
+            for table in (access_auth_code, access_refresh_token, access_revoked_token):
+                count += conn.execute(delete(table).where(table.c.expires_at < moment)).rowcount
+        return count
 
     # -- the person's grants ---------------------------------------------------------------------
 

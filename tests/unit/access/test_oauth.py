@@ -447,3 +447,12 @@ def test_token_endpoint_refuses_unknown_grant_and_repeated_parameters(
     )
     assert r.json()["error"] == "invalid_request"
     assert r.headers["cache-control"] == "no-store"
+
+
+def test_purge_forgets_what_expired(env: OAuthEnv, app_id: str) -> None:
+    env.login_person()
+    body = env.code_flow(app_id)
+    env.http.post("/oauth/revoke", data={"token": body["access_token"], "client_id": app_id})
+    assert env.oauth.purge() == 0
+    env.oauth.clock = lambda: utc_now() + timedelta(days=env.settings.refresh_token_days + 1)
+    assert env.oauth.purge() == 3  # the code, the refresh token, the revoked jti
