@@ -110,6 +110,21 @@ def close(
     _say(f"space of Patient/{patient} {state}; data kept until {until}")
 
 
+@accounts_app.command("reopen")
+def reopen(patient: Annotated[str, typer.Argument(help="Patient id.")]) -> None:
+    """Reopen a refused or closed space before its retention ends (its data is still there)."""
+    from carnet.fhir.errors import FhirError
+
+    services = _open()
+    try:
+        state = services.record.reopen(patient, ctx=_ctx())
+    except FhirError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        services.close()
+    _say(f"space of Patient/{patient} {state} again")
+
+
 @accounts_app.command("sweep")
 def sweep(
     outbox: Annotated[

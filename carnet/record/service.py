@@ -7,7 +7,7 @@ destroyed). An objection inside the window makes it ``refused`` (kept, then shre
 
 Every step runs as one interaction of the FHIR service, so it is one transaction and leaves one
 audit event (``record-provision``, ``record-object``, ``record-open``, ``record-close``,
-``record-shred``, ``record-notify``, ``record-representative``) touching the person's Patient: ids
+``record-shred``, ``record-reopen``, ``record-notify``, ``record-representative``) touching the person's Patient: ids
 only. Patients are created through ``FhirService`` (identity matching runs on them) and shredded
 through ``Unit.destroy_patient_key``; this module never touches resource rows.
 """
@@ -358,6 +358,40 @@ class RecordService(RepresentativeOperations):
         kind = templates.REFUSED if new == REFUSED else templates.CLOSED
         notify(unit.conn, patient_id, kind, moment)
         return new
+
+    def reopen(
+        self, patient_id: str, *, ctx: RequestContext | None = None, now: datetime | None = None
+    ) -> str:
+        """The person changes their mind before the retention ends: a refused or closed space
+        (not a deceased person's) opens again with its data; the shredding is called off."""
+        ctx = ctx or RequestContext()
+        moment = now or datetime.now(UTC)
+        with self.fhir.interaction(ctx, "record-reopen", "Patient", patient_id) as unit:
+            row = unit.conn.execute(
+                select(record_space.c.state, record_space.c.reason).where(
+                    record_space.c.patient_id == patient_id
+                )
+            ).first()
+            if row is None:
+                raise not_found(f"Patient/{patient_id} has no personal space")
+            if row.state not in (REFUSED, CLOSED) or row.reason == "death":
+                raise conflict(f"the space of Patient/{patient_id} cannot reopen ({row.state})")
+            self.fhir.access.check(unit, ctx, "record-reopen", "Patient", patient_id)
+            unit.conn.execute(
+                update(record_space)
+                .where(record_space.c.patient_id == patient_id)
+                .values(
+                    state=OPEN,
+                    opened_at=stamp(moment),
+                    closed_at=None,
+                    reason=None,
+                    retention_until=None,
+                    updated_at=stamp(moment),
+                )
+            )
+            notify(unit.conn, patient_id, templates.OPENED, moment)
+        log.info("space of Patient/%s reopened", patient_id)
+        return OPEN
 
     def _state(self, conn: Connection, patient_id: str) -> str:
         state = conn.execute(

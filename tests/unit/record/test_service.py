@@ -284,3 +284,24 @@ def test_an_objection_reported_by_the_register(services: Services, tmp_path: Pat
     assert space is not None and (space.state, space.reason) == ("closed", "objection")
     assert services.record.is_open(paul)
     assert "record-object" in _actions(services, claire)
+
+
+def test_reopen_before_the_retention_ends(services: Services, tmp_path: Path) -> None:
+    report = _provision(services, write_csv(tmp_path / "r.csv", [CLAIRE.row(), PAUL.row()]))
+    claire, paul = report.patients[2], report.patients[3]
+    services.record.object(claire, now=NOW + timedelta(days=1))
+    assert services.record.reopen(claire, now=NOW + timedelta(days=2)) == "open"
+    assert services.record.is_open(claire)
+    space = services.record.space(claire)
+    assert space is not None and space.retention_until is None
+    assert services.record.sweep(now=NOW + timedelta(days=4000)).shredded == []
+    assert "record-reopen" in _actions(services, claire)
+    with pytest.raises(FhirError) as info:
+        services.record.reopen(claire)
+    assert info.value.status == 409
+    services.record.close(paul, reason="death", now=NOW + timedelta(days=3))
+    with pytest.raises(FhirError):
+        services.record.reopen(paul)
+    # A newborn whose parent is already known (an earlier file) is linked to them.
+    later = _provision(services, write_csv(tmp_path / "b.csv", [BABY.row(CLAIRE)]))
+    assert services.record.representatives_of(later.patients[2], now=NOW) == [claire]
