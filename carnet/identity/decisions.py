@@ -3,6 +3,7 @@ candidates, the outcome (link, vigilance queue, new identity) and the rule that 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -138,8 +139,17 @@ def vetoed(score: Score) -> bool:
     return any(d.comparison in _VETO and d.level == "else" for d in score.details)
 
 
-def choose(scored: list[Candidate], link: float, review: float) -> MatchResult:
-    """The decision among candidates sorted by weight (best first), by the two thresholds."""
+def choose(
+    scored: list[Candidate],
+    link: float,
+    review: float,
+    distinct: Collection[frozenset[str]] = (),
+) -> MatchResult:
+    """The decision among candidates sorted by weight (best first), by the two thresholds.
+
+    ``distinct`` holds pairs of identities a human found to be different people (dismissed
+    vigilance items): such a candidate is no rival to the best one.
+    """
     top = tuple(scored[:5])
     if not scored or scored[0].score.weight < review:
         return MatchResult(Outcome.NEW, "no candidate above the review threshold", top)
@@ -147,7 +157,13 @@ def choose(scored: list[Candidate], link: float, review: float) -> MatchResult:
     if best.score.weight >= link and not vetoed(best.score):
         # Another plausible candidate (one no strict trait rules out) makes it ambiguous;
         # a twin or homonym of the best candidate does not.
-        rivals = [c for c in scored[1:] if c.score.weight >= review and not vetoed(c.score)]
+        rivals = [
+            c
+            for c in scored[1:]
+            if c.score.weight >= review
+            and not vetoed(c.score)
+            and frozenset((best.identity_id, c.identity_id)) not in distinct
+        ]
         if not rivals:
             return MatchResult(
                 Outcome.LINK,

@@ -64,7 +64,7 @@ from carnet.identity.models import (
 )
 from carnet.identity.register import IdentityRegister
 from carnet.identity.training import DedupePair, TrainingReport, dedupe, train
-from carnet.identity.vigilance import OWNER
+from carnet.identity.vigilance import OWNER, dismissed_pairs
 
 __all__ = [
     "IdentityConflict",
@@ -301,7 +301,8 @@ class IdentityService(DepositOperations):
             for rank, (weight, _, s) in enumerate(weighed)
             if rank < 5 or weight >= self.review_threshold
         ]
-        return choose(scored, self.link_threshold, self.review_threshold)
+        distinct = dismissed_pairs(conn, [c.identity_id for c in scored])
+        return choose(scored, self.link_threshold, self.review_threshold, distinct)
 
     def match(self, inp: IdentityInput) -> MatchResult:
         """Decide without writing anything (the explain endpoint)."""
@@ -426,6 +427,8 @@ class IdentityService(DepositOperations):
     def dedupe(self, *, engine: str = "duckdb", spark_master: str = "local[2]") -> list[DedupePair]:
         """Suspected duplicate pairs of the whole index, best first, on DuckDB or Spark."""
         records = dict(self.identities())
+        with self.fhir.repo.unit(write=False) as unit:
+            distinct = dismissed_pairs(unit.conn)
         with open_engine(engine, spark_master=spark_master) as batch:
             return dedupe(
                 self.model,
@@ -434,6 +437,7 @@ class IdentityService(DepositOperations):
                 self.link_threshold,
                 self.review_threshold,
                 engine=batch,
+                distinct=distinct,
             )
 
     def count(self) -> int:

@@ -12,7 +12,7 @@ the same SQL and the same comparison functions on both).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,10 +149,12 @@ def dedupe(
     review: float,
     *,
     engine: DedupeEngine | None = None,
+    distinct: Collection[frozenset[str]] = (),
 ) -> list[DedupePair]:
     """Pairs scoring at least ``review``, best first, each with its decision.
 
-    A pair is a link when it scores at least ``link``, no strict trait disagrees, and no two of the
+    ``distinct`` holds pairs already known to be different people (dismissed by a human): they are
+    not listed again, and count as certainly different people for the rule below. A pair is a link when it scores at least ``link``, no strict trait disagrees, and no two of the
     records plausibly either of them are certainly different people (a copy without a birth place
     that fits both of two homonyms goes to review, as online matching does).
     """
@@ -169,6 +171,10 @@ def dedupe(
         if found is None:
             found = cache[gamma] = (model.weight_of(gamma), vetoed_gamma(model, gamma))
         weight, veto = found
+        if frozenset((a, b)) in distinct:
+            excluded.add((a, b))
+            excluded.add((b, a))
+            continue
         if veto:
             excluded.add((a, b))
             excluded.add((b, a))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,6 +23,18 @@ from carnet.identity.models import identity, identity_merge, quarantine, vigilan
 from carnet.identity.moves import move_references
 
 log = logging.getLogger("carnet.identity")
+
+
+def dismissed_pairs(conn: Connection, ids: Collection[str] | None = None) -> set[frozenset[str]]:
+    """Pairs of identities a human found to be different people (dismissed items), optionally
+    only those between ``ids``."""
+    item = vigilance_item.c
+    query = select(item.identity_id, item.candidate_id).where(
+        item.state == "dismissed", item.candidate_id.is_not(None)
+    )
+    if ids is not None:
+        query = query.where(item.identity_id.in_(list(ids)), item.candidate_id.in_(list(ids)))
+    return {frozenset((a, b)) for a, b in conn.execute(query)}
 
 
 def _key(ref: str) -> tuple[str, str]:
