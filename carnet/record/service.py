@@ -266,6 +266,45 @@ class RecordService(RepresentativeOperations):
         report.created += 1
         return pid, "created"
 
+    def open_space(
+        self, patient_id: str, *, ctx: RequestContext | None = None, now: datetime | None = None
+    ) -> bool:
+        """Open a space at once for a known Patient (a person asking at the desk, the demo):
+        created open if there is none, opened if pending. False if it was already open."""
+        ctx = ctx or RequestContext()
+        moment = now or datetime.now(UTC)
+        with self.fhir.interaction(ctx, "record-open", "Patient", patient_id) as unit:
+            state = unit.conn.execute(
+                select(record_space.c.state).where(record_space.c.patient_id == patient_id)
+            ).scalar_one_or_none()
+            if state == OPEN:
+                return False
+            if state is not None and state != PENDING:
+                raise conflict(f"the space of Patient/{patient_id} is {state}: reopen it instead")
+            stored = unit.current("Patient", patient_id)
+            if stored is None or stored.deleted:
+                raise not_found(f"Patient/{patient_id} is not known")
+            self.fhir.access.check(unit, ctx, "record-open", "Patient", patient_id)
+            if state is None:
+                unit.conn.execute(
+                    insert(record_space).values(
+                        patient_id=patient_id,
+                        state=OPEN,
+                        source="request",
+                        provisioned_at=stamp(moment),
+                        opened_at=stamp(moment),
+                        updated_at=stamp(moment),
+                    )
+                )
+            else:
+                unit.conn.execute(
+                    update(record_space)
+                    .where(record_space.c.patient_id == patient_id)
+                    .values(state=OPEN, opened_at=stamp(moment), updated_at=stamp(moment))
+                )
+            notify(unit.conn, patient_id, templates.OPENED, moment)
+        return True
+
     def _register_objection(
         self, unit: Unit, ctx: RequestContext, person: InsuredPerson, moment: datetime
     ) -> None:

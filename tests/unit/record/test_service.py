@@ -305,3 +305,24 @@ def test_reopen_before_the_retention_ends(services: Services, tmp_path: Path) ->
     # A newborn whose parent is already known (an earlier file) is linked to them.
     later = _provision(services, write_csv(tmp_path / "b.csv", [BABY.row(CLAIRE)]))
     assert services.record.representatives_of(later.patients[2], now=NOW) == [claire]
+
+
+def test_open_space_for_a_known_patient(services: Services, tmp_path: Path) -> None:
+    walk_in = services.fhir.create("Patient", TEEN.patient()).stored.res_id
+    assert services.record.open_space(walk_in) is True
+    assert services.record.is_open(walk_in)
+    assert services.record.open_space(walk_in) is False
+    space = services.record.space(walk_in)
+    assert space is not None and space.source == "request"
+    # The register later sends the same person: the space is known, not duplicated.
+    again = _provision(services, write_csv(tmp_path / "r.csv", [TEEN.row(), PAUL.row()]))
+    assert (again.created, again.known, again.patients[2]) == (1, 1, walk_in)
+    pending = again.patients[3]
+    assert services.record.open_space(pending) is True  # skips the rest of the window
+    services.record.close(pending)
+    with pytest.raises(FhirError) as info:
+        services.record.open_space(pending)
+    assert info.value.status == 409
+    with pytest.raises(FhirError) as missing:
+        services.record.open_space("nobody")
+    assert missing.value.status == 404
