@@ -34,6 +34,7 @@ from carnet.fhir.repository import Repository
 from carnet.fhir.service import FhirService
 from carnet.fhir.validation import Validator
 from carnet.identity import api as identity_api
+from carnet.identity.register_store import open_register
 from carnet.identity.service import IdentityService
 from carnet.record.service import RecordService
 from carnet.settings import Settings
@@ -102,6 +103,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         crypto.blind,
         link_threshold=settings.identity_link_threshold,
         review_threshold=settings.identity_review_threshold,
+        register=open_register(repository, crypto.data_keys, crypto.blind),
     )
     fhir.patient_hooks.append(identity.on_patient_write)
     fhir.deposit_hooks.append(identity.on_create)  # documents naming their patient by identity

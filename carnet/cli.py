@@ -96,11 +96,14 @@ def demo(
         bool, typer.Option("--serve/--no-serve", help="Start the server after loading.")
     ] = True,
 ) -> None:
-    """Load a synthetic French population (idempotent), then serve."""
+    """Load a synthetic French population (idempotent) and its reference identity register, then
+    serve."""
     from carnet.demo.service import load_demo
+    from carnet.identity.register_store import load_demo_register
 
     settings = Settings.from_env()
     services = _services(settings)
+    registered = load_demo_register(services.identity, patients)  # before the Patients are matched
     with _progress() as progress:
         task = progress.add_task("synthetic patients", total=patients)
         report = load_demo(services.fhir, patients, progress=lambda: progress.advance(task))
@@ -110,6 +113,7 @@ def demo(
         f"demo population: {report.patients_loaded} patients loaded, "
         f"{report.patients_skipped} already present, {report.resources} resources written"
     )
+    console.print(f"identity register: {registered} reference identities (INSi stand-in)")
     console.print(f"data directory: {settings.data_dir}")
     if serve_after:
         console.print(

@@ -86,3 +86,12 @@ identity_model_params = Table(
     Column("pairs", Integer, nullable=False),  # how many pairs the training saw
     Column("trained_at", DateTime(timezone=True), nullable=False),
 )
+
+identity_register = Table(
+    "identity_register",
+    metadata,
+    Column("ins_hash", String(32), primary_key=True),  # blind hash of the matricule
+    Column("key_hash", String(32), nullable=False),  # blind hash of name, first name, date, sex
+    Column("record", LargeBinary, nullable=False),  # encrypted JSON: matricule and traits
+    Index("ix_identity_register_key", "key_hash"),
+)

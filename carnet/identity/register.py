@@ -89,6 +89,10 @@ class InMemoryRegister:
     def __len__(self) -> int:
         return len(self._by_ins)
 
+    def records(self) -> list[RegisterRecord]:
+        """Every identity the register holds."""
+        return list(self._by_ins.values())
+
     def search(self, traits: Traits) -> RegisterAnswer:
         """INSi search by traits: one, none or several identities."""
         found = [

@@ -10,6 +10,7 @@ from typer.testing import CliRunner, Result
 from carnet.app import build_services
 from carnet.cli import app
 from carnet.identity.ins import Traits
+from carnet.identity.register import demo_register
 from carnet.identity.service import IdentityInput
 from tests.conftest import make_settings
 
@@ -53,3 +54,19 @@ def test_identity_commands(tmp_path: Path) -> None:
     unknown = _run(data, "identity", "dedupe", "--engine", "hadoop")
     assert unknown.exit_code == 1
     assert "choose one of duckdb, spark" in unknown.output
+
+
+def test_demo_loads_the_identity_register(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    done = _run(data, "demo", "--patients", "2", "--no-serve")
+    assert done.exit_code == 0, done.output
+    assert "identity register: 2 reference identities" in done.output
+    services = build_services(make_settings(data))
+    try:
+        register = services.identity.register
+        assert register is not None
+        for person in demo_register(2).records():
+            assert register.verify(person.ins, person.traits)
+        assert services.identity.count() == 2  # the demo Patients went through matching
+    finally:
+        services.close()
