@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from carnet.fhir.access import RequestContext
 
 accounts_app = typer.Typer(
-    help="Personal spaces: provisioning, objection, closure, representatives.",
+    help="Personal spaces (provisioning, objection, closure, representatives) and login accounts.",
     no_args_is_help=True,
 )
 
