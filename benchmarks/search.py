@@ -29,6 +29,8 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from carnet.access.principal import Kind, Principal  # noqa: E402
+from carnet.access.tokens import issue_access_token  # noqa: E402
 from carnet.app import Services, build_services, create_app  # noqa: E402
 from carnet.db.maintenance import analyze  # noqa: E402
 from carnet.demo.population import generate_population, generate_shared_resources  # noqa: E402
@@ -103,7 +105,13 @@ def main() -> None:
     sample = load(services, args.resources, data_dir / "sample.json")
     rng = random.Random(7)
     picks = [rng.choice(sample) for _ in range(args.runs)]
-    client = TestClient(create_app(settings, services), base_url="http://127.0.0.1")
+    operator = Principal(Kind.OPERATOR, "operator:bench", scopes=frozenset({"system/*.*"}))
+    token, _ = issue_access_token(services.crypto.token_signer(), settings, operator)
+    client = TestClient(
+        create_app(settings, services),
+        base_url="http://127.0.0.1",
+        headers={"Authorization": f"Bearer {token}"},
+    )
 
     def get(path: str, params: dict[str, str]) -> Callable[[int], Any]:
         def call(i: int) -> Any:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from carnet.access.authn import Authenticator, guard_dependency
+from carnet.access.enforce import PolicyAccess, record_accepts_writes
+from carnet.access.policy import PolicyDecisionPoint
+from carnet.access.rules import seed_rules
 from carnet.audit import api as audit_api
 from carnet.audit.service import AuditService
 from carnet.crypto.service import CryptoService, open_keyring
@@ -55,6 +58,8 @@ class Services:
     bulk_import: ImportService
     identity: IdentityService
     record: RecordService
+    pdp: PolicyDecisionPoint
+    authenticator: Authenticator
 
     def close(self) -> None:
         self.audit.stop()
@@ -70,6 +75,8 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     if migrate:
         upgrade(engine)
         analyze_if_missing(engine)
+        with engine.begin() as conn:
+            seed_rules(conn)
     crypto = CryptoService(open_keyring(settings))
     definitions = load_definitions(settings.definitions_dir)
     blobs = BlobStore(
@@ -82,6 +89,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         checkpoint_events=settings.audit_checkpoint_events,
         checkpoint_seconds=settings.audit_checkpoint_seconds,
     )
+    pdp = PolicyDecisionPoint(record_open=record_accepts_writes)
     fhir = FhirService(
         repository,
         definitions,
@@ -89,7 +97,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         Compiler(definitions, crypto.blind),
         default_page_size=settings.default_page_size,
         max_page_size=settings.max_page_size,
-        access=audit,
+        access=PolicyAccess(audit, pdp),
     )
     jobs = JobStore(engine)
     runner = JobRunner(jobs)
@@ -113,6 +121,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         objection_window_days=settings.objection_window_days,
         retention_years=settings.record_retention_years,
     )
+    pdp.represented = record.represented_patients_in
     return Services(
         settings=settings,
         engine=engine,
@@ -123,16 +132,9 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         bulk_import=bulk_import,
         identity=identity,
         record=record,
+        pdp=pdp,
+        authenticator=Authenticator(settings, crypto.token_signer(), engine),
     )
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host in (None, "testclient", "localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(str(host)).is_loopback
-    except ValueError:
-        return False
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -148,7 +150,14 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         finally:
             built.audit.stop()
 
-    app = FastAPI(title="Carnet", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title="Carnet",
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+        dependencies=[Depends(guard_dependency(services.authenticator, services.audit))],
+    )
     app.state.settings = settings
     app.state.services = services
     app.state.fhir = services.fhir
@@ -157,24 +166,12 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(fhir_api.router)
     app.include_router(identity_api.router)
 
-    @app.middleware("http")
-    async def loopback_only(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        client = request.client.host if request.client else None
-        if not _is_loopback(client):
-            return fhir_api.error_response(
-                FhirError.of(
-                    403,
-                    "forbidden",
-                    "this server answers loopback clients only until authentication is configured",
-                )
-            )
-        return await call_next(request)
-
     @app.exception_handler(FhirError)
     async def fhir_error(_request: Request, exc: FhirError) -> Response:
-        return fhir_api.error_response(exc)
+        response = fhir_api.error_response(exc)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="carnet"'
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:

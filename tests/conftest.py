@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from carnet.app import Services, build_services, create_app
 from carnet.settings import Settings
+from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.postgres import ThrowawayPostgres
 
 
@@ -68,7 +69,12 @@ def services(settings: Settings) -> Iterator[Services]:
 
 @pytest.fixture
 def client(settings: Settings, services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, services), base_url="http://127.0.0.1") as c:
+    """A client signed in as an operator with system/*.* scopes (sees and writes everything).
+
+    Access rules themselves are tested with callers of every kind in tests/functional/.
+    """
+    app = create_app(settings, services)
+    with TestClient(app, base_url="http://127.0.0.1", headers=bearer(services, TEST_OPERATOR)) as c:
         yield c
 
 

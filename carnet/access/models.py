@@ -139,7 +139,7 @@ access_rule = Table(
         "actor", String(16), nullable=False
     ),  # person | representative | professional | app | operator
     Column("profession", String(32), nullable=False, default="*"),
-    Column("res_type", String(64), nullable=False, default="*"),
+    Column("res_type", Text, nullable=False, default="*"),  # "*" or a list
     Column("action", String(16), nullable=False),  # read | write
     Column("relationship", String(24), nullable=False),  # see carnet.access.policy
     Column("effect", String(8), nullable=False),  # allow | deny

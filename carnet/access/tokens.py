@@ -1,6 +1,6 @@
 """Access tokens: what a bearer token says about its holder, and how a Principal becomes one.
 
-Claims (JWT, EdDSA, signed by ``carnet.crypto``): ``iss`` (settings.issuer_url), ``aud``
+Claims (JWT, Ed25519, signed by ``carnet.crypto``): ``iss`` (settings.issuer_url), ``aud``
 (settings.token_audience), ``sub`` (account or client id), ``exp``/``iat``/``jti``, ``kind`` (a
 ``Kind``), ``scope`` (space-separated SMART scopes), and when they apply ``patient``, ``rpps``,
 ``profession``, ``client_id``, ``org``. Every issuer in Carnet (the SMART authorisation server, the

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 
+from carnet.access.policy import Visibility
 from carnet.audit import checkpoints, merkle
 from carnet.audit.checkpoints import Checkpoint, Signer
 from carnet.audit.events import Actor, Event, Touched, build_event, utc_stamp
@@ -169,6 +170,14 @@ class AuditService:
         self, unit: Unit, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
     ) -> None:
         self._unit_log(unit).expect(ctx, action, res_type, res_id)
+
+    def check_resource(
+        self, unit: Unit, ctx: RequestContext, action: str, stored: StoredResource
+    ) -> None:
+        return None  # the policy decision point (carnet.access.enforce) decides; this records
+
+    def visibility(self, unit: Unit, ctx: RequestContext, action: str) -> Visibility | None:
+        return None
 
     def record(
         self,

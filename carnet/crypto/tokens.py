@@ -1,4 +1,4 @@
-"""Signed JSON Web Tokens (EdDSA over Ed25519) for access tokens and OpenID Connect ID tokens.
+"""Signed JSON Web Tokens (Ed25519, RFC 9864) for access tokens and OpenID Connect ID tokens.
 
 The signing key is derived from the master key, so it never leaves ``carnet.crypto``; other domains
 get a ``TokenSigner`` that signs claims and verifies tokens, and its public JWKS for verifiers.
@@ -16,7 +16,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 from joserfc.jwt import JWTClaimsRegistry
 
-ALGORITHM = "EdDSA"
+ALGORITHM = "Ed25519"  # RFC 9864 fully-specified name (was "EdDSA")
 
 
 class TokenError(Exception):

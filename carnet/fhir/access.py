@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from carnet.access.policy import Visibility
 from carnet.access.principal import LOCAL_OPERATOR, Principal
 from carnet.fhir.repository import StoredResource, Unit
 
@@ -28,7 +29,9 @@ class RequestContext:
 class AccessHook(Protocol):
     """Called by FhirService around every interaction.
 
-    ``check`` before acting (raise a 403 FhirError to refuse); ``record`` after success, inside the
+    ``check`` before acting, on the type (raise a 403 FhirError to refuse); ``check_resource`` on
+    each resource read or written (403, or 404 for an item hidden from the caller); ``visibility``
+    restricts searches, history and compartment reads in the query; ``record`` after success, inside the
     same transaction as the write; ``record_failure`` after a refused or failed interaction, once
     its transaction has rolled back (so the failure's own record survives). Exactly one of
     ``record`` / ``record_failure`` runs per resource touched or per failed interaction.
@@ -37,6 +40,12 @@ class AccessHook(Protocol):
     def check(
         self, unit: Unit, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
     ) -> None: ...
+
+    def check_resource(
+        self, unit: Unit, ctx: RequestContext, action: str, stored: StoredResource
+    ) -> None: ...
+
+    def visibility(self, unit: Unit, ctx: RequestContext, action: str) -> Visibility | None: ...
 
     def record(
         self,
@@ -63,6 +72,14 @@ class OpenAccess:
     def check(
         self, unit: Unit, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
     ) -> None:
+        return None
+
+    def check_resource(
+        self, unit: Unit, ctx: RequestContext, action: str, stored: StoredResource
+    ) -> None:
+        return None
+
+    def visibility(self, unit: Unit, ctx: RequestContext, action: str) -> Visibility | None:
         return None
 
     def record(

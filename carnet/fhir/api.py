@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Request, Response
 
+from carnet.access.principal import Principal
 from carnet.fhir import transactions
 from carnet.fhir.access import RequestContext
 from carnet.fhir.capability import capability_statement
@@ -39,10 +40,12 @@ Service = Annotated[FhirService, Depends(get_service)]
 
 
 def request_context(request: Request) -> RequestContext:
-    """Who is asking: set by the authentication layer when there is one; ids only."""
-    actor = getattr(request.state, "actor", None) or "anonymous-loopback"
+    """Who is asking, as the authentication middleware found it (carnet.access.authn); ids only."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # every FHIR endpoint is guarded: reaching here unauthenticated is a bug
+        raise FhirError.of(401, "login", "authentication required")
     source = request.client.host if request.client else "unknown"
-    return RequestContext(actor=str(actor), source=source)
+    return RequestContext(actor=principal.subject, source=source, principal=principal)
 
 
 Ctx = Annotated[RequestContext, Depends(request_context)]

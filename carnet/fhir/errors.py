@@ -30,6 +30,7 @@ class FhirError(Exception):
 
     status: int
     issues: list[Issue] = field(default_factory=list)
+    rule: str | None = None  # the policy rule behind a refusal, for the audit log
 
     @classmethod
     def of(cls, status: int, code: str, diagnostics: str, expression: str = "") -> FhirError:

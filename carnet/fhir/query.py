@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, tuple_
 
+from carnet.access.policy import Visibility
 from carnet.crypto.blind_index import GRAM, BlindIndexer, normalise
 from carnet.fhir.dates import date_range
 from carnet.fhir.definitions import Definitions, SearchParam
@@ -48,8 +49,10 @@ class Compiler:
 
     # -- the page and its total ----------------------------------------------------------------
 
-    def compile(self, req: SearchRequest) -> tuple[Select[Any], Select[Any]]:
-        """The page query and the count query.
+    def compile(
+        self, req: SearchRequest, vis: Visibility | None = None
+    ) -> tuple[Select[Any], Select[Any]]:
+        """The page query and the count query, restricted to what ``vis`` lets the caller see.
 
         The most selective criterion (a patient reference or an id rather than a status code)
         drives the query: its matching ids are joined to the resource rows, and the others filter
@@ -58,11 +61,14 @@ class Compiler:
         """
         positives: list[tuple[int, Select[Any]]] = []
         conds = self._current(req.res_type)
+        seen = visible(vis)
+        if seen is not None:
+            conds.append(seen)
         for term, values in req.criteria:
             if term.modifier == "not" or (term.modifier == "missing" and values == ["true"]):
-                conds.append(not_(resource.c.res_id.in_(self._positive(term, values))))
+                conds.append(not_(resource.c.res_id.in_(self._positive(term, values, vis))))
             else:
-                positives.append((_selectivity(term), self.ids(term, values)))
+                positives.append((_selectivity(term), self.ids(term, values, vis)))
         if req.compartment is not None:
             positives.append((1, self._compartment_ids(req.res_type, req.compartment)))
         positives.sort(key=lambda item: item[0])
@@ -110,16 +116,23 @@ class Compiler:
 
     # -- ids of one type matching one term -------------------------------------------------------
 
-    def ids(self, term: Term, values: list[str]) -> Select[Any]:
+    def ids(self, term: Term, values: list[str], vis: Visibility | None = None) -> Select[Any]:
         """SELECT res_id of ``term.res_type`` resources matching any of ``values``."""
         if term.modifier == "not" or (term.modifier == "missing" and values == ["true"]):
             return select(resource.c.res_id).where(
                 *self._current(term.res_type),
-                not_(resource.c.res_id.in_(self._positive(term, values))),
+                not_(resource.c.res_id.in_(self._positive(term, values, vis))),
             )
-        return self._positive(term, values)
+        return self._positive(term, values, vis)
 
-    def _positive(self, term: Term, values: list[str]) -> Select[Any]:
+    def visible_ids(self, res_type: str, vis: Visibility | None) -> Select[Any] | None:
+        """Ids of the ``res_type`` resources the caller may see; None when they see them all."""
+        seen = visible(vis)
+        if seen is None:
+            return None
+        return select(resource.c.res_id).where(*self._current(res_type), seen)
+
+    def _positive(self, term: Term, values: list[str], vis: Visibility | None) -> Select[Any]:
         if term.code == "_id":
             return select(resource.c.res_id).where(
                 *self._current(term.res_type), resource.c.res_id.in_(values)
@@ -133,20 +146,28 @@ class Compiler:
         if term.code == "_has":
             assert term.has_inner is not None
             r = idx_reference.c
-            return select(r.target_id.label("res_id")).where(
+            # A hidden resource must not select what refers to it, nor be selected through it.
+            query = select(r.target_id.label("res_id")).where(
                 r.res_type == term.has_type,
                 r.param == term.has_reference,
                 r.target_type == term.res_type,
-                r.res_id.in_(self.ids(term.has_inner, values)),
+                r.res_id.in_(self.ids(term.has_inner, values, vis)),
             )
+            seen_has = self.visible_ids(term.has_type or "", vis)
+            return query if seen_has is None else query.where(r.res_id.in_(seen_has))
         param = term.param
         assert param is not None
         if term.chain:
             r = idx_reference.c
-            branches = [
-                and_(r.target_type == target, r.target_id.in_(self.ids(inner, values)))
-                for target, inner in term.chain
-            ]
+            branches = []
+            for target, inner in term.chain:
+                branch = and_(
+                    r.target_type == target, r.target_id.in_(self.ids(inner, values, vis))
+                )
+                seen_target = self.visible_ids(target, vis)
+                if seen_target is not None:
+                    branch = and_(branch, r.target_id.in_(seen_target))
+                branches.append(branch)
             return select(r.res_id).where(
                 r.res_type == term.res_type, r.param == param.code, or_(*branches)
             )
@@ -263,6 +284,20 @@ class Compiler:
             .scalar_subquery()
         )
 
+    def keep_visible(
+        self, pairs: Sequence[tuple[str, str]], vis: Visibility | None
+    ) -> Select[Any] | None:
+        """The (type, id) among ``pairs`` the caller may see; None when they see them all."""
+        seen = visible(vis)
+        if seen is None:
+            return None
+        return select(resource.c.res_type, resource.c.res_id).where(
+            tuple_(resource.c.res_type, resource.c.res_id).in_(list(pairs)),
+            resource.c.current,
+            resource.c.deleted.is_(False),
+            seen,
+        )
+
     # -- _include and _revinclude ----------------------------------------------------------------
 
     def include(self, inc: Include, keys: Sequence[tuple[str, str]]) -> Select[Any] | None:
@@ -289,6 +324,37 @@ class Compiler:
         if inc.target_type:
             where.append(r.target_type == inc.target_type)
         return select(r.target_type, r.target_id).where(*where).distinct()
+
+
+def visible(vis: Visibility | None) -> ColumnElement[bool] | None:
+    """The condition on resource rows that keeps what ``vis`` lets the caller see.
+
+    None when the caller sees everything (an operator with system scopes). Items hidden by a
+    visibility flag are left out here, in the query, so they are absent from pages and counts.
+    """
+    if vis is None or vis.unrestricted:
+        return None
+    ors: list[ColumnElement[bool]] = []
+    if vis.shared_rule is not None:
+        shared = [resource.c.patient_id.is_(None)]
+        if vis.shared_types is not None:
+            shared.append(resource.c.res_type.in_(sorted(vis.shared_types)))
+        ors.append(and_(*shared))
+    for scope in vis.scopes:
+        conds: list[ColumnElement[bool]] = []
+        if scope.patients is None:
+            conds.append(resource.c.patient_id.is_not(None))
+        else:
+            conds.append(resource.c.patient_id.in_(scope.patients))
+        if scope.excluded is not None:
+            conds.append(resource.c.patient_id.not_in(scope.excluded))
+        if scope.types is not None:
+            conds.append(resource.c.res_type.in_(sorted(scope.types)))
+        masked = Visibility.masked(scope)
+        if masked is not None:
+            conds.append(tuple_(resource.c.res_type, resource.c.res_id).not_in(masked))
+        ors.append(and_(*conds))
+    return or_(*ors) if ors else false()
 
 
 def _correlated(query: Select[Any]) -> ColumnElement[bool]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Select,
@@ -322,17 +323,19 @@ class Unit:
         since: str | None,
         offset: int,
         count: int,
+        where: ColumnElement[bool] | None = None,
     ) -> tuple[int, list[StoredResource]]:
-        """Versions newest first, with their total, for one instance, one type or the system."""
+        """Versions newest first, with their total, for one instance, one type or the system;
+        ``where`` restricts them to what the caller may see."""
         self.flush()
-        where = []
+        conds = [] if where is None else [where]
         if res_type:
-            where.append(resource.c.res_type == res_type)
+            conds.append(resource.c.res_type == res_type)
         if res_id:
-            where.append(resource.c.res_id == res_id)
+            conds.append(resource.c.res_id == res_id)
         if since:
-            where.append(resource.c.last_updated >= since)
-        cond = and_(*where) if where else None
+            conds.append(resource.c.last_updated >= since)
+        cond = and_(*conds) if conds else None
         total_q = select(func.count()).select_from(resource)
         rows_q = select(resource).order_by(resource.c.seq.desc()).offset(offset).limit(count)
         if cond is not None:
@@ -422,15 +425,22 @@ class Unit:
         return [(r[0], r[1]) for r in rows]
 
     def compartment_keys(
-        self, patient_id: str, types: Sequence[str] | None = None, since: str | None = None
+        self,
+        patient_id: str,
+        types: Sequence[str] | None = None,
+        since: str | None = None,
+        where: ColumnElement[bool] | None = None,
     ) -> list[tuple[str, str]]:
-        """(type, id) of the current resources in one patient's compartment (Patient included)."""
+        """(type, id) of the current resources in one patient's compartment (Patient included);
+        ``where`` restricts them to what the caller may see."""
         self.flush()
         query = select(resource.c.res_type, resource.c.res_id).where(
             resource.c.patient_id == patient_id,
             resource.c.current,
             resource.c.deleted.is_(False),
         )
+        if where is not None:
+            query = query.where(where)
         if types:
             query = query.where(resource.c.res_type.in_(list(types)))
         if since:

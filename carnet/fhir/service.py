@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
+from carnet.access.policy import Visibility
 from carnet.fhir import render
 from carnet.fhir.access import AccessHook, OpenAccess, RequestContext
 from carnet.fhir.dates import date_range, sortable, utc_now
@@ -24,7 +25,7 @@ from carnet.fhir.errors import (
     operation_outcome,
     precondition_failed,
 )
-from carnet.fhir.query import Compiler
+from carnet.fhir.query import Compiler, visible
 from carnet.fhir.repository import Repository, StoredResource, Unit
 from carnet.fhir.search import SearchRequest, parse
 from carnet.fhir.shaping import shape
@@ -84,7 +85,8 @@ class FhirService:
             with self.repo.unit() as unit:
                 yield unit
         except FhirError as err:
-            self.access.record_failure(ctx, action, res_type, res_id, err.status)
+            failed = replace(ctx, rule=err.rule) if err.rule else ctx
+            self.access.record_failure(failed, action, res_type, res_id, err.status)
             raise
         except Exception:
             self.access.record_failure(ctx, action, res_type, res_id, 500)  # audited all the same
@@ -130,9 +132,10 @@ class FhirService:
     ) -> WriteResult:
         self.check_writable(res_type)
         if if_none_exist:
-            existing = self.conditional_match(unit, res_type, if_none_exist)
+            existing = self.conditional_match(unit, res_type, if_none_exist, ctx)
             if existing is not None:
                 self.access.check(unit, ctx, "read", res_type, existing.res_id)
+                self.access.check_resource(unit, ctx, "read", existing)
                 self.access.record(unit, ctx, "read", res_type, [existing])
                 return WriteResult(existing, created=False)
         res_id = new_id or str(uuid.uuid4())
@@ -142,21 +145,26 @@ class FhirService:
             if taken is not None:
                 return taken
         stored = unit.write(res_type, res_id, body, method="POST", previous=None, known_new=True)
+        self.access.check_resource(unit, ctx, "create", stored)
         if res_type == "Patient":
             for hook in self.patient_hooks:
                 hook(unit, ctx, stored)
         self.access.record(unit, ctx, "create", res_type, [stored])
         return WriteResult(stored, created=True)
 
-    def conditional_match(self, unit: Unit, res_type: str, query: str) -> StoredResource | None:
-        """The one resource matching ``query``; None if none; 412 if several."""
+    def conditional_match(
+        self, unit: Unit, res_type: str, query: str, ctx: RequestContext | None = None
+    ) -> StoredResource | None:
+        """The one resource matching ``query`` among those ``ctx`` may see; None if none; 412 if
+        several. Without ``ctx`` (an in-process caller), every resource counts."""
         query = query.split("?", 1)[1] if "?" in query else query
         params = parse_qsl(query, keep_blank_values=True)
         if not params:
             raise bad_request("a conditional request needs search parameters")
         req = parse(res_type, params, self.definitions, default_count=2, max_count=2, strict=True)
         req.count = 2
-        ids, _ = self.compiler.compile(req)
+        vis = self.access.visibility(unit, ctx, "search") if ctx is not None else None
+        ids, _ = self.compiler.compile(req, vis)
         _, keys = unit.search_ids(ids, None)
         if len(keys) > 1:
             raise precondition_failed(f"conditional criteria matched {len(keys)} or more resources")
@@ -175,6 +183,7 @@ class FhirService:
             stored = unit.current(res_type, res_id)
             if stored is None:
                 raise not_found(f"{res_type}/{res_id} is not known")
+            self.access.check_resource(unit, ctx, "read", stored)
             if stored.deleted:
                 raise gone(f"{res_type}/{res_id} was deleted")
             self.access.record(unit, ctx, "read", res_type, [stored])
@@ -192,6 +201,7 @@ class FhirService:
             stored = unit.version(res_type, res_id, int(version))
             if stored is None:
                 raise not_found(f"{res_type}/{res_id} has no version {version}")
+            self.access.check_resource(unit, ctx, "vread", stored)
             if stored.deleted:
                 raise gone(f"{res_type}/{res_id} version {version} is a deletion")
             self.access.record(unit, ctx, "vread", res_type, [stored])
@@ -230,6 +240,10 @@ class FhirService:
                 "id",
             )
         previous = unit.current(res_type, res_id)
+        action = "update" if previous is not None else "create"
+        self.access.check(unit, ctx, action, res_type, res_id)
+        if previous is not None:
+            self.access.check_resource(unit, ctx, "update", previous)
         if if_match is not None:
             expected = _etag_version(if_match)
             if previous is None or previous.version != expected:
@@ -237,13 +251,12 @@ class FhirService:
                 raise precondition_failed(
                     f"If-Match version {expected} does not match current version {have}"
                 )
-        action = "update" if previous is not None else "create"
-        self.access.check(unit, ctx, action, res_type, res_id)
         if previous is not None and not previous.deleted and _same_content(previous.body, body):
             # As HAPI does: an update that changes nothing makes no new version (re-imports are no-ops).
             self.access.record(unit, ctx, "update", res_type, [previous])
             return WriteResult(previous, created=False)
         stored = unit.write(res_type, res_id, body, method="PUT", previous=previous)
+        self.access.check_resource(unit, ctx, action, stored)
         if res_type == "Patient":
             for hook in self.patient_hooks:
                 hook(unit, ctx, stored)
@@ -267,6 +280,7 @@ class FhirService:
         previous = unit.current(res_type, res_id)
         if previous is None or previous.deleted:
             return None  # deleting what is not there succeeds and changes nothing (idempotent)
+        self.access.check_resource(unit, ctx, "delete", previous)
         stored = unit.write(res_type, res_id, None, method="DELETE", previous=previous)
         self.access.record(unit, ctx, "delete", res_type, [stored])
         return stored
@@ -298,8 +312,9 @@ class FhirService:
                     raise bad_request(f"'{query['_since'][:40]}' is not a valid instant", "_since")
                 since = rng[0]
             self.access.check(unit, ctx, "history", res_type, res_id)
+            vis = self.access.visibility(unit, ctx, "history")
             total, versions = unit.history(
-                res_type, res_id, since=since, offset=offset, count=count
+                res_type, res_id, since=since, offset=offset, count=count, where=visible(vis)
             )
             if res_id and total == 0:
                 raise not_found(f"{res_type}/{res_id} is not known")
@@ -353,8 +368,9 @@ class FhirService:
     def _search(
         self, unit: Unit, ctx: RequestContext, base: str, req: SearchRequest
     ) -> dict[str, Any]:
-        ids, count = self.compiler.compile(req)
         self.access.check(unit, ctx, "search", req.res_type, None)
+        vis = self.access.visibility(unit, ctx, "search")
+        ids, count = self.compiler.compile(req, vis)
         counted = None if req.total == "none" else count
         snapshot = req.snapshot
         if req.summary_count:
@@ -379,7 +395,7 @@ class FhirService:
         else:
             total, keys = unit.search_ids(ids, counted)
         matches = unit.load(keys)
-        included = self._includes(unit, req, matches) if req.includes and matches else []
+        included = self._includes(unit, req, matches, vis) if req.includes and matches else []
         self.access.record(unit, ctx, "search", req.res_type, matches + included)
         outcome = None
         if req.ignored:
@@ -410,7 +426,11 @@ class FhirService:
         return replace(stored, body=shape(self.definitions, stored.body, req.summary, req.elements))
 
     def _includes(
-        self, unit: Unit, req: SearchRequest, matches: list[StoredResource]
+        self,
+        unit: Unit,
+        req: SearchRequest,
+        matches: list[StoredResource],
+        vis: Visibility | None,
     ) -> list[StoredResource]:
         """Resources that _include / _revinclude add (iterating while :iterate finds new ones)."""
         seen = {(m.res_type, m.res_id) for m in matches}
@@ -425,6 +445,11 @@ class FhirService:
                     continue
                 _, pairs = unit.search_ids(query, None)
                 new_keys.extend(p for p in pairs if p not in seen and p not in new_keys)
+            keep = self.compiler.keep_visible(new_keys, vis) if new_keys else None
+            if keep is not None:
+                _, allowed = unit.search_ids(keep, None)
+                visible_keys = set(allowed)
+                new_keys = [k for k in new_keys if k in visible_keys]
             if not new_keys:
                 break
             loaded = unit.load(new_keys[:MAX_INCLUDED])
@@ -432,6 +457,17 @@ class FhirService:
             seen.update(new_keys)
             frontier = [(r.res_type, r.res_id) for r in loaded]
         return found
+
+    def visible_only(
+        self, unit: Unit, vis: Visibility | None, found: list[StoredResource]
+    ) -> list[StoredResource]:
+        """``found`` without what the caller may not see (for operations that follow references)."""
+        keep = self.compiler.keep_visible([(r.res_type, r.res_id) for r in found], vis)
+        if keep is None or not found:
+            return found
+        _, allowed = unit.search_ids(keep, None)
+        visible_keys = set(allowed)
+        return [r for r in found if (r.res_type, r.res_id) in visible_keys]
 
     def compartment_search(
         self,
@@ -450,6 +486,7 @@ class FhirService:
             patient = unit.current("Patient", patient_id)
             if patient is None or patient.deleted:
                 raise not_found(f"Patient/{patient_id} is not known")
+            self.access.check_resource(unit, ctx, "read", patient)
             req = self._parse(res_type, params, strict=strict)
             req.compartment = patient_id
             return self._search(unit, ctx, base, req)

@@ -148,7 +148,7 @@ def run_transaction(
                 _validate_entry(service, e)
         mapping: dict[str, str] = {}
         for e in entries:
-            target = _plan(service, unit, e)
+            target = _plan(service, unit, e, ctx)
             if target and e.full_url:
                 mapping[e.full_url] = target
         for e in entries:
@@ -167,11 +167,11 @@ def run_transaction(
     }
 
 
-def _plan(service: FhirService, unit: Unit, e: _Entry) -> str | None:
+def _plan(service: FhirService, unit: Unit, e: _Entry, ctx: RequestContext) -> str | None:
     """Decide the id each POST/PUT entry will have, so references to its fullUrl can be rewritten."""
     if e.method == "POST":
         existing = (
-            service.conditional_match(unit, e.res_type, e.if_none_exist)
+            service.conditional_match(unit, e.res_type, e.if_none_exist, ctx)
             if e.if_none_exist
             else None
         )
@@ -182,7 +182,7 @@ def _plan(service: FhirService, unit: Unit, e: _Entry) -> str | None:
             e.planned_id = str(uuid.uuid4())
     elif e.method == "PUT":
         if e.res_id is None:  # conditional update: the match, or a new id
-            existing = service.conditional_match(unit, e.res_type, e.query)
+            existing = service.conditional_match(unit, e.res_type, e.query, ctx)
             e.planned_id = existing.res_id if existing else str(uuid.uuid4())
         else:
             e.planned_id = e.res_id
@@ -219,7 +219,7 @@ def run_batch(
             continue
         try:
             with service.interaction(ctx, e.method.lower(), e.res_type, e.res_id) as unit:
-                _plan(service, unit, e)
+                _plan(service, unit, e, ctx)
                 response = _execute(service, unit, ctx, e, base)
         except FhirError as err:
             response = {"status": str(err.status), "outcome": err.outcome()}
@@ -267,7 +267,7 @@ def _execute(
     if e.method == "DELETE":
         res_id = e.res_id
         if res_id is None:
-            existing = service.conditional_match(unit, e.res_type, e.query)
+            existing = service.conditional_match(unit, e.res_type, e.query, ctx)
             if existing is None:
                 return {"status": "204 No Content"}
             res_id = existing.res_id

@@ -28,6 +28,7 @@ from carnet.crypto.keyring import FileKeyring, KeyringError
 from carnet.crypto.models import data_key
 from carnet.fhir.errors import FhirError
 from tests.conftest import make_settings
+from tests.support.auth import bearer
 
 BASE = "http://127.0.0.1/fhir"
 GIVEN = "Éloïse"
@@ -385,7 +386,12 @@ def test_search_across_patients_after_shredding(
 
 def test_shredded_read_over_http(sqlite_services: Services, two_patients: dict[str, Any]) -> None:
     app = create_app(sqlite_services.settings, sqlite_services)
-    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as client:
+    with TestClient(
+        app,
+        base_url="http://127.0.0.1",
+        raise_server_exceptions=False,
+        headers=bearer(sqlite_services),
+    ) as client:
         ok = client.get(f"/fhir/Patient/{two_patients['b']}")
         assert ok.status_code == 200
         gone = client.get(f"/fhir/Patient/{two_patients['a']}")

@@ -13,7 +13,13 @@ import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from carnet.access.tokens import issue_access_token
 from carnet.app import Services, create_app
+from carnet.crypto.service import CryptoService, open_keyring
+from carnet.settings import Settings
+from tests.support.auth import TEST_OPERATOR
+
+FHIR = "application/fhir+json"
 
 
 def _free_port() -> int:
@@ -44,11 +50,16 @@ def test_carnet_serve_answers_on_loopback(tmp_path: Path) -> None:
                 time.sleep(0.2)
         assert r.status_code == 200
         assert r.json()["resourceType"] == "CapabilityStatement"
-        created = httpx.post(
-            f"http://127.0.0.1:{port}/fhir/Patient",
-            json={"resourceType": "Patient", "gender": "other"},
-            headers={"Content-Type": "application/fhir+json"},
-        )
+        patient = {"resourceType": "Patient", "gender": "other"}
+        url = f"http://127.0.0.1:{port}/fhir/Patient"
+        anonymous = httpx.post(url, json=patient, headers={"Content-Type": FHIR})
+        assert anonymous.status_code == 401
+        # A token signed with the server's own key (as `carnet token issue` makes one).
+        settings = Settings.from_env({}, data_dir=str(tmp_path / "data"))
+        signer = CryptoService(open_keyring(settings, create=False)).token_signer()
+        token, _ = issue_access_token(signer, settings, TEST_OPERATOR)
+        auth = {"Content-Type": FHIR, "Authorization": f"Bearer {token}"}
+        created = httpx.post(url, json=patient, headers=auth)
         assert created.status_code == 201
         assert (tmp_path / "data" / "master.key").stat().st_mode & 0o777 == 0o600
     finally:
@@ -58,24 +69,17 @@ def test_carnet_serve_answers_on_loopback(tmp_path: Path) -> None:
             proc.stdout.close()
 
 
-@pytest.mark.parametrize("address", ["10.0.0.7", "192.168.1.20", "2001:db8::1"])
-def test_non_loopback_clients_are_refused(sqlite_services: Services, address: str) -> None:
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.7", "2001:db8::1"])
+def test_clients_without_credentials_are_refused(sqlite_services: Services, address: str) -> None:
+    """From anywhere, loopback included, health data needs a credential; metadata does not."""
     app = create_app(sqlite_services.settings, sqlite_services)
     with TestClient(app, base_url="http://127.0.0.1", client=(address, 50000)) as client:
-        for method, path in [
-            ("GET", "/fhir/metadata"),
-            ("GET", "/fhir/Patient"),
-            ("POST", "/fhir/Patient"),
-        ]:
+        assert client.get("/fhir/metadata").status_code == 200
+        for method, path in [("GET", "/fhir/Patient"), ("POST", "/fhir/Patient")]:
             r = client.request(method, path, json={"resourceType": "Patient"})
-            assert r.status_code == 403
+            assert r.status_code == 401
+            assert r.headers["WWW-Authenticate"].startswith("Bearer")
             assert r.json()["resourceType"] == "OperationOutcome"
     # Nothing was written by the refused POSTs.
     with sqlite_services.fhir.repo.unit(write=False) as unit:
         assert unit.history("Patient", None, since=None, offset=0, count=1)[0] == 0
-
-
-def test_loopback_client_is_served(sqlite_services: Services) -> None:
-    app = create_app(sqlite_services.settings, sqlite_services)
-    with TestClient(app, base_url="http://127.0.0.1", client=("127.0.0.1", 50000)) as client:
-        assert client.get("/fhir/metadata").status_code == 200

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from carnet.app import Services, build_services, create_app
 from carnet.settings import Settings
 from tests.spec.helpers import FHIR_JSON, patient
+from tests.support.auth import bearer
 
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
@@ -289,7 +290,9 @@ def small_limit_client(settings: Settings) -> Iterator[TestClient]:
     limited = settings.with_(max_attachment_bytes=1024)
     services = build_services(limited)
     try:
-        with TestClient(create_app(limited, services), base_url="http://127.0.0.1") as c:
+        with TestClient(
+            create_app(limited, services), base_url="http://127.0.0.1", headers=bearer(services)
+        ) as c:
             yield c
     finally:
         services.close()
@@ -326,7 +329,9 @@ def test_attachment_larger_than_limit_is_422(small_limit_client: TestClient) -> 
 @pytest.fixture
 def sqlite_client(sqlite_services: Services) -> Iterator[TestClient]:
     with TestClient(
-        create_app(sqlite_services.settings, sqlite_services), base_url="http://127.0.0.1"
+        create_app(sqlite_services.settings, sqlite_services),
+        base_url="http://127.0.0.1",
+        headers=bearer(sqlite_services),
     ) as c:
         yield c
 

@@ -96,7 +96,7 @@ def test_one_event_per_interaction(client: TestClient) -> None:
     assert [(e["action"], e["outcome"]) for e in ev] == [("delete", 204)]
     r, ev = run("GET", f"/fhir/Patient/{pid}")
     assert r.status_code == 410 and [(e["action"], e["outcome"]) for e in ev] == [("read", 410)]
-    assert all(e["actor"] == "anonymous-loopback" and e["source"] for e in _events(client))
+    assert all(e["actor"] == "operator:test" and e["source"] for e in _events(client))
 
 
 def _tx(kind: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -232,7 +232,7 @@ def test_history_shape_paging_and_proofs(client: TestClient) -> None:
     }
     assert first["type"]["system"] == "http://dicom.nema.org/resources/ontology/DCM"
     assert first["agent"][0]["requestor"] is True
-    assert first["agent"][0]["who"]["identifier"]["value"] == "anonymous-loopback"
+    assert first["agent"][0]["who"]["identifier"]["value"] == "operator:test"
     assert first["agent"][0]["network"]["address"]
     assert first["outcome"] == "0" and first["source"]["observer"]
     assert {"what": {"reference": f"Patient/{pid}"}}.items() <= first["entity"][0].items()
@@ -310,7 +310,7 @@ def test_the_documented_verifier_accepts_an_export(client: TestClient, tmp_path:
     assert done.stdout.startswith("OK: 9 events"), done.stdout
     lines = export.read_bytes().splitlines()
     line = orjson.loads(lines[3])
-    body = base64.b64decode(line["event"]).replace(b'"anonymous-loopback"', b'"someone-else"')
+    body = base64.b64decode(line["event"]).replace(b'"operator:test"', b'"someone-else"')
     line["event"] = base64.b64encode(body).decode()
     export.write_bytes(b"\n".join([*lines[:3], orjson.dumps(line), *lines[4:]]) + b"\n")
     done = subprocess.run(

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from carnet.app import Services, create_app
 from tests.spec.helpers import FHIR_JSON, observation, patient
+from tests.support.auth import bearer
 
 NIR_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"
 LOINC = "http://loinc.org"
@@ -444,7 +445,9 @@ def normalised(text: str) -> str:
 @pytest.fixture
 def sqlite_client(sqlite_services: Services) -> Any:
     with TestClient(
-        create_app(sqlite_services.settings, sqlite_services), base_url="http://127.0.0.1"
+        create_app(sqlite_services.settings, sqlite_services),
+        base_url="http://127.0.0.1",
+        headers=bearer(sqlite_services),
     ) as c:
         yield c
 

@@ -18,6 +18,7 @@ from carnet.fhir import render
 from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import date_range
 from carnet.fhir.errors import bad_request, gone, not_found
+from carnet.fhir.query import visible
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.service import FhirService, int_param
 
@@ -96,13 +97,15 @@ def everything(
     offset = max(int_param(query, "_offset", 0), 0)
     with service.interaction(ctx, "everything", "Patient", patient_id) as unit:
         service.access.check(unit, ctx, "everything", "Patient", patient_id)
-        patient_or_404(unit, patient_id)
-        keys = unit.compartment_keys(patient_id, types, since)
+        service.access.check_resource(unit, ctx, "read", patient_or_404(unit, patient_id))
+        vis = service.access.visibility(unit, ctx, "search")
+        where = visible(vis)
+        keys = unit.compartment_keys(patient_id, types, since, where)
         # Referenced resources are found from the whole compartment, whatever _type asks for.
-        compartment = unit.load(unit.compartment_keys(patient_id))
+        compartment = unit.load(unit.compartment_keys(patient_id, where=where))
         extra = [
             r
-            for r in outside_references(unit, compartment, depth=1)
+            for r in service.visible_only(unit, vis, outside_references(unit, compartment, depth=1))
             if (types is None or r.res_type in types)
             and (since is None or _sortable(r.last_updated) >= since)
         ]

@@ -20,6 +20,7 @@ from typing import Any
 from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import instant, utc_now
 from carnet.fhir.operations.everything import patient_or_404, references
+from carnet.fhir.query import visible
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.service import FhirService
 
@@ -153,7 +154,9 @@ def summary(
     with service.interaction(ctx, "summary", "Patient", patient_id) as unit:
         service.access.check(unit, ctx, "summary", "Patient", patient_id)
         patient = patient_or_404(unit, patient_id)
-        clinical = unit.load(unit.compartment_keys(patient_id, _TYPES))
+        service.access.check_resource(unit, ctx, "read", patient)
+        vis = service.access.visibility(unit, ctx, "search")
+        clinical = unit.load(unit.compartment_keys(patient_id, _TYPES, where=visible(vis)))
         chosen: list[tuple[Section, list[StoredResource]]] = []
         for section in SECTIONS:
             members = [r for r in clinical if r.res_type in section.types and _keep(section, r)]
@@ -164,7 +167,7 @@ def summary(
         for _, members in chosen:
             listed.update({(r.res_type, r.res_id): r for r in members})
         content = [patient, *listed.values()]
-        content += _closure(unit, content)
+        content += service.visible_only(unit, vis, _closure(unit, content))
         service.access.record(unit, ctx, "summary", "Patient", content)
     return _document(base, patient, chosen, content)
 

@@ -110,7 +110,7 @@ def upgrade() -> None:
         sa.Column("rule_id", sa.String(64), primary_key=True),
         sa.Column("actor", sa.String(16), nullable=False),
         sa.Column("profession", sa.String(32), nullable=False),
-        sa.Column("res_type", sa.String(64), nullable=False),
+        sa.Column("res_type", sa.Text(), nullable=False),
         sa.Column("action", sa.String(16), nullable=False),
         sa.Column("relationship", sa.String(24), nullable=False),
         sa.Column("effect", sa.String(8), nullable=False),

@@ -1,0 +1,386 @@
+"""The policy decision point: one place that says who may do what to which patient's data.
+
+Two questions, answered from the same rule table (``carnet.access.rules``):
+- ``decide``: may this caller do this action to this resource (of this patient, with these
+  visibility flags)? For reads, writes and every single-resource interaction.
+- ``visibility``: which resources may this caller see at all? A declarative ``Visibility`` that the
+  FHIR query compiler turns into SQL, so searches, counts, ``_include``, history, ``$everything``,
+  ``$summary`` and exports return only what the caller may see: a masked item is simply absent.
+
+Facts the rules depend on (care relationships, blocks, masks, break-glass grants, app grants,
+representations) are read from the database in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, literal, select
+
+from carnet.access.models import (
+    access_block,
+    access_break_glass,
+    access_care,
+    access_grant,
+    access_visibility,
+)
+from carnet.access.principal import Kind, Principal
+from carnet.access.rules import Rule, load_rules
+from carnet.access.smart_scopes import ResourceScope, ScopeError, parse_resource_scope
+
+MASQUE_PS = "MASQUE_PS"
+INVISIBLE_PATIENT = "INVISIBLE_PATIENT"
+INVISIBLE_REPRESENTANTS_LEGAUX = "INVISIBLE_REPRESENTANTS_LEGAUX"
+FLAGS = (MASQUE_PS, INVISIBLE_PATIENT, INVISIBLE_REPRESENTANTS_LEGAUX)
+
+# Which visibility flags hide an item from a caller under each relationship.
+HIDDEN_UNDER: dict[str, frozenset[str]] = {
+    "self": frozenset({INVISIBLE_PATIENT}),
+    "represented": frozenset({INVISIBLE_PATIENT, INVISIBLE_REPRESENTANTS_LEGAUX}),
+    "care": frozenset({MASQUE_PS}),
+    "deposit": frozenset({MASQUE_PS}),
+    "break-glass": frozenset({MASQUE_PS}),
+    "medecin-traitant": frozenset(),
+    "granted": frozenset({INVISIBLE_PATIENT}),
+    "system": frozenset(),
+    "shared": frozenset(),
+}
+
+READ_ACTIONS = frozenset({"read", "vread", "history", "search"})
+WRITE_ACTIONS = frozenset({"create", "update", "delete"})
+
+
+PERMISSION_OF_ACTION = {"create": "c", "update": "u", "delete": "d", "search": "s"}
+
+
+def permission_for(action: str) -> str:
+    """The SMART v2 permission an interaction needs (``r`` for read, vread and history)."""
+    return PERMISSION_OF_ACTION.get(action, "r")
+
+
+def parse_scopes(texts: frozenset[str]) -> list[ResourceScope]:
+    """The caller's resource scopes; restricted (``?query``) and malformed ones grant nothing."""
+    out: list[ResourceScope] = []
+    for text in texts:
+        try:
+            scope = parse_resource_scope(text)
+        except ScopeError:
+            continue
+        if scope is not None and scope.query is None:
+            out.append(scope)
+    return out
+
+
+def allowed_types(
+    scopes: list[ResourceScope], context: str, permission: str
+) -> frozenset[str] | None:
+    """Types the scopes allow for ``permission`` in ``context``; None means every type."""
+    types: set[str] = set()
+    for scope in scopes:
+        if scope.context == context and permission in scope.permissions:
+            if scope.res_type == "*":
+                return None
+            types.add(scope.res_type)
+    return frozenset(types)
+
+
+def rule_action(action: str) -> str:
+    return "write" if action in WRITE_ACTIONS else "read"
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+PatientSet = Select[Any] | tuple[str, ...] | None
+"""Patients a scope covers: a subquery of ids, explicit ids, or None for every patient."""
+
+
+@dataclass(frozen=True)
+class PatientScope:
+    """Resources of these patients, of these types, except items carrying a hiding flag."""
+
+    rule: str
+    patients: PatientSet
+    types: frozenset[str] | None
+    hidden: frozenset[str]
+    excluded: Select[Any] | None = None  # patients removed by a deny rule (blocks)
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """What a caller may read; ``shared_types`` covers resources outside any patient record."""
+
+    scopes: tuple[PatientScope, ...]
+    shared_types: frozenset[str] | None
+    shared_rule: str | None
+
+    @property
+    def unrestricted(self) -> bool:
+        return (
+            self.shared_rule is not None
+            and any(
+                s.patients is None and s.types is None and not s.hidden and s.excluded is None
+                for s in self.scopes
+            )
+            and self.shared_types is None
+        )
+
+    @property
+    def rules(self) -> str:
+        names = [s.rule for s in self.scopes] + ([self.shared_rule] if self.shared_rule else [])
+        return ",".join(dict.fromkeys(names)) or "no-rule"
+
+    @staticmethod
+    def masked(scope: PatientScope) -> Select[Any] | None:
+        """(type, id) of the items this scope hides, or None when it hides nothing."""
+        if not scope.hidden:
+            return None
+        v = access_visibility.c
+        query = select(v.res_type, v.res_id).where(v.flag.in_(sorted(scope.hidden)))
+        if scope.patients is not None:
+            query = query.where(v.patient_id.in_(scope.patients))
+        return query
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    rule: str
+    status: int = 200  # 403 when refused, 404 when the item is hidden from this caller
+    reason: str = ""
+
+
+class PolicyDecisionPoint:
+    """Decides from the rule table and the patient's controls; every answer names its rule."""
+
+    def __init__(
+        self,
+        represented: Callable[[Connection, str], Sequence[str]] | None = None,
+        record_open: Callable[[Connection, str], bool] | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.represented: Callable[[Connection, str], Sequence[str]] = represented or (
+            lambda conn, pid: ()
+        )
+        self._record_open = record_open or (lambda conn, pid: True)
+        self._now = now or (lambda: datetime.now(UTC))
+        self._rules: list[Rule] | None = None
+
+    def rules(self, conn: Connection) -> list[Rule]:
+        if self._rules is None:
+            self._rules = load_rules(conn)
+        return self._rules
+
+    def reload(self) -> None:
+        """Forget the cached rule table (after an operator edits it)."""
+        self._rules = None
+
+    # -- who the caller is to the patient ------------------------------------------------------
+
+    def _actors(self, principal: Principal) -> list[str]:
+        if principal.kind is Kind.PERSON:
+            return ["person", "representative"]
+        return [principal.kind.value]
+
+    def _scope_types(self, principal: Principal, permission: str) -> frozenset[str] | None:
+        """Types SMART scopes allow (apps, backends, operators, professionals using an app)."""
+        scopes = parse_scopes(principal.scopes)
+        if principal.kind is Kind.APP:
+            return allowed_types(scopes, "patient", permission)
+        if principal.kind in (Kind.BACKEND, Kind.OPERATOR):
+            return allowed_types(scopes, "system", permission)
+        if principal.kind is Kind.PROFESSIONAL and principal.client_id:
+            return allowed_types(scopes, "user", permission)
+        return None
+
+    def _patients(self, conn: Connection, principal: Principal, relationship: str) -> PatientSet:
+        """The patients ``principal`` stands in ``relationship`` to."""
+        if relationship == "self":
+            return (principal.patient_id,) if principal.patient_id else ()
+        if relationship == "represented":
+            if not principal.patient_id:
+                return ()
+            return tuple(self.represented(conn, principal.patient_id))
+        c, b, g = access_care.c, access_break_glass.c, access_grant.c
+        if relationship == "care":
+            return select(c.patient_id).where(c.rpps == (principal.rpps or ""))
+        if relationship == "medecin-traitant":
+            return select(c.patient_id).where(
+                c.rpps == (principal.rpps or ""), c.medecin_traitant.is_(True)
+            )
+        if relationship == "break-glass":
+            return select(b.patient_id).where(
+                b.rpps == (principal.rpps or ""), b.expires_at > _stamp(self._now())
+            )
+        if relationship == "granted":
+            if not principal.patient_id or not principal.client_id:
+                return ()
+            return select(g.patient_id).where(
+                g.patient_id == principal.patient_id,
+                g.client_id == principal.client_id,
+                g.revoked.is_(False),
+            )
+        if relationship in ("system", "deposit"):
+            return None
+        return ()
+
+    def _blocked(self, principal: Principal) -> Select[Any] | None:
+        if principal.kind is not Kind.PROFESSIONAL:
+            return None
+        b = access_block.c
+        return select(b.patient_id).where(b.rpps == (principal.rpps or ""))
+
+    # -- visibility: what searches may return ---------------------------------------------------
+
+    def visibility(
+        self, conn: Connection, principal: Principal, action: str = "search"
+    ) -> Visibility:
+        """The resources ``principal`` may read, as scopes the query compiler turns into SQL."""
+        permission = permission_for(action)
+        scope_types = self._scope_types(principal, permission)
+        scopes: list[PatientScope] = []
+        shared_types: set[str] | None = set()
+        shared_rule: str | None = None
+        excluded = None
+        actors = self._actors(principal)
+        for rule in self.rules(conn):
+            if rule.actor not in ("*", *actors) or rule.action not in ("*", "read"):
+                continue
+            if rule.profession not in ("*", principal.profession or ""):
+                continue
+            if rule.effect == "deny":
+                if rule.relationship == "blocked":
+                    excluded = self._blocked(principal)
+                continue
+            types = _intersect(rule.res_types, scope_types)
+            if types is not None and not types:
+                continue
+            if rule.relationship == "shared":
+                shared_rule = shared_rule or rule.rule_id
+                if shared_types is not None:
+                    shared_types = None if types is None else shared_types | types
+                continue
+            patients = self._patients(conn, principal, rule.relationship)
+            if patients == ():
+                continue
+            scopes.append(
+                PatientScope(
+                    rule.rule_id, patients, types, HIDDEN_UNDER.get(rule.relationship, frozenset())
+                )
+            )
+        if excluded is not None:
+            scopes = [PatientScope(s.rule, s.patients, s.types, s.hidden, excluded) for s in scopes]
+        return Visibility(
+            tuple(scopes),
+            None if shared_types is None else frozenset(shared_types),
+            shared_rule,
+        )
+
+    # -- decisions on one resource or one type --------------------------------------------------
+
+    def may_attempt(
+        self, conn: Connection, principal: Principal, action: str, res_type: str
+    ) -> Decision:
+        """Whether any rule could allow ``action`` on ``res_type`` for this caller at all."""
+        act = rule_action(action)
+        scope_types = self._scope_types(principal, permission_for(action))
+        if scope_types is not None and res_type not in scope_types:
+            return Decision(False, "smart-scope", 403, f"no scope grants {res_type}")
+        for rule in self.rules(conn):
+            if rule.effect == "allow" and any(
+                rule.matches(actor, principal.profession, res_type, act)
+                for actor in self._actors(principal)
+            ):
+                return Decision(True, rule.rule_id)
+        return Decision(False, "no-rule", 403, f"no rule allows {act} of {res_type}")
+
+    def decide(
+        self,
+        conn: Connection,
+        principal: Principal,
+        action: str,
+        res_type: str,
+        patient_id: str | None,
+        flags: frozenset[str] = frozenset(),
+    ) -> Decision:
+        """Whether ``principal`` may do ``action`` on a resource of ``patient_id`` with ``flags``.
+
+        A refusal is 403, except when the caller has a right on the record but the item is hidden
+        from them: then 404, exactly as for an item that does not exist.
+        """
+        act = rule_action(action)
+        scope_types = self._scope_types(principal, permission_for(action))
+        if scope_types is not None and res_type not in scope_types:
+            return Decision(False, "smart-scope", 403, f"no scope grants {res_type}")
+        hidden_by: str | None = None
+        for rule in self.rules(conn):
+            if not any(
+                rule.matches(a, principal.profession, res_type, act)
+                for a in self._actors(principal)
+            ):
+                continue
+            if rule.relationship == "shared":
+                if patient_id is None and rule.effect == "allow":
+                    return Decision(True, rule.rule_id)
+                continue
+            if patient_id is None:
+                # Outside any record: system callers, and professionals' deposits (a Binary, an
+                # Organization they cite), within their rule's types.
+                if rule.effect == "allow" and rule.relationship in ("system", "deposit"):
+                    return Decision(True, rule.rule_id)
+                continue
+            if not self._holds(conn, principal, rule.relationship, patient_id):
+                continue
+            if rule.effect == "deny":
+                return Decision(False, rule.rule_id, 403, "refused by the patient's controls")
+            if act == "write" and not self._record_open(conn, patient_id):
+                return Decision(False, "record-closed", 403, "this record is not open")
+            if flags & HIDDEN_UNDER.get(rule.relationship, frozenset()):
+                hidden_by = hidden_by or rule.rule_id
+                continue
+            return Decision(True, rule.rule_id)
+        if hidden_by is not None:
+            return Decision(False, hidden_by, 404, "not found")
+        return Decision(False, "no-rule", 403, f"no right to {act} this record's {res_type}")
+
+    def _holds(
+        self, conn: Connection, principal: Principal, relationship: str, patient_id: str
+    ) -> bool:
+        if relationship == "blocked":
+            blocked = self._blocked(principal)
+            return blocked is not None and _member(conn, blocked, patient_id)
+        if relationship in ("system", "deposit"):
+            return True
+        patients = self._patients(conn, principal, relationship)
+        if patients is None:
+            return True
+        if isinstance(patients, tuple):
+            return patient_id in patients
+        return _member(conn, patients, patient_id)
+
+    @staticmethod
+    def flags(conn: Connection, res_type: str, res_id: str) -> frozenset[str]:
+        """The visibility flags set on one resource."""
+        v = access_visibility.c
+        rows = conn.execute(
+            select(v.flag).where(v.res_type == res_type, v.res_id == res_id)
+        ).scalars()
+        return frozenset(rows)
+
+
+def _member(conn: Connection, query: Select[Any], patient_id: str) -> bool:
+    column = query.selected_columns[0]
+    probe = query.where(column == literal(patient_id)).limit(1)
+    return conn.execute(probe).first() is not None
+
+
+def _intersect(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a & b
