@@ -138,7 +138,13 @@ def authorize(request: Request) -> Response:
     ticket = _tickets(request).issue(
         "authorize", binding, {"sub": user.subject, "req": checked.params()}
     )
-    return pages.grant_screen(checked.client_name, offered, ticket, "/oauth/authorize")
+    return pages.grant_screen(
+        checked.client_name,
+        offered,
+        ticket,
+        "/oauth/authorize",
+        professional=user.kind is Kind.PROFESSIONAL,
+    )
 
 
 @router.post("/oauth/authorize")

@@ -84,16 +84,28 @@ def _hidden(fields: dict[str, str]) -> str:
     )
 
 
-def grant_screen(client_name: str, scopes: Sequence[str], ticket: str, action: str) -> HTMLResponse:
+def grant_screen(
+    client_name: str,
+    scopes: Sequence[str],
+    ticket: str,
+    action: str,
+    *,
+    professional: bool = False,
+) -> HTMLResponse:
     """The grant screen: what the app asks, one checkbox per scope, approve or refuse."""
+    asks = (
+        ("agir en votre nom auprès des dossiers de vos patients", "to act on your behalf")
+        if professional
+        else ("l'accès à votre dossier", "for access to your record")
+    )
     boxes = "".join(
         f'<label><input type="checkbox" name="scope" value="{escape(s)}" checked> '
         f"{escape(scope_label(s))} <code>{escape(s)}</code></label>"
         for s in scopes
     )
     body = (
-        f"<h1>L'application « {escape(client_name)} » demande l'accès à votre dossier</h1>"
-        '<p class="en">The app asks for access to your record.</p>'
+        f"<h1>L'application « {escape(client_name)} » demande {asks[0]}</h1>"
+        f'<p class="en">The app asks {asks[1]}.</p>'
         f'<form method="post" action="{escape(action)}">{_hidden({"ticket": ticket})}'
         f"<fieldset><legend>Elle pourra :</legend>{boxes}</fieldset>"
         "<p>Décochez ce que vous ne voulez pas partager. Vous pourrez retirer cet accès à tout "
