@@ -43,6 +43,7 @@ EXPECTED_TABLES = {
     "quarantine",
     "identity_merge",
     "identity_model_params",
+    "identity_register",  # the reference register (INSi stand-in)
     # authentication and the policy decision point (carnet/access/models.py)
     "access_account",
     "access_session",
