@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import pytest
@@ -10,7 +11,14 @@ from carnet.access.clients import ClientKind
 from carnet.access.principal import Kind
 from carnet.access.tokens import principal_from_token
 from carnet.app import Services
-from tests.support.oauth import OAuthEnv, assertion, backend_key, oauth_env, public_jwks
+from tests.support.oauth import (
+    REDIRECT,
+    OAuthEnv,
+    assertion,
+    backend_key,
+    oauth_env,
+    public_jwks,
+)
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -142,3 +150,49 @@ def test_a_backend_can_revoke_its_token(env: OAuthEnv, key: Any, lab: str) -> No
     )
     assert r.status_code == 200
     assert env.oauth.is_revoked(jti)
+
+
+def test_an_asymmetric_confidential_app_exchanges_its_code_with_an_assertion(
+    env: OAuthEnv, key: Any
+) -> None:
+    app, secret = env.clients.register(
+        "Logiciel de cabinet",
+        ClientKind.CONFIDENTIAL,
+        ["user/*.rs", "patient/*.rs"],
+        redirect_uris=[REDIRECT],
+        jwks=public_jwks(key),
+    )
+    assert secret is None
+    env.login_person()
+    verifier = secrets.token_urlsafe(48)
+    back = env.approve(env.authorize_params(app.client_id, verifier, scope="patient/*.rs"))
+    form = {
+        "grant_type": "authorization_code",
+        "code": back["code"],
+        "redirect_uri": REDIRECT,
+        "code_verifier": verifier,
+        "client_id": app.client_id,
+    }
+    assert env.http.post("/oauth/token", data=form).status_code == 401  # must authenticate
+    r = env.http.post(
+        "/oauth/token",
+        data={
+            **form,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion(key, app.client_id, _endpoint(env)),
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["scope"] == "patient/*.rs"
+
+
+def test_only_backend_services_use_client_credentials(env: OAuthEnv, key: Any) -> None:
+    app, _ = env.clients.register(
+        "App",
+        ClientKind.CONFIDENTIAL,
+        ["patient/*.rs"],
+        redirect_uris=[REDIRECT],
+        jwks=public_jwks(key),
+    )
+    r = _request(env, assertion(key, app.client_id, _endpoint(env)), "patient/*.rs")
+    assert r.status_code == 400 and r.json()["error"] == "unauthorized_client"
