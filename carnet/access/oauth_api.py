@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from carnet.access import pages
 from carnet.access.accounts import AccountService
@@ -153,6 +154,10 @@ async def authorize_decision(request: Request) -> Response:
     form = await _form(request)
     if form is None:
         return pages.error_page("Demande invalide", "formulaire attendu")
+    return await run_in_threadpool(_decide, request, form)
+
+
+def _decide(request: Request, form: dict[str, list[str]]) -> Response:
     user, binding = _user(request)
     if user is None:
         return pages.error_page("Session expirée", "reconnectez-vous puis recommencez", 401)
@@ -183,8 +188,9 @@ async def token(request: Request) -> JSONResponse:
         form = await _form(request)
         if form is None:
             raise OAuthError("invalid_request", "a form-encoded body is expected")
-        answer: dict[str, Any] = _oauth(request).token(
-            _single(form), _basic(request), source=_source(request)
+        # Off the event loop: database writes and secret hashing block.
+        answer: dict[str, Any] = await run_in_threadpool(
+            _oauth(request).token, _single(form), _basic(request), source=_source(request)
         )
     except OAuthError as exc:
         return _oauth_error(exc)
@@ -198,7 +204,9 @@ async def revoke(request: Request) -> Response:
         form = await _form(request)
         if form is None:
             raise OAuthError("invalid_request", "a form-encoded body is expected")
-        _oauth(request).revoke(_single(form), _basic(request), source=_source(request))
+        await run_in_threadpool(
+            _oauth(request).revoke, _single(form), _basic(request), source=_source(request)
+        )
     except OAuthError as exc:
         return _oauth_error(exc)
     return Response(status_code=200, headers=_NO_STORE)
@@ -219,8 +227,14 @@ def grants(request: Request) -> Response:
 async def revoke_grant(request: Request) -> Response:
     """Withdraw one app's access (its refresh tokens stop at once)."""
     form = await _form(request)
+    if form is None:
+        return pages.error_page("Demande invalide", "formulaire attendu")
+    return await run_in_threadpool(_withdraw, request, form)
+
+
+def _withdraw(request: Request, form: dict[str, list[str]]) -> Response:
     user, binding = _user(request)
-    if form is None or user is None or user.kind is not Kind.PERSON or not user.patient_id:
+    if user is None or user.kind is not Kind.PERSON or not user.patient_id:
         return pages.error_page("Connexion requise", "connectez-vous à votre espace", 401)
     try:
         claims = _tickets(request).check("grants", binding, form.get("ticket", [""])[0])
