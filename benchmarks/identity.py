@@ -10,9 +10,12 @@ errors, online latency and batch dedupe time.
    places, swapped day/month...; every copy goes through the real IdentityService on SQLite.
    Precision, recall and F1 of automatic links, false links on twins and homonyms (must be 0).
 3. Online matching latency p50/p95 for one incoming identity against an index of --index-size
-   identities on SQLite, and batch dedupe time of --dedupe-size identities on DuckDB.
+   identities on SQLite, and batch dedupe time of --dedupe-size identities on DuckDB, then the same
+   dedupe (same trained model) on Spark (--spark-master, local[2] by default), timed in the same
+   run and checked identical.
 
     .venv/bin/python benchmarks/identity.py [--people N] [--index-size N] [--dedupe-size N]
+        [--spark-master URL] [--skip febrl french batch spark]
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from carnet.app import build_services  # noqa: E402
 from carnet.demo.identities import SyntheticIdentity, generate_identities  # noqa: E402
 from carnet.identity.blocking import blocking_keys  # noqa: E402
+from carnet.identity.engines import SparkEngine  # noqa: E402
 from carnet.identity.ins import Traits  # noqa: E402
 from carnet.identity.matching import (  # noqa: E402
     Comparison,
@@ -329,7 +333,7 @@ def french(people_count: int, index_size: int, data_dir: Path, link: float) -> d
     return out
 
 
-def batch(size: int) -> dict[str, Any]:
+def batch(size: int, spark_master: str | None) -> dict[str, Any]:
     people, copies = generate_identities(size // 2, seed=13)
     records = {f"p{i}": p.record for i, p in enumerate(people)}
     records.update({f"c{i}": c.record for i, c in enumerate(copies)})
@@ -345,7 +349,19 @@ def batch(size: int) -> dict[str, Any]:
     links = [p for p in pairs if p.outcome == "link"]
     tp = sum(truth[p.a] == truth[p.b] for p in links)
     precision, recall, f1 = prf(tp, len(links) - tp, len(copies))
+    spark: dict[str, Any] = {}
+    if spark_master:
+        # The same trained model and thresholds on Spark: the comparisons run on its executors.
+        start = time.perf_counter()
+        with SparkEngine(spark_master) as engine:
+            spark["start_seconds"] = time.perf_counter() - start
+            start = time.perf_counter()
+            on_spark = dedupe(report.model, records, blocking_keys, 10.0, 0.0, engine=engine)
+            spark["dedupe_seconds"] = time.perf_counter() - start
+        spark["identical"] = on_spark == pairs
+        spark["master"] = spark_master
     return {
+        "spark": spark,
         "records": len(records),
         "blocked_pairs": report.blocked_pairs,
         "train_seconds": train_seconds,
@@ -364,7 +380,8 @@ def main() -> None:
     parser.add_argument("--dedupe-size", type=int, default=100_000)
     parser.add_argument("--threshold", type=float, default=10.0, help="our link weight")
     parser.add_argument("--splink-probability", type=float, default=0.99)
-    parser.add_argument("--skip", nargs="*", default=[], help="febrl, french, batch")
+    parser.add_argument("--spark-master", default="local[2]", help="Spark row of the batch run")
+    parser.add_argument("--skip", nargs="*", default=[], help="febrl, french, batch, spark")
     args = parser.parse_args()
     if "febrl" not in args.skip:
         ours = febrl_ours(args.threshold)
@@ -393,13 +410,20 @@ def main() -> None:
             f"p50 {r['p50_ms']:.2f} ms  p95 {r['p95_ms']:.2f} ms"
         )
     if "batch" not in args.skip:
-        r = batch(args.dedupe_size)
+        r = batch(args.dedupe_size, None if "spark" in args.skip else args.spark_master)
         print(
             f"Batch dedupe (DuckDB blocking) of {r['records']} records: train "
             f"{r['train_seconds']:.1f} s, dedupe {r['dedupe_seconds']:.1f} s "
             f"(~{r['per_million_seconds'] / 60:.1f} min per million), {r['blocked_pairs']} pairs; "
             f"precision {r['precision']:.4f} recall {r['recall']:.4f} F1 {r['f1']:.4f}"
         )
+        if r["spark"]:
+            sp = r["spark"]
+            print(
+                f"  same model on Spark ({sp['master']}): session start {sp['start_seconds']:.1f} s, "
+                f"dedupe {sp['dedupe_seconds']:.1f} s ({sp['dedupe_seconds'] / r['dedupe_seconds']:.1f}"
+                f"x DuckDB's, same run); output identical to DuckDB's: {sp['identical']}"
+            )
 
 
 if __name__ == "__main__":

@@ -81,6 +81,19 @@ def _split(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     return {"id": ids, "k": values}
 
 
+def arrow_table(columns: Mapping[str, Sequence[Any]]) -> Any:
+    """The Arrow table both engines read: ``g*`` columns are levels (int32), ``rec`` a pickled
+    record (binary), the others strings."""
+
+    def kind(name: str) -> Any:
+        if name.startswith("g"):
+            return pa.int32()
+        return pa.binary() if name == "rec" else pa.string()
+
+    schema = pa.schema([(c, kind(c)) for c in columns])
+    return pa.table({c: list(v) for c, v in columns.items()}, schema=schema)
+
+
 def _gamma_columns(gammas: Sequence[Gamma]) -> dict[str, list[int | None]]:
     width = len(gammas[0])
     return {f"g{i}": [g[i] for g in gammas] for i in range(width)}
@@ -141,10 +154,7 @@ class DuckDBEngine(_SqlEngine):
         self, sql: str, tables: Mapping[str, Mapping[str, Sequence[Any]]]
     ) -> list[tuple[Any, ...]]:
         for name, columns in tables.items():
-            schema = pa.schema(
-                [(c, pa.int32() if c.startswith("g") else pa.string()) for c in columns]
-            )
-            self.con.register(name, pa.table(dict(columns), schema=schema))
+            self.con.register(name, arrow_table(columns))
         try:
             return [tuple(r) for r in self.con.execute(sql).fetchall()]
         finally:
@@ -178,6 +188,7 @@ class SparkEngine(_SqlEngine):
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.shuffle.partitions", str(partitions))
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         )
         if local:
             # Loopback only (tests forbid other sockets), and the executors run this interpreter
@@ -195,13 +206,7 @@ class SparkEngine(_SqlEngine):
         self.partitions = partitions
 
     def _frame(self, columns: Mapping[str, Sequence[Any]]) -> Any:
-        names = list(columns)
-        schema = ", ".join(
-            f"{c} {'int' if c.startswith('g') else 'binary' if c == 'rec' else 'string'}"
-            for c in names
-        )
-        rows = list(zip(*(columns[c] for c in names), strict=True))
-        return self.spark.createDataFrame(rows, schema)
+        return self.spark.createDataFrame(arrow_table(columns))
 
     def query(
         self, sql: str, tables: Mapping[str, Mapping[str, Sequence[Any]]]
