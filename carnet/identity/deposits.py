@@ -4,13 +4,15 @@ rather than by a stored Patient goes through the master patient index before any
 Its ``subject`` (or ``patient``) is either a contained Patient carrying the traits (``"#p"``), or a
 logical reference by identifier only (``{"identifier": {"system": ..., "value": ...}}``):
 
-- contained Patient: matched like any identity (:meth:`IdentityService._decide`); on a link to an
-  identity that has a Patient the document is stored with its subject set to that Patient (and the
-  contained Patient dropped); otherwise it is held in quarantine with a vigilance item;
-- identifier: an INS is looked up in the index (blind hash), any other identifier among the stored
-  Patients; exactly one active identity with a Patient (or one Patient) attaches it, anything else
-  (unknown, several, a pending identity) holds it in quarantine under a pending identity that
-  carries only that INS, for a human to merge into the right identity.
+- contained Patient with strict traits: matched like any identity (:meth:`IdentityService._decide`);
+  on a link to an identity that has a Patient the document is stored with its subject set to that
+  Patient (and the contained Patient dropped); otherwise it is held in quarantine with a vigilance
+  item. Without valid strict traits (an unnamed newborn) there is nothing to match: stored as sent;
+- INS identifier: looked up in the index (blind hash); exactly one active identity with a Patient
+  attaches it, anything else (unknown, several, a pending identity) holds it in quarantine under a
+  pending identity that carries only that INS, for a human to merge into the right identity;
+- any other identifier: attached when exactly one stored Patient has it; otherwise it is a logical
+  reference to a Patient held elsewhere, stored as sent (FHIR allows it; it is in no record).
 
 A held document is invisible to every FHIR read and search; the create answers 202 Accepted with an
 OperationOutcome naming the quarantine and vigilance item ids (:data:`HELD_CODE`). The hook runs in
@@ -141,7 +143,7 @@ class DepositOperations(VigilanceOperations):
         res_type: str,
         document: dict[str, Any],
         res_id: str,
-    ) -> tuple[MatchResult, StoredResource | None]:
+    ) -> tuple[MatchResult, StoredResource | None] | None:
         system, value = str(identifier.get("system", "")), str(identifier.get("value", ""))
         ins = None
         if system in INS_SYSTEMS:
@@ -158,8 +160,9 @@ class DepositOperations(VigilanceOperations):
             ambiguous = len(rows) > 1
         else:
             found = self.fhir.conditional_match(unit, "Patient", f"identifier={system}|{value}")
-            known = [] if found is None else [("", found.res_id)]
-            ambiguous = False
+            if found is None:
+                return None  # a logical reference to a Patient held elsewhere: stored as sent
+            known, ambiguous = [("", found.res_id)], False
         if len(known) == 1 and known[0][1] and not ambiguous:
             stored = self._attach(unit, ctx, res_type, document, known[0][1], res_id)
             reason = "known identifier"
@@ -239,10 +242,10 @@ class DepositOperations(VigilanceOperations):
                 return None
             try:
                 inp = patient_identity({k: v for k, v in contained[0].items() if k != "id"})
-            except InvalidTraits as exc:
-                raise unprocessable(
-                    [Issue("value", f"the contained Patient: {exc}", key)]
-                ) from None
+            except InvalidTraits:
+                # No strict traits to match on (an unnamed newborn, an anonymous subject): stored
+                # as sent, self-contained, in no record; as a Patient without traits is.
+                return None
             document = dict(body)
             others = [c for c in body["contained"] if c is not contained[0]]
             if others:
@@ -256,9 +259,12 @@ class DepositOperations(VigilanceOperations):
         elif target is None and isinstance(ref.get("identifier"), dict):
             if ref.get("type", "Patient") != "Patient":
                 return None
-            result, stored = self._deposit_by_identifier(
+            deposited = self._deposit_by_identifier(
                 unit, ctx, ref["identifier"], res_type, body, res_id
             )
+            if deposited is None:
+                return None
+            result, stored = deposited
         else:
             return None
         if stored is not None:
