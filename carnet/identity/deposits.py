@@ -145,39 +145,49 @@ class DepositOperations(VigilanceOperations):
         res_id: str,
     ) -> tuple[MatchResult, StoredResource | None] | None:
         system, value = str(identifier.get("system", "")), str(identifier.get("value", ""))
-        ins = None
-        if system in INS_SYSTEMS:
-            try:
-                ins = Ins.create(system, value)
-            except InvalidTraits as exc:
-                raise unprocessable([Issue("value", str(exc), "subject.identifier")]) from None
-            rows = unit.conn.execute(
-                select(identity).where(
-                    identity.c.ins_hash == self._ins_hash(ins), identity.c.state != "merged"
-                )
-            ).all()
-            known = [(r.id, r.patient_id) for r in rows if r.state == "active"]
-            ambiguous = len(rows) > 1
-        else:
+        if system not in INS_SYSTEMS:
             found = self.fhir.conditional_match(unit, "Patient", f"identifier={system}|{value}")
             if found is None:
                 return None  # a logical reference to a Patient held elsewhere: stored as sent
-            known, ambiguous = [("", found.res_id)], False
-        if len(known) == 1 and known[0][1] and not ambiguous:
-            stored = self._attach(unit, ctx, res_type, document, known[0][1], res_id)
-            reason = "known identifier"
-            return MatchResult(Outcome.LINK, reason, (), known[0][0] or None, known[0][1]), stored
-        reason = "identifier known more than once" if ambiguous or known else "unknown identifier"
+            stored = self._attach(unit, ctx, res_type, document, found.res_id, res_id)
+            return MatchResult(Outcome.LINK, "known identifier", (), None, found.res_id), stored
+        try:
+            ins = Ins.create(system, value)
+        except InvalidTraits as exc:
+            raise unprocessable([Issue("value", str(exc), "subject.identifier")]) from None
+        rows = unit.conn.execute(
+            select(identity).where(
+                identity.c.ins_hash == self._ins_hash(ins), identity.c.state != "merged"
+            )
+        ).all()
+        if len(rows) == 1 and rows[0].state == "active" and rows[0].patient_id:
+            found_id, pid = rows[0].id, rows[0].patient_id
+            stored = self._attach(unit, ctx, res_type, document, pid, res_id)
+            return MatchResult(Outcome.LINK, "known INS", (), found_id, pid), stored
+        waiting = [r for r in rows if r.patient_id is None]
+        if len(rows) == 1 and waiting:
+            # Already waiting for a human (an earlier deposit, or a known identity without a
+            # Patient yet): held with the others, under the same item.
+            pending = rows[0].id
+            item_id = unit.conn.execute(
+                select(vigilance_item.c.id).where(
+                    vigilance_item.c.identity_id == pending, vigilance_item.c.state == "open"
+                )
+            ).scalar()
+            q_id = self._hold(unit.conn, pending, res_type, document)
+            reason = "INS already waiting for vigilance"
+            return MatchResult(Outcome.REVIEW, reason, (), pending, None, item_id, q_id), None
+        reason = "INS known more than once" if rows else "unknown INS"
         pending = self._bare_identity(unit.conn, ins)
         item_id = self._new_item(unit.conn, "unknown", pending, None, None, {"reason": reason})
         q_id = self._hold(unit.conn, pending, res_type, document)
         return MatchResult(Outcome.REVIEW, reason, (), pending, None, item_id, q_id), None
 
-    def _bare_identity(self, conn: Connection, ins: Ins | None) -> str:
+    def _bare_identity(self, conn: Connection, ins: Ins) -> str:
         """A pending identity that holds only an identifier (no traits to match on)."""
         ident_id = str(uuid.uuid4())
         payload: dict[str, Any] = {"n": None, "g": [], "d": None, "s": None, "p": None, "u": []}
-        payload["i"] = None if ins is None else [ins.system, ins.value]
+        payload["i"] = [ins.system, ins.value]
         now = utc_now()
         conn.execute(
             insert(identity).values(
@@ -185,7 +195,7 @@ class DepositOperations(VigilanceOperations):
                 patient_id=None,
                 status="PROV",
                 state="pending",
-                ins_hash=None if ins is None else self._ins_hash(ins),
+                ins_hash=self._ins_hash(ins),
                 traits=self.data_keys.encrypt(
                     conn, OWNER, json.dumps(payload).encode(), ident_id.encode()
                 ),
