@@ -201,6 +201,8 @@ class SparkEngine(_SqlEngine):
                 .config("spark.pyspark.python", sys.executable)
                 .config("spark.pyspark.driver.python", sys.executable)
             )
+        # A session this process already runs (a notebook, a test fixture) is used, not stopped.
+        self._owned = SparkSession.getActiveSession() is None
         self.spark = builder.getOrCreate()
         self.spark.sparkContext.setLogLevel("WARN")
         self.partitions = partitions
@@ -241,7 +243,8 @@ class SparkEngine(_SqlEngine):
         return sorted(out, key=lambda t: (t[0], t[1]))
 
     def close(self) -> None:
-        self.spark.stop()
+        if self._owned:
+            self.spark.stop()
 
 
 def open_engine(name: str = "duckdb", *, spark_master: str = "local[2]") -> _SqlEngine:

@@ -27,6 +27,7 @@ def test_dismissed_pair_does_not_come_back(services: Services) -> None:
     assert other.outcome is Outcome.REVIEW and other.item_id is not None
     pair = {jean.identity_id, other.identity_id}
     assert [{p.a, p.b} for p in mpi.dedupe()] == [pair]  # the batch run sees it too
+    assert mpi.dedupe(engine="spark", spark_master="local[1]") == mpi.dedupe()
     mpi.dismiss(other.item_id, actor="officer")
     # The same man's record again: his own identity, not a new review against Jean.
     again = mpi.resolve(IdentityInput(DOUBTFUL))
