@@ -8,15 +8,25 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
+import httpx2 as httpx
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from carnet.access import api as access_api
+from carnet.access import login_api, oauth_api, oidc_api
+from carnet.access.accounts import AccountService
 from carnet.access.authn import Authenticator, guard_dependency
+from carnet.access.clients import ClientService
+from carnet.access.controls import ControlsService
 from carnet.access.enforce import PolicyAccess, record_accepts_writes
+from carnet.access.oauth import OAuthService
+from carnet.access.oidc import DevIdentityProvider, ProfessionalLogin
 from carnet.access.policy import PolicyDecisionPoint
 from carnet.access.rules import seed_rules
+from carnet.access.sessions import SessionService
+from carnet.access.tickets import Tickets
 from carnet.audit import api as audit_api
 from carnet.audit.service import AuditService
 from carnet.crypto.service import CryptoService, open_keyring
@@ -39,6 +49,7 @@ from carnet.fhir.validation import Validator
 from carnet.identity import api as identity_api
 from carnet.identity.register_store import open_register
 from carnet.identity.service import IdentityService
+from carnet.record import api as record_api
 from carnet.record.service import RecordService
 from carnet.settings import Settings
 
@@ -59,9 +70,18 @@ class Services:
     identity: IdentityService
     record: RecordService
     pdp: PolicyDecisionPoint
+    accounts: AccountService
+    sessions: SessionService
+    controls: ControlsService
+    clients: ClientService
+    oauth: OAuthService
+    tickets: Tickets
+    dev_idp: DevIdentityProvider | None
+    pro_login: ProfessionalLogin
     authenticator: Authenticator
 
     def close(self) -> None:
+        self.pro_login.http.close()
         self.audit.stop()
         self.audit.flush()  # publish what this process recorded (CLI commands, tests)
         self.engine.dispose()
@@ -122,6 +142,13 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         retention_years=settings.record_retention_years,
     )
     pdp.represented = record.represented_patients_in
+    accounts = AccountService(engine, crypto, settings, audit=audit)
+    sessions = SessionService(engine, settings)
+    signer = crypto.token_signer()
+    clients = ClientService(engine, settings)
+    tickets = Tickets(signer, settings)
+    oauth = OAuthService(engine, settings, signer, clients, audit, accounts)
+    built_in_idp = settings.oidc_issuer == settings.issuer_url + "/dev-idp"
     return Services(
         settings=settings,
         engine=engine,
@@ -133,7 +160,20 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         identity=identity,
         record=record,
         pdp=pdp,
-        authenticator=Authenticator(settings, crypto.token_signer(), engine),
+        accounts=accounts,
+        sessions=sessions,
+        controls=ControlsService(
+            engine, fhir, audit, pdp, break_glass_minutes=settings.break_glass_minutes
+        ),
+        clients=clients,
+        oauth=oauth,
+        tickets=tickets,
+        dev_idp=DevIdentityProvider(settings, signer) if built_in_idp else None,
+        # Calls only the issuer the operator configured (the built-in one on loopback by default).
+        pro_login=ProfessionalLogin(settings, httpx.Client(timeout=10), tickets, audit),
+        authenticator=Authenticator(
+            settings, signer, oauth.is_revoked, sessions=sessions, accounts=accounts
+        ),
     )
 
 
@@ -161,10 +201,23 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.services = services
     app.state.fhir = services.fhir
+    app.include_router(oauth_api.router)  # before the generic routes: /fhir/.well-known/...
     app.include_router(audit_api.router)  # before the generic /fhir/{type} routes
     app.include_router(operations_api.router)  # before the generic routes: /Patient/$export
     app.include_router(fhir_api.router)
     app.include_router(identity_api.router)
+    app.include_router(login_api.router)
+    app.include_router(access_api.router)
+    app.include_router(record_api.router)
+    app.include_router(oidc_api.router)
+    app.state.accounts = services.accounts
+    app.state.sessions = services.sessions
+    app.state.controls = services.controls
+    app.state.clients = services.clients
+    app.state.oauth = services.oauth
+    app.state.tickets = services.tickets
+    app.state.dev_idp = services.dev_idp
+    app.state.pro_login = services.pro_login
 
     @app.exception_handler(FhirError)
     async def fhir_error(_request: Request, exc: FhirError) -> Response:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from fastapi import Request
-from sqlalchemy import Engine, select
 
-from carnet.access.models import access_revoked_token
+from carnet.access.accounts import AccountService
 from carnet.access.principal import Kind, Principal
 from carnet.access.routes import ROUTE_GUARDS, Guard
+from carnet.access.sessions import SessionService
 from carnet.access.tokens import principal_from_claims
 from carnet.audit.events import Actor, build_event
 from carnet.audit.service import AuditService
@@ -31,14 +30,6 @@ log = logging.getLogger("carnet.access")
 SESSION_COOKIE = "carnet_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class SessionLookup(Protocol):
-    """What the portal's session store offers the authenticator (carnet/access/sessions.py)."""
-
-    def principal(self, cookie_value: str, accounts: object) -> Principal | None: ...
-
-    def check_csrf(self, cookie_value: str, csrf_token: str | None) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -54,13 +45,13 @@ class Authenticator:
         self,
         settings: Settings,
         signer: TokenSigner,
-        engine: Engine,
-        sessions: SessionLookup | None = None,
-        accounts: object | None = None,
+        is_revoked: Callable[[str], bool],
+        sessions: SessionService | None = None,
+        accounts: AccountService | None = None,
     ) -> None:
         self.settings = settings
         self.signer = signer
-        self.engine = engine
+        self.is_revoked = is_revoked
         self.sessions = sessions
         self.accounts = accounts
 
@@ -80,11 +71,11 @@ class Authenticator:
             except TokenError as exc:
                 raise AuthenticationError(401, str(exc)) from None
             jti = claims.get("jti")
-            if not isinstance(jti, str) or self._revoked(jti):
+            if not isinstance(jti, str) or self.is_revoked(jti):
                 raise AuthenticationError(401, "token rejected: revoked or without an id")
             return principal
         cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie and self.sessions is not None:
+        if cookie and self.sessions is not None and self.accounts is not None:
             from_session = self.sessions.principal(cookie, self.accounts)
             if from_session is not None:
                 if request.method not in SAFE_METHODS and not self.sessions.check_csrf(
@@ -93,13 +84,6 @@ class Authenticator:
                     raise AuthenticationError(403, "missing or wrong CSRF token")
                 return from_session
         raise AuthenticationError(401, "authentication required: a bearer token or a session")
-
-    def _revoked(self, jti: str) -> bool:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(access_revoked_token.c.jti).where(access_revoked_token.c.jti == jti)
-            ).first()
-        return row is not None
 
 
 def allowed(guard: Guard, principal: Principal) -> bool:

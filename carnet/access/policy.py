@@ -330,10 +330,18 @@ class PolicyDecisionPoint:
             if patient_id is None:
                 # Outside any record: system callers, and professionals' deposits (a Binary, an
                 # Organization they cite), within their rule's types.
-                if rule.effect == "allow" and rule.relationship in ("system", "deposit"):
+                if rule.effect == "allow" and (
+                    rule.relationship == "system"
+                    or (rule.relationship == "deposit" and action == "create")
+                ):
                     return Decision(True, rule.rule_id)
                 continue
-            if not self._holds(conn, principal, rule.relationship, patient_id):
+            relationship = rule.relationship
+            if relationship == "deposit" and action != "create":
+                relationship = (
+                    "care"  # changing or deleting what is there needs a care relationship
+                )
+            if not self._holds(conn, principal, relationship, patient_id):
                 continue
             if rule.effect == "deny":
                 return Decision(False, rule.rule_id, 403, "refused by the patient's controls")

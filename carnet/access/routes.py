@@ -53,4 +53,40 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/identity/merges/{merge_id}/unmerge": Guard.OPERATOR,
     "/identity/match": Guard.OPERATOR,
     "/identity/resolve": Guard.OPERATOR,
+    # persons' login: these endpoints check their own cookies, CSRF and throttling
+    "/auth/login": Guard.PUBLIC,
+    "/auth/totp": Guard.PUBLIC,
+    "/auth/logout": Guard.PUBLIC,
+    "/auth/me": Guard.PUBLIC,
+    # the personal space
+    "/record/space": Guard.PERSON,
+    "/record/objection": Guard.PERSON,
+    "/record/closure": Guard.PERSON,
+    # the patient's controls; the service checks who acts for whom
+    "/access/controls": Guard.PERSON,
+    "/access/masks": Guard.SIGNED_IN,  # persons mask; professionals set INVISIBLE_PATIENT
+    "/access/masks/remove": Guard.SIGNED_IN,
+    "/access/blocks": Guard.PERSON,
+    "/access/blocks/{rpps}": Guard.PERSON,
+    "/access/care": Guard.PERSON,
+    "/access/care/{rpps}": Guard.PERSON,
+    "/access/preferences": Guard.PERSON,
+    "/access/break-glass": Guard.PROFESSIONAL,
+    "/access/alerts": Guard.OPERATOR,
+    # OAuth 2.0 / SMART and OpenID Connect: each handler checks the client, the session and its
+    # signed ticket itself (the grant screen's plain HTML forms carry a ticket, not a CSRF header)
+    "/.well-known/smart-configuration": Guard.PUBLIC,
+    "/fhir/.well-known/smart-configuration": Guard.PUBLIC,
+    "/oauth/jwks": Guard.PUBLIC,
+    "/oauth/authorize": Guard.PUBLIC,
+    "/oauth/token": Guard.PUBLIC,
+    "/oauth/revoke": Guard.PUBLIC,
+    "/oauth/grants": Guard.PUBLIC,
+    "/oauth/grants/revoke": Guard.PUBLIC,
+    "/auth/pro/login": Guard.PUBLIC,
+    "/auth/pro/callback": Guard.PUBLIC,
+    "/dev-idp/.well-known/openid-configuration": Guard.PUBLIC,
+    "/dev-idp/jwks": Guard.PUBLIC,
+    "/dev-idp/authorize": Guard.PUBLIC,
+    "/dev-idp/token": Guard.PUBLIC,
 }

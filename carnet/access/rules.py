@@ -13,8 +13,8 @@ Relationships:
   deposit or an encounter);
 - ``medecin-traitant``: the patient's declared general practitioner (wider rights, sees items
   masked from other professionals);
-- ``deposit``: a professional writing into any open record that has not blocked them (the deposit
-  creates the care relationship);
+- ``deposit``: a professional creating an item in any open record that has not blocked them (the
+  deposit creates the care relationship); updating or deleting needs the care relationship;
 - ``break-glass``: emergency access, time-limited, stated reason, unless the patient opposed it;
 - ``granted``: an app acting with the patient's grant, within its SMART scopes;
 - ``system``: a backend service or operator with ``system/`` scopes;
@@ -60,6 +60,13 @@ CLINICAL_CORE = (
     "Patient,Observation,Condition,AllergyIntolerance,Immunization,MedicationRequest,"
     "MedicationStatement,MedicationDispense,DocumentReference,DiagnosticReport,Encounter,Procedure,"
     "CarePlan,Composition"
+)
+
+# Resources outside any record that everyone signed in may read. Other resources without a patient
+# (a Binary, an Observation about no one) are for system callers and their depositors' rules.
+DIRECTORY = (
+    "Organization,Practitioner,PractitionerRole,Location,HealthcareService,Endpoint,Medication,"
+    "Substance,CodeSystem,ValueSet,ConceptMap,StructureDefinition,Questionnaire,PlanDefinition"
 )
 
 DEFAULT_RULES: tuple[tuple[str, str, str, str, str, str, str, str], ...] = (
@@ -123,8 +130,8 @@ DEFAULT_RULES: tuple[tuple[str, str, str, str, str, str, str, str], ...] = (
      "A backend service acts on every record within its system/ scopes."),
     ("operator-system", "operator", "*", "*", "*", "system", "allow",
      "An operator acts on every record within their system/ scopes (imports, exports, checks)."),
-    ("directory-read", "*", "*", "*", "read", "shared", "allow",
-     "Anyone signed in reads data outside any patient's record (the directory)."),
+    ("directory-read", "*", "*", DIRECTORY, "read", "shared", "allow",
+     "Anyone signed in reads the directory and reference data outside any patient's record."),
 )  # fmt: skip
 
 

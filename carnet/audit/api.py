@@ -7,13 +7,18 @@ written by the server only: client writes to AuditEvent are refused with 405.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
+from carnet.access.controls import ControlsService
+from carnet.access.principal import Kind
 from carnet.audit import render
 from carnet.audit.service import AuditService
+from carnet.fhir.access import RequestContext
 from carnet.fhir.api import Ctx, FhirResponse, base_url
 from carnet.fhir.errors import FhirError, bad_request, not_found
 from carnet.fhir.render import page_links
@@ -28,6 +33,22 @@ def get_audit(request: Request) -> AuditService:
 
 
 Audit = Annotated[AuditService, Depends(get_audit)]
+
+
+def _may_see(request: Request, ctx: RequestContext, patient_id: str) -> bool:
+    controls: ControlsService = request.app.state.controls
+    return controls.may_see_history(ctx.principal, patient_id)
+
+
+def _guard(request: Request, audit: AuditService, ctx: RequestContext, patient_id: str) -> None:
+    """The patient, their representatives and operators read a record's history; the refusal
+    is itself audited."""
+    if not _may_see(request, ctx, patient_id):
+        denied = replace(ctx, rule="history-patient-or-representative")
+        audit.record_failure(denied, "history-read", "Patient", patient_id, 403)
+        raise FhirError.of(
+            403, "forbidden", "only the patient and their representatives see this history"
+        )
 
 
 def _int(request: Request, name: str, default: int) -> int:
@@ -47,6 +68,7 @@ def search(request: Request, audit: Audit, ctx: Ctx) -> FhirResponse:
     if not patient:
         raise bad_request("AuditEvent is searched by patient: ?patient=<id>", "patient")
     check_id(patient)
+    _guard(request, audit, ctx, patient)
     settings = request.app.state.settings
     count = min(max(0, _int(request, "_count", settings.default_page_size)), settings.max_page_size)
     offset = max(0, _int(request, "_offset", 0))
@@ -73,19 +95,31 @@ def search(request: Request, audit: Audit, ctx: Ctx) -> FhirResponse:
 
 
 @router.get("/AuditEvent/{event_id}")
-def read(event_id: str, audit: Audit, ctx: Ctx) -> FhirResponse:
+def read(request: Request, event_id: str, audit: Audit, ctx: Ctx) -> FhirResponse:
+    """One event, with only the patient slices the caller may see (all of them for operators)."""
     check_id(event_id)
     try:
         logged, checkpoint = audit.event(event_id, ctx)
     except KeyError:
         raise not_found(f"AuditEvent/{event_id} is not known") from None
+    if ctx.principal.kind is not Kind.OPERATOR:
+        visible = [s for s in logged.slices if _may_see(request, ctx, _slice_patient(s))]
+        if not visible:
+            raise not_found(f"AuditEvent/{event_id} is not known")
+        logged = replace(logged, slices=visible)
     return FhirResponse(render.audit_event(logged, checkpoint, audit.origin))
 
 
+def _slice_patient(slice_bytes: bytes) -> str:
+    value = orjson.loads(slice_bytes)
+    return str(value.get("patient", "")) if isinstance(value, dict) else ""
+
+
 @router.get("/Patient/{patient_id}/$audit-export")
-def export(patient_id: str, audit: Audit, ctx: Ctx) -> StreamingResponse:
+def export(request: Request, patient_id: str, audit: Audit, ctx: Ctx) -> StreamingResponse:
     """NDJSON: a checkpoint line (signed note, public key), then every event with its proof."""
     check_id(patient_id)
+    _guard(request, audit, ctx, patient_id)
     checkpoint, events = audit.export_patient(patient_id, ctx)
 
     def lines() -> Iterator[bytes]:

@@ -46,9 +46,16 @@ def patient_everything(
     return FhirResponse(everything(service, ctx, base_url(request), patient_id, params))
 
 
-@router.api_route("/Patient/{patient_id}/$summary", methods=["GET", "POST"])
+@router.get("/Patient/{patient_id}/$summary")
 def patient_summary(patient_id: str, request: Request, service: Service, ctx: Ctx) -> FhirResponse:
     return FhirResponse(summary(service, ctx, base_url(request), patient_id))
+
+
+@router.post("/Patient/{patient_id}/$summary")
+def patient_summary_post(
+    patient_id: str, request: Request, service: Service, ctx: Ctx
+) -> FhirResponse:
+    return patient_summary(patient_id, request, service, ctx)
 
 
 # -- bulk export --------------------------------------------------------------------------------
