@@ -9,7 +9,7 @@ outside the subset compiles to ``None`` and its parameter is not offered (nor ad
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,3 +168,88 @@ def evaluate(resource: dict[str, Any], path: Path) -> Iterator[Any]:
         if not nodes:
             return
     yield from nodes
+
+
+Getter = Callable[[Any], Sequence[Any]]
+
+
+def compile_getter(path: Path) -> Getter:
+    """``path`` as a function giving the same nodes as ``evaluate``, built once per path.
+
+    Indexing runs every search parameter of a type over every resource written; interpreting the
+    steps each time cost more than the extraction itself, so each step becomes a closure here.
+    """
+    steps = [_step_function(step) for step in path]
+    if len(steps) == 1:
+        (only,) = steps
+        return lambda node: only((node,))
+    if len(steps) == 2:
+        first, second = steps
+
+        def two(node: Any) -> Sequence[Any]:
+            found = first((node,))
+            return second(found) if found else found
+
+        return two
+
+    def many(node: Any) -> Sequence[Any]:
+        nodes: Sequence[Any] = (node,)
+        for step in steps:
+            nodes = step(nodes)
+            if not nodes:
+                break
+        return nodes
+
+    return many
+
+
+def _step_function(step: Step) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    if step.choice:
+        name, size = step.name, len(step.name)
+
+        def choice(nodes: Sequence[Any]) -> Sequence[Any]:
+            return [
+                value
+                for node in nodes
+                if isinstance(node, dict)
+                for key, value in node.items()
+                if key.startswith(name) and key[size : size + 1].isupper()
+            ]
+
+        return choice
+    if step.name:
+        name = step.name
+
+        def child(nodes: Sequence[Any]) -> Sequence[Any]:
+            if len(nodes) == 1:  # the common case: one parent, no list to build
+                parent = nodes[0]
+                value = parent.get(name) if isinstance(parent, dict) else None
+                if value is None:
+                    return ()
+                return value if isinstance(value, list) else (value,)
+            out: list[Any] = []
+            for node in nodes:
+                if isinstance(node, dict):
+                    value = node.get(name)
+                    if isinstance(value, list):
+                        out.extend(value)
+                    elif value is not None:
+                        out.append(value)
+            return out
+
+        return child
+    if step.resolve_is:
+        prefix = step.resolve_is + "/"
+        inner = "/" + prefix
+
+        def resolves(nodes: Sequence[Any]) -> Sequence[Any]:
+            out = []
+            for node in nodes:
+                ref = node.get("reference", "") if isinstance(node, dict) else ""
+                if isinstance(ref, str) and (ref.startswith(prefix) or inner in ref):
+                    out.append(node)
+            return out
+
+        return resolves
+    field, wanted = step.where_field, step.where_value
+    return lambda nodes: [n for n in nodes if isinstance(n, dict) and n.get(field) == wanted]

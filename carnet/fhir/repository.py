@@ -34,7 +34,7 @@ from carnet.crypto.envelope import DataKeys, KeyDestroyedError
 from carnet.fhir.attachments import BlobStore, attachments
 from carnet.fhir.dates import instant, sortable, utc_now
 from carnet.fhir.errors import FhirError, conflict, gone
-from carnet.fhir.indexer import Indexer, IndexRows
+from carnet.fhir.indexer import KIND_COLUMNS, Indexer, IndexRows, Row
 from carnet.fhir.models import INDEX_TABLES, code_text, resource, search_snapshot
 
 
@@ -233,12 +233,12 @@ class Unit:
                         delete(table).where(table.c.res_type == res_type, table.c.res_id.in_(chunk))
                     )
         bulk_insert(conn, resource, self._rows)
-        by_kind: dict[str, list[dict[str, Any]]] = {}
+        by_kind: dict[str, list[Row]] = {}
         for pending in self._pending.values():
             for kind, rows in pending.index.rows.items():
                 by_kind.setdefault(kind, []).extend(rows)
         for kind, rows in by_kind.items():
-            bulk_insert(conn, INDEX_TABLES[kind], rows)
+            insert_tuples(conn, INDEX_TABLES[kind], KIND_COLUMNS[kind], rows)
         texts = set().union(*(p.index.code_texts for p in self._pending.values()))
         new_texts = texts - self.repo.known_code_texts - self.new_code_texts
         if new_texts:
@@ -492,14 +492,22 @@ class Unit:
 
 
 def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows at the driver's speed: COPY on PostgreSQL, executemany on SQLite.
+    """Insert many rows (dicts that all carry the same keys) at the driver's speed."""
+    if rows:
+        columns = tuple(rows[0])
+        insert_tuples(conn, table, columns, [tuple(row[c] for c in columns) for row in rows])
+
+
+def insert_tuples(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert rows given as tuples in ``columns`` order: COPY on PostgreSQL, executemany on SQLite.
 
     SQLAlchemy's per-row parameter processing costs more than the database work for index rows,
-    so this goes to the driver; the rows of one table all carry the same keys.
+    so this goes to the driver.
     """
     if not rows:
         return
-    columns = list(rows[0])
     names = ", ".join(columns)
     if conn.dialect.name == "postgresql":
         driver = conn.connection.driver_connection
@@ -508,14 +516,12 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
             driver.cursor() as cursor,
             cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
         ):
+            write_row = copy.write_row
             for row in rows:
-                copy.write_row([row[c] for c in columns])
+                write_row(row)
         return
     marks = ", ".join("?" for _ in columns)
-    conn.exec_driver_sql(
-        f"INSERT INTO {table.name} ({names}) VALUES ({marks})",
-        [tuple(row[c] for c in columns) for row in rows],
-    )
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
 
 
 def insert_ignoring_duplicates(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from carnet.fhir.fhirpath import Step, compile_expression, compile_path, evaluate
+from carnet.fhir.fhirpath import Step, compile_expression, compile_getter, compile_path, evaluate
 
 OBSERVATION: dict[str, Any] = {
     "resourceType": "Observation",
@@ -171,3 +171,31 @@ def test_evaluate_flattens_lists_and_stops_on_missing() -> None:
 def test_evaluate_on_primitive_does_not_crash() -> None:
     assert _values(OBSERVATION, "Observation.status.text") == []
     assert _values(OBSERVATION, "Observation.status.where(resolve() is Patient)") == []
+
+
+@pytest.mark.parametrize(
+    ("resource", "expr"),
+    [
+        (OBSERVATION, "Observation.code.coding.code"),
+        (OBSERVATION, "Observation.component.code.text"),
+        (OBSERVATION, "Observation.component.value"),  # choice element
+        (OBSERVATION, "Observation.note.text"),
+        (OBSERVATION, "Observation.status"),
+        (OBSERVATION, "Observation.status.text"),
+        (OBSERVATION, "Observation.performer.where(resolve() is Patient)"),
+        (OBSERVATION, "Observation.status.where(resolve() is Patient)"),
+        (OBSERVATION, "Observation.value as Quantity"),
+        (OBSERVATION, "(Observation.component.value as Quantity)"),
+        (PATIENT, "Patient.name.given | Patient.name.family"),
+        (PATIENT, "Patient.telecom.where(system='email')"),
+        (PATIENT, "Patient.deceased"),
+        (PATIENT, "Patient.address.city"),
+    ],
+)
+def test_compiled_getter_gives_what_evaluate_gives(resource: dict[str, Any], expr: str) -> None:
+    choices = frozenset({"Observation.value", "Observation.component.value", "Patient.deceased"})
+    paths = compile_expression(expr, resource["resourceType"], choices)
+    assert paths
+    for path in paths:
+        assert list(compile_getter(path)(resource)) == list(evaluate(resource, path))
+    assert list(compile_getter(())(resource)) == [resource]  # a composite's component on its node
