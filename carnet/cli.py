@@ -407,13 +407,15 @@ def identity_dedupe(
     ] = "local[2]",
 ) -> None:
     """List suspected duplicate pairs of the whole index with their decision (link or review)."""
-    from carnet.identity.engines import ENGINES
+    from carnet.identity.engines import ENGINES, EngineUnavailable
 
     if engine not in ENGINES:
         raise _fail(f"engine {engine!r} is not known; choose one of {', '.join(ENGINES)}")
     services = _services(Settings.from_env())
     try:
         pairs = services.identity.dedupe(engine=engine, spark_master=spark_master)
+    except EngineUnavailable as exc:
+        raise _fail(str(exc)) from None
     finally:
         services.close()
     for pair in pairs:

@@ -29,6 +29,7 @@ __all__ = [
     "PATTERNS_SQL",
     "DedupeEngine",
     "DuckDBEngine",
+    "EngineUnavailable",
     "SparkEngine",
     "open_engine",
 ]
@@ -46,6 +47,10 @@ PAIRS_SQL = (
 )
 # How many pairs have each comparison vector (table gammas(g0, g1, ...)).
 PATTERNS_SQL = "SELECT {columns}, count(*) AS n FROM gammas GROUP BY ALL"
+
+
+class EngineUnavailable(RuntimeError):  # noqa: N818 - reads as a state
+    """The engine cannot run here (a missing package, no Java, an unreachable cluster)."""
 
 
 class DedupeEngine(Protocol):
@@ -179,7 +184,12 @@ class SparkEngine(_SqlEngine):
     """PySpark (local mode or a cluster); records are compared on the executors."""
 
     def __init__(self, master: str = "local[2]", *, partitions: int = 8) -> None:
-        from pyspark.sql import SparkSession
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError:
+            raise EngineUnavailable(
+                "pyspark is not installed (pip install 'carnet[spark]'; it needs Java 17)"
+            ) from None
 
         local = master.startswith("local")
         builder = (
@@ -203,7 +213,12 @@ class SparkEngine(_SqlEngine):
             )
         # A session this process already runs (a notebook, a test fixture) is used, not stopped.
         self._owned = SparkSession.getActiveSession() is None
-        self.spark = builder.getOrCreate()
+        try:
+            self.spark = builder.getOrCreate()
+        except Exception as exc:  # noqa: BLE001 - no JVM, no java on the PATH, cluster unreachable
+            raise EngineUnavailable(
+                f"cannot start Spark at {master} ({type(exc).__name__}); is Java 17 installed?"
+            ) from None
         self.spark.sparkContext.setLogLevel("WARN")
         self.partitions = partitions
 

@@ -51,6 +51,9 @@ def test_identity_commands(tmp_path: Path) -> None:
     on_spark = _run(data, "identity", "dedupe", "--engine", "spark", "--spark-master", "local[1]")
     assert on_spark.exit_code == 0, on_spark.output
     assert "0 above the link threshold (engine spark)" in on_spark.output
+    nowhere = _run(data, "identity", "dedupe", "--engine", "spark", "--spark-master", "nope://x")
+    assert nowhere.exit_code == 1
+    assert "cannot start Spark at nope://x" in nowhere.output
     unknown = _run(data, "identity", "dedupe", "--engine", "hadoop")
     assert unknown.exit_code == 1
     assert "choose one of duckdb, spark" in unknown.output
