@@ -98,6 +98,7 @@ def demo(
 ) -> None:
     """Load a synthetic French population (idempotent) and its reference identity register, then
     serve."""
+    from carnet.demo.accounts import create_demo_accounts
     from carnet.demo.service import load_demo
     from carnet.identity.register_store import load_demo_register
 
@@ -108,6 +109,14 @@ def demo(
         task = progress.add_task("synthetic patients", total=patients)
         report = load_demo(services.fhir, patients, progress=lambda: progress.advance(task))
     analyze(services.engine)  # fresh planner statistics after a bulk load
+    ready = create_demo_accounts(
+        services.fhir,
+        services.accounts,
+        services.clients,
+        services.controls,
+        services.record,
+        issuer_url=settings.issuer_url,
+    )
     services.close()
     console.print(
         f"demo population: {report.patients_loaded} patients loaded, "
@@ -115,6 +124,10 @@ def demo(
     )
     console.print(f"identity register: {registered} reference identities (INSi stand-in)")
     console.print(f"data directory: {settings.data_dir}")
+    console.print("ready-made accounts (synthetic data, loopback demo):")
+    for account in ready:
+        console.print(f"  {account.role:<15} {account.login:<28} {account.detail}", soft_wrap=True)
+    console.print("  operator        carnet token issue --operator demo --scope 'system/*.rs'")
     if serve_after:
         console.print(
             f"open http://{settings.host}:{settings.port}/fhir/Patient?_count=10 "
