@@ -301,7 +301,9 @@ class IdentityService(DepositOperations):
             for rank, (weight, _, s) in enumerate(weighed)
             if rank < 5 or weight >= self.review_threshold
         ]
-        distinct = dismissed_pairs(conn, [c.identity_id for c in scored])
+        # Pairs a human found distinct matter only when a rival is plausible (saves a query).
+        rivals = len(scored) > 1 and scored[1].score.weight >= self.review_threshold
+        distinct = dismissed_pairs(conn, [c.identity_id for c in scored]) if rivals else set()
         return choose(scored, self.link_threshold, self.review_threshold, distinct)
 
     def match(self, inp: IdentityInput) -> MatchResult:
