@@ -309,47 +309,51 @@ class ControlsService:
             raise ControlError(400, f"reason must be one of {', '.join(BREAK_GLASS_REASONS)}")
         moment = self.now()
         expires = moment + timedelta(minutes=self.break_glass_minutes)
-        p, b = access_preference.c, access_block.c
-        emergency = RequestContext(
-            actor=ctx.actor, source=ctx.source, purpose="emergency", principal=principal
-        )
+        emergency = replace(ctx, purpose="emergency")
         with self.fhir.repo.unit(write=False) as unit:
             patient = unit.current("Patient", patient_id)
         if patient is None or patient.deleted:
             raise ControlError(404, "no such patient")
+        grant_id = str(uuid.uuid4())
         with self.engine.begin() as conn:
-            opposed = conn.execute(
-                select(p.emergency_opposition).where(p.patient_id == patient_id)
-            ).first()
-            blocked = conn.execute(
-                select(b.rpps).where(b.patient_id == patient_id, b.rpps == principal.rpps)
-            ).first()
-            if (opposed and opposed[0]) or blocked:
-                self._audit_in(conn, emergency, "break-glass-refused", patient_id, [], reason, 403)
-                raise ControlError(403, "this patient refused emergency access")
-            grant_id = str(uuid.uuid4())
-            conn.execute(
-                insert(access_break_glass).values(
-                    id=grant_id,
-                    rpps=principal.rpps,
-                    patient_id=patient_id,
-                    reason=reason,
-                    granted_at=_stamp(moment),
-                    expires_at=_stamp(expires),
+            refused = self._emergency_refused(conn, patient_id, principal.rpps)
+            if not refused:
+                conn.execute(
+                    insert(access_break_glass).values(
+                        id=grant_id,
+                        rpps=principal.rpps,
+                        patient_id=patient_id,
+                        reason=reason,
+                        granted_at=_stamp(moment),
+                        expires_at=_stamp(expires),
+                    )
                 )
-            )
-            conn.execute(
-                insert(access_alert).values(
-                    id=str(uuid.uuid4()),
-                    kind="break-glass",
-                    patient_id=patient_id,
-                    subject=principal.rpps,
-                    created_at=_stamp(moment),
-                    acknowledged=False,
+                conn.execute(
+                    insert(access_alert).values(
+                        id=str(uuid.uuid4()),
+                        kind="break-glass",
+                        patient_id=patient_id,
+                        subject=principal.rpps,
+                        created_at=_stamp(moment),
+                        acknowledged=False,
+                    )
                 )
-            )
-            self._audit_in(conn, emergency, "break-glass", patient_id, [], reason)
+                self._audit_in(conn, emergency, "break-glass", patient_id, [], reason)
+        if refused:  # recorded in a transaction of its own: the refusal changes nothing else
+            self._audit(emergency, "break-glass-refused", patient_id, [], reason, 403)
+            raise ControlError(403, "this patient refused emergency access")
         return {"id": grant_id, "patient": patient_id, "expires": _stamp(expires)}
+
+    @staticmethod
+    def _emergency_refused(conn: Connection, patient_id: str, rpps: str) -> bool:
+        p, b = access_preference.c, access_block.c
+        opposed = conn.execute(
+            select(p.emergency_opposition).where(p.patient_id == patient_id)
+        ).first()
+        blocked = conn.execute(
+            select(b.rpps).where(b.patient_id == patient_id, b.rpps == rpps)
+        ).first()
+        return bool((opposed and opposed[0]) or blocked)
 
     def alerts(self, ctx: RequestContext, *, open_only: bool = True) -> list[dict[str, Any]]:
         """Alerts for the operator (break-glass, lockouts); ids only."""
@@ -376,10 +380,16 @@ class ControlsService:
     # -- audit -----------------------------------------------------------------------------------
 
     def _audit(
-        self, ctx: RequestContext, action: str, patient_id: str, refs: list[tuple[str, str]]
+        self,
+        ctx: RequestContext,
+        action: str,
+        patient_id: str,
+        refs: list[tuple[str, str]],
+        rule: str | None = None,
+        status: int = 200,
     ) -> None:
         with self.engine.begin() as conn:
-            self._audit_in(conn, ctx, action, patient_id, refs, None)
+            self._audit_in(conn, ctx, action, patient_id, refs, rule, status)
 
     def _audit_in(
         self,
