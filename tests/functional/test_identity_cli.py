@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from carnet.app import build_services
 from carnet.cli import app
+from carnet.demo.population import generate_population
 from carnet.identity.ins import Traits
+from carnet.identity.models import identity
 from carnet.identity.register import demo_register
 from carnet.identity.service import IdentityInput
 from tests.conftest import make_settings
@@ -70,6 +73,15 @@ def test_demo_loads_the_identity_register(tmp_path: Path) -> None:
         assert register is not None
         for person in demo_register(2).records():
             assert register.verify(person.ins, person.traits)
-        assert services.identity.count() == 2  # the demo Patients went through matching
+        # The demo Patients went through matching: each has its identity in the index.
+        ids = [
+            e["resource"]["id"]
+            for bundle in generate_population(2)
+            for e in bundle["entry"]
+            if e["resource"]["resourceType"] == "Patient"
+        ]
+        with services.engine.connect() as conn:
+            indexed = set(conn.execute(select(identity.c.patient_id)).scalars())
+        assert set(ids) <= indexed
     finally:
         services.close()
