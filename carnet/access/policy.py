@@ -104,7 +104,7 @@ class PatientScope:
     """Resources of these patients, of these types, except items carrying a hiding flag."""
 
     rule: str
-    patients: PatientSet
+    patients: PatientSet  # None: every resource, in any record or in none (system callers)
     types: frozenset[str] | None
     hidden: frozenset[str]
     excluded: Select[Any] | None = None  # patients removed by a deny rule (blocks)
@@ -120,13 +120,10 @@ class Visibility:
 
     @property
     def unrestricted(self) -> bool:
-        return (
-            self.shared_rule is not None
-            and any(
-                s.patients is None and s.types is None and not s.hidden and s.excluded is None
-                for s in self.scopes
-            )
-            and self.shared_types is None
+        """A scope over every patient's and no patient's resources, of every type, hiding nothing."""
+        return any(
+            s.patients is None and s.types is None and not s.hidden and s.excluded is None
+            for s in self.scopes
         )
 
     @property

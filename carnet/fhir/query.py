@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, true, tuple_
 
 from carnet.access.policy import Visibility
 from carnet.crypto.blind_index import GRAM, BlindIndexer, normalise
@@ -342,9 +342,7 @@ def visible(vis: Visibility | None) -> ColumnElement[bool] | None:
         ors.append(and_(*shared))
     for scope in vis.scopes:
         conds: list[ColumnElement[bool]] = []
-        if scope.patients is None:
-            conds.append(resource.c.patient_id.is_not(None))
-        else:
+        if scope.patients is not None:
             conds.append(resource.c.patient_id.in_(scope.patients))
         if scope.excluded is not None:
             conds.append(resource.c.patient_id.not_in(scope.excluded))
@@ -353,7 +351,7 @@ def visible(vis: Visibility | None) -> ColumnElement[bool] | None:
         masked = Visibility.masked(scope)
         if masked is not None:
             conds.append(tuple_(resource.c.res_type, resource.c.res_id).not_in(masked))
-        ors.append(and_(*conds))
+        ors.append(and_(*conds) if conds else true())
     return or_(*ors) if ors else false()
 
 

@@ -407,3 +407,19 @@ def test_endpoint_guard_matrix(world: World) -> None:
             assert r.status_code < 500, (method, path, caller, r.text)
             checked += 1
     assert checked > 100
+
+
+def test_items_outside_any_record_are_for_system_callers(world: World) -> None:
+    """An Observation about no patient is not directory data: system callers only."""
+    orphan = _new_obs(world.a)
+    orphan["subject"] = {"display": "unknown"}
+    made = world.client.post(
+        "/fhir/Observation", json=orphan, headers={**FHIR, **world.callers["operator"]}
+    )
+    assert made.status_code == 201
+    orphan_id = made.json()["id"]
+    assert world.get("operator", f"/fhir/Observation/{orphan_id}").status_code == 200
+    assert orphan_id in _ids(world.get("operator", "/fhir/Observation", _count="100").json())
+    for caller in ("a", "gp", "nurse", "app"):
+        assert world.get(caller, f"/fhir/Observation/{orphan_id}").status_code == 403, caller
+        assert orphan_id not in _ids(world.get(caller, "/fhir/Observation", _count="100").json())
