@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from carnet.access.cli import register as register_login_accounts
 from carnet.access.oauth_cli import clients_app, token_app
+from carnet.access.rules_cli import rules_app
 from carnet.db.maintenance import analyze
 from carnet.record.cli import accounts_app
 from carnet.settings import Settings
@@ -34,6 +35,7 @@ app.add_typer(accounts_app, name="accounts")
 register_login_accounts(accounts_app)  # add-person, add-professional, add-operator
 app.add_typer(clients_app, name="clients")
 app.add_typer(token_app, name="token")
+app.add_typer(rules_app, name="rules")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

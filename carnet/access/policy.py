@@ -13,6 +13,7 @@ representations) are read from the database in the caller's transaction.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +50,7 @@ HIDDEN_UNDER: dict[str, frozenset[str]] = {
     "shared": frozenset(),
 }
 
+RULES_TTL = 10.0  # seconds a server keeps the rule table before reading it again
 READ_ACTIONS = frozenset({"read", "vread", "history", "search"})
 WRITE_ACTIONS = frozenset({"create", "update", "delete"})
 
@@ -100,6 +102,15 @@ PatientSet = Select[Any] | tuple[str, ...] | None
 
 
 @dataclass(frozen=True)
+class Denial:
+    """Resources a deny rule removes: of these patients (None: all), of these types (None: all)."""
+
+    rule: str
+    patients: PatientSet
+    types: frozenset[str] | None
+
+
+@dataclass(frozen=True)
 class PatientScope:
     """Resources of these patients, of these types, except items carrying a hiding flag."""
 
@@ -107,7 +118,7 @@ class PatientScope:
     patients: PatientSet  # None: every resource, in any record or in none (system callers)
     types: frozenset[str] | None
     hidden: frozenset[str]
-    excluded: Select[Any] | None = None  # patients removed by a deny rule (blocks)
+    denied: tuple[Denial, ...] = ()  # what deny rules take away (a block, an edited rule)
 
 
 @dataclass(frozen=True)
@@ -122,7 +133,7 @@ class Visibility:
     def unrestricted(self) -> bool:
         """A scope over every patient's and no patient's resources, of every type, hiding nothing."""
         return any(
-            s.patients is None and s.types is None and not s.hidden and s.excluded is None
+            s.patients is None and s.types is None and not s.hidden and not s.denied
             for s in self.scopes
         )
 
@@ -166,14 +177,19 @@ class PolicyDecisionPoint:
         self._record_open = record_open or (lambda conn, pid: True)
         self._now = now or (lambda: datetime.now(UTC))
         self._rules: list[Rule] | None = None
+        self._loaded = 0.0
 
     def rules(self, conn: Connection) -> list[Rule]:
-        if self._rules is None:
+        """The rule table, re-read at most every ``RULES_TTL`` seconds so that an operator's edit
+        (``carnet rules set``) reaches running servers without a restart."""
+        moment = time.monotonic()
+        if self._rules is None or moment - self._loaded > RULES_TTL:
             self._rules = load_rules(conn)
+            self._loaded = moment
         return self._rules
 
     def reload(self) -> None:
-        """Forget the cached rule table (after an operator edits it)."""
+        """Forget the cached rule table now."""
         self._rules = None
 
     # -- who the caller is to the patient ------------------------------------------------------
@@ -242,7 +258,7 @@ class PolicyDecisionPoint:
         scopes: list[PatientScope] = []
         shared_types: set[str] | None = set()
         shared_rule: str | None = None
-        excluded = None
+        denials: list[Denial] = []
         actors = self._actors(principal)
         for rule in self.rules(conn):
             if rule.actor not in ("*", *actors) or rule.action not in ("*", "read"):
@@ -250,8 +266,15 @@ class PolicyDecisionPoint:
             if rule.profession not in ("*", principal.profession or ""):
                 continue
             if rule.effect == "deny":
-                if rule.relationship == "blocked":
-                    excluded = self._blocked(principal)
+                denied = (
+                    self._blocked(principal)
+                    if rule.relationship == "blocked"
+                    else self._patients(conn, principal, rule.relationship)
+                )
+                if rule.relationship == "blocked" and denied is None:
+                    continue  # blocks concern professionals only
+                if denied != ():
+                    denials.append(Denial(rule.rule_id, denied, rule.res_types))
                 continue
             types = _intersect(rule.res_types, scope_types)
             if types is not None and not types:
@@ -269,8 +292,10 @@ class PolicyDecisionPoint:
                     rule.rule_id, patients, types, HIDDEN_UNDER.get(rule.relationship, frozenset())
                 )
             )
-        if excluded is not None:
-            scopes = [PatientScope(s.rule, s.patients, s.types, s.hidden, excluded) for s in scopes]
+        if denials:
+            scopes = [
+                PatientScope(s.rule, s.patients, s.types, s.hidden, tuple(denials)) for s in scopes
+            ]
         return Visibility(
             tuple(scopes),
             None if shared_types is None else frozenset(shared_types),

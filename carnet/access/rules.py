@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, select, update
 
 from carnet.access.models import access_rule
 
@@ -178,3 +178,30 @@ def load_rules(conn: Connection) -> list[Rule]:
         for r in rows
     ]
     return sorted(rules, key=lambda rule: rule.effect != "deny")
+
+
+class RuleError(ValueError):
+    """An edit the rule table refuses (unknown rule, bad effect or type list)."""
+
+
+def edit_rule(
+    conn: Connection, rule_id: str, *, effect: str | None = None, res_types: str | None = None
+) -> None:
+    """Change one rule's effect (allow/deny) or resource types (``*`` or a comma list)."""
+    values: dict[str, str] = {}
+    if effect is not None:
+        if effect not in ("allow", "deny"):
+            raise RuleError("effect is allow or deny")
+        values["effect"] = effect
+    if res_types is not None:
+        types = _types(res_types)
+        if types is not None and (not types or any(not t.isalpha() for t in types)):
+            raise RuleError("resource types are '*' or a comma-separated list of FHIR types")
+        values["res_type"] = res_types
+    if not values:
+        raise RuleError("nothing to change: give --effect or --types")
+    done = conn.execute(
+        update(access_rule).where(access_rule.c.rule_id == rule_id).values(**values)
+    )
+    if done.rowcount != 1:
+        raise RuleError(f"no rule {rule_id}")

@@ -344,8 +344,16 @@ def visible(vis: Visibility | None) -> ColumnElement[bool] | None:
         conds: list[ColumnElement[bool]] = []
         if scope.patients is not None:
             conds.append(resource.c.patient_id.in_(scope.patients))
-        if scope.excluded is not None:
-            conds.append(resource.c.patient_id.not_in(scope.excluded))
+        for denial in scope.denied:
+            taken: list[ColumnElement[bool]] = []
+            if denial.patients is not None:
+                taken.append(resource.c.patient_id.in_(denial.patients))
+            if denial.types is not None:
+                taken.append(resource.c.res_type.in_(sorted(denial.types)))
+            kept = not_(and_(*taken)) if taken else false()
+            if denial.patients is not None:  # an item in no record is not in a denied record
+                kept = or_(resource.c.patient_id.is_(None), kept)
+            conds.append(kept)
         if scope.types is not None:
             conds.append(resource.c.res_type.in_(sorted(scope.types)))
         masked = Visibility.masked(scope)
