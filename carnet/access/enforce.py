@@ -93,14 +93,15 @@ class PolicyAccess:
         touched: list[StoredResource],
     ) -> None:
         principal = ctx.principal
-        if (
-            principal.kind is Kind.PROFESSIONAL
-            and rule_action(action) == "write"
-            and principal.rpps
-        ):
+        if rule_action(action) == "write" and action != "delete":
             for stored in touched:
-                if stored.patient_id:
+                if not stored.patient_id:
+                    continue
+                if principal.kind is Kind.PROFESSIONAL and principal.rpps:
                     note_care(unit.conn, stored.patient_id, principal.rpps, "deposit")
+                if stored.res_type == "Encounter":
+                    for rpps in encounter_rpps(unit, stored):
+                        note_care(unit.conn, stored.patient_id, rpps, "encounter")
         rule = self._rules.get(unit, ctx.rule)
         self.audit.record(unit, replace(ctx, rule=rule), action, res_type, touched)
 
@@ -122,6 +123,28 @@ def record_accepts_writes(conn: Connection, patient_id: str) -> bool:
         select(record_space.c.state).where(record_space.c.patient_id == patient_id)
     ).scalar_one_or_none()
     return state is None or state == OPEN
+
+
+RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
+
+
+def encounter_rpps(unit: Unit, encounter: StoredResource) -> list[str]:
+    """RPPS numbers of the practitioners taking part in an Encounter (their care relationship)."""
+    found: list[str] = []
+    for participant in (encounter.body or {}).get("participant", []):
+        reference = str((participant.get("individual") or {}).get("reference", ""))
+        kind, _, pract_id = reference.partition("/")
+        if kind != "Practitioner" or not pract_id:
+            continue
+        practitioner = unit.current("Practitioner", pract_id)
+        if practitioner is None or practitioner.body is None:
+            continue
+        found.extend(
+            str(i["value"])
+            for i in practitioner.body.get("identifier", [])
+            if i.get("system") == RPPS_SYSTEM and i.get("value")
+        )
+    return found
 
 
 def note_care(conn: Connection, patient_id: str, rpps: str, source: str) -> None:

@@ -225,3 +225,27 @@ def test_every_decision_is_audited_with_its_rule(setup: Setup) -> None:
     ]
     denied = [e for e in events if e["action"] == "denied"]
     assert [(e["outcome"], e["rule"]) for e in denied] == [(401, "authentication")]
+
+
+def test_an_encounter_creates_the_care_relationship_of_its_practitioners(setup: Setup) -> None:
+    c, h = setup.client, setup.h
+    assert c.get(f"/fhir/Observation/{setup.doc}", headers=h["nurse"]).status_code == 403
+    practitioner = {
+        "resourceType": "Practitioner",
+        "identifier": [{"system": "urn:oid:1.2.250.1.71.4.2.1", "value": NURSE}],
+    }
+    pract_id = c.post(
+        "/fhir/Practitioner", json=practitioner, headers={**FHIR, **h["operator"]}
+    ).json()["id"]
+    encounter = {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": f"Patient/{setup.a}"},
+        "participant": [{"individual": {"reference": f"Practitioner/{pract_id}"}}],
+    }
+    r = c.post("/fhir/Encounter", json=encounter, headers={**FHIR, **h["operator"]})
+    assert r.status_code == 201, r.text
+    assert c.get(f"/fhir/Observation/{setup.doc}", headers=h["nurse"]).status_code == 200
+    care = c.get("/access/controls", headers=h["a"]).json()["care"]
+    assert {"rpps": NURSE, "source": "encounter", "medecinTraitant": False} in care
