@@ -81,6 +81,8 @@ class Services:
     authenticator: Authenticator
 
     def close(self) -> None:
+        self.bulk_export.runner.wait_all()  # bulk jobs hold connections until they finish
+        self.bulk_import.runner.wait_all()
         self.pro_login.http.close()
         self.audit.stop()
         self.audit.flush()  # publish what this process recorded (CLI commands, tests)

@@ -142,6 +142,13 @@ class JobRunner:
         if thread is not None:
             thread.join(timeout)
 
+    def wait_all(self, timeout: float = 30.0) -> None:
+        """Let running jobs finish (at shutdown, before the database connections are closed)."""
+        with self._lock:
+            threads = list(self._threads.values())
+        for thread in threads:
+            thread.join(timeout)
+
     def _run(self, job_id: str, work: Callable[[str], None]) -> None:
         try:
             work(job_id)
