@@ -195,10 +195,11 @@ class FhirService:
         ctx = ctx or RequestContext()
         with self.interaction(ctx, "vread", res_type, res_id) as unit:
             self.check_type(res_type)
-            if not version.isdigit():
+            number = _version_number(version)
+            if number is None:
                 raise not_found(f"{res_type}/{res_id} has no version '{version[:20]}'")
             self.access.check(unit, ctx, "vread", res_type, res_id)
-            stored = unit.version(res_type, res_id, int(version))
+            stored = unit.version(res_type, res_id, number)
             if stored is None:
                 raise not_found(f"{res_type}/{res_id} has no version {version}")
             self.access.check_resource(unit, ctx, "vread", stored)
@@ -523,7 +524,15 @@ def _etag_version(etag: str) -> int:
     text = etag.strip()
     if text.startswith("W/"):
         text = text[2:]
-    text = text.strip('"')
-    if not text.isdigit():
+    number = _version_number(text.strip('"'))
+    if number is None:
         raise FhirError.of(400, "invalid", f"If-Match '{etag[:30]}' is not a version ETag")
+    return number
+
+
+def _version_number(text: str) -> int | None:
+    """A version id as a number, or None: ASCII digits only (``"²".isdigit()`` is true but
+    ``int`` refuses it) and small enough for an INTEGER column (SQLite and PostgreSQL bigint)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
     return int(text)
