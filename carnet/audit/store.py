@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from hashlib import sha256
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, tuple_, update
+from sqlalchemy import Connection, Engine, func, select, tuple_, update
 
 from carnet.audit import merkle
 from carnet.audit.events import Event, leaf_data
@@ -25,11 +25,13 @@ from carnet.audit.models import (
     audit_node,
     audit_sequencer,
 )
+from carnet.db.bulk import execute_many, insert_rows
 
 # The execution option carnet.fhir.repository's SQLite listener reads to BEGIN IMMEDIATE.
 WRITE_OPTION = "carnet_write"
 SEQUENCE_CHUNK = 20_000
 _IN_CHUNK = 500
+_SET_LEAF = f"UPDATE {audit_event.name} SET leaf_index = ?, leaf_hash = ? WHERE seq = ?"
 
 
 class AuditStore:
@@ -52,19 +54,40 @@ class AuditStore:
     # -- appends --------------------------------------------------------------------------------
 
     def append(self, conn: Connection, events: Sequence[Event]) -> None:
-        """Insert events (and their patient slices) in the caller's transaction: one executemany."""
+        """Insert events (and their patient slices) in the caller's transaction, through the
+        driver (a transaction Bundle appends one event per entry, hundreds at a time)."""
         if not events:
             return
-        stmt = audit_event.insert().returning(audit_event.c.seq, sort_by_parameter_order=True)
-        result = conn.execute(stmt, [{"event_id": e.event_id, "body": e.body} for e in events])
-        seqs = [row[0] for row in result]
+        seqs = self._allocate(conn, len(events))
+        insert_rows(
+            conn,
+            audit_event,
+            ("seq", "event_id", "body"),
+            [(seq, e.event_id, e.body) for seq, e in zip(seqs, events, strict=True)],
+        )
         slices = [
-            {"patient_id": pid, "seq": seq, "slice": data}
+            (pid, seq, data)
             for seq, e in zip(seqs, events, strict=True)
             for pid, data in e.slices.items()
         ]
-        if slices:
-            conn.execute(audit_event_patient.insert(), slices)
+        insert_rows(conn, audit_event_patient, ("patient_id", "seq", "slice"), slices)
+
+    @staticmethod
+    def _allocate(conn: Connection, count: int) -> list[int]:
+        """``count`` new event seqs, in order, as the database would have given them."""
+        if conn.dialect.name == "postgresql":
+            # The column's own sequence: concurrent writers never share a value.
+            found = conn.exec_driver_sql(
+                "SELECT nextval(pg_get_serial_sequence('audit_event', 'seq')) "
+                "FROM generate_series(1, %s)",
+                (count,),
+            )
+            return sorted(int(row[0]) for row in found)
+        # SQLite gives max(rowid) + 1; the writer holds the database's write lock until it
+        # commits (a deferred transaction that wrote nothing yet cannot write on a stale
+        # snapshot), so no other writer can take these.
+        last = conn.exec_driver_sql("SELECT coalesce(max(seq), 0) FROM audit_event").scalar_one()
+        return list(range(int(last) + 1, int(last) + 1 + count))
 
     # -- sequencing -------------------------------------------------------------------------------
 
@@ -85,11 +108,6 @@ class AuditStore:
     def sequence(self, conn: Connection, size: int, frontier: merkle.Frontier) -> int:
         """Give leaf indexes to unsequenced events in ``seq`` order; returns the new tree size."""
         assert frontier.size == size
-        set_leaf = (
-            update(audit_event)
-            .where(audit_event.c.seq == bindparam("s"))
-            .values(leaf_index=bindparam("i"), leaf_hash=bindparam("h"))
-        )
         while True:
             rows = conn.execute(
                 select(audit_event.c.seq, audit_event.c.body)
@@ -99,17 +117,17 @@ class AuditStore:
             ).all()
             if not rows:
                 break
-            leaves: list[dict[str, Any]] = []
-            nodes: list[dict[str, Any]] = []
+            leaves: list[tuple[int, bytes, int]] = []
+            nodes: list[tuple[int, int, bytes]] = []
             for seq, body in rows:
                 h = sha256(b"\x00" + leaf_data(size, body)).digest()
-                leaves.append({"s": seq, "i": size, "h": h})
-                for level, idx, node in frontier.append(h):
-                    nodes.append({"level": level, "idx": idx, "hash": node})
+                leaves.append((size, h, seq))
+                nodes.extend(frontier.append(h))
                 size += 1
-            conn.execute(set_leaf, leaves)
-            if nodes:
-                conn.execute(audit_node.insert(), nodes)
+            # Through the driver: SQLAlchemy's per-row parameter handling cost more than the
+            # updates themselves.
+            execute_many(conn, _SET_LEAF, leaves)
+            insert_rows(conn, audit_node, ("level", "idx", "hash"), nodes)
             if len(rows) < SEQUENCE_CHUNK:
                 break
         conn.execute(

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from carnet.crypto.envelope import DataKeys, KeyDestroyedError
+from carnet.db.bulk import insert_rows
 from carnet.fhir.attachments import BlobStore, attachments
 from carnet.fhir.dates import instant, sortable, utc_now
 from carnet.fhir.errors import FhirError, conflict, gone
@@ -238,7 +239,7 @@ class Unit:
             for kind, rows in pending.index.rows.items():
                 by_kind.setdefault(kind, []).extend(rows)
         for kind, rows in by_kind.items():
-            insert_tuples(conn, INDEX_TABLES[kind], KIND_COLUMNS[kind], rows)
+            insert_rows(conn, INDEX_TABLES[kind], KIND_COLUMNS[kind], rows)
         texts = set().union(*(p.index.code_texts for p in self._pending.values()))
         new_texts = texts - self.repo.known_code_texts - self.new_code_texts
         if new_texts:
@@ -495,33 +496,7 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     """Insert many rows (dicts that all carry the same keys) at the driver's speed."""
     if rows:
         columns = tuple(rows[0])
-        insert_tuples(conn, table, columns, [tuple(row[c] for c in columns) for row in rows])
-
-
-def insert_tuples(
-    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-) -> None:
-    """Insert rows given as tuples in ``columns`` order: COPY on PostgreSQL, executemany on SQLite.
-
-    SQLAlchemy's per-row parameter processing costs more than the database work for index rows,
-    so this goes to the driver.
-    """
-    if not rows:
-        return
-    names = ", ".join(columns)
-    if conn.dialect.name == "postgresql":
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        with (
-            driver.cursor() as cursor,
-            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
-        ):
-            write_row = copy.write_row
-            for row in rows:
-                write_row(row)
-        return
-    marks = ", ".join("?" for _ in columns)
-    conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
+        insert_rows(conn, table, columns, [tuple(row[c] for c in columns) for row in rows])
 
 
 def insert_ignoring_duplicates(
