@@ -22,6 +22,7 @@ from carnet.fhir.access import RequestContext
 from carnet.fhir.api import Ctx, FhirResponse, base_url
 from carnet.fhir.errors import FhirError, bad_request, not_found
 from carnet.fhir.render import page_links
+from carnet.fhir.search import clamp_int
 from carnet.fhir.validation import check_id
 
 router = APIRouter(prefix="/fhir")
@@ -56,7 +57,7 @@ def _int(request: Request, name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return clamp_int(int(raw))
     except ValueError:
         raise bad_request(f"{name} must be an integer, got '{raw[:20]}'", name) from None
 

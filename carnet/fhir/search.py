@@ -154,9 +154,18 @@ def _includes(
 
 def _int(key: str, value: str) -> int:
     try:
-        return int(value)
+        return clamp_int(int(value))
     except ValueError:
         raise bad_request(f"{key} must be an integer, got '{value[:20]}'", key) from None
+
+
+PAGE_LIMIT = 2**62
+"""Beyond any count or offset a page can mean; SQLite's INTEGER (and PostgreSQL's bigint) stop at
+2**63 - 1, so a larger _offset overflowed in the driver (a 500)."""
+
+
+def clamp_int(number: int) -> int:
+    return max(-PAGE_LIMIT, min(number, PAGE_LIMIT))
 
 
 def parse(

@@ -27,7 +27,7 @@ from carnet.fhir.errors import (
 )
 from carnet.fhir.query import Compiler, visible
 from carnet.fhir.repository import Repository, StoredResource, Unit
-from carnet.fhir.search import SearchRequest, parse
+from carnet.fhir.search import SearchRequest, clamp_int, parse
 from carnet.fhir.shaping import shape
 from carnet.fhir.validation import Validator, check_id
 
@@ -499,7 +499,7 @@ def int_param(query: dict[str, str], name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return clamp_int(int(raw))
     except ValueError:
         raise bad_request(f"{name} must be an integer, got '{raw[:20]}'", name) from None
 

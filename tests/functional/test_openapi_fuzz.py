@@ -311,3 +311,30 @@ def test_a_version_id_that_is_no_small_ascii_number_is_not_found(
         assert r.status_code in (400, 412), r.text
         assert r.json()["resourceType"] == "OperationOutcome"
         assert client.get(f"/fhir/Patient/{pid}", headers=auth).json()["meta"]["versionId"] == "1"
+
+
+BIG = "9" * 20  # past SQLite's INTEGER (2**63 - 1)
+
+
+def test_a_huge_offset_or_count_is_an_empty_page(sqlite_services: Services) -> None:
+    """Once a 500 (OverflowError in the SQLite driver) on searches, histories and the audit log:
+    an offset past any record is an empty page, a huge count the largest page."""
+    s = sqlite_services
+    pid = s.fhir.create("Patient", patient()).stored.res_id
+    with TestClient(create_app(s.settings, s), base_url="http://127.0.0.1") as client:
+        auth = bearer(s, TEST_OPERATOR)
+        for path in (
+            "/fhir/Patient",
+            "/fhir/Patient/_history",
+            "/fhir/_history",
+            f"/fhir/Patient/{pid}/_history",
+            f"/fhir/Patient/{pid}/$everything",
+            f"/fhir/AuditEvent?patient={pid}",
+        ):
+            sep = "&" if "?" in path else "?"
+            r = client.get(f"{path}{sep}_offset={BIG}", headers=auth)
+            assert r.status_code == 200, (path, r.text)
+            assert r.json().get("entry", []) == [], path
+            for count in (BIG, f"-{BIG}"):
+                r = client.get(f"{path}{sep}_count={count}", headers=auth)
+                assert r.status_code == 200, (path, count, r.text)
