@@ -99,6 +99,29 @@ HEADER_VALUES = {
 }  # fmt: skip
 
 
+PREFIX = "(eq|ne|gt|lt|ge|le|sa|eb|ap)?"
+SHAPED = {
+    # integers of any size and sign
+    "_count": {"type": "integer"},
+    "_offset": {"type": "integer"},
+    # dates and instants, well or badly formed
+    "date": {"type": "string", "pattern": f"^{PREFIX}[0-9]{{1,5}}(-[0-9]{{1,2}}){{0,2}}(T[0-9:.]{{0,12}}(Z|[+-][0-9:]{{1,5}})?)?$"},
+    "quantity": {"type": "string", "pattern": f"^{PREFIX}-?[0-9.eE+]{{1,12}}(\\|[a-z:/.]{{0,12}}\\|[a-z]{{0,4}})?$"},
+}  # fmt: skip
+SHAPE_OF = {
+    "_count": "_count", "_offset": "_offset", "date": "date", "birthdate": "date",
+    "_lastUpdated": "date", "_since": "date", "value-quantity": "quantity",
+}  # fmt: skip
+
+
+def _search_value(name: str) -> dict[str, Any]:
+    """Any string, or for numbers, dates and quantities something shaped like one."""
+    shape = SHAPE_OF.get(name)
+    if shape is None:
+        return {"type": "string"}
+    return {"anyOf": [SHAPED[shape], {"type": "string", "maxLength": 3}]}
+
+
 def _resource(pid: str) -> dict[str, Any]:
     """A FHIR resource, often a plausible one: right type, real subject, valid or wrong values."""
     text = {"type": "string"}
@@ -188,7 +211,7 @@ def _body(path: str, pid: str) -> dict[str, Any]:
     if path == "/fhir":
         return {"application/fhir+json": {"schema": _bundle(pid)}}
     if path.endswith("/_search"):
-        fields = {n: {"type": "string"} for n in SEARCH}
+        fields = {n: _search_value(n) for n in SEARCH}
         form = {"type": "object", "properties": fields}
         return {"application/x-www-form-urlencoded": {"schema": form}}
     return {"application/fhir+json": {"schema": _resource(pid)}}
@@ -209,12 +232,16 @@ def deepened(raw: dict[str, Any], ids: list[str]) -> dict[str, Any]:
             if method == "get" or path.endswith("/_search"):
                 known = {p["name"] for p in op.get("parameters", [])}
                 op.setdefault("parameters", []).extend(
-                    {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                    {"name": n, "in": "query", "required": False, "schema": _search_value(n)}
                     for n in SEARCH
                     if n not in known
                 )
             if method in ("post", "put") and "requestBody" not in op and "$" not in path:
                 op["requestBody"] = {"required": True, "content": _body(path, ids[0])}
+    # The identity service reads a Patient too.
+    for path in ("/identity/match", "/identity/resolve"):
+        content = {"application/fhir+json": {"schema": _typed("Patient", ids[0])}}
+        raw["paths"][path]["post"]["requestBody"] = {"required": True, "content": content}
     # Writes of each type at its own URL, with bodies of that type.
     generic = raw["paths"]["/fhir/{res_type}"]["post"]
     for res_type, res_id in (("Patient", ids[0]), ("Observation", ids[1])):
