@@ -7,6 +7,8 @@ SQLite and PostgreSQL.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +77,22 @@ def _b64(data: bytes) -> str:
 def _unsigned(env: Env) -> str:
     header = {"alg": "none", "typ": "JWT", "kid": env.signer.key_id}
     return f"{_b64(orjson.dumps(header))}.{_b64(orjson.dumps(env.claims()))}."
+
+
+def _hmac_with_public_key(env: Env) -> str:
+    """Algorithm confusion: HS256 keyed with the server's published public key."""
+    public = env.signer.public_jwks()["keys"][0]["x"]
+    header = {"alg": "HS256", "typ": "JWT", "kid": env.signer.key_id}
+    signing_input = f"{_b64(orjson.dumps(header))}.{_b64(orjson.dumps(env.claims()))}"
+    mac = hmac.new(public.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(mac)}"
+
+
+def _same_key_other_kid(env: Env) -> str:
+    """Signed with the server's own key, but under a key id it does not use."""
+    seed = env.services.crypto.keyring.derive("carnet/token-signing/v1")
+    assert TokenSigner(seed, env.signer.key_id).public_jwks() == env.signer.public_jwks()
+    return TokenSigner(seed, key_id="retired-t0").sign(env.claims())
 
 
 def _flipped(env: Env) -> str:
@@ -148,6 +166,8 @@ BAD_CREDENTIALS: dict[str, Callable[[Env], str | bytes]] = {
         )
     ),
     "alg-none": _bearer(_unsigned),
+    "alg-hs256-public-key": _bearer(_hmac_with_public_key),
+    "same-key-other-kid": _bearer(_same_key_other_kid),
     "tampered-one-char": _bearer(_flipped),
     "tampered-claims": _bearer(_escalated),
     "revoked-jti": _bearer(_revoked),
