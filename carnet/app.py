@@ -203,6 +203,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.services = services
     app.state.fhir = services.fhir
+    app.add_middleware(fhir_api.RefuseNulInUrl)
     app.include_router(oauth_api.router)  # before the generic routes: /fhir/.well-known/...
     app.include_router(audit_api.router)  # before the generic /fhir/{type} routes
     app.include_router(operations_api.router)  # before the generic routes: /Patient/$export

@@ -72,6 +72,8 @@ async def _form(request: Request) -> dict[str, list[str]] | None:
     out: dict[str, list[str]] = {}
     for key, value in form.multi_items():
         if isinstance(value, str):
+            if "\x00" in key or "\x00" in value:
+                return None  # matches no client or token, and PostgreSQL refuses it in text
             out.setdefault(key, []).append(value)
     return out
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Request, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from carnet.access.principal import Principal
 from carnet.fhir import transactions
@@ -44,6 +45,7 @@ def request_context(request: Request) -> RequestContext:
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:  # every FHIR endpoint is guarded: reaching here unauthenticated is a bug
         raise FhirError.of(401, "login", "authentication required")
+    _refuse_nul(request)
     source = request.client.host if request.client else "unknown"
     return RequestContext(actor=principal.subject, source=source, principal=principal)
 
@@ -61,9 +63,47 @@ async def read_json(request: Request) -> Any:
     if not raw:
         raise bad_request("request body is empty")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise bad_request(f"body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    if b"\\u0000" in raw and _has_nul(body):
+        raise bad_request("body contains a NUL character, which FHIR strings may not hold")
+    return body
+
+
+def _refuse_nul(request: Request) -> None:
+    """A NUL in a conditional header's search matches nothing, and PostgreSQL refuses it in text
+    (a 500 once): 400 instead. NULs in the URL are refused by ``RefuseNulInUrl``."""
+    conditional = (request.headers.get(h, "") for h in ("if-none-exist", "if-match"))
+    if any("%00" in value for value in conditional):
+        raise bad_request("the request contains a NUL character")
+
+
+class RefuseNulInUrl:
+    """ASGI middleware: a NUL in a path or query string (an id, a search, an OAuth parameter)
+    matches nothing, and PostgreSQL refuses it in text (a 500 once): 400 before any route runs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")
+        ):
+            outcome = FhirError.of(400, "invalid", "the request URL contains a NUL character")
+            await error_response(outcome)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _http_date(fhir_instant: str) -> str:

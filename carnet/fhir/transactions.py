@@ -61,6 +61,9 @@ def _parse_entry(service: FhirService, raw: Any, i: int, kind: str) -> _Entry:
         )
     if method == "PATCH":
         raise FhirError.of(400, "not-supported", "PATCH is not supported yet", f"{where}.request")
+    if any("%00" in str(request.get(k, "")) for k in ("url", "ifNoneExist", "ifMatch")):
+        # matches nothing, and PostgreSQL refuses a NUL in text (a 500 once)
+        raise bad_request(f"{where}.request contains a NUL character", f"{where}.request")
     path, _, query = url.partition("?")
     parts = path.split("/")
     operation = next((p for p in parts if p.startswith("$")), None)
