@@ -412,3 +412,29 @@ def test_a_huge_offset_or_count_is_an_empty_page(sqlite_services: Services) -> N
             for count in (BIG, f"-{BIG}"):
                 r = client.get(f"{path}{sep}_count={count}", headers=auth)
                 assert r.status_code == 200, (path, count, r.text)
+
+
+def test_a_patient_of_the_wrong_shape_is_no_500_for_the_identity_service(
+    sqlite_services: Services,
+) -> None:
+    """Once a 500 (AttributeError reading the traits): names that are lists or numbers where the
+    identity service expects objects are a 400 (carnet/identity/api.py); other odd elements are
+    tolerated, never a 5xx."""
+    s = sqlite_services
+    official = [{"use": "official", "family": "A", "given": ["B"]}]
+    base = {"resourceType": "Patient", "gender": "female", "birthDate": "1980-05-17"}
+    malformed = [{**base, "name": [[[], [0.5, None]]]}, {**base, "name": [1]}]
+    tolerated = [
+        {**base, "name": official, "identifier": [[]], "extension": ["x"]},
+        {**base, "name": official, "address": [None]},
+    ]
+    with TestClient(create_app(s.settings, s), base_url="http://127.0.0.1") as client:
+        auth = {**bearer(s, TEST_OPERATOR), "Content-Type": "application/fhir+json"}
+        for path in ("/identity/match", "/identity/resolve"):
+            for body in malformed:
+                r = client.post(path, json=body, headers=auth)
+                assert r.status_code == 400, (path, body, r.text)
+                assert r.json()["resourceType"] == "OperationOutcome"
+            for body in tolerated:
+                r = client.post(path, json=body, headers=auth)
+                assert r.status_code < 500, (path, body, r.text)
