@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, literal, select
+from sqlalchemy import ColumnElement, Connection, Select, literal, select
 
 from carnet.access.models import (
     access_block,
@@ -143,15 +143,19 @@ class Visibility:
         return ",".join(dict.fromkeys(names)) or "no-rule"
 
     @staticmethod
-    def masked(scope: PatientScope) -> Select[Any] | None:
-        """(type, id) of the items this scope hides, or None when it hides nothing."""
+    def not_hidden(
+        scope: PatientScope, res_type: ColumnElement[str], res_id: ColumnElement[str]
+    ) -> ColumnElement[bool] | None:
+        """The condition that the resource (``res_type``, ``res_id`` columns of the caller's
+        query) carries none of the flags this scope hides; None when it hides nothing. A
+        correlated NOT EXISTS on the flags' primary key: one index probe per candidate row."""
         if not scope.hidden:
             return None
         v = access_visibility.c
-        query = select(v.res_type, v.res_id).where(v.flag.in_(sorted(scope.hidden)))
-        if scope.patients is not None:
-            query = query.where(v.patient_id.in_(scope.patients))
-        return query
+        flagged = select(v.res_id).where(
+            v.res_type == res_type, v.res_id == res_id, v.flag.in_(sorted(scope.hidden))
+        )
+        return ~flagged.exists()
 
 
 @dataclass(frozen=True)

@@ -356,9 +356,9 @@ def visible(vis: Visibility | None) -> ColumnElement[bool] | None:
             conds.append(kept)
         if scope.types is not None:
             conds.append(resource.c.res_type.in_(sorted(scope.types)))
-        masked = Visibility.masked(scope)
-        if masked is not None:
-            conds.append(tuple_(resource.c.res_type, resource.c.res_id).not_in(masked))
+        shown = Visibility.not_hidden(scope, resource.c.res_type, resource.c.res_id)
+        if shown is not None:
+            conds.append(shown)
         ors.append(and_(*conds) if conds else true())
     return or_(*ors) if ors else false()
 
