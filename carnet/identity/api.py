@@ -42,9 +42,6 @@ def identity_input(patient: Any) -> IdentityInput:
         return patient_identity(patient)
     except InvalidTraits as exc:
         raise bad_request(str(exc)) from None
-    except (AttributeError, TypeError, KeyError):
-        # an element of the wrong shape (a name that is a list, not an object): a 500 once
-        raise bad_request("the body is not a well-formed FHIR Patient") from None
 
 
 def _vigilance_error(exc: VigilanceError) -> FhirError:

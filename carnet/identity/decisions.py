@@ -11,6 +11,7 @@ from typing import Any
 from carnet.identity.ins import (
     Ins,
     InsStatus,
+    InvalidTraits,
     Traits,
     ins_from_patient,
     normalise_name,
@@ -116,8 +117,18 @@ def patient_identity(patient: dict[str, Any]) -> IdentityInput:
     """The identity a FHIR Patient carries: official name = birth traits, usual names = usage.
 
     Raises:
-        InvalidTraits: when a strict trait is missing or invalid, or the INS is invalid.
+        InvalidTraits: when a strict trait is missing or invalid, or the INS is invalid, or an
+            element has the wrong shape (a name that is a list: the FHIR JSON schema lets it by).
     """
+    try:
+        return _patient_identity(patient)
+    except (AttributeError, TypeError, KeyError):
+        raise InvalidTraits(
+            "the Patient's name, identifier or extension has the wrong shape"
+        ) from None
+
+
+def _patient_identity(patient: dict[str, Any]) -> IdentityInput:
     traits = traits_from_patient(patient)
     used = tuple(
         str(n["family"])
