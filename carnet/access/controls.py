@@ -206,7 +206,8 @@ class ControlsService:
                         created_at=utc_stamp(),
                     )
                 )
-            self._audit_in(conn, ctx, "mask" if on else "unmask", pid, [(res_type, res_id)], flag)
+            rule = f"{'masks-professional' if principal.kind is Kind.PROFESSIONAL else 'masks-person'} flag:{flag}"
+            self._audit_in(conn, ctx, "mask" if on else "unmask", pid, [(res_type, res_id)], rule)
 
     def _readable(self, ctx: RequestContext, res_type: str, res_id: str) -> StoredResource:
         """The resource as the caller may read it (the PDP decides; 404 if hidden or unknown)."""
@@ -222,7 +223,7 @@ class ControlsService:
     def set_block(
         self, ctx: RequestContext, patient_id: str | None, rpps: str, *, on: bool
     ) -> None:
-        pid, _ = self.acting_for(ctx.principal, patient_id)
+        pid, rep = self.acting_for(ctx.principal, patient_id)
         rpps = _check_rpps(rpps)
         b = access_block.c
         with self.engine.begin() as conn:
@@ -231,14 +232,16 @@ class ControlsService:
                 conn.execute(
                     insert(access_block).values(patient_id=pid, rpps=rpps, created_at=utc_stamp())
                 )
-            self._audit_in(conn, ctx, "block" if on else "unblock", pid, [], f"rpps:{rpps}")
+            self._audit_in(
+                conn, ctx, "block" if on else "unblock", pid, [], _rule(rep, f"rpps:{rpps}")
+            )
 
     def declare_care(
         self, ctx: RequestContext, patient_id: str | None, rpps: str, *, medecin_traitant: bool
     ) -> None:
         """Declare a professional as caring for the patient (optionally their médecin traitant,
         who replaces any previous one)."""
-        pid, _ = self.acting_for(ctx.principal, patient_id)
+        pid, rep = self.acting_for(ctx.principal, patient_id)
         rpps = _check_rpps(rpps)
         c = access_care.c
         with self.engine.begin() as conn:
@@ -252,16 +255,16 @@ class ControlsService:
                 .where(c.patient_id == pid, c.rpps == rpps)
                 .values(medecin_traitant=medecin_traitant, source="declared")
             )
-            self._audit_in(conn, ctx, "care-declare", pid, [], f"rpps:{rpps}")
+            self._audit_in(conn, ctx, "care-declare", pid, [], _rule(rep, f"rpps:{rpps}"))
 
     def end_care(self, ctx: RequestContext, patient_id: str | None, rpps: str) -> None:
-        pid, _ = self.acting_for(ctx.principal, patient_id)
+        pid, rep = self.acting_for(ctx.principal, patient_id)
         c = access_care.c
         with self.engine.begin() as conn:
             conn.execute(
                 delete(access_care).where(c.patient_id == pid, c.rpps == _check_rpps(rpps))
             )
-            self._audit_in(conn, ctx, "care-end", pid, [], f"rpps:{rpps}")
+            self._audit_in(conn, ctx, "care-end", pid, [], _rule(rep, f"rpps:{rpps}"))
 
     def set_preferences(
         self,
@@ -271,7 +274,7 @@ class ControlsService:
         emergency_opposition: bool | None = None,
         research_optout: bool | None = None,
     ) -> None:
-        pid, _ = self.acting_for(ctx.principal, patient_id)
+        pid, rep = self.acting_for(ctx.principal, patient_id)
         p = access_preference.c
         with self.engine.begin() as conn:
             row = conn.execute(select(access_preference).where(p.patient_id == pid)).first()
@@ -288,7 +291,7 @@ class ControlsService:
                 conn.execute(insert(access_preference).values(patient_id=pid, **values))
             else:
                 conn.execute(update(access_preference).where(p.patient_id == pid).values(**values))
-            self._audit_in(conn, ctx, "preferences", pid, [], None)
+            self._audit_in(conn, ctx, "preferences", pid, [], _rule(rep, ""))
 
     def research_opted_out(self, patient_id: str) -> bool:
         """Whether the patient refused the secondary use of their data (read by the research hub)."""
@@ -338,9 +341,23 @@ class ControlsService:
                         acknowledged=False,
                     )
                 )
-                self._audit_in(conn, emergency, "break-glass", patient_id, [], reason)
+                self._audit_in(
+                    conn,
+                    emergency,
+                    "break-glass",
+                    patient_id,
+                    [],
+                    f"break-glass-read reason:{reason}",
+                )
         if refused:  # recorded in a transaction of its own: the refusal changes nothing else
-            self._audit(emergency, "break-glass-refused", patient_id, [], reason, 403)
+            self._audit(
+                emergency,
+                "break-glass-refused",
+                patient_id,
+                [],
+                f"emergency-opposition reason:{reason}",
+                403,
+            )
             raise ControlError(403, "this patient refused emergency access")
         return {"id": grant_id, "patient": patient_id, "expires": _stamp(expires)}
 
@@ -409,6 +426,12 @@ class ControlsService:
         event = build_event(who, action, touched[0].res_type, status, touched)
         self.audit.store.append(conn, [event])
         self.audit.appended(1)
+
+
+def _rule(as_representative: bool, detail: str) -> str:
+    """The audit's rule field for a control: who decided (the person or their representative)."""
+    who = "controls-represented" if as_representative else "controls-self"
+    return f"{who} {detail}".strip()
 
 
 def _stamp(moment: datetime) -> str:
