@@ -238,6 +238,11 @@ def load_definitions(directory: Path) -> Definitions:
     defs.setdefault("integer64", {"type": "string", "pattern": "^[0]|[-]?[1-9][0-9]*$"})
     for name, pattern in _XML_WHITESPACE_PATTERNS.items():
         defs[name] = {**defs[name], "pattern": pattern}
+    # Its complex types list properties but not "type": "object", so a list or a number passed for
+    # a Meta, a HumanName or a Reference (and later crashed the code reading it: a 500).
+    for name, definition in defs.items():
+        if "properties" in definition and "type" not in definition:
+            defs[name] = {**definition, "type": "object"}
     profiles = _read(directory, "profiles-resources.json")
     # The base R4 resources only: the package also defines its vendor's own resource types.
     r4_types = {

@@ -438,8 +438,31 @@ def test_a_patient_of_the_wrong_shape_is_no_500_for_the_identity_service(
             for body in tolerated:
                 r = client.post(path, json=body, headers=auth)
                 assert r.status_code < 500, (path, body, r.text)
-        # A deposit of such a Patient passes the FHIR JSON schema (it does not type HumanName as
-        # an object): stored without an identity, like any Patient without strict traits.
+        # A deposit of such a Patient is refused by validation (HumanName is an object).
         for body in malformed:
             r = client.post("/fhir/Patient", json=body, headers=auth)
-            assert r.status_code == 201, (body, r.text)
+            assert r.status_code == 422, (body, r.text)
+
+
+@pytest.mark.parametrize("shape", [[1], "x", 1, [[]], [None]])
+def test_an_element_of_the_wrong_shape_is_refused_by_validation(
+    sqlite_services: Services, shape: Any
+) -> None:
+    """Once a 500 (carnet/fhir/repository.py reading meta): the FHIR JSON schema's complex types
+    did not say "type": "object", so a list or a number passed for Meta, HumanName, Reference...
+    (carnet/fhir/definitions.py now adds it)."""
+    s = sqlite_services
+    pid = s.fhir.create("Patient", patient()).stored.res_id
+    with TestClient(create_app(s.settings, s), base_url="http://127.0.0.1") as client:
+        auth = {**bearer(s, TEST_OPERATOR), "Content-Type": "application/fhir+json"}
+        for res_type, body, element in (
+            ("Patient", patient(), "meta"),
+            ("Patient", patient(), "name"),
+            ("Observation", observation(pid), "meta"),
+            ("Observation", observation(pid), "subject"),
+            ("Observation", observation(pid), "code"),
+        ):
+            body[element] = shape if element != "name" else [shape]
+            r = client.post(f"/fhir/{res_type}", json=body, headers=auth)
+            assert r.status_code in (400, 422), (res_type, element, r.text)
+            assert r.json()["resourceType"] == "OperationOutcome"
