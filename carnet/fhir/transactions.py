@@ -280,7 +280,10 @@ def _execute(
     if e.res_id:
         service.access.check(unit, ctx, "read", e.res_type, e.res_id)
         stored = unit.current(e.res_type, e.res_id)
-        if stored is None or stored.deleted:
+        if stored is None:
+            raise not_found(f"{e.res_type}/{e.res_id} is not known")
+        service.access.check_resource(unit, ctx, "read", stored)  # as a plain read does
+        if stored.deleted:
             raise not_found(f"{e.res_type}/{e.res_id} is not known")
         service.access.record(unit, ctx, "read", e.res_type, [stored])
         return {**render.entry_response(stored, "200 OK"), "resource": stored.body}

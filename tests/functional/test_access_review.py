@@ -1,0 +1,117 @@
+"""Authorisation bypasses found in review (OWASP API1, broken object-level authorisation), each
+pinned so it stays closed. Runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from carnet.access.enforce import note_care
+from carnet.access.principal import Kind, Principal
+from carnet.app import Services, create_app
+from carnet.fhir.access import RequestContext
+from tests.support.auth import TEST_OPERATOR, bearer
+
+FHIR = {"Content-Type": "application/fhir+json"}
+ASYNC = {"Prefer": "respond-async", "Content-Type": "application/fhir+json"}
+GP = "10000000001"
+MISSING = "00000000-0000-4000-8000-000000000000"
+
+
+@dataclass
+class World:
+    services: Services
+    client: TestClient
+    a: str
+    b: str
+    obs: str  # a's Observation
+    masked: str  # a's Observation masked from professionals (MASQUE_PS)
+    callers: dict[str, dict[str, str]]
+
+
+def _obs(services: Services, patient: str) -> str:
+    body = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
+        "subject": {"reference": f"Patient/{patient}"},
+    }
+    return services.fhir.create("Observation", body).stored.res_id
+
+
+@pytest.fixture
+def world(services: Services) -> Iterator[World]:
+    s = services
+    a, b = (
+        s.fhir.create("Patient", {"resourceType": "Patient", "birthDate": d}).stored.res_id
+        for d in ("1980-05-01", "1975-03-03")
+    )
+    obs, masked = _obs(s, a), _obs(s, a)
+    with s.engine.begin() as conn:
+        note_care(conn, a, GP, "declared")
+    as_a = RequestContext(actor="a", principal=Principal(Kind.PERSON, "acct-a", patient_id=a))
+    s.controls.set_mask(as_a, f"Observation/{masked}", "MASQUE_PS", on=True)
+    principals = {
+        "a": Principal(Kind.PERSON, "acct-a", patient_id=a),
+        "b": Principal(Kind.PERSON, "acct-b", patient_id=b),
+        "gp": Principal(Kind.PROFESSIONAL, "pro-gp", rpps=GP, profession="physician"),
+        "operator": TEST_OPERATOR,
+        "other_operator": Principal(
+            Kind.OPERATOR, "operator:other", scopes=frozenset({"system/*.*"})
+        ),
+        "reader_operator": Principal(
+            Kind.OPERATOR, "operator:reader", scopes=frozenset({"system/*.rs"})
+        ),
+    }
+    callers = {name: bearer(s, p) for name, p in principals.items()}
+    with TestClient(create_app(s.settings, s), base_url="http://127.0.0.1") as client:
+        yield World(s, client, a, b, obs, masked, callers)
+
+
+def _bundle(kind: str, *urls: str) -> bytes:
+    entries = [{"request": {"method": "GET", "url": url}} for url in urls]
+    return orjson.dumps({"resourceType": "Bundle", "type": kind, "entry": entries})
+
+
+# -- batch and transaction GET entries ---------------------------------------------------------
+
+
+def test_batch_get_by_id_is_decided_per_resource(world: World) -> None:
+    """A GET entry of a batch read any resource by id: only the type was checked."""
+    c = world.client
+    body = _bundle("batch", f"Observation/{world.obs}", f"Observation/{world.masked}")
+    stranger = c.post("/fhir", content=body, headers={**FHIR, **world.callers["b"]})
+    assert stranger.status_code == 200
+    for entry in stranger.json()["entry"]:
+        assert "resource" not in entry
+        assert entry["response"]["status"] == "403"
+    gp = c.post("/fhir", content=body, headers={**FHIR, **world.callers["gp"]}).json()
+    assert gp["entry"][0]["response"]["status"] == "200 OK"
+    assert gp["entry"][0]["resource"]["id"] == world.obs
+    assert "resource" not in gp["entry"][1]
+    assert gp["entry"][1]["response"]["status"] == "404"  # as for a missing one
+    missing = _bundle("batch", f"Observation/{MISSING}")
+    gone = c.post("/fhir", content=missing, headers={**FHIR, **world.callers["gp"]}).json()
+    hidden_outcome = gp["entry"][1]["response"]["outcome"]
+    missing_outcome = gone["entry"][0]["response"]["outcome"]
+    assert orjson.dumps(hidden_outcome).replace(world.masked.encode(), MISSING.encode()) == (
+        orjson.dumps(missing_outcome)
+    )
+
+
+def test_transaction_get_by_id_is_decided_per_resource(world: World) -> None:
+    c = world.client
+    body = _bundle("transaction", f"Observation/{world.obs}")
+    stranger = c.post("/fhir", content=body, headers={**FHIR, **world.callers["b"]})
+    assert stranger.status_code == 403
+    assert "8302-2" not in stranger.text
+    masked = _bundle("transaction", f"Observation/{world.masked}")
+    gp = c.post("/fhir", content=masked, headers={**FHIR, **world.callers["gp"]})
+    assert gp.status_code == 404
+    own = c.post("/fhir", content=body, headers={**FHIR, **world.callers["a"]})
+    assert own.status_code == 200
+    assert own.json()["entry"][0]["resource"]["id"] == world.obs
