@@ -3,8 +3,10 @@ pinned so it stays closed. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import pytest
@@ -115,3 +117,55 @@ def test_transaction_get_by_id_is_decided_per_resource(world: World) -> None:
     own = c.post("/fhir", content=body, headers={**FHIR, **world.callers["a"]})
     assert own.status_code == 200
     assert own.json()["entry"][0]["resource"]["id"] == world.obs
+
+
+# -- bulk jobs belong to whoever started them ----------------------------------------------------
+
+
+def _wait(client: TestClient, url: str, headers: dict[str, str]) -> Any:
+    for _ in range(400):
+        response = client.get(url, headers=headers)
+        if response.status_code != 202:
+            assert response.status_code == 200, response.text
+            return response.json()
+        time.sleep(0.025)
+    raise AssertionError("job did not finish")
+
+
+def test_export_status_and_files_are_the_callers_own(world: World) -> None:
+    c = world.client
+    kicked = c.get("/fhir/$export", headers={**ASYNC, **world.callers["operator"]})
+    assert kicked.status_code == 202
+    status = kicked.headers["Content-Location"].replace("http://127.0.0.1", "")
+    manifest = _wait(c, status, world.callers["operator"])
+    assert manifest["output"]
+    file_url = manifest["output"][0]["url"].replace("http://127.0.0.1", "")
+    job = status.rsplit("/", 1)[1]
+    missing_status = status.replace(job, MISSING)
+    for other in ("a", "gp", "other_operator"):
+        for method in ("GET", "DELETE"):
+            seen = c.request(method, status, headers=world.callers[other])
+            unknown = c.request(method, missing_status, headers=world.callers[other])
+            assert seen.status_code == unknown.status_code == 404, (other, method)
+            assert seen.text.replace(job, MISSING) == unknown.text
+    assert c.get(file_url, headers=world.callers["other_operator"]).status_code == 404
+    # the job is untouched and still its owner's
+    assert c.get(status, headers=world.callers["operator"]).status_code == 200
+    assert c.get(file_url, headers=world.callers["operator"]).status_code == 200
+
+
+def test_import_status_is_the_callers_own(world: World) -> None:
+    c = world.client
+    folder = world.services.settings.import_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "p.ndjson").write_bytes(orjson.dumps({"resourceType": "Patient", "id": "rv1"}))
+    body = {"input": [{"type": "Patient", "url": "file:p.ndjson"}]}
+    kicked = c.post("/fhir/$import", json=body, headers={**ASYNC, **world.callers["operator"]})
+    assert kicked.status_code == 202, kicked.text
+    status = kicked.headers["Content-Location"].replace("http://127.0.0.1", "")
+    _wait(c, status, world.callers["operator"])
+    for other in ("a", "other_operator"):
+        for method in ("GET", "DELETE"):
+            seen = c.request(method, status, headers=world.callers[other])
+            assert seen.status_code == 404, (other, method)
+    assert c.get(status, headers=world.callers["operator"]).status_code == 200

@@ -164,7 +164,7 @@ def test_status_survives_a_restart(
     job = JobStore(services.engine).create(
         "export",
         "http://127.0.0.1/fhir/$export",
-        "tester",
+        "operator:test",  # the caller who polls (a job is its starter's own)
         {
             "level": "system",
             "types": ["Patient"],

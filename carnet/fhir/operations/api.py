@@ -116,13 +116,13 @@ def _status_response(reply: StatusReply) -> Response:
 
 
 @router.get("/$export-status/{job_id}")
-def export_status(job_id: str, export: Export) -> Response:
-    return _status_response(export.status(job_id))
+def export_status(job_id: str, ctx: Ctx, export: Export) -> Response:
+    return _status_response(export.status(job_id, ctx))
 
 
 @router.delete("/$export-status/{job_id}")
-def export_cancel(job_id: str, export: Export) -> Response:
-    export.cancel(job_id)
+def export_cancel(job_id: str, ctx: Ctx, export: Export) -> Response:
+    export.cancel(job_id, ctx)
     return Response(status_code=202)
 
 
@@ -146,11 +146,11 @@ async def bulk_import(
 
 
 @router.get("/$import-status/{job_id}")
-def import_status(job_id: str, importer: Import) -> Response:
-    return _status_response(importer.status(job_id))
+def import_status(job_id: str, ctx: Ctx, importer: Import) -> Response:
+    return _status_response(importer.status(job_id, ctx))
 
 
 @router.delete("/$import-status/{job_id}")
-def import_cancel(job_id: str, importer: Import) -> Response:
-    importer.cancel(job_id)
+def import_cancel(job_id: str, ctx: Ctx, importer: Import) -> Response:
+    importer.cancel(job_id, ctx)
     return Response(status_code=202)

@@ -111,8 +111,8 @@ class ExportService:
 
     # -- status ---------------------------------------------------------------------------------
 
-    def status(self, job_id: str) -> StatusReply:
-        job = self._job(job_id)
+    def status(self, job_id: str, ctx: RequestContext | None = None) -> StatusReply:
+        job = self._job(job_id, ctx)
         if job.status in ACTIVE:
             if not self.runner.alive(job_id):  # the process that ran it is gone: start again
                 self.runner.submit(job_id, self._run)
@@ -122,9 +122,9 @@ class ExportService:
         reason = (job.result or {}).get("error", "the export failed")
         return StatusReply(500, error=FhirError.of(500, "exception", str(reason)))
 
-    def cancel(self, job_id: str) -> None:
+    def cancel(self, job_id: str, ctx: RequestContext | None = None) -> None:
         """Cancel a running export or delete a finished one (files and key)."""
-        job = self._job(job_id)
+        job = self._job(job_id, ctx)
         if job.status in ACTIVE and self.runner.alive(job_id):
             self.jobs.update(job_id, status="cancelled")
             self.runner.wait(job_id, timeout=30)
@@ -141,7 +141,7 @@ class ExportService:
 
     def open_file(self, ctx: RequestContext, job_id: str, name: str) -> Iterator[bytes]:
         """The decrypted NDJSON of one output file, record by record."""
-        job = self._job(job_id)
+        job = self._job(job_id, ctx)
         if job.status != "completed" or not _safe_name(name):
             raise not_found(f"no file '{name[:80]}' in export {job_id}")
         path = self.export_dir / job_id / name
@@ -234,9 +234,14 @@ class ExportService:
         if self.jobs.status(job_id) == "running":
             self.jobs.update(job_id, status="completed", result=manifest, progress="done")
 
-    def _job(self, job_id: str) -> Job:
+    def _job(self, job_id: str, ctx: RequestContext | None = None) -> Job:
+        """The job; another caller's job is as unknown as a missing one (``ctx`` None: in-process)."""
         job = self.jobs.get(job_id, "export") if _safe_name(job_id) else None
-        if job is None or job.status == "cancelled":
+        if (
+            job is None
+            or job.status == "cancelled"
+            or (ctx is not None and job.actor != ctx.actor[:128])
+        ):
             raise not_found(f"export job {job_id[:40]} is not known")
         return job
 

@@ -46,8 +46,8 @@ class ImportService:
         self.runner.submit(job_id, self._run)
         return job_id
 
-    def status(self, job_id: str) -> StatusReply:
-        job = self._job(job_id)
+    def status(self, job_id: str, ctx: RequestContext | None = None) -> StatusReply:
+        job = self._job(job_id, ctx)
         if job.status in ACTIVE:
             if not self.runner.alive(job_id):  # restarted: resume where the last run stopped
                 self.runner.submit(job_id, self._run)
@@ -57,17 +57,22 @@ class ImportService:
         reason = (job.result or {}).get("error", "the import failed")
         return StatusReply(500, error=FhirError.of(500, "exception", str(reason)))
 
-    def cancel(self, job_id: str) -> None:
+    def cancel(self, job_id: str, ctx: RequestContext | None = None) -> None:
         """Stop a running import between batches (what was committed stays) and forget the job."""
-        job = self._job(job_id)
+        job = self._job(job_id, ctx)
         if job.status in ACTIVE:
             self.jobs.update(job_id, status="cancelled")
             self.runner.wait(job_id, timeout=30)
         self.jobs.remove(job_id)
 
-    def _job(self, job_id: str) -> Job:
+    def _job(self, job_id: str, ctx: RequestContext | None = None) -> Job:
+        """The job; another caller's job is as unknown as a missing one (``ctx`` None: in-process)."""
         job = self.jobs.get(job_id, "import")
-        if job is None or job.status == "cancelled":
+        if (
+            job is None
+            or job.status == "cancelled"
+            or (ctx is not None and job.actor != ctx.actor[:128])
+        ):
             raise not_found(f"import job {job_id[:40]} is not known")
         return job
 
