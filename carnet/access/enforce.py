@@ -58,6 +58,12 @@ class PolicyAccess:
                 if system
                 else Decision(False, "system-only", 403, f"{action} needs system scopes")
             )
+            if action == "import":  # an import creates and updates: it needs c and u, not r
+                for needed in ("create", "update"):
+                    if decision.allowed:
+                        decision = self.pdp.may_attempt(
+                            unit.conn, principal, needed, res_type or "*"
+                        )
         elif action in ("everything", "summary"):
             decision = self.pdp.may_attempt(unit.conn, principal, "read", "Patient")
         else:

@@ -169,3 +169,17 @@ def test_import_status_is_the_callers_own(world: World) -> None:
             seen = c.request(method, status, headers=world.callers[other])
             assert seen.status_code == 404, (other, method)
     assert c.get(status, headers=world.callers["operator"]).status_code == 200
+
+
+def test_import_needs_write_scopes(world: World) -> None:
+    """$import writes: a read-only system token (``system/*.rs``, the CLI's default) may not."""
+    c = world.client
+    folder = world.services.settings.import_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "p.ndjson").write_bytes(orjson.dumps({"resourceType": "Patient", "id": "rv2"}))
+    body = {"input": [{"type": "Patient", "url": "file:p.ndjson"}]}
+    refused = c.post(
+        "/fhir/$import", json=body, headers={**ASYNC, **world.callers["reader_operator"]}
+    )
+    assert refused.status_code == 403, refused.text
+    assert c.get("/fhir/Patient/rv2", headers=world.callers["operator"]).status_code == 404
