@@ -200,9 +200,16 @@ class FhirService:
                 raise not_found(f"{res_type}/{res_id} has no version '{version[:20]}'")
             self.access.check(unit, ctx, "vread", res_type, res_id)
             stored = unit.version(res_type, res_id, number)
+            missing = f"{res_type}/{res_id} has no version {version}"
             if stored is None:
-                raise not_found(f"{res_type}/{res_id} has no version {version}")
-            self.access.check_resource(unit, ctx, "vread", stored)
+                raise not_found(missing)
+            try:
+                self.access.check_resource(unit, ctx, "vread", stored)
+            except FhirError as err:
+                if err.status != 404:
+                    raise
+                # hidden from this caller: exactly the answer for a version that does not exist
+                raise FhirError(404, not_found(missing).issues, rule=err.rule) from None
             if stored.deleted:
                 raise gone(f"{res_type}/{res_id} version {version} is a deletion")
             self.access.record(unit, ctx, "vread", res_type, [stored])

@@ -183,3 +183,15 @@ def test_import_needs_write_scopes(world: World) -> None:
     )
     assert refused.status_code == 403, refused.text
     assert c.get("/fhir/Patient/rv2", headers=world.callers["operator"]).status_code == 404
+
+
+# -- a masked item looks exactly like a missing one ------------------------------------------------
+
+
+def test_vread_of_a_masked_item_looks_missing(world: World) -> None:
+    c = world.client
+    gp = world.callers["gp"]
+    hidden = c.get(f"/fhir/Observation/{world.masked}/_history/1", headers=gp)
+    missing = c.get(f"/fhir/Observation/{MISSING}/_history/1", headers=gp)
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.text.replace(world.masked, MISSING) == missing.text
