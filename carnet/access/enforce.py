@@ -46,6 +46,14 @@ class PolicyAccess:
         self.audit = audit
         self.pdp = pdp
         self._rules: weakref.WeakKeyDictionary[Unit, str] = weakref.WeakKeyDictionary()
+        # Decisions made in one unit of work (a request, a Bundle, an import batch): the facts
+        # they rest on do not change inside it, and a Bundle touches one patient many times.
+        self._decided: weakref.WeakKeyDictionary[Unit, dict[tuple[object, ...], Decision]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._noted: weakref.WeakKeyDictionary[Unit, set[tuple[str, str]]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def check(
         self, unit: Unit, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
@@ -78,9 +86,14 @@ class PolicyAccess:
     ) -> None:
         system = ctx.principal.kind in (Kind.OPERATOR, Kind.BACKEND)  # system scopes hide nothing
         flags = frozenset() if system else self.pdp.flags(unit.conn, stored.res_type, stored.res_id)
-        decision = self.pdp.decide(
-            unit.conn, ctx.principal, action, stored.res_type, stored.patient_id, flags
-        )
+        key = (ctx.principal, action, stored.res_type, stored.patient_id, flags)
+        decided = self._decided.setdefault(unit, {})
+        decision = decided.get(key)
+        if decision is None:
+            decision = self.pdp.decide(
+                unit.conn, ctx.principal, action, stored.res_type, stored.patient_id, flags
+            )
+            decided[key] = decision
         if not decision.allowed:
             raise refusal(decision, stored.res_type, stored.res_id)
         self._rules[unit] = decision.rule
@@ -100,14 +113,19 @@ class PolicyAccess:
     ) -> None:
         principal = ctx.principal
         if rule_action(action) == "write" and action != "delete":
+            noted = self._noted.setdefault(unit, set())
             for stored in touched:
                 if not stored.patient_id:
                     continue
+                carers: list[tuple[str, str]] = []
                 if principal.kind is Kind.PROFESSIONAL and principal.rpps:
-                    note_care(unit.conn, stored.patient_id, principal.rpps, "deposit")
-                if stored.res_type == "Encounter":
-                    for rpps in encounter_rpps(unit, stored):
-                        note_care(unit.conn, stored.patient_id, rpps, "encounter")
+                    carers.append((principal.rpps, "deposit"))
+                if stored.res_type == "Encounter" and stored.body and "participant" in stored.body:
+                    carers.extend((rpps, "encounter") for rpps in encounter_rpps(unit, stored))
+                for rpps, source in carers:
+                    if (stored.patient_id, rpps) not in noted:
+                        note_care(unit.conn, stored.patient_id, rpps, source)
+                        noted.add((stored.patient_id, rpps))
         rule = self._rules.get(unit, ctx.rule)
         self.audit.record(unit, replace(ctx, rule=rule), action, res_type, touched)
 
