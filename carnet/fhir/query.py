@@ -363,6 +363,27 @@ def visible(vis: Visibility | None) -> ColumnElement[bool] | None:
     return or_(*ors) if ors else false()
 
 
+def visible_versions(vis: Visibility | None) -> ColumnElement[bool] | None:
+    """``visible`` for history: and only versions in the record their resource is in now, so
+    versions written before an item moved to another record (an identity correction) are seen
+    by system callers only."""
+    seen = visible(vis)
+    if seen is None:
+        return None
+    cur = resource.alias("cur")
+    return and_(
+        seen,
+        select(cur.c.res_id)
+        .where(
+            cur.c.res_type == resource.c.res_type,
+            cur.c.res_id == resource.c.res_id,
+            cur.c.current,
+            cur.c.patient_id.is_not_distinct_from(resource.c.patient_id),
+        )
+        .exists(),
+    )
+
+
 def _correlated(query: Select[Any]) -> ColumnElement[bool]:
     """EXISTS (the query's rows for this resource), or IN for a compound (UNION) query."""
     if not isinstance(query, Select) or resource in query.get_final_froms():

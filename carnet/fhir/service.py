@@ -25,7 +25,7 @@ from carnet.fhir.errors import (
     operation_outcome,
     precondition_failed,
 )
-from carnet.fhir.query import Compiler, visible
+from carnet.fhir.query import Compiler, visible_versions
 from carnet.fhir.repository import Repository, StoredResource, Unit
 from carnet.fhir.search import SearchRequest, clamp_int, parse
 from carnet.fhir.shaping import shape
@@ -203,7 +203,12 @@ class FhirService:
             missing = f"{res_type}/{res_id} has no version {version}"
             if stored is None:
                 raise not_found(missing)
+            current = unit.current(res_type, res_id)
             try:
+                if current is not None and current.patient_id != stored.patient_id:
+                    # a version from before the item moved record: whoever reads it must also
+                    # have a right on the record it is in now (an identity correction)
+                    self.access.check_resource(unit, ctx, "vread", current)
                 self.access.check_resource(unit, ctx, "vread", stored)
             except FhirError as err:
                 if err.status != 404:
@@ -322,7 +327,12 @@ class FhirService:
             self.access.check(unit, ctx, "history", res_type, res_id)
             vis = self.access.visibility(unit, ctx, "history")
             total, versions = unit.history(
-                res_type, res_id, since=since, offset=offset, count=count, where=visible(vis)
+                res_type,
+                res_id,
+                since=since,
+                offset=offset,
+                count=count,
+                where=visible_versions(vis),
             )
             if res_id and total == 0:
                 raise not_found(f"{res_type}/{res_id} is not known")

@@ -195,3 +195,34 @@ def test_vread_of_a_masked_item_looks_missing(world: World) -> None:
     missing = c.get(f"/fhir/Observation/{MISSING}/_history/1", headers=gp)
     assert hidden.status_code == missing.status_code == 404
     assert hidden.text.replace(world.masked, MISSING) == missing.text
+
+
+# -- versions from before a move to another record ---------------------------------------------
+
+
+def test_versions_from_before_a_move_stay_with_the_record_they_left(world: World) -> None:
+    """An identity correction moves an item to another record as a new version: the record it
+    left (the person, their professionals) no longer sees it, through history or vread either."""
+    c, s = world.client, world.services
+    moved = _obs(s, world.a)
+    body = dict(s.fhir.read("Observation", moved).body or {})
+    body["subject"] = {"reference": f"Patient/{world.b}"}
+    s.fhir.update("Observation", moved, body)
+    for caller in ("a", "gp"):
+        headers = world.callers[caller]
+        assert c.get(f"/fhir/Observation/{moved}", headers=headers).status_code == 403
+        assert c.get(f"/fhir/Observation/{moved}/_history/1", headers=headers).status_code in (
+            403,
+            404,
+        )
+        assert c.get(f"/fhir/Observation/{moved}/_history", headers=headers).status_code in (
+            403,
+            404,
+        )
+        for path in ("/fhir/Observation/_history", "/fhir/Observation/_history?_since=2000-01-01"):
+            listed = c.get(path, headers=headers).json()
+            ids = [e["resource"]["id"] for e in listed.get("entry", []) if "resource" in e]
+            assert moved not in ids, (caller, path)
+    # the operator still sees every version
+    full = c.get(f"/fhir/Observation/{moved}/_history", headers=world.callers["operator"])
+    assert full.json()["total"] == 2
