@@ -99,10 +99,13 @@ class ControlsService:
 
     # -- who acts for whom ---------------------------------------------------------------------
 
-    def acting_for(self, principal: Principal, patient_id: str | None) -> tuple[str, bool]:
+    def acting_for(
+        self, principal: Principal, patient_id: str | None, ctx: RequestContext | None = None
+    ) -> tuple[str, bool]:
         """The patient a person acts for (own record by default) and whether as representative.
 
-        404 when the person neither is nor represents that patient: no hint that it exists.
+        404 when the person neither is nor represents that patient: no hint that it exists. With
+        ``ctx``, that refusal is audited in the patient's part of the log.
         """
         if principal.kind is not Kind.PERSON or not principal.patient_id:
             raise ControlError(403, "only the patient or a legal representative sets controls")
@@ -111,6 +114,8 @@ class ControlsService:
         with self.engine.connect() as conn:
             represented = self.pdp.represented(conn, principal.patient_id)
         if patient_id not in represented:
+            if ctx is not None:
+                self._audit(ctx, "controls", str(patient_id), [], "not-represented", 404)
             raise ControlError(404, "no such record among those you act for")
         return str(patient_id), True
 
@@ -128,7 +133,7 @@ class ControlsService:
     # -- reading ---------------------------------------------------------------------------------
 
     def controls(self, ctx: RequestContext, patient_id: str | None) -> Controls:
-        pid, as_representative = self.acting_for(ctx.principal, patient_id)
+        pid, as_representative = self.acting_for(ctx.principal, patient_id, ctx)
         v, b, c, p = access_visibility.c, access_block.c, access_care.c, access_preference.c
         with self.engine.connect() as conn:
             flags = [MASQUE_PS] + ([] if as_representative else [INVISIBLE_REPRESENTANTS_LEGAUX])
@@ -223,7 +228,7 @@ class ControlsService:
     def set_block(
         self, ctx: RequestContext, patient_id: str | None, rpps: str, *, on: bool
     ) -> None:
-        pid, rep = self.acting_for(ctx.principal, patient_id)
+        pid, rep = self.acting_for(ctx.principal, patient_id, ctx)
         rpps = _check_rpps(rpps)
         b = access_block.c
         with self.engine.begin() as conn:
@@ -241,7 +246,7 @@ class ControlsService:
     ) -> None:
         """Declare a professional as caring for the patient (optionally their médecin traitant,
         who replaces any previous one)."""
-        pid, rep = self.acting_for(ctx.principal, patient_id)
+        pid, rep = self.acting_for(ctx.principal, patient_id, ctx)
         rpps = _check_rpps(rpps)
         c = access_care.c
         with self.engine.begin() as conn:
@@ -258,7 +263,7 @@ class ControlsService:
             self._audit_in(conn, ctx, "care-declare", pid, [], _rule(rep, f"rpps:{rpps}"))
 
     def end_care(self, ctx: RequestContext, patient_id: str | None, rpps: str) -> None:
-        pid, rep = self.acting_for(ctx.principal, patient_id)
+        pid, rep = self.acting_for(ctx.principal, patient_id, ctx)
         c = access_care.c
         with self.engine.begin() as conn:
             conn.execute(
@@ -274,7 +279,7 @@ class ControlsService:
         emergency_opposition: bool | None = None,
         research_optout: bool | None = None,
     ) -> None:
-        pid, rep = self.acting_for(ctx.principal, patient_id)
+        pid, rep = self.acting_for(ctx.principal, patient_id, ctx)
         p = access_preference.c
         with self.engine.begin() as conn:
             row = conn.execute(select(access_preference).where(p.patient_id == pid)).first()

@@ -4,6 +4,7 @@ middleware of carnet/access); the router parses, calls RecordService and renders
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -37,7 +38,10 @@ def _acting(request: Request, patient: str | None) -> tuple[RequestContext, str]
     if patient is None or patient == principal.patient_id:
         return ctx, principal.patient_id
     if patient not in _service(request).represented_patients(principal.patient_id):
-        # The same answer as for a space that does not exist: nothing learnt about others.
+        # The same answer as for a space that does not exist: nothing learnt about others; the
+        # attempt is audited in that patient's part of the log.
+        denied = replace(ctx, rule="not-represented")
+        _service(request).fhir.access.record_failure(denied, "record", "Patient", patient, 404)
         raise FhirError.of(404, "not-found", f"no personal space for Patient/{patient[:64]}")
     return ctx, patient
 

@@ -226,3 +226,47 @@ def test_versions_from_before_a_move_stay_with_the_record_they_left(world: World
     # the operator still sees every version
     full = c.get(f"/fhir/Observation/{moved}/_history", headers=world.callers["operator"])
     assert full.json()["total"] == 2
+
+
+# -- acting for someone one does not represent ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/access/controls", None),
+        ("POST", "/access/blocks", {"rpps": GP}),
+        ("POST", "/access/care", {"rpps": GP}),
+        ("PUT", "/access/preferences", {"emergencyOpposition": True}),
+        ("DELETE", f"/access/care/{GP}", None),
+        ("GET", "/record/space", None),
+        ("POST", "/record/objection", None),
+        ("POST", "/record/closure", None),
+    ],
+)
+def test_acting_for_a_record_one_does_not_represent_is_refused_and_audited(
+    world: World, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    """Refused as for a record that does not exist, and the attempt shows in the history of the
+    record it aimed at (a denied request is audited too)."""
+    c = world.client
+
+    def history() -> list[Any]:
+        found = c.get(
+            "/fhir/AuditEvent",
+            params={"patient": world.a, "_count": "200"},
+            headers=world.callers["a"],
+        )
+        assert found.status_code == 200
+        return [e for e in found.json().get("entry", []) if "acct-b" in orjson.dumps(e).decode()]
+
+    before = len(history())
+    refused = c.request(
+        method, path, params={"patient": world.a}, json=body, headers=world.callers["b"]
+    )
+    missing = c.request(
+        method, path, params={"patient": MISSING}, json=body, headers=world.callers["b"]
+    )
+    assert refused.status_code == missing.status_code == 404
+    assert refused.text.replace(world.a, MISSING) == missing.text
+    assert len(history()) == before + 1
