@@ -270,3 +270,17 @@ def test_acting_for_a_record_one_does_not_represent_is_refused_and_audited(
     assert refused.status_code == missing.status_code == 404
     assert refused.text.replace(world.a, MISSING) == missing.text
     assert len(history()) == before + 1
+
+
+def test_delete_of_a_masked_item_looks_like_that_of_a_missing_one(world: World) -> None:
+    """Deleting a missing item succeeds and changes nothing (204): so must deleting one hidden
+    from the caller, which stays untouched."""
+    c = world.client
+    gp = world.callers["gp"]
+    hidden = c.delete(f"/fhir/Observation/{world.masked}", headers=gp)
+    missing = c.delete(f"/fhir/Observation/{MISSING}", headers=gp)
+    assert hidden.status_code == missing.status_code == 204
+    assert hidden.text == missing.text == ""
+    assert dict(hidden.headers).keys() == dict(missing.headers).keys()
+    still = c.get(f"/fhir/Observation/{world.masked}", headers=world.callers["a"])
+    assert still.status_code == 200
