@@ -284,3 +284,32 @@ def test_delete_of_a_masked_item_looks_like_that_of_a_missing_one(world: World) 
     assert dict(hidden.headers).keys() == dict(missing.headers).keys()
     still = c.get(f"/fhir/Observation/{world.masked}", headers=world.callers["a"])
     assert still.status_code == 200
+
+
+def test_import_with_scopes_on_some_types_cannot_write_others(world: World) -> None:
+    """An input's declared type is not enforced on its lines and the job writes with system
+    rights: a backend allowed to import Patients only must not bring in an Observation."""
+    c, s = world.client, world.services
+    folder = s.settings.import_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    smuggled = {
+        "resourceType": "Observation",
+        "id": "smuggled",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
+        "subject": {"reference": f"Patient/{world.a}"},
+    }
+    (folder / "Patient.ndjson").write_bytes(orjson.dumps(smuggled))
+    backend = Principal(
+        Kind.BACKEND,
+        "lab-backend",
+        client_id="lab-backend",
+        scopes=frozenset({"system/Patient.cruds"}),
+    )
+    body = {"input": [{"type": "Patient", "url": "file:Patient.ndjson"}]}
+    kicked = c.post("/fhir/$import", json=body, headers={**ASYNC, **bearer(s, backend)})
+    if kicked.status_code == 202:
+        status = kicked.headers["Content-Location"].replace("http://127.0.0.1", "")
+        _wait(c, status, bearer(s, backend))
+    assert kicked.status_code == 403, kicked.text
+    assert c.get("/fhir/Observation/smuggled", headers=world.callers["operator"]).status_code == 404

@@ -39,6 +39,9 @@ class ImportService:
         inputs = _inputs(body)
         files = [self._local_file(url, res_type) for res_type, url in inputs]
         with self.fhir.interaction(ctx, "import", None, None) as unit:
+            # The job runs with system rights over whatever types its files hold (an input's
+            # type is not enforced on its lines): the caller needs write scopes on every type.
+            self.fhir.access.check(unit, ctx, "import", None, None)
             for res_type, _ in inputs:
                 self.fhir.access.check(unit, ctx, "import", res_type, None)
         params = {"inputs": [{"type": t, "url": u} for t, u in inputs], "files": files}
