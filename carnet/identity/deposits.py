@@ -28,10 +28,11 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
+from carnet.access.principal import Kind
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import instant, utc_now
-from carnet.fhir.errors import Issue, conflict, operation_outcome, unprocessable
+from carnet.fhir.errors import FhirError, Issue, conflict, operation_outcome, unprocessable
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.service import WriteResult
 from carnet.identity.decisions import (
@@ -242,6 +243,18 @@ class DepositOperations(VigilanceOperations):
             return None
         ref: dict[str, Any] = body[key]
         target = ref.get("reference")
+        by_identity = (isinstance(target, str) and target.startswith("#")) or (
+            target is None and isinstance(ref.get("identifier"), dict)
+        )
+        if by_identity and ctx.principal.kind in (Kind.PERSON, Kind.APP):
+            # Persons and their apps write in records they are or represent, named by reference:
+            # matching for them would tell which identities are known (a link refused 403, an
+            # unknown one held 202) and let anyone fill the vigilance queue.
+            raise FhirError(
+                403,
+                [Issue("forbidden", "a document naming its patient by identity comes from care")],
+                rule="identity-deposit",
+            )
         if isinstance(target, str) and target.startswith("#"):
             contained = [
                 c

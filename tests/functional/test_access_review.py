@@ -313,3 +313,36 @@ def test_import_with_scopes_on_some_types_cannot_write_others(world: World) -> N
         _wait(c, status, bearer(s, backend))
     assert kicked.status_code == 403, kicked.text
     assert c.get("/fhir/Observation/smuggled", headers=world.callers["operator"]).status_code == 404
+
+
+# -- deposits naming their patient by identity ---------------------------------------------------
+
+
+def test_a_person_cannot_probe_identities_through_deposits(world: World) -> None:
+    """A person's Observation naming its patient by INS went through identity matching: a known
+    INS was refused 403, an unknown one held 202 (in quarantine, queued for the operator), so any
+    person could learn whether an INS is known and fill the vigilance queue."""
+    from carnet.identity.ins import INS_NIR_OID
+    from carnet.identity.nir import make_nir
+
+    c = world.client
+    known, unknown = make_nir(1, 1985, 7, "75056", 12), make_nir(2, 1990, 1, "13055", 7)
+    patient = {
+        "resourceType": "Patient",
+        "identifier": [{"system": INS_NIR_OID, "value": known}],
+        "birthDate": "1985-07-04",
+    }
+    created = c.post("/fhir/Patient", json=patient, headers=world.callers["operator"])
+    assert created.status_code == 201, created.text
+    answers = []
+    for nir in (known, unknown):
+        body = {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
+            "subject": {"type": "Patient", "identifier": {"system": INS_NIR_OID, "value": nir}},
+        }
+        answers.append(c.post("/fhir/Observation", json=body, headers=world.callers["b"]))
+    assert [a.status_code for a in answers] == [403, 403], [a.text for a in answers]
+    assert answers[0].text == answers[1].text
+    assert world.services.identity.queue() == []
