@@ -184,6 +184,8 @@ class ControlsService:
         elif principal.kind is Kind.PROFESSIONAL:
             if flag != INVISIBLE_PATIENT:
                 raise ControlError(400, f"a professional sets {INVISIBLE_PATIENT} only")
+            if res_type == "Patient":  # it would shut the person out of their whole record
+                raise ControlError(400, f"{INVISIBLE_PATIENT} is set on items, not on a Patient")
             stored = self._readable(ctx, res_type, res_id)
             with self.engine.connect() as conn:
                 decision = self.pdp.decide(

@@ -346,3 +346,21 @@ def test_a_person_cannot_probe_identities_through_deposits(world: World) -> None
     assert [a.status_code for a in answers] == [403, 403], [a.text for a in answers]
     assert answers[0].text == answers[1].text
     assert world.services.identity.queue() == []
+
+
+# -- visibility flags on the Patient itself --------------------------------------------------------
+
+
+def test_a_professional_cannot_hide_a_whole_record_from_its_patient(world: World) -> None:
+    """INVISIBLE_PATIENT is for an item to be announced; set on the Patient resource it shut the
+    person out of their whole record ($everything, $summary, compartment searches: 404)."""
+    c = world.client
+    flagged = c.post(
+        "/access/masks",
+        json={"resource": f"Patient/{world.a}", "flag": "INVISIBLE_PATIENT"},
+        headers=world.callers["gp"],
+    )
+    assert flagged.status_code in (400, 403), flagged.text
+    own = world.callers["a"]
+    assert c.get(f"/fhir/Patient/{world.a}/$everything", headers=own).status_code == 200
+    assert c.get(f"/fhir/Patient/{world.a}/Observation", headers=own).status_code == 200
