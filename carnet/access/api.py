@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
 
 from carnet.access.controls import ControlError, ControlsService
+from carnet.fhir.access import RequestContext
 from carnet.fhir.api import Ctx
 
 router = APIRouter(prefix="/access")
@@ -26,7 +27,11 @@ Service = Annotated[ControlsService, Depends(get_controls)]
 Json = Annotated[dict[str, Any], Body()]
 
 
-def _error(err: ControlError) -> JSONResponse:
+def _error(
+    err: ControlError, service: ControlsService, ctx: RequestContext, action: str
+) -> JSONResponse:
+    """The refusal as JSON, and as an audit event (every access, allowed or denied, is audited)."""
+    service.refused(ctx, action, err.status)
     return JSONResponse({"error": str(err)}, status_code=err.status)
 
 
@@ -42,7 +47,7 @@ def read_controls(service: Service, ctx: Ctx, patient: str | None = None) -> Any
     try:
         return service.controls(ctx, patient).as_dict()
     except ControlError as err:
-        return _error(err)
+        return _error(err, service, ctx, "controls-read")
 
 
 @router.post("/masks")
@@ -50,7 +55,7 @@ def mask(service: Service, ctx: Ctx, body: Json) -> Any:
     try:
         service.set_mask(ctx, _text(body, "resource"), _text(body, "flag"), on=True)
     except ControlError as err:
-        return _error(err)
+        return _error(err, service, ctx, "mask")
     return {"masked": body["resource"], "flag": body["flag"]}
 
 
@@ -59,7 +64,7 @@ def unmask(service: Service, ctx: Ctx, body: Json) -> Any:
     try:
         service.set_mask(ctx, _text(body, "resource"), _text(body, "flag"), on=False)
     except ControlError as err:
-        return _error(err)
+        return _error(err, service, ctx, "unmask")
     return {"unmasked": body["resource"], "flag": body["flag"]}
 
 
@@ -68,7 +73,7 @@ def block(service: Service, ctx: Ctx, body: Json, patient: str | None = None) ->
     try:
         service.set_block(ctx, patient, _text(body, "rpps"), on=True)
     except ControlError as err:
-        return _error(err)
+        return _error(err, service, ctx, "block")
     return {"blocked": body["rpps"]}
 
 
@@ -77,7 +82,7 @@ def unblock(service: Service, ctx: Ctx, rpps: str, patient: str | None = None) -
     try:
         service.set_block(ctx, patient, rpps, on=False)
     except ControlError as err:
-        return _error(err)
+        return _error(err, service, ctx, "unblock")
     return {"unblocked": rpps}
 
 
@@ -89,7 +94,7 @@ def declare_care(service: Service, ctx: Ctx, body: Json, patient: str | None = N
             raise ControlError(400, "'medecinTraitant' is true or false")
         service.declare_care(ctx, patient, _text(body, "rpps"), medecin_traitant=mt)
     except ControlError as err:
-        return _error(err)
+        return _error(err, service, ctx, "care-declare")
     return {"care": body["rpps"], "medecinTraitant": mt}
 
 
@@ -98,7 +103,7 @@ def end_care(service: Service, ctx: Ctx, rpps: str, patient: str | None = None) 
     try:
         service.end_care(ctx, patient, rpps)
     except ControlError as err:
-        return _error(err)
+        return _error(err, service, ctx, "care-end")
     return {"ended": rpps}
 
 
@@ -117,7 +122,7 @@ def preferences(service: Service, ctx: Ctx, body: Json, patient: str | None = No
         service.set_preferences(ctx, patient, **values)
         return service.controls(ctx, patient).as_dict()
     except ControlError as err:
-        return _error(err)
+        return _error(err, service, ctx, "preferences")
 
 
 @router.post("/break-glass")
@@ -125,7 +130,7 @@ def break_glass(service: Service, ctx: Ctx, body: Json) -> Any:
     try:
         return service.break_glass(ctx, _text(body, "patient"), _text(body, "reason"))
     except ControlError as err:
-        return _error(err)
+        return _error(err, service, ctx, "break-glass")
 
 
 @router.get("/alerts")
@@ -133,4 +138,4 @@ def alerts(service: Service, ctx: Ctx) -> Any:
     try:
         return {"alerts": service.alerts(ctx)}
     except ControlError as err:
-        return _error(err)
+        return _error(err, service, ctx, "alerts-read")

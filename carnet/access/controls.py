@@ -403,6 +403,10 @@ class ControlsService:
 
     # -- audit -----------------------------------------------------------------------------------
 
+    def refused(self, ctx: RequestContext, action: str, status: int) -> None:
+        """Record a refused control (bad input, not allowed, unknown) in a transaction of its own."""
+        self.audit.record_failure(replace(ctx, rule="controls-refused"), action, None, None, status)
+
     def _audit(
         self,
         ctx: RequestContext,

@@ -163,7 +163,11 @@ def test_break_glass_is_limited_audited_alerted_and_shown_to_the_patient(setup: 
         ("break-glass", setup.a, ER_DOCTOR)
     ]
     assert c.get("/access/alerts", headers=h["a"]).status_code == 403
-    glass = [e for e in _events(setup.services) if e["action"] == "break-glass"]
+    glass = [
+        e
+        for e in _events(setup.services)
+        if e["action"] == "break-glass" and e["rule"] != "controls-refused"  # not the bad reason
+    ]
     assert [(e["actor"], e["purpose"], e["outcome"]) for e in glass] == [
         ("pro-er", "emergency", 200)
     ]
@@ -249,3 +253,24 @@ def test_an_encounter_creates_the_care_relationship_of_its_practitioners(setup: 
     assert c.get(f"/fhir/Observation/{setup.doc}", headers=h["nurse"]).status_code == 200
     care = c.get("/access/controls", headers=h["a"]).json()["care"]
     assert {"rpps": NURSE, "source": "encounter", "medecinTraitant": False} in care
+
+
+def test_refused_controls_are_audited(setup: Setup) -> None:
+    c, h = setup.client, setup.h
+    before = len(_events(setup.services))
+    r = c.post("/access/blocks", json={"rpps": "12"}, headers=h["a"])
+    assert r.status_code == 400
+    r = c.post(
+        "/access/masks", json={"resource": "Observation", "flag": "MASQUE_PS"}, headers=h["a"]
+    )
+    assert r.status_code == 400
+    r = c.post(
+        "/access/break-glass", json={"patient": "nobody", "reason": "unconscious"}, headers=h["er"]
+    )
+    assert r.status_code == 404
+    refused = [e for e in _events(setup.services)[before:] if e["rule"] == "controls-refused"]
+    assert [(e["action"], e["outcome"], e["actor"]) for e in refused] == [
+        ("block", 400, "acct-a"),
+        ("mask", 400, "acct-a"),
+        ("break-glass", 404, "pro-er"),
+    ]
