@@ -32,6 +32,7 @@ from carnet.access.policy import (
     PolicyDecisionPoint,
 )
 from carnet.access.principal import Kind, Principal
+from carnet.access.storage import writing
 from carnet.audit.events import Touched, build_event, utc_stamp
 from carnet.audit.service import AuditService, actor_of
 from carnet.fhir.access import RequestContext
@@ -197,7 +198,7 @@ class ControlsService:
         else:
             raise ControlError(403, "visibility flags are set by patients and professionals")
         v = access_visibility.c
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(
                 delete(access_visibility).where(
                     v.res_type == res_type, v.res_id == res_id, v.flag == flag
@@ -233,7 +234,7 @@ class ControlsService:
         pid, rep = self.acting_for(ctx.principal, patient_id, ctx)
         rpps = _check_rpps(rpps)
         b = access_block.c
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(delete(access_block).where(b.patient_id == pid, b.rpps == rpps))
             if on:
                 conn.execute(
@@ -251,7 +252,7 @@ class ControlsService:
         pid, rep = self.acting_for(ctx.principal, patient_id, ctx)
         rpps = _check_rpps(rpps)
         c = access_care.c
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             if medecin_traitant:
                 conn.execute(
                     update(access_care).where(c.patient_id == pid).values(medecin_traitant=False)
@@ -267,7 +268,7 @@ class ControlsService:
     def end_care(self, ctx: RequestContext, patient_id: str | None, rpps: str) -> None:
         pid, rep = self.acting_for(ctx.principal, patient_id, ctx)
         c = access_care.c
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(
                 delete(access_care).where(c.patient_id == pid, c.rpps == _check_rpps(rpps))
             )
@@ -283,7 +284,7 @@ class ControlsService:
     ) -> None:
         pid, rep = self.acting_for(ctx.principal, patient_id, ctx)
         p = access_preference.c
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             row = conn.execute(select(access_preference).where(p.patient_id == pid)).first()
             values = {
                 "emergency_opposition": bool(row.emergency_opposition) if row else False,
@@ -325,7 +326,7 @@ class ControlsService:
         if patient is None or patient.deleted:
             raise ControlError(404, "no such patient")
         grant_id = str(uuid.uuid4())
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             refused = self._emergency_refused(conn, patient_id, principal.rpps)
             if not refused:
                 conn.execute(
@@ -416,7 +417,7 @@ class ControlsService:
         rule: str | None = None,
         status: int = 200,
     ) -> None:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             self._audit_in(conn, ctx, action, patient_id, refs, rule, status)
 
     def _audit_in(

@@ -43,13 +43,14 @@ def set_rule(
 ) -> None:
     """Change a rule's effect or resource types (audited; servers pick it up within seconds)."""
     from carnet.access.rules import RuleError, edit_rule
+    from carnet.access.storage import writing
     from carnet.audit.events import Actor, build_event
     from carnet.cli import _fail, _services, console
     from carnet.settings import Settings
 
     services = _services(Settings.from_env())
     try:
-        with services.engine.begin() as conn:
+        with writing(services.engine) as conn:
             edit_rule(conn, rule_id, effect=effect, res_types=types)
     except RuleError as err:
         services.close()

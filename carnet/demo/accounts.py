@@ -17,6 +17,7 @@ from carnet.access.controls import ControlsService
 from carnet.access.enforce import note_care
 from carnet.access.oidc import DEMO_PROFESSIONALS
 from carnet.access.principal import Kind, Principal
+from carnet.access.storage import writing
 from carnet.fhir.access import RequestContext
 from carnet.fhir.service import FhirService
 from carnet.record.service import RecordService
@@ -100,7 +101,7 @@ def create_demo_accounts(
     for pro in (gp, nurse, pharmacist):
         if accounts.find_by_rpps(pro.rpps) is None:
             accounts.create_professional(f"rpps-{pro.rpps}", None, pro.rpps, pro.profession)
-        with fhir.repo.engine.begin() as conn:
+        with writing(fhir.repo.engine) as conn:
             note_care(conn, patient, pro.rpps, "declared")
         out.append(
             DemoAccount(
