@@ -75,7 +75,13 @@ class PolicyAccess:
         elif action in ("everything", "summary"):
             decision = self.pdp.may_attempt(unit.conn, principal, "read", "Patient")
         else:
-            decision = self.pdp.may_attempt(unit.conn, principal, action, res_type)
+            # A Bundle asks this once per entry: decided once per unit, type and action.
+            key = ("attempt", principal, action, res_type)
+            decided = self._decided.setdefault(unit, {})
+            cached = decided.get(key)
+            if cached is None:
+                cached = decided[key] = self.pdp.may_attempt(unit.conn, principal, action, res_type)
+            decision = cached
         if not decision.allowed:
             raise refusal(decision, res_type, res_id)
         self._rules[unit] = decision.rule

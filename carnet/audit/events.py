@@ -16,8 +16,6 @@ The Merkle leaf for the event at index i is ``uint64_be(i) || body``, so an even
 from __future__ import annotations
 
 import secrets
-import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +23,8 @@ from hashlib import sha256
 from typing import Any
 
 import orjson
+
+from carnet.db.ids import time_ordered_id
 
 EVENT_VERSION = 1
 
@@ -123,24 +123,6 @@ def build_event(
         }
     )
     return Event(event_id, body, slices)
-
-
-def time_ordered_id() -> str:
-    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
-
-    Events are inserted in the order they are made, so the unique index on their ids grows at
-    its end instead of taking a random page per event (a transaction Bundle appends hundreds);
-    the time such an id reveals is in the event anyway.
-    """
-    rand = int.from_bytes(secrets.token_bytes(10), "big")  # 80 bits: 12 for rand_a, 62 rand_b
-    value = (
-        (time.time_ns() // 1_000_000 & (1 << 48) - 1) << 80
-        | 0x7 << 76
-        | (rand >> 68) << 64
-        | 0b10 << 62
-        | rand & (1 << 62) - 1
-    )
-    return str(uuid.UUID(int=value))
 
 
 def parse(body: bytes) -> dict[str, Any]:

@@ -62,6 +62,7 @@ class _Pending:
     row: dict[str, Any]
     index: IndexRows
     existed_in_db: bool
+    stored: StoredResource
 
 
 _WRITE = "carnet_write"
@@ -204,11 +205,12 @@ class Unit:
             existed = previous is not None and not known_new
             if existed:
                 self._superseded.append(key)
-        self._rows.append(row)
-        self._pending[key] = _Pending(row, index, existed)
-        return StoredResource(
+        stored_version = StoredResource(
             res_type, res_id, version, last_updated, body is None, method, patient_id, body
         )
+        self._rows.append(row)
+        self._pending[key] = _Pending(row, index, existed, stored_version)
+        return stored_version
 
     def flush(self) -> None:
         """Send buffered writes to the database."""
@@ -297,7 +299,11 @@ class Unit:
 
     def current(self, res_type: str, res_id: str) -> StoredResource | None:
         """The current version (possibly a deletion), or None if the id was never used."""
-        self.flush()
+        pending = self._pending.get((res_type, res_id))
+        if pending is not None:
+            # Written in this unit: the buffer holds it. Other buffered writes do not change this
+            # row, so a Bundle reading what it references costs no flush.
+            return pending.stored
         row = self.conn.execute(
             select(resource).where(
                 resource.c.res_type == res_type, resource.c.res_id == res_id, resource.c.current
@@ -306,7 +312,8 @@ class Unit:
         return self._decode(row) if row is not None else None
 
     def version(self, res_type: str, res_id: str, version: int) -> StoredResource | None:
-        self.flush()
+        if (res_type, res_id) in self._pending:
+            self.flush()
         row = self.conn.execute(
             select(resource).where(
                 resource.c.res_type == res_type,

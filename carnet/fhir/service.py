@@ -3,7 +3,6 @@ search, transactions). Routers, the CLI and other domains call it; it calls the 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -12,6 +11,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from carnet.access.policy import Visibility
+from carnet.db.ids import time_ordered_id
 from carnet.fhir import render
 from carnet.fhir.access import AccessHook, OpenAccess, RequestContext
 from carnet.fhir.dates import date_range, sortable, utc_now
@@ -138,7 +138,7 @@ class FhirService:
                 self.access.check_resource(unit, ctx, "read", existing)
                 self.access.record(unit, ctx, "read", res_type, [existing])
                 return WriteResult(existing, created=False)
-        res_id = new_id or str(uuid.uuid4())
+        res_id = new_id or time_ordered_id()
         self.access.check(unit, ctx, "create", res_type, res_id)
         for deposit in self.deposit_hooks if res_type != "Patient" else ():
             taken = deposit(unit, ctx, res_type, res_id, body)

@@ -8,13 +8,13 @@ back. A batch runs each entry on its own and reports each outcome.
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
+from carnet.db.ids import time_ordered_id
 from carnet.fhir import render
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError, Issue, bad_request, not_found
@@ -182,11 +182,11 @@ def _plan(service: FhirService, unit: Unit, e: _Entry, ctx: RequestContext) -> s
             e.matched = existing
             e.planned_id = existing.res_id
         else:
-            e.planned_id = str(uuid.uuid4())
+            e.planned_id = time_ordered_id()
     elif e.method == "PUT":
         if e.res_id is None:  # conditional update: the match, or a new id
             existing = service.conditional_match(unit, e.res_type, e.query, ctx)
-            e.planned_id = existing.res_id if existing else str(uuid.uuid4())
+            e.planned_id = existing.res_id if existing else time_ordered_id()
         else:
             e.planned_id = e.res_id
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from carnet.audit.events import time_ordered_id
+from carnet.db.ids import time_ordered_id
 
 
 def test_event_ids_are_uuid7_in_time_order() -> None:
