@@ -159,7 +159,8 @@ def test_status_survives_a_restart(
     client: TestClient, services: Services, record: dict[str, str]
 ) -> None:
     """A job row left 'accepted' by a stopped process is run by the next one at the first poll."""
-    from carnet.fhir.operations.jobs import JobStore
+    from carnet.fhir.operations.jobs import JobStore, principal_params
+    from tests.support.auth import TEST_OPERATOR
 
     job = JobStore(services.engine).create(
         "export",
@@ -171,6 +172,7 @@ def test_status_survives_a_restart(
             "since": None,
             "patients": None,
             "base": "http://127.0.0.1/fhir",
+            "principal": principal_params(TEST_OPERATOR),  # a job runs as its starter
         },
     )
     manifest = _wait(client, f"/fhir/$export-status/{job}")

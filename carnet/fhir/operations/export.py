@@ -23,11 +23,21 @@ from typing import IO, Any
 
 import orjson
 
+from carnet.access.policy import Visibility
 from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import instant, utc_now
 from carnet.fhir.errors import FhirError, bad_request, not_found
 from carnet.fhir.operations.everything import parse_since, parse_types
-from carnet.fhir.operations.jobs import ACTIVE, Job, JobRunner, JobStore
+from carnet.fhir.operations.jobs import (
+    ACTIVE,
+    Job,
+    JobRunner,
+    JobStore,
+    job_principal,
+    owned_job,
+    principal_params,
+)
+from carnet.fhir.repository import Unit
 from carnet.fhir.service import FhirService
 
 NDJSON_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
@@ -91,7 +101,7 @@ class ExportService:
         since = parse_since(query.get("_since"))
         patients: list[str] | None = None
         with self.fhir.interaction(ctx, "export", "Group" if group_id else None, group_id) as unit:
-            self.fhir.access.check(unit, ctx, "export", None, None)
+            types = self._checked_types(unit, ctx, types)
             if group_id is not None:
                 group = unit.current("Group", group_id)
                 if group is None or group.deleted or group.body is None:
@@ -104,15 +114,33 @@ class ExportService:
             "since": since,
             "patients": patients,
             "base": base,
+            "principal": principal_params(ctx.principal),
         }
         job_id = self.jobs.create("export", request_url, ctx.actor, job_params)
         self.runner.submit(job_id, self._run)
         return job_id
 
+    def _checked_types(
+        self, unit: Unit, ctx: RequestContext, asked: list[str] | None
+    ) -> list[str] | None:
+        """The types the job will export, each checked against the caller's rights and scopes
+        (a ``_type`` outside them is refused here, 403); without ``_type``, every type the
+        caller may read (None: all of them)."""
+        types = asked
+        if types is None:
+            vis = self.fhir.access.visibility(unit, ctx, "export")
+            types = None if vis is None else _readable_types(vis)
+        if not types:  # every type, or none at all: the check on all types decides
+            self.fhir.access.check(unit, ctx, "export", None, None)
+            return None
+        for res_type in types:
+            self.fhir.access.check(unit, ctx, "export", res_type, None)
+        return types
+
     # -- status ---------------------------------------------------------------------------------
 
     def status(self, job_id: str, ctx: RequestContext | None = None) -> StatusReply:
-        job = self._job(job_id, ctx)
+        job = self._job(job_id, ctx, "export-status")
         if job.status in ACTIVE:
             if not self.runner.alive(job_id):  # the process that ran it is gone: start again
                 self.runner.submit(job_id, self._run)
@@ -124,7 +152,7 @@ class ExportService:
 
     def cancel(self, job_id: str, ctx: RequestContext | None = None) -> None:
         """Cancel a running export or delete a finished one (files and key)."""
-        job = self._job(job_id, ctx)
+        job = self._job(job_id, ctx, "export-cancel")
         if job.status in ACTIVE and self.runner.alive(job_id):
             self.jobs.update(job_id, status="cancelled")
             self.runner.wait(job_id, timeout=30)
@@ -141,15 +169,16 @@ class ExportService:
 
     def open_file(self, ctx: RequestContext, job_id: str, name: str) -> Iterator[bytes]:
         """The decrypted NDJSON of one output file, record by record."""
-        job = self._job(job_id, ctx)
-        if job.status != "completed" or not _safe_name(name):
-            raise not_found(f"no file '{name[:80]}' in export {job_id}")
+        job = self._job(job_id, ctx, "export-file")
+        res_type = _file_type(job, name) if _safe_name(name) else None
         path = self.export_dir / job_id / name
-        if not path.is_file():
-            raise not_found(f"no file '{name[:80]}' in export {job_id}")
-        with self.fhir.interaction(ctx, "export-file", None, None) as unit:
-            self.fhir.access.check(unit, ctx, "export-file", None, None)
-            self.fhir.access.record(unit, ctx, "export-file", None, [])
+        with self.fhir.interaction(ctx, "export-file", res_type, None) as unit:
+            if job.status != "completed" or res_type is None or not path.is_file():
+                missing = not_found(f"no file '{name[:80]}' in export {job_id}")
+                raise FhirError(404, missing.issues, rule="bulk-file-unknown")  # audited too
+            # the caller's scopes today, on this file's type (a token may have narrowed since)
+            self.fhir.access.check(unit, ctx, "export-file", res_type, None)
+            self.fhir.access.record(unit, ctx, "export-file", res_type, [])
         return self._records(job_id, name, path)
 
     def _records(self, job_id: str, name: str, path: Path) -> Iterator[bytes]:
@@ -171,7 +200,8 @@ class ExportService:
         if job is None or job.status not in ACTIVE:
             return
         params = job.params
-        ctx = RequestContext(actor=job.actor, source="bulk-export")
+        # The job runs as the caller who started it: their scopes, rules and visibility flags.
+        ctx = RequestContext(actor=job.actor, source="bulk-export", principal=job_principal(params))
         folder = self.export_dir / job_id
         shutil.rmtree(folder, ignore_errors=True)  # a restarted job starts from scratch
         folder.mkdir(parents=True, mode=0o700)
@@ -196,6 +226,8 @@ class ExportService:
                     if params["level"] != "system":
                         batch = [r for r in batch if r.patient_id is not None]
                     with self.fhir.interaction(ctx, "export", None, None) as unit:
+                        vis = self.fhir.access.visibility(unit, ctx, "export")
+                        batch = self.fhir.visible_only(unit, vis, batch)
                         for res_type in {r.res_type for r in batch} - checked:
                             self.fhir.access.check(unit, ctx, "export", res_type, None)
                             checked.add(res_type)
@@ -234,16 +266,9 @@ class ExportService:
         if self.jobs.status(job_id) == "running":
             self.jobs.update(job_id, status="completed", result=manifest, progress="done")
 
-    def _job(self, job_id: str, ctx: RequestContext | None = None) -> Job:
-        """The job; another caller's job is as unknown as a missing one (``ctx`` None: in-process)."""
-        job = self.jobs.get(job_id, "export") if _safe_name(job_id) else None
-        if (
-            job is None
-            or job.status == "cancelled"
-            or (ctx is not None and job.actor != ctx.actor[:128])
-        ):
-            raise not_found(f"export job {job_id[:40]} is not known")
-        return job
+    def _job(self, job_id: str, ctx: RequestContext | None, action: str) -> Job:
+        """The caller's job; another caller's is as unknown as a missing one, and audited."""
+        return owned_job(self.jobs, self.fhir.access, "export", job_id, ctx, action)
 
     def _erase(self, job_id: str) -> None:
         shutil.rmtree(self.export_dir / job_id, ignore_errors=True)
@@ -275,6 +300,28 @@ class _Writer:
 
     def close(self) -> None:
         self.handle.close()
+
+
+def _readable_types(vis: Visibility) -> list[str] | None:
+    """The types a visibility lets its caller read at all; None when some scope covers all."""
+    found: set[str] = set()
+    for scope in vis.scopes:
+        if scope.types is None:
+            return None
+        found |= scope.types
+    if vis.shared_rule is not None:
+        if vis.shared_types is None:
+            return None
+        found |= vis.shared_types
+    return sorted(found)
+
+
+def _file_type(job: Job, name: str) -> str | None:
+    """The resource type of one of a completed job's files, from its manifest."""
+    for output in (job.result or {}).get("output") or []:
+        if str(output.get("url", "")).endswith(f"/{name}"):
+            return str(output.get("type"))
+    return None
 
 
 def _members(group: dict[str, Any]) -> list[str]:

@@ -15,10 +15,18 @@ from urllib.parse import unquote, urlparse
 
 from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import instant, utc_now
-from carnet.fhir.errors import FhirError, bad_request, not_found
+from carnet.fhir.errors import FhirError, bad_request
 from carnet.fhir.importer import SUFFIXES, Importer, ImportInterruptedError
 from carnet.fhir.operations.export import StatusReply
-from carnet.fhir.operations.jobs import ACTIVE, Job, JobRunner, JobStore
+from carnet.fhir.operations.jobs import (
+    ACTIVE,
+    Job,
+    JobRunner,
+    JobStore,
+    job_principal,
+    owned_job,
+    principal_params,
+)
 from carnet.fhir.service import FhirService
 
 MAX_LISTED_REJECTIONS = 100
@@ -39,18 +47,22 @@ class ImportService:
         inputs = _inputs(body)
         files = [self._local_file(url, res_type) for res_type, url in inputs]
         with self.fhir.interaction(ctx, "import", None, None) as unit:
-            # The job runs with system rights over whatever types its files hold (an input's
-            # type is not enforced on its lines): the caller needs write scopes on every type.
+            # An input's type is not enforced on its lines, so its files may hold any type: the
+            # caller needs write scopes on every type (and the job then runs as them).
             self.fhir.access.check(unit, ctx, "import", None, None)
             for res_type, _ in inputs:
                 self.fhir.access.check(unit, ctx, "import", res_type, None)
-        params = {"inputs": [{"type": t, "url": u} for t, u in inputs], "files": files}
+        params = {
+            "inputs": [{"type": t, "url": u} for t, u in inputs],
+            "files": files,
+            "principal": principal_params(ctx.principal),
+        }
         job_id = self.jobs.create("import", request_url, ctx.actor, params)
         self.runner.submit(job_id, self._run)
         return job_id
 
     def status(self, job_id: str, ctx: RequestContext | None = None) -> StatusReply:
-        job = self._job(job_id, ctx)
+        job = self._job(job_id, ctx, "import-status")
         if job.status in ACTIVE:
             if not self.runner.alive(job_id):  # restarted: resume where the last run stopped
                 self.runner.submit(job_id, self._run)
@@ -62,22 +74,15 @@ class ImportService:
 
     def cancel(self, job_id: str, ctx: RequestContext | None = None) -> None:
         """Stop a running import between batches (what was committed stays) and forget the job."""
-        job = self._job(job_id, ctx)
+        job = self._job(job_id, ctx, "import-cancel")
         if job.status in ACTIVE:
             self.jobs.update(job_id, status="cancelled")
             self.runner.wait(job_id, timeout=30)
         self.jobs.remove(job_id)
 
-    def _job(self, job_id: str, ctx: RequestContext | None = None) -> Job:
-        """The job; another caller's job is as unknown as a missing one (``ctx`` None: in-process)."""
-        job = self.jobs.get(job_id, "import")
-        if (
-            job is None
-            or job.status == "cancelled"
-            or (ctx is not None and job.actor != ctx.actor[:128])
-        ):
-            raise not_found(f"import job {job_id[:40]} is not known")
-        return job
+    def _job(self, job_id: str, ctx: RequestContext | None, action: str) -> Job:
+        """The caller's job; another caller's is as unknown as a missing one, and audited."""
+        return owned_job(self.jobs, self.fhir.access, "import", job_id, ctx, action)
 
     def _local_file(self, url: str, res_type: str) -> str:
         parsed = urlparse(url)
@@ -110,7 +115,10 @@ class ImportService:
         self.jobs.update(job_id, status="running", transaction_time=started)
         importer = Importer(
             self.fhir,
-            ctx=RequestContext(actor=job.actor, source="bulk-import"),
+            # the caller who started the job, with their scopes, not the operator's rights
+            ctx=RequestContext(
+                actor=job.actor, source="bulk-import", principal=job_principal(job.params)
+            ),
             should_stop=lambda: self.jobs.status(job_id) == "cancelled",
         )
         done: list[str] = []

