@@ -93,7 +93,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     """Open the database (applying migrations), the keyring and the FHIR engine."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.blob_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, sqlite_cache_mib=settings.sqlite_cache_mib)
     if migrate:
         upgrade(engine)
         analyze_if_missing(engine)

@@ -36,6 +36,12 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "Use postgresql+psycopg://... for PostgreSQL.",
         secret=True,
     ),
+    Setting(
+        "sqlite_cache_mib",
+        "128",
+        "SQLite page cache per connection (MiB), used only as pages are read: index rows land at "
+        "random places of large B-trees, and a cache too small for them halves ingest speed.",
+    ),
     Setting("host", "127.0.0.1", "Address the HTTP server binds to (loopback until auth lands)."),
     Setting("port", "8000", "TCP port of the HTTP server."),
     Setting(
@@ -142,6 +148,7 @@ class Settings:
 
     data_dir: Path
     database_url: str
+    sqlite_cache_mib: int
     host: str
     port: int
     key_source: str
@@ -183,6 +190,7 @@ class Settings:
         return cls(
             data_dir=data_dir,
             database_url=database_url,
+            sqlite_cache_mib=int(raw["sqlite_cache_mib"]),
             host=raw["host"],
             port=int(raw["port"]),
             key_source=raw["key_source"],

@@ -54,3 +54,16 @@ def test_the_checkpointer_never_creates_a_database(tmp_path: Path) -> None:
 
 def test_memory_databases_have_no_checkpointer() -> None:
     assert make_engine("sqlite://") not in CHECKPOINTERS
+
+
+def test_the_sqlite_page_cache_follows_the_setting(tmp_path: Path) -> None:
+    from carnet.app import build_services
+    from carnet.settings import Settings
+
+    settings = Settings.from_env({"CARNET_SQLITE_CACHE_MIB": "48"}, data_dir=str(tmp_path))
+    services = build_services(settings)
+    try:
+        with services.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -48 * 1024
+    finally:
+        services.close()
