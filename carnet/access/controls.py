@@ -26,6 +26,7 @@ from carnet.access.models import (
     access_visibility,
 )
 from carnet.access.policy import (
+    HIDDEN_UNDER,
     INVISIBLE_PATIENT,
     INVISIBLE_REPRESENTANTS_LEGAUX,
     MASQUE_PS,
@@ -130,6 +131,23 @@ class ControlsService:
             return True
         with self.engine.connect() as conn:
             return patient_id in self.pdp.represented(conn, principal.patient_id)
+
+    def history_hidden(self, principal: Principal, patient_id: str) -> frozenset[str]:
+        """The record's items (``Type/id``) its access history must not show this viewer: the
+        flags that hide them from the viewer under the policy (the patient: INVISIBLE_PATIENT;
+        a representative: that and INVISIBLE_REPRESENTANTS_LEGAUX; operators: none)."""
+        if principal.kind is Kind.OPERATOR:
+            return frozenset()
+        relationship = "self" if principal.patient_id == patient_id else "represented"
+        flags = HIDDEN_UNDER[relationship]
+        v = access_visibility.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(v.res_type, v.res_id).where(
+                    v.patient_id == patient_id, v.flag.in_(sorted(flags))
+                )
+            ).all()
+        return frozenset(f"{r.res_type}/{r.res_id}" for r in rows)
 
     # -- reading ---------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 from carnet.access.controls import ControlsService
 from carnet.access.principal import Kind
 from carnet.audit import render
+from carnet.audit.hidden import shown, visible_history
 from carnet.audit.service import AuditService
 from carnet.fhir.access import RequestContext
 from carnet.fhir.api import Ctx, FhirResponse, base_url
@@ -39,6 +40,12 @@ Audit = Annotated[AuditService, Depends(get_audit)]
 def _may_see(request: Request, ctx: RequestContext, patient_id: str) -> bool:
     controls: ControlsService = request.app.state.controls
     return controls.may_see_history(ctx.principal, patient_id)
+
+
+def _hidden(request: Request, ctx: RequestContext, patient_id: str) -> frozenset[str]:
+    """The record's items the policy hides from this viewer, so from its history too."""
+    controls: ControlsService = request.app.state.controls
+    return controls.history_hidden(ctx.principal, patient_id)
 
 
 def _guard(request: Request, audit: AuditService, ctx: RequestContext, patient_id: str) -> None:
@@ -73,7 +80,11 @@ def search(request: Request, audit: Audit, ctx: Ctx) -> FhirResponse:
     settings = request.app.state.settings
     count = min(max(0, _int(request, "_count", settings.default_page_size)), settings.max_page_size)
     offset = max(0, _int(request, "_offset", 0))
-    page = audit.patient_history(patient, ctx, count=count, offset=offset)
+    hidden = _hidden(request, ctx, patient)
+    if hidden:  # rare: then the events naming only hidden items are left out of pages and total
+        page = visible_history(audit, patient, ctx, hidden, count=count, offset=offset)
+    else:
+        page = audit.patient_history(patient, ctx, count=count, offset=offset)
     base = base_url(request)
     return FhirResponse(
         {
@@ -86,7 +97,7 @@ def search(request: Request, audit: Audit, ctx: Ctx) -> FhirResponse:
             "entry": [
                 {
                     "fullUrl": f"{base}/AuditEvent/{e.event_id}",
-                    "resource": render.audit_event(e, page.checkpoint, audit.origin),
+                    "resource": render.audit_event(e, page.checkpoint, audit.origin, hidden),
                     "search": {"mode": "match"},
                 }
                 for e in page.events
@@ -103,12 +114,21 @@ def read(request: Request, event_id: str, audit: Audit, ctx: Ctx) -> FhirRespons
         logged, checkpoint = audit.event(event_id, ctx)
     except KeyError:
         raise not_found(f"AuditEvent/{event_id} is not known") from None
+    hidden: frozenset[str] = frozenset()
     if ctx.principal.kind is not Kind.OPERATOR:
-        visible = [s for s in logged.slices if _may_see(request, ctx, _slice_patient(s))]
+        visible = []
+        for piece in logged.slices:
+            patient = _slice_patient(piece)
+            if not _may_see(request, ctx, patient):
+                continue
+            hiding = _hidden(request, ctx, patient)
+            if shown(piece, hiding):
+                visible.append(piece)
+                hidden |= hiding
         if not visible:
             raise not_found(f"AuditEvent/{event_id} is not known")
         logged = replace(logged, slices=visible)
-    return FhirResponse(render.audit_event(logged, checkpoint, audit.origin))
+    return FhirResponse(render.audit_event(logged, checkpoint, audit.origin, hidden))
 
 
 def _slice_patient(slice_bytes: bytes) -> str:
@@ -121,12 +141,14 @@ def export(request: Request, patient_id: str, audit: Audit, ctx: Ctx) -> Streami
     """NDJSON: a checkpoint line (signed note, public key), then every event with its proof."""
     check_id(patient_id)
     _guard(request, audit, ctx, patient_id)
+    hidden = _hidden(request, ctx, patient_id)
     checkpoint, events = audit.export_patient(patient_id, ctx)
 
     def lines() -> Iterator[bytes]:
         yield render.export_header(checkpoint, audit.public_key, patient_id) + b"\n"
         for logged in events:
-            yield render.export_line(logged) + b"\n"
+            if all(shown(piece, hidden) for piece in logged.slices):
+                yield render.export_line(logged, hidden) + b"\n"
 
     return StreamingResponse(lines(), media_type="application/fhir+ndjson")
 

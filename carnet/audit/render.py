@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from carnet.audit.checkpoints import Checkpoint
+from carnet.audit.hidden import item_of, whole
 from carnet.audit.service import LoggedEvent
 
 PROOF_URL = "urn:carnet:audit-proof"
@@ -58,7 +59,14 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def audit_event(logged: LoggedEvent, checkpoint: Checkpoint | None, origin: str) -> dict[str, Any]:
+def audit_event(
+    logged: LoggedEvent,
+    checkpoint: Checkpoint | None,
+    origin: str,
+    hidden: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """The event as an AuditEvent; items in ``hidden`` (``Type/id``, hidden from the viewer by
+    the policy) are left out of its entities, and a slice naming them out of its proof."""
     ev = orjson.loads(logged.body)
     slices = [orjson.loads(s) for s in logged.slices]
     action = str(ev.get("action"))
@@ -94,7 +102,7 @@ def audit_event(logged: LoggedEvent, checkpoint: Checkpoint | None, origin: str)
                 "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"},
             }
         )
-        entities.extend(_object(ref) for ref in s["resources"])
+        entities.extend(_object(ref) for ref in s["resources"] if item_of(ref) not in hidden)
     entities.extend(_object(ref) for ref in ev.get("resources") or [])
     purpose = str(ev.get("purpose") or "")
     resource: dict[str, Any] = {
@@ -117,7 +125,7 @@ def audit_event(logged: LoggedEvent, checkpoint: Checkpoint | None, origin: str)
             "observer": {"display": origin},
             "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}],
         },
-        "extension": [proof_extension(logged, checkpoint)],
+        "extension": [proof_extension(logged, checkpoint, hidden)],
     }
     if entities:
         resource["entity"] = entities
@@ -131,9 +139,13 @@ def _object(ref: str) -> dict[str, Any]:
     }
 
 
-def proof_extension(logged: LoggedEvent, checkpoint: Checkpoint | None) -> dict[str, Any]:
+def proof_extension(
+    logged: LoggedEvent, checkpoint: Checkpoint | None, hidden: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     parts: list[dict[str, Any]] = [{"url": "event", "valueBase64Binary": b64(logged.body)}]
-    parts.extend({"url": "slice", "valueBase64Binary": b64(s)} for s in logged.slices)
+    parts.extend(
+        {"url": "slice", "valueBase64Binary": b64(s)} for s in logged.slices if whole(s, hidden)
+    )
     if logged.leaf_index is not None and logged.proof is not None and checkpoint is not None:
         parts.append({"url": "leafIndex", "valueString": str(logged.leaf_index)})
         parts.append({"url": "treeSize", "valueString": str(checkpoint.size)})
@@ -153,14 +165,17 @@ def export_header(checkpoint: Checkpoint | None, public_key: bytes, patient_id: 
     )
 
 
-def export_line(logged: LoggedEvent) -> bytes:
+def export_line(logged: LoggedEvent, hidden: frozenset[str] = frozenset()) -> bytes:
+    """One event of a patient's export; its slice is withheld (null) when it names an item
+    hidden from the viewer."""
+    first = logged.slices[0] if logged.slices else None
     return orjson.dumps(
         {
             "type": "event",
             "id": logged.event_id,
             "leafIndex": logged.leaf_index,
             "event": b64(logged.body),
-            "slice": b64(logged.slices[0]) if logged.slices else None,
+            "slice": b64(first) if first is not None and whole(first, hidden) else None,
             "proof": [b64(h) for h in logged.proof or []],
         }
     )

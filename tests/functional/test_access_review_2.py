@@ -5,6 +5,7 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -236,3 +237,115 @@ def test_refused_bulk_job_accesses_are_audited(world: World) -> None:
     # the owner's jobs are untouched
     assert c.get(status, headers=owner).status_code == 200
     assert c.get(import_status, headers=owner).status_code == 200
+
+
+# -- 3. the access history shows only what the viewer may see ----------------------------------------
+
+
+def _history(world: World, caller: str, patient: str, **params: str) -> dict[str, Any]:
+    found = world.client.get(
+        "/fhir/AuditEvent",
+        params={"patient": patient, "_count": "500", **params},
+        headers=world.callers[caller],
+    )
+    assert found.status_code == 200, found.text
+    result: dict[str, Any] = found.json()
+    return result
+
+
+def _revealed(payload: Any) -> str:
+    """Everything a response tells, base64 proof parts decoded."""
+    text = orjson.dumps(payload).decode()
+    decoded: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == "valueBase64Binary" or (key in ("event", "slice") and item):
+                    decoded.append(base64.b64decode(item).decode(errors="replace"))
+                else:
+                    walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(payload)
+    return text + "".join(decoded)
+
+
+def _entity_refs(event: dict[str, Any]) -> set[str]:
+    return {str(e["what"].get("reference")) for e in event.get("entity", [])}
+
+
+def test_history_hides_events_about_items_hidden_from_the_patient(world: World) -> None:
+    """The patient saw the ids and types of their items flagged INVISIBLE_PATIENT (a result to
+    be announced) through their access history: its creation, the flagging, every read."""
+    c, a = world.client, world.a
+    gp_search = c.get("/fhir/Observation", params={"patient": a}, headers=world.callers["gp"])
+    assert {e["resource"]["id"] for e in gp_search.json()["entry"]} >= {world.unannounced}
+    full = _history(world, "operator", a)
+    assert world.unannounced in _revealed(full)  # operators see everything
+    own = _history(world, "a", a)
+    assert world.unannounced not in _revealed(own)
+    assert own["total"] == len(own["entry"])
+    assert own["total"] < full["total"]
+    paged = _history(world, "a", a, _count="1")
+    assert paged["total"] == own["total"] + 1  # reading the history is itself an event
+    assert len(paged["entry"]) == 1
+    # the professional's search that returned visible and hidden items is shown, with only the
+    # visible ones, and its slice (which names the hidden one) withheld from the proof
+    searches = [
+        e["resource"]
+        for e in own["entry"]
+        if f"Observation/{world.obs}/_history/1" in _entity_refs(e["resource"])
+        and e["resource"]["agent"][0]["who"]["identifier"]["value"] == "pro-gp"
+    ]
+    assert len(searches) == 1
+    parts = [p["url"] for p in searches[0]["extension"][0]["extension"]]
+    assert "slice" not in parts and "event" in parts and "leafIndex" in parts
+    # read by id: an event about the hidden item only is unknown to the patient
+    hidden_ids = [
+        e["resource"]["id"]
+        for e in full["entry"]
+        if _entity_refs(e["resource"]) - {f"Patient/{a}"}
+        and all(world.unannounced in r for r in _entity_refs(e["resource"]) - {f"Patient/{a}"})
+    ]
+    assert hidden_ids
+    for event_id in hidden_ids:
+        one = c.get(f"/fhir/AuditEvent/{event_id}", headers=world.callers["a"])
+        missing = c.get(f"/fhir/AuditEvent/{MISSING}", headers=world.callers["a"])
+        assert one.status_code == missing.status_code == 404
+    mixed = c.get(f"/fhir/AuditEvent/{searches[0]['id']}", headers=world.callers["a"])
+    assert mixed.status_code == 200
+    assert world.unannounced not in _revealed(mixed.json())
+    # the export: same events, the mixed one with its slice withheld
+    export = c.get(f"/fhir/Patient/{a}/$audit-export", headers=world.callers["a"])
+    lines = [orjson.loads(line) for line in export.content.splitlines() if line]
+    assert world.unannounced not in _revealed(lines)
+    exported = {line["id"] for line in lines[1:]}
+    assert {e["resource"]["id"] for e in own["entry"]} <= exported
+    assert not exported & set(hidden_ids)
+    assert any(line.get("slice") is None for line in lines[1:])
+    # once announced (the flag lifted), the item shows with its whole history
+    gp_ctx = RequestContext(
+        actor="pro-gp",
+        principal=Principal(Kind.PROFESSIONAL, "pro-gp", rpps=GP, profession="physician"),
+    )
+    world.services.controls.set_mask(
+        gp_ctx, f"Observation/{world.unannounced}", "INVISIBLE_PATIENT", on=False
+    )
+    assert world.unannounced in _revealed(_history(world, "a", a))
+
+
+def test_history_hides_from_representatives_what_the_minor_hid(world: World) -> None:
+    parent = _history(world, "a", world.c)
+    assert world.c_obs in _revealed(parent)
+    assert world.c_private not in _revealed(parent)
+    assert parent["total"] == len(parent["entry"])
+    export = world.client.get(f"/fhir/Patient/{world.c}/$audit-export", headers=world.callers["a"])
+    assert export.status_code == 200
+    assert world.c_private not in _revealed(
+        [orjson.loads(line) for line in export.content.splitlines() if line]
+    )
+    # the minor themself sees it
+    assert world.c_private in _revealed(_history(world, "c", world.c))

@@ -1,0 +1,80 @@
+"""What of a patient's access history is hidden from the person reading it.
+
+An event names the items it touched in the patient's slice (``Type/id/_history/v``). An item the
+policy hides from the viewer (INVISIBLE_PATIENT from the patient; that and
+INVISIBLE_REPRESENTANTS_LEGAUX from a representative) must not show through the history either:
+an event whose slice names only hidden items is left out, pages and totals included; one that
+names visible and hidden items shows the visible ones, with its slice withheld from the proof
+(the slice's bytes name the hidden items; the event itself stays proven in the log). The flags
+are read when the history is read, so an item announced later shows with its whole history.
+"""
+
+from __future__ import annotations
+
+import orjson
+from sqlalchemy import select
+
+from carnet.audit.models import audit_event, audit_event_patient
+from carnet.audit.service import AuditService, HistoryPage
+from carnet.fhir.access import RequestContext
+
+
+def item_of(ref: str) -> str:
+    """``Type/id`` of a reference an event holds (``Type/id`` or ``Type/id/_history/v``)."""
+    return ref.split("/_history/", 1)[0]
+
+
+def slice_refs(slice_bytes: bytes) -> list[str]:
+    value = orjson.loads(slice_bytes)
+    if not isinstance(value, dict):
+        return []
+    return [str(ref) for ref in value.get("resources") or []]
+
+
+def shown(slice_bytes: bytes, hidden: frozenset[str]) -> bool:
+    """Whether a slice names anything the viewer may see (a slice of hidden items only: no)."""
+    if not hidden:
+        return True
+    refs = slice_refs(slice_bytes)
+    return not refs or any(item_of(ref) not in hidden for ref in refs)
+
+
+def whole(slice_bytes: bytes, hidden: frozenset[str]) -> bool:
+    """Whether a slice names nothing hidden from the viewer (so it may be shown as it is)."""
+    return not hidden or all(item_of(ref) not in hidden for ref in slice_refs(slice_bytes))
+
+
+def visible_history(
+    audit: AuditService,
+    patient_id: str,
+    ctx: RequestContext,
+    hidden: frozenset[str],
+    *,
+    count: int,
+    offset: int,
+) -> HistoryPage:
+    """``AuditService.patient_history`` without the events the viewer may not see: the slices
+    are scanned (ids only) to page and count what is shown; only the page is loaded and proven.
+    Used when the record has items hidden from the viewer, rarely."""
+    audit.audit_read(ctx, "search", [patient_id])
+    cp = audit.current()
+    p, e = audit_event_patient.c, audit_event.c
+    join = audit_event.join(audit_event_patient, p.seq == e.seq)
+    with audit.store.read() as conn:
+        slices = conn.execute(
+            select(p.seq, p.slice).where(p.patient_id == patient_id).order_by(p.seq.desc())
+        )
+        seqs = [row.seq for row in slices if shown(bytes(row.slice), hidden)]
+        page = seqs[offset : offset + count]
+        rows = conn.execute(
+            select(e.seq, e.event_id, e.body, e.leaf_index, p.slice)
+            .select_from(join)
+            .where(p.patient_id == patient_id, e.seq.in_(page))
+        ).all()
+        by_seq = {row.seq: row for row in rows}
+        ordered = [by_seq[seq] for seq in page if seq in by_seq]
+        # the proofs exactly as the unfiltered history builds them
+        events = audit._with_proofs(
+            conn, [(r.event_id, r.body, r.leaf_index, [r.slice]) for r in ordered], cp
+        )
+    return HistoryPage(len(seqs), events, cp)
