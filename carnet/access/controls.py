@@ -345,8 +345,8 @@ class ControlsService:
             raise ControlError(404, "no such patient")
         grant_id = str(uuid.uuid4())
         with writing(self.engine) as conn:
-            refused = self._emergency_refused(conn, patient_id, principal.rpps)
-            if not refused:
+            refused = self._emergency_refusal(conn, patient_id, principal.rpps)
+            if refused is None:
                 conn.execute(
                     insert(access_break_glass).values(
                         id=grant_id,
@@ -375,28 +375,30 @@ class ControlsService:
                     [],
                     f"break-glass-read reason:{reason}",
                 )
-        if refused:  # recorded in a transaction of its own: the refusal changes nothing else
+        if refused is not None:  # recorded in a transaction of its own: it changes nothing else
+            rule, message = refused
             self._audit(
-                emergency,
-                "break-glass-refused",
-                patient_id,
-                [],
-                f"emergency-opposition reason:{reason}",
-                403,
+                emergency, "break-glass-refused", patient_id, [], f"{rule} reason:{reason}", 403
             )
-            raise ControlError(403, "this patient refused emergency access")
+            raise ControlError(403, message)
         return {"id": grant_id, "patient": patient_id, "expires": _stamp(expires)}
 
     @staticmethod
-    def _emergency_refused(conn: Connection, patient_id: str, rpps: str) -> bool:
+    def _emergency_refusal(conn: Connection, patient_id: str, rpps: str) -> tuple[str, str] | None:
+        """Why an emergency access is refused (the rule, the caller's message), or None. A block
+        names this professional, so it is told before a general opposition."""
         p, b = access_preference.c, access_block.c
-        opposed = conn.execute(
-            select(p.emergency_opposition).where(p.patient_id == patient_id)
-        ).first()
         blocked = conn.execute(
             select(b.rpps).where(b.patient_id == patient_id, b.rpps == rpps)
         ).first()
-        return bool((opposed and opposed[0]) or blocked)
+        if blocked is not None:
+            return "pro-blocked", "this patient has blocked your access to their record"
+        opposed = conn.execute(
+            select(p.emergency_opposition).where(p.patient_id == patient_id)
+        ).first()
+        if opposed is not None and opposed[0]:
+            return "emergency-opposition", "this patient refused emergency access"
+        return None
 
     def alerts(self, ctx: RequestContext, *, open_only: bool = True) -> list[dict[str, Any]]:
         """Alerts for the operator (break-glass, lockouts); ids only."""

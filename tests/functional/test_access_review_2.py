@@ -349,3 +349,44 @@ def test_history_hides_from_representatives_what_the_minor_hid(world: World) -> 
     )
     # the minor themself sees it
     assert world.c_private in _revealed(_history(world, "c", world.c))
+
+
+# -- 5. a break-glass refused for a block is not told as an emergency opposition ---------------------
+
+
+def test_break_glass_refusals_say_why(world: World) -> None:
+    """A block answered "this patient refused emergency access", the opposition's text and rule:
+    each now has its own reason and rule, both audited in the patient's history."""
+    c, s = world.client, world.services
+    er = Principal(Kind.PROFESSIONAL, "pro-er", rpps="10000000052", profession="physician")
+    blocked = Principal(
+        Kind.PROFESSIONAL, "pro-blocked", rpps="10000000060", profession="physician"
+    )
+    as_b = RequestContext(
+        actor="acct-b", principal=Principal(Kind.PERSON, "acct-b", patient_id=world.b)
+    )
+    s.controls.set_block(as_b, None, "10000000060", on=True)
+    s.controls.set_preferences(
+        RequestContext(
+            actor="acct-a", principal=Principal(Kind.PERSON, "acct-a", patient_id=world.a)
+        ),
+        None,
+        emergency_opposition=True,
+    )
+    answers = {}
+    for who, patient in ((er, world.a), (blocked, world.b)):
+        answer = c.post(
+            "/access/break-glass",
+            json={"patient": patient, "reason": "unconscious"},
+            headers=bearer(s, who),
+        )
+        assert answer.status_code == 403, answer.text
+        answers[who.subject] = answer.json()["error"]
+    assert answers["pro-er"] == "this patient refused emergency access"
+    assert answers["pro-blocked"] != answers["pro-er"]
+    assert "blocked" in answers["pro-blocked"]
+    refused = {e["actor"]: e["rule"] for e in _events(s) if e["action"] == "break-glass-refused"}
+    assert refused == {
+        "pro-er": "emergency-opposition reason:unconscious",
+        "pro-blocked": "pro-blocked reason:unconscious",
+    }
