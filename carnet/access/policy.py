@@ -89,6 +89,13 @@ def allowed_types(
     return frozenset(types)
 
 
+def may_choose_ids(principal: Principal) -> bool:
+    """Whether a caller may create a resource under an id of its choosing (update as create).
+    System callers only: for anyone else a PUT to an id they cannot see answers as for a free
+    id, whether it is free or taken by an item hidden from them (docs/access.md)."""
+    return principal.kind in (Kind.OPERATOR, Kind.BACKEND)
+
+
 def rule_action(action: str) -> str:
     return "write" if action in WRITE_ACTIONS else "read"
 

@@ -3,6 +3,7 @@ search, transactions). Routers, the CLI and other domains call it; it calls the 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -10,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
-from carnet.access.policy import Visibility
+from carnet.access.policy import Visibility, may_choose_ids
 from carnet.db.ids import time_ordered_id
 from carnet.fhir import render
 from carnet.fhir.access import AccessHook, OpenAccess, RequestContext
@@ -75,12 +76,18 @@ class FhirService:
         """Called before any other resource is created, in the same unit, with its type, id and
         body; a hook may take the write over (a document whose Patient is given by identifier or
         contained goes through identity matching: attached, or held in quarantine)."""
+        # Refusals answered as for a missing item in a unit that goes on (a hidden item's
+        # DELETE in a transaction): recorded once the unit has ended.
+        self._refused: weakref.WeakKeyDictionary[Unit, list[tuple[RequestContext, str, str]]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @contextmanager
     def interaction(
         self, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
     ) -> Iterator[Unit]:
         """One interaction in one transaction; a failure is recorded after its rollback."""
+        unit: Unit | None = None
         try:
             with self.repo.unit() as unit:
                 yield unit
@@ -91,6 +98,9 @@ class FhirService:
         except Exception:
             self.access.record_failure(ctx, action, res_type, res_id, 500)  # audited all the same
             raise
+        finally:
+            for refused, refused_type, refused_id in self._refused.pop(unit, []) if unit else []:
+                self.access.record_failure(refused, "delete", refused_type, refused_id, 404)
 
     # -- checks -----------------------------------------------------------------------------------
 
@@ -253,10 +263,20 @@ class FhirService:
                 "id",
             )
         previous = unit.current(res_type, res_id)
-        action = "update" if previous is not None else "create"
+        # Update as create is for system callers: for others a free id and one taken by an item
+        # hidden from them answer alike (405), so a PUT cannot tell whether a hidden item exists.
+        chooses_id = may_choose_ids(ctx.principal)
+        action = "create" if previous is None and chooses_id else "update"
         self.access.check(unit, ctx, action, res_type, res_id)
+        if previous is None and not chooses_id:
+            raise _no_client_id(res_type, res_id, "client-chosen-id")
         if previous is not None:
-            self.access.check_resource(unit, ctx, "update", previous)
+            try:
+                self.access.check_resource(unit, ctx, "update", previous)
+            except FhirError as err:
+                if err.status != 404:
+                    raise
+                raise _no_client_id(res_type, res_id, err.rule) from None
         if if_match is not None:
             expected = _etag_version(if_match)
             if previous is None or previous.version != expected:
@@ -283,17 +303,33 @@ class FhirService:
         ctx = ctx or RequestContext()
         with self.interaction(ctx, "delete", res_type, res_id) as unit:
             self.check_type(res_type)
-            return self.delete_in(unit, ctx, res_type, res_id)
+            # the refusal fails this interaction (audited with its rule); the API answers 204
+            return self.delete_in(unit, ctx, res_type, res_id, hidden_as_missing=False)
 
     def delete_in(
-        self, unit: Unit, ctx: RequestContext, res_type: str, res_id: str
+        self,
+        unit: Unit,
+        ctx: RequestContext,
+        res_type: str,
+        res_id: str,
+        *,
+        hidden_as_missing: bool = True,
     ) -> StoredResource | None:
+        """Delete in an open unit; an item hidden from the caller is treated as missing (the
+        entry succeeds, nothing is deleted) and its refusal recorded when the unit ends."""
         self.check_writable(res_type)
         self.access.check(unit, ctx, "delete", res_type, res_id)
         previous = unit.current(res_type, res_id)
         if previous is None or previous.deleted:
             return None  # deleting what is not there succeeds and changes nothing (idempotent)
-        self.access.check_resource(unit, ctx, "delete", previous)
+        try:
+            self.access.check_resource(unit, ctx, "delete", previous)
+        except FhirError as err:
+            if err.status != 404 or not hidden_as_missing:
+                raise
+            refused = replace(ctx, rule=err.rule) if err.rule else ctx
+            self._refused.setdefault(unit, []).append((refused, res_type, res_id))
+            return None
         stored = unit.write(res_type, res_id, None, method="DELETE", previous=previous)
         self.access.record(unit, ctx, "delete", res_type, [stored])
         return stored
@@ -535,6 +571,13 @@ def _content(body: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _same_content(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
     return _content(old) == _content(new)
+
+
+def _no_client_id(res_type: str, res_id: str, rule: str | None) -> FhirError:
+    """The answer to a PUT on an id the caller may not create: the same for a free id and for
+    one taken by an item hidden from them (FHIR's 405 for a server without client ids)."""
+    what = f"{res_type}/{res_id} is not known, and resources are created here with POST"
+    return FhirError(405, [Issue("not-supported", what)], rule=rule)
 
 
 def _etag_version(etag: str) -> int:

@@ -390,3 +390,94 @@ def test_break_glass_refusals_say_why(world: World) -> None:
         "pro-er": "emergency-opposition reason:unconscious",
         "pro-blocked": "pro-blocked reason:unconscious",
     }
+
+
+# -- 4. a hidden id answers a PUT or a transaction DELETE as a missing one ---------------------------
+
+
+def _put(world: World, caller: str, res_id: str, patient: str) -> Any:
+    body = {
+        "resourceType": "Observation",
+        "id": res_id,
+        "status": "amended",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
+        "subject": {"reference": f"Patient/{patient}"},
+    }
+    return world.client.put(
+        f"/fhir/Observation/{res_id}", json=body, headers={**FHIR, **world.callers[caller]}
+    )
+
+
+@pytest.mark.parametrize(("caller", "item"), [("gp", "masked"), ("a", "unannounced")])
+def test_a_put_to_a_hidden_id_answers_as_to_a_missing_one(
+    world: World, caller: str, item: str
+) -> None:
+    """A PUT to an id hidden from the caller answered 404 where a PUT to a free id created it
+    (201): the caller could tell them apart. Creating with an id of one's choosing is now for
+    system callers only, so both answer the same, and neither writes anything."""
+    hidden_id = getattr(world, item)
+    hidden = _put(world, caller, hidden_id, world.a)
+    missing = _put(world, caller, MISSING, world.a)
+    assert hidden.status_code == missing.status_code == 405, (hidden.text, missing.text)
+    assert hidden.text.replace(hidden_id, MISSING) == missing.text
+    operator = world.callers["operator"]
+    assert world.client.get(f"/fhir/Observation/{MISSING}", headers=operator).status_code == 404
+    kept = world.client.get(f"/fhir/Observation/{hidden_id}", headers=operator).json()
+    assert kept["status"] == "final" and kept["meta"]["versionId"] == "1"
+    # in a transaction too
+    answers = []
+    for res_id in (hidden_id, MISSING):
+        body = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "resource": {
+                        "resourceType": "Observation",
+                        "id": res_id,
+                        "status": "amended",
+                        "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
+                        "subject": {"reference": f"Patient/{world.a}"},
+                    },
+                    "request": {"method": "PUT", "url": f"Observation/{res_id}"},
+                }
+            ],
+        }
+        answers.append(
+            world.client.post("/fhir", json=body, headers={**FHIR, **world.callers[caller]})
+        )
+    assert answers[0].status_code == answers[1].status_code == 405
+    assert answers[0].text.replace(hidden_id, MISSING) == answers[1].text
+
+
+def test_system_callers_still_create_with_their_own_ids(world: World) -> None:
+    created = _put(world, "operator", "client-chosen-1", world.a)
+    assert created.status_code == 201, created.text
+
+
+def test_a_transaction_delete_of_a_hidden_item_answers_as_of_a_missing_one(world: World) -> None:
+    """A transaction's DELETE entry on an item hidden from the caller failed the transaction
+    (404) where one on a missing item succeeds (204): now both succeed and change nothing, and
+    the refusal is an audit event with its rule."""
+    c, s = world.client, world.services
+    answers = []
+    for res_id in (world.masked, MISSING):
+        body = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"request": {"method": "DELETE", "url": f"Observation/{res_id}"}}],
+        }
+        answers.append(c.post("/fhir", json=body, headers={**FHIR, **world.callers["gp"]}))
+    hidden, missing = answers
+    assert hidden.status_code == missing.status_code == 200, hidden.text
+    assert [e["response"]["status"] for e in hidden.json()["entry"]] == ["204 No Content"]
+    assert hidden.json()["entry"] == missing.json()["entry"]
+    kept = c.get(f"/fhir/Observation/{world.masked}", headers=world.callers["a"])
+    assert kept.status_code == 200
+    refusals = [
+        e
+        for e in _events(s)
+        if e["actor"] == "pro-gp" and e["action"] == "delete" and e["outcome"] == 404
+    ]
+    assert len(refusals) == 1
+    assert refusals[0]["resources"] == [f"Observation/{world.masked}"]
