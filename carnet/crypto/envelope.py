@@ -13,7 +13,9 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from carnet.crypto.keyring import Keyring
 from carnet.crypto.models import data_key
@@ -84,20 +86,27 @@ class DataKeys:
             if not create:
                 raise KeyDestroyedError(f"no data key for owner {owner}")
             key = AESGCM.generate_key(bit_length=256)
+            # Two server processes may create the same owner's key at once (the first resources
+            # of a new patient, or of the shared owner): the first insert wins, and everyone
+            # uses the key that was stored (PostgreSQL's insert waits for the winner to commit).
+            dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
             conn.execute(
-                insert(data_key).values(
+                dialect_insert(data_key)
+                .values(
                     owner=owner,
                     master_key_id=self.keyring.key_id,
                     wrapped=self.keyring.wrap(key, owner),
                     created_at=datetime.now(UTC),
                 )
+                .on_conflict_do_nothing(index_elements=["owner"])
             )
-            aead = AESGCM(key)
-        elif row.wrapped is None:
+            row = conn.execute(select(data_key.c.wrapped).where(data_key.c.owner == owner)).first()
+            if row is None:
+                raise KeyDestroyedError(f"no data key for owner {owner}")
+        if row.wrapped is None:
             keys[owner] = None
             raise KeyDestroyedError(f"data key of {owner} was destroyed")
-        else:
-            aead = self._unwrap(owner, row.wrapped)
+        aead = self._unwrap(owner, row.wrapped)
         keys[owner] = aead
         return aead
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from carnet.crypto.envelope import SHARED_OWNER, DataKeys, DecryptionError, KeyD
 from carnet.crypto.keyring import FileKeyring
 from carnet.crypto.models import data_key
 from carnet.db.schema import metadata
+from tests.support.postgres import ThrowawayPostgres
 
 OWNER = "patient:alice"
 AAD = b"Patient/alice/1"
@@ -203,3 +205,35 @@ def test_rollback_through_repository_unit(sqlite_services) -> None:  # type: ign
         assert unit.current("Patient", "p1") is None
     sqlite_services.fhir.update("Patient", "p1", body)
     assert sqlite_services.fhir.read("Patient", "p1").body["gender"] == "female"
+
+
+def test_two_processes_creating_one_owners_key_agree_on_it(
+    postgres: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    """Two server workers writing a new patient's first resources at once: the second waits for
+    the first's key, uses it, and nothing fails (it once answered 409 to one of them)."""
+    eng = create_engine(postgres.create_database("envelope_race"))
+    metadata.create_all(eng, tables=[data_key])
+    first, second = (DataKeys(FileKeyring(tmp_path / "master.key")) for _ in range(2))
+    results: dict[str, bytes] = {}
+    with eng.connect() as conn_a:
+        conn_a.begin()
+        blob_a = first.encrypt(conn_a, OWNER, b"from A", AAD)
+
+        def other_worker() -> None:
+            with eng.connect() as conn_b, conn_b.begin():
+                results["b"] = second.encrypt(conn_b, OWNER, b"from B", AAD)
+
+        worker = threading.Thread(target=other_worker)
+        worker.start()
+        worker.join(0.5)
+        assert worker.is_alive(), "the second insert should wait for the first transaction"
+        conn_a.commit()
+        worker.join(10)
+    assert not worker.is_alive()
+    fresh = DataKeys(FileKeyring(tmp_path / "master.key"))
+    assert _decrypt(eng, fresh, OWNER, blob_a) == b"from A"
+    assert _decrypt(eng, fresh, OWNER, results["b"]) == b"from B"
+    with eng.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(data_key)).scalar_one() == 1
+    eng.dispose()
