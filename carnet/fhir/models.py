@@ -36,7 +36,12 @@ resource = Table(
 )
 
 
-def _index_table(name: str, *value_columns: Column[object], value_index: tuple[str, ...]) -> Table:
+def _index_table(
+    name: str,
+    *value_columns: Column[object],
+    value_index: tuple[str, ...],
+    owner_index: tuple[str, ...] = (),
+) -> Table:
     return Table(
         name,
         metadata,
@@ -44,7 +49,7 @@ def _index_table(name: str, *value_columns: Column[object], value_index: tuple[s
         Column("res_id", String(64), nullable=False),
         Column("param", String(64), nullable=False),
         *value_columns,
-        Index(f"ix_{name}_owner", "res_type", "res_id"),
+        Index(f"ix_{name}_owner", "res_type", "res_id", *owner_index),
         Index(f"ix_{name}_value", "res_type", "param", *value_index),
     )
 
@@ -56,19 +61,21 @@ idx_token = _index_table(
     "idx_token",
     Column("system", String(255), nullable=True),
     Column("code", String(255), nullable=True),
-    value_index=("code",),
+    # Covering (migration 0010): a code's lookup, its per-row check and its count need no table row.
+    value_index=("code", "system", "res_id"),
 )
 idx_reference = _index_table(
     "idx_reference",
     Column("target_type", String(64), nullable=True),
     Column("target_id", String(255), nullable=False),
-    value_index=("target_id",),
+    value_index=("target_id", "target_type", "res_id"),  # covering (0010)
 )
 idx_date = _index_table(
     "idx_date",
     Column("low", String(32), nullable=False),
     Column("high", String(32), nullable=False),
     value_index=("low", "high"),
+    owner_index=("param", "low", "high"),  # covering for a date checked per driven row (0010)
 )
 idx_quantity = _index_table(
     "idx_quantity",
