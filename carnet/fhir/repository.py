@@ -360,6 +360,12 @@ class Unit:
         total = self.conn.execute(count_query).scalar_one() if count_query is not None else None
         return total, [(r[0], r[1]) for r in self.conn.execute(query)]
 
+    def count(self, count_query: Select[Any]) -> int:
+        """Run a compiled count (see carnet.fhir.query)."""
+        self.flush()
+        total: int = self.conn.execute(count_query).scalar_one()
+        return total
+
     def load(self, keys: Sequence[tuple[str, str]]) -> list[StoredResource]:
         """Current versions of ``keys``, in the order given (missing or deleted ones skipped)."""
         self.flush()

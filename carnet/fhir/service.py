@@ -439,7 +439,13 @@ class FhirService:
             # The first page of a longer result keeps the ordered ids of (up to) SNAPSHOT_MAX
             # matches, and next/previous links read them: paging then neither skips nor
             # repeats resources when data changes between pages.
-            total, window = unit.search_ids(ids.offset(0).limit(SNAPSHOT_MAX), counted)
+            _, window = unit.search_ids(ids.offset(0).limit(SNAPSHOT_MAX), None)
+            if counted is None:
+                total = None
+            elif len(window) < SNAPSHOT_MAX:
+                total = len(window)  # the window holds every match: no COUNT query
+            else:
+                total = unit.count(counted)
             keys = window[: req.count]
             if len(window) > req.count:
                 moment = utc_now()
