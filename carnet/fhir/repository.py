@@ -369,31 +369,58 @@ class Unit:
     def load(self, keys: Sequence[tuple[str, str]]) -> list[StoredResource]:
         """Current versions of ``keys``, in the order given (missing or deleted ones skipped)."""
         self.flush()
-        found: dict[tuple[str, str], StoredResource] = {}
-        data_keys = self.repo.data_keys
         by_type: dict[str, list[str]] = {}
         for res_type, res_id in keys:
             by_type.setdefault(res_type, []).append(res_id)
         # type = ? AND id IN (...) uses the (type, id, version) index; a row-value IN may not.
         chunks = [(t, chunk) for t, ids in by_type.items() for chunk in _chunks(ids, 400)]
-        for res_type, chunk in chunks:
-            rows = self.conn.execute(
+        rows = [
+            row
+            for res_type, chunk in chunks
+            for row in self.conn.execute(
                 select(resource).where(
                     resource.c.res_type == res_type,
                     resource.c.res_id.in_(chunk),
                     resource.c.current,
                     resource.c.deleted.is_(False),
                 )
-            ).all()
-            data_keys.prefetch(self.conn, {DataKeys.owner_for(r.patient_id) for r in rows})
-            for row in rows:
-                try:
-                    found[(row.res_type, row.res_id)] = self._decode(row)
-                except FhirError as exc:
-                    if exc.status != 410:
-                        raise
-                    continue  # erased (crypto-shredded) between index and load: not a match
+            )
+        ]
+        found = {(r.res_type, r.res_id): r for r in self._decode_readable(rows)}
         return [found[k] for k in keys if k in found]
+
+    def compartment(
+        self,
+        patient_id: str,
+        types: Sequence[str] | None = None,
+        where: ColumnElement[bool] | None = None,
+    ) -> list[StoredResource]:
+        """``load(compartment_keys(...))`` in one query: the current resources of one patient's
+        compartment, oldest first."""
+        self.flush()
+        query = select(resource).where(
+            resource.c.patient_id == patient_id,
+            resource.c.current,
+            resource.c.deleted.is_(False),
+        )
+        if where is not None:
+            query = query.where(where)
+        if types:
+            query = query.where(resource.c.res_type.in_(list(types)))
+        return self._decode_readable(self.conn.execute(query.order_by(resource.c.seq)).all())
+
+    def _decode_readable(self, rows: Sequence[Any]) -> list[StoredResource]:
+        """Decoded rows, their data keys fetched in one query; erased (crypto-shredded) ones are
+        left out: between index and load they are no match."""
+        self.repo.data_keys.prefetch(self.conn, {DataKeys.owner_for(r.patient_id) for r in rows})
+        out = []
+        for row in rows:
+            try:
+                out.append(self._decode(row))
+            except FhirError as exc:
+                if exc.status != 410:
+                    raise
+        return out
 
     def store_snapshot(self, keys: Sequence[tuple[str, str]], now: str, expire_before: str) -> str:
         """Keep the ordered result of a multi-page search; returns its id."""

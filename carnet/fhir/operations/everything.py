@@ -100,9 +100,11 @@ def everything(
         service.access.check_resource(unit, ctx, "read", patient_or_404(unit, patient_id))
         vis = service.access.visibility(unit, ctx, "search")
         where = visible(vis)
-        keys = unit.compartment_keys(patient_id, types, since, where)
         # Referenced resources are found from the whole compartment, whatever _type asks for.
-        compartment = unit.load(unit.compartment_keys(patient_id, where=where))
+        compartment = unit.compartment(patient_id, where=where)
+        keys = [(r.res_type, r.res_id) for r in compartment]
+        if types is not None or since is not None:
+            keys = unit.compartment_keys(patient_id, types, since, where)
         extra = [
             r
             for r in service.visible_only(unit, vis, outside_references(unit, compartment, depth=1))

@@ -156,7 +156,7 @@ def summary(
         patient = patient_or_404(unit, patient_id)
         service.access.check_resource(unit, ctx, "read", patient)
         vis = service.access.visibility(unit, ctx, "search")
-        clinical = unit.load(unit.compartment_keys(patient_id, _TYPES, where=visible(vis)))
+        clinical = unit.compartment(patient_id, _TYPES, where=visible(vis))
         chosen: list[tuple[Section, list[StoredResource]]] = []
         for section in SECTIONS:
             members = [r for r in clinical if r.res_type in section.types and _keep(section, r)]
