@@ -141,14 +141,19 @@ def run_transaction(
 ) -> dict[str, Any]:
     """Execute a transaction Bundle atomically and return the transaction-response Bundle."""
     ctx = ctx or RequestContext()
-    with service.interaction(ctx, "transaction", None, None) as unit:
+    try:
+        # Parsed and validated before the transaction opens: a bad entry costs nothing, and on
+        # SQLite the write lock is not held while other workers could use it.
         entries = [
             _parse_entry(service, raw, i, "transaction") for i, raw in enumerate(_entries(bundle))
         ]
-        # Validate before any write (and before minting ids): a bad entry costs nothing.
         for e in entries:
             if e.resource is not None:
                 _validate_entry(service, e)
+    except FhirError as err:
+        service.access.record_failure(ctx, "transaction", None, None, err.status)
+        raise
+    with service.interaction(ctx, "transaction", None, None) as unit:
         mapping: dict[str, str] = {}
         for e in entries:
             target = _plan(service, unit, e, ctx)

@@ -164,6 +164,27 @@ def test_a_write_that_rolls_back_leaves_only_its_failure(client: TestClient) -> 
         assert len(conn.execute(select(resource.c.seq)).all()) == rows_before
 
 
+def test_an_invalid_transaction_is_audited_and_writes_nothing(client: TestClient) -> None:
+    run = Recorder(client)
+    pid = _create(client, patient())
+    bad = {**observation(pid), "status": 42}  # refused by validation, before the transaction opens
+    tx = _tx(
+        "transaction",
+        [
+            {"resource": observation(pid), "request": {"method": "POST", "url": "Observation"}},
+            {"resource": bad, "request": {"method": "POST", "url": "Observation"}},
+        ],
+    )
+    services = _services(client)
+    with services.engine.connect() as conn:
+        rows_before = len(conn.execute(select(resource.c.seq)).all())
+    r, ev = run("POST", "/fhir", json=tx, headers=FHIR_JSON)
+    assert r.status_code == 422, r.text
+    assert [(e["action"], e["outcome"]) for e in ev] == [("transaction", 422)]
+    with services.engine.connect() as conn:
+        assert len(conn.execute(select(resource.c.seq)).all()) == rows_before
+
+
 def test_no_write_without_its_event(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     services = _services(client)
     pid = _create(client, patient())
