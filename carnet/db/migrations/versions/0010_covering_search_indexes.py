@@ -7,6 +7,7 @@ Revision ID: 0010
 Revises: 0009
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
@@ -41,9 +42,25 @@ def upgrade() -> None:
     for name, table, _, after in _CHANGES:
         op.drop_index(name, table_name=table)
         op.create_index(name, table, after)
+    _restat()
 
 
 def downgrade() -> None:
     for name, table, before, _ in _CHANGES:
         op.drop_index(name, table_name=table)
         op.create_index(name, table, before)
+    _restat()
+
+
+def _restat() -> None:
+    """SQLite forgets a dropped index's statistics, and without them it can plan a search from
+    the wrong index: a store that had statistics gets them again for these tables."""
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        return  # PostgreSQL plans from its table statistics, which autovacuum keeps
+    has_stats = bind.execute(
+        sa.text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
+    ).scalar_one()
+    if has_stats and bind.execute(sa.text("SELECT count(*) FROM sqlite_stat1")).scalar_one():
+        for table in sorted({table for _, table, _, _ in _CHANGES}):
+            bind.exec_driver_sql(f"ANALYZE {table}")
