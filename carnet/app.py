@@ -20,7 +20,7 @@ from carnet.access.accounts import AccountService
 from carnet.access.authn import Authenticator, guard_dependency
 from carnet.access.clients import ClientService
 from carnet.access.controls import ControlsService
-from carnet.access.enforce import PolicyAccess, record_accepts_writes
+from carnet.access.enforce import PolicyAccess
 from carnet.access.oauth import OAuthService
 from carnet.access.oidc import DevIdentityProvider, ProfessionalLogin
 from carnet.access.policy import PolicyDecisionPoint
@@ -50,7 +50,7 @@ from carnet.identity import api as identity_api
 from carnet.identity.register_store import open_register
 from carnet.identity.service import IdentityService
 from carnet.record import api as record_api
-from carnet.record.service import RecordService
+from carnet.record.service import RecordService, accepts_writes
 from carnet.settings import Settings
 
 log = logging.getLogger("carnet")
@@ -111,7 +111,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         checkpoint_events=settings.audit_checkpoint_events,
         checkpoint_seconds=settings.audit_checkpoint_seconds,
     )
-    pdp = PolicyDecisionPoint(record_open=record_accepts_writes)
+    pdp = PolicyDecisionPoint(record_open=accepts_writes)
     fhir = FhirService(
         repository,
         definitions,

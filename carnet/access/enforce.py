@@ -21,8 +21,6 @@ from carnet.audit.service import AuditService
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError, Issue
 from carnet.fhir.repository import StoredResource, Unit
-from carnet.record.models import record_space
-from carnet.record.service import OPEN
 
 # Interactions on no single type (system history, bulk export and import) are for callers with
 # system scopes only.
@@ -144,15 +142,6 @@ class PolicyAccess:
         status: int,
     ) -> None:
         self.audit.record_failure(ctx, action, res_type, res_id, status)
-
-
-def record_accepts_writes(conn: Connection, patient_id: str) -> bool:
-    """A record takes new data unless its space was refused, closed or shredded. A patient with
-    no space row (data loaded before provisioning, imports) counts as open."""
-    state = conn.execute(
-        select(record_space.c.state).where(record_space.c.patient_id == patient_id)
-    ).scalar_one_or_none()
-    return state is None or state == OPEN
 
 
 RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"

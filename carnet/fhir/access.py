@@ -1,8 +1,10 @@
 """The seam where the policy decision point and the audit log wrap every read and write.
 
-Until the access and audit issues land, ``OpenAccess`` allows everything (the API is served on
-loopback only) and records nothing. Both hooks receive the unit of work, so an audit append joins
-the same transaction as the write it records.
+The application installs ``carnet.access.enforce.PolicyAccess`` (decide with the policy decision
+point, record in the audit log). ``OpenAccess`` allows everything and records nothing: for
+in-process callers that are not requests (tests of the engine alone, benchmarks' baselines).
+Hooks receive the unit of work, so an audit append joins the same transaction as the write it
+records.
 """
 
 from __future__ import annotations

@@ -84,6 +84,16 @@ class SweepReport:
     delivered: int = 0
 
 
+def accepts_writes(conn: Connection, patient_id: str) -> bool:
+    """Whether a record takes new data: unless its space was refused, closed or shredded. A
+    patient with no space row (data loaded before provisioning, imports) counts as open. The
+    policy decision point asks this before any deposit."""
+    state = conn.execute(
+        select(record_space.c.state).where(record_space.c.patient_id == patient_id)
+    ).scalar_one_or_none()
+    return state is None or state == OPEN
+
+
 class RecordService(RepresentativeOperations):
     """Spaces, objections, closures, shredding, legal representatives and the notification outbox."""
 
