@@ -255,7 +255,11 @@ class FhirService:
         res_id: str,
         body: dict[str, Any],
         if_match: str | None,
+        *,
+        server_chose_id: bool = False,
     ) -> WriteResult:
+        """Update in an open unit. ``server_chose_id``: the id was minted here (a conditional
+        update that matched nothing), so creating under it is a plain create for any caller."""
         self.check_writable(res_type)
         if body.get("id") != res_id:
             raise bad_request(
@@ -265,7 +269,7 @@ class FhirService:
         previous = unit.current(res_type, res_id)
         # Update as create is for system callers: for others a free id and one taken by an item
         # hidden from them answer alike (405), so a PUT cannot tell whether a hidden item exists.
-        chooses_id = may_choose_ids(ctx.principal)
+        chooses_id = server_chose_id or may_choose_ids(ctx.principal)
         action = "create" if previous is None and chooses_id else "update"
         self.access.check(unit, ctx, action, res_type, res_id)
         if previous is None and not chooses_id:

@@ -270,7 +270,15 @@ def _execute(
         assert e.resource is not None and e.planned_id is not None
         if e.res_id is None:
             e.resource["id"] = e.planned_id
-        result = service.update_in(unit, ctx, e.res_type, e.planned_id, e.resource, e.if_match)
+        result = service.update_in(
+            unit,
+            ctx,
+            e.res_type,
+            e.planned_id,
+            e.resource,
+            e.if_match,
+            server_chose_id=e.res_id is None,  # a conditional update that matched nothing
+        )
         return render.entry_response(result.stored, "201 Created" if result.created else "200 OK")
     if e.method == "DELETE":
         res_id = e.res_id

@@ -481,3 +481,38 @@ def test_a_transaction_delete_of_a_hidden_item_answers_as_of_a_missing_one(world
     ]
     assert len(refusals) == 1
     assert refusals[0]["resources"] == [f"Observation/{world.masked}"]
+
+
+def test_a_conditional_update_matching_nothing_creates_for_any_writer(world: World) -> None:
+    """A conditional PUT in a transaction that matches nothing creates under an id the server
+    mints: a plain create, allowed to a person on their own record (it answered 405 once, when
+    update-as-create became for system callers)."""
+    body = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "identifier": [{"system": "urn:example:self", "value": "weight-1"}],
+                    "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+                    "subject": {"reference": f"Patient/{world.a}"},
+                },
+                "request": {
+                    "method": "PUT",
+                    "url": "Observation?identifier=urn:example:self|weight-1",
+                },
+            }
+        ],
+    }
+    first = world.client.post("/fhir", json=body, headers={**FHIR, **world.callers["a"]})
+    assert first.status_code == 200, first.text
+    (entry,) = first.json()["entry"]
+    assert entry["response"]["status"] == "201 Created"
+    created = entry["response"]["location"].split("/")[1]
+    again = world.client.post("/fhir", json=body, headers={**FHIR, **world.callers["a"]})
+    assert again.json()["entry"][0]["response"]["location"].split("/")[1] == created
+    # another person's conditional PUT into a's record is still refused
+    other = world.client.post("/fhir", json=body, headers={**FHIR, **world.callers["b"]})
+    assert other.status_code == 403, other.text
