@@ -1,0 +1,58 @@
+"""Every benchmark runs with its one documented command (here at a tiny size, SQLite only) and
+prints its figures and the command that reproduces them: a benchmark that no longer runs fails
+here rather than on the day someone needs its numbers."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SMALL_RUNS = {
+    "ingest": ["--files", "3", "--backend", "sqlite"],
+    "ingest-workers": ["--files", "3", "--backend", "sqlite", "--workers", "2"],
+    "access": ["--patients", "20", "--per-patient", "3", "--runs", "5"],
+    "audit": [
+        *("--backend", "sqlite", "--singles", "20", "--batched", "200", "--reads", "20"),
+        *("--files", "2", "--rounds", "1", "--verify-events", "0"),
+    ],
+    "search": ["--resources", "600", "--runs", "3"],
+}
+
+
+def _run(script: str, args: list[str], tmp_path: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"reproduce: .venv/bin/python benchmarks/{script}.py" in done.stdout
+    return done.stdout
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_RUNS))
+def test_benchmark_runs_and_prints_its_figures(name: str, tmp_path: Path) -> None:
+    script = name.split("-")[0]
+    args = list(SMALL_RUNS[name])
+    if script == "search":
+        args += ["--data-dir", str(tmp_path / "search")]
+    out = _run(script, args, tmp_path)
+    if script == "ingest":
+        row = next(line for line in out.splitlines() if line.startswith("sqlite"))
+        _backend, workers, resources, rate, floor, raw, ratio, floor_ratio = row.split()
+        expected_workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
+        assert int(workers) == expected_workers
+        assert int(resources) > 0
+        assert min(float(rate), float(floor), float(raw)) > 0
+        assert float(ratio) == pytest.approx(float(rate) / float(raw), abs=0.0015)
+        assert 0 < float(floor_ratio) <= 1.5
+    else:
+        assert re.search(r"\d+\.\d", out), out[-500:]
