@@ -11,6 +11,8 @@ No Python path can ingest faster than its own rows insert, so ``floor/raw`` boun
     .venv/bin/python benchmarks/ingest.py --synthetic 23000   # ~1 million resources, French population
 
 ``--workers N`` ingests with N processes sharing the database (as N server workers would).
+``--mode ndjson`` ingests the same resources as NDJSON files (one per type, references resolved,
+as a bulk export writes them) through ``carnet import``'s importer, in batches of 500 lines.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import gzip
 import multiprocessing
 import os
+import re
 import sys
 import tempfile
 import time
@@ -37,6 +40,8 @@ from carnet.app import build_services  # noqa: E402
 from carnet.db.bulk import insert_rows  # noqa: E402
 from carnet.db.engine import make_engine  # noqa: E402
 from carnet.db.ids import time_ordered_id  # noqa: E402
+from carnet.fhir.access import RequestContext  # noqa: E402
+from carnet.fhir.importer import Importer  # noqa: E402
 from carnet.fhir.indexer import KIND_COLUMNS  # noqa: E402
 from carnet.fhir.models import INDEX_TABLES, resource  # noqa: E402
 from carnet.fhir.transactions import run_transaction  # noqa: E402
@@ -204,6 +209,53 @@ def warm(services: Any, bundles: list[dict[str, Any]]) -> None:
         services.fhir.validator.validate(body)
 
 
+def write_ndjson(bundles: list[dict[str, Any]], folder: Path) -> None:
+    """The Bundles' resources as NDJSON files, one per type, ``urn:uuid`` references resolved."""
+    types = {e["fullUrl"]: e["resource"]["resourceType"] for b in bundles for e in b["entry"]}
+    mapping = {url: f"{res_type}/{url.rsplit(':', 1)[-1]}" for url, res_type in types.items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Any] = {}
+    for b in bundles:
+        for e in b["entry"]:
+            body = dict(e["resource"], id=e["fullUrl"].rsplit(":", 1)[-1])
+            raw = _REFERENCE.sub(lambda m: _resolved(m, mapping), orjson.dumps(body))
+            res_type = body["resourceType"]
+            if res_type not in files:
+                files[res_type] = (folder / f"{res_type}.ndjson").open("wb")
+            files[res_type].write(raw + b"\n")
+    for handle in files.values():
+        handle.close()
+
+
+_REFERENCE = re.compile(rb'"reference":"(urn:uuid:[^"]*)"')
+
+
+def _resolved(match: re.Match[bytes], mapping: dict[str, str]) -> bytes:
+    target = mapping.get(match.group(1).decode())
+    return match.group(0) if target is None else b'"reference":"' + target.encode() + b'"'
+
+
+def ndjson_rate(settings: Settings, bundles: list[dict[str, Any]]) -> tuple[int, float]:
+    services = build_services(settings)
+    warm(services, bundles)
+    folder = settings.data_dir / "ndjson"
+    write_ndjson(bundles, folder)
+    # Directory types first, as a bulk export's manifest would list them for a load.
+    order = ("Organization", "Location", "Practitioner", "PractitionerRole", "Patient")
+    files = sorted(
+        folder.glob("*.ndjson"),
+        key=lambda p: (order.index(p.stem) if p.stem in order else len(order), p.stem),
+    )
+    start = time.perf_counter()
+    report = Importer(services.fhir, batch_size=500, ctx=RequestContext(source="bench")).run(files)
+    elapsed = time.perf_counter() - start
+    services.close()
+    if report.rejected_total:
+        first = report.rejected[0]
+        raise SystemExit(f"{report.rejected_total} rejected, first: {first.source} {first.reason}")
+    return report.read or report.stored, elapsed
+
+
 def carnet_rate(settings: Settings, bundles: list[dict[str, Any]]) -> tuple[int, float]:
     services = build_services(settings)
     warm(services, bundles)
@@ -247,6 +299,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=202, help="Synthea bundles to ingest")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--workers", type=int, default=1, help="ingesting processes")
+    parser.add_argument("--mode", choices=["transactions", "ndjson"], default="transactions")
     parser.add_argument(
         "--synthetic",
         type=int,
@@ -271,7 +324,9 @@ def main() -> None:
             workdir = Path(tmp)
             with backend_url(name, workdir) as url:
                 settings = Settings.from_env({}, data_dir=str(workdir / "data"), database_url=url)
-                if args.workers > 1:
+                if args.mode == "ndjson":
+                    n, carnet_s = ndjson_rate(settings, bundles)
+                elif args.workers > 1:
                     n, carnet_s = parallel_rate(settings, bundles, args.workers)
                 else:
                     n, carnet_s = carnet_rate(settings, bundles)

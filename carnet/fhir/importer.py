@@ -406,6 +406,9 @@ class Importer:
     ) -> None:
         service, ctx = self.service, self.ctx
         with service.interaction(ctx, "import", None, None) as unit:
+            unit.prefetch_current(
+                [(r["resourceType"], str(r["id"])) for _, r, _ in good if r.get("id")]
+            )
             for _, resource, _ in good:
                 res_type = resource["resourceType"]
                 if resource.get("id"):

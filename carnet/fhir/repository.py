@@ -21,6 +21,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     delete,
     event,
     func,
@@ -66,6 +67,12 @@ class _Pending:
 
 
 _WRITE = "carnet_write"
+# Built once: constructing a select per read cost more than running it (an import's updates).
+_CURRENT = select(resource).where(
+    resource.c.res_type == bindparam("res_type"),
+    resource.c.res_id == bindparam("res_id"),
+    resource.c.current,
+)
 
 
 def install_sqlite_write_lock(engine: Engine) -> None:
@@ -135,6 +142,8 @@ class Unit:
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._superseded: list[tuple[str, str]] = []
         self._rows: list[dict[str, Any]] = []
+        self._read: dict[tuple[str, str], StoredResource | None] = {}
+        """Current versions read ahead by ``prefetch_current`` (a write replaces its entry)."""
         self.new_code_texts: set[tuple[str, str, str]] = set()
         self.before_commit: list[Callable[[Connection], None]] = []
         """Callbacks run (in order) after the final flush, inside the transaction: audit appends."""
@@ -197,6 +206,7 @@ class Unit:
             "body": ciphertext,
         }
         key = (res_type, res_id)
+        self._read.pop(key, None)
         earlier = self._pending.get(key)
         if earlier is not None:
             earlier.row["current"] = False
@@ -262,6 +272,7 @@ class Unit:
         """Crypto-shred one patient compartment: bodies and blobs become unreadable everywhere,
         and the index rows derived from them (some hold codes and dates in clear) are deleted."""
         self.flush()
+        self._read.clear()
         compartment = select(resource.c.res_type, resource.c.res_id).where(
             resource.c.patient_id == patient_id
         )
@@ -304,12 +315,41 @@ class Unit:
             # Written in this unit: the buffer holds it. Other buffered writes do not change this
             # row, so a Bundle reading what it references costs no flush.
             return pending.stored
-        row = self.conn.execute(
-            select(resource).where(
-                resource.c.res_type == res_type, resource.c.res_id == res_id, resource.c.current
-            )
-        ).first()
+        if (res_type, res_id) in self._read:
+            return self._read[(res_type, res_id)]
+        row = self.conn.execute(_CURRENT, {"res_type": res_type, "res_id": res_id}).first()
         return self._decode(row) if row is not None else None
+
+    def prefetch_current(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Read the current versions of ``keys`` in one query per type (an import batch of
+        updates), so that ``current`` answers them without a query each."""
+        by_type: dict[str, list[str]] = {}
+        for key in keys:
+            if key not in self._pending and key not in self._read:
+                by_type.setdefault(key[0], []).append(key[1])
+        for res_type, ids in by_type.items():
+            for chunk in _chunks(list(dict.fromkeys(ids)), 400):
+                rows = self.conn.execute(
+                    select(resource).where(
+                        resource.c.res_type == res_type,
+                        resource.c.res_id.in_(chunk),
+                        resource.c.current,
+                    )
+                ).all()
+                owners = {DataKeys.owner_for(r.patient_id) for r in rows}
+                self.repo.data_keys.prefetch(self.conn, owners)
+                found = {r.res_id: r for r in rows}
+                for res_id in chunk:
+                    row = found.get(res_id)
+                    if row is None:
+                        self._read[(res_type, res_id)] = None
+                        continue
+                    try:
+                        self._read[(res_type, res_id)] = self._decode(row)
+                    except FhirError as exc:
+                        if exc.status != 410:
+                            raise
+                        # erased: left to ``current``, which answers 410 as it always has
 
     def version(self, res_type: str, res_id: str, version: int) -> StoredResource | None:
         if (res_type, res_id) in self._pending:
