@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL_RUNS = {
     "ingest": ["--files", "3", "--backend", "sqlite"],
     "ingest-workers": ["--files", "3", "--backend", "sqlite", "--workers", "2"],
+    "ingest-ndjson": ["--files", "3", "--backend", "sqlite", "--mode", "ndjson"],
     "access": ["--patients", "20", "--per-patient", "3", "--runs", "5"],
     "audit": [
         *("--backend", "sqlite", "--singles", "20", "--batched", "200", "--reads", "20"),
