@@ -27,6 +27,7 @@ from sqlalchemy import (
     func,
     select,
     tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -413,19 +414,24 @@ class Unit:
         for res_type, res_id in keys:
             by_type.setdefault(res_type, []).append(res_id)
         # type = ? AND id IN (...) uses the (type, id, version) index; a row-value IN may not.
-        chunks = [(t, chunk) for t, ids in by_type.items() for chunk in _chunks(ids, 400)]
-        rows = [
-            row
-            for res_type, chunk in chunks
-            for row in self.conn.execute(
-                select(resource).where(
-                    resource.c.res_type == res_type,
-                    resource.c.res_id.in_(chunk),
-                    resource.c.current,
-                    resource.c.deleted.is_(False),
-                )
+        queries = [
+            select(resource).where(
+                resource.c.res_type == res_type,
+                resource.c.res_id.in_(chunk),
+                resource.c.current,
+                resource.c.deleted.is_(False),
             )
+            for res_type, ids in by_type.items()
+            for chunk in _chunks(ids, 400)
         ]
+        rows: list[Any] = []
+        for batch in _chunks(queries, 8):
+            # Several types ($everything's references, _include) in one round trip, each branch
+            # still on the index.
+            if len(batch) == 1:
+                rows.extend(self.conn.execute(batch[0]))
+            else:
+                rows.extend(self.conn.execute(union_all(*batch)))
         found = {(r.res_type, r.res_id): r for r in self._decode_readable(rows)}
         return [found[k] for k in keys if k in found]
 
