@@ -165,6 +165,14 @@ def run_transaction(
                 e.resource = _rewrite_references(
                     e.resource, mapping, f"Bundle.entry[{e.index}].resource"
                 )
+        # Updates and deletes by id read their current version: in one query per type.
+        unit.prefetch_current(
+            [
+                (e.res_type, e.planned_id or e.res_id or "")
+                for e in entries
+                if e.method in ("PUT", "DELETE") and (e.planned_id or e.res_id)
+            ]
+        )
         responses: dict[int, dict[str, Any]] = {}
         for e in sorted(entries, key=lambda x: (_ORDER[x.method], x.index)):
             responses[e.index] = _execute(service, unit, ctx, e, base)
