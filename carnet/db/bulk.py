@@ -38,3 +38,24 @@ def execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> N
     if conn.dialect.name == "postgresql":
         sql = sql.replace("?", "%s")
     conn.exec_driver_sql(sql, list(rows))
+
+
+def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows (dicts that all carry the same keys) at the driver's speed."""
+    if rows:
+        columns = tuple(rows[0])
+        insert_rows(conn, table, columns, [tuple(row[c] for c in columns) for row in rows])
+
+
+def insert_ignoring_duplicates(
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: set[tuple[str, str, str]]
+) -> None:
+    """Insert rows, skipping those a unique index already holds (the same text hashes recur)."""
+    names = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        marks = ", ".join("%s" for _ in columns)
+        sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+    else:
+        marks = ", ".join("?" for _ in columns)
+        sql = f"INSERT OR IGNORE INTO {table.name} ({names}) VALUES ({marks})"
+    conn.exec_driver_sql(sql, sorted(rows))

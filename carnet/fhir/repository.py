@@ -19,7 +19,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     Select,
-    Table,
     and_,
     bindparam,
     delete,
@@ -33,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from carnet.crypto.envelope import DataKeys, KeyDestroyedError
-from carnet.db.bulk import insert_rows
+from carnet.db.bulk import bulk_insert, insert_ignoring_duplicates, insert_rows
 from carnet.fhir.attachments import BlobStore, attachments
 from carnet.fhir.dates import instant, sortable, utc_now
 from carnet.fhir.errors import FhirError, conflict, gone
@@ -576,26 +575,6 @@ class Unit:
             select(resource.c.res_type, resource.c.res_id, resource.c.version, resource.c.body)
         ):
             yield row.res_type, row.res_id, row.version, row.body
-
-
-def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows (dicts that all carry the same keys) at the driver's speed."""
-    if rows:
-        columns = tuple(rows[0])
-        insert_rows(conn, table, columns, [tuple(row[c] for c in columns) for row in rows])
-
-
-def insert_ignoring_duplicates(
-    conn: Connection, table: Table, columns: tuple[str, ...], rows: set[tuple[str, str, str]]
-) -> None:
-    names = ", ".join(columns)
-    if conn.dialect.name == "postgresql":
-        marks = ", ".join("%s" for _ in columns)
-        sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING"
-    else:
-        marks = ", ".join("?" for _ in columns)
-        sql = f"INSERT OR IGNORE INTO {table.name} ({names}) VALUES ({marks})"
-    conn.exec_driver_sql(sql, sorted(rows))
 
 
 def _with_sizes(res_type: str, body: dict[str, Any], sizes: list[int]) -> dict[str, Any]:
