@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from carnet.crypto.blind_index import BlindIndexer
-from carnet.crypto.envelope import DataKeys
+from carnet.crypto.envelope import DataKeys, DecryptionError, KeyDestroyedError
 from carnet.fhir.errors import Issue, unprocessable
 
 BLOB_MARKER = "_carnetBlob"  # internal key in stored bodies; never leaves the repository
@@ -124,6 +124,10 @@ class BlobStore:
                 )
             digest = hashlib.sha256(data).hexdigest()
             path = self._path(owner, digest)
+            if path.exists() and not self._readable(conn, owner, digest, path):
+                # Sealed under a key this database does not hold (a blob directory reused with
+                # another database): identical content is stored afresh, never left unreadable.
+                path.unlink()
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 sealed = self.data_keys.encrypt(conn, owner, data, aad=digest.encode())
@@ -135,6 +139,13 @@ class BlobStore:
             node[BLOB_MARKER] = digest
             sizes.append(len(data))
         return sizes
+
+    def _readable(self, conn: Connection, owner: str, digest: str, path: Path) -> bool:
+        try:
+            self.data_keys.decrypt(conn, owner, path.read_bytes(), aad=digest.encode())
+        except (DecryptionError, KeyDestroyedError):  # no such key here, or another key
+            return False
+        return True
 
     def inflate(
         self, conn: Connection, owner: str, resource_type: str, resource: dict[str, Any]

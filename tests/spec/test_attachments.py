@@ -349,3 +349,27 @@ def test_any_bytes_round_trip_through_binary(sqlite_client: TestClient, data: by
         f"/fhir/Binary/{r.json()['id']}", headers={"Accept": "application/octet-stream"}
     )
     assert raw.content == data
+
+
+def test_a_blob_directory_reused_with_another_database_stays_readable(tmp_path: Path) -> None:
+    """Blobs are stored once per owner and content; one left by another database (sealed under
+    a data key this one does not hold) is sealed afresh, not reused and left unreadable."""
+    data_dir = tmp_path / "data"
+    body = {
+        "resourceType": "Binary",
+        "id": "same-content",
+        "contentType": "text/plain",
+        "data": base64.b64encode(b"identical bytes").decode(),
+    }
+    for database in ("first", "second"):
+        settings = Settings.from_env(
+            {}, data_dir=str(data_dir), database_url=f"sqlite:///{tmp_path / database}.sqlite3"
+        )
+        services = build_services(settings)
+        try:
+            services.fhir.update("Binary", "same-content", dict(body))
+            stored = services.fhir.read("Binary", "same-content")
+            assert stored.body is not None
+            assert base64.b64decode(stored.body["data"]) == b"identical bytes"
+        finally:
+            services.close()
