@@ -239,6 +239,41 @@ def test_refused_bulk_job_accesses_are_audited(world: World) -> None:
     assert c.get(import_status, headers=owner).status_code == 200
 
 
+def test_owner_bulk_job_accesses_are_audited(world: World) -> None:
+    """The owner's own polls, downloads and cancels are accesses too: each is an audit event,
+    naming the job (rule ``job:<id>``) or, for a file, the policy rule that allowed it."""
+    c, s = world.client, world.services
+    owner = world.callers["operator"]
+    status = _kickoff(c, "/fhir/$export", owner)
+    manifest = _wait(c, status, owner)
+    file_url = str(manifest["output"][0]["url"]).removeprefix(HOST)
+    job = status.rsplit("/", 1)[1]
+    folder = s.settings.import_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "p3.ndjson").write_bytes(orjson.dumps({"resourceType": "Patient", "id": "imp3"}))
+    body = {"input": [{"type": "Patient", "url": "file:p3.ndjson"}]}
+    kicked = c.post("/fhir/$import", json=body, headers={**ASYNC, **owner})
+    import_status = str(kicked.headers["Content-Location"]).removeprefix(HOST)
+    _wait(c, import_status, owner)
+    import_job = import_status.rsplit("/", 1)[1]
+    before = len(_events(s))
+    accesses = [
+        ("GET", status, "export-status", job, 200),
+        ("GET", file_url, "export-file", None, 200),
+        ("DELETE", status, "export-cancel", job, 202),
+        ("GET", import_status, "import-status", import_job, 200),
+        ("DELETE", import_status, "import-cancel", import_job, 202),
+    ]
+    for method, url, _, _, code in accesses:
+        assert c.request(method, url, headers=owner).status_code == code, (method, url)
+    mine = [e for e in _events(s)[before:] if e["actor"] == "operator:test"]
+    assert [(e["action"], e["rule"]) for e in mine] == [
+        (action, f"job:{job_id}" if job_id else "operator-system")
+        for _, _, action, job_id, _ in accesses
+    ]
+    assert all(e["outcome"] < 400 for e in mine)
+
+
 # -- 3. the access history shows only what the viewer may see ----------------------------------------
 
 

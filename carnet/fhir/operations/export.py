@@ -169,7 +169,7 @@ class ExportService:
 
     def open_file(self, ctx: RequestContext, job_id: str, name: str) -> Iterator[bytes]:
         """The decrypted NDJSON of one output file, record by record."""
-        job = self._job(job_id, ctx, "export-file")
+        job = self._job(job_id, ctx, "export-file", audit_success=False)  # with its rule, below
         res_type = _file_type(job, name) if _safe_name(name) else None
         path = self.export_dir / job_id / name
         with self.fhir.interaction(ctx, "export-file", res_type, None) as unit:
@@ -266,9 +266,13 @@ class ExportService:
         if self.jobs.status(job_id) == "running":
             self.jobs.update(job_id, status="completed", result=manifest, progress="done")
 
-    def _job(self, job_id: str, ctx: RequestContext | None, action: str) -> Job:
-        """The caller's job; another caller's is as unknown as a missing one, and audited."""
-        return owned_job(self.jobs, self.fhir.access, "export", job_id, ctx, action)
+    def _job(
+        self, job_id: str, ctx: RequestContext | None, action: str, *, audit_success: bool = True
+    ) -> Job:
+        """The caller's job; another caller's is as unknown as a missing one; both audited."""
+        return owned_job(
+            self.jobs, self.fhir, "export", job_id, ctx, action, audit_success=audit_success
+        )
 
     def _erase(self, job_id: str) -> None:
         shutil.rmtree(self.export_dir / job_id, ignore_errors=True)

@@ -81,8 +81,8 @@ class ImportService:
         self.jobs.remove(job_id)
 
     def _job(self, job_id: str, ctx: RequestContext | None, action: str) -> Job:
-        """The caller's job; another caller's is as unknown as a missing one, and audited."""
-        return owned_job(self.jobs, self.fhir.access, "import", job_id, ctx, action)
+        """The caller's job; another caller's is as unknown as a missing one; both audited."""
+        return owned_job(self.jobs, self.fhir, "import", job_id, ctx, action)
 
     def _local_file(self, url: str, res_type: str) -> str:
         parsed = urlparse(url)

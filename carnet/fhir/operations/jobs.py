@@ -12,15 +12,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import Engine, delete, insert, select, update
 
 from carnet.access.principal import Kind, Principal
-from carnet.fhir.access import AccessHook, RequestContext
+from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import not_found
 from carnet.fhir.operations.models import bulk_job
+
+if TYPE_CHECKING:
+    from carnet.fhir.service import FhirService
 
 log = logging.getLogger("carnet.bulk")
 ACTIVE = ("accepted", "running")
@@ -117,23 +120,29 @@ class JobStore:
 
 def owned_job(
     store: JobStore,
-    access: AccessHook,
+    fhir: FhirService,
     kind: str,
     job_id: str,
     ctx: RequestContext | None,
     action: str,
+    *,
+    audit_success: bool = True,
 ) -> Job:
-    """The caller's own job (``ctx`` None: in-process, any job). Another caller's job answers
-    the 404 of a missing one, and each such refusal is an audit event (rule
+    """The caller's own job (``ctx`` None: in-process, any job). Every access is an audit event:
+    the owner's (rule ``job:<id>``; ``audit_success`` False when the caller records the access
+    itself), and each refusal: another caller's job answers the 404 of a missing one (rule
     ``bulk-job-not-owner``, or ``bulk-job-unknown`` for no such job)."""
     job = store.get(job_id, kind) if _safe_id(job_id) else None
     live = job is not None and job.status != "cancelled"
     if live and job is not None and (ctx is None or job.actor == ctx.actor[:128]):
+        if ctx is not None and audit_success:
+            with fhir.interaction(ctx, action, None, None) as unit:
+                fhir.access.record(unit, replace(ctx, rule=f"job:{job_id}"), action, None, [])
         return job
     if ctx is not None:
         # the job id goes in the event only when it names a real job (not text from the URL)
         rule = f"bulk-job-not-owner job:{job_id}" if live else "bulk-job-unknown"
-        access.record_failure(replace(ctx, rule=rule), action, None, None, 404)
+        fhir.access.record_failure(replace(ctx, rule=rule), action, None, None, 404)
     raise not_found(f"{kind} job {job_id[:40]} is not known")
 
 
