@@ -333,6 +333,9 @@ class FhirService:
                 raise
             refused = replace(ctx, rule=err.rule) if err.rule else ctx
             self._refused.setdefault(unit, []).append((refused, res_type, res_id))
+            # the entry's own event (the 204 answered) names nothing: no deletion of this
+            # item may appear in its patient's access history
+            self.access.record(unit, refused, "delete", res_type, [])
             return None
         stored = unit.write(res_type, res_id, None, method="DELETE", previous=previous)
         self.access.record(unit, ctx, "delete", res_type, [stored])

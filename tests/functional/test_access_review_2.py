@@ -516,6 +516,15 @@ def test_a_transaction_delete_of_a_hidden_item_answers_as_of_a_missing_one(world
     ]
     assert len(refusals) == 1
     assert refusals[0]["resources"] == [f"Observation/{world.masked}"]
+    # no event claims the hidden item was deleted
+    claimed = [
+        e
+        for e in _events(s)
+        if e["action"] == "delete"
+        and e["outcome"] < 400
+        and f"Observation/{world.masked}" in e["resources"]
+    ]
+    assert claimed == []
 
 
 def test_a_conditional_update_matching_nothing_creates_for_any_writer(world: World) -> None:
