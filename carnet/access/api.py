@@ -18,7 +18,7 @@ from carnet.fhir.api import Ctx
 router = APIRouter(prefix="/access")
 
 
-def get_controls(request: Request) -> ControlsService:
+async def get_controls(request: Request) -> ControlsService:
     controls: ControlsService = request.app.state.controls
     return controls
 

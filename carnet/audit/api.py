@@ -29,7 +29,7 @@ from carnet.fhir.validation import check_id
 router = APIRouter(prefix="/fhir")
 
 
-def get_audit(request: Request) -> AuditService:
+async def get_audit(request: Request) -> AuditService:
     audit: AuditService = request.app.state.services.audit
     return audit
 

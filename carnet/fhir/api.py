@@ -32,7 +32,9 @@ class FhirResponse(Response):
         return b"" if content is None else orjson.dumps(content)
 
 
-def get_service(request: Request) -> FhirService:
+# The dependencies that only read app state are async: run on the event loop, they spare each
+# request a hop to the thread pool and back (sync dependencies run there).
+async def get_service(request: Request) -> FhirService:
     service: FhirService = request.app.state.fhir
     return service
 
@@ -40,7 +42,7 @@ def get_service(request: Request) -> FhirService:
 Service = Annotated[FhirService, Depends(get_service)]
 
 
-def request_context(request: Request) -> RequestContext:
+async def request_context(request: Request) -> RequestContext:
     """Who is asking, as the authentication middleware found it (carnet.access.authn); ids only."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:  # every FHIR endpoint is guarded: reaching here unauthenticated is a bug

@@ -26,7 +26,7 @@ from carnet.identity.service import (
 router = APIRouter(prefix="/identity")
 
 
-def get_identity(request: Request) -> IdentityService:
+async def get_identity(request: Request) -> IdentityService:
     service: IdentityService = request.app.state.services.identity
     return service
 

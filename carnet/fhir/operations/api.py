@@ -23,12 +23,12 @@ router = APIRouter(prefix="/fhir")
 NDJSON = "application/fhir+ndjson"
 
 
-def get_export(request: Request) -> ExportService:
+async def get_export(request: Request) -> ExportService:
     service: ExportService = request.app.state.services.bulk_export
     return service
 
 
-def get_import(request: Request) -> ImportService:
+async def get_import(request: Request) -> ImportService:
     service: ImportService = request.app.state.services.bulk_import
     return service
 
