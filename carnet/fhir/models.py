@@ -21,10 +21,18 @@ resource = Table(
     Column("current", Boolean, nullable=False, default=True),
     Column("body", LargeBinary, nullable=True),  # AES-GCM ciphertext; NULL for a deletion
     Index("uq_fhir_resource_version", "res_type", "res_id", "version", unique=True),
-    Index("ix_fhir_resource_current", "res_type", "current", "last_updated"),
+    # Current versions by update time (listing a type). Not (res_type, current, ...): SQLite
+    # preferred that to the unique index below for ``res_id IN (...)`` reads (migration 0011).
+    Index(
+        "ix_fhir_resource_current",
+        "res_type",
+        "last_updated",
+        sqlite_where=text("current = 1"),
+        postgresql_where=text("current"),
+    ),
     Index("ix_fhir_resource_patient", "patient_id"),
     # At most one current version per resource; and, being unique on equality-matched columns,
-    # the index planners pick for reads by id whether or not they have statistics.
+    # the index planners pick for reads by id, one or many, whether or not they have statistics.
     Index(
         "uq_fhir_resource_current",
         "res_type",
