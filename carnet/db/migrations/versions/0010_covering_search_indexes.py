@@ -7,8 +7,9 @@ Revision ID: 0010
 Revises: 0009
 """
 
-import sqlalchemy as sa
 from alembic import op
+
+from carnet.db.maintenance import reanalyze_tables
 
 revision = "0010"
 down_revision = "0009"
@@ -53,14 +54,4 @@ def downgrade() -> None:
 
 
 def _restat() -> None:
-    """SQLite forgets a dropped index's statistics, and without them it can plan a search from
-    the wrong index: a store that had statistics gets them again for these tables."""
-    bind = op.get_bind()
-    if bind.dialect.name != "sqlite":
-        return  # PostgreSQL plans from its table statistics, which autovacuum keeps
-    has_stats = bind.execute(
-        sa.text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
-    ).scalar_one()
-    if has_stats and bind.execute(sa.text("SELECT count(*) FROM sqlite_stat1")).scalar_one():
-        for table in sorted({table for _, table, _, _ in _CHANGES}):
-            bind.exec_driver_sql(f"ANALYZE {table}")
+    reanalyze_tables(op.get_bind(), sorted({table for _, table, _, _ in _CHANGES}))

@@ -16,6 +16,8 @@ Revises: 0010
 import sqlalchemy as sa
 from alembic import op
 
+from carnet.db.maintenance import reanalyze_tables
+
 revision = "0011"
 down_revision = "0010"
 branch_labels = None
@@ -44,12 +46,4 @@ def downgrade() -> None:
 
 
 def _restat() -> None:
-    """SQLite forgets a dropped index's statistics: a store that had some gets them again."""
-    bind = op.get_bind()
-    if bind.dialect.name != "sqlite":
-        return  # PostgreSQL plans from its table statistics, which autovacuum keeps
-    has_stats = bind.execute(
-        sa.text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
-    ).scalar_one()
-    if has_stats and bind.execute(sa.text("SELECT count(*) FROM sqlite_stat1")).scalar_one():
-        bind.exec_driver_sql(f"ANALYZE {_TABLE}")
+    reanalyze_tables(op.get_bind(), [_TABLE])
