@@ -198,21 +198,30 @@ def test_import_job_writes_as_its_caller(world: World) -> None:
 # -- 2. refused accesses to another caller's bulk job are audited ------------------------------------
 
 
-def test_refused_bulk_job_accesses_are_audited(world: World) -> None:
-    """Polling, cancelling or downloading another caller's job answers the 404 of a missing one
-    and left no trace: each refusal is now an audit event naming the caller and the rule."""
+def _finished_jobs(world: World, owner: dict[str, str], patient_id: str) -> tuple[str, str, str]:
+    """A finished export and a finished import of ``owner``: the export's status URL, its first
+    file's URL, the import's status URL."""
     c, s = world.client, world.services
-    owner = world.callers["operator"]
     status = _kickoff(c, "/fhir/$export", owner)
     manifest = _wait(c, status, owner)
     file_url = str(manifest["output"][0]["url"]).removeprefix(HOST)
     folder = s.settings.import_dir
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "p.ndjson").write_bytes(orjson.dumps({"resourceType": "Patient", "id": "imp2"}))
-    body = {"input": [{"type": "Patient", "url": "file:p.ndjson"}]}
+    name = f"{patient_id}.ndjson"
+    (folder / name).write_bytes(orjson.dumps({"resourceType": "Patient", "id": patient_id}))
+    body = {"input": [{"type": "Patient", "url": f"file:{name}"}]}
     kicked = c.post("/fhir/$import", json=body, headers={**ASYNC, **owner})
     import_status = str(kicked.headers["Content-Location"]).removeprefix(HOST)
     _wait(c, import_status, owner)
+    return status, file_url, import_status
+
+
+def test_refused_bulk_job_accesses_are_audited(world: World) -> None:
+    """Polling, cancelling or downloading another caller's job answers the 404 of a missing one
+    and left no trace: each refusal is now an audit event naming the caller and the rule."""
+    c, s = world.client, world.services
+    owner = world.callers["operator"]
+    status, file_url, import_status = _finished_jobs(world, owner, "imp2")
     job = status.rsplit("/", 1)[1]
     before = len(_events(s))
     other = world.callers["other_operator"]
@@ -244,18 +253,8 @@ def test_owner_bulk_job_accesses_are_audited(world: World) -> None:
     naming the job (rule ``job:<id>``) or, for a file, the policy rule that allowed it."""
     c, s = world.client, world.services
     owner = world.callers["operator"]
-    status = _kickoff(c, "/fhir/$export", owner)
-    manifest = _wait(c, status, owner)
-    file_url = str(manifest["output"][0]["url"]).removeprefix(HOST)
-    job = status.rsplit("/", 1)[1]
-    folder = s.settings.import_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "p3.ndjson").write_bytes(orjson.dumps({"resourceType": "Patient", "id": "imp3"}))
-    body = {"input": [{"type": "Patient", "url": "file:p3.ndjson"}]}
-    kicked = c.post("/fhir/$import", json=body, headers={**ASYNC, **owner})
-    import_status = str(kicked.headers["Content-Location"]).removeprefix(HOST)
-    _wait(c, import_status, owner)
-    import_job = import_status.rsplit("/", 1)[1]
+    status, file_url, import_status = _finished_jobs(world, owner, "imp3")
+    job, import_job = status.rsplit("/", 1)[1], import_status.rsplit("/", 1)[1]
     before = len(_events(s))
     accesses = [
         ("GET", status, "export-status", job, 200),
