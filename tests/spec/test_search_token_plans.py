@@ -1,0 +1,177 @@
+"""A token searched without its system (``category=laboratory``) is written into the SQL text
+(carnet.fhir.query), so that PostgreSQL plans it knowing how common the code is, even in the
+generic plan of a prepared statement (psycopg prepares a statement run 5 times on a
+connection; PostgreSQL may then plan it once for any values). The values must still match
+exactly, quotes and percent signs included, on both backends."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from carnet.app import Services, build_services, create_app
+from carnet.db.bulk import insert_rows
+from carnet.fhir.models import idx_reference, idx_token
+from carnet.fhir.search import parse
+from carnet.settings import Settings
+from tests.conftest import make_settings
+from tests.spec.helpers import FHIR_JSON, observation, patient
+from tests.support.auth import TEST_OPERATOR, bearer
+from tests.support.postgres import ThrowawayPostgres
+
+CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+
+def _create(client: TestClient, body: dict[str, Any]) -> str:
+    r = client.post(f"/fhir/{body['resourceType']}", json=body, headers=FHIR_JSON)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def _lab(patient_id: str, category: str, system: str | None = CATEGORY) -> dict[str, Any]:
+    coding = {"code": category} if system is None else {"system": system, "code": category}
+    return observation(patient_id, category=[{"coding": [coding]}])
+
+
+def _ids(client: TestClient, params: dict[str, str]) -> set[str]:
+    r = client.get("/fhir/Observation", params=params)
+    assert r.status_code == 200, r.text
+    return {e["resource"]["id"] for e in r.json().get("entry", [])}
+
+
+def test_inlined_token_values_match_exactly(client: TestClient) -> None:
+    pid = _create(client, patient())
+    odd = "lab'o%r\\a:t"  # a quote, a percent sign, a backslash and a colon in the SQL text
+    lab = _create(client, _lab(pid, "laboratory"))
+    weird = _create(client, _lab(pid, odd))
+    bare = _create(client, _lab(pid, "laboratory", system=None))
+    _create(client, _lab(pid, "vital-signs"))
+    both = {lab, bare}
+    assert _ids(client, {"patient": pid, "category": "laboratory"}) == both
+    assert _ids(client, {"category": "laboratory", "_sort": "-date", "_count": "5"}) == both
+    assert _ids(client, {"patient": pid, "category": odd.replace("\\", "\\\\")}) == {weird}
+    assert _ids(client, {"category": "lab'o%"}) == set()
+    assert _ids(client, {"patient": pid, "category": f"{CATEGORY}|"}) == {
+        lab,
+        weird,
+        *_ids(client, {"category": "vital-signs"}),
+    }
+    assert _ids(client, {"patient": pid, "category": "|laboratory"}) == {bare}
+    assert _ids(client, {"patient": pid, "category:not": "laboratory"}) == (
+        _ids(client, {"patient": pid}) - both
+    )
+
+
+# -- the plan on PostgreSQL ---------------------------------------------------------------------
+
+STORE_OBSERVATIONS = 40_000  # synthetic index rows: 40 % laboratory, 2,000 distinct codes
+
+
+@pytest.fixture
+def pg_settings(postgres: ThrowawayPostgres, tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data", postgres.create_database("token_plans"))
+
+
+@pytest.fixture
+def pg_services(pg_settings: Settings) -> Iterator[Services]:
+    built = build_services(pg_settings)
+    yield built
+    built.close()
+
+
+def _fill_index(services: Services) -> None:
+    """Index rows of many Observations of other patients, as a large store has them."""
+    tokens: list[tuple[str, ...]] = []
+    refs: list[tuple[str, ...]] = []
+    for i in range(STORE_OBSERVATIONS):
+        rid = f"synthetic-{i}"
+        category = ("laboratory", "laboratory", "vital-signs", "vital-signs", "survey")[i % 5]
+        tokens.append(("Observation", rid, "category", CATEGORY, category))
+        tokens.append(("Observation", rid, "code", "http://loinc.org", f"{i % 2000}-0"))
+        tokens.append(
+            ("Observation", rid, "status", "http://hl7.org/fhir/observation-status", "final")
+        )
+        for param in ("patient", "subject"):
+            refs.append(("Observation", rid, param, "Patient", f"other-{i // 20}"))
+    with services.engine.begin() as conn:
+        columns = ("res_type", "res_id", "param", "system", "code")
+        insert_rows(conn, idx_token, columns, tokens)
+        columns = ("res_type", "res_id", "param", "target_type", "target_id")
+        insert_rows(conn, idx_reference, columns, refs)
+    with services.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM (ANALYZE)")
+
+
+def _generic_plan(services: Services, params: list[tuple[str, str]]) -> dict[str, Any]:
+    """EXPLAIN (ANALYZE, BUFFERS) of the search's first-page statement in a generic plan, the
+    way PostgreSQL runs it once psycopg has prepared it: bound values unknown to the planner,
+    values written into the SQL text known."""
+    definitions = services.fhir.definitions
+    req = parse("Observation", params, definitions, default_count=20, max_count=1000, strict=True)
+    ids, _ = services.fhir.compiler.compile(req)
+    compiled = (
+        ids.offset(0)
+        .limit(2000)
+        .compile(services.engine, compile_kwargs={"render_postcompile": True})
+    )
+    names: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        names.append(match.group(1))
+        return f"${len(names)}"
+
+    sql = re.sub(r"%\((\w+)\)s", placeholder, compiled.string)
+    raw = services.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute("SET plan_cache_mode = force_generic_plan")
+        cur.execute("PREPARE lab_results AS " + sql)
+        values = ", ".join(_sql_literal(compiled.params[n]) for n in names)
+        cur.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE lab_results({values})")
+        row = cur.fetchone()
+        assert row is not None
+        plan = row[0]
+    finally:
+        raw.close()
+    return dict((plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"])
+
+
+def _sql_literal(value: Any) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _index_names(node: dict[str, Any]) -> list[str]:
+    names = [node["Index Name"]] if "Index Name" in node else []
+    for child in node.get("Plans", []):
+        names.extend(_index_names(child))
+    return names
+
+
+def test_lab_results_generic_plan_reads_the_rows_own_entries(
+    pg_settings: Settings, pg_services: Services
+) -> None:
+    app = create_app(pg_settings, pg_services)
+    headers = bearer(pg_services, TEST_OPERATOR)
+    with TestClient(app, base_url="http://127.0.0.1", headers=headers) as c:
+        pid = _create(c, patient())
+        for i in range(12):
+            _create(c, _lab(pid, "laboratory" if i % 3 else "vital-signs"))
+    _fill_index(pg_services)
+    plan = _generic_plan(
+        pg_services,
+        [("patient", pid), ("category", "laboratory"), ("_sort", "-date"), ("_count", "5")],
+    )
+    # The 12 driven rows are each checked through their own index entries: a probe of
+    # ix_idx_token_value (res_type, param, code, system, res_id) with the system open read
+    # every laboratory entry of the store (16,000 here) for each of them.
+    assert "ix_idx_token_value" not in _index_names(plan), _index_names(plan)
+    assert plan["Actual Rows"] == 8
+    assert plan["Shared Hit Blocks"] + plan["Shared Read Blocks"] < 150, plan
