@@ -92,9 +92,12 @@ def timed(runs: int, call: Callable[[int], Any]) -> tuple[float, float, float, f
 
 
 def print_plans(services: Services, who: dict[str, str]) -> None:
-    """EXPLAIN QUERY PLAN of the statements the searches above run (the page's ids, and for a
-    count the COUNT), as an operator sees them (no visibility filter)."""
-    print("\nSQLite query plans:")
+    """The plans of the statements the searches above run (the page's ids, and for a count the
+    COUNT), as an operator sees them (no visibility filter): EXPLAIN QUERY PLAN on SQLite,
+    EXPLAIN (estimates, not run) on PostgreSQL, values written into the SQL."""
+    postgres = services.engine.dialect.name == "postgresql"
+    print("\nPostgreSQL query plans:" if postgres else "\nSQLite query plans:")
+    explain = "EXPLAIN " if postgres else "EXPLAIN QUERY PLAN "
     weights = [("code", "http://loinc.org|29463-7")]
     shapes: list[tuple[str, str, list[tuple[str, str]], bool]] = [
         (
@@ -133,16 +136,17 @@ def print_plans(services: Services, who: dict[str, str]) -> None:
             statement = total if count else ids
             sql = str(statement.compile(services.engine, compile_kwargs={"literal_binds": True}))
             print(f"- {name}{' (count)' if count else ''}:")
-            for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql).all():
-                print(f"    {row[-1]}")
+            for row in conn.exec_driver_sql(explain + sql).all():
+                print(f"    {row[0] if postgres else row[-1]}")
         # $everything reads the compartment by patient id (Unit.compartment).
         sql = (
-            "SELECT * FROM fhir_resource WHERE patient_id = ? AND current = 1 AND deleted IS 0"
-            " ORDER BY seq"
-        )
+            "SELECT * FROM fhir_resource WHERE patient_id = %s AND current AND NOT deleted"
+            if postgres
+            else "SELECT * FROM fhir_resource WHERE patient_id = ? AND current = 1 AND deleted IS 0"
+        ) + " ORDER BY seq"
         print("- $everything (compartment rows):")
-        for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, (who["id"],)).all():
-            print(f"    {row[-1]}")
+        for row in conn.exec_driver_sql(explain + sql, (who["id"],)).all():
+            print(f"    {row[0] if postgres else row[-1]}")
 
 
 def main() -> None:
@@ -256,8 +260,7 @@ def main() -> None:
         p50, p95, cpu50, cpu95 = timed(args.runs, get(path, params))
         figures = f"{p50:>8.1f} {p95:>8.1f} {cpu50:>8.1f} {cpu95:>8.1f} {p50 / raw_p50:>8.0f}"
         print(f"{name:<38} {figures}")
-    if args.backend == "sqlite":
-        print_plans(services, sample[0])
+    print_plans(services, sample[0])
     services.close()
     if pg is not None:
         pg.__exit__(None, None, None)
