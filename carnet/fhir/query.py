@@ -28,12 +28,10 @@ from carnet.fhir.models import (
 )
 from carnet.fhir.search import Include, SearchRequest, Term
 from carnet.fhir.search_values import (
-    inline,
     range_condition,
     split_escaped,
     split_prefix,
     token_condition,
-    token_gap,
     token_parts,
     unescape,
     value_condition,
@@ -221,21 +219,6 @@ class Compiler:
                 or_(*(token_condition(t, v, self.blind) for v in values)),
             )
         table = INDEX_TABLES[param.type]
-        if param.type == "token" and not param.blind and any(token_gap(v) for v in values):
-            # A code without its system (category=laboratory): in a generic plan (psycopg
-            # prepares a statement run 5 times on a connection, PostgreSQL may then plan it
-            # once for any values) the planner took such a code for a rare one and checked each
-            # driven row through ix_idx_token_value, where res_id comes after the open system:
-            # every row read every index entry of the code. With the type, parameter and code
-            # in the SQL text it knows how common the code is and reads the row's own entries
-            # through ix_idx_token_owner. (A clinical code comes from a small vocabulary, so
-            # this adds few distinct statements; blinded hashes stay bound.)
-            t = table.c
-            return select(t.res_id).where(
-                t.res_type == inline(res_type),
-                t.param == inline(param.code),
-                or_(*(token_condition(t, v, None, inlined=True) for v in values)),
-            )
         ors = [value_condition(table, param, modifier, v, self.blind) for v in values]
         return select(table.c.res_id).where(
             table.c.res_type == res_type, table.c.param == param.code, or_(*ors)

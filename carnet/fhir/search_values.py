@@ -9,7 +9,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, String, and_, false, literal, or_
+from sqlalchemy import ColumnElement, and_, false, literal, or_
 
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.fhir.dates import date_range
@@ -97,38 +97,18 @@ def token_parts(value: str) -> tuple[bool, str, str]:
     return True, unescape(pieces[0]), unescape("|".join(pieces[1:]))
 
 
-def inline(value: str) -> BindParameter[str]:
-    """A value written into the SQL text (escaped by the dialect) instead of bound: the
-    PostgreSQL planner then knows it even in a generic plan of a prepared statement."""
-    return literal(value, String(), literal_execute=True)
-
-
-def token_gap(value: str) -> bool:
-    """True when a token value leaves the system or the code open (``code``, ``system|``):
-    ``ix_idx_token_value`` (res_type, param, code, system, res_id) is then not bounded up to
-    res_id, so a check of one resource through it reads every entry of that code."""
-    has_bar, _, code = token_parts(value)
-    return not (has_bar and code)
-
-
-def token_condition(
-    c: Any, value: str, blind: BlindIndexer | None, *, inlined: bool = False
-) -> ColumnElement[bool]:
-    """The condition one token value puts on ``idx_token`` rows; ``inlined`` writes the system
-    and code into the SQL text (see ``inline``)."""
+def token_condition(c: Any, value: str, blind: BlindIndexer | None) -> ColumnElement[bool]:
     has_bar, system, code = token_parts(value)
     if blind is not None and code:
         code = blind.token_hash(code)
-    system_value: Any = inline(system) if inlined else system
-    code_value: Any = inline(code) if inlined else code
     if has_bar and not code:
-        result: ColumnElement[bool] = c.system == system_value
+        result: ColumnElement[bool] = c.system == system
     elif has_bar and not system:
-        result = and_(c.system.is_(None), c.code == code_value)
+        result = and_(c.system.is_(None), c.code == code)
     elif has_bar:
-        result = and_(c.system == system_value, c.code == code_value)
+        result = and_(c.system == system, c.code == code)
     else:
-        result = c.code == code_value
+        result = c.code == code
     return result
 
 
