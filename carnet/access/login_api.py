@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from carnet.access.accounts import AccountError, AccountService, LoginThrottledError
 from carnet.access.sessions import SessionError, SessionService
@@ -128,6 +129,11 @@ async def login(request: Request) -> Response:
     fields = await _fields(request)
     if fields is None or not fields.get("login") or not fields.get("password"):
         return error(400, "invalid_request", "send login and password (form or JSON)")
+    # Off the event loop: password hashing and database writes block.
+    return await run_in_threadpool(_login, request, fields)
+
+
+def _login(request: Request, fields: dict[str, str]) -> Response:
     accounts, sessions = get_accounts(request), get_sessions(request)
     # Whatever session cookie came with the request (an attacker may have planted it) is dropped.
     sessions.close(request.cookies.get(SESSION_COOKIE))
@@ -151,6 +157,12 @@ async def totp(request: Request) -> Response:
     """Complete a pending session with a TOTP code: a new session id, the pending one revoked."""
     if _cross_origin(request):
         return error(403, "invalid_request", "cross-origin request refused")
+    fields = await _fields(request)
+    # Off the event loop: session lookups and writes, code checks.
+    return await run_in_threadpool(_totp, request, fields)
+
+
+def _totp(request: Request, fields: dict[str, str] | None) -> Response:
     sessions, accounts = get_sessions(request), get_accounts(request)
     cookie = request.cookies.get(SESSION_COOKIE)
     account_id = sessions.pending_account(cookie)
@@ -158,7 +170,6 @@ async def totp(request: Request) -> Response:
         return error(401, "login_required", "log in with your password first")
     if not sessions.check_csrf(cookie, request.headers.get(CSRF_HEADER)):
         return error(403, "invalid_request", f"missing or wrong {CSRF_HEADER} header")
-    fields = await _fields(request)
     if fields is None or not fields.get("code"):
         return error(400, "invalid_request", "send the code (form or JSON)")
     try:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Request, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from carnet.access.principal import Principal
@@ -150,10 +151,15 @@ async def system_bundle(request: Request, service: Service, ctx: Ctx) -> FhirRes
         raise bad_request("the base URL accepts only a Bundle of type transaction or batch")
     service.validator.validate_bundle_shell(bundle)
     if bundle.get("type") == "transaction":
-        return FhirResponse(transactions.run_transaction(service, bundle, base_url(request), ctx))
-    if bundle.get("type") == "batch":
-        return FhirResponse(transactions.run_batch(service, bundle, base_url(request), ctx))
-    raise bad_request(f"Bundle.type '{bundle.get('type')}' cannot be processed here", "Bundle.type")
+        run = transactions.run_transaction
+    elif bundle.get("type") == "batch":
+        run = transactions.run_batch
+    else:
+        raise bad_request(
+            f"Bundle.type '{bundle.get('type')}' cannot be processed here", "Bundle.type"
+        )
+    # Off the event loop: the database, encryption and SQLite's lock waits block.
+    return FhirResponse(await run_in_threadpool(run, service, bundle, base_url(request), ctx))
 
 
 @router.get("/_history")
@@ -189,9 +195,10 @@ async def search_post(
 ) -> FhirResponse:
     form = await request.form()
     params = [(k, str(v)) for k, v in form.multi_items()] + list(request.query_params.multi_items())
-    return FhirResponse(
-        service.search(base_url(request), res_type, params, strict=_strict(prefer), ctx=ctx)
+    found = await run_in_threadpool(
+        service.search, base_url(request), res_type, params, strict=_strict(prefer), ctx=ctx
     )
+    return FhirResponse(found)
 
 
 @router.post("/{res_type}")
@@ -212,9 +219,10 @@ async def create(
         }
     else:
         body = await read_json(request)
-    return write_response(
-        service.create(res_type, body, if_none_exist=if_none_exist, ctx=ctx), prefer
+    created = await run_in_threadpool(
+        service.create, res_type, body, if_none_exist=if_none_exist, ctx=ctx
     )
+    return write_response(created, prefer)
 
 
 @router.get("/{res_type}/_history")
@@ -261,9 +269,10 @@ async def update(
     if_match: Annotated[str | None, Header()] = None,
 ) -> FhirResponse:
     body = await read_json(request)
-    return write_response(
-        service.update(res_type, res_id, body, if_match=if_match, ctx=ctx), prefer
+    updated = await run_in_threadpool(
+        service.update, res_type, res_id, body, if_match=if_match, ctx=ctx
     )
+    return write_response(updated, prefer)
 
 
 @router.delete("/{res_type}/{res_id}")

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from carnet.fhir.api import Ctx, FhirResponse
 from carnet.fhir.errors import FhirError, bad_request, conflict, not_found
@@ -61,7 +62,7 @@ async def match(request: Request, service: Identity) -> FhirResponse:
     """Explain what the index would decide for a Patient, without writing anything."""
     inp = identity_input(await _body(request))
     try:
-        return FhirResponse(service.match(inp).as_dict())
+        return FhirResponse((await run_in_threadpool(service.match, inp)).as_dict())
     except IdentityConflict as exc:
         raise conflict(str(exc)) from None
 
@@ -71,7 +72,7 @@ async def resolve(request: Request, service: Identity, ctx: Ctx) -> FhirResponse
     """Match a Patient's identity and act: link, vigilance queue or new identity."""
     inp = identity_input(await _body(request))
     try:
-        return FhirResponse(service.resolve(inp, ctx=ctx).as_dict())
+        return FhirResponse((await run_in_threadpool(service.resolve, inp, ctx=ctx)).as_dict())
     except IdentityConflict as exc:
         raise conflict(str(exc)) from None
 

@@ -11,6 +11,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from carnet.fhir.api import Ctx, FhirResponse, Service, base_url, read_json
 from carnet.fhir.errors import bad_request
@@ -141,7 +142,7 @@ async def bulk_import(
 ) -> Response:
     _require_async(prefer)
     body = await read_json(request)
-    job_id = importer.kickoff(ctx, str(request.url), body)
+    job_id = await run_in_threadpool(importer.kickoff, ctx, str(request.url), body)
     return _kickoff_accepted(request, f"$import-status/{job_id}")
 
 
