@@ -9,8 +9,9 @@ from hashlib import sha256
 
 from sqlalchemy import Connection, Engine
 
+from carnet.db.engine import writing as writing  # the access services' writes
+
 Clock = Callable[[], datetime]
-WRITE_OPTION = "carnet_write"  # SQLite: BEGIN IMMEDIATE (see carnet.fhir.repository)
 _STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -30,15 +31,6 @@ def parse_stamp(text: str) -> datetime:
 def digest(secret: str) -> str:
     """SHA-256 of a random bearer value (session id, CSRF token): what the database keeps."""
     return sha256(secret.encode()).hexdigest()
-
-
-@contextmanager
-def writing(engine: Engine) -> Iterator[Connection]:
-    """A writing transaction of its own (takes SQLite's write lock at BEGIN)."""
-    with engine.connect() as raw:
-        conn = raw.execution_options(**{WRITE_OPTION: True})
-        with conn.begin():
-            yield conn
 
 
 @contextmanager

@@ -26,9 +26,9 @@ from carnet.audit.models import (
     audit_sequencer,
 )
 from carnet.db.bulk import execute_many, insert_rows
+from carnet.db.engine import WRITE_OPTION
 
 # The execution option carnet.fhir.repository's SQLite listener reads to BEGIN IMMEDIATE.
-WRITE_OPTION = "carnet_write"
 SEQUENCE_CHUNK = 20_000
 _IN_CHUNK = 500
 _SET_LEAF = f"UPDATE {audit_event.name} SET leaf_index = ?, leaf_hash = ? WHERE seq = ?"

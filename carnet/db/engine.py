@@ -5,9 +5,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
 # Per connection, allocated only as pages are used. Index rows land at random places in large
 # B-trees (keyed hashes); with SQLite's default 2 MiB cache most inserts missed it and the Synthea
@@ -21,6 +23,19 @@ SQLITE_WRITER_AUTOCHECKPOINT = 20000
 SQLITE_WAL_LIMIT = 64 * 1024 * 1024  # bytes the WAL file is truncated to after a reset
 CHECKPOINT_IDLE_SECONDS = 5.0  # the checkpointer thread ends after this long without a commit
 CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.WeakKeyDictionary()
+# Execution option of a connection whose transactions write: SQLite's BEGIN IMMEDIATE (see
+# carnet.fhir.repository.install_sqlite_write_lock). A deferred transaction that reads, then
+# writes after another writer committed, fails at once with "database is locked".
+WRITE_OPTION = "carnet_write"
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A writing transaction of its own (takes SQLite's write lock at BEGIN)."""
+    with engine.connect() as raw:
+        conn = raw.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn
 
 
 def make_engine(

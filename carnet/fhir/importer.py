@@ -32,6 +32,7 @@ from urllib.parse import quote
 import orjson
 from sqlalchemy import Connection, insert, select, update
 
+from carnet.db.engine import writing
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError
 from carnet.fhir.operations.models import import_progress
@@ -140,7 +141,8 @@ class _Progress:
         return (0, False) if row is None else (int(row.lines_done), bool(row.complete))
 
     def start(self, key: str, name: str) -> None:
-        with self.engine.begin() as conn:
+        # Reads then writes: under the write lock from BEGIN (an import job beside other writers)
+        with writing(self.engine) as conn:
             exists = conn.execute(
                 select(import_progress.c.source_key).where(import_progress.c.source_key == key)
             ).first()

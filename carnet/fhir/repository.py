@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from carnet.crypto.envelope import DataKeys, KeyDestroyedError
 from carnet.db.bulk import bulk_insert, insert_ignoring_duplicates, insert_rows
+from carnet.db.engine import WRITE_OPTION
 from carnet.fhir.attachments import BlobStore, attachments
 from carnet.fhir.dates import instant, sortable, utc_now
 from carnet.fhir.errors import FhirError, conflict, gone
@@ -66,7 +67,6 @@ class _Pending:
     stored: StoredResource
 
 
-_WRITE = "carnet_write"
 # Built once: constructing a select per read cost more than running it (an import's updates).
 _CURRENT = select(resource).where(
     resource.c.res_type == bindparam("res_type"),
@@ -86,7 +86,7 @@ def install_sqlite_write_lock(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get(_WRITE, False)
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
@@ -112,7 +112,7 @@ class Repository:
     def unit(self, *, write: bool = True) -> Iterator[Unit]:
         """One database transaction: everything in it commits or nothing does."""
         with self.engine.connect() as raw:
-            conn = raw.execution_options(**{_WRITE: write})
+            conn = raw.execution_options(**{WRITE_OPTION: write})
             unit = Unit(self, conn)
             conn.begin()
             try:
