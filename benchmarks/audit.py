@@ -35,8 +35,9 @@ from carnet.fhir.access import AccessHook  # noqa: E402
 from carnet.fhir.service import FhirService  # noqa: E402
 from carnet.fhir.transactions import run_transaction  # noqa: E402
 from carnet.settings import Settings  # noqa: E402
+from tests.support.corpus import CORPUS  # noqa: E402
 
-SYNTHEA = ROOT.parent / "shared" / "corpus" / "synthea"
+SYNTHEA = CORPUS / "synthea"
 WHO = Actor("dr-bench", "127.0.0.1", "care")
 
 

@@ -46,14 +46,17 @@ from carnet.fhir.indexer import KIND_COLUMNS  # noqa: E402
 from carnet.fhir.models import INDEX_TABLES, resource  # noqa: E402
 from carnet.fhir.transactions import run_transaction  # noqa: E402
 from carnet.settings import Settings  # noqa: E402
+from tests.support.corpus import CORPUS  # noqa: E402
 
-SYNTHEA = ROOT.parent / "shared" / "corpus" / "synthea"
+SYNTHEA = CORPUS / "synthea"
 
 
 def load_bundles(limit: int) -> list[dict[str, Any]]:
     files = sorted(SYNTHEA.glob("*.json.gz"))
     # Shared organisations and practitioners first, as a real feed would send them.
     files.sort(key=lambda p: not p.name.startswith(("hospital", "practitioner")))
+    if not files:
+        raise SystemExit(f"no Synthea bundles under {SYNTHEA} (set CARNET_CORPUS to the corpus)")
     return [orjson.loads(gzip.open(p).read()) for p in files[:limit]]
 
 

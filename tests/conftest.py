@@ -7,7 +7,6 @@ session on loopback (tests/support/postgres.py). If PostgreSQL cannot start, the
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,22 +16,9 @@ from fastapi.testclient import TestClient
 from carnet.app import Services, build_services, create_app
 from carnet.settings import Settings
 from tests.support.auth import TEST_OPERATOR, bearer
+from tests.support.corpus import CORPUS as CORPUS  # re-exported: tests import it from here
 from tests.support.postgres import ThrowawayPostgres
 
-
-def _find_corpus() -> Path:
-    """The shared corpus beside the repository (CI clones main next to shared/); a clone made
-    elsewhere (a clean-clone check in /tmp) falls back to CARNET_CORPUS or /work/shared/corpus."""
-    if "CARNET_CORPUS" in os.environ:
-        return Path(os.environ["CARNET_CORPUS"])
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "corpus"
-        if candidate.is_dir():
-            return candidate
-    return Path("/work/shared/corpus")
-
-
-CORPUS = _find_corpus()
 _db_counter = itertools.count()
 
 
