@@ -31,6 +31,7 @@ from carnet.fhir.repository import Repository, StoredResource, Unit
 from carnet.fhir.search import SearchRequest, clamp_int, parse
 from carnet.fhir.shaping import shape
 from carnet.fhir.validation import Validator, check_id
+from carnet.fhir.versions import etag_version, same_content, version_number
 
 MAX_INCLUDE_DEPTH = 4  # :iterate rounds
 SNAPSHOT_MAX = 2000  # ids kept for stable paging; pages beyond read live results
@@ -205,7 +206,7 @@ class FhirService:
         ctx = ctx or RequestContext()
         with self.interaction(ctx, "vread", res_type, res_id) as unit:
             self.check_type(res_type)
-            number = _version_number(version)
+            number = version_number(version)
             if number is None:
                 raise not_found(f"{res_type}/{res_id} has no version '{version[:20]}'")
             self.access.check(unit, ctx, "vread", res_type, res_id)
@@ -282,13 +283,13 @@ class FhirService:
                     raise
                 raise _no_client_id(res_type, res_id, err.rule) from None
         if if_match is not None:
-            expected = _etag_version(if_match)
+            expected = etag_version(if_match)
             if previous is None or previous.version != expected:
                 have = "none" if previous is None else str(previous.version)
                 raise precondition_failed(
                     f"If-Match version {expected} does not match current version {have}"
                 )
-        if previous is not None and not previous.deleted and _same_content(previous.body, body):
+        if previous is not None and not previous.deleted and same_content(previous.body, body):
             # As HAPI does: an update that changes nothing makes no new version (re-imports are no-ops).
             self.access.record(unit, ctx, "update", res_type, [previous])
             return WriteResult(previous, created=False)
@@ -570,42 +571,8 @@ def int_param(query: dict[str, str], name: str, default: int) -> int:
         raise bad_request(f"{name} must be an integer, got '{raw[:20]}'", name) from None
 
 
-def _content(body: dict[str, Any] | None) -> dict[str, Any] | None:
-    if body is None:
-        return None
-    meta = {
-        k: v for k, v in (body.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")
-    }
-    stripped = {k: v for k, v in body.items() if k != "meta"}
-    if meta:
-        stripped["meta"] = meta
-    return stripped
-
-
-def _same_content(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
-    return _content(old) == _content(new)
-
-
 def _no_client_id(res_type: str, res_id: str, rule: str | None) -> FhirError:
     """The answer to a PUT on an id the caller may not create: the same for a free id and for
     one taken by an item hidden from them (FHIR's 405 for a server without client ids)."""
     what = f"{res_type}/{res_id} is not known, and resources are created here with POST"
     return FhirError(405, [Issue("not-supported", what)], rule=rule)
-
-
-def _etag_version(etag: str) -> int:
-    text = etag.strip()
-    if text.startswith("W/"):
-        text = text[2:]
-    number = _version_number(text.strip('"'))
-    if number is None:
-        raise FhirError.of(400, "invalid", f"If-Match '{etag[:30]}' is not a version ETag")
-    return number
-
-
-def _version_number(text: str) -> int | None:
-    """A version id as a number, or None: ASCII digits only (``"²".isdigit()`` is true but
-    ``int`` refuses it) and small enough for an INTEGER column (SQLite and PostgreSQL bigint)."""
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        return None
-    return int(text)
