@@ -26,7 +26,7 @@ from carnet.audit.models import (
     audit_sequencer,
 )
 from carnet.db.bulk import execute_many, insert_rows
-from carnet.db.engine import WRITE_OPTION
+from carnet.db.engine import writing
 
 # The execution option carnet.fhir.repository's SQLite listener reads to BEGIN IMMEDIATE.
 SEQUENCE_CHUNK = 20_000
@@ -41,10 +41,8 @@ class AuditStore:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A writing transaction of its own (failure events, sequencing, the audit's own reads)."""
-        with self.engine.connect() as raw:
-            conn = raw.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                yield conn
+        with writing(self.engine) as conn:
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
