@@ -58,6 +58,7 @@ class IdentityInput:
             "sex": self.traits.sex,
             "birth_place": self.traits.birth_place,
             "used_name": [normalise_name(n, field="usage name") for n in self.used_names],
+            "ins": None if self.ins is None else (self.ins.system, self.ins.value),
         }
 
 
@@ -155,35 +156,48 @@ def choose(
     link: float,
     review: float,
     distinct: Collection[frozenset[str]] = (),
+    *,
+    other_people: Collection[str] = (),
+    doubtful: Collection[str] = (),
 ) -> MatchResult:
     """The decision among candidates sorted by weight (best first), by the two thresholds.
 
     ``distinct`` holds pairs of identities a human found to be different people (dismissed
-    vigilance items): such a candidate is no rival to the best one.
+    vigilance items): such a candidate is no rival to the best one. ``other_people`` holds the
+    candidates whose valid INS differs from the incoming one: never the identity chosen, whatever
+    their weight, but still rivals (a record without an INS that fits two people is a doubt).
+    ``doubtful`` holds candidates never linked automatically (first names that disagree beyond
+    the first one).
     """
     top = tuple(scored[:5])
-    if not scored or scored[0].score.weight < review:
+    eligible = [c for c in scored if c.identity_id not in other_people]
+    if not eligible or eligible[0].score.weight < review:
+        if any(c.score.weight >= review for c in scored):
+            return MatchResult(Outcome.NEW, "the candidates' INS name other people", top)
         return MatchResult(Outcome.NEW, "no candidate above the review threshold", top)
-    best = scored[0]
+    best = eligible[0]
     if best.score.weight >= link and not vetoed(best.score):
         # Another plausible candidate (one no strict trait rules out) makes it ambiguous;
         # a twin or homonym of the best candidate does not.
         rivals = [
             c
-            for c in scored[1:]
-            if c.score.weight >= review
+            for c in scored
+            if c is not best
+            and c.score.weight >= review
             and not vetoed(c.score)
             and frozenset((best.identity_id, c.identity_id)) not in distinct
         ]
-        if not rivals:
-            return MatchResult(
-                Outcome.LINK,
-                "score above the link threshold",
-                top,
-                best.identity_id,
-                best.patient_id,
-            )
-        return MatchResult(Outcome.REVIEW, "several candidates above the review threshold", top)
+        if rivals:
+            return MatchResult(Outcome.REVIEW, "several candidates above the review threshold", top)
+        if best.identity_id in doubtful:
+            return MatchResult(Outcome.REVIEW, "high score but the other first names disagree", top)
+        return MatchResult(
+            Outcome.LINK,
+            "score above the link threshold",
+            top,
+            best.identity_id,
+            best.patient_id,
+        )
     if best.score.weight >= link:
         return MatchResult(Outcome.REVIEW, "high score but a strict trait disagrees", top)
     return MatchResult(Outcome.REVIEW, "score between the review and link thresholds", top)

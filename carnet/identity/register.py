@@ -41,6 +41,7 @@ class RegisterRecord:
 
     ins: Ins
     traits: Traits
+    replaced_by: Ins | None = None  # for an NIA: the NIR that replaced it
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ class IdentityRegister(Protocol):
 
     def verify(self, ins: Ins, traits: Traits) -> bool:
         """Whether the register holds ``ins`` with exactly these traits."""
+        ...
+
+    def successor(self, ins: Ins) -> Ins | None:
+        """The NIR that replaced this NIA, when the register says so; None otherwise."""
         ...
 
 
@@ -85,6 +90,20 @@ class InMemoryRegister:
             self._by_key[_search_key(old.traits)].remove(old)
         self._by_ins[ins.value] = record
         self._by_key[_search_key(traits)].append(record)
+
+    def replace_nia(self, nia: Ins, nir: Ins) -> None:
+        """Record that ``nia`` was replaced by ``nir`` (both must be registered)."""
+        old = self._by_ins[nia.value]
+        self._by_ins[nia.value] = RegisterRecord(old.ins, old.traits, nir)
+        entries = self._by_key[_search_key(old.traits)]
+        entries[entries.index(old)] = self._by_ins[nia.value]
+
+    def successor(self, ins: Ins) -> Ins | None:
+        """The NIR that replaced this NIA, if the register says so."""
+        record = self._by_ins.get(ins.value)
+        if record is None or record.ins.system != ins.system:
+            return None
+        return record.replaced_by
 
     def __len__(self) -> int:
         return len(self._by_ins)

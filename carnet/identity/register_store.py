@@ -64,7 +64,9 @@ class DatabaseRegister:
         traits = Traits(
             data["n"], tuple(data["g"]), date.fromisoformat(data["d"]), data["s"], data["p"]
         )
-        return RegisterRecord(Ins(data["i"][0], data["i"][1]), traits)
+        replaced = data.get("r")
+        successor = None if not replaced else Ins(replaced[0], replaced[1])
+        return RegisterRecord(Ins(data["i"][0], data["i"][1]), traits, successor)
 
     def load(self, records: Iterable[RegisterRecord], *, batch: int = 2000) -> int:
         """Add or replace identities (by matricule); returns how many were written."""
@@ -83,6 +85,9 @@ class DatabaseRegister:
                         "d": t.birth_date.isoformat(),
                         "s": t.sex,
                         "p": t.birth_place,
+                        "r": None
+                        if record.replaced_by is None
+                        else [record.replaced_by.system, record.replaced_by.value],
                     }
                     blob = json.dumps(payload).encode()
                     rows.append(
@@ -136,6 +141,18 @@ class DatabaseRegister:
                 return False
             record = self._decode(unit.conn, ins_hash, row.record)
         return record.ins == ins and record.traits == traits
+
+    def successor(self, ins: Ins) -> Ins | None:
+        """The NIR that replaced this NIA, if the register says so."""
+        ins_hash = self._ins_hash(ins)
+        with self.repo.unit(write=False) as unit:
+            row = unit.conn.execute(
+                select(identity_register.c.record).where(identity_register.c.ins_hash == ins_hash)
+            ).first()
+            if row is None:
+                return None
+            record = self._decode(unit.conn, ins_hash, row.record)
+        return record.replaced_by if record.ins == ins else None
 
 
 def open_register(

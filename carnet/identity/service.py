@@ -50,6 +50,12 @@ from carnet.identity.decisions import (
     vetoed,
 )
 from carnet.identity.deposits import DepositOperations
+from carnet.identity.distinct import (
+    Successor,
+    ins_differ,
+    no_successor,
+    other_first_names_differ,
+)
 from carnet.identity.engines import open_engine
 from carnet.identity.ins import (
     Ins,
@@ -165,6 +171,7 @@ class IdentityService(DepositOperations):
                 "sex": data["s"],
                 "birth_place": data["p"],
                 "used_name": data["u"],
+                "ins": None if data["i"] is None else (data["i"][0], data["i"][1]),
             }
             ins = None if data["i"] is None else Ins(data["i"][0], data["i"][1])
             out.append(StoredIdentity(row.id, row.patient_id, row.status, row.state, record, ins))
@@ -296,15 +303,29 @@ class IdentityService(DepositOperations):
             ),
             key=lambda t: (-t[0], t[1]),
         )
-        scored = [
-            Candidate(s.id, s.patient_id, model.score(record, s.record))
+        kept = [
+            s
             for rank, (weight, _, s) in enumerate(weighed)
             if rank < 5 or weight >= self.review_threshold
         ]
+        scored = [Candidate(s.id, s.patient_id, model.score(record, s.record)) for s in kept]
         # Pairs a human found distinct matter only when a rival is plausible (saves a query).
         rivals = len(scored) > 1 and scored[1].score.weight >= self.review_threshold
         distinct = dismissed_pairs(conn, [c.identity_id for c in scored]) if rivals else set()
-        return choose(scored, self.link_threshold, self.review_threshold, distinct)
+        successor = self._successor()
+        return choose(
+            scored,
+            self.link_threshold,
+            self.review_threshold,
+            distinct,
+            other_people={s.id for s in kept if ins_differ(record, s.record, successor)},
+            doubtful={s.id for s in kept if other_first_names_differ(record, s.record)},
+        )
+
+    def _successor(self) -> Successor:
+        """Which NIR replaced an NIA: the reference register's word, or none without one."""
+        register = self.register
+        return no_successor if register is None else register.successor
 
     def match(self, inp: IdentityInput) -> MatchResult:
         """Decide without writing anything (the explain endpoint)."""
@@ -440,6 +461,7 @@ class IdentityService(DepositOperations):
                 self.review_threshold,
                 engine=batch,
                 distinct=distinct,
+                successor=self._successor(),
             )
 
     def count(self) -> int:

@@ -16,6 +16,12 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from carnet.identity.distinct import (
+    Successor,
+    ins_differ,
+    no_successor,
+    other_first_names_differ,
+)
 from carnet.identity.engines import DedupeEngine, DuckDBEngine
 from carnet.identity.matching import MatchModel, vetoed_gamma
 
@@ -150,13 +156,17 @@ def dedupe(
     *,
     engine: DedupeEngine | None = None,
     distinct: Collection[frozenset[str]] = (),
+    successor: Successor = no_successor,
 ) -> list[DedupePair]:
     """Pairs scoring at least ``review``, best first, each with its decision.
 
     ``distinct`` holds pairs already known to be different people (dismissed by a human): they are
-    not listed again, and count as certainly different people for the rule below. A pair is a link when it scores at least ``link``, no strict trait disagrees, and no two of the
-    records plausibly either of them are certainly different people (a copy without a birth place
-    that fits both of two homonyms goes to review, as online matching does).
+    not listed again, and count as certainly different people for the rule below; so do pairs
+    whose valid INS differ (``successor`` tells which NIR replaced an NIA, the one exception).
+    A pair is a link when it scores at least ``link``, no strict trait disagrees, the other first
+    names do not disagree, and no two of the records plausibly either of them are certainly
+    different people (a copy without a birth place or an INS that fits both of two homonyms goes
+    to review, as online matching does).
     """
     engine = engine or DuckDBEngine()
     pairs = engine.compared_pairs(
@@ -171,7 +181,7 @@ def dedupe(
         if found is None:
             found = cache[gamma] = (model.weight_of(gamma), vetoed_gamma(model, gamma))
         weight, veto = found
-        if frozenset((a, b)) in distinct:
+        if frozenset((a, b)) in distinct or ins_differ(records[a], records[b], successor):
             excluded.add((a, b))
             excluded.add((b, a))
             continue
@@ -182,7 +192,8 @@ def dedupe(
             plausible.setdefault(a, set()).add(b)
             plausible.setdefault(b, set()).add(a)
         if weight >= review:
-            scored.append((a, b, weight, veto))
+            doubt = veto or other_first_names_differ(records[a], records[b])
+            scored.append((a, b, weight, doubt))
 
     def conflicted(x: str, y: str) -> bool:
         # The pair and everything plausibly either of them: if two of those are certainly
@@ -196,9 +207,9 @@ def dedupe(
             a,
             b,
             weight,
-            "link" if weight >= link and not veto and not conflicted(a, b) else "review",
+            "link" if weight >= link and not doubt and not conflicted(a, b) else "review",
         )
-        for a, b, weight, veto in scored
+        for a, b, weight, doubt in scored
     ]
     out.sort(key=lambda p: (-p.weight, p.a, p.b))
     return out

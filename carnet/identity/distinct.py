@@ -1,0 +1,78 @@
+"""What tells two identity records apart whatever their weights: the rules never traded for recall.
+
+- Two valid INS that differ are two people (DESIGN.md, "Identity rules that are never traded for
+  recall"); the one exception is an NIA the reference register says was replaced by a NIR.
+  :func:`ins_differ` is that rule; online matching drops such a candidate and batch dedupe never
+  lists such a pair, as for a pair a human dismissed.
+- Two complete lists of first names that disagree after an identical first one ("MARIE ANNE" and
+  "MARIE LOUISE": twins often share the first) are a doubt, not evidence: never linked
+  automatically, left to the vigilance queue (:func:`other_first_names_differ`).
+
+Records are the mappings the scoring functions compare; ``ins`` holds ``(system, value)`` or None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jellyfish
+
+from carnet.identity.ins import INS_NIA_OID, INS_NIR_OID, Ins
+
+__all__ = ["Successor", "ins_differ", "ins_of", "no_successor", "other_first_names_differ"]
+
+Record = Mapping[str, Any]
+Successor = Callable[[Ins], Ins | None]
+"""The NIR that replaced an NIA, as the reference register says (None: not replaced)."""
+
+# A second first name spelt with a typo still counts as the same name.
+_SAME_NAME_SIMILARITY = 0.9
+
+
+def no_successor(_ins: Ins) -> Ins | None:
+    """No register to ask: no NIA is known to be replaced."""
+    return None
+
+
+def ins_of(record: Record) -> Ins | None:
+    """The INS a record carries (``ins``: ``(system, value)``), or None."""
+    value = record.get("ins")
+    if not value:
+        return None
+    system, matricule = value
+    return Ins(str(system), str(matricule))
+
+
+def _replaced(nia: Ins, nir: Ins, successor: Successor) -> bool:
+    return nia.system == INS_NIA_OID and nir.system == INS_NIR_OID and successor(nia) == nir
+
+
+def ins_differ(a: Record, b: Record, successor: Successor = no_successor) -> bool:
+    """Whether both records carry an INS and they name two people.
+
+    Equal INS name one person; so do an NIA and the NIR the register says replaced it.
+    """
+    x, y = ins_of(a), ins_of(b)
+    if x is None or y is None or x == y:
+        return False
+    return not (_replaced(x, y, successor) or _replaced(y, x, successor))
+
+
+def other_first_names_differ(a: Record, b: Record) -> bool:
+    """Whether two lists of several first names disagree beyond the first one.
+
+    A list cut short ("MARIE" against "MARIE ANNE") or the same names in another order is an
+    ordinary entry error; a later name of one list found nowhere in the other, when both lists have
+    one there, is not.
+    """
+    xs, ys = list(a.get("given_names") or []), list(b.get("given_names") or [])
+    if len(xs) < 2 or len(ys) < 2 or sorted(xs) == sorted(ys):
+        return False
+    for later, other in ((xs[1:], ys), (ys[1:], xs)):
+        for name in later[: len(other) - 1]:
+            if not any(
+                jellyfish.jaro_winkler_similarity(name, o) >= _SAME_NAME_SIMILARITY for o in other
+            ):
+                return True
+    return False

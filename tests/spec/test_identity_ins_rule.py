@@ -1,0 +1,108 @@
+"""Two valid INS that differ are two people, whatever the traits (issue 12, section 1): true
+homonyms and twins with their own INS are never linked, a record without an INS that fits two of
+them goes to the vigilance queue, and the register's word that an NIA was replaced by a NIR is the
+one exception. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from carnet.app import Services
+from carnet.identity.ins import INS_NIA_OID, INS_NIR_OID, Ins, InsStatus, Traits
+from carnet.identity.nir import make_nir
+from carnet.identity.register import InMemoryRegister
+from carnet.identity.service import IdentityInput, Outcome
+
+HOMONYM = Traits.create("Martin", ["Marie", "Anne"], "1980-05-12", "F", "75056")
+NIR_A = Ins(INS_NIR_OID, make_nir(2, 1980, 5, "75056", 101))
+NIR_B = Ins(INS_NIR_OID, make_nir(2, 1980, 5, "75056", 102))  # differs only by order number
+NIR_C = Ins(INS_NIR_OID, make_nir(2, 1980, 5, "75056", 103))
+
+
+def test_two_valid_ins_that_differ_are_never_linked(services: Services) -> None:
+    mpi = services.identity
+    first = mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A))
+    # A true homonym: the very same strict traits, her own INS. Another person, not a duplicate.
+    second = mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_B))
+    assert second.outcome is Outcome.NEW
+    assert second.identity_id != first.identity_id
+    assert mpi.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A)).identity_id == (
+        first.identity_id
+    )
+    assert mpi.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_B)).identity_id == (
+        second.identity_id
+    )
+
+
+def test_twins_with_the_same_first_name_and_their_own_nir_are_two_people(
+    services: Services,
+) -> None:
+    mpi = services.identity
+    twin = replace(HOMONYM, given_names=("MARIE",))
+    mpi.resolve(IdentityInput(twin, InsStatus.VALI, NIR_A))
+    other = mpi.match(IdentityInput(twin, InsStatus.VALI, NIR_B))
+    assert other.outcome is not Outcome.LINK
+
+
+def test_twins_whose_first_names_partly_overlap_and_nirs_differ_by_order_are_not_linked(
+    services: Services,
+) -> None:
+    mpi = services.identity
+    mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A))
+    sister = replace(HOMONYM, given_names=("MARIE", "LOUISE"))
+    assert mpi.match(IdentityInput(sister, InsStatus.VALI, NIR_B)).outcome is not Outcome.LINK
+    # Without any INS, complete first-name lists that disagree after the first are a doubt.
+    assert mpi.match(IdentityInput(sister)).outcome is Outcome.REVIEW
+
+
+def test_identical_traits_without_ins_go_to_review_when_homonyms_are_indexed(
+    services: Services,
+) -> None:
+    mpi = services.identity
+    mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A))
+    mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_B))
+    # No INS on the incoming side: it fits both women.
+    assert mpi.match(IdentityInput(HOMONYM)).outcome is Outcome.REVIEW
+
+
+def test_a_record_without_ins_is_not_linked_to_when_a_homonym_has_an_ins(
+    services: Services,
+) -> None:
+    mpi = services.identity
+    # Two women known to be distinct (an existing index): one without an INS, one with.
+    mpi.add_many([IdentityInput(HOMONYM), IdentityInput(HOMONYM, InsStatus.VALI, NIR_B)])
+    # A third INS: not NIR_B's woman; the identity without an INS may or may not be her.
+    found = mpi.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_C))
+    assert found.outcome is Outcome.REVIEW
+
+
+def test_an_nia_the_register_says_a_nir_replaced_is_the_same_person(services: Services) -> None:
+    nia = Ins(INS_NIA_OID, make_nir(8, 1980, 5, "99134", 7))
+    register = InMemoryRegister()
+    register.add(nia, HOMONYM)
+    register.add(NIR_A, HOMONYM)
+    mpi = services.identity
+    mpi.register = register
+    before = mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, nia))
+    assert mpi.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A)).outcome is Outcome.NEW
+    register.replace_nia(nia, NIR_A)
+    after = mpi.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A))
+    assert after.outcome is Outcome.LINK
+    assert after.identity_id == before.identity_id
+
+
+def test_batch_dedupe_never_lists_two_people_with_different_ins(services: Services) -> None:
+    mpi = services.identity
+    mpi.add_many(
+        [
+            IdentityInput(HOMONYM, InsStatus.VALI, NIR_A),
+            IdentityInput(HOMONYM, InsStatus.VALI, NIR_B),
+            IdentityInput(Traits.create("Morin", ["Luc"], "1950-01-02", "M", "13055")),
+        ]
+    )
+    assert mpi.dedupe() == []
+    # A copy without an INS fits both: left to review, never a link.
+    mpi.add_many([IdentityInput(HOMONYM)])
+    pairs = mpi.dedupe()
+    assert len(pairs) == 2
+    assert {p.outcome for p in pairs} == {"review"}
