@@ -42,7 +42,13 @@ from carnet.identity.decisions import (
     Outcome,
     patient_identity,
 )
-from carnet.identity.ins import INS_SYSTEMS, Ins, InvalidTraits
+from carnet.identity.ins import (
+    INS_SYSTEMS,
+    Ins,
+    InvalidIns,
+    InvalidTraits,
+    check_ins_identifiers,
+)
 from carnet.identity.models import identity, quarantine, vigilance_item
 from carnet.identity.vigilance import OWNER, VigilanceOperations
 
@@ -263,8 +269,14 @@ class DepositOperations(VigilanceOperations):
             ]
             if not contained:
                 return None
+            patient = {k: v for k, v in contained[0].items() if k != "id"}
             try:
-                inp = patient_identity({k: v for k, v in contained[0].items() if k != "id"})
+                check_ins_identifiers(patient)
+            except InvalidIns as exc:
+                # A broken INS is refused wherever it comes in, never stored (not even contained).
+                raise unprocessable([Issue("value", str(exc), f"{key}.identifier")]) from None
+            try:
+                inp = patient_identity(patient)
             except InvalidTraits:
                 # No strict traits to match on (an unnamed newborn, an anonymous subject): stored
                 # as sent, self-contained, in no record; as a Patient without traits is.

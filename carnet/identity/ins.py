@@ -39,9 +39,11 @@ __all__ = [
     "RELIABILITY_URL",
     "Ins",
     "InsStatus",
+    "InvalidIns",
     "InvalidTraits",
     "Traits",
     "apply_to_patient",
+    "check_ins_identifiers",
     "ins_from_patient",
     "normalise_name",
     "status_for",
@@ -80,6 +82,10 @@ _INSEE_PLACE: Final = re.compile(r"(?:\d{2}|2A|2B)\d{3}")
 
 class InvalidTraits(ValueError):  # noqa: N818 - the name reads as the domain term
     """Raised when strict identity traits break an INS rule; the message names the rule."""
+
+
+class InvalidIns(InvalidTraits):
+    """An INS identifier that breaks the NIR/NIA rules: refused wherever it comes in, never stored."""
 
 
 class InsStatus(StrEnum):
@@ -212,14 +218,14 @@ class Ins:
         """Check the system and the NIR/NIA.
 
         Raises:
-            InvalidTraits: for an unknown system or an invalid NIR/NIA (the NIR message is kept).
+            InvalidIns: for an unknown system or an invalid NIR/NIA (the NIR message is kept).
         """
         if system not in INS_SYSTEMS:
-            raise InvalidTraits(f"identifier system {system!r} is not an INS system")
+            raise InvalidIns(f"identifier system {system!r} is not an INS system")
         try:
             return cls(system, validate_nir(value))
         except InvalidNIR as exc:
-            raise InvalidTraits(f"INS {INS_SYSTEMS[system]}: {exc}") from None
+            raise InvalidIns(f"INS {INS_SYSTEMS[system]}: {exc}") from None
 
     def agrees_with(self, traits: Traits) -> bool:
         """Whether the sex digit, year and month of the NIR agree with the traits."""
@@ -301,12 +307,32 @@ def ins_from_patient(patient: JSON) -> Ins | None:
     """The INS identifier of a Patient, checked; None if it has none.
 
     Raises:
-        InvalidTraits: when an INS identifier is present but invalid.
+        InvalidIns: when an INS identifier is present but invalid.
     """
-    for identifier in patient.get("identifier", []):
-        if identifier.get("system") in INS_SYSTEMS:
-            return Ins.create(identifier["system"], str(identifier.get("value", "")))
-    return None
+    found = check_ins_identifiers(patient)
+    return found[0] if found else None
+
+
+def check_ins_identifiers(patient: JSON) -> list[Ins]:
+    """Every INS identifier of a Patient, each checked against the NIR/NIA rules.
+
+    Raises:
+        InvalidIns: naming the identifier (by position) and the rule it breaks; an identifier
+            list or entry of the wrong shape counts as broken when it claims an INS system.
+    """
+    identifiers = patient.get("identifier") or []
+    if not isinstance(identifiers, list):
+        return []
+    found = []
+    for position, identifier in enumerate(identifiers):
+        if not isinstance(identifier, dict) or identifier.get("system") not in INS_SYSTEMS:
+            continue
+        value = identifier.get("value")
+        try:
+            found.append(Ins.create(identifier["system"], value if isinstance(value, str) else ""))
+        except InvalidIns as exc:
+            raise InvalidIns(f"identifier[{position}]: {exc}") from None
+    return found
 
 
 def transmitted_ins(status: InsStatus, ins: Ins | None) -> Ins | None:

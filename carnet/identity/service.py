@@ -33,7 +33,7 @@ from carnet.crypto.blind_index import BlindIndexer
 from carnet.crypto.envelope import DataKeys
 from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import utc_now
-from carnet.fhir.errors import conflict
+from carnet.fhir.errors import Issue, conflict, unprocessable
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.service import FhirService
 from carnet.identity.blocking import blocking_keys, query_keys
@@ -60,7 +60,9 @@ from carnet.identity.engines import open_engine
 from carnet.identity.ins import (
     Ins,
     InsStatus,
+    InvalidIns,
     InvalidTraits,
+    check_ins_identifiers,
 )
 from carnet.identity.matching import VETO, MatchModel, identity_model
 from carnet.identity.models import (
@@ -400,10 +402,19 @@ class IdentityService(DepositOperations):
         """The FHIR write hook: match a created or updated Patient that has no identity yet.
 
         A Patient without valid strict traits is stored all the same (FHIR accepts it) but gets no
-        identity; one whose qualified INS the register contradicts is refused (409).
+        identity; one whose qualified INS the register contradicts is refused (409); one carrying
+        an INS identifier that breaks the NIR/NIA rules is refused (422), on create and update
+        alike, so the interaction (or the whole transaction Bundle) stores nothing.
         """
         if stored.body is None:
             return
+        try:
+            check_ins_identifiers(stored.body)
+        except InvalidIns as exc:
+            log.info(
+                "Patient %s refused: its INS identifier breaks the NIR/NIA rules", stored.res_id
+            )
+            raise unprocessable([Issue("value", str(exc), "Patient.identifier")]) from None
         known = unit.conn.execute(
             select(identity.c.id).where(identity.c.patient_id == stored.res_id).limit(1)
         ).first()

@@ -159,7 +159,16 @@ IPS_BY_TYPE = {
     "Procedure": 2,
     "Specimen": 1,
 }
-FR_CORE_BY_TYPE = {"Encounter": 1, "Patient": 3}
+FR_CORE_BY_TYPE = {"Encounter": 1, "Patient": 2}
+# FR Core's example carries a NIR whose check key is wrong: an INS that breaks the NIR rules is
+# refused at every entry, never stored (docs/identity.md, "INS rules").
+FR_CORE_REJECTED = [
+    Rejection(
+        "Patient-Martine-Selfiesante.json (batch)",
+        422,
+        "identifier[0]: INS INS-NIR: check key is 16, expected 15",
+    )
+]
 
 SMALL = {
     # corpus: (files, read, stored, by_type, rejected, distinct Patients)
@@ -172,7 +181,7 @@ SMALL = {
         FHIR_EXAMPLES_PATIENTS,
     ),
     "ips": (44, 44, 44, IPS_BY_TYPE, [], 3),
-    "fr-core": (4, 4, 4, FR_CORE_BY_TYPE, [], 3),
+    "fr-core": (4, 4, 3, FR_CORE_BY_TYPE, FR_CORE_REJECTED, 2),
 }
 
 
@@ -354,9 +363,12 @@ def test_fr_core_ins_nir_search(
     found = services.fhir.search(
         BASE, "Patient", [("identifier", "urn:oid:1.2.250.1.213.1.4.8|179125612113516")]
     )
-    assert found["total"] == 1
-    assert found["entry"][0]["resource"]["name"][0]["given"] == ["Martine"]
-    assert _count(services, "Patient", [("family", "selfiesante")]) == 1
+    # Martine's NIR has a wrong check key: refused on import, so neither stored nor found.
+    assert found["total"] == 0
+    assert _count(services, "Patient", [("family", "selfiesante")]) == 0
+    # The other example's test INS (.10) is a valid NIR: stored and found.
+    test_ins = "urn:oid:1.2.250.1.213.1.4.10|162126587913677"
+    assert _count(services, "Patient", [("identifier", test_ins)]) == 1
     assert _count(services, "Patient", [("name", "SAYEH")]) == 1
 
 
@@ -371,6 +383,6 @@ def test_reimport_is_stable(tmp_path: Path) -> None:
         files = discover([CORPUS / "fr-core"])
         second = Importer(services.fhir, resume=False).run(files)
         assert first.by_type == second.by_type == FR_CORE_BY_TYPE
-        assert _count(services, "Patient") == 3
+        assert _count(services, "Patient") == 2
     finally:
         services.close()

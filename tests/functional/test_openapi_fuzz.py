@@ -191,7 +191,7 @@ def _typed(res_type: str, pid: str) -> dict[str, Any]:
                 "type": "object", "additionalProperties": False,
                 "properties": {"system": {"enum": ["urn:oid:1.2.250.1.213.1.4.8",
                                                     "urn:oid:1.2.250.1.213.1.4.10", "urn:x"]},
-                               "value": {"enum": ["280057512345671", "1", ""]}}}},
+                               "value": {"enum": ["280057512345674", "1", ""]}}}},
         }  # fmt: skip
     else:
         fields = {

@@ -99,10 +99,10 @@ def test_type_and_system_history(client: TestClient) -> None:
 
 
 def test_conditional_create_returns_existing_match(client: TestClient) -> None:
-    ident = [{"system": "urn:oid:1.2.250.1.213.1.4.8", "value": "280057512345671"}]
+    ident = [{"system": "urn:oid:1.2.250.1.213.1.4.8", "value": "280057512345674"}]
     headers = {
         **FHIR_JSON,
-        "If-None-Exist": "identifier=urn:oid:1.2.250.1.213.1.4.8|280057512345671",
+        "If-None-Exist": "identifier=urn:oid:1.2.250.1.213.1.4.8|280057512345674",
     }
     first = client.post("/fhir/Patient", json=patient(identifier=ident), headers=headers)
     assert first.status_code == 201

@@ -257,9 +257,9 @@ def test_gender_token_and_and_or(client: TestClient) -> None:
 
 
 def test_identifier_search_on_nir(client: TestClient) -> None:
-    nir = "280057512345671"
+    nir = "280057512345674"
     a = create(client, patient(identifier=[{"system": NIR_SYSTEM, "value": nir}]))["id"]
-    b = create(client, patient(identifier=[{"system": NIR_SYSTEM, "value": "180057512345672"}]))[
+    b = create(client, patient(identifier=[{"system": NIR_SYSTEM, "value": "180057512345627"}]))[
         "id"
     ]
     other = create(client, patient(identifier=[{"system": "urn:example:mrn", "value": nir}]))["id"]

@@ -31,7 +31,7 @@ def world(client: TestClient) -> dict[str, str]:
         client,
         patient(
             family="Bernard",
-            identifier=[{"system": NIR, "value": "280057512345671"}],
+            identifier=[{"system": NIR, "value": "280057512345674"}],
             generalPractitioner=[{"reference": f"Practitioner/{gp_a}"}],
         ),
     )["id"]
@@ -39,7 +39,7 @@ def world(client: TestClient) -> dict[str, str]:
         client,
         patient(
             family="Petit",
-            identifier=[{"system": NIR, "value": "180017512345622"}],
+            identifier=[{"system": NIR, "value": "180017512345660"}],
             generalPractitioner=[{"reference": f"Practitioner/{gp_b}"}],
         ),
     )["id"]
@@ -61,7 +61,7 @@ def world(client: TestClient) -> dict[str, str]:
 
 def test_chained_parameters(client: TestClient) -> None:
     w = world(client)
-    assert ids(client, "Observation", {"subject:Patient.identifier": f"{NIR}|280057512345671"}) == {
+    assert ids(client, "Observation", {"subject:Patient.identifier": f"{NIR}|280057512345674"}) == {
         w["oa"]
     }
     assert ids(client, "Observation", {"patient.family": "peti"}) == {w["ob"]}
@@ -139,8 +139,8 @@ def test_compartment_search(client: TestClient) -> None:
 
 def test_ins_identifier_search(client: TestClient) -> None:
     w = world(client)
-    assert ids(client, "Patient", {"identifier": f"{NIR}|180017512345622"}) == {w["pb"]}
-    assert ids(client, "Patient", {"identifier": "180017512345622"}) == {w["pb"]}
+    assert ids(client, "Patient", {"identifier": f"{NIR}|180017512345660"}) == {w["pb"]}
+    assert ids(client, "Patient", {"identifier": "180017512345660"}) == {w["pb"]}
     assert ids(client, "Patient", {"identifier": f"{NIR}|"}) == {w["pa"], w["pb"]}
 
 

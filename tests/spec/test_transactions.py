@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from tests.spec.helpers import FHIR_JSON, observation, patient
 
 NIR_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"
-NIR = "280057512345671"
+NIR = "280057512345674"
 
 
 def urn() -> str:

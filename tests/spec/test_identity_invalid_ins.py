@@ -1,0 +1,156 @@
+"""An INS identifier that breaks the NIR/NIA rules is refused with 422 at every entry and never
+stored (issue 12, section 1): POST and PUT of a Patient, a transaction Bundle holding one (the whole
+Bundle refused), the importer and $import (that resource rejected with the rule, the others kept),
+and a deposit naming its patient by such an INS or containing such a Patient. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from carnet.app import Services
+from carnet.fhir.errors import FhirError
+from carnet.fhir.importer import Importer
+from carnet.identity.ins import INS_NIA_OID, INS_NIR_OID, Ins, InsStatus, Traits, apply_to_patient
+from carnet.identity.nir import make_nir
+from tests.spec.helpers import observation
+
+JEAN = Traits.create("Dupont", ["Jean", "Paul"], "1985-07-04", "M", "75056")
+NIR = make_nir(1, 1985, 7, "75056", 12)
+
+BROKEN = {
+    "wrong key": NIR[:13] + f"{(int(NIR[13:]) % 97) + 1:02d}",
+    "too short": NIR[:13],
+    "too long": NIR + "0",
+    "letters": NIR[:8] + "AB" + NIR[10:],
+    "impossible month": NIR[:3] + "13" + NIR[5:13] + "00",
+}
+
+
+def _patient(value: str, system: str = INS_NIR_OID, **extra: Any) -> dict[str, Any]:
+    body = apply_to_patient({"resourceType": "Patient", **extra}, JEAN, InsStatus.VALI, None)
+    body["identifier"] = [{"system": system, "value": value}]
+    return body
+
+
+def _patients_stored(client: TestClient) -> int:
+    found = client.get("/fhir/Patient", params={"_summary": "count"})
+    assert found.status_code == 200, found.text
+    return int(found.json()["total"])
+
+
+def _refused(response: Any) -> str:
+    assert response.status_code == 422, response.text
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    diagnostics = " ".join(i.get("diagnostics", "") for i in outcome["issue"])
+    assert "INS" in diagnostics
+    return diagnostics
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_a_patient_with_a_broken_ins_is_refused_and_not_stored(
+    client: TestClient, services: Services, kind: str
+) -> None:
+    diagnostics = _refused(client.post("/fhir/Patient", json=_patient(BROKEN[kind])))
+    assert BROKEN[kind] not in diagnostics  # the rule, never the number
+    _refused(client.post("/fhir/Patient", json=_patient(BROKEN[kind], INS_NIA_OID)))
+    assert _patients_stored(client) == 0
+    assert services.identity.count() == 0
+
+
+def test_an_update_bringing_a_broken_ins_is_refused(client: TestClient, services: Services) -> None:
+    created = client.post("/fhir/Patient", json=_patient(NIR))
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    # The Patient already has an identity: the update is checked all the same.
+    _refused(client.put(f"/fhir/Patient/{pid}", json=_patient(BROKEN["wrong key"], id=pid)))
+    _refused(client.put("/fhir/Patient/newone", json=_patient(BROKEN["letters"], id="newone")))
+    current = client.get(f"/fhir/Patient/{pid}").json()
+    assert current["meta"]["versionId"] == "1"
+    assert client.get("/fhir/Patient/newone").status_code == 404
+    assert services.identity.count() == 1
+
+
+def test_a_transaction_with_a_broken_ins_stores_nothing(
+    client: TestClient, services: Services
+) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:0b8f6a52-0000-4000-8000-000000000001",
+                "resource": _patient(BROKEN["impossible month"]),
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "resource": observation("x")
+                | {"subject": {"reference": "urn:uuid:0b8f6a52-0000-4000-8000-000000000001"}},
+                "request": {"method": "POST", "url": "Observation"},
+            },
+        ],
+    }
+    _refused(client.post("/fhir", json=bundle))
+    assert _patients_stored(client) == 0
+    found = client.get("/fhir/Observation", params={"_summary": "count"})
+    assert found.json()["total"] == 0
+    assert services.identity.count() == 0
+
+
+def test_the_importer_rejects_the_patient_with_the_rule_and_keeps_the_others(
+    services: Services, tmp_path: Path
+) -> None:
+    good = _patient(NIR, id="good")
+    bad = _patient(BROKEN["wrong key"], id="bad")
+    path = tmp_path / "Patient.ndjson"
+    path.write_bytes(orjson.dumps(good) + b"\n" + orjson.dumps(bad) + b"\n")
+    report = Importer(services.fhir).run([path])
+    [rejection] = report.rejected
+    assert rejection.source == "Patient.ndjson:2"
+    assert rejection.status == 422
+    assert "check key" in rejection.reason
+    assert services.fhir.read("Patient", "good").res_id == "good"
+    assert services.identity.count() == 1
+    with pytest.raises(FhirError) as missing:
+        services.fhir.read("Patient", "bad")
+    assert missing.value.status == 404
+
+
+def test_a_deposit_naming_its_patient_by_a_broken_ins_is_refused(
+    client: TestClient, services: Services
+) -> None:
+    by_identifier = observation("x")
+    by_identifier["subject"] = {
+        "type": "Patient",
+        "identifier": {"system": INS_NIR_OID, "value": BROKEN["letters"]},
+    }
+    _refused(client.post("/fhir/Observation", json=by_identifier))
+    contained = observation("x")
+    contained["contained"] = [_patient(BROKEN["wrong key"], id="p")]
+    contained["subject"] = {"reference": "#p"}
+    _refused(client.post("/fhir/Observation", json=contained))
+    # Even a contained Patient without strict traits is not stored with a broken INS.
+    bare = observation("x")
+    bare["contained"] = [
+        {
+            "resourceType": "Patient",
+            "id": "p",
+            "identifier": [{"system": INS_NIR_OID, "value": BROKEN["too short"]}],
+        }
+    ]
+    bare["subject"] = {"reference": "#p"}
+    _refused(client.post("/fhir/Observation", json=bare))
+    found = client.get("/fhir/Observation", params={"_summary": "count"})
+    assert found.json()["total"] == 0
+    assert services.identity.queue() == []
+
+
+def test_a_valid_ins_still_comes_in(client: TestClient, services: Services) -> None:
+    created = client.post("/fhir/Patient", json=_patient(NIR))
+    assert created.status_code == 201, created.text
+    assert Ins(INS_NIR_OID, NIR) == Ins.create(INS_NIR_OID, NIR)
