@@ -74,7 +74,40 @@ RELIABILITY_SYSTEM: Final = "http://interopsante.org/fhir/CodeSystem/fr-v2-0445"
 
 _SEXES: Final = {"male": "M", "female": "F"}
 _GENDERS: Final = {v: k for k, v in _SEXES.items()}
-_LIGATURES: Final = str.maketrans({"Œ": "OE", "œ": "OE", "Æ": "AE", "æ": "AE", "ß": "SS"})
+# Letters the RNIV set (A-Z, space, hyphen, apostrophe) lacks and that Unicode decomposition does
+# not reduce to a base letter plus accents: ligatures are spelt out, a barred or stroked letter is
+# its base letter (as an accent is dropped), Icelandic thorn and eth are TH and D. Accented
+# letters (Å, Ç, Ğ...) lose their accents by decomposition, as French letters do.
+_LIGATURES: Final = str.maketrans(
+    {
+        "Œ": "OE",
+        "œ": "OE",
+        "Æ": "AE",
+        "æ": "AE",
+        "ß": "SS",
+        "ẞ": "SS",
+        "Ø": "O",
+        "ø": "O",
+        "Ł": "L",
+        "ł": "L",
+        "Đ": "D",
+        "đ": "D",
+        "Ð": "D",
+        "ð": "D",
+        "Þ": "TH",
+        "þ": "TH",
+        "Ħ": "H",
+        "ħ": "H",
+        "Ŧ": "T",
+        "ŧ": "T",
+        "ı": "I",
+        "Ŀ": "L",
+        "ŀ": "L",
+        "Ŋ": "N",
+        "ŋ": "N",
+        "ĸ": "K",
+    }
+)
 _APOSTROPHES: Final = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'"})
 _ALLOWED: Final = re.compile(r"[A-Z '\-]*")
 _INSEE_PLACE: Final = re.compile(r"(?:\d{2}|2A|2B)\d{3}")
@@ -110,6 +143,9 @@ def status_for(*, retrieved_from_insi: bool, document_checked: bool) -> InsStatu
 
 def normalise_name(value: str, *, field: str = "name") -> str:
     """Write a name the RNIV way: upper case, no diacritics, single spaces.
+
+    Letters outside the RNIV set are transliterated, not refused: ligatures spelt out (Œ, Æ, ß),
+    stroked letters reduced to their base letter (Ø, Ł, Đ), thorn and eth written TH and D.
 
     Hyphens and apostrophes are kept without spaces around them; a double hyphen (the separator of a
     double family name, "MARTIN--DURAND") is kept, three or more are an error, as are digits and any

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from carnet.app import Services
@@ -243,3 +244,21 @@ def test_twins_sharing_a_second_first_name_are_never_linked(services: Services) 
     swapped = mpi.match(IdentityInput(replace(JEAN, given_names=("MARIE", "JEAN"))))
     assert swapped.outcome is Outcome.LINK
     assert swapped.identity_id == jean.identity_id
+
+
+def test_a_patient_named_with_letters_outside_the_rniv_set_is_indexed_and_matched(
+    client: TestClient, services: Services
+) -> None:
+    body = {
+        "resourceType": "Patient",
+        "name": [{"use": "official", "family": "Sørensen", "given": ["Łukasz"]}],
+        "gender": "male",
+        "birthDate": "1985-07-04",
+    }
+    created = client.post("/fhir/Patient", json=body)
+    assert created.status_code == 201, created.text
+    found = services.identity.match(
+        IdentityInput(Traits.create("SORENSEN", ["LUKASZ"], "1985-07-04", "M", None))
+    )
+    assert found.outcome is Outcome.LINK
+    assert found.patient_id == created.json()["id"]

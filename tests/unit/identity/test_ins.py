@@ -67,6 +67,36 @@ def test_normalise_name_refuses(raw: str, message: str) -> None:
         normalise_name(raw, field="birth name")
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Sørensen", "SORENSEN"),
+        ("SØREN", "SOREN"),
+        ("Weiß", "WEISS"),
+        ("STRAẞE", "STRASSE"),
+        ("Łukasz", "LUKASZ"),
+        ("Wałęsa", "WALESA"),
+        ("Ångström", "ANGSTROM"),
+        ("Đorđević", "DORDEVIC"),
+        ("Þórður", "THORDUR"),
+        ("Guðrún", "GUDRUN"),
+        ("Iğdır Yılmaz", "IGDIR YILMAZ"),
+        ("Ħamrun", "HAMRUN"),
+        ("Ŀlorenç", "LLORENC"),
+    ],
+)
+def test_letters_outside_the_rniv_set_are_transliterated_not_refused(
+    raw: str, expected: str
+) -> None:
+    assert normalise_name(raw) == expected
+
+
+def test_a_transliterated_name_matches_its_plain_spelling() -> None:
+    written = Traits.create("Sørensen", ["Łukasz"], "1985-07-04", "M", "99101")
+    plain = Traits.create("SORENSEN", ["LUKASZ"], "1985-07-04", "M", "99101")
+    assert written == plain
+
+
 def test_traits_create_normalises_and_checks() -> None:
     traits = Traits.create("dupont", "jean-marie  paul", "1985-07-14", "male", "75056")
     assert traits == Traits("DUPONT", ("JEAN-MARIE", "PAUL"), date(1985, 7, 14), "M", "75056")
