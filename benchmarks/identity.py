@@ -9,13 +9,18 @@ errors, online latency and batch dedupe time.
    and one copy of each person with typos, inverted first names, married names, missing birth
    places, swapped day/month...; every copy goes through the real IdentityService on SQLite.
    Precision, recall and F1 of automatic links, false links on twins and homonyms (must be 0).
-3. Online matching latency p50/p95 for one incoming identity against an index of --index-size
+   Splink 5 runs on the same index and copies (same fields), recall per error kind side by side.
+3. The populations the INS rule is about (benchmarks/identity_populations.py): homonyms and twins
+   with and without INS, partial first-name overlap, NIA then NIR; false links per population
+   (goal 0), how many go to review, through the service and through Splink on the same records.
+4. Online matching latency p50/p95 for one incoming identity against an index of --index-size
    identities on SQLite, and batch dedupe time of --dedupe-size identities on DuckDB, then the same
    dedupe (same trained model) on Spark (--spark-master, local[2] by default), timed in the same
    run and checked identical.
 
     .venv/bin/python benchmarks/identity.py [--people N] [--index-size N] [--dedupe-size N]
-        [--spark-master URL] [--skip febrl french batch spark]
+        [--per-population N] [--spark-master URL]
+        [--skip febrl french populations batch spark]
 """
 
 from __future__ import annotations
@@ -35,16 +40,24 @@ import jellyfish
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.identity_populations import (  # noqa: E402
+    POPULATIONS,
+    Tally,
+    generate_cases,
+    splink_links,
+    tally,
+)
 from carnet.app import build_services  # noqa: E402
 from carnet.demo.identities import SyntheticIdentity, generate_identities  # noqa: E402
 from carnet.identity.blocking import blocking_keys  # noqa: E402
 from carnet.identity.engines import SparkEngine  # noqa: E402
-from carnet.identity.ins import Traits  # noqa: E402
+from carnet.identity.ins import Ins, InsStatus, Traits  # noqa: E402
 from carnet.identity.matching import (  # noqa: E402
     Comparison,
     MatchModel,
     identity_model,
 )
+from carnet.identity.register import InMemoryRegister  # noqa: E402
 from carnet.identity.service import IdentityInput, Outcome  # noqa: E402
 from carnet.identity.training import DuckDBEngine, dedupe, train  # noqa: E402
 from carnet.settings import Settings  # noqa: E402
@@ -251,15 +264,58 @@ def febrl_splink(probability: float) -> dict[str, float]:
 # ---- 2 and 3. French identities through the service ---------------------------------------------
 
 
-def _input(item: SyntheticIdentity) -> IdentityInput:
-    r = item.record
-    traits = Traits(
+def _traits(r: Mapping[str, Any]) -> Traits:
+    return Traits(
         r["birth_name"], tuple(r["given_names"]), r["birth_date"], r["sex"], r["birth_place"]
     )
-    return IdentityInput(traits, used_names=tuple(r["used_name"]))
 
 
-def french(people_count: int, index_size: int, data_dir: Path, link: float) -> dict[str, Any]:
+def _record_input(r: Mapping[str, Any]) -> IdentityInput:
+    ins = None if not r.get("ins") else Ins(*r["ins"])
+    status = InsStatus.PROV if ins is None else InsStatus.VALI
+    return IdentityInput(_traits(r), status, ins, used_names=tuple(r["used_name"]))
+
+
+def _input(item: SyntheticIdentity) -> IdentityInput:
+    return _record_input(item.record)
+
+
+def french_splink(
+    people: list[SyntheticIdentity], copies: list[SyntheticIdentity], probability: float
+) -> dict[str, Any]:
+    """Splink on the same index and copies: links right per error kind, false links."""
+    start = time.perf_counter()
+    best = splink_links(
+        [(f"i{i}", p.record) for i, p in enumerate(people)],
+        [(f"c{i}", c.record) for i, c in enumerate(copies)],
+        probability,
+    )
+    truth_of = {f"i{i}": p.truth for i, p in enumerate(people)}
+    tp = fp = 0
+    by_error: dict[str, list[int]] = {}
+    for i, copy in enumerate(copies):
+        found = best.get(f"c{i}")
+        ok = found is not None and truth_of[found[0]] == copy.truth
+        tp += ok
+        fp += found is not None and not ok
+        for error in copy.errors or ["none"]:
+            by_error.setdefault(error, [0, 0])
+            by_error[error][0] += ok
+            by_error[error][1] += 1
+    precision, recall, f1 = prf(tp, fp, len(copies))
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "false_links": fp,
+        "by_error": {k: f"{v[0]}/{v[1]}" for k, v in sorted(by_error.items())},
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def french(
+    people_count: int, index_size: int, data_dir: Path, link: float, probability: float
+) -> dict[str, Any]:
     people, copies = generate_identities(people_count, seed=11)
     settings = Settings.from_env({}, data_dir=str(data_dir), identity_link_threshold=link)
     services = build_services(settings)
@@ -308,6 +364,7 @@ def french(people_count: int, index_size: int, data_dir: Path, link: float) -> d
         "new": new,
         "by_error": {k: f"{v[0]}/{v[1]}" for k, v in sorted(by_error.items())},
         "load_seconds": load_seconds,
+        "splink": french_splink(people, copies, probability),
     }
     # Latency against a bigger index: top up with more synthetic people.
     extra = index_size - len(people)
@@ -331,6 +388,41 @@ def french(people_count: int, index_size: int, data_dir: Path, link: float) -> d
     out["p95_ms"] = timings[int(len(timings) * 0.95)]
     services.close()
     return out
+
+
+def populations(
+    per_population: int, data_dir: Path, link: float, probability: float
+) -> dict[str, dict[str, Tally]]:
+    """Every population through the service (one index for all, the register knowing which NIA
+    a NIR replaced) and through Splink on the same records."""
+    cases, replaced = generate_cases(per_population)
+    settings = Settings.from_env({}, data_dir=str(data_dir), identity_link_threshold=link)
+    services = build_services(settings)
+    mpi = services.identity
+    register = InMemoryRegister()
+    index = [(truth, record) for case in cases for truth, record in case.index]
+    for _, record in index:
+        if record.get("ins"):
+            register.add(Ins(*record["ins"]), _traits(record))
+    for nia, nir in replaced.items():
+        register.replace_nia(nia, nir)
+    mpi.register = register
+    ids = mpi.add_many(_record_input(r) for _, r in index)
+    truth_of = {ident: truth for ident, (truth, _) in zip(ids, index, strict=True)}
+    ours = {p: Tally() for p in POPULATIONS}
+    for case in cases:
+        result = mpi.match(_record_input(case.incoming))
+        linked = truth_of.get(str(result.identity_id))
+        tally(case.population, case.truth, linked, result.outcome.value, ours[case.population])
+    services.close()
+    best = splink_links(index, [(f"in{i}", c.incoming) for i, c in enumerate(cases)], probability)
+    theirs = {p: Tally() for p in POPULATIONS}
+    for i, case in enumerate(cases):
+        found = best.get(f"in{i}")
+        outcome = "new" if found is None else "link"
+        linked = None if found is None else found[0]
+        tally(case.population, case.truth, linked, outcome, theirs[case.population])
+    return {"Carnet": ours, "Splink 5": theirs}
 
 
 def batch(size: int, spark_master: str | None) -> dict[str, Any]:
@@ -375,13 +467,17 @@ def batch(size: int, spark_master: str | None) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    print(f"reproduce: .venv/bin/python benchmarks/identity.py {' '.join(sys.argv[1:])}".rstrip())
     parser.add_argument("--people", type=int, default=10_000)
     parser.add_argument("--index-size", type=int, default=100_000)
     parser.add_argument("--dedupe-size", type=int, default=100_000)
     parser.add_argument("--threshold", type=float, default=10.0, help="our link weight")
     parser.add_argument("--splink-probability", type=float, default=0.99)
     parser.add_argument("--spark-master", default="local[2]", help="Spark row of the batch run")
-    parser.add_argument("--skip", nargs="*", default=[], help="febrl, french, batch, spark")
+    parser.add_argument("--per-population", type=int, default=500, help="cases per population")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], help="febrl, french, populations, batch, spark"
+    )
     args = parser.parse_args()
     if "febrl" not in args.skip:
         ours = febrl_ours(args.threshold)
@@ -394,7 +490,9 @@ def main() -> None:
             )
     if "french" not in args.skip:
         with tempfile.TemporaryDirectory() as tmp:
-            r = french(args.people, args.index_size, Path(tmp), args.threshold)
+            r = french(
+                args.people, args.index_size, Path(tmp), args.threshold, args.splink_probability
+            )
         print(
             f"French identities: {r['people']} people ({r['twins']} twins, {r['homonyms']} "
             f"homonyms), one erroneous copy each, loaded in {r['load_seconds']:.1f} s"
@@ -405,10 +503,30 @@ def main() -> None:
             f"{r['false_links_twins_homonyms']})  review {r['review']}  new {r['new']}"
         )
         print(f"  links right / copies, by error: {r['by_error']}")
+        sp = r["splink"]
+        print(
+            f"  Splink 5 on the same records (p >= {args.splink_probability}): precision "
+            f"{sp['precision']:.4f}  recall {sp['recall']:.4f}  F1 {sp['f1']:.4f}  false links "
+            f"{sp['false_links']}  ({sp['seconds']:.1f} s)"
+        )
+        print(f"  Splink links right / copies, by error: {sp['by_error']}")
         print(
             f"  online match against {r['index_size']} identities (SQLite): "
             f"p50 {r['p50_ms']:.2f} ms  p95 {r['p95_ms']:.2f} ms"
         )
+    if "populations" not in args.skip:
+        with tempfile.TemporaryDirectory() as tmp:
+            found = populations(
+                args.per_population, Path(tmp), args.threshold, args.splink_probability
+            )
+        print(
+            f"Identity populations ({args.per_population} cases each; false = linked to another "
+            "person, guess = linked when the record fits two people)"
+        )
+        print(f"  {'engine':<9} {'population':<33}  cases  false  guess  right review    new")
+        for engine, by_population in found.items():
+            for name, t in by_population.items():
+                print(f"  {engine:<9} {name:<33} {t.row()}")
     if "batch" not in args.skip:
         r = batch(args.dedupe_size, None if "spark" in args.skip else args.spark_master)
         print(

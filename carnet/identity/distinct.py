@@ -16,8 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import jellyfish
-
 from carnet.identity.ins import INS_NIA_OID, INS_NIR_OID, Ins
 
 __all__ = ["Successor", "ins_differ", "ins_of", "no_successor", "other_first_names_differ"]
@@ -25,9 +23,6 @@ __all__ = ["Successor", "ins_differ", "ins_of", "no_successor", "other_first_nam
 Record = Mapping[str, Any]
 Successor = Callable[[Ins], Ins | None]
 """The NIR that replaced an NIA, as the reference register says (None: not replaced)."""
-
-# A second first name spelt with a typo still counts as the same name.
-_SAME_NAME_SIMILARITY = 0.9
 
 
 def no_successor(_ins: Ins) -> Ins | None:
@@ -64,15 +59,13 @@ def other_first_names_differ(a: Record, b: Record) -> bool:
 
     A list cut short ("MARIE" against "MARIE ANNE") or the same names in another order is an
     ordinary entry error; a later name of one list found nowhere in the other, when both lists have
-    one there, is not.
+    one there, is not. Names are compared exactly: "AUGUSTE" and "AUGUSTIN" are twins' names as
+    often as a typo, and a typo in a later first name costs a review, not a wrong link.
     """
     xs, ys = list(a.get("given_names") or []), list(b.get("given_names") or [])
     if len(xs) < 2 or len(ys) < 2 or sorted(xs) == sorted(ys):
         return False
     for later, other in ((xs[1:], ys), (ys[1:], xs)):
-        for name in later[: len(other) - 1]:
-            if not any(
-                jellyfish.jaro_winkler_similarity(name, o) >= _SAME_NAME_SIMILARITY for o in other
-            ):
-                return True
+        if any(name not in other for name in later[: len(other) - 1]):
+            return True
     return False
