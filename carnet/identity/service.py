@@ -63,6 +63,7 @@ from carnet.identity.ins import (
     InvalidIns,
     InvalidTraits,
     check_ins_identifiers,
+    ins_from_patient,
 )
 from carnet.identity.matching import VETO, MatchModel, identity_model
 from carnet.identity.models import (
@@ -206,6 +207,22 @@ class IdentityService(DepositOperations):
                 insert(identity_block), [{"key_hash": k, "identity_id": ident_id} for k in keys]
             )
         return ident_id
+
+    def _adopt_ins(self, conn: Connection, ident_id: str, ins: Ins) -> None:
+        """Give an identity known without an INS the one a linked record or its Patient carries, so
+        that a homonym with another INS is never taken for it. An identity's INS never changes."""
+        row = conn.execute(select(identity).where(identity.c.id == ident_id)).first()
+        if row is None or row.ins_hash is not None:
+            return
+        data = json.loads(self.data_keys.decrypt(conn, OWNER, row.traits, ident_id.encode()))
+        data["i"] = [ins.system, ins.value]
+        blob = self.data_keys.encrypt(conn, OWNER, json.dumps(data).encode(), ident_id.encode())
+        conn.execute(
+            update(identity)
+            .where(identity.c.id == ident_id)
+            .values(ins_hash=self._ins_hash(ins), traits=blob, updated_at=utc_now())
+        )
+        log.info("identity %s now carries its INS", ident_id)
 
     def add_many(self, inputs: Iterable[IdentityInput], *, batch: int = 2000) -> list[str]:
         """Load identities known to be distinct without matching (an existing MPI, a register).
@@ -376,6 +393,8 @@ class IdentityService(DepositOperations):
             return self._queue(conn, inp, duplicate, inp.patient_id)
         if result.outcome is Outcome.LINK:
             assert result.identity_id is not None
+            if inp.ins is not None:
+                self._adopt_ins(conn, result.identity_id, inp.ins)
             if inp.patient_id and result.patient_id is None:
                 conn.execute(
                     update(identity)
@@ -419,6 +438,9 @@ class IdentityService(DepositOperations):
             select(identity.c.id).where(identity.c.patient_id == stored.res_id).limit(1)
         ).first()
         if known is not None:
+            found = ins_from_patient(stored.body)
+            if found is not None:
+                self._adopt_ins(unit.conn, known.id, found)
             return
         try:
             inp = patient_identity(stored.body)

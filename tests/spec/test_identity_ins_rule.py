@@ -7,8 +7,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from fastapi.testclient import TestClient
+
 from carnet.app import Services
-from carnet.identity.ins import INS_NIA_OID, INS_NIR_OID, Ins, InsStatus, Traits
+from carnet.identity.ins import (
+    INS_NIA_OID,
+    INS_NIR_OID,
+    Ins,
+    InsStatus,
+    Traits,
+    apply_to_patient,
+)
 from carnet.identity.nir import make_nir
 from carnet.identity.register import InMemoryRegister
 from carnet.identity.service import IdentityInput, Outcome
@@ -106,3 +115,34 @@ def test_batch_dedupe_never_lists_two_people_with_different_ins(services: Servic
     pairs = mpi.dedupe()
     assert len(pairs) == 2
     assert {p.outcome for p in pairs} == {"review"}
+
+
+def test_an_identity_linked_with_an_ins_keeps_it_so_another_ins_is_another_person(
+    services: Services,
+) -> None:
+    mpi = services.identity
+    first = mpi.resolve(IdentityInput(HOMONYM))  # known first without an INS
+    linked = mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A))
+    assert linked.outcome is Outcome.LINK
+    assert linked.identity_id == first.identity_id
+    # The identity is now NIR_A's woman: a homonym with her own NIR is someone else.
+    assert mpi.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_B)).outcome is Outcome.NEW
+    assert mpi.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A)).reason == (
+        "known INS, traits agree"
+    )
+
+
+def test_a_patient_updated_with_an_ins_gives_it_to_its_identity(
+    client: TestClient, services: Services
+) -> None:
+    body = apply_to_patient({"resourceType": "Patient"}, HOMONYM, InsStatus.PROV, None)
+    created = client.post("/fhir/Patient", json=body)
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    with_ins = apply_to_patient(
+        {"resourceType": "Patient", "id": pid}, HOMONYM, InsStatus.VALI, NIR_A, outgoing=False
+    )
+    updated = client.put(f"/fhir/Patient/{pid}", json=with_ins)
+    assert updated.status_code == 200, updated.text
+    other = services.identity.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_B))
+    assert other.outcome is Outcome.NEW
