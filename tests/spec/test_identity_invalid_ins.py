@@ -5,6 +5,7 @@ and a deposit naming its patient by such an INS or containing such a Patient. SQ
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +155,40 @@ def test_a_valid_ins_still_comes_in(client: TestClient, services: Services) -> N
     created = client.post("/fhir/Patient", json=_patient(NIR))
     assert created.status_code == 201, created.text
     assert Ins(INS_NIR_OID, NIR) == Ins.create(INS_NIR_OID, NIR)
+
+
+def test_bulk_import_rejects_the_patient_with_a_broken_ins(
+    client: TestClient, services: Services
+) -> None:
+    folder = services.settings.import_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [_patient(NIR, id="good"), _patient(BROKEN["letters"], id="bad")]
+    (folder / "Patient.ndjson").write_bytes(b"\n".join(orjson.dumps(p) for p in lines))
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {
+                "name": "input",
+                "part": [
+                    {"name": "type", "valueCode": "Patient"},
+                    {"name": "url", "valueUri": (folder / "Patient.ndjson").as_uri()},
+                ],
+            }
+        ],
+    }
+    headers = {"Prefer": "respond-async", "Content-Type": "application/fhir+json"}
+    started = client.post("/fhir/$import", json=body, headers=headers)
+    assert started.status_code == 202, started.text
+    location = started.headers["Content-Location"].replace("http://127.0.0.1", "")
+    for _ in range(400):
+        polled = client.get(location)
+        if polled.status_code != 202:
+            break
+        time.sleep(0.025)
+    assert polled.status_code == 200, polled.text
+    report = polled.json()["report"]
+    [rejection] = report["rejections"]
+    assert rejection["status"] == 422
+    assert "must contain only digits" in rejection["reason"]
+    assert client.get("/fhir/Patient/good").status_code == 200
+    assert client.get("/fhir/Patient/bad").status_code == 404
