@@ -336,3 +336,41 @@ def test_refused_read_of_someones_item_is_in_their_history(world: World) -> None
     # and not in anyone else's
     other = world.get("operator", "/fhir/AuditEvent", patient=world.c, _count="500").json()
     assert item not in str(other)
+
+
+def test_patient_cannot_modify_professional_authored_item_in_a_transaction(world: World) -> None:
+    path = f"Observation/{world.a_obs}"
+    before = world.get("operator", f"/fhir/{path}").json()
+    own = world.post("a", "/fhir/Observation", _obs(_ref(world.a))).json()
+    for method, resource in (("PUT", dict(before, status="cancelled")), ("DELETE", None)):
+        entry: dict[str, Any] = {"request": {"method": method, "url": path}}
+        if resource is not None:
+            entry["resource"] = resource
+        # with an allowed change of the patient's own entry: the whole transaction fails
+        mine = {
+            "request": {"method": "PUT", "url": f"Observation/{own['id']}"},
+            "resource": dict(own, status="amended"),
+        }
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [mine, entry]}
+        r = world.post("a", "/fhir", bundle)
+        assert r.status_code == 403, r.text
+    assert world.get("operator", f"/fhir/{path}").json() == before
+    assert world.get("a", f"/fhir/Observation/{own['id']}").json()["status"] == "final"
+
+
+def test_deposit_in_a_transaction_grants_its_author_only_that_item(world: World) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"request": {"method": "POST", "url": "Observation"}, "resource": _obs(_by_ins())},
+            {"request": {"method": "GET", "url": f"Observation/{world.a_obs}"}},
+        ],
+    }
+    r = world.post("stranger", "/fhir", bundle)
+    assert r.status_code == 403, r.text  # the read of another item fails the transaction
+    bundle["entry"] = bundle["entry"][:1]
+    r = world.post("stranger", "/fhir", bundle)
+    assert r.status_code == 200, r.text
+    assert world.get("stranger", f"/fhir/Observation/{world.a_obs}").status_code == 403
+    assert STRANGER not in _care(world, world.a)
