@@ -129,7 +129,8 @@ class PolicyAccess:
                 status = 404 if rule_action(action) == "read" else 403
                 decision = Decision(False, "smart-scope-query", status, "no scope grants this item")
         if not decision.allowed:
-            self._note_owner(stored.res_type, stored.res_id, stored.patient_id)
+            if action in ITEM_ACTIONS:  # a refused create is of no one's item yet
+                self._note_owner(stored.res_type, stored.res_id, stored.patient_id)
             raise refusal(decision, stored.res_type, stored.res_id)
         self._rules[unit] = decision.rule
 
