@@ -189,6 +189,7 @@ access_author = Table(
     Column("author", String(64), nullable=False),  # RPPS, account id or client id: ids only
     Column("created_at", String(32), nullable=False),
 )
+Index("ix_access_author_author", access_author.c.author_kind, access_author.c.author)
 
 access_preference = Table(
     "access_preference",

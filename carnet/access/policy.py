@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, false, literal, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, false, literal, or_, select, tuple_
 
 from carnet.access.authors import Authorship, authorship_of
 from carnet.access.models import (
@@ -212,23 +212,19 @@ class Visibility:
     ) -> list[ColumnElement[bool]]:
         """The conditions on the resource (``res_type``, ``res_id`` columns of the caller's query)
         beyond its record and type: no hiding flag, written by the scope's author, within the
-        granular scopes. Each a correlated probe by primary key or an IN over index rows."""
+        granular scopes."""
         conds: list[ColumnElement[bool]] = []
         shown = Visibility.not_hidden(scope, res_type, res_id)
         if shown is not None:
             conds.append(shown)
         if scope.authored_by is not None:
+            # the author's items, found once through their index (not probed row by row: a
+            # professional's broad search would test every row of the type)
             a = access_author.c
-            conds.append(
-                select(a.res_id)
-                .where(
-                    a.res_type == res_type,
-                    a.res_id == res_id,
-                    a.author_kind == scope.authored_by.kind,
-                    a.author == scope.authored_by.author,
-                )
-                .exists()
+            authored = select(a.res_type, a.res_id).where(
+                a.author_kind == scope.authored_by.kind, a.author == scope.authored_by.author
             )
+            conds.append(tuple_(res_type, res_id).in_(authored))
         for narrowed_type, ids in scope.narrowed:
             conds.append(or_(res_type != narrowed_type, res_id.in_(ids)))
         return conds

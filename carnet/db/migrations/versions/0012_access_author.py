@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("author", sa.String(64), nullable=False),
         sa.Column("created_at", sa.String(32), nullable=False),
     )
+    op.create_index("ix_access_author_author", "access_author", ["author_kind", "author"])
     conn = op.get_bind()
     rules = sa.table("access_rule", *(sa.column(name) for name in _RULE))
     seeded = conn.execute(sa.select(sa.func.count()).select_from(rules)).scalar_one()
@@ -50,4 +51,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     rules = sa.table("access_rule", sa.column("rule_id"))
     op.get_bind().execute(rules.delete().where(rules.c.rule_id == _RULE["rule_id"]))
+    op.drop_index("ix_access_author_author", table_name="access_author")
     op.drop_table("access_author")
