@@ -21,6 +21,7 @@ from carnet.access.authn import Authenticator, guard_dependency
 from carnet.access.clients import ClientService
 from carnet.access.controls import ControlsService
 from carnet.access.enforce import PolicyAccess
+from carnet.access.granular import granular_ids_for
 from carnet.access.oauth import OAuthService
 from carnet.access.oidc import DevIdentityProvider, ProfessionalLogin
 from carnet.access.policy import PolicyDecisionPoint
@@ -111,12 +112,15 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         checkpoint_events=settings.audit_checkpoint_events,
         checkpoint_seconds=settings.audit_checkpoint_seconds,
     )
-    pdp = PolicyDecisionPoint(record_open=accepts_writes)
+    compiler = Compiler(definitions, crypto.blind)
+    pdp = PolicyDecisionPoint(
+        record_open=accepts_writes, granular_ids=granular_ids_for(compiler, definitions)
+    )
     fhir = FhirService(
         repository,
         definitions,
         Validator(definitions),
-        Compiler(definitions, crypto.blind),
+        compiler,
         default_page_size=settings.default_page_size,
         max_page_size=settings.max_page_size,
         access=PolicyAccess(audit, pdp),

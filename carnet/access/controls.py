@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
+from carnet.access.authors import authorship
 from carnet.access.enforce import note_care
 from carnet.access.models import (
     access_alert,
@@ -207,11 +208,16 @@ class ControlsService:
                 raise ControlError(400, f"{INVISIBLE_PATIENT} is set on items, not on a Patient")
             stored = self._readable(ctx, res_type, res_id)
             with self.engine.connect() as conn:
+                author = authorship(conn, res_type, res_id)
+                # its author, or a professional with a care relationship (an update right)
                 decision = self.pdp.decide(
-                    conn, principal, "update", res_type, stored.patient_id, frozenset()
+                    conn, principal, "update", res_type, stored.patient_id, frozenset(), author
                 )
             if not decision.allowed or not stored.patient_id:
                 raise ControlError(403, "you may not change the visibility of this item")
+            if author is not None and author.patient_side:
+                # the patient's own entries are never hidden from them
+                raise ControlError(403, f"{INVISIBLE_PATIENT} is set on items written by care")
             pid = stored.patient_id
         else:
             raise ControlError(403, "visibility flags are set by patients and professionals")

@@ -3,21 +3,27 @@
 Every interaction goes: ``check`` (may this caller attempt this action on this type at all?),
 then ``check_resource`` on every resource read or written, or ``visibility`` for searches,
 history and compartment reads, then ``record``. Each allow or deny lands in the audit log with
-the rule that decided it. A professional's deposit creates their care relationship.
+the rule that decided it. A write records its author (``carnet.access.authors``); a deposit
+creates no care relationship: an Encounter recorded by the care organisation (a system caller)
+does, in the patient's history and with an alert. A refusal on someone's item is recorded in
+that person's part of the log, so it is in their access history.
 """
 
 from __future__ import annotations
 
+import threading
+import uuid
 import weakref
 from dataclasses import replace
 
 from sqlalchemy import Connection, insert, select
 
-from carnet.access.models import access_care
+from carnet.access.authors import authorship, record_authors
+from carnet.access.models import access_alert, access_care
 from carnet.access.policy import Decision, PolicyDecisionPoint, Visibility, rule_action
 from carnet.access.principal import Kind
-from carnet.audit.events import utc_stamp
-from carnet.audit.service import AuditService
+from carnet.audit.events import Touched, build_event, utc_stamp
+from carnet.audit.service import AuditService, actor_of
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError, Issue
 from carnet.fhir.repository import StoredResource, Unit
@@ -25,6 +31,9 @@ from carnet.fhir.repository import StoredResource, Unit
 # Interactions on no single type (system history, bulk export and import) are for callers with
 # system scopes only.
 SYSTEM_ACTIONS = frozenset({"export", "export-file", "import"})
+# Interactions on one identified item whose refusal belongs in its owner's access history.
+ITEM_ACTIONS = frozenset({"read", "vread", "history", "update", "delete"})
+OWNERS_KEPT = 4096  # refused items whose owner waits for ``record_failure`` (normally one or two)
 
 
 def refusal(decision: Decision, res_type: str | None, res_id: str | None) -> FhirError:
@@ -52,6 +61,10 @@ class PolicyAccess:
         self._noted: weakref.WeakKeyDictionary[Unit, set[tuple[str, str]]] = (
             weakref.WeakKeyDictionary()
         )
+        # The record of an item refused in a unit, for ``record_failure`` (which runs after the
+        # unit rolled back) to put the refusal in that record's history.
+        self._refused_owner: dict[tuple[str, str], str] = {}
+        self._owner_lock = threading.Lock()
 
     def check(
         self, unit: Unit, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
@@ -81,6 +94,13 @@ class PolicyAccess:
                 cached = decided[key] = self.pdp.may_attempt(unit.conn, principal, action, res_type)
             decision = cached
         if not decision.allowed:
+            if res_type is not None and res_id is not None and action in ITEM_ACTIONS:
+                try:
+                    refused = unit.current(res_type, res_id)  # whose item, for their history
+                except FhirError:  # an erased record: the caller still gets the same refusal
+                    refused = None
+                if refused is not None:
+                    self._note_owner(res_type, res_id, refused.patient_id)
             raise refusal(decision, res_type, res_id)
         self._rules[unit] = decision.rule
         self.audit.check(unit, replace(ctx, rule=decision.rule), action, res_type, res_id)
@@ -88,17 +108,29 @@ class PolicyAccess:
     def check_resource(
         self, unit: Unit, ctx: RequestContext, action: str, stored: StoredResource
     ) -> None:
-        system = ctx.principal.kind in (Kind.OPERATOR, Kind.BACKEND)  # system scopes hide nothing
+        principal = ctx.principal
+        system = principal.kind in (Kind.OPERATOR, Kind.BACKEND)  # system scopes hide nothing
         flags = frozenset() if system else self.pdp.flags(unit.conn, stored.res_type, stored.res_id)
-        key = (ctx.principal, action, stored.res_type, stored.patient_id, flags)
+        author = None if system else authorship(unit.conn, stored.res_type, stored.res_id)
+        key = (principal, action, stored.res_type, stored.patient_id, flags, author)
         decided = self._decided.setdefault(unit, {})
         decision = decided.get(key)
         if decision is None:
             decision = self.pdp.decide(
-                unit.conn, ctx.principal, action, stored.res_type, stored.patient_id, flags
+                unit.conn, principal, action, stored.res_type, stored.patient_id, flags, author
             )
             decided[key] = decision
+        if decision.allowed and self.pdp.granular(principal, action).get(stored.res_type):
+            unit.flush()  # the item as written in this unit is what its index says
+            if not self.pdp.within_granular(
+                unit.conn, principal, action, stored.res_type, stored.res_id
+            ):
+                # outside the granular scope: a read answers as for a hidden item
+                status = 404 if rule_action(action) == "read" else 403
+                decision = Decision(False, "smart-scope-query", status, "no scope grants this item")
         if not decision.allowed:
+            if action in ITEM_ACTIONS:  # a refused create is of no one's item yet
+                self._note_owner(stored.res_type, stored.res_id, stored.patient_id)
             raise refusal(decision, stored.res_type, stored.res_id)
         self._rules[unit] = decision.rule
 
@@ -116,22 +148,55 @@ class PolicyAccess:
         touched: list[StoredResource],
     ) -> None:
         principal = ctx.principal
-        if rule_action(action) == "write" and action != "delete":
+        if action == "create":
+            record_authors(unit.conn, principal, [(s.res_type, s.res_id) for s in touched])
+        system = principal.kind in (Kind.OPERATOR, Kind.BACKEND)
+        if system and action in ("create", "update"):
+            # An encounter or admission recorded by the care organisation's system is a care
+            # relationship; one written by a professional in their own name is only a deposit.
             noted = self._noted.setdefault(unit, set())
             for stored in touched:
-                if not stored.patient_id:
+                if not stored.patient_id or stored.res_type != "Encounter" or not stored.body:
                     continue
-                carers: list[tuple[str, str]] = []
-                if principal.kind is Kind.PROFESSIONAL and principal.rpps:
-                    carers.append((principal.rpps, "deposit"))
-                if stored.res_type == "Encounter" and stored.body and "participant" in stored.body:
-                    carers.extend((rpps, "encounter") for rpps in encounter_rpps(unit, stored))
-                for rpps, source in carers:
-                    if (stored.patient_id, rpps) not in noted:
-                        note_care(unit.conn, stored.patient_id, rpps, source)
-                        noted.add((stored.patient_id, rpps))
+                for rpps in encounter_rpps(unit, stored):
+                    if (stored.patient_id, rpps) in noted:
+                        continue
+                    noted.add((stored.patient_id, rpps))
+                    if note_care(unit.conn, stored.patient_id, rpps, "encounter"):
+                        self._care_begun(unit, ctx, stored, rpps)
         rule = self._rules.get(unit, ctx.rule)
         self.audit.record(unit, replace(ctx, rule=rule), action, res_type, touched)
+
+    def _care_begun(
+        self, unit: Unit, ctx: RequestContext, encounter: StoredResource, rpps: str
+    ) -> None:
+        """A new care relationship: an event in the patient's history and an operator alert."""
+        patient_id = encounter.patient_id
+        assert patient_id is not None
+        touched = [Touched(encounter.res_type, encounter.res_id, encounter.version, patient_id)]
+        who = actor_of(replace(ctx, rule=f"care-encounter rpps:{rpps}"))
+        self.audit.store.append(
+            unit.conn, [build_event(who, "care-begin", "Encounter", 200, touched)]
+        )
+        self.audit.appended(1)
+        unit.conn.execute(
+            insert(access_alert).values(
+                id=str(uuid.uuid4()),
+                kind="care-relationship",
+                patient_id=patient_id,
+                subject=rpps,
+                created_at=utc_stamp(),
+                acknowledged=False,
+            )
+        )
+
+    def _note_owner(self, res_type: str, res_id: str, patient_id: str | None) -> None:
+        if patient_id is None:
+            return
+        with self._owner_lock:
+            if len(self._refused_owner) >= OWNERS_KEPT:
+                self._refused_owner.clear()  # failures never recorded: a bug elsewhere; bounded
+            self._refused_owner[(res_type, res_id)] = patient_id
 
     def record_failure(
         self,
@@ -141,7 +206,19 @@ class PolicyAccess:
         res_id: str | None,
         status: int,
     ) -> None:
-        self.audit.record_failure(ctx, action, res_type, res_id, status)
+        owner = None
+        if res_type is not None and res_id is not None:
+            with self._owner_lock:
+                owner = self._refused_owner.pop((res_type, res_id), None)
+        if owner is None or res_type is None or res_id is None:
+            self.audit.record_failure(ctx, action, res_type, res_id, status)
+            return
+        # The refusal names the item in its owner's slice: it is in their access history.
+        touched = [Touched(res_type, res_id, None, owner)]
+        event = build_event(actor_of(ctx), action, res_type, status, touched)
+        with self.audit.store.write() as conn:
+            self.audit.store.append(conn, [event])
+        self.audit.appended(1)
 
 
 RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
@@ -166,8 +243,9 @@ def encounter_rpps(unit: Unit, encounter: StoredResource) -> list[str]:
     return found
 
 
-def note_care(conn: Connection, patient_id: str, rpps: str, source: str) -> None:
-    """Record a care relationship if there is none yet (a deposit, an encounter, a declaration)."""
+def note_care(conn: Connection, patient_id: str, rpps: str, source: str) -> bool:
+    """Record a care relationship if there is none yet (an encounter, a declaration); whether it
+    is new."""
     c = access_care.c
     exists = conn.execute(select(c.rpps).where(c.patient_id == patient_id, c.rpps == rpps)).first()
     if exists is None:
@@ -180,3 +258,5 @@ def note_care(conn: Connection, patient_id: str, rpps: str, source: str) -> None
                 created_at=utc_stamp(),
             )
         )
+        return True
+    return False

@@ -176,6 +176,21 @@ access_visibility = Table(
 )
 Index("ix_access_visibility_patient", access_visibility.c.patient_id)
 
+access_author = Table(
+    "access_author",
+    metadata,
+    # Who wrote an item's first version, taken from the authenticated caller (never the body):
+    # the author of a deposit reads it back, and a patient cannot rewrite a professional's item.
+    Column("res_type", String(64), primary_key=True),
+    Column("res_id", String(64), primary_key=True),
+    Column(
+        "author_kind", String(16), nullable=False
+    ),  # professional | person | app | backend | operator
+    Column("author", String(64), nullable=False),  # RPPS, account id or client id: ids only
+    Column("created_at", String(32), nullable=False),
+)
+Index("ix_access_author_author", access_author.c.author_kind, access_author.c.author)
+
 access_preference = Table(
     "access_preference",
     metadata,

@@ -8,7 +8,7 @@ Two questions, answered from the same rule table (``carnet.access.rules``):
   ``$summary`` and exports return only what the caller may see: a masked item is simply absent.
 
 Facts the rules depend on (care relationships, blocks, masks, break-glass grants, app grants,
-representations) are read from the database in the caller's transaction.
+representations, who wrote an item) are read from the database in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, literal, select
+from sqlalchemy import ColumnElement, Connection, Select, false, literal, or_, select, tuple_
 
+from carnet.access.authors import Authorship, authorship_of
 from carnet.access.models import (
+    access_author,
     access_block,
     access_break_glass,
     access_care,
@@ -43,6 +45,7 @@ HIDDEN_UNDER: dict[str, frozenset[str]] = {
     "represented": frozenset({INVISIBLE_PATIENT, INVISIBLE_REPRESENTANTS_LEGAUX}),
     "care": frozenset({MASQUE_PS}),
     "deposit": frozenset({MASQUE_PS}),
+    "author": frozenset(),  # the DMP lets the author see their own document, masked or not
     "break-glass": frozenset({MASQUE_PS}),
     "medecin-traitant": frozenset(),
     "granted": frozenset({INVISIBLE_PATIENT}),
@@ -64,14 +67,15 @@ def permission_for(action: str) -> str:
 
 
 def parse_scopes(texts: frozenset[str]) -> list[ResourceScope]:
-    """The caller's resource scopes; restricted (``?query``) and malformed ones grant nothing."""
+    """The caller's resource scopes; malformed ones, and a wildcard type restricted by a query
+    (``patient/*.rs?category=...``: a search parameter belongs to one type), grant nothing."""
     out: list[ResourceScope] = []
     for text in texts:
         try:
             scope = parse_resource_scope(text)
         except ScopeError:
             continue
-        if scope is not None and scope.query is None:
+        if scope is not None and not (scope.query is not None and scope.res_type == "*"):
             out.append(scope)
     return out
 
@@ -79,7 +83,8 @@ def parse_scopes(texts: frozenset[str]) -> list[ResourceScope]:
 def allowed_types(
     scopes: list[ResourceScope], context: str, permission: str
 ) -> frozenset[str] | None:
-    """Types the scopes allow for ``permission`` in ``context``; None means every type."""
+    """Types the scopes allow for ``permission`` in ``context``, some perhaps only in part (see
+    ``granular_queries``); None means every type."""
     types: set[str] = set()
     for scope in scopes:
         if scope.context == context and permission in scope.permissions:
@@ -87,6 +92,36 @@ def allowed_types(
                 return None
             types.add(scope.res_type)
     return frozenset(types)
+
+
+def granular_queries(
+    scopes: list[ResourceScope], context: str, permission: str
+) -> dict[str, tuple[str, ...]]:
+    """Types the scopes grant only through queries (SMART v2 granular scopes such as
+    ``patient/Observation.rs?category=laboratory``), with those queries: an item of such a type
+    is covered when it matches one of them. A type also granted without a query is not here."""
+    whole: set[str] = set()
+    queries: dict[str, list[str]] = {}
+    for scope in scopes:
+        if scope.context != context or permission not in scope.permissions:
+            continue
+        if scope.query is None:
+            whole.add(scope.res_type)
+        else:
+            queries.setdefault(scope.res_type, []).append(scope.query.lstrip("?"))
+    if "*" in whole:
+        return {}
+    return {t: tuple(sorted(set(qs))) for t, qs in queries.items() if t not in whole}
+
+
+GranularIds = Callable[[str, tuple[str, ...]], Select[Any]]
+"""Builds the ids (first column) of the current resources of a type matching any of the
+queries; given by the FHIR engine, which knows the search parameters (``carnet.access.granular``)."""
+
+
+def _no_granular_ids(res_type: str, queries: tuple[str, ...]) -> Select[Any]:
+    # Until the FHIR engine provides the compiler, a granular scope covers nothing (fails closed).
+    return select(literal("")).where(false())
 
 
 def may_choose_ids(principal: Principal) -> bool:
@@ -126,6 +161,8 @@ class PatientScope:
     types: frozenset[str] | None
     hidden: frozenset[str]
     denied: tuple[Denial, ...] = ()  # what deny rules take away (a block, an edited rule)
+    authored_by: Authorship | None = None  # only the items this author wrote
+    narrowed: tuple[tuple[str, Select[Any]], ...] = ()  # (type, ids of it granular scopes cover)
 
 
 @dataclass(frozen=True)
@@ -140,7 +177,12 @@ class Visibility:
     def unrestricted(self) -> bool:
         """A scope over every patient's and no patient's resources, of every type, hiding nothing."""
         return any(
-            s.patients is None and s.types is None and not s.hidden and not s.denied
+            s.patients is None
+            and s.types is None
+            and not s.hidden
+            and not s.denied
+            and s.authored_by is None
+            and not s.narrowed
             for s in self.scopes
         )
 
@@ -164,6 +206,29 @@ class Visibility:
         )
         return ~flagged.exists()
 
+    @staticmethod
+    def row_conditions(
+        scope: PatientScope, res_type: ColumnElement[str], res_id: ColumnElement[str]
+    ) -> list[ColumnElement[bool]]:
+        """The conditions on the resource (``res_type``, ``res_id`` columns of the caller's query)
+        beyond its record and type: no hiding flag, written by the scope's author, within the
+        granular scopes."""
+        conds: list[ColumnElement[bool]] = []
+        shown = Visibility.not_hidden(scope, res_type, res_id)
+        if shown is not None:
+            conds.append(shown)
+        if scope.authored_by is not None:
+            # the author's items, found once through their index (not probed row by row: a
+            # professional's broad search would test every row of the type)
+            a = access_author.c
+            authored = select(a.res_type, a.res_id).where(
+                a.author_kind == scope.authored_by.kind, a.author == scope.authored_by.author
+            )
+            conds.append(tuple_(res_type, res_id).in_(authored))
+        for narrowed_type, ids in scope.narrowed:
+            conds.append(or_(res_type != narrowed_type, res_id.in_(ids)))
+        return conds
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -181,12 +246,14 @@ class PolicyDecisionPoint:
         represented: Callable[[Connection, str], Sequence[str]] | None = None,
         record_open: Callable[[Connection, str], bool] | None = None,
         now: Callable[[], datetime] | None = None,
+        granular_ids: GranularIds | None = None,
     ) -> None:
         self.represented: Callable[[Connection, str], Sequence[str]] = represented or (
             lambda conn, pid: ()
         )
         self._record_open = record_open or (lambda conn, pid: True)
         self._now = now or (lambda: datetime.now(UTC))
+        self.granular_ids: GranularIds = granular_ids or _no_granular_ids
         self._rules: list[Rule] | None = None
         self._loaded = 0.0
 
@@ -210,16 +277,41 @@ class PolicyDecisionPoint:
             return ["person", "representative"]
         return [principal.kind.value]
 
+    @staticmethod
+    def _scope_context(principal: Principal) -> str | None:
+        """The SMART context whose scopes bind this caller; None when scopes do not apply."""
+        if principal.kind is Kind.APP:
+            return "patient"
+        if principal.kind in (Kind.BACKEND, Kind.OPERATOR):
+            return "system"
+        if principal.kind is Kind.PROFESSIONAL and principal.client_id:
+            return "user"
+        return None
+
     def _scope_types(self, principal: Principal, permission: str) -> frozenset[str] | None:
         """Types SMART scopes allow (apps, backends, operators, professionals using an app)."""
-        scopes = parse_scopes(principal.scopes)
-        if principal.kind is Kind.APP:
-            return allowed_types(scopes, "patient", permission)
-        if principal.kind in (Kind.BACKEND, Kind.OPERATOR):
-            return allowed_types(scopes, "system", permission)
-        if principal.kind is Kind.PROFESSIONAL and principal.client_id:
-            return allowed_types(scopes, "user", permission)
-        return None
+        context = self._scope_context(principal)
+        if context is None:
+            return None
+        return allowed_types(parse_scopes(principal.scopes), context, permission)
+
+    def granular(self, principal: Principal, action: str) -> dict[str, tuple[str, ...]]:
+        """Types the caller's SMART scopes cover only in part for ``action``, with the queries
+        that say which items (``granular_queries``)."""
+        context = self._scope_context(principal)
+        if context is None:
+            return {}
+        return granular_queries(parse_scopes(principal.scopes), context, permission_for(action))
+
+    def within_granular(
+        self, conn: Connection, principal: Principal, action: str, res_type: str, res_id: str
+    ) -> bool:
+        """Whether the caller's scopes cover this resource for ``action`` (its search index, as
+        written in this transaction, matches one of the granular queries on its type)."""
+        queries = self.granular(principal, action).get(res_type)
+        if queries is None:
+            return True
+        return _member(conn, self.granular_ids(res_type, queries), res_id)
 
     def _patients(self, conn: Connection, principal: Principal, relationship: str) -> PatientSet:
         """The patients ``principal`` stands in ``relationship`` to."""
@@ -248,7 +340,7 @@ class PolicyDecisionPoint:
                 g.client_id == principal.client_id,
                 g.revoked.is_(False),
             )
-        if relationship in ("system", "deposit"):
+        if relationship in ("system", "deposit", "author"):
             return None
         return ()
 
@@ -298,14 +390,36 @@ class PolicyDecisionPoint:
             patients = self._patients(conn, principal, rule.relationship)
             if patients == ():
                 continue
+            authored_by = None
+            if rule.relationship == "author":
+                authored_by = authorship_of(principal)
+                if authored_by is None:
+                    continue
             scopes.append(
                 PatientScope(
-                    rule.rule_id, patients, types, HIDDEN_UNDER.get(rule.relationship, frozenset())
+                    rule.rule_id,
+                    patients,
+                    types,
+                    HIDDEN_UNDER.get(rule.relationship, frozenset()),
+                    authored_by=authored_by,
                 )
             )
-        if denials:
+        narrowed = tuple(
+            (res_type, self.granular_ids(res_type, queries))
+            for res_type, queries in sorted(self.granular(principal, action).items())
+        )
+        if denials or narrowed:
             scopes = [
-                PatientScope(s.rule, s.patients, s.types, s.hidden, tuple(denials)) for s in scopes
+                PatientScope(
+                    s.rule,
+                    s.patients,
+                    s.types,
+                    s.hidden,
+                    tuple(denials),
+                    authored_by=s.authored_by,
+                    narrowed=narrowed,
+                )
+                for s in scopes
             ]
         return Visibility(
             tuple(scopes),
@@ -339,12 +453,16 @@ class PolicyDecisionPoint:
         res_type: str,
         patient_id: str | None,
         flags: frozenset[str] = frozenset(),
+        author: Authorship | None = None,
     ) -> Decision:
-        """Whether ``principal`` may do ``action`` on a resource of ``patient_id`` with ``flags``.
+        """Whether ``principal`` may do ``action`` on a resource of ``patient_id`` with ``flags``,
+        written by ``author`` (None: by a system caller, or unknown).
 
         A refusal is 403, except when the caller has a right on the record but the item is hidden
-        from them: then 404, exactly as for an item that does not exist.
+        from them: then 404, exactly as for an item that does not exist. Persons and their apps
+        never update or delete an item written by care (a professional's result stays theirs).
         """
+        mine = author is not None and author == authorship_of(principal)
         act = rule_action(action)
         scope_types = self._scope_types(principal, permission_for(action))
         if scope_types is not None and res_type not in scope_types:
@@ -371,10 +489,12 @@ class PolicyDecisionPoint:
                 continue
             relationship = rule.relationship
             if relationship == "deposit" and action != "create":
-                relationship = (
-                    "care"  # changing or deleting what is there needs a care relationship
-                )
-            if not self._holds(conn, principal, relationship, patient_id):
+                # changing or deleting what is there needs a care relationship, or authorship
+                relationship = "author" if mine else "care"
+            if relationship == "author":
+                if not mine:  # (a block is a deny rule: it has refused already)
+                    continue
+            elif not self._holds(conn, principal, relationship, patient_id):
                 continue
             if rule.effect == "deny":
                 return Decision(False, rule.rule_id, 403, "refused by the patient's controls")
@@ -383,6 +503,17 @@ class PolicyDecisionPoint:
             if flags & HIDDEN_UNDER.get(rule.relationship, frozenset()):
                 hidden_by = hidden_by or rule.rule_id
                 continue
+            if (
+                action in ("update", "delete")
+                and principal.kind in (Kind.PERSON, Kind.APP)
+                and (author is None or not author.patient_side)
+            ):
+                return Decision(
+                    False,
+                    "care-authored-read-only",
+                    403,
+                    "an item written by a professional is read-only in the patient's record",
+                )
             return Decision(True, rule.rule_id)
         if hidden_by is not None:
             return Decision(False, hidden_by, 404, "not found")
@@ -396,6 +527,8 @@ class PolicyDecisionPoint:
             return blocked is not None and _member(conn, blocked, patient_id)
         if relationship in ("system", "deposit"):
             return True
+        if relationship == "author":
+            return False  # decided on the item's author, in ``decide``
         patients = self._patients(conn, principal, relationship)
         if patients is None:
             return True

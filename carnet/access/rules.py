@@ -9,12 +9,13 @@ edit the table; ``seed_rules`` only fills an empty table.
 Relationships:
 - ``self``: a person acting on their own record;
 - ``represented``: a legal representative acting for a minor or protected adult;
-- ``care``: a professional with a care relationship (declared by the patient, or created by their
-  deposit or an encounter);
+- ``care``: a professional with a care relationship (declared by the patient, or by the care
+  organisation through an encounter it records); a deposit never creates one;
 - ``medecin-traitant``: the patient's declared general practitioner (wider rights, sees items
   masked from other professionals);
-- ``deposit``: a professional creating an item in any open record that has not blocked them (the
-  deposit creates the care relationship); updating or deleting needs the care relationship;
+- ``deposit``: a professional creating an item in any open record that has not blocked them;
+  updating or deleting an item needs the care relationship, or being the item's author;
+- ``author``: the professional who deposited an item reads that item (and only it);
 - ``break-glass``: emergency access, time-limited, stated reason, unless the patient opposed it;
 - ``granted``: an app acting with the patient's grant, within its SMART scopes;
 - ``system``: a backend service or operator with ``system/`` scopes;
@@ -84,7 +85,7 @@ DEFAULT_RULES: tuple[tuple[str, str, str, str, str, str, str, str], ...] = (
     ("physician-read", "professional", "physician", "*", "read", "care", "allow",
      "A physician with a care relationship reads the whole record."),
     ("physician-write", "professional", "physician", "*", "write", "deposit", "allow",
-     "A physician deposits any document or result."),
+     "A physician deposits any document or result (a deposit gives no care relationship)."),
     ("medecin-traitant-read", "professional", "physician", "*", "read", "medecin-traitant",
      "allow", "The médecin traitant reads everything, including items masked from professionals."),
     ("midwife-read", "professional", "midwife", CLINICAL_CORE, "read", "care", "allow",
@@ -120,6 +121,8 @@ DEFAULT_RULES: tuple[tuple[str, str, str, str, str, str, str, str], ...] = (
      "A dentist with a care relationship reads allergies, treatments and history."),
     ("dentist-write", "professional", "dentist", "DocumentReference,Procedure,MedicationRequest",
      "write", "deposit", "allow", "A dentist deposits reports, procedures and prescriptions."),
+    ("author-read", "professional", "*", "*", "read", "author", "allow",
+     "A professional reads the items they deposited themselves, and nothing more."),
     ("break-glass-read", "professional", "*", "*", "read", "break-glass", "allow",
      "Emergency access: any professional, for a limited time, reason stated, audited, alerted."),
     ("app-granted-read", "app", "*", "*", "read", "granted", "allow",

@@ -367,9 +367,7 @@ def visible(vis: Visibility | None) -> ColumnElement[bool] | None:
             conds.append(kept)
         if scope.types is not None:
             conds.append(resource.c.res_type.in_(sorted(scope.types)))
-        shown = Visibility.not_hidden(scope, resource.c.res_type, resource.c.res_id)
-        if shown is not None:
-            conds.append(shown)
+        conds.extend(Visibility.row_conditions(scope, resource.c.res_type, resource.c.res_id))
         ors.append(and_(*conds) if conds else true())
     return or_(*ors) if ors else false()
 

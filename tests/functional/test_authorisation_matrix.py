@@ -273,7 +273,7 @@ WRITES = [
     ("a", "c", 201),  # and their child's
     ("a", "b", 403),
     ("nurse", "a", 201),
-    ("nurse", "b", 201),  # a deposit: creates the care relationship
+    ("nurse", "b", 201),  # a deposit: gives the nurse that item, not a care relationship
     ("pharmacist", "a", 403),  # Observation is outside the pharmacist's write types
     ("blocked", "a", 403),
     ("app", "a", 403),  # scopes: read and search only
@@ -294,12 +294,16 @@ def test_write_matrix(world: World, caller: str, target: str, expected: int) -> 
     assert after == before + (1 if expected == 201 else 0)  # a refusal writes nothing
 
 
-def test_a_deposit_creates_the_care_relationship(world: World) -> None:
+def test_care_comes_from_the_patients_declaration_not_a_deposit(world: World) -> None:
     assert world.get("nurse", f"/fhir/Observation/{world.obs['b']}").status_code == 403
     r = world.client.post(
         "/fhir/Observation", json=_new_obs(world.b), headers={**FHIR, **world.callers["nurse"]}
     )
     assert r.status_code == 201
+    assert world.get("nurse", f"/fhir/Observation/{r.json()['id']}").status_code == 200
+    assert world.get("nurse", f"/fhir/Observation/{world.obs['b']}").status_code == 403
+    declared = world.client.post("/access/care", json={"rpps": NURSE}, headers=world.callers["b"])
+    assert declared.status_code == 200
     assert world.get("nurse", f"/fhir/Observation/{world.obs['b']}").status_code == 200
 
 
