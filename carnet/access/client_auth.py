@@ -39,6 +39,7 @@ class OAuthError(Exception):
     error: str
     description: str
     status: int = 400
+    patient_id: str | None = None  # the record concerned, for the audit event (never shown)
 
     def __str__(self) -> str:
         return f"{self.error}: {self.description}"
