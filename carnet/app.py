@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from carnet.access import api as access_api
 from carnet.access import login_api, oauth_api, oidc_api
 from carnet.access.accounts import AccountService
-from carnet.access.authn import Authenticator, guard_dependency
+from carnet.access.authn import Authenticator, bearer_challenge, guard_dependency
 from carnet.access.clients import ClientService
 from carnet.access.controls import ControlsService
 from carnet.access.enforce import PolicyAccess
@@ -223,10 +223,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.pro_login = services.pro_login
 
     @app.exception_handler(FhirError)
-    async def fhir_error(_request: Request, exc: FhirError) -> Response:
+    async def fhir_error(request: Request, exc: FhirError) -> Response:
         response = fhir_api.error_response(exc)
         if exc.status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="carnet"'
+            response.headers["WWW-Authenticate"] = bearer_challenge(request)
         return response
 
     @app.exception_handler(StarletteHTTPException)

@@ -354,3 +354,17 @@ def test_an_operator_with_read_scopes_cannot_write(env: Env) -> None:
         env, reader, "PUT", f"/fhir/Observation/{env.obs_id}", json=body, headers=FHIR_JSON
     )
     _check_forbidden(env, reader, "DELETE", f"/fhir/Observation/{env.obs_id}")
+
+
+def test_unauthenticated_answer_names_invalid_token(env: Env) -> None:
+    """RFC 6750 section 3: a bearer token that fails is named ``invalid_token``; a request that
+    sent no credential at all gets the plain challenge, without an error code."""
+    for name in ("expired", "wrong-audience", "revoked-jti", "tampered-one-char", "garbage"):
+        r = _send(env, "GET", "/fhir/Patient", BAD_CREDENTIALS[name](env))
+        assert r.status_code == 401, name
+        challenge = r.headers["www-authenticate"]
+        assert challenge.startswith("Bearer "), name
+        assert 'error="invalid_token"' in challenge, name
+    anonymous = _send(env, "GET", "/fhir/Patient", None)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == 'Bearer realm="carnet"'
