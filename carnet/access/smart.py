@@ -77,6 +77,7 @@ def smart_configuration(settings: Settings) -> dict[str, Any]:
         "authorization_endpoint": f"{base}/oauth/authorize",
         "token_endpoint": f"{base}/oauth/token",
         "revocation_endpoint": f"{base}/oauth/revoke",
+        "management_endpoint": f"{base}/oauth/grants",  # where a person sees and revokes apps
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "token_endpoint_auth_methods_supported": [
             "none",
@@ -108,6 +109,7 @@ def smart_configuration(settings: Settings) -> dict[str, Any]:
             "permission-offline",
             "permission-patient",
             "permission-user",
+            "permission-v1",
             "permission-v2",
             "sso-openid-connect",
         ],

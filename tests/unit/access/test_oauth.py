@@ -529,3 +529,11 @@ def test_failed_client_authentication_at_the_token_endpoint_is_audited(
     assert all(len(e["subjects"]) == 1 for e in refusals[2:])  # the patient's slice: they see it
     text = orjson.dumps(refusals).decode()
     assert "wrong-secret" not in text and "not.a.jwt" not in text
+
+
+def test_smart_configuration_advertises_v1_scopes_and_the_grants_page(env: OAuthEnv) -> None:
+    doc = env.http.get("/.well-known/smart-configuration").json()
+    assert {"permission-v1", "permission-v2"} <= set(doc["capabilities"])
+    assert doc["management_endpoint"] == f"{env.settings.issuer_url}/oauth/grants"
+    env.login_person()
+    assert env.http.get("/oauth/grants").status_code == 200  # where it points exists
