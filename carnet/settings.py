@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MAX_ACCESS_TOKEN_MINUTES = 5.0  # a bearer token cannot be recalled: keep what a thief gets short
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,11 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "Client secret Carnet uses at the professionals' issuer.",
         secret=True,
     ),
-    Setting("access_token_minutes", "15", "Lifetime of an access token (minutes)."),
+    Setting(
+        "access_token_minutes",
+        "5",
+        "Lifetime of an access token (minutes); at most 5 (300 s), larger values are capped.",
+    ),
     Setting("refresh_token_days", "30", "Lifetime of a refresh token (days)."),
     Setting("session_minutes", "30", "Idle lifetime of a portal session (minutes)."),
     Setting("login_max_failures", "5", "Failed logins before an account is locked."),
@@ -212,7 +217,7 @@ class Settings:
             or raw["issuer_url"].rstrip("/") + "/dev-idp",
             oidc_client_id=raw["oidc_client_id"],
             oidc_client_secret=raw["oidc_client_secret"],
-            access_token_minutes=float(raw["access_token_minutes"]),
+            access_token_minutes=min(float(raw["access_token_minutes"]), MAX_ACCESS_TOKEN_MINUTES),
             refresh_token_days=float(raw["refresh_token_days"]),
             session_minutes=float(raw["session_minutes"]),
             login_max_failures=int(raw["login_max_failures"]),

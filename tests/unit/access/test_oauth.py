@@ -20,6 +20,7 @@ from carnet.access.tokens import principal_from_token
 from carnet.app import Services
 from carnet.audit.models import audit_event
 from carnet.crypto.tokens import TokenError
+from carnet.settings import Settings
 from tests.support.oauth import APP_SCOPES, REDIRECT, OAuthEnv, oauth_env, redirect_query
 
 
@@ -537,3 +538,12 @@ def test_smart_configuration_advertises_v1_scopes_and_the_grants_page(env: OAuth
     assert doc["management_endpoint"] == f"{env.settings.issuer_url}/oauth/grants"
     env.login_person()
     assert env.http.get("/oauth/grants").status_code == 200  # where it points exists
+
+
+def test_access_tokens_live_at_most_300_seconds(env: OAuthEnv, app_id: str) -> None:
+    env.login_person()
+    assert env.code_flow(app_id)["expires_in"] == 300  # the default
+    assert Settings.from_env({}).access_token_minutes == 5
+    longer = Settings.from_env({"CARNET_ACCESS_TOKEN_MINUTES": "15"})
+    assert longer.access_token_minutes == 5  # capped: a stolen token is useful minutes, not hours
+    assert Settings.from_env({}, access_token_minutes="2").access_token_minutes == 2
