@@ -104,8 +104,10 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     ),
     Setting(
         "issuer_url",
-        "http://127.0.0.1:8000",
-        "Public URL of this server as an OAuth 2.0 / OpenID Connect issuer (the iss of its tokens).",
+        "",
+        "Public URL of this server as an OAuth 2.0 / OpenID Connect issuer (the iss of its tokens); "
+        "empty means http://<host>:<port>, the listen address (never the request's Host header). "
+        "Set it when serving beyond loopback or behind a proxy.",
     ),
     Setting(
         "oidc_issuer",
@@ -192,6 +194,7 @@ class Settings:
         data_dir = Path(raw["data_dir"]).expanduser().resolve()
         database_url = raw["database_url"] or f"sqlite:///{data_dir / 'carnet.sqlite3'}"
         key_file = Path(raw["key_file"]) if raw["key_file"] else data_dir / "master.key"
+        issuer_url = raw["issuer_url"].rstrip("/") or listen_url(raw["host"], int(raw["port"]))
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -212,9 +215,8 @@ class Settings:
             export_retention_hours=float(raw["export_retention_hours"]),
             identity_link_threshold=float(raw["identity_link_threshold"]),
             identity_review_threshold=float(raw["identity_review_threshold"]),
-            issuer_url=raw["issuer_url"].rstrip("/"),
-            oidc_issuer=raw["oidc_issuer"].rstrip("/")
-            or raw["issuer_url"].rstrip("/") + "/dev-idp",
+            issuer_url=issuer_url,
+            oidc_issuer=raw["oidc_issuer"].rstrip("/") or issuer_url + "/dev-idp",
             oidc_client_id=raw["oidc_client_id"],
             oidc_client_secret=raw["oidc_client_secret"],
             access_token_minutes=min(float(raw["access_token_minutes"]), MAX_ACCESS_TOKEN_MINUTES),
@@ -248,3 +250,8 @@ class Settings:
             masked = f.name in secret and ("@" in value or f.name.endswith("secret")) and value
             out[f.name] = "***" if masked else value
         return out
+
+
+def listen_url(host: str, port: int) -> str:
+    """``http://host:port`` of the listen address (an IPv6 address in brackets)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

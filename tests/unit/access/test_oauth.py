@@ -547,3 +547,21 @@ def test_access_tokens_live_at_most_300_seconds(env: OAuthEnv, app_id: str) -> N
     longer = Settings.from_env({"CARNET_ACCESS_TOKEN_MINUTES": "15"})
     assert longer.access_token_minutes == 5  # capped: a stolen token is useful minutes, not hours
     assert Settings.from_env({}, access_token_minutes="2").access_token_minutes == 2
+
+
+def test_issuer_is_derived_from_the_listen_address_when_not_set() -> None:
+    assert Settings.from_env({"CARNET_PORT": "8123"}).issuer_url == "http://127.0.0.1:8123"
+    ipv6 = Settings.from_env({"CARNET_HOST": "::1", "CARNET_PORT": "8124"})
+    assert ipv6.issuer_url == "http://[::1]:8124"
+    assert ipv6.oidc_issuer == "http://[::1]:8124/dev-idp"
+    chosen = {"CARNET_ISSUER_URL": "https://carnet.example/", "CARNET_PORT": "8125"}
+    assert Settings.from_env(chosen).issuer_url == "https://carnet.example"
+
+
+def test_discovery_never_takes_the_issuer_from_the_host_header(services: Services) -> None:
+    env = oauth_env(services)
+    doc = env.http.get(
+        "/.well-known/smart-configuration", headers={"Host": "evil.example:8443"}
+    ).json()
+    assert doc["issuer"] == services.settings.issuer_url
+    assert "evil" not in orjson.dumps(doc).decode()
