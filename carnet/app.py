@@ -99,7 +99,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         analyze_if_missing(engine)
         with engine.begin() as conn:
             seed_rules(conn)
-    crypto = CryptoService(open_keyring(settings))
+    crypto = CryptoService(open_keyring(settings), key_dir=settings.data_dir)
     definitions = load_definitions(settings.definitions_dir)
     blobs = BlobStore(
         settings.blob_dir, crypto.data_keys, crypto.blind, settings.max_attachment_bytes

@@ -41,7 +41,7 @@ from carnet.access.storage import Clock, digest, parse_stamp, reading, stamp, ut
 from carnet.access.tokens import issue_access_token
 from carnet.audit.events import Actor, Touched, build_event
 from carnet.audit.service import AuditService
-from carnet.crypto.tokens import TokenError, TokenSigner
+from carnet.crypto.tokens import RS256, TokenError, TokenSigner
 from carnet.settings import Settings
 
 CODE_SECONDS = 60
@@ -400,7 +400,7 @@ class OAuthService:
             claims["nonce"] = nonce
         if principal.kind is Kind.APP and principal.patient_id:
             claims["fhirUser"] = f"{self.settings.token_audience}/Patient/{principal.patient_id}"
-        return self.signer.sign(claims)
+        return self.signer.sign(claims, algorithm=RS256)
 
     def _revoke_family(self, family: str) -> None:
         with writing(self.engine) as conn:

@@ -9,6 +9,7 @@ from hashlib import sha256
 from typing import Any
 from urllib.parse import urlencode
 
+from carnet.crypto.tokens import ID_TOKEN_ALGORITHMS
 from carnet.settings import Settings
 
 
@@ -113,4 +114,31 @@ def smart_configuration(settings: Settings) -> dict[str, Any]:
             "permission-v2",
             "sso-openid-connect",
         ],
+    }
+
+
+def openid_configuration(settings: Settings) -> dict[str, Any]:
+    """The ``/.well-known/openid-configuration`` document (OpenID Connect Discovery 1.0) of the
+    same authorisation server, for relying parties that read ID tokens."""
+    smart = smart_configuration(settings)
+    shared = (
+        "issuer",
+        "authorization_endpoint",
+        "token_endpoint",
+        "revocation_endpoint",
+        "jwks_uri",
+        "grant_types_supported",
+        "response_types_supported",
+        "token_endpoint_auth_methods_supported",
+        "token_endpoint_auth_signing_alg_values_supported",
+        "code_challenge_methods_supported",
+        "scopes_supported",
+    )
+    return {
+        **{name: smart[name] for name in shared},
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGORITHMS),
+        "response_modes_supported": ["query"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "fhirUser"],
+        "request_parameter_supported": False,
     }

@@ -7,8 +7,9 @@ import re
 import secrets
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
+import jwt as pyjwt
 import orjson
 import pytest
 from sqlalchemy import select
@@ -72,7 +73,14 @@ def test_code_flow_gives_an_app_token_for_the_persons_record(env: OAuthEnv, app_
         body["access_token"], audience=env.settings.token_audience, issuer=env.settings.issuer_url
     )
     assert claims["exp"] - claims["iat"] == int(60 * env.settings.access_token_minutes)
-    id_claims = signer.verify(body["id_token"], audience=app_id, issuer=env.settings.issuer_url)
+    rsa = next(k for k in signer.public_jwks()["keys"] if k["kty"] == "RSA")
+    id_claims = pyjwt.decode(
+        body["id_token"],
+        pyjwt.PyJWK.from_dict(rsa),
+        algorithms=["RS256"],
+        audience=app_id,
+        issuer=env.settings.issuer_url,
+    )
     assert id_claims["nonce"] == "n-1"
     assert id_claims["fhirUser"].endswith("/Patient/pat-42")
     with pytest.raises(TokenError):  # an ID token is not an access token
@@ -565,3 +573,46 @@ def test_discovery_never_takes_the_issuer_from_the_host_header(services: Service
     ).json()
     assert doc["issuer"] == services.settings.issuer_url
     assert "evil" not in orjson.dumps(doc).decode()
+
+
+def test_id_token_verifies_with_pyjwt_rs256(env: OAuthEnv, app_id: str) -> None:
+    """A relying party using only the published OpenID configuration verifies the ID token."""
+    env.login_person("pat-77")
+    body = env.code_flow(app_id)
+    config = env.http.get("/.well-known/openid-configuration").json()
+    assert config["issuer"] == env.settings.issuer_url
+    assert "RS256" in config["id_token_signing_alg_values_supported"]
+    for field in (
+        "authorization_endpoint",
+        "token_endpoint",
+        "jwks_uri",
+        "response_types_supported",
+    ):
+        assert config[field]
+    jwks = env.http.get(urlsplit(config["jwks_uri"]).path).json()
+    assert {k["kty"] for k in jwks["keys"]} == {"RSA", "OKP"}  # RS256 and Ed25519 both published
+    assert all("d" not in k and "p" not in k for k in jwks["keys"])
+    id_token = body["id_token"]
+    header = pyjwt.get_unverified_header(id_token)
+    assert header["alg"] == "RS256"
+    key = pyjwt.PyJWKSet.from_dict(jwks)[header["kid"]]
+    claims = pyjwt.decode(
+        id_token,
+        key,
+        algorithms=["RS256"],
+        audience=app_id,
+        issuer=config["issuer"],
+        options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+    )
+    assert claims["nonce"] == "n-1"
+    assert claims["fhirUser"].endswith("/Patient/pat-77")
+    with pytest.raises(pyjwt.InvalidAudienceError):
+        pyjwt.decode(id_token, key, algorithms=["RS256"], audience="another-app")
+    with pytest.raises(pyjwt.InvalidIssuerError):
+        pyjwt.decode(
+            id_token, key, algorithms=["RS256"], audience=app_id, issuer="https://elsewhere"
+        )
+    head, payload, signature = id_token.split(".")
+    forged = f"{head}.{payload}.{signature[:-4]}AAAA"
+    with pytest.raises(pyjwt.InvalidSignatureError):
+        pyjwt.decode(forged, key, algorithms=["RS256"], audience=app_id)
