@@ -26,6 +26,7 @@ from carnet.access.oidc import DevIdentityProvider, ProfessionalLogin
 from carnet.access.policy import PolicyDecisionPoint
 from carnet.access.rules import seed_rules
 from carnet.access.sessions import SessionService
+from carnet.access.smart import capability_security
 from carnet.access.tickets import Tickets
 from carnet.audit import api as audit_api
 from carnet.audit.service import AuditService
@@ -202,6 +203,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.services = services
+    app.state.fhir_security = capability_security(settings)  # rest.security of /fhir/metadata
     app.state.fhir = services.fhir
     app.add_middleware(fhir_api.RefuseNulInUrl)
     app.include_router(oauth_api.router)  # before the generic routes: /fhir/.well-known/...

@@ -142,3 +142,40 @@ def openid_configuration(settings: Settings) -> dict[str, Any]:
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "fhirUser"],
         "request_parameter_supported": False,
     }
+
+
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+SECURITY_SERVICES = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+
+
+def capability_security(settings: Settings) -> dict[str, Any]:
+    """The CapabilityStatement's ``rest.security``: SMART on FHIR with the OAuth endpoints (the
+    oauth-uris extension, which SMART 1.0 clients such as fhirclient read instead of discovery)."""
+    smart = smart_configuration(settings)
+    uris = {
+        "authorize": smart["authorization_endpoint"],
+        "token": smart["token_endpoint"],
+        "revoke": smart["revocation_endpoint"],
+        "manage": smart["management_endpoint"],
+    }
+    return {
+        "extension": [
+            {
+                "url": OAUTH_URIS,
+                "extension": [{"url": name, "valueUri": uri} for name, uri in uris.items()],
+            }
+        ],
+        "cors": False,
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": SECURITY_SERVICES,
+                        "code": "SMART-on-FHIR",
+                        "display": "SMART-on-FHIR",
+                    }
+                ],
+                "text": "OAuth 2.0 with SMART App Launch (see /.well-known/smart-configuration)",
+            }
+        ],
+    }
