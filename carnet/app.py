@@ -85,6 +85,7 @@ class Services:
         self.bulk_export.runner.wait_all()  # bulk jobs hold connections until they finish
         self.bulk_import.runner.wait_all()
         self.pro_login.http.close()
+        self.oauth.key_sets.close()
         self.audit.stop()
         self.audit.flush()  # publish what this process recorded (CLI commands, tests)
         self.engine.dispose()

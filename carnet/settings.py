@@ -146,6 +146,12 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "10",
         "Years a closed personal space's data is kept before it is crypto-shredded.",
     ),
+    Setting(
+        "jwks_url_hosts",
+        "",
+        "Hosts (comma-separated) a backend service's JWKS URL may point to; Carnet fetches client "
+        "keys from these hosts only. Empty means no JWKS URL can be registered (files only).",
+    ),
 )
 
 
@@ -184,6 +190,7 @@ class Settings:
     break_glass_minutes: float
     objection_window_days: float
     record_retention_years: float
+    jwks_url_hosts: tuple[str, ...]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -227,6 +234,9 @@ class Settings:
             break_glass_minutes=float(raw["break_glass_minutes"]),
             objection_window_days=float(raw["objection_window_days"]),
             record_retention_years=float(raw["record_retention_years"]),
+            jwks_url_hosts=tuple(
+                h.strip().lower() for h in raw["jwks_url_hosts"].split(",") if h.strip()
+            ),
         )
 
     @property

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, and_, delete, insert, select, update
 from carnet.access import smart_scopes
 from carnet.access.accounts import AccountError, AccountService
 from carnet.access.client_auth import ClientAuthenticator, OAuthError, constant_equal
+from carnet.access.client_keys import KeySetFetcher
 from carnet.access.clients import Client, ClientKind, ClientService
 from carnet.access.models import (
     access_auth_code,
@@ -65,7 +66,10 @@ class OAuthService:
         accounts: AccountService,
         *,
         clock: Clock = utc_now,
+        key_sets: KeySetFetcher | None = None,
     ) -> None:
+        """``key_sets`` fetches clients' keys from their JWKS URLs (a real HTTP client on the
+        hosts of ``jwks_url_hosts`` unless one is given, e.g. with a fake transport)."""
         self.engine = engine
         self.settings = settings
         self.signer = signer
@@ -74,7 +78,10 @@ class OAuthService:
         self.accounts = accounts
         self.clock = clock
         self.token_endpoint = f"{settings.issuer_url}/oauth/token"
-        self.authenticator = ClientAuthenticator(engine, clients, self.token_endpoint, clock)
+        self.key_sets = key_sets or KeySetFetcher(settings.jwks_url_hosts)
+        self.authenticator = ClientAuthenticator(
+            engine, clients, self.token_endpoint, clock, self.key_sets
+        )
 
     # -- authorisation endpoint ------------------------------------------------------------------
 
