@@ -238,10 +238,10 @@ class OAuthService:
         if not claimed:  # a code used twice: revoke what the first use gave (RFC 6749 4.1.2)
             self._revoke_family(code_hash)
             self._audit_client("code-replay", client, row.patient_id, 400, source)
-            raise OAuthError("invalid_grant", "authorization code already used", patient_id=None)
-        patient = row.patient_id if row.client_id == client.client_id else None
+            raise OAuthError("invalid_grant", "authorization code already used")
         if row.client_id != client.client_id:
             raise OAuthError("invalid_grant", "authorization code issued to another client")
+        patient = row.patient_id  # the refusals below are about this record: its slice shows them
         if form.get("redirect_uri", "") != row.redirect_uri:
             raise OAuthError(
                 "invalid_grant",
