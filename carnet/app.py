@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from carnet.access import api as access_api
 from carnet.access import login_api, oauth_api, oidc_api
 from carnet.access.accounts import AccountService
-from carnet.access.authn import Authenticator, guard_dependency
+from carnet.access.authn import Authenticator, bearer_challenge, guard_dependency
 from carnet.access.clients import ClientService
 from carnet.access.controls import ControlsService
 from carnet.access.enforce import PolicyAccess
@@ -27,6 +27,7 @@ from carnet.access.oidc import DevIdentityProvider, ProfessionalLogin
 from carnet.access.policy import PolicyDecisionPoint
 from carnet.access.rules import seed_rules
 from carnet.access.sessions import SessionService
+from carnet.access.smart import capability_security
 from carnet.access.tickets import Tickets
 from carnet.audit import api as audit_api
 from carnet.audit.service import AuditService
@@ -85,6 +86,7 @@ class Services:
         self.bulk_export.runner.wait_all()  # bulk jobs hold connections until they finish
         self.bulk_import.runner.wait_all()
         self.pro_login.http.close()
+        self.oauth.key_sets.close()
         self.audit.stop()
         self.audit.flush()  # publish what this process recorded (CLI commands, tests)
         self.engine.dispose()
@@ -100,7 +102,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         analyze_if_missing(engine)
         with engine.begin() as conn:
             seed_rules(conn)
-    crypto = CryptoService(open_keyring(settings))
+    crypto = CryptoService(open_keyring(settings), key_dir=settings.data_dir)
     definitions = load_definitions(settings.definitions_dir)
     blobs = BlobStore(
         settings.blob_dir, crypto.data_keys, crypto.blind, settings.max_attachment_bytes
@@ -206,6 +208,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.services = services
+    app.state.fhir_security = capability_security(settings)  # rest.security of /fhir/metadata
     app.state.fhir = services.fhir
     app.add_middleware(fhir_api.RefuseNulInUrl)
     app.include_router(oauth_api.router)  # before the generic routes: /fhir/.well-known/...
@@ -227,10 +230,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.pro_login = services.pro_login
 
     @app.exception_handler(FhirError)
-    async def fhir_error(_request: Request, exc: FhirError) -> Response:
+    async def fhir_error(request: Request, exc: FhirError) -> Response:
         response = fhir_api.error_response(exc)
         if exc.status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="carnet"'
+            response.headers["WWW-Authenticate"] = bearer_challenge(request)
         return response
 
     @app.exception_handler(StarletteHTTPException)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -73,6 +74,12 @@ def serve(
     """Serve the FHIR API (loopback only until authentication is configured)."""
     import uvicorn
 
+    # The app (carnet.asgi, in each worker) reads its settings from the environment: the listen
+    # address chosen here must reach it, since an unset issuer_url is derived from it.
+    if host:
+        os.environ["CARNET_HOST"] = host
+    if port:
+        os.environ["CARNET_PORT"] = str(port)
     settings = Settings.from_env()
     if workers > 1 and settings.database_url.startswith("sqlite"):
         raise _fail("--workers > 1 needs PostgreSQL (set CARNET_DATABASE_URL)")

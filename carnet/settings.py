@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MAX_ACCESS_TOKEN_MINUTES = 5.0  # a bearer token cannot be recalled: keep what a thief gets short
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,10 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     ),
     Setting(
         "issuer_url",
-        "http://127.0.0.1:8000",
-        "Public URL of this server as an OAuth 2.0 / OpenID Connect issuer (the iss of its tokens).",
+        "",
+        "Public URL of this server as an OAuth 2.0 / OpenID Connect issuer (the iss of its tokens); "
+        "empty means http://<host>:<port>, the listen address (never the request's Host header). "
+        "Set it when serving beyond loopback or behind a proxy.",
     ),
     Setting(
         "oidc_issuer",
@@ -119,7 +122,11 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "Client secret Carnet uses at the professionals' issuer.",
         secret=True,
     ),
-    Setting("access_token_minutes", "15", "Lifetime of an access token (minutes)."),
+    Setting(
+        "access_token_minutes",
+        "5",
+        "Lifetime of an access token (minutes); at most 5 (300 s), larger values are capped.",
+    ),
     Setting("refresh_token_days", "30", "Lifetime of a refresh token (days)."),
     Setting("session_minutes", "30", "Idle lifetime of a portal session (minutes)."),
     Setting("login_max_failures", "5", "Failed logins before an account is locked."),
@@ -138,6 +145,12 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "record_retention_years",
         "10",
         "Years a closed personal space's data is kept before it is crypto-shredded.",
+    ),
+    Setting(
+        "jwks_url_hosts",
+        "",
+        "Hosts (comma-separated) a backend service's JWKS URL may point to; Carnet fetches client "
+        "keys from these hosts only. Empty means no JWKS URL can be registered (files only).",
     ),
 )
 
@@ -177,6 +190,7 @@ class Settings:
     break_glass_minutes: float
     objection_window_days: float
     record_retention_years: float
+    jwks_url_hosts: tuple[str, ...]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -187,6 +201,7 @@ class Settings:
         data_dir = Path(raw["data_dir"]).expanduser().resolve()
         database_url = raw["database_url"] or f"sqlite:///{data_dir / 'carnet.sqlite3'}"
         key_file = Path(raw["key_file"]) if raw["key_file"] else data_dir / "master.key"
+        issuer_url = raw["issuer_url"].rstrip("/") or listen_url(raw["host"], int(raw["port"]))
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -207,12 +222,11 @@ class Settings:
             export_retention_hours=float(raw["export_retention_hours"]),
             identity_link_threshold=float(raw["identity_link_threshold"]),
             identity_review_threshold=float(raw["identity_review_threshold"]),
-            issuer_url=raw["issuer_url"].rstrip("/"),
-            oidc_issuer=raw["oidc_issuer"].rstrip("/")
-            or raw["issuer_url"].rstrip("/") + "/dev-idp",
+            issuer_url=issuer_url,
+            oidc_issuer=raw["oidc_issuer"].rstrip("/") or issuer_url + "/dev-idp",
             oidc_client_id=raw["oidc_client_id"],
             oidc_client_secret=raw["oidc_client_secret"],
-            access_token_minutes=float(raw["access_token_minutes"]),
+            access_token_minutes=min(float(raw["access_token_minutes"]), MAX_ACCESS_TOKEN_MINUTES),
             refresh_token_days=float(raw["refresh_token_days"]),
             session_minutes=float(raw["session_minutes"]),
             login_max_failures=int(raw["login_max_failures"]),
@@ -220,6 +234,9 @@ class Settings:
             break_glass_minutes=float(raw["break_glass_minutes"]),
             objection_window_days=float(raw["objection_window_days"]),
             record_retention_years=float(raw["record_retention_years"]),
+            jwks_url_hosts=tuple(
+                h.strip().lower() for h in raw["jwks_url_hosts"].split(",") if h.strip()
+            ),
         )
 
     @property
@@ -243,3 +260,8 @@ class Settings:
             masked = f.name in secret and ("@" in value or f.name.endswith("secret")) and value
             out[f.name] = "***" if masked else value
         return out
+
+
+def listen_url(host: str, port: int) -> str:
+    """``http://host:port`` of the listen address (an IPv6 address in brackets)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

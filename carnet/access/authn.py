@@ -30,6 +30,7 @@ log = logging.getLogger("carnet.access")
 SESSION_COOKIE = "carnet_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+REALM = "carnet"
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,18 @@ class Authenticator:
                     raise AuthenticationError(403, "missing or wrong CSRF token")
                 return from_session
         raise AuthenticationError(401, "authentication required: a bearer token or a session")
+
+
+def bearer_challenge(request: Request) -> str:
+    """The ``WWW-Authenticate`` of a 401 (RFC 6750 section 3): ``invalid_token`` when a bearer
+    token was sent and failed, ``invalid_request`` when the header was not a bearer token, the
+    plain challenge when no credential was sent at all. Never says why a token failed."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return f'Bearer realm="{REALM}"'
+    scheme, _, token = header.partition(" ")
+    error = "invalid_token" if scheme.lower() == "bearer" and token.strip() else "invalid_request"
+    return f'Bearer realm="{REALM}", error="{error}"'
 
 
 def allowed(guard: Guard, principal: Principal) -> bool:

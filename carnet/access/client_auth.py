@@ -4,9 +4,10 @@
 - a confidential client with a secret: HTTP Basic (``client_secret_basic``) or form fields
   (``client_secret_post``);
 - a client with a JWKS (backend services, asymmetric confidential apps): a JWT assertion
-  (``private_key_jwt``, RFC 7523) signed with one of its registered keys, whose ``iss`` and ``sub``
-  are its client id, ``aud`` the token endpoint, ``exp`` at most five minutes ahead and ``jti``
-  never seen before (spent jtis are kept, hashed, until they expire).
+  (``private_key_jwt``, RFC 7523) signed with one of its registered keys (a JWKS, or the keys
+  published at its registered JWKS URL; a ``jku`` header naming any other URL is refused), whose
+  ``iss`` and ``sub`` are its client id, ``aud`` the token endpoint, ``exp`` at most five minutes
+  ahead and ``jti`` never seen before (spent jtis are kept, hashed, until they expire).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from typing import Any
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 from sqlalchemy import Engine, insert
 from sqlalchemy.exc import IntegrityError
 
+from carnet.access.client_keys import KeySetError, KeySetFetcher
 from carnet.access.clients import ASSERTION_ALGORITHMS, Client, ClientKind, ClientService
 from carnet.access.models import access_revoked_token
 from carnet.access.storage import Clock, stamp, writing
@@ -39,6 +42,7 @@ class OAuthError(Exception):
     error: str
     description: str
     status: int = 400
+    patient_id: str | None = None  # the record concerned, for the audit event (never shown)
 
     def __str__(self) -> str:
         return f"{self.error}: {self.description}"
@@ -56,12 +60,18 @@ class ClientAuthenticator:
     """Authenticates the client of a token or revocation request."""
 
     def __init__(
-        self, engine: Engine, clients: ClientService, token_endpoint: str, clock: Clock
+        self,
+        engine: Engine,
+        clients: ClientService,
+        token_endpoint: str,
+        clock: Clock,
+        key_sets: KeySetFetcher,
     ) -> None:
         self.engine = engine
         self.clients = clients
         self.token_endpoint = token_endpoint
         self.clock = clock
+        self.key_sets = key_sets
 
     def authenticate(self, form: dict[str, str], basic: tuple[str, str] | None) -> Client:
         """The client making the request; OAuthError ``invalid_client`` (401) otherwise."""
@@ -94,16 +104,17 @@ class ClientAuthenticator:
         """The client that signed ``assertion``, after checking it and spending its jti."""
         try:
             # Read (not trust) the issuer first, to know whose keys verify the signature.
-            unverified_claims = json.loads(jws.extract_compact(assertion.encode()).payload)
+            unverified = jws.extract_compact(assertion.encode())
+            unverified_claims = json.loads(unverified.payload)
         except (JoseError, ValueError, UnicodeDecodeError):
             raise OAuthError("invalid_client", "malformed client assertion", 401) from None
         if not isinstance(unverified_claims, dict):
             raise OAuthError("invalid_client", "malformed client assertion", 401)
         client_id = unverified_claims.get("iss")
         client = self.clients.get(client_id) if isinstance(client_id, str) else None
-        keys = client.key_set() if client else None
-        if client is None or keys is None:
+        if client is None:
             raise OAuthError("invalid_client", "unknown client or no registered keys", 401)
+        keys = self._keys(client, unverified.headers())
         try:
             token = jwt.decode(assertion, keys, algorithms=list(ASSERTION_ALGORITHMS))
         except (JoseError, ValueError):
@@ -128,6 +139,27 @@ class ClientAuthenticator:
         expires = _expiry(claims, now)
         self._spend(client.client_id, str(claims["jti"]), expires)
         return client
+
+    def _keys(self, client: Client, header: dict[str, Any]) -> KeySet:
+        """The keys that may verify ``client``'s assertion. A ``jku`` header must name the JWKS
+        URL registered for the client (SMART Backend Services: otherwise verification fails),
+        so an assertion can never point us at keys of its own choosing."""
+        jku = header.get("jku")
+        if jku is not None and (client.jwks_url is None or jku != client.jwks_url):
+            raise OAuthError("invalid_client", "jku is not the client's registered JWKS URL", 401)
+        if client.jwks_url is not None:
+            kid = header.get("kid")
+            try:
+                fetched = self.key_sets.key_set(
+                    client.jwks_url, wanted_kid=kid if isinstance(kid, str) else None
+                )
+            except KeySetError as exc:
+                raise OAuthError("invalid_client", f"client keys unavailable: {exc}", 401) from None
+            return KeySet.import_key_set(fetched)  # type: ignore[arg-type]
+        keys = client.key_set()
+        if keys is None:
+            raise OAuthError("invalid_client", "unknown client or no registered keys", 401)
+        return keys
 
     def _spend(self, client_id: str, jti: str, expires: datetime) -> None:
         try:

@@ -19,11 +19,11 @@ from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import Engine, delete, insert, select
 
 from carnet.access import smart_scopes
+from carnet.access.client_keys import KeySetError, check_jwks_url, check_public_jwks
 from carnet.access.models import access_client
 from carnet.access.storage import stamp, utc_now, writing
 from carnet.settings import Settings
@@ -31,6 +31,9 @@ from carnet.settings import Settings
 # Client secrets are 256 random bits: the hash needs no memory hardness, only to be one-way.
 _HASHER = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
+# The jwks column holds the client's JWKS, or {"jwks_uri": URL} (a JWKS never has that member):
+# a JWKS URL needed no new column.
+JWKS_URL_FIELD = "jwks_uri"
 ASSERTION_ALGORITHMS = ("RS384", "ES384", "RS256", "ES256", "Ed25519", "EdDSA")
 
 
@@ -61,7 +64,10 @@ class Client:
         """True if this client may be granted ``scope``."""
         return smart_scopes.covered(self.scopes, scope)
 
+    jwks_url: str | None = None  # keys published at a URL instead (backend services)
+
     def key_set(self) -> KeySet | None:
+        """The registered keys (a file given at registration); None for a JWKS URL."""
         return KeySet.import_key_set(self.jwks) if self.jwks else None  # type: ignore[arg-type]
 
 
@@ -78,19 +84,10 @@ def _check_redirect(uri: str) -> str:
 
 
 def _check_jwks(jwks: dict[str, Any]) -> dict[str, Any]:
-    keys = jwks.get("keys")
-    if not isinstance(keys, list) or not keys:
-        raise ClientError("a JWKS holds a non-empty list of keys")
-    for key in keys:
-        if not isinstance(key, dict) or any(p in key for p in ("d", "p", "q", "k")):
-            raise ClientError("a client's JWKS holds public keys only")
-        if not key.get("kid"):
-            raise ClientError("every key of a client's JWKS has a kid")
     try:
-        KeySet.import_key_set(jwks)  # type: ignore[arg-type]
-    except (JoseError, ValueError, TypeError):
-        raise ClientError("the JWKS does not parse") from None
-    return {"keys": keys}
+        return check_public_jwks(jwks)
+    except KeySetError as exc:
+        raise ClientError(str(exc)) from None
 
 
 class ClientService:
@@ -108,10 +105,12 @@ class ClientService:
         *,
         redirect_uris: Iterable[str] = (),
         jwks: dict[str, Any] | None = None,
+        jwks_url: str | None = None,
         client_id: str | None = None,
     ) -> tuple[Client, str | None]:
-        """Register a client; returns it and, for a confidential client without a JWKS, its
-        secret (shown once, stored hashed)."""
+        """Register a client; returns it and, for a confidential client without keys, its
+        secret (shown once, stored hashed). Keys are a JWKS (``jwks``) or, on a host declared in
+        ``jwks_url_hosts``, the https URL where the client publishes them (``jwks_url``)."""
         try:
             kind = ClientKind(kind)
         except ValueError:
@@ -131,8 +130,18 @@ class ClientService:
         contexts = {smart_scopes.context_of(s) for s in scope_list} - {None}
         uris = [_check_redirect(u) for u in redirect_uris]
         secret: str | None = None
+        if jwks is not None and jwks_url is not None:
+            raise ClientError("a client registers a JWKS or a JWKS URL, not both")
+        if jwks_url is not None:
+            try:
+                check_jwks_url(jwks_url, self.settings.jwks_url_hosts)
+            except KeySetError as exc:
+                raise ClientError(str(exc)) from None
+            keys_document: dict[str, Any] | None = {JWKS_URL_FIELD: jwks_url}
+        else:
+            keys_document = _check_jwks(jwks) if jwks is not None else None
         if kind is ClientKind.BACKEND:
-            if jwks is None:
+            if keys_document is None:
                 raise ClientError("a backend service registers the JWKS of its public keys")
             if contexts - {"system"} or uris:
                 raise ClientError("a backend service has system/ scopes and no redirect URI")
@@ -141,11 +150,10 @@ class ClientService:
                 raise ClientError("an app registers at least one redirect URI")
             if "system" in contexts:
                 raise ClientError("system/ scopes are for backend services")
-            if kind is ClientKind.PUBLIC and jwks is not None:
+            if kind is ClientKind.PUBLIC and keys_document is not None:
                 raise ClientError("a public client has no keys")
-            if kind is ClientKind.CONFIDENTIAL and jwks is None:
+            if kind is ClientKind.CONFIDENTIAL and keys_document is None:
                 secret = secrets.token_urlsafe(32)
-        checked_jwks = _check_jwks(jwks) if jwks is not None else None
         row = {
             "client_id": client_id,
             "kind": kind.value,
@@ -153,7 +161,7 @@ class ClientService:
             "redirect_uris": json.dumps(uris),
             "scopes": " ".join(scope_list),
             "secret_hash": _HASHER.hash(secret) if secret else None,
-            "jwks": json.dumps(checked_jwks) if checked_jwks else None,
+            "jwks": json.dumps(keys_document) if keys_document else None,
             "created_at": stamp(utc_now()),
         }
         with writing(self.engine) as conn:
@@ -200,13 +208,16 @@ class ClientService:
 
 
 def _client(row: dict[str, Any]) -> Client:
+    keys = json.loads(row["jwks"]) if row["jwks"] else None
+    jwks_url = keys.get(JWKS_URL_FIELD) if keys else None
     return Client(
         client_id=row["client_id"],
         kind=ClientKind(row["kind"]),
         name=row["name"],
         redirect_uris=tuple(json.loads(row["redirect_uris"] or "[]")),
         scopes=tuple(row["scopes"].split()),
-        jwks=json.loads(row["jwks"]) if row["jwks"] else None,
+        jwks=None if jwks_url else keys,
+        jwks_url=jwks_url,
         has_secret=bool(row["secret_hash"]),
         created_at=row["created_at"],
     )

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, and_, delete, insert, select, update
 from carnet.access import smart_scopes
 from carnet.access.accounts import AccountError, AccountService
 from carnet.access.client_auth import ClientAuthenticator, OAuthError, constant_equal
+from carnet.access.client_keys import KeySetFetcher
 from carnet.access.clients import Client, ClientKind, ClientService
 from carnet.access.models import (
     access_auth_code,
@@ -41,7 +42,7 @@ from carnet.access.storage import Clock, digest, parse_stamp, reading, stamp, ut
 from carnet.access.tokens import issue_access_token
 from carnet.audit.events import Actor, Touched, build_event
 from carnet.audit.service import AuditService
-from carnet.crypto.tokens import TokenError, TokenSigner
+from carnet.crypto.tokens import RS256, TokenError, TokenSigner
 from carnet.settings import Settings
 
 CODE_SECONDS = 60
@@ -65,7 +66,10 @@ class OAuthService:
         accounts: AccountService,
         *,
         clock: Clock = utc_now,
+        key_sets: KeySetFetcher | None = None,
     ) -> None:
+        """``key_sets`` fetches clients' keys from their JWKS URLs (a real HTTP client on the
+        hosts of ``jwks_url_hosts`` unless one is given, e.g. with a fake transport)."""
         self.engine = engine
         self.settings = settings
         self.signer = signer
@@ -74,7 +78,10 @@ class OAuthService:
         self.accounts = accounts
         self.clock = clock
         self.token_endpoint = f"{settings.issuer_url}/oauth/token"
-        self.authenticator = ClientAuthenticator(engine, clients, self.token_endpoint, clock)
+        self.key_sets = key_sets or KeySetFetcher(settings.jwks_url_hosts)
+        self.authenticator = ClientAuthenticator(
+            engine, clients, self.token_endpoint, clock, self.key_sets
+        )
 
     # -- authorisation endpoint ------------------------------------------------------------------
 
@@ -200,12 +207,18 @@ class OAuthService:
         grant_type = form.get("grant_type", "")
         if grant_type not in ("authorization_code", "refresh_token", "client_credentials"):
             raise OAuthError("unsupported_grant_type", "unsupported grant_type")
-        client = self.authenticator.authenticate(form, basic)
-        if grant_type == "authorization_code":
-            return self._exchange_code(client, form, source)
-        if grant_type == "refresh_token":
-            return self._refresh(client, form, source)
-        return self._client_credentials(client, form, source)
+        action = "token-refresh" if grant_type == "refresh_token" else "token-issue"
+        client: Client | None = None
+        try:
+            client = self.authenticator.authenticate(form, basic)
+            if grant_type == "authorization_code":
+                return self._exchange_code(client, form, source)
+            if grant_type == "refresh_token":
+                return self._refresh(client, form, source)
+            return self._client_credentials(client, form, source)
+        except OAuthError as exc:
+            self._audit_refusal(action, exc, client, form, basic, source)
+            raise
 
     def _exchange_code(self, client: Client, form: dict[str, str], source: str) -> dict[str, Any]:
         if client.kind is ClientKind.BACKEND:
@@ -228,13 +241,20 @@ class OAuthService:
             raise OAuthError("invalid_grant", "authorization code already used")
         if row.client_id != client.client_id:
             raise OAuthError("invalid_grant", "authorization code issued to another client")
+        patient = row.patient_id  # the refusals below are about this record: its slice shows them
         if form.get("redirect_uri", "") != row.redirect_uri:
-            raise OAuthError("invalid_grant", "redirect_uri differs from the authorization's")
+            raise OAuthError(
+                "invalid_grant",
+                "redirect_uri differs from the authorization's",
+                patient_id=patient,
+            )
         if parse_stamp(row.expires_at) <= self.clock():
-            raise OAuthError("invalid_grant", "authorization code expired")
+            raise OAuthError("invalid_grant", "authorization code expired", patient_id=patient)
         verifier = form.get("code_verifier", "")
         if not _VERIFIER.match(verifier) or not constant_equal(s256(verifier), row.code_challenge):
-            raise OAuthError("invalid_grant", "code_verifier does not match the challenge")
+            raise OAuthError(
+                "invalid_grant", "code_verifier does not match the challenge", patient_id=patient
+            )
         scopes = tuple(row.scopes.split())
         principal = self._app_principal(client, row.account_id, row.patient_id, scopes)
         response = self._issue(principal, scopes, row.patient_id, "token-issue", source)
@@ -254,6 +274,12 @@ class OAuthService:
             ).first()
             if row is None or row.client_id != client.client_id:
                 raise OAuthError("invalid_grant", "unknown refresh token")
+            scopes = tuple(row.scopes.split())
+            asked = smart_scopes.split_scopes(form.get("scope")) or list(scopes)
+            if not set(asked) <= set(scopes):  # refused before spending: the app may retry
+                raise OAuthError(
+                    "invalid_scope", "a refresh cannot widen the scopes", patient_id=row.patient_id
+                )
             claimed = conn.execute(
                 update(access_refresh_token)
                 .where(
@@ -270,10 +296,6 @@ class OAuthService:
             raise OAuthError("invalid_grant", "refresh token expired")
         if row.patient_id is not None and not self._grant_active(row.patient_id, client.client_id):
             raise OAuthError("invalid_grant", "the grant was revoked")
-        scopes = tuple(row.scopes.split())
-        asked = smart_scopes.split_scopes(form.get("scope")) or list(scopes)
-        if not set(asked) <= set(scopes):
-            raise OAuthError("invalid_scope", "a refresh cannot widen the scopes")
         principal = self._app_principal(client, row.account_id, row.patient_id, tuple(asked))
         response = self._issue(principal, tuple(asked), row.patient_id, "token-refresh", source)
         response["refresh_token"] = self._new_refresh(
@@ -385,7 +407,7 @@ class OAuthService:
             claims["nonce"] = nonce
         if principal.kind is Kind.APP and principal.patient_id:
             claims["fhirUser"] = f"{self.settings.token_audience}/Patient/{principal.patient_id}"
-        return self.signer.sign(claims)
+        return self.signer.sign(claims, algorithm=RS256)
 
     def _revoke_family(self, family: str) -> None:
         with writing(self.engine) as conn:
@@ -402,7 +424,11 @@ class OAuthService:
     ) -> None:
         """Revoke a refresh token (and its family) or an access token (by jti). Unknown or
         foreign tokens are ignored, as RFC 7009 asks."""
-        client = self.authenticator.authenticate(form, basic)
+        try:
+            client = self.authenticator.authenticate(form, basic)
+        except OAuthError as exc:
+            self._audit_refusal("token-revoke", exc, None, form, basic, source)
+            raise
         token = form.get("token", "")
         if not token:
             raise OAuthError("invalid_request", "token is required")
@@ -533,6 +559,33 @@ class OAuthService:
         )
         touched = [Touched("Patient", patient_id, None, patient_id)] if patient_id else []
         self.audit.append([build_event(actor, action, None, outcome, touched)])
+
+    def _audit_refusal(
+        self,
+        action: str,
+        exc: OAuthError,
+        client: Client | None,
+        form: dict[str, str],
+        basic: tuple[str, str] | None,
+        source: str,
+    ) -> None:
+        """A refused token or revocation request, ids only: the registered client it named (never
+        an unknown id, a secret or an assertion), the patient when known, the OAuth error."""
+        if client is None:
+            claimed = basic[0] if basic else form.get("client_id", "")
+            client = self.clients.get(claimed) if claimed else None
+        client_id = client.client_id if client else None
+        actor = Actor(
+            actor=client_id or "anonymous",
+            source=source,
+            purpose="access",
+            role=Principal(Kind.APP, client_id).role if client_id else None,
+            client_id=client_id,
+            rule=exc.error,
+        )
+        patient = exc.patient_id
+        touched = [Touched("Patient", patient, None, patient)] if patient else []
+        self.audit.append([build_event(actor, action, None, exc.status, touched)])
 
     def _audit_client(
         self, action: str, client: Client, patient_id: str | None, outcome: int, source: str

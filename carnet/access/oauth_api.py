@@ -23,7 +23,7 @@ from carnet.access.login_api import SESSION_COOKIE
 from carnet.access.oauth import OAuthService
 from carnet.access.principal import Kind, Principal
 from carnet.access.sessions import SessionService
-from carnet.access.smart import AuthorizeError, smart_configuration
+from carnet.access.smart import AuthorizeError, openid_configuration, smart_configuration
 from carnet.access.storage import digest
 from carnet.access.tickets import Tickets
 from carnet.crypto.tokens import TokenError
@@ -111,6 +111,12 @@ def _oauth_error(exc: OAuthError) -> JSONResponse:
 def smart_config(request: Request) -> JSONResponse:
     """SMART App Launch discovery."""
     return JSONResponse(smart_configuration(_settings(request)))
+
+
+@router.get("/.well-known/openid-configuration")
+def openid_config(request: Request) -> JSONResponse:
+    """OpenID Connect discovery (the issuer is the server's root, not the FHIR base)."""
+    return JSONResponse(openid_configuration(_settings(request)))
 
 
 @router.get("/oauth/jwks")

@@ -54,6 +54,10 @@ def clients_add(
     jwks: Annotated[
         Path | None, typer.Option(help="File with the JWKS of its public keys (backend).")
     ] = None,
+    jwks_url: Annotated[
+        str | None,
+        typer.Option(help="https URL where it publishes its JWKS (a host of jwks_url_hosts)."),
+    ] = None,
     client_id: Annotated[str | None, typer.Option(help="Client id (default: random).")] = None,
 ) -> None:
     """Register an OAuth client; prints its id (and a confidential client's secret, once)."""
@@ -70,7 +74,13 @@ def clients_add(
     services = _open()
     try:
         client, secret = ClientService(services.engine, services.settings).register(
-            name, kind, scope, redirect_uris=redirect_uri, jwks=keys, client_id=client_id
+            name,
+            kind,
+            scope,
+            redirect_uris=redirect_uri,
+            jwks=keys,
+            jwks_url=jwks_url,
+            client_id=client_id,
         )
     except ClientError as exc:
         raise _fail(str(exc)) from None
@@ -83,7 +93,7 @@ def clients_add(
 
 @clients_app.command("list")
 def clients_list() -> None:
-    """List registered clients: id, kind, allowed scopes, redirect URIs."""
+    """List registered clients: id, kind, allowed scopes, redirect URIs, JWKS URL."""
     from carnet.access.clients import ClientService
 
     services = _open()
@@ -95,7 +105,8 @@ def clients_list() -> None:
         _say("no client registered")
     for c in found:
         uris = ", ".join(c.redirect_uris) or "-"
-        _say(f"{c.client_id}  {c.kind.value}  scopes: {' '.join(c.scopes)}  redirect: {uris}")
+        keys = f"  jwks: {c.jwks_url}" if c.jwks_url else ""
+        _say(f"{c.client_id}  {c.kind.value}  scopes: {' '.join(c.scopes)}  redirect: {uris}{keys}")
 
 
 @clients_app.command("remove")

@@ -77,6 +77,7 @@ ROUTE_GUARDS: dict[str, Guard] = {
     # signed ticket itself (the grant screen's plain HTML forms carry a ticket, not a CSRF header)
     "/.well-known/smart-configuration": Guard.PUBLIC,
     "/fhir/.well-known/smart-configuration": Guard.PUBLIC,
+    "/.well-known/openid-configuration": Guard.PUBLIC,
     "/oauth/jwks": Guard.PUBLIC,
     "/oauth/authorize": Guard.PUBLIC,
     "/oauth/token": Guard.PUBLIC,

@@ -9,6 +9,7 @@ from hashlib import sha256
 from typing import Any
 from urllib.parse import urlencode
 
+from carnet.crypto.tokens import ID_TOKEN_ALGORITHMS
 from carnet.settings import Settings
 
 
@@ -77,6 +78,7 @@ def smart_configuration(settings: Settings) -> dict[str, Any]:
         "authorization_endpoint": f"{base}/oauth/authorize",
         "token_endpoint": f"{base}/oauth/token",
         "revocation_endpoint": f"{base}/oauth/revoke",
+        "management_endpoint": f"{base}/oauth/grants",  # where a person sees and revokes apps
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "token_endpoint_auth_methods_supported": [
             "none",
@@ -108,7 +110,72 @@ def smart_configuration(settings: Settings) -> dict[str, Any]:
             "permission-offline",
             "permission-patient",
             "permission-user",
+            "permission-v1",
             "permission-v2",
             "sso-openid-connect",
+        ],
+    }
+
+
+def openid_configuration(settings: Settings) -> dict[str, Any]:
+    """The ``/.well-known/openid-configuration`` document (OpenID Connect Discovery 1.0) of the
+    same authorisation server, for relying parties that read ID tokens."""
+    smart = smart_configuration(settings)
+    shared = (
+        "issuer",
+        "authorization_endpoint",
+        "token_endpoint",
+        "revocation_endpoint",
+        "jwks_uri",
+        "grant_types_supported",
+        "response_types_supported",
+        "token_endpoint_auth_methods_supported",
+        "token_endpoint_auth_signing_alg_values_supported",
+        "code_challenge_methods_supported",
+        "scopes_supported",
+    )
+    return {
+        **{name: smart[name] for name in shared},
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGORITHMS),
+        "response_modes_supported": ["query"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "fhirUser"],
+        "request_parameter_supported": False,
+    }
+
+
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+SECURITY_SERVICES = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+
+
+def capability_security(settings: Settings) -> dict[str, Any]:
+    """The CapabilityStatement's ``rest.security``: SMART on FHIR with the OAuth endpoints (the
+    oauth-uris extension, which SMART 1.0 clients such as fhirclient read instead of discovery)."""
+    smart = smart_configuration(settings)
+    uris = {
+        "authorize": smart["authorization_endpoint"],
+        "token": smart["token_endpoint"],
+        "revoke": smart["revocation_endpoint"],
+        "manage": smart["management_endpoint"],
+    }
+    return {
+        "extension": [
+            {
+                "url": OAUTH_URIS,
+                "extension": [{"url": name, "valueUri": uri} for name, uri in uris.items()],
+            }
+        ],
+        "cors": False,
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": SECURITY_SERVICES,
+                        "code": "SMART-on-FHIR",
+                        "display": "SMART-on-FHIR",
+                    }
+                ],
+                "text": "OAuth 2.0 with SMART App Launch (see /.well-known/smart-configuration)",
+            }
         ],
     }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
@@ -10,9 +12,12 @@ from carnet.crypto.blind_index import BlindIndexer
 from carnet.crypto.envelope import DataKeys
 from carnet.crypto.keyring import FileKeyring, Keyring, KeyringError
 from carnet.crypto.models import data_key
+from carnet.crypto.rsa_key import load_or_create_rsa_key
 from carnet.crypto.signing import Ed25519Signer
 from carnet.crypto.tokens import TokenSigner
 from carnet.settings import Settings
+
+RSA_KEY_FILE = "id-token-rsa.key"  # beside the data, wrapped by the master key
 
 
 def open_keyring(settings: Settings, *, create: bool = True) -> Keyring:
@@ -35,8 +40,12 @@ class KeyStatus:
 class CryptoService:
     """Holds the keyring, the data-key store and the blind indexer for the rest of Carnet."""
 
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(self, keyring: Keyring, *, key_dir: Path | None = None) -> None:
+        """``key_dir`` keeps the generated (wrapped) RSA key; None keeps it in memory."""
         self.keyring = keyring
+        self.key_dir = key_dir
+        self._rsa_der: bytes | None = None
+        self._rsa_lock = threading.Lock()
         self.data_keys = DataKeys(keyring)
         self.blind = BlindIndexer(keyring.derive("carnet/blind-index/v1"))
 
@@ -45,9 +54,17 @@ class CryptoService:
         return Ed25519Signer(self.keyring.derive("carnet/audit-signing/v1"))
 
     def token_signer(self) -> TokenSigner:
-        """The Ed25519 key that signs access and ID tokens, derived from the master key."""
+        """The keys that sign access tokens (Ed25519, derived from the master key) and ID tokens
+        (RS256, generated once and kept wrapped by the master key in ``key_dir``)."""
         seed = self.keyring.derive("carnet/token-signing/v1")
-        return TokenSigner(seed, key_id=f"{self.keyring.key_id[:16]}-t1")
+        return TokenSigner(seed, key_id=f"{self.keyring.key_id[:16]}-t1", rsa_key=self._rsa_key)
+
+    def _rsa_key(self) -> bytes:
+        with self._rsa_lock:  # every signer of this service shares one key
+            if self._rsa_der is None:
+                path = self.key_dir / RSA_KEY_FILE if self.key_dir is not None else None
+                self._rsa_der = load_or_create_rsa_key(self.keyring, path)
+            return self._rsa_der
 
     def status(self, engine: Engine, settings: Settings) -> KeyStatus:
         """Where the master key is, its fingerprint and how many data keys exist."""

@@ -139,9 +139,14 @@ def _strict(prefer: str | None) -> bool:
 
 @router.get("/metadata")
 def metadata(request: Request, service: Service) -> FhirResponse:
-    return FhirResponse(
-        capability_statement(service.definitions, base_url(request), instant(utc_now()))
+    statement = capability_statement(
+        service.definitions,
+        base_url(request),
+        instant(utc_now()),
+        route_paths=request.app.openapi()["paths"],  # every routed path (built once, cached)
+        security=getattr(request.app.state, "fhir_security", None),
     )
+    return FhirResponse(statement)
 
 
 @router.post("")

@@ -110,3 +110,23 @@ def test_token_issue(tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "system/" in bad.output
     assert _run(data, "token", "issue", "--operator", "Alice Smith").exit_code == 1
     assert _run(data, "token", "issue", "--operator", "bob", "--minutes", "600").exit_code == 1
+
+
+def test_clients_add_takes_a_jwks_url_on_a_declared_host_only(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    url = "https://keys.lab.example/jwks.json"
+    args = ("clients", "add", "Labo", "--kind", "backend", "--scope", "system/*.rs")
+    refused = _run(data, *args, "--jwks-url", url)
+    assert refused.exit_code == 1 and "jwks_url_hosts" in refused.output
+    env = {
+        "CARNET_DATA_DIR": str(data),
+        "CARNET_DATABASE_URL": "",
+        "CARNET_JWKS_URL_HOSTS": "keys.lab.example",
+        "COLUMNS": "250",
+    }
+    done = CliRunner().invoke(
+        app, [*args, "--jwks-url", url, "--client-id", "labo"], env=env, catch_exceptions=False
+    )
+    assert done.exit_code == 0, done.output
+    listed = _run(data, "clients", "list").output
+    assert "labo  backend" in listed and url in listed

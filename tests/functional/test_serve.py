@@ -55,7 +55,8 @@ def test_carnet_serve_answers_on_loopback(tmp_path: Path) -> None:
         anonymous = httpx.post(url, json=patient, headers={"Content-Type": FHIR})
         assert anonymous.status_code == 401
         # A token signed with the server's own key (as `carnet token issue` makes one).
-        settings = Settings.from_env({}, data_dir=str(tmp_path / "data"))
+        # Same listen address as the server: its issuer (the tokens' iss) is derived from it.
+        settings = Settings.from_env({}, data_dir=str(tmp_path / "data"), port=str(port))
         signer = CryptoService(open_keyring(settings, create=False)).token_signer()
         token, _ = issue_access_token(signer, settings, TEST_OPERATOR)
         auth = {"Content-Type": FHIR, "Authorization": f"Bearer {token}"}

@@ -91,7 +91,8 @@ def _hmac_with_public_key(env: Env) -> str:
 def _same_key_other_kid(env: Env) -> str:
     """Signed with the server's own key, but under a key id it does not use."""
     seed = env.services.crypto.keyring.derive("carnet/token-signing/v1")
-    assert TokenSigner(seed, env.signer.key_id).public_jwks() == env.signer.public_jwks()
+    ed25519 = TokenSigner(seed, env.signer.key_id).public_jwks()["keys"]
+    assert ed25519 == env.signer.public_jwks()["keys"][:1]
     return TokenSigner(seed, key_id="retired-t0").sign(env.claims())
 
 
@@ -166,6 +167,10 @@ BAD_CREDENTIALS: dict[str, Callable[[Env], str | bytes]] = {
         )
     ),
     "alg-none": _bearer(_unsigned),
+    # The ID-token key (RS256, published in the same JWKS) never signs an access token.
+    "signed-with-the-id-token-key": _bearer(
+        lambda env: env.signer.sign(env.claims(), algorithm="RS256")
+    ),
     "alg-hs256-public-key": _bearer(_hmac_with_public_key),
     "same-key-other-kid": _bearer(_same_key_other_kid),
     "tampered-one-char": _bearer(_flipped),
@@ -354,3 +359,17 @@ def test_an_operator_with_read_scopes_cannot_write(env: Env) -> None:
         env, reader, "PUT", f"/fhir/Observation/{env.obs_id}", json=body, headers=FHIR_JSON
     )
     _check_forbidden(env, reader, "DELETE", f"/fhir/Observation/{env.obs_id}")
+
+
+def test_unauthenticated_answer_names_invalid_token(env: Env) -> None:
+    """RFC 6750 section 3: a bearer token that fails is named ``invalid_token``; a request that
+    sent no credential at all gets the plain challenge, without an error code."""
+    for name in ("expired", "wrong-audience", "revoked-jti", "tampered-one-char", "garbage"):
+        r = _send(env, "GET", "/fhir/Patient", BAD_CREDENTIALS[name](env))
+        assert r.status_code == 401, name
+        challenge = r.headers["www-authenticate"]
+        assert challenge.startswith("Bearer "), name
+        assert 'error="invalid_token"' in challenge, name
+    anonymous = _send(env, "GET", "/fhir/Patient", None)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == 'Bearer realm="carnet"'

@@ -18,6 +18,7 @@ from joserfc.jwk import ECKey
 
 from carnet.access import oauth_api, oidc_api
 from carnet.access.accounts import AccountService
+from carnet.access.client_keys import KeySetFetcher
 from carnet.access.clients import ClientService
 from carnet.access.login_api import SESSION_COOKIE
 from carnet.access.oauth import OAuthService
@@ -26,6 +27,7 @@ from carnet.access.sessions import SessionService
 from carnet.access.smart import s256
 from carnet.access.tickets import Tickets
 from carnet.app import Services
+from carnet.settings import Settings
 from tests.support.authn import FAST_PASSWORDS, PASSWORD
 
 REDIRECT = "http://127.0.0.1:9000/callback"
@@ -44,7 +46,8 @@ class OAuthEnv:
 
     @property
     def settings(self) -> Any:
-        return self.services.settings
+        settings: Settings = self.app.state.settings
+        return settings
 
     def login_person(self, patient_id: str = "pat-1", login: str | None = None) -> str:
         """A person with a full portal session in ``http``'s cookie jar; returns the account id."""
@@ -123,9 +126,17 @@ def redirect_query(location: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(parts.query).items()}
 
 
-def oauth_app(services: Services, accounts: AccountService, sessions: SessionService) -> FastAPI:
-    """The OAuth router with its services on ``app.state``."""
-    settings = services.settings
+def oauth_app(
+    services: Services,
+    accounts: AccountService,
+    sessions: SessionService,
+    *,
+    settings: Settings | None = None,
+    key_sets: KeySetFetcher | None = None,
+) -> FastAPI:
+    """The OAuth router with its services on ``app.state`` (``settings`` instead of the
+    services', ``key_sets`` to fetch clients' JWKS URLs from a fake transport)."""
+    settings = settings or services.settings
     signer = services.crypto.token_signer()
     clients = ClientService(services.engine, settings)
     app = FastAPI()
@@ -135,7 +146,7 @@ def oauth_app(services: Services, accounts: AccountService, sessions: SessionSer
     app.state.clients = clients
     app.state.tickets = Tickets(signer, settings)
     app.state.oauth = OAuthService(
-        services.engine, settings, signer, clients, services.audit, accounts
+        services.engine, settings, signer, clients, services.audit, accounts, key_sets=key_sets
     )
     app.state.dev_idp = DevIdentityProvider(settings, signer)
     # The relying party reaches the in-process dev IdP through an ASGI transport: the real OIDC
@@ -148,17 +159,23 @@ def oauth_app(services: Services, accounts: AccountService, sessions: SessionSer
     return app
 
 
-def oauth_env(services: Services) -> OAuthEnv:
+def oauth_env(
+    services: Services,
+    *,
+    settings: Settings | None = None,
+    key_sets: KeySetFetcher | None = None,
+) -> OAuthEnv:
+    settings = settings or services.settings
     accounts = AccountService(
         services.engine,
         services.crypto,
-        services.settings,
+        settings,
         audit=services.audit,
         passwords=FAST_PASSWORDS,
     )
-    sessions = SessionService(services.engine, services.settings)
-    app = oauth_app(services, accounts, sessions)
-    http = TestClient(app, base_url=services.settings.issuer_url)
+    sessions = SessionService(services.engine, settings)
+    app = oauth_app(services, accounts, sessions, settings=settings, key_sets=key_sets)
+    http = TestClient(app, base_url=settings.issuer_url)
     return OAuthEnv(services, app, http, app.state.clients, accounts, sessions, app.state.oauth)
 
 
@@ -178,6 +195,7 @@ def assertion(
     jti: str | None = None,
     exp_in: int = 120,
     kid: str | None = None,
+    jku: str | None = None,
 ) -> str:
     now = int(time.time())
     claims = {
@@ -189,4 +207,6 @@ def assertion(
         "jti": jti or uuid.uuid4().hex,
     }
     header = {"alg": "ES384", "kid": kid or str(key.kid), "typ": "JWT"}
+    if jku is not None:
+        header["jku"] = jku
     return jwt.encode(header, claims, key, algorithms=["ES384"])

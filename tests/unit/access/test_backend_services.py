@@ -196,3 +196,12 @@ def test_only_backend_services_use_client_credentials(env: OAuthEnv, key: Any) -
     )
     r = _request(env, assertion(key, app.client_id, _endpoint(env)), "patient/*.rs")
     assert r.status_code == 400 and r.json()["error"] == "unauthorized_client"
+
+
+def test_client_assertion_with_foreign_jku_is_refused(env: OAuthEnv, key: Any, lab: str) -> None:
+    """SMART Backend Services: a jku that is not the client's registered JWKS URL fails the
+    verification, even when the signature verifies with a registered key."""
+    foreign = assertion(key, lab, _endpoint(env), jku="https://attacker.example/jwks.json")
+    r = _request(env, foreign)
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    assert _request(env, assertion(key, lab, _endpoint(env))).status_code == 200  # the control

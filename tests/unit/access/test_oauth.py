@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+import jwt as pyjwt
 import orjson
 import pytest
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from carnet.access.tokens import principal_from_token
 from carnet.app import Services
 from carnet.audit.models import audit_event
 from carnet.crypto.tokens import TokenError
+from carnet.settings import Settings
 from tests.support.oauth import APP_SCOPES, REDIRECT, OAuthEnv, oauth_env, redirect_query
 
 
@@ -71,7 +73,14 @@ def test_code_flow_gives_an_app_token_for_the_persons_record(env: OAuthEnv, app_
         body["access_token"], audience=env.settings.token_audience, issuer=env.settings.issuer_url
     )
     assert claims["exp"] - claims["iat"] == int(60 * env.settings.access_token_minutes)
-    id_claims = signer.verify(body["id_token"], audience=app_id, issuer=env.settings.issuer_url)
+    rsa = next(k for k in signer.public_jwks()["keys"] if k["kty"] == "RSA")
+    id_claims = pyjwt.decode(
+        body["id_token"],
+        pyjwt.PyJWK.from_dict(rsa),
+        algorithms=["RS256"],
+        audience=app_id,
+        issuer=env.settings.issuer_url,
+    )
     assert id_claims["nonce"] == "n-1"
     assert id_claims["fhirUser"].endswith("/Patient/pat-42")
     with pytest.raises(TokenError):  # an ID token is not an access token
@@ -418,23 +427,6 @@ def test_confidential_client_authenticates_with_its_secret(env: OAuthEnv) -> Non
     assert r.status_code == 200, r.text
 
 
-def test_smart_configuration(env: OAuthEnv) -> None:
-    doc = env.http.get("/.well-known/smart-configuration").json()
-    assert doc["token_endpoint"].endswith("/oauth/token")
-    assert doc["code_challenge_methods_supported"] == ["S256"]
-    for capability in (
-        "launch-standalone",
-        "client-public",
-        "client-confidential-asymmetric",
-        "context-standalone-patient",
-        "permission-v2",
-    ):
-        assert capability in doc["capabilities"]
-    assert env.http.get("/fhir/.well-known/smart-configuration").json() == doc
-    keys = env.http.get("/oauth/jwks").json()["keys"]
-    assert keys and "d" not in keys[0]
-
-
 def test_token_endpoint_refuses_unknown_grant_and_repeated_parameters(
     env: OAuthEnv, app_id: str
 ) -> None:
@@ -456,3 +448,85 @@ def test_purge_forgets_what_expired(env: OAuthEnv, app_id: str) -> None:
     assert env.oauth.purge() == 0
     env.oauth.clock = lambda: utc_now() + timedelta(days=env.settings.refresh_token_days + 1)
     assert env.oauth.purge() == 3  # the code, the refresh token, the revoked jti
+
+
+def test_refresh_refused_for_wider_scope_is_not_spent(env: OAuthEnv, app_id: str) -> None:
+    env.login_person("pat-5")
+    first = env.code_flow(app_id)
+    wider = _token(
+        env,
+        grant_type="refresh_token",
+        refresh_token=first["refresh_token"],
+        client_id=app_id,
+        scope="patient/*.rs",
+    )
+    assert wider.json()["error"] == "invalid_scope"
+    # The refused request spent nothing: the same token still refreshes, and no replay is seen.
+    retry = _token(
+        env, grant_type="refresh_token", refresh_token=first["refresh_token"], client_id=app_id
+    )
+    assert retry.status_code == 200, retry.text
+    assert "refresh-replay" not in _actions(env.services)
+
+
+def _refusals(services: Services) -> list[dict[str, Any]]:
+    with services.engine.connect() as conn:
+        rows = conn.execute(select(audit_event.c.body).order_by(audit_event.c.seq)).all()
+    events = [orjson.loads(r.body) for r in rows]
+    return [e for e in events if e["outcome"] >= 400]
+
+
+def test_failed_client_authentication_at_the_token_endpoint_is_audited(
+    env: OAuthEnv, app_id: str
+) -> None:
+    confidential, secret = env.clients.register(
+        "Cabinet", ClientKind.CONFIDENTIAL, ["patient/*.rs"], redirect_uris=[REDIRECT]
+    )
+    assert secret
+    wrong_secret = env.http.post(
+        "/oauth/token",
+        data={"grant_type": "authorization_code", "code": "x", "redirect_uri": REDIRECT},
+        auth=(confidential.client_id, "wrong-secret"),
+    )
+    assert wrong_secret.status_code == 401
+    bad_assertion = _token(
+        env,
+        grant_type="client_credentials",
+        scope="system/*.rs",
+        client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        client_assertion="not.a.jwt",
+    )
+    assert bad_assertion.status_code == 401
+    env.login_person("pat-6")
+    for wrong in ({"code_verifier": secrets.token_urlsafe(48)}, {"redirect_uri": REDIRECT + "x"}):
+        verifier = secrets.token_urlsafe(48)
+        back = env.approve(env.authorize_params(app_id, verifier))
+        form = {
+            "grant_type": "authorization_code",
+            "code": back["code"],
+            "redirect_uri": REDIRECT,
+            "client_id": app_id,
+            "code_verifier": verifier,
+        }
+        assert _token(env, **{**form, **wrong}).status_code == 400
+    refusals = _refusals(env.services)
+    assert [(e["action"], e["outcome"], e["rule"]) for e in refusals] == [
+        ("token-issue", 401, "invalid_client"),
+        ("token-issue", 401, "invalid_client"),
+        ("token-issue", 400, "invalid_grant"),
+        ("token-issue", 400, "invalid_grant"),
+    ]
+    assert refusals[0]["client"] == confidential.client_id
+    assert refusals[2]["client"] == refusals[3]["client"] == app_id
+    assert all(len(e["subjects"]) == 1 for e in refusals[2:])  # the patient's slice: they see it
+    text = orjson.dumps(refusals).decode()
+    assert "wrong-secret" not in text and "not.a.jwt" not in text
+
+
+def test_access_tokens_live_at_most_300_seconds(env: OAuthEnv, app_id: str) -> None:
+    env.login_person()
+    assert env.code_flow(app_id)["expires_in"] == 300  # the default
+    assert Settings.from_env({}).access_token_minutes == 5
+    longer = Settings.from_env({"CARNET_ACCESS_TOKEN_MINUTES": "15"})
+    assert longer.access_token_minutes == 5  # capped: a stolen token is useful minutes, not hours
+    assert Settings.from_env({}, access_token_minutes="2").access_token_minutes == 2

@@ -1,0 +1,166 @@
+"""A third-party SMART client, the real ``fhirclient`` package, runs a standalone patient launch
+with PKCE against `carnet serve` on loopback, using only what the server publishes (the
+CapabilityStatement's ``rest.security``), then reads and searches the patient's record.
+
+The server is started on a free port with ``--port`` and no ``CARNET_ISSUER_URL``: the issuer,
+the OAuth endpoints and the tokens' ``iss`` all follow the listen address. The patient's sign-in
+(password, then TOTP) and the grant screen are scripted with httpx, as a browser would post them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2 as httpx
+import pyotp
+import pytest
+from fhirclient import client as smart_client
+from fhirclient.models.observation import Observation
+from fhirclient.models.patient import Patient
+
+from carnet.access.accounts import AccountService
+from carnet.access.clients import ClientKind
+from carnet.access.login_api import CSRF_HEADER
+from carnet.app import build_services
+from carnet.settings import Settings
+from tests.spec.helpers import observation, patient
+from tests.support.authn import FAST_PASSWORDS, PASSWORD
+
+LOGIN = "anouk.vernadet@exemple-sante.fr"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class World:
+    base: str  # the server's root, as derived from its listen address
+    client_id: str
+    redirect_uri: str
+    patient_id: str
+    totp_uri: str
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    port = _free_port()
+    data_dir = tmp_path / "data"
+    settings = Settings.from_env({}, data_dir=str(data_dir), port=str(port))
+    services = build_services(settings)
+    try:
+        pid = services.fhir.create("Patient", patient("Vernadet", "Anouk")).stored.res_id
+        for value in (168.0, 169.5):
+            services.fhir.create("Observation", observation(pid, value=value))
+        accounts = AccountService(
+            services.engine,
+            services.crypto,
+            settings,
+            audit=services.audit,
+            passwords=FAST_PASSWORDS,
+        )
+        account_id = accounts.create_person(LOGIN, PASSWORD, pid)
+        totp_uri = accounts.enroll_totp(account_id)
+        redirect_uri = f"http://127.0.0.1:{_free_port()}/callback"
+        app, _ = services.clients.register(
+            "Carnet de tension",
+            ClientKind.PUBLIC,
+            ["patient/*.read", "launch/patient", "openid", "fhirUser"],
+            redirect_uris=[redirect_uri],
+        )
+    finally:
+        services.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARNET_")}
+    env["CARNET_DATA_DIR"] = str(data_dir)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "carnet", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_served(proc, f"{base}/fhir/metadata")
+        yield World(base, app.client_id, redirect_uri, pid, totp_uri)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def _wait_until_served(proc: subprocess.Popen[bytes], url: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                pytest.fail(f"server did not start: {out[-2000:]}")
+            time.sleep(0.2)
+
+
+def _sign_in_and_approve(world: World, authorize_url: str) -> str:
+    """What the patient does in the browser: log in (password, TOTP), approve every scope on the
+    grant screen. Returns where the server redirects back to the app."""
+    with httpx.Client(base_url=world.base, timeout=30) as browser:
+        first = browser.post("/auth/login", json={"login": LOGIN, "password": PASSWORD})
+        assert first.status_code == 200, first.text
+        code = pyotp.parse_uri(world.totp_uri).now()
+        done = browser.post(
+            "/auth/totp", json={"code": code}, headers={CSRF_HEADER: first.json()["csrf_token"]}
+        )
+        assert done.status_code == 200, done.text
+        screen = browser.get(authorize_url)
+        assert screen.status_code == 200, screen.text
+        ticket = re.search(r'name="ticket" value="([^"]+)"', screen.text)
+        assert ticket
+        offered = re.findall(r'name="scope" value="([^"]+)"', screen.text)
+        answer = browser.post(
+            "/oauth/authorize",
+            data={"ticket": ticket.group(1), "decision": "approve", "scope": offered},
+        )
+        assert answer.status_code == 303, answer.text
+        return answer.headers["location"]
+
+
+def test_fhirclient_runs_a_standalone_patient_launch_with_pkce(world: World) -> None:
+    smart = smart_client.FHIRClient(
+        settings={
+            "app_id": world.client_id,
+            "api_base": f"{world.base}/fhir",
+            "redirect_uri": world.redirect_uri,
+            "scope": "patient/*.read openid fhirUser",  # SMART v1 scopes; launch/patient added
+        }
+    )
+    authorize_url = smart.authorize_url  # read from the CapabilityStatement's rest.security
+    assert authorize_url.startswith(f"{world.base}/oauth/authorize?")
+    query = parse_qs(urlsplit(authorize_url).query)
+    assert query["code_challenge_method"] == ["S256"] and query["code_challenge"]
+
+    back = _sign_in_and_approve(world, authorize_url)
+    assert back.startswith(world.redirect_uri)
+    smart.handle_callback(back)  # exchanges the code with the PKCE verifier
+    assert smart.ready
+    assert smart.patient_id == world.patient_id
+
+    read = Patient.read(world.patient_id, smart.server)
+    assert read.id == world.patient_id
+    assert read.name[0].family == "Vernadet"
+    search = Observation.where(struct={"patient": world.patient_id})
+    found = list(search.perform_resources_iter(smart.server))
+    assert sorted(o.valueQuantity.value for o in found) == [168.0, 169.5]
+    assert smart.patient is not None  # the client's own convenience read works as well
