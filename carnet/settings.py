@@ -139,6 +139,12 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "10",
         "Years a closed personal space's data is kept before it is crypto-shredded.",
     ),
+    Setting(
+        "max_search_terms",
+        "100",
+        "Most terms one search may hold (each value of a parameter, each chain link and _has "
+        "counts one); beyond, a 400.",
+    ),
 )
 
 
@@ -177,6 +183,7 @@ class Settings:
     break_glass_minutes: float
     objection_window_days: float
     record_retention_years: float
+    max_search_terms: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -220,6 +227,7 @@ class Settings:
             break_glass_minutes=float(raw["break_glass_minutes"]),
             objection_window_days=float(raw["objection_window_days"]),
             record_retention_years=float(raw["record_retention_years"]),
+            max_search_terms=int(raw["max_search_terms"]),
         )
 
     @property

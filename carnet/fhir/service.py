@@ -27,7 +27,7 @@ from carnet.fhir.errors import (
 )
 from carnet.fhir.query import Compiler, visible_versions
 from carnet.fhir.repository import Repository, StoredResource, Unit
-from carnet.fhir.search import SearchRequest, clamp_int, parse
+from carnet.fhir.search import DEFAULT_MAX_TERMS, SearchRequest, clamp_int, parse
 from carnet.fhir.shaping import shape
 from carnet.fhir.snapshots import SNAPSHOT_MAX
 from carnet.fhir.validation import Validator, check_id
@@ -58,6 +58,7 @@ class FhirService:
         *,
         default_page_size: int = 20,
         max_page_size: int = 1000,
+        max_search_terms: int = DEFAULT_MAX_TERMS,
         access: AccessHook | None = None,
     ) -> None:
         self.repo = repository
@@ -66,6 +67,7 @@ class FhirService:
         self.compiler = compiler
         self.default_page_size = default_page_size
         self.max_page_size = max_page_size
+        self.max_search_terms = max_search_terms
         self.access: AccessHook = access or OpenAccess()
         self.patient_hooks: list[Callable[[Unit, RequestContext, StoredResource], None]] = []
         """Called after a Patient is created or updated, in the same unit (identity matching)."""
@@ -170,7 +172,15 @@ class FhirService:
         params = parse_qsl(query, keep_blank_values=True)
         if not params:
             raise bad_request("a conditional request needs search parameters")
-        req = parse(res_type, params, self.definitions, default_count=2, max_count=2, strict=True)
+        req = parse(
+            res_type,
+            params,
+            self.definitions,
+            default_count=2,
+            max_count=2,
+            strict=True,
+            max_terms=self.max_search_terms,
+        )
         req.count = 2
         vis = self.access.visibility(unit, ctx, "search") if ctx is not None else None
         ids, _ = self.compiler.compile(req, vis)
@@ -423,6 +433,7 @@ class FhirService:
             default_count=self.default_page_size,
             max_count=self.max_page_size,
             strict=strict,
+            max_terms=self.max_search_terms,
         )
 
     def _search(

@@ -21,6 +21,13 @@ from carnet.fhir.errors import FhirError, Issue, bad_request, unprocessable
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 MAX_ISSUES = 20
+MAX_NESTING = 254
+"""JSON objects and arrays inside one another, at most: orjson's own limit (``orjson.dumps``
+raises beyond it), which every body must pass to be stored, so one C-speed serialisation checks
+it (a Python walk of every node cost more than the schema validation). Measured at this depth:
+jsonschema-rs validates (it overflowed a 512 KiB thread stack at 1,000 levels, which
+``orjson.loads`` accepts), the indexer's FHIRPath and the recursive walks here stay far from
+Python's recursion limit. tests/unit/fhir/test_nesting.py pins the limit."""
 
 
 class Validator:
@@ -65,6 +72,7 @@ class Validator:
     def validate(self, resource: Any, expected: str | None = None) -> str:
         """Raise a FhirError (400 or 422) describing every problem; return the type if valid."""
         resource_type = self.check_type(resource, expected)
+        raw = check_nesting(resource)
         issues: list[Issue] = []
         for error in self._schema_validator(resource_type).iter_errors(resource):
             issues.append(_issue(resource_type, error))
@@ -72,7 +80,7 @@ class Validator:
                 break
         if not issues:
             issues.extend(self._missing_required(resource_type, resource))
-            issues.extend(_impossible_dates(resource_type, resource))
+            issues.extend(_impossible_dates(resource_type, resource, raw))
         if issues:
             raise unprocessable(_dedupe(issues))
         return resource_type
@@ -139,8 +147,7 @@ def _issue(resource_type: str, error: Any) -> Issue:
 _DATE_SHAPED = re.compile(rb'"((\d{4})-(\d{2})-(\d{2}))(?:T[^"]*)?"')
 
 
-def _impossible_dates(resource_type: str, resource: dict[str, Any]) -> Iterator[Issue]:
-    raw = orjson.dumps(resource)
+def _impossible_dates(resource_type: str, resource: dict[str, Any], raw: bytes) -> Iterator[Issue]:
     for match in _DATE_SHAPED.finditer(raw):
         year, month, day = int(match[2]), int(match[3]), int(match[4])
         if 1 <= month <= 12 and day > calendar.monthrange(max(year, 1), month)[1]:
@@ -183,6 +190,21 @@ def _dedupe(issues: list[Issue]) -> list[Issue]:
             seen.add(issue.expression)
             out.append(issue)
     return out
+
+
+def check_nesting(value: Any) -> bytes:
+    """``value`` serialised, or a 400 when it nests objects and arrays deeper than
+    ``MAX_NESTING``: called before anything walks it recursively."""
+    try:
+        return orjson.dumps(value)
+    except TypeError as exc:
+        if "ecursion" not in str(exc):
+            raise
+        raise FhirError.of(
+            400,
+            "too-costly",
+            f"the body is nested more than {MAX_NESTING} levels deep (objects and arrays)",
+        ) from None
 
 
 def check_id(resource_id: str) -> None:

@@ -412,3 +412,56 @@ def test_bad_paging_on_history_is_400(client: TestClient) -> None:
     create(client, patient())
     assert_outcome(client.get("/fhir/Patient/_history?_count=ten"), 400, "invalid")
     assert_outcome(client.get("/fhir/_history?_offset=x"), 400, "invalid")
+
+
+def _nested_extension(levels: int) -> dict[str, Any]:
+    ext: dict[str, Any] = {"url": "http://example.org/leaf", "valueString": "v"}
+    for _ in range(levels):
+        ext = {"url": "http://example.org/nested", "extension": [ext]}
+    return ext
+
+
+def test_deeply_nested_extension_is_400(client: TestClient) -> None:
+    """A resource nesting deeper than the fixed limit is refused before any recursive step
+    (schema validation, orjson, the indexer) can blow up: it was a 500."""
+    deep = patient(extension=[_nested_extension(200)])
+    r = client.post("/fhir/Patient", json=deep, headers=FHIR_JSON)
+    assert_outcome(r, 400, "too-costly", diagnostics="nested")
+    r = client.put("/fhir/Patient/deep", json={**deep, "id": "deep"}, headers=FHIR_JSON)
+    assert_outcome(r, 400, "too-costly", diagnostics="nested")
+    entry = {"resource": deep, "request": {"method": "POST", "url": "Patient"}}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+    assert_outcome(client.post("/fhir", json=bundle, headers=FHIR_JSON), 400, "too-costly")
+    # with a NUL inside, the NUL check walked it first, recursively
+    levels = 400  # 800 JSON levels: orjson parses it, Python's encoder could not write it
+    nul = '{"resourceType":"Patient","extension":'
+    nul += '[{"url":"http://example.org/nested","extension":' * levels
+    nul += '[{"url":"http://example.org/\\u0000"}]'
+    nul += "}]" * levels + "}"
+    r = client.post("/fhir/Patient", content=nul, headers=FHIR_JSON)
+    assert_outcome(r, 400, "too-costly")
+    assert history_total(client) == 0
+    # nesting that real resources use is accepted
+    fine = patient(extension=[_nested_extension(20)])
+    assert client.post("/fhir/Patient", json=fine, headers=FHIR_JSON).status_code == 201
+
+
+def test_search_with_too_many_terms_is_400(client: TestClient) -> None:
+    """1,000 search terms made SQLite's expression tree too deep (a 500): the number of terms is
+    capped by the ``max_search_terms`` setting, whether ANDed, ORed or chained."""
+    create(client, patient())
+    many_and = [("family", f"x{i}") for i in range(1000)]
+    assert_outcome(client.get("/fhir/Patient", params=many_and), 400, "too-costly")
+    many_or = {"family": ",".join(f"x{i}" for i in range(1000))}
+    assert_outcome(client.get("/fhir/Patient", params=many_or), 400, "too-costly")
+    posted = client.post(
+        "/fhir/Patient/_search",
+        content="&".join(f"gender=female&_id=x{i}" for i in range(300)),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert_outcome(posted, 400, "too-costly")
+    chain = "general-practitioner:Practitioner" + ".organization:Organization.partof" * 300
+    assert_outcome(client.get("/fhir/Patient", params={chain: "x"}), 400, "too-costly")
+    # up to the cap, a search runs
+    fifty = [("family", "Dupont")] + [("gender", "female")] * 49
+    assert client.get("/fhir/Patient", params=fifty).json()["total"] == 1
