@@ -243,6 +243,15 @@ def run_batch(
     return {"resourceType": "Bundle", "type": "batch-response", "entry": out}
 
 
+def within(prefix: str, expression: str) -> str:
+    """``Observation.code`` of the resource at ``prefix`` as FHIRPath: ``<prefix>.code`` (the
+    type name is no path step)."""
+    if not expression:
+        return prefix
+    _, dot, path = expression.partition(".")
+    return f"{prefix}.{path}" if dot else prefix
+
+
 def _validate_entry(service: FhirService, e: _Entry) -> None:
     try:
         service.validator.validate(e.resource, e.res_type)
@@ -251,11 +260,7 @@ def _validate_entry(service: FhirService, e: _Entry) -> None:
         raise FhirError(
             err.status,
             [
-                Issue(
-                    i.code,
-                    f"{prefix}: {i.diagnostics}",
-                    f"{prefix}.{i.expression}" if i.expression else prefix,
-                )
+                Issue(i.code, f"{prefix}: {i.diagnostics}", within(prefix, i.expression))
                 for i in err.issues
             ],
         ) from None

@@ -75,14 +75,15 @@ class Validator:
         raw = check_nesting(resource)
         issues: list[Issue] = []
         for error in self._schema_validator(resource_type).iter_errors(resource):
-            issues.append(_issue(resource_type, error))
+            issues.extend(_issues(resource_type, error))
             if len(issues) >= MAX_ISSUES:
                 break
+        # one issue per problem: every missing element, whatever else is wrong
+        issues.extend(self._missing_required(resource_type, resource))
         if not issues:
-            issues.extend(self._missing_required(resource_type, resource))
             issues.extend(_impossible_dates(resource_type, resource, raw))
         if issues:
-            raise unprocessable(_dedupe(issues))
+            raise unprocessable(_dedupe(issues)[:MAX_ISSUES])
         return resource_type
 
     def validate_bundle_shell(self, bundle: dict[str, Any]) -> None:
@@ -100,11 +101,12 @@ class Validator:
         for req in self.definitions.required.get(resource_type, ()):
             for location, parent in _walk(resource, req.parent, resource_type):
                 if not _present(parent, req):
+                    # FHIRPath names a choice element without [x]; the diagnostics keep it
                     name = f"{req.name}[x]" if req.choice else req.name
                     yield Issue(
                         "required",
                         f"{location}.{name} is required (minimum cardinality 1)",
-                        f"{location}.{name}",
+                        f"{location}.{req.name}",
                     )
 
 
@@ -131,16 +133,26 @@ def _walk(
             yield from _walk(item, rest, f"{location}.{head}{suffix}")
 
 
-def _issue(resource_type: str, error: Any) -> Issue:
+def _issues(resource_type: str, error: Any) -> Iterator[Issue]:
+    """The issues of one schema error, each located by a FHIRPath expression."""
     location = _expression(resource_type, error)
-    if type(error.kind).__name__ == "Required":
+    kind = type(error.kind).__name__
+    if kind == "Required":
         name = error.kind.property
-        return Issue(
+        yield Issue(
             "required",
             f"{location}.{name} is required (minimum cardinality 1)",
             f"{location}.{name}",
         )
-    return Issue("structure", error.message, location)
+    elif kind == "AdditionalProperties":  # one issue per unknown element, each named
+        for name in error.kind.unexpected:
+            yield Issue(
+                "structure",
+                f"{location}.{name} is not an element of {location}",
+                f"{location}.{name}",
+            )
+    else:
+        yield Issue("structure", error.message, location)
 
 
 # The schema's date patterns accept 30 February; the calendar does not.

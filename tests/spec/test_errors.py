@@ -3,6 +3,7 @@ where the problem is, and stores nothing."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -324,7 +325,7 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     ("wrong-datatype", patient(active="yes"), "Patient.active", "boolean"),
     ("list-for-string", patient(name=[{"family": ["Dupont"]}]), "Patient.name[0].family", ""),
     ("bad-gender-code", patient(gender="femme"), "Patient.gender", "femme"),
-    ("unknown-element", patient(shoeSize=42), "Patient", "shoeSize"),
+    ("unknown-element", patient(shoeSize=42), "Patient.shoeSize", "shoeSize"),
     ("month-13", patient(birthDate="1980-13-01"), "Patient.birthDate", ""),
     ("french-date", patient(birthDate="17/05/1980"), "Patient.birthDate", ""),
     ("bad-status-code", observation("p1", status="done"), "Observation.status", "done"),
@@ -465,3 +466,62 @@ def test_search_with_too_many_terms_is_400(client: TestClient) -> None:
     # up to the cap, a search runs
     fifty = [("family", "Dupont")] + [("gender", "female")] * 49
     assert client.get("/fhir/Patient", params=fifty).json()["total"] == 1
+
+
+# -- OperationOutcome.issue.expression: FHIRPath, one issue per problem ------------------------------
+
+FHIRPATH = re.compile(r"^[A-Z][A-Za-z]+(\.[a-z_][A-Za-z0-9_]*(\[\d+\])?)*$")
+
+
+def _expressions(body: dict[str, Any]) -> list[str]:
+    return [e for i in body["issue"] for e in i.get("expression", [])]
+
+
+def test_operation_outcome_expression_is_fhirpath(client: TestClient) -> None:
+    """Inside a Bundle, a resource's elements follow ``resource`` directly
+    (``Bundle.entry[0].resource.code``): ``...resource.Observation.code`` is no FHIRPath; a
+    choice element is named without ``[x]``."""
+    bad = _without(observation("p1"), "code")
+    entry = {"resource": bad, "request": {"method": "POST", "url": "Observation"}}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+    body = assert_outcome(client.post("/fhir", json=bundle, headers=FHIR_JSON), 422, "required")
+    assert _expressions(body) == ["Bundle.entry[0].resource.code"]
+    sub = {"resourceType": "Substance", "code": {"text": "s"}, "ingredient": [{"quantity": {}}]}
+    body = assert_outcome(
+        client.post("/fhir/Substance", json=sub, headers=FHIR_JSON), 422, "required"
+    )
+    assert _expressions(body) == ["Substance.ingredient[0].substance"]
+    for expression in _expressions(body):
+        assert FHIRPATH.match(expression), expression
+
+
+def test_unknown_element_is_named(client: TestClient) -> None:
+    body = patient(foo=1, baz=2)
+    body["name"][0]["bar"] = "x"
+    outcome = assert_outcome(
+        client.post("/fhir/Patient", json=body, headers=FHIR_JSON), 422, "structure"
+    )
+    assert sorted(_expressions(outcome)) == ["Patient.baz", "Patient.foo", "Patient.name[0].bar"]
+    for issue in outcome["issue"]:
+        assert issue["expression"][0].rsplit(".", 1)[1] in issue["diagnostics"]
+    assert history_total(client) == 0
+
+
+def test_every_missing_required_element_is_reported(client: TestClient) -> None:
+    """Observation.status (a StructureDefinition minimum) and Observation.code (in the schema)
+    are both missing: both are reported, also next to another problem."""
+    bare = {"resourceType": "Observation", "subject": {"reference": "Patient/p1"}}
+    outcome = assert_outcome(
+        client.post("/fhir/Observation", json=bare, headers=FHIR_JSON), 422, "required"
+    )
+    assert sorted(_expressions(outcome)) == ["Observation.code", "Observation.status"]
+    worse = {**bare, "valueBoolean": "yes"}
+    outcome = assert_outcome(
+        client.post("/fhir/Observation", json=worse, headers=FHIR_JSON), 422, VALIDATION_CODES
+    )
+    assert sorted(_expressions(outcome)) == [
+        "Observation.code",
+        "Observation.status",
+        "Observation.valueBoolean",
+    ]
+    assert history_total(client) == 0
