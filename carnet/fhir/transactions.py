@@ -20,6 +20,7 @@ from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError, Issue, bad_request, not_found
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.service import FhirService
+from carnet.fhir.validation import within
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 _REFERENCE = re.compile(rb'"reference":"((?:[^"\\]|\\.)*)"')
@@ -241,15 +242,6 @@ def run_batch(
             response = {"status": str(err.status), "outcome": err.outcome()}
         out.append(_entry(response))
     return {"resourceType": "Bundle", "type": "batch-response", "entry": out}
-
-
-def within(prefix: str, expression: str) -> str:
-    """``Observation.code`` of the resource at ``prefix`` as FHIRPath: ``<prefix>.code`` (the
-    type name is no path step)."""
-    if not expression:
-        return prefix
-    _, dot, path = expression.partition(".")
-    return f"{prefix}.{path}" if dot else prefix
 
 
 def _validate_entry(service: FhirService, e: _Entry) -> None:

@@ -73,18 +73,52 @@ class Validator:
         """Raise a FhirError (400 or 422) describing every problem; return the type if valid."""
         resource_type = self.check_type(resource, expected)
         raw = check_nesting(resource)
-        issues: list[Issue] = []
-        for error in self._schema_validator(resource_type).iter_errors(resource):
-            issues.extend(_issues(resource_type, error))
-            if len(issues) >= MAX_ISSUES:
-                break
-        # one issue per problem: every missing element, whatever else is wrong
-        issues.extend(self._missing_required(resource_type, resource))
+        issues = self._problems(resource_type, resource)
+        if raw.count(b'"resourceType"') > 1:  # resources inside: Bundle entries, contained
+            for location, nested_type, nested in self._nested(resource_type, resource):
+                issues.extend(
+                    Issue(i.code, f"{location}: {i.diagnostics}", within(location, i.expression))
+                    for i in self._problems(nested_type, nested)
+                )
         if not issues:
             issues.extend(_impossible_dates(resource_type, resource, raw))
         if issues:
             raise unprocessable(_dedupe(issues)[:MAX_ISSUES])
         return resource_type
+
+    def _problems(self, resource_type: str, resource: dict[str, Any]) -> list[Issue]:
+        """Schema problems and missing elements of one resource, one issue each; a resource
+        inside it that fails is left to its own check (the schema would report it whole, its
+        JSON in the message)."""
+        issues: list[Issue] = []
+        for error in self._schema_validator(resource_type).iter_errors(resource):
+            inner_resource = error.instance_path and self._is_resource(error.instance)
+            if not (inner_resource and type(error.kind).__name__ in ("OneOfNotValid", "AnyOf")):
+                issues.extend(_issues(resource_type, error))
+            if len(issues) >= MAX_ISSUES:
+                break
+        # one issue per problem: every missing element, whatever else is wrong
+        issues.extend(self._missing_required(resource_type, resource))
+        return issues
+
+    def _is_resource(self, node: Any) -> bool:
+        return (
+            isinstance(node, dict) and node.get("resourceType") in self.definitions.resource_types
+        )
+
+    def _nested(
+        self, resource_type: str, resource: dict[str, Any]
+    ) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """(location, type, body) of every resource inside ``resource``, at any depth."""
+        stack: list[tuple[str, Any]] = [(resource_type, resource)]
+        while stack:
+            location, node = stack.pop()
+            if isinstance(node, list):
+                stack.extend((f"{location}[{i}]", item) for i, item in enumerate(node))
+            elif isinstance(node, dict):
+                if node is not resource and self._is_resource(node):
+                    yield location, node["resourceType"], node
+                stack.extend((f"{location}.{k}", v) for k, v in node.items())
 
     def validate_bundle_shell(self, bundle: dict[str, Any]) -> None:
         """Validate a transaction/batch Bundle without its entry resources (validated one by one)."""
@@ -202,6 +236,15 @@ def _dedupe(issues: list[Issue]) -> list[Issue]:
             seen.add(issue.expression)
             out.append(issue)
     return out
+
+
+def within(prefix: str, expression: str) -> str:
+    """``Observation.code`` of the resource at ``prefix`` as FHIRPath: ``<prefix>.code`` (the
+    type name is no path step)."""
+    if not expression:
+        return prefix
+    _, dot, path = expression.partition(".")
+    return f"{prefix}.{path}" if dot else prefix
 
 
 def check_nesting(value: Any) -> bytes:

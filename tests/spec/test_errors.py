@@ -525,3 +525,24 @@ def test_every_missing_required_element_is_reported(client: TestClient) -> None:
         "Observation.valueBoolean",
     ]
     assert history_total(client) == 0
+
+
+def test_problems_inside_a_nested_resource_are_located_not_echoed(client: TestClient) -> None:
+    """A resource inside a resource (a Bundle entry, a contained one) failed as a whole with
+    the schema's "not valid under any of the given schemas" and its full JSON, names included,
+    in the diagnostics: its own problems are reported instead, each at its FHIRPath."""
+    inner = _without(observation("p1", status="done"), "code")
+    inner["note"] = [{"text": "Secret-Clinical-Note"}]
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": inner}]}
+    r = client.post("/fhir/Bundle", json=bundle, headers=FHIR_JSON)
+    outcome = assert_outcome(r, 422, VALIDATION_CODES)
+    assert sorted(_expressions(outcome)) == [
+        "Bundle.entry[0].resource.code",
+        "Bundle.entry[0].resource.status",
+    ]
+    assert "Secret-Clinical-Note" not in r.text
+    contained = patient(contained=[{"resourceType": "Observation", "id": "o1", "code": {}}])
+    r = client.post("/fhir/Patient", json=contained, headers=FHIR_JSON)
+    outcome = assert_outcome(r, 422, "required")
+    assert _expressions(outcome) == ["Patient.contained[0].status"]
+    assert history_total(client) == 0
