@@ -125,6 +125,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         compiler,
         default_page_size=settings.default_page_size,
         max_page_size=settings.max_page_size,
+        max_search_terms=settings.max_search_terms,
         access=PolicyAccess(audit, pdp),
     )
     jobs = JobStore(engine)

@@ -152,6 +152,12 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "Hosts (comma-separated) a backend service's JWKS URL may point to; Carnet fetches client "
         "keys from these hosts only. Empty means no JWKS URL can be registered (files only).",
     ),
+    Setting(
+        "max_search_terms",
+        "100",
+        "Most terms one search may hold (each value of a parameter, each chain link and _has "
+        "counts one); beyond, a 400.",
+    ),
 )
 
 
@@ -191,6 +197,7 @@ class Settings:
     objection_window_days: float
     record_retention_years: float
     jwks_url_hosts: tuple[str, ...]
+    max_search_terms: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -237,6 +244,7 @@ class Settings:
             jwks_url_hosts=tuple(
                 h.strip().lower() for h in raw["jwks_url_hosts"].split(",") if h.strip()
             ),
+            max_search_terms=int(raw["max_search_terms"]),
         )
 
     @property

@@ -20,6 +20,7 @@ from carnet.fhir.dates import instant, utc_now
 from carnet.fhir.errors import FhirError, bad_request, operation_outcome
 from carnet.fhir.repository import StoredResource
 from carnet.fhir.service import FhirService, WriteResult
+from carnet.fhir.validation import check_nesting
 
 FHIR_JSON = "application/fhir+json"
 
@@ -69,6 +70,7 @@ async def read_json(request: Request) -> Any:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise bad_request(f"body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    check_nesting(body)  # before any recursive walk of it (``_has_nul``, validation)
     if b"\\u0000" in raw and _has_nul(body):
         raise bad_request("body contains a NUL character, which FHIR strings may not hold")
     return body

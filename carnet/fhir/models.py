@@ -1,6 +1,7 @@
 """Resource rows (versioned, encrypted bodies) and the search-parameter index tables.
 
-Only carnet.fhir.repository reads or writes these tables.
+Only carnet.fhir.repository reads or writes these tables; carnet.fhir.snapshots, the two
+snapshot tables (ids and bindings, no content).
 """
 
 from sqlalchemy import Boolean, Column, Float, Index, Integer, LargeBinary, String, Table, text
@@ -134,3 +135,15 @@ INDEX_TABLES = {
     "number": idx_number,
     "uri": idx_uri,
 }
+
+# Who may read a snapshot: a keyed digest of the caller, the type and the query that made it
+# (carnet/fhir/snapshots.py), how many ids it holds, and when it was made (it lives one hour).
+search_snapshot_binding = Table(
+    "search_snapshot_binding",
+    metadata,
+    Column("snapshot_id", String(36), primary_key=True),
+    Column("binding", String(32), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Index("ix_search_snapshot_binding_created", "created_at"),
+)

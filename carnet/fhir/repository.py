@@ -7,7 +7,6 @@ commit), so a transaction of hundreds of entries costs a handful of statements p
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from carnet.fhir.attachments import BlobStore, attachments
 from carnet.fhir.dates import instant, sortable, utc_now
 from carnet.fhir.errors import FhirError, conflict, gone
 from carnet.fhir.indexer import KIND_COLUMNS, Indexer, IndexRows, Row
-from carnet.fhir.models import INDEX_TABLES, code_text, resource, search_snapshot
+from carnet.fhir.models import INDEX_TABLES, code_text, resource
 
 
 @dataclass(frozen=True)
@@ -466,49 +465,6 @@ class Unit:
                 if exc.status != 410:
                     raise
         return out
-
-    def store_snapshot(self, keys: Sequence[tuple[str, str]], now: str, expire_before: str) -> str:
-        """Keep the ordered result of a multi-page search; returns its id."""
-        self.conn.execute(
-            delete(search_snapshot).where(search_snapshot.c.created_at < expire_before)
-        )
-        snapshot_id = str(uuid.uuid4())
-        bulk_insert(
-            self.conn,
-            search_snapshot,
-            [
-                {
-                    "snapshot_id": snapshot_id,
-                    "position": i,
-                    "res_type": t,
-                    "res_id": r,
-                    "created_at": now,
-                }
-                for i, (t, r) in enumerate(keys)
-            ],
-        )
-        return snapshot_id
-
-    def snapshot_page(
-        self, snapshot_id: str, offset: int, count: int
-    ) -> list[tuple[str, str]] | None:
-        """A page of a stored snapshot; None when the snapshot is unknown or expired."""
-        c = search_snapshot.c
-        rows = self.conn.execute(
-            select(c.res_type, c.res_id)
-            .where(c.snapshot_id == snapshot_id, c.position >= offset)
-            .order_by(c.position)
-            .limit(count)
-        ).all()
-        if not rows and offset == 0:
-            return None
-        if not rows:
-            exists = self.conn.execute(
-                select(c.position).where(c.snapshot_id == snapshot_id).limit(1)
-            ).first()
-            if exists is None:
-                return None
-        return [(r[0], r[1]) for r in rows]
 
     def compartment_keys(
         self,

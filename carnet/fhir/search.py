@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from carnet.fhir.definitions import Definitions, SearchParam
-from carnet.fhir.errors import bad_request
+from carnet.fhir.errors import FhirError, bad_request
 from carnet.fhir.search_values import split_escaped
 
 RESULT_PARAMS = frozenset({"_format", "_pretty"})
@@ -168,6 +168,17 @@ def clamp_int(number: int) -> int:
     return max(-PAGE_LIMIT, min(number, PAGE_LIMIT))
 
 
+DEFAULT_MAX_TERMS = 100
+
+
+def term_cost(key: str, value: str) -> int:
+    """What one search parameter weighs against the cap: its values (comma = OR) times the
+    links of its key (each chain step and ``_has`` joins one more query). Counted before the
+    key is resolved, whose recursion follows the chain."""
+    links = 1 + key.count(".") + key.count("_has:")
+    return max(1, len(split_escaped(value, ","))) * links
+
+
 def parse(
     res_type: str,
     params: list[tuple[str, str]],
@@ -176,10 +187,13 @@ def parse(
     default_count: int,
     max_count: int,
     strict: bool,
+    max_terms: int = DEFAULT_MAX_TERMS,
 ) -> SearchRequest:
-    """Parse query pairs; unknown parameters are an error in strict mode and ignored otherwise."""
+    """Parse query pairs; unknown parameters are an error in strict mode and ignored otherwise.
+    More than ``max_terms`` search terms is a 400 (see ``term_cost``)."""
     req = SearchRequest(res_type=res_type, count=default_count)
     known = definitions.params_for(res_type)
+    terms = 0
     for key, value in params:
         name = key.split(":", 1)[0]
         if name == "_count":  # paging links add _count and _offset themselves
@@ -217,6 +231,14 @@ def parse(
         elif name in RESULT_PARAMS:
             continue
         else:
+            terms += term_cost(key, value)
+            if terms > max_terms:
+                raise FhirError.of(
+                    400,
+                    "too-costly",
+                    f"a search may hold at most {max_terms} terms (each value, chain link "
+                    "and _has counts one)",
+                )
             try:
                 term = resolve(definitions, res_type, key)
             except UnknownParameter:

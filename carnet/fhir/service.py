@@ -7,15 +7,14 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
 from carnet.access.policy import Visibility, may_choose_ids
 from carnet.db.ids import time_ordered_id
-from carnet.fhir import render
+from carnet.fhir import render, snapshots
 from carnet.fhir.access import AccessHook, OpenAccess, RequestContext
-from carnet.fhir.dates import date_range, sortable, utc_now
+from carnet.fhir.dates import date_range
 from carnet.fhir.definitions import Definitions
 from carnet.fhir.errors import (
     FhirError,
@@ -28,14 +27,13 @@ from carnet.fhir.errors import (
 )
 from carnet.fhir.query import Compiler, visible_versions
 from carnet.fhir.repository import Repository, StoredResource, Unit
-from carnet.fhir.search import SearchRequest, clamp_int, parse
+from carnet.fhir.search import DEFAULT_MAX_TERMS, SearchRequest, clamp_int, parse
 from carnet.fhir.shaping import shape
+from carnet.fhir.snapshots import SNAPSHOT_MAX
 from carnet.fhir.validation import Validator, check_id
 from carnet.fhir.versions import etag_version, same_content, version_number
 
 MAX_INCLUDE_DEPTH = 4  # :iterate rounds
-SNAPSHOT_MAX = 2000  # ids kept for stable paging; pages beyond read live results
-SNAPSHOT_LIFETIME = timedelta(hours=1)
 MAX_INCLUDED = 1000  # resources _include may add to one page
 
 
@@ -60,6 +58,7 @@ class FhirService:
         *,
         default_page_size: int = 20,
         max_page_size: int = 1000,
+        max_search_terms: int = DEFAULT_MAX_TERMS,
         access: AccessHook | None = None,
     ) -> None:
         self.repo = repository
@@ -68,6 +67,7 @@ class FhirService:
         self.compiler = compiler
         self.default_page_size = default_page_size
         self.max_page_size = max_page_size
+        self.max_search_terms = max_search_terms
         self.access: AccessHook = access or OpenAccess()
         self.patient_hooks: list[Callable[[Unit, RequestContext, StoredResource], None]] = []
         """Called after a Patient is created or updated, in the same unit (identity matching)."""
@@ -172,7 +172,15 @@ class FhirService:
         params = parse_qsl(query, keep_blank_values=True)
         if not params:
             raise bad_request("a conditional request needs search parameters")
-        req = parse(res_type, params, self.definitions, default_count=2, max_count=2, strict=True)
+        req = parse(
+            res_type,
+            params,
+            self.definitions,
+            default_count=2,
+            max_count=2,
+            strict=True,
+            max_terms=self.max_search_terms,
+        )
         req.count = 2
         vis = self.access.visibility(unit, ctx, "search") if ctx is not None else None
         ids, _ = self.compiler.compile(req, vis)
@@ -425,6 +433,7 @@ class FhirService:
             default_count=self.default_page_size,
             max_count=self.max_page_size,
             strict=strict,
+            max_terms=self.max_search_terms,
         )
 
     def _search(
@@ -435,14 +444,17 @@ class FhirService:
         ids, count = self.compiler.compile(req, vis)
         counted = None if req.total == "none" else count
         snapshot = req.snapshot
+        extent = None  # how far paging links reach, when a snapshot holds more than the total
         if req.summary_count:
             total, keys = unit.search_ids(ids.limit(0), count)
         elif snapshot is not None:
+            # A snapshot holds ids only, bound to this caller, type and query: what the caller
+            # may see now is decided again (a block or a mask since the first page applies).
+            binding = snapshots.binding_of(self.compiler.blind, ctx.principal, req)
+            stored_page = snapshots.page(unit, snapshot, binding, req.offset, req.count)
             total, _ = unit.search_ids(ids.limit(0), counted)
-            stored_page = unit.snapshot_page(snapshot, req.offset, req.count)
-            if stored_page is None:
-                raise gone("these search results have expired: run the search again")
-            keys = stored_page
+            keys = self._visible_keys(unit, vis, stored_page.keys)
+            extent = stored_page.size
         elif req.offset == 0:
             # The first page of a longer result keeps the ordered ids of (up to) SNAPSHOT_MAX
             # matches, and next/previous links read them: paging then neither skips nor
@@ -456,10 +468,8 @@ class FhirService:
                 total = unit.count(counted)
             keys = window[: req.count]
             if len(window) > req.count:
-                moment = utc_now()
-                snapshot = unit.store_snapshot(
-                    window, sortable(moment), sortable(moment - SNAPSHOT_LIFETIME)
-                )
+                binding = snapshots.binding_of(self.compiler.blind, ctx.principal, req)
+                snapshot = snapshots.store(unit, window, binding)
         else:
             total, keys = unit.search_ids(ids, counted)
         matches = unit.load(keys)
@@ -482,7 +492,8 @@ class FhirService:
             req.res_type if req.compartment is None else f"Patient/{req.compartment}/{req.res_type}"
         )
         used = req.used + ([("_snapshot", snapshot)] if snapshot else [])
-        links = render.page_links(base, path, used, req.offset, page, total)
+        reach = total if total is None or extent is None else max(total, extent)
+        links = render.page_links(base, path, used, req.offset, page, reach)
         shaped = [self._shape(m, req) for m in matches]
         return render.searchset(
             base, total, links, shaped, outcome, [self._shape(i, req) for i in included]
@@ -513,11 +524,7 @@ class FhirService:
                     continue
                 _, pairs = unit.search_ids(query, None)
                 new_keys.extend(p for p in pairs if p not in seen and p not in new_keys)
-            keep = self.compiler.keep_visible(new_keys, vis) if new_keys else None
-            if keep is not None:
-                _, allowed = unit.search_ids(keep, None)
-                visible_keys = set(allowed)
-                new_keys = [k for k in new_keys if k in visible_keys]
+            new_keys = self._visible_keys(unit, vis, new_keys)
             if not new_keys:
                 break
             loaded = unit.load(new_keys[:MAX_INCLUDED])
@@ -526,16 +533,23 @@ class FhirService:
             frontier = [(r.res_type, r.res_id) for r in loaded]
         return found
 
+    def _visible_keys(
+        self, unit: Unit, vis: Visibility | None, keys: list[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
+        """``keys`` without those the caller may not see, in their order."""
+        keep = self.compiler.keep_visible(keys, vis) if keys else None
+        if keep is None:
+            return keys
+        _, allowed = unit.search_ids(keep, None)
+        visible_keys = set(allowed)
+        return [k for k in keys if k in visible_keys]
+
     def visible_only(
         self, unit: Unit, vis: Visibility | None, found: list[StoredResource]
     ) -> list[StoredResource]:
         """``found`` without what the caller may not see (for operations that follow references)."""
-        keep = self.compiler.keep_visible([(r.res_type, r.res_id) for r in found], vis)
-        if keep is None or not found:
-            return found
-        _, allowed = unit.search_ids(keep, None)
-        visible_keys = set(allowed)
-        return [r for r in found if (r.res_type, r.res_id) in visible_keys]
+        kept = set(self._visible_keys(unit, vis, [(r.res_type, r.res_id) for r in found]))
+        return [r for r in found if (r.res_type, r.res_id) in kept]
 
     def compartment_search(
         self,

@@ -20,6 +20,7 @@ from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError, Issue, bad_request, not_found
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.service import FhirService
+from carnet.fhir.validation import within
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 _REFERENCE = re.compile(rb'"reference":"((?:[^"\\]|\\.)*)"')
@@ -251,11 +252,7 @@ def _validate_entry(service: FhirService, e: _Entry) -> None:
         raise FhirError(
             err.status,
             [
-                Issue(
-                    i.code,
-                    f"{prefix}: {i.diagnostics}",
-                    f"{prefix}.{i.expression}" if i.expression else prefix,
-                )
+                Issue(i.code, f"{prefix}: {i.diagnostics}", within(prefix, i.expression))
                 for i in err.issues
             ],
         ) from None

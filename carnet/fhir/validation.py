@@ -21,6 +21,13 @@ from carnet.fhir.errors import FhirError, Issue, bad_request, unprocessable
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 MAX_ISSUES = 20
+MAX_NESTING = 254
+"""JSON objects and arrays inside one another, at most: orjson's own limit (``orjson.dumps``
+raises beyond it), which every body must pass to be stored, so one C-speed serialisation checks
+it (a Python walk of every node cost more than the schema validation). Measured at this depth:
+jsonschema-rs validates (it overflowed a 512 KiB thread stack at 1,000 levels, which
+``orjson.loads`` accepts), the indexer's FHIRPath and the recursive walks here stay far from
+Python's recursion limit. tests/unit/fhir/test_nesting.py pins the limit."""
 
 
 class Validator:
@@ -65,17 +72,53 @@ class Validator:
     def validate(self, resource: Any, expected: str | None = None) -> str:
         """Raise a FhirError (400 or 422) describing every problem; return the type if valid."""
         resource_type = self.check_type(resource, expected)
+        raw = check_nesting(resource)
+        issues = self._problems(resource_type, resource)
+        if raw.count(b'"resourceType"') > 1:  # resources inside: Bundle entries, contained
+            for location, nested_type, nested in self._nested(resource_type, resource):
+                issues.extend(
+                    Issue(i.code, f"{location}: {i.diagnostics}", within(location, i.expression))
+                    for i in self._problems(nested_type, nested)
+                )
+        if not issues:
+            issues.extend(_impossible_dates(resource_type, resource, raw))
+        if issues:
+            raise unprocessable(_dedupe(issues)[:MAX_ISSUES])
+        return resource_type
+
+    def _problems(self, resource_type: str, resource: dict[str, Any]) -> list[Issue]:
+        """Schema problems and missing elements of one resource, one issue each; a resource
+        inside it that fails is left to its own check (the schema would report it whole, its
+        JSON in the message)."""
         issues: list[Issue] = []
         for error in self._schema_validator(resource_type).iter_errors(resource):
-            issues.append(_issue(resource_type, error))
+            inner_resource = error.instance_path and self._is_resource(error.instance)
+            if not (inner_resource and type(error.kind).__name__ in ("OneOfNotValid", "AnyOf")):
+                issues.extend(_issues(resource_type, error))
             if len(issues) >= MAX_ISSUES:
                 break
-        if not issues:
-            issues.extend(self._missing_required(resource_type, resource))
-            issues.extend(_impossible_dates(resource_type, resource))
-        if issues:
-            raise unprocessable(_dedupe(issues))
-        return resource_type
+        # one issue per problem: every missing element, whatever else is wrong
+        issues.extend(self._missing_required(resource_type, resource))
+        return issues
+
+    def _is_resource(self, node: Any) -> bool:
+        return (
+            isinstance(node, dict) and node.get("resourceType") in self.definitions.resource_types
+        )
+
+    def _nested(
+        self, resource_type: str, resource: dict[str, Any]
+    ) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """(location, type, body) of every resource inside ``resource``, at any depth."""
+        stack: list[tuple[str, Any]] = [(resource_type, resource)]
+        while stack:
+            location, node = stack.pop()
+            if isinstance(node, list):
+                stack.extend((f"{location}[{i}]", item) for i, item in enumerate(node))
+            elif isinstance(node, dict):
+                if node is not resource and self._is_resource(node):
+                    yield location, node["resourceType"], node
+                stack.extend((f"{location}.{k}", v) for k, v in node.items())
 
     def validate_bundle_shell(self, bundle: dict[str, Any]) -> None:
         """Validate a transaction/batch Bundle without its entry resources (validated one by one)."""
@@ -92,11 +135,12 @@ class Validator:
         for req in self.definitions.required.get(resource_type, ()):
             for location, parent in _walk(resource, req.parent, resource_type):
                 if not _present(parent, req):
+                    # FHIRPath names a choice element without [x]; the diagnostics keep it
                     name = f"{req.name}[x]" if req.choice else req.name
                     yield Issue(
                         "required",
                         f"{location}.{name} is required (minimum cardinality 1)",
-                        f"{location}.{name}",
+                        f"{location}.{req.name}",
                     )
 
 
@@ -123,24 +167,33 @@ def _walk(
             yield from _walk(item, rest, f"{location}.{head}{suffix}")
 
 
-def _issue(resource_type: str, error: Any) -> Issue:
+def _issues(resource_type: str, error: Any) -> Iterator[Issue]:
+    """The issues of one schema error, each located by a FHIRPath expression."""
     location = _expression(resource_type, error)
-    if type(error.kind).__name__ == "Required":
+    kind = type(error.kind).__name__
+    if kind == "Required":
         name = error.kind.property
-        return Issue(
+        yield Issue(
             "required",
             f"{location}.{name} is required (minimum cardinality 1)",
             f"{location}.{name}",
         )
-    return Issue("structure", error.message, location)
+    elif kind == "AdditionalProperties":  # one issue per unknown element, each named
+        for name in error.kind.unexpected:
+            yield Issue(
+                "structure",
+                f"{location}.{name} is not an element of {location}",
+                f"{location}.{name}",
+            )
+    else:
+        yield Issue("structure", error.message, location)
 
 
 # The schema's date patterns accept 30 February; the calendar does not.
 _DATE_SHAPED = re.compile(rb'"((\d{4})-(\d{2})-(\d{2}))(?:T[^"]*)?"')
 
 
-def _impossible_dates(resource_type: str, resource: dict[str, Any]) -> Iterator[Issue]:
-    raw = orjson.dumps(resource)
+def _impossible_dates(resource_type: str, resource: dict[str, Any], raw: bytes) -> Iterator[Issue]:
     for match in _DATE_SHAPED.finditer(raw):
         year, month, day = int(match[2]), int(match[3]), int(match[4])
         if 1 <= month <= 12 and day > calendar.monthrange(max(year, 1), month)[1]:
@@ -183,6 +236,30 @@ def _dedupe(issues: list[Issue]) -> list[Issue]:
             seen.add(issue.expression)
             out.append(issue)
     return out
+
+
+def within(prefix: str, expression: str) -> str:
+    """``Observation.code`` of the resource at ``prefix`` as FHIRPath: ``<prefix>.code`` (the
+    type name is no path step)."""
+    if not expression:
+        return prefix
+    _, dot, path = expression.partition(".")
+    return f"{prefix}.{path}" if dot else prefix
+
+
+def check_nesting(value: Any) -> bytes:
+    """``value`` serialised, or a 400 when it nests objects and arrays deeper than
+    ``MAX_NESTING``: called before anything walks it recursively."""
+    try:
+        return orjson.dumps(value)
+    except TypeError as exc:
+        if "ecursion" not in str(exc):
+            raise
+        raise FhirError.of(
+            400,
+            "too-costly",
+            f"the body is nested more than {MAX_NESTING} levels deep (objects and arrays)",
+        ) from None
 
 
 def check_id(resource_id: str) -> None:

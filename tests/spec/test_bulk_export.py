@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from carnet.app import Services
+from carnet.app import Services, create_app
+from carnet.settings import Settings
 from tests.spec.helpers import FHIR_JSON, observation, patient
 
 ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
@@ -82,7 +85,7 @@ def test_system_export_round_trip(
 ) -> None:
     status_url = _kickoff(client, "/fhir/$export")
     manifest = _wait(client, status_url)
-    assert manifest["requiresAccessToken"] is False
+    assert manifest["requiresAccessToken"] is True
     assert manifest["error"] == []
     assert manifest["transactionTime"].endswith("Z")
     assert manifest["request"].endswith("/fhir/$export")
@@ -193,3 +196,83 @@ def test_expired_exports_are_erased(services: Services, record: dict[str, str]) 
     export.retention = timedelta(seconds=-1)
     assert export.purge_expired() == 1
     assert not folder.exists()
+
+
+def test_bulk_manifest_requires_access_token(
+    client: TestClient, settings: Settings, services: Services, record: dict[str, str]
+) -> None:
+    """The files are served to the job's owner only, with a bearer token: the manifest says so
+    (Bulk Data: requiresAccessToken true when the token is needed to download)."""
+    manifest = _wait(client, _kickoff(client, "/fhir/$export?_type=Patient"))
+    assert manifest["requiresAccessToken"] is True
+    url = _local(manifest["output"][0]["url"])
+    with TestClient(create_app(settings, services), base_url="http://127.0.0.1") as anonymous:
+        assert anonymous.get(url).status_code == 401
+    assert client.get(url).status_code == 200
+
+
+def test_completed_export_status_says_when_files_expire(
+    client: TestClient, services: Services, record: dict[str, str]
+) -> None:
+    status_url = _kickoff(client, "/fhir/$export?_type=Patient")
+    _wait(client, status_url)
+    response = client.get(_local(status_url))
+    assert response.status_code == 200
+    expires = parsedate_to_datetime(response.headers["Expires"])
+    retention = timedelta(hours=services.settings.export_retention_hours)
+    now = datetime.now(UTC)
+    assert now + retention - timedelta(minutes=5) < expires <= now + retention
+    # the files are erased once that moment has passed
+    services.bulk_export.retention = timedelta(seconds=-1)
+    assert services.bulk_export.purge_expired() == 1
+
+
+def _parameters(*pairs: tuple[str, str, str]) -> dict[str, Any]:
+    return {
+        "resourceType": "Parameters",
+        "parameter": [{"name": name, kind: value} for name, kind, value in pairs],
+    }
+
+
+def _post_kickoff(client: TestClient, url: str, body: dict[str, Any]) -> str:
+    response = client.post(url, json=body, headers={**ASYNC, **FHIR_JSON})
+    assert response.status_code == 202, response.text
+    return str(response.headers["Content-Location"])
+
+
+def test_bulk_export_accepts_post(client: TestClient, record: dict[str, str]) -> None:
+    """Bulk Data v2: the kick-off may be a POST whose parameters are a Parameters resource."""
+    body = _parameters(
+        ("_type", "valueString", "Patient"),
+        ("_type", "valueString", "Organization"),
+        ("_outputFormat", "valueString", "application/fhir+ndjson"),
+    )
+    manifest = _wait(client, _post_kickoff(client, "/fhir/$export", body))
+    assert sorted(o["type"] for o in manifest["output"]) == ["Organization", "Patient"]
+    assert manifest["request"].endswith("/fhir/$export")
+    only = _parameters(("_type", "valueString", "Observation"))
+    files = _files(client, _wait(client, _post_kickoff(client, "/fhir/Patient/$export", only)))
+    assert {o["id"] for o in files["Observation"]} == {record["o1"], record["o2"]}
+    group_url = f"/fhir/Group/{record['group']}/$export"
+    since = _parameters(("_since", "valueInstant", "2000-01-01T00:00:00Z"))
+    files = _files(client, _wait(client, _post_kickoff(client, group_url, since)))
+    assert [p["id"] for p in files["Patient"]] == [record["p1"]]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (_parameters(("_type", "valueString", "Nonsense")), ASYNC, 400),
+        (_parameters(("_typeFilter", "valueString", "Patient?gender=female")), ASYNC, 400),
+        (_parameters(("_since", "valueInstant", "yesterday")), ASYNC, 400),
+        ({"resourceType": "Parameters", "parameter": [{"name": "_type"}]}, ASYNC, 400),
+        ({"resourceType": "Patient"}, ASYNC, 400),
+        (_parameters(("_type", "valueString", "Patient")), {}, 400),  # no Prefer: respond-async
+    ],
+)
+def test_bulk_export_post_refusals(
+    client: TestClient, body: dict[str, Any], headers: dict[str, str], status: int
+) -> None:
+    response = client.post("/fhir/$export", json=body, headers={**headers, **FHIR_JSON})
+    assert response.status_code == status, response.text
+    assert response.json()["resourceType"] == "OperationOutcome"

@@ -3,6 +3,7 @@ where the problem is, and stores nothing."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -324,7 +325,7 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     ("wrong-datatype", patient(active="yes"), "Patient.active", "boolean"),
     ("list-for-string", patient(name=[{"family": ["Dupont"]}]), "Patient.name[0].family", ""),
     ("bad-gender-code", patient(gender="femme"), "Patient.gender", "femme"),
-    ("unknown-element", patient(shoeSize=42), "Patient", "shoeSize"),
+    ("unknown-element", patient(shoeSize=42), "Patient.shoeSize", "shoeSize"),
     ("month-13", patient(birthDate="1980-13-01"), "Patient.birthDate", ""),
     ("french-date", patient(birthDate="17/05/1980"), "Patient.birthDate", ""),
     ("bad-status-code", observation("p1", status="done"), "Observation.status", "done"),
@@ -412,3 +413,136 @@ def test_bad_paging_on_history_is_400(client: TestClient) -> None:
     create(client, patient())
     assert_outcome(client.get("/fhir/Patient/_history?_count=ten"), 400, "invalid")
     assert_outcome(client.get("/fhir/_history?_offset=x"), 400, "invalid")
+
+
+def _nested_extension(levels: int) -> dict[str, Any]:
+    ext: dict[str, Any] = {"url": "http://example.org/leaf", "valueString": "v"}
+    for _ in range(levels):
+        ext = {"url": "http://example.org/nested", "extension": [ext]}
+    return ext
+
+
+def test_deeply_nested_extension_is_400(client: TestClient) -> None:
+    """A resource nesting deeper than the fixed limit is refused before any recursive step
+    (schema validation, orjson, the indexer) can blow up: it was a 500."""
+    deep = patient(extension=[_nested_extension(200)])
+    r = client.post("/fhir/Patient", json=deep, headers=FHIR_JSON)
+    assert_outcome(r, 400, "too-costly", diagnostics="nested")
+    r = client.put("/fhir/Patient/deep", json={**deep, "id": "deep"}, headers=FHIR_JSON)
+    assert_outcome(r, 400, "too-costly", diagnostics="nested")
+    entry = {"resource": deep, "request": {"method": "POST", "url": "Patient"}}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+    assert_outcome(client.post("/fhir", json=bundle, headers=FHIR_JSON), 400, "too-costly")
+    # with a NUL inside, the NUL check walked it first, recursively
+    levels = 400  # 800 JSON levels: orjson parses it, Python's encoder could not write it
+    nul = '{"resourceType":"Patient","extension":'
+    nul += '[{"url":"http://example.org/nested","extension":' * levels
+    nul += '[{"url":"http://example.org/\\u0000"}]'
+    nul += "}]" * levels + "}"
+    r = client.post("/fhir/Patient", content=nul, headers=FHIR_JSON)
+    assert_outcome(r, 400, "too-costly")
+    assert history_total(client) == 0
+    # nesting that real resources use is accepted
+    fine = patient(extension=[_nested_extension(20)])
+    assert client.post("/fhir/Patient", json=fine, headers=FHIR_JSON).status_code == 201
+
+
+def test_search_with_too_many_terms_is_400(client: TestClient) -> None:
+    """1,000 search terms made SQLite's expression tree too deep (a 500): the number of terms is
+    capped by the ``max_search_terms`` setting, whether ANDed, ORed or chained."""
+    create(client, patient())
+    many_and = [("family", f"x{i}") for i in range(1000)]
+    assert_outcome(client.get("/fhir/Patient", params=many_and), 400, "too-costly")
+    many_or = {"family": ",".join(f"x{i}" for i in range(1000))}
+    assert_outcome(client.get("/fhir/Patient", params=many_or), 400, "too-costly")
+    posted = client.post(
+        "/fhir/Patient/_search",
+        content="&".join(f"gender=female&_id=x{i}" for i in range(300)),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert_outcome(posted, 400, "too-costly")
+    chain = "general-practitioner:Practitioner" + ".organization:Organization.partof" * 300
+    assert_outcome(client.get("/fhir/Patient", params={chain: "x"}), 400, "too-costly")
+    # up to the cap, a search runs
+    fifty = [("family", "Dupont")] + [("gender", "female")] * 49
+    assert client.get("/fhir/Patient", params=fifty).json()["total"] == 1
+
+
+# -- OperationOutcome.issue.expression: FHIRPath, one issue per problem ------------------------------
+
+FHIRPATH = re.compile(r"^[A-Z][A-Za-z]+(\.[a-z_][A-Za-z0-9_]*(\[\d+\])?)*$")
+
+
+def _expressions(body: dict[str, Any]) -> list[str]:
+    return [e for i in body["issue"] for e in i.get("expression", [])]
+
+
+def test_operation_outcome_expression_is_fhirpath(client: TestClient) -> None:
+    """Inside a Bundle, a resource's elements follow ``resource`` directly
+    (``Bundle.entry[0].resource.code``): ``...resource.Observation.code`` is no FHIRPath; a
+    choice element is named without ``[x]``."""
+    bad = _without(observation("p1"), "code")
+    entry = {"resource": bad, "request": {"method": "POST", "url": "Observation"}}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+    body = assert_outcome(client.post("/fhir", json=bundle, headers=FHIR_JSON), 422, "required")
+    assert _expressions(body) == ["Bundle.entry[0].resource.code"]
+    sub = {"resourceType": "Substance", "code": {"text": "s"}, "ingredient": [{"quantity": {}}]}
+    body = assert_outcome(
+        client.post("/fhir/Substance", json=sub, headers=FHIR_JSON), 422, "required"
+    )
+    assert _expressions(body) == ["Substance.ingredient[0].substance"]
+    for expression in _expressions(body):
+        assert FHIRPATH.match(expression), expression
+
+
+def test_unknown_element_is_named(client: TestClient) -> None:
+    body = patient(foo=1, baz=2)
+    body["name"][0]["bar"] = "x"
+    outcome = assert_outcome(
+        client.post("/fhir/Patient", json=body, headers=FHIR_JSON), 422, "structure"
+    )
+    assert sorted(_expressions(outcome)) == ["Patient.baz", "Patient.foo", "Patient.name[0].bar"]
+    for issue in outcome["issue"]:
+        assert issue["expression"][0].rsplit(".", 1)[1] in issue["diagnostics"]
+    assert history_total(client) == 0
+
+
+def test_every_missing_required_element_is_reported(client: TestClient) -> None:
+    """Observation.status (a StructureDefinition minimum) and Observation.code (in the schema)
+    are both missing: both are reported, also next to another problem."""
+    bare = {"resourceType": "Observation", "subject": {"reference": "Patient/p1"}}
+    outcome = assert_outcome(
+        client.post("/fhir/Observation", json=bare, headers=FHIR_JSON), 422, "required"
+    )
+    assert sorted(_expressions(outcome)) == ["Observation.code", "Observation.status"]
+    worse = {**bare, "valueBoolean": "yes"}
+    outcome = assert_outcome(
+        client.post("/fhir/Observation", json=worse, headers=FHIR_JSON), 422, VALIDATION_CODES
+    )
+    assert sorted(_expressions(outcome)) == [
+        "Observation.code",
+        "Observation.status",
+        "Observation.valueBoolean",
+    ]
+    assert history_total(client) == 0
+
+
+def test_problems_inside_a_nested_resource_are_located_not_echoed(client: TestClient) -> None:
+    """A resource inside a resource (a Bundle entry, a contained one) failed as a whole with
+    the schema's "not valid under any of the given schemas" and its full JSON, names included,
+    in the diagnostics: its own problems are reported instead, each at its FHIRPath."""
+    inner = _without(observation("p1", status="done"), "code")
+    inner["note"] = [{"text": "Secret-Clinical-Note"}]
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": inner}]}
+    r = client.post("/fhir/Bundle", json=bundle, headers=FHIR_JSON)
+    outcome = assert_outcome(r, 422, VALIDATION_CODES)
+    assert sorted(_expressions(outcome)) == [
+        "Bundle.entry[0].resource.code",
+        "Bundle.entry[0].resource.status",
+    ]
+    assert "Secret-Clinical-Note" not in r.text
+    contained = patient(contained=[{"resourceType": "Observation", "id": "o1", "code": {}}])
+    r = client.post("/fhir/Patient", json=contained, headers=FHIR_JSON)
+    outcome = assert_outcome(r, 422, "required")
+    assert _expressions(outcome) == ["Patient.contained[0].status"]
+    assert history_total(client) == 0

@@ -55,7 +55,23 @@ def test_everything_returns_compartment_and_referenced_shared(client: TestClient
         f"Organization/{r['org']}": "include",
         f"Practitioner/{r['doc']}": "include",
     }
-    assert bundle["total"] == 5
+    assert bundle["total"] == 3
+
+
+def test_everything_total_counts_matches_only(client: TestClient) -> None:
+    """Bundle.total is the number of matches (R4 Bundle.total; search: included resources are
+    not counted): the patient's compartment, not the shared resources it references."""
+    r = _record(client)
+    bundle = client.get(f"/fhir/Patient/{r['pid']}/$everything").json()
+    modes = [e["search"]["mode"] for e in bundle["entry"]]
+    assert bundle["total"] == modes.count("match") == 3
+    assert modes.count("include") == 2
+    typed = client.get(f"/fhir/Patient/{r['pid']}/$everything?_type=Observation,Practitioner")
+    assert typed.json()["total"] == 1
+    # paging still runs over every entry: matches first, then what they reference
+    last = client.get(f"/fhir/Patient/{r['pid']}/$everything?_count=2&_offset=4").json()
+    assert last["total"] == 3
+    assert [e["search"]["mode"] for e in last["entry"]] == ["include"]
 
 
 def test_everything_type_filter_and_unknown_type(client: TestClient) -> None:
@@ -86,7 +102,7 @@ def test_everything_pages_without_skipping_or_repeating(client: TestClient) -> N
     pages = 0
     while url:
         bundle = client.get(url).json()
-        assert bundle["total"] == 5
+        assert bundle["total"] == 3  # the matches; the two included resources are not counted
         seen.extend(_ids(bundle))
         nxt = [link["url"] for link in bundle["link"] if link["relation"] == "next"]
         url = nxt[0].replace("http://127.0.0.1", "") if nxt else None

@@ -6,6 +6,8 @@ Mounted before the generic FHIR router so that ``/Patient/$export`` is not read 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC
+from email.utils import format_datetime
 from typing import Annotated
 
 import orjson
@@ -16,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from carnet.fhir.api import Ctx, FhirResponse, Service, base_url, read_json
 from carnet.fhir.errors import bad_request
 from carnet.fhir.operations.everything import everything
-from carnet.fhir.operations.export import ExportService, StatusReply
+from carnet.fhir.operations.export import ExportService, StatusReply, parameters_to_params
 from carnet.fhir.operations.import_ import ImportService
 from carnet.fhir.operations.summary import summary
 
@@ -104,6 +106,46 @@ def group_export(
     return _export(request, ctx, export, prefer, "group", group_id)
 
 
+async def _export_post(
+    request: Request,
+    ctx: Ctx,
+    export: ExportService,
+    prefer: str | None,
+    level: str,
+    group_id: str | None = None,
+) -> Response:
+    """Bulk Data v2's POST kick-off: the parameters come in a Parameters resource."""
+    _require_async(prefer)
+    params = list(request.query_params.multi_items())
+    params += parameters_to_params(await read_json(request))
+    request_url = str(request.url)
+    job_id = await run_in_threadpool(
+        export.kickoff, ctx, base_url(request), request_url, level, params, group_id
+    )
+    return _kickoff_accepted(request, f"$export-status/{job_id}")
+
+
+@router.post("/$export")
+async def system_export_post(
+    request: Request, ctx: Ctx, export: Export, prefer: Prefer = None
+) -> Response:
+    return await _export_post(request, ctx, export, prefer, "system")
+
+
+@router.post("/Patient/$export")
+async def patient_export_post(
+    request: Request, ctx: Ctx, export: Export, prefer: Prefer = None
+) -> Response:
+    return await _export_post(request, ctx, export, prefer, "patient")
+
+
+@router.post("/Group/{group_id}/$export")
+async def group_export_post(
+    group_id: str, request: Request, ctx: Ctx, export: Export, prefer: Prefer = None
+) -> Response:
+    return await _export_post(request, ctx, export, prefer, "group", group_id)
+
+
 def _status_response(reply: StatusReply) -> Response:
     if reply.status == 202:
         return Response(
@@ -111,8 +153,14 @@ def _status_response(reply: StatusReply) -> Response:
         )
     if reply.error is not None:
         return FhirResponse(reply.error.outcome(), status_code=reply.error.status)
+    headers = {}
+    if reply.expires is not None:
+        headers["Expires"] = format_datetime(reply.expires.astimezone(UTC), usegmt=True)
     return Response(
-        orjson.dumps(reply.manifest), media_type="application/json", status_code=reply.status
+        orjson.dumps(reply.manifest),
+        media_type="application/json",
+        status_code=reply.status,
+        headers=headers,
     )
 
 

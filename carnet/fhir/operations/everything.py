@@ -3,7 +3,8 @@
 The compartment comes from the repository (resources whose patient compartment is this patient);
 resources they reference that belong to no compartment (Practitioner, Organization, Medication,
 Location...) are added with ``search.mode = include``. ``_type`` and ``_since`` filter both;
-``_count``/``_offset`` page over the whole ordered list (compartment first, oldest first).
+``_count``/``_offset`` page over the whole ordered list (compartment first, oldest first), and
+``Bundle.total`` counts the matches only, as R4 defines it for a searchset.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def everything(
             and (since is None or _sortable(r.last_updated) >= since)
         ]
         wanted = keys + [(r.res_type, r.res_id) for r in extra]
-        total = len(wanted)
+        total = len(keys)  # Bundle.total counts matches; included resources are not counted
         page_keys = wanted[offset : offset + count]
         included = {(r.res_type, r.res_id) for r in extra}
         by_key = {(r.res_type, r.res_id): r for r in compartment}
@@ -120,7 +121,8 @@ def everything(
         page = [by_key[k] for k in page_keys if k in by_key]
         service.access.record(unit, ctx, "everything", "Patient", page)
     keep = [(k, v) for k, v in params if k in ("_type", "_since")]
-    links = render.page_links(base, f"Patient/{patient_id}/$everything", keep, offset, count, total)
+    path = f"Patient/{patient_id}/$everything"
+    links = render.page_links(base, path, keep, offset, count, len(wanted))  # pages reach includes
     bundle = render.searchset(base, total, links, page)
     for entry, stored in zip(bundle.get("entry", []), page, strict=False):
         if (stored.res_type, stored.res_id) in included:

@@ -53,6 +53,7 @@ class StatusReply:
     progress: str | None = None
     manifest: dict[str, Any] | None = None
     error: FhirError | None = None
+    expires: datetime | None = None  # when a completed export's files are erased
 
 
 class ExportService:
@@ -146,7 +147,8 @@ class ExportService:
                 self.runner.submit(job_id, self._run)
             return StatusReply(202, progress=job.progress or job.status)
         if job.status == "completed":
-            return StatusReply(200, manifest=job.result)
+            # purge_expired erases a finished job once its last update is older than retention
+            return StatusReply(200, manifest=job.result, expires=job.updated_at + self.retention)
         reason = (job.result or {}).get("error", "the export failed")
         return StatusReply(500, error=FhirError.of(500, "exception", str(reason)))
 
@@ -252,7 +254,8 @@ class ExportService:
         manifest = {
             "transactionTime": started,
             "request": job.request,
-            "requiresAccessToken": False,
+            # downloads need the owner's bearer token (open_file checks the caller and scopes)
+            "requiresAccessToken": True,
             "output": [
                 {
                     "type": res_type,
@@ -304,6 +307,32 @@ class _Writer:
 
     def close(self) -> None:
         self.handle.close()
+
+
+PARAMETER_VALUES = ("valueString", "valueCode", "valueInstant", "valueDateTime", "valueUri")
+
+
+def parameters_to_params(body: Any) -> list[tuple[str, str]]:
+    """The kick-off parameters of a ``POST $export`` (Bulk Data v2): a Parameters resource
+    whose parts carry a string-like value; read as the query parameters of a GET."""
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        raise bad_request("a POST $export takes a Parameters resource", "resourceType")
+    params: list[tuple[str, str]] = []
+    parts = body.get("parameter") or []
+    if not isinstance(parts, list):
+        raise bad_request("Parameters.parameter must be a list", "Parameters.parameter")
+    for i, part in enumerate(parts):
+        where = f"Parameters.parameter[{i}]"
+        name = part.get("name") if isinstance(part, dict) else None
+        if not isinstance(name, str) or not name:
+            raise bad_request(f"{where} has no name", f"{where}.name")
+        if isinstance(part, dict) and "valueReference" in part:
+            raise FhirError.of(400, "not-supported", f"{name} is not supported", f"{where}")
+        values = [part[k] for k in PARAMETER_VALUES if isinstance(part, dict) and k in part]
+        if len(values) != 1 or not isinstance(values[0], str):
+            raise bad_request(f"{where} ({name[:40]}) needs one string value", f"{where}.value")
+        params.append((name, values[0]))
+    return params
 
 
 def _readable_types(vis: Visibility) -> list[str] | None:

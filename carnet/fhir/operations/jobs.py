@@ -41,6 +41,7 @@ class Job:
     progress: str | None
     result: dict[str, Any] | None
     created_at: datetime
+    updated_at: datetime  # a finished job's files expire ``export_retention_hours`` after it
 
 
 class JobStore:
@@ -85,6 +86,7 @@ class JobStore:
             progress=row.progress,
             result=orjson.loads(row.result) if row.result else None,
             created_at=_aware(row.created_at),
+            updated_at=_aware(row.updated_at),
         )
 
     def update(self, job_id: str, **values: Any) -> None:

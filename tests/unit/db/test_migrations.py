@@ -36,6 +36,7 @@ EXPECTED_TABLES = {
     "import_progress",
     "code_text",  # texts of codes for token :text search (carnet/fhir/models.py)
     "search_snapshot",  # stable paging of multi-page searches
+    "search_snapshot_binding",  # who, which type and query may read each snapshot
     # the master patient index (carnet/identity/models.py)
     "identity",
     "identity_block",
