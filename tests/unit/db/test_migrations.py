@@ -61,7 +61,7 @@ EXPECTED_TABLES = {
     "access_preference",
     "access_break_glass",
     "access_alert",
-    "access_author",  # who wrote an item (migration 0012)
+    "access_author",  # who wrote an item (migration 0013)
     # the personal space (carnet/record/models.py)
     "record_space",
     "record_representative",

@@ -6,15 +6,15 @@ one item naming the patient. A deposit now gives its author their own item only,
 the author recorded at write time from the authenticated caller. Existing rule tables get the
 new rule; an empty one is filled by ``seed_rules`` as before.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
