@@ -165,9 +165,17 @@ class _Progress:
             .values(lines_done=lines_done, complete=complete, updated_at=datetime.now(UTC))
         )
 
-    def finish(self, key: str, lines_done: int) -> None:
+    def finish(self, key: str, lines_done: int | None = None) -> None:
+        """Mark a file complete (``lines_done`` None keeps the count already recorded)."""
         with self.engine.begin() as conn:
-            self.write(conn, key, lines_done, complete=True)
+            if lines_done is None:
+                conn.execute(
+                    update(import_progress)
+                    .where(import_progress.c.source_key == key)
+                    .values(complete=True, updated_at=datetime.now(UTC))
+                )
+            else:
+                self.write(conn, key, lines_done, complete=True)
 
 
 class Importer:
@@ -217,8 +225,8 @@ class Importer:
                 if path.name.endswith((".ndjson", ".ndjson.gz")):
                     self._ndjson(path, key, done, report)
                 else:
-                    if self._json(path, report):
-                        self.progress.finish(key, 1)
+                    if self._json(path, key, done, report):
+                        self.progress.finish(key)
                     self._committed()
             if progress:
                 progress(path)
@@ -233,8 +241,13 @@ class Importer:
 
     # -- JSON files -------------------------------------------------------------------------------
 
-    def _json(self, path: Path, report: ImportReport) -> bool:
-        """Import one JSON file; True when its content was committed (or nothing can be)."""
+    def _json(self, path: Path, key: str, done: int, report: ImportReport) -> bool:
+        """Import one JSON file; True when its content was committed (or nothing can be).
+
+        What is stored commits in one transaction with the file's progress row (complete, or for
+        a batch Bundle the number of entries done), so a crash at any instant leaves either both
+        or neither, and a re-run never stores a Bundle twice.
+        """
         with _open(path) as handle:
             raw = handle.read()
         try:
@@ -243,23 +256,38 @@ class Importer:
             report.reject(Rejection(path.name, 400, f"not valid JSON: {exc.msg}"))
             return True
         if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
-            ok = self._bundle(path.name, doc, report)
+            ok = self._bundle(path.name, doc, key, done, report)
         else:
             report.read += 1
-            ok = self._store([(path.name, doc, None)], report)
+            ok = self._store([(path.name, doc, None)], key, report)
         return ok
 
-    def _bundle(self, name: str, bundle: dict[str, Any], report: ImportReport) -> bool:
+    def _bundle(
+        self, name: str, bundle: dict[str, Any], key: str, done: int, report: ImportReport
+    ) -> bool:
         kind = bundle.get("type")
         entries = bundle.get("entry") or []
         if kind in ("transaction", "batch"):
-            report.read += len(entries)
-            run = run_transaction if kind == "transaction" else run_batch
             if self.dedupe_shared:
                 _dedupe_entries(entries)
             try:
                 self.service.validator.validate_bundle_shell(bundle)
-                response = run(self.service, bundle, self.base, self.ctx)
+                if kind == "transaction":
+                    report.read += len(entries)
+                    response = run_transaction(
+                        self.service, bundle, self.base, self.ctx, record_progress=_completes(key)
+                    )
+                else:  # each entry commits on its own, with the count of entries done
+                    report.read += len(entries) - done
+                    report.skipped += done
+                    entries = entries[done:]
+                    response = run_batch(
+                        self.service,
+                        {**bundle, "entry": entries},
+                        self.base,
+                        self.ctx,
+                        record_progress=lambda conn, n: _Progress.write(conn, key, done + n),
+                    )
             except FhirError as err:
                 report.reject(Rejection(f"{name} ({kind})", err.status, str(err)))
                 return err.status < 500 and err.status != 409  # a conflict is worth a retry
@@ -274,11 +302,11 @@ class Importer:
                         x.get("diagnostics", "")
                         for x in item["response"].get("outcome", {}).get("issue", [])
                     )
-                    report.reject(Rejection(f"{name} entry {i}", int(status[:3]), reason))
+                    report.reject(Rejection(f"{name} entry {done + i}", int(status[:3]), reason))
             return True
         if kind in ("document", "message"):
             report.read += 1
-            return self._store([(name, bundle, None)], report)
+            return self._store([(name, bundle, None)], key, report)
         if kind in ("collection", "searchset"):
             items = [
                 (f"{name} entry {i}", e["resource"], e.get("fullUrl"))
@@ -288,7 +316,7 @@ class Importer:
                 and not (kind == "searchset" and e.get("search", {}).get("mode") == "outcome")
             ]
             report.read += len(items)
-            return self._store(items, report)
+            return self._store(items, key, report)
         report.read += 1
         if kind in REPLY_BUNDLES:
             reason = f"a {kind} Bundle records a server's replies, not data to store"
@@ -297,11 +325,14 @@ class Importer:
         report.reject(Rejection(name, 422, reason))
         return True
 
-    def _store(self, items: list[tuple[str, Any, str | None]], report: ImportReport) -> bool:
+    def _store(
+        self, items: list[tuple[str, Any, str | None]], key: str, report: ImportReport
+    ) -> bool:
         """Store resources by id (or create them) in one transaction; bad ones are set aside first.
 
         Each item is (where it came from, the resource, its fullUrl if any, so that references
-        between entries of one collection resolve).
+        between entries of one collection resolve). The file is marked complete in the same
+        transaction.
         """
         good = self._valid(items, report)
         if not good:
@@ -312,7 +343,9 @@ class Importer:
             "entry": [self._entry(resource, full_url) for _, resource, full_url in good],
         }
         try:
-            run_transaction(self.service, bundle, self.base, self.ctx)
+            run_transaction(
+                self.service, bundle, self.base, self.ctx, record_progress=_completes(key)
+            )
         except FhirError as err:
             report.reject(Rejection(good[0][0] + " (batch)", err.status, str(err)))
             return err.status < 500 and err.status != 409
@@ -389,10 +422,11 @@ class Importer:
         try:
             self._write(good, key, lines_done)
         except FhirError:
-            # One resource spoiled the batch: store the others one by one, set it aside.
-            for i, item in enumerate(good):
+            # One resource spoiled the batch: store the others one by one, set it aside. Each
+            # commits with its own line as the progress, so a crash here stores none twice.
+            for item in good:
                 try:
-                    self._write([item], key, lines_done if i == len(good) - 1 else None)
+                    self._write([item], key, _line_number(item[0]))
                 except FhirError as err:
                     report.reject(Rejection(item[0], err.status, str(err)))
                 else:
@@ -404,8 +438,9 @@ class Importer:
         self._committed()
 
     def _write(
-        self, good: list[tuple[str, dict[str, Any], str | None]], key: str, lines_done: int | None
+        self, good: list[tuple[str, dict[str, Any], str | None]], key: str, lines_done: int
     ) -> None:
+        """Store NDJSON resources and the file's committed-line count in one transaction."""
         service, ctx = self.service, self.ctx
         with service.interaction(ctx, "import", None, None) as unit:
             unit.prefetch_current(
@@ -418,9 +453,17 @@ class Importer:
                 else:
                     condition = shared_condition(resource) if self.dedupe_shared else None
                     service.create_in(unit, ctx, res_type, resource, condition)
-            if lines_done is not None:
-                done = lines_done
-                unit.before_commit.append(lambda conn: _Progress.write(conn, key, done))
+            unit.before_commit.append(lambda conn: _Progress.write(conn, key, lines_done))
+
+
+def _line_number(source: str) -> int:
+    """The line of an NDJSON item, from its source ``<file name>:<line>``."""
+    return int(source.rsplit(":", 1)[1])
+
+
+def _completes(key: str) -> Callable[[Connection, int], None]:
+    """A callback, run inside a Bundle's transaction, that marks its JSON file imported."""
+    return lambda conn, _entries: _Progress.write(conn, key, 1, complete=True)
 
 
 def _dedupe_entries(entries: list[Any]) -> None:
