@@ -139,6 +139,24 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "10",
         "Years a closed personal space's data is kept before it is crypto-shredded.",
     ),
+    Setting(
+        "import_max_decompressed_bytes",
+        str(8 << 30),
+        "Largest decompressed size of one import file (carnet import, $import), bytes; "
+        "reading stops there and the file is rejected.",
+    ),
+    Setting(
+        "import_max_compression_ratio",
+        "100",
+        "Largest ratio of decompressed to compressed bytes of a .gz import file, judged once "
+        "1 MiB is out (FHIR data compresses 5 to 30 times; a gzip bomb about 1000).",
+    ),
+    Setting(
+        "import_max_line_bytes",
+        str(64 << 20),
+        "Longest NDJSON line, and largest JSON file, an import reads (decompressed bytes); "
+        "a longer one is never held whole: the file is rejected.",
+    ),
 )
 
 
@@ -177,6 +195,9 @@ class Settings:
     break_glass_minutes: float
     objection_window_days: float
     record_retention_years: float
+    import_max_decompressed_bytes: int
+    import_max_compression_ratio: float
+    import_max_line_bytes: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -220,6 +241,9 @@ class Settings:
             break_glass_minutes=float(raw["break_glass_minutes"]),
             objection_window_days=float(raw["objection_window_days"]),
             record_retention_years=float(raw["record_retention_years"]),
+            import_max_decompressed_bytes=int(raw["import_max_decompressed_bytes"]),
+            import_max_compression_ratio=float(raw["import_max_compression_ratio"]),
+            import_max_line_bytes=int(raw["import_max_line_bytes"]),
         )
 
     @property

@@ -20,13 +20,11 @@ once.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -35,12 +33,17 @@ from sqlalchemy import Connection, insert, select, update
 from carnet.db.engine import writing
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError
+from carnet.fhir.import_files import (
+    ImportLimitError,
+    ImportLimits,
+    LimitedReader,
+    fingerprint,
+)
 from carnet.fhir.operations.models import import_progress
 from carnet.fhir.service import FhirService
 from carnet.fhir.transactions import run_batch, run_transaction
 from carnet.fhir.validation import check_id
 
-SUFFIXES = (".json", ".json.gz", ".ndjson", ".ndjson.gz")
 REPLY_BUNDLES = ("transaction-response", "batch-response", "history")
 SHARED_TYPES = ("Organization", "Practitioner")
 MAX_REJECTIONS = 1000  # kept with their reasons; beyond, only counted (memory stays flat)
@@ -75,42 +78,6 @@ class ImportReport:
         self.rejected_total += 1
         if len(self.rejected) < MAX_REJECTIONS:
             self.rejected.append(rejection)
-
-
-def discover(paths: list[Path]) -> list[Path]:
-    """Files to import, folders expanded, in a stable order; unknown suffixes are an error."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
-            )
-        elif path.is_file():
-            if not path.name.endswith(SUFFIXES):
-                raise ValueError(f"{path}: not a .json, .json.gz, .ndjson or .ndjson.gz file")
-            found.append(path)
-        else:
-            raise FileNotFoundError(f"{path}: no such file or directory")
-    return found
-
-
-def _open(path: Path) -> IO[bytes]:
-    if path.name.endswith(".gz"):
-        return cast(IO[bytes], gzip.open(path, "rb"))
-    return path.open("rb")
-
-
-def fingerprint(path: Path) -> str:
-    """A file's identity for resuming: name, size, first and last 64 KiB (not its folder)."""
-    digest = hashlib.sha256(path.name.encode() + b"\0")
-    size = path.stat().st_size
-    digest.update(str(size).encode() + b"\0")
-    with path.open("rb") as handle:
-        digest.update(handle.read(65536))
-        if size > 65536:
-            handle.seek(max(65536, size - 65536))
-            digest.update(handle.read(65536))
-    return digest.hexdigest()
 
 
 def shared_condition(resource: dict[str, Any]) -> str | None:
@@ -181,6 +148,7 @@ class _Progress:
 class Importer:
     """Feeds files through FhirService; never stops at a bad resource, reports it instead.
 
+    ``limits`` bound what one file may decompress to (a file past them is rejected);
     ``resume`` skips what earlier runs committed (False re-reads everything);
     ``dedupe_shared`` turns POSTs of identified Organizations/Practitioners into conditional
     creates; ``fail_after_batches`` raises ImportInterruptedError after that many committed
@@ -194,6 +162,7 @@ class Importer:
         batch_size: int = 500,
         *,
         ctx: RequestContext | None = None,
+        limits: ImportLimits | None = None,
         resume: bool = True,
         dedupe_shared: bool = True,
         fail_after_batches: int | None = None,
@@ -203,6 +172,7 @@ class Importer:
         self.base = base
         self.batch_size = batch_size
         self.ctx = ctx or RequestContext(source="import")
+        self.limits = limits or ImportLimits()
         self.resume = resume
         self.dedupe_shared = dedupe_shared
         self.fail_after_batches = fail_after_batches
@@ -248,8 +218,13 @@ class Importer:
         a batch Bundle the number of entries done), so a crash at any instant leaves either both
         or neither, and a re-run never stores a Bundle twice.
         """
-        with _open(path) as handle:
-            raw = handle.read()
+        try:
+            with LimitedReader(path, self.limits) as reader:
+                raw = reader.read_document()
+        except ImportLimitError as exc:
+            # Not marked complete: with a higher limit, a re-run imports it.
+            report.reject(Rejection(path.name, 413, str(exc)))
+            return False
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -385,27 +360,28 @@ class Importer:
     # -- NDJSON -----------------------------------------------------------------------------------
 
     def _ndjson(self, path: Path, key: str, skip: int, report: ImportReport) -> None:
-        """Stream the file; each batch commits with its progress row (exactly-once on resume)."""
+        """Stream the file; each batch commits with its progress row (exactly-once on resume).
+
+        A file past the import limits is rejected where it broke them: the lines before are
+        stored, and it is not marked complete (a re-run with a higher limit goes on from there).
+        """
         batch: list[tuple[str, Any, str | None]] = []
         lineno = 0
-        with _open(path) as handle:
-            for lineno, line in enumerate(handle, start=1):
-                if lineno <= skip:
-                    if line.strip():
-                        report.skipped += 1
-                    continue
-                if not line.strip():
-                    continue
-                report.read += 1
-                try:
-                    batch.append((f"{path.name}:{lineno}", orjson.loads(line), None))
-                except orjson.JSONDecodeError as exc:
-                    report.reject(
-                        Rejection(f"{path.name}:{lineno}", 400, f"not valid JSON: {exc.msg}")
-                    )
-                if len(batch) >= self.batch_size:
-                    self._store_lines(batch, key, lineno, report)
-                    batch = []
+        try:
+            with LimitedReader(path, self.limits) as reader:
+                for lineno, line in enumerate(reader.lines(), start=1):
+                    if lineno <= skip:
+                        report.skipped += 1 if line.strip() else 0
+                        continue
+                    _parse_line(f"{path.name}:{lineno}", line, batch, report)
+                    if len(batch) >= self.batch_size:
+                        self._store_lines(batch, key, lineno, report)
+                        batch = []
+        except ImportLimitError as exc:
+            if batch:
+                self._store_lines(batch, key, lineno, report)
+            report.reject(Rejection(path.name, 413, str(exc)))
+            return
         if lineno > skip:
             self._store_lines(batch, key, lineno, report)
         self.progress.finish(key, lineno)
@@ -454,6 +430,19 @@ class Importer:
                     condition = shared_condition(resource) if self.dedupe_shared else None
                     service.create_in(unit, ctx, res_type, resource, condition)
             unit.before_commit.append(lambda conn: _Progress.write(conn, key, lines_done))
+
+
+def _parse_line(
+    source: str, line: bytes, batch: list[tuple[str, Any, str | None]], report: ImportReport
+) -> None:
+    """Add an NDJSON line's resource to ``batch`` (a blank line is nothing, bad JSON rejected)."""
+    if not line.strip():
+        return
+    report.read += 1
+    try:
+        batch.append((source, orjson.loads(line), None))
+    except orjson.JSONDecodeError as exc:
+        report.reject(Rejection(source, 400, f"not valid JSON: {exc.msg}"))
 
 
 def _line_number(source: str) -> int:

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from carnet.app import Services, build_services
-from carnet.fhir.importer import Importer, ImportReport, Rejection, discover
+from carnet.fhir.import_files import discover
+from carnet.fhir.importer import Importer, ImportReport, Rejection
 from tests.conftest import CORPUS, make_settings
 from tests.support.postgres import ThrowawayPostgres
 

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from carnet.app import Services
+from tests.support.gzip_bomb import write_gzip_bomb
 
 ASYNC = {"Prefer": "respond-async", "Content-Type": "application/fhir+json"}
 
@@ -124,3 +125,22 @@ def test_outbound_url_is_refused_before_any_job(
     )
     assert response.status_code == 400
     assert "Content-Location" not in response.headers
+
+
+def test_import_job_refuses_a_gzip_bomb_and_the_server_stays_up(
+    client: TestClient, services: Services
+) -> None:
+    folder = services.settings.import_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    write_gzip_bomb(folder / "Patient.ndjson.gz", _patients(2) + b"\n", mib=100)
+    response = client.post(
+        "/fhir/$import", json=_params(("Patient", "file:Patient.ndjson.gz")), headers=ASYNC
+    )
+    assert response.status_code == 202, response.text
+    result = _wait(client, response.headers["Content-Location"])
+    assert result["output"] == [{"type": "Patient", "count": 2}]
+    [rejection] = result["report"]["rejections"]
+    assert rejection["status"] == 413
+    assert "import_max_compression_ratio" in rejection["reason"]
+    assert client.get("/fhir/Patient/imp1").status_code == 200
+    assert client.get("/fhir/metadata").status_code == 200

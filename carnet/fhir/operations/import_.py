@@ -16,7 +16,8 @@ from urllib.parse import unquote, urlparse
 from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import instant, utc_now
 from carnet.fhir.errors import FhirError, bad_request
-from carnet.fhir.importer import SUFFIXES, Importer, ImportInterruptedError
+from carnet.fhir.import_files import SUFFIXES, ImportLimits
+from carnet.fhir.importer import Importer, ImportInterruptedError
 from carnet.fhir.operations.export import StatusReply
 from carnet.fhir.operations.jobs import (
     ACTIVE,
@@ -36,12 +37,18 @@ class ImportService:
     """Kick-off, status and cancellation of bulk imports."""
 
     def __init__(
-        self, fhir: FhirService, jobs: JobStore, runner: JobRunner, import_dir: Path
+        self,
+        fhir: FhirService,
+        jobs: JobStore,
+        runner: JobRunner,
+        import_dir: Path,
+        limits: ImportLimits | None = None,
     ) -> None:
         self.fhir = fhir
         self.jobs = jobs
         self.runner = runner
         self.import_dir = import_dir
+        self.limits = limits or ImportLimits()
 
     def kickoff(self, ctx: RequestContext, request_url: str, body: Any) -> str:
         inputs = _inputs(body)
@@ -119,6 +126,7 @@ class ImportService:
             ctx=RequestContext(
                 actor=job.actor, source="bulk-import", principal=job_principal(job.params)
             ),
+            limits=self.limits,
             should_stop=lambda: self.jobs.status(job_id) == "cancelled",
         )
         done: list[str] = []

@@ -12,13 +12,8 @@ import pytest
 from sqlalchemy import Connection, event
 
 from carnet.app import Services
-from carnet.fhir.importer import (
-    MAX_REJECTIONS,
-    Importer,
-    ImportInterruptedError,
-    discover,
-    fingerprint,
-)
+from carnet.fhir.import_files import discover, fingerprint
+from carnet.fhir.importer import MAX_REJECTIONS, Importer, ImportInterruptedError
 from tests.conftest import CORPUS
 
 
