@@ -20,7 +20,9 @@ once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,9 +57,32 @@ class ImportInterruptedError(RuntimeError):
 
 @dataclass
 class Rejection:
+    """One resource (or file) set aside; ``reason`` never quotes the data (see ``safe_reason``)."""
+
     source: str  # file name and location inside it
     status: int
     reason: str
+
+    @classmethod
+    def of(cls, source: str, err: FhirError) -> Rejection:
+        return cls(source, err.status, safe_reason((i.code, i.expression) for i in err.issues))
+
+
+_NOT_IN_A_PATH = re.compile(r"[^A-Za-z0-9_.\[\]]")
+MAX_REASON_ISSUES = 5
+
+
+def safe_reason(issues: Iterable[tuple[str, str]]) -> str:
+    """Each issue as its code and the path of the value at fault (``value: Patient.birthDate``).
+
+    Never the diagnostics: they quote the rejected value (a date, a name, an INS), and reports
+    and logs carry no clinical content.
+    """
+    parts = []
+    for code, expression in itertools.islice(issues, MAX_REASON_ISSUES):
+        path = _NOT_IN_A_PATH.sub("", expression)[:200]
+        parts.append(f"{code}: {path}" if path else code)
+    return "; ".join(parts) or "invalid"
 
 
 @dataclass
@@ -264,7 +289,7 @@ class Importer:
                         record_progress=lambda conn, n: _Progress.write(conn, key, done + n),
                     )
             except FhirError as err:
-                report.reject(Rejection(f"{name} ({kind})", err.status, str(err)))
+                report.reject(Rejection.of(f"{name} ({kind})", err))
                 return err.status < 500 and err.status != 409  # a conflict is worth a retry
             for i, item in enumerate(response["entry"]):
                 status = item["response"]["status"]
@@ -273,8 +298,8 @@ class Importer:
                     if request.get("method") in ("POST", "PUT"):
                         report.count(str(request.get("url", "")).split("/")[0].split("?")[0])
                 else:
-                    reason = "; ".join(
-                        x.get("diagnostics", "")
+                    reason = safe_reason(
+                        (str(x.get("code", "")), str((x.get("expression") or [""])[0]))
                         for x in item["response"].get("outcome", {}).get("issue", [])
                     )
                     report.reject(Rejection(f"{name} entry {done + i}", int(status[:3]), reason))
@@ -322,7 +347,7 @@ class Importer:
                 self.service, bundle, self.base, self.ctx, record_progress=_completes(key)
             )
         except FhirError as err:
-            report.reject(Rejection(good[0][0] + " (batch)", err.status, str(err)))
+            report.reject(Rejection.of(good[0][0] + " (batch)", err))
             return err.status < 500 and err.status != 409
         for _, resource, _ in good:
             report.count(resource["resourceType"])
@@ -338,7 +363,7 @@ class Importer:
                 if resource.get("id"):
                     check_id(str(resource["id"]))
             except FhirError as err:
-                report.reject(Rejection(source, err.status, str(err)))
+                report.reject(Rejection.of(source, err))
                 continue
             good.append((source, resource, full_url))
         return good
@@ -404,7 +429,7 @@ class Importer:
                 try:
                     self._write([item], key, _line_number(item[0]))
                 except FhirError as err:
-                    report.reject(Rejection(item[0], err.status, str(err)))
+                    report.reject(Rejection.of(item[0], err))
                 else:
                     report.count(item[1]["resourceType"])
             self._write([], key, lines_done)

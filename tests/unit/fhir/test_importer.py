@@ -260,3 +260,34 @@ def test_what_a_file_stores_commits_with_its_import_record(
         "batch.json": (3, 3, True),
         "obs.ndjson": (7, 7, True),
     }
+
+
+def test_import_report_names_path_not_value(sqlite_services: Services, tmp_path: Path) -> None:
+    """A rejection says where the bad value is (``Patient.birthDate``), never the value itself."""
+    secret_date, secret_gender, secret_name = "1990-02-30", "Dupont-secret", "Zoe Secretname"
+    patient = {"resourceType": "Patient", "name": [{"text": secret_name}]}
+    ndjson = tmp_path / "Patient.ndjson"
+    ndjson.write_bytes(
+        orjson.dumps({**patient, "id": "a", "birthDate": secret_date})
+        + b"\n"
+        + orjson.dumps({**patient, "id": "b", "gender": secret_gender})
+    )
+    transaction = tmp_path / "transaction.json"
+    transaction.write_bytes(
+        _transaction_of("transaction", [{**patient, "birthDate": "19" + secret_date + "x"}])
+    )
+    batch = tmp_path / "batch.json"
+    batch.write_bytes(_transaction_of("batch", [{**patient, "gender": secret_gender}]))
+
+    report = Importer(sqlite_services.fhir).run([ndjson, transaction, batch])
+
+    reasons = {r.source: r.reason for r in report.rejected}
+    assert reasons == {
+        "Patient.ndjson:1": "value: Patient.birthDate",
+        "Patient.ndjson:2": "structure: Patient.gender",
+        "transaction.json (transaction)": "structure: Bundle.entry[0].resource.Patient.birthDate",
+        "batch.json entry 0": "structure: Bundle.entry[0].resource.Patient.gender",
+    }
+    printed = repr(report)
+    for secret in (secret_date, secret_gender, secret_name, "Secret"):
+        assert secret not in printed
