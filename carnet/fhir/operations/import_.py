@@ -51,14 +51,23 @@ class ImportService:
         self.limits = limits or ImportLimits()
 
     def kickoff(self, ctx: RequestContext, request_url: str, body: Any) -> str:
-        inputs = _inputs(body)
-        files = [self._local_file(url, res_type) for res_type, url in inputs]
+        """Start an import job; every refusal (body, caller, file) is audited and starts nothing.
+
+        The caller's rights are checked before any file is looked at, so that a caller who may
+        not import learns nothing of what the import directory holds.
+        """
+        try:
+            inputs = _inputs(body)
+        except FhirError as err:
+            self.fhir.access.record_failure(ctx, "import", None, None, err.status)
+            raise
         with self.fhir.interaction(ctx, "import", None, None) as unit:
             # An input's type is not enforced on its lines, so its files may hold any type: the
             # caller needs write scopes on every type (and the job then runs as them).
             self.fhir.access.check(unit, ctx, "import", None, None)
             for res_type, _ in inputs:
                 self.fhir.access.check(unit, ctx, "import", res_type, None)
+            files = [self._local_file(url, res_type) for res_type, url in inputs]
         params = {
             "inputs": [{"type": t, "url": u} for t, u in inputs],
             "files": files,
