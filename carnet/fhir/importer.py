@@ -9,10 +9,11 @@ How each kind of Bundle is taken, following the specification's meaning of Bundl
 Single resources are stored by id (update) or created when they carry none. NDJSON lines are
 stored the same way, in transactions of ``batch_size`` lines.
 
-Files are streamed (NDJSON line by line, gzip decompressed on the fly), so memory does not grow
-with file size. Imports are resumable: table ``import_progress`` keeps, per file fingerprint, the
-number of lines committed, updated in the same transaction as each NDJSON batch; a re-run skips
-committed lines and completed files. With ``dedupe_shared`` (the default), a POST of an
+Files are streamed (NDJSON line by line, gzip decompressed on the fly) within the import limits
+(import_files.py), so memory does not grow with file size and a gzip bomb is refused. Imports are
+resumable and crash-safe: table ``import_progress`` keeps, per file fingerprint, how far the file
+was committed, written in the same transaction as what it counts (each NDJSON batch, a Bundle's
+writes, each entry of a batch Bundle); a re-run skips committed lines and completed files. With ``dedupe_shared`` (the default), a POST of an
 Organization or Practitioner that carries an identifier becomes a conditional create
 (``ifNoneExist=identifier=system|value``), so the copies every Synthea bundle re-posts are stored
 once.

@@ -26,6 +26,7 @@ from carnet.app import build_services
 from tests.conftest import CORPUS, make_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+CARNET = ("-m", "carnet")
 BUNDLES = 2  # the smallest Synthea patient Bundles, so that the test stays short
 NDJSON_LINES = 200  # Observations without ids: every line is a server-minted create
 BATCH_SIZE = 50
@@ -66,10 +67,11 @@ def _env(data_dir: Path, database_url: str) -> dict[str, str]:
     return env
 
 
-def _carnet(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+def _start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    """``python <args>`` in the repository, its errors kept in <data dir>.log."""
     with Path(env["CARNET_DATA_DIR"] + ".log").open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "carnet", *args],
+            [sys.executable, *args],
             env=env,
             cwd=REPO_ROOT,
             stdout=subprocess.DEVNULL,
@@ -82,19 +84,19 @@ def _log_tail(env: dict[str, str]) -> str:
 
 
 def _import_args(folder: Path) -> tuple[str, ...]:
-    return ("import", str(folder), "--batch-size", str(BATCH_SIZE))
+    return (*CARNET, "import", str(folder), "--batch-size", str(BATCH_SIZE))
 
 
 def _run_to_end(env: dict[str, str], *args: str) -> float:
     started = time.monotonic()
-    process = _carnet(env, *args)
+    process = _start(env, *args)
     assert process.wait(timeout=600) == 0, _log_tail(env)
     return time.monotonic() - started
 
 
-def _run_and_kill(env: dict[str, str], folder: Path, after: float) -> bool:
+def _run_and_kill(env: dict[str, str], args: tuple[str, ...], after: float) -> bool:
     """Start an import and SIGKILL it ``after`` seconds later; False if it had already ended."""
-    process = _carnet(env, *_import_args(folder))
+    process = _start(env, *args)
     try:
         process.wait(timeout=after)
     except subprocess.TimeoutExpired:
@@ -183,7 +185,8 @@ def test_import_killed_at_any_point_then_rerun_equals_clean_run(
         data_dir = tmp_path / f"killed{stores}"
         env = _env(data_dir, _database(backend, request, f"crash_{seed}_{stores}"))
         moments = [round(rng.uniform(0, run_length), 2) for _ in range(KILLS_PER_STORE)]
-        kills += sum(_run_and_kill(env, import_folder, moment) for moment in moments)
+        args = _import_args(import_folder)
+        kills += sum(_run_and_kill(env, args, moment) for moment in moments)
         _run_to_end(env, *_import_args(import_folder))
         digests, versions = _store_contents(data_dir, env["CARNET_DATABASE_URL"])
         assert versions == clean[1], f"kills at {moments} s (seed {seed}): versions differ"
@@ -192,4 +195,39 @@ def test_import_killed_at_any_point_then_rerun_equals_clean_run(
             f"kills at {moments} s (seed {seed}): {sum(extra.values())} resources more and "
             f"{sum(missing.values())} fewer than a clean run"
         )
-        _run_to_end(env, "audit", "verify")
+        _run_to_end(env, *CARNET, "audit", "verify")
+
+
+JOB = ("-m", "tests.support.import_job")
+JOB_KILLS = 5
+
+
+def _job_store(
+    backend: str, request: pytest.FixtureRequest, folder: Path, data_dir: Path, name: str
+) -> dict[str, str]:
+    """A fresh store whose import directory holds the files to import."""
+    (data_dir / "imports").mkdir(parents=True)
+    for path in folder.iterdir():
+        (data_dir / "imports" / path.name).write_bytes(path.read_bytes())
+    return _env(data_dir, _database(backend, request, name))
+
+
+def test_import_job_killed_at_any_point_then_resumed_equals_clean_run(
+    backend: str, import_folder: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The same for a $import job: its process killed, the status poll of a new one resumes it."""
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    clean_env = _job_store(backend, request, import_folder, tmp_path / "clean", f"job_{seed}")
+    run_length = _run_to_end(clean_env, *JOB)
+    clean = _store_contents(tmp_path / "clean", clean_env["CARNET_DATABASE_URL"])
+
+    env = _job_store(backend, request, import_folder, tmp_path / "killed", f"job_{seed}_k")
+    moments = [round(rng.uniform(0, run_length), 2) for _ in range(JOB_KILLS)]
+    kills = sum(_run_and_kill(env, JOB, moment) for moment in moments)
+    _run_to_end(env, *JOB)
+    digests, versions = _store_contents(tmp_path / "killed", env["CARNET_DATABASE_URL"])
+    assert kills >= 2, f"kills at {moments} s (seed {seed}): the job ended before most"
+    assert versions == clean[1], f"kills at {moments} s (seed {seed}): versions differ"
+    assert digests == clean[0], f"kills at {moments} s (seed {seed}): contents differ"
+    _run_to_end(env, *CARNET, "audit", "verify")
