@@ -39,6 +39,7 @@ from carnet.fhir import api as fhir_api
 from carnet.fhir.attachments import BlobStore
 from carnet.fhir.definitions import load_definitions
 from carnet.fhir.errors import FhirError
+from carnet.fhir.import_files import ImportLimits
 from carnet.fhir.indexer import Indexer
 from carnet.fhir.operations import api as operations_api
 from carnet.fhir.operations.export import ExportService
@@ -133,7 +134,9 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     bulk_export = ExportService(
         fhir, jobs, runner, settings.export_dir, timedelta(hours=settings.export_retention_hours)
     )
-    bulk_import = ImportService(fhir, jobs, runner, settings.import_dir)
+    bulk_import = ImportService(
+        fhir, jobs, runner, settings.import_dir, ImportLimits.from_settings(settings)
+    )
     identity = IdentityService(
         fhir,
         crypto.data_keys,

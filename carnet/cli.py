@@ -164,15 +164,21 @@ def import_(
     batch_size: Annotated[int, typer.Option(help="NDJSON lines per transaction.")] = 500,
 ) -> None:
     """Import FHIR data (streamed, resumable); prints what was read, stored, skipped and rejected."""
-    from carnet.fhir.importer import Importer, discover
+    from carnet.fhir.import_files import ImportLimits, discover
+    from carnet.fhir.importer import Importer
 
     try:
         files = discover(paths)
     except (OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    services = _services(Settings.from_env())
+    settings = Settings.from_env()
+    services = _services(settings)
     importer = Importer(
-        services.fhir, batch_size=batch_size, resume=not restart, dedupe_shared=dedupe_shared
+        services.fhir,
+        batch_size=batch_size,
+        limits=ImportLimits.from_settings(settings),
+        resume=not restart,
+        dedupe_shared=dedupe_shared,
     )
     with _progress() as progress:
         task = progress.add_task("files", total=len(files))

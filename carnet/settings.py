@@ -158,6 +158,24 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "Most terms one search may hold (each value of a parameter, each chain link and _has "
         "counts one); beyond, a 400.",
     ),
+    Setting(
+        "import_max_decompressed_bytes",
+        str(8 << 30),
+        "Largest decompressed size of one import file (carnet import, $import), bytes; "
+        "reading stops there and the file is rejected.",
+    ),
+    Setting(
+        "import_max_compression_ratio",
+        "100",
+        "Largest ratio of decompressed to compressed bytes of a .gz import file, judged once "
+        "1 MiB is out (FHIR data compresses 5 to 30 times; a gzip bomb about 1000).",
+    ),
+    Setting(
+        "import_max_line_bytes",
+        str(64 << 20),
+        "Longest NDJSON line, and largest JSON file, an import reads (decompressed bytes); "
+        "a longer one is never held whole: the file is rejected.",
+    ),
 )
 
 
@@ -198,6 +216,9 @@ class Settings:
     record_retention_years: float
     jwks_url_hosts: tuple[str, ...]
     max_search_terms: int
+    import_max_decompressed_bytes: int
+    import_max_compression_ratio: float
+    import_max_line_bytes: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -245,6 +266,9 @@ class Settings:
                 h.strip().lower() for h in raw["jwks_url_hosts"].split(",") if h.strip()
             ),
             max_search_terms=int(raw["max_search_terms"]),
+            import_max_decompressed_bytes=int(raw["import_max_decompressed_bytes"]),
+            import_max_compression_ratio=float(raw["import_max_compression_ratio"]),
+            import_max_line_bytes=int(raw["import_max_line_bytes"]),
         )
 
     @property

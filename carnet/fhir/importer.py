@@ -9,10 +9,11 @@ How each kind of Bundle is taken, following the specification's meaning of Bundl
 Single resources are stored by id (update) or created when they carry none. NDJSON lines are
 stored the same way, in transactions of ``batch_size`` lines.
 
-Files are streamed (NDJSON line by line, gzip decompressed on the fly), so memory does not grow
-with file size. Imports are resumable: table ``import_progress`` keeps, per file fingerprint, the
-number of lines committed, updated in the same transaction as each NDJSON batch; a re-run skips
-committed lines and completed files. With ``dedupe_shared`` (the default), a POST of an
+Files are streamed (NDJSON line by line, gzip decompressed on the fly) within the import limits
+(import_files.py), so memory does not grow with file size and a gzip bomb is refused. Imports are
+resumable and crash-safe: table ``import_progress`` keeps, per file fingerprint, how far the file
+was committed, written in the same transaction as what it counts (each NDJSON batch, a Bundle's
+writes, each entry of a batch Bundle); a re-run skips committed lines and completed files. With ``dedupe_shared`` (the default), a POST of an
 Organization or Practitioner that carries an identifier becomes a conditional create
 (``ifNoneExist=identifier=system|value``), so the copies every Synthea bundle re-posts are stored
 once.
@@ -20,13 +21,13 @@ once.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-from collections.abc import Callable
+import itertools
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -35,12 +36,17 @@ from sqlalchemy import Connection, insert, select, update
 from carnet.db.engine import writing
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError
+from carnet.fhir.import_files import (
+    ImportLimitError,
+    ImportLimits,
+    LimitedReader,
+    fingerprint,
+)
 from carnet.fhir.operations.models import import_progress
 from carnet.fhir.service import FhirService
 from carnet.fhir.transactions import run_batch, run_transaction
 from carnet.fhir.validation import check_id
 
-SUFFIXES = (".json", ".json.gz", ".ndjson", ".ndjson.gz")
 REPLY_BUNDLES = ("transaction-response", "batch-response", "history")
 SHARED_TYPES = ("Organization", "Practitioner")
 MAX_REJECTIONS = 1000  # kept with their reasons; beyond, only counted (memory stays flat)
@@ -52,9 +58,32 @@ class ImportInterruptedError(RuntimeError):
 
 @dataclass
 class Rejection:
+    """One resource (or file) set aside; ``reason`` never quotes the data (see ``safe_reason``)."""
+
     source: str  # file name and location inside it
     status: int
     reason: str
+
+    @classmethod
+    def of(cls, source: str, err: FhirError) -> Rejection:
+        return cls(source, err.status, safe_reason((i.code, i.expression) for i in err.issues))
+
+
+_NOT_IN_A_PATH = re.compile(r"[^A-Za-z0-9_.\[\]]")
+MAX_REASON_ISSUES = 5
+
+
+def safe_reason(issues: Iterable[tuple[str, str]]) -> str:
+    """Each issue as its code and the path of the value at fault (``value: Patient.birthDate``).
+
+    Never the diagnostics: they quote the rejected value (a date, a name, an INS), and reports
+    and logs carry no clinical content.
+    """
+    parts = []
+    for code, expression in itertools.islice(issues, MAX_REASON_ISSUES):
+        path = _NOT_IN_A_PATH.sub("", expression)[:200]
+        parts.append(f"{code}: {path}" if path else code)
+    return "; ".join(parts) or "invalid"
 
 
 @dataclass
@@ -75,42 +104,6 @@ class ImportReport:
         self.rejected_total += 1
         if len(self.rejected) < MAX_REJECTIONS:
             self.rejected.append(rejection)
-
-
-def discover(paths: list[Path]) -> list[Path]:
-    """Files to import, folders expanded, in a stable order; unknown suffixes are an error."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
-            )
-        elif path.is_file():
-            if not path.name.endswith(SUFFIXES):
-                raise ValueError(f"{path}: not a .json, .json.gz, .ndjson or .ndjson.gz file")
-            found.append(path)
-        else:
-            raise FileNotFoundError(f"{path}: no such file or directory")
-    return found
-
-
-def _open(path: Path) -> IO[bytes]:
-    if path.name.endswith(".gz"):
-        return cast(IO[bytes], gzip.open(path, "rb"))
-    return path.open("rb")
-
-
-def fingerprint(path: Path) -> str:
-    """A file's identity for resuming: name, size, first and last 64 KiB (not its folder)."""
-    digest = hashlib.sha256(path.name.encode() + b"\0")
-    size = path.stat().st_size
-    digest.update(str(size).encode() + b"\0")
-    with path.open("rb") as handle:
-        digest.update(handle.read(65536))
-        if size > 65536:
-            handle.seek(max(65536, size - 65536))
-            digest.update(handle.read(65536))
-    return digest.hexdigest()
 
 
 def shared_condition(resource: dict[str, Any]) -> str | None:
@@ -165,14 +158,23 @@ class _Progress:
             .values(lines_done=lines_done, complete=complete, updated_at=datetime.now(UTC))
         )
 
-    def finish(self, key: str, lines_done: int) -> None:
+    def finish(self, key: str, lines_done: int | None = None) -> None:
+        """Mark a file complete (``lines_done`` None keeps the count already recorded)."""
         with self.engine.begin() as conn:
-            self.write(conn, key, lines_done, complete=True)
+            if lines_done is None:
+                conn.execute(
+                    update(import_progress)
+                    .where(import_progress.c.source_key == key)
+                    .values(complete=True, updated_at=datetime.now(UTC))
+                )
+            else:
+                self.write(conn, key, lines_done, complete=True)
 
 
 class Importer:
     """Feeds files through FhirService; never stops at a bad resource, reports it instead.
 
+    ``limits`` bound what one file may decompress to (a file past them is rejected);
     ``resume`` skips what earlier runs committed (False re-reads everything);
     ``dedupe_shared`` turns POSTs of identified Organizations/Practitioners into conditional
     creates; ``fail_after_batches`` raises ImportInterruptedError after that many committed
@@ -186,6 +188,7 @@ class Importer:
         batch_size: int = 500,
         *,
         ctx: RequestContext | None = None,
+        limits: ImportLimits | None = None,
         resume: bool = True,
         dedupe_shared: bool = True,
         fail_after_batches: int | None = None,
@@ -195,6 +198,7 @@ class Importer:
         self.base = base
         self.batch_size = batch_size
         self.ctx = ctx or RequestContext(source="import")
+        self.limits = limits or ImportLimits()
         self.resume = resume
         self.dedupe_shared = dedupe_shared
         self.fail_after_batches = fail_after_batches
@@ -217,8 +221,8 @@ class Importer:
                 if path.name.endswith((".ndjson", ".ndjson.gz")):
                     self._ndjson(path, key, done, report)
                 else:
-                    if self._json(path, report):
-                        self.progress.finish(key, 1)
+                    if self._json(path, key, done, report):
+                        self.progress.finish(key)
                     self._committed()
             if progress:
                 progress(path)
@@ -233,35 +237,60 @@ class Importer:
 
     # -- JSON files -------------------------------------------------------------------------------
 
-    def _json(self, path: Path, report: ImportReport) -> bool:
-        """Import one JSON file; True when its content was committed (or nothing can be)."""
-        with _open(path) as handle:
-            raw = handle.read()
+    def _json(self, path: Path, key: str, done: int, report: ImportReport) -> bool:
+        """Import one JSON file; True when its content was committed (or nothing can be).
+
+        What is stored commits in one transaction with the file's progress row (complete, or for
+        a batch Bundle the number of entries done), so a crash at any instant leaves either both
+        or neither, and a re-run never stores a Bundle twice.
+        """
+        try:
+            with LimitedReader(path, self.limits) as reader:
+                raw = reader.read_document()
+        except ImportLimitError as exc:
+            # Not marked complete: with a higher limit, a re-run imports it.
+            report.reject(Rejection(path.name, 413, str(exc)))
+            return False
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             report.reject(Rejection(path.name, 400, f"not valid JSON: {exc.msg}"))
             return True
         if isinstance(doc, dict) and doc.get("resourceType") == "Bundle":
-            ok = self._bundle(path.name, doc, report)
+            ok = self._bundle(path.name, doc, key, done, report)
         else:
             report.read += 1
-            ok = self._store([(path.name, doc, None)], report)
+            ok = self._store([(path.name, doc, None)], key, report)
         return ok
 
-    def _bundle(self, name: str, bundle: dict[str, Any], report: ImportReport) -> bool:
+    def _bundle(
+        self, name: str, bundle: dict[str, Any], key: str, done: int, report: ImportReport
+    ) -> bool:
         kind = bundle.get("type")
         entries = bundle.get("entry") or []
         if kind in ("transaction", "batch"):
-            report.read += len(entries)
-            run = run_transaction if kind == "transaction" else run_batch
             if self.dedupe_shared:
                 _dedupe_entries(entries)
             try:
                 self.service.validator.validate_bundle_shell(bundle)
-                response = run(self.service, bundle, self.base, self.ctx)
+                if kind == "transaction":
+                    report.read += len(entries)
+                    response = run_transaction(
+                        self.service, bundle, self.base, self.ctx, record_progress=_completes(key)
+                    )
+                else:  # each entry commits on its own, with the count of entries done
+                    report.read += len(entries) - done
+                    report.skipped += done
+                    entries = entries[done:]
+                    response = run_batch(
+                        self.service,
+                        {**bundle, "entry": entries},
+                        self.base,
+                        self.ctx,
+                        record_progress=lambda conn, n: _Progress.write(conn, key, done + n),
+                    )
             except FhirError as err:
-                report.reject(Rejection(f"{name} ({kind})", err.status, str(err)))
+                report.reject(Rejection.of(f"{name} ({kind})", err))
                 return err.status < 500 and err.status != 409  # a conflict is worth a retry
             for i, item in enumerate(response["entry"]):
                 status = item["response"]["status"]
@@ -270,15 +299,15 @@ class Importer:
                     if request.get("method") in ("POST", "PUT"):
                         report.count(str(request.get("url", "")).split("/")[0].split("?")[0])
                 else:
-                    reason = "; ".join(
-                        x.get("diagnostics", "")
+                    reason = safe_reason(
+                        (str(x.get("code", "")), str((x.get("expression") or [""])[0]))
                         for x in item["response"].get("outcome", {}).get("issue", [])
                     )
-                    report.reject(Rejection(f"{name} entry {i}", int(status[:3]), reason))
+                    report.reject(Rejection(f"{name} entry {done + i}", int(status[:3]), reason))
             return True
         if kind in ("document", "message"):
             report.read += 1
-            return self._store([(name, bundle, None)], report)
+            return self._store([(name, bundle, None)], key, report)
         if kind in ("collection", "searchset"):
             items = [
                 (f"{name} entry {i}", e["resource"], e.get("fullUrl"))
@@ -288,7 +317,7 @@ class Importer:
                 and not (kind == "searchset" and e.get("search", {}).get("mode") == "outcome")
             ]
             report.read += len(items)
-            return self._store(items, report)
+            return self._store(items, key, report)
         report.read += 1
         if kind in REPLY_BUNDLES:
             reason = f"a {kind} Bundle records a server's replies, not data to store"
@@ -297,11 +326,14 @@ class Importer:
         report.reject(Rejection(name, 422, reason))
         return True
 
-    def _store(self, items: list[tuple[str, Any, str | None]], report: ImportReport) -> bool:
+    def _store(
+        self, items: list[tuple[str, Any, str | None]], key: str, report: ImportReport
+    ) -> bool:
         """Store resources by id (or create them) in one transaction; bad ones are set aside first.
 
         Each item is (where it came from, the resource, its fullUrl if any, so that references
-        between entries of one collection resolve).
+        between entries of one collection resolve). The file is marked complete in the same
+        transaction.
         """
         good = self._valid(items, report)
         if not good:
@@ -312,9 +344,11 @@ class Importer:
             "entry": [self._entry(resource, full_url) for _, resource, full_url in good],
         }
         try:
-            run_transaction(self.service, bundle, self.base, self.ctx)
+            run_transaction(
+                self.service, bundle, self.base, self.ctx, record_progress=_completes(key)
+            )
         except FhirError as err:
-            report.reject(Rejection(good[0][0] + " (batch)", err.status, str(err)))
+            report.reject(Rejection.of(good[0][0] + " (batch)", err))
             return err.status < 500 and err.status != 409
         for _, resource, _ in good:
             report.count(resource["resourceType"])
@@ -330,7 +364,7 @@ class Importer:
                 if resource.get("id"):
                     check_id(str(resource["id"]))
             except FhirError as err:
-                report.reject(Rejection(source, err.status, str(err)))
+                report.reject(Rejection.of(source, err))
                 continue
             good.append((source, resource, full_url))
         return good
@@ -352,27 +386,28 @@ class Importer:
     # -- NDJSON -----------------------------------------------------------------------------------
 
     def _ndjson(self, path: Path, key: str, skip: int, report: ImportReport) -> None:
-        """Stream the file; each batch commits with its progress row (exactly-once on resume)."""
+        """Stream the file; each batch commits with its progress row (exactly-once on resume).
+
+        A file past the import limits is rejected where it broke them: the lines before are
+        stored, and it is not marked complete (a re-run with a higher limit goes on from there).
+        """
         batch: list[tuple[str, Any, str | None]] = []
         lineno = 0
-        with _open(path) as handle:
-            for lineno, line in enumerate(handle, start=1):
-                if lineno <= skip:
-                    if line.strip():
-                        report.skipped += 1
-                    continue
-                if not line.strip():
-                    continue
-                report.read += 1
-                try:
-                    batch.append((f"{path.name}:{lineno}", orjson.loads(line), None))
-                except orjson.JSONDecodeError as exc:
-                    report.reject(
-                        Rejection(f"{path.name}:{lineno}", 400, f"not valid JSON: {exc.msg}")
-                    )
-                if len(batch) >= self.batch_size:
-                    self._store_lines(batch, key, lineno, report)
-                    batch = []
+        try:
+            with LimitedReader(path, self.limits) as reader:
+                for lineno, line in enumerate(reader.lines(), start=1):
+                    if lineno <= skip:
+                        report.skipped += 1 if line.strip() else 0
+                        continue
+                    _parse_line(f"{path.name}:{lineno}", line, batch, report)
+                    if len(batch) >= self.batch_size:
+                        self._store_lines(batch, key, lineno, report)
+                        batch = []
+        except ImportLimitError as exc:
+            if batch:
+                self._store_lines(batch, key, lineno, report)
+            report.reject(Rejection(path.name, 413, str(exc)))
+            return
         if lineno > skip:
             self._store_lines(batch, key, lineno, report)
         self.progress.finish(key, lineno)
@@ -389,12 +424,13 @@ class Importer:
         try:
             self._write(good, key, lines_done)
         except FhirError:
-            # One resource spoiled the batch: store the others one by one, set it aside.
-            for i, item in enumerate(good):
+            # One resource spoiled the batch: store the others one by one, set it aside. Each
+            # commits with its own line as the progress, so a crash here stores none twice.
+            for item in good:
                 try:
-                    self._write([item], key, lines_done if i == len(good) - 1 else None)
+                    self._write([item], key, _line_number(item[0]))
                 except FhirError as err:
-                    report.reject(Rejection(item[0], err.status, str(err)))
+                    report.reject(Rejection.of(item[0], err))
                 else:
                     report.count(item[1]["resourceType"])
             self._write([], key, lines_done)
@@ -404,8 +440,9 @@ class Importer:
         self._committed()
 
     def _write(
-        self, good: list[tuple[str, dict[str, Any], str | None]], key: str, lines_done: int | None
+        self, good: list[tuple[str, dict[str, Any], str | None]], key: str, lines_done: int
     ) -> None:
+        """Store NDJSON resources and the file's committed-line count in one transaction."""
         service, ctx = self.service, self.ctx
         with service.interaction(ctx, "import", None, None) as unit:
             unit.prefetch_current(
@@ -418,9 +455,30 @@ class Importer:
                 else:
                     condition = shared_condition(resource) if self.dedupe_shared else None
                     service.create_in(unit, ctx, res_type, resource, condition)
-            if lines_done is not None:
-                done = lines_done
-                unit.before_commit.append(lambda conn: _Progress.write(conn, key, done))
+            unit.before_commit.append(lambda conn: _Progress.write(conn, key, lines_done))
+
+
+def _parse_line(
+    source: str, line: bytes, batch: list[tuple[str, Any, str | None]], report: ImportReport
+) -> None:
+    """Add an NDJSON line's resource to ``batch`` (a blank line is nothing, bad JSON rejected)."""
+    if not line.strip():
+        return
+    report.read += 1
+    try:
+        batch.append((source, orjson.loads(line), None))
+    except orjson.JSONDecodeError as exc:
+        report.reject(Rejection(source, 400, f"not valid JSON: {exc.msg}"))
+
+
+def _line_number(source: str) -> int:
+    """The line of an NDJSON item, from its source ``<file name>:<line>``."""
+    return int(source.rsplit(":", 1)[1])
+
+
+def _completes(key: str) -> Callable[[Connection, int], None]:
+    """A callback, run inside a Bundle's transaction, that marks its JSON file imported."""
+    return lambda conn, _entries: _Progress.write(conn, key, 1, complete=True)
 
 
 def _dedupe_entries(entries: list[Any]) -> None:

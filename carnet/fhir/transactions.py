@@ -8,11 +8,13 @@ back. A batch runs each entry on its own and reports each outcome.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
+from sqlalchemy import Connection
 
 from carnet.db.ids import time_ordered_id
 from carnet.fhir import render
@@ -138,9 +140,19 @@ def _rewrite_references(
 
 
 def run_transaction(
-    service: FhirService, bundle: dict[str, Any], base: str, ctx: RequestContext | None = None
+    service: FhirService,
+    bundle: dict[str, Any],
+    base: str,
+    ctx: RequestContext | None = None,
+    *,
+    record_progress: Callable[[Connection, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Execute a transaction Bundle atomically and return the transaction-response Bundle."""
+    """Execute a transaction Bundle atomically and return the transaction-response Bundle.
+
+    ``record_progress(conn, number of entries)`` runs inside the same database transaction, after
+    the writes: the importer records there that the Bundle was imported, so that no crash can
+    separate the two.
+    """
     ctx = ctx or RequestContext()
     try:
         # Parsed and validated before the transaction opens: a bad entry costs nothing, and on
@@ -155,6 +167,9 @@ def run_transaction(
         service.access.record_failure(ctx, "transaction", None, None, err.status)
         raise
     with service.interaction(ctx, "transaction", None, None) as unit:
+        if record_progress is not None:
+            done = len(entries)
+            unit.before_commit.append(lambda conn: record_progress(conn, done))
         mapping: dict[str, str] = {}
         for e in entries:
             target = _plan(service, unit, e, ctx)
@@ -214,9 +229,17 @@ def _entry(response: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_batch(
-    service: FhirService, bundle: dict[str, Any], base: str, ctx: RequestContext | None = None
+    service: FhirService,
+    bundle: dict[str, Any],
+    base: str,
+    ctx: RequestContext | None = None,
+    *,
+    record_progress: Callable[[Connection, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Execute each entry independently; failures are reported per entry."""
+    """Execute each entry independently; failures are reported per entry.
+
+    ``record_progress(conn, index + 1)`` runs inside each successful entry's own transaction.
+    """
     ctx = ctx or RequestContext()
     out = []
     for i, raw in enumerate(_entries(bundle)):
@@ -236,12 +259,20 @@ def run_batch(
             continue
         try:
             with service.interaction(ctx, e.method.lower(), e.res_type, e.res_id) as unit:
+                if record_progress is not None:
+                    _record_entry(unit, record_progress, i + 1)
                 _plan(service, unit, e, ctx)
                 response = _execute(service, unit, ctx, e, base)
         except FhirError as err:
             response = {"status": str(err.status), "outcome": err.outcome()}
         out.append(_entry(response))
     return {"resourceType": "Bundle", "type": "batch-response", "entry": out}
+
+
+def _record_entry(
+    unit: Unit, record_progress: Callable[[Connection, int], None], done: int
+) -> None:
+    unit.before_commit.append(lambda conn: record_progress(conn, done))
 
 
 def _validate_entry(service: FhirService, e: _Entry) -> None:

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from carnet.app import Services, build_services
-from carnet.fhir.importer import Importer, ImportReport, Rejection, discover
+from carnet.fhir.import_files import discover
+from carnet.fhir.importer import Importer, ImportReport, Rejection
 from tests.conftest import CORPUS, make_settings
 from tests.support.postgres import ThrowawayPostgres
 
@@ -102,12 +103,9 @@ FHIR_EXAMPLES_REJECTED = [
     # processed on its own (R4 http.html#transaction, "batch"); the read fails with 404 because
     # Patient/example is loaded later (files are imported in name order, Bundle-* before
     # Patient-*). The search entries succeed and store nothing.
-    Rejection(
-        "Bundle-bundle-request-medsallergies.json entry 0", 404, "Patient/example is not known"
-    ),
-    Rejection(
-        "Bundle-bundle-request-simplesummary.json entry 0", 404, "Patient/example is not known"
-    ),
+    # Reasons name the issue code and the path at fault, never the value (importer.safe_reason).
+    Rejection("Bundle-bundle-request-medsallergies.json entry 0", 404, "not-found"),
+    Rejection("Bundle-bundle-request-simplesummary.json entry 0", 404, "not-found"),
     # batch-response / transaction-response: R4 bundle.html#bundle-types defines them as the
     # server's response to a batch/transaction, i.e. replies, not content to store (documented
     # in carnet/fhir/importer.py).
@@ -122,7 +120,9 @@ FHIR_EXAMPLES_REJECTED = [
     # A transaction succeeds or fails as a whole (R4 http.html#trules: "if any resource
     # interaction fails, then the entire transaction fails"), so nothing of it is stored.
     Rejection(
-        "Bundle-bundle-transaction.json (transaction)", 400, "operation $lookup is not supported"
+        "Bundle-bundle-transaction.json (transaction)",
+        400,
+        "not-supported: Bundle.entry[7].request.url",
     ),
     # presentedForm declares contentType application/pdf, but the base64 decodes to the 17 ASCII
     # bytes "pdfInBase64Binary", not a PDF. Attachment.contentType "identifies the type of the
@@ -131,7 +131,7 @@ FHIR_EXAMPLES_REJECTED = [
     Rejection(
         "DiagnosticReport-example-pgx.json (batch)",
         422,
-        "content does not match declared contentType application/pdf",
+        "value: DiagnosticReport.presentedForm[0].contentType",
     ),
 ]
 

@@ -10,8 +10,13 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from carnet.access.principal import Kind, Principal
 from carnet.app import Services
+from carnet.audit.models import audit_event
+from tests.support.auth import TEST_OPERATOR, bearer
+from tests.support.gzip_bomb import write_gzip_bomb
 
 ASYNC = {"Prefer": "respond-async", "Content-Type": "application/fhir+json"}
 
@@ -124,3 +129,68 @@ def test_outbound_url_is_refused_before_any_job(
     )
     assert response.status_code == 400
     assert "Content-Location" not in response.headers
+
+
+def test_import_job_refuses_a_gzip_bomb_and_the_server_stays_up(
+    client: TestClient, services: Services
+) -> None:
+    folder = services.settings.import_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    write_gzip_bomb(folder / "Patient.ndjson.gz", _patients(2) + b"\n", mib=100)
+    response = client.post(
+        "/fhir/$import", json=_params(("Patient", "file:Patient.ndjson.gz")), headers=ASYNC
+    )
+    assert response.status_code == 202, response.text
+    result = _wait(client, response.headers["Content-Location"])
+    assert result["output"] == [{"type": "Patient", "count": 2}]
+    [rejection] = result["report"]["rejections"]
+    assert rejection["status"] == 413
+    assert "import_max_compression_ratio" in rejection["reason"]
+    assert client.get("/fhir/Patient/imp1").status_code == 200
+    assert client.get("/fhir/metadata").status_code == 200
+
+
+def _import_events(services: Services) -> list[dict[str, Any]]:
+    services.audit.flush()
+    with services.engine.connect() as conn:
+        bodies = conn.execute(select(audit_event.c.body).order_by(audit_event.c.seq)).scalars()
+        events = [orjson.loads(b) for b in bodies]
+    return [e for e in events if e["action"] == "import"]
+
+
+@pytest.mark.parametrize(
+    ("principal", "url", "status"),
+    [
+        (Principal(Kind.PERSON, "acct-someone", patient_id="someone"), "file:p.ndjson", 403),
+        (Principal(Kind.PROFESSIONAL, "pro-x", rpps="10000000001"), "file:p.ndjson", 403),
+        # refused before any file is looked at: no probing of the import directory
+        (Principal(Kind.PERSON, "acct-someone", patient_id="someone"), "file:nope.ndjson", 403),
+        (
+            Principal(Kind.OPERATOR, "operator:reader", scopes=frozenset({"system/*.rs"})),
+            "file:p.ndjson",
+            403,
+        ),
+        (TEST_OPERATOR, "https://example.org/p.ndjson", 400),
+        (TEST_OPERATOR, "file:../outside.ndjson", 400),
+        (TEST_OPERATOR, "", 400),
+    ],
+)
+def test_refused_import_kickoff_is_audited(
+    client: TestClient, services: Services, principal: Principal, url: str, status: int
+) -> None:
+    """A refused kick-off (not a system caller with write scopes, or a refused file) is an
+    audit event with the caller and the refusal, and starts no job."""
+    folder = services.settings.import_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "p.ndjson").write_bytes(_patients(1))
+    before = len(_import_events(services))
+    response = client.post(
+        "/fhir/$import",
+        json=_params(("Patient", url)),
+        headers={**ASYNC, **bearer(services, principal)},
+    )
+    assert response.status_code == status, response.text
+    assert "Content-Location" not in response.headers
+    events = _import_events(services)[before:]
+    assert [(e["actor"], e["outcome"]) for e in events] == [(principal.subject, status)]
+    assert client.get("/fhir/Patient/imp0").status_code == 404

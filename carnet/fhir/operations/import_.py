@@ -16,7 +16,8 @@ from urllib.parse import unquote, urlparse
 from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import instant, utc_now
 from carnet.fhir.errors import FhirError, bad_request
-from carnet.fhir.importer import SUFFIXES, Importer, ImportInterruptedError
+from carnet.fhir.import_files import SUFFIXES, ImportLimits
+from carnet.fhir.importer import Importer, ImportInterruptedError
 from carnet.fhir.operations.export import StatusReply
 from carnet.fhir.operations.jobs import (
     ACTIVE,
@@ -36,22 +37,37 @@ class ImportService:
     """Kick-off, status and cancellation of bulk imports."""
 
     def __init__(
-        self, fhir: FhirService, jobs: JobStore, runner: JobRunner, import_dir: Path
+        self,
+        fhir: FhirService,
+        jobs: JobStore,
+        runner: JobRunner,
+        import_dir: Path,
+        limits: ImportLimits | None = None,
     ) -> None:
         self.fhir = fhir
         self.jobs = jobs
         self.runner = runner
         self.import_dir = import_dir
+        self.limits = limits or ImportLimits()
 
     def kickoff(self, ctx: RequestContext, request_url: str, body: Any) -> str:
-        inputs = _inputs(body)
-        files = [self._local_file(url, res_type) for res_type, url in inputs]
+        """Start an import job; every refusal (body, caller, file) is audited and starts nothing.
+
+        The caller's rights are checked before any file is looked at, so that a caller who may
+        not import learns nothing of what the import directory holds.
+        """
+        try:
+            inputs = _inputs(body)
+        except FhirError as err:
+            self.fhir.access.record_failure(ctx, "import", None, None, err.status)
+            raise
         with self.fhir.interaction(ctx, "import", None, None) as unit:
             # An input's type is not enforced on its lines, so its files may hold any type: the
             # caller needs write scopes on every type (and the job then runs as them).
             self.fhir.access.check(unit, ctx, "import", None, None)
             for res_type, _ in inputs:
                 self.fhir.access.check(unit, ctx, "import", res_type, None)
+            files = [self._local_file(url, res_type) for res_type, url in inputs]
         params = {
             "inputs": [{"type": t, "url": u} for t, u in inputs],
             "files": files,
@@ -119,6 +135,7 @@ class ImportService:
             ctx=RequestContext(
                 actor=job.actor, source="bulk-import", principal=job_principal(job.params)
             ),
+            limits=self.limits,
             should_stop=lambda: self.jobs.status(job_id) == "cancelled",
         )
         done: list[str] = []

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import gzip
 import tracemalloc
+import uuid
 from pathlib import Path
 
 import orjson
 import pytest
+from sqlalchemy import Connection, event
 
 from carnet.app import Services
-from carnet.fhir.importer import MAX_REJECTIONS, Importer, ImportInterruptedError, discover
+from carnet.fhir.import_files import discover, fingerprint
+from carnet.fhir.importer import MAX_REJECTIONS, Importer, ImportInterruptedError
 from tests.conftest import CORPUS
 
 
@@ -185,3 +188,106 @@ def test_rejections_are_capped_but_counted(sqlite_services: Services, tmp_path: 
     report = Importer(sqlite_services.fhir).run([path])
     assert report.rejected_total == MAX_REJECTIONS + 10
     assert len(report.rejected) == MAX_REJECTIONS
+
+
+def _transaction_of(kind: str, resources: list[dict[str, object]]) -> bytes:
+    entries = [
+        {
+            "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+            "resource": r,
+            "request": {"method": "POST", "url": r["resourceType"]},
+        }
+        for r in resources
+    ]
+    return orjson.dumps({"resourceType": "Bundle", "type": kind, "entry": entries})
+
+
+def test_what_a_file_stores_commits_with_its_import_record(
+    services: Services, tmp_path: Path
+) -> None:
+    """At every commit, what a file stored and its progress row agree.
+
+    A process killed between two commits then leaves both or neither, so a re-run never stores a
+    Bundle, a batch entry or an NDJSON line twice (ids are minted: a replay would duplicate).
+    """
+    transaction = tmp_path / "transaction.json"
+    transaction.write_bytes(
+        _transaction_of("transaction", [{"resourceType": "Patient", "gender": "female"}] * 2)
+    )
+    batch = tmp_path / "batch.json"
+    batch.write_bytes(_transaction_of("batch", [{"resourceType": "Practitioner"}] * 3))
+    ndjson = tmp_path / "obs.ndjson"
+    ndjson.write_bytes(
+        b"\n".join(orjson.dumps({k: v for k, v in _obs(i).items() if k != "id"}) for i in range(7))
+    )
+    keys = {path.name: fingerprint(path) for path in (transaction, batch, ndjson)}
+    seen: list[dict[str, tuple[int, int, bool]]] = []
+
+    def observe(conn: Connection) -> None:
+        cursor = conn.connection.cursor()
+        state: dict[str, tuple[int, int, bool]] = {}
+        for name, res_type in (
+            ("transaction.json", "Patient"),
+            ("batch.json", "Practitioner"),
+            ("obs.ndjson", "Observation"),
+        ):
+            cursor.execute(f"SELECT count(*) FROM fhir_resource WHERE res_type = '{res_type}'")
+            stored = int(cursor.fetchone()[0])
+            cursor.execute(
+                "SELECT lines_done, complete FROM import_progress "
+                f"WHERE source_key = '{keys[name]}'"
+            )
+            row = cursor.fetchone()
+            state[name] = (stored, int(row[0]) if row else 0, bool(row[1]) if row else False)
+        cursor.close()
+        seen.append(state)
+
+    event.listen(services.engine, "commit", observe)
+    try:
+        Importer(services.fhir, batch_size=3).run([transaction, batch, ndjson])
+    finally:
+        event.remove(services.engine, "commit", observe)
+
+    for state in seen:
+        stored, _, complete = state["transaction.json"]
+        assert stored == (2 if complete else 0), state
+        stored, entries_done, complete = state["batch.json"]
+        assert stored == (3 if complete else entries_done), state
+        stored, lines_done, _ = state["obs.ndjson"]
+        assert stored == lines_done, state
+    assert seen[-1] == {
+        "transaction.json": (2, 1, True),
+        "batch.json": (3, 3, True),
+        "obs.ndjson": (7, 7, True),
+    }
+
+
+def test_import_report_names_path_not_value(sqlite_services: Services, tmp_path: Path) -> None:
+    """A rejection says where the bad value is (``Patient.birthDate``), never the value itself."""
+    secret_date, secret_gender, secret_name = "1990-02-30", "Dupont-secret", "Zoe Secretname"
+    patient = {"resourceType": "Patient", "name": [{"text": secret_name}]}
+    ndjson = tmp_path / "Patient.ndjson"
+    ndjson.write_bytes(
+        orjson.dumps({**patient, "id": "a", "birthDate": secret_date})
+        + b"\n"
+        + orjson.dumps({**patient, "id": "b", "gender": secret_gender})
+    )
+    transaction = tmp_path / "transaction.json"
+    transaction.write_bytes(
+        _transaction_of("transaction", [{**patient, "birthDate": "19" + secret_date + "x"}])
+    )
+    batch = tmp_path / "batch.json"
+    batch.write_bytes(_transaction_of("batch", [{**patient, "gender": secret_gender}]))
+
+    report = Importer(sqlite_services.fhir).run([ndjson, transaction, batch])
+
+    reasons = {r.source: r.reason for r in report.rejected}
+    assert reasons == {
+        "Patient.ndjson:1": "value: Patient.birthDate",
+        "Patient.ndjson:2": "structure: Patient.gender",
+        "transaction.json (transaction)": "structure: Bundle.entry[0].resource.Patient.birthDate",
+        "batch.json entry 0": "structure: Bundle.entry[0].resource.Patient.gender",
+    }
+    printed = repr(report)
+    for secret in (secret_date, secret_gender, secret_name, "Secret"):
+        assert secret not in printed
