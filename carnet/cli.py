@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -104,6 +105,9 @@ def demo(
     from carnet.demo.service import load_demo
     from carnet.identity.register_store import load_demo_register
 
+    # The demo's professionals log in at the development identity provider (unless told otherwise);
+    # set in the environment so that the server started below (carnet.asgi) sees it too.
+    os.environ.setdefault("CARNET_DEV_IDP", "true")
     settings = Settings.from_env()
     services = _services(settings)
     registered = load_demo_register(services.identity, patients)  # before the Patients are matched

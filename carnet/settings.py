@@ -139,7 +139,22 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "10",
         "Years a closed personal space's data is kept before it is crypto-shredded.",
     ),
+    Setting(
+        "dev_idp",
+        "false",
+        "Serve the built-in development identity provider at <issuer_url>/dev-idp (true/false); "
+        "for the demo and tests only: a warning is logged at startup while it is on.",
+    ),
 )
+
+
+def _flag(name: str, value: str) -> bool:
+    folded = value.strip().lower()
+    if folded in ("1", "true", "yes", "on"):
+        return True
+    if folded in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"setting {name} is true or false")
 
 
 @dataclass(frozen=True)
@@ -177,6 +192,7 @@ class Settings:
     break_glass_minutes: float
     objection_window_days: float
     record_retention_years: float
+    dev_idp: bool
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -220,6 +236,7 @@ class Settings:
             break_glass_minutes=float(raw["break_glass_minutes"]),
             objection_window_days=float(raw["objection_window_days"]),
             record_retention_years=float(raw["record_retention_years"]),
+            dev_idp=_flag("dev_idp", raw["dev_idp"]),
         )
 
     @property
