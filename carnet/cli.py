@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -89,7 +89,18 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+        **forwarding_options(settings),
     )
+
+
+def forwarding_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy-header options from the ``trusted_proxies`` setting. uvicorn alone believes
+    X-Forwarded-For from any loopback peer, so a local client could forge its address (the audit's
+    source, the rate limits' key): headers are read only when proxies are configured, and only
+    from them."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}
 
 
 @app.command()

@@ -6,6 +6,7 @@ Every setting has a name, a default and a help text; values come from environmen
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -145,6 +146,12 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "Serve the built-in development identity provider at <issuer_url>/dev-idp (true/false); "
         "for the demo and tests only: a warning is logged at startup while it is on.",
     ),
+    Setting(
+        "trusted_proxies",
+        "",
+        "Comma-separated addresses or networks of the reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto headers are believed; empty means none (the peer address is the client).",
+    ),
 )
 
 
@@ -155,6 +162,21 @@ def _flag(name: str, value: str) -> bool:
     if folded in ("", "0", "false", "no", "off"):
         return False
     raise ValueError(f"setting {name} is true or false")
+
+
+def _networks(name: str, value: str) -> tuple[str, ...]:
+    """Addresses or CIDR networks, each checked; never a wildcard (anyone could forge headers)."""
+    found: list[str] = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(
+                f"setting {name}: {item[:64]!r} is not an address or network"
+            ) from None
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -193,6 +215,7 @@ class Settings:
     objection_window_days: float
     record_retention_years: float
     dev_idp: bool
+    trusted_proxies: tuple[str, ...]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -237,6 +260,7 @@ class Settings:
             objection_window_days=float(raw["objection_window_days"]),
             record_retention_years=float(raw["record_retention_years"]),
             dev_idp=_flag("dev_idp", raw["dev_idp"]),
+            trusted_proxies=_networks("trusted_proxies", raw["trusted_proxies"]),
         )
 
     @property
