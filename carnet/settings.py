@@ -123,8 +123,16 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     Setting("access_token_minutes", "15", "Lifetime of an access token (minutes)."),
     Setting("refresh_token_days", "30", "Lifetime of a refresh token (days)."),
     Setting("session_minutes", "30", "Idle lifetime of a portal session (minutes)."),
-    Setting("login_max_failures", "5", "Failed logins before an account is locked."),
-    Setting("lockout_minutes", "15", "How long a locked account stays locked (minutes)."),
+    Setting(
+        "login_max_failures",
+        "5",
+        "Failed logins of one account from one address before each further try must wait.",
+    ),
+    Setting(
+        "lockout_minutes",
+        "15",
+        "Longest wait between two tries of one account from one address (minutes).",
+    ),
     Setting(
         "break_glass_minutes",
         "240",
@@ -151,6 +159,18 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "",
         "Comma-separated addresses or networks of the reverse proxies whose X-Forwarded-For and "
         "X-Forwarded-Proto headers are believed; empty means none (the peer address is the client).",
+    ),
+    Setting(
+        "login_backoff_seconds",
+        "2",
+        "First wait (seconds) once an account has failed login_max_failures times from one "
+        "address; it doubles with each further failure, up to lockout_minutes.",
+    ),
+    Setting(
+        "login_account_ceiling",
+        "100",
+        "Failed logins of one account in a day, from all addresses, after which only the "
+        "addresses it signed in from in the last 30 days may still try.",
     ),
 )
 
@@ -216,6 +236,8 @@ class Settings:
     record_retention_years: float
     dev_idp: bool
     trusted_proxies: tuple[str, ...]
+    login_backoff_seconds: float
+    login_account_ceiling: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -261,6 +283,8 @@ class Settings:
             record_retention_years=float(raw["record_retention_years"]),
             dev_idp=_flag("dev_idp", raw["dev_idp"]),
             trusted_proxies=_networks("trusted_proxies", raw["trusted_proxies"]),
+            login_backoff_seconds=float(raw["login_backoff_seconds"]),
+            login_account_ceiling=int(raw["login_account_ceiling"]),
         )
 
     @property
