@@ -7,6 +7,7 @@ import unicodedata
 import pytest
 
 from carnet.access.passwords import MIN_LENGTH, PasswordPolicyError, Passwords, check_policy
+from carnet.demo.accounts import DEMO_PASSWORD, PARENT_LOGIN, PATIENT_LOGIN
 
 
 def test_hash_is_argon2id_with_rfc9106_parameters_and_a_random_salt() -> None:
@@ -97,7 +98,6 @@ def test_a_password_built_on_the_login_or_the_service_name_is_refused() -> None:
         "correct horse battery staple",
         "une phrase de passe",
         "mot de passe à Noël",
-        "carnet-demo-2026",  # the synthetic demo's
         "k7#Vq2!mZp9w",
         "Le chat de Zoé dort sous le piano",
         "a long passphrase that is way longer than seventy-two characters, still fine",
@@ -105,3 +105,10 @@ def test_a_password_built_on_the_login_or_the_service_name_is_refused() -> None:
 )
 def test_policy_accepts_a_long_enough_unguessable_password(password: str) -> None:
     check_policy(password, "jeanne.martin@exemple.fr")
+
+
+def test_the_demo_password_meets_the_policy_for_the_demo_logins() -> None:
+    for login in (PATIENT_LOGIN, PARENT_LOGIN):
+        check_policy(DEMO_PASSWORD, login)
+    with pytest.raises(PasswordPolicyError, match="login or the service"):
+        check_policy("carnet-demo-2026", PATIENT_LOGIN)  # the former one: built on the login
