@@ -150,6 +150,10 @@ class AccountService:
 
     # -- creation ----------------------------------------------------------------------------
 
+    def totp_key(self, account_id: str) -> str:
+        """What stands for an account's second-factor attempts in ``access_login_attempt``."""
+        return self.crypto.blind.digest("login-totp", account_id)
+
     def login_hash(self, login: str) -> str:
         """The blind hash that stands for a login in the database (its own hash domain, so it
         cannot be matched against the FHIR search indexes)."""
@@ -330,7 +334,9 @@ class AccountService:
                 .where(access_account.c.login_hash == login_hash)
                 .with_for_update()
             ).first()
-            wait = self.throttle.wait(conn, login_hash, source, moment)
+            # Addresses that completed a second factor for this account are familiar.
+            familiar = None if row is None else self.totp_key(row.account_id)
+            wait = self.throttle.wait(conn, login_hash, source, moment, familiar_key=familiar)
             attempt = 0 if wait else self.throttle.record(conn, login_hash, source, moment)
         if wait:
             self._publish(self._throttled_events(row, source, moment))
@@ -396,12 +402,15 @@ class AccountService:
         ).first()
         if row is None:
             return _Outcome(error=LoginFailedError("invalid code"))
-        wait = self.throttle.wait(conn, row.login_hash, source, moment)
+        # The second factor has its own key: only who knows the password reaches it, so its
+        # ceiling spares no address, and password guesses elsewhere do not block it.
+        key = self.totp_key(account_id)
+        wait = self.throttle.wait(conn, key, source, moment)
         if wait:
             return _Outcome(
                 error=LoginThrottledError(wait), events=self._throttled_events(row, source, moment)
             )
-        attempt = self.throttle.record(conn, row.login_hash, source, moment)
+        attempt = self.throttle.record(conn, key, source, moment)
         step = None
         if row.totp_secret is not None and not row.disabled and code.isdigit():
             seed = self.crypto.data_keys.decrypt(
@@ -409,7 +418,7 @@ class AccountService:
             ).decode()
             step = _matching_step(pyotp.TOTP(seed), code, moment)
         if step is None or (row.totp_last_step is not None and step <= row.totp_last_step):
-            events = self._after_failure(conn, row, row.login_hash, source, moment, step="totp")
+            events = self._after_failure(conn, row, key, source, moment, step="totp")
             return _Outcome(error=LoginFailedError("invalid code"), events=events)
         self.throttle.succeeded(conn, attempt)
         conn.execute(

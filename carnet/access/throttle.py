@@ -8,9 +8,13 @@ time, success). Three limits, checked before an attempt is allowed:
    with every further failure, up to ``lockout_minutes``. An attacker's failures from one address
    slow only that address: the owner, from their own address, is not held back.
 2. **One login from all addresses** (the ceiling, looser): ``login_account_ceiling`` failures in a
-   day refuse the login to every address it has not signed in from in the last 30 days, until the
-   count falls; familiar addresses keep only their own pair limit. A botnet cannot lock the owner
-   out, and still cannot guess for long.
+   day refuse the login to every address it has not signed in from (second factor included) in
+   the last 30 days, until the count falls; familiar addresses keep only their own pair limit. A
+   botnet cannot lock the owner out, and still cannot guess for long.
+
+Second-factor attempts are counted under a key of their own (``AccountService.totp_key``): only
+who knows the password reaches them, so their ceiling spares no address, password guesses do not
+hold up the owner's code, and a right password does not reset the count of wrong codes.
 3. **One address across logins** (password spraying): ``source_max_failures`` failures in
    ``source_window_minutes``.
 
@@ -58,12 +62,22 @@ class LoginThrottle:
         self.source_max_failures = source_max_failures
         self.source_window = timedelta(minutes=source_window_minutes)
 
-    def wait(self, conn: Connection, login_hash: str, source: str, moment: datetime) -> int:
-        """Seconds this attempt must wait (the Retry-After); 0 when it may go ahead."""
+    def wait(
+        self,
+        conn: Connection,
+        login_hash: str,
+        source: str,
+        moment: datetime,
+        *,
+        familiar_key: str | None = None,
+    ) -> int:
+        """Seconds this attempt must wait (the Retry-After); 0 when it may go ahead. The ceiling
+        spares an address that succeeded under ``familiar_key`` (the account's second factor) in
+        the last 30 days; without one it spares none."""
         if self.source_failures(conn, source, moment) >= self.source_max_failures:
             return _seconds(self.source_window)
         if self.account_failures(conn, login_hash, moment) >= self.account_ceiling and not (
-            self._familiar(conn, login_hash, source, moment)
+            familiar_key is not None and self._familiar(conn, familiar_key, source, moment)
         ):
             return _seconds(self.longest_delay)
         return self._pair_wait(conn, login_hash, source, moment)

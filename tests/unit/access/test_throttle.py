@@ -130,8 +130,10 @@ def test_the_account_ceiling_refuses_new_addresses_but_not_the_owners_familiar_o
         passwords=FAST_PASSWORDS,
     )
     account_id = accounts.create_person(LOGIN, PASSWORD, "pat-1")
+    uri = accounts.enroll_totp(account_id)
     clock.advance(days=-2)
-    assert accounts.verify_password_login(LOGIN, PASSWORD, OWNER) == account_id  # familiar now
+    assert accounts.verify_password_login(LOGIN, PASSWORD, OWNER) == account_id
+    accounts.verify_totp(account_id, totp_code(uri, clock), OWNER)  # a full login: familiar now
     clock.advance(days=2)
     for n in range(ceiling):  # a botnet: one guess per address
         _fail(accounts, f"203.0.113.{n + 10}")
@@ -159,3 +161,33 @@ def test_totp_guessing_is_throttled_per_address_like_passwords(
     with pytest.raises(LoginThrottledError):
         accounts.verify_totp(account_id, right, ATTACKER)
     accounts.verify_totp(account_id, right, OWNER)  # the owner's address is not held back
+
+
+def test_a_right_password_does_not_reset_the_count_of_wrong_codes(
+    accounts: AccountService, services: Services, clock: Clock
+) -> None:
+    """Who knows the password cannot guess the second factor by logging in again between codes."""
+    account_id = accounts.create_person(LOGIN, PASSWORD, "pat-1")
+    uri = accounts.enroll_totp(account_id)
+    answers = []
+    for _ in range(services.settings.login_max_failures + 1):
+        assert accounts.verify_password_login(LOGIN, PASSWORD, ATTACKER) == account_id
+        right = totp_code(uri, clock)
+        try:
+            accounts.verify_totp(account_id, f"{(int(right) + 500000) % 1000000:06d}", ATTACKER)
+        except (LoginFailedError, LoginThrottledError) as exc:
+            answers.append(type(exc))
+    assert answers[-1] is LoginThrottledError
+    assert answers[:-1] == [LoginFailedError] * services.settings.login_max_failures
+
+
+def test_password_guesses_do_not_hold_up_the_owners_second_factor(
+    accounts: AccountService, services: Services, clock: Clock
+) -> None:
+    account_id = accounts.create_person(LOGIN, PASSWORD, "pat-1")
+    uri = accounts.enroll_totp(account_id)
+    for _ in range(services.settings.login_max_failures):
+        _fail(accounts, OWNER)  # the owner's own typos, from their address
+    clock.advance(seconds=_retry_after(accounts, OWNER))
+    assert accounts.verify_password_login(LOGIN, PASSWORD, OWNER) == account_id
+    accounts.verify_totp(account_id, totp_code(uri, clock), OWNER)
