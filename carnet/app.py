@@ -160,7 +160,6 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     clients = ClientService(engine, settings)
     tickets = Tickets(signer, settings)
     oauth = OAuthService(engine, settings, signer, clients, audit, accounts)
-    built_in_idp = settings.oidc_issuer == settings.issuer_url + "/dev-idp"
     return Services(
         settings=settings,
         engine=engine,
@@ -180,7 +179,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         clients=clients,
         oauth=oauth,
         tickets=tickets,
-        dev_idp=DevIdentityProvider(settings, signer) if built_in_idp else None,
+        dev_idp=oidc_api.development_idp(settings, signer),
         # Calls only the issuer the operator configured (the built-in one on loopback by default).
         pro_login=ProfessionalLogin(settings, httpx.Client(timeout=10), tickets, audit),
         authenticator=Authenticator(
@@ -197,6 +196,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         built.audit.start()  # the checkpointer: every N events or T seconds
+        oidc_api.warn_if_development_idp(built.dev_idp)
         try:
             yield
         finally:

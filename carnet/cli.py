@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -95,7 +95,18 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+        **forwarding_options(settings),
     )
+
+
+def forwarding_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy-header options from the ``trusted_proxies`` setting. uvicorn alone believes
+    X-Forwarded-For from any loopback peer, so a local client could forge its address (the audit's
+    source, the rate limits' key): headers are read only when proxies are configured, and only
+    from them."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}
 
 
 @app.command()
@@ -111,6 +122,9 @@ def demo(
     from carnet.demo.service import load_demo
     from carnet.identity.register_store import load_demo_register
 
+    # The demo's professionals log in at the development identity provider (unless told otherwise);
+    # set in the environment so that the server started below (carnet.asgi) sees it too.
+    os.environ.setdefault("CARNET_DEV_IDP", "true")
     settings = Settings.from_env()
     services = _services(settings)
     registered = load_demo_register(services.identity, patients)  # before the Patients are matched

@@ -6,6 +6,7 @@ Every setting has a name, a default and a help text; values come from environmen
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -129,8 +130,16 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     ),
     Setting("refresh_token_days", "30", "Lifetime of a refresh token (days)."),
     Setting("session_minutes", "30", "Idle lifetime of a portal session (minutes)."),
-    Setting("login_max_failures", "5", "Failed logins before an account is locked."),
-    Setting("lockout_minutes", "15", "How long a locked account stays locked (minutes)."),
+    Setting(
+        "login_max_failures",
+        "5",
+        "Failed logins of one account from one address before each further try must wait.",
+    ),
+    Setting(
+        "lockout_minutes",
+        "15",
+        "Longest wait between two tries of one account from one address (minutes).",
+    ),
     Setting(
         "break_glass_minutes",
         "240",
@@ -176,7 +185,55 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "Longest NDJSON line, and largest JSON file, an import reads (decompressed bytes); "
         "a longer one is never held whole: the file is rejected.",
     ),
+    Setting(
+        "dev_idp",
+        "false",
+        "Serve the built-in development identity provider at <issuer_url>/dev-idp (true/false); "
+        "for the demo and tests only: a warning is logged at startup while it is on.",
+    ),
+    Setting(
+        "trusted_proxies",
+        "",
+        "Comma-separated addresses or networks of the reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto headers are believed; empty means none (the peer address is the client).",
+    ),
+    Setting(
+        "login_backoff_seconds",
+        "2",
+        "First wait (seconds) once an account has failed login_max_failures times from one "
+        "address; it doubles with each further failure, up to lockout_minutes.",
+    ),
+    Setting(
+        "login_account_ceiling",
+        "100",
+        "Failed logins of one account in a day, from all addresses, after which only the "
+        "addresses it signed in from in the last 30 days may still try.",
+    ),
 )
+
+
+def _flag(name: str, value: str) -> bool:
+    folded = value.strip().lower()
+    if folded in ("1", "true", "yes", "on"):
+        return True
+    if folded in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"setting {name} is true or false")
+
+
+def _networks(name: str, value: str) -> tuple[str, ...]:
+    """Addresses or CIDR networks, each checked; never a wildcard (anyone could forge headers)."""
+    found: list[str] = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(
+                f"setting {name}: {item[:64]!r} is not an address or network"
+            ) from None
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -219,6 +276,10 @@ class Settings:
     import_max_decompressed_bytes: int
     import_max_compression_ratio: float
     import_max_line_bytes: int
+    dev_idp: bool
+    trusted_proxies: tuple[str, ...]
+    login_backoff_seconds: float
+    login_account_ceiling: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -269,6 +330,10 @@ class Settings:
             import_max_decompressed_bytes=int(raw["import_max_decompressed_bytes"]),
             import_max_compression_ratio=float(raw["import_max_compression_ratio"]),
             import_max_line_bytes=int(raw["import_max_line_bytes"]),
+            dev_idp=_flag("dev_idp", raw["dev_idp"]),
+            trusted_proxies=_networks("trusted_proxies", raw["trusted_proxies"]),
+            login_backoff_seconds=float(raw["login_backoff_seconds"]),
+            login_account_ceiling=int(raw["login_account_ceiling"]),
         )
 
     @property

@@ -4,13 +4,13 @@ What the database holds: the login only as a keyed blind hash (``login_hash``), 
 argon2id hash, the TOTP seed as AES-GCM ciphertext under the ``access`` data key. Every password or
 TOTP attempt is a row of ``access_login_attempt`` (login hash, source address, time, success).
 
-Guessing is bounded twice: a login (known or not) with ``settings.login_max_failures`` failures in
-the last ``settings.lockout_minutes`` is refused, and so is a source address with
-``source_max_failures`` failures in the last ``source_window_minutes``. The rule is the same for
-logins that have no account, and a wrong password, an unknown login, a disabled account or an
-account without a password all get the same answer after the same argon2 work: nothing tells an
-attacker whether a login exists. An attempt is recorded as a failure *before* the password is
-checked (and marked successful afterwards), so parallel requests cannot overrun the limit.
+Guessing is bounded by ``LoginThrottle`` (carnet/access/throttle.py): growing delays per login and
+address, a looser ceiling per login that spares the addresses the owner signs in from, and a limit
+per address. The rule is the same for logins that have no account, and a wrong password, an unknown
+login, a disabled account or an account without a password all get the same answer after the same
+argon2 work: nothing tells an attacker whether a login exists. An attempt is recorded as a failure
+*before* the password is checked (and marked successful afterwards), so parallel requests cannot
+overrun a limit.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyotp
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from carnet.access.models import access_account, access_alert, access_login_attempt
+from carnet.access.models import access_account, access_alert
 from carnet.access.passwords import Passwords, check_policy
 from carnet.access.principal import PROFESSIONS, Kind, Principal
 from carnet.access.storage import Clock, parse_stamp, reading, stamp, utc_now, writing
+from carnet.access.throttle import SOURCE_MAX_FAILURES, SOURCE_WINDOW_MINUTES, LoginThrottle
 from carnet.audit.events import Actor, Event, Touched, build_event
 from carnet.crypto.service import CryptoService
 from carnet.settings import Settings
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
 TOTP_OWNER = "access"  # the data key that encrypts TOTP seeds
 TOTP_ISSUER = "Carnet"
 OPERATOR_SCOPES = frozenset({"system/*.*"})
-SOURCE_MAX_FAILURES = 20
-SOURCE_WINDOW_MINUTES = 15.0
 _SOURCE_MAX_LEN = 64
 
 
@@ -64,13 +63,16 @@ class LoginFailedError(AccountError):
 
 
 class LoginThrottledError(AccountError):
-    """Too many failures for this login or from this address: try again later."""
+    """Too many failures for this login or from this address: try again in ``retry_after`` s."""
 
     error = "too_many_attempts"
     status = 429
 
-    def __init__(self, message: str = "too many failed attempts; try again later") -> None:
+    def __init__(
+        self, retry_after: int = 1, message: str = "too many failed attempts; try again later"
+    ) -> None:
         super().__init__(message)
+        self.retry_after = retry_after
 
 
 class AccountExistsError(AccountError):
@@ -139,11 +141,18 @@ class AccountService:
         self.audit = audit
         self.now = now
         self.passwords = passwords or Passwords()
-        self.source_max_failures = source_max_failures
-        self.source_window = timedelta(minutes=source_window_minutes)
+        self.throttle = LoginThrottle(
+            settings,
+            source_max_failures=source_max_failures,
+            source_window_minutes=source_window_minutes,
+        )
         self.lockout_window = timedelta(minutes=settings.lockout_minutes)
 
     # -- creation ----------------------------------------------------------------------------
+
+    def totp_key(self, account_id: str) -> str:
+        """What stands for an account's second-factor attempts in ``access_login_attempt``."""
+        return self.crypto.blind.digest("login-totp", account_id)
 
     def login_hash(self, login: str) -> str:
         """The blind hash that stands for a login in the database (its own hash domain, so it
@@ -299,8 +308,24 @@ class AccountService:
         """The account id for a right login and password. LoginFailedError for anything wrong (same
         message whether the login exists or not), LoginThrottledError when this login or this source
         has failed too often. Every attempt is recorded and audited."""
+        return self._check_password(self.login_hash(login), password, source, "login")
+
+    def verify_step_up(self, account_id: str, password: str, code: str, source: str) -> None:
+        """Before a sensitive control: the account's password and a fresh TOTP code again (a code
+        is accepted once, so not the one of the login). Same limits, answers and audit as a login,
+        the successes recorded as ``step-up``; LoginFailedError / LoginThrottledError."""
+        with reading(self.engine) as conn:
+            login_hash = conn.execute(
+                select(access_account.c.login_hash).where(access_account.c.account_id == account_id)
+            ).scalar()
+        if login_hash is None:
+            self.passwords.burn()
+            raise LoginFailedError("invalid password or code")
+        self._check_password(str(login_hash), password, source, "step-up")
+        self.verify_totp(account_id, code, source, action="step-up")
+
+    def _check_password(self, login_hash: str, password: str, source: str, action: str) -> str:
         source = _clip_source(source)
-        login_hash = self.login_hash(login)
         moment = self.now()
         # 1. Under the account row's lock: check the limits and record a pessimistic failure.
         with writing(self.engine) as conn:
@@ -309,11 +334,13 @@ class AccountService:
                 .where(access_account.c.login_hash == login_hash)
                 .with_for_update()
             ).first()
-            throttled = self._throttled(conn, login_hash, source, moment)
-            attempt = self._record_attempt(conn, login_hash, source, moment)
-        if throttled:
+            # Addresses that completed a second factor for this account are familiar.
+            familiar = None if row is None else self.totp_key(row.account_id)
+            wait = self.throttle.wait(conn, login_hash, source, moment, familiar_key=familiar)
+            attempt = 0 if wait else self.throttle.record(conn, login_hash, source, moment)
+        if wait:
             self._publish(self._throttled_events(row, source, moment))
-            raise LoginThrottledError()
+            raise LoginThrottledError(wait)
         # 2. The slow part, outside any transaction.
         if row is None or row.password_hash is None:
             self.passwords.burn()
@@ -326,18 +353,14 @@ class AccountService:
         # 3. Success marks the attempt; failure may lock the login.
         with writing(self.engine) as conn:
             if ok and row is not None:
-                conn.execute(
-                    update(access_login_attempt)
-                    .where(access_login_attempt.c.id == attempt)
-                    .values(success=True)
-                )
+                self.throttle.succeeded(conn, attempt)
                 if rehashed is not None:
                     conn.execute(
                         update(access_account)
                         .where(access_account.c.account_id == row.account_id)
                         .values(password_hash=rehashed)
                     )
-                events = [self._event("login", row, source, 200, moment, step="password")]
+                events = [self._event(action, row, source, 200, moment, step="password")]
             else:
                 events = self._after_failure(conn, row, login_hash, source, moment)
         self._publish(events)
@@ -345,15 +368,18 @@ class AccountService:
             raise LoginFailedError()
         return str(row.account_id)
 
-    def verify_totp(self, account_id: str, code: str, source: str) -> None:
+    def verify_totp(
+        self, account_id: str, code: str, source: str, *, action: str = "login"
+    ) -> None:
         """Check a TOTP code (the current, previous or next 30 s step, each accepted once).
-        Failures count towards the same lockout as passwords; LoginFailedError / LoginThrottledError."""
+        Failures count towards the same limits as passwords; LoginFailedError / LoginThrottledError.
+        ``action`` names the success in the audit (``login``, ``step-up``)."""
         source = _clip_source(source)
         moment = self.now()
         outcome = _Outcome()
         with writing(self.engine) as conn:
             try:
-                outcome = self._totp_in(conn, account_id, code.strip(), source, moment)
+                outcome = self._totp_in(conn, account_id, code.strip(), source, moment, action)
             finally:
                 self.crypto.data_keys.after_rollback(conn)
         self._publish(outcome.events)
@@ -361,7 +387,13 @@ class AccountService:
             raise outcome.error
 
     def _totp_in(
-        self, conn: Connection, account_id: str, code: str, source: str, moment: datetime
+        self,
+        conn: Connection,
+        account_id: str,
+        code: str,
+        source: str,
+        moment: datetime,
+        action: str,
     ) -> _Outcome:
         row = conn.execute(
             select(access_account)
@@ -370,12 +402,15 @@ class AccountService:
         ).first()
         if row is None:
             return _Outcome(error=LoginFailedError("invalid code"))
-        if self._throttled(conn, row.login_hash, source, moment):
-            self._record_attempt(conn, row.login_hash, source, moment)
+        # The second factor has its own key: only who knows the password reaches it, so its
+        # ceiling spares no address, and password guesses elsewhere do not block it.
+        key = self.totp_key(account_id)
+        wait = self.throttle.wait(conn, key, source, moment)
+        if wait:
             return _Outcome(
-                error=LoginThrottledError(), events=self._throttled_events(row, source, moment)
+                error=LoginThrottledError(wait), events=self._throttled_events(row, source, moment)
             )
-        attempt = self._record_attempt(conn, row.login_hash, source, moment)
+        attempt = self.throttle.record(conn, key, source, moment)
         step = None
         if row.totp_secret is not None and not row.disabled and code.isdigit():
             seed = self.crypto.data_keys.decrypt(
@@ -383,20 +418,16 @@ class AccountService:
             ).decode()
             step = _matching_step(pyotp.TOTP(seed), code, moment)
         if step is None or (row.totp_last_step is not None and step <= row.totp_last_step):
-            events = self._after_failure(conn, row, row.login_hash, source, moment, step="totp")
+            events = self._after_failure(conn, row, key, source, moment, step="totp")
             return _Outcome(error=LoginFailedError("invalid code"), events=events)
-        conn.execute(
-            update(access_login_attempt)
-            .where(access_login_attempt.c.id == attempt)
-            .values(success=True)
-        )
+        self.throttle.succeeded(conn, attempt)
         conn.execute(
             update(access_account)
             .where(access_account.c.account_id == account_id)
             .values(totp_last_step=step, failed_logins=0, locked_until=None)
         )
         return _Outcome(
-            account_id, events=[self._event("login", row, source, 200, moment, step="totp")]
+            account_id, events=[self._event(action, row, source, 200, moment, step="totp")]
         )
 
     def logged_out(self, account_id: str, source: str) -> None:
@@ -408,39 +439,6 @@ class AccountService:
 
     # -- limits, alerts, audit ----------------------------------------------------------------
 
-    def _failures(self, conn: Connection, column: Any, value: str, since: datetime) -> int:
-        count = conn.execute(
-            select(func.count())
-            .select_from(access_login_attempt)
-            .where(
-                column == value,
-                access_login_attempt.c.at > stamp(since),
-                access_login_attempt.c.success.is_(False),
-            )
-        ).scalar_one()
-        return int(count)
-
-    def _throttled(self, conn: Connection, login_hash: str, source: str, moment: datetime) -> bool:
-        by_login = self._failures(
-            conn, access_login_attempt.c.login_hash, login_hash, moment - self.lockout_window
-        )
-        if by_login >= self.settings.login_max_failures:
-            return True
-        by_source = self._failures(
-            conn, access_login_attempt.c.source, source, moment - self.source_window
-        )
-        return by_source >= self.source_max_failures
-
-    @staticmethod
-    def _record_attempt(conn: Connection, login_hash: str, source: str, moment: datetime) -> int:
-        result = conn.execute(
-            insert(access_login_attempt).values(
-                login_hash=login_hash, source=source, at=stamp(moment), success=False
-            )
-        )
-        key = result.inserted_primary_key
-        return int(key[0]) if key else 0
-
     def _after_failure(
         self,
         conn: Connection,
@@ -451,17 +449,16 @@ class AccountService:
         *,
         step: str = "password",
     ) -> list[Event]:
-        """Count the failure; lock the account (alert + audit) when it reaches the limit; raise an
-        alert when a source address reaches its limit."""
+        """Count the failure; when the login reaches its ceiling (unfamiliar addresses refused),
+        mark the account ``locked_until`` with an alert and an audit event; raise an alert when a
+        source address reaches its limit."""
         events: list[Event] = []
-        failures = self._failures(
-            conn, access_login_attempt.c.login_hash, login_hash, moment - self.lockout_window
-        )
+        failures = self.throttle.account_failures(conn, login_hash, moment)
         if row is not None:
             events.append(self._event("login-failed", row, source, 401, moment, step=step))
             values: dict[str, Any] = {"failed_logins": failures}
             already = row.locked_until is not None and parse_stamp(row.locked_until) > moment
-            if failures >= self.settings.login_max_failures and not already:
+            if failures >= self.throttle.account_ceiling and not already:
                 values["locked_until"] = stamp(moment + self.lockout_window)
                 self._alert(conn, "lockout", row.account_id, row.patient_id, moment)
                 events.append(self._event("locked", row, source, 429, moment))
@@ -473,10 +470,8 @@ class AccountService:
         else:
             who = Actor(actor="unknown", source=source, purpose="authentication")
             events.append(build_event(who, "login-failed", None, 401, [], moment=moment))
-        by_source = self._failures(
-            conn, access_login_attempt.c.source, source, moment - self.source_window
-        )
-        if by_source == self.source_max_failures:
+        by_source = self.throttle.source_failures(conn, source, moment)
+        if by_source == self.throttle.source_max_failures:
             self._alert(conn, "login-throttled", source, None, moment)
         return events
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
 
 from carnet.access.controls import ControlError, ControlsService
+from carnet.access.step_up import step_up_refusal
 from carnet.fhir.access import RequestContext
 from carnet.fhir.api import Ctx
 
@@ -25,6 +26,7 @@ async def get_controls(request: Request) -> ControlsService:
 
 Service = Annotated[ControlsService, Depends(get_controls)]
 Json = Annotated[dict[str, Any], Body()]
+MaybeJson = Annotated[dict[str, Any] | None, Body()]
 
 
 def _error(
@@ -78,7 +80,16 @@ def block(service: Service, ctx: Ctx, body: Json, patient: str | None = None) ->
 
 
 @router.delete("/blocks/{rpps}")
-def unblock(service: Service, ctx: Ctx, rpps: str, patient: str | None = None) -> Any:
+def unblock(
+    service: Service,
+    ctx: Ctx,
+    request: Request,
+    rpps: str,
+    patient: str | None = None,
+    body: MaybeJson = None,
+) -> Any:
+    if refused := step_up_refusal(request, ctx, body, "unblock"):  # password + code again
+        return refused
     try:
         service.set_block(ctx, patient, rpps, on=False)
     except ControlError as err:
@@ -108,7 +119,12 @@ def end_care(service: Service, ctx: Ctx, rpps: str, patient: str | None = None) 
 
 
 @router.put("/preferences")
-def preferences(service: Service, ctx: Ctx, body: Json, patient: str | None = None) -> Any:
+def preferences(
+    service: Service, ctx: Ctx, request: Request, body: Json, patient: str | None = None
+) -> Any:
+    lifting_opposition = body.get("emergencyOpposition") is False
+    if lifting_opposition and (refused := step_up_refusal(request, ctx, body, "preferences")):
+        return refused  # lifting the opposition to emergency access: password + code again
     try:
         values: dict[str, bool | None] = {}
         for key, name in (

@@ -117,7 +117,7 @@ def _clear(response: Response, request: Request) -> None:
 def _refused(exc: AccountError, request: Request) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(exc, LoginThrottledError):
-        headers["Retry-After"] = str(int(60 * _settings(request).lockout_minutes))
+        headers["Retry-After"] = str(exc.retry_after)
     return error(exc.status, exc.error, str(exc), **headers)
 
 

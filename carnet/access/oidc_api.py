@@ -8,6 +8,7 @@ professionals log in elsewhere), ``accounts``, ``sessions``, ``settings``.
 from __future__ import annotations
 
 import ipaddress
+import logging
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -17,7 +18,10 @@ from carnet.access.accounts import AccountError, AccountService
 from carnet.access.login_api import CSRF_COOKIE, SESSION_COOKIE
 from carnet.access.oidc import DevIdentityProvider, OidcError, ProfessionalLogin
 from carnet.access.sessions import SessionService
+from carnet.crypto.tokens import TokenSigner
 from carnet.settings import Settings
+
+log = logging.getLogger("carnet.access")
 
 router = APIRouter(tags=["oidc"])
 LOGIN_COOKIE = "carnet_pro_login"
@@ -95,6 +99,23 @@ def pro_callback(request: Request) -> Response:
 
 
 # -- the development identity provider --------------------------------------------------------
+
+
+def development_idp(settings: Settings, signer: TokenSigner) -> DevIdentityProvider | None:
+    """The built-in development identity provider, only when the ``dev_idp`` setting turns it on
+    and professionals log in with it (``oidc_issuer`` left empty); None otherwise (its endpoints
+    answer 404)."""
+    built_in = settings.oidc_issuer == settings.issuer_url + "/dev-idp"
+    return DevIdentityProvider(settings, signer) if settings.dev_idp and built_in else None
+
+
+def warn_if_development_idp(idp: DevIdentityProvider | None) -> None:
+    """At startup: say loudly that anyone on loopback can log in as any demo professional."""
+    if idp is not None:
+        log.warning(
+            "the development identity provider is ON (/dev-idp, setting dev_idp): "
+            "anyone on loopback logs in as a demo professional; never in production"
+        )
 
 
 def _is_loopback(host: str | None) -> bool:

@@ -24,7 +24,7 @@ from carnet.record.service import RecordService
 
 PATIENT_LOGIN = "patient.demo@carnet.test"
 PARENT_LOGIN = "parent.demo@carnet.test"
-DEMO_PASSWORD = "carnet-demo-2026"  # noqa: S105 - printed on purpose for the synthetic demo
+DEMO_PASSWORD = "lanterne-olive-2026"  # noqa: S105 - printed on purpose for the synthetic demo
 APP_CLIENT_ID = "demo-app"
 DEMO_SYSTEM = "urn:carnet:demo"
 APP_SCOPES = ("openid", "fhirUser", "launch/patient", "offline_access", "patient/*.rs")

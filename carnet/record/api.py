@@ -5,16 +5,18 @@ middleware of carnet/access); the router parses, calls RecordService and renders
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 
 from carnet.access.principal import Kind, Principal
+from carnet.access.step_up import step_up_refusal
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError
 from carnet.record.service import RecordService
 
 router = APIRouter(prefix="/record", tags=["record"])
+MaybeJson = Annotated[dict[str, Any] | None, Body()]
 
 
 def _service(request: Request) -> RecordService:
@@ -61,16 +63,22 @@ def get_space(request: Request, patient: str | None = None) -> dict[str, Any]:
 
 
 @router.post("/objection")
-def post_objection(request: Request, patient: str | None = None) -> dict[str, Any]:
-    """Object: a pending space is refused, an open one closed; data kept, then shredded."""
+def post_objection(request: Request, patient: str | None = None, body: MaybeJson = None) -> Any:
+    """Object: a pending space is refused, an open one closed; data kept, then shredded. Needs
+    the password and a new second-factor code (``stepUp``)."""
     ctx, patient_id = _acting(request, patient)
+    if refused := step_up_refusal(request, ctx, body, "object"):
+        return refused
     _service(request).object(patient_id, ctx=ctx)
     return _render(request, patient_id)
 
 
 @router.post("/closure")
-def post_closure(request: Request, patient: str | None = None) -> dict[str, Any]:
-    """Close the space at the person's request; data kept until the retention ends."""
+def post_closure(request: Request, patient: str | None = None, body: MaybeJson = None) -> Any:
+    """Close the space at the person's request; data kept until the retention ends. Needs the
+    password and a new second-factor code (``stepUp``)."""
     ctx, patient_id = _acting(request, patient)
+    if refused := step_up_refusal(request, ctx, body, "close"):
+        return refused
     _service(request).close(patient_id, reason="request", ctx=ctx)
     return _render(request, patient_id)

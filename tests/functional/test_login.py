@@ -169,17 +169,33 @@ def test_wrong_password_and_unknown_login_answer_alike(
     assert SESSION_COOKIE not in _cookie_headers(wrong)
 
 
-def test_lockout_answers_429_until_the_window_passes(
+def test_failed_logins_answer_429_with_a_growing_retry_after(
     web: TestClient, person: tuple[str, str], services: Services, clock: Clock
 ) -> None:
     for _ in range(services.settings.login_max_failures):
         assert _login(web, password="guessing guessing").status_code == 401
-    locked = _login(web)
-    assert locked.status_code == 429
-    assert locked.json()["error"] == "too_many_attempts"
-    assert locked.headers["retry-after"] == str(int(services.settings.lockout_minutes * 60))
-    clock.advance(minutes=services.settings.lockout_minutes, seconds=1)
+    waits = []
+    for _ in range(3):
+        throttled = _login(web)
+        assert throttled.status_code == 429
+        assert throttled.json()["error"] == "too_many_attempts"
+        waits.append(int(throttled.headers["retry-after"]))
+        clock.advance(seconds=waits[-1])
+        assert _login(web, password="guessing guessing").status_code == 401
+    assert waits[1] == 2 * waits[0] and waits[2] == 2 * waits[1]
+    clock.advance(seconds=int(_login(web).headers["retry-after"]))
     assert _login(web).status_code == 200
+
+
+def test_the_owner_signs_in_from_their_address_after_an_attackers_failures(
+    web: TestClient, person: tuple[str, str], services: Services, clock: Clock
+) -> None:
+    attacker = TestClient(web.app, base_url=BASE, client=("203.0.113.9", 40000))
+    for _ in range(services.settings.login_max_failures):
+        assert _login(attacker, password="guessing guessing").status_code == 401
+    assert _login(attacker).status_code == 429  # the right password, from the attacker's address
+    owner = TestClient(web.app, base_url=BASE, client=("198.51.100.7", 40000))
+    assert _login(owner).status_code == 200
 
 
 def test_a_planted_session_cookie_is_not_adopted(

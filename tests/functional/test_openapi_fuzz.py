@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,7 +35,8 @@ from carnet.access.enforce import note_care
 from carnet.access.oidc import ProfessionalLogin
 from carnet.access.principal import Kind, Principal
 from carnet.access.routes import ROUTE_GUARDS, Guard
-from carnet.app import Services, create_app
+from carnet.app import Services, build_services, create_app
+from tests.conftest import make_settings
 from tests.spec.helpers import observation, patient
 from tests.support.auth import TEST_OPERATOR, bearer
 
@@ -66,8 +68,16 @@ class Target:
 
 
 @pytest.fixture
-def target(sqlite_services: Services, caller: str) -> Iterator[Target]:
-    s = sqlite_services
+def dev_idp_services(tmp_path: Path) -> Iterator[Services]:
+    """SQLite services with the development identity provider on (the professionals' login)."""
+    built = build_services(make_settings(tmp_path / "data").with_(dev_idp=True))
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def target(dev_idp_services: Services, caller: str) -> Iterator[Target]:
+    s = dev_idp_services
     pid = s.fhir.create("Patient", patient()).stored.res_id
     oid = s.fhir.create("Observation", observation(pid)).stored.res_id
     with s.engine.begin() as conn:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import pyotp
 import pytest
 from fastapi.testclient import TestClient
 
@@ -16,6 +17,7 @@ from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
 from carnet.audit.models import audit_event
 from tests.support.auth import bearer
+from tests.support.authn import PASSWORD
 
 FHIR = {"Content-Type": "application/fhir+json"}
 GP, NURSE, ER_DOCTOR = "10000000011", "10000000029", "10000000052"
@@ -63,6 +65,14 @@ def _events(services: Services) -> list[dict[str, Any]]:
     with services.engine.connect() as conn:
         rows = conn.execute(audit_event.select().order_by(audit_event.c.seq)).all()
     return [orjson.loads(r.body) for r in rows]
+
+
+def _person_with_factors(services: Services, patient_id: str) -> tuple[dict[str, str], Any]:
+    """A real account for the patient (password and TOTP), its bearer headers and a step-up."""
+    account_id = services.accounts.create_person(f"{patient_id}@exemple.fr", PASSWORD, patient_id)
+    totp = pyotp.parse_uri(services.accounts.enroll_totp(account_id))
+    headers = bearer(services, Principal(Kind.PERSON, account_id, patient_id=patient_id))
+    return headers, {"stepUp": {"password": PASSWORD, "code": totp.now()}}
 
 
 def test_care_declaration_mask_and_medecin_traitant(setup: Setup) -> None:
@@ -132,7 +142,12 @@ def test_block_overrides_care(setup: Setup) -> None:
     assert c.get(f"/fhir/Observation/{setup.doc}", headers=h["nurse"]).status_code == 403
     r = c.post("/fhir/Observation", json=_obs(setup.a), headers={**FHIR, **h["nurse"]})
     assert r.status_code == 403
-    assert c.delete(f"/access/blocks/{NURSE}", headers=h["a"]).status_code == 200
+    # Lifting the block asks for the password and a second-factor code again (tests/functional/
+    # test_step_up.py): the patient's real account.
+    assert c.delete(f"/access/blocks/{NURSE}", headers=h["a"]).status_code == 401
+    headers, proof = _person_with_factors(setup.services, setup.a)
+    lifted = c.request("DELETE", f"/access/blocks/{NURSE}", json=proof, headers=headers)
+    assert lifted.status_code == 200
     assert c.get(f"/fhir/Observation/{setup.doc}", headers=h["nurse"]).status_code == 200
 
 

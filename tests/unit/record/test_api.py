@@ -6,24 +6,33 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
 
+from carnet.access.accounts import AccountService
 from carnet.access.principal import Kind, Principal
 from carnet.app import Services
 from carnet.fhir import api as fhir_api
 from carnet.fhir.errors import FhirError
 from carnet.record import api as record_api
 from carnet.record.register import read_register
+from tests.support.authn import PASSWORD, Clock, account_service, totp_code
 from tests.unit.record.helpers import family_csv
 
 
 @pytest.fixture
-def client(services: Services) -> Iterator[TestClient]:
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def client(services: Services, clock: Clock) -> Iterator[TestClient]:
     app = FastAPI()
     app.state.services = services
+    app.state.accounts = account_service(services, clock)  # objecting and closing step up
     app.include_router(record_api.router)
 
     @app.middleware("http")
@@ -33,7 +42,8 @@ def client(services: Services) -> Iterator[TestClient]:
         who = request.headers.get("x-patient")
         kind = Kind(request.headers.get("x-kind", "person"))
         if who:
-            request.state.principal = Principal(kind, f"account-{who}", patient_id=who)
+            account = request.headers.get("x-account", f"account-{who}")
+            request.state.principal = Principal(kind, account, patient_id=who)
         return await call_next(request)
 
     @app.exception_handler(FhirError)
@@ -44,7 +54,24 @@ def client(services: Services) -> Iterator[TestClient]:
         yield c
 
 
-def test_person_and_representative(client: TestClient, services: Services, tmp_path: Path) -> None:
+def _with_factors(
+    accounts: AccountService, clock: Clock, patient_id: str
+) -> tuple[dict[str, str], Callable[[], dict[str, Any]]]:
+    """A real account for the person: the headers that act as it, and a maker of step-up proofs
+    (each with the code of a new time step: a code is accepted once)."""
+    account_id = accounts.create_person(f"{patient_id}@exemple.fr", PASSWORD, patient_id)
+    uri = accounts.enroll_totp(account_id)
+
+    def step_up() -> dict[str, Any]:
+        clock.advance(seconds=30)
+        return {"stepUp": {"password": PASSWORD, "code": totp_code(uri, clock)}}
+
+    return {"x-patient": patient_id, "x-account": account_id}, step_up
+
+
+def test_person_and_representative(
+    client: TestClient, services: Services, clock: Clock, tmp_path: Path
+) -> None:
     report = services.record.provision(
         read_register(family_csv(tmp_path / "r.csv"), today=date.today())
     )
@@ -60,11 +87,21 @@ def test_person_and_representative(client: TestClient, services: Services, tmp_p
     assert foreign.json()["resourceType"] == "OperationOutcome"
     pro = client.get("/record/space", headers={"x-patient": paul, "x-kind": "professional"})
     assert pro.status_code == 403
-    refused = client.post(f"/record/objection?patient={baby}", headers={"x-patient": claire})
+    # Objecting and closing ask for the password and a second-factor code again (step-up).
+    accounts: AccountService = client.app.state.accounts  # type: ignore[attr-defined]
+    as_claire, claire_step_up = _with_factors(accounts, clock, claire)
+    as_paul, paul_step_up = _with_factors(accounts, clock, paul)
+    unproven = client.post(f"/record/objection?patient={baby}", headers=as_claire)
+    assert unproven.status_code == 401
+    refused = client.post(
+        f"/record/objection?patient={baby}", headers=as_claire, json=claire_step_up()
+    )
     assert refused.status_code == 200 and refused.json()["state"] == "refused"
-    again = client.post(f"/record/objection?patient={baby}", headers={"x-patient": claire})
+    again = client.post(
+        f"/record/objection?patient={baby}", headers=as_claire, json=claire_step_up()
+    )
     assert again.status_code == 409
-    closed = client.post("/record/closure", headers={"x-patient": paul})
+    closed = client.post("/record/closure", headers=as_paul, json=paul_step_up())
     assert closed.json()["state"] == "closed" and closed.json()["reason"] == "request"
     assert not services.record.is_open(paul)
     missing = client.get("/record/space", headers={"x-patient": "nobody"})

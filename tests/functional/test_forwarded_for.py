@@ -1,0 +1,121 @@
+"""X-Forwarded-For is believed only from the proxies the ``trusted_proxies`` setting names: a local
+client cannot forge its address to escape the login limits or to write a false source into the
+audit. The real server (`carnet serve` in a subprocess), since uvicorn is what reads the header."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2 as httpx
+import orjson
+import pytest
+from sqlalchemy import create_engine, select
+
+from carnet.audit.models import audit_event
+from carnet.cli import forwarding_options
+from carnet.settings import Settings
+
+FORGED = [f"203.0.113.{n}" for n in range(1, 9)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _server(data: Path, **env: str) -> Iterator[str]:
+    port = _free_port()
+    variables = {
+        **os.environ,
+        "CARNET_DATA_DIR": str(data),
+        "CARNET_PORT": str(port),
+        **{f"CARNET_{k.upper()}": v for k, v in env.items()},
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "carnet", "serve"],
+        env=variables,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base}/fhir/metadata", timeout=2)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    out = proc.stdout.read().decode() if proc.stdout else ""
+                    pytest.fail(f"server did not start: {out[-2000:]}")
+                time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def _failed_logins(base: str, count: int) -> list[int]:
+    """Wrong passwords for one login, each request claiming another forwarded address."""
+    statuses = []
+    for forged in FORGED[:count]:
+        r = httpx.post(
+            f"{base}/auth/login",
+            json={"login": "someone@exemple.fr", "password": "not the right password"},
+            headers={"X-Forwarded-For": forged},
+            timeout=30,
+        )
+        statuses.append(r.status_code)
+    return statuses
+
+
+def _audited_sources(data: Path) -> set[str]:
+    engine = create_engine(f"sqlite:///{data / 'carnet.sqlite3'}")
+    try:
+        with engine.connect() as conn:
+            bodies = [orjson.loads(b) for b in conn.execute(select(audit_event.c.body)).scalars()]
+    finally:
+        engine.dispose()
+    return {str(e["source"]) for e in bodies if e.get("action") == "login-failed"}
+
+
+def test_forged_forwarded_for_from_loopback_neither_escapes_the_limit_nor_reaches_the_audit(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    limit = Settings.from_env({}, data_dir=str(data)).login_max_failures
+    with _server(data) as base:
+        statuses = _failed_logins(base, limit + 2)
+    assert statuses[:limit] == [401] * limit
+    assert statuses[limit:] == [429, 429]  # the forged addresses did not open fresh budgets
+    assert _audited_sources(data) == {"127.0.0.1"}
+
+
+def test_forwarded_for_is_believed_from_a_configured_proxy(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with _server(data, trusted_proxies="127.0.0.1") as base:
+        _failed_logins(base, 2)
+    assert _audited_sources(data) == set(FORGED[:2])
+
+
+def test_proxy_headers_are_off_unless_proxies_are_configured(tmp_path: Path) -> None:
+    settings = Settings.from_env({}, data_dir=str(tmp_path))
+    assert forwarding_options(settings) == {"proxy_headers": False}
+    behind = settings.with_(trusted_proxies=("10.0.0.0/8",))
+    assert forwarding_options(behind) == {
+        "proxy_headers": True,
+        "forwarded_allow_ips": ["10.0.0.0/8"],
+    }
+    with pytest.raises(ValueError, match="trusted_proxies"):
+        Settings.from_env({}, data_dir=str(tmp_path), trusted_proxies="*")
