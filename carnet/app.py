@@ -52,6 +52,13 @@ from carnet.identity.service import IdentityService
 from carnet.record import api as record_api
 from carnet.record.service import RecordService, accepts_writes
 from carnet.settings import Settings
+from carnet.web_safety import (
+    BodyLimits,
+    BodyTooLarge,
+    LimitRequestBodies,
+    SafeResponseHeaders,
+    too_large_response_parts,
+)
 
 log = logging.getLogger("carnet")
 
@@ -204,6 +211,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.services = services
     app.state.fhir = services.fhir
     app.add_middleware(fhir_api.RefuseNulInUrl)
+    app.add_middleware(LimitRequestBodies, limits=BodyLimits.from_settings(settings))
+    app.add_middleware(SafeResponseHeaders)  # outermost of ours: even a 413 or a 400 gets them
     app.include_router(oauth_api.router)  # before the generic routes: /fhir/.well-known/...
     app.include_router(audit_api.router)  # before the generic /fhir/{type} routes
     app.include_router(operations_api.router)  # before the generic routes: /Patient/$export
@@ -228,6 +237,15 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="carnet"'
         return response
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(request: Request, exc: BodyTooLarge) -> Response:
+        status, content_type, body = too_large_response_parts(request.url.path, exc.limit)
+        return Response(
+            body,
+            status_code=status,
+            headers={"Connection": "close", "Content-Type": content_type.decode()},
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:

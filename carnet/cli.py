@@ -73,6 +73,8 @@ def serve(
     """Serve the FHIR API (loopback only until authentication is configured)."""
     import uvicorn
 
+    from carnet.log_safety import uvicorn_log_config
+
     settings = Settings.from_env()
     if workers > 1 and settings.database_url.startswith("sqlite"):
         raise _fail("--workers > 1 needs PostgreSQL (set CARNET_DATABASE_URL)")
@@ -88,6 +90,8 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+        server_header=False,  # no banner naming the server software and version
+        log_config=uvicorn_log_config(),  # tracebacks reduced to their type: no SQL, no values
     )
 
 

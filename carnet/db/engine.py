@@ -43,7 +43,7 @@ def make_engine(
 ) -> Engine:
     """Create an engine for ``url``: SQLite gets WAL and foreign keys, PostgreSQL a sized pool."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -72,6 +72,9 @@ def make_engine(
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        # An error's text (logged, or shown by a traceback) must never carry the bound values: a
+        # patient id, a code, a date.
+        hide_parameters=True,
         # No server-side prepared statements: psycopg prepares a statement run 5 times on a
         # connection, and PostgreSQL may then plan it once for any values (a generic plan).
         # A search's best plan depends on its values (a rare code or `category=laboratory`,

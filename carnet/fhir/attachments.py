@@ -22,6 +22,12 @@ from carnet.crypto.envelope import DataKeys, DecryptionError, KeyDestroyedError
 from carnet.fhir.errors import Issue, unprocessable
 
 BLOB_MARKER = "_carnetBlob"  # internal key in stored bodies; never leaves the repository
+# Raw Binary content is the depositor's bytes (HTML, SVG, a PDF with scripts): a browser must
+# download it, never render it in Carnet's origin.
+BINARY_RESPONSE_HEADERS: dict[str, str] = {
+    "Content-Disposition": "attachment",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+}
 
 _MAGIC: dict[str, tuple[tuple[int, bytes], ...]] = {
     "application/pdf": ((0, b"%PDF-"),),
