@@ -49,6 +49,7 @@ from carnet.fhir.validation import Validator
 from carnet.identity import api as identity_api
 from carnet.identity.register_store import open_register
 from carnet.identity.service import IdentityService
+from carnet.private_files import private_dir
 from carnet.record import api as record_api
 from carnet.record.service import RecordService, accepts_writes
 from carnet.settings import Settings
@@ -98,8 +99,8 @@ class Services:
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     """Open the database (applying migrations), the keyring and the FHIR engine."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.blob_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
+    private_dir(settings.blob_dir)
     engine = make_engine(settings.database_url, sqlite_cache_mib=settings.sqlite_cache_mib)
     if migrate:
         upgrade(engine)

@@ -14,6 +14,7 @@ from carnet.access.cli import register as register_login_accounts
 from carnet.access.oauth_cli import clients_app, token_app
 from carnet.access.rules_cli import rules_app
 from carnet.db.maintenance import analyze
+from carnet.private_files import open_private
 from carnet.record.cli import accounts_app
 from carnet.settings import Settings
 
@@ -291,7 +292,7 @@ def audit_export(
     services = _services(Settings.from_env())
     try:
         checkpoint, events = services.audit.export_patient(patient, _audit_ctx())
-        handle = out.open("wb") if out else sys.stdout.buffer
+        handle = open_private(out) if out else sys.stdout.buffer
         count = 0
         try:
             handle.write(export_header(checkpoint, services.audit.public_key, patient) + b"\n")

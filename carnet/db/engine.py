@@ -7,9 +7,13 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from carnet.private_files import private_sqlite_file
 
 # Per connection, allocated only as pages are used. Index rows land at random places in large
 # B-trees (keyed hashes); with SQLite's default 2 MiB cache most inserts missed it and the Synthea
@@ -43,6 +47,9 @@ def make_engine(
 ) -> Engine:
     """Create an engine for ``url``: SQLite gets WAL and foreign keys, PostgreSQL a sized pool."""
     if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            private_sqlite_file(Path(database))  # 0600, and so are its -wal and -shm
         engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
