@@ -12,6 +12,7 @@ import httpx2 as httpx
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carnet.access import api as access_api
@@ -30,13 +31,13 @@ from carnet.access.tickets import Tickets
 from carnet.audit import api as audit_api
 from carnet.audit.service import AuditService
 from carnet.crypto.service import CryptoService, open_keyring
-from carnet.db.engine import make_engine
+from carnet.db.engine import RETRY_AFTER_SECONDS, is_lock_timeout, make_engine
 from carnet.db.maintenance import analyze_if_missing
 from carnet.db.migrate import upgrade
 from carnet.fhir import api as fhir_api
 from carnet.fhir.attachments import BlobStore
 from carnet.fhir.definitions import load_definitions
-from carnet.fhir.errors import FhirError
+from carnet.fhir.errors import FhirError, lock_timeout_error
 from carnet.fhir.indexer import Indexer
 from carnet.fhir.operations import api as operations_api
 from carnet.fhir.operations.export import ExportService
@@ -101,7 +102,11 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     """Open the database (applying migrations), the keyring and the FHIR engine."""
     private_dir(settings.data_dir)
     private_dir(settings.blob_dir)
-    engine = make_engine(settings.database_url, sqlite_cache_mib=settings.sqlite_cache_mib)
+    engine = make_engine(
+        settings.database_url,
+        sqlite_cache_mib=settings.sqlite_cache_mib,
+        lock_timeout_seconds=settings.write_lock_seconds,
+    )
     if migrate:
         upgrade(engine)
         analyze_if_missing(engine)
@@ -112,7 +117,8 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     blobs = BlobStore(
         settings.blob_dir, crypto.data_keys, crypto.blind, settings.max_attachment_bytes
     )
-    repository = Repository(engine, crypto.data_keys, Indexer(definitions, crypto.blind), blobs)
+    indexer = Indexer(definitions, crypto.blind, settings.max_indexed_chars)
+    repository = Repository(engine, crypto.data_keys, indexer, blobs)
     audit = AuditService(
         engine,
         crypto.audit_signer(),
@@ -237,6 +243,17 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         response = fhir_api.error_response(exc)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="carnet"'
+        if exc.status == 503:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    @app.exception_handler(OperationalError)
+    async def database_error(request: Request, exc: OperationalError) -> Response:
+        if not is_lock_timeout(exc):
+            return await unexpected(request, exc)
+        log.warning("lock timeout on %s %s", request.method, request.url.path)
+        response = fhir_api.error_response(lock_timeout_error())
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
 
     @app.exception_handler(BodyTooLarge)
