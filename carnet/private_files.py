@@ -53,12 +53,17 @@ def private_sqlite_file(path: Path) -> None:
     """Make sure an SQLite database file exists as 0600 before SQLite opens it: SQLite creates the
     -wal and -shm files with the database file's permissions, so they are 0600 too."""
     private_dir(path.parent)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)  # an empty file is an empty database
     try:
-        os.fchmod(fd, FILE_MODE)
-    finally:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)  # an empty database
+    except FileExistsError:
+        pass
+    else:
         os.close(fd)
-    for suffix in ("-wal", "-shm", "-journal"):  # left by an earlier run with looser modes
-        companion = path.with_name(path.name + suffix)
-        if companion.exists():
-            companion.chmod(FILE_MODE)
+    for suffix in ("", "-wal", "-shm", "-journal"):  # an earlier run may have left them looser
+        existing = path.with_name(path.name + suffix)
+        try:
+            existing.chmod(FILE_MODE)
+        except FileNotFoundError:
+            continue
+        except PermissionError:  # another account's database, opened to read: left as it is
+            continue

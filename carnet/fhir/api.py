@@ -59,8 +59,7 @@ Ctx = Annotated[RequestContext, Depends(request_context)]
 
 def base_url(request: Request) -> str:
     """The public FHIR base, from settings: a forged Host header never reaches a link."""
-    configured: str = request.app.state.settings.fhir_base_url
-    return configured
+    return str(request.app.state.settings.fhir_base_url)
 
 
 def public_request_url(request: Request) -> str:
