@@ -12,6 +12,7 @@ import httpx2 as httpx
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carnet.access import api as access_api
@@ -32,13 +33,13 @@ from carnet.access.tickets import Tickets
 from carnet.audit import api as audit_api
 from carnet.audit.service import AuditService
 from carnet.crypto.service import CryptoService, open_keyring
-from carnet.db.engine import make_engine
+from carnet.db.engine import RETRY_AFTER_SECONDS, is_lock_timeout, make_engine
 from carnet.db.maintenance import analyze_if_missing
 from carnet.db.migrate import upgrade
 from carnet.fhir import api as fhir_api
 from carnet.fhir.attachments import BlobStore
 from carnet.fhir.definitions import load_definitions
-from carnet.fhir.errors import FhirError
+from carnet.fhir.errors import FhirError, lock_timeout_error
 from carnet.fhir.import_files import ImportLimits
 from carnet.fhir.indexer import Indexer
 from carnet.fhir.operations import api as operations_api
@@ -52,9 +53,17 @@ from carnet.fhir.validation import Validator
 from carnet.identity import api as identity_api
 from carnet.identity.register_store import open_register
 from carnet.identity.service import IdentityService
+from carnet.private_files import private_dir
 from carnet.record import api as record_api
 from carnet.record.service import RecordService, accepts_writes
 from carnet.settings import Settings
+from carnet.web_safety import (
+    BodyLimits,
+    BodyTooLarge,
+    LimitRequestBodies,
+    SafeResponseHeaders,
+    too_large_response_parts,
+)
 
 log = logging.getLogger("carnet")
 
@@ -95,9 +104,13 @@ class Services:
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     """Open the database (applying migrations), the keyring and the FHIR engine."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.blob_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url, sqlite_cache_mib=settings.sqlite_cache_mib)
+    private_dir(settings.data_dir)
+    private_dir(settings.blob_dir)
+    engine = make_engine(
+        settings.database_url,
+        sqlite_cache_mib=settings.sqlite_cache_mib,
+        lock_timeout_seconds=settings.write_lock_seconds,
+    )
     if migrate:
         upgrade(engine)
         analyze_if_missing(engine)
@@ -108,7 +121,8 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     blobs = BlobStore(
         settings.blob_dir, crypto.data_keys, crypto.blind, settings.max_attachment_bytes
     )
-    repository = Repository(engine, crypto.data_keys, Indexer(definitions, crypto.blind), blobs)
+    indexer = Indexer(definitions, crypto.blind, settings.max_indexed_chars)
+    repository = Repository(engine, crypto.data_keys, indexer, blobs)
     audit = AuditService(
         engine,
         crypto.audit_signer(),
@@ -215,6 +229,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.state.fhir_security = capability_security(settings)  # rest.security of /fhir/metadata
     app.state.fhir = services.fhir
     app.add_middleware(fhir_api.RefuseNulInUrl)
+    app.add_middleware(LimitRequestBodies, limits=BodyLimits.from_settings(settings))
+    app.add_middleware(SafeResponseHeaders)  # outermost of ours: even a 413 or a 400 gets them
     app.include_router(oauth_api.router)  # before the generic routes: /fhir/.well-known/...
     app.include_router(audit_api.router)  # before the generic /fhir/{type} routes
     app.include_router(operations_api.router)  # before the generic routes: /Patient/$export
@@ -238,7 +254,27 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         response = fhir_api.error_response(exc)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = bearer_challenge(request)
+        if exc.status == 503:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+
+    @app.exception_handler(OperationalError)
+    async def database_error(request: Request, exc: OperationalError) -> Response:
+        if not is_lock_timeout(exc):
+            return await unexpected(request, exc)
+        log.warning("lock timeout on %s %s", request.method, request.url.path)
+        response = fhir_api.error_response(lock_timeout_error())
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(request: Request, exc: BodyTooLarge) -> Response:
+        status, content_type, body = too_large_response_parts(request.url.path, exc.limit)
+        return Response(
+            body,
+            status_code=status,
+            headers={"Connection": "close", "Content-Type": content_type.decode()},
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:

@@ -15,6 +15,7 @@ from carnet.access.cli import register as register_login_accounts
 from carnet.access.oauth_cli import clients_app, token_app
 from carnet.access.rules_cli import rules_app
 from carnet.db.maintenance import analyze
+from carnet.private_files import open_private
 from carnet.record.cli import accounts_app
 from carnet.settings import Settings
 
@@ -74,6 +75,8 @@ def serve(
     """Serve the FHIR API (loopback only until authentication is configured)."""
     import uvicorn
 
+    from carnet.log_safety import uvicorn_log_config
+
     # The app (carnet.asgi, in each worker) reads its settings from the environment: the listen
     # address chosen here must reach it, since an unset issuer_url is derived from it.
     if host:
@@ -96,6 +99,8 @@ def serve(
         log_level="warning",
         access_log=False,
         **forwarding_options(settings),
+        server_header=False,  # no banner naming the server software and version
+        log_config=uvicorn_log_config(),  # tracebacks reduced to their type: no SQL, no values
     )
 
 
@@ -314,7 +319,7 @@ def audit_export(
     services = _services(Settings.from_env())
     try:
         checkpoint, events = services.audit.export_patient(patient, _audit_ctx())
-        handle = out.open("wb") if out else sys.stdout.buffer
+        handle = open_private(out) if out else sys.stdout.buffer
         count = 0
         try:
             handle.write(export_header(checkpoint, services.audit.public_key, patient) + b"\n")

@@ -66,7 +66,9 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     Setting("default_page_size", "20", "Search page size when _count is not given."),
     Setting("max_page_size", "1000", "Largest _count honoured."),
     Setting(
-        "base_url", "", "Public base URL of the FHIR API; empty means derive from the request."
+        "base_url",
+        "",
+        "Public base URL of the FHIR API; empty means <public_base_url>/fhir (never the Host header).",
     ),
     Setting(
         "import_dir",
@@ -209,6 +211,38 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "Failed logins of one account in a day, from all addresses, after which only the "
         "addresses it signed in from in the last 30 days may still try.",
     ),
+    Setting(
+        "public_base_url",
+        "",
+        "Public URL of this server (scheme://host[:port]); links, Location headers and bulk "
+        "manifests are built from it, never from the Host header. Empty means http://<host>:<port>.",
+    ),
+    Setting(
+        "max_form_bytes",
+        "16384",
+        "Largest request body outside /fhir and /identity (login and OAuth forms), bytes.",
+    ),
+    Setting(
+        "max_resource_bytes",
+        str(32 * 1024 * 1024),
+        "Largest single resource, bytes: a request body under /fhir or /identity, and each "
+        "resource of a Bundle.",
+    ),
+    Setting(
+        "max_bundle_bytes", str(64 * 1024 * 1024), "Largest batch or transaction Bundle, bytes."
+    ),
+    Setting(
+        "max_indexed_chars",
+        "1024",
+        "Characters of a string search value that are indexed (the first ones); longer values "
+        "are stored whole but searched by their beginning.",
+    ),
+    Setting(
+        "write_lock_seconds",
+        "10",
+        "How long an SQLite writer waits for the write lock before the request answers 503 with "
+        "Retry-After.",
+    ),
 )
 
 
@@ -234,6 +268,9 @@ def _networks(name: str, value: str) -> tuple[str, ...]:
                 f"setting {name}: {item[:64]!r} is not an address or network"
             ) from None
     return tuple(found)
+def _url_host(host: str) -> str:
+    """The listen address as a URL host (IPv6 literals in brackets)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 @dataclass(frozen=True)
@@ -280,6 +317,12 @@ class Settings:
     trusted_proxies: tuple[str, ...]
     login_backoff_seconds: float
     login_account_ceiling: int
+    public_base_url: str
+    max_form_bytes: int
+    max_resource_bytes: int
+    max_bundle_bytes: int
+    max_indexed_chars: int
+    write_lock_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -334,12 +377,24 @@ class Settings:
             trusted_proxies=_networks("trusted_proxies", raw["trusted_proxies"]),
             login_backoff_seconds=float(raw["login_backoff_seconds"]),
             login_account_ceiling=int(raw["login_account_ceiling"]),
+            public_base_url=raw["public_base_url"].rstrip("/")
+            or f"http://{_url_host(raw['host'])}:{int(raw['port'])}",
+            max_form_bytes=int(raw["max_form_bytes"]),
+            max_resource_bytes=int(raw["max_resource_bytes"]),
+            max_bundle_bytes=int(raw["max_bundle_bytes"]),
+            max_indexed_chars=int(raw["max_indexed_chars"]),
+            write_lock_seconds=float(raw["write_lock_seconds"]),
         )
 
     @property
     def token_audience(self) -> str:
         """The audience of access tokens: this server's FHIR base."""
         return self.base_url or self.issuer_url + "/fhir"
+
+    @property
+    def fhir_base_url(self) -> str:
+        """The FHIR API's public base: links, Location headers and manifests start with it."""
+        return self.base_url or self.public_base_url + "/fhir"
 
     @property
     def blob_dir(self) -> Path:

@@ -29,7 +29,10 @@ def postgres() -> Iterator[ThrowawayPostgres]:
 
 
 def make_settings(data_dir: Path, database_url: str = "") -> Settings:
-    return Settings.from_env({}, data_dir=str(data_dir), database_url=database_url)
+    # The public URL the test clients use (TestClient(base_url="http://127.0.0.1")).
+    return Settings.from_env(
+        {}, data_dir=str(data_dir), database_url=database_url, public_base_url="http://127.0.0.1"
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

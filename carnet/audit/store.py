@@ -120,6 +120,9 @@ class AuditStore:
             for seq, body in rows:
                 h = sha256(b"\x00" + leaf_data(size, body)).digest()
                 leaves.append((size, h, seq))
+                # The leaf too, apart from the event's own copy: verify names an event edited
+                # with its leaf hash recomputed by walking these nodes down from a signed root.
+                nodes.append((0, size, h))
                 nodes.extend(frontier.append(h))
                 size += 1
             # Through the driver: SQLAlchemy's per-row parameter handling cost more than the

@@ -3,7 +3,9 @@
 verify: check every checkpoint's signature, then stream every sequenced event in leaf order,
 recompute its leaf hash (the index is part of the leaf, so a moved event does not match), check its
 patient slices against the digests it commits to, rebuild the tree and compare its root with every
-checkpoint. The first problem is reported with the index of the first bad event.
+checkpoint. The first problem is reported with the index of the first bad event; when only a
+signed root betrays an edit (leaf hash recomputed), carnet.audit.locate names the event from the
+stored nodes.
 
 witness: append the latest checkpoint to a file or directory kept elsewhere, after checking that it
 is consistent with the last checkpoint written there (an RFC 9162 consistency proof).
@@ -23,6 +25,7 @@ from sqlalchemy import select
 from carnet.audit import checkpoints, merkle
 from carnet.audit.checkpoints import Checkpoint, NoteError
 from carnet.audit.events import utc_stamp
+from carnet.audit.locate import locate_edit
 from carnet.audit.models import audit_event, audit_event_patient, audit_sequencer
 from carnet.audit.service import AuditService
 
@@ -42,10 +45,16 @@ class VerifyReport:
 
 
 class _BadLogError(Exception):
-    def __init__(self, problem: str, first_bad: int | None) -> None:
+    def __init__(
+        self,
+        problem: str,
+        first_bad: int | None,
+        rebuilt: tuple[Checkpoint, list[bytes]] | None = None,
+    ) -> None:
         super().__init__(problem)
         self.problem = problem
         self.first_bad = first_bad
+        self.rebuilt = rebuilt  # the checkpoint the rebuilt tree missed, and that tree's frontier
 
 
 def verify(audit: AuditService, progress: Callable[[int], None] | None = None) -> VerifyReport:
@@ -84,6 +93,8 @@ def verify(audit: AuditService, progress: Callable[[int], None] | None = None) -
         if counted["events"] < expected:
             raise _BadLogError(f"event {counted['events']} is missing", counted["events"])
     except _BadLogError as bad:
+        if bad.rebuilt is not None:
+            bad = _located(audit, bad, *bad.rebuilt)
         return VerifyReport(
             counted["events"],
             counted["checkpoints"],
@@ -97,6 +108,29 @@ def verify(audit: AuditService, progress: Callable[[int], None] | None = None) -
         counted["checkpoints"],
         counted["pending"],
         time.perf_counter() - start,
+    )
+
+
+def _located(
+    audit: AuditService, bad: _BadLogError, checkpoint: Checkpoint, rebuilt: list[bytes]
+) -> _BadLogError:
+    """The root mismatch narrowed down with the stored nodes, to the edited event when they
+    allow it (see carnet.audit.locate)."""
+    with audit.store.read() as conn:
+        found = locate_edit(conn, checkpoint, rebuilt)
+    if found is None:
+        return bad
+    if found.exact:
+        return _BadLogError(
+            f"event {found.first} was edited and its leaf hash recomputed: it differs from the "
+            f"tree signed in checkpoint {checkpoint.size}",
+            found.first,
+        )
+    last = found.first + found.count - 1
+    return _BadLogError(
+        f"events {found.first}..{last} hold an edit (with leaf hashes and stored nodes "
+        f"recomputed): they differ from the tree signed in checkpoint {checkpoint.size}",
+        found.first,
     )
 
 
@@ -165,6 +199,7 @@ def _check_events(
                     f"events {previous_size}..{expected - 1} do not match signed checkpoint "
                     f"{expected} (rewritten with their leaf hashes)",
                     previous_size,
+                    (target, list(hashes)),
                 )
             previous_size = expected
             target = next(targets, None)

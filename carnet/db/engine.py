@@ -7,9 +7,13 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from carnet.private_files import private_sqlite_file
 
 # Per connection, allocated only as pages are used. Index rows land at random places in large
 # B-trees (keyed hashes); with SQLite's default 2 MiB cache most inserts missed it and the Synthea
@@ -27,6 +31,10 @@ CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.Weak
 # carnet.fhir.repository.install_sqlite_write_lock). A deferred transaction that reads, then
 # writes after another writer committed, fails at once with "database is locked".
 WRITE_OPTION = "carnet_write"
+LOCK_TIMEOUT_SECONDS = 10.0  # how long a writer waits for the lock before giving up (503)
+RETRY_AFTER_SECONDS = 2  # what a 503 for a lock timeout tells the client to wait
+SQLITE_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (low byte of extended codes)
+POSTGRES_LOCK_NOT_AVAILABLE = "55P03"
 
 
 @contextmanager
@@ -38,12 +46,33 @@ def writing(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Whether ``exc`` is a database lock that was not granted in time (SQLite busy, PostgreSQL
+    lock_timeout): the request may be retried, so it answers 503, not 500."""
+    orig = getattr(exc, "orig", exc)
+    if isinstance(orig, sqlite3.OperationalError):
+        code = getattr(orig, "sqlite_errorcode", None)
+        return (code is not None and code & 0xFF in SQLITE_BUSY_CODES) or "locked" in str(orig)
+    return getattr(orig, "sqlstate", None) == POSTGRES_LOCK_NOT_AVAILABLE
+
+
 def make_engine(
-    url: str, *, pool_size: int = 5, sqlite_cache_mib: int = SQLITE_CACHE_MIB
+    url: str,
+    *,
+    pool_size: int = 5,
+    sqlite_cache_mib: int = SQLITE_CACHE_MIB,
+    lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS,
 ) -> Engine:
-    """Create an engine for ``url``: SQLite gets WAL and foreign keys, PostgreSQL a sized pool."""
+    """Create an engine for ``url``: SQLite gets WAL and foreign keys, PostgreSQL a sized pool.
+
+    A writer waits at most ``lock_timeout_seconds`` for a lock (``is_lock_timeout`` then holds).
+    """
+    lock_ms = max(1, int(lock_timeout_seconds * 1000))
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            private_sqlite_file(Path(database))  # 0600, and so are its -wal and -shm
+        engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -51,7 +80,7 @@ def make_engine(
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute(f"PRAGMA busy_timeout={lock_ms}")
             cursor.execute(f"PRAGMA cache_size=-{sqlite_cache_mib * 1024}")
             cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WRITER_AUTOCHECKPOINT}")
             cursor.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_LIMIT}")
@@ -72,13 +101,16 @@ def make_engine(
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        # An error's text (logged, or shown by a traceback) must never carry the bound values: a
+        # patient id, a code, a date.
+        hide_parameters=True,
         # No server-side prepared statements: psycopg prepares a statement run 5 times on a
         # connection, and PostgreSQL may then plan it once for any values (a generic plan).
         # A search's best plan depends on its values (a rare code or `category=laboratory`,
         # 40 % of Observations): the generic plan of the lab results search read every
         # laboratory entry of the index for each of the patient's rows, 100-124 ms at 292k
         # resources against 1.3 ms planned for its values. Planning each time costs far less.
-        connect_args={"prepare_threshold": None},
+        connect_args={"prepare_threshold": None, "options": f"-c lock_timeout={lock_ms}"},
     )
 
 

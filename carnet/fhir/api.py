@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from carnet.access.principal import Principal
 from carnet.fhir import transactions
 from carnet.fhir.access import RequestContext
+from carnet.fhir.attachments import BINARY_RESPONSE_HEADERS
 from carnet.fhir.capability import capability_statement
 from carnet.fhir.dates import instant, utc_now
 from carnet.fhir.errors import FhirError, bad_request, operation_outcome
@@ -58,8 +59,15 @@ Ctx = Annotated[RequestContext, Depends(request_context)]
 
 
 def base_url(request: Request) -> str:
-    configured: str = request.app.state.settings.base_url
-    return configured or str(request.base_url).rstrip("/") + "/fhir"
+    """The public FHIR base, from settings: a forged Host header never reaches a link."""
+    return str(request.app.state.settings.fhir_base_url)
+
+
+def public_request_url(request: Request) -> str:
+    """The URL of this request as seen from outside (the public base, never the Host header)."""
+    path = request.url.path.removeprefix("/fhir")
+    query = request.url.query
+    return base_url(request) + path + (f"?{query}" if query else "")
 
 
 async def read_json(request: Request) -> Any:
@@ -157,6 +165,7 @@ async def system_bundle(request: Request, service: Service, ctx: Ctx) -> FhirRes
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise bad_request("the base URL accepts only a Bundle of type transaction or batch")
     service.validator.validate_bundle_shell(bundle)
+    transactions.refuse_oversized_entries(bundle, request.app.state.settings.max_resource_bytes)
     if bundle.get("type") == "transaction":
         run = transactions.run_transaction
     elif bundle.get("type") == "batch":
@@ -260,7 +269,7 @@ def read(
         return Response(
             base64.b64decode(stored.body.get("data", "")),
             media_type=str(stored.body.get("contentType", "application/octet-stream")),
-            headers={"ETag": stored.etag},
+            headers={"ETag": stored.etag, **BINARY_RESPONSE_HEADERS},
         )
     return resource_response(stored)
 

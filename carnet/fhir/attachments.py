@@ -20,8 +20,15 @@ from sqlalchemy import Connection
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.crypto.envelope import DataKeys, DecryptionError, KeyDestroyedError
 from carnet.fhir.errors import Issue, unprocessable
+from carnet.private_files import private_dir, write_private_bytes
 
 BLOB_MARKER = "_carnetBlob"  # internal key in stored bodies; never leaves the repository
+# Raw Binary content is the depositor's bytes (HTML, SVG, a PDF with scripts): a browser must
+# download it, never render it in Carnet's origin.
+BINARY_RESPONSE_HEADERS: dict[str, str] = {
+    "Content-Disposition": "attachment",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+}
 
 _MAGIC: dict[str, tuple[tuple[int, bytes], ...]] = {
     "application/pdf": ((0, b"%PDF-"),),
@@ -129,10 +136,10 @@ class BlobStore:
                 # another database): identical content is stored afresh, never left unreadable.
                 path.unlink()
             if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
+                private_dir(path.parent)
                 sealed = self.data_keys.encrypt(conn, owner, data, aad=digest.encode())
                 tmp = path.with_suffix(".tmp")
-                tmp.write_bytes(sealed)
+                write_private_bytes(tmp, sealed)
                 tmp.replace(path)  # atomic: a crash never leaves half a blob under its name
             if resource_type != "Binary":
                 node.setdefault("size", len(data))

@@ -43,6 +43,11 @@ class FhirError(Exception):
         return operation_outcome(self.issues)
 
 
+def lock_timeout_error() -> FhirError:
+    """503: the database lock was not granted in time (another write holds it); retry later."""
+    return FhirError.of(503, "transient", "the database is busy with another write; retry")
+
+
 def operation_outcome(issues: list[Issue]) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": [i.to_json() for i in issues]}
 

@@ -24,6 +24,9 @@ from carnet.fhir.definitions import Definitions, SearchParam
 from carnet.fhir.fhirpath import Getter, Path, compile_getter
 
 MAX_TEXT = 255
+# Characters of one string value that are indexed: a 25 MB description once made ~25 million
+# trigram rows and held SQLite's write lock for 25 s. Searches match a value by its beginning.
+MAX_INDEXED_CHARS = 1024
 _STRING_PARTS = (
     "family",
     "given",
@@ -120,10 +123,22 @@ _date_range = lru_cache(maxsize=65536)(date_range)
 class _Extraction:
     """The state of one resource's extraction; emitters append rows for one node each."""
 
-    __slots__ = ("blind", "code_texts", "out", "references", "res_id", "res_type", "rows")
+    __slots__ = (
+        "blind",
+        "code_texts",
+        "max_chars",
+        "out",
+        "references",
+        "res_id",
+        "res_type",
+        "rows",
+    )
 
-    def __init__(self, blind: BlindIndexer, res_type: str, res_id: str) -> None:
+    def __init__(
+        self, blind: BlindIndexer, res_type: str, res_id: str, max_chars: int = MAX_INDEXED_CHARS
+    ) -> None:
         self.blind = blind
+        self.max_chars = max_chars
         self.res_type = res_type
         self.res_id = res_id
         self.out = IndexRows()
@@ -142,7 +157,15 @@ class _Extraction:
         rt, rid, out = self.res_type, self.res_id, self.out
         hashes: set[str] = set()
         for text in string_values(node) if not isinstance(node, str) else (node,):
-            terms, grams = self.blind.string_terms(text)
+            if len(text) > self.max_chars:
+                # Prefixes and trigrams of the first characters only; the exact hash of the whole
+                # value (one pass of BLAKE2b) still lets :exact find it.
+                terms, grams = self.blind.string_terms(text[: self.max_chars])
+                terms = (terms - {self.blind.exact_hash(text[: self.max_chars])}) | {
+                    self.blind.exact_hash(text)
+                }
+            else:
+                terms, grams = self.blind.string_terms(text)
             hashes |= terms
             # Trigrams per value: :contains needs all of them in one value, not across values.
             out.value_count += 1
@@ -167,8 +190,7 @@ class _Extraction:
         found = node.get("coding")
         codings: list[Any] = found if isinstance(found, list) else [node]
         text = node.get("text")
-        if not isinstance(text, str):
-            text = None
+        text = text[: self.max_chars] if isinstance(text, str) else None
         keyed = False
         for c in codings:
             if isinstance(c, dict) and isinstance(c.get("code"), str):
@@ -176,7 +198,7 @@ class _Extraction:
                 key = (str(c.get("system") or "")[:MAX_TEXT], c["code"][:MAX_TEXT])
                 display = c.get("display")
                 if isinstance(display, str):
-                    self.code_texts.add((*key, display))
+                    self.code_texts.add((*key, display[: self.max_chars]))
                 if text is not None:
                     self.code_texts.add((*key, text))
         if text is not None and not keyed:
@@ -318,9 +340,12 @@ def _composite_emitter(param: SearchParam) -> Callable[[_Extraction, Any], None]
 class Indexer:
     """Turns a resource into index rows and finds its patient compartment."""
 
-    def __init__(self, definitions: Definitions, blind: BlindIndexer) -> None:
+    def __init__(
+        self, definitions: Definitions, blind: BlindIndexer, max_chars: int = MAX_INDEXED_CHARS
+    ) -> None:
         self.definitions = definitions
         self.blind = blind
+        self.max_chars = max_chars
         self._plans: dict[str, tuple[_Term, ...]] = {}
 
     def _plan(self, resource_type: str) -> tuple[_Term, ...]:
@@ -336,7 +361,7 @@ class Indexer:
         return plan
 
     def index(self, resource_type: str, resource_id: str, resource: dict[str, Any]) -> IndexRows:
-        x = _Extraction(self.blind, resource_type, resource_id)
+        x = _Extraction(self.blind, resource_type, resource_id, self.max_chars)
         get_element = resource.get
         # Terms run in registry order, nodes in document order: the :contains value numbers
         # depend on it.

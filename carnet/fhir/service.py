@@ -3,6 +3,7 @@ search, transactions). Routers, the CLI and other domains call it; it calls the 
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from carnet.access.policy import Visibility, may_choose_ids
+from carnet.db.engine import is_lock_timeout
 from carnet.db.ids import time_ordered_id
 from carnet.fhir import render, snapshots
 from carnet.fhir.access import AccessHook, OpenAccess, RequestContext
@@ -21,6 +23,7 @@ from carnet.fhir.errors import (
     Issue,
     bad_request,
     gone,
+    lock_timeout_error,
     not_found,
     operation_outcome,
     precondition_failed,
@@ -32,6 +35,8 @@ from carnet.fhir.shaping import shape
 from carnet.fhir.snapshots import SNAPSHOT_MAX
 from carnet.fhir.validation import Validator, check_id
 from carnet.fhir.versions import etag_version, same_content, version_number
+
+log = logging.getLogger("carnet.fhir")
 
 MAX_INCLUDE_DEPTH = 4  # :iterate rounds
 MAX_INCLUDED = 1000  # resources _include may add to one page
@@ -96,9 +101,17 @@ class FhirService:
             failed = replace(ctx, rule=err.rule) if err.rule else ctx
             self.access.record_failure(failed, action, res_type, res_id, err.status)
             raise
-        except Exception:
-            self.access.record_failure(ctx, action, res_type, res_id, 500)  # audited all the same
-            raise
+        except Exception as exc:
+            if not is_lock_timeout(exc):  # (PostgreSQL's COPY raises the driver's own error)
+                self.access.record_failure(ctx, action, res_type, res_id, 500)  # audited the same
+                raise
+            try:  # the lock may still be held: the refusal is then logged (ids only) instead
+                self.access.record_failure(ctx, action, res_type, res_id, 503)
+            except Exception as again:
+                if not is_lock_timeout(again):
+                    raise
+                log.error("busy %s on %s/%s: lock held, not audited", action, res_type, res_id)
+            raise lock_timeout_error() from None
         finally:
             for refused, refused_type, refused_id in self._refused.pop(unit, []) if unit else []:
                 self.access.record_failure(refused, "delete", refused_type, refused_id, 404)

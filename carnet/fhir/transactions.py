@@ -51,6 +51,20 @@ def _entries(bundle: dict[str, Any]) -> list[Any]:
     return entries
 
 
+def refuse_oversized_entries(bundle: dict[str, Any], max_bytes: int) -> None:
+    """413 if one entry's resource is larger than one resource may be on its own (the Bundle's
+    own cap is larger: it may hold many resources, not one huge one)."""
+    for i, raw in enumerate(_entries(bundle)):
+        resource = raw.get("resource") if isinstance(raw, dict) else None
+        if resource is not None and len(orjson.dumps(resource)) > max_bytes:
+            raise FhirError.of(
+                413,
+                "too-long",
+                f"Bundle.entry[{i}].resource exceeds {max_bytes} bytes",
+                f"Bundle.entry[{i}].resource",
+            )
+
+
 def _parse_entry(service: FhirService, raw: Any, i: int, kind: str) -> _Entry:
     where = f"Bundle.entry[{i}]"
     request = raw.get("request") if isinstance(raw, dict) else None

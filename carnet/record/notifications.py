@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
+from carnet.private_files import private_dir
+
 # Template codes: what happened to the space (the channel holds the texts).
 PROVISIONED = "space-provisioned"  # created; objection window open until the deadline
 OPENED = "space-opened"
@@ -54,7 +56,7 @@ class FileChannel:
 
     def send(self, notification: Notification) -> None:
         """Append the notification's ids, template code and dates as one JSON line."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(asdict(notification), sort_keys=True) + "\n")

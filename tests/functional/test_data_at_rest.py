@@ -269,6 +269,58 @@ def test_nothing_in_clear_after_delete_and_vacuum_free_pages(
     assert scan(services.settings.data_dir, _needles()) == []
 
 
+# -- file modes ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def loose_umask() -> Iterator[None]:
+    """The default umask of most services (0022): modes must not depend on it."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_data_files_are_0600_in_0700_folders(loose_umask: None, tmp_path: Path) -> None:
+    """After writes, attachments and a bulk export, every file under the data directory (database,
+    -wal, -shm, key, blobs, export files) is 0600 and every folder 0700, the directory included."""
+    from carnet.fhir.access import RequestContext
+
+    services = build_services(make_settings(tmp_path / "data"))
+    try:
+        _load_sensitive(services)
+        export = services.bulk_export
+        job = export.kickoff(RequestContext(), "urn:b", "urn:b/$export", "system", [])
+        export.runner.wait(job, timeout=30)
+        assert export.status(job).status == 200
+        data_dir = services.settings.data_dir
+        names = {p.name for p in data_dir.iterdir()}
+        assert {"carnet.sqlite3", "carnet.sqlite3-wal", "carnet.sqlite3-shm"} <= names
+        assert [p for p in (data_dir / "exports" / job).iterdir() if p.is_file()]
+        assert [p for p in services.settings.blob_dir.rglob("*") if p.is_file()]
+        paths = [data_dir, *data_dir.rglob("*")]
+        loose = [
+            f"{p.relative_to(tmp_path)} {stat.S_IMODE(p.stat().st_mode):o}"
+            for p in paths
+            if stat.S_IMODE(p.stat().st_mode) != (0o700 if p.is_dir() else 0o600)
+        ]
+        assert loose == []
+    finally:
+        services.close()
+
+
+def test_existing_database_files_are_tightened_on_open(loose_umask: None, tmp_path: Path) -> None:
+    """A database created by an earlier version (0644) is made 0600 when Carnet opens it."""
+    services = build_services(make_settings(tmp_path / "data"))
+    services.close()
+    database = services.settings.data_dir / "carnet.sqlite3"
+    database.chmod(0o644)
+    again = build_services(make_settings(tmp_path / "data"))
+    try:
+        assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    finally:
+        again.close()
+
+
 # -- crypto-shredding ---------------------------------------------------------------------------
 
 

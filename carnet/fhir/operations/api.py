@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from carnet.fhir.api import Ctx, FhirResponse, Service, base_url, read_json
+from carnet.fhir.api import Ctx, FhirResponse, Service, base_url, public_request_url, read_json
 from carnet.fhir.errors import bad_request
 from carnet.fhir.operations.everything import everything
 from carnet.fhir.operations.export import ExportService, StatusReply, parameters_to_params
@@ -85,7 +85,9 @@ def _export(
 ) -> Response:
     _require_async(prefer)
     params = list(request.query_params.multi_items())
-    job_id = export.kickoff(ctx, base_url(request), str(request.url), level, params, group_id)
+    job_id = export.kickoff(
+        ctx, base_url(request), public_request_url(request), level, params, group_id
+    )
     return _kickoff_accepted(request, f"$export-status/{job_id}")
 
 
@@ -190,7 +192,7 @@ async def bulk_import(
 ) -> Response:
     _require_async(prefer)
     body = await read_json(request)
-    job_id = await run_in_threadpool(importer.kickoff, ctx, str(request.url), body)
+    job_id = await run_in_threadpool(importer.kickoff, ctx, public_request_url(request), body)
     return _kickoff_accepted(request, f"$import-status/{job_id}")
 
 

@@ -39,6 +39,7 @@ from carnet.fhir.operations.jobs import (
 )
 from carnet.fhir.repository import Unit
 from carnet.fhir.service import FhirService
+from carnet.private_files import open_private, private_dir
 
 NDJSON_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
 UNSUPPORTED = ("_typeFilter", "_elements", "patient", "includeAssociatedData")
@@ -206,7 +207,7 @@ class ExportService:
         ctx = RequestContext(actor=job.actor, source="bulk-export", principal=job_principal(params))
         folder = self.export_dir / job_id
         shutil.rmtree(folder, ignore_errors=True)  # a restarted job starts from scratch
-        folder.mkdir(parents=True, mode=0o700)
+        private_dir(folder)
         started = instant(utc_now())
         self.jobs.update(job_id, status="running", transaction_time=started, progress="0")
         owner = _owner(job_id)
@@ -292,7 +293,7 @@ class _Writer:
         self.job_id = job_id
         self.count = 0
         self.records = 0
-        self.handle: IO[bytes] = (folder / self.name).open("wb")
+        self.handle: IO[bytes] = open_private(folder / self.name)
 
     def next(self, lines: list[bytes]) -> tuple[bytes, bytes]:
         """Plaintext and associated data of the next record."""

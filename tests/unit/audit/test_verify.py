@@ -10,7 +10,7 @@ from sqlalchemy import Connection, select, update
 
 from carnet.app import Services
 from carnet.audit.events import Actor, Touched, build_event, leaf_data
-from carnet.audit.models import audit_checkpoint, audit_event, audit_event_patient
+from carnet.audit.models import audit_checkpoint, audit_event, audit_event_patient, audit_node
 from carnet.audit.verify import verify
 
 WHO = Actor("dr-1", "127.0.0.1", "care")
@@ -116,7 +116,7 @@ def _edit_checkpoint(conn: Connection) -> None:
 
 CASES: list[tuple[str, Callable[[Connection], None], int | None]] = [
     ("edit", _edit, 17),
-    ("edit-and-rehash", _edit_and_rehash, 10),  # located to its checkpoint interval [10, 25)
+    ("edit-and-rehash", _edit_and_rehash, 17),  # found by walking the stored nodes down
     ("delete", _delete, 17),
     ("delete-last", _delete_last, 39),
     ("reorder", _reorder, 17),
@@ -145,6 +145,52 @@ def test_tampering_is_detected(
     report = verify(services.audit)
     assert not report.ok, name
     assert report.first_bad == first_bad, report.problem
+
+
+def test_verify_names_edited_event_with_recomputed_leaf(services: Services) -> None:
+    _fill(services)
+    with services.engine.begin() as conn:
+        _edit_and_rehash(conn)
+    report = verify(services.audit)
+    assert report.first_bad == 17
+    assert report.problem is not None and "event 17 was edited" in report.problem
+
+
+def _rewrite_leaf_node(conn: Connection) -> None:
+    """The attacker also rewrites the stored leaf node: the level above no longer vouches for it."""
+    _edit_and_rehash(conn)
+    conn.execute(
+        update(audit_node)
+        .where(audit_node.c.level == 0, audit_node.c.idx == 17)
+        .values(hash=_leaf_hash(17, _body(conn, 17)))
+    )
+
+
+def _drop_leaf_nodes(conn: Connection) -> None:
+    """A log sequenced before leaf nodes were stored."""
+    _edit_and_rehash(conn)
+    conn.execute(audit_node.delete().where(audit_node.c.level == 0))
+
+
+@pytest.mark.parametrize("tamper", [_rewrite_leaf_node, _drop_leaf_nodes])
+def test_verify_narrows_an_edit_to_what_the_stored_nodes_still_vouch_for(
+    services: Services, tamper: Callable[[Connection], None]
+) -> None:
+    _fill(services)
+    with services.engine.begin() as conn:
+        tamper(conn)
+    report = verify(services.audit)
+    assert report.first_bad == 16  # the pair (16, 17): finer than the checkpoint interval
+    assert report.problem is not None and "events 16..17 hold an edit" in report.problem
+
+
+def test_verify_falls_back_to_the_interval_when_nodes_are_gone(services: Services) -> None:
+    _fill(services)
+    with services.engine.begin() as conn:
+        _edit_and_rehash(conn)
+        conn.execute(audit_node.delete())
+    report = verify(services.audit)
+    assert report.first_bad == 10  # the checkpoint interval [10, 25), as the signature locates
 
 
 def test_pending_events_are_reported_not_failed(sqlite_services: Services) -> None:
