@@ -109,7 +109,7 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "issuer_url",
         "",
         "Public URL of this server as an OAuth 2.0 / OpenID Connect issuer (the iss of its tokens); "
-        "empty means http://<host>:<port>, the listen address (never the request's Host header). "
+        "empty means public_base_url (itself the listen address by default; never the request's Host header). "
         "Set it when serving beyond loopback or behind a proxy.",
     ),
     Setting(
@@ -268,9 +268,6 @@ def _networks(name: str, value: str) -> tuple[str, ...]:
                 f"setting {name}: {item[:64]!r} is not an address or network"
             ) from None
     return tuple(found)
-def _url_host(host: str) -> str:
-    """The listen address as a URL host (IPv6 literals in brackets)."""
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 @dataclass(frozen=True)
@@ -333,7 +330,10 @@ class Settings:
         data_dir = Path(raw["data_dir"]).expanduser().resolve()
         database_url = raw["database_url"] or f"sqlite:///{data_dir / 'carnet.sqlite3'}"
         key_file = Path(raw["key_file"]) if raw["key_file"] else data_dir / "master.key"
-        issuer_url = raw["issuer_url"].rstrip("/") or listen_url(raw["host"], int(raw["port"]))
+        public_base_url = raw["public_base_url"].rstrip("/") or listen_url(
+            raw["host"], int(raw["port"])
+        )
+        issuer_url = raw["issuer_url"].rstrip("/") or public_base_url
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -377,8 +377,7 @@ class Settings:
             trusted_proxies=_networks("trusted_proxies", raw["trusted_proxies"]),
             login_backoff_seconds=float(raw["login_backoff_seconds"]),
             login_account_ceiling=int(raw["login_account_ceiling"]),
-            public_base_url=raw["public_base_url"].rstrip("/")
-            or f"http://{_url_host(raw['host'])}:{int(raw['port'])}",
+            public_base_url=public_base_url,
             max_form_bytes=int(raw["max_form_bytes"]),
             max_resource_bytes=int(raw["max_resource_bytes"]),
             max_bundle_bytes=int(raw["max_bundle_bytes"]),
