@@ -103,6 +103,9 @@ def test_patient_writes_go_through_matching(client: TestClient) -> None:
     [item] = client.get("/identity/queue").json()["items"]
     assert item["evidence"]["reason"] == "another Patient has this identity"
     # A Patient without valid strict traits is stored but not indexed.
-    bad = _patient(identifier=[{"system": INS_NIR_OID, "value": NIR[:-2] + "00"}], gender="other")
+    bad = _patient(gender="other")
     assert client.post("/fhir/Patient", json=bad).status_code == 201
+    # One whose INS breaks the NIR rules is refused, never stored (issue 12).
+    broken = _patient(identifier=[{"system": INS_NIR_OID, "value": NIR[:-2] + "00"}])
+    assert client.post("/fhir/Patient", json=broken).status_code == 422
     assert len(client.get("/identity/queue").json()["items"]) == 1
