@@ -166,7 +166,7 @@ FR_CORE_REJECTED = [
     Rejection(
         "Patient-Martine-Selfiesante.json (batch)",
         422,
-        "identifier[0]: INS INS-NIR: check key is 16, expected 15",
+        "value: Patient.identifier",  # the path of the rejected value, never the value
     )
 ]
 

@@ -71,11 +71,10 @@ def test_import_folder(tmp_path: Path) -> None:
     result = _run(tmp_path / "data", "import", str(CORPUS / "fr-core"))
     assert result.exit_code == 0, result.output
     # FR Core's Martine Selfiesante carries a NIR with a wrong check key: an INS that breaks the
-    # NIR rules is refused at every entry (docs/identity.md), the rule named in the report.
+    # NIR rules is refused at every entry (docs/identity.md); the report names the path, not the value.
     assert _report(result.stdout) == (4, 4, 3, 1)
     assert (
-        "rejected Patient-Martine-Selfiesante.json (batch): 422 identifier[0]: INS INS-NIR: "
-        "check key is 16, expected 15"
+        "rejected Patient-Martine-Selfiesante.json (batch): 422 value: Patient.identifier"
     ) in result.stdout
 
 

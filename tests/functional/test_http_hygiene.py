@@ -175,7 +175,8 @@ def test_unhandled_error_log_carries_no_bound_values(tmp_path: Path) -> None:
         metadata = _wait_for(proc, f"{base}/fhir/metadata")
         assert "server" not in metadata.headers
         assert metadata.headers["cache-control"] == "no-store"
-        settings = Settings.from_env({}, data_dir=str(data))
+        # The issuer (and so the tokens' iss) follows the listen address, port included.
+        settings = Settings.from_env({"CARNET_PORT": str(port)}, data_dir=str(data))
         signer = CryptoService(open_keyring(settings, create=False)).token_signer()
         token, _ = issue_access_token(signer, settings, TEST_OPERATOR)
         with sqlite3.connect(data / "carnet.sqlite3") as db:  # sabotage: no token index
