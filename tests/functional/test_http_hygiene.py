@@ -143,6 +143,29 @@ def test_forged_host_header_never_reaches_links(client: TestClient) -> None:
     assert [u for u in links if not u.startswith("http://127.0.0.1/fhir")] == []
 
 
+def test_forged_host_header_never_reaches_a_posted_export_manifest(client: TestClient) -> None:
+    """Bulk Data v2's POST kick-off: the manifest's `request` is the public URL, not the Host's."""
+    forged = {"Host": FORGED}
+    _create(client, patient())
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "_type", "valueString": "Patient"}],
+    }
+    kicked = client.post(
+        "/fhir/$export", json=parameters, headers={**ASYNC, **FHIR_JSON, **forged}
+    )
+    assert kicked.status_code == 202, kicked.text
+    manifest: dict[str, Any] = {}
+    for _ in range(400):
+        polled = client.get(kicked.headers["Content-Location"].replace("http://127.0.0.1", ""))
+        if polled.status_code == 200:
+            manifest = polled.json()
+            break
+        time.sleep(0.025)
+    assert manifest["request"].startswith("http://127.0.0.1/fhir/$export")
+    assert FORGED not in str(manifest)
+
+
 # -- logs ---------------------------------------------------------------------------------------
 
 SECRET_CODE = "LOINC-9137-SECRET"

@@ -120,9 +120,8 @@ async def _export_post(
     _require_async(prefer)
     params = list(request.query_params.multi_items())
     params += parameters_to_params(await read_json(request))
-    request_url = str(request.url)
     job_id = await run_in_threadpool(
-        export.kickoff, ctx, base_url(request), request_url, level, params, group_id
+        export.kickoff, ctx, base_url(request), public_request_url(request), level, params, group_id
     )
     return _kickoff_accepted(request, f"$export-status/{job_id}")
 
