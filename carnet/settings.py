@@ -215,7 +215,8 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "public_base_url",
         "",
         "Public URL of this server (scheme://host[:port]); links, Location headers and bulk "
-        "manifests are built from it, never from the Host header. Empty means http://<host>:<port>.",
+        "manifests are built from it, never from the Host header. Empty means base_url without "
+        "its /fhir when that is set, else http://<host>:<port>.",
     ),
     Setting(
         "max_form_bytes",
@@ -330,8 +331,12 @@ class Settings:
         data_dir = Path(raw["data_dir"]).expanduser().resolve()
         database_url = raw["database_url"] or f"sqlite:///{data_dir / 'carnet.sqlite3'}"
         key_file = Path(raw["key_file"]) if raw["key_file"] else data_dir / "master.key"
-        public_base_url = raw["public_base_url"].rstrip("/") or listen_url(
-            raw["host"], int(raw["port"])
+        fhir_base = raw["base_url"].rstrip("/")
+        public_base_url = (
+            raw["public_base_url"].rstrip("/")
+            # Only the FHIR base set (the older setting): the server is where it is mounted.
+            or (fhir_base.removesuffix("/fhir") if fhir_base.endswith("/fhir") else "")
+            or listen_url(raw["host"], int(raw["port"]))
         )
         issuer_url = raw["issuer_url"].rstrip("/") or public_base_url
         return cls(

@@ -69,7 +69,9 @@ def _cross_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return False
-    allowed = {_origin(str(request.base_url)), _origin(_settings(request).issuer_url)}
+    settings = _settings(request)
+    # The server's public addresses, never the Host header (a rebound name sends its own).
+    allowed = {_origin(settings.public_base_url), _origin(settings.issuer_url)}
     return origin.lower() not in allowed
 
 

@@ -151,9 +151,7 @@ def test_forged_host_header_never_reaches_a_posted_export_manifest(client: TestC
         "resourceType": "Parameters",
         "parameter": [{"name": "_type", "valueString": "Patient"}],
     }
-    kicked = client.post(
-        "/fhir/$export", json=parameters, headers={**ASYNC, **FHIR_JSON, **forged}
-    )
+    kicked = client.post("/fhir/$export", json=parameters, headers={**ASYNC, **FHIR_JSON, **forged})
     assert kicked.status_code == 202, kicked.text
     manifest: dict[str, Any] = {}
     for _ in range(400):

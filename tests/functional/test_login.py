@@ -276,6 +276,17 @@ def test_cross_origin_login_is_refused(web: TestClient, person: tuple[str, str])
     assert same.status_code == 200
 
 
+def test_login_origin_check_ignores_a_forged_host(web: TestClient, person: tuple[str, str]) -> None:
+    """DNS rebinding: a page on evil.example resolving to this server sends Host and Origin of
+    evil.example; the allowed origin is the server's public address, never the Host header."""
+    rebound = web.post(
+        "/auth/login",
+        json={"login": LOGIN, "password": PASSWORD},
+        headers={"Origin": "http://evil.example", "Host": "evil.example"},
+    )
+    assert rebound.status_code == 403
+
+
 def test_cookies_are_secure_behind_https(tmp_path: Path, clock: Clock) -> None:
     settings = make_settings(tmp_path / "data").with_(issuer_url="https://carnet.example")
     services = build_services(settings)

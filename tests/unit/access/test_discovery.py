@@ -63,6 +63,18 @@ def test_issuer_is_derived_from_the_listen_address_when_not_set() -> None:
     assert Settings.from_env(chosen).issuer_url == "https://carnet.example"
 
 
+def test_one_public_address_serves_issuer_and_fhir_links() -> None:
+    """The public address is one setting: the issuer and the FHIR links follow it, and an
+    operator who set only the FHIR base (base_url) gets an issuer on the same host."""
+    public = Settings.from_env({"CARNET_PUBLIC_BASE_URL": "https://carnet.example"})
+    assert public.issuer_url == "https://carnet.example"
+    assert public.fhir_base_url == "https://carnet.example/fhir"
+    fhir_only = Settings.from_env({"CARNET_BASE_URL": "https://sante.example/fhir"})
+    assert fhir_only.public_base_url == "https://sante.example"
+    assert fhir_only.issuer_url == "https://sante.example"
+    assert fhir_only.fhir_base_url == "https://sante.example/fhir"
+
+
 def test_discovery_never_takes_the_issuer_from_the_host_header(services: Services) -> None:
     env = oauth_env(services)
     doc = env.http.get(
