@@ -136,7 +136,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     fhir = FhirService(
         repository,
         definitions,
-        Validator(definitions),
+        Validator(definitions, max_resource_bytes=settings.max_resource_bytes),
         compiler,
         default_page_size=settings.default_page_size,
         max_page_size=settings.max_page_size,

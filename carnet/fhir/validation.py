@@ -33,8 +33,11 @@ Python's recursion limit. tests/unit/fhir/test_nesting.py pins the limit."""
 class Validator:
     """Validates one resource at a time; compiles a schema per resource type on first use."""
 
-    def __init__(self, definitions: Definitions) -> None:
+    def __init__(self, definitions: Definitions, max_resource_bytes: int | None = None) -> None:
         self.definitions = definitions
+        # One resource's cap, checked here because every write validates (API, transaction
+        # entries, imports, deposits): the request-body cap alone misses files and Bundles.
+        self.max_resource_bytes = max_resource_bytes
         self._validators: dict[str, Any] = {}
         self._lock = Lock()
 
@@ -73,6 +76,10 @@ class Validator:
         """Raise a FhirError (400 or 422) describing every problem; return the type if valid."""
         resource_type = self.check_type(resource, expected)
         raw = check_nesting(resource)
+        if self.max_resource_bytes is not None and len(raw) > self.max_resource_bytes:
+            raise FhirError.of(
+                413, "too-long", f"resource exceeds {self.max_resource_bytes} bytes", resource_type
+            )
         issues = self._problems(resource_type, resource)
         if raw.count(b'"resourceType"') > 1:  # resources inside: Bundle entries, contained
             for location, nested_type, nested in self._nested(resource_type, resource):

@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from carnet.app import Services, build_services, create_app
+from carnet.fhir.importer import Importer
 from tests.conftest import make_settings
 from tests.spec.helpers import FHIR_JSON, patient
 from tests.support.auth import bearer
@@ -165,6 +166,17 @@ def test_one_resource_in_a_bundle_is_capped_like_one_resource(client: TestClient
     assert _patients(client) == 0
     bundle["entry"] = bundle["entry"][:1]
     assert client.post("/fhir", json=bundle, headers=FHIR_JSON).status_code == 200
+
+
+def test_import_caps_one_resource_like_the_api(capped: Services, tmp_path: Path) -> None:
+    """`carnet import` and $import write through the same cap as a POST: a resource larger than
+    one resource may be is set aside (413, its path named), the others are stored."""
+    lines = [orjson.dumps(patient()), orjson.dumps(_padded_patient(RESOURCE_CAP))]
+    path = tmp_path / "Patient.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    report = Importer(capped.fhir).run([path])
+    assert report.stored == 1
+    assert [(r.status, r.reason) for r in report.rejected] == [(413, "too-long: Patient")]
 
 
 # -- the real server -----------------------------------------------------------------------------

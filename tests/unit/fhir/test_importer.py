@@ -285,8 +285,8 @@ def test_import_report_names_path_not_value(sqlite_services: Services, tmp_path:
     assert reasons == {
         "Patient.ndjson:1": "value: Patient.birthDate",
         "Patient.ndjson:2": "structure: Patient.gender",
-        "transaction.json (transaction)": "structure: Bundle.entry[0].resource.Patient.birthDate",
-        "batch.json entry 0": "structure: Bundle.entry[0].resource.Patient.gender",
+        "transaction.json (transaction)": "structure: Bundle.entry[0].resource.birthDate",
+        "batch.json entry 0": "structure: Bundle.entry[0].resource.gender",
     }
     printed = repr(report)
     for secret in (secret_date, secret_gender, secret_name, "Secret"):
