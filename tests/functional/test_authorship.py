@@ -18,6 +18,7 @@ from sqlalchemy import select
 from carnet.access.models import access_alert, access_care
 from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
+from carnet.audit.models import audit_event_patient
 from carnet.identity.ins import INS_NIR_OID, Ins, InsStatus, Traits, apply_to_patient
 from carnet.identity.nir import make_nir
 from carnet.identity.register import InMemoryRegister
@@ -336,6 +337,34 @@ def test_refused_read_of_someones_item_is_in_their_history(world: World) -> None
     # and not in anyone else's
     other = world.get("operator", "/fhir/AuditEvent", patient=world.c, _count="500").json()
     assert item not in str(other)
+
+
+def _slice_count(world: World, patient: str) -> int:
+    with world.services.engine.connect() as conn:
+        c = audit_event_patient.c
+        return len(conn.execute(select(c.seq).where(c.patient_id == patient)).all())
+
+
+def test_refused_entry_of_a_transaction_is_in_the_owners_history(world: World) -> None:
+    """A transaction refused for one entry on someone's item names that item in its owner's slice,
+    as the same refusal outside a transaction does."""
+    path = f"Observation/{world.a_obs}"
+    body = world.get("operator", f"/fhir/{path}").json()
+    before = _slice_count(world, world.a)
+    assert world.get("stranger", f"/fhir/{path}").status_code == 403
+    assert _slice_count(world, world.a) == before + 1
+    entries: list[dict[str, Any]] = [
+        {"request": {"method": "GET", "url": path}},
+        {"request": {"method": "PUT", "url": path}, "resource": dict(body, status="cancelled")},
+    ]
+    for entry in entries:
+        before = _slice_count(world, world.a)
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+        refused = world.post("stranger", "/fhir", bundle)
+        assert refused.status_code == 403, refused.text
+        assert _slice_count(world, world.a) == before + 1
+    other = world.get("operator", "/fhir/AuditEvent", patient=world.c, _count="500").json()
+    assert world.a_obs not in str(other)  # and in no one else's
 
 
 def test_patient_cannot_modify_professional_authored_item_in_a_transaction(world: World) -> None:
