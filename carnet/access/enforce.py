@@ -121,7 +121,8 @@ class PolicyAccess:
             decided[key] = decision
         if decision.allowed and self.pdp.granular(principal, action).get(stored.res_type):
             unit.flush()  # the item as written in this unit is what its index says
-            if not self.pdp.within_granular(
+            older = action in ("vread", "history") and not self._current(unit, stored)
+            if older or not self.pdp.within_granular(
                 unit.conn, principal, action, stored.res_type, stored.res_id
             ):
                 # outside the granular scope: a read answers as for a hidden item
@@ -132,6 +133,16 @@ class PolicyAccess:
                 self._note_owner(unit, stored.res_type, stored.res_id, stored.patient_id)
             raise refusal(decision, stored.res_type, stored.res_id)
         self._rules[unit] = decision.rule
+
+    @staticmethod
+    def _current(unit: Unit, stored: StoredResource) -> bool:
+        """Whether ``stored`` is its item's current version: only that one has a search index, so
+        a granular scope cannot say whether an older version was within it (it is not covered)."""
+        try:
+            current = unit.current(stored.res_type, stored.res_id)
+        except FhirError:
+            return False
+        return current is not None and current.version == stored.version
 
     def visibility(self, unit: Unit, ctx: RequestContext, action: str) -> Visibility | None:
         vis = self.pdp.visibility(unit.conn, ctx.principal, action)
