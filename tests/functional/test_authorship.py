@@ -7,15 +7,18 @@ entries from them. The author is the authenticated caller, whatever the body say
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from carnet.access.models import access_alert, access_care
+import carnet
+from carnet.access.models import access_alert, access_author, access_care
 from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
 from carnet.audit.models import audit_event_patient
@@ -310,6 +313,35 @@ def test_patient_own_entries_cannot_be_hidden_from_them(world: World) -> None:
     other = world.post("gp", "/fhir/Observation", _obs(_ref(world.a))).json()["id"]
     assert _hide(world, "other", other).status_code == 404
     assert world.get("a", f"/fhir/Observation/{other}").status_code == 200
+
+
+def _migration_0013() -> Any:
+    path = Path(carnet.__file__).parent / "db/migrations/versions/0013_access_author.py"
+    spec = importlib.util.spec_from_file_location("migration_0013", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_patient_entries_written_before_authors_were_recorded_stay_theirs(world: World) -> None:
+    """Entries a patient or their app wrote before migration 0013 had no author row, so counted
+    as written by care: read-only to the patient, hideable by care. The upgrade's backfill from
+    the audit log makes them the patient's again."""
+    own = world.post("a", "/fhir/Observation", _obs(_ref(world.a))).json()
+    by_app = world.post("app", "/fhir/Observation", _obs(_ref(world.a))).json()
+    engine = world.services.engine
+    a = access_author.c
+    with engine.begin() as conn:  # as before the upgrade: no author recorded
+        conn.execute(access_author.delete().where(a.res_id.in_([own["id"], by_app["id"]])))
+        _migration_0013()._backfill_authors(conn)
+    for item in (own, by_app):
+        refused = _hide(world, "gp", item["id"])
+        assert refused.status_code == 403, refused.text
+        edited = world.put("a", f"/fhir/Observation/{item['id']}", dict(item, status="amended"))
+        assert edited.status_code == 200, edited.text
+    # what care wrote stays care's
+    assert _hide(world, "gp", world.a_obs).status_code == 200
 
 
 # -- refusals on someone's items are in their history ----------------------------------------------
