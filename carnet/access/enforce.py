@@ -11,7 +11,6 @@ that person's part of the log, so it is in their access history.
 
 from __future__ import annotations
 
-import threading
 import uuid
 import weakref
 from dataclasses import replace
@@ -33,7 +32,6 @@ from carnet.fhir.repository import StoredResource, Unit
 SYSTEM_ACTIONS = frozenset({"export", "export-file", "import"})
 # Interactions on one identified item whose refusal belongs in its owner's access history.
 ITEM_ACTIONS = frozenset({"read", "vread", "history", "update", "delete"})
-OWNERS_KEPT = 4096  # refused items whose owner waits for ``record_failure`` (normally one or two)
 
 
 def refusal(decision: Decision, res_type: str | None, res_id: str | None) -> FhirError:
@@ -61,10 +59,11 @@ class PolicyAccess:
         self._noted: weakref.WeakKeyDictionary[Unit, set[tuple[str, str]]] = (
             weakref.WeakKeyDictionary()
         )
-        # The record of an item refused in a unit, for ``record_failure`` (which runs after the
+        # The record of each item refused in a unit, for ``record_failure`` (which runs after the
         # unit rolled back) to put the refusal in that record's history.
-        self._refused_owner: dict[tuple[str, str], str] = {}
-        self._owner_lock = threading.Lock()
+        self._refused_owner: weakref.WeakKeyDictionary[Unit, dict[tuple[str, str], str]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def check(
         self, unit: Unit, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
@@ -100,7 +99,7 @@ class PolicyAccess:
                 except FhirError:  # an erased record: the caller still gets the same refusal
                     refused = None
                 if refused is not None:
-                    self._note_owner(res_type, res_id, refused.patient_id)
+                    self._note_owner(unit, res_type, res_id, refused.patient_id)
             raise refusal(decision, res_type, res_id)
         self._rules[unit] = decision.rule
         self.audit.check(unit, replace(ctx, rule=decision.rule), action, res_type, res_id)
@@ -122,7 +121,8 @@ class PolicyAccess:
             decided[key] = decision
         if decision.allowed and self.pdp.granular(principal, action).get(stored.res_type):
             unit.flush()  # the item as written in this unit is what its index says
-            if not self.pdp.within_granular(
+            older = action in ("vread", "history") and not self._current(unit, stored)
+            if older or not self.pdp.within_granular(
                 unit.conn, principal, action, stored.res_type, stored.res_id
             ):
                 # outside the granular scope: a read answers as for a hidden item
@@ -130,9 +130,19 @@ class PolicyAccess:
                 decision = Decision(False, "smart-scope-query", status, "no scope grants this item")
         if not decision.allowed:
             if action in ITEM_ACTIONS:  # a refused create is of no one's item yet
-                self._note_owner(stored.res_type, stored.res_id, stored.patient_id)
+                self._note_owner(unit, stored.res_type, stored.res_id, stored.patient_id)
             raise refusal(decision, stored.res_type, stored.res_id)
         self._rules[unit] = decision.rule
+
+    @staticmethod
+    def _current(unit: Unit, stored: StoredResource) -> bool:
+        """Whether ``stored`` is its item's current version: only that one has a search index, so
+        a granular scope cannot say whether an older version was within it (it is not covered)."""
+        try:
+            current = unit.current(stored.res_type, stored.res_id)
+        except FhirError:
+            return False
+        return current is not None and current.version == stored.version
 
     def visibility(self, unit: Unit, ctx: RequestContext, action: str) -> Visibility | None:
         vis = self.pdp.visibility(unit.conn, ctx.principal, action)
@@ -190,13 +200,9 @@ class PolicyAccess:
             )
         )
 
-    def _note_owner(self, res_type: str, res_id: str, patient_id: str | None) -> None:
-        if patient_id is None:
-            return
-        with self._owner_lock:
-            if len(self._refused_owner) >= OWNERS_KEPT:
-                self._refused_owner.clear()  # failures never recorded: a bug elsewhere; bounded
-            self._refused_owner[(res_type, res_id)] = patient_id
+    def _note_owner(self, unit: Unit, res_type: str, res_id: str, patient_id: str | None) -> None:
+        if patient_id is not None:
+            self._refused_owner.setdefault(unit, {})[(res_type, res_id)] = patient_id
 
     def record_failure(
         self,
@@ -205,16 +211,19 @@ class PolicyAccess:
         res_type: str | None,
         res_id: str | None,
         status: int,
+        unit: Unit | None = None,
     ) -> None:
-        owner = None
+        owners = self._refused_owner.get(unit, {}) if unit is not None else {}
         if res_type is not None and res_id is not None:
-            with self._owner_lock:
-                owner = self._refused_owner.pop((res_type, res_id), None)
-        if owner is None or res_type is None or res_id is None:
+            owner = owners.get((res_type, res_id))
+            refused = {(res_type, res_id): owner} if owner is not None else {}
+        else:  # a whole Bundle failed: every item refused in it, whichever entry failed it
+            refused = dict(owners)
+        if not refused:
             self.audit.record_failure(ctx, action, res_type, res_id, status)
             return
-        # The refusal names the item in its owner's slice: it is in their access history.
-        touched = [Touched(res_type, res_id, None, owner)]
+        # The refusal names the items in their owners' slices: it is in their access history.
+        touched = [Touched(t, i, None, owner) for (t, i), owner in refused.items()]
         event = build_event(actor_of(ctx), action, res_type, status, touched)
         with self.audit.store.write() as conn:
             self.audit.store.append(conn, [event])

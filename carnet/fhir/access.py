@@ -35,7 +35,8 @@ class AccessHook(Protocol):
     each resource read or written (403, or 404 for an item hidden from the caller); ``visibility``
     restricts searches, history and compartment reads in the query; ``record`` after success, inside the
     same transaction as the write; ``record_failure`` after a refused or failed interaction, once
-    its transaction has rolled back (so the failure's own record survives). Exactly one of
+    its transaction has rolled back (so the failure's own record survives), given that unit if it
+    was opened (what was refused in it: a Bundle fails as a whole). Exactly one of
     ``record`` / ``record_failure`` runs per resource touched or per failed interaction.
     """
 
@@ -65,6 +66,7 @@ class AccessHook(Protocol):
         res_type: str | None,
         res_id: str | None,
         status: int,
+        unit: Unit | None = None,
     ) -> None: ...
 
 
@@ -101,5 +103,6 @@ class OpenAccess:
         res_type: str | None,
         res_id: str | None,
         status: int,
+        unit: Unit | None = None,
     ) -> None:
         return None

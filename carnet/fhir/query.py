@@ -375,10 +375,15 @@ def visible(vis: Visibility | None) -> ColumnElement[bool] | None:
 def visible_versions(vis: Visibility | None) -> ColumnElement[bool] | None:
     """``visible`` for history: and only versions in the record their resource is in now, so
     versions written before an item moved to another record (an identity correction) are seen
-    by system callers only."""
+    by system callers only. Of a type granular scopes narrow, only current versions: the scope's
+    query is evaluated on the current search index, which says nothing of older versions."""
     seen = visible(vis)
     if seen is None:
         return None
+    assert vis is not None
+    narrowed = sorted({t for scope in vis.scopes for t, _ in scope.narrowed})
+    if narrowed:
+        seen = and_(seen, or_(resource.c.res_type.not_in(narrowed), resource.c.current))
     cur = resource.alias("cur")
     return and_(
         seen,

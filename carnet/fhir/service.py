@@ -99,14 +99,16 @@ class FhirService:
                 yield unit
         except FhirError as err:
             failed = replace(ctx, rule=err.rule) if err.rule else ctx
-            self.access.record_failure(failed, action, res_type, res_id, err.status)
+            self.access.record_failure(failed, action, res_type, res_id, err.status, unit)
             raise
         except Exception as exc:
             if not is_lock_timeout(exc):  # (PostgreSQL's COPY raises the driver's own error)
-                self.access.record_failure(ctx, action, res_type, res_id, 500)  # audited the same
+                self.access.record_failure(
+                    ctx, action, res_type, res_id, 500, unit
+                )  # audited alike
                 raise
             try:  # the lock may still be held: the refusal is then logged (ids only) instead
-                self.access.record_failure(ctx, action, res_type, res_id, 503)
+                self.access.record_failure(ctx, action, res_type, res_id, 503, unit)
             except Exception as again:
                 if not is_lock_timeout(again):
                     raise
@@ -114,7 +116,7 @@ class FhirService:
             raise lock_timeout_error() from None
         finally:
             for refused, refused_type, refused_id in self._refused.pop(unit, []) if unit else []:
-                self.access.record_failure(refused, "delete", refused_type, refused_id, 404)
+                self.access.record_failure(refused, "delete", refused_type, refused_id, 404, unit)
 
     # -- checks -----------------------------------------------------------------------------------
 

@@ -7,17 +7,21 @@ entries from them. The author is the authenticated caller, whatever the body say
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from carnet.access.models import access_alert, access_care
+import carnet
+from carnet.access.models import access_alert, access_author, access_care
 from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
+from carnet.audit.models import audit_event_patient
 from carnet.identity.ins import INS_NIR_OID, Ins, InsStatus, Traits, apply_to_patient
 from carnet.identity.nir import make_nir
 from carnet.identity.register import InMemoryRegister
@@ -311,6 +315,35 @@ def test_patient_own_entries_cannot_be_hidden_from_them(world: World) -> None:
     assert world.get("a", f"/fhir/Observation/{other}").status_code == 200
 
 
+def _migration_0013() -> Any:
+    path = Path(carnet.__file__).parent / "db/migrations/versions/0013_access_author.py"
+    spec = importlib.util.spec_from_file_location("migration_0013", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_patient_entries_written_before_authors_were_recorded_stay_theirs(world: World) -> None:
+    """Entries a patient or their app wrote before migration 0013 had no author row, so counted
+    as written by care: read-only to the patient, hideable by care. The upgrade's backfill from
+    the audit log makes them the patient's again."""
+    own = world.post("a", "/fhir/Observation", _obs(_ref(world.a))).json()
+    by_app = world.post("app", "/fhir/Observation", _obs(_ref(world.a))).json()
+    engine = world.services.engine
+    a = access_author.c
+    with engine.begin() as conn:  # as before the upgrade: no author recorded
+        conn.execute(access_author.delete().where(a.res_id.in_([own["id"], by_app["id"]])))
+        _migration_0013()._backfill_authors(conn)
+    for item in (own, by_app):
+        refused = _hide(world, "gp", item["id"])
+        assert refused.status_code == 403, refused.text
+        edited = world.put("a", f"/fhir/Observation/{item['id']}", dict(item, status="amended"))
+        assert edited.status_code == 200, edited.text
+    # what care wrote stays care's
+    assert _hide(world, "gp", world.a_obs).status_code == 200
+
+
 # -- refusals on someone's items are in their history ----------------------------------------------
 
 
@@ -336,6 +369,34 @@ def test_refused_read_of_someones_item_is_in_their_history(world: World) -> None
     # and not in anyone else's
     other = world.get("operator", "/fhir/AuditEvent", patient=world.c, _count="500").json()
     assert item not in str(other)
+
+
+def _slice_count(world: World, patient: str) -> int:
+    with world.services.engine.connect() as conn:
+        c = audit_event_patient.c
+        return len(conn.execute(select(c.seq).where(c.patient_id == patient)).all())
+
+
+def test_refused_entry_of_a_transaction_is_in_the_owners_history(world: World) -> None:
+    """A transaction refused for one entry on someone's item names that item in its owner's slice,
+    as the same refusal outside a transaction does."""
+    path = f"Observation/{world.a_obs}"
+    body = world.get("operator", f"/fhir/{path}").json()
+    before = _slice_count(world, world.a)
+    assert world.get("stranger", f"/fhir/{path}").status_code == 403
+    assert _slice_count(world, world.a) == before + 1
+    entries: list[dict[str, Any]] = [
+        {"request": {"method": "GET", "url": path}},
+        {"request": {"method": "PUT", "url": path}, "resource": dict(body, status="cancelled")},
+    ]
+    for entry in entries:
+        before = _slice_count(world, world.a)
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+        refused = world.post("stranger", "/fhir", bundle)
+        assert refused.status_code == 403, refused.text
+        assert _slice_count(world, world.a) == before + 1
+    other = world.get("operator", "/fhir/AuditEvent", patient=world.c, _count="500").json()
+    assert world.a_obs not in str(other)  # and in no one else's
 
 
 def test_patient_cannot_modify_professional_authored_item_in_a_transaction(world: World) -> None:

@@ -163,3 +163,28 @@ def test_granular_scope_limits_writes_to_its_category(world: World) -> None:
     assert r.status_code == 403, r.text
     kept = world.get("operator", f"/fhir/Observation/{mine['id']}").json()
     assert kept["category"][0]["coding"][0]["code"] == "vital-signs"
+
+
+def test_granular_scope_is_not_escaped_through_an_older_version(world: World) -> None:
+    """A scope covers what the item is now: its versions from before it entered the scope (social
+    history then, laboratory now) answer as a hidden item, in vread and in history."""
+    s = world.services
+    item = s.fhir.create("Observation", _obs(world.a, "social-history")).stored.res_id
+    s.fhir.update("Observation", item, dict(_obs(world.a, "laboratory"), id=item))
+    path = f"/fhir/Observation/{item}"
+    assert world.get("lab_app", path).status_code == 200
+    assert world.get("lab_app", f"{path}/_history/2").status_code == 200
+    old = world.get("lab_app", f"{path}/_history/1")
+    assert old.status_code == 404, old.text
+    assert old.json()["resourceType"] == "OperationOutcome"
+    assert world.get("a", f"{path}/_history/1").status_code == 200  # the person sees it all
+    for history in (f"{path}/_history", "/fhir/Observation/_history"):
+        found = world.get("lab_app", history)
+        assert found.status_code == 200, found.text
+        versions = {
+            (e["resource"]["id"], e["resource"]["meta"]["versionId"])
+            for e in found.json().get("entry", [])
+            if "resource" in e
+        }
+        assert (item, "1") not in versions
+        assert (item, "2") in versions
