@@ -86,7 +86,12 @@ def test_token_issue(tmp_path: Path) -> None:
     r = CliRunner().invoke(
         app,
         ["token", "issue", "--operator", "alice", "--scope", "system/*.rs"],
-        env={"CARNET_DATA_DIR": str(data), "CARNET_DATABASE_URL": ""},
+        # the same public address as make_settings: the token's iss is the issuer derived from it
+        env={
+            "CARNET_DATA_DIR": str(data),
+            "CARNET_DATABASE_URL": "",
+            "CARNET_PUBLIC_BASE_URL": "http://127.0.0.1",
+        },
         catch_exceptions=False,
     )
     assert r.exit_code == 0, r.output
