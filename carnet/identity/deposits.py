@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
+from carnet.access.authors import authorship_of
 from carnet.access.principal import Kind
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.fhir.access import RequestContext
@@ -42,6 +43,7 @@ from carnet.identity.decisions import (
     Outcome,
     patient_identity,
 )
+from carnet.identity.held import seal_held
 from carnet.identity.ins import (
     INS_SYSTEMS,
     Ins,
@@ -113,7 +115,7 @@ class DepositOperations(VigilanceOperations):
         else:
             queued = self._queue(unit.conn, inp, result, None)
         assert queued.identity_id is not None
-        q_id = self._hold(unit.conn, queued.identity_id, res_type, document)
+        q_id = self._hold(unit.conn, ctx, queued.identity_id, res_type, document)
         return (
             MatchResult(
                 queued.outcome,
@@ -127,9 +129,17 @@ class DepositOperations(VigilanceOperations):
             None,
         )
 
-    def _hold(self, conn: Connection, pending: str, res_type: str, document: dict[str, Any]) -> str:
+    def _hold(
+        self,
+        conn: Connection,
+        ctx: RequestContext,
+        pending: str,
+        res_type: str,
+        document: dict[str, Any],
+    ) -> str:
         q_id = str(uuid.uuid4())
-        body = json.dumps(document).encode()
+        # The depositor is kept with the document: its author when released, whoever releases it.
+        body = seal_held(document, authorship_of(ctx.principal))
         conn.execute(
             insert(quarantine).values(
                 id=q_id,
@@ -181,13 +191,13 @@ class DepositOperations(VigilanceOperations):
                     vigilance_item.c.identity_id == pending, vigilance_item.c.state == "open"
                 )
             ).scalar()
-            q_id = self._hold(unit.conn, pending, res_type, document)
+            q_id = self._hold(unit.conn, ctx, pending, res_type, document)
             reason = "INS already waiting for vigilance"
             return MatchResult(Outcome.REVIEW, reason, (), pending, None, item_id, q_id), None
         reason = "INS known more than once" if rows else "unknown INS"
         pending = self._bare_identity(unit.conn, ins)
         item_id = self._new_item(unit.conn, "unknown", pending, None, None, {"reason": reason})
-        q_id = self._hold(unit.conn, pending, res_type, document)
+        q_id = self._hold(unit.conn, ctx, pending, res_type, document)
         return MatchResult(Outcome.REVIEW, reason, (), pending, None, item_id, q_id), None
 
     def _bare_identity(self, conn: Connection, ins: Ins) -> str:
