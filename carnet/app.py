@@ -51,6 +51,7 @@ from carnet.fhir.repository import Repository
 from carnet.fhir.service import FhirService
 from carnet.fhir.validation import Validator
 from carnet.identity import api as identity_api
+from carnet.identity.ins_anywhere import refuse_broken_ins
 from carnet.identity.register_store import open_register
 from carnet.identity.service import IdentityService
 from carnet.private_files import private_dir
@@ -160,6 +161,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         register=open_register(repository, crypto.data_keys, crypto.blind),
     )
     fhir.patient_hooks.append(identity.on_patient_write)
+    fhir.body_checks.append(refuse_broken_ins)  # a broken INS anywhere in a body: 422
     fhir.deposit_hooks.append(identity.on_create)  # documents naming their patient by identity
     record = RecordService(
         fhir,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select, tuple_
+from sqlalchemy import Connection, delete, insert, select, tuple_
 
 from carnet.access.models import access_author
 from carnet.access.principal import Kind, Principal
@@ -83,3 +83,20 @@ def record_authors(
     ]
     if rows:
         conn.execute(insert(access_author), rows)
+
+
+def set_author(conn: Connection, res_type: str, res_id: str, author: Authorship | None) -> None:
+    """Make ``author`` the author of an item just created on their behalf (a held deposit
+    released by someone else's write), replacing whoever the create recorded; None: care."""
+    a = access_author.c
+    conn.execute(delete(access_author).where(a.res_type == res_type, a.res_id == res_id))
+    if author is not None:
+        conn.execute(
+            insert(access_author).values(
+                res_type=res_type,
+                res_id=res_id,
+                author_kind=author.kind,
+                author=author.author,
+                created_at=utc_stamp(),
+            )
+        )

@@ -82,6 +82,9 @@ class FhirService:
         """Called before any other resource is created, in the same unit, with its type, id and
         body; a hook may take the write over (a document whose Patient is given by identifier or
         contained goes through identity matching: attached, or held in quarantine)."""
+        self.body_checks: list[Callable[[str, dict[str, Any]], None]] = []
+        """Called with the type and body of every create and update before anything is written;
+        a check refuses by raising a FhirError (a broken INS anywhere in the body: 422)."""
         # Refusals answered as for a missing item in a unit that goes on (a hidden item's
         # DELETE in a transaction): recorded once the unit has ended.
         self._refused: weakref.WeakKeyDictionary[Unit, list[tuple[RequestContext, str, str]]] = (
@@ -166,6 +169,8 @@ class FhirService:
                 return WriteResult(existing, created=False)
         res_id = new_id or time_ordered_id()
         self.access.check(unit, ctx, "create", res_type, res_id)
+        for body_check in self.body_checks:
+            body_check(res_type, body)
         for deposit in self.deposit_hooks if res_type != "Patient" else ():
             taken = deposit(unit, ctx, res_type, res_id, body)
             if taken is not None:
@@ -316,6 +321,8 @@ class FhirService:
             # As HAPI does: an update that changes nothing makes no new version (re-imports are no-ops).
             self.access.record(unit, ctx, "update", res_type, [previous])
             return WriteResult(previous, created=False)
+        for body_check in self.body_checks:
+            body_check(res_type, body)
         stored = unit.write(res_type, res_id, body, method="PUT", previous=previous)
         self.access.check_resource(unit, ctx, action, stored)
         if res_type == "Patient":

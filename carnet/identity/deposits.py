@@ -11,8 +11,9 @@ logical reference by identifier only (``{"identifier": {"system": ..., "value": 
 - INS identifier: looked up in the index (blind hash); exactly one active identity with a Patient
   attaches it, anything else (unknown, several, a pending identity) holds it in quarantine under a
   pending identity that carries only that INS, for a human to merge into the right identity;
-- any other identifier: attached when exactly one stored Patient has it; otherwise it is a logical
-  reference to a Patient held elsewhere, stored as sent (FHIR allows it; it is in no record).
+- any other identifier: attached when exactly one stored Patient the caller may read has it;
+  otherwise it is a logical reference to a Patient held elsewhere, stored as sent (FHIR allows it;
+  it is in no record). A caller who may not read the Patient is answered with the subject as sent.
 
 A held document is invisible to every FHIR read and search; the create answers 202 Accepted with an
 OperationOutcome naming the quarantine and vigilance item ids (:data:`HELD_CODE`). The hook runs in
@@ -24,10 +25,12 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
+from carnet.access.authors import authorship_of
 from carnet.access.principal import Kind
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.fhir.access import RequestContext
@@ -42,6 +45,7 @@ from carnet.identity.decisions import (
     Outcome,
     patient_identity,
 )
+from carnet.identity.held import seal_held
 from carnet.identity.ins import (
     INS_SYSTEMS,
     Ins,
@@ -113,7 +117,7 @@ class DepositOperations(VigilanceOperations):
         else:
             queued = self._queue(unit.conn, inp, result, None)
         assert queued.identity_id is not None
-        q_id = self._hold(unit.conn, queued.identity_id, res_type, document)
+        q_id = self._hold(unit.conn, ctx, queued.identity_id, res_type, document)
         return (
             MatchResult(
                 queued.outcome,
@@ -127,9 +131,17 @@ class DepositOperations(VigilanceOperations):
             None,
         )
 
-    def _hold(self, conn: Connection, pending: str, res_type: str, document: dict[str, Any]) -> str:
+    def _hold(
+        self,
+        conn: Connection,
+        ctx: RequestContext,
+        pending: str,
+        res_type: str,
+        document: dict[str, Any],
+    ) -> str:
         q_id = str(uuid.uuid4())
-        body = json.dumps(document).encode()
+        # The depositor is kept with the document: its author when released, whoever releases it.
+        body = seal_held(document, authorship_of(ctx.principal))
         conn.execute(
             insert(quarantine).values(
                 id=q_id,
@@ -153,7 +165,9 @@ class DepositOperations(VigilanceOperations):
     ) -> tuple[MatchResult, StoredResource | None] | None:
         system, value = str(identifier.get("system", "")), str(identifier.get("value", ""))
         if system not in INS_SYSTEMS:
-            found = self.fhir.conditional_match(unit, "Patient", f"identifier={system}|{value}")
+            # Among the Patients the caller may read: a deposit is no oracle of who is known here.
+            query = f"identifier={system}|{value}"
+            found = self.fhir.conditional_match(unit, "Patient", query, ctx)
             if found is None:
                 return None  # a logical reference to a Patient held elsewhere: stored as sent
             stored = self._attach(unit, ctx, res_type, document, found.res_id, res_id)
@@ -181,13 +195,13 @@ class DepositOperations(VigilanceOperations):
                     vigilance_item.c.identity_id == pending, vigilance_item.c.state == "open"
                 )
             ).scalar()
-            q_id = self._hold(unit.conn, pending, res_type, document)
+            q_id = self._hold(unit.conn, ctx, pending, res_type, document)
             reason = "INS already waiting for vigilance"
             return MatchResult(Outcome.REVIEW, reason, (), pending, None, item_id, q_id), None
         reason = "INS known more than once" if rows else "unknown INS"
         pending = self._bare_identity(unit.conn, ins)
         item_id = self._new_item(unit.conn, "unknown", pending, None, None, {"reason": reason})
-        q_id = self._hold(unit.conn, pending, res_type, document)
+        q_id = self._hold(unit.conn, ctx, pending, res_type, document)
         return MatchResult(Outcome.REVIEW, reason, (), pending, None, item_id, q_id), None
 
     def _bare_identity(self, conn: Connection, ins: Ins) -> str:
@@ -239,6 +253,28 @@ class DepositOperations(VigilanceOperations):
         return item_id
 
     # -- the FHIR create hook ---------------------------------------------------------------------
+
+    def _answer_as_sent(
+        self,
+        unit: Unit,
+        ctx: RequestContext,
+        stored: StoredResource,
+        sent: dict[str, Any],
+        key: str,
+    ) -> StoredResource:
+        """The attached item as answered to its depositor: with the Patient reference if they may
+        read that Patient, else with the subject as they sent it (no Patient id to learn)."""
+        if stored.body is None:
+            return stored
+        reference = str((stored.body.get(key) or {}).get("reference", ""))
+        pid = reference.removeprefix("Patient/")
+        if pid and self.fhir.conditional_match(unit, "Patient", f"_id={pid}", ctx) is not None:
+            return stored
+        body = dict(stored.body)
+        body[key] = sent[key]
+        if "contained" in sent:
+            body["contained"] = sent["contained"]  # the subject "#p" names its contained Patient
+        return replace(stored, body=body)
 
     def on_create(
         self, unit: Unit, ctx: RequestContext, res_type: str, res_id: str, body: dict[str, Any]
@@ -303,7 +339,7 @@ class DepositOperations(VigilanceOperations):
         else:
             return None
         if stored is not None:
-            return WriteResult(stored, created=True)
+            return WriteResult(self._answer_as_sent(unit, ctx, stored, body, key), created=True)
         self.fhir.access.record(unit, ctx, "create", res_type, [])
         assert result.quarantine_id is not None
         held = StoredResource(

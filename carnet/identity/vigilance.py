@@ -13,12 +13,14 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from carnet.access.authors import set_author
 from carnet.crypto.envelope import DataKeys
 from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import utc_now
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.service import FhirService
 from carnet.identity.decisions import VigilanceError
+from carnet.identity.held import open_held
 from carnet.identity.models import identity, identity_merge, quarantine, vigilance_item
 from carnet.identity.moves import move_references
 
@@ -140,8 +142,10 @@ class VigilanceOperations:
             )
         ).all()
         for row in rows:
-            body = json.loads(self.data_keys.decrypt(unit.conn, OWNER, row.body, row.id.encode()))
+            clear = self.data_keys.decrypt(unit.conn, OWNER, row.body, row.id.encode())
+            body, depositor = open_held(clear)
             stored = self._attach(unit, ctx, row.res_type, body, patient_id)
+            set_author(unit.conn, stored.res_type, stored.res_id, depositor)
             released.append((row.id, f"{stored.res_type}/{stored.res_id}"))
             unit.conn.execute(
                 update(quarantine)

@@ -435,3 +435,21 @@ def test_deposit_in_a_transaction_grants_its_author_only_that_item(world: World)
     assert r.status_code == 200, r.text
     assert world.get("stranger", f"/fhir/Observation/{world.a_obs}").status_code == 403
     assert STRANGER not in _care(world, world.a)
+
+
+def test_released_deposit_keeps_its_depositor_as_author(world: World) -> None:
+    marie = Traits.create("Martin", ["Marie"], "1990-02-03", "F", "69123")
+    nir = make_nir(2, 1990, 2, "69123", 45)
+    by_ins = {"type": "Patient", "identifier": {"system": INS_NIR_OID, "value": nir}}
+    held = world.post("stranger", "/fhir/Observation", _obs(by_ins))
+    assert held.status_code == 202, held.text  # an unknown INS: held for vigilance
+    patient = apply_to_patient({"resourceType": "Patient"}, marie, InsStatus.VALI, None)
+    patient["identifier"] = [{"system": INS_NIR_OID, "value": nir}]
+    written = world.post("other", "/fhir/Patient", patient)
+    assert written.status_code == 201, written.text  # its Patient releases the held deposit
+    found = world.get("operator", "/fhir/Observation", patient=written.json()["id"]).json()
+    released = [e["resource"]["id"] for e in found.get("entry", [])]
+    assert len(released) == 1
+    # the depositor, not whoever released it, is its author: they read it back, the releaser not
+    assert world.get("stranger", f"/fhir/Observation/{released[0]}").status_code == 200
+    assert world.get("other", f"/fhir/Observation/{released[0]}").status_code == 403

@@ -9,12 +9,14 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from carnet.app import Services
+from carnet.access.principal import Kind, Principal
+from carnet.app import Services, create_app
 from carnet.identity.ins import INS_NIR_OID, Ins, InsStatus, Traits, apply_to_patient
 from carnet.identity.models import identity, quarantine
 from carnet.identity.nir import make_nir
 from carnet.identity.register import InMemoryRegister
 from tests.spec.helpers import observation
+from tests.support.auth import bearer
 
 JEAN = Traits.create("Dupont", ["Jean", "Paul"], "1985-07-04", "M", "75056")
 NIR = make_nir(1, 1985, 7, "75056", 12)
@@ -172,3 +174,50 @@ def test_bad_identity_in_a_deposit(client: TestClient, services: Services) -> No
     conflicted = client.post("/fhir/Observation", json=liar)
     assert conflicted.status_code == 409, conflicted.text
     assert services.identity.queue() == []
+
+
+def test_deposit_answer_does_not_reveal_the_patient_id(
+    client: TestClient, services: Services
+) -> None:
+    ipp = {"system": "urn:oid:1.2.250.1.71.4.2.7", "value": "IPP-4242"}
+    patient = _patient()
+    patient["identifier"] = [*patient["identifier"], ipp]
+    register = InMemoryRegister()
+    register.add(Ins(INS_NIR_OID, NIR), JEAN)
+    services.identity.register = register
+    created = client.post("/fhir/Patient", json=patient)
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    # A professional without care for this patient: they may deposit, not learn the Patient id.
+    stranger = Principal(Kind.PROFESSIONAL, "pro-9", rpps="10000000009", profession="physician")
+    app = create_app(services.settings, services)
+    with TestClient(app, base_url="http://127.0.0.1", headers=bearer(services, stranger)) as pro:
+        assert pro.get(f"/fhir/Patient/{pid}").status_code in (403, 404)
+        by_ipp = observation("x")
+        by_ipp["subject"] = {"identifier": ipp}
+        for sent in (_by_ins(), _with_contained(JEAN), by_ipp):
+            answer = pro.post("/fhir/Observation", json=sent)
+            assert answer.status_code == 201, answer.text
+            assert answer.json()["subject"] == sent["subject"]
+            assert pid not in answer.text
+            assert not [k for k, v in answer.headers.items() if pid in v], answer.headers
+            # the same in a transaction Bundle's answer
+            bundle = {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [{"request": {"method": "POST", "url": "Observation"}, "resource": sent}],
+            }
+            done = pro.post("/fhir", json=bundle)
+            assert done.status_code == 200, done.text
+            assert pid not in done.text
+    # An identifier other than an INS resolves no Patient the caller may not read: an IPP deposit
+    # answers exactly as one naming no known patient.
+    by_unknown_ipp = observation("x")
+    by_unknown_ipp["subject"] = {"identifier": {**ipp, "value": "IPP-0000"}}
+    with TestClient(app, base_url="http://127.0.0.1", headers=bearer(services, stranger)) as pro:
+        known, unknown = (pro.post("/fhir/Observation", json=b) for b in (by_ipp, by_unknown_ipp))
+        assert (known.status_code, unknown.status_code) == (201, 201)
+        assert known.json()["subject"] == by_ipp["subject"]
+    # care (the operator here) gets the Patient reference as before
+    seen = client.post("/fhir/Observation", json=by_ipp)
+    assert seen.json()["subject"] == {"reference": f"Patient/{pid}"}

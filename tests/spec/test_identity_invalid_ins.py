@@ -192,3 +192,51 @@ def test_bulk_import_rejects_the_patient_with_a_broken_ins(
     assert "must contain only digits" in rejection["reason"]
     assert client.get("/fhir/Patient/good").status_code == 200
     assert client.get("/fhir/Patient/bad").status_code == 404
+
+
+def _stored(client: TestClient, res_type: str) -> int:
+    found = client.get(f"/fhir/{res_type}", params={"_summary": "count"})
+    assert found.status_code == 200, found.text
+    return int(found.json()["total"])
+
+
+def test_broken_ins_is_refused_wherever_it_appears_in_a_body(
+    client: TestClient, services: Services
+) -> None:
+    bad = BROKEN["wrong key"]
+    patient = _patient(bad)
+    collection = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"fullUrl": "urn:uuid:1", "resource": patient}],
+    }
+    performer = {**observation("x"), "contained": [{**patient, "id": "p1"}]}
+    performer["performer"] = [{"reference": "#p1"}]
+    related = {
+        "resourceType": "RelatedPerson",
+        "patient": {"reference": "Patient/x"},
+        "identifier": [{"system": INS_NIR_OID, "value": bad}],
+    }
+    by_reference = observation("x")
+    by_reference["performer"] = [{"identifier": {"system": INS_NIA_OID, "value": bad}}]
+    for body in (collection, performer, related, by_reference):
+        diagnostics = _refused(client.post(f"/fhir/{body['resourceType']}", json=body))
+        assert bad not in diagnostics  # the rule, never the number
+    # an update brings one just the same; a transaction entry too (the whole Bundle refused)
+    kept = client.post("/fhir/Observation", json=observation("x"))
+    assert kept.status_code == 201, kept.text
+    oid = kept.json()["id"]
+    _refused(client.put(f"/fhir/Observation/{oid}", json={**performer, "id": oid}))
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"request": {"method": "POST", "url": "Observation"}, "resource": observation("y")},
+            {"request": {"method": "POST", "url": "RelatedPerson"}, "resource": related},
+        ],
+    }
+    assert client.post("/fhir", json=bundle).status_code == 422
+    assert [_stored(client, t) for t in ("Bundle", "RelatedPerson", "Patient")] == [0, 0, 0]
+    assert _stored(client, "Observation") == 1
+    assert client.get(f"/fhir/Observation/{oid}").json()["meta"]["versionId"] == "1"
+    assert services.identity.count() == 0

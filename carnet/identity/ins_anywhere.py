@@ -1,0 +1,42 @@
+"""A broken INS is refused wherever it comes in a written body, not only in a Patient's own
+identifiers: contained resources, the entries of a stored Bundle, any other resource's identifier
+(a RelatedPerson), a reference by identifier. One check on the FHIR write path (create and update,
+before anything is written): :attr:`FhirService.body_checks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from carnet.fhir.errors import Issue, unprocessable
+from carnet.identity.ins import INS_SYSTEMS, InvalidIns, check_ins_identifiers
+
+
+def _identifier_lists(node: Any, path: str) -> Iterator[tuple[str, list[Any]]]:
+    """Every ``identifier`` element under ``node`` (a list, or a Reference's single one), with
+    its path; the whole tree is walked (contained resources, Bundle entries, extensions)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{path}.{key}"
+            if key == "identifier":
+                if isinstance(value, dict):
+                    yield here, [value]
+                elif isinstance(value, list):
+                    yield here, value
+            yield from _identifier_lists(value, here)
+    elif isinstance(node, list):
+        for position, item in enumerate(node):
+            yield from _identifier_lists(item, f"{path}[{position}]")
+
+
+def refuse_broken_ins(res_type: str, body: dict[str, Any]) -> None:
+    """Refuse (422) a body holding, anywhere, an identifier with an INS system that breaks the
+    NIR/NIA rules; the diagnostics name the place and the rule, never the value."""
+    for path, identifiers in _identifier_lists(body, res_type):
+        if not any(isinstance(i, dict) and i.get("system") in INS_SYSTEMS for i in identifiers):
+            continue
+        try:
+            check_ins_identifiers({"identifier": identifiers})
+        except InvalidIns as exc:
+            raise unprocessable([Issue("value", str(exc), path)]) from None
