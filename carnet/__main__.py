@@ -1,5 +1,5 @@
 """`python -m carnet` runs the CLI."""
 
-from carnet.cli import main
+from carnet.cli.main import main
 
 main()

@@ -11,46 +11,24 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from carnet.cli.shell import console, fail, local_operator, open_services, settings_of
+
 if TYPE_CHECKING:
-    from carnet.app import Services
     from carnet.fhir.access import RequestContext
 
-accounts_app = typer.Typer(
-    help="Personal spaces (provisioning, objection, closure, representatives) and login accounts.",
-    no_args_is_help=True,
-)
 
-
-def _open() -> Services:
-    from carnet.cli import _services
-    from carnet.settings import Settings
-
-    services: Services = _services(Settings.from_env())
-    return services
-
-
-def _ctx() -> RequestContext:
-    import getpass
-
+def _as_operator() -> RequestContext:
     from carnet.fhir.access import RequestContext
 
-    return RequestContext(actor=f"operator:{getpass.getuser()}", source="cli", purpose="operations")
-
-
-def _fail(message: str) -> typer.Exit:
-    from carnet.cli import _fail as fail
-
-    return fail(message)
+    return RequestContext(actor=local_operator(), source="cli", purpose="operations")
 
 
 def _say(message: str) -> None:
-    from carnet.cli import console
-
     console.print(message, highlight=False)
 
 
-@accounts_app.command("provision")
 def provision(
+    ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Register extract: CSV, or a FHIR Bundle (JSON).")],
 ) -> None:
     """Create a space (pending, objection window open) for each insured person of FILE."""
@@ -60,14 +38,12 @@ def provision(
     try:
         people = read_register(path, today=date.today())
     except RegisterError as exc:
-        raise _fail(str(exc)) from None
-    services = _open()
-    try:
-        report = services.record.provision(people, ctx=_ctx())
-    except FhirError as exc:
-        raise _fail(f"{exc}; nothing was provisioned") from None
-    finally:
-        services.close()
+        raise fail(str(exc)) from None
+    with open_services(settings_of(ctx)) as services:
+        try:
+            report = services.record.provision(people, ctx=_as_operator())
+        except FhirError as exc:
+            raise fail(f"{exc}; nothing was provisioned") from None
     _say(
         f"{report.created} space(s) created, {report.known} already known, "
         f"{report.objected} objected, {report.declined} refused or closed earlier; "
@@ -75,58 +51,52 @@ def provision(
     )
 
 
-@accounts_app.command("object")
-def object_(patient: Annotated[str, typer.Argument(help="Patient id.")]) -> None:
+def object_(
+    ctx: typer.Context, patient: Annotated[str, typer.Argument(help="Patient id.")]
+) -> None:
     """The person objects: a pending space is refused, an open one closed (data kept, then shredded)."""
     from carnet.fhir.errors import FhirError
 
-    services = _open()
-    try:
-        state = services.record.object(patient, ctx=_ctx())
-    except FhirError as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        services.close()
+    with open_services(settings_of(ctx)) as services:
+        try:
+            state = services.record.object(patient, ctx=_as_operator())
+        except FhirError as exc:
+            raise fail(str(exc)) from None
     _say(f"space of Patient/{patient} {state}")
 
 
-@accounts_app.command("close")
 def close(
+    ctx: typer.Context,
     patient: Annotated[str, typer.Argument(help="Patient id.")],
     reason: Annotated[str, typer.Option(help="request, death, operator or objection.")] = "request",
 ) -> None:
     """Close a space: its data is kept until the retention period ends, then crypto-shredded."""
     from carnet.fhir.errors import FhirError
 
-    services = _open()
-    try:
-        state = services.record.close(patient, reason=reason, ctx=_ctx())
-        space = services.record.space(patient)
-    except FhirError as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        services.close()
+    with open_services(settings_of(ctx)) as services:
+        try:
+            state = services.record.close(patient, reason=reason, ctx=_as_operator())
+            space = services.record.space(patient)
+        except FhirError as exc:
+            raise fail(str(exc)) from None
     until = space.retention_until if space else "?"
     _say(f"space of Patient/{patient} {state}; data kept until {until}")
 
 
-@accounts_app.command("reopen")
-def reopen(patient: Annotated[str, typer.Argument(help="Patient id.")]) -> None:
+def reopen(ctx: typer.Context, patient: Annotated[str, typer.Argument(help="Patient id.")]) -> None:
     """Reopen a refused or closed space before its retention ends (its data is still there)."""
     from carnet.fhir.errors import FhirError
 
-    services = _open()
-    try:
-        state = services.record.reopen(patient, ctx=_ctx())
-    except FhirError as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        services.close()
+    with open_services(settings_of(ctx)) as services:
+        try:
+            state = services.record.reopen(patient, ctx=_as_operator())
+        except FhirError as exc:
+            raise fail(str(exc)) from None
     _say(f"space of Patient/{patient} {state} again")
 
 
-@accounts_app.command("sweep")
 def sweep(
+    ctx: typer.Context,
     outbox: Annotated[
         Path | None,
         typer.Option(
@@ -137,30 +107,24 @@ def sweep(
     """Open spaces whose objection window passed, shred those whose retention ended, notify."""
     from carnet.record.notifications import FileChannel
 
-    services = _open()
-    try:
-        target = outbox or services.settings.data_dir / "outbox" / "notifications.ndjson"
-        report = services.record.sweep(FileChannel(target), ctx=_ctx())
-    except OSError as exc:
-        raise _fail(f"cannot deliver notifications: {type(exc).__name__}") from None
-    finally:
-        services.close()
+    with open_services(settings_of(ctx)) as services:
+        try:
+            target = outbox or services.settings.data_dir / "outbox" / "notifications.ndjson"
+            report = services.record.sweep(FileChannel(target), ctx=_as_operator())
+        except OSError as exc:
+            raise fail(f"cannot deliver notifications: {type(exc).__name__}") from None
     _say(
         f"{len(report.opened)} space(s) opened, {len(report.shredded)} crypto-shredded, "
         f"{report.delivered} notification(s) delivered to {target}"
     )
 
 
-@accounts_app.command("show")
-def show(patient: Annotated[str, typer.Argument(help="Patient id.")]) -> None:
+def show(ctx: typer.Context, patient: Annotated[str, typer.Argument(help="Patient id.")]) -> None:
     """A space's state, dates and current representatives."""
-    services = _open()
-    try:
+    with open_services(settings_of(ctx)) as services:
         space = services.record.space(patient)
-    finally:
-        services.close()
     if space is None:
-        raise _fail(f"Patient/{patient} has no personal space")
+        raise fail(f"Patient/{patient} has no personal space")
     _say(
         f"Patient/{space.patient_id} {space.state} (provisioned {space.provisioned_at}, "
         f"objection until {space.objection_deadline or '-'}, "
@@ -174,8 +138,8 @@ def show(patient: Annotated[str, typer.Argument(help="Patient id.")]) -> None:
         _say(f"  represents Patient/{pid}")
 
 
-@accounts_app.command("represent")
 def represent(
+    ctx: typer.Context,
     patient: Annotated[str, typer.Argument(help="Patient id of the person represented.")],
     representative: Annotated[str, typer.Argument(help="Patient id of the representative.")],
     kind: Annotated[str, typer.Option(help="parent, guardian or curator.")] = "parent",
@@ -191,23 +155,41 @@ def represent(
     try:
         ends = paris_midnight(date.fromisoformat(until)) if until else None
     except ValueError:
-        raise _fail("--until must be a YYYY-MM-DD date") from None
-    services = _open()
-    try:
-        if end:
-            count = services.record.end_representative(patient, representative, ctx=_ctx())
-            message = f"{count} representation(s) of Patient/{patient} ended"
-        else:
-            added = services.record.add_representative(
-                patient, representative, kind, until=ends, ctx=_ctx()
-            )
-            message = (
-                f"Patient/{representative} now represents Patient/{patient} ({kind})"
-                if added
-                else f"Patient/{representative} already represents Patient/{patient} ({kind})"
-            )
-    except FhirError as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        services.close()
+        raise fail("--until must be a YYYY-MM-DD date") from None
+    with open_services(settings_of(ctx)) as services:
+        try:
+            if end:
+                count = services.record.end_representative(
+                    patient, representative, ctx=_as_operator()
+                )
+                message = f"{count} representation(s) of Patient/{patient} ended"
+            else:
+                added = services.record.add_representative(
+                    patient, representative, kind, until=ends, ctx=_as_operator()
+                )
+                message = (
+                    f"Patient/{representative} now represents Patient/{patient} ({kind})"
+                    if added
+                    else f"Patient/{representative} already represents Patient/{patient} ({kind})"
+                )
+        except FhirError as exc:
+            raise fail(str(exc)) from None
     _say(message)
+
+
+def register(app: typer.Typer) -> typer.Typer:
+    """Add the `carnet accounts` group (personal spaces) and return it: the login-account commands
+    (carnet/authn/cli.py) join it."""
+    accounts = typer.Typer(
+        help="Personal spaces (provisioning, objection, closure, representatives) and login accounts.",
+        no_args_is_help=True,
+    )
+    accounts.command("provision")(provision)
+    accounts.command("object")(object_)
+    accounts.command("close")(close)
+    accounts.command("reopen")(reopen)
+    accounts.command("sweep")(sweep)
+    accounts.command("show")(show)
+    accounts.command("represent")(represent)
+    app.add_typer(accounts, name="accounts")
+    return accounts

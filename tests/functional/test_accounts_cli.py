@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner, Result
 
 from carnet.app import build_services
-from carnet.cli import app
+from carnet.cli.main import app
 from carnet.identity.ins import INS_NIR_OID
 from tests.conftest import make_settings
 from tests.unit.record.helpers import (

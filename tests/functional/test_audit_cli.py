@@ -13,7 +13,7 @@ from typer.testing import CliRunner, Result
 
 from carnet.app import build_services
 from carnet.audit.models import audit_checkpoint, audit_event, audit_node, audit_sequencer
-from carnet.cli import app
+from carnet.cli.main import app
 from tests.conftest import make_settings
 from tests.spec.helpers import patient
 from tests.spec.test_audit import docs_verifier

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from carnet.cli import app
+from carnet.cli.main import app
 from tests.conftest import CORPUS
 
 CARNET_BIN = Path(sys.executable).parent / "carnet"

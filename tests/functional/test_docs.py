@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import typer
 
-from carnet.cli import app
+from carnet.cli.main import app
 from carnet.settings import _PROJECT_ROOT, SETTINGS_TABLE
 
 ROOT = Path(__file__).resolve().parents[2]

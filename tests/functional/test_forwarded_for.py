@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from carnet.audit.models import audit_event
-from carnet.cli import forwarding_options
+from carnet.cli.serve import forwarding_options
 from carnet.settings import Settings
 
 FORGED = [f"203.0.113.{n}" for n in range(1, 9)]

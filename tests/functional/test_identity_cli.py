@@ -9,7 +9,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from carnet.app import build_services
-from carnet.cli import app
+from carnet.cli.main import app
 from carnet.demo.population import generate_population
 from carnet.identity.ins import Traits
 from carnet.identity.models import identity

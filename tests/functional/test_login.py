@@ -19,7 +19,7 @@ from carnet.access.login_api import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from carnet.access.sessions import SessionService
 from carnet.app import Services, build_services
 from carnet.audit.models import audit_event
-from carnet.cli import app as cli_app
+from carnet.cli.main import app as cli_app
 from tests.conftest import make_settings
 from tests.support.authn import (
     PASSWORD,

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from carnet.access.enforce import note_care
 from carnet.access.principal import Kind, Principal
 from carnet.app import build_services
-from carnet.cli import app
+from carnet.cli.main import app
 from carnet.settings import Settings
 
 NURSE = Principal(Kind.PROFESSIONAL, "pro-nurse", rpps="10000000029", profession="nurse")

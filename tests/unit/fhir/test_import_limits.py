@@ -10,7 +10,7 @@ import orjson
 from typer.testing import CliRunner
 
 from carnet.app import Services
-from carnet.cli import app
+from carnet.cli.main import app
 from carnet.fhir.import_files import ImportLimits, fingerprint
 from carnet.fhir.importer import Importer
 from carnet.fhir.operations.models import import_progress

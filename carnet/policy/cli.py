@@ -6,22 +6,15 @@ from typing import Annotated
 
 import typer
 
-rules_app = typer.Typer(
-    help="The access rule table of the policy decision point.", no_args_is_help=True
-)
+from carnet.cli.shell import console, fail, open_services, settings_of
 
 
-@rules_app.command("list")
-def list_rules() -> None:
+def list_rules(ctx: typer.Context) -> None:
     """Every rule: id, actor, profession, resource types, action, relationship, effect."""
     from carnet.access.rules import load_rules
-    from carnet.cli import _services, console
-    from carnet.settings import Settings
 
-    services = _services(Settings.from_env())
-    with services.engine.connect() as conn:
+    with open_services(settings_of(ctx)) as services, services.engine.connect() as conn:
         rules = load_rules(conn)
-    services.close()
     for r in sorted(rules, key=lambda rule: rule.rule_id):
         types = "*" if r.res_types is None else ",".join(sorted(r.res_types))
         console.print(
@@ -33,8 +26,8 @@ def list_rules() -> None:
         )
 
 
-@rules_app.command("set")
 def set_rule(
+    ctx: typer.Context,
     rule_id: Annotated[str, typer.Argument(help="The rule to change.")],
     effect: Annotated[str | None, typer.Option(help="allow or deny")] = None,
     types: Annotated[
@@ -45,17 +38,23 @@ def set_rule(
     from carnet.access.rules import RuleError, edit_rule
     from carnet.access.storage import writing
     from carnet.audit.events import Actor, build_event
-    from carnet.cli import _fail, _services, console
-    from carnet.settings import Settings
 
-    services = _services(Settings.from_env())
-    try:
-        with writing(services.engine) as conn:
-            edit_rule(conn, rule_id, effect=effect, res_types=types)
-    except RuleError as err:
-        services.close()
-        raise _fail(str(err)) from None
-    actor = Actor(actor="operator:cli", source="cli", purpose="administration", rule=rule_id)
-    services.audit.append([build_event(actor, "rule-edit", None, 200, [])])
-    services.close()
+    with open_services(settings_of(ctx)) as services:
+        try:
+            with writing(services.engine) as conn:
+                edit_rule(conn, rule_id, effect=effect, res_types=types)
+        except RuleError as err:
+            raise fail(str(err)) from None
+        actor = Actor(actor="operator:cli", source="cli", purpose="administration", rule=rule_id)
+        services.audit.append([build_event(actor, "rule-edit", None, 200, [])])
     console.print(f"rule {rule_id} updated", highlight=False, markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `carnet rules` group."""
+    rules = typer.Typer(
+        help="The access rule table of the policy decision point.", no_args_is_help=True
+    )
+    rules.command("list")(list_rules)
+    rules.command("set")(set_rule)
+    app.add_typer(rules, name="rules")

@@ -1,0 +1,53 @@
+"""The `carnet` command: the root app, to which each domain adds its own commands.
+
+Each command prints one clear line and exits non-zero on failure (carnet/cli/shell.py).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from carnet.audit import cli as audit_cli
+from carnet.authn import cli as authn_cli
+from carnet.cli import serve as serve_cli
+from carnet.cli.shell import err, read_settings
+from carnet.crypto import cli as crypto_cli
+from carnet.db import cli as db_cli
+from carnet.demo import cli as demo_cli
+from carnet.fhir import cli as fhir_cli
+from carnet.identity import cli as identity_cli
+from carnet.policy import cli as policy_cli
+from carnet.record import cli as record_cli
+
+
+def build_app() -> typer.Typer:
+    """The root app with every domain's commands, in the order `carnet --help` lists them."""
+    root = typer.Typer(
+        help="Carnet: sovereign health record and research data hub.", no_args_is_help=True
+    )
+    root.callback()(read_settings)
+    serve_cli.register(root)  # serve
+    demo_cli.register(root)  # demo
+    fhir_cli.register(root)  # import
+    db_cli.register(root)  # migrate
+    crypto_cli.register(root)  # keys
+    audit_cli.register(root)  # audit
+    identity_cli.register(root)  # identity
+    accounts = record_cli.register(root)  # accounts: personal spaces
+    authn_cli.register(root, accounts=accounts)  # accounts add-*: logins; clients; token
+    policy_cli.register(root)  # rules
+    return root
+
+
+app = build_app()
+
+
+def main() -> None:
+    """The console-script entry point (`carnet`, `python -m carnet`)."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
