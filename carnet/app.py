@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 import httpx2 as httpx
 from fastapi import Depends, FastAPI, Request, Response
@@ -36,6 +37,7 @@ from carnet.crypto.service import CryptoService, open_keyring
 from carnet.db.engine import RETRY_AFTER_SECONDS, is_lock_timeout, make_engine
 from carnet.db.maintenance import analyze_if_missing
 from carnet.db.migrate import upgrade
+from carnet.dependencies import install
 from carnet.fhir import api as fhir_api
 from carnet.fhir.attachments import BlobStore
 from carnet.fhir.definitions import load_definitions
@@ -92,6 +94,7 @@ class Services:
     dev_idp: DevIdentityProvider | None
     pro_login: ProfessionalLogin
     authenticator: Authenticator
+    fhir_security: dict[str, Any] | None = None  # rest.security of /fhir/metadata (SMART)
 
     def close(self) -> None:
         self.bulk_export.runner.wait_all()  # bulk jobs hold connections until they finish
@@ -201,12 +204,15 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         authenticator=Authenticator(
             settings, signer, oauth.is_revoked, sessions=sessions, accounts=accounts
         ),
+        fhir_security=capability_security(settings),
     )
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     """The ASGI application. Until authentication lands, only loopback clients are served."""
     services = services or build_services(settings)
+    if services.settings != settings:  # the app's settings are the ones its routers read
+        services = replace(services, settings=settings, fhir_security=capability_security(settings))
     built = services
 
     @asynccontextmanager
@@ -226,10 +232,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         lifespan=lifespan,
         dependencies=[Depends(guard_dependency(services.authenticator, services.audit))],
     )
-    app.state.settings = settings
-    app.state.services = services
-    app.state.fhir_security = capability_security(settings)  # rest.security of /fhir/metadata
-    app.state.fhir = services.fhir
+    install(app, services)  # the routers' only state, read through carnet.dependencies
     app.add_middleware(fhir_api.RefuseNulInUrl)
     app.add_middleware(LimitRequestBodies, limits=BodyLimits.from_settings(settings))
     app.add_middleware(SafeResponseHeaders)  # outermost of ours: even a 413 or a 400 gets them
@@ -242,14 +245,6 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(access_api.router)
     app.include_router(record_api.router)
     app.include_router(oidc_api.router)
-    app.state.accounts = services.accounts
-    app.state.sessions = services.sessions
-    app.state.controls = services.controls
-    app.state.clients = services.clients
-    app.state.oauth = services.oauth
-    app.state.tickets = services.tickets
-    app.state.dev_idp = services.dev_idp
-    app.state.pro_login = services.pro_login
 
     @app.exception_handler(FhirError)
     async def fhir_error(request: Request, exc: FhirError) -> Response:
