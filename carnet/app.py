@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from typing import Any
 
-import httpx2 as httpx
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine
@@ -17,45 +16,39 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carnet.access import api as access_api
 from carnet.access import login_api, oauth_api, oidc_api
+from carnet.access import wiring as access_wiring
 from carnet.access.accounts import AccountService
 from carnet.access.authn import Authenticator, bearer_challenge, guard_dependency
 from carnet.access.clients import ClientService
 from carnet.access.controls import ControlsService
-from carnet.access.enforce import PolicyAccess
-from carnet.access.granular import granular_ids_for
 from carnet.access.oauth import OAuthService
 from carnet.access.oidc import DevIdentityProvider, ProfessionalLogin
 from carnet.access.policy import PolicyDecisionPoint
-from carnet.access.rules import seed_rules
 from carnet.access.sessions import SessionService
 from carnet.access.smart import capability_security
 from carnet.access.tickets import Tickets
 from carnet.audit import api as audit_api
+from carnet.audit import wiring as audit_wiring
 from carnet.audit.service import AuditService
-from carnet.crypto.service import CryptoService, open_keyring
-from carnet.db.engine import RETRY_AFTER_SECONDS, is_lock_timeout, make_engine
-from carnet.db.maintenance import analyze_if_missing
-from carnet.db.migrate import upgrade
+from carnet.crypto import wiring as crypto_wiring
+from carnet.crypto.service import CryptoService
+from carnet.db import wiring as db_wiring
+from carnet.db.engine import RETRY_AFTER_SECONDS, is_lock_timeout
+from carnet.dependencies import install
 from carnet.fhir import api as fhir_api
-from carnet.fhir.attachments import BlobStore
-from carnet.fhir.definitions import load_definitions
+from carnet.fhir import wiring as fhir_wiring
 from carnet.fhir.errors import FhirError, lock_timeout_error
-from carnet.fhir.import_files import ImportLimits
-from carnet.fhir.indexer import Indexer
 from carnet.fhir.operations import api as operations_api
+from carnet.fhir.operations import wiring as operations_wiring
 from carnet.fhir.operations.export import ExportService
 from carnet.fhir.operations.import_ import ImportService
-from carnet.fhir.operations.jobs import JobRunner, JobStore
-from carnet.fhir.query import Compiler
-from carnet.fhir.repository import Repository
 from carnet.fhir.service import FhirService
-from carnet.fhir.validation import Validator
 from carnet.identity import api as identity_api
-from carnet.identity.ins_anywhere import refuse_broken_ins
-from carnet.identity.register_store import open_register
+from carnet.identity import wiring as identity_wiring
 from carnet.identity.service import IdentityService
-from carnet.private_files import private_dir
 from carnet.record import api as record_api
+from carnet.record import wiring as record_wiring
+from carnet.record.representatives import represented_patients_in
 from carnet.record.service import RecordService, accepts_writes
 from carnet.settings import Settings
 from carnet.web_safety import (
@@ -92,6 +85,7 @@ class Services:
     dev_idp: DevIdentityProvider | None
     pro_login: ProfessionalLogin
     authenticator: Authenticator
+    fhir_security: dict[str, Any] | None = None  # rest.security of /fhir/metadata (SMART)
 
     def close(self) -> None:
         self.bulk_export.runner.wait_all()  # bulk jobs hold connections until they finish
@@ -104,109 +98,53 @@ class Services:
 
 
 def build_services(settings: Settings, *, migrate: bool = True) -> Services:
-    """Open the database (applying migrations), the keyring and the FHIR engine."""
-    private_dir(settings.data_dir)
-    private_dir(settings.blob_dir)
-    engine = make_engine(
-        settings.database_url,
-        sqlite_cache_mib=settings.sqlite_cache_mib,
-        lock_timeout_seconds=settings.write_lock_seconds,
-    )
-    if migrate:
-        upgrade(engine)
-        analyze_if_missing(engine)
-        with engine.begin() as conn:
-            seed_rules(conn)
-    crypto = CryptoService(open_keyring(settings), key_dir=settings.data_dir)
-    definitions = load_definitions(settings.definitions_dir)
-    blobs = BlobStore(
-        settings.blob_dir, crypto.data_keys, crypto.blind, settings.max_attachment_bytes
-    )
-    indexer = Indexer(definitions, crypto.blind, settings.max_indexed_chars)
-    repository = Repository(engine, crypto.data_keys, indexer, blobs)
-    audit = AuditService(
+    """Open the database (applying migrations), the keyring and the FHIR engine; each domain
+    builds its own services, here called in dependency order."""
+    engine = db_wiring.build(settings, migrate=migrate)
+    crypto = crypto_wiring.build(settings)
+    store = fhir_wiring.build_store(settings, engine, crypto)
+    audit = audit_wiring.build(settings, engine, crypto)
+    pdp = access_wiring.build_decision_point(
         engine,
-        crypto.audit_signer(),
-        checkpoint_events=settings.audit_checkpoint_events,
-        checkpoint_seconds=settings.audit_checkpoint_seconds,
+        store,
+        represented=represented_patients_in,
+        record_open=accepts_writes,
+        migrate=migrate,
     )
-    compiler = Compiler(definitions, crypto.blind)
-    pdp = PolicyDecisionPoint(
-        record_open=accepts_writes, granular_ids=granular_ids_for(compiler, definitions)
-    )
-    fhir = FhirService(
-        repository,
-        definitions,
-        Validator(definitions, max_resource_bytes=settings.max_resource_bytes),
-        compiler,
-        default_page_size=settings.default_page_size,
-        max_page_size=settings.max_page_size,
-        max_search_terms=settings.max_search_terms,
-        access=PolicyAccess(audit, pdp),
-    )
-    jobs = JobStore(engine)
-    runner = JobRunner(jobs)
-    bulk_export = ExportService(
-        fhir, jobs, runner, settings.export_dir, timedelta(hours=settings.export_retention_hours)
-    )
-    bulk_import = ImportService(
-        fhir, jobs, runner, settings.import_dir, ImportLimits.from_settings(settings)
-    )
-    identity = IdentityService(
-        fhir,
-        crypto.data_keys,
-        crypto.blind,
-        link_threshold=settings.identity_link_threshold,
-        review_threshold=settings.identity_review_threshold,
-        register=open_register(repository, crypto.data_keys, crypto.blind),
-    )
-    fhir.patient_hooks.append(identity.on_patient_write)
-    fhir.body_checks.append(refuse_broken_ins)  # a broken INS anywhere in a body: 422
-    fhir.deposit_hooks.append(identity.on_create)  # documents naming their patient by identity
-    record = RecordService(
-        fhir,
-        crypto.blind,
-        objection_window_days=settings.objection_window_days,
-        retention_years=settings.record_retention_years,
-    )
-    pdp.represented = record.represented_patients_in
-    accounts = AccountService(engine, crypto, settings, audit=audit)
-    sessions = SessionService(engine, settings)
-    signer = crypto.token_signer()
-    clients = ClientService(engine, settings)
-    tickets = Tickets(signer, settings)
-    oauth = OAuthService(engine, settings, signer, clients, audit, accounts)
+    fhir = fhir_wiring.build(settings, store, access=access_wiring.access_hook(audit, pdp))
+    identity = identity_wiring.build(settings, fhir, crypto, store.repository)
+    record = record_wiring.build(settings, fhir, crypto)
+    bulk = operations_wiring.build(settings, engine, fhir)
+    access = access_wiring.build(settings, engine, crypto, audit, fhir, pdp)
     return Services(
         settings=settings,
         engine=engine,
         crypto=crypto,
         fhir=fhir,
         audit=audit,
-        bulk_export=bulk_export,
-        bulk_import=bulk_import,
+        bulk_export=bulk.export,
+        bulk_import=bulk.import_,
         identity=identity,
         record=record,
         pdp=pdp,
-        accounts=accounts,
-        sessions=sessions,
-        controls=ControlsService(
-            engine, fhir, audit, pdp, break_glass_minutes=settings.break_glass_minutes
-        ),
-        clients=clients,
-        oauth=oauth,
-        tickets=tickets,
-        dev_idp=oidc_api.development_idp(settings, signer),
-        # Calls only the issuer the operator configured (the built-in one on loopback by default).
-        pro_login=ProfessionalLogin(settings, httpx.Client(timeout=10), tickets, audit),
-        authenticator=Authenticator(
-            settings, signer, oauth.is_revoked, sessions=sessions, accounts=accounts
-        ),
+        accounts=access.accounts,
+        sessions=access.sessions,
+        controls=access.controls,
+        clients=access.clients,
+        oauth=access.oauth,
+        tickets=access.tickets,
+        dev_idp=access.dev_idp,
+        pro_login=access.pro_login,
+        authenticator=access.authenticator,
+        fhir_security=access.fhir_security,
     )
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     """The ASGI application. Until authentication lands, only loopback clients are served."""
     services = services or build_services(settings)
+    if services.settings != settings:  # the app's settings are the ones its routers read
+        services = replace(services, settings=settings, fhir_security=capability_security(settings))
     built = services
 
     @asynccontextmanager
@@ -226,10 +164,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         lifespan=lifespan,
         dependencies=[Depends(guard_dependency(services.authenticator, services.audit))],
     )
-    app.state.settings = settings
-    app.state.services = services
-    app.state.fhir_security = capability_security(settings)  # rest.security of /fhir/metadata
-    app.state.fhir = services.fhir
+    install(app, services)  # the routers' only state, read through carnet.dependencies
     app.add_middleware(fhir_api.RefuseNulInUrl)
     app.add_middleware(LimitRequestBodies, limits=BodyLimits.from_settings(settings))
     app.add_middleware(SafeResponseHeaders)  # outermost of ours: even a 413 or a 400 gets them
@@ -242,14 +177,6 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(access_api.router)
     app.include_router(record_api.router)
     app.include_router(oidc_api.router)
-    app.state.accounts = services.accounts
-    app.state.sessions = services.sessions
-    app.state.controls = services.controls
-    app.state.clients = services.clients
-    app.state.oauth = services.oauth
-    app.state.tickets = services.tickets
-    app.state.dev_idp = services.dev_idp
-    app.state.pro_login = services.pro_login
 
     @app.exception_handler(FhirError)
     async def fhir_error(request: Request, exc: FhirError) -> Response:

@@ -8,23 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from carnet.access.controls import ControlError, ControlsService
-from carnet.access.step_up import step_up_refusal
+from carnet.dependencies import ControlsDep, StepUpDep
 from carnet.fhir.access import RequestContext
 from carnet.fhir.api import Ctx
 
 router = APIRouter(prefix="/access")
 
 
-async def get_controls(request: Request) -> ControlsService:
-    controls: ControlsService = request.app.state.controls
-    return controls
-
-
-Service = Annotated[ControlsService, Depends(get_controls)]
+Service = ControlsDep  # from the one dependencies module
 Json = Annotated[dict[str, Any], Body()]
 MaybeJson = Annotated[dict[str, Any] | None, Body()]
 
@@ -83,12 +78,12 @@ def block(service: Service, ctx: Ctx, body: Json, patient: str | None = None) ->
 def unblock(
     service: Service,
     ctx: Ctx,
-    request: Request,
+    step_up: StepUpDep,
     rpps: str,
     patient: str | None = None,
     body: MaybeJson = None,
 ) -> Any:
-    if refused := step_up_refusal(request, ctx, body, "unblock"):  # password + code again
+    if refused := step_up.refusal(ctx, body, "unblock"):  # password + code again
         return refused
     try:
         service.set_block(ctx, patient, rpps, on=False)
@@ -120,10 +115,10 @@ def end_care(service: Service, ctx: Ctx, rpps: str, patient: str | None = None) 
 
 @router.put("/preferences")
 def preferences(
-    service: Service, ctx: Ctx, request: Request, body: Json, patient: str | None = None
+    service: Service, ctx: Ctx, step_up: StepUpDep, body: Json, patient: str | None = None
 ) -> Any:
     lifting_opposition = body.get("emergencyOpposition") is False
-    if lifting_opposition and (refused := step_up_refusal(request, ctx, body, "preferences")):
+    if lifting_opposition and (refused := step_up.refusal(ctx, body, "preferences")):
         return refused  # lifting the opposition to emergency access: password + code again
     try:
         values: dict[str, bool | None] = {}

@@ -37,6 +37,7 @@ from carnet.access.principal import Kind, Principal
 from carnet.access.storage import writing
 from carnet.audit.events import Touched, build_event, utc_stamp
 from carnet.audit.service import AuditService, actor_of
+from carnet.db.instants import stamp
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError
 from carnet.fhir.repository import StoredResource
@@ -359,8 +360,8 @@ class ControlsService:
                         rpps=principal.rpps,
                         patient_id=patient_id,
                         reason=reason,
-                        granted_at=_stamp(moment),
-                        expires_at=_stamp(expires),
+                        granted_at=stamp(moment),
+                        expires_at=stamp(expires),
                     )
                 )
                 conn.execute(
@@ -369,7 +370,7 @@ class ControlsService:
                         kind="break-glass",
                         patient_id=patient_id,
                         subject=principal.rpps,
-                        created_at=_stamp(moment),
+                        created_at=stamp(moment),
                         acknowledged=False,
                     )
                 )
@@ -387,7 +388,7 @@ class ControlsService:
                 emergency, "break-glass-refused", patient_id, [], f"{rule} reason:{reason}", 403
             )
             raise ControlError(403, message)
-        return {"id": grant_id, "patient": patient_id, "expires": _stamp(expires)}
+        return {"id": grant_id, "patient": patient_id, "expires": stamp(expires)}
 
     @staticmethod
     def _emergency_refusal(conn: Connection, patient_id: str, rpps: str) -> tuple[str, str] | None:
@@ -470,7 +471,3 @@ def _rule(as_representative: bool, detail: str) -> str:
     """The audit's rule field for a control: who decided (the person or their representative)."""
     who = "controls-represented" if as_representative else "controls-self"
     return f"{who} {detail}".strip()
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from carnet.access.accounts import AccountError, AccountService, LoginThrottledError
 from carnet.access.sessions import SessionError, SessionService
+from carnet.dependencies import AccountsDep, SessionsDep, SettingsDep
 from carnet.settings import Settings
 
 SESSION_COOKIE = "carnet_session"
@@ -29,21 +30,6 @@ CSRF_HEADER = "X-CSRF-Token"
 _MAX_BODY = 8192
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-
-
-def get_accounts(request: Request) -> AccountService:
-    accounts: AccountService = request.app.state.accounts
-    return accounts
-
-
-def get_sessions(request: Request) -> SessionService:
-    sessions: SessionService = request.app.state.sessions
-    return sessions
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def error(status: int, code: str, description: str, **headers: str) -> JSONResponse:
@@ -64,12 +50,11 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def _cross_origin(request: Request) -> bool:
+def _cross_origin(request: Request, settings: Settings) -> bool:
     """A browser says where a form or script came from; refuse other sites (login CSRF)."""
     origin = request.headers.get("origin")
     if origin is None:
         return False
-    settings = _settings(request)
     # The server's public addresses, never the Host header (a rebound name sends its own).
     allowed = {_origin(settings.public_base_url), _origin(settings.issuer_url)}
     return origin.lower() not in allowed
@@ -95,9 +80,9 @@ async def _fields(request: Request) -> dict[str, str] | None:
 
 
 def _with_session(
-    body: dict[str, Any], request: Request, cookie: str, csrf: str, status: int = 200
+    body: dict[str, Any], settings: Settings, cookie: str, csrf: str, status: int = 200
 ) -> JSONResponse:
-    secure = _settings(request).issuer_url.startswith("https")
+    secure = settings.issuer_url.startswith("https")
     response = JSONResponse(
         {**body, "csrf_token": csrf}, status_code=status, headers={"Cache-Control": "no-store"}
     )
@@ -110,13 +95,13 @@ def _with_session(
     return response
 
 
-def _clear(response: Response, request: Request) -> None:
-    secure = _settings(request).issuer_url.startswith("https")
+def _clear(response: Response, settings: Settings) -> None:
+    secure = settings.issuer_url.startswith("https")
     for name, http_only in ((SESSION_COOKIE, True), (CSRF_COOKIE, False)):
         response.delete_cookie(name, path="/", httponly=http_only, samesite="strict", secure=secure)
 
 
-def _refused(exc: AccountError, request: Request) -> JSONResponse:
+def _refused(exc: AccountError) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(exc, LoginThrottledError):
         headers["Retry-After"] = str(exc.retry_after)
@@ -124,19 +109,26 @@ def _refused(exc: AccountError, request: Request) -> JSONResponse:
 
 
 @router.post("/login")
-async def login(request: Request) -> Response:
+async def login(
+    request: Request, accounts: AccountsDep, sessions: SessionsDep, settings: SettingsDep
+) -> Response:
     """Check a login and password; answer with a pending session awaiting the second factor."""
-    if _cross_origin(request):
+    if _cross_origin(request, settings):
         return error(403, "invalid_request", "cross-origin login refused")
     fields = await _fields(request)
     if fields is None or not fields.get("login") or not fields.get("password"):
         return error(400, "invalid_request", "send login and password (form or JSON)")
     # Off the event loop: password hashing and database writes block.
-    return await run_in_threadpool(_login, request, fields)
+    return await run_in_threadpool(_login, request, accounts, sessions, settings, fields)
 
 
-def _login(request: Request, fields: dict[str, str]) -> Response:
-    accounts, sessions = get_accounts(request), get_sessions(request)
+def _login(
+    request: Request,
+    accounts: AccountService,
+    sessions: SessionService,
+    settings: Settings,
+    fields: dict[str, str],
+) -> Response:
     # Whatever session cookie came with the request (an attacker may have planted it) is dropped.
     sessions.close(request.cookies.get(SESSION_COOKIE))
     try:
@@ -144,28 +136,35 @@ def _login(request: Request, fields: dict[str, str]) -> Response:
             fields["login"], fields["password"], _source(request)
         )
     except AccountError as exc:
-        return _refused(exc, request)
+        return _refused(exc)
     account = accounts.account(account_id)
     if account is None or not account.has_totp:  # said only to whoever knows the password
         return error(
             403, "second_factor_not_enrolled", "this account has no second factor enrolled yet"
         )
     cookie, csrf = sessions.open(account_id, second_factor=False)
-    return _with_session({"status": "second_factor_required"}, request, cookie, csrf)
+    return _with_session({"status": "second_factor_required"}, settings, cookie, csrf)
 
 
 @router.post("/totp")
-async def totp(request: Request) -> Response:
+async def totp(
+    request: Request, accounts: AccountsDep, sessions: SessionsDep, settings: SettingsDep
+) -> Response:
     """Complete a pending session with a TOTP code: a new session id, the pending one revoked."""
-    if _cross_origin(request):
+    if _cross_origin(request, settings):
         return error(403, "invalid_request", "cross-origin request refused")
     fields = await _fields(request)
     # Off the event loop: session lookups and writes, code checks.
-    return await run_in_threadpool(_totp, request, fields)
+    return await run_in_threadpool(_totp, request, accounts, sessions, settings, fields)
 
 
-def _totp(request: Request, fields: dict[str, str] | None) -> Response:
-    sessions, accounts = get_sessions(request), get_accounts(request)
+def _totp(
+    request: Request,
+    accounts: AccountService,
+    sessions: SessionService,
+    settings: Settings,
+    fields: dict[str, str] | None,
+) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
     account_id = sessions.pending_account(cookie)
     if account_id is None:
@@ -178,17 +177,18 @@ def _totp(request: Request, fields: dict[str, str] | None) -> Response:
         accounts.verify_totp(account_id, fields["code"], _source(request))
         new_cookie, csrf = sessions.promote(cookie)
     except AccountError as exc:
-        return _refused(exc, request)
+        return _refused(exc)
     except SessionError:
         return error(401, "login_required", "log in with your password first")
     body = {"status": "authenticated", "account": account_id}
-    return _with_session(body, request, new_cookie, csrf)
+    return _with_session(body, settings, new_cookie, csrf)
 
 
 @router.post("/logout")
-def logout(request: Request) -> Response:
+def logout(
+    request: Request, accounts: AccountsDep, sessions: SessionsDep, settings: SettingsDep
+) -> Response:
     """Revoke the session (CSRF token required) and clear its cookies."""
-    sessions, accounts = get_sessions(request), get_accounts(request)
     cookie = request.cookies.get(SESSION_COOKIE)
     if sessions.session_account(cookie) is None:
         return error(401, "login_required", "no session")
@@ -198,16 +198,14 @@ def logout(request: Request) -> Response:
     if account_id is not None:
         accounts.logged_out(account_id, _source(request))
     response = JSONResponse({"status": "logged_out"}, headers={"Cache-Control": "no-store"})
-    _clear(response, request)
+    _clear(response, settings)
     return response
 
 
 @router.get("/me")
-def me(request: Request) -> Response:
+def me(request: Request, accounts: AccountsDep, sessions: SessionsDep) -> Response:
     """The account, kind and record of the current session: ids only."""
-    principal = get_sessions(request).principal(
-        request.cookies.get(SESSION_COOKIE), get_accounts(request)
-    )
+    principal = sessions.principal(request.cookies.get(SESSION_COOKIE), accounts)
     if principal is None:
         return error(401, "login_required", "no valid session")
     body = {

@@ -1,8 +1,7 @@
 """SMART on FHIR / OAuth 2.0 endpoints: discovery, authorise (the grant screen), token, revoke,
 the server's JWKS, and a person's list of authorised apps. Thin: parse, call OAuthService, render.
 
-Services come from ``request.app.state``: ``oauth`` (OAuthService), ``tickets`` (Tickets),
-``sessions`` (SessionService) and ``accounts`` (AccountService).
+Services come from carnet.dependencies: OAuthService, Tickets, SessionService, AccountService.
 """
 
 from __future__ import annotations
@@ -27,37 +26,22 @@ from carnet.access.smart import AuthorizeError, openid_configuration, smart_conf
 from carnet.access.storage import digest
 from carnet.access.tickets import Tickets
 from carnet.crypto.tokens import TokenError
-from carnet.settings import Settings
+from carnet.dependencies import AccountsDep, OAuthDep, SessionsDep, SettingsDep, TicketsDep
 
 router = APIRouter(tags=["oauth"])
 _MAX_FORM = 16384
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def _oauth(request: Request) -> OAuthService:
-    service: OAuthService = request.app.state.oauth
-    return service
-
-
-def _tickets(request: Request) -> Tickets:
-    tickets: Tickets = request.app.state.tickets
-    return tickets
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 def _source(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _user(request: Request) -> tuple[Principal | None, str]:
+def _user(
+    request: Request, sessions: SessionService, accounts: AccountService
+) -> tuple[Principal | None, str]:
     """The portal session's principal and the session's binding (digest of its cookie)."""
     cookie = request.cookies.get(SESSION_COOKIE)
-    sessions: SessionService = request.app.state.sessions
-    accounts: AccountService = request.app.state.accounts
     principal = sessions.principal(cookie, accounts) if cookie else None
     return principal, digest(cookie or "")
 
@@ -108,35 +92,40 @@ def _oauth_error(exc: OAuthError) -> JSONResponse:
 
 @router.get("/.well-known/smart-configuration")
 @router.get("/fhir/.well-known/smart-configuration")
-def smart_config(request: Request) -> JSONResponse:
+def smart_config(settings: SettingsDep) -> JSONResponse:
     """SMART App Launch discovery."""
-    return JSONResponse(smart_configuration(_settings(request)))
+    return JSONResponse(smart_configuration(settings))
 
 
 @router.get("/.well-known/openid-configuration")
-def openid_config(request: Request) -> JSONResponse:
+def openid_config(settings: SettingsDep) -> JSONResponse:
     """OpenID Connect discovery (the issuer is the server's root, not the FHIR base)."""
-    return JSONResponse(openid_configuration(_settings(request)))
+    return JSONResponse(openid_configuration(settings))
 
 
 @router.get("/oauth/jwks")
-def jwks(request: Request) -> JSONResponse:
+def jwks(oauth: OAuthDep) -> JSONResponse:
     """The public keys that verify this server's access and ID tokens."""
-    return JSONResponse(_oauth(request).signer.public_jwks())
+    return JSONResponse(oauth.signer.public_jwks())
 
 
 @router.get("/oauth/authorize")
-def authorize(request: Request) -> Response:
+def authorize(
+    request: Request,
+    oauth: OAuthDep,
+    tickets: TicketsDep,
+    sessions: SessionsDep,
+    accounts: AccountsDep,
+) -> Response:
     """Check the request; ask a logged-in user to approve it (the grant screen)."""
     params = dict(request.query_params)
-    oauth = _oauth(request)
     try:
         checked = oauth.check_request(params)
     except AuthorizeError as exc:
         if exc.redirect:
             return RedirectResponse(exc.redirect, status_code=303)
         return pages.error_page("Demande d'autorisation refusée", exc.description)
-    user, binding = _user(request)
+    user, binding = _user(request, sessions, accounts)
     if user is None:
         here = f"/oauth/authorize?{urlencode(params)}"
         login = f"/auth/pro/login?{urlencode({'next': here})}"
@@ -144,9 +133,7 @@ def authorize(request: Request) -> Response:
     offered = oauth.applicable(checked, user)
     if not offered:
         return RedirectResponse(oauth.deny(checked, user, source=_source(request)), 303)
-    ticket = _tickets(request).issue(
-        "authorize", binding, {"sub": user.subject, "req": checked.params()}
-    )
+    ticket = tickets.issue("authorize", binding, {"sub": user.subject, "req": checked.params()})
     return pages.grant_screen(
         checked.client_name,
         offered,
@@ -157,25 +144,37 @@ def authorize(request: Request) -> Response:
 
 
 @router.post("/oauth/authorize")
-async def authorize_decision(request: Request) -> Response:
+async def authorize_decision(
+    request: Request,
+    oauth: OAuthDep,
+    tickets: TicketsDep,
+    sessions: SessionsDep,
+    accounts: AccountsDep,
+) -> Response:
     """The user's answer on the grant screen."""
     form = await _form(request)
     if form is None:
         return pages.error_page("Demande invalide", "formulaire attendu")
-    return await run_in_threadpool(_decide, request, form)
+    return await run_in_threadpool(_decide, request, oauth, tickets, sessions, accounts, form)
 
 
-def _decide(request: Request, form: dict[str, list[str]]) -> Response:
-    user, binding = _user(request)
+def _decide(
+    request: Request,
+    oauth: OAuthService,
+    tickets: Tickets,
+    sessions: SessionService,
+    accounts: AccountService,
+    form: dict[str, list[str]],
+) -> Response:
+    user, binding = _user(request, sessions, accounts)
     if user is None:
         return pages.error_page("Session expirée", "reconnectez-vous puis recommencez", 401)
     try:
-        claims = _tickets(request).check("authorize", binding, form.get("ticket", [""])[0])
+        claims = tickets.check("authorize", binding, form.get("ticket", [""])[0])
     except TokenError:
         return pages.error_page("Demande expirée", "recommencez depuis l'application", 400)
     if claims.get("sub") != user.subject or not isinstance(claims.get("req"), dict):
         return pages.error_page("Demande invalide", "cette demande n'est pas la vôtre", 403)
-    oauth = _oauth(request)
     try:
         checked = oauth.check_request({**claims["req"], "aud": oauth.settings.token_audience})
     except AuthorizeError as exc:
@@ -190,7 +189,7 @@ def _decide(request: Request, form: dict[str, list[str]]) -> Response:
 
 
 @router.post("/oauth/token")
-async def token(request: Request) -> JSONResponse:
+async def token(request: Request, oauth: OAuthDep) -> JSONResponse:
     """Authorization code, refresh token and client credentials grants."""
     try:
         form = await _form(request)
@@ -198,7 +197,7 @@ async def token(request: Request) -> JSONResponse:
             raise OAuthError("invalid_request", "a form-encoded body is expected")
         # Off the event loop: database writes and secret hashing block.
         answer: dict[str, Any] = await run_in_threadpool(
-            _oauth(request).token, _single(form), _basic(request), source=_source(request)
+            oauth.token, _single(form), _basic(request), source=_source(request)
         )
     except OAuthError as exc:
         return _oauth_error(exc)
@@ -206,14 +205,14 @@ async def token(request: Request) -> JSONResponse:
 
 
 @router.post("/oauth/revoke")
-async def revoke(request: Request) -> Response:
+async def revoke(request: Request, oauth: OAuthDep) -> Response:
     """RFC 7009 revocation: 200 whether or not the token was known."""
     try:
         form = await _form(request)
         if form is None:
             raise OAuthError("invalid_request", "a form-encoded body is expected")
         await run_in_threadpool(
-            _oauth(request).revoke, _single(form), _basic(request), source=_source(request)
+            oauth.revoke, _single(form), _basic(request), source=_source(request)
         )
     except OAuthError as exc:
         return _oauth_error(exc)
@@ -221,35 +220,54 @@ async def revoke(request: Request) -> Response:
 
 
 @router.get("/oauth/grants")
-def grants(request: Request) -> Response:
+def grants(
+    request: Request,
+    oauth: OAuthDep,
+    tickets: TicketsDep,
+    sessions: SessionsDep,
+    accounts: AccountsDep,
+) -> Response:
     """The logged-in person's authorised apps."""
-    user, binding = _user(request)
+    user, binding = _user(request, sessions, accounts)
     if user is None or user.kind is not Kind.PERSON or not user.patient_id:
         return pages.error_page("Connexion requise", "connectez-vous à votre espace", 401)
-    ticket = _tickets(request).issue("grants", binding, {"sub": user.subject})
-    found = _oauth(request).grants(user.patient_id)
+    ticket = tickets.issue("grants", binding, {"sub": user.subject})
+    found = oauth.grants(user.patient_id)
     return pages.grants_page(found, ticket, "/oauth/grants/revoke")
 
 
 @router.post("/oauth/grants/revoke")
-async def revoke_grant(request: Request) -> Response:
+async def revoke_grant(
+    request: Request,
+    oauth: OAuthDep,
+    tickets: TicketsDep,
+    sessions: SessionsDep,
+    accounts: AccountsDep,
+) -> Response:
     """Withdraw one app's access (its refresh tokens stop at once)."""
     form = await _form(request)
     if form is None:
         return pages.error_page("Demande invalide", "formulaire attendu")
-    return await run_in_threadpool(_withdraw, request, form)
+    return await run_in_threadpool(_withdraw, request, oauth, tickets, sessions, accounts, form)
 
 
-def _withdraw(request: Request, form: dict[str, list[str]]) -> Response:
-    user, binding = _user(request)
+def _withdraw(
+    request: Request,
+    oauth: OAuthService,
+    tickets: Tickets,
+    sessions: SessionService,
+    accounts: AccountService,
+    form: dict[str, list[str]],
+) -> Response:
+    user, binding = _user(request, sessions, accounts)
     if user is None or user.kind is not Kind.PERSON or not user.patient_id:
         return pages.error_page("Connexion requise", "connectez-vous à votre espace", 401)
     try:
-        claims = _tickets(request).check("grants", binding, form.get("ticket", [""])[0])
+        claims = tickets.check("grants", binding, form.get("ticket", [""])[0])
     except TokenError:
         return pages.error_page("Demande expirée", "rechargez la page et recommencez", 400)
     if claims.get("sub") != user.subject:
         return pages.error_page("Demande invalide", "cette demande n'est pas la vôtre", 403)
     client_id = form.get("client_id", [""])[0]
-    _oauth(request).revoke_grant(user.patient_id, client_id, user, source=_source(request))
+    oauth.revoke_grant(user.patient_id, client_id, user, source=_source(request))
     return RedirectResponse("/oauth/grants", status_code=303)

@@ -1,8 +1,8 @@
 """Professionals' OpenID Connect login (``/auth/pro``) and the development identity provider
 (``/dev-idp``). Thin: parse, call ``ProfessionalLogin`` / ``DevIdentityProvider``, render.
 
-State: ``pro_login`` (ProfessionalLogin), ``dev_idp`` (DevIdentityProvider, or None when the
-professionals log in elsewhere), ``accounts``, ``sessions``, ``settings``.
+Services (from carnet.dependencies): ProfessionalLogin, DevIdentityProvider (or None when the
+professionals log in elsewhere), AccountService, SessionService, Settings.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from carnet.access import pages
-from carnet.access.accounts import AccountError, AccountService
+from carnet.access.accounts import AccountError
 from carnet.access.login_api import CSRF_COOKIE, SESSION_COOKIE
-from carnet.access.oidc import DevIdentityProvider, OidcError, ProfessionalLogin
-from carnet.access.sessions import SessionService
+from carnet.access.oidc import DevIdentityProvider, OidcError
 from carnet.crypto.tokens import TokenSigner
+from carnet.dependencies import AccountsDep, DevIdpDep, ProLoginDep, SessionsDep, SettingsDep
 from carnet.settings import Settings
 
 log = logging.getLogger("carnet.access")
@@ -33,21 +33,15 @@ def _source(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _secure(request: Request) -> bool:
-    settings: Settings = request.app.state.settings
+def _secure(settings: Settings) -> bool:
     return settings.issuer_url.startswith("https")
 
 
-def _login(request: Request) -> ProfessionalLogin:
-    login: ProfessionalLogin = request.app.state.pro_login
-    return login
-
-
 @router.get("/auth/pro/login")
-def pro_login(request: Request) -> Response:
+def pro_login(request: Request, login: ProLoginDep, settings: SettingsDep) -> Response:
     """Send the browser to the professionals' identity provider (``?next=/path`` after login)."""
     try:
-        url, ticket = _login(request).start(request.query_params.get("next", "/"))
+        url, ticket = login.start(request.query_params.get("next", "/"))
     except OidcError as exc:
         return pages.error_page("Connexion impossible", str(exc), 502)
     response = RedirectResponse(url, status_code=303)
@@ -58,15 +52,20 @@ def pro_login(request: Request) -> Response:
         path=_LOGIN_PATH,
         httponly=True,
         samesite="lax",  # the identity provider's redirect back is a cross-site navigation
-        secure=_secure(request),
+        secure=_secure(settings),
     )
     return response
 
 
 @router.get("/auth/pro/callback")
-def pro_callback(request: Request) -> Response:
+def pro_callback(
+    request: Request,
+    login: ProLoginDep,
+    accounts: AccountsDep,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+) -> Response:
     """The identity provider sends the browser back: verify, then open a portal session."""
-    login = _login(request)
     params = request.query_params
     source = _source(request)
     if "error" in params or not params.get("code"):
@@ -79,15 +78,13 @@ def pro_callback(request: Request) -> Response:
     except OidcError as exc:
         login.audit_login(None, 401, source)
         return pages.error_page("Connexion refusée", str(exc), 401)
-    accounts: AccountService = request.app.state.accounts
-    sessions: SessionService = request.app.state.sessions
     sessions.close(request.cookies.get(SESSION_COOKIE))  # never keep a session set beforehand
     try:
         _, cookie, csrf = login.open_session(who, accounts, sessions, source=source)
     except AccountError:
         return pages.error_page("Compte désactivé", "ce compte ne peut pas se connecter", 403)
     response = RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
-    secure = _secure(request)
+    secure = _secure(settings)
     response.set_cookie(
         SESSION_COOKIE, cookie, path="/", httponly=True, samesite="strict", secure=secure
     )
@@ -127,8 +124,7 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
-def _dev(request: Request) -> DevIdentityProvider:
-    idp: DevIdentityProvider | None = getattr(request.app.state, "dev_idp", None)
+def _dev(request: Request, idp: DevIdentityProvider | None) -> DevIdentityProvider:
     if idp is None:
         raise HTTPException(status_code=404, detail="no development identity provider here")
     if not _is_loopback(request.client.host if request.client else None):
@@ -137,19 +133,19 @@ def _dev(request: Request) -> DevIdentityProvider:
 
 
 @router.get("/dev-idp/.well-known/openid-configuration")
-def dev_discovery(request: Request) -> JSONResponse:
-    return JSONResponse(_dev(request).discovery())
+def dev_discovery(request: Request, idp: DevIdpDep) -> JSONResponse:
+    return JSONResponse(_dev(request, idp).discovery())
 
 
 @router.get("/dev-idp/jwks")
-def dev_jwks(request: Request) -> JSONResponse:
-    return JSONResponse(_dev(request).jwks())
+def dev_jwks(request: Request, idp: DevIdpDep) -> JSONResponse:
+    return JSONResponse(_dev(request, idp).jwks())
 
 
 @router.get("/dev-idp/authorize")
-def dev_authorize(request: Request) -> Response:
+def dev_authorize(request: Request, dev_idp: DevIdpDep) -> Response:
     """The development login page: pick a professional."""
-    idp = _dev(request)
+    idp = _dev(request, dev_idp)
     try:
         fields = idp.check_authorize(dict(request.query_params))
     except OidcError as exc:
@@ -159,8 +155,8 @@ def dev_authorize(request: Request) -> Response:
 
 
 @router.post("/dev-idp/authorize")
-async def dev_authorize_login(request: Request) -> Response:
-    idp = _dev(request)
+async def dev_authorize_login(request: Request, dev_idp: DevIdpDep) -> Response:
+    idp = _dev(request, dev_idp)
     if int(request.headers.get("content-length") or 0) > _MAX_FORM:
         return pages.error_page("Demande refusée", "formulaire trop long")
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
@@ -172,8 +168,8 @@ async def dev_authorize_login(request: Request) -> Response:
 
 
 @router.post("/dev-idp/token")
-async def dev_token(request: Request) -> JSONResponse:
-    idp = _dev(request)
+async def dev_token(request: Request, dev_idp: DevIdpDep) -> JSONResponse:
+    idp = _dev(request, dev_idp)
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     try:
         answer = idp.token(form)

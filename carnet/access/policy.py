@@ -33,6 +33,7 @@ from carnet.access.models import (
 from carnet.access.principal import Kind, Principal
 from carnet.access.rules import Rule, load_rules
 from carnet.access.smart_scopes import ResourceScope, ScopeError, parse_resource_scope
+from carnet.db.instants import stamp
 
 MASQUE_PS = "MASQUE_PS"
 INVISIBLE_PATIENT = "INVISIBLE_PATIENT"
@@ -133,10 +134,6 @@ def may_choose_ids(principal: Principal) -> bool:
 
 def rule_action(action: str) -> str:
     return "write" if action in WRITE_ACTIONS else "read"
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 PatientSet = Select[Any] | tuple[str, ...] | None
@@ -330,7 +327,7 @@ class PolicyDecisionPoint:
             )
         if relationship == "break-glass":
             return select(b.patient_id).where(
-                b.rpps == (principal.rpps or ""), b.expires_at > _stamp(self._now())
+                b.rpps == (principal.rpps or ""), b.expires_at > stamp(self._now())
             )
         if relationship == "granted":
             if not principal.patient_id or not principal.client_id:

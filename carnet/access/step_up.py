@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from carnet.access.accounts import AccountError, AccountService, LoginThrottledError
@@ -97,11 +96,3 @@ class StepUp:
                 headers=headers,
             )
         return None
-
-
-def step_up_refusal(
-    request: Request, ctx: RequestContext, body: Mapping[str, Any] | None, action: str
-) -> JSONResponse | None:
-    """For an endpoint: None when the request carries a valid step-up, else the refusal to send."""
-    accounts: AccountService = request.app.state.accounts
-    return StepUp(accounts, request.app.state.services.audit).refusal(ctx, body, action)

@@ -4,28 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from hashlib import sha256
 
 from sqlalchemy import Connection, Engine
 
 from carnet.db.engine import writing as writing  # the access services' writes
+from carnet.db.instants import parse_stamp as parse_stamp  # the one way instants are stored
+from carnet.db.instants import stamp as stamp
+from carnet.db.instants import utc_now as utc_now
 
 Clock = Callable[[], datetime]
-_STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def stamp(moment: datetime) -> str:
-    """A UTC instant as fixed-width text (sorts as time)."""
-    return moment.astimezone(UTC).strftime(_STAMP)
-
-
-def parse_stamp(text: str) -> datetime:
-    return datetime.strptime(text, _STAMP).replace(tzinfo=UTC)
 
 
 def digest(secret: str) -> str:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from carnet.access.controls import ControlsService
@@ -19,6 +18,7 @@ from carnet.access.principal import Kind
 from carnet.audit import render
 from carnet.audit.hidden import shown, visible_history
 from carnet.audit.service import AuditService
+from carnet.dependencies import AuditDep, ControlsDep, SettingsDep
 from carnet.fhir.access import RequestContext
 from carnet.fhir.api import Ctx, FhirResponse, base_url
 from carnet.fhir.errors import FhirError, bad_request, not_found
@@ -29,29 +29,24 @@ from carnet.fhir.validation import check_id
 router = APIRouter(prefix="/fhir")
 
 
-async def get_audit(request: Request) -> AuditService:
-    audit: AuditService = request.app.state.services.audit
-    return audit
+Audit = AuditDep  # from the one dependencies module
 
 
-Audit = Annotated[AuditService, Depends(get_audit)]
-
-
-def _may_see(request: Request, ctx: RequestContext, patient_id: str) -> bool:
-    controls: ControlsService = request.app.state.controls
+def _may_see(controls: ControlsService, ctx: RequestContext, patient_id: str) -> bool:
     return controls.may_see_history(ctx.principal, patient_id)
 
 
-def _hidden(request: Request, ctx: RequestContext, patient_id: str) -> frozenset[str]:
+def _hidden(controls: ControlsService, ctx: RequestContext, patient_id: str) -> frozenset[str]:
     """The record's items the policy hides from this viewer, so from its history too."""
-    controls: ControlsService = request.app.state.controls
     return controls.history_hidden(ctx.principal, patient_id)
 
 
-def _guard(request: Request, audit: AuditService, ctx: RequestContext, patient_id: str) -> None:
+def _guard(
+    controls: ControlsService, audit: AuditService, ctx: RequestContext, patient_id: str
+) -> None:
     """The patient, their representatives and operators read a record's history; the refusal
     is itself audited."""
-    if not _may_see(request, ctx, patient_id):
+    if not _may_see(controls, ctx, patient_id):
         denied = replace(ctx, rule="history-patient-or-representative")
         audit.record_failure(denied, "history-read", "Patient", patient_id, 403)
         raise FhirError.of(
@@ -70,17 +65,18 @@ def _int(request: Request, name: str, default: int) -> int:
 
 
 @router.get("/AuditEvent")
-def search(request: Request, audit: Audit, ctx: Ctx) -> FhirResponse:
+def search(
+    request: Request, audit: Audit, ctx: Ctx, controls: ControlsDep, settings: SettingsDep
+) -> FhirResponse:
     """The patient's access history, newest first, each entry with its inclusion proof."""
     patient = request.query_params.get("patient", "").removeprefix("Patient/")
     if not patient:
         raise bad_request("AuditEvent is searched by patient: ?patient=<id>", "patient")
     check_id(patient)
-    _guard(request, audit, ctx, patient)
-    settings = request.app.state.settings
+    _guard(controls, audit, ctx, patient)
     count = min(max(0, _int(request, "_count", settings.default_page_size)), settings.max_page_size)
     offset = max(0, _int(request, "_offset", 0))
-    hidden = _hidden(request, ctx, patient)
+    hidden = _hidden(controls, ctx, patient)
     if hidden:  # rare: then the events naming only hidden items are left out of pages and total
         page = visible_history(audit, patient, ctx, hidden, count=count, offset=offset)
     else:
@@ -107,7 +103,7 @@ def search(request: Request, audit: Audit, ctx: Ctx) -> FhirResponse:
 
 
 @router.get("/AuditEvent/{event_id}")
-def read(request: Request, event_id: str, audit: Audit, ctx: Ctx) -> FhirResponse:
+def read(event_id: str, audit: Audit, ctx: Ctx, controls: ControlsDep) -> FhirResponse:
     """One event, with only the patient slices the caller may see (all of them for operators)."""
     check_id(event_id)
     try:
@@ -119,9 +115,9 @@ def read(request: Request, event_id: str, audit: Audit, ctx: Ctx) -> FhirRespons
         visible = []
         for piece in logged.slices:
             patient = _slice_patient(piece)
-            if not _may_see(request, ctx, patient):
+            if not _may_see(controls, ctx, patient):
                 continue
-            hiding = _hidden(request, ctx, patient)
+            hiding = _hidden(controls, ctx, patient)
             if shown(piece, hiding):
                 visible.append(piece)
                 hidden |= hiding
@@ -137,11 +133,11 @@ def _slice_patient(slice_bytes: bytes) -> str:
 
 
 @router.get("/Patient/{patient_id}/$audit-export")
-def export(request: Request, patient_id: str, audit: Audit, ctx: Ctx) -> StreamingResponse:
+def export(patient_id: str, audit: Audit, ctx: Ctx, controls: ControlsDep) -> StreamingResponse:
     """NDJSON: a checkpoint line (signed note, public key), then every event with its proof."""
     check_id(patient_id)
-    _guard(request, audit, ctx, patient_id)
-    hidden = _hidden(request, ctx, patient_id)
+    _guard(controls, audit, ctx, patient_id)
+    hidden = _hidden(controls, ctx, patient_id)
     checkpoint, events = audit.export_patient(patient_id, ctx)
 
     def lines() -> Iterator[bytes]:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from hashlib import sha256
 from typing import Any
 
 import orjson
 
 from carnet.db.ids import time_ordered_id
+from carnet.db.instants import stamp
 
 EVENT_VERSION = 1
 
@@ -33,9 +34,7 @@ def canonical(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
-def utc_stamp(moment: datetime | None = None) -> str:
-    """UTC instant with microseconds, fixed width, sorts as text."""
-    return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+utc_stamp = stamp  # an event's time: stored as every instant is (carnet/db/instants.py)
 
 
 def leaf_data(index: int, body: bytes) -> bytes:

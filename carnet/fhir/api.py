@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from carnet.access.principal import Principal
+from carnet.dependencies import FhirDep, FhirSecurityDep, SettingsDep, services_of
 from carnet.fhir import transactions
 from carnet.fhir.access import RequestContext
 from carnet.fhir.attachments import BINARY_RESPONSE_HEADERS
@@ -20,7 +21,7 @@ from carnet.fhir.capability import capability_statement
 from carnet.fhir.dates import instant, utc_now
 from carnet.fhir.errors import FhirError, bad_request, operation_outcome
 from carnet.fhir.repository import StoredResource
-from carnet.fhir.service import FhirService, WriteResult
+from carnet.fhir.service import WriteResult
 from carnet.fhir.validation import check_nesting
 
 FHIR_JSON = "application/fhir+json"
@@ -35,14 +36,7 @@ class FhirResponse(Response):
         return b"" if content is None else orjson.dumps(content)
 
 
-# The dependencies that only read app state are async: run on the event loop, they spare each
-# request a hop to the thread pool and back (sync dependencies run there).
-async def get_service(request: Request) -> FhirService:
-    service: FhirService = request.app.state.fhir
-    return service
-
-
-Service = Annotated[FhirService, Depends(get_service)]
+Service = FhirDep  # the FHIR service, from the one dependencies module
 
 
 async def request_context(request: Request) -> RequestContext:
@@ -60,7 +54,7 @@ Ctx = Annotated[RequestContext, Depends(request_context)]
 
 def base_url(request: Request) -> str:
     """The public FHIR base, from settings: a forged Host header never reaches a link."""
-    return str(request.app.state.settings.fhir_base_url)
+    return str(services_of(request).settings.fhir_base_url)
 
 
 def public_request_url(request: Request) -> str:
@@ -148,24 +142,26 @@ def _strict(prefer: str | None) -> bool:
 
 
 @router.get("/metadata")
-def metadata(request: Request, service: Service) -> FhirResponse:
+def metadata(request: Request, service: Service, security: FhirSecurityDep) -> FhirResponse:
     statement = capability_statement(
         service.definitions,
         base_url(request),
         instant(utc_now()),
         route_paths=request.app.openapi()["paths"],  # every routed path (built once, cached)
-        security=getattr(request.app.state, "fhir_security", None),
+        security=security,
     )
     return FhirResponse(statement)
 
 
 @router.post("")
-async def system_bundle(request: Request, service: Service, ctx: Ctx) -> FhirResponse:
+async def system_bundle(
+    request: Request, service: Service, ctx: Ctx, settings: SettingsDep
+) -> FhirResponse:
     bundle = await read_json(request)
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise bad_request("the base URL accepts only a Bundle of type transaction or batch")
     service.validator.validate_bundle_shell(bundle)
-    transactions.refuse_oversized_entries(bundle, request.app.state.settings.max_resource_bytes)
+    transactions.refuse_oversized_entries(bundle, settings.max_resource_bytes)
     if bundle.get("type") == "transaction":
         run = transactions.run_transaction
     elif bundle.get("type") == "batch":

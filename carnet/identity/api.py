@@ -7,19 +7,19 @@ for an unknown item or merge).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from carnet.dependencies import IdentityDep
 from carnet.fhir.api import Ctx, FhirResponse
 from carnet.fhir.errors import FhirError, bad_request, conflict, not_found
 from carnet.identity.ins import InvalidTraits
 from carnet.identity.service import (
     IdentityConflict,
     IdentityInput,
-    IdentityService,
     VigilanceError,
     patient_identity,
 )
@@ -27,12 +27,7 @@ from carnet.identity.service import (
 router = APIRouter(prefix="/identity")
 
 
-async def get_identity(request: Request) -> IdentityService:
-    service: IdentityService = request.app.state.services.identity
-    return service
-
-
-Identity = Annotated[IdentityService, Depends(get_identity)]
+Identity = IdentityDep  # from the one dependencies module
 
 
 def identity_input(patient: Any) -> IdentityInput:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 
 from carnet.access.principal import Kind, Principal
-from carnet.access.step_up import step_up_refusal
+from carnet.dependencies import RecordDep, StepUpDep
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError
 from carnet.record.service import RecordService
@@ -19,12 +19,9 @@ router = APIRouter(prefix="/record", tags=["record"])
 MaybeJson = Annotated[dict[str, Any] | None, Body()]
 
 
-def _service(request: Request) -> RecordService:
-    service: RecordService = request.app.state.services.record
-    return service
-
-
-def _acting(request: Request, patient: str | None) -> tuple[RequestContext, str]:
+def _acting(
+    request: Request, service: RecordService, patient: str | None
+) -> tuple[RequestContext, str]:
     """The caller's context and the person they act for: themselves, or someone they represent."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
@@ -39,46 +36,58 @@ def _acting(request: Request, patient: str | None) -> tuple[RequestContext, str]
     )
     if patient is None or patient == principal.patient_id:
         return ctx, principal.patient_id
-    if patient not in _service(request).represented_patients(principal.patient_id):
+    if patient not in service.represented_patients(principal.patient_id):
         # The same answer as for a space that does not exist: nothing learnt about others; the
         # attempt is audited in that patient's part of the log.
         denied = replace(ctx, rule="not-represented")
-        _service(request).fhir.access.record_failure(denied, "record", "Patient", patient, 404)
+        service.fhir.access.record_failure(denied, "record", "Patient", patient, 404)
         raise FhirError.of(404, "not-found", f"no personal space for Patient/{patient[:64]}")
     return ctx, patient
 
 
-def _render(request: Request, patient_id: str) -> dict[str, Any]:
-    space = _service(request).space(patient_id)
+def _render(service: RecordService, patient_id: str) -> dict[str, Any]:
+    space = service.space(patient_id)
     if space is None:
         raise FhirError.of(404, "not-found", f"no personal space for Patient/{patient_id[:64]}")
     return space.as_dict()
 
 
 @router.get("/space")
-def get_space(request: Request, patient: str | None = None) -> dict[str, Any]:
+def get_space(request: Request, service: RecordDep, patient: str | None = None) -> dict[str, Any]:
     """The caller's space (or, with ``patient``, that of someone they represent)."""
-    _ctx, patient_id = _acting(request, patient)
-    return _render(request, patient_id)
+    _ctx, patient_id = _acting(request, service, patient)
+    return _render(service, patient_id)
 
 
 @router.post("/objection")
-def post_objection(request: Request, patient: str | None = None, body: MaybeJson = None) -> Any:
+def post_objection(
+    request: Request,
+    service: RecordDep,
+    step_up: StepUpDep,
+    patient: str | None = None,
+    body: MaybeJson = None,
+) -> Any:
     """Object: a pending space is refused, an open one closed; data kept, then shredded. Needs
     the password and a new second-factor code (``stepUp``)."""
-    ctx, patient_id = _acting(request, patient)
-    if refused := step_up_refusal(request, ctx, body, "object"):
+    ctx, patient_id = _acting(request, service, patient)
+    if refused := step_up.refusal(ctx, body, "object"):
         return refused
-    _service(request).object(patient_id, ctx=ctx)
-    return _render(request, patient_id)
+    service.object(patient_id, ctx=ctx)
+    return _render(service, patient_id)
 
 
 @router.post("/closure")
-def post_closure(request: Request, patient: str | None = None, body: MaybeJson = None) -> Any:
+def post_closure(
+    request: Request,
+    service: RecordDep,
+    step_up: StepUpDep,
+    patient: str | None = None,
+    body: MaybeJson = None,
+) -> Any:
     """Close the space at the person's request; data kept until the retention ends. Needs the
     password and a new second-factor code (``stepUp``)."""
-    ctx, patient_id = _acting(request, patient)
-    if refused := step_up_refusal(request, ctx, body, "close"):
+    ctx, patient_id = _acting(request, service, patient)
+    if refused := step_up.refusal(ctx, body, "close"):
         return refused
-    _service(request).close(patient_id, reason="request", ctx=ctx)
-    return _render(request, patient_id)
+    service.close(patient_id, reason="request", ctx=ctx)
+    return _render(service, patient_id)

@@ -5,13 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from carnet.db.instants import stamp as stamp  # the one way instants are stored
+
 PARIS = ZoneInfo("Europe/Paris")
 MAJORITY = 18
-
-
-def stamp(moment: datetime) -> str:
-    """A UTC instant as stored: fixed width, microseconds, ``Z``; sorts as text."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def add_years(moment: datetime, years: float) -> datetime:

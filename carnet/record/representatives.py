@@ -19,6 +19,21 @@ from carnet.record.outbox import active, queue
 from carnet.record.register import KINDS
 
 
+def represented_patients_in(
+    conn: Connection, person_patient_id: str, *, now: datetime | None = None
+) -> list[str]:
+    """Patient ids ``person_patient_id`` currently represents, on an open connection: what the
+    policy decision point asks inside the caller's transaction."""
+    rep = record_representative.c
+    rows = conn.execute(
+        select(rep.patient_id)
+        .where(rep.representative_patient_id == person_patient_id, active(now))
+        .distinct()
+        .order_by(rep.patient_id)
+    ).all()
+    return [r.patient_id for r in rows]
+
+
 class RepresentativeOperations:
     """Representations and their queries; needs the FHIR service of its subclass."""
 
@@ -36,14 +51,7 @@ class RepresentativeOperations:
         self, conn: Connection, person_patient_id: str, *, now: datetime | None = None
     ) -> list[str]:
         """:meth:`represented_patients` on an open connection (inside the caller's transaction)."""
-        rep = record_representative.c
-        rows = conn.execute(
-            select(rep.patient_id)
-            .where(rep.representative_patient_id == person_patient_id, active(now))
-            .distinct()
-            .order_by(rep.patient_id)
-        ).all()
-        return [r.patient_id for r in rows]
+        return represented_patients_in(conn, person_patient_id, now=now)
 
     def representatives_of(self, patient_id: str, *, now: datetime | None = None) -> list[str]:
         """Patient ids of the people who currently act for ``patient_id``."""

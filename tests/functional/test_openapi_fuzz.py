@@ -36,6 +36,7 @@ from carnet.access.oidc import ProfessionalLogin
 from carnet.access.principal import Kind, Principal
 from carnet.access.routes import ROUTE_GUARDS, Guard
 from carnet.app import Services, build_services, create_app
+from carnet.dependencies import professional_login
 from tests.conftest import make_settings
 from tests.spec.helpers import observation, patient
 from tests.support.auth import TEST_OPERATOR, bearer
@@ -91,7 +92,8 @@ def target(dev_idp_services: Services, caller: str) -> Iterator[Target]:
     # The professionals' login reaches the built-in identity provider in process (as in
     # tests/support/oauth.py), not over a socket to wherever issuer_url points.
     with TestClient(app, base_url=s.settings.issuer_url) as idp:
-        app.state.pro_login = ProfessionalLogin(s.settings, idp, app.state.tickets, s.audit)
+        in_process = ProfessionalLogin(s.settings, idp, s.tickets, s.audit)
+        app.dependency_overrides[professional_login] = lambda: in_process
         schema = schemathesis.openapi.from_dict(deepened(app.openapi(), [pid, oid]))
         schema.app = app
         yield Target(schema, principal, bearer(s, principal))

@@ -19,6 +19,7 @@ from carnet.access.accounts import AccountService
 from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
 from carnet.audit.models import audit_event
+from carnet.dependencies import account_service as account_service_dependency
 from carnet.record.register import read_register
 from tests.support.auth import bearer
 from tests.support.authn import PASSWORD, Clock, account_service, totp_code
@@ -64,7 +65,7 @@ def world(services: Services, tmp_path: Path) -> Iterator[World]:
         principal = Principal(Kind.PERSON, account_id, patient_id=patient_id)
         people.append(Person(account_id, patient_id, uri, bearer(services, principal)))
     app = create_app(services.settings, services)
-    app.state.accounts = accounts  # the one on the test's clock
+    app.dependency_overrides[account_service_dependency] = lambda: accounts  # on the test's clock
     with TestClient(app, base_url="http://127.0.0.1") as client:
         yield World(services, client, clock, accounts, people[0], people[1])
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyotp
 from argon2 import PasswordHasher
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from carnet.access import login_api
 from carnet.access.accounts import AccountService
 from carnet.access.passwords import Passwords
 from carnet.access.sessions import SessionService
 from carnet.app import Services
+from carnet.dependencies import install
 
 PASSWORD = "correct horse battery staple"
 # Real argon2id with small parameters: the suite runs on two shared cores.
@@ -56,12 +57,16 @@ def totp_code(uri: str, clock: Clock, offset: int = 0) -> str:
     return totp.at(clock(), counter_offset=offset)
 
 
-def login_app(services: Services, accounts: AccountService, sessions: SessionService) -> FastAPI:
-    """The /auth router alone, wired the way carnet/app.py wires services."""
-    app = FastAPI()
-    app.state.settings = services.settings
-    app.state.services = services
-    app.state.accounts = accounts
-    app.state.sessions = sessions
-    app.include_router(login_api.router)
+def partial_app(services: Services, *routers: APIRouter, app: FastAPI | None = None) -> FastAPI:
+    """Only ``routers``, over ``services`` installed the way carnet/app.py installs them (swap a
+    service with ``dataclasses.replace``, e.g. accounts on a test's clock)."""
+    app = app or FastAPI()
+    install(app, services)
+    for router in routers:
+        app.include_router(router)
     return app
+
+
+def login_app(services: Services, accounts: AccountService, sessions: SessionService) -> FastAPI:
+    """The /auth router alone, over ``services`` with these accounts and sessions."""
+    return partial_app(replace(services, accounts=accounts, sessions=sessions), login_api.router)

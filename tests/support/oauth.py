@@ -7,7 +7,7 @@ import re
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -27,8 +27,9 @@ from carnet.access.sessions import SessionService
 from carnet.access.smart import s256
 from carnet.access.tickets import Tickets
 from carnet.app import Services
+from carnet.dependencies import installed
 from carnet.settings import Settings
-from tests.support.authn import FAST_PASSWORDS, PASSWORD
+from tests.support.authn import FAST_PASSWORDS, PASSWORD, partial_app
 
 REDIRECT = "http://127.0.0.1:9000/callback"
 APP_SCOPES = "patient/*.rs launch/patient openid fhirUser offline_access user/*.rs"
@@ -45,9 +46,13 @@ class OAuthEnv:
     oauth: OAuthService
 
     @property
+    def installed(self) -> Services:
+        """The services the app's routers use (its tickets, identity providers...)."""
+        return installed(self.app)
+
+    @property
     def settings(self) -> Any:
-        settings: Settings = self.app.state.settings
-        return settings
+        return self.installed.settings
 
     def login_person(self, patient_id: str = "pat-1", login: str | None = None) -> str:
         """A person with a full portal session in ``http``'s cookie jar; returns the account id."""
@@ -134,29 +139,31 @@ def oauth_app(
     settings: Settings | None = None,
     key_sets: KeySetFetcher | None = None,
 ) -> FastAPI:
-    """The OAuth router with its services on ``app.state`` (``settings`` instead of the
-    services', ``key_sets`` to fetch clients' JWKS URLs from a fake transport)."""
+    """The OAuth routers over ``services`` with their own OAuth services (``settings`` instead of
+    the services', ``key_sets`` to fetch clients' JWKS URLs from a fake transport)."""
     settings = settings or services.settings
     signer = services.crypto.token_signer()
     clients = ClientService(services.engine, settings)
+    tickets = Tickets(signer, settings)
     app = FastAPI()
-    app.state.settings = settings
-    app.state.accounts = accounts
-    app.state.sessions = sessions
-    app.state.clients = clients
-    app.state.tickets = Tickets(signer, settings)
-    app.state.oauth = OAuthService(
-        services.engine, settings, signer, clients, services.audit, accounts, key_sets=key_sets
+    wired = replace(
+        services,
+        settings=settings,
+        accounts=accounts,
+        sessions=sessions,
+        clients=clients,
+        tickets=tickets,
+        oauth=OAuthService(
+            services.engine, settings, signer, clients, services.audit, accounts, key_sets=key_sets
+        ),
+        dev_idp=DevIdentityProvider(settings, signer),
+        # The relying party reaches the in-process dev IdP through an ASGI transport: the real
+        # OIDC flow, without a socket.
+        pro_login=ProfessionalLogin(
+            settings, TestClient(app, base_url=settings.issuer_url), tickets, services.audit
+        ),
     )
-    app.state.dev_idp = DevIdentityProvider(settings, signer)
-    # The relying party reaches the in-process dev IdP through an ASGI transport: the real OIDC
-    # flow, without a socket.
-    app.state.pro_login = ProfessionalLogin(
-        settings, TestClient(app, base_url=settings.issuer_url), app.state.tickets, services.audit
-    )
-    app.include_router(oauth_api.router)
-    app.include_router(oidc_api.router)
-    return app
+    return partial_app(wired, oauth_api.router, oidc_api.router, app=app)
 
 
 def oauth_env(
@@ -176,7 +183,8 @@ def oauth_env(
     sessions = SessionService(services.engine, settings)
     app = oauth_app(services, accounts, sessions, settings=settings, key_sets=key_sets)
     http = TestClient(app, base_url=settings.issuer_url)
-    return OAuthEnv(services, app, http, app.state.clients, accounts, sessions, app.state.oauth)
+    wired = installed(app)
+    return OAuthEnv(services, app, http, wired.clients, accounts, sessions, wired.oauth)
 
 
 def backend_key(kid: str = "k1") -> ECKey:

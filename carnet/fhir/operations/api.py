@@ -11,33 +11,23 @@ from email.utils import format_datetime
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from carnet.dependencies import ExportDep, ImportDep
 from carnet.fhir.api import Ctx, FhirResponse, Service, base_url, public_request_url, read_json
 from carnet.fhir.errors import bad_request
 from carnet.fhir.operations.everything import everything
 from carnet.fhir.operations.export import ExportService, StatusReply, parameters_to_params
-from carnet.fhir.operations.import_ import ImportService
 from carnet.fhir.operations.summary import summary
 
 router = APIRouter(prefix="/fhir")
 NDJSON = "application/fhir+ndjson"
 
 
-async def get_export(request: Request) -> ExportService:
-    service: ExportService = request.app.state.services.bulk_export
-    return service
-
-
-async def get_import(request: Request) -> ImportService:
-    service: ImportService = request.app.state.services.bulk_import
-    return service
-
-
-Export = Annotated[ExportService, Depends(get_export)]
-Import = Annotated[ImportService, Depends(get_import)]
+Export = ExportDep  # from the one dependencies module
+Import = ImportDep
 Prefer = Annotated[str | None, Header()]
 
 

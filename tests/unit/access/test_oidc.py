@@ -26,6 +26,7 @@ from carnet.access.principal import Kind
 from carnet.app import Services
 from carnet.audit.models import audit_event
 from carnet.crypto.tokens import TokenSigner
+from carnet.dependencies import development_idp
 from tests.support.oauth import OAuthEnv, oauth_env
 
 NURSE = next(p for p in DEMO_PROFESSIONALS if p.profession == "nurse")
@@ -109,14 +110,13 @@ def test_a_disabled_professional_cannot_log_in(env: OAuthEnv) -> None:
 
 
 def _login(env: OAuthEnv) -> ProfessionalLogin:
-    login: ProfessionalLogin = env.app.state.pro_login
-    return login
+    return env.installed.pro_login
 
 
 def test_the_id_token_is_checked(env: OAuthEnv) -> None:
     login = _login(env)
     settings = env.settings
-    real = env.app.state.dev_idp
+    real = env.installed.dev_idp
     assert isinstance(real, DevIdentityProvider)
     good = real.id_token(NURSE, "nonce-1")
     assert login.verify_id_token(good, "nonce-1")["SubjectNameID"] == f"8{NURSE.rpps}"
@@ -153,7 +153,8 @@ def test_the_id_token_is_checked(env: OAuthEnv) -> None:
 
 def test_a_forged_id_token_fails_the_whole_login(env: OAuthEnv) -> None:
     """The token endpoint answers an ID token signed with another key: no session."""
-    real = env.app.state.dev_idp
+    real = env.installed.dev_idp
+    assert real is not None
     _login(env).discovery()
     _login(env)._key_set()  # the RP knows the issuer's real keys
     callback = _to_callback(env, NURSE.rpps)
@@ -173,7 +174,7 @@ def test_dev_idp_is_loopback_only_and_checks_its_client(env: OAuthEnv) -> None:
         "&redirect_uri=https://evil.example/cb&code_challenge=x&code_challenge_method=S256"
     )
     assert r.status_code == 400
-    env.app.state.dev_idp = None
+    env.app.dependency_overrides[development_idp] = lambda: None  # professionals log in elsewhere
     assert env.http.get("/dev-idp/jwks").status_code == 404
 
 
@@ -201,7 +202,7 @@ def test_the_relying_party_only_calls_the_configured_issuer(services: Services) 
 
     env = oauth_env(services)
     login = ProfessionalLogin(
-        env.settings, httpx.Client(transport=httpx.MockTransport(handler)), env.app.state.tickets
+        env.settings, httpx.Client(transport=httpx.MockTransport(handler)), env.installed.tickets
     )
     with pytest.raises(OidcError, match="discovery"):
         login.start("/")

@@ -4,22 +4,24 @@ represent; nobody else's. The principal is set as the authentication middleware 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, Request, Response
+from fastapi import Request, Response
 from fastapi.testclient import TestClient
 
 from carnet.access.accounts import AccountService
 from carnet.access.principal import Kind, Principal
 from carnet.app import Services
+from carnet.dependencies import installed
 from carnet.fhir import api as fhir_api
 from carnet.fhir.errors import FhirError
 from carnet.record import api as record_api
 from carnet.record.register import read_register
-from tests.support.authn import PASSWORD, Clock, account_service, totp_code
+from tests.support.authn import PASSWORD, Clock, account_service, partial_app, totp_code
 from tests.unit.record.helpers import family_csv
 
 
@@ -30,10 +32,10 @@ def clock() -> Clock:
 
 @pytest.fixture
 def client(services: Services, clock: Clock) -> Iterator[TestClient]:
-    app = FastAPI()
-    app.state.services = services
-    app.state.accounts = account_service(services, clock)  # objecting and closing step up
-    app.include_router(record_api.router)
+    # objecting and closing step up: accounts on the test's clock
+    app = partial_app(
+        replace(services, accounts=account_service(services, clock)), record_api.router
+    )
 
     @app.middleware("http")
     async def principal(
@@ -88,7 +90,7 @@ def test_person_and_representative(
     pro = client.get("/record/space", headers={"x-patient": paul, "x-kind": "professional"})
     assert pro.status_code == 403
     # Objecting and closing ask for the password and a second-factor code again (step-up).
-    accounts: AccountService = client.app.state.accounts  # type: ignore[attr-defined]
+    accounts = installed(client.app).accounts  # type: ignore[arg-type]
     as_claire, claire_step_up = _with_factors(accounts, clock, claire)
     as_paul, paul_step_up = _with_factors(accounts, clock, paul)
     unproven = client.post(f"/record/objection?patient={baby}", headers=as_claire)
