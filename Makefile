@@ -1,13 +1,15 @@
 # Two commands on a fresh Debian machine with Python 3.11, pip, node/npm and apt:
 #   make demo   set up, load a synthetic French population, serve on 127.0.0.1:8000
 #   make test   set up, then lint, type-check and run the whole suite (SQLite and PostgreSQL)
+# Test categories (docs/architecture.md, "Test categories"): make test-fast, test-postgres, test-slow.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.carnet-installed
 NODE_STAMP := node_modules/.carnet-installed
 
-.PHONY: install java demo serve test lint typecheck pytest postgres bench clean
+.PHONY: install java demo serve test lint typecheck pytest test-fast test-postgres test-slow \
+	postgres bench clean
 
 install: java $(PY_STAMP) $(NODE_STAMP)
 
@@ -45,8 +47,26 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Two workers on a 2-core machine (pytest-xdist; a file stays on one worker, so its module
+# fixtures are built once); PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider
+
+# Everything: SQLite, PostgreSQL, Spark local mode, the corpus.
 pytest: install postgres
-	$(BIN)/pytest
+	$(PYTEST)
+
+# The quick loop: SQLite only, no slow runs (no PostgreSQL cluster is started).
+test-fast: install
+	$(PYTEST) -m "not postgres and not slow"
+
+# What runs against PostgreSQL (spec tests, security suites, stores), slow ones aside.
+test-postgres: install postgres
+	$(PYTEST) -m "postgres and not slow"
+
+# The long runs: corpus imports, Spark, crash recovery, fuzzing, real servers.
+test-slow: install postgres
+	$(PYTEST) -m slow
 
 test: lint typecheck pytest
 

@@ -1,7 +1,15 @@
-"""Shared fixtures: the two storage backends every spec test runs on.
+"""Shared fixtures: the storage backends a test runs on, and the services built on them.
 
 SQLite runs in a temporary directory; PostgreSQL is a real throwaway cluster started once per
-session on loopback (tests/support/postgres.py). If PostgreSQL cannot start, the run fails.
+session (once per xdist worker) on loopback (tests/support/postgres.py). If PostgreSQL cannot
+start, the run fails.
+
+Which backends: tests under tests/spec/ and tests marked ``both_backends`` (the security suites,
+the stores' own tests) run on SQLite and PostgreSQL; every other test asking for ``backend`` runs on
+SQLite only. Every test that touches PostgreSQL is marked ``postgres`` here, so ``-m "not
+postgres"`` leaves the cluster unstarted. docs/architecture.md ("Test categories") has the map.
+
+The store is migrated once per session and copied into each test (tests/support/migrated_store.py).
 """
 
 from __future__ import annotations
@@ -17,15 +25,50 @@ from carnet.app import Services, build_services, create_app
 from carnet.settings import Settings
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.corpus import CORPUS as CORPUS  # re-exported: tests import it from here
+from tests.support.migrated_store import PostgresTemplate, SqliteTemplate
 from tests.support.postgres import ThrowawayPostgres
 
 _db_counter = itertools.count()
+_SPEC_DIR = Path(__file__).parent / "spec"
+BOTH_BACKENDS = ["sqlite", "postgres"]
+SQLITE_ONLY = ["sqlite"]
+
+
+def backends_for(definition: pytest.Function) -> list[str]:
+    """Spec tests and tests marked ``both_backends`` run on both; the rest on SQLite only."""
+    if definition.get_closest_marker("both_backends") or definition.path.is_relative_to(_SPEC_DIR):
+        return BOTH_BACKENDS
+    return SQLITE_ONLY
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", backends_for(metafunc.definition), indirect=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that runs against the PostgreSQL cluster ``postgres``."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        if "postgres" in getattr(item, "fixturenames", ()) or "postgres" in params:
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[ThrowawayPostgres]:
     with ThrowawayPostgres() as pg:
         yield pg
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplate:
+    return SqliteTemplate(tmp_path_factory.mktemp("migrated-sqlite"))
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres(postgres: ThrowawayPostgres) -> PostgresTemplate:
+    return PostgresTemplate(postgres)
 
 
 def make_settings(data_dir: Path, database_url: str = "") -> Settings:
@@ -35,23 +78,27 @@ def make_settings(data_dir: Path, database_url: str = "") -> Settings:
     )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgres``: parametrised by ``pytest_generate_tests`` above."""
     return str(request.param)
 
 
 @pytest.fixture
 def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    url = ""
+    """Settings on a migrated store of this test's own (a copy of the session's template)."""
+    data_dir = tmp_path / "data"
     if backend == "postgres":
-        pg: ThrowawayPostgres = request.getfixturevalue("postgres")
-        url = pg.create_database(f"t{next(_db_counter)}")
-    return make_settings(tmp_path / "data", url)
+        template: PostgresTemplate = request.getfixturevalue("migrated_postgres")
+        return make_settings(data_dir, template.clone(f"t{next(_db_counter)}"))
+    store: SqliteTemplate = request.getfixturevalue("migrated_sqlite")
+    store.copy_into(data_dir)
+    return make_settings(data_dir)
 
 
 @pytest.fixture
 def services(settings: Settings) -> Iterator[Services]:
-    built = build_services(settings)
+    built = build_services(settings, migrate=False)  # the store was migrated once per session
     yield built
     built.close()
 
@@ -68,7 +115,8 @@ def client(settings: Settings, services: Services) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def sqlite_services(tmp_path: Path) -> Iterator[Services]:
-    built = build_services(make_settings(tmp_path / "data"))
+def sqlite_services(tmp_path: Path, migrated_sqlite: SqliteTemplate) -> Iterator[Services]:
+    migrated_sqlite.copy_into(tmp_path / "data")
+    built = build_services(make_settings(tmp_path / "data"), migrate=False)
     yield built
     built.close()

@@ -18,6 +18,9 @@ from carnet.app import Services, create_app
 from carnet.fhir.access import RequestContext
 from tests.support.auth import TEST_OPERATOR, bearer
 
+# Both backends: a security suite: access review reads the audit store.
+pytestmark = pytest.mark.both_backends
+
 FHIR = {"Content-Type": "application/fhir+json"}
 ASYNC = {"Prefer": "respond-async", "Content-Type": "application/fhir+json"}
 GP = "10000000001"

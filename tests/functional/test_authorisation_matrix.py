@@ -22,6 +22,9 @@ from carnet.app import Services, create_app
 from carnet.fhir.access import RequestContext
 from tests.support.auth import TEST_OPERATOR, bearer
 
+# Both backends: a security suite: every decision over stored records.
+pytestmark = pytest.mark.both_backends
+
 FHIR = {"Content-Type": "application/fhir+json"}
 LOINC = "http://loinc.org"
 GP, NURSE, PHARMACIST, BLOCKED, STRANGER_MD = (

@@ -27,6 +27,9 @@ from carnet.identity.nir import make_nir
 from carnet.identity.register import InMemoryRegister
 from tests.support.auth import TEST_OPERATOR, bearer
 
+# Both backends: a security suite: authorship decided from stored records.
+pytestmark = pytest.mark.both_backends
+
 FHIR = {"Content-Type": "application/fhir+json"}
 RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
 GP, STRANGER, OTHER = "10000000101", "10000000102", "10000000103"

@@ -3,17 +3,12 @@ Bundles), and one resource may not be larger in a Bundle than on its own."""
 
 from __future__ import annotations
 
-import os
 import select
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2 as httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -23,6 +18,7 @@ from carnet.fhir.importer import Importer
 from tests.conftest import make_settings
 from tests.spec.helpers import FHIR_JSON, patient
 from tests.support.auth import bearer
+from tests.support.serve import carnet_serve
 
 FORM_CAP = 2048
 RESOURCE_CAP = 8192
@@ -182,35 +178,10 @@ def test_import_caps_one_resource_like_the_api(capped: Services, tmp_path: Path)
 # -- the real server -----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[int]:
-    port = _free_port()
-    env = {**os.environ, "CARNET_DATA_DIR": str(tmp_path / "data"), "CARNET_PORT": str(port)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "carnet", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=2)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, "no server"
-                time.sleep(0.2)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    with carnet_serve(tmp_path / "data") as running:
+        yield running.port
 
 
 def test_chunked_login_body_is_refused_while_it_streams(server: int) -> None:

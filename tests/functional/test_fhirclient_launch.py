@@ -9,12 +9,7 @@ the OAuth endpoints and the tokens' ``iss`` all follow the listen address. The p
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,14 +29,9 @@ from carnet.app import build_services
 from carnet.settings import Settings
 from tests.spec.helpers import observation, patient
 from tests.support.authn import FAST_PASSWORDS, PASSWORD
+from tests.support.serve import carnet_serve, free_port
 
 LOGIN = "anouk.vernadet@exemple-sante.fr"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -55,7 +45,7 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    port = _free_port()
+    port = free_port()
     data_dir = tmp_path / "data"
     settings = Settings.from_env({}, data_dir=str(data_dir), port=str(port))
     services = build_services(settings)
@@ -72,7 +62,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         )
         account_id = accounts.create_person(LOGIN, PASSWORD, pid)
         totp_uri = accounts.enroll_totp(account_id)
-        redirect_uri = f"http://127.0.0.1:{_free_port()}/callback"
+        redirect_uri = f"http://127.0.0.1:{free_port()}/callback"
         app, _ = services.clients.register(
             "Carnet de tension",
             ClientKind.PUBLIC,
@@ -81,36 +71,8 @@ def world(tmp_path: Path) -> Iterator[World]:
         )
     finally:
         services.close()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARNET_")}
-    env["CARNET_DATA_DIR"] = str(data_dir)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "carnet", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_served(proc, f"{base}/fhir/metadata")
-        yield World(base, app.client_id, redirect_uri, pid, totp_uri)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        if proc.stdout:
-            proc.stdout.close()
-
-
-def _wait_until_served(proc: subprocess.Popen[bytes], url: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(url, timeout=2)
-            return
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                pytest.fail(f"server did not start: {out[-2000:]}")
-            time.sleep(0.2)
+    with carnet_serve(data_dir, port=port) as server:
+        yield World(server.base, app.client_id, redirect_uri, pid, totp_uri)
 
 
 def _sign_in_and_approve(world: World, authorize_url: str) -> str:

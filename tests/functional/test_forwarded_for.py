@@ -4,11 +4,6 @@ audit. The real server (`carnet serve` in a subprocess), since uvicorn is what r
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,49 +16,15 @@ from sqlalchemy import create_engine, select
 from carnet.audit.models import audit_event
 from carnet.cli.serve import forwarding_options
 from carnet.settings import Settings
+from tests.support.serve import carnet_serve
 
 FORGED = [f"203.0.113.{n}" for n in range(1, 9)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def _server(data: Path, **env: str) -> Iterator[str]:
-    port = _free_port()
-    variables = {
-        **os.environ,
-        "CARNET_DATA_DIR": str(data),
-        "CARNET_PORT": str(port),
-        **{f"CARNET_{k.upper()}": v for k, v in env.items()},
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "carnet", "serve"],
-        env=variables,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{base}/fhir/metadata", timeout=2)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode() if proc.stdout else ""
-                    pytest.fail(f"server did not start: {out[-2000:]}")
-                time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        if proc.stdout:
-            proc.stdout.close()
+    with carnet_serve(data, **env) as server:
+        yield server.base
 
 
 def _failed_logins(base: str, count: int) -> list[int]:

@@ -17,6 +17,9 @@ from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
 from tests.support.auth import TEST_OPERATOR, bearer
 
+# Both backends: a security suite: scope filters compile to the store's search SQL.
+pytestmark = pytest.mark.both_backends
+
 FHIR = {"Content-Type": "application/fhir+json"}
 CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 GP = "10000000201"

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
-import socket
 import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -29,6 +26,7 @@ from carnet.log_safety import TracebacksAsTypes
 from carnet.settings import Settings
 from tests.spec.helpers import FHIR_JSON, observation, patient
 from tests.support.auth import TEST_OPERATOR, bearer
+from tests.support.serve import carnet_serve
 
 FORGED = "evil.example"
 ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
@@ -182,18 +180,10 @@ def test_engine_errors_carry_no_bound_values(sqlite_services: Services) -> None:
 def test_unhandled_error_log_carries_no_bound_values(tmp_path: Path) -> None:
     """`carnet serve` under a database failure: the response and every line uvicorn or Carnet
     logs name the exception type and path only (no SQL values, no traceback); no server banner."""
-    port = _free_port()
     data = tmp_path / "data"
-    env = {**os.environ, "CARNET_DATA_DIR": str(data), "CARNET_PORT": str(port)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "carnet", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        metadata = _wait_for(proc, f"{base}/fhir/metadata")
+    with carnet_serve(data) as server:
+        base, port = server.base, server.port
+        metadata = server.metadata
         assert "server" not in metadata.headers
         assert metadata.headers["cache-control"] == "no-store"
         # The issuer (and so the tokens' iss) follows the listen address, port included.
@@ -210,34 +200,11 @@ def test_unhandled_error_log_carries_no_bound_values(tmp_path: Path) -> None:
         assert failed.status_code == 500
         assert SECRET_CODE not in failed.text
         assert "server" not in failed.headers
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-    output = proc.stdout.read().decode() if proc.stdout else ""
-    if proc.stdout:
-        proc.stdout.close()
+    output = server.output
     assert "unhandled OperationalError on GET /fhir/Observation" in output
     assert SECRET_CODE not in output
     assert "Traceback" not in output
     assert "SELECT" not in output
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for(proc: subprocess.Popen[bytes], url: str) -> httpx.Response:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            return httpx.get(url, timeout=2)
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                pytest.fail(f"server did not start: {out[-2000:]}")
-            time.sleep(0.2)
 
 
 def test_traceback_filter_keeps_the_type_only() -> None:

@@ -25,6 +25,9 @@ import pytest
 from carnet.app import build_services
 from tests.conftest import CORPUS, make_settings
 
+# Both backends: a crash must leave either backend's transactions whole.
+pytestmark = pytest.mark.both_backends
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CARNET = ("-m", "carnet")
 BUNDLES = 2  # the smallest Synthea patient Bundles, so that the test stays short

@@ -18,6 +18,9 @@ from carnet.fhir.models import resource
 from tests.spec.helpers import FHIR_JSON, observation, patient
 from tests.support.auth import bearer
 
+# Both backends: PostgreSQL refuses NUL in text where SQLite keeps it.
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
 def world(services: Services) -> Iterator[tuple[TestClient, str, dict[str, str], dict[str, str]]]:

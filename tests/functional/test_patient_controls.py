@@ -19,6 +19,9 @@ from carnet.audit.models import audit_event
 from tests.support.auth import bearer
 from tests.support.authn import PASSWORD
 
+# Both backends: a security suite: objections and masks filter stored records.
+pytestmark = pytest.mark.both_backends
+
 FHIR = {"Content-Type": "application/fhir+json"}
 GP, NURSE, ER_DOCTOR = "10000000011", "10000000029", "10000000052"
 

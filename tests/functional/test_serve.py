@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx2 as httpx
@@ -18,40 +13,19 @@ from carnet.app import Services, create_app
 from carnet.crypto.service import CryptoService, open_keyring
 from carnet.settings import Settings
 from tests.support.auth import TEST_OPERATOR
+from tests.support.serve import carnet_serve
 
 FHIR = "application/fhir+json"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_carnet_serve_answers_on_loopback(tmp_path: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, "CARNET_DATA_DIR": str(tmp_path / "data"), "CARNET_PORT": str(port)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "carnet", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/fhir/metadata", timeout=2)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read().decode() if proc.stdout else ""
-                    pytest.fail(f"server did not start: {out[-2000:]}")
-                time.sleep(0.2)
+    with carnet_serve(tmp_path / "data") as server:
+        r = server.metadata
+        port = server.port
         assert r.status_code == 200
         assert r.json()["resourceType"] == "CapabilityStatement"
         patient = {"resourceType": "Patient", "gender": "other"}
-        url = f"http://127.0.0.1:{port}/fhir/Patient"
+        url = f"{server.base}/fhir/Patient"
         anonymous = httpx.post(url, json=patient, headers={"Content-Type": FHIR})
         assert anonymous.status_code == 401
         # A token signed with the server's own key (as `carnet token issue` makes one).
@@ -63,11 +37,6 @@ def test_carnet_serve_answers_on_loopback(tmp_path: Path) -> None:
         created = httpx.post(url, json=patient, headers=auth)
         assert created.status_code == 201
         assert (tmp_path / "data" / "master.key").stat().st_mode & 0o777 == 0o600
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        if proc.stdout:
-            proc.stdout.close()
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.7", "2001:db8::1"])

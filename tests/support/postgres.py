@@ -156,11 +156,15 @@ class ThrowawayPostgres:
             raise RuntimeError("ThrowawayPostgres is not running")
         return f"postgresql+psycopg://{SUPERUSER}@{HOST}:{self.port}/{database}"
 
-    def create_database(self, name: str) -> str:
-        """Create an extra database and return its SQLAlchemy URL."""
+    def create_database(self, name: str, *, template: str | None = None) -> str:
+        """Create an extra database (empty, or a copy of database ``template``) and return its
+        SQLAlchemy URL."""
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
         try:
             with self._connect("postgres") as conn:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                conn.execute(statement)
         except psycopg.Error as exc:
             raise RuntimeError(f"could not create database {name!r}: {exc}") from exc
         return self.url_for(name)

@@ -13,6 +13,9 @@ from carnet.audit.events import Actor, Touched, build_event, leaf_data
 from carnet.audit.models import audit_checkpoint, audit_event, audit_event_patient, audit_node
 from carnet.audit.verify import verify
 
+# Both backends: the audit store sequences with backend-specific locking.
+pytestmark = pytest.mark.both_backends
+
 WHO = Actor("dr-1", "127.0.0.1", "care")
 
 

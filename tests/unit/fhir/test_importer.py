@@ -16,6 +16,9 @@ from carnet.fhir.import_files import discover, fingerprint
 from carnet.fhir.importer import MAX_REJECTIONS, Importer, ImportInterruptedError
 from tests.conftest import CORPUS
 
+# Both backends: bulk loads take a backend-specific path (carnet/db/bulk.py).
+pytestmark = pytest.mark.both_backends
+
 
 def _patient(i: int) -> dict[str, object]:
     return {"resourceType": "Patient", "id": f"p{i}", "gender": "female", "birthDate": "1990-01-01"}

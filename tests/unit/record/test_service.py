@@ -29,6 +29,9 @@ from tests.unit.record.helpers import (
     write_csv,
 )
 
+# Both backends: record queries run the store's search SQL.
+pytestmark = pytest.mark.both_backends
+
 NOW = datetime.now(UTC)
 WINDOW = timedelta(days=42)
 
