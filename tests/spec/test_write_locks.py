@@ -183,3 +183,27 @@ def test_access_history_shows_a_spooled_read(
         e["resource"]["id"] for e in history.json()["entry"]
     ]
     assert verify(services.audit).ok
+
+
+def test_a_paged_search_answers_while_a_writer_holds_the_lock(
+    client: TestClient, services: Services, backend: str
+) -> None:
+    """The first page of a longer search keeps a paging snapshot only if it can write it at
+    once: beside a writer on SQLite it answers all the same, its links reading live results."""
+    for given in ("Anne", "Marie", "Lucie"):
+        client.post("/fhir/Patient", json=patient(given=given), headers=FHIR_JSON)
+    holder = _hold_lock(services, backend)
+    try:
+        first = client.get("/fhir/Patient", params={"_count": "2"})
+        if first.status_code == 200:
+            following = next(
+                link["url"] for link in first.json()["link"] if link["relation"] == "next"
+            )
+            second = client.get(following.removeprefix("http://127.0.0.1"))
+    finally:
+        holder.__exit__(None, None, None)
+    assert first.status_code == 200, first.text
+    assert first.json()["total"] == 3 and len(first.json()["entry"]) == 2
+    assert ("_snapshot=" in following) is (backend == "postgres")
+    assert second.status_code == 200, second.text
+    assert len(second.json()["entry"]) == 1
