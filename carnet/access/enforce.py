@@ -225,9 +225,7 @@ class PolicyAccess:
         # The refusal names the items in their owners' slices: it is in their access history.
         touched = [Touched(t, i, None, owner) for (t, i), owner in refused.items()]
         event = build_event(actor_of(ctx), action, res_type, status, touched)
-        with self.audit.store.write() as conn:
-            self.audit.store.append(conn, [event])
-        self.audit.appended(1)
+        self.audit.append_outcome(action, [event])
 
 
 RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"

@@ -15,7 +15,7 @@ import orjson
 from sqlalchemy import select
 
 from carnet.audit.models import audit_event, audit_event_patient
-from carnet.audit.service import AuditService, HistoryPage
+from carnet.audit.service import AuditService, HistoryPage, LoggedEvent
 from carnet.fhir.access import RequestContext
 
 
@@ -57,15 +57,19 @@ def visible_history(
     are scanned (ids only) to page and count what is shown; only the page is loaded and proven.
     Used when the record has items hidden from the viewer, rarely."""
     audit.audit_read(ctx, "search", [patient_id])
-    cp = audit.current()
+    cp = audit.current_unblocked()
     p, e = audit_event_patient.c, audit_event.c
     join = audit_event.join(audit_event_patient, p.seq == e.seq)
     with audit.store.read() as conn:
+        # events still in the spool first (newest), as the unfiltered history shows them
+        waiting = [w for w in audit.waiting(conn, patient_id) if shown(w[2], hidden)]
+        first = waiting[offset : offset + count]
         slices = conn.execute(
             select(p.seq, p.slice).where(p.patient_id == patient_id).order_by(p.seq.desc())
         )
         seqs = [row.seq for row in slices if shown(bytes(row.slice), hidden)]
-        page = seqs[offset : offset + count]
+        start = max(0, offset - len(waiting))
+        page = seqs[start : start + count - len(first)]
         rows = conn.execute(
             select(e.seq, e.event_id, e.body, e.leaf_index, p.slice)
             .select_from(join)
@@ -77,4 +81,5 @@ def visible_history(
         events = audit._with_proofs(
             conn, [(r.event_id, r.body, r.leaf_index, [r.slice]) for r in ordered], cp
         )
-    return HistoryPage(len(seqs), events, cp)
+    spooled = [LoggedEvent(i, body, [piece], None, None) for i, body, piece in first]
+    return HistoryPage(len(waiting) + len(seqs), spooled + events, cp)

@@ -6,9 +6,15 @@ executemany just before the unit commits, so a write and its event commit or rol
 ``record_failure`` appends the failure's event in a transaction of its own. An interaction that was
 checked but reported nothing (a delete of a resource that does not exist) still gets its event.
 
-The checkpointer sequences committed events into the Merkle tree and signs a checkpoint at least
-every ``checkpoint_events`` events or ``checkpoint_seconds`` seconds (a background thread in the
-server), and on demand. The patient's history and exports come with inclusion proofs.
+On SQLite a read runs in a read transaction that never waits for the write lock: its events are
+appended in it when the lock is free at that instant, and otherwise written to the audit spool
+(``carnet.audit.spool``), durable before the read answers. A failure's event and the audit log's
+own reads do the same for the interactions that write nothing (``READ_ACTIONS``).
+
+The checkpointer drains the spool into the log, sequences committed events into the Merkle tree
+and signs a checkpoint at least every ``checkpoint_events`` events or ``checkpoint_seconds``
+seconds (a background thread in the server), and on demand. The patient's history and exports
+come with inclusion proofs; the history also shows the patient's events still in the spool.
 """
 
 from __future__ import annotations
@@ -20,19 +26,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.exc import OperationalError
 
 from carnet.access.policy import Visibility
 from carnet.audit import checkpoints, merkle
 from carnet.audit.checkpoints import Checkpoint, Signer
 from carnet.audit.events import Actor, Event, Touched, build_event, utc_stamp
 from carnet.audit.models import audit_checkpoint, audit_event, audit_event_patient
+from carnet.audit.spool import AuditSpool
 from carnet.audit.store import AuditStore
-from carnet.fhir.access import RequestContext
+from carnet.db.engine import is_lock_timeout, is_writing, without_waiting
+from carnet.fhir.access import READ_ACTIONS, RequestContext
 from carnet.fhir.repository import StoredResource, Unit
 
 log = logging.getLogger("carnet.audit")
 
 _SUCCESS_STATUS = {"create": 201, "post": 201, "delete": 204}
+DRAIN_BATCH = 1000  # spooled events moved into the log per write transaction
 
 
 def actor_of(ctx: RequestContext) -> Actor:
@@ -104,8 +114,7 @@ class _UnitLog:
             )
             for slot in self.slots
         ]
-        self.service.store.append(conn, events)
-        self.service.appended(len(events))
+        self.service.append_in(conn, events)
 
 
 def _target(res_type: str | None, res_id: str | None) -> list[Touched]:
@@ -145,6 +154,8 @@ class AuditService:
         checkpoint_seconds: float = 10.0,
     ) -> None:
         self.store = AuditStore(engine)
+        self.spool = AuditSpool.beside(engine)
+        self._drain_lock = threading.Lock()
         self.signer = signer
         self.public_key = signer.public_key_bytes()
         self.origin = checkpoints.origin_for(self.public_key)
@@ -198,15 +209,68 @@ class AuditService:
         status: int,
     ) -> None:
         event = build_event(actor_of(ctx), action, res_type, status, _target(res_type, res_id))
-        with self.store.write() as conn:
-            self.store.append(conn, [event])
-        self.appended(1)
+        self.append_outcome(action, [event])
 
     def append(self, events: Sequence[Event]) -> None:
-        """Append events in a transaction of their own (the audit log's own reads, benchmarks)."""
+        """Append events in a transaction of their own (benchmarks), waiting for the lock."""
         with self.store.write() as conn:
             self.store.append(conn, events)
         self.appended(len(events))
+
+    def append_outcome(self, action: str, events: Sequence[Event]) -> None:
+        """Append the events of an interaction that ended outside its unit (a refusal, a
+        failure) in a transaction of their own; those of a read never wait for the lock."""
+        if self.spool is None or action not in READ_ACTIONS:
+            self.append(events)
+            return
+        try:
+            with self.store.write(wait=False) as conn:
+                self.store.append(conn, events)
+        except OperationalError as exc:
+            if not is_lock_timeout(exc):
+                raise
+            self.spool.add(events)
+        self.appended(len(events))
+
+    def append_in(self, conn: Connection, events: Sequence[Event]) -> None:
+        """Append events in a unit's transaction. A read unit on SQLite (not begun to write)
+        appends only if it gets the write lock at once, and spools its events otherwise."""
+        if self.spool is None or is_writing(conn):
+            self.store.append(conn, events)
+        else:
+            try:
+                with without_waiting(conn), conn.begin_nested():
+                    self.store.append(conn, events)
+            except OperationalError as exc:
+                if not is_lock_timeout(exc):
+                    raise
+                self.spool.add(events)
+        self.appended(len(events))
+
+    # -- the spool --------------------------------------------------------------------------------
+
+    def drain(self, *, wait: bool = True) -> int:
+        """Move spooled events into the log, oldest first, one write transaction per batch;
+        returns how many were new. Idempotent: an event the log already holds (a drain
+        interrupted between the log's commit and the spool's delete) is only deleted.
+        ``wait`` False: raise at once (a lock timeout) if a writer holds the lock."""
+        if self.spool is None:
+            return 0
+        # One drain at a time in this process; one that must not wait leaves it to the other.
+        if not self._drain_lock.acquire(blocking=wait):
+            return 0
+        moved = 0
+        try:
+            while batch := self.spool.oldest(DRAIN_BATCH):
+                with self.store.write(wait=wait) as conn:
+                    known = self.store.known_ids(conn, [s.event.event_id for s in batch])
+                    fresh = [s.event for s in batch if s.event.event_id not in known]
+                    self.store.append(conn, fresh)
+                self.spool.remove([s.seq for s in batch])
+                moved += len(fresh)
+        finally:
+            self._drain_lock.release()
+        return moved
 
     # -- checkpoints ----------------------------------------------------------------------------
 
@@ -217,11 +281,13 @@ class AuditService:
         if due:
             self._wake.set()
 
-    def checkpoint(self) -> Checkpoint | None:
-        """Sequence every committed event and sign a checkpoint; None if nothing was new."""
+    def checkpoint(self, *, wait: bool = True) -> Checkpoint | None:
+        """Drain the spool, sequence every committed event and sign a checkpoint; None if
+        nothing was new. ``wait`` False: raise at once if a writer holds the lock."""
         with self._counter_lock:
             self._since_checkpoint = 0
-        with self.store.write() as conn:
+        self.drain(wait=wait)
+        with self.store.write(wait=wait) as conn:
             size = self.store.lock(conn)
             latest = self.store.latest_checkpoint_row(conn)
             frontier = self.store.frontier(conn, size)
@@ -245,6 +311,16 @@ class AuditService:
         """The latest checkpoint after sequencing whatever is pending."""
         return self.checkpoint() or self.latest()
 
+    def current_unblocked(self) -> Checkpoint | None:
+        """``current`` if the write lock is free now; else the latest checkpoint as it is (the
+        audit log's reads never wait for a writer; events pending then have no proof yet)."""
+        try:
+            return self.checkpoint(wait=False) or self.latest()
+        except OperationalError as exc:
+            if not is_lock_timeout(exc):
+                raise
+            return self.latest()
+
     def start(self) -> None:
         """Run the checkpointer in a background thread (the server does; CLI commands flush)."""
         if self._thread is not None:
@@ -263,11 +339,14 @@ class AuditService:
         self.flush()
 
     def flush(self) -> None:
-        """Sequence and sign whatever is pending (at shutdown, at the end of a CLI command)."""
+        """Drain the spool, sequence and sign whatever is pending (at shutdown, at the end of a
+        CLI command)."""
         try:
             self.checkpoint()
         except Exception as exc:  # noqa: BLE001 - shutdown must go on; the next start catches up
             log.error("audit checkpoint failed: %s", type(exc).__name__)
+        if self.spool is not None:
+            self.spool.close()  # opened again on next use
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -278,7 +357,7 @@ class AuditService:
             try:
                 with self.store.read() as conn:
                     pending = self.store.pending(conn)
-                if pending:
+                if pending or (self.spool is not None and self.spool.count()):
                     self.checkpoint()
             except Exception as exc:  # noqa: BLE001 - keep the checkpointer alive; ids only
                 log.error("audit checkpoint failed: %s", type(exc).__name__)
@@ -302,16 +381,21 @@ class AuditService:
         touched = [Touched("Patient", pid, None, pid) for pid in patients]
         if event_id:
             touched.append(Touched("AuditEvent", event_id, None, None))
-        self.append([build_event(actor_of(ctx), action, "AuditEvent", 200, touched)])
+        self.append_outcome(
+            action, [build_event(actor_of(ctx), action, "AuditEvent", 200, touched)]
+        )
 
     def patient_history(
         self, patient_id: str, ctx: RequestContext, *, count: int, offset: int
     ) -> HistoryPage:
-        """The patient's events, newest first, each with its proof in the latest checkpoint."""
+        """The patient's events, newest first, each with its proof in the latest checkpoint.
+        Never waits for a writer: events still in the spool come first, without a proof."""
         self.audit_read(ctx, "search", [patient_id])
-        cp = self.current()
+        cp = self.current_unblocked()
         join = audit_event.join(audit_event_patient, audit_event_patient.c.seq == audit_event.c.seq)
         with self.store.read() as conn:
+            waiting = self.waiting(conn, patient_id)
+            first = waiting[offset : offset + count]
             total = conn.execute(
                 select(func.count())
                 .select_from(audit_event_patient)
@@ -327,43 +411,65 @@ class AuditService:
                 .select_from(join)
                 .where(audit_event_patient.c.patient_id == patient_id)
                 .order_by(audit_event.c.seq.desc())
-                .offset(offset)
-                .limit(count)
+                .offset(max(0, offset - len(waiting)))
+                .limit(count - len(first))
             ).all()
-            events = self._with_proofs(conn, [(r[0], r[1], r[2], [r[3]]) for r in rows], cp)
-        return HistoryPage(int(total), events, cp)
+            logged = self._with_proofs(conn, [(r[0], r[1], r[2], [r[3]]) for r in rows], cp)
+        events = [LoggedEvent(i, body, [piece], None, None) for i, body, piece in first] + logged
+        return HistoryPage(int(total) + len(waiting), events, cp)
+
+    def waiting(self, conn: Connection, patient_id: str) -> list[tuple[str, bytes, bytes]]:
+        """``(event id, body, slice)`` of the patient's events still in the spool, newest first.
+        Read before the log in ``conn``'s transaction: an event drained in between is then in
+        the log as read, and only there."""
+        if self.spool is None:
+            return []
+        found = self.spool.of_patient(patient_id)
+        if not found:
+            return []
+        logged = self.store.known_ids(conn, [event_id for event_id, _, _ in found])
+        return [item for item in found if item[0] not in logged]
 
     def event(self, event_id: str, ctx: RequestContext) -> tuple[LoggedEvent, Checkpoint | None]:
-        """One event by id with all its slices; raises KeyError if there is none."""
+        """One event by id with all its slices (from the spool if it waits there); raises
+        KeyError if there is none."""
+        spooled = self.spool.find(event_id) if self.spool is not None else None
         with self.store.read() as conn:
             row = conn.execute(
                 select(audit_event.c.seq).where(audit_event.c.event_id == event_id)
             ).first()
-            if row is None:
+            if row is not None:
+                patients = list(
+                    conn.execute(
+                        select(audit_event_patient.c.patient_id)
+                        .where(audit_event_patient.c.seq == row[0])
+                        .order_by(audit_event_patient.c.patient_id)
+                    ).scalars()
+                )
+            elif spooled is not None:
+                patients = sorted(spooled.slices)
+            else:
                 raise KeyError(event_id)
-            patients = list(
-                conn.execute(
-                    select(audit_event_patient.c.patient_id)
-                    .where(audit_event_patient.c.seq == row[0])
-                    .order_by(audit_event_patient.c.patient_id)
-                ).scalars()
-            )
         self.audit_read(ctx, "read", patients, event_id)
-        cp = self.current()
+        cp = self.current_unblocked()
         with self.store.read() as conn:
             found = conn.execute(
-                select(audit_event.c.body, audit_event.c.leaf_index).where(
-                    audit_event.c.seq == row[0]
+                select(audit_event.c.seq, audit_event.c.body, audit_event.c.leaf_index).where(
+                    audit_event.c.event_id == event_id
                 )
-            ).one()
+            ).first()
+            if found is None:  # still in the spool: no proof yet
+                assert spooled is not None
+                pieces = [spooled.slices[pid] for pid in sorted(spooled.slices)]
+                return LoggedEvent(event_id, spooled.body, pieces, None, None), cp
             slices = list(
                 conn.execute(
                     select(audit_event_patient.c.slice)
-                    .where(audit_event_patient.c.seq == row[0])
+                    .where(audit_event_patient.c.seq == found[0])
                     .order_by(audit_event_patient.c.patient_id)
                 ).scalars()
             )
-            logged = self._with_proofs(conn, [(event_id, found[0], found[1], slices)], cp)
+            logged = self._with_proofs(conn, [(event_id, found[1], found[2], slices)], cp)
         return logged[0], cp
 
     def export_patient(

@@ -26,7 +26,7 @@ from carnet.audit.models import (
     audit_sequencer,
 )
 from carnet.db.bulk import execute_many, insert_rows
-from carnet.db.engine import writing
+from carnet.db.engine import WRITE_OPTION, without_waiting, writing
 
 # The execution option carnet.fhir.repository's SQLite listener reads to BEGIN IMMEDIATE.
 SEQUENCE_CHUNK = 20_000
@@ -39,10 +39,17 @@ class AuditStore:
         self.engine = engine
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A writing transaction of its own (failure events, sequencing, the audit's own reads)."""
-        with writing(self.engine) as conn:
-            yield conn
+    def write(self, *, wait: bool = True) -> Iterator[Connection]:
+        """A writing transaction of its own (failure events, sequencing, the audit's own reads).
+        ``wait`` False (SQLite): fail at once, as a lock timeout, if a writer holds the lock."""
+        if wait:
+            with writing(self.engine) as conn:
+                yield conn
+            return
+        with self.engine.connect() as raw, without_waiting(raw):
+            conn = raw.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -69,6 +76,18 @@ class AuditStore:
             for pid, data in e.slices.items()
         ]
         insert_rows(conn, audit_event_patient, ("patient_id", "seq", "slice"), slices)
+
+    def known_ids(self, conn: Connection, event_ids: Sequence[str]) -> set[str]:
+        """Which of these event ids the log already holds."""
+        known: set[str] = set()
+        for start in range(0, len(event_ids), _IN_CHUNK):
+            chunk = event_ids[start : start + _IN_CHUNK]
+            known.update(
+                conn.execute(
+                    select(audit_event.c.event_id).where(audit_event.c.event_id.in_(chunk))
+                ).scalars()
+            )
+        return known
 
     @staticmethod
     def _allocate(conn: Connection, count: int) -> list[int]:

@@ -61,6 +61,7 @@ def verify(audit: AuditService, progress: Callable[[int], None] | None = None) -
     start = time.perf_counter()
     store = audit.store
     counted = {"events": 0, "checkpoints": 0, "pending": 0}
+    audit.drain()  # events waiting in the spool are part of the log to check
     try:
         with store.read() as conn:
             counted["pending"] = store.pending(conn)

@@ -171,3 +171,24 @@ class WalCheckpointer:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def without_waiting(conn: Connection) -> Iterator[None]:
+    """SQLite: inside this block a statement that needs the write lock fails at once (busy)
+    instead of waiting for it; the connection's own wait is restored after. No effect elsewhere."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    driver: Any = conn.connection.dbapi_connection
+    previous = int(driver.execute("PRAGMA busy_timeout").fetchone()[0])
+    driver.execute("PRAGMA busy_timeout=0")
+    try:
+        yield
+    finally:
+        driver.execute(f"PRAGMA busy_timeout={previous}")
+
+
+def is_writing(conn: Connection) -> bool:
+    """Whether ``conn``'s transaction was begun to write (SQLite's BEGIN IMMEDIATE)."""
+    return bool(conn.get_execution_options().get(WRITE_OPTION, False))

@@ -16,6 +16,24 @@ from carnet.access.policy import Visibility
 from carnet.access.principal import LOCAL_OPERATOR, Principal
 from carnet.fhir.repository import StoredResource, Unit
 
+# Interactions that write nothing but their audit event. On SQLite they run in a read transaction,
+# which never waits for the write lock; their events go to the audit spool when the lock is busy.
+READ_ACTIONS = frozenset(
+    {
+        "read",
+        "vread",
+        "search",
+        "history",
+        "everything",
+        "summary",
+        "get",  # a batch's GET entry
+        "export",  # a bulk export's kick-off and batches (the job rows are written apart)
+        "export-status",
+        "export-file",
+        "import-status",
+    }
+)
+
 
 @dataclass(frozen=True)
 class RequestContext:

@@ -15,7 +15,7 @@ from carnet.access.policy import Visibility, may_choose_ids
 from carnet.db.engine import is_lock_timeout
 from carnet.db.ids import time_ordered_id
 from carnet.fhir import render, snapshots
-from carnet.fhir.access import AccessHook, OpenAccess, RequestContext
+from carnet.fhir.access import READ_ACTIONS, AccessHook, OpenAccess, RequestContext
 from carnet.fhir.dates import date_range
 from carnet.fhir.definitions import Definitions
 from carnet.fhir.errors import (
@@ -98,7 +98,7 @@ class FhirService:
         """One interaction in one transaction; a failure is recorded after its rollback."""
         unit: Unit | None = None
         try:
-            with self.repo.unit() as unit:
+            with self.repo.unit(write=action not in READ_ACTIONS) as unit:
                 yield unit
         except FhirError as err:
             failed = replace(ctx, rule=err.rule) if err.rule else ctx

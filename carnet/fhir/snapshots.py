@@ -19,10 +19,12 @@ from datetime import timedelta
 
 import orjson
 from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import OperationalError
 
 from carnet.access.principal import Principal
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.db.bulk import bulk_insert
+from carnet.db.engine import is_lock_timeout, is_writing, without_waiting
 from carnet.fhir.dates import sortable, utc_now
 from carnet.fhir.errors import FhirError, Issue
 from carnet.fhir.models import search_snapshot, search_snapshot_binding
@@ -59,9 +61,23 @@ def binding_of(blind: BlindIndexer, principal: Principal, req: SearchRequest) ->
     )
 
 
-def store(unit: Unit, keys: Sequence[tuple[str, str]], binding: str) -> str:
+def store(unit: Unit, keys: Sequence[tuple[str, str]], binding: str) -> str | None:
     """Keep the ordered result of a multi-page search for its caller; returns its id. Expired
-    snapshots are purged on the way."""
+    snapshots are purged on the way. A search runs in a read transaction, which on SQLite never
+    waits for the write lock: if a writer holds it, no snapshot is kept (None) and the pages
+    read live results, as those beyond ``SNAPSHOT_MAX`` do."""
+    if is_writing(unit.conn) or unit.conn.dialect.name != "sqlite":
+        return _store(unit, keys, binding)
+    try:
+        with without_waiting(unit.conn), unit.conn.begin_nested():
+            return _store(unit, keys, binding)
+    except OperationalError as exc:
+        if not is_lock_timeout(exc):
+            raise
+        return None
+
+
+def _store(unit: Unit, keys: Sequence[tuple[str, str]], binding: str) -> str:
     moment = utc_now()
     expired = sortable(moment - SNAPSHOT_LIFETIME)
     conn = unit.conn

@@ -23,6 +23,7 @@ SMALL_RUNS = {
         *("--files", "2", "--rounds", "1", "--verify-events", "0"),
     ],
     "search": ["--resources", "600", "--runs", "3"],
+    "audit_spool": ["--reads", "20", "--drain", "200"],
 }
 
 

@@ -1,0 +1,130 @@
+"""The audit spool (SQLite): a read's events wait there, durable, while a writer holds the lock,
+and are drained into the log exactly once, whatever crash comes in between."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import orjson
+from sqlalchemy import select
+
+from carnet.app import Services, build_services
+from carnet.audit.events import Actor, Touched, build_event
+from carnet.audit.models import audit_event, audit_event_patient
+from carnet.audit.spool import AuditSpool
+from carnet.audit.verify import verify
+from carnet.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[3]
+
+# Builds the services, creates a patient, then reads it three times while another connection
+# holds the write lock: the reads' events can only go to the spool. Prints their patient and
+# waits to be killed.
+_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from carnet.app import build_services
+    from carnet.db.engine import writing
+    from carnet.settings import Settings
+
+    services = build_services(Settings.from_env({}, data_dir=sys.argv[1]))
+    pid = services.fhir.create("Patient", {"resourceType": "Patient"}).stored.res_id
+    with writing(services.engine):
+        for _ in range(3):
+            services.fhir.read("Patient", pid)
+        print(pid, services.audit.spool.count(), flush=True)
+        time.sleep(120)
+    """
+)
+
+
+def _settings(data_dir: Path) -> Settings:
+    return Settings.from_env({}, data_dir=str(data_dir))
+
+
+def _event_ids(services: Services) -> list[str]:
+    with services.engine.connect() as conn:
+        return list(conn.execute(select(audit_event.c.event_id)).scalars())
+
+
+def _reads_of(services: Services, patient_id: str) -> int:
+    with services.engine.connect() as conn:
+        rows = conn.execute(
+            select(audit_event.c.body)
+            .join(audit_event_patient, audit_event_patient.c.seq == audit_event.c.seq)
+            .where(audit_event_patient.c.patient_id == patient_id)
+        ).scalars()
+        return sum(orjson.loads(body)["action"] == "read" for body in rows)
+
+
+def test_spooled_read_events_survive_a_crash_before_drain(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(data_dir)], stdout=subprocess.PIPE, env=env, cwd=ROOT
+    ) as child:
+        try:
+            assert child.stdout is not None
+            line = child.stdout.readline().decode().split()
+        finally:
+            child.send_signal(signal.SIGKILL)  # no close, no flush, no drain
+            child.wait(timeout=30)
+    assert len(line) == 2, "the child did not get to its reads"
+    patient_id, spooled = line[0], int(line[1])
+    assert spooled == 3
+    services = build_services(_settings(data_dir))
+    try:
+        assert services.audit.spool is not None and services.audit.spool.count() == 3
+        assert _reads_of(services, patient_id) == 0
+        report = verify(services.audit)  # drains first
+        assert report.ok, report.problem
+        assert services.audit.spool.count() == 0
+        assert _reads_of(services, patient_id) == 3
+    finally:
+        services.close()
+    again = build_services(_settings(data_dir))
+    try:
+        again.audit.flush()
+        assert _reads_of(again, patient_id) == 3  # drained once, not again
+        assert verify(again.audit).ok
+    finally:
+        again.close()
+
+
+def test_drain_is_idempotent_when_interrupted(sqlite_services: Services) -> None:
+    """A drain that committed to the log but crashed before deleting from the spool leaves the
+    spool as it was: the next drain adds nothing twice, and still drains what is new."""
+    audit = sqlite_services.audit
+    spool = audit.spool
+    assert spool is not None
+    who = Actor(actor="dr-1", source="127.0.0.1", purpose="care")
+    events = [
+        build_event(who, "read", "Patient", 200, [Touched("Patient", f"p{i}", 1, f"p{i}")])
+        for i in range(5)
+    ]
+    spool.add(events)
+    assert audit.drain() == 5
+    spool.add(events)  # the interrupted drain: every row still in the spool
+    late = build_event(who, "search", "Observation", 200, [])
+    spool.add([late])
+    assert audit.drain() == 1  # only the new one
+    assert spool.count() == 0
+    counts = Counter(_event_ids(sqlite_services))
+    assert all(counts[e.event_id] == 1 for e in [*events, late])
+    cp = audit.checkpoint()
+    assert cp is not None and cp.size == len(counts)
+    assert verify(audit).ok
+
+
+def test_the_spool_is_a_private_file_beside_the_database(sqlite_services: Services) -> None:
+    spool = sqlite_services.audit.spool
+    assert isinstance(spool, AuditSpool)
+    assert spool.path.parent == sqlite_services.settings.data_dir
+    assert spool.count() == 0
+    assert spool.path.stat().st_mode & 0o777 == 0o600
