@@ -39,7 +39,7 @@ def _acting(request: Request, patient: str | None) -> tuple[RequestContext, str]
     )
     if patient is None or patient == principal.patient_id:
         return ctx, principal.patient_id
-    if patient not in _service(request).represented_patients(principal.patient_id):
+    if patient not in _service(request).representatives.represented_patients(principal.patient_id):
         # The same answer as for a space that does not exist: nothing learnt about others; the
         # attempt is audited in that patient's part of the log.
         denied = replace(ctx, rule="not-represented")

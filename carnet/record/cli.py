@@ -195,10 +195,10 @@ def represent(
     services = _open()
     try:
         if end:
-            count = services.record.end_representative(patient, representative, ctx=_ctx())
+            count = services.record.representatives.end(patient, representative, ctx=_ctx())
             message = f"{count} representation(s) of Patient/{patient} ended"
         else:
-            added = services.record.add_representative(
+            added = services.record.representatives.add(
                 patient, representative, kind, until=ends, ctx=_ctx()
             )
             message = (

@@ -67,7 +67,7 @@ def world(services: Services) -> Iterator[World]:
         s.fhir.create("Patient", {"resourceType": "Patient", "birthDate": d}).stored.res_id
         for d in ("1980-05-01", "1975-03-03", "2016-07-07")
     )
-    s.record.add_representative(c, a, "parent")
+    s.record.representatives.add(c, a, "parent")
     obs, masked, unannounced = _obs(s, a), _obs(s, a), _obs(s, a)
     c_obs, c_private = _obs(s, c), _obs(s, c)
     with s.engine.begin() as conn:

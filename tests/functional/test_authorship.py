@@ -87,7 +87,7 @@ def world(services: Services) -> Iterator[World]:
     )
     a = s.fhir.create("Patient", patient).stored.res_id
     c = s.fhir.create("Patient", {"resourceType": "Patient", "birthDate": "2016-07-07"})
-    s.record.add_representative(c.stored.res_id, a, "parent")
+    s.record.representatives.add(c.stored.res_id, a, "parent")
     a_obs = s.fhir.create("Observation", _obs(_ref(a))).stored.res_id
     c_obs = s.fhir.create("Observation", _obs(_ref(c.stored.res_id))).stored.res_id
     people = {
