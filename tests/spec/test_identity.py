@@ -108,13 +108,13 @@ def test_quarantine_merge_unmerge(services: Services) -> None:
     pid = _patient(services)
     mpi.resolve(IdentityInput(JEAN, patient_id=pid))
     # A lab result for the same man, well matched: attached to his Patient.
-    linked = mpi.deposit(IdentityInput(JEAN), "Observation", _doc())
+    linked = mpi.deposits.deposit(IdentityInput(JEAN), "Observation", _doc())
     assert linked.outcome is Outcome.LINK
     assert linked.patient_id == pid
     assert _count(services, [("subject", f"Patient/{pid}")]) == 1
     # A result whose identity is doubtful (birth place missing and a first-name typo): quarantined.
     doubtful = IdentityInput(replace(JEAN, birth_place=None, given_names=("JAEN",)))
-    held = mpi.deposit(doubtful, "Observation", _doc())
+    held = mpi.deposits.deposit(doubtful, "Observation", _doc())
     assert held.outcome is Outcome.REVIEW
     assert held.quarantine_id is not None
     assert _count(services, []) == 1  # invisible in any record
@@ -187,7 +187,7 @@ def test_dismiss_releases_to_its_own_patient(services: Services) -> None:
 
 
 def test_unknown_document_is_quarantined_with_an_unknown_item(services: Services) -> None:
-    result = services.identity.deposit(IdentityInput(JEAN), "Observation", _doc())
+    result = services.identity.deposits.deposit(IdentityInput(JEAN), "Observation", _doc())
     assert result.outcome is Outcome.NEW
     assert result.quarantine_id is not None
     [item] = services.identity.queue()
