@@ -56,6 +56,7 @@ from carnet.identity.register_store import open_register
 from carnet.identity.service import IdentityService
 from carnet.private_files import private_dir
 from carnet.record import api as record_api
+from carnet.record.representatives import Representatives
 from carnet.record.service import RecordService, accepts_writes
 from carnet.settings import Settings
 from carnet.web_safety import (
@@ -162,14 +163,18 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     )
     fhir.patient_hooks.append(identity.on_patient_write)
     fhir.body_checks.append(refuse_broken_ins)  # a broken INS anywhere in a body: 422
-    fhir.deposit_hooks.append(identity.on_create)  # documents naming their patient by identity
+    fhir.deposit_hooks.append(
+        identity.deposits.on_create
+    )  # documents naming their patient by identity
+    representatives = Representatives(fhir)
     record = RecordService(
         fhir,
         crypto.blind,
+        representatives,
         objection_window_days=settings.objection_window_days,
         retention_years=settings.record_retention_years,
     )
-    pdp.represented = record.represented_patients_in
+    pdp.represented = representatives.represented_patients_in
     accounts = AccountService(engine, crypto, settings, audit=audit)
     sessions = SessionService(engine, settings)
     signer = crypto.token_signer()
