@@ -204,7 +204,3 @@ class WalCheckpointer:
         finally:
             if conn is not None:
                 conn.close()
-
-
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
