@@ -3,8 +3,9 @@
 Hypothesis draws a small set of Patients and Observations (names with accents and hyphens, genders,
 birth dates and effective dates at every precision, codes with and without systems, quantities with
 units, references) and writes it, with the same ids, to a SQLite and a PostgreSQL store; then it
-draws searches (string :exact/:contains/:missing, token system|code, dates with prefixes at several
-precisions, quantities, references, chains, _sort, _count) and asserts that both stores answer the
+draws searches of one or two criteria (string :exact/:contains/:missing, token system|code and
+:not, dates with prefixes at several precisions, quantities, references, chains) with _sort and
+_count, and asserts that both stores answer the
 same status, the same total and the same ids in the same order (the engine always orders, by the
 sort keys, then the id). Both stores receive every example's writes, so they hold the same data
 throughout; each example's ids are new.
@@ -164,9 +165,17 @@ def examples(draw: st.DrawFn) -> Example:
 
 @st.composite
 def patient_search(draw: st.DrawFn, ex: Example) -> list[tuple[str, str]]:
+    """One or two criteria (ANDed), then result parameters."""
+    criteria = draw(st.lists(patient_criterion(ex), min_size=1, max_size=2))
+    sorts = ["birthdate", "-birthdate", "gender", "-gender", "_id"]
+    return [p for c in criteria for p in c] + draw(result_params(sorts))
+
+
+@st.composite
+def patient_criterion(draw: st.DrawFn, ex: Example) -> list[tuple[str, str]]:
     kind = draw(
         st.sampled_from(
-            ["family", "exact", "contains", "name", "gender", "birthdate", "missing", "id"]
+            ["family", "exact", "contains", "name", "gender", "not", "birthdate", "missing", "id"]
         )
     )
     family = draw(st.sampled_from(FAMILIES))
@@ -181,7 +190,9 @@ def patient_search(draw: st.DrawFn, ex: Example) -> list[tuple[str, str]]:
     elif kind == "name":
         params.append(("name", draw(st.sampled_from(FAMILIES + GIVENS))))
     elif kind == "gender":
-        params.append(("gender", draw(st.sampled_from(GENDERS))))
+        params.append(("gender", ",".join(draw(st.lists(st.sampled_from(GENDERS), min_size=1)))))
+    elif kind == "not":
+        params.append(("gender:not", draw(st.sampled_from(GENDERS))))
     elif kind == "birthdate":
         prefix = draw(st.sampled_from(["", "eq", "lt", "ge", "sa", "eb"]))
         params.append(("birthdate", prefix + draw(dates(times=False))))
@@ -192,11 +203,19 @@ def patient_search(draw: st.DrawFn, ex: Example) -> list[tuple[str, str]]:
         params.append(
             ("_id", ",".join(draw(st.lists(st.sampled_from(ex.patient_ids), min_size=1))))
         )
-    return params + draw(result_params(["birthdate", "-birthdate", "gender", "-gender", "_id"]))
+    return params
 
 
 @st.composite
 def observation_search(draw: st.DrawFn, ex: Example) -> list[tuple[str, str]]:
+    """One or two criteria (ANDed), then result parameters."""
+    criteria = draw(st.lists(observation_criterion(ex), min_size=1, max_size=2))
+    sorts = ["date", "-date", "code", "value-quantity", "-value-quantity", "subject", "_id"]
+    return [p for c in criteria for p in c] + draw(result_params(sorts))
+
+
+@st.composite
+def observation_criterion(draw: st.DrawFn, ex: Example) -> list[tuple[str, str]]:
     kind = draw(
         st.sampled_from(["code", "date", "quantity", "subject", "patient", "chain", "missing"])
     )
@@ -238,8 +257,7 @@ def observation_search(draw: st.DrawFn, ex: Example) -> list[tuple[str, str]]:
     else:
         code = draw(st.sampled_from(["value-quantity", "subject", "date", "code"]))
         params.append((f"{code}:missing", draw(st.sampled_from(["true", "false"]))))
-    sorts = ["date", "-date", "code", "value-quantity", "-value-quantity", "subject", "_id"]
-    return params + draw(result_params(sorts))
+    return params
 
 
 @st.composite
