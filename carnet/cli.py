@@ -353,7 +353,7 @@ def identity_queue(
     """List vigilance items with their evidence (ids, comparison levels and weights)."""
     services = _services(Settings.from_env())
     try:
-        items = services.identity.queue(state)
+        items = services.identity.vigilance.queue(state)
     finally:
         services.close()
     for item in items:
@@ -383,9 +383,9 @@ def identity_merge(
     services = _services(Settings.from_env())
     try:
         if into:
-            done = services.identity.merge(item, into, actor=_officer())
+            done = services.identity.vigilance.merge(item, into, actor=_officer())
         else:
-            done = services.identity.merge_item(item, actor=_officer())
+            done = services.identity.vigilance.merge_item(item, actor=_officer())
     except VigilanceError as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -403,7 +403,7 @@ def identity_unmerge(merge: Annotated[str, typer.Argument(help="Merge id.")]) ->
 
     services = _services(Settings.from_env())
     try:
-        services.identity.unmerge(merge, actor=_officer())
+        services.identity.vigilance.unmerge(merge, actor=_officer())
     except VigilanceError as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -418,7 +418,7 @@ def identity_dismiss(item: Annotated[str, typer.Argument(help="Vigilance item id
 
     services = _services(Settings.from_env())
     try:
-        released = services.identity.dismiss(item, actor=_officer())
+        released = services.identity.vigilance.dismiss(item, actor=_officer())
     except VigilanceError as exc:
         raise _fail(str(exc)) from None
     finally:

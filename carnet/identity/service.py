@@ -74,7 +74,7 @@ from carnet.identity.models import (
 )
 from carnet.identity.register import IdentityRegister
 from carnet.identity.training import DedupePair, TrainingReport, dedupe, train
-from carnet.identity.vigilance import OWNER, VigilanceOperations, dismissed_pairs, new_item
+from carnet.identity.vigilance import OWNER, Vigilance, dismissed_pairs, new_item
 
 __all__ = [
     "IdentityConflict",
@@ -94,9 +94,10 @@ _BLIND_KIND = "mpi"
 _VETO = VETO
 
 
-class IdentityService(VigilanceOperations):
+class IdentityService:
     """The master patient index over the database behind ``fhir``; documents naming their patient
-    by identity go through ``deposits``, which asks it to decide."""
+    by identity go through ``deposits``, which asks it to decide; the vigilance queue (merge,
+    unmerge, dismiss) is ``vigilance``."""
 
     def __init__(
         self,
@@ -120,6 +121,7 @@ class IdentityService(VigilanceOperations):
         self.review_threshold = review_threshold
         self.register = register
         self._model: MatchModel | None = None
+        self.vigilance = Vigilance(fhir, data_keys)
         self.deposits = Deposits(fhir, data_keys, blind, decide=self.decide_in, queue=self.queue_in)
 
     # -- model ------------------------------------------------------------------------------------
@@ -380,7 +382,7 @@ class IdentityService(VigilanceOperations):
     def resolve(self, inp: IdentityInput, *, ctx: RequestContext | None = None) -> MatchResult:
         """Match a Patient's identity and act: link, queue (pending identity) or new identity."""
         ctx = ctx or RequestContext()
-        with self._unit("identity-resolve", ctx) as unit:
+        with self.fhir.interaction(ctx, "identity-resolve", "Patient", None) as unit:
             return self.resolve_in(unit.conn, inp)
 
     def resolve_in(self, conn: Connection, inp: IdentityInput) -> MatchResult:
@@ -458,7 +460,7 @@ class IdentityService(VigilanceOperations):
             raise conflict(str(exc)) from None
         if result.outcome is Outcome.LINK and result.identity_id is not None:
             # Documents deposited for this identity before it had a Patient.
-            self._release(unit, ctx, result.identity_id, stored.res_id)
+            self.vigilance.release(unit, ctx, result.identity_id, stored.res_id)
 
     # -- batch helpers ----------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """The vigilance queue's operations on the master patient index: list items, merge (reversibly,
 with Patient.link replaced-by / replaces), unmerge and dismiss, and attaching or releasing the
-documents a merge or dismissal resolves. IdentityService inherits them."""
+documents a merge or dismissal resolves: the Vigilance service, which IdentityService holds as
+``vigilance`` (a Patient written for a waiting identity releases its documents through it)."""
 
 from __future__ import annotations
 
@@ -95,11 +96,12 @@ def new_item(
     return item_id
 
 
-class VigilanceOperations:
-    """Queue, merge, unmerge, dismiss; needs the FHIR service and the data keys of its subclass."""
+class Vigilance:
+    """The vigilance queue: list items, merge, unmerge, dismiss, release held documents."""
 
-    fhir: FhirService
-    data_keys: DataKeys
+    def __init__(self, fhir: FhirService, data_keys: DataKeys) -> None:
+        self.fhir = fhir
+        self.data_keys = data_keys
 
     @contextmanager
     def _unit(self, action: str, ctx: RequestContext) -> Iterator[Unit]:
@@ -160,7 +162,7 @@ class VigilanceOperations:
             .values(state=state, resolved_at=utc_now(), resolved_by=actor)
         )
 
-    def _release(
+    def release(
         self, unit: Unit, ctx: RequestContext, ident_id: str, patient_id: str
     ) -> list[tuple[str, str]]:
         """Attach the documents held for ``ident_id`` to ``patient_id``: (quarantine id, Type/id)."""
@@ -249,7 +251,7 @@ class VigilanceOperations:
                 moved = move_references(self.fhir, unit, ctx, source.patient_id, target.patient_id)
             released = []
             if target.patient_id:
-                released = self._release(unit, ctx, source_id, target.patient_id)
+                released = self.release(unit, ctx, source_id, target.patient_id)
             merge_id = str(uuid.uuid4())
             conn.execute(
                 insert(identity_merge).values(
@@ -360,7 +362,7 @@ class VigilanceOperations:
             )
             released = []
             if ident.patient_id:
-                released = self._release(unit, ctx, row.identity_id, ident.patient_id)
+                released = self.release(unit, ctx, row.identity_id, ident.patient_id)
             self._close(unit.conn, item_id, "dismissed", actor)
         log.info("vigilance item %s dismissed", item_id)
         return len(released)

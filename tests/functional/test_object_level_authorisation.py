@@ -343,7 +343,7 @@ def test_a_person_cannot_probe_identities_through_deposits(world: World) -> None
         answers.append(c.post("/fhir/Observation", json=body, headers=world.callers["b"]))
     assert [a.status_code for a in answers] == [403, 403], [a.text for a in answers]
     assert answers[0].text == answers[1].text
-    assert world.services.identity.queue() == []
+    assert world.services.identity.vigilance.queue() == []
 
 
 # -- visibility flags on the Patient itself --------------------------------------------------------
