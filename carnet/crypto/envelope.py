@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -19,9 +18,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from carnet.crypto.keyring import Keyring
 from carnet.crypto.models import data_key
+from carnet.db.engine import UNIT_SCOPED_INFO
 
 SHARED_OWNER = "shared"
-_UNIT_KEYS = "carnet_unit_data_keys"
+# Unit-scoped connection info: the engine's pool also drops it at check-in (carnet.db.engine).
+_UNIT_KEYS = UNIT_SCOPED_INFO + "data_keys"
 
 
 class KeyDestroyedError(RuntimeError):
@@ -140,8 +141,3 @@ class DataKeys:
     def after_rollback(self, conn: Connection) -> None:
         """Keys created in a rolled-back transaction never existed."""
         conn.info.pop(_UNIT_KEYS, None)
-
-    @staticmethod
-    def after_rollback_record(info: dict[str, Any]) -> None:
-        """The same, given a pooled connection's info dict (on check-in to the pool)."""
-        info.pop(_UNIT_KEYS, None)

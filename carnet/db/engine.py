@@ -28,9 +28,12 @@ SQLITE_WAL_LIMIT = 64 * 1024 * 1024  # bytes the WAL file is truncated to after 
 CHECKPOINT_IDLE_SECONDS = 5.0  # the checkpointer thread ends after this long without a commit
 CHECKPOINTERS: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.WeakKeyDictionary()
 # Execution option of a connection whose transactions write: SQLite's BEGIN IMMEDIATE (see
-# carnet.fhir.repository.install_sqlite_write_lock). A deferred transaction that reads, then
-# writes after another writer committed, fails at once with "database is locked".
+# _take_sqlite_write_lock_at_begin). A deferred transaction that reads, then writes after another
+# writer committed, fails at once with "database is locked".
 WRITE_OPTION = "carnet_write"
+# Connection-info entries whose name starts with this live for one unit of work (a unit's data
+# keys, see carnet.crypto.envelope): the pool drops them when the connection is checked in.
+UNIT_SCOPED_INFO = "carnet_unit_"
 LOCK_TIMEOUT_SECONDS = 10.0  # how long a writer waits for the lock before giving up (503)
 RETRY_AFTER_SECONDS = 2  # what a 503 for a lock timeout tells the client to wait
 SQLITE_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (low byte of extended codes)
@@ -67,6 +70,13 @@ def make_engine(
 
     A writer waits at most ``lock_timeout_seconds`` for a lock (``is_lock_timeout`` then holds).
     """
+    engine = _create(url, pool_size, sqlite_cache_mib, lock_timeout_seconds)
+    _take_sqlite_write_lock_at_begin(engine)
+    _forget_unit_state_at_checkin(engine)
+    return engine
+
+
+def _create(url: str, pool_size: int, sqlite_cache_mib: int, lock_timeout_seconds: float) -> Engine:
     lock_ms = max(1, int(lock_timeout_seconds * 1000))
     if url.startswith("sqlite"):
         database = make_url(url).database
@@ -112,6 +122,33 @@ def make_engine(
         # resources against 1.3 ms planned for its values. Planning each time costs far less.
         connect_args={"prepare_threshold": None, "options": f"-c lock_timeout={lock_ms}"},
     )
+
+
+def _take_sqlite_write_lock_at_begin(engine: Engine) -> None:
+    """SQLite: writing transactions take the write lock at BEGIN (no mid-transaction upgrade failure)."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _autocommit_driver(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _forget_unit_state_at_checkin(engine: Engine) -> None:
+    """Defence in depth: what a unit kept on its connection (key material) never outlives it,
+    even when the unit did not end through its own commit or rollback."""
+
+    @event.listens_for(engine, "checkin")
+    def _forget(_dbapi_conn: Any, record: Any) -> None:
+        for name in [
+            n for n in record.info if isinstance(n, str) and n.startswith(UNIT_SCOPED_INFO)
+        ]:
+            del record.info[name]
 
 
 class WalCheckpointer:

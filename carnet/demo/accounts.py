@@ -93,7 +93,7 @@ def create_demo_accounts(
             )
         )
     record.open_space(child)
-    record.add_representative(child, parent, "parent")
+    record.representatives.add(child, parent, "parent")
     out[-1] = DemoAccount(
         out[-1].role, out[-1].login, out[-1].detail + f"; parent of Patient/{child}"
     )

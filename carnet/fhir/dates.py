@@ -6,12 +6,10 @@ import calendar
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
-FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 _DATE = re.compile(
     r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
     r"(?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?P<f>\.\d+)?)?(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
 )
-LOWEST = "0001-01-01T00:00:00.000000"
 HIGHEST = "9999-12-31T23:59:59.999999"
 
 
@@ -27,9 +25,10 @@ def instant(moment: datetime) -> str:
 
 
 def sortable(moment: datetime) -> str:
-    # isoformat is several times faster than strftime; same text as FORMAT for years >= 1000.
+    # isoformat is several times faster than strftime, and pads the year to four digits at any
+    # year (glibc's %Y gives "99" for year 99, which sorted after "1980-..." as text).
     utc = moment.astimezone(UTC).replace(tzinfo=None)
-    return utc.isoformat(timespec="microseconds") if utc.year >= 1000 else utc.strftime(FORMAT)
+    return utc.isoformat(timespec="microseconds")
 
 
 def date_range(value: str) -> tuple[str, str] | None:

@@ -20,8 +20,6 @@ from carnet.fhir.fhirpath import compile_expression
 # Search parameters whose values identify a person: indexed as keyed hashes, never in clear.
 BLIND_TOKEN_CODES = frozenset({"identifier", "telecom", "email", "phone"})
 SUPPORTED_TYPES = frozenset({"string", "token", "reference", "date", "quantity", "number", "uri"})
-# Served from the resource table itself rather than from an index.
-RESOURCE_COLUMN_PARAMS = frozenset({"_id", "_lastUpdated"})
 
 
 # The schema's patterns come from XML Schema, where \s means only [ \t\n\r]; regex engines read

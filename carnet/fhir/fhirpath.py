@@ -9,7 +9,7 @@ outside the subset compiles to ``None`` and its parameter is not offered (nor ad
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,49 +132,12 @@ def compile_expression(
     return paths
 
 
-def evaluate(resource: dict[str, Any], path: Path) -> Iterator[Any]:
-    """Yield every node reached by ``path`` from ``resource`` (lists are flattened)."""
-    nodes: list[Any] = [resource]
-    for step in path:
-        nxt: list[Any] = []
-        if step.choice:
-            size = len(step.name)
-            for node in nodes:
-                if isinstance(node, dict):
-                    for key, value in node.items():
-                        if key.startswith(step.name) and key[size : size + 1].isupper():
-                            nxt.append(value)
-        elif step.name:
-            for node in nodes:
-                if isinstance(node, dict):
-                    value = node.get(step.name)
-                    if isinstance(value, list):
-                        nxt.extend(value)
-                    elif value is not None:
-                        nxt.append(value)
-        elif step.resolve_is:
-            prefix = step.resolve_is + "/"
-            for node in nodes:
-                ref = node.get("reference", "") if isinstance(node, dict) else ""
-                if isinstance(ref, str) and (ref.startswith(prefix) or f"/{prefix}" in ref):
-                    nxt.append(node)
-        else:
-            nxt = [
-                n
-                for n in nodes
-                if isinstance(n, dict) and n.get(step.where_field) == step.where_value
-            ]
-        nodes = nxt
-        if not nodes:
-            return
-    yield from nodes
-
-
 Getter = Callable[[Any], Sequence[Any]]
 
 
 def compile_getter(path: Path) -> Getter:
-    """``path`` as a function giving the same nodes as ``evaluate``, built once per path.
+    """``path`` as a function giving every node it reaches from a resource (lists flattened),
+    built once per path (tests/unit/fhir/reference_fhirpath.py interprets paths as the oracle).
 
     Indexing runs every search parameter of a type over every resource written; interpreting the
     steps each time cost more than the extraction itself, so each step becomes a closure here.

@@ -95,7 +95,9 @@ class Compiler:
         known = self.definitions.params_for(req.res_type)
         for code, desc in req.sort or [("_lastUpdated", False)]:
             key = self._sort_key(req.res_type, known, code, desc)
-            ids = ids.order_by(key.desc() if desc else key.asc())
+            # Resources without the value last either way, on every backend (SQLite's default
+            # puts NULLs first, PostgreSQL's last ascending and first descending).
+            ids = ids.order_by((key.desc() if desc else key.asc()).nulls_last())
         ids = ids.order_by(resource.c.res_id).offset(req.offset).limit(req.count)
         if total is None:
             total = select(func.count()).select_from(source).where(where)

@@ -21,7 +21,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
-    event,
     func,
     select,
     tuple_,
@@ -74,21 +73,6 @@ _CURRENT = select(resource).where(
 )
 
 
-def install_sqlite_write_lock(engine: Engine) -> None:
-    """SQLite: writing transactions take the write lock at BEGIN (no mid-transaction upgrade failure)."""
-    if engine.dialect.name != "sqlite":
-        return
-
-    @event.listens_for(engine, "connect")
-    def _autocommit_driver(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get(WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-
 class Repository:
     """Versioned, encrypted, indexed storage of FHIR resources."""
 
@@ -100,12 +84,6 @@ class Repository:
         self.indexer = indexer
         self.blobs = blobs
         self.known_code_texts: set[tuple[str, str, str]] = set()
-        install_sqlite_write_lock(engine)
-
-        @event.listens_for(engine, "checkin")
-        def _forget_unit_keys(_dbapi_conn: Any, record: Any) -> None:
-            # Defence in depth: key material never outlives the unit that read it.
-            data_keys.after_rollback_record(record.info)
 
     @contextmanager
     def unit(self, *, write: bool = True) -> Iterator[Unit]:

@@ -77,14 +77,14 @@ def queue(service: Identity, state: str = "open") -> FhirResponse:
     """Vigilance items in a state (open, merged, dismissed, unmerged) with their evidence."""
     if state not in ("open", "merged", "dismissed", "unmerged"):
         raise bad_request(f"state must be open, merged, dismissed or unmerged, got '{state[:20]}'")
-    return FhirResponse({"items": service.queue(state)})
+    return FhirResponse({"items": service.vigilance.queue(state)})
 
 
 @router.post("/queue/{item_id}/merge")
 def merge(item_id: str, service: Identity, ctx: Ctx) -> FhirResponse:
     """Same person: merge the item's pending identity into its candidate."""
     try:
-        return FhirResponse(service.merge_item(item_id, actor=ctx.actor))
+        return FhirResponse(service.vigilance.merge_item(item_id, actor=ctx.actor))
     except VigilanceError as exc:
         raise _vigilance_error(exc) from None
 
@@ -93,7 +93,9 @@ def merge(item_id: str, service: Identity, ctx: Ctx) -> FhirResponse:
 def dismiss(item_id: str, service: Identity, ctx: Ctx) -> FhirResponse:
     """Not the same person: the pending identity becomes a distinct one."""
     try:
-        return FhirResponse({"released": service.dismiss(item_id, actor=ctx.actor, ctx=ctx)})
+        return FhirResponse(
+            {"released": service.vigilance.dismiss(item_id, actor=ctx.actor, ctx=ctx)}
+        )
     except VigilanceError as exc:
         raise _vigilance_error(exc) from None
 
@@ -102,7 +104,7 @@ def dismiss(item_id: str, service: Identity, ctx: Ctx) -> FhirResponse:
 def unmerge(merge_id: str, service: Identity, ctx: Ctx) -> FhirResponse:
     """Undo a merge."""
     try:
-        service.unmerge(merge_id, actor=ctx.actor, ctx=ctx)
+        service.vigilance.unmerge(merge_id, actor=ctx.actor, ctx=ctx)
     except VigilanceError as exc:
         raise _vigilance_error(exc) from None
     return FhirResponse({"unmerged": merge_id})

@@ -18,7 +18,7 @@ def identity_queue(
 ) -> None:
     """List vigilance items with their evidence (ids, comparison levels and weights)."""
     with open_services(settings_of(ctx)) as services:
-        items = services.identity.queue(state)
+        items = services.identity.vigilance.queue(state)
     for item in items:
         best = item["evidence"]["candidates"][:1]
         levels = ", ".join(
@@ -46,9 +46,9 @@ def identity_merge(
     with open_services(settings_of(ctx)) as services:
         try:
             if into:
-                done = services.identity.merge(item, into, actor=local_operator())
+                done = services.identity.vigilance.merge(item, into, actor=local_operator())
             else:
-                done = services.identity.merge_item(item, actor=local_operator())
+                done = services.identity.vigilance.merge_item(item, actor=local_operator())
         except VigilanceError as exc:
             raise fail(str(exc)) from None
     console.print(
@@ -65,7 +65,7 @@ def identity_unmerge(
 
     with open_services(settings_of(ctx)) as services:
         try:
-            services.identity.unmerge(merge, actor=local_operator())
+            services.identity.vigilance.unmerge(merge, actor=local_operator())
         except VigilanceError as exc:
             raise fail(str(exc)) from None
     console.print(f"merge {merge} undone")
@@ -79,7 +79,7 @@ def identity_dismiss(
 
     with open_services(settings_of(ctx)) as services:
         try:
-            released = services.identity.dismiss(item, actor=local_operator())
+            released = services.identity.vigilance.dismiss(item, actor=local_operator())
         except VigilanceError as exc:
             raise fail(str(exc)) from None
     console.print(f"item {item} dismissed, {released} quarantined document(s) attached")

@@ -4,7 +4,7 @@ rather than by a stored Patient goes through the master patient index before any
 Its ``subject`` (or ``patient``) is either a contained Patient carrying the traits (``"#p"``), or a
 logical reference by identifier only (``{"identifier": {"system": ..., "value": ...}}``):
 
-- contained Patient with strict traits: matched like any identity (:meth:`IdentityService._decide`);
+- contained Patient with strict traits: matched like any identity (:meth:`IdentityService.decide_in`);
   on a link to an identity that has a Patient the document is stored with its subject set to that
   Patient (and the contained Patient dropped); otherwise it is held in quarantine with a vigilance
   item. Without valid strict traits (an unnamed newborn) there is nothing to match: stored as sent;
@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -33,11 +34,12 @@ from sqlalchemy import Connection, insert, select
 from carnet.access.authors import authorship_of
 from carnet.access.principal import Kind
 from carnet.crypto.blind_index import BlindIndexer
+from carnet.crypto.envelope import DataKeys
 from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import instant, utc_now
 from carnet.fhir.errors import FhirError, Issue, conflict, operation_outcome, unprocessable
 from carnet.fhir.repository import StoredResource, Unit
-from carnet.fhir.service import WriteResult
+from carnet.fhir.service import FhirService, WriteResult
 from carnet.identity.decisions import (
     IdentityConflict,
     IdentityInput,
@@ -53,8 +55,8 @@ from carnet.identity.ins import (
     InvalidTraits,
     check_ins_identifiers,
 )
-from carnet.identity.models import identity, quarantine, vigilance_item
-from carnet.identity.vigilance import OWNER, VigilanceOperations
+from carnet.identity.models import identity, ins_digest, quarantine, vigilance_item
+from carnet.identity.vigilance import OWNER, attach_document, new_item
 
 log = logging.getLogger("carnet.identity")
 
@@ -62,21 +64,31 @@ HELD_CODE = "informational"  # OperationOutcome issue code of a held deposit (HT
 SUBJECT_KEYS = ("subject", "patient")
 
 
-class DepositOperations(VigilanceOperations):
-    """Deposits and the FHIR create hook; matching comes from :class:`IdentityService`."""
+Decide = Callable[[Connection, IdentityInput], MatchResult]
+"""The index's decision for an identity, writing nothing (:meth:`IdentityService.decide_in`)."""
+Queue = Callable[[Connection, IdentityInput, MatchResult, "str | None"], MatchResult]
+"""Put an identity the index could not link in the vigilance queue, under a pending identity
+(:meth:`IdentityService.queue_in`)."""
 
-    blind: BlindIndexer
 
-    def _decide(self, conn: Connection, inp: IdentityInput) -> MatchResult:
-        raise NotImplementedError
+class Deposits:
+    """Deposits and the FHIR create hook (:attr:`FhirService.deposit_hooks`); the matching is the
+    master patient index's, given as ``decide`` and ``queue``."""
 
-    def _queue(
-        self, conn: Connection, inp: IdentityInput, result: MatchResult, patient_id: str | None
-    ) -> MatchResult:
-        raise NotImplementedError
-
-    def _ins_hash(self, ins: Ins) -> str:
-        raise NotImplementedError
+    def __init__(
+        self,
+        fhir: FhirService,
+        data_keys: DataKeys,
+        blind: BlindIndexer,
+        *,
+        decide: Decide,
+        queue: Queue,
+    ) -> None:
+        self.fhir = fhir
+        self.data_keys = data_keys
+        self.blind = blind
+        self._decide = decide
+        self._queue = queue
 
     # -- deposits ---------------------------------------------------------------------------------
 
@@ -94,7 +106,7 @@ class DepositOperations(VigilanceOperations):
         Patient. Otherwise it is kept encrypted in quarantine, visible only to the vigilance queue.
         """
         ctx = ctx or RequestContext()
-        with self._unit("identity-deposit", ctx) as unit:
+        with self.fhir.interaction(ctx, "identity-deposit", "Patient", None) as unit:
             return self.deposit_in(unit, ctx, inp, res_type, document)[0]
 
     def deposit_in(
@@ -109,7 +121,9 @@ class DepositOperations(VigilanceOperations):
         """:meth:`deposit` inside a caller's unit; the stored resource when it was attached."""
         result = self._decide(unit.conn, inp)
         if result.outcome is Outcome.LINK and result.patient_id is not None:
-            return result, self._attach(unit, ctx, res_type, document, result.patient_id, res_id)
+            return result, attach_document(
+                self.fhir, unit, ctx, res_type, document, result.patient_id, res_id
+            )
         if result.outcome is Outcome.LINK:
             # A known identity without a Patient yet: held until its Patient is written.
             assert result.identity_id is not None
@@ -170,7 +184,7 @@ class DepositOperations(VigilanceOperations):
             found = self.fhir.conditional_match(unit, "Patient", query, ctx)
             if found is None:
                 return None  # a logical reference to a Patient held elsewhere: stored as sent
-            stored = self._attach(unit, ctx, res_type, document, found.res_id, res_id)
+            stored = attach_document(self.fhir, unit, ctx, res_type, document, found.res_id, res_id)
             return MatchResult(Outcome.LINK, "known identifier", (), None, found.res_id), stored
         try:
             ins = Ins.create(system, value)
@@ -178,12 +192,12 @@ class DepositOperations(VigilanceOperations):
             raise unprocessable([Issue("value", str(exc), "subject.identifier")]) from None
         rows = unit.conn.execute(
             select(identity).where(
-                identity.c.ins_hash == self._ins_hash(ins), identity.c.state != "merged"
+                identity.c.ins_hash == ins_digest(self.blind, ins), identity.c.state != "merged"
             )
         ).all()
         if len(rows) == 1 and rows[0].state == "active" and rows[0].patient_id:
             found_id, pid = rows[0].id, rows[0].patient_id
-            stored = self._attach(unit, ctx, res_type, document, pid, res_id)
+            stored = attach_document(self.fhir, unit, ctx, res_type, document, pid, res_id)
             return MatchResult(Outcome.LINK, "known INS", (), found_id, pid), stored
         waiting = [r for r in rows if r.patient_id is None]
         if len(rows) == 1 and waiting:
@@ -200,7 +214,7 @@ class DepositOperations(VigilanceOperations):
             return MatchResult(Outcome.REVIEW, reason, (), pending, None, item_id, q_id), None
         reason = "INS known more than once" if rows else "unknown INS"
         pending = self._bare_identity(unit.conn, ins)
-        item_id = self._new_item(unit.conn, "unknown", pending, None, None, {"reason": reason})
+        item_id = new_item(unit.conn, "unknown", pending, None, None, {"reason": reason})
         q_id = self._hold(unit.conn, ctx, pending, res_type, document)
         return MatchResult(Outcome.REVIEW, reason, (), pending, None, item_id, q_id), None
 
@@ -216,7 +230,7 @@ class DepositOperations(VigilanceOperations):
                 patient_id=None,
                 status="PROV",
                 state="pending",
-                ins_hash=self._ins_hash(ins),
+                ins_hash=ins_digest(self.blind, ins),
                 traits=self.data_keys.encrypt(
                     conn, OWNER, json.dumps(payload).encode(), ident_id.encode()
                 ),
@@ -226,31 +240,6 @@ class DepositOperations(VigilanceOperations):
             )
         )
         return ident_id
-
-    def _new_item(
-        self,
-        conn: Connection,
-        kind: str,
-        pending: str,
-        candidate: str | None,
-        weight: float | None,
-        evidence: dict[str, Any],
-    ) -> str:
-        item_id = str(uuid.uuid4())
-        conn.execute(
-            insert(vigilance_item).values(
-                id=item_id,
-                kind=kind,
-                state="open",
-                identity_id=pending,
-                candidate_id=candidate,
-                weight=weight,
-                evidence=json.dumps(evidence),
-                created_at=utc_now(),
-            )
-        )
-        log.info("identity %s sent to vigilance item %s (%s)", pending, item_id, kind)
-        return item_id
 
     # -- the FHIR create hook ---------------------------------------------------------------------
 

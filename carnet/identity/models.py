@@ -8,7 +8,9 @@ document is encrypted like the traits.
 
 from sqlalchemy import Column, DateTime, Float, Index, Integer, LargeBinary, String, Table, Text
 
+from carnet.crypto.blind_index import BlindIndexer
 from carnet.db.metadata import metadata
+from carnet.identity.ins import Ins
 
 identity = Table(
     "identity",
@@ -25,6 +27,12 @@ identity = Table(
     Index("ix_identity_ins_hash", "ins_hash"),
     Index("ix_identity_patient_id", "patient_id"),
 )
+
+
+def ins_digest(blind: BlindIndexer, ins: Ins) -> str:
+    """The keyed blind hash of a matricule INS, as ``identity.ins_hash`` holds it."""
+    return blind.digest("ins", f"{ins.system}|{ins.value}")
+
 
 identity_block = Table(
     "identity_block",

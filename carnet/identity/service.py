@@ -1,7 +1,7 @@
 """The master patient index: matching, the vigilance queue, quarantine and reversible merges.
 
 Every incoming identity goes through :meth:`IdentityService.resolve` (a Patient) or
-:meth:`IdentityService.deposit` (a document carrying a patient identity):
+:meth:`Deposits.deposit` (a document carrying a patient identity, :mod:`carnet.identity.deposits`):
 
 1. a known matricule INS leads to its identity, if the traits agree (else: the vigilance queue);
    a QUAL identity's INS must also be confirmed by the reference register (else: refused);
@@ -49,7 +49,7 @@ from carnet.identity.decisions import (
     patient_identity,
     vetoed,
 )
-from carnet.identity.deposits import DepositOperations
+from carnet.identity.deposits import Deposits
 from carnet.identity.distinct import (
     Successor,
     ins_differ,
@@ -70,10 +70,11 @@ from carnet.identity.models import (
     identity,
     identity_block,
     identity_model_params,
+    ins_digest,
 )
 from carnet.identity.register import IdentityRegister
 from carnet.identity.training import DedupePair, TrainingReport, dedupe, train
-from carnet.identity.vigilance import OWNER, dismissed_pairs
+from carnet.identity.vigilance import OWNER, Vigilance, dismissed_pairs, new_item
 
 __all__ = [
     "IdentityConflict",
@@ -93,8 +94,10 @@ _BLIND_KIND = "mpi"
 _VETO = VETO
 
 
-class IdentityService(DepositOperations):
-    """The master patient index over the database behind ``fhir``."""
+class IdentityService:
+    """The master patient index over the database behind ``fhir``; documents naming their patient
+    by identity go through ``deposits``, which asks it to decide; the vigilance queue (merge,
+    unmerge, dismiss) is ``vigilance``."""
 
     def __init__(
         self,
@@ -118,6 +121,8 @@ class IdentityService(DepositOperations):
         self.review_threshold = review_threshold
         self.register = register
         self._model: MatchModel | None = None
+        self.vigilance = Vigilance(fhir, data_keys)
+        self.deposits = Deposits(fhir, data_keys, blind, decide=self.decide_in, queue=self.queue_in)
 
     # -- model ------------------------------------------------------------------------------------
 
@@ -180,9 +185,6 @@ class IdentityService(DepositOperations):
             out.append(StoredIdentity(row.id, row.patient_id, row.status, row.state, record, ins))
         return out
 
-    def _ins_hash(self, ins: Ins) -> str:
-        return self.blind.digest("ins", f"{ins.system}|{ins.value}")
-
     def _insert(
         self, conn: Connection, inp: IdentityInput, state: str, patient_id: str | None
     ) -> str:
@@ -194,7 +196,7 @@ class IdentityService(DepositOperations):
                 patient_id=patient_id,
                 status=inp.status.value,
                 state=state,
-                ins_hash=None if inp.ins is None else self._ins_hash(inp.ins),
+                ins_hash=None if inp.ins is None else ins_digest(self.blind, inp.ins),
                 traits=self._encrypt(conn, ident_id, inp),
                 merged_into=None,
                 created_at=now,
@@ -220,7 +222,7 @@ class IdentityService(DepositOperations):
         conn.execute(
             update(identity)
             .where(identity.c.id == ident_id)
-            .values(ins_hash=self._ins_hash(ins), traits=blob, updated_at=utc_now())
+            .values(ins_hash=ins_digest(self.blind, ins), traits=blob, updated_at=utc_now())
         )
         log.info("identity %s now carries its INS", ident_id)
 
@@ -246,7 +248,9 @@ class IdentityService(DepositOperations):
                             "patient_id": inp.patient_id,
                             "status": inp.status.value,
                             "state": "active",
-                            "ins_hash": None if inp.ins is None else self._ins_hash(inp.ins),
+                            "ins_hash": None
+                            if inp.ins is None
+                            else ins_digest(self.blind, inp.ins),
                             "traits": self._encrypt(conn, ident_id, inp),
                             "merged_into": None,
                             "created_at": now,
@@ -279,7 +283,8 @@ class IdentityService(DepositOperations):
 
     # -- matching ---------------------------------------------------------------------------------
 
-    def _decide(self, conn: Connection, inp: IdentityInput) -> MatchResult:
+    def decide_in(self, conn: Connection, inp: IdentityInput) -> MatchResult:
+        """The index's decision for ``inp`` on an open connection, writing nothing."""
         if (
             inp.ins is not None
             and inp.status is InsStatus.QUAL
@@ -294,7 +299,8 @@ class IdentityService(DepositOperations):
         if inp.ins is not None:
             rows = conn.execute(
                 select(identity).where(
-                    identity.c.ins_hash == self._ins_hash(inp.ins), identity.c.state != "merged"
+                    identity.c.ins_hash == ins_digest(self.blind, inp.ins),
+                    identity.c.state != "merged",
                 )
             ).all()
             known = self._load(conn, list(rows))
@@ -349,11 +355,12 @@ class IdentityService(DepositOperations):
     def match(self, inp: IdentityInput) -> MatchResult:
         """Decide without writing anything (the explain endpoint)."""
         with self.fhir.repo.unit(write=False) as unit:
-            return self._decide(unit.conn, inp)
+            return self.decide_in(unit.conn, inp)
 
-    def _queue(
+    def queue_in(
         self, conn: Connection, inp: IdentityInput, result: MatchResult, patient_id: str | None
     ) -> MatchResult:
+        """Keep ``inp`` as a pending identity with a vigilance item (``result`` its evidence)."""
         pending = self._insert(conn, inp, "pending", patient_id)
         best = result.candidates[0] if result.candidates else None
         kind = (
@@ -362,7 +369,7 @@ class IdentityService(DepositOperations):
             else ("ins_conflict" if result.reason.startswith("known INS") else "duplicate")
         )
         evidence = {"reason": result.reason, "candidates": [c.as_dict() for c in result.candidates]}
-        item_id = self._new_item(
+        item_id = new_item(
             conn,
             kind,
             pending,
@@ -375,12 +382,12 @@ class IdentityService(DepositOperations):
     def resolve(self, inp: IdentityInput, *, ctx: RequestContext | None = None) -> MatchResult:
         """Match a Patient's identity and act: link, queue (pending identity) or new identity."""
         ctx = ctx or RequestContext()
-        with self._unit("identity-resolve", ctx) as unit:
+        with self.fhir.interaction(ctx, "identity-resolve", "Patient", None) as unit:
             return self.resolve_in(unit.conn, inp)
 
     def resolve_in(self, conn: Connection, inp: IdentityInput) -> MatchResult:
         """:meth:`resolve` inside a caller's transaction (the Patient write hook)."""
-        result = self._decide(conn, inp)
+        result = self.decide_in(conn, inp)
         if (
             result.outcome is Outcome.LINK
             and inp.patient_id
@@ -390,7 +397,7 @@ class IdentityService(DepositOperations):
             duplicate = MatchResult(
                 Outcome.REVIEW, "another Patient has this identity", result.candidates
             )
-            return self._queue(conn, inp, duplicate, inp.patient_id)
+            return self.queue_in(conn, inp, duplicate, inp.patient_id)
         if result.outcome is Outcome.LINK:
             assert result.identity_id is not None
             if inp.ins is not None:
@@ -415,7 +422,7 @@ class IdentityService(DepositOperations):
             return MatchResult(
                 Outcome.NEW, result.reason, result.candidates, new_id, inp.patient_id
             )
-        return self._queue(conn, inp, result, inp.patient_id)
+        return self.queue_in(conn, inp, result, inp.patient_id)
 
     def on_patient_write(self, unit: Unit, ctx: RequestContext, stored: StoredResource) -> None:
         """The FHIR write hook: match a created or updated Patient that has no identity yet.
@@ -453,7 +460,7 @@ class IdentityService(DepositOperations):
             raise conflict(str(exc)) from None
         if result.outcome is Outcome.LINK and result.identity_id is not None:
             # Documents deposited for this identity before it had a Patient.
-            self._release(unit, ctx, result.identity_id, stored.res_id)
+            self.vigilance.release(unit, ctx, result.identity_id, stored.res_id)
 
     # -- batch helpers ----------------------------------------------------------------------------
 

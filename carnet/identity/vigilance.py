@@ -1,6 +1,7 @@
 """The vigilance queue's operations on the master patient index: list items, merge (reversibly,
 with Patient.link replaced-by / replaces), unmerge and dismiss, and attaching or releasing the
-documents a merge or dismissal resolves. IdentityService inherits them."""
+documents a merge or dismissal resolves: the Vigilance service, which IdentityService holds as
+``vigilance`` (a Patient written for a waiting identity releases its documents through it)."""
 
 from __future__ import annotations
 
@@ -47,35 +48,65 @@ def _key(ref: str) -> tuple[str, str]:
 OWNER = "identity"  # data key of the index's traits and quarantined documents
 
 
-class VigilanceOperations:
-    """Queue, merge, unmerge, dismiss; needs the FHIR service and the data keys of its subclass."""
+def attach_document(
+    fhir: FhirService,
+    unit: Unit,
+    ctx: RequestContext,
+    res_type: str,
+    document: dict[str, Any],
+    patient_id: str,
+    res_id: str | None = None,
+) -> StoredResource:
+    """Store ``document`` in ``patient_id``'s record (its subject set to that Patient), inside the
+    caller's interaction: a deposit linked at once, or a held document released."""
+    body = dict(document)
+    ref = {"reference": f"Patient/{patient_id}"}
+    if res_type == "Patient":
+        raise VigilanceError("a Patient is not a document; resolve it instead")
+    keys = [k for k in ("subject", "patient") if k in body] or ["subject"]
+    for key in keys:
+        body[key] = ref
+    body.pop("id", None)
+    return fhir.create_in(unit, ctx, res_type, body, None, new_id=res_id).stored
 
-    fhir: FhirService
-    data_keys: DataKeys
+
+def new_item(
+    conn: Connection,
+    kind: str,
+    pending: str,
+    candidate: str | None,
+    weight: float | None,
+    evidence: dict[str, Any],
+) -> str:
+    """Open a vigilance item on the pending identity ``pending``; returns its id."""
+    item_id = str(uuid.uuid4())
+    conn.execute(
+        insert(vigilance_item).values(
+            id=item_id,
+            kind=kind,
+            state="open",
+            identity_id=pending,
+            candidate_id=candidate,
+            weight=weight,
+            evidence=json.dumps(evidence),
+            created_at=utc_now(),
+        )
+    )
+    log.info("identity %s sent to vigilance item %s (%s)", pending, item_id, kind)
+    return item_id
+
+
+class Vigilance:
+    """The vigilance queue: list items, merge, unmerge, dismiss, release held documents."""
+
+    def __init__(self, fhir: FhirService, data_keys: DataKeys) -> None:
+        self.fhir = fhir
+        self.data_keys = data_keys
 
     @contextmanager
     def _unit(self, action: str, ctx: RequestContext) -> Iterator[Unit]:
         with self.fhir.interaction(ctx, action, "Patient", None) as unit:
             yield unit
-
-    def _attach(
-        self,
-        unit: Unit,
-        ctx: RequestContext,
-        res_type: str,
-        document: dict[str, Any],
-        patient_id: str,
-        res_id: str | None = None,
-    ) -> StoredResource:
-        body = dict(document)
-        ref = {"reference": f"Patient/{patient_id}"}
-        if res_type == "Patient":
-            raise VigilanceError("a Patient is not a document; resolve it instead")
-        keys = [k for k in ("subject", "patient") if k in body] or ["subject"]
-        for key in keys:
-            body[key] = ref
-        body.pop("id", None)
-        return self.fhir.create_in(unit, ctx, res_type, body, None, new_id=res_id).stored
 
     # -- vigilance queue --------------------------------------------------------------------------
 
@@ -131,7 +162,7 @@ class VigilanceOperations:
             .values(state=state, resolved_at=utc_now(), resolved_by=actor)
         )
 
-    def _release(
+    def release(
         self, unit: Unit, ctx: RequestContext, ident_id: str, patient_id: str
     ) -> list[tuple[str, str]]:
         """Attach the documents held for ``ident_id`` to ``patient_id``: (quarantine id, Type/id)."""
@@ -144,7 +175,7 @@ class VigilanceOperations:
         for row in rows:
             clear = self.data_keys.decrypt(unit.conn, OWNER, row.body, row.id.encode())
             body, depositor = open_held(clear)
-            stored = self._attach(unit, ctx, row.res_type, body, patient_id)
+            stored = attach_document(self.fhir, unit, ctx, row.res_type, body, patient_id)
             set_author(unit.conn, stored.res_type, stored.res_id, depositor)
             released.append((row.id, f"{stored.res_type}/{stored.res_id}"))
             unit.conn.execute(
@@ -220,7 +251,7 @@ class VigilanceOperations:
                 moved = move_references(self.fhir, unit, ctx, source.patient_id, target.patient_id)
             released = []
             if target.patient_id:
-                released = self._release(unit, ctx, source_id, target.patient_id)
+                released = self.release(unit, ctx, source_id, target.patient_id)
             merge_id = str(uuid.uuid4())
             conn.execute(
                 insert(identity_merge).values(
@@ -331,7 +362,7 @@ class VigilanceOperations:
             )
             released = []
             if ident.patient_id:
-                released = self._release(unit, ctx, row.identity_id, ident.patient_id)
+                released = self.release(unit, ctx, row.identity_id, ident.patient_id)
             self._close(unit.conn, item_id, "dismissed", actor)
         log.info("vigilance item %s dismissed", item_id)
         return len(released)

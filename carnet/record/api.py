@@ -36,7 +36,7 @@ def _acting(
     )
     if patient is None or patient == principal.patient_id:
         return ctx, principal.patient_id
-    if patient not in service.represented_patients(principal.patient_id):
+    if patient not in service.representatives.represented_patients(principal.patient_id):
         # The same answer as for a space that does not exist: nothing learnt about others; the
         # attempt is audited in that patient's part of the log.
         denied = replace(ctx, rule="not-represented")

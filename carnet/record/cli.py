@@ -159,12 +159,12 @@ def represent(
     with open_services(settings_of(ctx)) as services:
         try:
             if end:
-                count = services.record.end_representative(
+                count = services.record.representatives.end(
                     patient, representative, ctx=_as_operator()
                 )
                 message = f"{count} representation(s) of Patient/{patient} ended"
             else:
-                added = services.record.add_representative(
+                added = services.record.representatives.add(
                     patient, representative, kind, until=ends, ctx=_as_operator()
                 )
                 message = (

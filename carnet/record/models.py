@@ -12,6 +12,8 @@ from sqlalchemy import Column, Index, String, Table
 
 from carnet.db.metadata import metadata
 
+PENDING, OPEN, REFUSED, CLOSED, SHREDDED = "pending", "open", "refused", "closed", "shredded"
+
 record_space = Table(
     "record_space",
     metadata,

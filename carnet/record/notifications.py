@@ -23,7 +23,6 @@ OPENED = "space-opened"
 REFUSED = "space-refused"  # objection inside the window
 CLOSED = "space-closed"
 REPRESENTATIVE = "representative-added"  # someone now acts for the person
-TEMPLATES = (PROVISIONED, OPENED, REFUSED, CLOSED, REPRESENTATIVE)
 
 
 @dataclass(frozen=True)

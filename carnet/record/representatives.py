@@ -1,12 +1,16 @@
 """Legal representatives: who acts for whom (parent of a minor, guardian, curator), declared or
-from the register, and the queries the policy decision point asks. RecordService inherits them."""
+from the register, and the queries the policy decision point asks (``represented_patients_in``).
+
+A service of its own: RecordService uses it (a space shows its representatives; provisioning
+links those the register names; shredding ends them) and the PDP is given its query."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import bad_request, conflict, not_found
@@ -34,10 +38,11 @@ def represented_patients_in(
     return [r.patient_id for r in rows]
 
 
-class RepresentativeOperations:
-    """Representations and their queries; needs the FHIR service of its subclass."""
+class Representatives:
+    """Representations: declared, linked from the register, ended, and queried."""
 
-    fhir: FhirService
+    def __init__(self, fhir: FhirService) -> None:
+        self.fhir = fhir
 
     def represented_patients(
         self, person_patient_id: str, *, now: datetime | None = None
@@ -71,7 +76,28 @@ class RepresentativeOperations:
         ).all()
         return [r.representative_patient_id for r in rows]
 
-    def add_representative(
+    def current_of_in(
+        self, conn: Connection, patient_id: str, *, now: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The representations of ``patient_id`` in force (who, kind, since, until), oldest first,
+        as a space shows them."""
+        rep = record_representative.c
+        links = conn.execute(
+            select(rep.representative_patient_id, rep.kind, rep.since, rep.until)
+            .where(rep.patient_id == patient_id, active(now))
+            .order_by(rep.since)
+        ).all()
+        return [
+            {
+                "patient": r.representative_patient_id,
+                "kind": r.kind,
+                "since": r.since,
+                "until": r.until,
+            }
+            for r in links
+        ]
+
+    def add(
         self,
         patient_id: str,
         representative_patient_id: str,
@@ -105,11 +131,11 @@ class RepresentativeOperations:
                 until = majority(date.fromisoformat(birth))
                 if until <= moment:
                     raise conflict(f"Patient/{patient_id} is of age: use guardian or curator")
-            return self._link(
+            return self.link(
                 unit, ctx, patient_id, representative_patient_id, kind, until, "declared", moment
             )
 
-    def end_representative(
+    def end(
         self,
         patient_id: str,
         representative_patient_id: str,
@@ -134,7 +160,20 @@ class RepresentativeOperations:
             ).rowcount
         return int(ended)
 
-    def _link(
+    def end_all_in(self, unit: Unit, patient_id: str, moment: datetime) -> None:
+        """End every representation of ``patient_id`` and by ``patient_id`` (their record is being
+        shredded), inside the caller's interaction."""
+        rep = record_representative.c
+        unit.conn.execute(
+            update(record_representative)
+            .where(
+                or_(rep.patient_id == patient_id, rep.representative_patient_id == patient_id),
+                rep.ended_at.is_(None),
+            )
+            .values(ended_at=stamp(moment))
+        )
+
+    def link(
         self,
         unit: Unit,
         ctx: RequestContext,
@@ -145,6 +184,8 @@ class RepresentativeOperations:
         source: str,
         moment: datetime,
     ) -> bool:
+        """Link ``rep_pid`` as ``kind`` of ``patient_id`` inside the caller's interaction (checked,
+        and the people notified); False if that representation is already in force."""
         rep = record_representative.c
         exists = unit.conn.execute(
             select(rep.id).where(

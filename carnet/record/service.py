@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from carnet.crypto.blind_index import BlindIndexer
@@ -27,19 +27,25 @@ from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import bad_request, conflict, not_found
 from carnet.fhir.repository import Unit
 from carnet.fhir.service import FhirService
-from carnet.identity.ins import Ins
 from carnet.record import notifications as templates
-from carnet.record.dates import add_years, majority, paris_midnight, stamp
-from carnet.record.models import record_notification, record_representative, record_space
+from carnet.record.dates import add_years, stamp
+from carnet.record.models import (
+    CLOSED,
+    OPEN,
+    PENDING,
+    REFUSED,
+    SHREDDED,
+    record_notification,
+    record_space,
+)
 from carnet.record.notifications import Notification, NotificationChannel
-from carnet.record.outbox import active, notify, pending
-from carnet.record.register import InsuredPerson, ins_for
-from carnet.record.representatives import RepresentativeOperations
+from carnet.record.outbox import notify, pending
+from carnet.record.provisioning import Provisioning, ProvisionReport
+from carnet.record.register import InsuredPerson
+from carnet.record.representatives import Representatives
 
 log = logging.getLogger("carnet.record")
 
-PENDING, OPEN, REFUSED, CLOSED, SHREDDED = "pending", "open", "refused", "closed", "shredded"
-STATES = (PENDING, OPEN, REFUSED, CLOSED, SHREDDED)
 REASONS = ("objection", "request", "death", "operator")
 
 
@@ -65,19 +71,6 @@ class Space:
 
 
 @dataclass
-class ProvisionReport:
-    """What a provisioning run did; ``patients`` maps a file row to its Patient id."""
-
-    created: int = 0
-    known: int = 0
-    objected: int = 0
-    declined: int = 0  # already refused, closed or shredded: not provisioned again
-    representatives: int = 0
-    notifications: int = 0
-    patients: dict[int, str] = field(default_factory=dict)
-
-
-@dataclass
 class SweepReport:
     opened: list[str] = field(default_factory=list)
     shredded: list[str] = field(default_factory=list)
@@ -94,19 +87,29 @@ def accepts_writes(conn: Connection, patient_id: str) -> bool:
     return state is None or state == OPEN
 
 
-class RecordService(RepresentativeOperations):
-    """Spaces, objections, closures, shredding, legal representatives and the notification outbox."""
+class RecordService:
+    """Spaces, objections, closures, shredding and the notification outbox; the legal
+    representatives are ``representatives``' (a space shows them, provisioning links them)."""
 
     def __init__(
         self,
         fhir: FhirService,
         blind: BlindIndexer,
+        representatives: Representatives,
         *,
         objection_window_days: float = 42,
         retention_years: float = 10,
     ) -> None:
         self.fhir = fhir
         self.blind = blind
+        self.representatives = representatives
+        self.provisioning = Provisioning(
+            fhir,
+            blind,
+            representatives,
+            self.close_in,
+            objection_window=timedelta(days=objection_window_days),
+        )
         self.objection_window = timedelta(days=objection_window_days)
         self.retention_years = retention_years
 
@@ -132,13 +135,10 @@ class RecordService(RepresentativeOperations):
             ).first()
             if row is None:
                 return None
-            rep = record_representative.c
-            links = unit.conn.execute(
-                select(rep.representative_patient_id, rep.kind, rep.since, rep.until)
-                .where(rep.patient_id == patient_id, active(now))
-                .order_by(rep.since)
-            ).all()
-            represented = self.represented_patients_in(unit.conn, patient_id, now=now)
+            representatives = self.representatives.current_of_in(unit.conn, patient_id, now=now)
+            represented = self.representatives.represented_patients_in(
+                unit.conn, patient_id, now=now
+            )
         return Space(
             patient_id=row.patient_id,
             state=row.state,
@@ -150,23 +150,11 @@ class RecordService(RepresentativeOperations):
             reason=row.reason,
             retention_until=row.retention_until,
             shredded_at=row.shredded_at,
-            representatives=[
-                {
-                    "patient": r.representative_patient_id,
-                    "kind": r.kind,
-                    "since": r.since,
-                    "until": r.until,
-                }
-                for r in links
-            ],
+            representatives=representatives,
             represented=represented,
         )
 
     # -- provisioning -----------------------------------------------------------------------------
-
-    def ins_hash(self, ins: Ins) -> str:
-        """Keyed blind hash of a matricule INS (remembers an objection without the number)."""
-        return self.blind.digest("record-ins", ins.value)
 
     def provision(
         self,
@@ -175,106 +163,9 @@ class RecordService(RepresentativeOperations):
         ctx: RequestContext | None = None,
         now: datetime | None = None,
     ) -> ProvisionReport:
-        """Create a pending space (and its Patient, unless known by INS) for each person, link the
-        representatives the register names, and queue their notifications; all in one
-        transaction, so a failure changes nothing. Re-provisioning the same file changes nothing.
-        People who objected are skipped; so are people whose space was refused or closed.
-        """
-        ctx = ctx or RequestContext()
-        moment = now or datetime.now(UTC)
-        report = ProvisionReport()
-        with self.fhir.interaction(ctx, "record-provision", "Patient", None) as unit:
-            by_nir: dict[str, str] = {}  # every Patient of the file
-            active: dict[str, str] = {}  # those whose space is pending or open
-            fresh: list[str] = []
-            for person in people:
-                if person.objected:
-                    report.objected += 1
-                    self._register_objection(unit, ctx, person, moment)
-                    continue
-                pid, state = self._provision_one(unit, ctx, person, moment, report)
-                by_nir[person.ins.value] = pid
-                report.patients[person.row] = pid
-                if state == "created":
-                    fresh.append(pid)
-                if state != "declined":
-                    active[person.ins.value] = pid
-            for person in people:
-                child = active.get(person.ins.value)
-                for link in person.representatives if child else ():
-                    assert child is not None
-                    rep_pid = by_nir.get(link.nir) or self._known_patient(unit, link.nir)
-                    if rep_pid is None:
-                        raise bad_request(
-                            f"row {person.row}: the {link.kind} named by the register is neither "
-                            "in the file nor known; nothing was provisioned"
-                        )
-                    until = majority(person.traits.birth_date) if link.kind == "parent" else None
-                    if link.until is not None:
-                        until = paris_midnight(link.until)
-                    if until is not None and until <= moment:
-                        continue  # already of age, or the guardianship ended
-                    if self._link(unit, ctx, child, rep_pid, link.kind, until, "register", moment):
-                        report.representatives += 1
-            for pid in fresh:
-                report.notifications += notify(unit.conn, pid, templates.PROVISIONED, moment)
-        log.info(
-            "provisioned %d space(s), %d known, %d objected, %d declined",
-            report.created,
-            report.known,
-            report.objected,
-            report.declined,
-        )
-        return report
-
-    def _provision_one(
-        self,
-        unit: Unit,
-        ctx: RequestContext,
-        person: InsuredPerson,
-        moment: datetime,
-        report: ProvisionReport,
-    ) -> tuple[str, str]:
-        """The person's Patient id and what happened: created, known or declined."""
-        digest = self.ins_hash(person.ins)
-        row = unit.conn.execute(
-            select(record_space.c.patient_id, record_space.c.state).where(
-                record_space.c.ins_hash == digest
-            )
-        ).first()
-        if row is not None:
-            if row.state in (REFUSED, CLOSED, SHREDDED):
-                report.declined += 1
-                return str(row.patient_id), "declined"
-            report.known += 1
-            return str(row.patient_id), "known"
-        query = f"identifier={person.ins.system}|{person.ins.value}"
-        pid = self.fhir.create_in(unit, ctx, "Patient", person.patient(), query).stored.res_id
-        existing = unit.conn.execute(
-            select(record_space.c.state).where(record_space.c.patient_id == pid)
-        ).scalar_one_or_none()
-        if existing is not None:  # a space opened on request, before the register knew the INS
-            unit.conn.execute(
-                update(record_space)
-                .where(record_space.c.patient_id == pid)
-                .values(ins_hash=digest, updated_at=stamp(moment))
-            )
-            report.known += 1
-            return pid, "declined" if existing in (REFUSED, CLOSED, SHREDDED) else "known"
-        self.fhir.access.check(unit, ctx, "record-provision", "Patient", pid)
-        unit.conn.execute(
-            insert(record_space).values(
-                patient_id=pid,
-                ins_hash=digest,
-                state=PENDING,
-                source="register",
-                provisioned_at=stamp(moment),
-                objection_deadline=stamp(moment + self.objection_window),
-                updated_at=stamp(moment),
-            )
-        )
-        report.created += 1
-        return pid, "created"
+        """Pending spaces for the people of an insured-person register file: see
+        :meth:`Provisioning.provision`."""
+        return self.provisioning.provision(people, ctx=ctx, now=now)
 
     def open_space(
         self, patient_id: str, *, ctx: RequestContext | None = None, now: datetime | None = None
@@ -315,30 +206,6 @@ class RecordService(RepresentativeOperations):
             notify(unit.conn, patient_id, templates.OPENED, moment)
         return True
 
-    def _register_objection(
-        self, unit: Unit, ctx: RequestContext, person: InsuredPerson, moment: datetime
-    ) -> None:
-        """The register reports an objection: a space already pending or open is refused or
-        closed; otherwise nothing is created."""
-        row = unit.conn.execute(
-            select(record_space.c.patient_id, record_space.c.state).where(
-                record_space.c.ins_hash == self.ins_hash(person.ins)
-            )
-        ).first()
-        if row is not None and row.state in (PENDING, OPEN):
-            pid = str(row.patient_id)
-            self._close_in(unit, ctx, pid, row.state, "objection", "record-object", moment)
-
-    def _known_patient(self, unit: Unit, nir: str) -> str | None:
-        ins = ins_for(nir)
-        row = unit.conn.execute(
-            select(record_space.c.patient_id).where(record_space.c.ins_hash == self.ins_hash(ins))
-        ).first()
-        if row is not None:
-            return str(row.patient_id)
-        found = self.fhir.conditional_match(unit, "Patient", f"identifier={ins.system}|{ins.value}")
-        return None if found is None else found.res_id
-
     # -- objection, closure -----------------------------------------------------------------------
 
     def object(
@@ -377,11 +244,11 @@ class RecordService(RepresentativeOperations):
             state = self._state(unit.conn, patient_id)
             if state not in (PENDING, OPEN):
                 raise conflict(f"the space of Patient/{patient_id} is already {state}")
-            new = self._close_in(unit, ctx, patient_id, state, reason, action, moment)
+            new = self.close_in(unit, ctx, patient_id, state, reason, action, moment)
         log.info("space of Patient/%s %s (%s)", patient_id, new, reason)
         return new
 
-    def _close_in(
+    def close_in(
         self,
         unit: Unit,
         ctx: RequestContext,
@@ -391,6 +258,8 @@ class RecordService(RepresentativeOperations):
         action: str,
         moment: datetime,
     ) -> str:
+        """Close the space of ``patient_id`` (now ``state``) inside the caller's interaction:
+        refused (an objection while pending) or closed, kept until the retention ends."""
         new = REFUSED if state == PENDING and reason == "objection" else CLOSED
         self.fhir.access.check(unit, ctx, action, "Patient", patient_id)
         unit.conn.execute(
@@ -528,15 +397,7 @@ class RecordService(RepresentativeOperations):
             if not done:
                 return False
             self.fhir.access.check(unit, ctx, "record-shred", "Patient", patient_id)
-            rep = record_representative.c
-            unit.conn.execute(
-                update(record_representative)
-                .where(
-                    or_(rep.patient_id == patient_id, rep.representative_patient_id == patient_id),
-                    rep.ended_at.is_(None),
-                )
-                .values(ended_at=stamp(moment))
-            )
+            self.representatives.end_all_in(unit, patient_id, moment)
             unit.conn.execute(
                 delete(record_notification).where(
                     record_notification.c.patient_id == patient_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from carnet.crypto.service import CryptoService
 from carnet.fhir.service import FhirService
+from carnet.record.representatives import Representatives
 from carnet.record.service import RecordService
 from carnet.settings import Settings
 
@@ -13,6 +14,7 @@ def build(settings: Settings, fhir: FhirService, crypto: CryptoService) -> Recor
     return RecordService(
         fhir,
         crypto.blind,
+        Representatives(fhir),
         objection_window_days=settings.objection_window_days,
         retention_years=settings.record_retention_years,
     )

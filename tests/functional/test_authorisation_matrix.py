@@ -78,7 +78,7 @@ def _pro(rpps: str, profession: str) -> Principal:
 def world(services: Services) -> Iterator[World]:
     s = services
     a, b, c = _patient(s, "1980-05-01"), _patient(s, "1975-03-03"), _patient(s, "2016-07-07")
-    s.record.add_representative(c, a, "parent")
+    s.record.representatives.add(c, a, "parent")
     obs = {
         "a": _obs(s, a, "8302-2"),
         "a_masked": _obs(s, a, "99999-1"),  # the only Observation with this code

@@ -60,7 +60,7 @@ def test_link_review_new(services: Services) -> None:
     )
     assert stranger.outcome is Outcome.NEW
     assert mpi.count() == 3  # Jean, the pending twin, the stranger
-    [item] = mpi.queue()
+    [item] = mpi.vigilance.queue()
     assert item["kind"] == "duplicate"
     assert item["candidate"] == first.identity_id
 
@@ -86,7 +86,7 @@ def test_known_ins(services: Services) -> None:
     assert same.reason == "known INS, traits agree"
     other = mpi.resolve(IdentityInput(replace(JEAN, given_names=("LUC",)), InsStatus.VALI, ins))
     assert other.outcome is Outcome.REVIEW
-    assert mpi.queue()[0]["kind"] == "ins_conflict"
+    assert mpi.vigilance.queue()[0]["kind"] == "ins_conflict"
 
 
 def test_qualified_ins_disagreeing_with_the_register_is_refused(services: Services) -> None:
@@ -100,7 +100,7 @@ def test_qualified_ins_disagreeing_with_the_register_is_refused(services: Servic
     with pytest.raises(IdentityConflict, match="does not go with these traits"):
         mpi.resolve(IdentityInput(wrong, InsStatus.QUAL, ins))
     assert mpi.count() == 1
-    assert mpi.queue() == []
+    assert mpi.vigilance.queue() == []
 
 
 def test_quarantine_merge_unmerge(services: Services) -> None:
@@ -108,30 +108,30 @@ def test_quarantine_merge_unmerge(services: Services) -> None:
     pid = _patient(services)
     mpi.resolve(IdentityInput(JEAN, patient_id=pid))
     # A lab result for the same man, well matched: attached to his Patient.
-    linked = mpi.deposit(IdentityInput(JEAN), "Observation", _doc())
+    linked = mpi.deposits.deposit(IdentityInput(JEAN), "Observation", _doc())
     assert linked.outcome is Outcome.LINK
     assert linked.patient_id == pid
     assert _count(services, [("subject", f"Patient/{pid}")]) == 1
     # A result whose identity is doubtful (birth place missing and a first-name typo): quarantined.
     doubtful = IdentityInput(replace(JEAN, birth_place=None, given_names=("JAEN",)))
-    held = mpi.deposit(doubtful, "Observation", _doc())
+    held = mpi.deposits.deposit(doubtful, "Observation", _doc())
     assert held.outcome is Outcome.REVIEW
     assert held.quarantine_id is not None
     assert _count(services, []) == 1  # invisible in any record
-    [item] = mpi.queue()
+    [item] = mpi.vigilance.queue()
     assert item["quarantined"] == [held.quarantine_id]
     assert item["evidence"]["candidates"][0]["comparisons"]
     assert item["candidate"] is not None
-    done = mpi.merge_item(item["id"], actor="vigilance-officer")
+    done = mpi.vigilance.merge_item(item["id"], actor="vigilance-officer")
     assert done["released"] == 1
     assert _count(services, [("subject", f"Patient/{pid}")]) == 2
-    assert mpi.queue() == []
-    assert mpi.queue("merged")[0]["id"] == item["id"]
+    assert mpi.vigilance.queue() == []
+    assert mpi.vigilance.queue("merged")[0]["id"] == item["id"]
     with pytest.raises(VigilanceError, match="already merged"):
-        mpi.merge_item(item["id"], actor="x")
-    mpi.unmerge(done["merge"], actor="vigilance-officer")
+        mpi.vigilance.merge_item(item["id"], actor="x")
+    mpi.vigilance.unmerge(done["merge"], actor="vigilance-officer")
     with pytest.raises(VigilanceError, match="already undone"):
-        mpi.unmerge(done["merge"], actor="x")
+        mpi.vigilance.unmerge(done["merge"], actor="x")
     with services.engine.connect() as conn:
         states = {r.id: r.state for r in conn.execute(select(identity))}
         assert states[done["source"]] == "active"
@@ -150,7 +150,7 @@ def test_merge_links_patients_and_unmerge_removes_the_links(services: Services) 
     assert dup.outcome is Outcome.REVIEW
     assert first.identity_id is not None
     assert dup.identity_id is not None
-    done = mpi.merge(dup.identity_id, first.identity_id, actor="officer")
+    done = mpi.vigilance.merge(dup.identity_id, first.identity_id, actor="officer")
     source = services.fhir.read("Patient", b).body
     target = services.fhir.read("Patient", a).body
     assert source is not None
@@ -159,8 +159,8 @@ def test_merge_links_patients_and_unmerge_removes_the_links(services: Services) 
     assert source["active"] is False
     assert target["link"] == [{"other": {"reference": f"Patient/{b}"}, "type": "replaces"}]
     with pytest.raises(VigilanceError, match="already merged"):
-        mpi.merge(dup.identity_id, first.identity_id, actor="officer")
-    mpi.unmerge(done["merge"], actor="officer")
+        mpi.vigilance.merge(dup.identity_id, first.identity_id, actor="officer")
+    mpi.vigilance.unmerge(done["merge"], actor="officer")
     source = services.fhir.read("Patient", b).body
     target = services.fhir.read("Patient", a).body
     assert source is not None
@@ -176,10 +176,10 @@ def test_dismiss_releases_to_its_own_patient(services: Services) -> None:
     twin_pid = _patient(services)
     twin = mpi.resolve(IdentityInput(replace(JEAN, given_names=("PIERRE",)), patient_id=twin_pid))
     assert twin.item_id is not None
-    assert mpi.dismiss(twin.item_id, actor="officer") == 0
-    assert mpi.queue("dismissed")[0]["id"] == twin.item_id
+    assert mpi.vigilance.dismiss(twin.item_id, actor="officer") == 0
+    assert mpi.vigilance.queue("dismissed")[0]["id"] == twin.item_id
     with pytest.raises(VigilanceError, match="is not known"):
-        mpi.dismiss("nope", actor="officer")
+        mpi.vigilance.dismiss("nope", actor="officer")
     # The twin is now a distinct identity: he links to himself from now on.
     again = mpi.resolve(IdentityInput(replace(JEAN, given_names=("PIERRE",))))
     assert again.outcome is Outcome.LINK
@@ -187,14 +187,14 @@ def test_dismiss_releases_to_its_own_patient(services: Services) -> None:
 
 
 def test_unknown_document_is_quarantined_with_an_unknown_item(services: Services) -> None:
-    result = services.identity.deposit(IdentityInput(JEAN), "Observation", _doc())
+    result = services.identity.deposits.deposit(IdentityInput(JEAN), "Observation", _doc())
     assert result.outcome is Outcome.NEW
     assert result.quarantine_id is not None
-    [item] = services.identity.queue()
+    [item] = services.identity.vigilance.queue()
     assert item["kind"] == "unknown"
     assert item["candidate"] is None
     with pytest.raises(VigilanceError, match="no candidate"):
-        services.identity.merge_item(item["id"], actor="officer")
+        services.identity.vigilance.merge_item(item["id"], actor="officer")
 
 
 def test_train_and_dedupe_the_index(services: Services) -> None:
@@ -229,7 +229,7 @@ def test_add_many_loads_distinct_identities(services: Services) -> None:
         [IdentityInput(JEAN), IdentityInput(replace(JEAN, given_names=("PIERRE",)))], batch=1
     )
     assert len(set(ids)) == 2
-    assert mpi.queue() == []
+    assert mpi.vigilance.queue() == []
     found = mpi.match(IdentityInput(JEAN))
     assert found.outcome is Outcome.LINK
     assert found.identity_id == ids[0]

@@ -28,12 +28,12 @@ def test_dismissed_pair_does_not_come_back(services: Services) -> None:
     pair = {jean.identity_id, other.identity_id}
     assert [{p.a, p.b} for p in mpi.dedupe()] == [pair]  # the batch run sees it too
     assert mpi.dedupe(engine="spark", spark_master="local[1]") == mpi.dedupe()
-    mpi.dismiss(other.item_id, actor="officer")
+    mpi.vigilance.dismiss(other.item_id, actor="officer")
     # The same man's record again: his own identity, not a new review against Jean.
     again = mpi.resolve(IdentityInput(DOUBTFUL))
     assert again.outcome is Outcome.LINK, again.reason
     assert again.patient_id == other_pid
-    assert mpi.queue() == []
+    assert mpi.vigilance.queue() == []
     assert mpi.dedupe() == []
     # Jean himself still links to Jean; a third, undecided look-alike still goes to review.
     assert mpi.resolve(IdentityInput(JEAN)).identity_id == jean.identity_id

@@ -148,7 +148,7 @@ def test_a_deposit_naming_its_patient_by_a_broken_ins_is_refused(
     _refused(client.post("/fhir/Observation", json=bare))
     found = client.get("/fhir/Observation", params={"_summary": "count"})
     assert found.json()["total"] == 0
-    assert services.identity.queue() == []
+    assert services.identity.vigilance.queue() == []
 
 
 def test_a_valid_ins_still_comes_in(client: TestClient, services: Services) -> None:

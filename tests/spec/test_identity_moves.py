@@ -60,7 +60,7 @@ def test_merge_moves_references_and_unmerge_moves_them_back(services: Services) 
     fhir = services.fhir
     own = fhir.create("Observation", observation(a)).stored.res_id
     theirs = {fhir.create("Observation", observation(b)).stored.res_id for _ in range(2)}
-    done = mpi.merge(dup.identity_id, first.identity_id, actor="officer")
+    done = mpi.vigilance.merge(dup.identity_id, first.identity_id, actor="officer")
     assert done["moved"] == 2
     assert _ids(services, a) == {own, *theirs}
     assert _ids(services, b) == set()
@@ -73,7 +73,7 @@ def test_merge_moves_references_and_unmerge_moves_them_back(services: Services) 
     assert sorted(record["moved"]) == sorted(f"Observation/{i}" for i in theirs)
     # Written after the merge: stays with the surviving Patient on unmerge.
     later = fhir.create("Observation", observation(a)).stored.res_id
-    mpi.unmerge(done["merge"], actor="officer")
+    mpi.vigilance.unmerge(done["merge"], actor="officer")
     assert _ids(services, b) == theirs
     assert _ids(services, a) == {own, later}
     back = fhir.read("Observation", next(iter(theirs)))

@@ -176,6 +176,19 @@ def test_sort_by_observation_date(client: TestClient) -> None:
     assert desc == list(reversed(by_date))
 
 
+def test_resources_without_the_sort_value_come_last_in_both_directions(client: TestClient) -> None:
+    """The same order on every backend (SQLite puts NULLs first, PostgreSQL last, by default)."""
+    undated = create(client, patient())
+    del undated["birthDate"]
+    undated = client.put(f"/fhir/Patient/{undated['id']}", json=undated).json()
+    old = create(client, patient(birthDate="1950-06-15"))
+    young = create(client, patient(birthDate="2001-12-31"))
+    asc = [p["id"] for p in matches(search(client, "Patient", {"_sort": "birthdate"}))]
+    assert asc == [old["id"], young["id"], undated["id"]]
+    desc = [p["id"] for p in matches(search(client, "Patient", {"_sort": "-birthdate"}))]
+    assert desc == [young["id"], old["id"], undated["id"]]
+
+
 def test_unknown_parameter_is_reported_and_ignored_in_lenient_mode(client: TestClient) -> None:
     a = create(client, patient(family="Lenient"))["id"]
     create(client, patient(family="Other"))

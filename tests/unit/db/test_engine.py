@@ -6,10 +6,16 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from carnet.db import engine as engine_module
-from carnet.db.engine import CHECKPOINTERS, WalCheckpointer, make_engine
+from carnet.db.engine import (
+    CHECKPOINTERS,
+    UNIT_SCOPED_INFO,
+    WalCheckpointer,
+    make_engine,
+    writing,
+)
 
 
 def _wait_until_idle(checkpointer: WalCheckpointer) -> None:
@@ -67,3 +73,36 @@ def test_the_sqlite_page_cache_follows_the_setting(tmp_path: Path) -> None:
             assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -48 * 1024
     finally:
         services.close()
+
+
+def test_the_engine_factory_makes_writing_transactions_take_the_sqlite_lock_at_begin(
+    tmp_path: Path,
+) -> None:
+    """No repository needed: every engine Carnet makes begins a writing transaction IMMEDIATE."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'lock.sqlite3'}")
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    try:
+        with writing(engine) as conn:
+            conn.execute(text("SELECT 1"))
+        with engine.connect() as conn, conn.begin():
+            conn.execute(text("SELECT 1"))
+    finally:
+        engine.dispose()
+    begins = [s for s in statements if s.startswith("BEGIN")]
+    assert begins == ["BEGIN IMMEDIATE", "BEGIN"]
+
+
+def test_unit_scoped_connection_state_is_forgotten_when_the_connection_returns_to_the_pool(
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'pool.sqlite3'}")
+    try:
+        with engine.connect() as conn:
+            conn.info[UNIT_SCOPED_INFO + "data_keys"] = {"patient:1": object()}
+            conn.info["carnet_other"] = "kept"
+        with engine.connect() as conn:
+            assert UNIT_SCOPED_INFO + "data_keys" not in conn.info
+            assert conn.info["carnet_other"] == "kept"
+    finally:
+        engine.dispose()

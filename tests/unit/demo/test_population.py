@@ -201,23 +201,29 @@ def test_resource_mix(bundles: list[Json]) -> None:
 def test_references_resolve(bundles: list[Json], shared: Json) -> None:
     shared_keys = {f"{r['resourceType']}/{r['id']}" for r in _resources(shared)}
     assert all(key.split("/")[0] in {"Organization", "Practitioner"} for key in shared_keys)
+    checked = 0
     for bundle in bundles:
         local = {f"{r['resourceType']}/{r['id']}" for r in _resources(bundle)}
         for key, value in _walk(_resources(bundle)):
             if key == "reference":
+                checked += 1
                 assert value in local or value in shared_keys, value
+    assert checked > len(bundles)  # every bundle has references to check
     for key, value in _walk(_resources(shared)):
         if key == "reference":
             pytest.fail(f"shared resources should not reference anything: {value}")
 
 
 def test_subject_references_point_at_bundle_patient(bundles: list[Json]) -> None:
+    checked = 0
     for bundle in bundles:
         patient_ref = f"Patient/{_patient(bundle)['id']}"
         for resource in _resources(bundle):
             for field in ("subject", "patient"):
                 if field in resource:
+                    checked += 1
                     assert resource[field] == {"reference": patient_ref}
+    assert checked > len(bundles)
 
 
 # ---------------------------------------------------------------------------- identity
@@ -324,6 +330,7 @@ _DATE_KEYS = {
 
 def test_dates_are_past_after_birth_and_zoned(bundles: list[Json]) -> None:
     reference = REFERENCE_DATE.isoformat()
+    seen: Counter[str] = Counter()
     for bundle in bundles:
         birth = _patient(bundle)["birthDate"]
         for key, value in _walk(_resources(bundle)):
@@ -333,10 +340,14 @@ def test_dates_are_past_after_birth_and_zoned(bundles: list[Json]) -> None:
             assert value[:10] < reference, (key, value)
             assert value[:10] >= birth, (key, value)
             if key != "birthDate":
+                seen["dateTime"] += 1
                 assert _DATETIME_RE.match(value), (key, value)
         for resource in _resources(bundle):
             if resource["resourceType"] == "Encounter":
+                seen["Encounter"] += 1
                 assert resource["period"]["start"] <= resource["period"]["end"]
+    assert seen["dateTime"] > 0
+    assert seen["Encounter"] > 0
 
 
 def test_observations(bundles: list[Json]) -> None:
@@ -371,6 +382,9 @@ def test_observations(bundles: list[Json]) -> None:
 
 def test_conditions_allergies_and_medications(bundles: list[Json]) -> None:
     snomed = "http://snomed.info/sct"
+    kinds = ("Condition", "AllergyIntolerance", "MedicationRequest", "Immunization", "Encounter")
+    seen = Counter(r["resourceType"] for r in _all_resources(bundles))
+    assert all(seen[kind] > 0 for kind in kinds), seen
     for resource in _all_resources(bundles):
         rtype = resource["resourceType"]
         if rtype == "Condition":
@@ -408,6 +422,7 @@ def test_conditions_allergies_and_medications(bundles: list[Json]) -> None:
 
 
 def test_penicillin_allergic_patients_get_no_penicillin(bundles: list[Json]) -> None:
+    allergic_bundles = 0
     for bundle in bundles:
         resources = _resources(bundle)
         allergic = any(
@@ -416,11 +431,13 @@ def test_penicillin_allergic_patients_get_no_penicillin(bundles: list[Json]) -> 
             for r in resources
         )
         if allergic:
+            allergic_bundles += 1
             for r in resources:
                 if r["resourceType"] == "MedicationRequest":
                     assert not r["medicationCodeableConcept"]["coding"][0]["code"].startswith(
                         "J01C"
                     )
+    assert allergic_bundles > 0  # the population has penicillin-allergic patients to check
 
 
 def test_documents_carry_pdf(bundles: list[Json]) -> None:
@@ -440,12 +457,15 @@ def test_documents_carry_pdf(bundles: list[Json]) -> None:
 
 
 def test_extensions_have_url_and_one_value(bundles: list[Json]) -> None:
+    checked = 0
     for key, value in _walk(list(_all_resources(bundles))):
         if key == "extension":
             for extension in value:
+                checked += 1
                 assert extension["url"]
                 values = [k for k in extension if k.startswith("value")]
                 assert len(values) == 1, extension
+    assert checked > 0
 
 
 # Required (min 1) top-level elements in FHIR R4, which the JSON schema does not enforce.

@@ -1,26 +1,33 @@
 """The straightforward index extraction the compiled one in carnet.fhir.indexer replaced: FHIRPath
-interpreted per resource, rows as dicts. Kept as the oracle the compiled plans must match."""
+interpreted per resource, rows as dicts. Kept as the oracle the compiled plans must match.
+
+An oracle that borrowed the production functions it checks would agree with them whatever they
+did: the values a node yields (strings, tokens, references, date ranges, composite keys) are
+worked out here again, from the FHIR rules, and the row conventions are spelt out as literals.
+Only the keyed hashing (carnet.crypto) and the parsed definitions are shared."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from carnet.crypto.blind_index import BlindIndexer
-from carnet.fhir.dates import date_range
 from carnet.fhir.definitions import Definitions, SearchParam
-from carnet.fhir.fhirpath import evaluate
-from carnet.fhir.indexer import (
-    CONTAINS,
-    IDENTIFIER,
-    MAX_TEXT,
-    TEXT,
-    composite_keys,
-    parse_reference,
-    string_values,
-    token_values,
+from tests.unit.fhir.reference_fhirpath import evaluate
+
+MAX_TEXT = 255  # characters kept of a system, code or target id
+CONTAINS = ":contains:"  # + value number: the trigram rows of one string value
+TEXT = ":text"  # the prefix rows of a token's text
+IDENTIFIER = ":identifier"  # the token row of a reference's logical identifier
+# The parts of a HumanName and an Address a string search looks in.
+NAME_AND_ADDRESS_PARTS = (
+    *("family", "given", "prefix", "suffix", "text"),
+    *("line", "city", "district", "state", "postalCode", "country"),
 )
+LOWEST, HIGHEST = "0001-01-01T00:00:00.000000", "9999-12-31T23:59:59.999999"
 
 
 @dataclass
@@ -184,6 +191,123 @@ class ReferenceIndexer:
                     )
 
 
+def string_values(node: Any) -> Iterator[str]:
+    """The texts a string parameter matches in a node: a string, or the parts of a name or
+    address (each item of the repeating ones)."""
+    if isinstance(node, str):
+        yield node
+        return
+    if not isinstance(node, dict):
+        return
+    for part in NAME_AND_ADDRESS_PARTS:
+        found = node.get(part)
+        items = found if isinstance(found, list) else [found]
+        yield from (item for item in items if isinstance(item, str))
+
+
+def token_values(node: Any) -> Iterator[tuple[str | None, str]]:
+    """(system, code) of a code, boolean, Coding, each Coding of a CodeableConcept, Identifier or
+    ContactPoint."""
+    if node is True or node is False:
+        yield None, str(node).lower()
+    elif isinstance(node, str):
+        yield None, node
+    elif isinstance(node, dict):
+        codings = node.get("coding")
+        if isinstance(codings, list):
+            for coding in codings:
+                yield from token_values(coding)
+        elif isinstance(node.get("code"), str):
+            yield node.get("system"), node["code"]
+        elif isinstance(node.get("value"), str):
+            yield node.get("system"), node["value"]
+
+
+def parse_reference(ref: str) -> tuple[str | None, str] | None:
+    """(type, id) of a literal reference: relative ``Type/id``, absolute, or versioned
+    (``.../_history/n``); a URN or a typeless one has no type; a local ``#id`` is none."""
+    if ref == "" or ref[0] == "#":
+        return None
+    if ref.startswith("urn:uuid:") or ref.startswith("urn:oid:"):
+        return None, ref
+    segments = ref.partition("?")[0].split("/")
+    while segments and segments[-1] == "":
+        segments.pop()
+    if len(segments) >= 4 and segments[-2] == "_history":
+        del segments[-2:]
+    if len(segments) >= 2 and segments[-2][:1].isupper():
+        return segments[-2], segments[-1]
+    return None, ref
+
+
+def composite_keys(system: str | None, code: str) -> tuple[str, str]:
+    """The keys of a composite's token component: the first 16 hex digits of SHA-256 over
+    ``system|code``, with its system (empty if none) and with ``*`` for any system."""
+
+    def key(sys: str) -> str:
+        return hashlib.sha256(f"{sys}|{code}".encode()).hexdigest()[:16]
+
+    return key(system or ""), key("*")
+
+
+def date_range(text: str) -> tuple[str, str] | None:
+    """The [low, high] a FHIR date, dateTime or instant denotes, in UTC at microseconds: its
+    precision sets the width (a year, a month, a day, a minute, a second, a fraction); a value
+    without a zone is UTC. None if ``text`` is not such a value."""
+    text = text.strip()
+    try:
+        if len(text) == 4 and text.isdigit():
+            low = datetime(int(text), 1, 1, tzinfo=UTC)
+            high = datetime(int(text) + 1, 1, 1, tzinfo=UTC) if int(text) < 9999 else None
+        elif len(text) == 7 and text[4] == "-":
+            low = datetime(int(text[:4]), int(text[5:]), 1, tzinfo=UTC)
+            nxt = (low.year + low.month // 12, low.month % 12 + 1)
+            high = datetime(nxt[0], nxt[1], 1, tzinfo=UTC)
+        elif len(text) == 10:
+            low = datetime.combine(date.fromisoformat(text), time(), UTC)
+            high = low + timedelta(days=1)
+        else:
+            low, high = _moment(text)
+    except (ValueError, IndexError):
+        return None
+    last = HIGHEST if high is None else _text(high - timedelta(microseconds=1))
+    return _text(low), last
+
+
+def _moment(text: str) -> tuple[datetime, datetime]:
+    if len(text) < 16 or text[10] != "T":
+        raise ValueError(text)
+    clock, zone = text[11:], ""
+    if clock.endswith("Z"):
+        clock, zone = clock[:-1], "+00:00"
+    elif len(clock) > 6 and clock[-6] in "+-":
+        clock, zone = clock[:-6], clock[-6:]
+    whole, _, fraction = clock.partition(".")
+    if whole[6:] == "60":
+        whole = whole[:6] + "59"  # a leap second counts as the minute's last second
+    if len(whole) == 5:
+        width = timedelta(minutes=1)
+    elif fraction:
+        width = timedelta(microseconds=10 ** (6 - min(len(fraction), 6)))
+    else:
+        width = timedelta(seconds=1)
+    if not fraction.isdigit() and fraction != "":
+        raise ValueError(text)
+    micro = (fraction + "000000")[:6]
+    moment = datetime.fromisoformat(f"{text[:10]}T{whole}.{micro}{zone}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment, moment + width
+
+
+def _text(moment: datetime) -> str:
+    m = moment.astimezone(UTC)
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T"
+        f"{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{m.microsecond:06d}"
+    )
+
+
 def _clip(value: str | None) -> str | None:
     return value[:MAX_TEXT] if value is not None else None
 
@@ -198,8 +322,8 @@ def _date_ranges(node: Any) -> Iterator[tuple[str, str]]:
             start = date_range(node["start"]) if isinstance(node.get("start"), str) else None
             end = date_range(node["end"]) if isinstance(node.get("end"), str) else None
             yield (
-                start[0] if start else "0001-01-01T00:00:00.000000",
-                end[1] if end else "9999-12-31T23:59:59.999999",
+                start[0] if start else LOWEST,
+                end[1] if end else HIGHEST,
             )
         elif isinstance(node.get("event"), list):
             for event in node["event"]:

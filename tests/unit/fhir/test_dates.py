@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from carnet.fhir.dates import HIGHEST, date_range, instant, sortable
@@ -108,3 +110,15 @@ def test_instant_and_sortable() -> None:
     assert sortable(moment) == "2024-03-05T09:15:00.123456"
     assert date_range(instant(moment))[0] == "2024-03-05T09:15:00.123000"  # type: ignore[index]
     assert datetime.now(UTC).tzinfo is UTC
+
+
+def test_dates_before_year_1000_keep_four_year_digits_so_they_sort_as_text() -> None:
+    """strftime's %Y does not pad years below 1000 on every platform: '99-01-01' sorted after
+    '1980-...' as text, so a date search or a sort put year 99 after every later date."""
+    assert date_range("0099-01-01") == (
+        "0099-01-01T00:00:00.000000",
+        "0099-01-01T23:59:59.999999",
+    )
+    assert sortable(datetime(999, 12, 31, 23, 0, tzinfo=UTC)) < sortable(
+        datetime(1000, 1, 1, tzinfo=UTC)
+    )

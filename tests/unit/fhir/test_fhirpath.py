@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from carnet.fhir.fhirpath import Step, compile_expression, compile_getter, compile_path, evaluate
+from carnet.fhir.fhirpath import Step, compile_expression, compile_getter, compile_path
+from tests.unit.fhir.reference_fhirpath import evaluate
 
 OBSERVATION: dict[str, Any] = {
     "resourceType": "Observation",
@@ -39,7 +40,7 @@ PATIENT: dict[str, Any] = {
 def _values(resource: dict[str, Any], expr: str) -> list[Any]:
     paths = compile_expression(expr, resource["resourceType"])
     assert paths is not None
-    return [node for path in paths for node in evaluate(resource, path)]
+    return [node for path in paths for node in compile_getter(path)(resource)]
 
 
 def test_simple_path() -> None:
@@ -161,14 +162,14 @@ def test_unsupported_member_for_other_type_does_not_matter() -> None:
     assert compile_expression(expr, "Observation") == [(Step(name="code"),)]
 
 
-def test_evaluate_flattens_lists_and_stops_on_missing() -> None:
+def test_paths_flatten_lists_and_stop_on_missing() -> None:
     assert _values(OBSERVATION, "Observation.code.coding.code") == ["8302-2"]
     assert _values(OBSERVATION, "Observation.component.code.text") == ["a", "b"]
     assert _values(OBSERVATION, "Observation.note.text") == []
     assert _values(OBSERVATION, "Observation.status") == ["final"]
 
 
-def test_evaluate_on_primitive_does_not_crash() -> None:
+def test_paths_through_a_primitive_reach_nothing() -> None:
     assert _values(OBSERVATION, "Observation.status.text") == []
     assert _values(OBSERVATION, "Observation.status.where(resolve() is Patient)") == []
 
@@ -192,7 +193,9 @@ def test_evaluate_on_primitive_does_not_crash() -> None:
         (PATIENT, "Patient.address.city"),
     ],
 )
-def test_compiled_getter_gives_what_evaluate_gives(resource: dict[str, Any], expr: str) -> None:
+def test_compiled_getter_gives_what_the_reference_interpreter_gives(
+    resource: dict[str, Any], expr: str
+) -> None:
     choices = frozenset({"Observation.value", "Observation.component.value", "Patient.deceased"})
     paths = compile_expression(expr, resource["resourceType"], choices)
     assert paths

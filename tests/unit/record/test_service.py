@@ -64,9 +64,9 @@ def test_provision_csv(services: Services, tmp_path: Path) -> None:
     deadline = datetime.fromisoformat(str(space.objection_deadline).replace("Z", "+00:00"))
     assert abs(deadline - (NOW + WINDOW)) < timedelta(seconds=1)
     assert not services.record.is_open(claire)
-    assert services.record.representatives_of(baby, now=NOW) == [claire]
-    assert services.record.representatives_of(odile, now=NOW) == [paul]
-    assert services.record.represented_patients(paul, now=NOW) == [odile]
+    assert services.record.representatives.representatives_of(baby, now=NOW) == [claire]
+    assert services.record.representatives.representatives_of(odile, now=NOW) == [paul]
+    assert services.record.representatives.represented_patients(paul, now=NOW) == [odile]
     assert services.record.space(baby).representatives[0]["kind"] == "parent"  # type: ignore[union-attr]
     queued = services.record.pending_notifications()
     provisioned = {
@@ -86,8 +86,8 @@ def test_provision_bundle(services: Services, tmp_path: Path) -> None:
     report = _provision(services, family_bundle(tmp_path / "register.json"))
     assert (report.created, report.representatives) == (3, 1)
     claire, baby = report.patients[1], report.patients[2]
-    assert services.record.representatives_of(baby, now=NOW) == [claire]
-    assert services.record.represented_patients(claire, now=NOW) == [baby]
+    assert services.record.representatives.representatives_of(baby, now=NOW) == [claire]
+    assert services.record.representatives.represented_patients(claire, now=NOW) == [baby]
 
 
 def test_reprovisioning_is_idempotent(services: Services, tmp_path: Path) -> None:
@@ -151,9 +151,14 @@ def test_newborn_has_the_parent_as_representative_until_18(
     claire, baby = report.patients[2], report.patients[3]
     adult = majority(BABY.birth)
     assert adult.astimezone().date().year == BABY.birth.year + 18
-    assert services.record.represented_patients(claire, now=adult - timedelta(days=1)) == [baby]
-    assert services.record.represented_patients(claire, now=adult) == []
-    assert services.record.representatives_of(baby, now=adult + timedelta(days=1)) == []
+    assert services.record.representatives.represented_patients(
+        claire, now=adult - timedelta(days=1)
+    ) == [baby]
+    assert services.record.representatives.represented_patients(claire, now=adult) == []
+    assert (
+        services.record.representatives.representatives_of(baby, now=adult + timedelta(days=1))
+        == []
+    )
     # A newborn without a parent in the file is refused, with its row.
     with pytest.raises(RegisterError, match="row 2: a newborn needs a parent"):
         read_register(write_csv(tmp_path / "b.csv", [BABY.row()]), today=TODAY)
@@ -164,21 +169,28 @@ def test_declared_representatives(services: Services, tmp_path: Path) -> None:
         services, write_csv(tmp_path / "r.csv", [TEEN.row(), PAUL.row(), ODILE.row()])
     )
     teen, paul, odile = report.patients[2], report.patients[3], report.patients[4]
-    assert services.record.add_representative(teen, paul, "parent", now=NOW) is True
-    assert services.record.add_representative(teen, paul, "parent", now=NOW) is False
-    assert services.record.represented_patients(paul, now=NOW) == [teen]
-    assert services.record.represented_patients(paul, now=majority(TEEN.birth)) == []
+    assert services.record.representatives.add(teen, paul, "parent", now=NOW) is True
+    assert services.record.representatives.add(teen, paul, "parent", now=NOW) is False
+    assert services.record.representatives.represented_patients(paul, now=NOW) == [teen]
+    assert (
+        services.record.representatives.represented_patients(paul, now=majority(TEEN.birth)) == []
+    )
     with pytest.raises(FhirError) as info:
-        services.record.add_representative(odile, paul, "parent", now=NOW)
+        services.record.representatives.add(odile, paul, "parent", now=NOW)
     assert info.value.status == 409  # an adult has no parent representative
     ends = NOW + timedelta(days=365)
-    assert services.record.add_representative(odile, paul, "curator", until=ends, now=NOW)
-    assert services.record.representatives_of(odile, now=NOW + timedelta(days=364)) == [paul]
-    assert services.record.representatives_of(odile, now=ends) == []
-    assert services.record.end_representative(teen, paul, now=NOW + timedelta(seconds=1)) == 1
-    assert services.record.representatives_of(teen, now=NOW + timedelta(seconds=2)) == []
+    assert services.record.representatives.add(odile, paul, "curator", until=ends, now=NOW)
+    assert services.record.representatives.representatives_of(
+        odile, now=NOW + timedelta(days=364)
+    ) == [paul]
+    assert services.record.representatives.representatives_of(odile, now=ends) == []
+    assert services.record.representatives.end(teen, paul, now=NOW + timedelta(seconds=1)) == 1
+    assert (
+        services.record.representatives.representatives_of(teen, now=NOW + timedelta(seconds=2))
+        == []
+    )
     with pytest.raises(FhirError):
-        services.record.add_representative(teen, teen, "guardian")
+        services.record.representatives.add(teen, teen, "guardian")
 
 
 def test_closure_then_shredding_after_retention(services: Services, tmp_path: Path) -> None:
@@ -307,7 +319,9 @@ def test_reopen_before_the_retention_ends(services: Services, tmp_path: Path) ->
         services.record.reopen(paul)
     # A newborn whose parent is already known (an earlier file) is linked to them.
     later = _provision(services, write_csv(tmp_path / "b.csv", [BABY.row(CLAIRE)]))
-    assert services.record.representatives_of(later.patients[2], now=NOW) == [claire]
+    assert services.record.representatives.representatives_of(later.patients[2], now=NOW) == [
+        claire
+    ]
 
 
 def test_open_space_for_a_known_patient(services: Services, tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
-"""Access-policy gaps found by the second security review, each pinned so it stays closed: bulk
-jobs run as their caller, refused job accesses are audited, the access history hides what the
-viewer may not see, hidden and missing ids answer alike, break-glass refusals say why. Runs on
-SQLite and PostgreSQL."""
+"""Access runs as the caller, whatever the path: bulk jobs run as the caller who started them (and
+refused accesses to them are audited), the access history shows only what the viewer may see,
+a hidden id answers a PUT or a transaction DELETE as a missing one, and a refused break-glass says
+why. Each gap a review found is pinned here so it stays closed. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def world(services: Services) -> Iterator[World]:
         s.fhir.create("Patient", {"resourceType": "Patient", "birthDate": d}).stored.res_id
         for d in ("1980-05-01", "1975-03-03", "2016-07-07")
     )
-    s.record.add_representative(c, a, "parent")
+    s.record.representatives.add(c, a, "parent")
     obs, masked, unannounced = _obs(s, a), _obs(s, a), _obs(s, a)
     c_obs, c_private = _obs(s, c), _obs(s, c)
     with s.engine.begin() as conn:
