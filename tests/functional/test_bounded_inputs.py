@@ -184,6 +184,7 @@ def server(tmp_path: Path) -> Iterator[int]:
         yield running.port
 
 
+@pytest.mark.slow  # a real `carnet serve`
 def test_chunked_login_body_is_refused_while_it_streams(server: int) -> None:
     """uvicorn and the middleware together: a 200 MB chunked login body gets its 413 after the
     first kilobytes, while the client is still sending; the server never waits for the rest."""

@@ -31,6 +31,9 @@ from tests.spec.helpers import observation, patient
 from tests.support.authn import FAST_PASSWORDS, PASSWORD
 from tests.support.serve import carnet_serve, free_port
 
+# Slow: a real `carnet serve` and a third-party client.
+pytestmark = pytest.mark.slow
+
 LOGIN = "anouk.vernadet@exemple-sante.fr"
 
 

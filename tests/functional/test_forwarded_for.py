@@ -51,6 +51,7 @@ def _audited_sources(data: Path) -> set[str]:
     return {str(e["source"]) for e in bodies if e.get("action") == "login-failed"}
 
 
+@pytest.mark.slow  # a real `carnet serve`
 def test_forged_forwarded_for_from_loopback_neither_escapes_the_limit_nor_reaches_the_audit(
     tmp_path: Path,
 ) -> None:
@@ -63,6 +64,7 @@ def test_forged_forwarded_for_from_loopback_neither_escapes_the_limit_nor_reache
     assert _audited_sources(data) == {"127.0.0.1"}
 
 
+@pytest.mark.slow  # a real `carnet serve`
 def test_forwarded_for_is_believed_from_a_configured_proxy(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with _server(data, trusted_proxies="127.0.0.1") as base:

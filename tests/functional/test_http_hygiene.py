@@ -177,6 +177,7 @@ def test_engine_errors_carry_no_bound_values(sqlite_services: Services) -> None:
     assert SECRET_CODE not in str(info.value)
 
 
+@pytest.mark.slow  # a real `carnet serve`
 def test_unhandled_error_log_carries_no_bound_values(tmp_path: Path) -> None:
     """`carnet serve` under a database failure: the response and every line uvicorn or Carnet
     logs name the exception type and path only (no SQL values, no traceback); no server banner."""

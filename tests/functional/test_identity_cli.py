@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
@@ -25,6 +26,7 @@ def _run(data_dir: Path, *args: str) -> Result:
     return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
 
 
+@pytest.mark.slow  # starts Spark (a JVM) through the CLI
 def test_identity_commands(tmp_path: Path) -> None:
     data = tmp_path / "data"
     assert "fewer than 2 identities" in _run(data, "identity", "train").output

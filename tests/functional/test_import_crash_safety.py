@@ -26,7 +26,8 @@ from carnet.app import build_services
 from tests.conftest import CORPUS, make_settings
 
 # Both backends: a crash must leave either backend's transactions whole.
-pytestmark = pytest.mark.both_backends
+# Slow: dozens of real `carnet import` processes killed and rerun.
+pytestmark = [pytest.mark.both_backends, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CARNET = ("-m", "carnet")

@@ -343,6 +343,7 @@ BOUNDS = settings(
 )
 
 
+@pytest.mark.slow  # schemathesis fuzzing
 def test_no_server_error_and_no_schema_violation(target: Target) -> None:
     """Every operation, with positive then negative data; failures are gathered, not stopped at."""
     failures: list[str] = []

@@ -18,6 +18,7 @@ from tests.support.serve import carnet_serve
 FHIR = "application/fhir+json"
 
 
+@pytest.mark.slow  # a real `carnet serve`
 def test_carnet_serve_answers_on_loopback(tmp_path: Path) -> None:
     with carnet_serve(tmp_path / "data") as server:
         r = server.metadata

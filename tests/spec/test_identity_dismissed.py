@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from carnet.app import Services
 from carnet.identity.ins import Traits
 from carnet.identity.service import IdentityInput, Outcome
@@ -19,6 +21,7 @@ def _patient(services: Services) -> str:
     return services.fhir.create("Patient", body).stored.res_id
 
 
+@pytest.mark.slow  # starts Spark (a JVM)
 def test_dismissed_pair_does_not_come_back(services: Services) -> None:
     mpi = services.identity
     jean = mpi.resolve(IdentityInput(JEAN, patient_id=_patient(services)))

@@ -13,6 +13,9 @@ from carnet.identity.engines import DuckDBEngine, SparkEngine, open_engine
 from carnet.identity.matching import identity_model
 from carnet.identity.training import dedupe, train
 
+# Slow: a Spark session (a JVM) in local mode.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[SparkEngine]:
