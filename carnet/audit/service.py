@@ -360,7 +360,10 @@ class AuditService:
                 if pending or (self.spool is not None and self.spool.count()):
                     self.checkpoint()
             except Exception as exc:  # noqa: BLE001 - keep the checkpointer alive; ids only
-                log.error("audit checkpoint failed: %s", type(exc).__name__)
+                if is_lock_timeout(exc):  # a long writer: the next round drains and signs
+                    log.info("audit checkpoint deferred: the write lock is held")
+                else:
+                    log.error("audit checkpoint failed: %s", type(exc).__name__)
 
     # -- proofs ------------------------------------------------------------------------------------
 
