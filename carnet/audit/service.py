@@ -212,7 +212,8 @@ class AuditService:
         self.append_outcome(action, [event])
 
     def append(self, events: Sequence[Event]) -> None:
-        """Append events in a transaction of their own (benchmarks), waiting for the lock."""
+        """Append events in a transaction of their own, waiting for the lock (sign-ins, tokens,
+        rule edits, benchmarks)."""
         with self.store.write() as conn:
             self.store.append(conn, events)
         self.appended(len(events))
