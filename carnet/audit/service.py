@@ -212,7 +212,8 @@ class AuditService:
         self.append_outcome(action, [event])
 
     def append(self, events: Sequence[Event]) -> None:
-        """Append events in a transaction of their own (benchmarks), waiting for the lock."""
+        """Append events in a transaction of their own, waiting for the lock (sign-ins, tokens,
+        rule edits, benchmarks)."""
         with self.store.write() as conn:
             self.store.append(conn, events)
         self.appended(len(events))
@@ -360,7 +361,10 @@ class AuditService:
                 if pending or (self.spool is not None and self.spool.count()):
                     self.checkpoint()
             except Exception as exc:  # noqa: BLE001 - keep the checkpointer alive; ids only
-                log.error("audit checkpoint failed: %s", type(exc).__name__)
+                if is_lock_timeout(exc):  # a long writer: the next round drains and signs
+                    log.info("audit checkpoint deferred: the write lock is held")
+                else:
+                    log.error("audit checkpoint failed: %s", type(exc).__name__)
 
     # -- proofs ------------------------------------------------------------------------------------
 
