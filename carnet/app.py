@@ -15,23 +15,19 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from carnet.access import api as access_api
-from carnet.access import login_api, oauth_api, oidc_api
-from carnet.access.accounts import AccountService
-from carnet.access.authn import Authenticator, bearer_challenge, guard_dependency
-from carnet.access.clients import ClientService
-from carnet.access.controls import ControlsService
 from carnet.access.enforce import PolicyAccess
-from carnet.access.granular import granular_ids_for
-from carnet.access.oauth import OAuthService
-from carnet.access.oidc import DevIdentityProvider, ProfessionalLogin
-from carnet.access.policy import PolicyDecisionPoint
-from carnet.access.rules import seed_rules
-from carnet.access.sessions import SessionService
-from carnet.access.smart import capability_security
-from carnet.access.tickets import Tickets
 from carnet.audit import api as audit_api
 from carnet.audit.service import AuditService
+from carnet.authn import api as login_api
+from carnet.authn import oauth_api, oidc_api
+from carnet.authn.clients import ClientService
+from carnet.authn.guard import Authenticator, bearer_challenge, guard_dependency
+from carnet.authn.oauth import OAuthService
+from carnet.authn.oidc import DevIdentityProvider, ProfessionalLogin
+from carnet.authn.service import AccountService
+from carnet.authn.sessions import SessionService
+from carnet.authn.smart import capability_security
+from carnet.authn.tickets import Tickets
 from carnet.crypto.service import CryptoService, open_keyring
 from carnet.db.engine import RETRY_AFTER_SECONDS, is_lock_timeout, make_engine
 from carnet.db.maintenance import analyze_if_missing
@@ -54,6 +50,11 @@ from carnet.identity import api as identity_api
 from carnet.identity.ins_anywhere import refuse_broken_ins
 from carnet.identity.register_store import open_register
 from carnet.identity.service import IdentityService
+from carnet.policy import api as access_api
+from carnet.policy.controls import ControlsService
+from carnet.policy.granular import granular_ids_for
+from carnet.policy.rules import seed_rules
+from carnet.policy.service import PolicyDecisionPoint
 from carnet.private_files import private_dir
 from carnet.record import api as record_api
 from carnet.record.service import RecordService, accepts_writes

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from carnet.access.accounts import AccountService
     from carnet.app import Services
+    from carnet.authn.service import AccountService
 
 
 def _say(message: str) -> None:
@@ -30,7 +30,7 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _open() -> tuple[Services, AccountService]:
-    from carnet.access.accounts import AccountService
+    from carnet.authn.service import AccountService
     from carnet.cli import _services
     from carnet.settings import Settings
 
@@ -59,8 +59,8 @@ def _patient_exists(services: Services, patient_id: str) -> bool:
 
 def _create(kind: str, make: Callable[[Services, AccountService], str], totp: bool) -> None:
     """Run ``make(services, accounts) -> account id``, enrol TOTP if asked, print one line each."""
-    from carnet.access.accounts import AccountError
-    from carnet.access.passwords import PasswordPolicyError
+    from carnet.authn.passwords import PasswordPolicyError
+    from carnet.authn.service import AccountError
 
     services, accounts = _open()
     try:

@@ -61,7 +61,7 @@ def clients_add(
     client_id: Annotated[str | None, typer.Option(help="Client id (default: random).")] = None,
 ) -> None:
     """Register an OAuth client; prints its id (and a confidential client's secret, once)."""
-    from carnet.access.clients import ClientError, ClientService
+    from carnet.authn.clients import ClientError, ClientService
 
     keys = None
     if jwks is not None:
@@ -94,7 +94,7 @@ def clients_add(
 @clients_app.command("list")
 def clients_list() -> None:
     """List registered clients: id, kind, allowed scopes, redirect URIs, JWKS URL."""
-    from carnet.access.clients import ClientService
+    from carnet.authn.clients import ClientService
 
     services = _open()
     try:
@@ -112,7 +112,7 @@ def clients_list() -> None:
 @clients_app.command("remove")
 def clients_remove(client_id: Annotated[str, typer.Argument(help="Client id.")]) -> None:
     """Remove a client: its refresh tokens stop working."""
-    from carnet.access.clients import ClientService
+    from carnet.authn.clients import ClientService
 
     services = _open()
     try:
@@ -135,7 +135,7 @@ def token_issue(
     ] = None,
 ) -> None:
     """Print a short-lived access token for operator:NAME (stdout: the token alone)."""
-    from carnet.access.operator_tokens import OperatorTokenError, issue_operator_token
+    from carnet.authn.operator_tokens import OperatorTokenError, issue_operator_token
     from carnet.cli import err
 
     services = _open()

@@ -14,8 +14,8 @@ rules_app = typer.Typer(
 @rules_app.command("list")
 def list_rules() -> None:
     """Every rule: id, actor, profession, resource types, action, relationship, effect."""
-    from carnet.access.rules import load_rules
     from carnet.cli import _services, console
+    from carnet.policy.rules import load_rules
     from carnet.settings import Settings
 
     services = _services(Settings.from_env())
@@ -42,10 +42,10 @@ def set_rule(
     ] = None,
 ) -> None:
     """Change a rule's effect or resource types (audited; servers pick it up within seconds)."""
-    from carnet.access.rules import RuleError, edit_rule
-    from carnet.access.storage import writing
     from carnet.audit.events import Actor, build_event
     from carnet.cli import _fail, _services, console
+    from carnet.db.engine import writing
+    from carnet.policy.rules import RuleError, edit_rule
     from carnet.settings import Settings
 
     services = _services(Settings.from_env())

@@ -18,24 +18,20 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from hashlib import sha256
 from typing import Any
 
 import orjson
 
 from carnet.db.ids import time_ordered_id
+from carnet.db.instants import stamp
 
 EVENT_VERSION = 1
 
 
 def canonical(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-
-
-def utc_stamp(moment: datetime | None = None) -> str:
-    """UTC instant with microseconds, fixed width, sorts as text."""
-    return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def leaf_data(index: int, body: bytes) -> bytes:
@@ -107,7 +103,7 @@ def build_event(
         {
             "v": EVENT_VERSION,
             "id": event_id,
-            "time": utc_stamp(moment),
+            "time": stamp(moment),
             "actor": who.actor,
             "role": who.role,
             "organisation": who.organisation,

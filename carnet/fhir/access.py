@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from carnet.access.policy import Visibility
 from carnet.access.principal import LOCAL_OPERATOR, Principal
 from carnet.fhir.repository import StoredResource, Unit
+from carnet.policy.service import Visibility
 
 
 @dataclass(frozen=True)

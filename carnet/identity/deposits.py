@@ -30,7 +30,6 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
-from carnet.access.authors import authorship_of
 from carnet.access.principal import Kind
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.fhir.access import RequestContext
@@ -55,6 +54,7 @@ from carnet.identity.ins import (
 )
 from carnet.identity.models import identity, quarantine, vigilance_item
 from carnet.identity.vigilance import OWNER, VigilanceOperations
+from carnet.policy.authors import authorship_of
 
 log = logging.getLogger("carnet.identity")
 

@@ -1,6 +1,6 @@
 """The personal space over HTTP: a person (or their legal representative) sees the space, objects
 to it or closes it. Thin: the caller is ``request.state.principal`` (set by the authentication
-middleware of carnet/access); the router parses, calls RecordService and renders."""
+guard of carnet/authn); the router parses, calls RecordService and renders."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 
 from carnet.access.principal import Kind, Principal
-from carnet.access.step_up import step_up_refusal
+from carnet.authn.step_up import step_up_refusal
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError
 from carnet.record.service import RecordService

@@ -1,4 +1,4 @@
-"""Instants as the personal space stores them, retention terms and the age of majority."""
+"""Retention terms and the age of majority (instants are stamped by carnet.db.instants)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,6 @@ from zoneinfo import ZoneInfo
 
 PARIS = ZoneInfo("Europe/Paris")
 MAJORITY = 18
-
-
-def stamp(moment: datetime) -> str:
-    """A UTC instant as stored: fixed width, microseconds, ``Z``; sorts as text."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def add_years(moment: datetime, years: float) -> datetime:

@@ -16,20 +16,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from carnet.crypto.blind_index import BlindIndexer
+from carnet.db.instants import stamp, utc_now
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import bad_request, conflict, not_found
 from carnet.fhir.repository import Unit
 from carnet.fhir.service import FhirService
 from carnet.identity.ins import Ins
 from carnet.record import notifications as templates
-from carnet.record.dates import add_years, majority, paris_midnight, stamp
+from carnet.record.dates import add_years, majority, paris_midnight
 from carnet.record.models import record_notification, record_representative, record_space
 from carnet.record.notifications import Notification, NotificationChannel
 from carnet.record.outbox import active, notify, pending
@@ -181,7 +182,7 @@ class RecordService(RepresentativeOperations):
         People who objected are skipped; so are people whose space was refused or closed.
         """
         ctx = ctx or RequestContext()
-        moment = now or datetime.now(UTC)
+        moment = now or utc_now()
         report = ProvisionReport()
         with self.fhir.interaction(ctx, "record-provision", "Patient", None) as unit:
             by_nir: dict[str, str] = {}  # every Patient of the file
@@ -282,7 +283,7 @@ class RecordService(RepresentativeOperations):
         """Open a space at once for a known Patient (a person asking at the desk, the demo):
         created open if there is none, opened if pending. False if it was already open."""
         ctx = ctx or RequestContext()
-        moment = now or datetime.now(UTC)
+        moment = now or utc_now()
         with self.fhir.interaction(ctx, "record-open", "Patient", patient_id) as unit:
             state = unit.conn.execute(
                 select(record_space.c.state).where(record_space.c.patient_id == patient_id)
@@ -372,7 +373,7 @@ class RecordService(RepresentativeOperations):
         now: datetime | None,
     ) -> str:
         ctx = ctx or RequestContext()
-        moment = now or datetime.now(UTC)
+        moment = now or utc_now()
         with self.fhir.interaction(ctx, action, "Patient", patient_id) as unit:
             state = self._state(unit.conn, patient_id)
             if state not in (PENDING, OPEN):
@@ -414,7 +415,7 @@ class RecordService(RepresentativeOperations):
         """The person changes their mind before the retention ends: a refused or closed space
         (not a deceased person's) opens again with its data; the shredding is called off."""
         ctx = ctx or RequestContext()
-        moment = now or datetime.now(UTC)
+        moment = now or utc_now()
         with self.fhir.interaction(ctx, "record-reopen", "Patient", patient_id) as unit:
             row = unit.conn.execute(
                 select(record_space.c.state, record_space.c.reason).where(
@@ -462,7 +463,7 @@ class RecordService(RepresentativeOperations):
         """Open the spaces whose objection window has passed, crypto-shred the refused or closed
         ones whose retention has ended, then deliver queued notifications through ``channel``."""
         ctx = ctx or RequestContext()
-        moment = now or datetime.now(UTC)
+        moment = now or utc_now()
         report = SweepReport()
         s = record_space.c
         with self.fhir.repo.unit(write=False) as unit:
@@ -562,7 +563,7 @@ class RecordService(RepresentativeOperations):
         """Send queued notifications through ``channel``; each sent one is marked and audited
         (``record-notify``). One that fails to send stays queued. Returns how many were sent."""
         ctx = ctx or RequestContext()
-        moment = now or datetime.now(UTC)
+        moment = now or utc_now()
         sent = 0
         for notification in self.pending_notifications():
             with self.fhir.interaction(

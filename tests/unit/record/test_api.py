@@ -12,9 +12,9 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
 
-from carnet.access.accounts import AccountService
 from carnet.access.principal import Kind, Principal
 from carnet.app import Services
+from carnet.authn.service import AccountService
 from carnet.fhir import api as fhir_api
 from carnet.fhir.errors import FhirError
 from carnet.record import api as record_api
