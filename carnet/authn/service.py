@@ -11,6 +11,12 @@ login, a disabled account or an account without a password all get the same answ
 argon2 work: nothing tells an attacker whether a login exists. An attempt is recorded as a failure
 *before* the password is checked (and marked successful afterwards), so parallel requests cannot
 overrun a limit.
+
+``AccountService`` is the authn domain's main service. The others: ``SessionService``
+(sessions.py, portal sessions), ``OAuthService`` (oauth.py, the SMART authorisation server),
+``ClientService`` (clients.py), ``ProfessionalLogin`` and ``DevIdentityProvider`` (oidc.py),
+``Authenticator`` (guard.py, a request's token or session -> ``Principal``), ``issue_access_token``
+and ``principal_from_claims`` (tokens.py).
 """
 
 from __future__ import annotations
