@@ -22,13 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from carnet.access.enforce import note_care  # noqa: E402
-from carnet.access.models import access_visibility  # noqa: E402
 from carnet.access.principal import Kind, Principal  # noqa: E402
-from carnet.access.tokens import issue_access_token  # noqa: E402
 from carnet.app import Services, build_services, create_app  # noqa: E402
-from carnet.audit.events import utc_stamp  # noqa: E402
+from carnet.authn.tokens import issue_access_token  # noqa: E402
+from carnet.db.instants import stamp  # noqa: E402
 from carnet.db.maintenance import analyze  # noqa: E402
 from carnet.fhir.transactions import run_transaction  # noqa: E402
+from carnet.policy.models import access_visibility  # noqa: E402
 from carnet.settings import Settings  # noqa: E402
 
 CODES = ["8302-2", "29463-7", "8867-4", "8480-6", "8462-4"]
@@ -78,7 +78,7 @@ def load(services: Services, patients: int, per_patient: int) -> list[tuple[str,
                     res_id=obs[0],
                     flag="MASQUE_PS",
                     patient_id=pid,
-                    created_at=utc_stamp(),
+                    created_at=stamp(),
                 )
             )
     return out

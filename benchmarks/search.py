@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from carnet.access.principal import Kind, Principal  # noqa: E402
-from carnet.access.tokens import issue_access_token  # noqa: E402
 from carnet.app import Services, build_services, create_app  # noqa: E402
+from carnet.authn.tokens import issue_access_token  # noqa: E402
 from carnet.db.maintenance import analyze  # noqa: E402
 from carnet.demo.population import generate_population, generate_shared_resources  # noqa: E402
 from carnet.fhir.search import parse  # noqa: E402

@@ -14,22 +14,20 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from carnet.access import api as access_api
-from carnet.access import login_api, oauth_api, oidc_api
 from carnet.access import wiring as access_wiring
-from carnet.access.accounts import AccountService
-from carnet.access.authn import Authenticator, bearer_challenge, guard_dependency
-from carnet.access.clients import ClientService
-from carnet.access.controls import ControlsService
-from carnet.access.oauth import OAuthService
-from carnet.access.oidc import DevIdentityProvider, ProfessionalLogin
-from carnet.access.policy import PolicyDecisionPoint
-from carnet.access.sessions import SessionService
-from carnet.access.smart import capability_security
-from carnet.access.tickets import Tickets
 from carnet.audit import api as audit_api
 from carnet.audit import wiring as audit_wiring
 from carnet.audit.service import AuditService
+from carnet.authn import api as login_api
+from carnet.authn import oauth_api, oidc_api
+from carnet.authn.clients import ClientService
+from carnet.authn.guard import Authenticator, bearer_challenge, guard_dependency
+from carnet.authn.oauth import OAuthService
+from carnet.authn.oidc import DevIdentityProvider, ProfessionalLogin
+from carnet.authn.service import AccountService
+from carnet.authn.sessions import SessionService
+from carnet.authn.smart import capability_security
+from carnet.authn.tickets import Tickets
 from carnet.crypto import wiring as crypto_wiring
 from carnet.crypto.service import CryptoService
 from carnet.db import wiring as db_wiring
@@ -46,6 +44,9 @@ from carnet.fhir.service import FhirService
 from carnet.identity import api as identity_api
 from carnet.identity import wiring as identity_wiring
 from carnet.identity.service import IdentityService
+from carnet.policy import api as access_api
+from carnet.policy.controls import ControlsService
+from carnet.policy.service import PolicyDecisionPoint
 from carnet.record import api as record_api
 from carnet.record import wiring as record_wiring
 from carnet.record.representatives import represented_patients_in

@@ -15,19 +15,19 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import Depends, FastAPI, Request
 
-from carnet.access.accounts import AccountService
-from carnet.access.clients import ClientService
-from carnet.access.controls import ControlsService
-from carnet.access.oauth import OAuthService
-from carnet.access.oidc import DevIdentityProvider, ProfessionalLogin
-from carnet.access.sessions import SessionService
-from carnet.access.step_up import StepUp
-from carnet.access.tickets import Tickets
 from carnet.audit.service import AuditService
+from carnet.authn.clients import ClientService
+from carnet.authn.oauth import OAuthService
+from carnet.authn.oidc import DevIdentityProvider, ProfessionalLogin
+from carnet.authn.service import AccountService
+from carnet.authn.sessions import SessionService
+from carnet.authn.step_up import StepUp
+from carnet.authn.tickets import Tickets
 from carnet.fhir.operations.export import ExportService
 from carnet.fhir.operations.import_ import ImportService
 from carnet.fhir.service import FhirService
 from carnet.identity.service import IdentityService
+from carnet.policy.controls import ControlsService
 from carnet.record.service import RecordService
 from carnet.settings import Settings
 

@@ -3,7 +3,7 @@
 Every interaction goes: ``check`` (may this caller attempt this action on this type at all?),
 then ``check_resource`` on every resource read or written, or ``visibility`` for searches,
 history and compartment reads, then ``record``. Each allow or deny lands in the audit log with
-the rule that decided it. A write records its author (``carnet.access.authors``); a deposit
+the rule that decided it. A write records its author (``carnet.policy.authors``); a deposit
 creates no care relationship: an Encounter recorded by the care organisation (a system caller)
 does, in the patient's history and with an alert. A refusal on someone's item is recorded in
 that person's part of the log, so it is in their access history.
@@ -17,15 +17,16 @@ from dataclasses import replace
 
 from sqlalchemy import Connection, insert, select
 
-from carnet.access.authors import authorship, record_authors
-from carnet.access.models import access_alert, access_care
-from carnet.access.policy import Decision, PolicyDecisionPoint, Visibility, rule_action
 from carnet.access.principal import Kind
-from carnet.audit.events import Touched, build_event, utc_stamp
+from carnet.audit.events import Touched, build_event
 from carnet.audit.service import AuditService, actor_of
+from carnet.db.instants import stamp
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError, Issue
 from carnet.fhir.repository import StoredResource, Unit
+from carnet.policy.authors import authorship, record_authors
+from carnet.policy.models import access_alert, access_care
+from carnet.policy.service import Decision, PolicyDecisionPoint, Visibility, rule_action
 
 # Interactions on no single type (system history, bulk export and import) are for callers with
 # system scopes only.
@@ -195,7 +196,7 @@ class PolicyAccess:
                 kind="care-relationship",
                 patient_id=patient_id,
                 subject=rpps,
-                created_at=utc_stamp(),
+                created_at=stamp(),
                 acknowledged=False,
             )
         )
@@ -262,7 +263,7 @@ def note_care(conn: Connection, patient_id: str, rpps: str, source: str) -> bool
                 rpps=rpps,
                 source=source,
                 medecin_traitant=False,
-                created_at=utc_stamp(),
+                created_at=stamp(),
             )
         )
         return True

@@ -11,24 +11,24 @@ from typing import Any
 import httpx2 as httpx
 from sqlalchemy import Connection, Engine
 
-from carnet.access.accounts import AccountService
-from carnet.access.authn import Authenticator
-from carnet.access.clients import ClientService
-from carnet.access.controls import ControlsService
 from carnet.access.enforce import PolicyAccess
-from carnet.access.granular import granular_ids_for
-from carnet.access.oauth import OAuthService
-from carnet.access.oidc import DevIdentityProvider, ProfessionalLogin
-from carnet.access.oidc_api import development_idp
-from carnet.access.policy import PolicyDecisionPoint
-from carnet.access.rules import seed_rules
-from carnet.access.sessions import SessionService
-from carnet.access.smart import capability_security
-from carnet.access.tickets import Tickets
 from carnet.audit.service import AuditService
+from carnet.authn.clients import ClientService
+from carnet.authn.guard import Authenticator
+from carnet.authn.oauth import OAuthService
+from carnet.authn.oidc import DevIdentityProvider, ProfessionalLogin
+from carnet.authn.oidc_api import development_idp
+from carnet.authn.service import AccountService
+from carnet.authn.sessions import SessionService
+from carnet.authn.smart import capability_security
+from carnet.authn.tickets import Tickets
 from carnet.crypto.service import CryptoService
 from carnet.fhir.service import FhirService
 from carnet.fhir.wiring import FhirStore
+from carnet.policy.controls import ControlsService
+from carnet.policy.granular import granular_ids_for
+from carnet.policy.rules import seed_rules
+from carnet.policy.service import PolicyDecisionPoint
 from carnet.settings import Settings
 
 

@@ -13,7 +13,6 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from carnet.access.controls import ControlsService
 from carnet.access.principal import Kind
 from carnet.audit import render
 from carnet.audit.hidden import shown, visible_history
@@ -25,6 +24,7 @@ from carnet.fhir.errors import FhirError, bad_request, not_found
 from carnet.fhir.render import page_links
 from carnet.fhir.search import clamp_int
 from carnet.fhir.validation import check_id
+from carnet.policy.controls import ControlsService
 
 router = APIRouter(prefix="/fhir")
 

@@ -34,9 +34,6 @@ def canonical(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
-utc_stamp = stamp  # an event's time: stored as every instant is (carnet/db/instants.py)
-
-
 def leaf_data(index: int, body: bytes) -> bytes:
     return index.to_bytes(8, "big") + body
 
@@ -106,7 +103,7 @@ def build_event(
         {
             "v": EVENT_VERSION,
             "id": event_id,
-            "time": utc_stamp(moment),
+            "time": stamp(moment),
             "actor": who.actor,
             "role": who.role,
             "organisation": who.organisation,

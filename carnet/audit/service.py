@@ -28,16 +28,17 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import OperationalError
 
-from carnet.access.policy import Visibility
 from carnet.audit import checkpoints, merkle
 from carnet.audit.checkpoints import Checkpoint, Signer
-from carnet.audit.events import Actor, Event, Touched, build_event, utc_stamp
+from carnet.audit.events import Actor, Event, Touched, build_event
 from carnet.audit.models import audit_checkpoint, audit_event, audit_event_patient
 from carnet.audit.spool import AuditSpool
 from carnet.audit.store import AuditStore
 from carnet.db.engine import is_lock_timeout, is_writing, without_waiting
+from carnet.db.instants import stamp
 from carnet.fhir.access import READ_ACTIONS, RequestContext
 from carnet.fhir.repository import StoredResource, Unit
+from carnet.policy.service import Visibility
 
 log = logging.getLogger("carnet.audit")
 
@@ -295,7 +296,7 @@ class AuditService:
             new_size = self.store.sequence(conn, size, frontier)
             if latest is not None and latest.tree_size == new_size:
                 return None
-            cp = checkpoints.sign(self.signer, new_size, frontier.root(), utc_stamp())
+            cp = checkpoints.sign(self.signer, new_size, frontier.root(), stamp())
             conn.execute(
                 audit_checkpoint.insert().values(
                     tree_size=cp.size, root_hash=cp.root, created=cp.time, note=cp.note

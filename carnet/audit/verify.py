@@ -24,10 +24,10 @@ from sqlalchemy import select
 
 from carnet.audit import checkpoints, merkle
 from carnet.audit.checkpoints import Checkpoint, NoteError
-from carnet.audit.events import utc_stamp
 from carnet.audit.locate import locate_edit
 from carnet.audit.models import audit_event, audit_event_patient, audit_sequencer
 from carnet.audit.service import AuditService
+from carnet.db.instants import stamp
 
 
 @dataclass(frozen=True)
@@ -282,7 +282,7 @@ def witness(audit: AuditService, path: Path) -> WitnessResult:
     else:
         record = {
             "note": latest.note,
-            "witnessed": utc_stamp(),
+            "witnessed": stamp(),
             "consistency_from": previous.size if previous else 0,
             "consistency": [p.hex() for p in proof],
         }

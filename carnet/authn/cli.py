@@ -20,8 +20,8 @@ import typer
 from carnet.cli.shell import err, fail, local_operator, open_services, say, settings_of
 
 if TYPE_CHECKING:
-    from carnet.access.accounts import AccountService
     from carnet.app import Services
+    from carnet.authn.service import AccountService
 
 # -- login accounts (`carnet accounts add-*`) -----------------------------------------------------
 
@@ -42,8 +42,8 @@ def _create(
     ctx: typer.Context, kind: str, make: Callable[[Services, AccountService], str], totp: bool
 ) -> None:
     """Run ``make(services, accounts) -> account id``, enrol TOTP if asked, print one line each."""
-    from carnet.access.accounts import AccountError
-    from carnet.access.passwords import PasswordPolicyError
+    from carnet.authn.passwords import PasswordPolicyError
+    from carnet.authn.service import AccountError
 
     with open_services(settings_of(ctx)) as services:
         try:
@@ -143,7 +143,7 @@ def clients_add(
     client_id: Annotated[str | None, typer.Option(help="Client id (default: random).")] = None,
 ) -> None:
     """Register an OAuth client; prints its id (and a confidential client's secret, once)."""
-    from carnet.access.clients import ClientError, ClientService
+    from carnet.authn.clients import ClientError, ClientService
 
     keys = None
     if jwks is not None:
@@ -173,7 +173,7 @@ def clients_add(
 
 def clients_list(ctx: typer.Context) -> None:
     """List registered clients: id, kind, allowed scopes, redirect URIs, JWKS URL."""
-    from carnet.access.clients import ClientService
+    from carnet.authn.clients import ClientService
 
     with open_services(settings_of(ctx)) as services:
         found = ClientService(services.engine, services.settings).all()
@@ -189,7 +189,7 @@ def clients_remove(
     ctx: typer.Context, client_id: Annotated[str, typer.Argument(help="Client id.")]
 ) -> None:
     """Remove a client: its refresh tokens stop working."""
-    from carnet.access.clients import ClientService
+    from carnet.authn.clients import ClientService
 
     with open_services(settings_of(ctx)) as services:
         done = ClientService(services.engine, services.settings).remove(client_id)
@@ -212,7 +212,7 @@ def token_issue(
     ] = None,
 ) -> None:
     """Print a short-lived access token for operator:NAME (stdout: the token alone)."""
-    from carnet.access.operator_tokens import OperatorTokenError, issue_operator_token
+    from carnet.authn.operator_tokens import OperatorTokenError, issue_operator_token
 
     with open_services(settings_of(ctx)) as services:
         try:

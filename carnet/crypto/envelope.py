@@ -8,7 +8,6 @@ encrypted under it unreadable, in the database and in every backup (crypto-shred
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -19,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from carnet.crypto.keyring import Keyring
 from carnet.crypto.models import data_key
 from carnet.db.engine import UNIT_SCOPED_INFO
+from carnet.db.instants import utc_now
 
 SHARED_OWNER = "shared"
 # Unit-scoped connection info: the engine's pool also drops it at check-in (carnet.db.engine).
@@ -97,7 +97,7 @@ class DataKeys:
                     owner=owner,
                     master_key_id=self.keyring.key_id,
                     wrapped=self.keyring.wrap(key, owner),
-                    created_at=datetime.now(UTC),
+                    created_at=utc_now(),
                 )
                 .on_conflict_do_nothing(index_elements=["owner"])
             )
@@ -130,7 +130,7 @@ class DataKeys:
         result = conn.execute(
             update(data_key)
             .where(data_key.c.owner == owner, data_key.c.wrapped.is_not(None))
-            .values(wrapped=None, destroyed_at=datetime.now(UTC))
+            .values(wrapped=None, destroyed_at=utc_now())
         )
         return result.rowcount > 0
 

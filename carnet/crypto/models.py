@@ -1,7 +1,8 @@
 """Wrapped data keys: one per owner (a patient compartment, or the shared non-patient owner)."""
 
-from sqlalchemy import Column, DateTime, LargeBinary, String, Table
+from sqlalchemy import Column, LargeBinary, String, Table
 
+from carnet.db.instants import Instant
 from carnet.db.metadata import metadata
 
 data_key = Table(
@@ -10,6 +11,6 @@ data_key = Table(
     Column("owner", String(80), primary_key=True),
     Column("master_key_id", String(64), nullable=False),
     Column("wrapped", LargeBinary, nullable=True),  # NULL once destroyed (crypto-shredding)
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("destroyed_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", Instant(), nullable=False),
+    Column("destroyed_at", Instant(), nullable=True),
 )

@@ -41,6 +41,13 @@ POSTGRES_LOCK_NOT_AVAILABLE = "55P03"
 
 
 @contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A reading transaction of its own (one consistent view of the database)."""
+    with engine.connect() as conn, conn.begin():
+        yield conn
+
+
+@contextmanager
 def writing(engine: Engine) -> Iterator[Connection]:
     """A writing transaction of its own (takes SQLite's write lock at BEGIN)."""
     with engine.connect() as raw:

@@ -11,15 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from carnet.access.accounts import AccountService
-from carnet.access.clients import ClientService
-from carnet.access.controls import ControlsService
 from carnet.access.enforce import note_care
-from carnet.access.oidc import DEMO_PROFESSIONALS
 from carnet.access.principal import Kind, Principal
-from carnet.access.storage import writing
+from carnet.authn.clients import ClientService
+from carnet.authn.oidc import DEMO_PROFESSIONALS
+from carnet.authn.service import AccountService
+from carnet.db.engine import writing
 from carnet.fhir.access import RequestContext
 from carnet.fhir.service import FhirService
+from carnet.policy.controls import ControlsService
 from carnet.record.service import RecordService
 
 PATIENT_LOGIN = "patient.demo@carnet.test"

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from carnet.access.policy import Visibility
 from carnet.access.principal import LOCAL_OPERATOR, Principal
 from carnet.fhir.repository import StoredResource, Unit
+from carnet.policy.service import Visibility
 
 # Interactions that write nothing but their audit event. On SQLite they run in a read transaction,
 # which never waits for the write lock; their events go to the audit spool when the lock is busy.

@@ -40,7 +40,7 @@ Service = FhirDep  # the FHIR service, from the one dependencies module
 
 
 async def request_context(request: Request) -> RequestContext:
-    """Who is asking, as the authentication middleware found it (carnet.access.authn); ids only."""
+    """Who is asking, as the authentication middleware found it (carnet.authn.guard); ids only."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:  # every FHIR endpoint is guarded: reaching here unauthenticated is a bug
         raise FhirError.of(401, "login", "authentication required")

@@ -6,6 +6,9 @@ import calendar
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
+from carnet.db import instants
+
+FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 _DATE = re.compile(
     r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
     r"(?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?P<f>\.\d+)?)?(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
@@ -15,7 +18,7 @@ HIGHEST = "9999-12-31T23:59:59.999999"
 
 def utc_now() -> datetime:
     """Now, to the millisecond: the precision meta.lastUpdated shows, so it finds what it shows."""
-    now = datetime.now(UTC)
+    now = instants.utc_now()
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 

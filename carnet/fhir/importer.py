@@ -25,7 +25,6 @@ import itertools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +33,7 @@ import orjson
 from sqlalchemy import Connection, insert, select, update
 
 from carnet.db.engine import writing
+from carnet.db.instants import utc_now
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError
 from carnet.fhir.import_files import (
@@ -146,7 +146,7 @@ class _Progress:
                         name=name[:255],
                         lines_done=0,
                         complete=False,
-                        updated_at=datetime.now(UTC),
+                        updated_at=utc_now(),
                     )
                 )
 
@@ -155,7 +155,7 @@ class _Progress:
         conn.execute(
             update(import_progress)
             .where(import_progress.c.source_key == key)
-            .values(lines_done=lines_done, complete=complete, updated_at=datetime.now(UTC))
+            .values(lines_done=lines_done, complete=complete, updated_at=utc_now())
         )
 
     def finish(self, key: str, lines_done: int | None = None) -> None:
@@ -165,7 +165,7 @@ class _Progress:
                 conn.execute(
                     update(import_progress)
                     .where(import_progress.c.source_key == key)
-                    .values(complete=True, updated_at=datetime.now(UTC))
+                    .values(complete=True, updated_at=utc_now())
                 )
             else:
                 self.write(conn, key, lines_done, complete=True)

@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, true, tuple_
 
-from carnet.access.policy import Visibility
 from carnet.crypto.blind_index import GRAM, BlindIndexer, normalise
 from carnet.fhir.dates import date_range
 from carnet.fhir.definitions import Definitions, SearchParam
@@ -36,6 +35,7 @@ from carnet.fhir.search_values import (
     unescape,
     value_condition,
 )
+from carnet.policy.service import Visibility
 
 
 class Compiler:

@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
-from carnet.access.policy import Visibility, may_choose_ids
 from carnet.db.engine import is_lock_timeout
 from carnet.db.ids import time_ordered_id
 from carnet.fhir import render, snapshots
@@ -35,6 +34,7 @@ from carnet.fhir.shaping import shape
 from carnet.fhir.snapshots import SNAPSHOT_MAX
 from carnet.fhir.validation import Validator, check_id
 from carnet.fhir.versions import etag_version, same_content, version_number
+from carnet.policy.service import Visibility, may_choose_ids
 
 log = logging.getLogger("carnet.fhir")
 

@@ -31,7 +31,6 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
-from carnet.access.authors import authorship_of
 from carnet.access.principal import Kind
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.crypto.envelope import DataKeys
@@ -57,6 +56,7 @@ from carnet.identity.ins import (
 )
 from carnet.identity.models import identity, ins_digest, quarantine, vigilance_item
 from carnet.identity.vigilance import OWNER, attach_document, new_item
+from carnet.policy.authors import authorship_of
 
 log = logging.getLogger("carnet.identity")
 

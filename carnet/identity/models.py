@@ -6,9 +6,10 @@ of the blocking keys. Vigilance items hold ids, comparison levels and weights on
 document is encrypted like the traits.
 """
 
-from sqlalchemy import Column, DateTime, Float, Index, Integer, LargeBinary, String, Table, Text
+from sqlalchemy import Column, Float, Index, Integer, LargeBinary, String, Table, Text
 
 from carnet.crypto.blind_index import BlindIndexer
+from carnet.db.instants import Instant
 from carnet.db.metadata import metadata
 from carnet.identity.ins import Ins
 
@@ -22,8 +23,8 @@ identity = Table(
     Column("ins_hash", String(32), nullable=True),  # blind hash of the matricule INS
     Column("traits", LargeBinary, nullable=False),  # encrypted JSON traits (+ INS, usage names)
     Column("merged_into", String(36), nullable=True),  # replaced-by, while merged
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", Instant(), nullable=False),
+    Column("updated_at", Instant(), nullable=False),
     Index("ix_identity_ins_hash", "ins_hash"),
     Index("ix_identity_patient_id", "patient_id"),
 )
@@ -53,8 +54,8 @@ vigilance_item = Table(
     Column("candidate_id", String(36), nullable=True),  # the identity it may be
     Column("weight", Float, nullable=True),
     Column("evidence", Text, nullable=False),  # JSON: comparison levels and weights, ids only
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", Instant(), nullable=False),
+    Column("resolved_at", Instant(), nullable=True),
     Column("resolved_by", String(128), nullable=True),
     Index("ix_vigilance_item_state", "state"),
 )
@@ -66,9 +67,9 @@ quarantine = Table(
     Column("identity_id", String(36), nullable=False),  # the pending identity it waits for
     Column("res_type", String(64), nullable=False),
     Column("body", LargeBinary, nullable=False),  # encrypted FHIR resource
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", Instant(), nullable=False),
     Column("released_to", String(64), nullable=True),  # patient id it was released to
-    Column("released_at", DateTime(timezone=True), nullable=True),
+    Column("released_at", Instant(), nullable=True),
     Index("ix_quarantine_identity", "identity_id"),
 )
 
@@ -80,8 +81,8 @@ identity_merge = Table(
     Column("target_id", String(36), nullable=False),  # replaced-by
     Column("item_id", String(36), nullable=True),
     Column("actor", String(128), nullable=False),
-    Column("merged_at", DateTime(timezone=True), nullable=False),
-    Column("undone_at", DateTime(timezone=True), nullable=True),
+    Column("merged_at", Instant(), nullable=False),
+    Column("undone_at", Instant(), nullable=True),
     # JSON: {"moved": ["Type/id", ...], "released": [[quarantine id, "Type/id"], ...]} (ids only)
     Column("moved", Text, nullable=True),
 )
@@ -92,7 +93,7 @@ identity_model_params = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("params", Text, nullable=False),  # JSON m, u, lambda (no identifying value)
     Column("pairs", Integer, nullable=False),  # how many pairs the training saw
-    Column("trained_at", DateTime(timezone=True), nullable=False),
+    Column("trained_at", Instant(), nullable=False),
 )
 
 identity_register = Table(

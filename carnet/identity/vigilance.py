@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from carnet.access.authors import set_author
 from carnet.crypto.envelope import DataKeys
 from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import utc_now
@@ -24,6 +23,7 @@ from carnet.identity.decisions import VigilanceError
 from carnet.identity.held import open_held
 from carnet.identity.models import identity, identity_merge, quarantine, vigilance_item
 from carnet.identity.moves import move_references
+from carnet.policy.authors import set_author
 
 log = logging.getLogger("carnet.identity")
 

@@ -26,5 +26,7 @@ def build(
     )
     fhir.patient_hooks.append(identity.on_patient_write)
     fhir.body_checks.append(refuse_broken_ins)  # a broken INS anywhere in a body: 422
-    fhir.deposit_hooks.append(identity.deposits.on_create)  # documents naming their patient by identity
+    fhir.deposit_hooks.append(
+        identity.deposits.on_create
+    )  # documents naming their patient by identity
     return identity

@@ -11,7 +11,7 @@ from carnet.cli.shell import console, fail, open_services, settings_of
 
 def list_rules(ctx: typer.Context) -> None:
     """Every rule: id, actor, profession, resource types, action, relationship, effect."""
-    from carnet.access.rules import load_rules
+    from carnet.policy.rules import load_rules
 
     with open_services(settings_of(ctx)) as services, services.engine.connect() as conn:
         rules = load_rules(conn)
@@ -35,9 +35,9 @@ def set_rule(
     ] = None,
 ) -> None:
     """Change a rule's effect or resource types (audited; servers pick it up within seconds)."""
-    from carnet.access.rules import RuleError, edit_rule
-    from carnet.access.storage import writing
     from carnet.audit.events import Actor, build_event
+    from carnet.db.engine import writing
+    from carnet.policy.rules import RuleError, edit_rule
 
     with open_services(settings_of(ctx)) as services:
         try:

@@ -1,6 +1,6 @@
 """The personal space over HTTP: a person (or their legal representative) sees the space, objects
 to it or closes it. Thin: the caller is ``request.state.principal`` (set by the authentication
-middleware of carnet/access); the router parses, calls RecordService and renders."""
+guard of carnet/authn); the router parses, calls RecordService and renders."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Instants as the personal space stores them, retention terms and the age of majority."""
+"""Retention terms and the age of majority (instants are stamped by carnet.db.instants)."""
 
 from __future__ import annotations
 

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, or_, select
 
+from carnet.db.instants import stamp, utc_now
 from carnet.record import notifications as templates
-from carnet.record.dates import stamp
 from carnet.record.models import record_notification, record_representative, record_space
 from carnet.record.notifications import Notification
 
 
 def active(now: datetime | None) -> Any:
     """Representations in force at ``now``: not ended, begun, and not past their term."""
-    at = stamp(now or datetime.now(UTC))
+    at = stamp(now or utc_now())
     rep = record_representative.c
     return and_(rep.ended_at.is_(None), rep.since <= at, or_(rep.until.is_(None), rep.until > at))
 

@@ -16,13 +16,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert, select, update
 
 from carnet.crypto.blind_index import BlindIndexer
+from carnet.db.instants import stamp
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import bad_request
 from carnet.fhir.repository import Unit
 from carnet.fhir.service import FhirService
 from carnet.identity.ins import Ins
 from carnet.record import notifications as templates
-from carnet.record.dates import majority, paris_midnight, stamp
+from carnet.record.dates import majority, paris_midnight
 from carnet.record.models import CLOSED, OPEN, PENDING, REFUSED, SHREDDED, record_space
 from carnet.record.outbox import notify
 from carnet.record.register import InsuredPerson, ins_for

@@ -7,17 +7,18 @@ links those the register names; shredding ends them) and the PDP is given its qu
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, or_, select, update
 
+from carnet.db.instants import stamp, utc_now
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import bad_request, conflict, not_found
 from carnet.fhir.repository import Unit
 from carnet.fhir.service import FhirService
 from carnet.record import notifications as templates
-from carnet.record.dates import majority, stamp
+from carnet.record.dates import majority
 from carnet.record.models import record_representative
 from carnet.record.outbox import active, queue
 from carnet.record.register import KINDS
@@ -112,7 +113,7 @@ class Representatives:
         birth date); a guardian's or curator's at ``until`` (None: until ended). False if that
         representation already exists."""
         ctx = ctx or RequestContext()
-        moment = now or datetime.now(UTC)
+        moment = now or utc_now()
         if kind not in KINDS:
             raise bad_request(f"representative kind must be one of {', '.join(KINDS)}")
         if patient_id == representative_patient_id:
@@ -145,7 +146,7 @@ class Representatives:
     ) -> int:
         """End every current representation of ``patient_id`` by ``representative_patient_id``."""
         ctx = ctx or RequestContext()
-        moment = now or datetime.now(UTC)
+        moment = now or utc_now()
         rep = record_representative.c
         with self.fhir.interaction(ctx, "record-representative", "Patient", patient_id) as unit:
             self.fhir.access.check(unit, ctx, "record-representative", "Patient", patient_id)

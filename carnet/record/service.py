@@ -16,19 +16,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from carnet.crypto.blind_index import BlindIndexer
+from carnet.db.instants import stamp, utc_now
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import bad_request, conflict, not_found
 from carnet.fhir.repository import Unit
 from carnet.fhir.service import FhirService
 from carnet.record import notifications as templates
-from carnet.record.dates import add_years, stamp
+from carnet.record.dates import add_years
 from carnet.record.models import (
     CLOSED,
     OPEN,
@@ -173,7 +174,7 @@ class RecordService:
         """Open a space at once for a known Patient (a person asking at the desk, the demo):
         created open if there is none, opened if pending. False if it was already open."""
         ctx = ctx or RequestContext()
-        moment = now or datetime.now(UTC)
+        moment = now or utc_now()
         with self.fhir.interaction(ctx, "record-open", "Patient", patient_id) as unit:
             state = unit.conn.execute(
                 select(record_space.c.state).where(record_space.c.patient_id == patient_id)
@@ -239,7 +240,7 @@ class RecordService:
         now: datetime | None,
     ) -> str:
         ctx = ctx or RequestContext()
-        moment = now or datetime.now(UTC)
+        moment = now or utc_now()
         with self.fhir.interaction(ctx, action, "Patient", patient_id) as unit:
             state = self._state(unit.conn, patient_id)
             if state not in (PENDING, OPEN):
@@ -283,7 +284,7 @@ class RecordService:
         """The person changes their mind before the retention ends: a refused or closed space
         (not a deceased person's) opens again with its data; the shredding is called off."""
         ctx = ctx or RequestContext()
-        moment = now or datetime.now(UTC)
+        moment = now or utc_now()
         with self.fhir.interaction(ctx, "record-reopen", "Patient", patient_id) as unit:
             row = unit.conn.execute(
                 select(record_space.c.state, record_space.c.reason).where(
@@ -331,7 +332,7 @@ class RecordService:
         """Open the spaces whose objection window has passed, crypto-shred the refused or closed
         ones whose retention has ended, then deliver queued notifications through ``channel``."""
         ctx = ctx or RequestContext()
-        moment = now or datetime.now(UTC)
+        moment = now or utc_now()
         report = SweepReport()
         s = record_space.c
         with self.fhir.repo.unit(write=False) as unit:
@@ -423,7 +424,7 @@ class RecordService:
         """Send queued notifications through ``channel``; each sent one is marked and audited
         (``record-notify``). One that fails to send stays queued. Returns how many were sent."""
         ctx = ctx or RequestContext()
-        moment = now or datetime.now(UTC)
+        moment = now or utc_now()
         sent = 0
         for notification in self.pending_notifications():
             with self.fhir.interaction(

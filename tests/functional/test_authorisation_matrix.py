@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from carnet.access.controls import ControlsService
 from carnet.access.enforce import note_care
 from carnet.access.principal import Kind, Principal
-from carnet.access.routes import ROUTE_GUARDS, Guard
 from carnet.app import Services, create_app
+from carnet.authn.routes import ROUTE_GUARDS, Guard
 from carnet.fhir.access import RequestContext
+from carnet.policy.controls import ControlsService
 from tests.support.auth import TEST_OPERATOR, bearer
 
 # Both backends: a security suite: every decision over stored records.
@@ -101,7 +101,7 @@ def world(services: Services) -> Iterator[World]:
     )
     gp_ctx = RequestContext(actor="gp", principal=_pro(GP, "physician"))
     controls.set_mask(gp_ctx, f"Observation/{obs['a_unannounced']}", "INVISIBLE_PATIENT", on=True)
-    from carnet.access.models import access_grant
+    from carnet.authn.models import access_grant
 
     with s.engine.begin() as conn:
         conn.execute(
@@ -376,7 +376,7 @@ def _endpoints(app: Any) -> list[tuple[str, str]]:
 def test_every_endpoint_has_a_guard(world: World) -> None:
     app = world.client.app
     missing = sorted({path for path, _ in _endpoints(app)} - set(ROUTE_GUARDS))
-    assert not missing, f"endpoints without an access rule in carnet/access/routes.py: {missing}"
+    assert not missing, f"endpoints without an access rule in carnet/authn/routes.py: {missing}"
 
 
 def _fill(path: str, world: World) -> str:

@@ -18,13 +18,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 import carnet
-from carnet.access.models import access_alert, access_author, access_care
 from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
 from carnet.audit.models import audit_event_patient
 from carnet.identity.ins import INS_NIR_OID, Ins, InsStatus, Traits, apply_to_patient
 from carnet.identity.nir import make_nir
 from carnet.identity.register import InMemoryRegister
+from carnet.policy.models import access_alert, access_author, access_care
 from tests.support.auth import TEST_OPERATOR, bearer
 
 # Both backends: a security suite: authorship decided from stored records.
@@ -110,7 +110,7 @@ def world(services: Services) -> Iterator[World]:
     callers = {name: bearer(s, p) for name, p in people.items()}
     with TestClient(create_app(s.settings, s), base_url="http://127.0.0.1") as client:
         world = World(s, client, a, c.stored.res_id, a_obs, c_obs, callers)
-        from carnet.access.models import access_grant
+        from carnet.authn.models import access_grant
 
         with s.engine.begin() as conn:
             conn.execute(

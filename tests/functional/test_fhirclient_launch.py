@@ -22,10 +22,10 @@ from fhirclient import client as smart_client
 from fhirclient.models.observation import Observation
 from fhirclient.models.patient import Patient
 
-from carnet.access.accounts import AccountService
-from carnet.access.clients import ClientKind
-from carnet.access.login_api import CSRF_HEADER
 from carnet.app import build_services
+from carnet.authn.api import CSRF_HEADER
+from carnet.authn.clients import ClientKind
+from carnet.authn.service import AccountService
 from carnet.settings import Settings
 from tests.spec.helpers import observation, patient
 from tests.support.authn import FAST_PASSWORDS, PASSWORD

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from carnet.access.models import access_grant
 from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
+from carnet.authn.models import access_grant
 from tests.support.auth import TEST_OPERATOR, bearer
 
 # Both backends: a security suite: scope filters compile to the store's search SQL.

@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from carnet.access.tokens import issue_access_token
 from carnet.app import Services, create_app
+from carnet.authn.tokens import issue_access_token
 from carnet.crypto.service import CryptoService, open_keyring
 from carnet.db.engine import make_engine
 from carnet.log_safety import TracebacksAsTypes

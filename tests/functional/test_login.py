@@ -14,11 +14,11 @@ from httpx2 import Response
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from carnet.access.accounts import AccountService
-from carnet.access.login_api import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
-from carnet.access.sessions import SessionService
 from carnet.app import Services, build_services
 from carnet.audit.models import audit_event
+from carnet.authn.api import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
+from carnet.authn.service import AccountService
+from carnet.authn.sessions import SessionService
 from carnet.cli.main import app as cli_app
 from tests.conftest import make_settings
 from tests.support.authn import (

@@ -30,12 +30,12 @@ from schemathesis.core.result import Ok
 from schemathesis.schemas import BaseSchema
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from carnet.access.authn import allowed
 from carnet.access.enforce import note_care
-from carnet.access.oidc import ProfessionalLogin
 from carnet.access.principal import Kind, Principal
-from carnet.access.routes import ROUTE_GUARDS, Guard
 from carnet.app import Services, build_services, create_app
+from carnet.authn.guard import allowed
+from carnet.authn.oidc import ProfessionalLogin
+from carnet.authn.routes import ROUTE_GUARDS, Guard
 from carnet.dependencies import professional_login
 from tests.conftest import make_settings
 from tests.spec.helpers import observation, patient

@@ -54,8 +54,8 @@ def test_rules_set_refuses_bad_edits_with_one_line(tmp_path: Path) -> None:
 
 
 def test_an_edited_deny_rule_also_filters_searches(tmp_path: Path) -> None:
-    from carnet.access.rules import edit_rule
     from carnet.fhir.access import RequestContext
+    from carnet.policy.rules import edit_rule
 
     services = build_services(Settings.from_env({}, data_dir=str(tmp_path / "data")))
     pid = services.fhir.create("Patient", {"resourceType": "Patient"}).stored.res_id
@@ -72,7 +72,7 @@ def test_an_edited_deny_rule_also_filters_searches(tmp_path: Path) -> None:
     assert services.fhir.search("", "Observation", [], ctx=ctx)["total"] == 1
     with services.engine.begin() as conn:  # a deny rule on top of the allowing one
         edit_rule(conn, "pro-blocked", res_types="*")
-        from carnet.access.models import access_rule
+        from carnet.policy.models import access_rule
 
         conn.execute(
             access_rule.insert().values(

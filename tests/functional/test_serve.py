@@ -8,8 +8,8 @@ import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from carnet.access.tokens import issue_access_token
 from carnet.app import Services, create_app
+from carnet.authn.tokens import issue_access_token
 from carnet.crypto.service import CryptoService, open_keyring
 from carnet.settings import Settings
 from tests.support.auth import TEST_OPERATOR

@@ -15,10 +15,10 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from carnet.access.accounts import AccountService
 from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
 from carnet.audit.models import audit_event
+from carnet.authn.service import AccountService
 from carnet.dependencies import account_service as account_service_dependency
 from carnet.record.register import read_register
 from tests.support.auth import bearer

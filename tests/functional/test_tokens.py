@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient
 from httpx2 import Response
 from sqlalchemy import func, insert, select
 
-from carnet.access.models import access_grant, access_revoked_token
 from carnet.access.principal import Kind, Principal
-from carnet.access.tokens import issue_access_token
 from carnet.app import Services, create_app
 from carnet.audit.models import audit_event
+from carnet.authn.models import access_grant, access_revoked_token
+from carnet.authn.tokens import issue_access_token
 from carnet.crypto.tokens import TokenSigner
 from carnet.fhir.models import resource
 from tests.spec.helpers import FHIR_JSON, observation, patient

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from carnet.access.principal import Kind, Principal
-from carnet.access.tokens import issue_access_token
 from carnet.app import Services
+from carnet.authn.tokens import issue_access_token
 
 TEST_OPERATOR = Principal(Kind.OPERATOR, "operator:test", scopes=frozenset({"system/*.*"}))
 

@@ -10,11 +10,11 @@ import pyotp
 from argon2 import PasswordHasher
 from fastapi import APIRouter, FastAPI
 
-from carnet.access import login_api
-from carnet.access.accounts import AccountService
-from carnet.access.passwords import Passwords
-from carnet.access.sessions import SessionService
 from carnet.app import Services
+from carnet.authn import api as login_api
+from carnet.authn.passwords import Passwords
+from carnet.authn.service import AccountService
+from carnet.authn.sessions import SessionService
 from carnet.dependencies import install
 
 PASSWORD = "correct horse battery staple"

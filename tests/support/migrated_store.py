@@ -18,10 +18,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from carnet.access.rules import seed_rules
 from carnet.db.engine import make_engine
 from carnet.db.maintenance import analyze_if_missing
 from carnet.db.migrate import upgrade
+from carnet.policy.rules import seed_rules
 from carnet.private_files import private_dir, write_private_bytes
 from tests.support.postgres import ThrowawayPostgres
 

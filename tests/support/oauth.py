@@ -16,17 +16,17 @@ from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from carnet.access import oauth_api, oidc_api
-from carnet.access.accounts import AccountService
-from carnet.access.client_keys import KeySetFetcher
-from carnet.access.clients import ClientService
-from carnet.access.login_api import SESSION_COOKIE
-from carnet.access.oauth import OAuthService
-from carnet.access.oidc import DevIdentityProvider, ProfessionalLogin
-from carnet.access.sessions import SessionService
-from carnet.access.smart import s256
-from carnet.access.tickets import Tickets
 from carnet.app import Services
+from carnet.authn import oauth_api, oidc_api
+from carnet.authn.api import SESSION_COOKIE
+from carnet.authn.client_keys import KeySetFetcher
+from carnet.authn.clients import ClientService
+from carnet.authn.oauth import OAuthService
+from carnet.authn.oidc import DevIdentityProvider, ProfessionalLogin
+from carnet.authn.service import AccountService
+from carnet.authn.sessions import SessionService
+from carnet.authn.smart import s256
+from carnet.authn.tickets import Tickets
 from carnet.dependencies import installed
 from carnet.settings import Settings
 from tests.support.authn import FAST_PASSWORDS, PASSWORD, partial_app

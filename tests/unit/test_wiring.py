@@ -89,9 +89,9 @@ def test_the_settings_check_sees_a_service_reading_the_environment(tmp_path: Pat
         "def child():\n    os.environ['SPARK_LOCAL_IP'] = '127.0.0.1'\n"
     )
     assert settings_read_outside_entry_points(tmp_path / "carnet") == [
-        "carnet/access/oidc.py:4 Settings.from_env",
-        "carnet/access/oidc.py:6 os.environ",
-        "carnet/access/oidc.py:6 os.getenv",
+        "carnet/authn/oidc.py:4 Settings.from_env",
+        "carnet/authn/oidc.py:6 os.environ",
+        "carnet/authn/oidc.py:6 os.getenv",
     ]
 
 

@@ -23,7 +23,6 @@ from typing import IO, Any
 
 import orjson
 
-from carnet.access.policy import Visibility
 from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import instant, utc_now
 from carnet.fhir.errors import FhirError, bad_request, not_found
@@ -39,6 +38,7 @@ from carnet.fhir.operations.jobs import (
 )
 from carnet.fhir.repository import Unit
 from carnet.fhir.service import FhirService
+from carnet.policy.service import Visibility
 from carnet.private_files import open_private, private_dir
 
 NDJSON_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")

@@ -11,13 +11,14 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import Engine, delete, insert, select, update
 
 from carnet.access.principal import Kind, Principal
+from carnet.db.instants import utc_now
 from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import not_found
 from carnet.fhir.operations.models import bulk_job
@@ -52,7 +53,7 @@ class JobStore:
 
     def create(self, kind: str, request: str, actor: str, params: dict[str, Any]) -> str:
         job_id = str(uuid.uuid4())
-        now = datetime.now(UTC)
+        now = utc_now()
         with self.engine.begin() as conn:
             conn.execute(
                 insert(bulk_job).values(
@@ -85,8 +86,8 @@ class JobStore:
             transaction_time=row.transaction_time,
             progress=row.progress,
             result=orjson.loads(row.result) if row.result else None,
-            created_at=_aware(row.created_at),
-            updated_at=_aware(row.updated_at),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
         )
 
     def update(self, job_id: str, **values: Any) -> None:
@@ -96,7 +97,7 @@ class JobStore:
             conn.execute(
                 update(bulk_job)
                 .where(bulk_job.c.id == job_id)
-                .values(**values, updated_at=datetime.now(UTC))
+                .values(**values, updated_at=utc_now())
             )
 
     def status(self, job_id: str) -> str | None:
@@ -235,7 +236,3 @@ def job_principal(params: dict[str, Any]) -> Principal:
         scopes=frozenset(saved.get("scopes") or ()),
         organisation=saved.get("organisation"),
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -4,8 +4,9 @@ Neither holds clinical content: a job row keeps its parameters (types, dates, pa
 manifest; an import-progress row keeps a file fingerprint and how many lines were committed.
 """
 
-from sqlalchemy import Boolean, Column, DateTime, Integer, String, Table, Text
+from sqlalchemy import Boolean, Column, Integer, String, Table, Text
 
+from carnet.db.instants import Instant
 from carnet.db.metadata import metadata
 
 bulk_job = Table(
@@ -20,8 +21,8 @@ bulk_job = Table(
     Column("transaction_time", String(32), nullable=True),  # FHIR instant the data is as of
     Column("progress", String(255), nullable=True),
     Column("result", Text, nullable=True),  # JSON: output and error lists once completed
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", Instant(), nullable=False),
+    Column("updated_at", Instant(), nullable=False),
 )
 
 import_progress = Table(
@@ -31,5 +32,5 @@ import_progress = Table(
     Column("name", String(255), nullable=False),  # file name, for operators
     Column("lines_done", Integer, nullable=False),  # lines consumed by committed transactions
     Column("complete", Boolean, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", Instant(), nullable=False),
 )

@@ -10,12 +10,12 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, inspect, select
 
-from carnet.access.models import access_author, access_care, access_rule
-from carnet.access.rules import DEFAULT_RULES, seed_rules
 from carnet.audit.events import Actor, Event, Touched, build_event
 from carnet.audit.store import AuditStore
 from carnet.db.engine import make_engine
 from carnet.db.migrate import alembic_config
+from carnet.policy.models import access_author, access_care, access_rule
+from carnet.policy.rules import DEFAULT_RULES, seed_rules
 from tests.support.postgres import ThrowawayPostgres
 
 

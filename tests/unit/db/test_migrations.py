@@ -45,7 +45,7 @@ EXPECTED_TABLES = {
     "identity_merge",
     "identity_model_params",
     "identity_register",  # the reference register (INSi stand-in)
-    # authentication and the policy decision point (carnet/access/models.py)
+    # authentication and the policy decision point (carnet/authn/models.py, carnet/policy/models.py)
     "access_account",
     "access_session",
     "access_login_attempt",

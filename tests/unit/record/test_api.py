@@ -13,9 +13,9 @@ import pytest
 from fastapi import Request, Response
 from fastapi.testclient import TestClient
 
-from carnet.access.accounts import AccountService
 from carnet.access.principal import Kind, Principal
 from carnet.app import Services
+from carnet.authn.service import AccountService
 from carnet.dependencies import installed
 from carnet.fhir import api as fhir_api
 from carnet.fhir.errors import FhirError
