@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+# Slow: every benchmark runs end to end.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SMALL_RUNS = {

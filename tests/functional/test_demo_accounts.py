@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pyotp
+import pytest
 from fastapi.testclient import TestClient
 
 from carnet.app import Services, create_app
@@ -18,6 +19,9 @@ from carnet.demo.accounts import (
     create_demo_accounts,
 )
 from carnet.demo.service import load_demo
+
+# Slow: the demo population is loaded.
+pytestmark = pytest.mark.slow
 
 
 def _create(services: Services) -> dict[str, str]:

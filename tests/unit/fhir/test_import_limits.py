@@ -7,6 +7,7 @@ import tracemalloc
 from pathlib import Path
 
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from carnet.app import Services
@@ -87,6 +88,7 @@ def test_line_longer_than_the_limit_is_refused_never_held_whole(
     assert rejection.reason == f"line 2 is longer than import_max_line_bytes ({MIB} bytes)"
 
 
+@pytest.mark.slow  # a large decompressed file
 def test_decompressed_size_limit_rejects_the_file(
     sqlite_services: Services, tmp_path: Path
 ) -> None:

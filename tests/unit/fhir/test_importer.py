@@ -169,6 +169,7 @@ def test_dedupe_can_be_turned_off(sqlite_services: Services) -> None:
     )
 
 
+@pytest.mark.slow  # large generated files
 def test_memory_does_not_grow_with_file_size(sqlite_services: Services, tmp_path: Path) -> None:
     def peak(n: int) -> int:
         path = tmp_path / f"p{n}.ndjson"

@@ -71,6 +71,7 @@ def test_kind_columns_are_the_index_tables_columns() -> None:
 
 
 @pytest.mark.skipif(not (CORPUS / "synthea").is_dir(), reason="shared corpus not present")
+@pytest.mark.slow  # the whole corpus through both indexers
 def test_compiled_extraction_matches_the_reference_on_the_corpus(definitions: Definitions) -> None:
     blind = BlindIndexer(b"k" * 32)
     fast, reference = Indexer(definitions, blind), ReferenceIndexer(definitions, blind)
