@@ -31,10 +31,14 @@ sys.path.insert(0, str(ROOT))
 from carnet.app import Services, build_services  # noqa: E402
 from carnet.audit.events import Actor, Event, Touched, build_event  # noqa: E402
 from carnet.audit.verify import verify  # noqa: E402
+from carnet.caller import RequestContext  # noqa: E402
 from carnet.fhir.access import AccessHook  # noqa: E402
 from carnet.fhir.service import FhirService  # noqa: E402
 from carnet.fhir.transactions import run_transaction  # noqa: E402
 from carnet.settings import Settings  # noqa: E402
+
+AS_LOCAL_OPERATOR = RequestContext.local_operator()
+"""The benchmark acts as the CLI does: the local operator, by name."""
 from tests.support.corpus import CORPUS  # noqa: E402
 
 SYNTHEA = CORPUS / "synthea"
@@ -130,14 +134,16 @@ def read_overhead(services: Services, n: int) -> tuple[float, float]:
     audited = unaudited(services.fhir, services.audit)  # the audit log alone, no policy
     plain = unaudited(audited)
     pid = audited.create(
-        "Patient", {"resourceType": "Patient", "gender": "female", "birthDate": "1970-01-01"}
+        "Patient",
+        {"resourceType": "Patient", "gender": "female", "birthDate": "1970-01-01"},
+        ctx=AS_LOCAL_OPERATOR,
     ).stored.res_id
     timings = {"plain": 0.0, "audited": 0.0}
     for _ in range(3):  # interleave to share the machine's noise
         for name, fhir in (("plain", plain), ("audited", audited)):
             start = time.perf_counter()
             for _ in range(n // 3):
-                fhir.read("Patient", pid)
+                fhir.read("Patient", pid, ctx=AS_LOCAL_OPERATOR)
             timings[name] += time.perf_counter() - start
     services.audit.checkpoint()
     return timings["plain"], timings["audited"]
@@ -155,7 +161,7 @@ def import_time(services: Services, bundles: list[dict[str, Any]], variant: str)
     copies = [orjson.loads(orjson.dumps(b)) for b in bundles]
     start = time.perf_counter()
     for b in copies:
-        run_transaction(fhir, b, "urn:bench")
+        run_transaction(fhir, b, "urn:bench", ctx=AS_LOCAL_OPERATOR)
     if variant != "unaudited":
         services.audit.checkpoint()  # sequencing and signing are part of the audit's cost
     return time.perf_counter() - start

@@ -20,7 +20,7 @@ from carnet.record.cli import accounts_app
 from carnet.settings import Settings
 
 if TYPE_CHECKING:
-    from carnet.fhir.access import RequestContext
+    from carnet.caller import RequestContext
 
 app = typer.Typer(
     help="Carnet: sovereign health record and research data hub.", no_args_is_help=True
@@ -135,7 +135,9 @@ def demo(
     registered = load_demo_register(services.identity, patients)  # before the Patients are matched
     with _progress() as progress:
         task = progress.add_task("synthetic patients", total=patients)
-        report = load_demo(services.fhir, patients, progress=lambda: progress.advance(task))
+        report = load_demo(
+            services.fhir, patients, ctx=_local(), progress=lambda: progress.advance(task)
+        )
     analyze(services.engine)  # fresh planner statistics after a bulk load
     ready = create_demo_accounts(
         services.fhir,
@@ -144,6 +146,7 @@ def demo(
         services.controls,
         services.record,
         issuer_url=settings.issuer_url,
+        ctx=_local(),
     )
     services.close()
     console.print(
@@ -183,6 +186,7 @@ def import_(
     batch_size: Annotated[int, typer.Option(help="NDJSON lines per transaction.")] = 500,
 ) -> None:
     """Import FHIR data (streamed, resumable); prints what was read, stored, skipped and rejected."""
+    from carnet.caller import RequestContext
     from carnet.fhir.import_files import ImportLimits, discover
     from carnet.fhir.importer import Importer
 
@@ -198,6 +202,7 @@ def import_(
         limits=ImportLimits.from_settings(settings),
         resume=not restart,
         dedupe_shared=dedupe_shared,
+        ctx=RequestContext.local_operator(source="import"),
     )
     with _progress() as progress:
         task = progress.add_task("files", total=len(files))
@@ -246,9 +251,11 @@ def migrate() -> None:
 def _audit_ctx() -> RequestContext:
     import getpass
 
-    from carnet.fhir.access import RequestContext
+    from carnet.caller import RequestContext
 
-    return RequestContext(actor=f"operator:{getpass.getuser()}", source="cli", purpose="audit")
+    return RequestContext.local_operator(
+        actor=f"operator:{getpass.getuser()}", source="cli", purpose="audit"
+    )
 
 
 @audit_app.command("verify")
@@ -346,6 +353,20 @@ def _officer() -> str:
     return f"operator:{getpass.getuser()}"
 
 
+def _as_officer() -> RequestContext:
+    """The identity vigilance officer at this machine's CLI: the local operator, by name."""
+    from carnet.caller import RequestContext
+
+    return RequestContext.local_operator(actor=_officer())
+
+
+def _local() -> RequestContext:
+    """The CLI's in-process loaders (demo, import) act as the local operator, by name."""
+    from carnet.caller import RequestContext
+
+    return RequestContext.local_operator()
+
+
 @identity_app.command("queue")
 def identity_queue(
     state: Annotated[str, typer.Option(help="open, merged, dismissed or unmerged.")] = "open",
@@ -383,9 +404,9 @@ def identity_merge(
     services = _services(Settings.from_env())
     try:
         if into:
-            done = services.identity.merge(item, into, actor=_officer())
+            done = services.identity.merge(item, into, actor=_officer(), ctx=_as_officer())
         else:
-            done = services.identity.merge_item(item, actor=_officer())
+            done = services.identity.merge_item(item, actor=_officer(), ctx=_as_officer())
     except VigilanceError as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -403,7 +424,7 @@ def identity_unmerge(merge: Annotated[str, typer.Argument(help="Merge id.")]) ->
 
     services = _services(Settings.from_env())
     try:
-        services.identity.unmerge(merge, actor=_officer())
+        services.identity.unmerge(merge, actor=_officer(), ctx=_as_officer())
     except VigilanceError as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -418,7 +439,7 @@ def identity_dismiss(item: Annotated[str, typer.Argument(help="Vigilance item id
 
     services = _services(Settings.from_env())
     try:
-        released = services.identity.dismiss(item, actor=_officer())
+        released = services.identity.dismiss(item, actor=_officer(), ctx=_as_officer())
     except VigilanceError as exc:
         raise _fail(str(exc)) from None
     finally:

@@ -28,10 +28,10 @@ from sqlalchemy.exc import IntegrityError
 
 from carnet.access.models import access_account, access_alert
 from carnet.access.passwords import Passwords, check_policy
-from carnet.access.principal import PROFESSIONS, Kind, Principal
 from carnet.access.storage import Clock, parse_stamp, reading, stamp, utc_now, writing
 from carnet.access.throttle import SOURCE_MAX_FAILURES, SOURCE_WINDOW_MINUTES, LoginThrottle
 from carnet.audit.events import Actor, Event, Touched, build_event
+from carnet.caller import PROFESSIONS, Kind, Principal
 from carnet.crypto.service import CryptoService
 from carnet.settings import Settings
 

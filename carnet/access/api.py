@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from carnet.access.controls import ControlError, ControlsService
 from carnet.access.step_up import step_up_refusal
-from carnet.fhir.access import RequestContext
+from carnet.caller import RequestContext
 from carnet.fhir.api import Ctx
 
 router = APIRouter(prefix="/access")

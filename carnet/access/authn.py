@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from carnet.access.accounts import AccountService
-from carnet.access.principal import Kind, Principal
 from carnet.access.routes import ROUTE_GUARDS, Guard
 from carnet.access.sessions import SessionService
 from carnet.access.tokens import principal_from_claims
 from carnet.audit.events import Actor, build_event
 from carnet.audit.service import AuditService
+from carnet.caller import Kind, Principal
 from carnet.crypto.tokens import TokenError, TokenSigner
 from carnet.fhir.errors import FhirError, Issue
 from carnet.settings import Settings

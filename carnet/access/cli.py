@@ -46,10 +46,12 @@ def _open() -> tuple[Services, AccountService]:
 def _patient_exists(services: Services, patient_id: str) -> bool:
     import getpass
 
-    from carnet.fhir.access import RequestContext
+    from carnet.caller import RequestContext
     from carnet.fhir.errors import FhirError
 
-    ctx = RequestContext(actor=f"operator:{getpass.getuser()}", source="cli", purpose="operations")
+    ctx = RequestContext.local_operator(
+        actor=f"operator:{getpass.getuser()}", source="cli", purpose="operations"
+    )
     try:
         services.fhir.read("Patient", patient_id, ctx=ctx)
     except FhirError:

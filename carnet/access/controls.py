@@ -33,11 +33,10 @@ from carnet.access.policy import (
     MASQUE_PS,
     PolicyDecisionPoint,
 )
-from carnet.access.principal import Kind, Principal
 from carnet.access.storage import writing
 from carnet.audit.events import Touched, build_event, utc_stamp
 from carnet.audit.service import AuditService, actor_of
-from carnet.fhir.access import RequestContext
+from carnet.caller import Kind, Principal, RequestContext
 from carnet.fhir.errors import FhirError
 from carnet.fhir.repository import StoredResource
 from carnet.fhir.service import FhirService

@@ -19,11 +19,10 @@ from sqlalchemy import Connection, insert, select
 
 from carnet.access.authors import authorship, record_authors
 from carnet.access.models import access_alert, access_care
-from carnet.access.policy import Decision, PolicyDecisionPoint, Visibility, rule_action
-from carnet.access.principal import Kind
+from carnet.access.policy import Decision, PolicyDecisionPoint, rule_action
 from carnet.audit.events import Touched, build_event, utc_stamp
 from carnet.audit.service import AuditService, actor_of
-from carnet.fhir.access import RequestContext
+from carnet.caller import Kind, RequestContext, Visibility
 from carnet.fhir.errors import FhirError, Issue
 from carnet.fhir.repository import StoredResource, Unit
 

@@ -30,7 +30,6 @@ from carnet.access.models import (
     access_refresh_token,
     access_revoked_token,
 )
-from carnet.access.principal import Kind, Principal
 from carnet.access.smart import (
     AuthorizationRequest,
     AuthorizeError,
@@ -42,6 +41,7 @@ from carnet.access.storage import Clock, digest, parse_stamp, reading, stamp, ut
 from carnet.access.tokens import issue_access_token
 from carnet.audit.events import Actor, Touched, build_event
 from carnet.audit.service import AuditService
+from carnet.caller import Kind, Principal
 from carnet.crypto.tokens import RS256, TokenError, TokenSigner
 from carnet.settings import Settings
 

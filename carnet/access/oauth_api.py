@@ -21,11 +21,11 @@ from carnet.access.accounts import AccountService
 from carnet.access.client_auth import OAuthError
 from carnet.access.login_api import SESSION_COOKIE
 from carnet.access.oauth import OAuthService
-from carnet.access.principal import Kind, Principal
 from carnet.access.sessions import SessionService
 from carnet.access.smart import AuthorizeError, openid_configuration, smart_configuration
 from carnet.access.storage import digest
 from carnet.access.tickets import Tickets
+from carnet.caller import Kind, Principal
 from carnet.crypto.tokens import TokenError
 from carnet.settings import Settings
 

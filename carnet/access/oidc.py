@@ -35,12 +35,12 @@ from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
 from carnet.access.accounts import AccountError, AccountExistsError, AccountService
-from carnet.access.principal import PROFESSIONS, Principal
 from carnet.access.sessions import SessionService
 from carnet.access.smart import s256, with_query
 from carnet.access.tickets import Tickets
 from carnet.audit.events import Actor, build_event
 from carnet.audit.service import AuditService
+from carnet.caller import PROFESSIONS, Principal
 from carnet.crypto.tokens import ALGORITHM, TokenError, TokenSigner
 from carnet.settings import Settings
 

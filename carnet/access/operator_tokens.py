@@ -7,10 +7,10 @@ import re
 from typing import Any
 
 from carnet.access import smart_scopes
-from carnet.access.principal import Kind, Principal
 from carnet.access.tokens import issue_access_token
 from carnet.audit.events import Actor, build_event
 from carnet.audit.service import AuditService
+from carnet.caller import Kind, Principal
 from carnet.crypto.tokens import TokenSigner
 from carnet.settings import Settings
 

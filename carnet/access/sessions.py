@@ -23,7 +23,7 @@ from carnet.settings import Settings
 
 if TYPE_CHECKING:
     from carnet.access.accounts import AccountService
-    from carnet.access.principal import Principal
+    from carnet.caller import Principal
 
 PENDING_MINUTES = 5.0  # between the password and the second factor
 ABSOLUTE_HOURS = 12.0  # no session outlives this, however active

@@ -19,9 +19,8 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from carnet.access.accounts import AccountError, AccountService, LoginThrottledError
-from carnet.access.principal import Kind
 from carnet.audit.service import AuditService
-from carnet.fhir.access import RequestContext
+from carnet.caller import Kind, RequestContext
 
 STEP_UP_FIELD = "stepUp"
 

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from carnet.access.controls import ControlsService
-from carnet.access.principal import Kind
 from carnet.audit import render
 from carnet.audit.hidden import shown, visible_history
 from carnet.audit.service import AuditService
-from carnet.fhir.access import RequestContext
+from carnet.caller import Kind, Principal, RequestContext
 from carnet.fhir.api import Ctx, FhirResponse, base_url
 from carnet.fhir.errors import FhirError, bad_request, not_found
 from carnet.fhir.render import page_links
@@ -37,14 +35,23 @@ async def get_audit(request: Request) -> AuditService:
 Audit = Annotated[AuditService, Depends(get_audit)]
 
 
+class HistoryGate(Protocol):
+    """Who may read a record's access history, and what of it they may not see (the policy's
+    controls service answers; the audit log does not depend on the policy)."""
+
+    def may_see_history(self, principal: Principal, patient_id: str) -> bool: ...
+
+    def history_hidden(self, principal: Principal, patient_id: str) -> frozenset[str]: ...
+
+
 def _may_see(request: Request, ctx: RequestContext, patient_id: str) -> bool:
-    controls: ControlsService = request.app.state.controls
+    controls: HistoryGate = request.app.state.controls
     return controls.may_see_history(ctx.principal, patient_id)
 
 
 def _hidden(request: Request, ctx: RequestContext, patient_id: str) -> frozenset[str]:
     """The record's items the policy hides from this viewer, so from its history too."""
-    controls: ControlsService = request.app.state.controls
+    controls: HistoryGate = request.app.state.controls
     return controls.history_hidden(ctx.principal, patient_id)
 
 

@@ -21,13 +21,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 
-from carnet.access.policy import Visibility
 from carnet.audit import checkpoints, merkle
 from carnet.audit.checkpoints import Checkpoint, Signer
 from carnet.audit.events import Actor, Event, Touched, build_event, utc_stamp
 from carnet.audit.models import audit_checkpoint, audit_event, audit_event_patient
 from carnet.audit.store import AuditStore
-from carnet.fhir.access import RequestContext
+from carnet.caller import RequestContext, Visibility
 from carnet.fhir.repository import StoredResource, Unit
 
 log = logging.getLogger("carnet.audit")

@@ -9,23 +9,10 @@ records.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
-from carnet.access.policy import Visibility
-from carnet.access.principal import LOCAL_OPERATOR, Principal
+from carnet.caller import RequestContext, Visibility
 from carnet.fhir.repository import StoredResource, Unit
-
-
-@dataclass(frozen=True)
-class RequestContext:
-    """Who is asking, from where and why; ids only. ``rule`` is the policy rule that decided."""
-
-    actor: str = "local"
-    source: str = "127.0.0.1"
-    purpose: str = "care"
-    principal: Principal = LOCAL_OPERATOR
-    rule: str | None = None
 
 
 class AccessHook(Protocol):

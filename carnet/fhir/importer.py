@@ -33,8 +33,8 @@ from urllib.parse import quote
 import orjson
 from sqlalchemy import Connection, insert, select, update
 
+from carnet.caller import RequestContext
 from carnet.db.engine import writing
-from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError
 from carnet.fhir.import_files import (
     ImportLimitError,
@@ -187,7 +187,7 @@ class Importer:
         base: str = "urn:carnet:import",
         batch_size: int = 500,
         *,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
         limits: ImportLimits | None = None,
         resume: bool = True,
         dedupe_shared: bool = True,
@@ -197,12 +197,12 @@ class Importer:
         self.service = service
         self.base = base
         self.batch_size = batch_size
-        self.ctx = ctx or RequestContext(source="import")
         self.limits = limits or ImportLimits()
         self.resume = resume
         self.dedupe_shared = dedupe_shared
         self.fail_after_batches = fail_after_batches
         self.should_stop = should_stop
+        self.ctx = ctx
         self.progress = _Progress(service)
         self._batches = 0
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
-from carnet.access.policy import Visibility, may_choose_ids
+from carnet.caller import RequestContext, Visibility, may_choose_ids
 from carnet.db.engine import is_lock_timeout
 from carnet.db.ids import time_ordered_id
 from carnet.fhir import render, snapshots
-from carnet.fhir.access import AccessHook, OpenAccess, RequestContext
+from carnet.fhir.access import AccessHook, OpenAccess
 from carnet.fhir.dates import date_range
 from carnet.fhir.definitions import Definitions
 from carnet.fhir.errors import (
@@ -141,10 +141,9 @@ class FhirService:
         body: Any,
         *,
         if_none_exist: str | None = None,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
     ) -> WriteResult:
         """Create with a server-assigned id; ``if_none_exist`` makes it conditional."""
-        ctx = ctx or RequestContext()
         with self.interaction(ctx, "create", res_type, None) as unit:
             self.check_type(res_type)
             self.validator.validate(body, res_type)
@@ -184,10 +183,11 @@ class FhirService:
         return WriteResult(stored, created=True)
 
     def conditional_match(
-        self, unit: Unit, res_type: str, query: str, ctx: RequestContext | None = None
+        self, unit: Unit, res_type: str, query: str, ctx: RequestContext | None
     ) -> StoredResource | None:
         """The one resource matching ``query`` among those ``ctx`` may see; None if none; 412 if
-        several. Without ``ctx`` (an in-process caller), every resource counts."""
+        several. ``ctx`` None, given explicitly, is a step of the unit's own that matches among
+        every resource (the register's provisioning looking for a known person)."""
         query = query.split("?", 1)[1] if "?" in query else query
         params = parse_qsl(query, keep_blank_values=True)
         if not params:
@@ -212,10 +212,7 @@ class FhirService:
         found = unit.load(keys)
         return found[0] if found else None
 
-    def read(
-        self, res_type: str, res_id: str, *, ctx: RequestContext | None = None
-    ) -> StoredResource:
-        ctx = ctx or RequestContext()
+    def read(self, res_type: str, res_id: str, *, ctx: RequestContext) -> StoredResource:
         with self.interaction(ctx, "read", res_type, res_id) as unit:
             self.check_type(res_type)
             self.access.check(unit, ctx, "read", res_type, res_id)
@@ -229,9 +226,8 @@ class FhirService:
         return stored
 
     def vread(
-        self, res_type: str, res_id: str, version: str, *, ctx: RequestContext | None = None
+        self, res_type: str, res_id: str, version: str, *, ctx: RequestContext
     ) -> StoredResource:
-        ctx = ctx or RequestContext()
         with self.interaction(ctx, "vread", res_type, res_id) as unit:
             self.check_type(res_type)
             number = version_number(version)
@@ -266,10 +262,9 @@ class FhirService:
         body: Any,
         *,
         if_match: str | None = None,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
     ) -> WriteResult:
         """Update, or create with the client's id if it is new (create-on-update)."""
-        ctx = ctx or RequestContext()
         with self.interaction(ctx, "update", res_type, res_id) as unit:
             self.check_type(res_type)
             check_id(res_id)
@@ -331,11 +326,8 @@ class FhirService:
         self.access.record(unit, ctx, action, res_type, [stored])
         return WriteResult(stored, created=previous is None or previous.deleted)
 
-    def delete(
-        self, res_type: str, res_id: str, *, ctx: RequestContext | None = None
-    ) -> StoredResource | None:
+    def delete(self, res_type: str, res_id: str, *, ctx: RequestContext) -> StoredResource | None:
         """Logical delete: a new version marked deleted. None if there was nothing to delete."""
-        ctx = ctx or RequestContext()
         with self.interaction(ctx, "delete", res_type, res_id) as unit:
             self.check_type(res_type)
             # the refusal fails this interaction (audited with its rule); the API answers 204
@@ -381,9 +373,8 @@ class FhirService:
         res_id: str | None,
         params: list[tuple[str, str]],
         *,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
     ) -> dict[str, Any]:
-        ctx = ctx or RequestContext()
         with self.interaction(ctx, "history", res_type, res_id) as unit:
             if res_type:
                 self.check_type(res_type)
@@ -423,10 +414,9 @@ class FhirService:
         params: list[tuple[str, str]],
         *,
         strict: bool = False,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
     ) -> dict[str, Any]:
         """A searchset Bundle; unknown parameters fail in strict mode and are reported otherwise."""
-        ctx = ctx or RequestContext()
         with self.interaction(ctx, "search", res_type, None) as unit:
             self.check_type(res_type)
             req = self._parse(res_type, params, strict=strict)
@@ -581,10 +571,9 @@ class FhirService:
         params: list[tuple[str, str]],
         *,
         strict: bool = False,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
     ) -> dict[str, Any]:
         """Search inside one patient's compartment: ``Patient/<id>/<type>?...``."""
-        ctx = ctx or RequestContext()
         with self.interaction(ctx, "search", res_type, None) as unit:
             self.check_type(res_type)
             patient = unit.current("Patient", patient_id)

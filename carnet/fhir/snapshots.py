@@ -20,7 +20,7 @@ from datetime import timedelta
 import orjson
 from sqlalchemy import delete, insert, select
 
-from carnet.access.principal import Principal
+from carnet.caller import Principal
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.db.bulk import bulk_insert
 from carnet.fhir.dates import sortable, utc_now

@@ -16,9 +16,9 @@ from urllib.parse import parse_qsl
 import orjson
 from sqlalchemy import Connection
 
+from carnet.caller import RequestContext
 from carnet.db.ids import time_ordered_id
 from carnet.fhir import render
-from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError, Issue, bad_request, not_found
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.service import FhirService
@@ -157,7 +157,7 @@ def run_transaction(
     service: FhirService,
     bundle: dict[str, Any],
     base: str,
-    ctx: RequestContext | None = None,
+    ctx: RequestContext,
     *,
     record_progress: Callable[[Connection, int], None] | None = None,
 ) -> dict[str, Any]:
@@ -167,7 +167,6 @@ def run_transaction(
     the writes: the importer records there that the Bundle was imported, so that no crash can
     separate the two.
     """
-    ctx = ctx or RequestContext()
     try:
         # Parsed and validated before the transaction opens: a bad entry costs nothing, and on
         # SQLite the write lock is not held while other workers could use it.
@@ -246,7 +245,7 @@ def run_batch(
     service: FhirService,
     bundle: dict[str, Any],
     base: str,
-    ctx: RequestContext | None = None,
+    ctx: RequestContext,
     *,
     record_progress: Callable[[Connection, int], None] | None = None,
 ) -> dict[str, Any]:
@@ -254,7 +253,6 @@ def run_batch(
 
     ``record_progress(conn, index + 1)`` runs inside each successful entry's own transaction.
     """
-    ctx = ctx or RequestContext()
     out = []
     for i, raw in enumerate(_entries(bundle)):
         e: _Entry | None = None

@@ -31,9 +31,8 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from carnet.access.authors import authorship_of
-from carnet.access.principal import Kind
+from carnet.caller import Kind, RequestContext
 from carnet.crypto.blind_index import BlindIndexer
-from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import instant, utc_now
 from carnet.fhir.errors import FhirError, Issue, conflict, operation_outcome, unprocessable
 from carnet.fhir.repository import StoredResource, Unit
@@ -86,14 +85,13 @@ class DepositOperations(VigilanceOperations):
         res_type: str,
         document: dict[str, Any],
         *,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
     ) -> MatchResult:
         """Attach a document to the identity it carries, or quarantine it.
 
         On a link to an identity with a Patient, the document is stored with its subject set to that
         Patient. Otherwise it is kept encrypted in quarantine, visible only to the vigilance queue.
         """
-        ctx = ctx or RequestContext()
         with self._unit("identity-deposit", ctx) as unit:
             return self.deposit_in(unit, ctx, inp, res_type, document)[0]
 

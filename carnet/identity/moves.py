@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from carnet.fhir.access import RequestContext
+from carnet.caller import RequestContext
 from carnet.fhir.repository import Unit
 from carnet.fhir.service import FhirService
 

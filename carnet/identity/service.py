@@ -29,9 +29,9 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from carnet.caller import RequestContext
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.crypto.envelope import DataKeys
-from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import utc_now
 from carnet.fhir.errors import Issue, conflict, unprocessable
 from carnet.fhir.repository import StoredResource, Unit
@@ -372,9 +372,8 @@ class IdentityService(DepositOperations):
         )
         return MatchResult(result.outcome, result.reason, result.candidates, pending, None, item_id)
 
-    def resolve(self, inp: IdentityInput, *, ctx: RequestContext | None = None) -> MatchResult:
+    def resolve(self, inp: IdentityInput, *, ctx: RequestContext) -> MatchResult:
         """Match a Patient's identity and act: link, queue (pending identity) or new identity."""
-        ctx = ctx or RequestContext()
         with self._unit("identity-resolve", ctx) as unit:
             return self.resolve_in(unit.conn, inp)
 

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from carnet.access.authors import set_author
+from carnet.caller import RequestContext
 from carnet.crypto.envelope import DataKeys
-from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import utc_now
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.service import FhirService
@@ -189,7 +189,7 @@ class VigilanceOperations:
         *,
         actor: str,
         item_id: str | None = None,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
     ) -> dict[str, Any]:
         """Merge identity ``source_id`` into ``target_id`` (reversible by :meth:`unmerge`).
 
@@ -197,7 +197,6 @@ class VigilanceOperations:
         Patient.link carry replaced-by / replaces; quarantined documents of the source are attached
         to the target's Patient.
         """
-        ctx = ctx or RequestContext(actor=actor)
         if source_id == target_id:
             raise VigilanceError("an identity cannot be merged into itself")
         with self._unit("identity-merge", ctx) as unit:
@@ -244,20 +243,19 @@ class VigilanceOperations:
             "moved": len(moved),
         }
 
-    def merge_item(self, item_id: str, *, actor: str) -> dict[str, Any]:
+    def merge_item(self, item_id: str, *, actor: str, ctx: RequestContext) -> dict[str, Any]:
         """Resolve a vigilance item by merging its pending identity into its candidate."""
         with self.fhir.repo.unit(write=False) as unit:
             row = self._open_item(unit.conn, item_id)
         if row.candidate_id is None:
             raise VigilanceError(f"vigilance item {item_id} has no candidate to merge into")
-        return self.merge(row.identity_id, row.candidate_id, actor=actor, item_id=item_id)
+        return self.merge(row.identity_id, row.candidate_id, actor=actor, item_id=item_id, ctx=ctx)
 
-    def unmerge(self, merge_id: str, *, actor: str, ctx: RequestContext | None = None) -> None:
+    def unmerge(self, merge_id: str, *, actor: str, ctx: RequestContext) -> None:
         """Undo a merge: the source identity is active again, the Patient links are removed, the
         resources the merge moved go back to the source Patient, and the documents it released from
         quarantine go to the source Patient too (or back into quarantine when it has none).
         """
-        ctx = ctx or RequestContext(actor=actor)
         with self._unit("identity-unmerge", ctx) as unit:
             conn = unit.conn
             row = conn.execute(
@@ -314,13 +312,12 @@ class VigilanceOperations:
                 )
             )
 
-    def dismiss(self, item_id: str, *, actor: str, ctx: RequestContext | None = None) -> int:
+    def dismiss(self, item_id: str, *, actor: str, ctx: RequestContext) -> int:
         """Not the same person: the pending identity becomes a distinct identity.
 
         Its quarantined documents are attached to its own Patient when it has one (else they stay
         in quarantine, waiting for that Patient). Returns how many documents were released.
         """
-        ctx = ctx or RequestContext(actor=actor)
         with self._unit("identity-dismiss", ctx) as unit:
             row = self._open_item(unit.conn, item_id)
             ident = self._identity_row(unit.conn, row.identity_id)

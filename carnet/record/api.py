@@ -9,9 +9,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 
-from carnet.access.principal import Kind, Principal
 from carnet.access.step_up import step_up_refusal
-from carnet.fhir.access import RequestContext
+from carnet.caller import Kind, Principal, RequestContext
 from carnet.fhir.errors import FhirError
 from carnet.record.service import RecordService
 

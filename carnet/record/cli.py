@@ -13,7 +13,7 @@ import typer
 
 if TYPE_CHECKING:
     from carnet.app import Services
-    from carnet.fhir.access import RequestContext
+    from carnet.caller import RequestContext
 
 accounts_app = typer.Typer(
     help="Personal spaces (provisioning, objection, closure, representatives) and login accounts.",
@@ -32,9 +32,11 @@ def _open() -> Services:
 def _ctx() -> RequestContext:
     import getpass
 
-    from carnet.fhir.access import RequestContext
+    from carnet.caller import RequestContext
 
-    return RequestContext(actor=f"operator:{getpass.getuser()}", source="cli", purpose="operations")
+    return RequestContext.local_operator(
+        actor=f"operator:{getpass.getuser()}", source="cli", purpose="operations"
+    )
 
 
 def _fail(message: str) -> typer.Exit:

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, insert, select, update
 
-from carnet.fhir.access import RequestContext
+from carnet.caller import RequestContext
 from carnet.fhir.errors import bad_request, conflict, not_found
 from carnet.fhir.repository import Unit
 from carnet.fhir.service import FhirService
@@ -70,14 +70,13 @@ class RepresentativeOperations:
         kind: str,
         *,
         until: datetime | None = None,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
         now: datetime | None = None,
     ) -> bool:
         """Declare that ``representative_patient_id`` acts for ``patient_id`` (parent, guardian or
         curator). A parent's representation ends when the child turns 18 (from the Patient's
         birth date); a guardian's or curator's at ``until`` (None: until ended). False if that
         representation already exists."""
-        ctx = ctx or RequestContext()
         moment = now or datetime.now(UTC)
         if kind not in KINDS:
             raise bad_request(f"representative kind must be one of {', '.join(KINDS)}")
@@ -106,11 +105,10 @@ class RepresentativeOperations:
         patient_id: str,
         representative_patient_id: str,
         *,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
         now: datetime | None = None,
     ) -> int:
         """End every current representation of ``patient_id`` by ``representative_patient_id``."""
-        ctx = ctx or RequestContext()
         moment = now or datetime.now(UTC)
         rep = record_representative.c
         with self.fhir.interaction(ctx, "record-representative", "Patient", patient_id) as unit:

@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
+from carnet.caller import RequestContext
 from carnet.crypto.blind_index import BlindIndexer
-from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import bad_request, conflict, not_found
 from carnet.fhir.repository import Unit
 from carnet.fhir.service import FhirService
@@ -172,7 +172,7 @@ class RecordService(RepresentativeOperations):
         self,
         people: list[InsuredPerson],
         *,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
         now: datetime | None = None,
     ) -> ProvisionReport:
         """Create a pending space (and its Patient, unless known by INS) for each person, link the
@@ -180,7 +180,6 @@ class RecordService(RepresentativeOperations):
         transaction, so a failure changes nothing. Re-provisioning the same file changes nothing.
         People who objected are skipped; so are people whose space was refused or closed.
         """
-        ctx = ctx or RequestContext()
         moment = now or datetime.now(UTC)
         report = ProvisionReport()
         with self.fhir.interaction(ctx, "record-provision", "Patient", None) as unit:
@@ -277,11 +276,10 @@ class RecordService(RepresentativeOperations):
         return pid, "created"
 
     def open_space(
-        self, patient_id: str, *, ctx: RequestContext | None = None, now: datetime | None = None
+        self, patient_id: str, *, ctx: RequestContext, now: datetime | None = None
     ) -> bool:
         """Open a space at once for a known Patient (a person asking at the desk, the demo):
         created open if there is none, opened if pending. False if it was already open."""
-        ctx = ctx or RequestContext()
         moment = now or datetime.now(UTC)
         with self.fhir.interaction(ctx, "record-open", "Patient", patient_id) as unit:
             state = unit.conn.execute(
@@ -336,14 +334,14 @@ class RecordService(RepresentativeOperations):
         ).first()
         if row is not None:
             return str(row.patient_id)
-        found = self.fhir.conditional_match(unit, "Patient", f"identifier={ins.system}|{ins.value}")
+        # whoever provisions, the register's person is looked for among every Patient
+        query = f"identifier={ins.system}|{ins.value}"
+        found = self.fhir.conditional_match(unit, "Patient", query, None)
         return None if found is None else found.res_id
 
     # -- objection, closure -----------------------------------------------------------------------
 
-    def object(
-        self, patient_id: str, *, ctx: RequestContext | None = None, now: datetime | None = None
-    ) -> str:
+    def object(self, patient_id: str, *, ctx: RequestContext, now: datetime | None = None) -> str:
         """The person (or a representative) objects: a pending space is refused, an open one is
         closed; either way its data is kept until the retention ends, then shredded. Returns the
         new state."""
@@ -354,7 +352,7 @@ class RecordService(RepresentativeOperations):
         patient_id: str,
         *,
         reason: str = "request",
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
         now: datetime | None = None,
     ) -> str:
         """Close a pending or open space (``reason``: request, death, operator, objection); its
@@ -368,10 +366,9 @@ class RecordService(RepresentativeOperations):
         patient_id: str,
         reason: str,
         action: str,
-        ctx: RequestContext | None,
+        ctx: RequestContext,
         now: datetime | None,
     ) -> str:
-        ctx = ctx or RequestContext()
         moment = now or datetime.now(UTC)
         with self.fhir.interaction(ctx, action, "Patient", patient_id) as unit:
             state = self._state(unit.conn, patient_id)
@@ -408,12 +405,9 @@ class RecordService(RepresentativeOperations):
         notify(unit.conn, patient_id, kind, moment)
         return new
 
-    def reopen(
-        self, patient_id: str, *, ctx: RequestContext | None = None, now: datetime | None = None
-    ) -> str:
+    def reopen(self, patient_id: str, *, ctx: RequestContext, now: datetime | None = None) -> str:
         """The person changes their mind before the retention ends: a refused or closed space
         (not a deceased person's) opens again with its data; the shredding is called off."""
-        ctx = ctx or RequestContext()
         moment = now or datetime.now(UTC)
         with self.fhir.interaction(ctx, "record-reopen", "Patient", patient_id) as unit:
             row = unit.conn.execute(
@@ -456,12 +450,11 @@ class RecordService(RepresentativeOperations):
         self,
         channel: NotificationChannel | None = None,
         *,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
         now: datetime | None = None,
     ) -> SweepReport:
         """Open the spaces whose objection window has passed, crypto-shred the refused or closed
         ones whose retention has ended, then deliver queued notifications through ``channel``."""
-        ctx = ctx or RequestContext()
         moment = now or datetime.now(UTC)
         report = SweepReport()
         s = record_space.c
@@ -556,12 +549,11 @@ class RecordService(RepresentativeOperations):
         self,
         channel: NotificationChannel,
         *,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
         now: datetime | None = None,
     ) -> int:
         """Send queued notifications through ``channel``; each sent one is marked and audited
         (``record-notify``). One that fails to send stays queued. Returns how many were sent."""
-        ctx = ctx or RequestContext()
         moment = now or datetime.now(UTC)
         sent = 0
         for notification in self.pending_notifications():

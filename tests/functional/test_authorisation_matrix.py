@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 
 from carnet.access.controls import ControlsService
 from carnet.access.enforce import note_care
-from carnet.access.principal import Kind, Principal
 from carnet.access.routes import ROUTE_GUARDS, Guard
 from carnet.app import Services, create_app
-from carnet.fhir.access import RequestContext
+from carnet.caller import Kind, Principal, RequestContext
 from tests.support.auth import TEST_OPERATOR, bearer
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 FHIR = {"Content-Type": "application/fhir+json"}
 LOINC = "http://loinc.org"
@@ -49,7 +49,7 @@ class World:
 
 def _patient(services: Services, birth: str) -> str:
     body = {"resourceType": "Patient", "gender": "female", "birthDate": birth}
-    return services.fhir.create("Patient", body).stored.res_id
+    return services.fhir.create("Patient", body, ctx=AS_LOCAL_OPERATOR).stored.res_id
 
 
 def _obs(services: Services, patient: str, code: str) -> str:
@@ -60,7 +60,7 @@ def _obs(services: Services, patient: str, code: str) -> str:
         "subject": {"reference": f"Patient/{patient}"},
         "effectiveDateTime": "2026-01-02",
     }
-    return services.fhir.create("Observation", body).stored.res_id
+    return services.fhir.create("Observation", body, ctx=AS_LOCAL_OPERATOR).stored.res_id
 
 
 def _person(pid: str) -> Principal:
@@ -75,7 +75,7 @@ def _pro(rpps: str, profession: str) -> Principal:
 def world(services: Services) -> Iterator[World]:
     s = services
     a, b, c = _patient(s, "1980-05-01"), _patient(s, "1975-03-03"), _patient(s, "2016-07-07")
-    s.record.add_representative(c, a, "parent")
+    s.record.add_representative(c, a, "parent", ctx=AS_LOCAL_OPERATOR)
     obs = {
         "a": _obs(s, a, "8302-2"),
         "a_masked": _obs(s, a, "99999-1"),  # the only Observation with this code

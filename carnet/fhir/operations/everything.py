@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
+from carnet.caller import RequestContext
 from carnet.fhir import render
-from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import date_range
 from carnet.fhir.errors import bad_request, gone, not_found
 from carnet.fhir.query import visible

@@ -23,8 +23,7 @@ from typing import IO, Any
 
 import orjson
 
-from carnet.access.policy import Visibility
-from carnet.fhir.access import RequestContext
+from carnet.caller import RequestContext, Visibility
 from carnet.fhir.dates import instant, utc_now
 from carnet.fhir.errors import FhirError, bad_request, not_found
 from carnet.fhir.operations.everything import parse_since, parse_types

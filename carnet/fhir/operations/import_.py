@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from carnet.fhir.access import RequestContext
+from carnet.caller import RequestContext
 from carnet.fhir.dates import instant, utc_now
 from carnet.fhir.errors import FhirError, bad_request
 from carnet.fhir.import_files import SUFFIXES, ImportLimits

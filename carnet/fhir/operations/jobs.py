@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import Engine, delete, insert, select, update
 
-from carnet.access.principal import Kind, Principal
-from carnet.fhir.access import RequestContext
+from carnet.caller import Kind, Principal, RequestContext
 from carnet.fhir.errors import not_found
 from carnet.fhir.operations.models import bulk_job
 

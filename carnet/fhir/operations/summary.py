@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from carnet.fhir.access import RequestContext
+from carnet.caller import RequestContext
 from carnet.fhir.dates import instant, utc_now
 from carnet.fhir.operations.everything import patient_or_404, references
 from carnet.fhir.query import visible

@@ -19,9 +19,9 @@ from carnet.access.accounts import (
 )
 from carnet.access.models import access_account, access_alert, access_login_attempt
 from carnet.access.passwords import PasswordPolicyError
-from carnet.access.principal import Kind
 from carnet.app import Services
 from carnet.audit.models import audit_event, audit_event_patient
+from carnet.caller import Kind
 from tests.support.authn import PASSWORD, Clock, account_service, totp_code
 
 LOGIN = "jeanne.martin@exemple-sante.fr"

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from carnet.access.clients import ClientKind
-from carnet.access.principal import Kind
 from carnet.access.tokens import principal_from_token
 from carnet.app import Services
+from carnet.caller import Kind
 from tests.support.oauth import (
     REDIRECT,
     OAuthEnv,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from carnet.access.authors import Authorship, authorship_of
+from carnet.access.authors import authorship_of
 from carnet.access.policy import allowed_types, granular_queries, parse_scopes
-from carnet.access.principal import Kind, Principal
+from carnet.caller import Authorship, Kind, Principal
 
 LAB = "patient/Observation.rs?category=laboratory"
 VITALS = "patient/Observation.rs?category=vital-signs"

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import select
 
 from carnet.access.clients import ClientKind
-from carnet.access.principal import Kind
 from carnet.access.storage import utc_now
 from carnet.access.tokens import principal_from_token
 from carnet.app import Services
 from carnet.audit.models import audit_event
+from carnet.caller import Kind
 from carnet.crypto.tokens import TokenError
 from carnet.settings import Settings
 from tests.support.oauth import APP_SCOPES, REDIRECT, OAuthEnv, oauth_env, redirect_query

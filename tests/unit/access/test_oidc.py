@@ -22,9 +22,9 @@ from carnet.access.oidc import (
     professional_from_claims,
     safe_next,
 )
-from carnet.access.principal import Kind
 from carnet.app import Services
 from carnet.audit.models import audit_event
+from carnet.caller import Kind
 from carnet.crypto.tokens import TokenSigner
 from tests.support.oauth import OAuthEnv, oauth_env
 

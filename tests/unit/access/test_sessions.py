@@ -7,9 +7,9 @@ from sqlalchemy import select
 
 from carnet.access.accounts import AccountService
 from carnet.access.models import access_session
-from carnet.access.principal import Kind
 from carnet.access.sessions import SessionError, SessionService
 from carnet.app import Services
+from carnet.caller import Kind
 from tests.support.authn import PASSWORD, Clock, account_service, session_service
 
 
