@@ -28,11 +28,12 @@ from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.open_access import AuditOnlyAccess, OpenAccess  # noqa: E402
 from carnet.app import Services, build_services  # noqa: E402
 from carnet.audit.events import Actor, Event, Touched, build_event  # noqa: E402
 from carnet.audit.verify import verify  # noqa: E402
 from carnet.caller import RequestContext  # noqa: E402
-from carnet.fhir.access import AccessHook  # noqa: E402
+from carnet.fhir.access import AccessPolicy  # noqa: E402
 from carnet.fhir.service import FhirService  # noqa: E402
 from carnet.fhir.transactions import run_transaction  # noqa: E402
 from carnet.settings import Settings  # noqa: E402
@@ -106,8 +107,9 @@ def audit_appends(services: Services, evs: list[Event], batch: int, every: int) 
     return time.perf_counter() - start
 
 
-def unaudited(fhir: FhirService, access: AccessHook | None = None) -> FhirService:
+def unaudited(fhir: FhirService, access: AccessPolicy | None = None) -> FhirService:
     """The same engine with another access hook (OpenAccess, which records nothing, by default)."""
+    access = access or OpenAccess()
     return FhirService(
         fhir.repo,
         fhir.definitions,
@@ -126,12 +128,14 @@ VARIANTS = ("unaudited", "audit", "policy+audit")
 
 def engine_for(services: Services, variant: str) -> FhirService:
     if variant == "audit":
-        return unaudited(services.fhir, services.audit)
+        return unaudited(services.fhir, AuditOnlyAccess(services.audit))
     return services.fhir if variant == "policy+audit" else unaudited(services.fhir)
 
 
 def read_overhead(services: Services, n: int) -> tuple[float, float]:
-    audited = unaudited(services.fhir, services.audit)  # the audit log alone, no policy
+    audited = unaudited(
+        services.fhir, AuditOnlyAccess(services.audit)
+    )  # the audit log alone, no policy
     plain = unaudited(audited)
     pid = audited.create(
         "Patient",

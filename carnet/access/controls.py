@@ -344,8 +344,8 @@ class ControlsService:
         moment = self.now()
         expires = moment + timedelta(minutes=self.break_glass_minutes)
         emergency = replace(ctx, purpose="emergency")
-        with self.fhir.repo.unit(write=False) as unit:
-            patient = unit.current("Patient", patient_id)
+        with self.fhir.session(emergency, "break-glass", "Patient", patient_id) as session:
+            patient = session.current("Patient", patient_id)  # the grant is checked below
         if patient is None or patient.deleted:
             raise ControlError(404, "no such patient")
         grant_id = str(uuid.uuid4())

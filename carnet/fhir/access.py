@@ -1,10 +1,9 @@
 """The seam where the policy decision point and the audit log wrap every read and write.
 
 The application installs ``carnet.access.enforce.PolicyAccess`` (decide with the policy decision
-point, record in the audit log). ``OpenAccess`` allows everything and records nothing: for
-in-process callers that are not requests (tests of the engine alone, benchmarks' baselines).
-Hooks receive the unit of work, so an audit append joins the same transaction as the write it
-records.
+point, record in the audit log); the engine has no hook of its own that allows everything (the
+benchmarks bring theirs). Each ``FhirSession`` calls the hook with its unit of work, so an audit
+append joins the same transaction as the write it records.
 """
 
 from __future__ import annotations
@@ -15,8 +14,15 @@ from carnet.caller import RequestContext, Visibility
 from carnet.fhir.repository import StoredResource, Unit
 
 
+class AccessPolicy(Protocol):
+    """What the engine is given to decide and record: a fresh guard for each session."""
+
+    def open(self) -> AccessHook: ...
+
+
 class AccessHook(Protocol):
-    """Called by FhirService around every interaction.
+    """One session's guard, called by its FhirSession around the interaction; it holds what the
+    session decided (decisions, refused items, the deciding rule), so nothing outlives it.
 
     ``check`` before acting, on the type (raise a 403 FhirError to refuse); ``check_resource`` on
     each resource read or written (403, or 404 for an item hidden from the caller); ``visibility``
@@ -55,41 +61,3 @@ class AccessHook(Protocol):
         status: int,
         unit: Unit | None = None,
     ) -> None: ...
-
-
-class OpenAccess:
-    """Everything allowed, nothing recorded: the foundation's loopback-only stance."""
-
-    def check(
-        self, unit: Unit, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
-    ) -> None:
-        return None
-
-    def check_resource(
-        self, unit: Unit, ctx: RequestContext, action: str, stored: StoredResource
-    ) -> None:
-        return None
-
-    def visibility(self, unit: Unit, ctx: RequestContext, action: str) -> Visibility | None:
-        return None
-
-    def record(
-        self,
-        unit: Unit,
-        ctx: RequestContext,
-        action: str,
-        res_type: str | None,
-        touched: list[StoredResource],
-    ) -> None:
-        return None
-
-    def record_failure(
-        self,
-        ctx: RequestContext,
-        action: str,
-        res_type: str | None,
-        res_id: str | None,
-        status: int,
-        unit: Unit | None = None,
-    ) -> None:
-        return None

@@ -444,17 +444,18 @@ class Importer:
     ) -> None:
         """Store NDJSON resources and the file's committed-line count in one transaction."""
         service, ctx = self.service, self.ctx
-        with service.interaction(ctx, "import", None, None) as unit:
+        with service.session(ctx, "import", None, None) as session:
+            unit = session.unit
             unit.prefetch_current(
                 [(r["resourceType"], str(r["id"])) for _, r, _ in good if r.get("id")]
             )
             for _, resource, _ in good:
                 res_type = resource["resourceType"]
                 if resource.get("id"):
-                    service.update_in(unit, ctx, res_type, str(resource["id"]), resource, None)
+                    session.update(res_type, str(resource["id"]), resource, None)
                 else:
                     condition = shared_condition(resource) if self.dedupe_shared else None
-                    service.create_in(unit, ctx, res_type, resource, condition)
+                    session.create(res_type, resource, condition)
             unit.before_commit.append(lambda conn: _Progress.write(conn, key, lines_done))
 
 

@@ -34,8 +34,8 @@ from carnet.crypto.blind_index import BlindIndexer
 from carnet.crypto.envelope import DataKeys
 from carnet.fhir.dates import utc_now
 from carnet.fhir.errors import Issue, conflict, unprocessable
-from carnet.fhir.repository import StoredResource, Unit
-from carnet.fhir.service import FhirService
+from carnet.fhir.repository import StoredResource
+from carnet.fhir.service import FhirService, FhirSession
 from carnet.identity.blocking import blocking_keys, query_keys
 from carnet.identity.decisions import (
     Candidate,
@@ -374,7 +374,8 @@ class IdentityService(DepositOperations):
 
     def resolve(self, inp: IdentityInput, *, ctx: RequestContext) -> MatchResult:
         """Match a Patient's identity and act: link, queue (pending identity) or new identity."""
-        with self._unit("identity-resolve", ctx) as unit:
+        with self._session("identity-resolve", ctx) as session:
+            unit = session.unit
             return self.resolve_in(unit.conn, inp)
 
     def resolve_in(self, conn: Connection, inp: IdentityInput) -> MatchResult:
@@ -416,7 +417,7 @@ class IdentityService(DepositOperations):
             )
         return self._queue(conn, inp, result, inp.patient_id)
 
-    def on_patient_write(self, unit: Unit, ctx: RequestContext, stored: StoredResource) -> None:
+    def on_patient_write(self, session: FhirSession, stored: StoredResource) -> None:
         """The FHIR write hook: match a created or updated Patient that has no identity yet.
 
         A Patient without valid strict traits is stored all the same (FHIR accepts it) but gets no
@@ -424,6 +425,7 @@ class IdentityService(DepositOperations):
         an INS identifier that breaks the NIR/NIA rules is refused (422), on create and update
         alike, so the interaction (or the whole transaction Bundle) stores nothing.
         """
+        unit = session.unit
         if stored.body is None:
             return
         try:
@@ -452,7 +454,7 @@ class IdentityService(DepositOperations):
             raise conflict(str(exc)) from None
         if result.outcome is Outcome.LINK and result.identity_id is not None:
             # Documents deposited for this identity before it had a Patient.
-            self._release(unit, ctx, result.identity_id, stored.res_id)
+            self._release(session, result.identity_id, stored.res_id)
 
     # -- batch helpers ----------------------------------------------------------------------------
 

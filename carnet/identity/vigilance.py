@@ -17,8 +17,8 @@ from carnet.access.authors import set_author
 from carnet.caller import RequestContext
 from carnet.crypto.envelope import DataKeys
 from carnet.fhir.dates import utc_now
-from carnet.fhir.repository import StoredResource, Unit
-from carnet.fhir.service import FhirService
+from carnet.fhir.repository import StoredResource
+from carnet.fhir.service import FhirService, FhirSession
 from carnet.identity.decisions import VigilanceError
 from carnet.identity.held import open_held
 from carnet.identity.models import identity, identity_merge, quarantine, vigilance_item
@@ -54,14 +54,13 @@ class VigilanceOperations:
     data_keys: DataKeys
 
     @contextmanager
-    def _unit(self, action: str, ctx: RequestContext) -> Iterator[Unit]:
-        with self.fhir.interaction(ctx, action, "Patient", None) as unit:
-            yield unit
+    def _session(self, action: str, ctx: RequestContext) -> Iterator[FhirSession]:
+        with self.fhir.session(ctx, action, "Patient", None) as session:
+            yield session
 
     def _attach(
         self,
-        unit: Unit,
-        ctx: RequestContext,
+        session: FhirSession,
         res_type: str,
         document: dict[str, Any],
         patient_id: str,
@@ -75,7 +74,7 @@ class VigilanceOperations:
         for key in keys:
             body[key] = ref
         body.pop("id", None)
-        return self.fhir.create_in(unit, ctx, res_type, body, None, new_id=res_id).stored
+        return session.create(res_type, body, None, new_id=res_id).stored
 
     # -- vigilance queue --------------------------------------------------------------------------
 
@@ -132,9 +131,10 @@ class VigilanceOperations:
         )
 
     def _release(
-        self, unit: Unit, ctx: RequestContext, ident_id: str, patient_id: str
+        self, session: FhirSession, ident_id: str, patient_id: str
     ) -> list[tuple[str, str]]:
         """Attach the documents held for ``ident_id`` to ``patient_id``: (quarantine id, Type/id)."""
+        unit = session.unit
         released: list[tuple[str, str]] = []
         rows = unit.conn.execute(
             select(quarantine).where(
@@ -144,7 +144,7 @@ class VigilanceOperations:
         for row in rows:
             clear = self.data_keys.decrypt(unit.conn, OWNER, row.body, row.id.encode())
             body, depositor = open_held(clear)
-            stored = self._attach(unit, ctx, row.res_type, body, patient_id)
+            stored = self._attach(session, row.res_type, body, patient_id)
             set_author(unit.conn, stored.res_type, stored.res_id, depositor)
             released.append((row.id, f"{stored.res_type}/{stored.res_id}"))
             unit.conn.execute(
@@ -155,13 +155,13 @@ class VigilanceOperations:
         return released
 
     def _set_links(
-        self, unit: Unit, ctx: RequestContext, source_pid: str, target_pid: str, *, add: bool
+        self, session: FhirSession, source_pid: str, target_pid: str, *, add: bool
     ) -> None:
         for pid, other, kind in (
             (source_pid, target_pid, "replaced-by"),
             (target_pid, source_pid, "replaces"),
         ):
-            stored = unit.current("Patient", pid)
+            stored = session.current("Patient", pid)
             if stored is None or stored.body is None:
                 continue
             body = dict(stored.body)
@@ -180,7 +180,7 @@ class VigilanceOperations:
                 body["link"] = links
             else:
                 body.pop("link", None)
-            self.fhir.update_in(unit, ctx, "Patient", pid, body, None)
+            session.update("Patient", pid, body, None)
 
     def merge(
         self,
@@ -199,7 +199,8 @@ class VigilanceOperations:
         """
         if source_id == target_id:
             raise VigilanceError("an identity cannot be merged into itself")
-        with self._unit("identity-merge", ctx) as unit:
+        with self._session("identity-merge", ctx) as session:
+            unit = session.unit
             conn = unit.conn
             if item_id is not None:
                 self._open_item(conn, item_id)
@@ -215,11 +216,11 @@ class VigilanceOperations:
             )
             moved: list[str] = []
             if source.patient_id and target.patient_id:
-                self._set_links(unit, ctx, source.patient_id, target.patient_id, add=True)
-                moved = move_references(self.fhir, unit, ctx, source.patient_id, target.patient_id)
+                self._set_links(session, source.patient_id, target.patient_id, add=True)
+                moved = move_references(session, source.patient_id, target.patient_id)
             released = []
             if target.patient_id:
-                released = self._release(unit, ctx, source_id, target.patient_id)
+                released = self._release(session, source_id, target.patient_id)
             merge_id = str(uuid.uuid4())
             conn.execute(
                 insert(identity_merge).values(
@@ -256,7 +257,8 @@ class VigilanceOperations:
         resources the merge moved go back to the source Patient, and the documents it released from
         quarantine go to the source Patient too (or back into quarantine when it has none).
         """
-        with self._unit("identity-unmerge", ctx) as unit:
+        with self._session("identity-unmerge", ctx) as session:
+            unit = session.unit
             conn = unit.conn
             row = conn.execute(
                 select(identity_merge).where(identity_merge.c.id == merge_id)
@@ -273,8 +275,8 @@ class VigilanceOperations:
                 .values(state="active", merged_into=None, updated_at=utc_now())
             )
             if source.patient_id and target.patient_id:
-                self._set_links(unit, ctx, source.patient_id, target.patient_id, add=False)
-            self._move_back(unit, ctx, row, source.patient_id, target.patient_id)
+                self._set_links(session, source.patient_id, target.patient_id, add=False)
+            self._move_back(session, row, source.patient_id, target.patient_id)
             conn.execute(
                 update(identity_merge)
                 .where(identity_merge.c.id == merge_id)
@@ -289,19 +291,20 @@ class VigilanceOperations:
         log.info("merge %s undone", merge_id)
 
     def _move_back(
-        self, unit: Unit, ctx: RequestContext, row: Any, source_pid: str | None, target_pid: str
+        self, session: FhirSession, row: Any, source_pid: str | None, target_pid: str
     ) -> None:
+        unit = session.unit
         done = json.loads(row.moved) if row.moved else {"moved": [], "released": []}
         keys = [_key(ref) for ref in done["moved"]]
         if source_pid and target_pid and keys:
-            move_references(self.fhir, unit, ctx, target_pid, source_pid, keys)
+            move_references(session, target_pid, source_pid, keys)
         for q_id, ref in done["released"]:
             if source_pid:
-                move_references(self.fhir, unit, ctx, target_pid, source_pid, [_key(ref)])
+                move_references(session, target_pid, source_pid, [_key(ref)])
                 destination = source_pid
             else:
                 res_type, res_id = _key(ref)
-                self.fhir.delete_in(unit, ctx, res_type, res_id)
+                session.delete(res_type, res_id)
                 destination = None
             unit.conn.execute(
                 update(quarantine)
@@ -318,7 +321,8 @@ class VigilanceOperations:
         Its quarantined documents are attached to its own Patient when it has one (else they stay
         in quarantine, waiting for that Patient). Returns how many documents were released.
         """
-        with self._unit("identity-dismiss", ctx) as unit:
+        with self._session("identity-dismiss", ctx) as session:
+            unit = session.unit
             row = self._open_item(unit.conn, item_id)
             ident = self._identity_row(unit.conn, row.identity_id)
             unit.conn.execute(
@@ -328,7 +332,7 @@ class VigilanceOperations:
             )
             released = []
             if ident.patient_id:
-                released = self._release(unit, ctx, row.identity_id, ident.patient_id)
+                released = self._release(session, row.identity_id, ident.patient_id)
             self._close(unit.conn, item_id, "dismissed", actor)
         log.info("vigilance item %s dismissed", item_id)
         return len(released)

@@ -42,7 +42,7 @@ def _acting(request: Request, patient: str | None) -> tuple[RequestContext, str]
         # The same answer as for a space that does not exist: nothing learnt about others; the
         # attempt is audited in that patient's part of the log.
         denied = replace(ctx, rule="not-represented")
-        _service(request).fhir.access.record_failure(denied, "record", "Patient", patient, 404)
+        _service(request).fhir.record_failure(denied, "record", "Patient", patient, 404)
         raise FhirError.of(404, "not-found", f"no personal space for Patient/{patient[:64]}")
     return ctx, patient
 

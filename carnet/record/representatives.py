@@ -10,8 +10,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from carnet.caller import RequestContext
 from carnet.fhir.errors import bad_request, conflict, not_found
-from carnet.fhir.repository import Unit
-from carnet.fhir.service import FhirService
+from carnet.fhir.service import FhirService, FhirSession
 from carnet.record import notifications as templates
 from carnet.record.dates import majority, stamp
 from carnet.record.models import record_representative
@@ -82,10 +81,10 @@ class RepresentativeOperations:
             raise bad_request(f"representative kind must be one of {', '.join(KINDS)}")
         if patient_id == representative_patient_id:
             raise bad_request("a person cannot represent themselves")
-        with self.fhir.interaction(ctx, "record-representative", "Patient", patient_id) as unit:
+        with self.fhir.session(ctx, "record-representative", "Patient", patient_id) as session:
             bodies = {}
             for pid in (patient_id, representative_patient_id):
-                stored = unit.current("Patient", pid)
+                stored = session.current("Patient", pid)
                 if stored is None or stored.deleted or stored.body is None:
                     raise not_found(f"Patient/{pid} is not known")
                 bodies[pid] = stored.body
@@ -97,7 +96,7 @@ class RepresentativeOperations:
                 if until <= moment:
                     raise conflict(f"Patient/{patient_id} is of age: use guardian or curator")
             return self._link(
-                unit, ctx, patient_id, representative_patient_id, kind, until, "declared", moment
+                session, patient_id, representative_patient_id, kind, until, "declared", moment
             )
 
     def end_representative(
@@ -111,8 +110,9 @@ class RepresentativeOperations:
         """End every current representation of ``patient_id`` by ``representative_patient_id``."""
         moment = now or datetime.now(UTC)
         rep = record_representative.c
-        with self.fhir.interaction(ctx, "record-representative", "Patient", patient_id) as unit:
-            self.fhir.access.check(unit, ctx, "record-representative", "Patient", patient_id)
+        with self.fhir.session(ctx, "record-representative", "Patient", patient_id) as session:
+            unit = session.unit
+            session.check("record-representative", "Patient", patient_id)
             ended = unit.conn.execute(
                 update(record_representative)
                 .where(
@@ -126,8 +126,7 @@ class RepresentativeOperations:
 
     def _link(
         self,
-        unit: Unit,
-        ctx: RequestContext,
+        session: FhirSession,
         patient_id: str,
         rep_pid: str,
         kind: str,
@@ -135,6 +134,7 @@ class RepresentativeOperations:
         source: str,
         moment: datetime,
     ) -> bool:
+        unit = session.unit
         rep = record_representative.c
         exists = unit.conn.execute(
             select(rep.id).where(
@@ -146,7 +146,7 @@ class RepresentativeOperations:
         ).first()
         if exists is not None:
             return False
-        self.fhir.access.check(unit, ctx, "record-representative", "Patient", patient_id)
+        session.check("record-representative", "Patient", patient_id)
         unit.conn.execute(
             insert(record_representative).values(
                 id=str(uuid.uuid4()),

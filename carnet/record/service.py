@@ -25,8 +25,7 @@ from sqlalchemy.engine import Connection
 from carnet.caller import RequestContext
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.fhir.errors import bad_request, conflict, not_found
-from carnet.fhir.repository import Unit
-from carnet.fhir.service import FhirService
+from carnet.fhir.service import FhirService, FhirSession
 from carnet.identity.ins import Ins
 from carnet.record import notifications as templates
 from carnet.record.dates import add_years, majority, paris_midnight, stamp
@@ -182,16 +181,17 @@ class RecordService(RepresentativeOperations):
         """
         moment = now or datetime.now(UTC)
         report = ProvisionReport()
-        with self.fhir.interaction(ctx, "record-provision", "Patient", None) as unit:
+        with self.fhir.session(ctx, "record-provision", "Patient", None) as session:
+            unit = session.unit
             by_nir: dict[str, str] = {}  # every Patient of the file
             active: dict[str, str] = {}  # those whose space is pending or open
             fresh: list[str] = []
             for person in people:
                 if person.objected:
                     report.objected += 1
-                    self._register_objection(unit, ctx, person, moment)
+                    self._register_objection(session, person, moment)
                     continue
-                pid, state = self._provision_one(unit, ctx, person, moment, report)
+                pid, state = self._provision_one(session, person, moment, report)
                 by_nir[person.ins.value] = pid
                 report.patients[person.row] = pid
                 if state == "created":
@@ -202,7 +202,7 @@ class RecordService(RepresentativeOperations):
                 child = active.get(person.ins.value)
                 for link in person.representatives if child else ():
                     assert child is not None
-                    rep_pid = by_nir.get(link.nir) or self._known_patient(unit, link.nir)
+                    rep_pid = by_nir.get(link.nir) or self._known_patient(session, link.nir)
                     if rep_pid is None:
                         raise bad_request(
                             f"row {person.row}: the {link.kind} named by the register is neither "
@@ -213,7 +213,7 @@ class RecordService(RepresentativeOperations):
                         until = paris_midnight(link.until)
                     if until is not None and until <= moment:
                         continue  # already of age, or the guardianship ended
-                    if self._link(unit, ctx, child, rep_pid, link.kind, until, "register", moment):
+                    if self._link(session, child, rep_pid, link.kind, until, "register", moment):
                         report.representatives += 1
             for pid in fresh:
                 report.notifications += notify(unit.conn, pid, templates.PROVISIONED, moment)
@@ -228,13 +228,13 @@ class RecordService(RepresentativeOperations):
 
     def _provision_one(
         self,
-        unit: Unit,
-        ctx: RequestContext,
+        session: FhirSession,
         person: InsuredPerson,
         moment: datetime,
         report: ProvisionReport,
     ) -> tuple[str, str]:
         """The person's Patient id and what happened: created, known or declined."""
+        unit = session.unit
         digest = self.ins_hash(person.ins)
         row = unit.conn.execute(
             select(record_space.c.patient_id, record_space.c.state).where(
@@ -248,7 +248,7 @@ class RecordService(RepresentativeOperations):
             report.known += 1
             return str(row.patient_id), "known"
         query = f"identifier={person.ins.system}|{person.ins.value}"
-        pid = self.fhir.create_in(unit, ctx, "Patient", person.patient(), query).stored.res_id
+        pid = session.create("Patient", person.patient(), query).stored.res_id
         existing = unit.conn.execute(
             select(record_space.c.state).where(record_space.c.patient_id == pid)
         ).scalar_one_or_none()
@@ -260,7 +260,7 @@ class RecordService(RepresentativeOperations):
             )
             report.known += 1
             return pid, "declined" if existing in (REFUSED, CLOSED, SHREDDED) else "known"
-        self.fhir.access.check(unit, ctx, "record-provision", "Patient", pid)
+        session.check("record-provision", "Patient", pid)
         unit.conn.execute(
             insert(record_space).values(
                 patient_id=pid,
@@ -281,7 +281,8 @@ class RecordService(RepresentativeOperations):
         """Open a space at once for a known Patient (a person asking at the desk, the demo):
         created open if there is none, opened if pending. False if it was already open."""
         moment = now or datetime.now(UTC)
-        with self.fhir.interaction(ctx, "record-open", "Patient", patient_id) as unit:
+        with self.fhir.session(ctx, "record-open", "Patient", patient_id) as session:
+            unit = session.unit
             state = unit.conn.execute(
                 select(record_space.c.state).where(record_space.c.patient_id == patient_id)
             ).scalar_one_or_none()
@@ -289,10 +290,10 @@ class RecordService(RepresentativeOperations):
                 return False
             if state is not None and state != PENDING:
                 raise conflict(f"the space of Patient/{patient_id} is {state}: reopen it instead")
-            stored = unit.current("Patient", patient_id)
+            stored = session.current("Patient", patient_id)
             if stored is None or stored.deleted:
                 raise not_found(f"Patient/{patient_id} is not known")
-            self.fhir.access.check(unit, ctx, "record-open", "Patient", patient_id)
+            session.check("record-open", "Patient", patient_id)
             if state is None:
                 unit.conn.execute(
                     insert(record_space).values(
@@ -314,10 +315,11 @@ class RecordService(RepresentativeOperations):
         return True
 
     def _register_objection(
-        self, unit: Unit, ctx: RequestContext, person: InsuredPerson, moment: datetime
+        self, session: FhirSession, person: InsuredPerson, moment: datetime
     ) -> None:
         """The register reports an objection: a space already pending or open is refused or
         closed; otherwise nothing is created."""
+        unit = session.unit
         row = unit.conn.execute(
             select(record_space.c.patient_id, record_space.c.state).where(
                 record_space.c.ins_hash == self.ins_hash(person.ins)
@@ -325,9 +327,10 @@ class RecordService(RepresentativeOperations):
         ).first()
         if row is not None and row.state in (PENDING, OPEN):
             pid = str(row.patient_id)
-            self._close_in(unit, ctx, pid, row.state, "objection", "record-object", moment)
+            self._close_in(session, pid, row.state, "objection", "record-object", moment)
 
-    def _known_patient(self, unit: Unit, nir: str) -> str | None:
+    def _known_patient(self, session: FhirSession, nir: str) -> str | None:
+        unit = session.unit
         ins = ins_for(nir)
         row = unit.conn.execute(
             select(record_space.c.patient_id).where(record_space.c.ins_hash == self.ins_hash(ins))
@@ -336,7 +339,7 @@ class RecordService(RepresentativeOperations):
             return str(row.patient_id)
         # whoever provisions, the register's person is looked for among every Patient
         query = f"identifier={ins.system}|{ins.value}"
-        found = self.fhir.conditional_match(unit, "Patient", query, None)
+        found = session.conditional_match("Patient", query, among_all=True)
         return None if found is None else found.res_id
 
     # -- objection, closure -----------------------------------------------------------------------
@@ -370,26 +373,27 @@ class RecordService(RepresentativeOperations):
         now: datetime | None,
     ) -> str:
         moment = now or datetime.now(UTC)
-        with self.fhir.interaction(ctx, action, "Patient", patient_id) as unit:
+        with self.fhir.session(ctx, action, "Patient", patient_id) as session:
+            unit = session.unit
             state = self._state(unit.conn, patient_id)
             if state not in (PENDING, OPEN):
                 raise conflict(f"the space of Patient/{patient_id} is already {state}")
-            new = self._close_in(unit, ctx, patient_id, state, reason, action, moment)
+            new = self._close_in(session, patient_id, state, reason, action, moment)
         log.info("space of Patient/%s %s (%s)", patient_id, new, reason)
         return new
 
     def _close_in(
         self,
-        unit: Unit,
-        ctx: RequestContext,
+        session: FhirSession,
         patient_id: str,
         state: str,
         reason: str,
         action: str,
         moment: datetime,
     ) -> str:
+        unit = session.unit
         new = REFUSED if state == PENDING and reason == "objection" else CLOSED
-        self.fhir.access.check(unit, ctx, action, "Patient", patient_id)
+        session.check(action, "Patient", patient_id)
         unit.conn.execute(
             update(record_space)
             .where(record_space.c.patient_id == patient_id)
@@ -409,7 +413,8 @@ class RecordService(RepresentativeOperations):
         """The person changes their mind before the retention ends: a refused or closed space
         (not a deceased person's) opens again with its data; the shredding is called off."""
         moment = now or datetime.now(UTC)
-        with self.fhir.interaction(ctx, "record-reopen", "Patient", patient_id) as unit:
+        with self.fhir.session(ctx, "record-reopen", "Patient", patient_id) as session:
+            unit = session.unit
             row = unit.conn.execute(
                 select(record_space.c.state, record_space.c.reason).where(
                     record_space.c.patient_id == patient_id
@@ -419,7 +424,7 @@ class RecordService(RepresentativeOperations):
                 raise not_found(f"Patient/{patient_id} has no personal space")
             if row.state not in (REFUSED, CLOSED) or row.reason == "death":
                 raise conflict(f"the space of Patient/{patient_id} cannot reopen ({row.state})")
-            self.fhir.access.check(unit, ctx, "record-reopen", "Patient", patient_id)
+            session.check("record-reopen", "Patient", patient_id)
             unit.conn.execute(
                 update(record_space)
                 .where(record_space.c.patient_id == patient_id)
@@ -488,7 +493,8 @@ class RecordService(RepresentativeOperations):
         return report
 
     def _open(self, patient_id: str, ctx: RequestContext, moment: datetime) -> bool:
-        with self.fhir.interaction(ctx, "record-open", "Patient", patient_id) as unit:
+        with self.fhir.session(ctx, "record-open", "Patient", patient_id) as session:
+            unit = session.unit
             s = record_space.c
             done = unit.conn.execute(
                 update(record_space)
@@ -501,13 +507,14 @@ class RecordService(RepresentativeOperations):
             ).rowcount
             if not done:
                 return False  # objected or opened by a concurrent sweep
-            self.fhir.access.check(unit, ctx, "record-open", "Patient", patient_id)
+            session.check("record-open", "Patient", patient_id)
             notify(unit.conn, patient_id, templates.OPENED, moment)
         log.info("space of Patient/%s opened", patient_id)
         return True
 
     def _shred(self, patient_id: str, ctx: RequestContext, moment: datetime) -> bool:
-        with self.fhir.interaction(ctx, "record-shred", "Patient", patient_id) as unit:
+        with self.fhir.session(ctx, "record-shred", "Patient", patient_id) as session:
+            unit = session.unit
             s = record_space.c
             done = unit.conn.execute(
                 update(record_space)
@@ -520,7 +527,7 @@ class RecordService(RepresentativeOperations):
             ).rowcount
             if not done:
                 return False
-            self.fhir.access.check(unit, ctx, "record-shred", "Patient", patient_id)
+            session.check("record-shred", "Patient", patient_id)
             rep = record_representative.c
             unit.conn.execute(
                 update(record_representative)
@@ -536,7 +543,7 @@ class RecordService(RepresentativeOperations):
                     record_notification.c.sent_at.is_(None),
                 )
             )
-            unit.destroy_patient_key(patient_id)
+            session.destroy_patient_key(patient_id)
         log.info("space of Patient/%s crypto-shredded", patient_id)
         return True
 
@@ -557,9 +564,10 @@ class RecordService(RepresentativeOperations):
         moment = now or datetime.now(UTC)
         sent = 0
         for notification in self.pending_notifications():
-            with self.fhir.interaction(
+            with self.fhir.session(
                 ctx, "record-notify", "Patient", notification.patient_id
-            ) as unit:
+            ) as session:
+                unit = session.unit
                 try:
                     channel.send(notification)
                 except OSError as exc:
@@ -567,9 +575,7 @@ class RecordService(RepresentativeOperations):
                         "notification %s not sent (%s)", notification.id, type(exc).__name__
                     )
                     continue
-                self.fhir.access.check(
-                    unit, ctx, "record-notify", "Patient", notification.patient_id
-                )
+                session.check("record-notify", "Patient", notification.patient_id)
                 unit.conn.execute(
                     update(record_notification)
                     .where(record_notification.c.id == notification.id)

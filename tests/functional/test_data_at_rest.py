@@ -369,9 +369,9 @@ def two_patients(sqlite_services: Services) -> dict[str, Any]:
     }
 
 
-def _assert_erased(call: Any, *args: str) -> None:
+def _assert_erased(call: Any, *args: Any) -> None:
     with pytest.raises(FhirError) as info:
-        call(*args)
+        call(*args, ctx=AS_LOCAL_OPERATOR)
     assert info.value.status == 410
     assert "erased" in str(info.value)
 

@@ -14,7 +14,7 @@ from sqlalchemy import and_, exists, select
 from carnet.access.enforce import note_care
 from carnet.app import Services, create_app
 from carnet.caller import Kind, Principal, RequestContext
-from carnet.fhir import service as fhir_service
+from carnet.fhir import searching as fhir_searching
 from carnet.fhir.models import INDEX_TABLES, resource
 from tests.spec.helpers import FHIR_JSON, observation, patient
 from tests.support.auth import bearer
@@ -83,12 +83,12 @@ def test_a_long_result_still_counts_every_match(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the ids kept for paging, the total comes from the COUNT query."""
-    monkeypatch.setattr(fhir_service, "SNAPSHOT_MAX", 3)
+    monkeypatch.setattr(fhir_searching, "SNAPSHOT_MAX", 3)
     for i in range(5):
         _create(client, patient("Longue", given=f"P{i}"))
     r = client.get("/fhir/Patient", params={"family": "Longue", "_count": "2"})
     assert r.json()["total"] == 5
-    monkeypatch.setattr(fhir_service, "SNAPSHOT_MAX", 6)
+    monkeypatch.setattr(fhir_searching, "SNAPSHOT_MAX", 6)
     r = client.get("/fhir/Patient", params={"family": "Longue", "_count": "2"})
     assert r.json()["total"] == 5
 

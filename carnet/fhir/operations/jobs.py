@@ -137,13 +137,13 @@ def owned_job(
     live = job is not None and job.status != "cancelled"
     if live and job is not None and (ctx is None or job.actor == ctx.actor[:128]):
         if ctx is not None and audit_success:
-            with fhir.interaction(ctx, action, None, None) as unit:
-                fhir.access.record(unit, replace(ctx, rule=f"job:{job_id}"), action, None, [])
+            with fhir.session(ctx, action, None, None) as session:
+                session.record(action, None, [], ctx=replace(ctx, rule=f"job:{job_id}"))
         return job
     if ctx is not None:
         # the job id goes in the event only when it names a real job (not text from the URL)
         rule = f"bulk-job-not-owner job:{job_id}" if live else "bulk-job-unknown"
-        fhir.access.record_failure(replace(ctx, rule=rule), action, None, None, 404)
+        fhir.record_failure(replace(ctx, rule=rule), action, None, None, 404)
     raise not_found(f"{kind} job {job_id[:40]} is not known")
 
 
