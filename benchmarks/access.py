@@ -21,7 +21,6 @@ from fastapi.testclient import TestClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from carnet.access.enforce import note_care  # noqa: E402
 from carnet.app import Services, build_services, create_app  # noqa: E402
 from carnet.authn.tokens import issue_access_token  # noqa: E402
 from carnet.caller import (  # noqa: E402
@@ -32,6 +31,7 @@ from carnet.caller import (  # noqa: E402
 from carnet.db.instants import stamp  # noqa: E402
 from carnet.db.maintenance import analyze  # noqa: E402
 from carnet.fhir.transactions import run_transaction  # noqa: E402
+from carnet.policy.enforce import note_care  # noqa: E402
 from carnet.policy.models import access_visibility  # noqa: E402
 from carnet.settings import Settings  # noqa: E402
 

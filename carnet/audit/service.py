@@ -1,6 +1,6 @@
 """AuditService: the audit log's public interface.
 
-The policy's guard (carnet/access/enforce.py) hands it what each session did, through a plain
+The policy's guard (carnet/policy/enforce.py) hands it what each session did, through a plain
 interface: ``expect`` an event for an interaction once it is allowed, ``record`` what it touched;
 the events of a unit of work are appended with one executemany just before the unit commits, so a
 write and its event commit or roll back together. ``record_failure`` appends the failure's event

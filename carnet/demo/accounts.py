@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from carnet.access.enforce import note_care
 from carnet.authn.clients import ClientService
 from carnet.authn.oidc import DEMO_PROFESSIONALS
 from carnet.authn.service import AccountService
@@ -19,6 +18,7 @@ from carnet.caller import Kind, Principal, RequestContext
 from carnet.db.engine import writing
 from carnet.fhir.service import FhirService
 from carnet.policy.controls import ControlsService
+from carnet.policy.enforce import note_care
 from carnet.record.service import RecordService
 
 PATIENT_LOGIN = "patient.demo@carnet.test"

@@ -1,6 +1,6 @@
 """The seam where the policy decision point and the audit log wrap every read and write.
 
-The application installs ``carnet.access.enforce.PolicyAccess`` (decide with the policy decision
+The application installs ``carnet.policy.enforce.PolicyAccess`` (decide with the policy decision
 point, record in the audit log); the engine has no hook of its own that allows everything (the
 benchmarks bring theirs). Each ``FhirSession`` calls the hook with its unit of work, so an audit
 append joins the same transaction as the write it records.

@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from carnet.access.enforce import note_care
 from carnet.audit.events import Touched, build_event
 from carnet.audit.service import AuditService, actor_of
 from carnet.caller import Kind, Principal, RequestContext
@@ -26,6 +25,7 @@ from carnet.fhir.errors import FhirError
 from carnet.fhir.repository import StoredResource
 from carnet.fhir.service import FhirService
 from carnet.policy.authors import authorship
+from carnet.policy.enforce import note_care
 from carnet.policy.models import (
     access_alert,
     access_block,

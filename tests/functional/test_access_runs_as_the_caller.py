@@ -16,11 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from carnet.access.enforce import note_care
 from carnet.app import Services, create_app
 from carnet.audit.models import audit_event
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.fhir.operations.jobs import principal_params
+from carnet.policy.enforce import note_care
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.caller import AS_LOCAL_OPERATOR
 

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from carnet.access.enforce import note_care
 from carnet.app import Services, create_app
 from carnet.authn.routes import ROUTE_GUARDS, Guard
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.policy.controls import ControlsService
+from carnet.policy.enforce import note_care
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.caller import AS_LOCAL_OPERATOR
 

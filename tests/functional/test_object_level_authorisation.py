@@ -14,9 +14,9 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from carnet.access.enforce import note_care
 from carnet.app import Services, create_app
 from carnet.caller import Kind, Principal, RequestContext
+from carnet.policy.enforce import note_care
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.caller import AS_LOCAL_OPERATOR
 

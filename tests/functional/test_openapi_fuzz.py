@@ -30,13 +30,13 @@ from schemathesis.core.result import Ok
 from schemathesis.schemas import BaseSchema
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from carnet.access.enforce import note_care
 from carnet.app import Services, build_services, create_app
 from carnet.authn.guard import allowed
 from carnet.authn.oidc import ProfessionalLogin
 from carnet.authn.routes import ROUTE_GUARDS, Guard
 from carnet.caller import Kind, Principal
 from carnet.dependencies import professional_login
+from carnet.policy.enforce import note_care
 from tests.conftest import make_settings
 from tests.spec.helpers import observation, patient
 from tests.support.auth import TEST_OPERATOR, bearer

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from carnet.access.enforce import note_care
 from carnet.app import build_services
 from carnet.caller import Kind, Principal
 from carnet.cli.main import app
+from carnet.policy.enforce import note_care
 from carnet.settings import Settings
 from tests.support.caller import AS_LOCAL_OPERATOR
 

@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import and_, exists, select
 
-from carnet.access.enforce import note_care
 from carnet.app import Services, create_app
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.fhir import searching as fhir_searching
 from carnet.fhir.models import INDEX_TABLES, resource
+from carnet.policy.enforce import note_care
 from tests.spec.helpers import FHIR_JSON, observation, patient
 from tests.support.auth import bearer
 from tests.support.caller import AS_LOCAL_OPERATOR

@@ -16,12 +16,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from carnet.access.enforce import note_care
 from carnet.app import Services, create_app
 from carnet.audit.models import audit_event
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.fhir.dates import sortable, utc_now
 from carnet.fhir.models import search_snapshot, search_snapshot_binding
+from carnet.policy.enforce import note_care
 from tests.spec.helpers import observation, patient
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.caller import AS_LOCAL_OPERATOR

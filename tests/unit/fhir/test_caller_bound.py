@@ -59,7 +59,7 @@ _UNIT_RESOURCE_METHODS = frozenset(
 )
 _ENGINE = Path(carnet.__file__).parent / "fhir"
 # The policy's guard: the session hands it its unit to decide (whose item a refusal concerns).
-_GUARD = Path(carnet.__file__).parent / "access" / "enforce.py"
+_GUARD = Path(carnet.__file__).parent / "policy" / "enforce.py"
 
 
 def _bypasses(path: Path) -> list[str]:

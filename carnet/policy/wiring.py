@@ -1,4 +1,4 @@
-"""The access domain's wiring: the policy decision point (before the FHIR service, whose access
+"""The policy domain's wiring (with the authn services built over it): the policy decision point (before the FHIR service, whose access
 hook asks it), then the services built on the FHIR service: controls, accounts, sessions, OAuth
 clients and tokens, professionals' login and the authenticator of every request."""
 
@@ -11,7 +11,6 @@ from typing import Any
 import httpx2 as httpx
 from sqlalchemy import Connection, Engine
 
-from carnet.access.enforce import PolicyAccess
 from carnet.audit.service import AuditService
 from carnet.authn.clients import ClientService
 from carnet.authn.guard import Authenticator
@@ -26,6 +25,7 @@ from carnet.crypto.service import CryptoService
 from carnet.fhir.service import FhirService
 from carnet.fhir.wiring import FhirStore
 from carnet.policy.controls import ControlsService
+from carnet.policy.enforce import PolicyAccess
 from carnet.policy.granular import granular_ids_for
 from carnet.policy.rules import seed_rules
 from carnet.policy.service import PolicyDecisionPoint
