@@ -22,8 +22,8 @@ def demo(
     from carnet.caller import RequestContext
     from carnet.db.maintenance import analyze
     from carnet.demo.accounts import create_demo_accounts
+    from carnet.demo.register import load_demo_register
     from carnet.demo.service import load_demo
-    from carnet.identity.register_store import load_demo_register
 
     cli = cli_context(ctx)
     # The demo's professionals log in at the development identity provider (unless told otherwise);

@@ -12,9 +12,9 @@ from typer.testing import CliRunner, Result
 from carnet.app import build_services
 from carnet.cli.main import app
 from carnet.demo.population import generate_population
+from carnet.demo.register import demo_register
 from carnet.identity.ins import Traits
 from carnet.identity.models import identity
-from carnet.identity.register import demo_register
 from carnet.identity.service import IdentityInput
 from tests.conftest import make_settings
 from tests.support.caller import AS_LOCAL_OPERATOR

@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from carnet.app import Services, build_services
+from carnet.demo.register import demo_register, load_demo_register
 from carnet.identity.ins import INS_NIR_OID, Ins, InsStatus, Traits
 from carnet.identity.models import identity_register
 from carnet.identity.nir import make_nir
-from carnet.identity.register import RegisterOutcome, RegisterRecord, demo_register
-from carnet.identity.register_store import DatabaseRegister, load_demo_register, open_register
+from carnet.identity.register import RegisterOutcome, RegisterRecord
+from carnet.identity.register_store import DatabaseRegister, open_register
 from carnet.identity.service import IdentityConflict, IdentityInput, Outcome
 from carnet.settings import Settings
 from tests.support.caller import AS_LOCAL_OPERATOR
