@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx2 as httpx
 from sqlalchemy import Connection, Engine
 
 from carnet.audit.service import AuditService
@@ -17,6 +16,7 @@ from carnet.authn.guard import Authenticator
 from carnet.authn.oauth import OAuthService
 from carnet.authn.oidc import DevIdentityProvider, ProfessionalLogin
 from carnet.authn.oidc_api import development_idp
+from carnet.authn.outbound import https_client
 from carnet.authn.service import AccountService
 from carnet.authn.sessions import SessionService
 from carnet.authn.smart import capability_security
@@ -97,7 +97,7 @@ def build(
         tickets=tickets,
         dev_idp=development_idp(settings, signer),
         # Calls only the issuer the operator configured (the built-in one on loopback by default).
-        pro_login=ProfessionalLogin(settings, httpx.Client(timeout=10), tickets, audit),
+        pro_login=ProfessionalLogin(settings, https_client(timeout=10), tickets, audit),
         authenticator=Authenticator(
             settings, signer, oauth.is_revoked, sessions=sessions, accounts=accounts
         ),
