@@ -43,6 +43,7 @@ postgres:
 lint: install
 	$(BIN)/ruff check carnet tests benchmarks
 	$(BIN)/ruff format --check carnet tests benchmarks
+	$(BIN)/lint-imports  # the layers and the forbidden imports (pyproject.toml [tool.importlinter])
 
 typecheck: install
 	$(BIN)/mypy

@@ -21,15 +21,22 @@ from fastapi.testclient import TestClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from carnet.access.enforce import note_care  # noqa: E402
-from carnet.access.principal import Kind, Principal  # noqa: E402
 from carnet.app import Services, build_services, create_app  # noqa: E402
 from carnet.authn.tokens import issue_access_token  # noqa: E402
+from carnet.caller import (  # noqa: E402
+    Kind,
+    Principal,
+    RequestContext,
+)
 from carnet.db.instants import stamp  # noqa: E402
 from carnet.db.maintenance import analyze  # noqa: E402
 from carnet.fhir.transactions import run_transaction  # noqa: E402
+from carnet.policy.enforce import note_care  # noqa: E402
 from carnet.policy.models import access_visibility  # noqa: E402
 from carnet.settings import Settings  # noqa: E402
+
+AS_LOCAL_OPERATOR = RequestContext.local_operator()
+"""The benchmark acts as the CLI does: the local operator, by name."""
 
 CODES = ["8302-2", "29463-7", "8867-4", "8480-6", "8462-4"]
 GP = Principal(Kind.PROFESSIONAL, "pro-gp", rpps="10000000011", profession="physician")
@@ -65,7 +72,7 @@ def load(services: Services, patients: int, per_patient: int) -> list[tuple[str,
                 }
             )
         bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
-        reply = run_transaction(services.fhir, bundle, "")
+        reply = run_transaction(services.fhir, bundle, "", ctx=AS_LOCAL_OPERATOR)
         ids = [e["response"]["location"].split("/")[1] for e in reply["entry"]]
         out.append((ids[0], ids[1:]))
     with services.engine.begin() as conn:

@@ -28,13 +28,18 @@ from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.open_access import AuditOnlyAccess, OpenAccess  # noqa: E402
 from carnet.app import Services, build_services  # noqa: E402
 from carnet.audit.events import Actor, Event, Touched, build_event  # noqa: E402
 from carnet.audit.verify import verify  # noqa: E402
-from carnet.fhir.access import AccessHook  # noqa: E402
+from carnet.caller import RequestContext  # noqa: E402
+from carnet.fhir.access import AccessPolicy  # noqa: E402
 from carnet.fhir.service import FhirService  # noqa: E402
 from carnet.fhir.transactions import run_transaction  # noqa: E402
 from carnet.settings import Settings  # noqa: E402
+
+AS_LOCAL_OPERATOR = RequestContext.local_operator()
+"""The benchmark acts as the CLI does: the local operator, by name."""
 from tests.support.corpus import CORPUS  # noqa: E402
 
 SYNTHEA = CORPUS / "synthea"
@@ -102,8 +107,9 @@ def audit_appends(services: Services, evs: list[Event], batch: int, every: int) 
     return time.perf_counter() - start
 
 
-def unaudited(fhir: FhirService, access: AccessHook | None = None) -> FhirService:
+def unaudited(fhir: FhirService, access: AccessPolicy | None = None) -> FhirService:
     """The same engine with another access hook (OpenAccess, which records nothing, by default)."""
+    access = access or OpenAccess()
     return FhirService(
         fhir.repo,
         fhir.definitions,
@@ -122,22 +128,26 @@ VARIANTS = ("unaudited", "audit", "policy+audit")
 
 def engine_for(services: Services, variant: str) -> FhirService:
     if variant == "audit":
-        return unaudited(services.fhir, services.audit)
+        return unaudited(services.fhir, AuditOnlyAccess(services.audit))
     return services.fhir if variant == "policy+audit" else unaudited(services.fhir)
 
 
 def read_overhead(services: Services, n: int) -> tuple[float, float]:
-    audited = unaudited(services.fhir, services.audit)  # the audit log alone, no policy
+    audited = unaudited(
+        services.fhir, AuditOnlyAccess(services.audit)
+    )  # the audit log alone, no policy
     plain = unaudited(audited)
     pid = audited.create(
-        "Patient", {"resourceType": "Patient", "gender": "female", "birthDate": "1970-01-01"}
+        "Patient",
+        {"resourceType": "Patient", "gender": "female", "birthDate": "1970-01-01"},
+        ctx=AS_LOCAL_OPERATOR,
     ).stored.res_id
     timings = {"plain": 0.0, "audited": 0.0}
     for _ in range(3):  # interleave to share the machine's noise
         for name, fhir in (("plain", plain), ("audited", audited)):
             start = time.perf_counter()
             for _ in range(n // 3):
-                fhir.read("Patient", pid)
+                fhir.read("Patient", pid, ctx=AS_LOCAL_OPERATOR)
             timings[name] += time.perf_counter() - start
     services.audit.checkpoint()
     return timings["plain"], timings["audited"]
@@ -155,7 +165,7 @@ def import_time(services: Services, bundles: list[dict[str, Any]], variant: str)
     copies = [orjson.loads(orjson.dumps(b)) for b in bundles]
     start = time.perf_counter()
     for b in copies:
-        run_transaction(fhir, b, "urn:bench")
+        run_transaction(fhir, b, "urn:bench", ctx=AS_LOCAL_OPERATOR)
     if variant != "unaudited":
         services.audit.checkpoint()  # sequencing and signing are part of the audit's cost
     return time.perf_counter() - start

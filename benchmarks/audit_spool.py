@@ -29,9 +29,12 @@ sys.path.insert(0, str(ROOT))
 from carnet.app import Services, build_services  # noqa: E402
 from carnet.audit.events import Actor, Event, Touched, build_event  # noqa: E402
 from carnet.audit.service import DRAIN_BATCH  # noqa: E402
+from carnet.caller import RequestContext  # noqa: E402
 from carnet.db.bulk import insert_rows  # noqa: E402
 from carnet.db.engine import writing  # noqa: E402
 from carnet.settings import Settings  # noqa: E402
+
+AS_LOCAL_OPERATOR = RequestContext.local_operator()
 
 WHO = Actor("dr-bench", "127.0.0.1", "care")
 
@@ -56,12 +59,14 @@ def median_ms(runs: int, action: Callable[[], object]) -> float:
 
 def read_latencies(services: Services, runs: int) -> tuple[float, float, int]:
     """Median read latency lock free and with the lock held; how many events were spooled."""
-    pid = services.fhir.create("Patient", {"resourceType": "Patient"}).stored.res_id
+    pid = services.fhir.create(
+        "Patient", {"resourceType": "Patient"}, ctx=AS_LOCAL_OPERATOR
+    ).stored.res_id
     spool = services.audit.spool
     assert spool is not None
 
     def read() -> object:
-        return services.fhir.read("Patient", pid)
+        return services.fhir.read("Patient", pid, ctx=AS_LOCAL_OPERATOR)
 
     for _ in range(20):  # warm the caches and the pool
         read()

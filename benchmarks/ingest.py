@@ -37,15 +37,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from carnet.app import build_services  # noqa: E402
+from carnet.caller import RequestContext  # noqa: E402
 from carnet.db.bulk import insert_rows  # noqa: E402
 from carnet.db.engine import make_engine  # noqa: E402
 from carnet.db.ids import time_ordered_id  # noqa: E402
-from carnet.fhir.access import RequestContext  # noqa: E402
 from carnet.fhir.importer import Importer  # noqa: E402
 from carnet.fhir.indexer import KIND_COLUMNS  # noqa: E402
 from carnet.fhir.models import INDEX_TABLES, resource  # noqa: E402
 from carnet.fhir.transactions import run_transaction  # noqa: E402
 from carnet.settings import Settings  # noqa: E402
+
+AS_LOCAL_OPERATOR = RequestContext.local_operator()
+"""The benchmark acts as the CLI does: the local operator, by name."""
 from tests.support.corpus import CORPUS  # noqa: E402
 
 SYNTHEA = CORPUS / "synthea"
@@ -149,7 +152,7 @@ def _worker(
     n = 0
     try:
         for b in bundles:
-            n += len(run_transaction(services.fhir, b, "urn:bench")["entry"])
+            n += len(run_transaction(services.fhir, b, "urn:bench", ctx=AS_LOCAL_OPERATOR)["entry"])
     except Exception as exc:  # reported by the parent, which would otherwise wait for ever
         out.put(f"{type(exc).__name__}: {str(exc)[:300]}")
         raise
@@ -168,7 +171,7 @@ def parallel_rate(
     services = build_services(settings)  # migrates once, before the workers open the database
     shared = [b for b in bundles if _is_directory(b)]
     for b in shared:
-        run_transaction(services.fhir, b, "urn:bench")
+        run_transaction(services.fhir, b, "urn:bench", ctx=AS_LOCAL_OPERATOR)
     services.close()
     bundles = [b for b in bundles if not _is_directory(b)]
     context = multiprocessing.get_context("spawn")
@@ -250,7 +253,9 @@ def ndjson_rate(settings: Settings, bundles: list[dict[str, Any]]) -> tuple[int,
         key=lambda p: (order.index(p.stem) if p.stem in order else len(order), p.stem),
     )
     start = time.perf_counter()
-    report = Importer(services.fhir, batch_size=500, ctx=RequestContext(source="bench")).run(files)
+    report = Importer(
+        services.fhir, batch_size=500, ctx=RequestContext.local_operator(source="bench")
+    ).run(files)
     elapsed = time.perf_counter() - start
     services.close()
     if report.rejected_total:
@@ -268,7 +273,7 @@ def carnet_rate(settings: Settings, bundles: list[dict[str, Any]]) -> tuple[int,
     start = time.perf_counter()
     n = 0
     for b in copies:
-        n += len(run_transaction(services.fhir, b, "urn:bench")["entry"])
+        n += len(run_transaction(services.fhir, b, "urn:bench", ctx=AS_LOCAL_OPERATOR)["entry"])
     elapsed = time.perf_counter() - start
     services.close()
     return n, elapsed

@@ -31,14 +31,21 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from carnet.access.principal import Kind, Principal  # noqa: E402
 from carnet.app import Services, build_services, create_app  # noqa: E402
 from carnet.authn.tokens import issue_access_token  # noqa: E402
+from carnet.caller import (  # noqa: E402
+    Kind,
+    Principal,
+    RequestContext,
+)
 from carnet.db.maintenance import analyze  # noqa: E402
 from carnet.demo.population import generate_population, generate_shared_resources  # noqa: E402
 from carnet.fhir.search import parse  # noqa: E402
 from carnet.fhir.transactions import run_transaction  # noqa: E402
 from carnet.settings import Settings  # noqa: E402
+
+AS_LOCAL_OPERATOR = RequestContext.local_operator()
+"""The benchmark acts as the CLI does: the local operator, by name."""
 
 NIR = "urn:oid:1.2.250.1.213.1.4.8"
 RESOURCES_PER_PATIENT = 43  # measured on the generator's output
@@ -49,14 +56,16 @@ def load(services: Services, resources: int, sample_file: Path) -> list[dict[str
     if sample_file.exists():
         return list(orjson.loads(sample_file.read_bytes()))
     patients = max(1, resources // RESOURCES_PER_PATIENT)
-    run_transaction(services.fhir, generate_shared_resources(), "urn:bench")
+    run_transaction(services.fhir, generate_shared_resources(), "urn:bench", ctx=AS_LOCAL_OPERATOR)
     sample: list[dict[str, str]] = []
     written = 0
     start = time.perf_counter()
     with Progress() as progress:
         task = progress.add_task("loading", total=patients)
         for i, bundle in enumerate(generate_population(patients)):
-            written += len(run_transaction(services.fhir, bundle, "urn:bench")["entry"])
+            written += len(
+                run_transaction(services.fhir, bundle, "urn:bench", ctx=AS_LOCAL_OPERATOR)["entry"]
+            )
             if i % max(1, patients // 500) == 0:
                 p = next(
                     e["resource"]

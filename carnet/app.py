@@ -14,7 +14,6 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from carnet.access import wiring as access_wiring
 from carnet.audit import api as audit_api
 from carnet.audit import wiring as audit_wiring
 from carnet.audit.service import AuditService
@@ -45,6 +44,7 @@ from carnet.identity import api as identity_api
 from carnet.identity import wiring as identity_wiring
 from carnet.identity.service import IdentityService
 from carnet.policy import api as access_api
+from carnet.policy import wiring as policy_wiring
 from carnet.policy.controls import ControlsService
 from carnet.policy.service import PolicyDecisionPoint
 from carnet.record import api as record_api
@@ -105,18 +105,18 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     crypto = crypto_wiring.build(settings)
     store = fhir_wiring.build_store(settings, engine, crypto)
     audit = audit_wiring.build(settings, engine, crypto)
-    pdp = access_wiring.build_decision_point(
+    pdp = policy_wiring.build_decision_point(
         engine,
         store,
         represented=represented_patients_in,
         record_open=accepts_writes,
         migrate=migrate,
     )
-    fhir = fhir_wiring.build(settings, store, access=access_wiring.access_hook(audit, pdp))
+    fhir = fhir_wiring.build(settings, store, access=policy_wiring.access_hook(audit, pdp))
     identity = identity_wiring.build(settings, fhir, crypto, store.repository)
     record = record_wiring.build(settings, fhir, crypto)
     bulk = operations_wiring.build(settings, engine, fhir)
-    access = access_wiring.build(settings, engine, crypto, audit, fhir, pdp)
+    access = policy_wiring.build(settings, engine, crypto, audit, fhir, pdp)
     return Services(
         settings=settings,
         engine=engine,

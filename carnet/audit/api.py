@@ -8,23 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Protocol
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from carnet.access.principal import Kind
 from carnet.audit import render
 from carnet.audit.hidden import shown, visible_history
 from carnet.audit.service import AuditService
+from carnet.caller import Kind, Principal, RequestContext
 from carnet.dependencies import AuditDep, ControlsDep, SettingsDep
-from carnet.fhir.access import RequestContext
 from carnet.fhir.api import Ctx, FhirResponse, base_url
 from carnet.fhir.errors import FhirError, bad_request, not_found
 from carnet.fhir.render import page_links
 from carnet.fhir.search import clamp_int
 from carnet.fhir.validation import check_id
-from carnet.policy.controls import ControlsService
 
 router = APIRouter(prefix="/fhir")
 
@@ -32,17 +31,26 @@ router = APIRouter(prefix="/fhir")
 Audit = AuditDep  # from the one dependencies module
 
 
-def _may_see(controls: ControlsService, ctx: RequestContext, patient_id: str) -> bool:
+class HistoryGate(Protocol):
+    """Who may read a record's access history, and what of it they may not see (the policy's
+    controls service answers; the audit log does not depend on the policy)."""
+
+    def may_see_history(self, principal: Principal, patient_id: str) -> bool: ...
+
+    def history_hidden(self, principal: Principal, patient_id: str) -> frozenset[str]: ...
+
+
+def _may_see(controls: HistoryGate, ctx: RequestContext, patient_id: str) -> bool:
     return controls.may_see_history(ctx.principal, patient_id)
 
 
-def _hidden(controls: ControlsService, ctx: RequestContext, patient_id: str) -> frozenset[str]:
+def _hidden(controls: HistoryGate, ctx: RequestContext, patient_id: str) -> frozenset[str]:
     """The record's items the policy hides from this viewer, so from its history too."""
     return controls.history_hidden(ctx.principal, patient_id)
 
 
 def _guard(
-    controls: ControlsService, audit: AuditService, ctx: RequestContext, patient_id: str
+    controls: HistoryGate, audit: AuditService, ctx: RequestContext, patient_id: str
 ) -> None:
     """The patient, their representatives and operators read a record's history; the refusal
     is itself audited."""

@@ -12,13 +12,13 @@ from carnet.cli.shell import console, fail, local_operator, open_services, setti
 from carnet.private_files import open_private
 
 if TYPE_CHECKING:
-    from carnet.fhir.access import RequestContext
+    from carnet.caller import RequestContext
 
 
 def _audit_ctx() -> RequestContext:
-    from carnet.fhir.access import RequestContext
+    from carnet.caller import RequestContext
 
-    return RequestContext(actor=local_operator(), source="cli", purpose="audit")
+    return RequestContext.local_operator(actor=local_operator(), source="cli", purpose="audit")
 
 
 def audit_verify(ctx: typer.Context) -> None:

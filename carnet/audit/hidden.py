@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from carnet.audit.models import audit_event, audit_event_patient
 from carnet.audit.service import AuditService, HistoryPage, LoggedEvent
-from carnet.fhir.access import RequestContext
+from carnet.caller import RequestContext
 
 
 def item_of(ref: str) -> str:

@@ -1,10 +1,11 @@
 """AuditService: the audit log's public interface.
 
-It is the FHIR engine's ``AccessHook`` (its ``check`` allows everything; the access issue will wrap
-it): ``record`` buffers one event per interaction in the unit of work and appends them with one
-executemany just before the unit commits, so a write and its event commit or roll back together;
-``record_failure`` appends the failure's event in a transaction of its own. An interaction that was
-checked but reported nothing (a delete of a resource that does not exist) still gets its event.
+The policy's guard (carnet/policy/enforce.py) hands it what each session did, through a plain
+interface: ``expect`` an event for an interaction once it is allowed, ``record`` what it touched;
+the events of a unit of work are appended with one executemany just before the unit commits, so a
+write and its event commit or roll back together. ``record_failure`` appends the failure's event
+in a transaction of its own. An interaction that was allowed but reported nothing (a delete of a
+resource that does not exist) still gets its event. The audit log decides nothing.
 
 On SQLite a read runs in a read transaction that never waits for the write lock: its events are
 appended in it when the lock is free at that instant, and otherwise written to the audit spool
@@ -34,11 +35,11 @@ from carnet.audit.events import Actor, Event, Touched, build_event
 from carnet.audit.models import audit_checkpoint, audit_event, audit_event_patient
 from carnet.audit.spool import AuditSpool
 from carnet.audit.store import AuditStore
+from carnet.caller import RequestContext
 from carnet.db.engine import is_lock_timeout, is_writing, without_waiting
 from carnet.db.instants import stamp
-from carnet.fhir.access import READ_ACTIONS, RequestContext
+from carnet.fhir.access import READ_ACTIONS
 from carnet.fhir.repository import StoredResource, Unit
-from carnet.policy.service import Visibility
 
 log = logging.getLogger("carnet.audit")
 
@@ -168,7 +169,7 @@ class AuditService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    # -- AccessHook -----------------------------------------------------------------------------
+    # -- the events of a unit of work ------------------------------------------------------------
 
     def _unit_log(self, unit: Unit) -> _UnitLog:
         for callback in unit.before_commit:
@@ -178,18 +179,12 @@ class AuditService:
         unit.before_commit.append(created)
         return created
 
-    def check(
+    def expect(
         self, unit: Unit, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
     ) -> None:
+        """An allowed interaction's event, appended when ``unit`` commits (with what ``record``
+        says it touched, or naming its target alone)."""
         self._unit_log(unit).expect(ctx, action, res_type, res_id)
-
-    def check_resource(
-        self, unit: Unit, ctx: RequestContext, action: str, stored: StoredResource
-    ) -> None:
-        return None  # the policy decision point (carnet.access.enforce) decides; this records
-
-    def visibility(self, unit: Unit, ctx: RequestContext, action: str) -> Visibility | None:
-        return None
 
     def record(
         self,

@@ -27,10 +27,10 @@ if TYPE_CHECKING:
 
 
 def _patient_exists(services: Services, patient_id: str) -> bool:
-    from carnet.fhir.access import RequestContext
+    from carnet.caller import RequestContext
     from carnet.fhir.errors import FhirError
 
-    ctx = RequestContext(actor=local_operator(), source="cli", purpose="operations")
+    ctx = RequestContext.local_operator(actor=local_operator(), source="cli", purpose="operations")
     try:
         services.fhir.read("Patient", patient_id, ctx=ctx)
     except FhirError:

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from carnet.access.principal import Kind, Principal
 from carnet.audit.events import Actor, build_event
 from carnet.audit.service import AuditService
 from carnet.authn.routes import ROUTE_GUARDS, Guard
 from carnet.authn.service import AccountService
 from carnet.authn.sessions import SessionService
 from carnet.authn.tokens import principal_from_claims
+from carnet.caller import Kind, Principal
 from carnet.crypto.tokens import TokenError, TokenSigner
 from carnet.fhir.errors import FhirError, Issue
 from carnet.settings import Settings

@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, delete, insert, select, update
 
-from carnet.access.principal import Kind, Principal
 from carnet.audit.events import Actor, Touched, build_event
 from carnet.audit.service import AuditService
 from carnet.authn import smart_scopes
@@ -42,6 +41,7 @@ from carnet.authn.smart import (
     with_query,
 )
 from carnet.authn.tokens import issue_access_token
+from carnet.caller import Kind, Principal
 from carnet.crypto.tokens import RS256, TokenError, TokenSigner
 from carnet.db.engine import reading, writing
 from carnet.db.instants import Clock, parse_stamp, stamp, utc_now

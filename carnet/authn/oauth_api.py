@@ -15,7 +15,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from carnet.access.principal import Kind, Principal
 from carnet.authn import pages
 from carnet.authn.api import SESSION_COOKIE
 from carnet.authn.client_auth import OAuthError
@@ -25,6 +24,7 @@ from carnet.authn.service import AccountService
 from carnet.authn.sessions import SessionService
 from carnet.authn.smart import AuthorizeError, openid_configuration, smart_configuration
 from carnet.authn.tickets import Tickets
+from carnet.caller import Kind, Principal
 from carnet.crypto.tokens import TokenError
 from carnet.dependencies import AccountsDep, OAuthDep, SessionsDep, SettingsDep, TicketsDep
 

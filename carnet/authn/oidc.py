@@ -34,13 +34,13 @@ from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
-from carnet.access.principal import PROFESSIONS, Principal
 from carnet.audit.events import Actor, build_event
 from carnet.audit.service import AuditService
 from carnet.authn.service import AccountError, AccountExistsError, AccountService
 from carnet.authn.sessions import SessionService
 from carnet.authn.smart import s256, with_query
 from carnet.authn.tickets import Tickets
+from carnet.caller import PROFESSIONS, Principal
 from carnet.crypto.tokens import ALGORITHM, TokenError, TokenSigner
 from carnet.settings import Settings
 

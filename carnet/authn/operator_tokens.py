@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from carnet.access.principal import Kind, Principal
 from carnet.audit.events import Actor, build_event
 from carnet.audit.service import AuditService
 from carnet.authn import smart_scopes
 from carnet.authn.tokens import issue_access_token
+from carnet.caller import Kind, Principal
 from carnet.crypto.tokens import TokenSigner
 from carnet.settings import Settings
 

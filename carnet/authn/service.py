@@ -32,11 +32,11 @@ import pyotp
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from carnet.access.principal import PROFESSIONS, Kind, Principal
 from carnet.audit.events import Actor, Event, Touched, build_event
 from carnet.authn.models import access_account
 from carnet.authn.passwords import Passwords, check_policy
 from carnet.authn.throttle import SOURCE_MAX_FAILURES, SOURCE_WINDOW_MINUTES, LoginThrottle
+from carnet.caller import PROFESSIONS, Kind, Principal
 from carnet.crypto.service import CryptoService
 from carnet.db.engine import reading, writing
 from carnet.db.instants import Clock, parse_stamp, stamp, utc_now

@@ -24,8 +24,8 @@ from carnet.db.instants import Clock, parse_stamp, stamp, utc_now
 from carnet.settings import Settings
 
 if TYPE_CHECKING:
-    from carnet.access.principal import Principal
     from carnet.authn.service import AccountService
+    from carnet.caller import Principal
 
 PENDING_MINUTES = 5.0  # between the password and the second factor
 ABSOLUTE_HOURS = 12.0  # no session outlives this, however active

@@ -17,10 +17,9 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from carnet.access.principal import Kind
 from carnet.audit.service import AuditService
 from carnet.authn.service import AccountError, AccountService, LoginThrottledError
-from carnet.fhir.access import RequestContext
+from carnet.caller import Kind, RequestContext
 
 STEP_UP_FIELD = "stepUp"
 

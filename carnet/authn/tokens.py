@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from carnet.access.principal import Kind, Principal
+from carnet.caller import Kind, Principal
 from carnet.crypto.tokens import TokenError, TokenSigner, now
 from carnet.settings import Settings
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from carnet.access.enforce import note_care
-from carnet.access.principal import Kind, Principal
 from carnet.authn.clients import ClientService
 from carnet.authn.oidc import DEMO_PROFESSIONALS
 from carnet.authn.service import AccountService
+from carnet.caller import Kind, Principal, RequestContext
 from carnet.db.engine import writing
-from carnet.fhir.access import RequestContext
 from carnet.fhir.service import FhirService
 from carnet.policy.controls import ControlsService
+from carnet.policy.enforce import note_care
 from carnet.record.service import RecordService
 
 PATIENT_LOGIN = "patient.demo@carnet.test"
@@ -37,15 +36,17 @@ class DemoAccount:
     detail: str
 
 
-def _find_patient(fhir: FhirService, params: list[tuple[str, str]]) -> str | None:
-    bundle = fhir.search("", "Patient", [*params, ("_count", "1"), ("_sort", "_id")])
+def _find_patient(
+    fhir: FhirService, params: list[tuple[str, str]], ctx: RequestContext
+) -> str | None:
+    bundle = fhir.search("", "Patient", [*params, ("_count", "1"), ("_sort", "_id")], ctx=ctx)
     entries = bundle.get("entry", [])
     return str(entries[0]["resource"]["id"]) if entries else None
 
 
-def _child_of(fhir: FhirService, parent: str, birth: date) -> str:
+def _child_of(fhir: FhirService, parent: str, birth: date, ctx: RequestContext) -> str:
     """A synthetic child of ``parent`` (the generated population has adults only); created once."""
-    body = fhir.read("Patient", parent).body or {}
+    body = fhir.read("Patient", parent, ctx=ctx).body or {}
     family = next((n.get("family") for n in body.get("name", []) if n.get("family")), "DEMO")
     child = {
         "resourceType": "Patient",
@@ -55,7 +56,7 @@ def _child_of(fhir: FhirService, parent: str, birth: date) -> str:
         "birthDate": birth.isoformat(),
     }
     query = f"identifier={DEMO_SYSTEM}|child-of-{parent}"
-    return fhir.create("Patient", child, if_none_exist=query).stored.res_id
+    return fhir.create("Patient", child, if_none_exist=query, ctx=ctx).stored.res_id
 
 
 def create_demo_accounts(
@@ -67,15 +68,16 @@ def create_demo_accounts(
     *,
     issuer_url: str,
     today: date | None = None,
+    ctx: RequestContext,
 ) -> list[DemoAccount]:
     """Create (once) the demo accounts over the loaded population and describe them."""
     today = today or datetime.now(UTC).date()
     adult_before = f"le{today.year - 30}-01-01"
-    patient = _find_patient(fhir, [("birthdate", adult_before), ("gender", "female")])
-    parent = _find_patient(fhir, [("birthdate", adult_before), ("gender", "male")])
+    patient = _find_patient(fhir, [("birthdate", adult_before), ("gender", "female")], ctx)
+    parent = _find_patient(fhir, [("birthdate", adult_before), ("gender", "male")], ctx)
     if patient is None or parent is None:
         return []
-    child = _child_of(fhir, parent, date(today.year - 8, 3, 14))
+    child = _child_of(fhir, parent, date(today.year - 8, 3, 14), ctx)
     out: list[DemoAccount] = []
     for login, pid, role in (
         (PATIENT_LOGIN, patient, "patient"),
@@ -85,15 +87,15 @@ def create_demo_accounts(
         account_id = (
             found.account_id if found else accounts.create_person(login, DEMO_PASSWORD, pid)
         )
-        record.open_space(pid)
+        record.open_space(pid, ctx=ctx)
         totp = accounts.enroll_totp(account_id)
         out.append(
             DemoAccount(
                 role, login, f"password {DEMO_PASSWORD}, Patient/{pid}, second factor {totp}"
             )
         )
-    record.open_space(child)
-    record.representatives.add(child, parent, "parent")
+    record.open_space(child, ctx=ctx)
+    record.representatives.add(child, parent, "parent", ctx=ctx)
     out[-1] = DemoAccount(
         out[-1].role, out[-1].login, out[-1].detail + f"; parent of Patient/{child}"
     )

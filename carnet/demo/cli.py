@@ -19,10 +19,11 @@ def demo(
 ) -> None:
     """Load a synthetic French population (idempotent) and its reference identity register, then
     serve."""
+    from carnet.caller import RequestContext
     from carnet.db.maintenance import analyze
     from carnet.demo.accounts import create_demo_accounts
+    from carnet.demo.register import load_demo_register
     from carnet.demo.service import load_demo
-    from carnet.identity.register_store import load_demo_register
 
     cli = cli_context(ctx)
     # The demo's professionals log in at the development identity provider (unless told otherwise);
@@ -35,7 +36,12 @@ def demo(
         registered = load_demo_register(services.identity, patients)
         with progress_bar() as progress:
             task = progress.add_task("synthetic patients", total=patients)
-            report = load_demo(services.fhir, patients, progress=lambda: progress.advance(task))
+            report = load_demo(
+                services.fhir,
+                patients,
+                ctx=RequestContext.local_operator(),
+                progress=lambda: progress.advance(task),
+            )
         analyze(services.engine)  # fresh planner statistics after a bulk load
         ready = create_demo_accounts(
             services.fhir,
@@ -44,6 +50,7 @@ def demo(
             services.controls,
             services.record,
             issuer_url=settings.issuer_url,
+            ctx=RequestContext.local_operator(),
         )
     console.print(
         f"demo population: {report.patients_loaded} patients loaded, "

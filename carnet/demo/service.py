@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from carnet.caller import RequestContext
 from carnet.demo.population import DEFAULT_SEED, generate_population, generate_shared_resources
 from carnet.fhir.errors import FhirError
 from carnet.fhir.service import FhirService
@@ -37,19 +38,21 @@ def load_demo(
     service: FhirService,
     count: int,
     seed: int = DEFAULT_SEED,
+    *,
+    ctx: RequestContext,
     progress: Callable[[], None] | None = None,
 ) -> DemoReport:
     """Load ``count`` synthetic patients (and the shared organisations and practitioners)."""
     report = DemoReport()
     shared = generate_shared_resources(seed)
-    run_transaction(service, shared, BASE)
+    run_transaction(service, shared, BASE, ctx)
     for bundle in generate_population(count, seed):
         patient_id = _patient_id(bundle)
         try:
-            service.read("Patient", patient_id)
+            service.read("Patient", patient_id, ctx=ctx)
             report.patients_skipped += 1
         except FhirError:
-            response = run_transaction(service, bundle, BASE)
+            response = run_transaction(service, bundle, BASE, ctx)
             report.patients_loaded += 1
             report.resources += len(response["entry"])
         if progress:

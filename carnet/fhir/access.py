@@ -1,20 +1,17 @@
 """The seam where the policy decision point and the audit log wrap every read and write.
 
-The application installs ``carnet.access.enforce.PolicyAccess`` (decide with the policy decision
-point, record in the audit log). ``OpenAccess`` allows everything and records nothing: for
-in-process callers that are not requests (tests of the engine alone, benchmarks' baselines).
-Hooks receive the unit of work, so an audit append joins the same transaction as the write it
-records.
+The application installs ``carnet.policy.enforce.PolicyAccess`` (decide with the policy decision
+point, record in the audit log); the engine has no hook of its own that allows everything (the
+benchmarks bring theirs). Each ``FhirSession`` calls the hook with its unit of work, so an audit
+append joins the same transaction as the write it records.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
-from carnet.access.principal import LOCAL_OPERATOR, Principal
+from carnet.caller import RequestContext, Visibility
 from carnet.fhir.repository import StoredResource, Unit
-from carnet.policy.service import Visibility
 
 # Interactions that write nothing but their audit event. On SQLite they run in a read transaction,
 # which never waits for the write lock; their events go to the audit spool when the lock is busy.
@@ -35,19 +32,15 @@ READ_ACTIONS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class RequestContext:
-    """Who is asking, from where and why; ids only. ``rule`` is the policy rule that decided."""
+class AccessPolicy(Protocol):
+    """What the engine is given to decide and record: a fresh guard for each session."""
 
-    actor: str = "local"
-    source: str = "127.0.0.1"
-    purpose: str = "care"
-    principal: Principal = LOCAL_OPERATOR
-    rule: str | None = None
+    def open(self) -> AccessHook: ...
 
 
 class AccessHook(Protocol):
-    """Called by FhirService around every interaction.
+    """One session's guard, called by its FhirSession around the interaction; it holds what the
+    session decided (decisions, refused items, the deciding rule), so nothing outlives it.
 
     ``check`` before acting, on the type (raise a 403 FhirError to refuse); ``check_resource`` on
     each resource read or written (403, or 404 for an item hidden from the caller); ``visibility``
@@ -86,41 +79,3 @@ class AccessHook(Protocol):
         status: int,
         unit: Unit | None = None,
     ) -> None: ...
-
-
-class OpenAccess:
-    """Everything allowed, nothing recorded: the foundation's loopback-only stance."""
-
-    def check(
-        self, unit: Unit, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
-    ) -> None:
-        return None
-
-    def check_resource(
-        self, unit: Unit, ctx: RequestContext, action: str, stored: StoredResource
-    ) -> None:
-        return None
-
-    def visibility(self, unit: Unit, ctx: RequestContext, action: str) -> Visibility | None:
-        return None
-
-    def record(
-        self,
-        unit: Unit,
-        ctx: RequestContext,
-        action: str,
-        res_type: str | None,
-        touched: list[StoredResource],
-    ) -> None:
-        return None
-
-    def record_failure(
-        self,
-        ctx: RequestContext,
-        action: str,
-        res_type: str | None,
-        res_id: str | None,
-        status: int,
-        unit: Unit | None = None,
-    ) -> None:
-        return None

@@ -12,10 +12,9 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from carnet.access.principal import Principal
+from carnet.caller import Principal, RequestContext
 from carnet.dependencies import FhirDep, FhirSecurityDep, SettingsDep, services_of
 from carnet.fhir import transactions
-from carnet.fhir.access import RequestContext
 from carnet.fhir.attachments import BINARY_RESPONSE_HEADERS
 from carnet.fhir.capability import capability_statement
 from carnet.fhir.dates import instant, utc_now

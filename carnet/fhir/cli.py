@@ -29,6 +29,7 @@ def import_(
     batch_size: Annotated[int, typer.Option(help="NDJSON lines per transaction.")] = 500,
 ) -> None:
     """Import FHIR data (streamed, resumable); prints what was read, stored, skipped and rejected."""
+    from carnet.caller import RequestContext
     from carnet.db.maintenance import analyze
     from carnet.fhir.import_files import ImportLimits, discover
     from carnet.fhir.importer import Importer
@@ -45,6 +46,7 @@ def import_(
             limits=ImportLimits.from_settings(settings),
             resume=not restart,
             dedupe_shared=dedupe_shared,
+            ctx=RequestContext.local_operator(source="import"),
         )
         with progress_bar() as progress:
             task = progress.add_task("files", total=len(files))

@@ -32,9 +32,9 @@ from urllib.parse import quote
 import orjson
 from sqlalchemy import Connection, insert, select, update
 
+from carnet.caller import RequestContext
 from carnet.db.engine import writing
 from carnet.db.instants import utc_now
-from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError
 from carnet.fhir.import_files import (
     ImportLimitError,
@@ -187,7 +187,7 @@ class Importer:
         base: str = "urn:carnet:import",
         batch_size: int = 500,
         *,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
         limits: ImportLimits | None = None,
         resume: bool = True,
         dedupe_shared: bool = True,
@@ -197,12 +197,12 @@ class Importer:
         self.service = service
         self.base = base
         self.batch_size = batch_size
-        self.ctx = ctx or RequestContext(source="import")
         self.limits = limits or ImportLimits()
         self.resume = resume
         self.dedupe_shared = dedupe_shared
         self.fail_after_batches = fail_after_batches
         self.should_stop = should_stop
+        self.ctx = ctx
         self.progress = _Progress(service)
         self._batches = 0
 
@@ -444,17 +444,18 @@ class Importer:
     ) -> None:
         """Store NDJSON resources and the file's committed-line count in one transaction."""
         service, ctx = self.service, self.ctx
-        with service.interaction(ctx, "import", None, None) as unit:
+        with service.session(ctx, "import", None, None) as session:
+            unit = session.unit
             unit.prefetch_current(
                 [(r["resourceType"], str(r["id"])) for _, r, _ in good if r.get("id")]
             )
             for _, resource, _ in good:
                 res_type = resource["resourceType"]
                 if resource.get("id"):
-                    service.update_in(unit, ctx, res_type, str(resource["id"]), resource, None)
+                    session.update(res_type, str(resource["id"]), resource, None)
                 else:
                     condition = shared_condition(resource) if self.dedupe_shared else None
-                    service.create_in(unit, ctx, res_type, resource, condition)
+                    session.create(res_type, resource, condition)
             unit.before_commit.append(lambda conn: _Progress.write(conn, key, lines_done))
 
 

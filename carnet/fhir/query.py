@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, true, tuple_
 
+from carnet.caller import Visibility
 from carnet.crypto.blind_index import GRAM, BlindIndexer, normalise
 from carnet.fhir.dates import date_range
 from carnet.fhir.definitions import Definitions, SearchParam
@@ -35,7 +36,6 @@ from carnet.fhir.search_values import (
     unescape,
     value_condition,
 )
-from carnet.policy.service import Visibility
 
 
 class Compiler:
@@ -369,7 +369,7 @@ def visible(vis: Visibility | None) -> ColumnElement[bool] | None:
             conds.append(kept)
         if scope.types is not None:
             conds.append(resource.c.res_type.in_(sorted(scope.types)))
-        conds.extend(Visibility.row_conditions(scope, resource.c.res_type, resource.c.res_id))
+        conds.extend(vis.item_conditions(scope, resource.c.res_type, resource.c.res_id))
         ors.append(and_(*conds) if conds else true())
     return or_(*ors) if ors else false()
 

@@ -21,7 +21,7 @@ import orjson
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import OperationalError
 
-from carnet.access.principal import Principal
+from carnet.caller import Principal
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.db.bulk import bulk_insert
 from carnet.db.engine import is_lock_timeout, is_writing, without_waiting

@@ -16,12 +16,12 @@ from urllib.parse import parse_qsl
 import orjson
 from sqlalchemy import Connection
 
+from carnet.caller import RequestContext
 from carnet.db.ids import time_ordered_id
 from carnet.fhir import render
-from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError, Issue, bad_request, not_found
 from carnet.fhir.repository import StoredResource, Unit
-from carnet.fhir.service import FhirService
+from carnet.fhir.service import FhirService, FhirSession
 from carnet.fhir.validation import within
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -157,7 +157,7 @@ def run_transaction(
     service: FhirService,
     bundle: dict[str, Any],
     base: str,
-    ctx: RequestContext | None = None,
+    ctx: RequestContext,
     *,
     record_progress: Callable[[Connection, int], None] | None = None,
 ) -> dict[str, Any]:
@@ -167,7 +167,6 @@ def run_transaction(
     the writes: the importer records there that the Bundle was imported, so that no crash can
     separate the two.
     """
-    ctx = ctx or RequestContext()
     try:
         # Parsed and validated before the transaction opens: a bad entry costs nothing, and on
         # SQLite the write lock is not held while other workers could use it.
@@ -178,15 +177,16 @@ def run_transaction(
             if e.resource is not None:
                 _validate_entry(service, e)
     except FhirError as err:
-        service.access.record_failure(ctx, "transaction", None, None, err.status)
+        service.record_failure(ctx, "transaction", None, None, err.status)
         raise
-    with service.interaction(ctx, "transaction", None, None) as unit:
+    with service.session(ctx, "transaction", None, None) as session:
+        unit = session.unit
         if record_progress is not None:
             done = len(entries)
             unit.before_commit.append(lambda conn: record_progress(conn, done))
         mapping: dict[str, str] = {}
         for e in entries:
-            target = _plan(service, unit, e, ctx)
+            target = _plan(session, e)
             if target and e.full_url:
                 mapping[e.full_url] = target
         for e in entries:
@@ -205,7 +205,7 @@ def run_transaction(
         )
         responses: dict[int, dict[str, Any]] = {}
         for e in sorted(entries, key=lambda x: (_ORDER[x.method], x.index)):
-            responses[e.index] = _execute(service, unit, ctx, e, base)
+            responses[e.index] = _execute(session, e, base)
     return {
         "resourceType": "Bundle",
         "type": "transaction-response",
@@ -213,13 +213,11 @@ def run_transaction(
     }
 
 
-def _plan(service: FhirService, unit: Unit, e: _Entry, ctx: RequestContext) -> str | None:
+def _plan(session: FhirSession, e: _Entry) -> str | None:
     """Decide the id each POST/PUT entry will have, so references to its fullUrl can be rewritten."""
     if e.method == "POST":
         existing = (
-            service.conditional_match(unit, e.res_type, e.if_none_exist, ctx)
-            if e.if_none_exist
-            else None
+            session.conditional_match(e.res_type, e.if_none_exist) if e.if_none_exist else None
         )
         if existing is not None:
             e.matched = existing
@@ -228,7 +226,7 @@ def _plan(service: FhirService, unit: Unit, e: _Entry, ctx: RequestContext) -> s
             e.planned_id = time_ordered_id()
     elif e.method == "PUT":
         if e.res_id is None:  # conditional update: the match, or a new id
-            existing = service.conditional_match(unit, e.res_type, e.query, ctx)
+            existing = session.conditional_match(e.res_type, e.query)
             e.planned_id = existing.res_id if existing else time_ordered_id()
         else:
             e.planned_id = e.res_id
@@ -246,7 +244,7 @@ def run_batch(
     service: FhirService,
     bundle: dict[str, Any],
     base: str,
-    ctx: RequestContext | None = None,
+    ctx: RequestContext,
     *,
     record_progress: Callable[[Connection, int], None] | None = None,
 ) -> dict[str, Any]:
@@ -254,7 +252,6 @@ def run_batch(
 
     ``record_progress(conn, index + 1)`` runs inside each successful entry's own transaction.
     """
-    ctx = ctx or RequestContext()
     out = []
     for i, raw in enumerate(_entries(bundle)):
         e: _Entry | None = None
@@ -266,17 +263,17 @@ def run_batch(
             # Refused before it reached the store: audited all the same.
             request = raw.get("request") if isinstance(raw, dict) else None
             method = str(request.get("method", "")) if isinstance(request, dict) else ""
-            service.access.record_failure(
+            service.record_failure(
                 ctx, method.lower() or "batch", e.res_type if e else None, None, err.status
             )
             out.append(_entry({"status": str(err.status), "outcome": err.outcome()}))
             continue
         try:
-            with service.interaction(ctx, e.method.lower(), e.res_type, e.res_id) as unit:
+            with service.session(ctx, e.method.lower(), e.res_type, e.res_id) as session:
                 if record_progress is not None:
-                    _record_entry(unit, record_progress, i + 1)
-                _plan(service, unit, e, ctx)
-                response = _execute(service, unit, ctx, e, base)
+                    _record_entry(session.unit, record_progress, i + 1)
+                _plan(session, e)
+                response = _execute(session, e, base)
         except FhirError as err:
             response = {"status": str(err.status), "outcome": err.outcome()}
         out.append(_entry(response))
@@ -303,16 +300,14 @@ def _validate_entry(service: FhirService, e: _Entry) -> None:
         ) from None
 
 
-def _execute(
-    service: FhirService, unit: Unit, ctx: RequestContext, e: _Entry, base: str
-) -> dict[str, Any]:
+def _execute(session: FhirSession, e: _Entry, base: str) -> dict[str, Any]:
     if e.method == "POST":
         assert e.resource is not None
         if e.matched is not None:
-            service.access.check(unit, ctx, "read", e.res_type, e.matched.res_id)
-            service.access.record(unit, ctx, "read", e.res_type, [e.matched])
+            session.check("read", e.res_type, e.matched.res_id)
+            session.record("read", e.res_type, [e.matched])
             return render.entry_response(e.matched, "200 OK")
-        result = service.create_in(unit, ctx, e.res_type, e.resource, None, new_id=e.planned_id)
+        result = session.create(e.res_type, e.resource, None, new_id=e.planned_id)
         if result.held is not None:  # held for identity vigilance
             return {"status": "202 Accepted", "outcome": result.held}
         return render.entry_response(result.stored, "201 Created")
@@ -320,9 +315,7 @@ def _execute(
         assert e.resource is not None and e.planned_id is not None
         if e.res_id is None:
             e.resource["id"] = e.planned_id
-        result = service.update_in(
-            unit,
-            ctx,
+        result = session.update(
             e.res_type,
             e.planned_id,
             e.resource,
@@ -333,22 +326,22 @@ def _execute(
     if e.method == "DELETE":
         res_id = e.res_id
         if res_id is None:
-            existing = service.conditional_match(unit, e.res_type, e.query, ctx)
+            existing = session.conditional_match(e.res_type, e.query)
             if existing is None:
                 return {"status": "204 No Content"}
             res_id = existing.res_id
-        service.delete_in(unit, ctx, e.res_type, res_id)
+        session.delete(e.res_type, res_id)
         return {"status": "204 No Content"}
     # GET / HEAD
     if e.res_id:
-        service.access.check(unit, ctx, "read", e.res_type, e.res_id)
-        stored = unit.current(e.res_type, e.res_id)
+        session.check("read", e.res_type, e.res_id)
+        stored = session.unit.current(e.res_type, e.res_id)
         if stored is None:
             raise not_found(f"{e.res_type}/{e.res_id} is not known")
-        service.access.check_resource(unit, ctx, "read", stored)  # as a plain read does
+        session.check_resource("read", stored)  # as a plain read does
         if stored.deleted:
             raise not_found(f"{e.res_type}/{e.res_id} is not known")
-        service.access.record(unit, ctx, "read", e.res_type, [stored])
+        session.record("read", e.res_type, [stored])
         return {**render.entry_response(stored, "200 OK"), "resource": stored.body}
     params = parse_qsl(e.query, keep_blank_values=True)
-    return {"status": "200 OK", "resource": service.search_in(unit, ctx, base, e.res_type, params)}
+    return {"status": "200 OK", "resource": session.search(base, e.res_type, params)}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from carnet.crypto.service import CryptoService
-from carnet.fhir.access import AccessHook
+from carnet.fhir.access import AccessPolicy
 from carnet.fhir.attachments import BlobStore
 from carnet.fhir.definitions import Definitions, load_definitions
 from carnet.fhir.indexer import Indexer
@@ -43,7 +43,7 @@ def build_store(settings: Settings, engine: Engine, crypto: CryptoService) -> Fh
     )
 
 
-def build(settings: Settings, store: FhirStore, *, access: AccessHook) -> FhirService:
+def build(settings: Settings, store: FhirStore, *, access: AccessPolicy) -> FhirService:
     """Every FHIR interaction, each checked and recorded by ``access``."""
     return FhirService(
         store.repository,

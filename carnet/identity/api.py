@@ -84,7 +84,7 @@ def queue(service: Identity, state: str = "open") -> FhirResponse:
 def merge(item_id: str, service: Identity, ctx: Ctx) -> FhirResponse:
     """Same person: merge the item's pending identity into its candidate."""
     try:
-        return FhirResponse(service.vigilance.merge_item(item_id, actor=ctx.actor))
+        return FhirResponse(service.vigilance.merge_item(item_id, actor=ctx.actor, ctx=ctx))
     except VigilanceError as exc:
         raise _vigilance_error(exc) from None
 

@@ -5,11 +5,21 @@ Output holds ids, comparison levels and weights, never names.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from carnet.cli.shell import console, fail, local_operator, open_services, settings_of
+
+if TYPE_CHECKING:
+    from carnet.caller import RequestContext
+
+
+def _as_officer() -> RequestContext:
+    """The identity vigilance officer at this machine's CLI: the local operator, by name."""
+    from carnet.caller import RequestContext
+
+    return RequestContext.local_operator(actor=local_operator())
 
 
 def identity_queue(
@@ -46,9 +56,13 @@ def identity_merge(
     with open_services(settings_of(ctx)) as services:
         try:
             if into:
-                done = services.identity.vigilance.merge(item, into, actor=local_operator())
+                done = services.identity.vigilance.merge(
+                    item, into, actor=local_operator(), ctx=_as_officer()
+                )
             else:
-                done = services.identity.vigilance.merge_item(item, actor=local_operator())
+                done = services.identity.vigilance.merge_item(
+                    item, actor=local_operator(), ctx=_as_officer()
+                )
         except VigilanceError as exc:
             raise fail(str(exc)) from None
     console.print(
@@ -65,7 +79,7 @@ def identity_unmerge(
 
     with open_services(settings_of(ctx)) as services:
         try:
-            services.identity.vigilance.unmerge(merge, actor=local_operator())
+            services.identity.vigilance.unmerge(merge, actor=local_operator(), ctx=_as_officer())
         except VigilanceError as exc:
             raise fail(str(exc)) from None
     console.print(f"merge {merge} undone")
@@ -79,7 +93,9 @@ def identity_dismiss(
 
     with open_services(settings_of(ctx)) as services:
         try:
-            released = services.identity.vigilance.dismiss(item, actor=local_operator())
+            released = services.identity.vigilance.dismiss(
+                item, actor=local_operator(), ctx=_as_officer()
+            )
         except VigilanceError as exc:
             raise fail(str(exc)) from None
     console.print(f"item {item} dismissed, {released} quarantined document(s) attached")

@@ -31,14 +31,13 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
-from carnet.access.principal import Kind
+from carnet.caller import Kind, RequestContext
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.crypto.envelope import DataKeys
-from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import instant, utc_now
 from carnet.fhir.errors import FhirError, Issue, conflict, operation_outcome, unprocessable
-from carnet.fhir.repository import StoredResource, Unit
-from carnet.fhir.service import FhirService, WriteResult
+from carnet.fhir.repository import StoredResource
+from carnet.fhir.service import FhirService, FhirSession, WriteResult
 from carnet.identity.decisions import (
     IdentityConflict,
     IdentityInput,
@@ -98,32 +97,29 @@ class Deposits:
         res_type: str,
         document: dict[str, Any],
         *,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
     ) -> MatchResult:
         """Attach a document to the identity it carries, or quarantine it.
 
         On a link to an identity with a Patient, the document is stored with its subject set to that
         Patient. Otherwise it is kept encrypted in quarantine, visible only to the vigilance queue.
         """
-        ctx = ctx or RequestContext()
-        with self.fhir.interaction(ctx, "identity-deposit", "Patient", None) as unit:
-            return self.deposit_in(unit, ctx, inp, res_type, document)[0]
+        with self.fhir.session(ctx, "identity-deposit", "Patient", None) as session:
+            return self.deposit_in(session, inp, res_type, document)[0]
 
     def deposit_in(
         self,
-        unit: Unit,
-        ctx: RequestContext,
+        session: FhirSession,
         inp: IdentityInput,
         res_type: str,
         document: dict[str, Any],
         res_id: str | None = None,
     ) -> tuple[MatchResult, StoredResource | None]:
         """:meth:`deposit` inside a caller's unit; the stored resource when it was attached."""
+        unit, ctx = session.unit, session.ctx
         result = self._decide(unit.conn, inp)
         if result.outcome is Outcome.LINK and result.patient_id is not None:
-            return result, attach_document(
-                self.fhir, unit, ctx, res_type, document, result.patient_id, res_id
-            )
+            return result, attach_document(session, res_type, document, result.patient_id, res_id)
         if result.outcome is Outcome.LINK:
             # A known identity without a Patient yet: held until its Patient is written.
             assert result.identity_id is not None
@@ -170,21 +166,21 @@ class Deposits:
 
     def _deposit_by_identifier(
         self,
-        unit: Unit,
-        ctx: RequestContext,
+        session: FhirSession,
         identifier: dict[str, Any],
         res_type: str,
         document: dict[str, Any],
         res_id: str,
     ) -> tuple[MatchResult, StoredResource | None] | None:
+        unit, ctx = session.unit, session.ctx
         system, value = str(identifier.get("system", "")), str(identifier.get("value", ""))
         if system not in INS_SYSTEMS:
             # Among the Patients the caller may read: a deposit is no oracle of who is known here.
             query = f"identifier={system}|{value}"
-            found = self.fhir.conditional_match(unit, "Patient", query, ctx)
+            found = session.conditional_match("Patient", query)
             if found is None:
                 return None  # a logical reference to a Patient held elsewhere: stored as sent
-            stored = attach_document(self.fhir, unit, ctx, res_type, document, found.res_id, res_id)
+            stored = attach_document(session, res_type, document, found.res_id, res_id)
             return MatchResult(Outcome.LINK, "known identifier", (), None, found.res_id), stored
         try:
             ins = Ins.create(system, value)
@@ -197,7 +193,7 @@ class Deposits:
         ).all()
         if len(rows) == 1 and rows[0].state == "active" and rows[0].patient_id:
             found_id, pid = rows[0].id, rows[0].patient_id
-            stored = attach_document(self.fhir, unit, ctx, res_type, document, pid, res_id)
+            stored = attach_document(session, res_type, document, pid, res_id)
             return MatchResult(Outcome.LINK, "known INS", (), found_id, pid), stored
         waiting = [r for r in rows if r.patient_id is None]
         if len(rows) == 1 and waiting:
@@ -245,8 +241,7 @@ class Deposits:
 
     def _answer_as_sent(
         self,
-        unit: Unit,
-        ctx: RequestContext,
+        session: FhirSession,
         stored: StoredResource,
         sent: dict[str, Any],
         key: str,
@@ -257,7 +252,7 @@ class Deposits:
             return stored
         reference = str((stored.body.get(key) or {}).get("reference", ""))
         pid = reference.removeprefix("Patient/")
-        if pid and self.fhir.conditional_match(unit, "Patient", f"_id={pid}", ctx) is not None:
+        if pid and session.conditional_match("Patient", f"_id={pid}") is not None:
             return stored
         body = dict(stored.body)
         body[key] = sent[key]
@@ -266,9 +261,10 @@ class Deposits:
         return replace(stored, body=body)
 
     def on_create(
-        self, unit: Unit, ctx: RequestContext, res_type: str, res_id: str, body: dict[str, Any]
+        self, session: FhirSession, res_type: str, res_id: str, body: dict[str, Any]
     ) -> WriteResult | None:
         """Take over the create of a resource whose Patient is contained or given by identifier."""
+        ctx = session.ctx
         key = next((k for k in SUBJECT_KEYS if isinstance(body.get(k), dict)), None)
         if key is None:
             return None
@@ -313,14 +309,14 @@ class Deposits:
             else:
                 document.pop("contained")
             try:
-                result, stored = self.deposit_in(unit, ctx, inp, res_type, document, res_id)
+                result, stored = self.deposit_in(session, inp, res_type, document, res_id)
             except IdentityConflict as exc:
                 raise conflict(str(exc)) from None
         elif target is None and isinstance(ref.get("identifier"), dict):
             if ref.get("type", "Patient") != "Patient":
                 return None
             deposited = self._deposit_by_identifier(
-                unit, ctx, ref["identifier"], res_type, body, res_id
+                session, ref["identifier"], res_type, body, res_id
             )
             if deposited is None:
                 return None
@@ -328,8 +324,8 @@ class Deposits:
         else:
             return None
         if stored is not None:
-            return WriteResult(self._answer_as_sent(unit, ctx, stored, body, key), created=True)
-        self.fhir.access.record(unit, ctx, "create", res_type, [])
+            return WriteResult(self._answer_as_sent(session, stored, body, key), created=True)
+        session.record("create", res_type, [])
         assert result.quarantine_id is not None
         held = StoredResource(
             res_type, result.quarantine_id, 0, instant(utc_now()), False, "HELD", None, None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from carnet.policy.authors import Authorship
+from carnet.caller import Authorship
 
 _ENVELOPE = "carnet-held"  # marks the wrapped form (a FHIR resource has no such key)
 

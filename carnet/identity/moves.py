@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from carnet.fhir.access import RequestContext
-from carnet.fhir.repository import Unit
-from carnet.fhir.service import FhirService
+from carnet.fhir.session import FhirSession
 
 __all__ = ["move_references", "repoint"]
 
@@ -47,24 +45,22 @@ def repoint(body: Any, old_id: str, new_id: str) -> Any:
 
 
 def move_references(
-    fhir: FhirService,
-    unit: Unit,
-    ctx: RequestContext,
+    session: FhirSession,
     old_id: str,
     new_id: str,
     keys: list[tuple[str, str]] | None = None,
 ) -> list[str]:
     """Re-point the resources of ``keys`` (default: ``old_id``'s compartment, its Patient aside)
     from Patient ``old_id`` to ``new_id``; returns the ``Type/id`` of those that changed."""
-    if keys is None:
-        keys = [k for k in unit.compartment_keys(old_id) if k != ("Patient", old_id)]
     moved: list[str] = []
-    for stored in unit.load(keys):
-        if stored.body is None or stored.deleted:
+    for stored in session.compartment_items(old_id, keys):
+        if (stored.res_type, stored.res_id) == ("Patient", old_id) or stored.body is None:
+            continue
+        if stored.deleted:
             continue
         body = repoint(stored.body, old_id, new_id)
         if body is stored.body:
             continue
-        fhir.update_in(unit, ctx, stored.res_type, stored.res_id, dict(body), None)
+        session.update(stored.res_type, stored.res_id, dict(body), None)
         moved.append(f"{stored.res_type}/{stored.res_id}")
     return moved

@@ -23,7 +23,6 @@ __all__ = [
     "RegisterAnswer",
     "RegisterOutcome",
     "RegisterRecord",
-    "demo_register",
 ]
 
 
@@ -139,17 +138,3 @@ class InMemoryRegister:
             if ins is not None:
                 register.add(ins, traits_from_patient(patient))
         return register
-
-
-def demo_register(count: int, seed: int | None = None) -> InMemoryRegister:
-    """The register of the first ``count`` demo patients (same seed as the demo load)."""
-    # Imported here: the demo (and Faker) is slow to import and not needed by the server.
-    from carnet.demo.population import DEFAULT_SEED, generate_population
-
-    def patients() -> Iterable[dict[str, Any]]:
-        for bundle in generate_population(count, DEFAULT_SEED if seed is None else seed):
-            for entry in bundle["entry"]:
-                if entry["resource"]["resourceType"] == "Patient":
-                    yield entry["resource"]
-
-    return InMemoryRegister.from_patients(patients())

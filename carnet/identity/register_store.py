@@ -29,14 +29,13 @@ from carnet.identity.register import (
     RegisterAnswer,
     RegisterOutcome,
     RegisterRecord,
-    demo_register,
 )
 from carnet.identity.vigilance import OWNER
 
 if TYPE_CHECKING:
-    from carnet.identity.service import IdentityService
+    pass
 
-__all__ = ["DatabaseRegister", "load_demo_register", "open_register"]
+__all__ = ["DatabaseRegister", "open_register"]
 
 
 class DatabaseRegister:
@@ -161,12 +160,3 @@ def open_register(
     """The database register if it holds identities, else None (nothing to verify against)."""
     register = DatabaseRegister(repo, data_keys, blind)
     return register if register.count() else None
-
-
-def load_demo_register(mpi: IdentityService, count: int, seed: int | None = None) -> int:
-    """Load the register with the first ``count`` demo patients' identities and use it from now on
-    (the demo population's qualified INS are then verified as INSi would)."""
-    register = DatabaseRegister(mpi.fhir.repo, mpi.data_keys, mpi.blind)
-    loaded = register.load(demo_register(count, seed).records())
-    mpi.register = register
-    return loaded

@@ -29,13 +29,13 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from carnet.caller import RequestContext
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.crypto.envelope import DataKeys
-from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import utc_now
 from carnet.fhir.errors import Issue, conflict, unprocessable
-from carnet.fhir.repository import StoredResource, Unit
-from carnet.fhir.service import FhirService
+from carnet.fhir.repository import StoredResource
+from carnet.fhir.service import FhirService, FhirSession
 from carnet.identity.blocking import blocking_keys, query_keys
 from carnet.identity.decisions import (
     Candidate,
@@ -379,10 +379,10 @@ class IdentityService:
         )
         return MatchResult(result.outcome, result.reason, result.candidates, pending, None, item_id)
 
-    def resolve(self, inp: IdentityInput, *, ctx: RequestContext | None = None) -> MatchResult:
+    def resolve(self, inp: IdentityInput, *, ctx: RequestContext) -> MatchResult:
         """Match a Patient's identity and act: link, queue (pending identity) or new identity."""
-        ctx = ctx or RequestContext()
-        with self.fhir.interaction(ctx, "identity-resolve", "Patient", None) as unit:
+        with self.fhir.session(ctx, "identity-resolve", "Patient", None) as session:
+            unit = session.unit
             return self.resolve_in(unit.conn, inp)
 
     def resolve_in(self, conn: Connection, inp: IdentityInput) -> MatchResult:
@@ -424,7 +424,7 @@ class IdentityService:
             )
         return self.queue_in(conn, inp, result, inp.patient_id)
 
-    def on_patient_write(self, unit: Unit, ctx: RequestContext, stored: StoredResource) -> None:
+    def on_patient_write(self, session: FhirSession, stored: StoredResource) -> None:
         """The FHIR write hook: match a created or updated Patient that has no identity yet.
 
         A Patient without valid strict traits is stored all the same (FHIR accepts it) but gets no
@@ -432,6 +432,7 @@ class IdentityService:
         an INS identifier that breaks the NIR/NIA rules is refused (422), on create and update
         alike, so the interaction (or the whole transaction Bundle) stores nothing.
         """
+        unit = session.unit
         if stored.body is None:
             return
         try:
@@ -460,7 +461,7 @@ class IdentityService:
             raise conflict(str(exc)) from None
         if result.outcome is Outcome.LINK and result.identity_id is not None:
             # Documents deposited for this identity before it had a Patient.
-            self.vigilance.release(unit, ctx, result.identity_id, stored.res_id)
+            self.vigilance.release(session, result.identity_id, stored.res_id)
 
     # -- batch helpers ----------------------------------------------------------------------------
 

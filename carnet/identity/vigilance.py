@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from carnet.caller import RequestContext
 from carnet.crypto.envelope import DataKeys
-from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import utc_now
-from carnet.fhir.repository import StoredResource, Unit
-from carnet.fhir.service import FhirService
+from carnet.fhir.repository import StoredResource
+from carnet.fhir.service import FhirService, FhirSession
 from carnet.identity.decisions import VigilanceError
 from carnet.identity.held import open_held
 from carnet.identity.models import identity, identity_merge, quarantine, vigilance_item
@@ -49,16 +49,14 @@ OWNER = "identity"  # data key of the index's traits and quarantined documents
 
 
 def attach_document(
-    fhir: FhirService,
-    unit: Unit,
-    ctx: RequestContext,
+    session: FhirSession,
     res_type: str,
     document: dict[str, Any],
     patient_id: str,
     res_id: str | None = None,
 ) -> StoredResource:
     """Store ``document`` in ``patient_id``'s record (its subject set to that Patient), inside the
-    caller's interaction: a deposit linked at once, or a held document released."""
+    caller's session: a deposit linked at once, or a held document released."""
     body = dict(document)
     ref = {"reference": f"Patient/{patient_id}"}
     if res_type == "Patient":
@@ -67,7 +65,7 @@ def attach_document(
     for key in keys:
         body[key] = ref
     body.pop("id", None)
-    return fhir.create_in(unit, ctx, res_type, body, None, new_id=res_id).stored
+    return session.create(res_type, body, None, new_id=res_id).stored
 
 
 def new_item(
@@ -104,9 +102,9 @@ class Vigilance:
         self.data_keys = data_keys
 
     @contextmanager
-    def _unit(self, action: str, ctx: RequestContext) -> Iterator[Unit]:
-        with self.fhir.interaction(ctx, action, "Patient", None) as unit:
-            yield unit
+    def _session(self, action: str, ctx: RequestContext) -> Iterator[FhirSession]:
+        with self.fhir.session(ctx, action, "Patient", None) as session:
+            yield session
 
     # -- vigilance queue --------------------------------------------------------------------------
 
@@ -163,9 +161,10 @@ class Vigilance:
         )
 
     def release(
-        self, unit: Unit, ctx: RequestContext, ident_id: str, patient_id: str
+        self, session: FhirSession, ident_id: str, patient_id: str
     ) -> list[tuple[str, str]]:
         """Attach the documents held for ``ident_id`` to ``patient_id``: (quarantine id, Type/id)."""
+        unit = session.unit
         released: list[tuple[str, str]] = []
         rows = unit.conn.execute(
             select(quarantine).where(
@@ -175,7 +174,7 @@ class Vigilance:
         for row in rows:
             clear = self.data_keys.decrypt(unit.conn, OWNER, row.body, row.id.encode())
             body, depositor = open_held(clear)
-            stored = attach_document(self.fhir, unit, ctx, row.res_type, body, patient_id)
+            stored = attach_document(session, row.res_type, body, patient_id)
             set_author(unit.conn, stored.res_type, stored.res_id, depositor)
             released.append((row.id, f"{stored.res_type}/{stored.res_id}"))
             unit.conn.execute(
@@ -186,13 +185,13 @@ class Vigilance:
         return released
 
     def _set_links(
-        self, unit: Unit, ctx: RequestContext, source_pid: str, target_pid: str, *, add: bool
+        self, session: FhirSession, source_pid: str, target_pid: str, *, add: bool
     ) -> None:
         for pid, other, kind in (
             (source_pid, target_pid, "replaced-by"),
             (target_pid, source_pid, "replaces"),
         ):
-            stored = unit.current("Patient", pid)
+            stored = session.current("Patient", pid)
             if stored is None or stored.body is None:
                 continue
             body = dict(stored.body)
@@ -211,7 +210,7 @@ class Vigilance:
                 body["link"] = links
             else:
                 body.pop("link", None)
-            self.fhir.update_in(unit, ctx, "Patient", pid, body, None)
+            session.update("Patient", pid, body, None)
 
     def merge(
         self,
@@ -220,7 +219,7 @@ class Vigilance:
         *,
         actor: str,
         item_id: str | None = None,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
     ) -> dict[str, Any]:
         """Merge identity ``source_id`` into ``target_id`` (reversible by :meth:`unmerge`).
 
@@ -228,10 +227,10 @@ class Vigilance:
         Patient.link carry replaced-by / replaces; quarantined documents of the source are attached
         to the target's Patient.
         """
-        ctx = ctx or RequestContext(actor=actor)
         if source_id == target_id:
             raise VigilanceError("an identity cannot be merged into itself")
-        with self._unit("identity-merge", ctx) as unit:
+        with self._session("identity-merge", ctx) as session:
+            unit = session.unit
             conn = unit.conn
             if item_id is not None:
                 self._open_item(conn, item_id)
@@ -247,11 +246,11 @@ class Vigilance:
             )
             moved: list[str] = []
             if source.patient_id and target.patient_id:
-                self._set_links(unit, ctx, source.patient_id, target.patient_id, add=True)
-                moved = move_references(self.fhir, unit, ctx, source.patient_id, target.patient_id)
+                self._set_links(session, source.patient_id, target.patient_id, add=True)
+                moved = move_references(session, source.patient_id, target.patient_id)
             released = []
             if target.patient_id:
-                released = self.release(unit, ctx, source_id, target.patient_id)
+                released = self.release(session, source_id, target.patient_id)
             merge_id = str(uuid.uuid4())
             conn.execute(
                 insert(identity_merge).values(
@@ -275,21 +274,21 @@ class Vigilance:
             "moved": len(moved),
         }
 
-    def merge_item(self, item_id: str, *, actor: str) -> dict[str, Any]:
+    def merge_item(self, item_id: str, *, actor: str, ctx: RequestContext) -> dict[str, Any]:
         """Resolve a vigilance item by merging its pending identity into its candidate."""
         with self.fhir.repo.unit(write=False) as unit:
             row = self._open_item(unit.conn, item_id)
         if row.candidate_id is None:
             raise VigilanceError(f"vigilance item {item_id} has no candidate to merge into")
-        return self.merge(row.identity_id, row.candidate_id, actor=actor, item_id=item_id)
+        return self.merge(row.identity_id, row.candidate_id, actor=actor, item_id=item_id, ctx=ctx)
 
-    def unmerge(self, merge_id: str, *, actor: str, ctx: RequestContext | None = None) -> None:
+    def unmerge(self, merge_id: str, *, actor: str, ctx: RequestContext) -> None:
         """Undo a merge: the source identity is active again, the Patient links are removed, the
         resources the merge moved go back to the source Patient, and the documents it released from
         quarantine go to the source Patient too (or back into quarantine when it has none).
         """
-        ctx = ctx or RequestContext(actor=actor)
-        with self._unit("identity-unmerge", ctx) as unit:
+        with self._session("identity-unmerge", ctx) as session:
+            unit = session.unit
             conn = unit.conn
             row = conn.execute(
                 select(identity_merge).where(identity_merge.c.id == merge_id)
@@ -306,8 +305,8 @@ class Vigilance:
                 .values(state="active", merged_into=None, updated_at=utc_now())
             )
             if source.patient_id and target.patient_id:
-                self._set_links(unit, ctx, source.patient_id, target.patient_id, add=False)
-            self._move_back(unit, ctx, row, source.patient_id, target.patient_id)
+                self._set_links(session, source.patient_id, target.patient_id, add=False)
+            self._move_back(session, row, source.patient_id, target.patient_id)
             conn.execute(
                 update(identity_merge)
                 .where(identity_merge.c.id == merge_id)
@@ -322,19 +321,20 @@ class Vigilance:
         log.info("merge %s undone", merge_id)
 
     def _move_back(
-        self, unit: Unit, ctx: RequestContext, row: Any, source_pid: str | None, target_pid: str
+        self, session: FhirSession, row: Any, source_pid: str | None, target_pid: str
     ) -> None:
+        unit = session.unit
         done = json.loads(row.moved) if row.moved else {"moved": [], "released": []}
         keys = [_key(ref) for ref in done["moved"]]
         if source_pid and target_pid and keys:
-            move_references(self.fhir, unit, ctx, target_pid, source_pid, keys)
+            move_references(session, target_pid, source_pid, keys)
         for q_id, ref in done["released"]:
             if source_pid:
-                move_references(self.fhir, unit, ctx, target_pid, source_pid, [_key(ref)])
+                move_references(session, target_pid, source_pid, [_key(ref)])
                 destination = source_pid
             else:
                 res_type, res_id = _key(ref)
-                self.fhir.delete_in(unit, ctx, res_type, res_id)
+                session.delete(res_type, res_id)
                 destination = None
             unit.conn.execute(
                 update(quarantine)
@@ -345,14 +345,14 @@ class Vigilance:
                 )
             )
 
-    def dismiss(self, item_id: str, *, actor: str, ctx: RequestContext | None = None) -> int:
+    def dismiss(self, item_id: str, *, actor: str, ctx: RequestContext) -> int:
         """Not the same person: the pending identity becomes a distinct identity.
 
         Its quarantined documents are attached to its own Patient when it has one (else they stay
         in quarantine, waiting for that Patient). Returns how many documents were released.
         """
-        ctx = ctx or RequestContext(actor=actor)
-        with self._unit("identity-dismiss", ctx) as unit:
+        with self._session("identity-dismiss", ctx) as session:
+            unit = session.unit
             row = self._open_item(unit.conn, item_id)
             ident = self._identity_row(unit.conn, row.identity_id)
             unit.conn.execute(
@@ -362,7 +362,7 @@ class Vigilance:
             )
             released = []
             if ident.patient_id:
-                released = self.release(unit, ctx, row.identity_id, ident.patient_id)
+                released = self.release(session, row.identity_id, ident.patient_id)
             self._close(unit.conn, item_id, "dismissed", actor)
         log.info("vigilance item %s dismissed", item_id)
         return len(released)

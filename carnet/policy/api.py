@@ -11,8 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
+from carnet.caller import RequestContext
 from carnet.dependencies import ControlsDep, StepUpDep
-from carnet.fhir.access import RequestContext
 from carnet.fhir.api import Ctx
 from carnet.policy.controls import ControlError, ControlsService
 

@@ -10,27 +10,12 @@ items written before authors were recorded, have no row: they count as written b
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, insert, select, tuple_
 
-from carnet.access.principal import Kind, Principal
+from carnet.caller import Authorship, Kind, Principal
 from carnet.db.instants import stamp
 from carnet.policy.models import access_author
-
-
-@dataclass(frozen=True)
-class Authorship:
-    """Who wrote an item's first version: the kind of caller and their id (RPPS, account id,
-    client id). Recorded from the authenticated caller, never from the body."""
-
-    kind: str
-    author: str
-
-    @property
-    def patient_side(self) -> bool:
-        """Written by the person, a representative or their app, not by care."""
-        return self.kind in (Kind.PERSON.value, Kind.APP.value)
 
 
 def authorship_of(principal: Principal) -> Authorship | None:

@@ -16,17 +16,16 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from carnet.access.enforce import note_care
-from carnet.access.principal import Kind, Principal
 from carnet.audit.events import Touched, build_event
 from carnet.audit.service import AuditService, actor_of
+from carnet.caller import Kind, Principal, RequestContext
 from carnet.db.engine import writing
 from carnet.db.instants import stamp, utc_now
-from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError
 from carnet.fhir.repository import StoredResource
 from carnet.fhir.service import FhirService
 from carnet.policy.authors import authorship
+from carnet.policy.enforce import note_care
 from carnet.policy.models import (
     access_alert,
     access_block,
@@ -346,8 +345,8 @@ class ControlsService:
         moment = self.now()
         expires = moment + timedelta(minutes=self.break_glass_minutes)
         emergency = replace(ctx, purpose="emergency")
-        with self.fhir.repo.unit(write=False) as unit:
-            patient = unit.current("Patient", patient_id)
+        with self.fhir.session(emergency, "break-glass", "Patient", patient_id) as session:
+            patient = session.current("Patient", patient_id)  # the grant is checked below
         if patient is None or patient.deleted:
             raise ControlError(404, "no such patient")
         grant_id = str(uuid.uuid4())

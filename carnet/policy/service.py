@@ -21,11 +21,19 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, false, literal, or_, select, tuple_
 
-from carnet.access.principal import Kind, Principal
 from carnet.authn.models import access_grant
 from carnet.authn.smart_scopes import ResourceScope, ScopeError, parse_resource_scope
+from carnet.caller import (
+    Authorship,
+    Denial,
+    Kind,
+    PatientScope,
+    PatientSet,
+    Principal,
+    Visibility,
+)
 from carnet.db.instants import stamp, utc_now
-from carnet.policy.authors import Authorship, authorship_of
+from carnet.policy.authors import authorship_of
 from carnet.policy.models import (
     access_author,
     access_block,
@@ -125,106 +133,46 @@ def _no_granular_ids(res_type: str, queries: tuple[str, ...]) -> Select[Any]:
     return select(literal("")).where(false())
 
 
-def may_choose_ids(principal: Principal) -> bool:
-    """Whether a caller may create a resource under an id of its choosing (update as create).
-    System callers only: for anyone else a PUT to an id they cannot see answers as for a free
-    id, whether it is free or taken by an item hidden from them (docs/access.md)."""
-    return principal.kind in (Kind.OPERATOR, Kind.BACKEND)
-
-
 def rule_action(action: str) -> str:
     return "write" if action in WRITE_ACTIONS else "read"
 
 
-PatientSet = Select[Any] | tuple[str, ...] | None
-"""Patients a scope covers: a subquery of ids, explicit ids, or None for every patient."""
+def not_hidden(
+    scope: PatientScope, res_type: ColumnElement[str], res_id: ColumnElement[str]
+) -> ColumnElement[bool] | None:
+    """The condition that the resource (``res_type``, ``res_id`` columns of the caller's
+    query) carries none of the flags this scope hides; None when it hides nothing. A
+    correlated NOT EXISTS on the flags' primary key: one index probe per candidate row."""
+    if not scope.hidden:
+        return None
+    v = access_visibility.c
+    flagged = select(v.res_id).where(
+        v.res_type == res_type, v.res_id == res_id, v.flag.in_(sorted(scope.hidden))
+    )
+    return ~flagged.exists()
 
 
-@dataclass(frozen=True)
-class Denial:
-    """Resources a deny rule removes: of these patients (None: all), of these types (None: all)."""
-
-    rule: str
-    patients: PatientSet
-    types: frozenset[str] | None
-
-
-@dataclass(frozen=True)
-class PatientScope:
-    """Resources of these patients, of these types, except items carrying a hiding flag."""
-
-    rule: str
-    patients: PatientSet  # None: every resource, in any record or in none (system callers)
-    types: frozenset[str] | None
-    hidden: frozenset[str]
-    denied: tuple[Denial, ...] = ()  # what deny rules take away (a block, an edited rule)
-    authored_by: Authorship | None = None  # only the items this author wrote
-    narrowed: tuple[tuple[str, Select[Any]], ...] = ()  # (type, ids of it granular scopes cover)
-
-
-@dataclass(frozen=True)
-class Visibility:
-    """What a caller may read; ``shared_types`` covers resources outside any patient record."""
-
-    scopes: tuple[PatientScope, ...]
-    shared_types: frozenset[str] | None
-    shared_rule: str | None
-
-    @property
-    def unrestricted(self) -> bool:
-        """A scope over every patient's and no patient's resources, of every type, hiding nothing."""
-        return any(
-            s.patients is None
-            and s.types is None
-            and not s.hidden
-            and not s.denied
-            and s.authored_by is None
-            and not s.narrowed
-            for s in self.scopes
+def row_conditions(
+    scope: PatientScope, res_type: ColumnElement[str], res_id: ColumnElement[str]
+) -> list[ColumnElement[bool]]:
+    """The conditions on the resource (``res_type``, ``res_id`` columns of the caller's query)
+    beyond its record and type: no hiding flag, written by the scope's author, within the
+    granular scopes (the ``item_conditions`` of every ``Visibility`` the policy declares)."""
+    conds: list[ColumnElement[bool]] = []
+    shown = not_hidden(scope, res_type, res_id)
+    if shown is not None:
+        conds.append(shown)
+    if scope.authored_by is not None:
+        # the author's items, found once through their index (not probed row by row: a
+        # professional's broad search would test every row of the type)
+        a = access_author.c
+        authored = select(a.res_type, a.res_id).where(
+            a.author_kind == scope.authored_by.kind, a.author == scope.authored_by.author
         )
-
-    @property
-    def rules(self) -> str:
-        names = [s.rule for s in self.scopes] + ([self.shared_rule] if self.shared_rule else [])
-        return ",".join(dict.fromkeys(names)) or "no-rule"
-
-    @staticmethod
-    def not_hidden(
-        scope: PatientScope, res_type: ColumnElement[str], res_id: ColumnElement[str]
-    ) -> ColumnElement[bool] | None:
-        """The condition that the resource (``res_type``, ``res_id`` columns of the caller's
-        query) carries none of the flags this scope hides; None when it hides nothing. A
-        correlated NOT EXISTS on the flags' primary key: one index probe per candidate row."""
-        if not scope.hidden:
-            return None
-        v = access_visibility.c
-        flagged = select(v.res_id).where(
-            v.res_type == res_type, v.res_id == res_id, v.flag.in_(sorted(scope.hidden))
-        )
-        return ~flagged.exists()
-
-    @staticmethod
-    def row_conditions(
-        scope: PatientScope, res_type: ColumnElement[str], res_id: ColumnElement[str]
-    ) -> list[ColumnElement[bool]]:
-        """The conditions on the resource (``res_type``, ``res_id`` columns of the caller's query)
-        beyond its record and type: no hiding flag, written by the scope's author, within the
-        granular scopes."""
-        conds: list[ColumnElement[bool]] = []
-        shown = Visibility.not_hidden(scope, res_type, res_id)
-        if shown is not None:
-            conds.append(shown)
-        if scope.authored_by is not None:
-            # the author's items, found once through their index (not probed row by row: a
-            # professional's broad search would test every row of the type)
-            a = access_author.c
-            authored = select(a.res_type, a.res_id).where(
-                a.author_kind == scope.authored_by.kind, a.author == scope.authored_by.author
-            )
-            conds.append(tuple_(res_type, res_id).in_(authored))
-        for narrowed_type, ids in scope.narrowed:
-            conds.append(or_(res_type != narrowed_type, res_id.in_(ids)))
-        return conds
+        conds.append(tuple_(res_type, res_id).in_(authored))
+    for narrowed_type, ids in scope.narrowed:
+        conds.append(or_(res_type != narrowed_type, res_id.in_(ids)))
+    return conds
 
 
 @dataclass(frozen=True)
@@ -422,6 +370,7 @@ class PolicyDecisionPoint:
             tuple(scopes),
             None if shared_types is None else frozenset(shared_types),
             shared_rule,
+            row_conditions,
         )
 
     # -- decisions on one resource or one type --------------------------------------------------

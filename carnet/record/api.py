@@ -9,9 +9,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 
-from carnet.access.principal import Kind, Principal
+from carnet.caller import Kind, Principal, RequestContext
 from carnet.dependencies import RecordDep, StepUpDep
-from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError
 from carnet.record.service import RecordService
 
@@ -40,7 +39,7 @@ def _acting(
         # The same answer as for a space that does not exist: nothing learnt about others; the
         # attempt is audited in that patient's part of the log.
         denied = replace(ctx, rule="not-represented")
-        service.fhir.access.record_failure(denied, "record", "Patient", patient, 404)
+        service.fhir.record_failure(denied, "record", "Patient", patient, 404)
         raise FhirError.of(404, "not-found", f"no personal space for Patient/{patient[:64]}")
     return ctx, patient
 

@@ -14,13 +14,13 @@ import typer
 from carnet.cli.shell import console, fail, local_operator, open_services, settings_of
 
 if TYPE_CHECKING:
-    from carnet.fhir.access import RequestContext
+    from carnet.caller import RequestContext
 
 
 def _as_operator() -> RequestContext:
-    from carnet.fhir.access import RequestContext
+    from carnet.caller import RequestContext
 
-    return RequestContext(actor=local_operator(), source="cli", purpose="operations")
+    return RequestContext.local_operator(actor=local_operator(), source="cli", purpose="operations")
 
 
 def _say(message: str) -> None:

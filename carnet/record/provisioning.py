@@ -3,7 +3,7 @@ by INS) for each person of a register file, the representatives the register nam
 objection the register reports applied, and the first notifications queued.
 
 RecordService offers it (``RecordService.provision``) and lends it the one step it shares with a
-closure: closing a space inside the interaction (``close_in``).
+closure: closing a space inside the caller's session (``close_in``).
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select, update
 
+from carnet.caller import RequestContext
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.db.instants import stamp
-from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import bad_request
-from carnet.fhir.repository import Unit
-from carnet.fhir.service import FhirService
+from carnet.fhir.service import FhirService, FhirSession
 from carnet.identity.ins import Ins
 from carnet.record import notifications as templates
 from carnet.record.dates import majority, paris_midnight
@@ -31,8 +30,8 @@ from carnet.record.representatives import Representatives
 
 log = logging.getLogger("carnet.record")
 
-CloseIn = Callable[[Unit, RequestContext, str, str, str, str, datetime], str]
-"""Close a space inside an interaction: (unit, ctx, patient, state, reason, action, moment)."""
+CloseIn = Callable[[FhirSession, str, str, str, str, datetime], str]
+"""Close a space inside a session: (session, patient, state, reason, action, moment)."""
 
 
 @dataclass
@@ -74,7 +73,7 @@ class Provisioning:
         self,
         people: list[InsuredPerson],
         *,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
         now: datetime | None = None,
     ) -> ProvisionReport:
         """Create a pending space (and its Patient, unless known by INS) for each person, link the
@@ -82,19 +81,19 @@ class Provisioning:
         transaction, so a failure changes nothing. Re-provisioning the same file changes nothing.
         People who objected are skipped; so are people whose space was refused or closed.
         """
-        ctx = ctx or RequestContext()
         moment = now or datetime.now(UTC)
         report = ProvisionReport()
-        with self.fhir.interaction(ctx, "record-provision", "Patient", None) as unit:
+        with self.fhir.session(ctx, "record-provision", "Patient", None) as session:
+            unit = session.unit
             by_nir: dict[str, str] = {}  # every Patient of the file
             active: dict[str, str] = {}  # those whose space is pending or open
             fresh: list[str] = []
             for person in people:
                 if person.objected:
                     report.objected += 1
-                    self._register_objection(unit, ctx, person, moment)
+                    self._register_objection(session, person, moment)
                     continue
-                pid, state = self._provision_one(unit, ctx, person, moment, report)
+                pid, state = self._provision_one(session, person, moment, report)
                 by_nir[person.ins.value] = pid
                 report.patients[person.row] = pid
                 if state == "created":
@@ -105,7 +104,7 @@ class Provisioning:
                 child = active.get(person.ins.value)
                 for link in person.representatives if child else ():
                     assert child is not None
-                    rep_pid = by_nir.get(link.nir) or self._known_patient(unit, link.nir)
+                    rep_pid = by_nir.get(link.nir) or self._known_patient(session, link.nir)
                     if rep_pid is None:
                         raise bad_request(
                             f"row {person.row}: the {link.kind} named by the register is neither "
@@ -117,7 +116,7 @@ class Provisioning:
                     if until is not None and until <= moment:
                         continue  # already of age, or the guardianship ended
                     if self.representatives.link(
-                        unit, ctx, child, rep_pid, link.kind, until, "register", moment
+                        session, child, rep_pid, link.kind, until, "register", moment
                     ):
                         report.representatives += 1
             for pid in fresh:
@@ -133,13 +132,13 @@ class Provisioning:
 
     def _provision_one(
         self,
-        unit: Unit,
-        ctx: RequestContext,
+        session: FhirSession,
         person: InsuredPerson,
         moment: datetime,
         report: ProvisionReport,
     ) -> tuple[str, str]:
         """The person's Patient id and what happened: created, known or declined."""
+        unit = session.unit
         digest = self.ins_hash(person.ins)
         row = unit.conn.execute(
             select(record_space.c.patient_id, record_space.c.state).where(
@@ -153,7 +152,7 @@ class Provisioning:
             report.known += 1
             return str(row.patient_id), "known"
         query = f"identifier={person.ins.system}|{person.ins.value}"
-        pid = self.fhir.create_in(unit, ctx, "Patient", person.patient(), query).stored.res_id
+        pid = session.create("Patient", person.patient(), query).stored.res_id
         existing = unit.conn.execute(
             select(record_space.c.state).where(record_space.c.patient_id == pid)
         ).scalar_one_or_none()
@@ -165,7 +164,7 @@ class Provisioning:
             )
             report.known += 1
             return pid, "declined" if existing in (REFUSED, CLOSED, SHREDDED) else "known"
-        self.fhir.access.check(unit, ctx, "record-provision", "Patient", pid)
+        session.check("record-provision", "Patient", pid)
         unit.conn.execute(
             insert(record_space).values(
                 patient_id=pid,
@@ -180,21 +179,25 @@ class Provisioning:
         report.created += 1
         return pid, "created"
 
-    def _known_patient(self, unit: Unit, nir: str) -> str | None:
+    def _known_patient(self, session: FhirSession, nir: str) -> str | None:
+        unit = session.unit
         ins = ins_for(nir)
         row = unit.conn.execute(
             select(record_space.c.patient_id).where(record_space.c.ins_hash == self.ins_hash(ins))
         ).first()
         if row is not None:
             return str(row.patient_id)
-        found = self.fhir.conditional_match(unit, "Patient", f"identifier={ins.system}|{ins.value}")
+        # whoever provisions, the register's person is looked for among every Patient
+        query = f"identifier={ins.system}|{ins.value}"
+        found = session.conditional_match("Patient", query, among_all=True)
         return None if found is None else found.res_id
 
     def _register_objection(
-        self, unit: Unit, ctx: RequestContext, person: InsuredPerson, moment: datetime
+        self, session: FhirSession, person: InsuredPerson, moment: datetime
     ) -> None:
         """The register reports an objection: a space already pending or open is refused or
         closed; otherwise nothing is created."""
+        unit = session.unit
         row = unit.conn.execute(
             select(record_space.c.patient_id, record_space.c.state).where(
                 record_space.c.ins_hash == self.ins_hash(person.ins)
@@ -202,4 +205,4 @@ class Provisioning:
         ).first()
         if row is not None and row.state in (PENDING, OPEN):
             pid = str(row.patient_id)
-            self.close_in(unit, ctx, pid, row.state, "objection", "record-object", moment)
+            self.close_in(session, pid, row.state, "objection", "record-object", moment)

@@ -12,11 +12,10 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, or_, select, update
 
+from carnet.caller import RequestContext
 from carnet.db.instants import stamp, utc_now
-from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import bad_request, conflict, not_found
-from carnet.fhir.repository import Unit
-from carnet.fhir.service import FhirService
+from carnet.fhir.service import FhirService, FhirSession
 from carnet.record import notifications as templates
 from carnet.record.dates import majority
 from carnet.record.models import record_representative
@@ -105,23 +104,22 @@ class Representatives:
         kind: str,
         *,
         until: datetime | None = None,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
         now: datetime | None = None,
     ) -> bool:
         """Declare that ``representative_patient_id`` acts for ``patient_id`` (parent, guardian or
         curator). A parent's representation ends when the child turns 18 (from the Patient's
         birth date); a guardian's or curator's at ``until`` (None: until ended). False if that
         representation already exists."""
-        ctx = ctx or RequestContext()
         moment = now or utc_now()
         if kind not in KINDS:
             raise bad_request(f"representative kind must be one of {', '.join(KINDS)}")
         if patient_id == representative_patient_id:
             raise bad_request("a person cannot represent themselves")
-        with self.fhir.interaction(ctx, "record-representative", "Patient", patient_id) as unit:
+        with self.fhir.session(ctx, "record-representative", "Patient", patient_id) as session:
             bodies = {}
             for pid in (patient_id, representative_patient_id):
-                stored = unit.current("Patient", pid)
+                stored = session.current("Patient", pid)
                 if stored is None or stored.deleted or stored.body is None:
                     raise not_found(f"Patient/{pid} is not known")
                 bodies[pid] = stored.body
@@ -133,7 +131,7 @@ class Representatives:
                 if until <= moment:
                     raise conflict(f"Patient/{patient_id} is of age: use guardian or curator")
             return self.link(
-                unit, ctx, patient_id, representative_patient_id, kind, until, "declared", moment
+                session, patient_id, representative_patient_id, kind, until, "declared", moment
             )
 
     def end(
@@ -141,15 +139,15 @@ class Representatives:
         patient_id: str,
         representative_patient_id: str,
         *,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
         now: datetime | None = None,
     ) -> int:
         """End every current representation of ``patient_id`` by ``representative_patient_id``."""
-        ctx = ctx or RequestContext()
         moment = now or utc_now()
         rep = record_representative.c
-        with self.fhir.interaction(ctx, "record-representative", "Patient", patient_id) as unit:
-            self.fhir.access.check(unit, ctx, "record-representative", "Patient", patient_id)
+        with self.fhir.session(ctx, "record-representative", "Patient", patient_id) as session:
+            unit = session.unit
+            session.check("record-representative", "Patient", patient_id)
             ended = unit.conn.execute(
                 update(record_representative)
                 .where(
@@ -161,9 +159,10 @@ class Representatives:
             ).rowcount
         return int(ended)
 
-    def end_all_in(self, unit: Unit, patient_id: str, moment: datetime) -> None:
+    def end_all_in(self, session: FhirSession, patient_id: str, moment: datetime) -> None:
         """End every representation of ``patient_id`` and by ``patient_id`` (their record is being
-        shredded), inside the caller's interaction."""
+        shredded), inside the caller's session."""
+        unit = session.unit
         rep = record_representative.c
         unit.conn.execute(
             update(record_representative)
@@ -176,8 +175,7 @@ class Representatives:
 
     def link(
         self,
-        unit: Unit,
-        ctx: RequestContext,
+        session: FhirSession,
         patient_id: str,
         rep_pid: str,
         kind: str,
@@ -185,8 +183,9 @@ class Representatives:
         source: str,
         moment: datetime,
     ) -> bool:
-        """Link ``rep_pid`` as ``kind`` of ``patient_id`` inside the caller's interaction (checked,
+        """Link ``rep_pid`` as ``kind`` of ``patient_id`` inside the caller's session (checked,
         and the people notified); False if that representation is already in force."""
+        unit = session.unit
         rep = record_representative.c
         exists = unit.conn.execute(
             select(rep.id).where(
@@ -198,7 +197,7 @@ class Representatives:
         ).first()
         if exists is not None:
             return False
-        self.fhir.access.check(unit, ctx, "record-representative", "Patient", patient_id)
+        session.check("record-representative", "Patient", patient_id)
         unit.conn.execute(
             insert(record_representative).values(
                 id=str(uuid.uuid4()),

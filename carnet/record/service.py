@@ -22,12 +22,11 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
+from carnet.caller import RequestContext
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.db.instants import stamp, utc_now
-from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import bad_request, conflict, not_found
-from carnet.fhir.repository import Unit
-from carnet.fhir.service import FhirService
+from carnet.fhir.service import FhirService, FhirSession
 from carnet.record import notifications as templates
 from carnet.record.dates import add_years
 from carnet.record.models import (
@@ -161,7 +160,7 @@ class RecordService:
         self,
         people: list[InsuredPerson],
         *,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
         now: datetime | None = None,
     ) -> ProvisionReport:
         """Pending spaces for the people of an insured-person register file: see
@@ -169,13 +168,13 @@ class RecordService:
         return self.provisioning.provision(people, ctx=ctx, now=now)
 
     def open_space(
-        self, patient_id: str, *, ctx: RequestContext | None = None, now: datetime | None = None
+        self, patient_id: str, *, ctx: RequestContext, now: datetime | None = None
     ) -> bool:
         """Open a space at once for a known Patient (a person asking at the desk, the demo):
         created open if there is none, opened if pending. False if it was already open."""
-        ctx = ctx or RequestContext()
         moment = now or utc_now()
-        with self.fhir.interaction(ctx, "record-open", "Patient", patient_id) as unit:
+        with self.fhir.session(ctx, "record-open", "Patient", patient_id) as session:
+            unit = session.unit
             state = unit.conn.execute(
                 select(record_space.c.state).where(record_space.c.patient_id == patient_id)
             ).scalar_one_or_none()
@@ -183,10 +182,10 @@ class RecordService:
                 return False
             if state is not None and state != PENDING:
                 raise conflict(f"the space of Patient/{patient_id} is {state}: reopen it instead")
-            stored = unit.current("Patient", patient_id)
+            stored = session.current("Patient", patient_id)
             if stored is None or stored.deleted:
                 raise not_found(f"Patient/{patient_id} is not known")
-            self.fhir.access.check(unit, ctx, "record-open", "Patient", patient_id)
+            session.check("record-open", "Patient", patient_id)
             if state is None:
                 unit.conn.execute(
                     insert(record_space).values(
@@ -209,9 +208,7 @@ class RecordService:
 
     # -- objection, closure -----------------------------------------------------------------------
 
-    def object(
-        self, patient_id: str, *, ctx: RequestContext | None = None, now: datetime | None = None
-    ) -> str:
+    def object(self, patient_id: str, *, ctx: RequestContext, now: datetime | None = None) -> str:
         """The person (or a representative) objects: a pending space is refused, an open one is
         closed; either way its data is kept until the retention ends, then shredded. Returns the
         new state."""
@@ -222,7 +219,7 @@ class RecordService:
         patient_id: str,
         *,
         reason: str = "request",
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
         now: datetime | None = None,
     ) -> str:
         """Close a pending or open space (``reason``: request, death, operator, objection); its
@@ -236,33 +233,33 @@ class RecordService:
         patient_id: str,
         reason: str,
         action: str,
-        ctx: RequestContext | None,
+        ctx: RequestContext,
         now: datetime | None,
     ) -> str:
-        ctx = ctx or RequestContext()
         moment = now or utc_now()
-        with self.fhir.interaction(ctx, action, "Patient", patient_id) as unit:
+        with self.fhir.session(ctx, action, "Patient", patient_id) as session:
+            unit = session.unit
             state = self._state(unit.conn, patient_id)
             if state not in (PENDING, OPEN):
                 raise conflict(f"the space of Patient/{patient_id} is already {state}")
-            new = self.close_in(unit, ctx, patient_id, state, reason, action, moment)
+            new = self.close_in(session, patient_id, state, reason, action, moment)
         log.info("space of Patient/%s %s (%s)", patient_id, new, reason)
         return new
 
     def close_in(
         self,
-        unit: Unit,
-        ctx: RequestContext,
+        session: FhirSession,
         patient_id: str,
         state: str,
         reason: str,
         action: str,
         moment: datetime,
     ) -> str:
-        """Close the space of ``patient_id`` (now ``state``) inside the caller's interaction:
+        """Close the space of ``patient_id`` (now ``state``) inside the caller's session:
         refused (an objection while pending) or closed, kept until the retention ends."""
+        unit = session.unit
         new = REFUSED if state == PENDING and reason == "objection" else CLOSED
-        self.fhir.access.check(unit, ctx, action, "Patient", patient_id)
+        session.check(action, "Patient", patient_id)
         unit.conn.execute(
             update(record_space)
             .where(record_space.c.patient_id == patient_id)
@@ -278,14 +275,12 @@ class RecordService:
         notify(unit.conn, patient_id, kind, moment)
         return new
 
-    def reopen(
-        self, patient_id: str, *, ctx: RequestContext | None = None, now: datetime | None = None
-    ) -> str:
+    def reopen(self, patient_id: str, *, ctx: RequestContext, now: datetime | None = None) -> str:
         """The person changes their mind before the retention ends: a refused or closed space
         (not a deceased person's) opens again with its data; the shredding is called off."""
-        ctx = ctx or RequestContext()
         moment = now or utc_now()
-        with self.fhir.interaction(ctx, "record-reopen", "Patient", patient_id) as unit:
+        with self.fhir.session(ctx, "record-reopen", "Patient", patient_id) as session:
+            unit = session.unit
             row = unit.conn.execute(
                 select(record_space.c.state, record_space.c.reason).where(
                     record_space.c.patient_id == patient_id
@@ -295,7 +290,7 @@ class RecordService:
                 raise not_found(f"Patient/{patient_id} has no personal space")
             if row.state not in (REFUSED, CLOSED) or row.reason == "death":
                 raise conflict(f"the space of Patient/{patient_id} cannot reopen ({row.state})")
-            self.fhir.access.check(unit, ctx, "record-reopen", "Patient", patient_id)
+            session.check("record-reopen", "Patient", patient_id)
             unit.conn.execute(
                 update(record_space)
                 .where(record_space.c.patient_id == patient_id)
@@ -326,12 +321,11 @@ class RecordService:
         self,
         channel: NotificationChannel | None = None,
         *,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
         now: datetime | None = None,
     ) -> SweepReport:
         """Open the spaces whose objection window has passed, crypto-shred the refused or closed
         ones whose retention has ended, then deliver queued notifications through ``channel``."""
-        ctx = ctx or RequestContext()
         moment = now or utc_now()
         report = SweepReport()
         s = record_space.c
@@ -365,7 +359,8 @@ class RecordService:
         return report
 
     def _open(self, patient_id: str, ctx: RequestContext, moment: datetime) -> bool:
-        with self.fhir.interaction(ctx, "record-open", "Patient", patient_id) as unit:
+        with self.fhir.session(ctx, "record-open", "Patient", patient_id) as session:
+            unit = session.unit
             s = record_space.c
             done = unit.conn.execute(
                 update(record_space)
@@ -378,13 +373,14 @@ class RecordService:
             ).rowcount
             if not done:
                 return False  # objected or opened by a concurrent sweep
-            self.fhir.access.check(unit, ctx, "record-open", "Patient", patient_id)
+            session.check("record-open", "Patient", patient_id)
             notify(unit.conn, patient_id, templates.OPENED, moment)
         log.info("space of Patient/%s opened", patient_id)
         return True
 
     def _shred(self, patient_id: str, ctx: RequestContext, moment: datetime) -> bool:
-        with self.fhir.interaction(ctx, "record-shred", "Patient", patient_id) as unit:
+        with self.fhir.session(ctx, "record-shred", "Patient", patient_id) as session:
+            unit = session.unit
             s = record_space.c
             done = unit.conn.execute(
                 update(record_space)
@@ -397,15 +393,15 @@ class RecordService:
             ).rowcount
             if not done:
                 return False
-            self.fhir.access.check(unit, ctx, "record-shred", "Patient", patient_id)
-            self.representatives.end_all_in(unit, patient_id, moment)
+            session.check("record-shred", "Patient", patient_id)
+            self.representatives.end_all_in(session, patient_id, moment)
             unit.conn.execute(
                 delete(record_notification).where(
                     record_notification.c.patient_id == patient_id,
                     record_notification.c.sent_at.is_(None),
                 )
             )
-            unit.destroy_patient_key(patient_id)
+            session.destroy_patient_key(patient_id)
         log.info("space of Patient/%s crypto-shredded", patient_id)
         return True
 
@@ -418,18 +414,18 @@ class RecordService:
         self,
         channel: NotificationChannel,
         *,
-        ctx: RequestContext | None = None,
+        ctx: RequestContext,
         now: datetime | None = None,
     ) -> int:
         """Send queued notifications through ``channel``; each sent one is marked and audited
         (``record-notify``). One that fails to send stays queued. Returns how many were sent."""
-        ctx = ctx or RequestContext()
         moment = now or utc_now()
         sent = 0
         for notification in self.pending_notifications():
-            with self.fhir.interaction(
+            with self.fhir.session(
                 ctx, "record-notify", "Patient", notification.patient_id
-            ) as unit:
+            ) as session:
+                unit = session.unit
                 try:
                     channel.send(notification)
                 except OSError as exc:
@@ -437,9 +433,7 @@ class RecordService:
                         "notification %s not sent (%s)", notification.id, type(exc).__name__
                     )
                     continue
-                self.fhir.access.check(
-                    unit, ctx, "record-notify", "Patient", notification.patient_id
-                )
+                session.check("record-notify", "Patient", notification.patient_id)
                 unit.conn.execute(
                     update(record_notification)
                     .where(record_notification.c.id == notification.id)

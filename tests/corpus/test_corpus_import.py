@@ -23,6 +23,7 @@ from carnet.app import Services, build_services
 from carnet.fhir.import_files import discover
 from carnet.fhir.importer import Importer, ImportReport, Rejection
 from tests.conftest import CORPUS, make_settings
+from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.support.postgres import ThrowawayPostgres
 
 BASE = "http://127.0.0.1/fhir"
@@ -186,12 +187,16 @@ SMALL = {
 
 
 def _count(services: Services, res_type: str, params: list[tuple[str, str]] | None = None) -> int:
-    found = services.fhir.search(BASE, res_type, [*(params or []), ("_summary", "count")])
+    found = services.fhir.search(
+        BASE, res_type, [*(params or []), ("_summary", "count")], ctx=AS_LOCAL_OPERATOR
+    )
     return int(found["total"])
 
 
 def _import(services: Services, *folders: str) -> ImportReport:
-    return Importer(services.fhir).run(discover([CORPUS / f for f in folders]))
+    return Importer(services.fhir, ctx=AS_LOCAL_OPERATOR).run(
+        discover([CORPUS / f for f in folders])
+    )
 
 
 # -- fixtures ---------------------------------------------------------------------------------------
@@ -277,7 +282,10 @@ def test_synthea_one_patient_end_to_end(synthea: tuple[Services, ImportReport]) 
     synthea_id = source["identifier"][0]
     assert synthea_id["system"] == "https://github.com/synthetichealth/synthea"
     found = services.fhir.search(
-        BASE, "Patient", [("identifier", f"{synthea_id['system']}|{synthea_id['value']}")]
+        BASE,
+        "Patient",
+        [("identifier", f"{synthea_id['system']}|{synthea_id['value']}")],
+        ctx=AS_LOCAL_OPERATOR,
     )
     assert found["total"] == 1
     patient = found["entry"][0]["resource"]
@@ -337,19 +345,19 @@ def test_fhir_examples_spot_checks(
 ) -> None:
     services, _ = _small(request, small_imports, small_backend, "fhir-examples")
     fhir = services.fhir
-    example = fhir.read("Patient", "example").body
+    example = fhir.read("Patient", "example", ctx=AS_LOCAL_OPERATOR).body
     assert example is not None
     assert example["name"][0]["family"] == "Chalmers"
     assert _count(services, "Patient", [("family", "chalmers")]) >= 1
     # Patient/45 was given twice in one collection: two versions, the second current.
-    assert fhir.read("Patient", "45").version == 2
+    assert fhir.read("Patient", "45", ctx=AS_LOCAL_OPERATOR).version == 2
     # Nothing of the refused transaction was stored (all or nothing).
     assert _count(services, "Patient", [("identifier", "http:/example.org/fhir/ids|234234")]) == 0
     # The refused pgx report is absent; other DiagnosticReports are there.
     from carnet.fhir.errors import FhirError
 
     with pytest.raises(FhirError) as info:
-        fhir.read("DiagnosticReport", "example-pgx")
+        fhir.read("DiagnosticReport", "example-pgx", ctx=AS_LOCAL_OPERATOR)
     assert info.value.status == 404
     assert _count(services, "DiagnosticReport") == FHIR_EXAMPLES_BY_TYPE["DiagnosticReport"]
 
@@ -361,7 +369,10 @@ def test_fr_core_ins_nir_search(
 ) -> None:
     services, _ = _small(request, small_imports, small_backend, "fr-core")
     found = services.fhir.search(
-        BASE, "Patient", [("identifier", "urn:oid:1.2.250.1.213.1.4.8|179125612113516")]
+        BASE,
+        "Patient",
+        [("identifier", "urn:oid:1.2.250.1.213.1.4.8|179125612113516")],
+        ctx=AS_LOCAL_OPERATOR,
     )
     # Martine's NIR has a wrong check key: refused on import, so neither stored nor found.
     assert found["total"] == 0
@@ -381,7 +392,7 @@ def test_reimport_is_stable(tmp_path: Path) -> None:
         assert resumed.stored == 0
         assert resumed.skipped == resumed.files
         files = discover([CORPUS / "fr-core"])
-        second = Importer(services.fhir, resume=False).run(files)
+        second = Importer(services.fhir, resume=False, ctx=AS_LOCAL_OPERATOR).run(files)
         assert first.by_type == second.by_type == FR_CORE_BY_TYPE
         assert _count(services, "Patient") == 2
     finally:

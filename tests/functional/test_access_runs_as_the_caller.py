@@ -16,13 +16,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from carnet.access.enforce import note_care
-from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
 from carnet.audit.models import audit_event
-from carnet.fhir.access import RequestContext
+from carnet.caller import Kind, Principal, RequestContext
 from carnet.fhir.operations.jobs import principal_params
+from carnet.policy.enforce import note_care
 from tests.support.auth import TEST_OPERATOR, bearer
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 # Both backends: a security suite: access review reads the audit store.
 pytestmark = pytest.mark.both_backends
@@ -56,7 +56,7 @@ def _obs(services: Services, patient: str) -> str:
         "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
         "subject": {"reference": f"Patient/{patient}"},
     }
-    return services.fhir.create("Observation", body).stored.res_id
+    return services.fhir.create("Observation", body, ctx=AS_LOCAL_OPERATOR).stored.res_id
 
 
 def _backend(*scopes: str) -> Principal:
@@ -67,10 +67,12 @@ def _backend(*scopes: str) -> Principal:
 def world(services: Services) -> Iterator[World]:
     s = services
     a, b, c = (
-        s.fhir.create("Patient", {"resourceType": "Patient", "birthDate": d}).stored.res_id
+        s.fhir.create(
+            "Patient", {"resourceType": "Patient", "birthDate": d}, ctx=AS_LOCAL_OPERATOR
+        ).stored.res_id
         for d in ("1980-05-01", "1975-03-03", "2016-07-07")
     )
-    s.record.representatives.add(c, a, "parent")
+    s.record.representatives.add(c, a, "parent", ctx=AS_LOCAL_OPERATOR)
     obs, masked, unannounced = _obs(s, a), _obs(s, a), _obs(s, a)
     c_obs, c_private = _obs(s, c), _obs(s, c)
     with s.engine.begin() as conn:

@@ -11,6 +11,7 @@ from carnet.app import build_services
 from carnet.cli.main import app
 from carnet.identity.ins import INS_NIR_OID
 from tests.conftest import make_settings
+from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.unit.record.helpers import (
     BABY,
     CLAIRE,
@@ -34,7 +35,10 @@ def _ids(data_dir: Path) -> dict[str, str]:
         out = {}
         for name, person in (("claire", CLAIRE), ("baby", BABY), ("paul", PAUL), ("odile", ODILE)):
             found = services.fhir.search(
-                "http://x/fhir", "Patient", [("identifier", f"{INS_NIR_OID}|{person.nir}")]
+                "http://x/fhir",
+                "Patient",
+                [("identifier", f"{INS_NIR_OID}|{person.nir}")],
+                ctx=AS_LOCAL_OPERATOR,
             )
             out[name] = found["entry"][0]["resource"]["id"] if found.get("entry") else ""
         return out

@@ -17,6 +17,7 @@ from carnet.cli.main import app
 from tests.conftest import make_settings
 from tests.spec.helpers import patient
 from tests.spec.test_audit import docs_verifier
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 
 def _run(data_dir: Path, *args: str) -> Result:
@@ -26,9 +27,9 @@ def _run(data_dir: Path, *args: str) -> Result:
 
 def _activity(data_dir: Path, reads: int = 3) -> str:
     services = build_services(make_settings(data_dir))
-    pid = services.fhir.create("Patient", patient()).stored.res_id
+    pid = services.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
     for _ in range(reads):
-        services.fhir.read("Patient", pid)
+        services.fhir.read("Patient", pid, ctx=AS_LOCAL_OPERATOR)
     services.close()  # publishes a checkpoint
     return pid
 

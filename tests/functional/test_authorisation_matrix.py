@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from carnet.access.enforce import note_care
-from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
 from carnet.authn.routes import ROUTE_GUARDS, Guard
-from carnet.fhir.access import RequestContext
+from carnet.caller import Kind, Principal, RequestContext
 from carnet.policy.controls import ControlsService
+from carnet.policy.enforce import note_care
 from tests.support.auth import TEST_OPERATOR, bearer
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 # Both backends: a security suite: every decision over stored records.
 pytestmark = pytest.mark.both_backends
@@ -52,7 +52,7 @@ class World:
 
 def _patient(services: Services, birth: str) -> str:
     body = {"resourceType": "Patient", "gender": "female", "birthDate": birth}
-    return services.fhir.create("Patient", body).stored.res_id
+    return services.fhir.create("Patient", body, ctx=AS_LOCAL_OPERATOR).stored.res_id
 
 
 def _obs(services: Services, patient: str, code: str) -> str:
@@ -63,7 +63,7 @@ def _obs(services: Services, patient: str, code: str) -> str:
         "subject": {"reference": f"Patient/{patient}"},
         "effectiveDateTime": "2026-01-02",
     }
-    return services.fhir.create("Observation", body).stored.res_id
+    return services.fhir.create("Observation", body, ctx=AS_LOCAL_OPERATOR).stored.res_id
 
 
 def _person(pid: str) -> Principal:
@@ -78,7 +78,7 @@ def _pro(rpps: str, profession: str) -> Principal:
 def world(services: Services) -> Iterator[World]:
     s = services
     a, b, c = _patient(s, "1980-05-01"), _patient(s, "1975-03-03"), _patient(s, "2016-07-07")
-    s.record.representatives.add(c, a, "parent")
+    s.record.representatives.add(c, a, "parent", ctx=AS_LOCAL_OPERATOR)
     obs = {
         "a": _obs(s, a, "8302-2"),
         "a_masked": _obs(s, a, "99999-1"),  # the only Observation with this code

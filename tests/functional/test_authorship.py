@@ -18,14 +18,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 import carnet
-from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
 from carnet.audit.models import audit_event_patient
+from carnet.caller import Kind, Principal
 from carnet.identity.ins import INS_NIR_OID, Ins, InsStatus, Traits, apply_to_patient
 from carnet.identity.nir import make_nir
 from carnet.identity.register import InMemoryRegister
 from carnet.policy.models import access_alert, access_author, access_care
 from tests.support.auth import TEST_OPERATOR, bearer
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 # Both backends: a security suite: authorship decided from stored records.
 pytestmark = pytest.mark.both_backends
@@ -88,11 +89,15 @@ def world(services: Services) -> Iterator[World]:
     patient = apply_to_patient(
         {"resourceType": "Patient"}, JEAN, InsStatus.QUAL, Ins(INS_NIR_OID, NIR), outgoing=False
     )
-    a = s.fhir.create("Patient", patient).stored.res_id
-    c = s.fhir.create("Patient", {"resourceType": "Patient", "birthDate": "2016-07-07"})
-    s.record.representatives.add(c.stored.res_id, a, "parent")
-    a_obs = s.fhir.create("Observation", _obs(_ref(a))).stored.res_id
-    c_obs = s.fhir.create("Observation", _obs(_ref(c.stored.res_id))).stored.res_id
+    a = s.fhir.create("Patient", patient, ctx=AS_LOCAL_OPERATOR).stored.res_id
+    c = s.fhir.create(
+        "Patient", {"resourceType": "Patient", "birthDate": "2016-07-07"}, ctx=AS_LOCAL_OPERATOR
+    )
+    s.record.representatives.add(c.stored.res_id, a, "parent", ctx=AS_LOCAL_OPERATOR)
+    a_obs = s.fhir.create("Observation", _obs(_ref(a)), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    c_obs = s.fhir.create(
+        "Observation", _obs(_ref(c.stored.res_id)), ctx=AS_LOCAL_OPERATOR
+    ).stored.res_id
     people = {
         "a": Principal(Kind.PERSON, "acct-a", patient_id=a),
         "gp": _pro(GP),

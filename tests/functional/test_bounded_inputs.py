@@ -18,6 +18,7 @@ from carnet.fhir.importer import Importer
 from tests.conftest import make_settings
 from tests.spec.helpers import FHIR_JSON, patient
 from tests.support.auth import bearer
+from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.support.serve import carnet_serve
 
 FORM_CAP = 2048
@@ -170,7 +171,7 @@ def test_import_caps_one_resource_like_the_api(capped: Services, tmp_path: Path)
     lines = [orjson.dumps(patient()), orjson.dumps(_padded_patient(RESOURCE_CAP))]
     path = tmp_path / "Patient.ndjson"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    report = Importer(capped.fhir).run([path])
+    report = Importer(capped.fhir, ctx=AS_LOCAL_OPERATOR).run([path])
     assert report.stored == 1
     assert [(r.status, r.reason) for r in report.rejected] == [(413, "too-long: Patient")]
 

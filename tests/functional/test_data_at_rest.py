@@ -29,6 +29,7 @@ from carnet.crypto.models import data_key
 from carnet.fhir.errors import FhirError
 from tests.conftest import make_settings
 from tests.support.auth import bearer
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 BASE = "http://127.0.0.1/fhir"
 GIVEN = "Éloïse"
@@ -161,9 +162,11 @@ def _document(patient_id: str, pdf: bytes = PDF_BYTES) -> dict[str, Any]:
 
 def _load_sensitive(services: Services) -> dict[str, str]:
     fhir = services.fhir
-    pid = fhir.create("Patient", _patient()).stored.res_id
-    obs = fhir.create("Observation", _observation(pid, 168.0, NOTE)).stored.res_id
-    doc = fhir.create("DocumentReference", _document(pid)).stored.res_id
+    pid = fhir.create("Patient", _patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    obs = fhir.create(
+        "Observation", _observation(pid, 168.0, NOTE), ctx=AS_LOCAL_OPERATOR
+    ).stored.res_id
+    doc = fhir.create("DocumentReference", _document(pid), ctx=AS_LOCAL_OPERATOR).stored.res_id
     binary = fhir.create(
         "Binary",
         {
@@ -171,9 +174,10 @@ def _load_sensitive(services: Services) -> dict[str, str]:
             "contentType": "text/plain",
             "data": base64.b64encode(BINARY_TEXT.encode()).decode(),
         },
+        ctx=AS_LOCAL_OPERATOR,
     ).stored.res_id
     # A second version, so that history rows are on disk too.
-    fhir.update("Patient", pid, {**_patient(), "id": pid, "active": True})
+    fhir.update("Patient", pid, {**_patient(), "id": pid, "active": True}, ctx=AS_LOCAL_OPERATOR)
     return {"patient": pid, "observation": obs, "document": doc, "binary": binary}
 
 
@@ -189,18 +193,18 @@ def test_data_reads_back(loaded: tuple[Services, dict[str, str]]) -> None:
     """The values really were stored (the scans below are not vacuous)."""
     services, ids = loaded
     fhir = services.fhir
-    patient = fhir.read("Patient", ids["patient"]).body
+    patient = fhir.read("Patient", ids["patient"], ctx=AS_LOCAL_OPERATOR).body
     assert patient is not None
     assert patient["name"][0]["given"] == [GIVEN]
     assert patient["identifier"][0]["value"] == NIR
     assert NARRATIVE in patient["text"]["div"]
-    note = fhir.read("Observation", ids["observation"]).body
+    note = fhir.read("Observation", ids["observation"], ctx=AS_LOCAL_OPERATOR).body
     assert note is not None
     assert note["note"][0]["text"] == NOTE
-    doc = fhir.read("DocumentReference", ids["document"]).body
+    doc = fhir.read("DocumentReference", ids["document"], ctx=AS_LOCAL_OPERATOR).body
     assert doc is not None
     assert base64.b64decode(doc["content"][0]["attachment"]["data"]) == PDF_BYTES
-    binary = fhir.read("Binary", ids["binary"]).body
+    binary = fhir.read("Binary", ids["binary"], ctx=AS_LOCAL_OPERATOR).body
     assert binary is not None
     assert base64.b64decode(binary["data"]).decode() == BINARY_TEXT
     # Search by name, identifier and phone works through the blind indexes.
@@ -212,7 +216,9 @@ def test_data_reads_back(loaded: tuple[Services, dict[str, str]]) -> None:
         [("address", "14 impasse des glycines")],
         [("address-city", "saint-barthelemy")],
     ):
-        found = fhir.search(BASE, "Patient", [*params, ("_summary", "count")])
+        found = fhir.search(
+            BASE, "Patient", [*params, ("_summary", "count")], ctx=AS_LOCAL_OPERATOR
+        )
         assert found["total"] == 1, params
 
 
@@ -262,9 +268,14 @@ def test_nothing_in_clear_after_delete_and_vacuum_free_pages(
     """Deleting and updating leave old pages behind; they held only ciphertext and hashes."""
     services, ids = loaded
     fhir = services.fhir
-    fhir.delete("Observation", ids["observation"])
-    fhir.delete("DocumentReference", ids["document"])
-    fhir.update("Patient", ids["patient"], {**_patient(), "id": ids["patient"], "active": False})
+    fhir.delete("Observation", ids["observation"], ctx=AS_LOCAL_OPERATOR)
+    fhir.delete("DocumentReference", ids["document"], ctx=AS_LOCAL_OPERATOR)
+    fhir.update(
+        "Patient",
+        ids["patient"],
+        {**_patient(), "id": ids["patient"], "active": False},
+        ctx=AS_LOCAL_OPERATOR,
+    )
     services.close()
     assert scan(services.settings.data_dir, _needles()) == []
 
@@ -283,13 +294,12 @@ def loose_umask() -> Iterator[None]:
 def test_data_files_are_0600_in_0700_folders(loose_umask: None, tmp_path: Path) -> None:
     """After writes, attachments and a bulk export, every file under the data directory (database,
     -wal, -shm, key, blobs, export files) is 0600 and every folder 0700, the directory included."""
-    from carnet.fhir.access import RequestContext
 
     services = build_services(make_settings(tmp_path / "data"))
     try:
         _load_sensitive(services)
         export = services.bulk_export
-        job = export.kickoff(RequestContext(), "urn:b", "urn:b/$export", "system", [])
+        job = export.kickoff(AS_LOCAL_OPERATOR, "urn:b", "urn:b/$export", "system", [])
         export.runner.wait(job, timeout=30)
         assert export.status(job).status == 200
         data_dir = services.settings.data_dir
@@ -327,16 +337,25 @@ def test_existing_database_files_are_tightened_on_open(loose_umask: None, tmp_pa
 @pytest.fixture
 def two_patients(sqlite_services: Services) -> dict[str, Any]:
     fhir = sqlite_services.fhir
-    a = fhir.create("Patient", _patient()).stored.res_id
+    a = fhir.create("Patient", _patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
     b = fhir.create(
         "Patient",
         {"resourceType": "Patient", "name": [{"family": "Martin", "given": ["Paul"]}]},
+        ctx=AS_LOCAL_OPERATOR,
     ).stored.res_id
-    a_obs = [fhir.create("Observation", _observation(a, v)).stored.res_id for v in (160.0, 161.0)]
-    b_obs = [fhir.create("Observation", _observation(b, v)).stored.res_id for v in (180.0, 181.0)]
+    a_obs = [
+        fhir.create("Observation", _observation(a, v), ctx=AS_LOCAL_OPERATOR).stored.res_id
+        for v in (160.0, 161.0)
+    ]
+    b_obs = [
+        fhir.create("Observation", _observation(b, v), ctx=AS_LOCAL_OPERATOR).stored.res_id
+        for v in (180.0, 181.0)
+    ]
     b_pdf = PDF_BYTES.replace(PDF_MARKER.encode(), b"PATIENT-B-REPORT")
-    a_doc = fhir.create("DocumentReference", _document(a)).stored.res_id
-    b_doc = fhir.create("DocumentReference", _document(b, b_pdf)).stored.res_id
+    a_doc = fhir.create("DocumentReference", _document(a), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    b_doc = fhir.create(
+        "DocumentReference", _document(b, b_pdf), ctx=AS_LOCAL_OPERATOR
+    ).stored.res_id
     with fhir.repo.unit() as unit:
         assert unit.destroy_patient_key(a) is True
     return {
@@ -350,9 +369,9 @@ def two_patients(sqlite_services: Services) -> dict[str, Any]:
     }
 
 
-def _assert_erased(call: Any, *args: str) -> None:
+def _assert_erased(call: Any, *args: Any) -> None:
     with pytest.raises(FhirError) as info:
-        call(*args)
+        call(*args, ctx=AS_LOCAL_OPERATOR)
     assert info.value.status == 410
     assert "erased" in str(info.value)
 
@@ -375,15 +394,20 @@ def test_other_patient_still_readable(
 ) -> None:
     fhir = sqlite_services.fhir
     p = two_patients
-    b = fhir.read("Patient", p["b"]).body
+    b = fhir.read("Patient", p["b"], ctx=AS_LOCAL_OPERATOR).body
     assert b is not None
     assert b["name"][0]["family"] == "Martin"
-    values = sorted(fhir.read("Observation", o).body["valueQuantity"]["value"] for o in p["b_obs"])  # type: ignore[index]
+    values = sorted(
+        fhir.read("Observation", o, ctx=AS_LOCAL_OPERATOR).body["valueQuantity"]["value"]
+        for o in p["b_obs"]
+    )  # type: ignore[index]
     assert values == [180.0, 181.0]
-    doc = fhir.read("DocumentReference", p["b_doc"]).body
+    doc = fhir.read("DocumentReference", p["b_doc"], ctx=AS_LOCAL_OPERATOR).body
     assert doc is not None
     assert base64.b64decode(doc["content"][0]["attachment"]["data"]) == p["b_pdf"]
-    found = fhir.search(BASE, "Observation", [("subject", f"Patient/{p['b']}")])
+    found = fhir.search(
+        BASE, "Observation", [("subject", f"Patient/{p['b']}")], ctx=AS_LOCAL_OPERATOR
+    )
     assert found["total"] == 2
     assert {e["resource"]["id"] for e in found["entry"]} == set(p["b_obs"])
 
@@ -430,7 +454,9 @@ def test_shredded_patient_cannot_be_written_again(
 def test_search_across_patients_after_shredding(
     sqlite_services: Services, two_patients: dict[str, Any]
 ) -> None:
-    found = sqlite_services.fhir.search(BASE, "Observation", [("code", LOINC_HEIGHT)])
+    found = sqlite_services.fhir.search(
+        BASE, "Observation", [("code", LOINC_HEIGHT)], ctx=AS_LOCAL_OPERATOR
+    )
     ids = {e["resource"]["id"] for e in found.get("entry", [])}
     assert set(two_patients["b_obs"]) <= ids
     assert not ids & set(two_patients["a_obs"])
@@ -456,8 +482,10 @@ def test_shredding_applies_to_other_processes(tmp_path: Path) -> None:
     first = build_services(settings)
     second = build_services(settings)  # e.g. another uvicorn worker on the same database
     try:
-        pid = first.fhir.create("Patient", _patient()).stored.res_id
-        assert second.fhir.read("Patient", pid).body is not None  # warms second's key cache
+        pid = first.fhir.create("Patient", _patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
+        assert (
+            second.fhir.read("Patient", pid, ctx=AS_LOCAL_OPERATOR).body is not None
+        )  # warms second's key cache
         with first.fhir.repo.unit() as unit:
             unit.destroy_patient_key(pid)
         _assert_erased(first.fhir.read, "Patient", pid)
@@ -491,13 +519,13 @@ def test_key_file_0600_even_with_permissive_umask(tmp_path: Path) -> None:
 def test_key_is_stable_across_restarts(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data")
     first = build_services(settings)
-    pid = first.fhir.create("Patient", _patient()).stored.res_id
+    pid = first.fhir.create("Patient", _patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
     key_id = first.crypto.keyring.key_id
     first.close()
     again = build_services(settings)
     try:
         assert again.crypto.keyring.key_id == key_id
-        assert again.fhir.read("Patient", pid).body is not None
+        assert again.fhir.read("Patient", pid, ctx=AS_LOCAL_OPERATOR).body is not None
     finally:
         again.close()
 

@@ -19,6 +19,7 @@ from carnet.demo.accounts import (
     create_demo_accounts,
 )
 from carnet.demo.service import load_demo
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 # Slow: the demo population is loaded.
 pytestmark = pytest.mark.slow
@@ -32,6 +33,7 @@ def _create(services: Services) -> dict[str, str]:
         services.controls,
         services.record,
         issuer_url=services.settings.issuer_url,
+        ctx=AS_LOCAL_OPERATOR,
     )
     return {a.role: f"{a.login} {a.detail}" for a in made}
 
@@ -47,7 +49,7 @@ def _login(client: TestClient, login: str, uri: str) -> dict[str, str]:
 
 def test_demo_accounts_end_to_end(sqlite_services: Services) -> None:
     services = sqlite_services
-    load_demo(services.fhir, 40)
+    load_demo(services.fhir, 40, ctx=AS_LOCAL_OPERATOR)
     made = _create(services)
     assert set(made) == {"patient", "representative", "physician", "nurse", "pharmacist", "app"}
     patient_id = re.search(r"Patient/([\w-]+),", made["patient"]).group(1)  # type: ignore[union-attr]

@@ -14,7 +14,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from carnet.app import Services, create_app
-from carnet.fhir.access import AccessHook
 from tests.support.auth import TEST_OPERATOR, bearer
 
 FHIR = {"Content-Type": "application/fhir+json"}
@@ -23,9 +22,13 @@ FHIR = {"Content-Type": "application/fhir+json"}
 class LoopWatch:
     """The installed access hook, noting for each check whether an event loop runs here."""
 
-    def __init__(self, inner: AccessHook) -> None:
+    def __init__(self, inner: Any, on_loop: list[bool] | None = None) -> None:
         self.inner = inner
-        self.on_loop: list[bool] = []
+        self.on_loop: list[bool] = [] if on_loop is None else on_loop
+
+    def open(self) -> LoopWatch:
+        """Each session's guard, watched alike."""
+        return LoopWatch(self.inner.open(), self.on_loop)
 
     def check(self, *args: Any) -> None:
         try:

@@ -29,6 +29,7 @@ from carnet.authn.service import AccountService
 from carnet.settings import Settings
 from tests.spec.helpers import observation, patient
 from tests.support.authn import FAST_PASSWORDS, PASSWORD
+from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.support.serve import carnet_serve, free_port
 
 # Slow: a real `carnet serve` and a third-party client.
@@ -53,9 +54,13 @@ def world(tmp_path: Path) -> Iterator[World]:
     settings = Settings.from_env({}, data_dir=str(data_dir), port=str(port))
     services = build_services(settings)
     try:
-        pid = services.fhir.create("Patient", patient("Vernadet", "Anouk")).stored.res_id
+        pid = services.fhir.create(
+            "Patient", patient("Vernadet", "Anouk"), ctx=AS_LOCAL_OPERATOR
+        ).stored.res_id
         for value in (168.0, 169.5):
-            services.fhir.create("Observation", observation(pid, value=value))
+            services.fhir.create(
+                "Observation", observation(pid, value=value), ctx=AS_LOCAL_OPERATOR
+            )
         accounts = AccountService(
             services.engine,
             services.crypto,

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
 from carnet.authn.models import access_grant
+from carnet.caller import Kind, Principal
 from tests.support.auth import TEST_OPERATOR, bearer
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 # Both backends: a security suite: scope filters compile to the store's search SQL.
 pytestmark = pytest.mark.both_backends
@@ -62,10 +63,14 @@ def _app(patient: str, *scopes: str) -> Principal:
 @pytest.fixture
 def world(services: Services) -> Iterator[World]:
     s = services
-    a = s.fhir.create("Patient", {"resourceType": "Patient", "birthDate": "1980-01-01"})
+    a = s.fhir.create(
+        "Patient", {"resourceType": "Patient", "birthDate": "1980-01-01"}, ctx=AS_LOCAL_OPERATOR
+    )
     pid = a.stored.res_id
-    lab = s.fhir.create("Observation", _obs(pid, "laboratory")).stored.res_id
-    vital = s.fhir.create("Observation", _obs(pid, "vital-signs")).stored.res_id
+    lab = s.fhir.create("Observation", _obs(pid, "laboratory"), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    vital = s.fhir.create(
+        "Observation", _obs(pid, "vital-signs"), ctx=AS_LOCAL_OPERATOR
+    ).stored.res_id
     with s.engine.begin() as conn:
         conn.execute(
             access_grant.insert().values(
@@ -172,8 +177,12 @@ def test_granular_scope_is_not_escaped_through_an_older_version(world: World) ->
     """A scope covers what the item is now: its versions from before it entered the scope (social
     history then, laboratory now) answer as a hidden item, in vread and in history."""
     s = world.services
-    item = s.fhir.create("Observation", _obs(world.a, "social-history")).stored.res_id
-    s.fhir.update("Observation", item, dict(_obs(world.a, "laboratory"), id=item))
+    item = s.fhir.create(
+        "Observation", _obs(world.a, "social-history"), ctx=AS_LOCAL_OPERATOR
+    ).stored.res_id
+    s.fhir.update(
+        "Observation", item, dict(_obs(world.a, "laboratory"), id=item), ctx=AS_LOCAL_OPERATOR
+    )
     path = f"/fhir/Observation/{item}"
     assert world.get("lab_app", path).status_code == 200
     assert world.get("lab_app", f"{path}/_history/2").status_code == 200

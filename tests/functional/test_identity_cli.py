@@ -12,11 +12,12 @@ from typer.testing import CliRunner, Result
 from carnet.app import build_services
 from carnet.cli.main import app
 from carnet.demo.population import generate_population
+from carnet.demo.register import demo_register
 from carnet.identity.ins import Traits
 from carnet.identity.models import identity
-from carnet.identity.register import demo_register
 from carnet.identity.service import IdentityInput
 from tests.conftest import make_settings
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 JEAN = Traits.create("Dupont", ["Jean"], "1985-07-04", "M", "75056")
 
@@ -31,8 +32,10 @@ def test_identity_commands(tmp_path: Path) -> None:
     data = tmp_path / "data"
     assert "fewer than 2 identities" in _run(data, "identity", "train").output
     services = build_services(make_settings(data))
-    first = services.identity.resolve(IdentityInput(JEAN))
-    twin = services.identity.resolve(IdentityInput(replace(JEAN, given_names=("PIERRE",))))
+    first = services.identity.resolve(IdentityInput(JEAN), ctx=AS_LOCAL_OPERATOR)
+    twin = services.identity.resolve(
+        IdentityInput(replace(JEAN, given_names=("PIERRE",))), ctx=AS_LOCAL_OPERATOR
+    )
     services.close()
     queue = _run(data, "identity", "queue")
     assert queue.exit_code == 0

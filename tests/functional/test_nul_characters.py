@@ -12,11 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
+from carnet.caller import Kind, Principal
 from carnet.fhir.models import resource
 from tests.spec.helpers import FHIR_JSON, observation, patient
 from tests.support.auth import bearer
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 # Both backends: PostgreSQL refuses NUL in text where SQLite keeps it.
 pytestmark = pytest.mark.both_backends
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.both_backends
 
 @pytest.fixture
 def world(services: Services) -> Iterator[tuple[TestClient, str, dict[str, str], dict[str, str]]]:
-    pid = services.fhir.create("Patient", patient()).stored.res_id
+    pid = services.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
     operator = {**bearer(services), **FHIR_JSON}
     person = bearer(services, Principal(Kind.PERSON, "acct-nul", patient_id=pid))
     with TestClient(create_app(services.settings, services), base_url="http://127.0.0.1") as c:

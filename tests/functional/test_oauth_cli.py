@@ -9,10 +9,10 @@ import orjson
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
-from carnet.access.principal import Kind
 from carnet.app import build_services
 from carnet.audit.models import audit_event
 from carnet.authn.tokens import principal_from_token
+from carnet.caller import Kind
 from carnet.cli.main import app
 from tests.conftest import make_settings
 from tests.support.oauth import backend_key, public_jwks

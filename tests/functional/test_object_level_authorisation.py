@@ -14,11 +14,11 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from carnet.access.enforce import note_care
-from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
-from carnet.fhir.access import RequestContext
+from carnet.caller import Kind, Principal, RequestContext
+from carnet.policy.enforce import note_care
 from tests.support.auth import TEST_OPERATOR, bearer
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 # Both backends: a security suite: access review reads the audit store.
 pytestmark = pytest.mark.both_backends
@@ -47,14 +47,16 @@ def _obs(services: Services, patient: str) -> str:
         "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
         "subject": {"reference": f"Patient/{patient}"},
     }
-    return services.fhir.create("Observation", body).stored.res_id
+    return services.fhir.create("Observation", body, ctx=AS_LOCAL_OPERATOR).stored.res_id
 
 
 @pytest.fixture
 def world(services: Services) -> Iterator[World]:
     s = services
     a, b = (
-        s.fhir.create("Patient", {"resourceType": "Patient", "birthDate": d}).stored.res_id
+        s.fhir.create(
+            "Patient", {"resourceType": "Patient", "birthDate": d}, ctx=AS_LOCAL_OPERATOR
+        ).stored.res_id
         for d in ("1980-05-01", "1975-03-03")
     )
     obs, masked = _obs(s, a), _obs(s, a)
@@ -210,9 +212,9 @@ def test_versions_from_before_a_move_stay_with_the_record_they_left(world: World
     left (the person, their professionals) no longer sees it, through history or vread either."""
     c, s = world.client, world.services
     moved = _obs(s, world.a)
-    body = dict(s.fhir.read("Observation", moved).body or {})
+    body = dict(s.fhir.read("Observation", moved, ctx=AS_LOCAL_OPERATOR).body or {})
     body["subject"] = {"reference": f"Patient/{world.b}"}
-    s.fhir.update("Observation", moved, body)
+    s.fhir.update("Observation", moved, body, ctx=AS_LOCAL_OPERATOR)
     for caller in ("a", "gp"):
         headers = world.callers[caller]
         assert c.get(f"/fhir/Observation/{moved}", headers=headers).status_code == 403

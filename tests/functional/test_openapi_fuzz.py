@@ -30,16 +30,17 @@ from schemathesis.core.result import Ok
 from schemathesis.schemas import BaseSchema
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from carnet.access.enforce import note_care
-from carnet.access.principal import Kind, Principal
 from carnet.app import Services, build_services, create_app
 from carnet.authn.guard import allowed
 from carnet.authn.oidc import ProfessionalLogin
 from carnet.authn.routes import ROUTE_GUARDS, Guard
+from carnet.caller import Kind, Principal
 from carnet.dependencies import professional_login
+from carnet.policy.enforce import note_care
 from tests.conftest import make_settings
 from tests.spec.helpers import observation, patient
 from tests.support.auth import TEST_OPERATOR, bearer
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 
 @pytest.fixture(params=["operator", "person", "professional"])
@@ -79,8 +80,8 @@ def dev_idp_services(tmp_path: Path) -> Iterator[Services]:
 @pytest.fixture
 def target(dev_idp_services: Services, caller: str) -> Iterator[Target]:
     s = dev_idp_services
-    pid = s.fhir.create("Patient", patient()).stored.res_id
-    oid = s.fhir.create("Observation", observation(pid)).stored.res_id
+    pid = s.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    oid = s.fhir.create("Observation", observation(pid), ctx=AS_LOCAL_OPERATOR).stored.res_id
     with s.engine.begin() as conn:
         note_care(conn, pid, RPPS, "declared")
     principal = {
@@ -384,7 +385,7 @@ def test_a_version_id_that_is_no_small_ascii_number_is_not_found(
     """Once a 500: ``int`` of 20 digits overflows SQLite's INTEGER, and ``"²".isdigit()`` is
     true but ``int("²")`` fails (carnet/fhir/service.py, vread and If-Match)."""
     s = sqlite_services
-    pid = s.fhir.create("Patient", patient()).stored.res_id
+    pid = s.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
     with TestClient(create_app(s.settings, s), base_url="http://127.0.0.1") as client:
         auth = bearer(s, TEST_OPERATOR)
         r = client.get(f"/fhir/Patient/{pid}/_history/{version}", headers=auth)
@@ -407,7 +408,7 @@ def test_a_huge_offset_or_count_is_an_empty_page(sqlite_services: Services) -> N
     """Once a 500 (OverflowError in the SQLite driver) on searches, histories and the audit log:
     an offset past any record is an empty page, a huge count the largest page."""
     s = sqlite_services
-    pid = s.fhir.create("Patient", patient()).stored.res_id
+    pid = s.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
     with TestClient(create_app(s.settings, s), base_url="http://127.0.0.1") as client:
         auth = bearer(s, TEST_OPERATOR)
         for path in (
@@ -465,7 +466,7 @@ def test_an_element_of_the_wrong_shape_is_refused_by_validation(
     did not say "type": "object", so a list or a number passed for Meta, HumanName, Reference...
     (carnet/fhir/definitions.py now adds it)."""
     s = sqlite_services
-    pid = s.fhir.create("Patient", patient()).stored.res_id
+    pid = s.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
     with TestClient(create_app(s.settings, s), base_url="http://127.0.0.1") as client:
         auth = {**bearer(s, TEST_OPERATOR), "Content-Type": "application/fhir+json"}
         for res_type, body, element in (

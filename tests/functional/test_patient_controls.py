@@ -13,11 +13,12 @@ import pyotp
 import pytest
 from fastapi.testclient import TestClient
 
-from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
 from carnet.audit.models import audit_event
+from carnet.caller import Kind, Principal
 from tests.support.auth import bearer
 from tests.support.authn import PASSWORD
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 # Both backends: a security suite: objections and masks filter stored records.
 pytestmark = pytest.mark.both_backends
@@ -48,9 +49,13 @@ def _obs(patient: str) -> dict[str, Any]:
 @pytest.fixture
 def setup(services: Services) -> Iterator[Setup]:
     fhir = services.fhir
-    a = fhir.create("Patient", {"resourceType": "Patient", "birthDate": "1970-01-01"}).stored.res_id
-    b = fhir.create("Patient", {"resourceType": "Patient", "birthDate": "1971-01-01"}).stored.res_id
-    doc = fhir.create("Observation", _obs(a)).stored.res_id
+    a = fhir.create(
+        "Patient", {"resourceType": "Patient", "birthDate": "1970-01-01"}, ctx=AS_LOCAL_OPERATOR
+    ).stored.res_id
+    b = fhir.create(
+        "Patient", {"resourceType": "Patient", "birthDate": "1971-01-01"}, ctx=AS_LOCAL_OPERATOR
+    ).stored.res_id
+    doc = fhir.create("Observation", _obs(a), ctx=AS_LOCAL_OPERATOR).stored.res_id
     people = {
         "a": Principal(Kind.PERSON, "acct-a", patient_id=a),
         "b": Principal(Kind.PERSON, "acct-b", patient_id=b),

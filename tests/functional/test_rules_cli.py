@@ -6,11 +6,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from carnet.access.enforce import note_care
-from carnet.access.principal import Kind, Principal
 from carnet.app import build_services
+from carnet.caller import Kind, Principal
 from carnet.cli.main import app
+from carnet.policy.enforce import note_care
 from carnet.settings import Settings
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 NURSE = Principal(Kind.PROFESSIONAL, "pro-nurse", rpps="10000000029", profession="nurse")
 
@@ -27,7 +28,9 @@ def test_rules_list_and_set_change_the_decision(tmp_path: Path) -> None:
     assert code == 0
     assert any(line.startswith("nurse-read") and " allow " in line for line in out.splitlines())
     services = build_services(Settings.from_env({}, data_dir=str(data)))
-    pid = services.fhir.create("Patient", {"resourceType": "Patient"}).stored.res_id
+    pid = services.fhir.create(
+        "Patient", {"resourceType": "Patient"}, ctx=AS_LOCAL_OPERATOR
+    ).stored.res_id
     with services.engine.begin() as conn:
         note_care(conn, pid, NURSE.rpps or "", "declared")
         assert services.pdp.decide(conn, NURSE, "read", "Patient", pid).allowed
@@ -54,18 +57,20 @@ def test_rules_set_refuses_bad_edits_with_one_line(tmp_path: Path) -> None:
 
 
 def test_an_edited_deny_rule_also_filters_searches(tmp_path: Path) -> None:
-    from carnet.fhir.access import RequestContext
+    from carnet.caller import RequestContext
     from carnet.policy.rules import edit_rule
 
     services = build_services(Settings.from_env({}, data_dir=str(tmp_path / "data")))
-    pid = services.fhir.create("Patient", {"resourceType": "Patient"}).stored.res_id
+    pid = services.fhir.create(
+        "Patient", {"resourceType": "Patient"}, ctx=AS_LOCAL_OPERATOR
+    ).stored.res_id
     obs = {
         "resourceType": "Observation",
         "status": "final",
         "code": {"text": "weight"},
         "subject": {"reference": f"Patient/{pid}"},
     }
-    services.fhir.create("Observation", obs)
+    services.fhir.create("Observation", obs, ctx=AS_LOCAL_OPERATOR)
     with services.engine.begin() as conn:
         note_care(conn, pid, NURSE.rpps or "", "declared")
     ctx = RequestContext(actor="n", principal=NURSE)

@@ -15,14 +15,15 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
 from carnet.audit.models import audit_event
 from carnet.authn.service import AccountService
+from carnet.caller import Kind, Principal
 from carnet.dependencies import account_service as account_service_dependency
 from carnet.record.register import read_register
 from tests.support.auth import bearer
 from tests.support.authn import PASSWORD, Clock, account_service, totp_code
+from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.unit.record.helpers import family_csv
 
 GP = "10000000011"
@@ -56,7 +57,7 @@ def world(services: Services, tmp_path: Path) -> Iterator[World]:
     clock = Clock()
     accounts = account_service(services, clock)
     report = services.record.provision(
-        read_register(family_csv(tmp_path / "r.csv"), today=date.today())
+        read_register(family_csv(tmp_path / "r.csv"), today=date.today()), ctx=AS_LOCAL_OPERATOR
     )
     people = []
     for n, patient_id in enumerate((report.patients[2], report.patients[4])):

@@ -19,15 +19,16 @@ from fastapi.testclient import TestClient
 from httpx2 import Response
 from sqlalchemy import func, insert, select
 
-from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
 from carnet.audit.models import audit_event
 from carnet.authn.models import access_grant, access_revoked_token
 from carnet.authn.tokens import issue_access_token
+from carnet.caller import Kind, Principal
 from carnet.crypto.tokens import TokenSigner
 from carnet.fhir.models import resource
 from tests.spec.helpers import FHIR_JSON, observation, patient
 from tests.support.auth import TEST_OPERATOR, bearer
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 PERSON_SUBJECT = "acct-person"
 APP_SCOPES = frozenset({"patient/Observation.rs", "launch/patient"})
@@ -64,8 +65,8 @@ class Env:
 
 @pytest.fixture
 def env(services: Services) -> Iterator[Env]:
-    pid = services.fhir.create("Patient", patient()).stored.res_id
-    oid = services.fhir.create("Observation", observation(pid)).stored.res_id
+    pid = services.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    oid = services.fhir.create("Observation", observation(pid), ctx=AS_LOCAL_OPERATOR).stored.res_id
     with TestClient(create_app(services.settings, services), base_url="http://127.0.0.1") as c:
         yield Env(services, c, pid, oid)
 

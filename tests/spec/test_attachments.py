@@ -18,6 +18,7 @@ from carnet.app import Services, build_services, create_app
 from carnet.settings import Settings
 from tests.spec.helpers import FHIR_JSON, patient
 from tests.support.auth import bearer
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
@@ -367,8 +368,8 @@ def test_a_blob_directory_reused_with_another_database_stays_readable(tmp_path: 
         )
         services = build_services(settings)
         try:
-            services.fhir.update("Binary", "same-content", dict(body))
-            stored = services.fhir.read("Binary", "same-content")
+            services.fhir.update("Binary", "same-content", dict(body), ctx=AS_LOCAL_OPERATOR)
+            stored = services.fhir.read("Binary", "same-content", ctx=AS_LOCAL_OPERATOR)
             assert stored.body is not None
             assert base64.b64decode(stored.body["data"]) == b"identical bytes"
         finally:

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from carnet.app import Services, create_app
 from carnet.settings import Settings
 from tests.spec.helpers import FHIR_JSON, observation, patient
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
 
@@ -185,10 +186,8 @@ def test_status_survives_a_restart(
 def test_expired_exports_are_erased(services: Services, record: dict[str, str]) -> None:
     from datetime import timedelta
 
-    from carnet.fhir.access import RequestContext
-
     export = services.bulk_export
-    job = export.kickoff(RequestContext(), "urn:b", "urn:b/$export", "system", [])
+    job = export.kickoff(AS_LOCAL_OPERATOR, "urn:b", "urn:b/$export", "system", [])
     services.bulk_export.runner.wait(job, timeout=30)
     assert export.status(job).status == 200
     folder: Path = export.export_dir / job

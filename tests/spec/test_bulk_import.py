@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from carnet.access.principal import Kind, Principal
 from carnet.app import Services
 from carnet.audit.models import audit_event
+from carnet.caller import Kind, Principal
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.gzip_bomb import write_gzip_bomb
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from carnet.app import Services
+from carnet.audit.models import audit_event
+from carnet.caller import Kind, Principal
 from carnet.identity.ins import INS_NIR_OID
 from carnet.identity.nir import make_nir
+from tests.support.auth import bearer
 
 NIR = make_nir(2, 1972, 3, "69123", 4)
 
@@ -62,6 +68,41 @@ def test_queue_merge_and_dismiss(client: TestClient) -> None:
     assert missing.status_code == 404
     assert client.post("/identity/merges/nope/unmerge").status_code == 404
     assert client.get("/identity/queue?state=bogus").status_code == 400
+
+
+def _audit_events(services: Services) -> list[dict[str, Any]]:
+    with services.engine.connect() as conn:
+        rows = conn.execute(select(audit_event.c.body).order_by(audit_event.c.seq)).scalars()
+        return [orjson.loads(b) for b in rows]
+
+
+def test_identity_merge_over_http_is_audited_as_its_caller(
+    client: TestClient, services: Services
+) -> None:
+    """What a merge made over HTTP writes (the two Patients' links) is audited as that caller,
+    its client and its address, not as the local operator of the CLI."""
+    first = client.post("/fhir/Patient", json=_patient())
+    second = client.post("/fhir/Patient", json=_patient())
+    assert (first.status_code, second.status_code) == (201, 201)
+    [item] = client.get("/identity/queue").json()["items"]
+    http_source = _audit_events(services)[-1]["source"]
+    before = len(_audit_events(services))
+    officer = Principal(
+        Kind.OPERATOR,
+        "operator:vigilance",
+        client_id="vigilance-console",
+        scopes=frozenset({"system/*.*"}),
+    )
+    merged = client.post(f"/identity/queue/{item['id']}/merge", headers=bearer(services, officer))
+    assert merged.status_code == 200, merged.text
+    events = _audit_events(services)[before:]
+    assert events
+    for event in events:
+        assert (event["actor"], event["client"], event["source"]) == (
+            "operator:vigilance",
+            "vigilance-console",
+            http_source,
+        ), event
 
 
 def test_bad_input_is_a_clear_operation_outcome(client: TestClient) -> None:

@@ -9,14 +9,15 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
+from carnet.caller import Kind, Principal
 from carnet.identity.ins import INS_NIR_OID, Ins, InsStatus, Traits, apply_to_patient
 from carnet.identity.models import identity, quarantine
 from carnet.identity.nir import make_nir
 from carnet.identity.register import InMemoryRegister
 from tests.spec.helpers import observation
 from tests.support.auth import bearer
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 JEAN = Traits.create("Dupont", ["Jean", "Paul"], "1985-07-04", "M", "75056")
 NIR = make_nir(1, 1985, 7, "75056", 12)
@@ -109,7 +110,9 @@ def test_unknown_or_ambiguous_is_held_and_invisible(client: TestClient, services
     # The officer decides the unknown INS is Jean's: the held document joins his record.
     with services.engine.connect() as conn:
         jean = conn.execute(select(identity.c.id).where(identity.c.patient_id == pid)).scalar_one()
-    done = services.identity.vigilance.merge(queue["unknown"]["identity"], jean, actor="officer")
+    done = services.identity.vigilance.merge(
+        queue["unknown"]["identity"], jean, actor="officer", ctx=AS_LOCAL_OPERATOR
+    )
     assert done["released"] == 2
     assert _record_size(client, pid) == 2
 

@@ -21,6 +21,7 @@ from carnet.identity.ins import (
 from carnet.identity.nir import make_nir
 from carnet.identity.register import InMemoryRegister
 from carnet.identity.service import IdentityInput, Outcome
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 HOMONYM = Traits.create("Martin", ["Marie", "Anne"], "1980-05-12", "F", "75056")
 NIR_A = Ins(INS_NIR_OID, make_nir(2, 1980, 5, "75056", 101))
@@ -30,9 +31,9 @@ NIR_C = Ins(INS_NIR_OID, make_nir(2, 1980, 5, "75056", 103))
 
 def test_two_valid_ins_that_differ_are_never_linked(services: Services) -> None:
     mpi = services.identity
-    first = mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A))
+    first = mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A), ctx=AS_LOCAL_OPERATOR)
     # A true homonym: the very same strict traits, her own INS. Another person, not a duplicate.
-    second = mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_B))
+    second = mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_B), ctx=AS_LOCAL_OPERATOR)
     assert second.outcome is Outcome.NEW
     assert second.identity_id != first.identity_id
     assert mpi.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A)).identity_id == (
@@ -48,7 +49,7 @@ def test_twins_with_the_same_first_name_and_their_own_nir_are_two_people(
 ) -> None:
     mpi = services.identity
     twin = replace(HOMONYM, given_names=("MARIE",))
-    mpi.resolve(IdentityInput(twin, InsStatus.VALI, NIR_A))
+    mpi.resolve(IdentityInput(twin, InsStatus.VALI, NIR_A), ctx=AS_LOCAL_OPERATOR)
     other = mpi.match(IdentityInput(twin, InsStatus.VALI, NIR_B))
     assert other.outcome is not Outcome.LINK
 
@@ -57,7 +58,7 @@ def test_twins_whose_first_names_partly_overlap_and_nirs_differ_by_order_are_not
     services: Services,
 ) -> None:
     mpi = services.identity
-    mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A))
+    mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A), ctx=AS_LOCAL_OPERATOR)
     sister = replace(HOMONYM, given_names=("MARIE", "LOUISE"))
     assert mpi.match(IdentityInput(sister, InsStatus.VALI, NIR_B)).outcome is not Outcome.LINK
     # Without any INS, complete first-name lists that disagree after the first are a doubt.
@@ -68,8 +69,8 @@ def test_identical_traits_without_ins_go_to_review_when_homonyms_are_indexed(
     services: Services,
 ) -> None:
     mpi = services.identity
-    mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A))
-    mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_B))
+    mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A), ctx=AS_LOCAL_OPERATOR)
+    mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_B), ctx=AS_LOCAL_OPERATOR)
     # No INS on the incoming side: it fits both women.
     assert mpi.match(IdentityInput(HOMONYM)).outcome is Outcome.REVIEW
 
@@ -92,7 +93,7 @@ def test_an_nia_the_register_says_a_nir_replaced_is_the_same_person(services: Se
     register.add(NIR_A, HOMONYM)
     mpi = services.identity
     mpi.register = register
-    before = mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, nia))
+    before = mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, nia), ctx=AS_LOCAL_OPERATOR)
     assert mpi.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A)).outcome is Outcome.NEW
     register.replace_nia(nia, NIR_A)
     after = mpi.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A))
@@ -121,8 +122,8 @@ def test_an_identity_linked_with_an_ins_keeps_it_so_another_ins_is_another_perso
     services: Services,
 ) -> None:
     mpi = services.identity
-    first = mpi.resolve(IdentityInput(HOMONYM))  # known first without an INS
-    linked = mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A))
+    first = mpi.resolve(IdentityInput(HOMONYM), ctx=AS_LOCAL_OPERATOR)  # known first without an INS
+    linked = mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_A), ctx=AS_LOCAL_OPERATOR)
     assert linked.outcome is Outcome.LINK
     assert linked.identity_id == first.identity_id
     # The identity is now NIR_A's woman: a homonym with her own NIR is someone else.

@@ -19,6 +19,7 @@ from carnet.fhir.importer import Importer
 from carnet.identity.ins import INS_NIA_OID, INS_NIR_OID, Ins, InsStatus, Traits, apply_to_patient
 from carnet.identity.nir import make_nir
 from tests.spec.helpers import observation
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 JEAN = Traits.create("Dupont", ["Jean", "Paul"], "1985-07-04", "M", "75056")
 NIR = make_nir(1, 1985, 7, "75056", 12)
@@ -110,15 +111,15 @@ def test_the_importer_rejects_the_patient_by_its_path_and_keeps_the_others(
     bad = _patient(BROKEN["wrong key"], id="bad")
     path = tmp_path / "Patient.ndjson"
     path.write_bytes(orjson.dumps(good) + b"\n" + orjson.dumps(bad) + b"\n")
-    report = Importer(services.fhir).run([path])
+    report = Importer(services.fhir, ctx=AS_LOCAL_OPERATOR).run([path])
     [rejection] = report.rejected
     assert rejection.source == "Patient.ndjson:2"
     assert rejection.status == 422
     assert rejection.reason == "value: Patient.identifier"  # the path, never the value
-    assert services.fhir.read("Patient", "good").res_id == "good"
+    assert services.fhir.read("Patient", "good", ctx=AS_LOCAL_OPERATOR).res_id == "good"
     assert services.identity.count() == 1
     with pytest.raises(FhirError) as missing:
-        services.fhir.read("Patient", "bad")
+        services.fhir.read("Patient", "bad", ctx=AS_LOCAL_OPERATOR)
     assert missing.value.status == 404
 
 

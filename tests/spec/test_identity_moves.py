@@ -14,6 +14,7 @@ from carnet.identity.models import identity_merge
 from carnet.identity.moves import repoint
 from carnet.identity.service import IdentityInput, Outcome
 from tests.spec.helpers import observation
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 BASE = "http://127.0.0.1/fhir"
 JEAN = Traits.create("Dupont", ["Jean", "Paul"], "1985-07-04", "M", "75056")
@@ -21,11 +22,13 @@ JEAN = Traits.create("Dupont", ["Jean", "Paul"], "1985-07-04", "M", "75056")
 
 def _patient(services: Services) -> str:
     body = {"resourceType": "Patient", "name": [{"family": "X"}], "gender": "male"}
-    return services.fhir.create("Patient", body).stored.res_id
+    return services.fhir.create("Patient", body, ctx=AS_LOCAL_OPERATOR).stored.res_id
 
 
 def _ids(services: Services, pid: str) -> set[str]:
-    found = services.fhir.search(BASE, "Observation", [("subject", f"Patient/{pid}")])
+    found = services.fhir.search(
+        BASE, "Observation", [("subject", f"Patient/{pid}")], ctx=AS_LOCAL_OPERATOR
+    )
     return {e["resource"]["id"] for e in found.get("entry", [])}
 
 
@@ -51,20 +54,26 @@ def test_repoint_only_touches_references_to_that_patient() -> None:
 def test_merge_moves_references_and_unmerge_moves_them_back(services: Services) -> None:
     mpi = services.identity
     a, b = _patient(services), _patient(services)
-    first = mpi.resolve(IdentityInput(JEAN, patient_id=a))
+    first = mpi.resolve(IdentityInput(JEAN, patient_id=a), ctx=AS_LOCAL_OPERATOR)
     dup = mpi.resolve(
-        IdentityInput(replace(JEAN, birth_place=None, given_names=("JAEN",)), patient_id=b)
+        IdentityInput(replace(JEAN, birth_place=None, given_names=("JAEN",)), patient_id=b),
+        ctx=AS_LOCAL_OPERATOR,
     )
     assert dup.outcome is Outcome.REVIEW
     assert first.identity_id is not None and dup.identity_id is not None
     fhir = services.fhir
-    own = fhir.create("Observation", observation(a)).stored.res_id
-    theirs = {fhir.create("Observation", observation(b)).stored.res_id for _ in range(2)}
-    done = mpi.vigilance.merge(dup.identity_id, first.identity_id, actor="officer")
+    own = fhir.create("Observation", observation(a), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    theirs = {
+        fhir.create("Observation", observation(b), ctx=AS_LOCAL_OPERATOR).stored.res_id
+        for _ in range(2)
+    }
+    done = mpi.vigilance.merge(
+        dup.identity_id, first.identity_id, actor="officer", ctx=AS_LOCAL_OPERATOR
+    )
     assert done["moved"] == 2
     assert _ids(services, a) == {own, *theirs}
     assert _ids(services, b) == set()
-    moved = fhir.read("Observation", next(iter(theirs)))
+    moved = fhir.read("Observation", next(iter(theirs)), ctx=AS_LOCAL_OPERATOR)
     assert moved.version == 2
     assert moved.patient_id == a
     assert moved.body is not None and moved.body["subject"] == {"reference": f"Patient/{a}"}
@@ -72,10 +81,10 @@ def test_merge_moves_references_and_unmerge_moves_them_back(services: Services) 
         record = json.loads(conn.execute(select(identity_merge.c.moved)).scalar_one())
     assert sorted(record["moved"]) == sorted(f"Observation/{i}" for i in theirs)
     # Written after the merge: stays with the surviving Patient on unmerge.
-    later = fhir.create("Observation", observation(a)).stored.res_id
-    mpi.vigilance.unmerge(done["merge"], actor="officer")
+    later = fhir.create("Observation", observation(a), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    mpi.vigilance.unmerge(done["merge"], actor="officer", ctx=AS_LOCAL_OPERATOR)
     assert _ids(services, b) == theirs
     assert _ids(services, a) == {own, later}
-    back = fhir.read("Observation", next(iter(theirs)))
+    back = fhir.read("Observation", next(iter(theirs)), ctx=AS_LOCAL_OPERATOR)
     assert back.version == 3
     assert back.patient_id == b

@@ -9,13 +9,15 @@ import pytest
 from sqlalchemy import select
 
 from carnet.app import Services, build_services
+from carnet.demo.register import demo_register, load_demo_register
 from carnet.identity.ins import INS_NIR_OID, Ins, InsStatus, Traits
 from carnet.identity.models import identity_register
 from carnet.identity.nir import make_nir
-from carnet.identity.register import RegisterOutcome, RegisterRecord, demo_register
-from carnet.identity.register_store import DatabaseRegister, load_demo_register, open_register
+from carnet.identity.register import RegisterOutcome, RegisterRecord
+from carnet.identity.register_store import DatabaseRegister, open_register
 from carnet.identity.service import IdentityConflict, IdentityInput, Outcome
 from carnet.settings import Settings
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 JEAN = Traits.create("Dupont", ["Jean", "Paul"], "1985-07-14", "M", "75056")
 INS = Ins(INS_NIR_OID, make_nir(1, 1985, 7, "75056", 1))
@@ -64,10 +66,12 @@ def test_demo_register_is_used_by_every_process(services: Services, settings: Se
         mpi = other.identity
         assert isinstance(mpi.register, DatabaseRegister)
         assert mpi.register.count() == 3
-        known = mpi.resolve(IdentityInput(person.traits, InsStatus.QUAL, person.ins))
+        known = mpi.resolve(
+            IdentityInput(person.traits, InsStatus.QUAL, person.ins), ctx=AS_LOCAL_OPERATOR
+        )
         assert known.outcome is Outcome.NEW
         with pytest.raises(IdentityConflict, match="reference register"):
-            mpi.resolve(IdentityInput(JEAN, InsStatus.QUAL, INS))  # not a demo person
+            mpi.resolve(IdentityInput(JEAN, InsStatus.QUAL, INS), ctx=AS_LOCAL_OPERATOR)  # not demo
         assert mpi.count() == 1
     finally:
         other.close()

@@ -11,14 +11,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import and_, exists, select
 
-from carnet.access.enforce import note_care
-from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
-from carnet.fhir import service as fhir_service
-from carnet.fhir.access import RequestContext
+from carnet.caller import Kind, Principal, RequestContext
+from carnet.fhir import searching as fhir_searching
 from carnet.fhir.models import INDEX_TABLES, resource
+from carnet.policy.enforce import note_care
 from tests.spec.helpers import FHIR_JSON, observation, patient
 from tests.support.auth import bearer
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 LOINC = "http://loinc.org"
 GP = "10000000001"
@@ -83,23 +83,27 @@ def test_a_long_result_still_counts_every_match(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the ids kept for paging, the total comes from the COUNT query."""
-    monkeypatch.setattr(fhir_service, "SNAPSHOT_MAX", 3)
+    monkeypatch.setattr(fhir_searching, "SNAPSHOT_MAX", 3)
     for i in range(5):
         _create(client, patient("Longue", given=f"P{i}"))
     r = client.get("/fhir/Patient", params={"family": "Longue", "_count": "2"})
     assert r.json()["total"] == 5
-    monkeypatch.setattr(fhir_service, "SNAPSHOT_MAX", 6)
+    monkeypatch.setattr(fhir_searching, "SNAPSHOT_MAX", 6)
     r = client.get("/fhir/Patient", params={"family": "Longue", "_count": "2"})
     assert r.json()["total"] == 5
 
 
 def test_a_restricted_callers_count_stays_filtered(services: Services) -> None:
     s = services
-    a = s.fhir.create("Patient", patient("Masque")).stored.res_id
-    b = s.fhir.create("Patient", patient("Voisin")).stored.res_id
-    shown = s.fhir.create("Observation", observation(a, code="29463-7")).stored.res_id
-    masked = s.fhir.create("Observation", observation(a, code="29463-7")).stored.res_id
-    s.fhir.create("Observation", observation(b, code="29463-7"))
+    a = s.fhir.create("Patient", patient("Masque"), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    b = s.fhir.create("Patient", patient("Voisin"), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    shown = s.fhir.create(
+        "Observation", observation(a, code="29463-7"), ctx=AS_LOCAL_OPERATOR
+    ).stored.res_id
+    masked = s.fhir.create(
+        "Observation", observation(a, code="29463-7"), ctx=AS_LOCAL_OPERATOR
+    ).stored.res_id
+    s.fhir.create("Observation", observation(b, code="29463-7"), ctx=AS_LOCAL_OPERATOR)
     with s.engine.begin() as conn:
         note_care(conn, a, GP, "declared")
     as_a = RequestContext(actor="a", principal=Principal(Kind.PERSON, "acct-a", patient_id=a))

@@ -16,15 +16,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from carnet.access.enforce import note_care
-from carnet.access.principal import Kind, Principal
 from carnet.app import Services, create_app
 from carnet.audit.models import audit_event
-from carnet.fhir.access import RequestContext
+from carnet.caller import Kind, Principal, RequestContext
 from carnet.fhir.dates import sortable, utc_now
 from carnet.fhir.models import search_snapshot, search_snapshot_binding
+from carnet.policy.enforce import note_care
 from tests.spec.helpers import observation, patient
 from tests.support.auth import TEST_OPERATOR, bearer
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 GP = "10000000001"
 NIR_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"
@@ -45,10 +45,20 @@ class World:
 @pytest.fixture
 def world(services: Services) -> Iterator[World]:
     s = services
-    a = s.fhir.create("Patient", patient("Alpha", identifier=_nir("180057500100762"))).stored.res_id
-    b = s.fhir.create("Patient", patient("Beta", identifier=_nir("275037500200897"))).stored.res_id
-    a_obs = [s.fhir.create("Observation", observation(a)).stored.res_id for _ in range(3)]
-    b_obs = [s.fhir.create("Observation", observation(b)).stored.res_id for _ in range(3)]
+    a = s.fhir.create(
+        "Patient", patient("Alpha", identifier=_nir("180057500100762")), ctx=AS_LOCAL_OPERATOR
+    ).stored.res_id
+    b = s.fhir.create(
+        "Patient", patient("Beta", identifier=_nir("275037500200897")), ctx=AS_LOCAL_OPERATOR
+    ).stored.res_id
+    a_obs = [
+        s.fhir.create("Observation", observation(a), ctx=AS_LOCAL_OPERATOR).stored.res_id
+        for _ in range(3)
+    ]
+    b_obs = [
+        s.fhir.create("Observation", observation(b), ctx=AS_LOCAL_OPERATOR).stored.res_id
+        for _ in range(3)
+    ]
     with s.engine.begin() as conn:
         note_care(conn, a, GP, "declared")
         note_care(conn, b, GP, "declared")

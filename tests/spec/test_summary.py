@@ -14,6 +14,7 @@ from carnet.app import Services
 from carnet.fhir.importer import Importer
 from tests.conftest import CORPUS
 from tests.spec.helpers import FHIR_JSON, patient
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 REQUIRED = {"10160-0", "48765-2", "11450-4"}
 SYNTHEA = sorted((CORPUS / "synthea").glob("*.json.gz"))
@@ -42,9 +43,11 @@ def _unresolved(bundle: dict[str, Any]) -> list[str]:
 
 def test_summary_of_a_synthea_patient(client: TestClient, services: Services) -> None:
     source = next(p for p in SYNTHEA if p.stat().st_size > 150_000)
-    report = Importer(services.fhir).run([source])
+    report = Importer(services.fhir, ctx=AS_LOCAL_OPERATOR).run([source])
     assert report.stored > 50
-    pid = services.fhir.search("urn:t", "Patient", [])["entry"][0]["resource"]["id"]
+    pid = services.fhir.search("urn:t", "Patient", [], ctx=AS_LOCAL_OPERATOR)["entry"][0][
+        "resource"
+    ]["id"]
 
     response = client.get(f"/fhir/Patient/{pid}/$summary")
     assert response.status_code == 200, response.text

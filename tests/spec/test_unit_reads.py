@@ -8,6 +8,7 @@ import pytest
 
 from carnet.app import Services
 from carnet.fhir.errors import FhirError
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 
 def _patient(family: str) -> dict[str, object]:
@@ -16,10 +17,12 @@ def _patient(family: str) -> dict[str, object]:
 
 def test_prefetched_current_versions_match_single_reads(services: Services) -> None:
     fhir = services.fhir
-    kept = fhir.create("Patient", _patient("Kept")).stored
-    updated = fhir.update("Patient", kept.res_id, {**_patient("Kept2"), "id": kept.res_id}).stored
-    gone = fhir.create("Patient", _patient("Gone")).stored
-    fhir.delete("Patient", gone.res_id)
+    kept = fhir.create("Patient", _patient("Kept"), ctx=AS_LOCAL_OPERATOR).stored
+    updated = fhir.update(
+        "Patient", kept.res_id, {**_patient("Kept2"), "id": kept.res_id}, ctx=AS_LOCAL_OPERATOR
+    ).stored
+    gone = fhir.create("Patient", _patient("Gone"), ctx=AS_LOCAL_OPERATOR).stored
+    fhir.delete("Patient", gone.res_id, ctx=AS_LOCAL_OPERATOR)
     keys = [("Patient", kept.res_id), ("Patient", gone.res_id), ("Patient", "never-used")]
     with fhir.repo.unit(write=False) as unit:
         one_by_one = [unit.current(*key) for key in keys]
@@ -35,7 +38,7 @@ def test_prefetched_current_versions_match_single_reads(services: Services) -> N
 
 def test_a_write_in_the_unit_replaces_what_was_read_ahead(services: Services) -> None:
     fhir = services.fhir
-    stored = fhir.create("Patient", _patient("Before")).stored
+    stored = fhir.create("Patient", _patient("Before"), ctx=AS_LOCAL_OPERATOR).stored
     key = ("Patient", stored.res_id)
     with fhir.repo.unit() as unit:
         unit.prefetch_current([key])
@@ -45,12 +48,12 @@ def test_a_write_in_the_unit_replaces_what_was_read_ahead(services: Services) ->
         now = unit.current(*key)
         assert now is not None and now.version == 2
         assert now.body is not None and now.body["name"] == [{"family": "After"}]
-    assert fhir.read("Patient", stored.res_id).version == 2
+    assert fhir.read("Patient", stored.res_id, ctx=AS_LOCAL_OPERATOR).version == 2
 
 
 def test_an_erased_record_read_ahead_still_answers_gone(services: Services) -> None:
     fhir = services.fhir
-    pid = fhir.create("Patient", _patient("Erased")).stored.res_id
+    pid = fhir.create("Patient", _patient("Erased"), ctx=AS_LOCAL_OPERATOR).stored.res_id
     with fhir.repo.unit() as unit:
         unit.prefetch_current([("Patient", pid)])  # read before the erasure, in the same unit
         assert unit.destroy_patient_key(pid)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from carnet.access.principal import Kind, Principal
 from carnet.app import Services
 from carnet.authn.tokens import issue_access_token
+from carnet.caller import Kind, Principal
 
 TEST_OPERATOR = Principal(Kind.OPERATOR, "operator:test", scopes=frozenset({"system/*.*"}))
 

@@ -11,7 +11,7 @@ import sys
 import time
 
 from carnet.app import build_services
-from carnet.fhir.access import RequestContext
+from carnet.caller import RequestContext
 from carnet.settings import Settings
 from tests.support.auth import TEST_OPERATOR
 

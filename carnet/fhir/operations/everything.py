@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
+from carnet.caller import RequestContext
 from carnet.fhir import render
-from carnet.fhir.access import RequestContext
 from carnet.fhir.dates import date_range
 from carnet.fhir.errors import bad_request, gone, not_found
 from carnet.fhir.query import visible
@@ -96,10 +96,11 @@ def everything(
     count = int_param(query, "_count", service.max_page_size)
     count = min(max(count, 0), service.max_page_size)
     offset = max(int_param(query, "_offset", 0), 0)
-    with service.interaction(ctx, "everything", "Patient", patient_id) as unit:
-        service.access.check(unit, ctx, "everything", "Patient", patient_id)
-        service.access.check_resource(unit, ctx, "read", patient_or_404(unit, patient_id))
-        vis = service.access.visibility(unit, ctx, "search")
+    with service.session(ctx, "everything", "Patient", patient_id) as session:
+        unit = session.unit
+        session.check("everything", "Patient", patient_id)
+        session.check_resource("read", patient_or_404(unit, patient_id))
+        vis = session.visibility("search")
         where = visible(vis)
         # Referenced resources are found from the whole compartment, whatever _type asks for.
         compartment = unit.compartment(patient_id, where=where)
@@ -108,7 +109,7 @@ def everything(
             keys = unit.compartment_keys(patient_id, types, since, where)
         extra = [
             r
-            for r in service.visible_only(unit, vis, outside_references(unit, compartment, depth=1))
+            for r in session.visible_only(vis, outside_references(unit, compartment, depth=1))
             if (types is None or r.res_type in types)
             and (since is None or _sortable(r.last_updated) >= since)
         ]
@@ -119,7 +120,7 @@ def everything(
         by_key = {(r.res_type, r.res_id): r for r in compartment}
         by_key.update({(r.res_type, r.res_id): r for r in extra})
         page = [by_key[k] for k in page_keys if k in by_key]
-        service.access.record(unit, ctx, "everything", "Patient", page)
+        session.record("everything", "Patient", page)
     keep = [(k, v) for k, v in params if k in ("_type", "_since")]
     path = f"Patient/{patient_id}/$everything"
     links = render.page_links(base, path, keep, offset, count, len(wanted))  # pages reach includes

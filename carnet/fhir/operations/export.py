@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import orjson
 
-from carnet.fhir.access import RequestContext
+from carnet.caller import RequestContext, Visibility
 from carnet.fhir.dates import instant, utc_now
 from carnet.fhir.errors import FhirError, bad_request, not_found
 from carnet.fhir.operations.everything import parse_since, parse_types
@@ -36,9 +36,7 @@ from carnet.fhir.operations.jobs import (
     owned_job,
     principal_params,
 )
-from carnet.fhir.repository import Unit
-from carnet.fhir.service import FhirService
-from carnet.policy.service import Visibility
+from carnet.fhir.service import FhirService, FhirSession
 from carnet.private_files import open_private, private_dir
 
 NDJSON_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
@@ -102,14 +100,15 @@ class ExportService:
         types = parse_types(self.fhir, [v for k, v in params if k == "_type"])
         since = parse_since(query.get("_since"))
         patients: list[str] | None = None
-        with self.fhir.interaction(ctx, "export", "Group" if group_id else None, group_id) as unit:
-            types = self._checked_types(unit, ctx, types)
+        with self.fhir.session(ctx, "export", "Group" if group_id else None, group_id) as session:
+            unit = session.unit
+            types = self._checked_types(session, types)
             if group_id is not None:
                 group = unit.current("Group", group_id)
                 if group is None or group.deleted or group.body is None:
                     raise not_found(f"Group/{group_id} is not known")
                 patients = _members(group.body)
-                self.fhir.access.record(unit, ctx, "export", "Group", [group])
+                session.record("export", "Group", [group])
         job_params = {
             "level": level,
             "types": types,
@@ -122,21 +121,19 @@ class ExportService:
         self.runner.submit(job_id, self._run)
         return job_id
 
-    def _checked_types(
-        self, unit: Unit, ctx: RequestContext, asked: list[str] | None
-    ) -> list[str] | None:
+    def _checked_types(self, session: FhirSession, asked: list[str] | None) -> list[str] | None:
         """The types the job will export, each checked against the caller's rights and scopes
         (a ``_type`` outside them is refused here, 403); without ``_type``, every type the
         caller may read (None: all of them)."""
         types = asked
         if types is None:
-            vis = self.fhir.access.visibility(unit, ctx, "export")
+            vis = session.visibility("export")
             types = None if vis is None else _readable_types(vis)
         if not types:  # every type, or none at all: the check on all types decides
-            self.fhir.access.check(unit, ctx, "export", None, None)
+            session.check("export", None, None)
             return None
         for res_type in types:
-            self.fhir.access.check(unit, ctx, "export", res_type, None)
+            session.check("export", res_type, None)
         return types
 
     # -- status ---------------------------------------------------------------------------------
@@ -175,13 +172,13 @@ class ExportService:
         job = self._job(job_id, ctx, "export-file", audit_success=False)  # with its rule, below
         res_type = _file_type(job, name) if _safe_name(name) else None
         path = self.export_dir / job_id / name
-        with self.fhir.interaction(ctx, "export-file", res_type, None) as unit:
+        with self.fhir.session(ctx, "export-file", res_type, None) as session:
             if job.status != "completed" or res_type is None or not path.is_file():
                 missing = not_found(f"no file '{name[:80]}' in export {job_id}")
                 raise FhirError(404, missing.issues, rule="bulk-file-unknown")  # audited too
             # the caller's scopes today, on this file's type (a token may have narrowed since)
-            self.fhir.access.check(unit, ctx, "export-file", res_type, None)
-            self.fhir.access.record(unit, ctx, "export-file", res_type, [])
+            session.check("export-file", res_type, None)
+            session.record("export-file", res_type, [])
         return self._records(job_id, name, path)
 
     def _records(self, job_id: str, name: str, path: Path) -> Iterator[bytes]:
@@ -228,13 +225,14 @@ class ExportService:
                 for batch in batches:
                     if params["level"] != "system":
                         batch = [r for r in batch if r.patient_id is not None]
-                    with self.fhir.interaction(ctx, "export", None, None) as unit:
-                        vis = self.fhir.access.visibility(unit, ctx, "export")
-                        batch = self.fhir.visible_only(unit, vis, batch)
+                    with self.fhir.session(ctx, "export", None, None) as session:
+                        unit = session.unit
+                        vis = session.visibility("export")
+                        batch = session.visible_only(vis, batch)
                         for res_type in {r.res_type for r in batch} - checked:
-                            self.fhir.access.check(unit, ctx, "export", res_type, None)
+                            session.check("export", res_type, None)
                             checked.add(res_type)
-                        self.fhir.access.record(unit, ctx, "export", None, batch)
+                        session.record("export", None, batch)
                     by_type: dict[str, list[bytes]] = {}
                     for stored in batch:
                         by_type.setdefault(stored.res_type, []).append(orjson.dumps(stored.body))

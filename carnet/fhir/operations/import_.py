@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from carnet.fhir.access import RequestContext
+from carnet.caller import RequestContext
 from carnet.fhir.dates import instant, utc_now
 from carnet.fhir.errors import FhirError, bad_request
 from carnet.fhir.import_files import SUFFIXES, ImportLimits
@@ -59,14 +59,14 @@ class ImportService:
         try:
             inputs = _inputs(body)
         except FhirError as err:
-            self.fhir.access.record_failure(ctx, "import", None, None, err.status)
+            self.fhir.record_failure(ctx, "import", None, None, err.status)
             raise
-        with self.fhir.interaction(ctx, "import", None, None) as unit:
+        with self.fhir.session(ctx, "import", None, None) as session:
             # An input's type is not enforced on its lines, so its files may hold any type: the
             # caller needs write scopes on every type (and the job then runs as them).
-            self.fhir.access.check(unit, ctx, "import", None, None)
+            session.check("import", None, None)
             for res_type, _ in inputs:
-                self.fhir.access.check(unit, ctx, "import", res_type, None)
+                session.check("import", res_type, None)
             files = [self._local_file(url, res_type) for res_type, url in inputs]
         params = {
             "inputs": [{"type": t, "url": u} for t, u in inputs],

@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import Engine, delete, insert, select, update
 
-from carnet.access.principal import Kind, Principal
+from carnet.caller import Kind, Principal, RequestContext
 from carnet.db.instants import utc_now
-from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import not_found
 from carnet.fhir.operations.models import bulk_job
 
@@ -139,13 +138,13 @@ def owned_job(
     live = job is not None and job.status != "cancelled"
     if live and job is not None and (ctx is None or job.actor == ctx.actor[:128]):
         if ctx is not None and audit_success:
-            with fhir.interaction(ctx, action, None, None) as unit:
-                fhir.access.record(unit, replace(ctx, rule=f"job:{job_id}"), action, None, [])
+            with fhir.session(ctx, action, None, None) as session:
+                session.record(action, None, [], ctx=replace(ctx, rule=f"job:{job_id}"))
         return job
     if ctx is not None:
         # the job id goes in the event only when it names a real job (not text from the URL)
         rule = f"bulk-job-not-owner job:{job_id}" if live else "bulk-job-unknown"
-        fhir.access.record_failure(replace(ctx, rule=rule), action, None, None, 404)
+        fhir.record_failure(replace(ctx, rule=rule), action, None, None, 404)
     raise not_found(f"{kind} job {job_id[:40]} is not known")
 
 

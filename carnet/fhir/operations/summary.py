@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from carnet.fhir.access import RequestContext
+from carnet.caller import RequestContext
 from carnet.fhir.dates import instant, utc_now
 from carnet.fhir.operations.everything import patient_or_404, references
 from carnet.fhir.query import visible
@@ -151,11 +151,12 @@ def summary(
     service: FhirService, ctx: RequestContext, base: str, patient_id: str
 ) -> dict[str, Any]:
     """The IPS document Bundle of one patient; 404 for an unknown patient, 410 if deleted."""
-    with service.interaction(ctx, "summary", "Patient", patient_id) as unit:
-        service.access.check(unit, ctx, "summary", "Patient", patient_id)
+    with service.session(ctx, "summary", "Patient", patient_id) as session:
+        unit = session.unit
+        session.check("summary", "Patient", patient_id)
         patient = patient_or_404(unit, patient_id)
-        service.access.check_resource(unit, ctx, "read", patient)
-        vis = service.access.visibility(unit, ctx, "search")
+        session.check_resource("read", patient)
+        vis = session.visibility("search")
         clinical = unit.compartment(patient_id, _TYPES, where=visible(vis))
         chosen: list[tuple[Section, list[StoredResource]]] = []
         for section in SECTIONS:
@@ -167,8 +168,8 @@ def summary(
         for _, members in chosen:
             listed.update({(r.res_type, r.res_id): r for r in members})
         content = [patient, *listed.values()]
-        content += service.visible_only(unit, vis, _closure(unit, content))
-        service.access.record(unit, ctx, "summary", "Patient", content)
+        content += session.visible_only(vis, _closure(unit, content))
+        session.record("summary", "Patient", content)
     return _document(base, patient, chosen, content)
 
 

@@ -30,14 +30,16 @@ _CHILD = textwrap.dedent(
     """
     import sys, time
     from carnet.app import build_services
+    from carnet.caller import RequestContext
     from carnet.db.engine import writing
     from carnet.settings import Settings
 
     services = build_services(Settings.from_env({}, data_dir=sys.argv[1]))
-    pid = services.fhir.create("Patient", {"resourceType": "Patient"}).stored.res_id
+    ctx = RequestContext.local_operator()
+    pid = services.fhir.create("Patient", {"resourceType": "Patient"}, ctx=ctx).stored.res_id
     with writing(services.engine):
         for _ in range(3):
-            services.fhir.read("Patient", pid)
+            services.fhir.read("Patient", pid, ctx=ctx)
         print(pid, services.audit.spool.count(), flush=True)
         time.sleep(120)
     """

@@ -9,7 +9,6 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from carnet.access.principal import Kind
 from carnet.app import Services
 from carnet.audit.models import audit_event, audit_event_patient
 from carnet.authn.models import access_account, access_login_attempt
@@ -22,6 +21,7 @@ from carnet.authn.service import (
     LoginThrottledError,
     UnknownAccountError,
 )
+from carnet.caller import Kind
 from carnet.policy.models import access_alert
 from tests.support.authn import PASSWORD, Clock, account_service, totp_code
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from carnet.access.principal import Kind
 from carnet.app import Services
 from carnet.authn.clients import ClientKind
 from carnet.authn.tokens import principal_from_token
+from carnet.caller import Kind
 from tests.support.oauth import (
     REDIRECT,
     OAuthEnv,

@@ -14,11 +14,11 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from carnet.access.principal import Kind
 from carnet.app import Services
 from carnet.audit.models import audit_event
 from carnet.authn.clients import ClientKind
 from carnet.authn.tokens import principal_from_token
+from carnet.caller import Kind
 from carnet.crypto.tokens import TokenError
 from carnet.db.instants import utc_now
 from carnet.settings import Settings

@@ -13,7 +13,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from carnet.access.principal import Kind
 from carnet.app import Services
 from carnet.audit.models import audit_event
 from carnet.authn.api import SESSION_COOKIE
@@ -25,6 +24,7 @@ from carnet.authn.oidc import (
     professional_from_claims,
     safe_next,
 )
+from carnet.caller import Kind
 from carnet.crypto.tokens import TokenSigner
 from carnet.dependencies import development_idp
 from tests.support.oauth import OAuthEnv, oauth_env

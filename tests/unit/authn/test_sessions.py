@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from carnet.access.principal import Kind
 from carnet.app import Services
 from carnet.authn.models import access_session
 from carnet.authn.service import AccountService
 from carnet.authn.sessions import SessionError, SessionService
+from carnet.caller import Kind
 from tests.support.authn import PASSWORD, Clock, account_service, session_service
 
 

@@ -14,6 +14,7 @@ from carnet.crypto.envelope import SHARED_OWNER, DataKeys, DecryptionError, KeyD
 from carnet.crypto.keyring import FileKeyring
 from carnet.crypto.models import data_key
 from carnet.db.schema import metadata
+from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.support.postgres import ThrowawayPostgres
 
 OWNER = "patient:alice"
@@ -203,8 +204,10 @@ def test_rollback_through_repository_unit(sqlite_services) -> None:  # type: ign
         raise RuntimeError("boom")
     with repo.unit(write=False) as unit:
         assert unit.current("Patient", "p1") is None
-    sqlite_services.fhir.update("Patient", "p1", body)
-    assert sqlite_services.fhir.read("Patient", "p1").body["gender"] == "female"
+    sqlite_services.fhir.update("Patient", "p1", body, ctx=AS_LOCAL_OPERATOR)
+    assert (
+        sqlite_services.fhir.read("Patient", "p1", ctx=AS_LOCAL_OPERATOR).body["gender"] == "female"
+    )
 
 
 def test_two_processes_creating_one_owners_key_agree_on_it(

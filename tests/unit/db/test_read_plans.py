@@ -17,6 +17,7 @@ from sqlalchemy import event
 from carnet.app import Services, build_services
 from carnet.db.maintenance import analyze
 from tests.conftest import make_settings
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 
 @pytest.fixture
@@ -39,7 +40,10 @@ def _reads_by_ids(services: Services) -> list[tuple[str, Any]]:
     """Statements on fhir_resource with an ``res_id IN`` list, sent while reading and updating
     several Observations at once."""
     fhir = services.fhir
-    ids = [fhir.create("Observation", _observation(i)).stored.res_id for i in range(30)]
+    ids = [
+        fhir.create("Observation", _observation(i), ctx=AS_LOCAL_OPERATOR).stored.res_id
+        for i in range(30)
+    ]
     keys = [("Observation", res_id) for res_id in ids[:10]]
     captured: list[tuple[str, Any]] = []
 
@@ -77,7 +81,7 @@ def test_reads_of_several_ids_use_the_current_version_index(
 ) -> None:
     if statistics:
         for i in range(200):  # enough current rows of the type for the statistics to matter
-            sqlite_services.fhir.create("Observation", _observation(i))
+            sqlite_services.fhir.create("Observation", _observation(i), ctx=AS_LOCAL_OPERATOR)
         analyze(sqlite_services.engine)
     statements = _reads_by_ids(sqlite_services)
     kinds = {sql.split()[0] for sql, _ in statements}

@@ -15,6 +15,7 @@ from carnet.cli.main import app
 from carnet.fhir.import_files import ImportLimits, fingerprint
 from carnet.fhir.importer import Importer
 from carnet.fhir.operations.models import import_progress
+from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.support.gzip_bomb import MIB, write_gzip_bomb
 
 PATIENT = orjson.dumps({"resourceType": "Patient", "id": "before-the-bomb", "gender": "female"})
@@ -36,7 +37,7 @@ def test_import_gzip_bomb_is_refused_without_exhausting_memory(
 
     tracemalloc.start()
     try:
-        report = Importer(sqlite_services.fhir).run([bomb])
+        report = Importer(sqlite_services.fhir, ctx=AS_LOCAL_OPERATOR).run([bomb])
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -55,7 +56,7 @@ def test_json_gzip_bomb_is_refused_without_exhausting_memory(
     bomb = write_gzip_bomb(tmp_path / "bundle.json.gz", b'{"resourceType": "Bundle", "x": "', 100)
     tracemalloc.start()
     try:
-        report = Importer(sqlite_services.fhir).run([bomb])
+        report = Importer(sqlite_services.fhir, ctx=AS_LOCAL_OPERATOR).run([bomb])
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -76,7 +77,7 @@ def test_line_longer_than_the_limit_is_refused_never_held_whole(
 
     tracemalloc.start()
     try:
-        report = Importer(sqlite_services.fhir, limits=limits).run([path])
+        report = Importer(sqlite_services.fhir, limits=limits, ctx=AS_LOCAL_OPERATOR).run([path])
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -99,7 +100,9 @@ def test_decompressed_size_limit_rejects_the_file(
     ]
     path.write_bytes(gzip.compress(b"\n".join(lines)))
     limits = ImportLimits(max_decompressed_bytes=200_000)
-    report = Importer(sqlite_services.fhir, batch_size=100, limits=limits).run([path])
+    report = Importer(
+        sqlite_services.fhir, batch_size=100, limits=limits, ctx=AS_LOCAL_OPERATOR
+    ).run([path])
     assert 0 < report.stored < 6000
     assert [r.status for r in report.rejected] == [413]
     assert "import_max_decompressed_bytes (200000 bytes)" in report.rejected[0].reason

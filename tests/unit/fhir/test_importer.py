@@ -15,6 +15,7 @@ from carnet.app import Services
 from carnet.fhir.import_files import discover, fingerprint
 from carnet.fhir.importer import MAX_REJECTIONS, Importer, ImportInterruptedError
 from tests.conftest import CORPUS
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 # Both backends: bulk loads take a backend-specific path (carnet/db/bulk.py).
 pytestmark = pytest.mark.both_backends
@@ -35,7 +36,9 @@ def _obs(i: int) -> dict[str, object]:
 
 
 def _count(services: Services, res_type: str) -> int:
-    total = services.fhir.search("urn:t", res_type, [("_summary", "count")])["total"]
+    total = services.fhir.search("urn:t", res_type, [("_summary", "count")], ctx=AS_LOCAL_OPERATOR)[
+        "total"
+    ]
     return int(total)
 
 
@@ -48,7 +51,9 @@ def test_ndjson_plain_and_gzipped_with_bad_lines(sqlite_services: Services, tmp_
     zipped = tmp_path / "Observation.ndjson.gz"
     zipped.write_bytes(gzip.compress(b"\n".join(orjson.dumps(_obs(i)) for i in range(7))))
 
-    report = Importer(sqlite_services.fhir, batch_size=3).run(discover([tmp_path]))
+    report = Importer(sqlite_services.fhir, batch_size=3, ctx=AS_LOCAL_OPERATOR).run(
+        discover([tmp_path])
+    )
 
     assert report.files == 2
     assert report.read == 16
@@ -63,11 +68,13 @@ def test_ndjson_plain_and_gzipped_with_bad_lines(sqlite_services: Services, tmp_
 def test_rerun_changes_nothing(sqlite_services: Services, tmp_path: Path) -> None:
     path = tmp_path / "p.ndjson"
     path.write_bytes(b"\n".join(orjson.dumps(_patient(i)) for i in range(5)))
-    Importer(sqlite_services.fhir).run([path])
-    Importer(sqlite_services.fhir).run([path])
+    Importer(sqlite_services.fhir, ctx=AS_LOCAL_OPERATOR).run([path])
+    Importer(sqlite_services.fhir, ctx=AS_LOCAL_OPERATOR).run([path])
     assert _count(sqlite_services, "Patient") == 5
-    assert sqlite_services.fhir.read("Patient", "p0").version == 1  # an unchanged update is a no-op
-    history = sqlite_services.fhir.history("urn:t", "Patient", None, [])
+    assert (
+        sqlite_services.fhir.read("Patient", "p0", ctx=AS_LOCAL_OPERATOR).version == 1
+    )  # an unchanged update is a no-op
+    history = sqlite_services.fhir.history("urn:t", "Patient", None, [], ctx=AS_LOCAL_OPERATOR)
     assert history["total"] == 5
 
 
@@ -91,14 +98,18 @@ def test_reply_bundles_are_rejected_with_reason(sqlite_services: Services, tmp_p
             }
         )
     )
-    report = Importer(sqlite_services.fhir).run([path])
+    report = Importer(sqlite_services.fhir, ctx=AS_LOCAL_OPERATOR).run([path])
     assert report.stored == 0
     assert [r.status for r in report.rejected] == [422]
     assert "server's replies" in report.rejected[0].reason
 
 
 def _count_on(services: Services, res_type: str) -> int:
-    return int(services.fhir.search("urn:t", res_type, [("_summary", "count")])["total"])
+    return int(
+        services.fhir.search("urn:t", res_type, [("_summary", "count")], ctx=AS_LOCAL_OPERATOR)[
+            "total"
+        ]
+    )
 
 
 def test_crash_then_resume_stores_each_line_once(services: Services, tmp_path: Path) -> None:
@@ -108,19 +119,23 @@ def test_crash_then_resume_stores_each_line_once(services: Services, tmp_path: P
     path.write_bytes(gzip.compress(b"\n".join(lines)))
 
     with pytest.raises(ImportInterruptedError):
-        Importer(services.fhir, batch_size=5, fail_after_batches=2).run([path])
+        Importer(services.fhir, batch_size=5, fail_after_batches=2, ctx=AS_LOCAL_OPERATOR).run(
+            [path]
+        )
     assert _count_on(services, "Observation") == 10  # two committed batches
 
-    report = Importer(services.fhir, batch_size=5).run([path])
+    report = Importer(services.fhir, batch_size=5, ctx=AS_LOCAL_OPERATOR).run([path])
     assert report.skipped == 10
     assert report.read == 13
     assert report.stored == 13
     assert _count_on(services, "Observation") == 23
 
-    third = Importer(services.fhir, batch_size=5).run([path])  # complete: skipped whole
+    third = Importer(services.fhir, batch_size=5, ctx=AS_LOCAL_OPERATOR).run(
+        [path]
+    )  # complete: skipped whole
     assert third.read == 0
     assert _count_on(services, "Observation") == 23
-    fresh = Importer(services.fhir, batch_size=5, resume=False).run([path])
+    fresh = Importer(services.fhir, batch_size=5, resume=False, ctx=AS_LOCAL_OPERATOR).run([path])
     assert fresh.stored == 23  # resume=False re-reads (and here creates again)
     assert _count_on(services, "Observation") == 46
 
@@ -128,9 +143,9 @@ def test_crash_then_resume_stores_each_line_once(services: Services, tmp_path: P
 def test_crash_between_bundle_files_resumes_with_the_next(services: Services) -> None:
     files = sorted((CORPUS / "synthea").glob("*.json.gz"))[:3]
     with pytest.raises(ImportInterruptedError):
-        Importer(services.fhir, fail_after_batches=2).run(files)
+        Importer(services.fhir, fail_after_batches=2, ctx=AS_LOCAL_OPERATOR).run(files)
     assert _count_on(services, "Patient") == 2
-    report = Importer(services.fhir).run(files)
+    report = Importer(services.fhir, ctx=AS_LOCAL_OPERATOR).run(files)
     assert report.skipped == 2
     assert _count_on(services, "Patient") == 3
 
@@ -139,7 +154,7 @@ def test_shared_organizations_and_practitioners_are_deduplicated(
     sqlite_services: Services,
 ) -> None:
     files = sorted((CORPUS / "synthea").glob("*.json.gz"))[:12]
-    Importer(sqlite_services.fhir).run(files)
+    Importer(sqlite_services.fhir, ctx=AS_LOCAL_OPERATOR).run(files)
     orgs, docs = (
         _count_on(sqlite_services, "Organization"),
         _count_on(sqlite_services, "Practitioner"),
@@ -160,7 +175,7 @@ def test_shared_organizations_and_practitioners_are_deduplicated(
 
 def test_dedupe_can_be_turned_off(sqlite_services: Services) -> None:
     files = sorted((CORPUS / "synthea").glob("*.json.gz"))[:2]
-    Importer(sqlite_services.fhir, dedupe_shared=False).run(files)
+    Importer(sqlite_services.fhir, dedupe_shared=False, ctx=AS_LOCAL_OPERATOR).run(files)
     assert _count_on(sqlite_services, "Organization") == sum(
         1
         for p in files
@@ -177,7 +192,7 @@ def test_memory_does_not_grow_with_file_size(sqlite_services: Services, tmp_path
             b"\n".join(orjson.dumps({**_patient(i), "id": f"m{n}-{i}"}) for i in range(n))
         )
         tracemalloc.start()
-        Importer(sqlite_services.fhir, batch_size=200).run([path])
+        Importer(sqlite_services.fhir, batch_size=200, ctx=AS_LOCAL_OPERATOR).run([path])
         _, top = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         return top
@@ -189,7 +204,7 @@ def test_memory_does_not_grow_with_file_size(sqlite_services: Services, tmp_path
 def test_rejections_are_capped_but_counted(sqlite_services: Services, tmp_path: Path) -> None:
     path = tmp_path / "bad.ndjson"
     path.write_bytes(b"\n".join(b"{oops" for _ in range(MAX_REJECTIONS + 10)))
-    report = Importer(sqlite_services.fhir).run([path])
+    report = Importer(sqlite_services.fhir, ctx=AS_LOCAL_OPERATOR).run([path])
     assert report.rejected_total == MAX_REJECTIONS + 10
     assert len(report.rejected) == MAX_REJECTIONS
 
@@ -248,7 +263,9 @@ def test_what_a_file_stores_commits_with_its_import_record(
 
     event.listen(services.engine, "commit", observe)
     try:
-        Importer(services.fhir, batch_size=3).run([transaction, batch, ndjson])
+        Importer(services.fhir, batch_size=3, ctx=AS_LOCAL_OPERATOR).run(
+            [transaction, batch, ndjson]
+        )
     finally:
         event.remove(services.engine, "commit", observe)
 
@@ -283,7 +300,7 @@ def test_import_report_names_path_not_value(sqlite_services: Services, tmp_path:
     batch = tmp_path / "batch.json"
     batch.write_bytes(_transaction_of("batch", [{**patient, "gender": secret_gender}]))
 
-    report = Importer(sqlite_services.fhir).run([ndjson, transaction, batch])
+    report = Importer(sqlite_services.fhir, ctx=AS_LOCAL_OPERATOR).run([ndjson, transaction, batch])
 
     reasons = {r.source: r.reason for r in report.rejected}
     assert reasons == {

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from carnet.demo.register import demo_register
 from carnet.identity.ins import INS_NIR_OID, Ins, Traits
 from carnet.identity.nir import make_nir
 from carnet.identity.register import (
     IdentityRegister,
     InMemoryRegister,
     RegisterOutcome,
-    demo_register,
 )
 
 

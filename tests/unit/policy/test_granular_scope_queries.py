@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from carnet.access.principal import Kind, Principal
-from carnet.policy.authors import Authorship, authorship_of
+from carnet.caller import Authorship, Kind, Principal
+from carnet.policy.authors import authorship_of
 from carnet.policy.service import allowed_types, granular_queries, parse_scopes
 
 LAB = "patient/Observation.rs?category=laboratory"

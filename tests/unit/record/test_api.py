@@ -13,15 +13,16 @@ import pytest
 from fastapi import Request, Response
 from fastapi.testclient import TestClient
 
-from carnet.access.principal import Kind, Principal
 from carnet.app import Services
 from carnet.authn.service import AccountService
+from carnet.caller import Kind, Principal
 from carnet.dependencies import installed
 from carnet.fhir import api as fhir_api
 from carnet.fhir.errors import FhirError
 from carnet.record import api as record_api
 from carnet.record.register import read_register
 from tests.support.authn import PASSWORD, Clock, account_service, partial_app, totp_code
+from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.unit.record.helpers import family_csv
 
 
@@ -75,7 +76,7 @@ def test_person_and_representative(
     client: TestClient, services: Services, clock: Clock, tmp_path: Path
 ) -> None:
     report = services.record.provision(
-        read_register(family_csv(tmp_path / "r.csv"), today=date.today())
+        read_register(family_csv(tmp_path / "r.csv"), today=date.today()), ctx=AS_LOCAL_OPERATOR
     )
     claire, baby, paul = report.patients[2], report.patients[3], report.patients[4]
     assert client.get("/record/space").status_code == 401

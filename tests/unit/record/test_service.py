@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from carnet.app import Services
-from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError
 from carnet.identity.ins import INS_NIR_OID
 from carnet.record.notifications import FileChannel
 from carnet.record.register import RegisterError, read_register
+from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.unit.record.helpers import (
     BABY,
     CLAIRE,
@@ -37,16 +37,20 @@ WINDOW = timedelta(days=42)
 
 
 def _provision(services: Services, path: Path, now: datetime = NOW) -> Any:
-    return services.record.provision(read_register(path, today=TODAY), now=now)
+    return services.record.provision(
+        read_register(path, today=TODAY), now=now, ctx=AS_LOCAL_OPERATOR
+    )
 
 
 def _patient_count(services: Services) -> int:
-    bundle = services.fhir.search("http://x/fhir", "Patient", [("_summary", "count")])
+    bundle = services.fhir.search(
+        "http://x/fhir", "Patient", [("_summary", "count")], ctx=AS_LOCAL_OPERATOR
+    )
     return int(bundle["total"])
 
 
 def _actions(services: Services, patient_id: str) -> list[str]:
-    page = services.audit.patient_history(patient_id, RequestContext(), count=500, offset=0)
+    page = services.audit.patient_history(patient_id, AS_LOCAL_OPERATOR, count=500, offset=0)
     return [json.loads(e.body)["action"] for e in page.events]
 
 
@@ -54,7 +58,7 @@ def test_provision_csv(services: Services, tmp_path: Path) -> None:
     report = _provision(services, family_csv(tmp_path / "register.csv"))
     assert (report.created, report.known, report.representatives) == (4, 0, 2)
     claire, baby, paul, odile = (report.patients[r] for r in (2, 3, 4, 5))
-    patient = services.fhir.read("Patient", claire).body
+    patient = services.fhir.read("Patient", claire, ctx=AS_LOCAL_OPERATOR).body
     assert patient is not None
     assert {"system": INS_NIR_OID, "value": CLAIRE.nir}.items() <= patient["identifier"][0].items()
     assert patient["name"][0]["family"] == "LEFEBVRE"
@@ -101,7 +105,7 @@ def test_reprovisioning_is_idempotent(services: Services, tmp_path: Path) -> Non
     assert len(services.record.pending_notifications()) == queued
     # A Patient already known by its INS (written by a professional) gets a space, not a twin.
     other = tmp_path / "teen.csv"
-    existing = services.fhir.create("Patient", TEEN.patient()).stored.res_id
+    existing = services.fhir.create("Patient", TEEN.patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
     assert _provision(services, write_csv(other, [TEEN.row()])).patients[2] == existing
     assert _patient_count(services) == 5
 
@@ -109,15 +113,18 @@ def test_reprovisioning_is_idempotent(services: Services, tmp_path: Path) -> Non
 def test_objection_inside_the_window_refuses_the_space(services: Services, tmp_path: Path) -> None:
     report = _provision(services, family_csv(tmp_path / "register.csv"))
     claire = report.patients[2]
-    assert services.record.object(claire, now=NOW + timedelta(days=10)) == "refused"
-    swept = services.record.sweep(now=NOW + WINDOW + timedelta(days=1))
+    assert (
+        services.record.object(claire, now=NOW + timedelta(days=10), ctx=AS_LOCAL_OPERATOR)
+        == "refused"
+    )
+    swept = services.record.sweep(now=NOW + WINDOW + timedelta(days=1), ctx=AS_LOCAL_OPERATOR)
     assert claire not in swept.opened
     assert len(swept.opened) == 3
     assert not services.record.is_open(claire)
     space = services.record.space(claire)
     assert space is not None and (space.state, space.reason) == ("refused", "objection")
     with pytest.raises(FhirError) as info:
-        services.record.object(claire)
+        services.record.object(claire, ctx=AS_LOCAL_OPERATOR)
     assert info.value.status == 409
     # The register sends the person again: the objection holds.
     again = _provision(services, tmp_path / "register.csv", NOW + timedelta(days=60))
@@ -132,22 +139,31 @@ def test_objection_inside_the_window_refuses_the_space(services: Services, tmp_p
 def test_sweep_opens_after_the_window(services: Services, tmp_path: Path) -> None:
     report = _provision(services, write_csv(tmp_path / "r.csv", [PAUL.row()]))
     paul = report.patients[2]
-    assert services.record.sweep(now=NOW + WINDOW - timedelta(minutes=1)).opened == []
+    assert (
+        services.record.sweep(now=NOW + WINDOW - timedelta(minutes=1), ctx=AS_LOCAL_OPERATOR).opened
+        == []
+    )
     assert not services.record.is_open(paul)
-    assert services.record.sweep(now=NOW + WINDOW).opened == [paul]
+    assert services.record.sweep(now=NOW + WINDOW, ctx=AS_LOCAL_OPERATOR).opened == [paul]
     assert services.record.is_open(paul)
-    assert services.record.sweep(now=NOW + WINDOW + timedelta(days=1)).opened == []
+    assert (
+        services.record.sweep(now=NOW + WINDOW + timedelta(days=1), ctx=AS_LOCAL_OPERATOR).opened
+        == []
+    )
     kinds = [n.kind for n in services.record.pending_notifications()]
     assert kinds == ["space-provisioned", "space-opened"]
     # An objection after the window closes the space.
-    assert services.record.object(paul, now=NOW + WINDOW + timedelta(days=2)) == "closed"
+    assert (
+        services.record.object(paul, now=NOW + WINDOW + timedelta(days=2), ctx=AS_LOCAL_OPERATOR)
+        == "closed"
+    )
     assert not services.record.is_open(paul)
 
 
 def test_closure_then_shredding_after_retention(services: Services, tmp_path: Path) -> None:
     report = _provision(services, write_csv(tmp_path / "r.csv", [CLAIRE.row(), PAUL.row()]))
     claire, paul = report.patients[2], report.patients[3]
-    services.record.sweep(now=NOW + WINDOW)
+    services.record.sweep(now=NOW + WINDOW, ctx=AS_LOCAL_OPERATOR)
     obs = services.fhir.create(
         "Observation",
         {
@@ -157,23 +173,33 @@ def test_closure_then_shredding_after_retention(services: Services, tmp_path: Pa
             "subject": {"reference": f"Patient/{claire}"},
             "valueQuantity": {"value": 165.0, "unit": "cm"},
         },
+        ctx=AS_LOCAL_OPERATOR,
     ).stored.res_id
     closed_at = NOW + WINDOW + timedelta(days=1)
-    assert services.record.close(claire, now=closed_at) == "closed"
+    assert services.record.close(claire, now=closed_at, ctx=AS_LOCAL_OPERATOR) == "closed"
     space = services.record.space(claire)
     assert space is not None and space.retention_until is not None
     assert space.retention_until.startswith(str(closed_at.year + 10))
-    assert services.record.sweep(now=closed_at + timedelta(days=9 * 365)).shredded == []
-    assert services.fhir.read("Observation", obs).body is not None  # kept during retention
-    swept = services.record.sweep(now=closed_at + timedelta(days=3653))
+    assert (
+        services.record.sweep(
+            now=closed_at + timedelta(days=9 * 365), ctx=AS_LOCAL_OPERATOR
+        ).shredded
+        == []
+    )
+    assert (
+        services.fhir.read("Observation", obs, ctx=AS_LOCAL_OPERATOR).body is not None
+    )  # kept during retention
+    swept = services.record.sweep(now=closed_at + timedelta(days=3653), ctx=AS_LOCAL_OPERATOR)
     assert swept.shredded == [claire]
     for res_type, res_id in (("Patient", claire), ("Observation", obs)):
         with pytest.raises(FhirError) as info:
-            services.fhir.read(res_type, res_id)
+            services.fhir.read(res_type, res_id, ctx=AS_LOCAL_OPERATOR)
         assert info.value.status == 410
         assert "erased" in str(info.value)
     assert services.record.space(claire).state == "shredded"  # type: ignore[union-attr]
-    assert services.fhir.read("Patient", paul).body is not None  # others untouched
+    assert (
+        services.fhir.read("Patient", paul, ctx=AS_LOCAL_OPERATOR).body is not None
+    )  # others untouched
     # A shredded person sent again by the register is not provisioned again.
     again = _provision(services, tmp_path / "r.csv", closed_at + timedelta(days=3660))
     assert (again.created, again.declined, again.known) == (0, 1, 1)
@@ -202,11 +228,11 @@ def test_an_invalid_file_changes_nothing(services: Services, tmp_path: Path) -> 
 def test_every_step_is_audited(services: Services, tmp_path: Path) -> None:
     report = _provision(services, write_csv(tmp_path / "r.csv", [CLAIRE.row(), PAUL.row()]))
     claire, paul = report.patients[2], report.patients[3]
-    services.record.object(paul, now=NOW + timedelta(days=1))
+    services.record.object(paul, now=NOW + timedelta(days=1), ctx=AS_LOCAL_OPERATOR)
     channel = FileChannel(tmp_path / "outbox.ndjson")
-    services.record.sweep(channel, now=NOW + WINDOW)
-    services.record.close(claire, now=NOW + WINDOW + timedelta(days=1))
-    services.record.sweep(channel, now=NOW + timedelta(days=4000))
+    services.record.sweep(channel, now=NOW + WINDOW, ctx=AS_LOCAL_OPERATOR)
+    services.record.close(claire, now=NOW + WINDOW + timedelta(days=1), ctx=AS_LOCAL_OPERATOR)
+    services.record.sweep(channel, now=NOW + timedelta(days=4000), ctx=AS_LOCAL_OPERATOR)
     actions = _actions(services, claire)
     for step in (
         "record-provision",
@@ -222,10 +248,10 @@ def test_every_step_is_audited(services: Services, tmp_path: Path) -> None:
 def test_notifications_hold_ids_and_templates_only(services: Services, tmp_path: Path) -> None:
     _provision(services, family_csv(tmp_path / "register.csv"))
     outbox = tmp_path / "outbox" / "notifications.ndjson"
-    delivered = services.record.deliver(FileChannel(outbox), now=NOW)
+    delivered = services.record.deliver(FileChannel(outbox), now=NOW, ctx=AS_LOCAL_OPERATOR)
     assert delivered == 7
     assert services.record.pending_notifications() == []
-    assert services.record.deliver(FileChannel(outbox), now=NOW) == 0
+    assert services.record.deliver(FileChannel(outbox), now=NOW, ctx=AS_LOCAL_OPERATOR) == 0
     text = outbox.read_text(encoding="utf-8")
     for person in (CLAIRE, BABY, PAUL, ODILE):
         assert person.nir not in text
@@ -242,7 +268,7 @@ def test_notifications_hold_ids_and_templates_only(services: Services, tmp_path:
 def test_an_objection_reported_by_the_register(services: Services, tmp_path: Path) -> None:
     report = _provision(services, write_csv(tmp_path / "r.csv", [CLAIRE.row(), PAUL.row()]))
     claire, paul = report.patients[2], report.patients[3]
-    services.record.sweep(now=NOW + WINDOW)  # both open
+    services.record.sweep(now=NOW + WINDOW, ctx=AS_LOCAL_OPERATOR)  # both open
     objections = write_csv(tmp_path / "o.csv", [CLAIRE.row(objection=True), PAUL.row()])
     again = _provision(services, objections, NOW + WINDOW + timedelta(days=1))
     assert (again.objected, again.known, again.created) == (1, 1, 0)
@@ -255,19 +281,23 @@ def test_an_objection_reported_by_the_register(services: Services, tmp_path: Pat
 def test_reopen_before_the_retention_ends(services: Services, tmp_path: Path) -> None:
     report = _provision(services, write_csv(tmp_path / "r.csv", [CLAIRE.row(), PAUL.row()]))
     claire, paul = report.patients[2], report.patients[3]
-    services.record.object(claire, now=NOW + timedelta(days=1))
-    assert services.record.reopen(claire, now=NOW + timedelta(days=2)) == "open"
+    services.record.object(claire, now=NOW + timedelta(days=1), ctx=AS_LOCAL_OPERATOR)
+    assert (
+        services.record.reopen(claire, now=NOW + timedelta(days=2), ctx=AS_LOCAL_OPERATOR) == "open"
+    )
     assert services.record.is_open(claire)
     space = services.record.space(claire)
     assert space is not None and space.retention_until is None
-    assert services.record.sweep(now=NOW + timedelta(days=4000)).shredded == []
+    assert (
+        services.record.sweep(now=NOW + timedelta(days=4000), ctx=AS_LOCAL_OPERATOR).shredded == []
+    )
     assert "record-reopen" in _actions(services, claire)
     with pytest.raises(FhirError) as info:
-        services.record.reopen(claire)
+        services.record.reopen(claire, ctx=AS_LOCAL_OPERATOR)
     assert info.value.status == 409
-    services.record.close(paul, reason="death", now=NOW + timedelta(days=3))
+    services.record.close(paul, reason="death", now=NOW + timedelta(days=3), ctx=AS_LOCAL_OPERATOR)
     with pytest.raises(FhirError):
-        services.record.reopen(paul)
+        services.record.reopen(paul, ctx=AS_LOCAL_OPERATOR)
     # A newborn whose parent is already known (an earlier file) is linked to them.
     later = _provision(services, write_csv(tmp_path / "b.csv", [BABY.row(CLAIRE)]))
     assert services.record.representatives.representatives_of(later.patients[2], now=NOW) == [
@@ -276,21 +306,23 @@ def test_reopen_before_the_retention_ends(services: Services, tmp_path: Path) ->
 
 
 def test_open_space_for_a_known_patient(services: Services, tmp_path: Path) -> None:
-    walk_in = services.fhir.create("Patient", TEEN.patient()).stored.res_id
-    assert services.record.open_space(walk_in) is True
+    walk_in = services.fhir.create("Patient", TEEN.patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    assert services.record.open_space(walk_in, ctx=AS_LOCAL_OPERATOR) is True
     assert services.record.is_open(walk_in)
-    assert services.record.open_space(walk_in) is False
+    assert services.record.open_space(walk_in, ctx=AS_LOCAL_OPERATOR) is False
     space = services.record.space(walk_in)
     assert space is not None and space.source == "request"
     # The register later sends the same person: the space is known, not duplicated.
     again = _provision(services, write_csv(tmp_path / "r.csv", [TEEN.row(), PAUL.row()]))
     assert (again.created, again.known, again.patients[2]) == (1, 1, walk_in)
     pending = again.patients[3]
-    assert services.record.open_space(pending) is True  # skips the rest of the window
-    services.record.close(pending)
+    assert (
+        services.record.open_space(pending, ctx=AS_LOCAL_OPERATOR) is True
+    )  # skips the rest of the window
+    services.record.close(pending, ctx=AS_LOCAL_OPERATOR)
     with pytest.raises(FhirError) as info:
-        services.record.open_space(pending)
+        services.record.open_space(pending, ctx=AS_LOCAL_OPERATOR)
     assert info.value.status == 409
     with pytest.raises(FhirError) as missing:
-        services.record.open_space("nobody")
+        services.record.open_space("nobody", ctx=AS_LOCAL_OPERATOR)
     assert missing.value.status == 404

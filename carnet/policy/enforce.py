@@ -12,21 +12,19 @@ that person's part of the log, so it is in their access history.
 from __future__ import annotations
 
 import uuid
-import weakref
 from dataclasses import replace
 
 from sqlalchemy import Connection, insert, select
 
-from carnet.access.principal import Kind
 from carnet.audit.events import Touched, build_event
 from carnet.audit.service import AuditService, actor_of
+from carnet.caller import Kind, RequestContext, Visibility
 from carnet.db.instants import stamp
-from carnet.fhir.access import RequestContext
 from carnet.fhir.errors import FhirError, Issue
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.policy.authors import authorship, record_authors
 from carnet.policy.models import access_alert, access_care
-from carnet.policy.service import Decision, PolicyDecisionPoint, Visibility, rule_action
+from carnet.policy.service import Decision, PolicyDecisionPoint, rule_action
 
 # Interactions on no single type (system history, bulk export and import) are for callers with
 # system scopes only.
@@ -46,25 +44,32 @@ def refusal(decision: Decision, res_type: str | None, res_id: str | None) -> Fhi
 
 
 class PolicyAccess:
-    """Decides with the PDP, records with the audit log (in the interaction's transaction)."""
+    """The policy every FHIR session decides and records with: one ``PolicyGuard`` each."""
 
     def __init__(self, audit: AuditService, pdp: PolicyDecisionPoint) -> None:
         self.audit = audit
         self.pdp = pdp
-        self._rules: weakref.WeakKeyDictionary[Unit, str] = weakref.WeakKeyDictionary()
-        # Decisions made in one unit of work (a request, a Bundle, an import batch): the facts
-        # they rest on do not change inside it, and a Bundle touches one patient many times.
-        self._decided: weakref.WeakKeyDictionary[Unit, dict[tuple[object, ...], Decision]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._noted: weakref.WeakKeyDictionary[Unit, set[tuple[str, str]]] = (
-            weakref.WeakKeyDictionary()
-        )
-        # The record of each item refused in a unit, for ``record_failure`` (which runs after the
-        # unit rolled back) to put the refusal in that record's history.
-        self._refused_owner: weakref.WeakKeyDictionary[Unit, dict[tuple[str, str], str]] = (
-            weakref.WeakKeyDictionary()
-        )
+
+    def open(self) -> PolicyGuard:
+        """The guard of one session (a request, a Bundle, an import batch)."""
+        return PolicyGuard(self.audit, self.pdp)
+
+
+class PolicyGuard:
+    """Decides with the PDP, records with the audit log (in the session's transaction); holds
+    what one session decided, noted and refused."""
+
+    def __init__(self, audit: AuditService, pdp: PolicyDecisionPoint) -> None:
+        self.audit = audit
+        self.pdp = pdp
+        self.rule: str | None = None  # the rule of the last decision, named in the event
+        # Decisions made in the session: the facts they rest on do not change inside it, and a
+        # Bundle touches one patient many times.
+        self.decided: dict[tuple[object, ...], Decision] = {}
+        self.noted: set[tuple[str, str]] = set()  # care relationships seen in this session
+        # The record of each item refused in the session, for ``record_failure`` (which runs
+        # after the unit rolled back) to put the refusal in that record's history.
+        self.refused_owner: dict[tuple[str, str], str] = {}
 
     def check(
         self, unit: Unit, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
@@ -88,7 +93,7 @@ class PolicyAccess:
         else:
             # A Bundle asks this once per entry: decided once per unit, type and action.
             key = ("attempt", principal, action, res_type)
-            decided = self._decided.setdefault(unit, {})
+            decided = self.decided
             cached = decided.get(key)
             if cached is None:
                 cached = decided[key] = self.pdp.may_attempt(unit.conn, principal, action, res_type)
@@ -102,8 +107,8 @@ class PolicyAccess:
                 if refused is not None:
                     self._note_owner(unit, res_type, res_id, refused.patient_id)
             raise refusal(decision, res_type, res_id)
-        self._rules[unit] = decision.rule
-        self.audit.check(unit, replace(ctx, rule=decision.rule), action, res_type, res_id)
+        self.rule = decision.rule
+        self.audit.expect(unit, replace(ctx, rule=decision.rule), action, res_type, res_id)
 
     def check_resource(
         self, unit: Unit, ctx: RequestContext, action: str, stored: StoredResource
@@ -113,7 +118,7 @@ class PolicyAccess:
         flags = frozenset() if system else self.pdp.flags(unit.conn, stored.res_type, stored.res_id)
         author = None if system else authorship(unit.conn, stored.res_type, stored.res_id)
         key = (principal, action, stored.res_type, stored.patient_id, flags, author)
-        decided = self._decided.setdefault(unit, {})
+        decided = self.decided
         decision = decided.get(key)
         if decision is None:
             decision = self.pdp.decide(
@@ -133,7 +138,7 @@ class PolicyAccess:
             if action in ITEM_ACTIONS:  # a refused create is of no one's item yet
                 self._note_owner(unit, stored.res_type, stored.res_id, stored.patient_id)
             raise refusal(decision, stored.res_type, stored.res_id)
-        self._rules[unit] = decision.rule
+        self.rule = decision.rule
 
     @staticmethod
     def _current(unit: Unit, stored: StoredResource) -> bool:
@@ -147,7 +152,7 @@ class PolicyAccess:
 
     def visibility(self, unit: Unit, ctx: RequestContext, action: str) -> Visibility | None:
         vis = self.pdp.visibility(unit.conn, ctx.principal, action)
-        self._rules[unit] = vis.rules
+        self.rule = vis.rules
         return None if vis.unrestricted else vis
 
     def record(
@@ -165,7 +170,7 @@ class PolicyAccess:
         if system and action in ("create", "update"):
             # An encounter or admission recorded by the care organisation's system is a care
             # relationship; one written by a professional in their own name is only a deposit.
-            noted = self._noted.setdefault(unit, set())
+            noted = self.noted
             for stored in touched:
                 if not stored.patient_id or stored.res_type != "Encounter" or not stored.body:
                     continue
@@ -175,7 +180,7 @@ class PolicyAccess:
                     noted.add((stored.patient_id, rpps))
                     if note_care(unit.conn, stored.patient_id, rpps, "encounter"):
                         self._care_begun(unit, ctx, stored, rpps)
-        rule = self._rules.get(unit, ctx.rule)
+        rule = ctx.rule if self.rule is None else self.rule
         self.audit.record(unit, replace(ctx, rule=rule), action, res_type, touched)
 
     def _care_begun(
@@ -203,7 +208,7 @@ class PolicyAccess:
 
     def _note_owner(self, unit: Unit, res_type: str, res_id: str, patient_id: str | None) -> None:
         if patient_id is not None:
-            self._refused_owner.setdefault(unit, {})[(res_type, res_id)] = patient_id
+            self.refused_owner[(res_type, res_id)] = patient_id
 
     def record_failure(
         self,
@@ -214,7 +219,7 @@ class PolicyAccess:
         status: int,
         unit: Unit | None = None,
     ) -> None:
-        owners = self._refused_owner.get(unit, {}) if unit is not None else {}
+        owners = self.refused_owner if unit is not None else {}
         if res_type is not None and res_id is not None:
             owner = owners.get((res_type, res_id))
             refused = {(res_type, res_id): owner} if owner is not None else {}

@@ -1,4 +1,4 @@
-"""The access domain's wiring: the policy decision point (before the FHIR service, whose access
+"""The policy domain's wiring (with the authn services built over it): the policy decision point (before the FHIR service, whose access
 hook asks it), then the services built on the FHIR service: controls, accounts, sessions, OAuth
 clients and tokens, professionals' login and the authenticator of every request."""
 
@@ -8,16 +8,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx2 as httpx
 from sqlalchemy import Connection, Engine
 
-from carnet.access.enforce import PolicyAccess
 from carnet.audit.service import AuditService
 from carnet.authn.clients import ClientService
 from carnet.authn.guard import Authenticator
 from carnet.authn.oauth import OAuthService
 from carnet.authn.oidc import DevIdentityProvider, ProfessionalLogin
 from carnet.authn.oidc_api import development_idp
+from carnet.authn.outbound import https_client
 from carnet.authn.service import AccountService
 from carnet.authn.sessions import SessionService
 from carnet.authn.smart import capability_security
@@ -26,6 +25,7 @@ from carnet.crypto.service import CryptoService
 from carnet.fhir.service import FhirService
 from carnet.fhir.wiring import FhirStore
 from carnet.policy.controls import ControlsService
+from carnet.policy.enforce import PolicyAccess
 from carnet.policy.granular import granular_ids_for
 from carnet.policy.rules import seed_rules
 from carnet.policy.service import PolicyDecisionPoint
@@ -97,7 +97,7 @@ def build(
         tickets=tickets,
         dev_idp=development_idp(settings, signer),
         # Calls only the issuer the operator configured (the built-in one on loopback by default).
-        pro_login=ProfessionalLogin(settings, httpx.Client(timeout=10), tickets, audit),
+        pro_login=ProfessionalLogin(settings, https_client(timeout=10), tickets, audit),
         authenticator=Authenticator(
             settings, signer, oauth.is_revoked, sessions=sessions, accounts=accounts
         ),
