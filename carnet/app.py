@@ -21,6 +21,7 @@ from carnet.authn import api as login_api
 from carnet.authn import oauth_api, oidc_api
 from carnet.authn.clients import ClientService
 from carnet.authn.guard import Authenticator, bearer_challenge, guard_dependency
+from carnet.authn.login import LoginVerifier
 from carnet.authn.oauth import OAuthService
 from carnet.authn.oidc import DevIdentityProvider, ProfessionalLogin
 from carnet.authn.service import AccountService
@@ -78,6 +79,7 @@ class Services:
     record: RecordService
     pdp: PolicyDecisionPoint
     accounts: AccountService
+    login: LoginVerifier
     sessions: SessionService
     controls: ControlsService
     clients: ClientService
@@ -129,6 +131,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         record=record,
         pdp=pdp,
         accounts=access.accounts,
+        login=access.login,
         sessions=access.sessions,
         controls=access.controls,
         clients=access.clients,

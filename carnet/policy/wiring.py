@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine
 from carnet.audit.service import AuditService
 from carnet.authn.clients import ClientService
 from carnet.authn.guard import Authenticator
+from carnet.authn.login import LoginVerifier
 from carnet.authn.oauth import OAuthService
 from carnet.authn.oidc import DevIdentityProvider, ProfessionalLogin
 from carnet.authn.oidc_api import development_idp
@@ -61,6 +62,7 @@ def access_hook(audit: AuditService, pdp: PolicyDecisionPoint) -> PolicyAccess:
 class AccessServices:
     controls: ControlsService
     accounts: AccountService
+    login: LoginVerifier
     sessions: SessionService
     clients: ClientService
     oauth: OAuthService
@@ -80,7 +82,7 @@ def build(
     pdp: PolicyDecisionPoint,
 ) -> AccessServices:
     """Controls, logins, sessions, OAuth and the authenticator, over one token signer."""
-    accounts = AccountService(engine, crypto, settings, audit=audit)
+    accounts = AccountService(engine, crypto, settings)
     sessions = SessionService(engine, settings)
     signer = crypto.token_signer()
     clients = ClientService(engine, settings)
@@ -91,6 +93,7 @@ def build(
             engine, fhir, audit, pdp, break_glass_minutes=settings.break_glass_minutes
         ),
         accounts=accounts,
+        login=LoginVerifier(accounts, audit),
         sessions=sessions,
         clients=clients,
         oauth=oauth,
