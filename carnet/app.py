@@ -19,6 +19,7 @@ from carnet.audit import wiring as audit_wiring
 from carnet.audit.service import AuditService
 from carnet.authn import api as login_api
 from carnet.authn import oauth_api, oidc_api
+from carnet.authn import wiring as authn_wiring
 from carnet.authn.clients import ClientService
 from carnet.authn.guard import Authenticator, bearer_challenge, guard_dependency
 from carnet.authn.login import LoginVerifier
@@ -118,7 +119,8 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     identity = identity_wiring.build(settings, fhir, crypto, store.repository)
     record = record_wiring.build(settings, fhir, crypto)
     bulk = operations_wiring.build(settings, engine, fhir)
-    access = policy_wiring.build(settings, engine, crypto, audit, fhir, pdp)
+    controls = policy_wiring.build(settings, engine, audit, fhir, pdp)
+    authn = authn_wiring.build(settings, engine, crypto, audit)
     return Services(
         settings=settings,
         engine=engine,
@@ -130,17 +132,17 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         identity=identity,
         record=record,
         pdp=pdp,
-        accounts=access.accounts,
-        login=access.login,
-        sessions=access.sessions,
-        controls=access.controls,
-        clients=access.clients,
-        oauth=access.oauth,
-        tickets=access.tickets,
-        dev_idp=access.dev_idp,
-        pro_login=access.pro_login,
-        authenticator=access.authenticator,
-        fhir_security=access.fhir_security,
+        accounts=authn.accounts,
+        login=authn.login,
+        sessions=authn.sessions,
+        controls=controls,
+        clients=authn.clients,
+        oauth=authn.oauth,
+        tickets=authn.tickets,
+        dev_idp=authn.dev_idp,
+        pro_login=authn.pro_login,
+        authenticator=authn.authenticator,
+        fhir_security=authn.fhir_security,
     )
 
 
