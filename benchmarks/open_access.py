@@ -4,8 +4,13 @@ the policy and records in the audit log): ``OpenAccess`` allows everything and r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from sqlalchemy import Connection
+
 from carnet.audit.service import AuditService
 from carnet.caller import RequestContext, Visibility
+from carnet.fhir.access import PendingEvent
 from carnet.fhir.repository import StoredResource, Unit
 
 
@@ -17,7 +22,7 @@ class OpenAccess:
 
     def check(
         self, unit: Unit, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
-    ) -> None:
+    ) -> str | None:
         return None
 
     def check_resource(
@@ -35,7 +40,10 @@ class OpenAccess:
         action: str,
         res_type: str | None,
         touched: list[StoredResource],
-    ) -> None:
+    ) -> str | None:
+        return ctx.rule
+
+    def commit(self, conn: Connection, events: Sequence[PendingEvent]) -> None:
         return None
 
     def record_failure(
@@ -58,18 +66,11 @@ class AuditOnlyAccess(OpenAccess):
 
     def check(
         self, unit: Unit, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
-    ) -> None:
-        self.audit.expect(unit, ctx, action, res_type, res_id)
+    ) -> str | None:
+        return ctx.rule
 
-    def record(
-        self,
-        unit: Unit,
-        ctx: RequestContext,
-        action: str,
-        res_type: str | None,
-        touched: list[StoredResource],
-    ) -> None:
-        self.audit.record(unit, ctx, action, res_type, touched)
+    def commit(self, conn: Connection, events: Sequence[PendingEvent]) -> None:
+        self.audit.append_pending(conn, events)
 
     def record_failure(
         self,

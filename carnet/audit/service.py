@@ -1,9 +1,9 @@
 """AuditService: the audit log's public interface.
 
-The policy's guard (carnet/policy/enforce.py) hands it what each session did, through a plain
-interface: ``expect`` an event for an interaction once it is allowed, ``record`` what it touched;
-the events of a unit of work are appended with one executemany just before the unit commits, so a
-write and its event commit or roll back together. ``record_failure`` appends the failure's event
+Each FHIR session (carnet/fhir/session.py) holds the events its interaction owes (one per
+allowed check, with what it touched) and hands them over, through the policy's guard, with
+``append_pending``: one executemany in the unit's transaction just before it commits, so a write
+and its event commit or roll back together. The service keeps no state per unit of work. ``record_failure`` appends the failure's event
 in a transaction of its own. An interaction that was allowed but reported nothing (a delete of a
 resource that does not exist) still gets its event. The audit log decides nothing.
 
@@ -38,8 +38,7 @@ from carnet.audit.store import AuditStore
 from carnet.caller import RequestContext
 from carnet.db.engine import is_lock_timeout, is_writing, without_waiting
 from carnet.db.instants import stamp
-from carnet.fhir.access import READ_ACTIONS
-from carnet.fhir.repository import StoredResource, Unit
+from carnet.fhir.access import READ_ACTIONS, PendingEvent
 
 log = logging.getLogger("carnet.audit")
 
@@ -57,66 +56,6 @@ def actor_of(ctx: RequestContext) -> Actor:
         client_id=ctx.principal.client_id,
         rule=ctx.rule,
     )
-
-
-def _touched(stored: StoredResource) -> Touched:
-    return Touched(stored.res_type, stored.res_id, stored.version, stored.patient_id)
-
-
-@dataclass
-class _Slot:
-    ctx: RequestContext
-    action: str
-    res_type: str | None
-    res_id: str | None
-    event: Event | None = None
-
-
-class _UnitLog:
-    """The events of one unit of work; registered in ``unit.before_commit``."""
-
-    def __init__(self, service: AuditService) -> None:
-        self.service = service
-        self.slots: list[_Slot] = []
-
-    def expect(
-        self, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
-    ) -> None:
-        self.slots.append(_Slot(ctx, action, res_type, res_id))
-
-    def record(
-        self,
-        ctx: RequestContext,
-        action: str,
-        res_type: str | None,
-        touched: list[StoredResource],
-    ) -> None:
-        event = build_event(
-            actor_of(ctx),
-            action,
-            res_type,
-            _SUCCESS_STATUS.get(action, 200),
-            [_touched(t) for t in touched],
-        )
-        for slot in reversed(self.slots):
-            if slot.event is None and slot.action == action and slot.res_type == res_type:
-                slot.event = event
-                return
-        self.slots.append(_Slot(ctx, action, res_type, None, event))
-
-    def __call__(self, conn: Connection) -> None:
-        events = [
-            slot.event
-            or build_event(
-                actor_of(slot.ctx),
-                slot.action,
-                slot.res_type,
-                _SUCCESS_STATUS.get(slot.action, 200),
-                _target(slot.res_type, slot.res_id),
-            )
-            for slot in self.slots
-        ]
-        self.service.append_in(conn, events)
 
 
 def _target(res_type: str | None, res_id: str | None) -> list[Touched]:
@@ -169,32 +108,24 @@ class AuditService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    # -- the events of a unit of work ------------------------------------------------------------
+    # -- the events of an interaction ------------------------------------------------------------
 
-    def _unit_log(self, unit: Unit) -> _UnitLog:
-        for callback in unit.before_commit:
-            if isinstance(callback, _UnitLog) and callback.service is self:
-                return callback
-        created = _UnitLog(self)
-        unit.before_commit.append(created)
-        return created
-
-    def expect(
-        self, unit: Unit, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
-    ) -> None:
-        """An allowed interaction's event, appended when ``unit`` commits (with what ``record``
-        says it touched, or naming its target alone)."""
-        self._unit_log(unit).expect(ctx, action, res_type, res_id)
-
-    def record(
-        self,
-        unit: Unit,
-        ctx: RequestContext,
-        action: str,
-        res_type: str | None,
-        touched: list[StoredResource],
-    ) -> None:
-        self._unit_log(unit).record(ctx, action, res_type, touched)
+    def append_pending(self, conn: Connection, pending: Sequence[PendingEvent]) -> None:
+        """The events a FHIR session held for its interaction, appended in its unit's transaction
+        just before it commits (each with what it touched, or naming its target alone)."""
+        events = [
+            build_event(
+                actor_of(p.ctx),
+                p.action,
+                p.res_type,
+                _SUCCESS_STATUS.get(p.action, 200),
+                _target(p.res_type, p.res_id)
+                if p.touched is None
+                else [Touched(*item) for item in p.touched],
+            )
+            for p in pending
+        ]
+        self.append_in(conn, events)
 
     def record_failure(
         self,

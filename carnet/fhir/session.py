@@ -13,9 +13,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from sqlalchemy import Connection
+
 from carnet.caller import RequestContext, Visibility, may_choose_ids
 from carnet.db.ids import time_ordered_id
 from carnet.fhir import render
+from carnet.fhir.access import PendingEvents
 from carnet.fhir.dates import date_range
 from carnet.fhir.errors import (
     FhirError,
@@ -51,6 +54,11 @@ class FhirSession:
         self.unit = unit
         self.ctx = ctx
         self.guard = service.access.open()
+        # The audit events this interaction owes; handed to the audit log (through the guard)
+        # inside the unit just before it commits. A refusal or failure rolls them back with the
+        # unit and is recorded instead.
+        self.pending = PendingEvents()
+        unit.before_commit.append(self._hand_over_events)
         # Refusals answered as for a missing item in a unit that goes on (a hidden item's
         # DELETE in a transaction): recorded once the unit has ended.
         self.refused: list[tuple[RequestContext, str, str]] = []
@@ -58,8 +66,10 @@ class FhirSession:
     # -- the policy and the audit log -------------------------------------------------------------
 
     def check(self, action: str, res_type: str | None, res_id: str | None) -> None:
-        """May the caller attempt ``action`` on this type (and item) at all? 403 otherwise."""
-        self.guard.check(self.unit, self.ctx, action, res_type, res_id)
+        """May the caller attempt ``action`` on this type (and item) at all? 403 otherwise; the
+        interaction then owes an event naming the rule that allowed it."""
+        rule = self.guard.check(self.unit, self.ctx, action, res_type, res_id)
+        self.pending.expect(replace(self.ctx, rule=rule), action, res_type, res_id)
 
     def check_resource(self, action: str, stored: StoredResource) -> None:
         """May the caller do ``action`` on this resource? 403, or 404 for an item hidden from them."""
@@ -79,7 +89,13 @@ class FhirSession:
     ) -> None:
         """Record the interaction's success (in this unit: it commits with what it records);
         ``ctx`` when the event names another rule than the caller's (a job's own rule)."""
-        self.guard.record(self.unit, ctx or self.ctx, action, res_type, touched)
+        ctx = ctx or self.ctx
+        rule = self.guard.record(self.unit, ctx, action, res_type, touched)
+        self.pending.record(replace(ctx, rule=rule), action, res_type, touched)
+
+    def _hand_over_events(self, conn: Connection) -> None:
+        if self.pending.events:
+            self.guard.commit(conn, self.pending.events)
 
     # -- steps that check what they do with what they read ---------------------------------------
 

@@ -12,6 +12,7 @@ that person's part of the log, so it is in their access history.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 
 from sqlalchemy import Connection, insert, select
@@ -20,6 +21,7 @@ from carnet.audit.events import Touched, build_event
 from carnet.audit.service import AuditService, actor_of
 from carnet.caller import Kind, RequestContext, Visibility
 from carnet.db.instants import stamp
+from carnet.fhir.access import PendingEvent
 from carnet.fhir.errors import FhirError, Issue
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.policy.authors import authorship, record_authors
@@ -73,7 +75,8 @@ class PolicyGuard:
 
     def check(
         self, unit: Unit, ctx: RequestContext, action: str, res_type: str | None, res_id: str | None
-    ) -> None:
+    ) -> str | None:
+        """Refuse (FhirError) or return the rule that allows the attempt."""
         principal = ctx.principal
         if res_type is None or action in SYSTEM_ACTIONS:
             system = principal.kind in (Kind.OPERATOR, Kind.BACKEND)
@@ -108,7 +111,7 @@ class PolicyGuard:
                     self._note_owner(unit, res_type, res_id, refused.patient_id)
             raise refusal(decision, res_type, res_id)
         self.rule = decision.rule
-        self.audit.expect(unit, replace(ctx, rule=decision.rule), action, res_type, res_id)
+        return decision.rule
 
     def check_resource(
         self, unit: Unit, ctx: RequestContext, action: str, stored: StoredResource
@@ -162,7 +165,9 @@ class PolicyGuard:
         action: str,
         res_type: str | None,
         touched: list[StoredResource],
-    ) -> None:
+    ) -> str | None:
+        """What a success entails besides its event (authors, care relationships); returns the
+        rule the event names."""
         principal = ctx.principal
         if action == "create":
             record_authors(unit.conn, principal, [(s.res_type, s.res_id) for s in touched])
@@ -180,8 +185,11 @@ class PolicyGuard:
                     noted.add((stored.patient_id, rpps))
                     if note_care(unit.conn, stored.patient_id, rpps, "encounter"):
                         self._care_begun(unit, ctx, stored, rpps)
-        rule = ctx.rule if self.rule is None else self.rule
-        self.audit.record(unit, replace(ctx, rule=rule), action, res_type, touched)
+        return ctx.rule if self.rule is None else self.rule
+
+    def commit(self, conn: Connection, events: Sequence[PendingEvent]) -> None:
+        """The session's events, into the audit log in its unit, just before the unit commits."""
+        self.audit.append_pending(conn, events)
 
     def _care_begun(
         self, unit: Unit, ctx: RequestContext, encounter: StoredResource, rpps: str

@@ -21,6 +21,7 @@ from carnet.audit.events import leaf_data
 from carnet.audit.models import audit_event, audit_event_patient
 from carnet.fhir.models import resource
 from tests.spec.helpers import FHIR_JSON, observation, patient
+from tests.support.caller import AS_LOCAL_OPERATOR
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "audit.md"
 
@@ -207,6 +208,22 @@ def test_no_write_without_its_event(client: TestClient, monkeypatch: pytest.Monk
             conn.execute(select(resource.c.seq).where(resource.c.res_type == "Patient")).all()
         )
     assert count == 1  # the patient whose event could not be written was not written either
+
+
+def test_a_session_holds_its_events_until_its_unit_commits(client: TestClient) -> None:
+    """The FHIR session owes its interaction's events and hands them over as its unit commits;
+    the audit service keeps no state per unit of work."""
+    services = _services(client)
+    pid = _create(client, patient())
+    before = len(_events(client))
+    with services.fhir.session(AS_LOCAL_OPERATOR, "read", "Patient", pid) as session:
+        session.read("Patient", pid)
+        held = [(p.action, p.res_type, p.touched) for p in session.pending.events]
+        assert held == [("read", "Patient", [("Patient", pid, 1, pid)])]
+        assert len(_events(client)) == before  # nothing logged while the unit is open
+    logged = _events(client)[before:]
+    assert [(e["action"], e["outcome"]) for e in logged] == [("read", 200)]
+    assert not hasattr(services.audit, "expect") and not hasattr(services.audit, "record")
 
 
 def test_search_records_each_patient_in_their_own_slice(client: TestClient) -> None:
