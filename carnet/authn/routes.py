@@ -94,5 +94,7 @@ ROUTE_GUARDS: dict[str, Guard] = {
     # redirect to sign-in, the CSRF field of every POST); listed here so none is left unguarded
     "/langue/{code}": Guard.PUBLIC,
     "/espace": Guard.PUBLIC,
+    "/connexion": Guard.PUBLIC,
+    "/connexion/code": Guard.PUBLIC,
     "/deconnexion": Guard.PUBLIC,
 }
