@@ -96,5 +96,10 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/espace": Guard.PUBLIC,
     "/connexion": Guard.PUBLIC,
     "/connexion/code": Guard.PUBLIC,
+    "/dossier": Guard.PUBLIC,
+    "/dossier/documents/{doc_id}": Guard.PUBLIC,
+    "/dossier/documents/{doc_id}/contenu": Guard.PUBLIC,
+    "/dossier/synthese": Guard.PUBLIC,
+    "/dossier/mesures/{name}": Guard.PUBLIC,
     "/deconnexion": Guard.PUBLIC,
 }
