@@ -94,5 +94,12 @@ ROUTE_GUARDS: dict[str, Guard] = {
     # redirect to sign-in, the CSRF field of every POST); listed here so none is left unguarded
     "/langue/{code}": Guard.PUBLIC,
     "/espace": Guard.PUBLIC,
+    "/connexion": Guard.PUBLIC,
+    "/connexion/code": Guard.PUBLIC,
+    "/dossier": Guard.PUBLIC,
+    "/dossier/documents/{doc_id}": Guard.PUBLIC,
+    "/dossier/documents/{doc_id}/contenu": Guard.PUBLIC,
+    "/dossier/synthese": Guard.PUBLIC,
+    "/dossier/mesures/{name}": Guard.PUBLIC,
     "/deconnexion": Guard.PUBLIC,
 }

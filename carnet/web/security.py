@@ -21,13 +21,14 @@ import hmac
 import secrets
 from urllib.parse import urlsplit
 
-from fastapi import Request
+from fastapi import Request, Response
 
+from carnet.authn.api import CSRF_COOKIE, SESSION_COOKIE
 from carnet.settings import Settings
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-SESSION_CSRF_COOKIE = "carnet_csrf"  # set with the session by carnet/authn/api.py
+SESSION_CSRF_COOKIE = CSRF_COOKIE  # set with the session by carnet/authn/api.py
 FORM_COOKIE = "carnet_form"  # the double-submit token of forms shown before sign-in
 _MAX_TOKEN_LEN = 128
 
@@ -96,3 +97,15 @@ def cross_origin(request: Request, settings: Settings) -> bool:
 
 def secure_cookies(settings: Settings) -> bool:
     return settings.issuer_url.startswith("https")
+
+
+def set_session_cookies(response: Response, settings: Settings, cookie: str, csrf: str) -> None:
+    """The portal session's cookies, with the attributes POST /auth/login gives them: the session
+    HttpOnly, the CSRF token readable by our scripts; both SameSite=Strict, Path=/."""
+    secure = secure_cookies(settings)
+    response.set_cookie(
+        SESSION_COOKIE, cookie, path="/", httponly=True, samesite="strict", secure=secure
+    )
+    response.set_cookie(
+        SESSION_CSRF_COOKIE, csrf, path="/", httponly=False, samesite="strict", secure=secure
+    )

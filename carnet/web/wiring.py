@@ -18,6 +18,8 @@ from carnet.web.caller import (
     WrongKindOfCallerError,
 )
 from carnet.web.flash import redirect
+from carnet.web.record import router as record
+from carnet.web.signin import router as signin
 from carnet.web.templating import render
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -27,6 +29,8 @@ STATIC_PATH = "/static"
 def mount(app: FastAPI) -> None:
     """Add the portal to ``app`` (called once by carnet/app.py)."""
     app.include_router(home.router)
+    app.include_router(signin.router)
+    app.include_router(record.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(SignInRequiredError)
