@@ -27,10 +27,14 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium chromium-driver; \
 	  else sudo apt-get update && sudo apt-get install -y chromium chromium-driver; fi; }
 
+# uv (from PyPI) resolves and installs several times faster than pip (no bytecode compiled ahead:
+# modules compile on first import); pip does the same install if uv cannot be had or fails.
+# '.[dev,bench]': make test runs the benchmarks too.
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,bench]'  # make test runs the benchmarks too
+	{ $(BIN)/pip install --quiet uv && \
+	  $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,bench]'; } || \
+	{ $(BIN)/pip install --quiet --upgrade pip && $(BIN)/pip install --quiet -e '.[dev,bench]'; }
 	touch $@
 
 # FHIR R4 definitions (schema, search parameters, structure definitions) and axe-core (the
@@ -59,7 +63,10 @@ typecheck: install
 # Two workers on a 2-core machine (pytest-xdist; a file stays on one worker, so its module
 # fixtures are built once); PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
-PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider
+# --dist loadgroup: a unit (a file, or a group such as every Spark test) stays on one worker, in
+# the order tests/support/schedule.py sets (heaviest first), not xdist's (most tests first).
+PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder \
+	-p no:cacheprovider
 
 # Everything: SQLite, PostgreSQL, Spark local mode, the corpus.
 pytest: install postgres
@@ -77,7 +84,10 @@ test-postgres: install postgres
 test-slow: install postgres
 	$(PYTEST) -m slow
 
-test: lint typecheck pytest
+# mypy runs beside pytest (it prints only once done): the workers leave CPU idle while they wait
+# on subprocesses, PostgreSQL and, at the end, each other.
+test: lint
+	$(MAKE) --no-print-directory -j2 typecheck pytest
 
 bench: install postgres
 	$(BIN)/python benchmarks/ingest.py

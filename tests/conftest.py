@@ -22,11 +22,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from carnet.app import Services, build_services, create_app
+from carnet.identity.engines import SparkEngine
 from carnet.settings import Settings
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.corpus import CORPUS as CORPUS  # re-exported: tests import it from here
 from tests.support.migrated_store import PostgresTemplate, SqliteTemplate
 from tests.support.postgres import ThrowawayPostgres
+from tests.support.schedule import schedule_for_workers
 
 _db_counter = itertools.count()
 _SPEC_DIR = Path(__file__).parent / "spec"
@@ -46,13 +48,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", backends_for(metafunc.definition), indirect=True)
 
 
+# Before xdist's own hook, which reads the groups (--dist loadgroup, see the Makefile).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that runs against the PostgreSQL cluster ``postgres``."""
+    """Mark every test that runs against the PostgreSQL cluster ``postgres``; group and order the
+    tests for the xdist workers (``schedule_for_workers``)."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         params = callspec.params.values() if callspec is not None else ()
         if "postgres" in getattr(item, "fixturenames", ()) or "postgres" in params:
             item.add_marker(pytest.mark.postgres)
+    schedule_for_workers(items)
 
 
 @pytest.fixture(scope="session")
@@ -120,3 +126,16 @@ def sqlite_services(tmp_path: Path, migrated_sqlite: SqliteTemplate) -> Iterator
     built = build_services(make_settings(tmp_path / "data"), migrate=False)
     yield built
     built.close()
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkEngine]:
+    """One Spark session (a JVM, local mode) per worker for every Spark test: a test asking for it
+    joins the ``spark`` xdist group (tests/support/schedule.py), so one worker starts it once.
+
+    An engine opened later in the same process (``open_engine("spark")``, the CLI's
+    ``--engine spark``) uses this session rather than starting and stopping its own. A test that
+    needs Spark to fail to start (a bad master URL) must run in a process of its own.
+    """
+    with SparkEngine("local[2]", partitions=4) as engine:
+        yield engine

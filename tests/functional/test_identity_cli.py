@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,12 +16,14 @@ from carnet.app import build_services
 from carnet.cli.main import app
 from carnet.demo.population import generate_population
 from carnet.demo.register import demo_register
+from carnet.identity.engines import SparkEngine
 from carnet.identity.ins import Traits
 from carnet.identity.models import identity
 from carnet.identity.service import IdentityInput
 from tests.conftest import make_settings
 from tests.support.caller import AS_LOCAL_OPERATOR
 
+ROOT = Path(__file__).resolve().parents[2]
 JEAN = Traits.create("Dupont", ["Jean"], "1985-07-04", "M", "75056")
 
 
@@ -27,8 +32,21 @@ def _run(data_dir: Path, *args: str) -> Result:
     return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
 
 
-@pytest.mark.slow  # starts Spark (a JVM) through the CLI
-def test_identity_commands(tmp_path: Path) -> None:
+def _run_in_a_new_process(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARNET_")}
+    env |= {"CARNET_DATA_DIR": str(data_dir), "CARNET_DATABASE_URL": "", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "carnet", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.slow  # Spark through the CLI (the session-wide JVM), and one that fails to start
+def test_identity_commands(tmp_path: Path, spark: SparkEngine) -> None:
     data = tmp_path / "data"
     assert "fewer than 2 identities" in _run(data, "identity", "train").output
     services = build_services(make_settings(data))
@@ -59,9 +77,12 @@ def test_identity_commands(tmp_path: Path) -> None:
     on_spark = _run(data, "identity", "dedupe", "--engine", "spark", "--spark-master", "local[1]")
     assert on_spark.exit_code == 0, on_spark.output
     assert "0 above the link threshold (engine spark)" in on_spark.output
-    nowhere = _run(data, "identity", "dedupe", "--engine", "spark", "--spark-master", "nope://x")
-    assert nowhere.exit_code == 1
-    assert "cannot start Spark at nope://x" in nowhere.output
+    # In a process of its own: in this one, Spark would hand back the session already running.
+    nowhere = _run_in_a_new_process(
+        data, "identity", "dedupe", "--engine", "spark", "--spark-master", "nope://x"
+    )
+    assert nowhere.returncode == 1
+    assert "cannot start Spark at nope://x" in nowhere.stdout + nowhere.stderr
     unknown = _run(data, "identity", "dedupe", "--engine", "hadoop")
     assert unknown.exit_code == 1
     assert "choose one of duckdb, spark" in unknown.output

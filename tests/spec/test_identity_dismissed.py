@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from carnet.app import Services
+from carnet.identity.engines import SparkEngine
 from carnet.identity.ins import Traits
 from carnet.identity.service import IdentityInput, Outcome
 from tests.support.caller import AS_LOCAL_OPERATOR
@@ -22,8 +23,8 @@ def _patient(services: Services) -> str:
     return services.fhir.create("Patient", body, ctx=AS_LOCAL_OPERATOR).stored.res_id
 
 
-@pytest.mark.slow  # starts Spark (a JVM)
-def test_dismissed_pair_does_not_come_back(services: Services) -> None:
+@pytest.mark.slow  # Spark (the session-wide JVM, which the engine opened below reuses)
+def test_dismissed_pair_does_not_come_back(services: Services, spark: SparkEngine) -> None:
     mpi = services.identity
     jean = mpi.resolve(IdentityInput(JEAN, patient_id=_patient(services)), ctx=AS_LOCAL_OPERATOR)
     other_pid = _patient(services)

@@ -3,8 +3,6 @@ same comparison vectors, the same trained weights and the same dedupe decisions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from carnet.demo.identities import generate_identities
@@ -13,14 +11,8 @@ from carnet.identity.engines import DuckDBEngine, SparkEngine, open_engine
 from carnet.identity.matching import identity_model
 from carnet.identity.training import dedupe, train
 
-# Slow: a Spark session (a JVM) in local mode.
+# Slow: Spark in local mode (the session-wide ``spark`` fixture of tests/conftest.py).
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[SparkEngine]:
-    with SparkEngine("local[2]", partitions=4) as engine:
-        yield engine
 
 
 def _records() -> dict[str, dict[str, object]]:
