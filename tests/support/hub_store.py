@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from carnet.app import Services
+import duckdb
+
+from carnet.app import Services, build_services
+from carnet.hub.omop.spec import OMOP_TABLES, ExtractionSpec
+from tests.conftest import make_settings
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.migrated_store import SqliteTemplate
 
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
@@ -79,3 +85,39 @@ def add_person(services: Services, person: PersonSpec, index: int) -> str:
 
 def create(services: Services, res_type: str, body: dict[str, Any]) -> str:
     return services.fhir.create(res_type, body, ctx=AS_LOCAL_OPERATOR).stored.res_id
+
+
+def open_hub_services(data_dir: Path, template: SqliteTemplate) -> Services:
+    """Services on a copy of the migrated SQLite store (one per test module)."""
+    template.copy_into(data_dir)
+    return build_services(make_settings(data_dir), migrate=False)
+
+
+def spec_for(out: Path, **changes: Any) -> ExtractionSpec:
+    """Every table, exact dates, k=1, DuckDB: a spec the tests narrow as they need."""
+    base: dict[str, Any] = {
+        "project_id": "project-a",
+        "permit_id": "permit-a",
+        "tables": OMOP_TABLES,
+        "columns": {},
+        "dates": "exact",
+        "k_threshold": 1,
+        "quasi_identifiers": (),
+        "engine": "duckdb",
+        "output_dir": out,
+    }
+    base.update(changes)
+    return ExtractionSpec(**base)
+
+
+def extract_values(path: Path) -> list[tuple[str, str, Any]]:
+    """Every (table, column, value) of a DuckDB extract, for searches of what must not be there."""
+    found: list[tuple[str, str, Any]] = []
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        for table in tables:
+            result = con.execute(f"SELECT * FROM {table}")
+            names = [d[0] for d in result.description]
+            for row in result.fetchall():
+                found.extend((table, name, value) for name, value in zip(names, row, strict=True))
+    return found
