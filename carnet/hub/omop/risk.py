@@ -93,8 +93,7 @@ def measure(con: duckdb.DuckDBPyConnection, frame: str, qis: tuple[str, ...], k:
                coalesce(sum(CASE WHEN size < {int(k)} THEN size ELSE 0 END), 0)
         FROM classes
         """
-    ).fetchone()
-    assert row is not None
+    ).fetchall()[0]
     records, classes, smallest, l_div, below = (int(v) for v in row)
     return Measure(
         records=records,
