@@ -69,6 +69,7 @@ class DuckdbEngine:
 
     def write(self, staged: Mapping[str, Path], releases: Mapping[str, str], target: Path) -> Path:
         path = target.with_suffix(".duckdb")
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
         with duckdb.connect(str(path)) as con:
             con.execute("SET TimeZone = 'UTC'")
