@@ -63,8 +63,9 @@ def frame_sql(files: dict[str, Path], k: int, *, generalised: bool) -> str:
             FROM cond WHERE code IN (SELECT code FROM holders) GROUP BY person_id
         ),
         counted AS (SELECT person_id, code, count(*) AS n FROM cond GROUP BY person_id, code),
-        main AS (
-            SELECT person_id, arg_min(code, (-n, code)) AS diagnosis FROM counted GROUP BY person_id
+        main AS (  -- the most frequent code, the smallest on a tie (one sort per person)
+            SELECT person_id, code AS diagnosis FROM counted
+            QUALIFY row_number() OVER (PARTITION BY person_id ORDER BY n DESC, code) = 1
         )
         SELECT p.person_id,
                coalesce(CAST({year} AS VARCHAR), '') AS year_of_birth,
@@ -119,33 +120,32 @@ def protect(
     """The least change that reaches k (nothing, generalisation, then bounded suppression),
     and the report on the extract as released; blocked when even that does not reach k."""
     for generalised in (False, True):
-        frame = frame_sql(files, k, generalised=generalised)
-        before = measure(con, frame, qis, k)
+        # materialised once per level: measured, then searched for the people to suppress
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE risk_frame AS "
+            + frame_sql(files, k, generalised=generalised)
+        )
+        before = measure(con, "SELECT * FROM risk_frame", qis, k)
         if before.records == 0 or before.k >= k:
             return _done(qis, k, before, generalised, ())
         if before.below_k <= MAX_SUPPRESSED_SHARE * before.records:
-            keys = ", ".join(qis) if qis else "'all'"
-            rows = con.sql(
+            keys = ", ".join(qis)
+            rows = con.execute(
                 f"""
-                WITH f AS ({frame}),
-                small AS (SELECT {keys} FROM f GROUP BY {keys} HAVING count(*) < {int(k)})
-                SELECT person_id FROM f SEMI JOIN small USING ({keys}) ORDER BY person_id
+                WITH small AS (
+                    SELECT {keys} FROM risk_frame GROUP BY {keys} HAVING count(*) < {int(k)}
+                )
+                SELECT person_id FROM risk_frame SEMI JOIN small USING ({keys})
+                ORDER BY person_id
                 """
-                if qis
-                else f"SELECT person_id FROM ({frame}) ORDER BY person_id"
             ).fetchall()
             suppressed = tuple(int(r[0]) for r in rows)
-            kept = f"SELECT * FROM ({frame}) WHERE person_id NOT IN (SELECT unnest(?))"
-            after = _measure_kept(con, kept, list(suppressed), qis, k)
+            con.execute(
+                "DELETE FROM risk_frame WHERE person_id IN (SELECT unnest(?))", [list(suppressed)]
+            )
+            after = measure(con, "SELECT * FROM risk_frame", qis, k)
             return _done(qis, k, after, generalised, suppressed)
     return _done(qis, k, before, True, ())
-
-
-def _measure_kept(
-    con: duckdb.DuckDBPyConnection, kept: str, suppressed: list[int], qis: tuple[str, ...], k: int
-) -> Measure:
-    con.execute("CREATE OR REPLACE TEMP TABLE risk_kept AS " + kept, [suppressed])
-    return measure(con, "SELECT * FROM risk_kept", qis, k)
 
 
 def _done(

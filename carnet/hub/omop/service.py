@@ -146,7 +146,7 @@ def extract(
     with services.fhir.session(system_ctx, "export", None, None) as session:
         session.check("export", None, None)
         vis = session.visibility("export")
-        for batch in session.unit.iter_current(SOURCE_TYPES, batch=READ_BATCH):
+        for batch in session.unit.iter_current(SOURCE_TYPES, batch=READ_BATCH, inflate=False):
             visible = session.visible_only(vis, batch)
             stager.add(visible)
             session.record("export", None, visible)
@@ -164,6 +164,7 @@ def extract(
             extraction_id,
             pseudonyms.generation,
             spark_master,
+            timings,
         )
         if timings is not None:
             timings["read_and_stage"] = staged_at - started
@@ -183,6 +184,7 @@ def _release(
     extraction_id: str,
     generation: int,
     spark_master: str,
+    timings: dict[str, float] | None,
 ) -> ExtractionResult:
     risk_files = {
         name: path
@@ -203,7 +205,10 @@ def _release(
     if report.release_blocked:
         extract_path, output_hash, counts = target, "", dict.fromkeys(columns, 0)
     else:
+        writing = time.perf_counter()
         extract_path = engine.write(inputs, releases, target)
+        if timings is not None:
+            timings["write"] = time.perf_counter() - writing
         output_hash, counts = extract_hash(extract_path, columns)
     unmapped_path = output / UNMAPPED_REPORT
     _write_unmapped(unmapped_path, staged, spec.tables)
