@@ -1,6 +1,6 @@
 """Wrapped data keys: one per owner (a patient compartment, or the shared non-patient owner)."""
 
-from sqlalchemy import Column, LargeBinary, String, Table
+from sqlalchemy import Column, Integer, LargeBinary, String, Table
 
 from carnet.db.instants import Instant
 from carnet.db.metadata import metadata
@@ -13,4 +13,16 @@ data_key = Table(
     Column("wrapped", LargeBinary, nullable=True),  # NULL once destroyed (crypto-shredding)
     Column("created_at", Instant(), nullable=False),
     Column("destroyed_at", Instant(), nullable=True),
+)
+
+# Per-project pseudonym keys of the research hub: random, wrapped by the master key; a re-key
+# replaces the key and bumps the generation (the old pseudonyms cannot be recomputed).
+project_key = Table(
+    "project_key",
+    metadata,
+    Column("project_id", String(80), primary_key=True),
+    Column("generation", Integer, nullable=False),
+    Column("master_key_id", String(64), nullable=False),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("created_at", Instant(), nullable=False),
 )

@@ -12,6 +12,7 @@ from carnet.crypto.blind_index import BlindIndexer
 from carnet.crypto.envelope import DataKeys
 from carnet.crypto.keyring import FileKeyring, Keyring, KeyringError
 from carnet.crypto.models import data_key
+from carnet.crypto.pseudonyms import ProjectKeys
 from carnet.crypto.rsa_key import load_or_create_rsa_key
 from carnet.crypto.signing import Ed25519Signer
 from carnet.crypto.tokens import TokenSigner
@@ -48,6 +49,7 @@ class CryptoService:
         self._rsa_lock = threading.Lock()
         self.data_keys = DataKeys(keyring)
         self.blind = BlindIndexer(keyring.derive("carnet/blind-index/v1"))
+        self.project_keys = ProjectKeys(keyring)  # research pseudonyms (carnet/hub/omop)
 
     def audit_signer(self) -> Ed25519Signer:
         """The Ed25519 key that signs audit checkpoints, derived from the master key."""

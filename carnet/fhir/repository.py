@@ -473,8 +473,11 @@ class Unit:
         since: str | None = None,
         patient_ids: Sequence[str] | None = None,
         batch: int = 500,
+        *,
+        inflate: bool = True,
     ) -> Iterator[list[StoredResource]]:
-        """Current resources in batches, oldest first, for exports (memory stays flat)."""
+        """Current resources in batches, oldest first, for exports (memory stays flat);
+        ``inflate=False`` leaves attachments' data out (a research extraction reads none)."""
         self.flush()
         last_seq = 0
         while True:
@@ -497,7 +500,7 @@ class Unit:
             out = []
             for row in rows:
                 try:
-                    out.append(self._decode(row))
+                    out.append(self._decode(row, inflate=inflate))
                 except FhirError as exc:
                     if exc.status != 410:
                         raise

@@ -27,6 +27,7 @@ SMALL_RUNS = {
     ],
     "search": ["--resources", "600", "--runs", "3"],
     "audit_spool": ["--reads", "20", "--drain", "200"],
+    "hub": ["--patients", "4", "--per-patient", "6", "--engines", "duckdb", "--risk-rows", "1000"],
 }
 
 

@@ -79,6 +79,12 @@ EXPECTED_TREE: list[tuple[str, tuple[str, ...]]] = [
     ("rules", ()),
     ("rules list", ()),
     ("rules set", ("rule_id", "--effect", "--types")),
+    ("hub", ()),
+    (
+        "hub extract",
+        ("--project", "--permit", "--out", "--tables", "--dates", "--k", "--engine", "--athena"),
+    ),
+    ("hub rekey", ("--project",)),
 ]
 
 # Which module defines each command: the domain that owns what the command changes.
@@ -97,6 +103,8 @@ OWNERS: dict[str, str] = {
     "clients": "carnet.authn.cli",
     "token": "carnet.authn.cli",
     "rules": "carnet.policy.cli",
+    "hub extract": "carnet.hub.omop.cli",
+    "hub rekey": "carnet.hub.omop.cli",
 }
 
 
@@ -119,8 +127,10 @@ def _owner(path: tuple[str, ...]) -> str:
 
 
 def _command_modules() -> list[Path]:
-    """carnet/cli/*.py and every domain's cli.py."""
-    return sorted({*PACKAGE.glob("cli/*.py"), *PACKAGE.glob("*/cli.py")})
+    """carnet/cli/*.py and every domain's cli.py (and its parts': carnet/hub/omop/cli.py)."""
+    return sorted(
+        {*PACKAGE.glob("cli/*.py"), *PACKAGE.glob("*/cli.py"), *PACKAGE.glob("*/*/cli.py")}
+    )
 
 
 def _module_name(path: Path) -> str:

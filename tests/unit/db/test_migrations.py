@@ -66,6 +66,10 @@ EXPECTED_TABLES = {
     "record_space",
     "record_representative",
     "record_notification",
+    # research extraction (migration 0019): pseudonym keys, extraction log and pseudonym map
+    "project_key",
+    "hub_extraction",
+    "hub_extraction_person",
 }
 
 

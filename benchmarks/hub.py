@@ -1,0 +1,277 @@
+"""Research extraction benchmark: rows/s from a store to OMOP CDM 5.4 on DuckDB and Spark local,
+each against a plain DuckDB load of the same rows in the same run; and the risk report's time on
+--risk-rows people (1 million by default).
+
+The store is --patients synthetic people with --per-patient resources each (Encounter, Conditions,
+Observations, MedicationRequests), loaded through the importer (as the operator would). Every
+extraction reads through the policy path, decrypts, maps, pseudonymises (one keyed hash per
+person) and writes. The baseline is DuckDB creating the same tables from Parquet files of the
+extract's own rows: the floor of any DuckDB write of those rows.
+
+    .venv/bin/python benchmarks/hub.py [--patients 50] [--per-patient 20]
+                                       [--engines duckdb,spark] [--risk-rows 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from carnet.app import Services, build_services  # noqa: E402
+from carnet.caller import RequestContext  # noqa: E402
+from carnet.fhir.importer import Importer  # noqa: E402
+from carnet.hub.omop.risk import QUASI_IDENTIFIERS, measure, protect  # noqa: E402
+from carnet.hub.omop.service import extract  # noqa: E402
+from carnet.hub.omop.spec import OMOP_TABLES, ExtractionSpec  # noqa: E402
+from carnet.settings import Settings  # noqa: E402
+
+AS_LOCAL_OPERATOR = RequestContext.local_operator(source="bench")
+"""The benchmark acts as the CLI does: the local operator, by name."""
+CODES = ["E11", "I10", "J45", "K21.9", "M54.5", "F32.9", "N39.0", "E78.5"]
+LABS = [("15074-8", 4.0, 9.0), ("2093-3", 3.0, 7.0), ("718-7", 10.0, 17.0), ("8480-6", 100, 170)]
+DRUGS = ["A10BA02", "C10AA05", "C09AA05", "N02BE01"]
+
+
+def write_store(folder: Path, patients: int, per_patient: int, seed: int = 7) -> int:
+    """NDJSON files of a synthetic population; returns the number of resources."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        t: (folder / f"{t}.ndjson").open("wb")
+        for t in ("Patient", "Encounter", "Condition", "Observation", "MedicationRequest")
+    }
+    total = 0
+    for p in range(patients):
+        pid = f"bench-{p}"
+        files["Patient"].write(
+            orjson.dumps(
+                {
+                    "resourceType": "Patient",
+                    "id": pid,
+                    "gender": rng.choice(["male", "female"]),
+                    "birthDate": f"{rng.randint(1930, 2010)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+                    "address": [
+                        {
+                            "postalCode": f"{rng.choice([75, 13, 69, 33, 59]):02d}00{rng.randint(0, 9)}"
+                        }
+                    ],
+                }
+            )
+            + b"\n"
+        )
+        total += 1
+        subject = {"reference": f"Patient/{pid}"}
+        encounter = f"{pid}-e0"
+        files["Encounter"].write(
+            orjson.dumps(
+                {
+                    "resourceType": "Encounter",
+                    "id": encounter,
+                    "status": "finished",
+                    "class": {"code": rng.choice(["AMB", "IMP", "EMER"])},
+                    "subject": subject,
+                    "period": {"start": "2023-03-01T09:00:00Z", "end": "2023-03-01T11:00:00Z"},
+                }
+            )
+            + b"\n"
+        )
+        total += 1
+        for n in range(per_patient - 2):
+            day = f"2023-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+            kind = n % 3
+            if kind == 0:
+                code, low, high = rng.choice(LABS)
+                body: dict[str, Any] = {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                    "effectiveDateTime": f"{day}T08:{rng.randint(0, 59):02d}:00+01:00",
+                    "valueQuantity": {"value": round(rng.uniform(low, high), 2), "code": "mg/dL"},
+                    "encounter": {"reference": f"Encounter/{encounter}"},
+                }
+                out = files["Observation"]
+            elif kind == 1:
+                body = {
+                    "resourceType": "Condition",
+                    "code": {
+                        "coding": [
+                            {"system": "http://hl7.org/fhir/sid/icd-10", "code": rng.choice(CODES)}
+                        ]
+                    },
+                    "onsetDateTime": day,
+                }
+                out = files["Condition"]
+            else:
+                body = {
+                    "resourceType": "MedicationRequest",
+                    "status": "active",
+                    "intent": "order",
+                    "medicationCodeableConcept": {
+                        "coding": [{"system": "http://www.whocc.no/atc", "code": rng.choice(DRUGS)}]
+                    },
+                    "authoredOn": day,
+                }
+                out = files["MedicationRequest"]
+            body["id"] = f"{pid}-{n}"
+            body["subject"] = subject
+            out.write(orjson.dumps(body) + b"\n")
+            total += 1
+    for handle in files.values():
+        handle.close()
+    return total
+
+
+def load(services: Services, folder: Path) -> None:
+    order = ["Patient", "Encounter", "Condition", "Observation", "MedicationRequest"]
+    files = [folder / f"{name}.ndjson" for name in order]
+    report = Importer(services.fhir, batch_size=1000, ctx=AS_LOCAL_OPERATOR).run(files)
+    if report.rejected_total:
+        first = report.rejected[0]
+        raise SystemExit(f"{report.rejected_total} rejected, first: {first.source} {first.reason}")
+
+
+def plain_copy_seconds(extract_path: Path, work: Path) -> float:
+    """DuckDB creating the extract's tables from Parquet copies of its own rows (timed)."""
+    work.mkdir(parents=True, exist_ok=True)
+    sources: dict[str, Path] = {}
+    if extract_path.suffix == ".duckdb":
+        with duckdb.connect(str(extract_path), read_only=True) as con:
+            for table in sorted(OMOP_TABLES):
+                sources[table] = work / f"{table}.parquet"
+                con.execute(f"COPY {table} TO '{sources[table]}' (FORMAT parquet)")
+    else:
+        sources = {t: extract_path / t for t in sorted(OMOP_TABLES)}
+    target = work / "plain.duckdb"
+    target.unlink(missing_ok=True)
+    start = time.perf_counter()
+    with duckdb.connect(str(target)) as con:
+        for table, source in sources.items():
+            pattern = f"{source}/*.parquet" if source.is_dir() else str(source)
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet('{pattern}')")
+    return time.perf_counter() - start
+
+
+def risk_seconds(rows: int, folder: Path, seed: int = 11) -> tuple[float, float, float]:
+    """(the k/l/risk measure, the whole protection step, its CPU seconds in every thread) on
+    ``rows`` synthetic people. The CPU time tells a loaded machine from a slow query."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = np.arange(1, rows + 1, dtype=np.int64)
+    files = {n: folder / f"{n}.parquet" for n in ("person", "person_qi", "condition_occurrence")}
+    pq.write_table(
+        pa.table(
+            {
+                "person_id": ids,
+                "year_of_birth": rng.integers(1930, 2010, rows),
+                "gender_source_value": rng.choice(np.array(["male", "female"]), rows),
+            }
+        ),
+        files["person"],
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "person_id": ids,
+                "departement": rng.choice(np.array(["75", "13", "69", "33", "59"]), rows),
+            }
+        ),
+        files["person_qi"],
+    )
+    codes = np.array([f"C{i}" for i in range(2000)])
+    pq.write_table(
+        pa.table(
+            {
+                "person_id": ids,
+                "condition_source_value": rng.choice(codes, rows),
+            }
+        ),
+        files["condition_occurrence"],
+    )
+    from carnet.hub.omop.risk import frame_sql
+
+    with duckdb.connect() as con:
+        start = time.perf_counter()
+        measure(con, frame_sql(files, 5, generalised=False), QUASI_IDENTIFIERS, 5)
+        measured = time.perf_counter() - start
+        start, cpu = time.perf_counter(), time.process_time()
+        protect(con, files, QUASI_IDENTIFIERS, 5)
+        protected, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return measured, protected, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=50)
+    parser.add_argument("--per-patient", type=int, default=20)
+    parser.add_argument("--engines", default="duckdb,spark")
+    parser.add_argument("--risk-rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="carnet-hub-bench-") as tmp:
+        work = Path(tmp)
+        resources = write_store(work / "ndjson", args.patients, args.per_patient)
+        services = build_services(Settings.from_env({}, data_dir=str(work / "data")))
+        try:
+            load(services, work / "ndjson")
+            print(f"store: {resources} resources, {args.patients} patients (SQLite)")
+            print(
+                "engine  rows  seconds  rows/s  read+stage_s  release_s  plain_copy_s  "
+                "ratio_release  ratio_total"
+            )
+            for engine in [e for e in args.engines.split(",") if e]:
+                timings: dict[str, float] = {}
+                spec = ExtractionSpec(
+                    project_id=f"bench-{engine}",
+                    permit_id="bench",
+                    tables=OMOP_TABLES,
+                    columns={},
+                    dates="shift",
+                    k_threshold=1,
+                    quasi_identifiers=(),
+                    engine=engine,  # type: ignore[arg-type]
+                    output_dir=work / "out" / engine,
+                )
+                if engine == "spark":  # the session's start is not the extraction's cost
+                    from carnet.hub.omop.engines import spark_session
+
+                    spark_session()
+                start = time.perf_counter()
+                result = extract(services, AS_LOCAL_OPERATOR, spec, timings=timings)
+                total = time.perf_counter() - start
+                rows = sum(result.row_counts.values())
+                plain = plain_copy_seconds(result.extract_path, work / "plain" / engine)
+                print(
+                    f"{engine:6}  {rows}  {total:.2f}  {rows / total:.0f}  "
+                    f"{timings['read_and_stage']:.2f}  {timings['release']:.2f}  {plain:.3f}  "
+                    f"{plain / timings['release']:.2f}  {plain / total:.3f}"
+                )
+        finally:
+            services.close()
+        if args.risk_rows:
+            measured, protected = risk_seconds(args.risk_rows, work / "risk")
+            print(
+                f"risk report on {args.risk_rows} people: measure {measured:.3f} s, "
+                f"with generalisation/suppression {protected:.3f} s"
+            )
+    print(
+        "reproduce: .venv/bin/python benchmarks/hub.py "
+        f"--patients {args.patients} --per-patient {args.per_patient} "
+        f"--engines {args.engines} --risk-rows {args.risk_rows}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""Who may not be in any extract: the one place the extraction asks it (re-point it here).
+
+Today the research opt-out is the patient's preference kept by the policy's controls service
+(``access_preference.research_optout``); the record domain may take it over. The extraction asks
+at extraction time, once per person, through this function only.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class OptOutSource(Protocol):
+    def research_opted_out(self, patient_id: str) -> bool: ...
+
+
+class HasControls(Protocol):
+    @property
+    def controls(self) -> OptOutSource: ...
+
+
+def research_opted_out(services: HasControls, patient_id: str) -> bool:
+    """Whether the patient refused the secondary use of their data, as of now."""
+    return services.controls.research_opted_out(patient_id)
