@@ -66,6 +66,12 @@ EXPECTED_TABLES = {
     "record_space",
     "record_representative",
     "record_notification",
+    # the research hub's permits, releases and roles (carnet/hub/models.py, migration 0020)
+    "hub_role",
+    "hub_permit",
+    "hub_extraction",
+    "hub_release",
+    "hub_release_review",
 }
 
 
