@@ -40,6 +40,8 @@ from carnet.fhir.operations import wiring as operations_wiring
 from carnet.fhir.operations.export import ExportService
 from carnet.fhir.operations.import_ import ImportService
 from carnet.fhir.service import FhirService
+from carnet.hub import api as hub_api
+from carnet.hub import wiring as hub_wiring
 from carnet.identity import api as identity_api
 from carnet.identity import wiring as identity_wiring
 from carnet.identity.service import IdentityService
@@ -87,6 +89,7 @@ class Services:
     pro_login: ProfessionalLogin
     authenticator: Authenticator
     fhir_security: dict[str, Any] | None = None  # rest.security of /fhir/metadata (SMART)
+    hub: hub_wiring.HubServices | None = None  # the research hub (permits, workspace, releases)
 
     def close(self) -> None:
         self.bulk_export.runner.wait_all()  # bulk jobs hold connections until they finish
@@ -138,6 +141,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         pro_login=access.pro_login,
         authenticator=access.authenticator,
         fhir_security=access.fhir_security,
+        hub=hub_wiring.build(settings, engine, audit),
     )
 
 
@@ -178,6 +182,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(access_api.router)
     app.include_router(record_api.router)
     app.include_router(oidc_api.router)
+    app.include_router(hub_api.router)
 
     @app.exception_handler(FhirError)
     async def fhir_error(request: Request, exc: FhirError) -> Response:

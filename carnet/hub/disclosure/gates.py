@@ -24,11 +24,7 @@ class GateResult:
 def _identifying(header: list[str]) -> list[str]:
     normalised = [name.strip().lower() for name in header]
     return [
-        name
-        for name in normalised
-        if name in PATIENT_ID_COLUMNS
-        or name.endswith("_person_id")
-        or name.endswith("source_value")
+        name for name in normalised if name in PATIENT_ID_COLUMNS or name.endswith("_person_id")
     ]
 
 

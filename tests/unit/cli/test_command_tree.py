@@ -79,6 +79,12 @@ EXPECTED_TREE: list[tuple[str, tuple[str, ...]]] = [
     ("rules", ()),
     ("rules list", ()),
     ("rules set", ("rule_id", "--effect", "--types")),
+    ("hub", ()),
+    ("hub grant", ("subject", "role")),
+    ("hub permits", ()),
+    ("hub extract", ("permit", "--engine")),
+    ("hub query", ("permit", "sql", "--member")),
+    ("hub expire", ()),
 ]
 
 # Which module defines each command: the domain that owns what the command changes.
@@ -97,6 +103,7 @@ OWNERS: dict[str, str] = {
     "clients": "carnet.authn.cli",
     "token": "carnet.authn.cli",
     "rules": "carnet.policy.cli",
+    "hub": "carnet.hub.cli",
 }
 
 

@@ -104,6 +104,11 @@ def test_a_column_naming_a_person_fails_the_gate() -> None:
     assert "names a person" in result.reasons[0]
     assert not check_columns(["sex", "patient_id"]).passed
     assert check_columns(["sex", "region"]).passed
+    assert not check_columns(["visit_person_id"]).passed
+
+
+def test_an_omop_source_value_column_is_not_taken_for_a_person() -> None:
+    assert check_columns(["gender_source_value", "year_of_birth"]).passed
 
 
 def test_file_type_size_and_rows_are_gated() -> None:
