@@ -104,4 +104,7 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/hub/releases/{release_id}/output": Guard.SIGNED_IN,
     "/hub/register": Guard.PUBLIC,  # the public register (EHDS art. 58): no sign-in
     "/hub/register.html": Guard.PUBLIC,
+    "/hub/catalogue": Guard.PUBLIC,  # the catalogue: aggregates only (HealthDCAT-AP)
+    "/hub/catalogue/{dataset_id}.jsonld": Guard.PUBLIC,
+    "/hub/catalogue/{dataset_id}.ttl": Guard.PUBLIC,
 }

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from carnet.caller import Principal, RequestContext
 from carnet.dependencies import HubDep
@@ -189,3 +189,25 @@ def register_page(hub: HubDep) -> HTMLResponse:
     now = _now()
     entries = [register_entry(p, now) for p in hub.permits.all_permits()]
     return HTMLResponse(register_html(entries))
+
+
+@router.get("/catalogue")
+def catalogue(hub: HubDep) -> list[dict[str, str]]:
+    """The catalogue's datasets and the stable URLs of their HealthDCAT-AP descriptions."""
+    return hub.catalogue.datasets()
+
+
+@router.get("/catalogue/{dataset_id}.jsonld")
+def catalogue_jsonld(hub: HubDep, dataset_id: str) -> Response:
+    return _description(hub.catalogue.document(dataset_id, "jsonld"), "application/ld+json")
+
+
+@router.get("/catalogue/{dataset_id}.ttl")
+def catalogue_turtle(hub: HubDep, dataset_id: str) -> Response:
+    return _description(hub.catalogue.document(dataset_id, "ttl"), "text/turtle; charset=utf-8")
+
+
+def _description(text: str | None, media_type: str) -> Response:
+    if text is None:
+        raise FhirError.of(404, "not-found", "no such dataset in the catalogue")
+    return Response(text, media_type=media_type)

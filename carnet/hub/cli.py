@@ -7,6 +7,7 @@ own query) and exits non-zero on failure.
 from __future__ import annotations
 
 from importlib import import_module
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -127,6 +128,26 @@ def expire(ctx: typer.Context) -> None:
     console.print(f"{count} permit(s) expired", highlight=False)
 
 
+def catalogue(
+    ctx: typer.Context,
+    omop: Annotated[
+        Path, typer.Argument(help="An OMOP CDM 5.4 DuckDB file (the whole-store extract).")
+    ],
+) -> None:
+    """Describe the dataset in the catalogue (HealthDCAT-AP) from an OMOP database."""
+    from datetime import date
+
+    if not omop.is_file():
+        raise fail(f"no such file: {omop.name}")
+    with open_services(settings_of(ctx)) as services:
+        described = _hub(services).catalogue.refresh(omop, date.today())
+    console.print(
+        f"{described['id']}: {described['records']} record(s), "
+        f"{described['individuals']} individual(s) (rounded)",
+        highlight=False,
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the `carnet hub` group."""
     hub = typer.Typer(
@@ -138,4 +159,5 @@ def register(app: typer.Typer) -> None:
     hub.command("extract")(extract)
     hub.command("query")(query)
     hub.command("expire")(expire)
+    hub.command("catalogue")(catalogue)
     app.add_typer(hub, name="hub")

@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from carnet.audit.service import AuditService
+from carnet.hub.catalogue.service import CatalogueService
 from carnet.hub.permits import PermitService
 from carnet.hub.releases import ReleaseService
 from carnet.hub.roles import Roles
@@ -24,6 +25,7 @@ class HubServices:
     workspace: WorkspaceService
     releases: ReleaseService
     extracts_dir: Path  # one folder per project under it
+    catalogue: CatalogueService
 
 
 def build(settings: Settings, engine: Engine, audit: AuditService) -> HubServices:
@@ -32,4 +34,6 @@ def build(settings: Settings, engine: Engine, audit: AuditService) -> HubService
     permits = PermitService(engine, audit, roles)
     workspace = WorkspaceService(permits, audit)
     releases = ReleaseService(engine, audit, permits, workspace)
-    return HubServices(roles, permits, workspace, releases, settings.data_dir / "hub")
+    hub_dir = settings.data_dir / "hub"
+    catalogue = CatalogueService(settings.public_base_url, hub_dir / "catalogue")
+    return HubServices(roles, permits, workspace, releases, hub_dir, catalogue)

@@ -4,6 +4,8 @@ register updated at each step; with the refusals that guard it."""
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +26,7 @@ from tests.support.hub import (
     fake_extractor,
     grant_roles,
     operator_ctx,
+    write_extract,
 )
 
 # the hub's tables and its audit events go through SQL that differs by backend
@@ -243,3 +246,23 @@ def test_every_step_and_refusal_is_in_the_audit_log(client: TestClient, services
     ):
         assert action in actions
     assert ("workspace-query", 403, STRANGER.subject) in hub_events
+
+
+def test_the_catalogue_is_public_at_stable_urls(
+    client: TestClient, services: Services, tmp_path: Path
+) -> None:
+    omop = tmp_path / "omop.duckdb"
+    write_extract(omop, {("F", 1950): 20, ("M", 1980): 20})
+    hub = services.hub
+    assert hub is not None
+    hub.catalogue.refresh(omop, date(2026, 12, 3))
+    anonymous = {"Authorization": ""}
+    listed = client.get("/hub/catalogue", headers=anonymous)
+    assert listed.status_code == 200
+    assert listed.json()[0]["id"] == "carnet-record"
+    turtle = client.get("/hub/catalogue/carnet-record.ttl", headers=anonymous)
+    assert turtle.headers["content-type"].startswith("text/turtle")
+    assert "healthdcatap:hdab" in turtle.text
+    jsonld = client.get("/hub/catalogue/carnet-record.jsonld", headers=anonymous)
+    assert jsonld.headers["content-type"] == "application/ld+json"
+    assert client.get("/hub/catalogue/unknown.ttl", headers=anonymous).status_code == 404

@@ -85,6 +85,7 @@ EXPECTED_TREE: list[tuple[str, tuple[str, ...]]] = [
     ("hub extract", ("permit", "--engine")),
     ("hub query", ("permit", "sql", "--member")),
     ("hub expire", ()),
+    ("hub catalogue", ("omop",)),
 ]
 
 # Which module defines each command: the domain that owns what the command changes.
