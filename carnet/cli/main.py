@@ -39,7 +39,7 @@ def build_app() -> typer.Typer:
     accounts = record_cli.register(root)  # accounts: personal spaces
     authn_cli.register(root, accounts=accounts)  # accounts add-*: logins; clients; token
     policy_cli.register(root)  # rules
-    hub_cli.register(root)  # hub: permits, extraction, workspace
+    hub_cli.register(root)  # hub: roles, permits, workspace, catalogue
     return root
 
 

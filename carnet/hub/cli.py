@@ -62,12 +62,12 @@ def permits(ctx: typer.Context) -> None:
     console.print(f"{len(entries)} permit(s)", highlight=False)
 
 
-def extract(
+def extract_permit(
     ctx: typer.Context,
     permit: Annotated[str, typer.Argument(help="Permit id (active).")],
     engine: Annotated[str, typer.Option(help="duckdb or spark.")] = "duckdb",
 ) -> None:
-    """Extract an active permit's data to its project's OMOP extract (carnet/hub/omop)."""
+    """Extract an active permit's data as the permit says (its spec), and record the extract."""
     from carnet.hub.permits import HubError
 
     if engine not in ("duckdb", "spark"):
@@ -148,16 +148,17 @@ def catalogue(
     )
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `carnet hub` group."""
+def register(app: typer.Typer) -> typer.Typer:
+    """Add the `carnet hub` group and return it (carnet/hub/omop/cli.py adds its commands)."""
     hub = typer.Typer(
         help="Research hub: roles, permits, extraction, the project's workspace.",
         no_args_is_help=True,
     )
     hub.command("grant")(grant)
     hub.command("permits")(permits)
-    hub.command("extract")(extract)
+    hub.command("extract-permit")(extract_permit)
     hub.command("query")(query)
     hub.command("expire")(expire)
     hub.command("catalogue")(catalogue)
     app.add_typer(hub, name="hub")
+    return hub

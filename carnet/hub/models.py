@@ -59,8 +59,8 @@ hub_permit = Table(
 Index("ix_hub_permit_state", hub_permit.c.state)
 Index("ix_hub_permit_applicant", hub_permit.c.applicant)
 
-hub_extraction = Table(
-    "hub_extraction",
+hub_permit_extract = Table(
+    "hub_permit_extract",
     metadata,
     Column("extraction_id", String(36), primary_key=True),
     Column("permit_id", String(36), nullable=False),
@@ -71,7 +71,11 @@ hub_extraction = Table(
     Column("release_blocked", Integer, nullable=False),  # the risk report's verdict
     Column("extracted_at", Instant, nullable=False),
 )
-Index("ix_hub_extraction_permit", hub_extraction.c.permit_id, hub_extraction.c.extracted_at)
+Index(
+    "ix_hub_permit_extract_permit",
+    hub_permit_extract.c.permit_id,
+    hub_permit_extract.c.extracted_at,
+)
 
 hub_release = Table(
     "hub_release",

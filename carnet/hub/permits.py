@@ -26,7 +26,7 @@ from carnet.db.engine import writing
 from carnet.db.instants import utc_now
 from carnet.hub.dates import add_months
 from carnet.hub.disclosure.profiles import PRESETS
-from carnet.hub.models import hub_extraction, hub_permit
+from carnet.hub.models import hub_permit, hub_permit_extract
 from carnet.hub.omop.spec import OMOP_TABLES, ExtractionResult, ExtractionSpec
 from carnet.hub.omop.spec import Engine as ExtractionEngine
 from carnet.hub.roles import RESEARCHER, REVIEWER, Roles
@@ -41,7 +41,8 @@ APPROVED, REJECTED, ACTIVE, EXPIRED, REVOKED = (
 )
 DECISION_MONTHS = 3  # EHDS art. 68(5): a decision within three months of the application
 RESULTS_MONTHS = 18  # EHDS art. 61: results made public within 18 months of the end of processing
-DEFAULT_QUASI_IDENTIFIERS = ("year_of_birth", "gender_concept_id", "location_id")
+# none named: the extraction takes all of its own (year of birth, sex, département, rare codes)
+DEFAULT_QUASI_IDENTIFIERS: tuple[str, ...] = ()
 AUDIT_TYPE = "ResearchPermit"
 
 # step -> (states it leaves, state it reaches, who takes it)
@@ -496,7 +497,7 @@ class PermitService:
     ) -> None:
         with writing(self.engine) as conn:
             conn.execute(
-                insert(hub_extraction).values(
+                insert(hub_permit_extract).values(
                     extraction_id=str(uuid.uuid4()),
                     permit_id=permit_id,
                     extract_path=str(result.extract_path),
@@ -513,9 +514,9 @@ class PermitService:
         """The newest extract's path and whether its risk report blocks release."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(hub_extraction.c.extract_path, hub_extraction.c.release_blocked)
-                .where(hub_extraction.c.permit_id == permit_id)
-                .order_by(hub_extraction.c.extracted_at.desc())
+                select(hub_permit_extract.c.extract_path, hub_permit_extract.c.release_blocked)
+                .where(hub_permit_extract.c.permit_id == permit_id)
+                .order_by(hub_permit_extract.c.extracted_at.desc())
                 .limit(1)
             ).first()
         return None if row is None else (Path(row[0]), bool(row[1]))

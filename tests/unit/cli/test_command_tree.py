@@ -82,7 +82,7 @@ EXPECTED_TREE: list[tuple[str, tuple[str, ...]]] = [
     ("hub", ()),
     ("hub grant", ("subject", "role")),
     ("hub permits", ()),
-    ("hub extract", ("permit", "--engine")),
+    ("hub extract-permit", ("permit", "--engine")),
     ("hub query", ("permit", "sql", "--member")),
     ("hub expire", ()),
     ("hub catalogue", ("omop",)),

@@ -69,7 +69,7 @@ EXPECTED_TABLES = {
     # the research hub's permits, releases and roles (carnet/hub/models.py, migration 0020)
     "hub_role",
     "hub_permit",
-    "hub_extraction",
+    "hub_permit_extract",
     "hub_release",
     "hub_release_review",
 }

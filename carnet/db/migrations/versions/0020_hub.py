@@ -57,7 +57,7 @@ def upgrade() -> None:
     op.create_index("ix_hub_permit_applicant", "hub_permit", ["applicant"])
     op.create_index("ix_hub_permit_state", "hub_permit", ["state"])
     op.create_table(
-        "hub_extraction",
+        "hub_permit_extract",
         sa.Column("extraction_id", sa.String(36), primary_key=True),
         sa.Column("permit_id", sa.String(36), nullable=False),
         sa.Column("extract_path", sa.Text(), nullable=False),
@@ -67,7 +67,9 @@ def upgrade() -> None:
         sa.Column("release_blocked", sa.Integer(), nullable=False),
         sa.Column("extracted_at", sa.String(32), nullable=False),
     )
-    op.create_index("ix_hub_extraction_permit", "hub_extraction", ["permit_id", "extracted_at"])
+    op.create_index(
+        "ix_hub_permit_extract_permit", "hub_permit_extract", ["permit_id", "extracted_at"]
+    )
     op.create_table(
         "hub_release",
         sa.Column("release_id", sa.String(36), primary_key=True),
@@ -95,6 +97,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("hub_release_review")
     op.drop_table("hub_release")
-    op.drop_table("hub_extraction")
+    op.drop_table("hub_permit_extract")
     op.drop_table("hub_permit")
     op.drop_table("hub_role")
