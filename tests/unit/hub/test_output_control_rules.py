@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from carnet.hub.disclosure.acro_record import output_entry, results_document
 from carnet.hub.disclosure.gates import check_columns, check_file
@@ -134,3 +136,40 @@ def test_the_record_lists_each_suppressed_cell_in_acros_results_format() -> None
         "75"
     ]["F"].startswith(THRESHOLD)
     assert entry["outcome"]["13"]["M"] == "ok"
+
+
+@settings(max_examples=25, deadline=None)
+@given(counts=st.lists(st.integers(0, 60), min_size=1, max_size=10))
+def test_released_counts_are_never_small_and_totals_add_up(counts: list[int]) -> None:
+    conn = duckdb.connect(":memory:")
+    names = [f"g{index:02d}" for index in range(len(counts))]
+    conn.execute(  # n + 1 rows per group: each level exists, with a true count of n + 1
+        "CREATE TABLE t AS SELECT g AS grp FROM"
+        " (SELECT unnest(?::VARCHAR[]) AS g, unnest(?::INTEGER[]) AS n), generate_series(1, n + 1)",
+        [names, counts],
+    )
+    request = TableRequest("SELECT grp FROM t", rows="grp")
+    table = control_table(conn, request, OPENSAFELY)
+    for index, n in enumerate(counts):
+        cell = table.cell(f"g{index:02d}")
+        true_count = n + 1
+        assert cell.count == true_count
+        if true_count <= 7:
+            assert cell.released is None
+        else:
+            assert cell.released is not None
+            assert cell.released % 5 == 0 and cell.released >= 10
+            assert abs(cell.released - true_count) <= 2
+    released = [c.released for c in table.cells if c.released is not None]
+    assert table.grand_total == sum(released)
+
+
+def test_a_charts_series_is_controlled_like_a_table() -> None:
+    conn = duckdb.connect(":memory:")
+    conn.execute("CREATE TABLE visits (month VARCHAR)")
+    conn.executemany("INSERT INTO visits VALUES (?)", [("2026-01",)] * 12 + [("2026-02",)] * 3)
+    table = control_table(conn, TableRequest("SELECT * FROM visits", rows="month"), OPENSAFELY)
+    assert [(c.row, c.column, c.released) for c in table.cells] == [
+        ("2026-01", "all", 10.0),
+        ("2026-02", "all", None),
+    ]
