@@ -4,9 +4,14 @@ the request; a request failing the automatic gates never reaches the checkers.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import orjson
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from carnet.app import Services
+from carnet.hub.omop.spec import ExtractionResult, ExtractionSpec
 from tests.support.auth import bearer
 from tests.support.hub import (
     CHECKER_1,
@@ -130,3 +135,43 @@ def test_a_bad_table_request_is_a_clear_error(client: TestClient, services: Serv
         )
         assert answer.status_code == 400, body
         assert answer.json()["resourceType"] == "OperationOutcome"
+
+
+def test_an_extract_whose_risk_report_blocks_release_releases_nothing(
+    client: TestClient, services: Services
+) -> None:
+    release_id = _pending_release(client, services)
+    permit_id = client.get(
+        f"/hub/releases/{release_id}", headers=bearer(services, RESEARCHER_A)
+    ).json()["permit"]
+
+    def blocked(spec: ExtractionSpec) -> ExtractionResult:
+        result = fake_extractor(spec)
+        return replace(result, risk_report=replace(result.risk_report, release_blocked=True))
+
+    hub = services.hub
+    assert hub is not None
+    hub.permits.extract(operator_ctx(), permit_id, blocked, hub.extracts_dir)
+    asked = client.post(
+        f"/hub/permits/{permit_id}/releases", json=TABLE, headers=bearer(services, RESEARCHER_A)
+    )
+    assert asked.status_code == 409
+    assert "risk report" in asked.text
+
+
+def test_checkers_decisions_are_in_the_audit_log(client: TestClient, services: Services) -> None:
+    release_id = _pending_release(client, services)
+    _review(client, services, CHECKER_1, release_id)
+    _review(client, services, RESEARCHER_A, release_id)
+    _review(client, services, CHECKER_2, release_id)
+    services.audit.flush()
+    with services.engine.connect() as conn:
+        bodies = [row[0] for row in conn.execute(text("SELECT body FROM audit_event"))]
+    events = [orjson.loads(b) for b in bodies]
+    seen = {
+        (e["action"], e["outcome"], e["actor"]) for e in events if e["type"] == "ResearchRelease"
+    }
+    assert ("release-request", 200, RESEARCHER_A.subject) in seen
+    assert ("release-approve", 200, CHECKER_1.subject) in seen
+    assert ("release-approve", 403, RESEARCHER_A.subject) in seen
+    assert ("release-approve", 200, CHECKER_2.subject) in seen

@@ -75,6 +75,7 @@ def application(**changes: Any) -> dict[str, Any]:
 def write_extract(path: Path, counts: dict[tuple[str, int], int]) -> None:
     """A person table with ``counts[(sex, year_of_birth)]`` rows."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)  # a new extraction replaces the project's extract
     conn = duckdb.connect(str(path))
     conn.execute(
         "CREATE TABLE person (person_id BIGINT, gender_source_value VARCHAR, year_of_birth INTEGER)"
