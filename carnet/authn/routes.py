@@ -112,4 +112,5 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/hub/catalogue": Guard.PUBLIC,  # the catalogue: aggregates only (HealthDCAT-AP)
     "/hub/catalogue/{dataset_id}.jsonld": Guard.PUBLIC,
     "/hub/catalogue/{dataset_id}.ttl": Guard.PUBLIC,
+    "/registre": Guard.PUBLIC,  # the research hub's public register page (carnet/web/hub)
 }
