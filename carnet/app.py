@@ -42,6 +42,8 @@ from carnet.fhir.operations import wiring as operations_wiring
 from carnet.fhir.operations.export import ExportService
 from carnet.fhir.operations.import_ import ImportService
 from carnet.fhir.service import FhirService
+from carnet.hub import api as hub_api
+from carnet.hub import wiring as hub_wiring
 from carnet.identity import api as identity_api
 from carnet.identity import wiring as identity_wiring
 from carnet.identity.service import IdentityService
@@ -91,6 +93,7 @@ class Services:
     pro_login: ProfessionalLogin
     authenticator: Authenticator
     fhir_security: dict[str, Any] | None = None  # rest.security of /fhir/metadata (SMART)
+    hub: hub_wiring.HubServices | None = None  # the research hub (permits, workspace, releases)
 
     def close(self) -> None:
         self.bulk_export.runner.wait_all()  # bulk jobs hold connections until they finish
@@ -144,6 +147,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         pro_login=authn.pro_login,
         authenticator=authn.authenticator,
         fhir_security=authn.fhir_security,
+        hub=hub_wiring.build(settings, engine, audit),
     )
 
 
@@ -184,6 +188,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(access_api.router)
     app.include_router(record_api.router)
     app.include_router(oidc_api.router)
+    app.include_router(hub_api.router)
     web_wiring.mount(app)  # the portal's pages and static files (docs/web.md)
 
     @app.exception_handler(FhirError)

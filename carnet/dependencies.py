@@ -27,6 +27,7 @@ from carnet.authn.tickets import Tickets
 from carnet.fhir.operations.export import ExportService
 from carnet.fhir.operations.import_ import ImportService
 from carnet.fhir.service import FhirService
+from carnet.hub.wiring import HubServices
 from carnet.identity.service import IdentityService
 from carnet.policy.controls import ControlsService
 from carnet.record.service import RecordService
@@ -146,3 +147,14 @@ async def step_up(login: LoginDep, audit: AuditDep) -> StepUp:
 
 
 StepUpDep = Annotated[StepUp, Depends(step_up)]
+
+
+async def hub_services(request: Request) -> HubServices:
+    """The research hub's services (always built by ``build_services``)."""
+    hub = services_of(request).hub
+    if hub is None:
+        raise RuntimeError("the hub's services were not built")
+    return hub
+
+
+HubDep = Annotated[HubServices, Depends(hub_services)]

@@ -102,4 +102,22 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/dossier/synthese": Guard.PUBLIC,
     "/dossier/mesures/{name}": Guard.PUBLIC,
     "/deconnexion": Guard.PUBLIC,
+    # the research hub: the hub's services check roles, project membership and permit states
+    "/hub/roles": Guard.OPERATOR,
+    "/hub/permits": Guard.SIGNED_IN,
+    "/hub/permits/{permit_id}": Guard.SIGNED_IN,
+    "/hub/permits/{permit_id}/steps/{step}": Guard.SIGNED_IN,
+    "/hub/permits/{permit_id}/results": Guard.SIGNED_IN,
+    "/hub/permits/{permit_id}/query": Guard.SIGNED_IN,
+    "/hub/permits/{permit_id}/releases": Guard.SIGNED_IN,
+    "/hub/releases/{release_id}": Guard.SIGNED_IN,
+    "/hub/releases/{release_id}/reviews": Guard.SIGNED_IN,
+    "/hub/releases/{release_id}/results.json": Guard.SIGNED_IN,
+    "/hub/releases/{release_id}/output": Guard.SIGNED_IN,
+    "/hub/register": Guard.PUBLIC,  # the public register (EHDS art. 58): no sign-in
+    "/hub/register.html": Guard.PUBLIC,
+    "/hub/catalogue": Guard.PUBLIC,  # the catalogue: aggregates only (HealthDCAT-AP)
+    "/hub/catalogue/{dataset_id}.jsonld": Guard.PUBLIC,
+    "/hub/catalogue/{dataset_id}.ttl": Guard.PUBLIC,
+    "/registre": Guard.PUBLIC,  # the research hub's public register page (carnet/web/hub)
 }

@@ -17,6 +17,7 @@ from carnet.crypto import cli as crypto_cli
 from carnet.db import cli as db_cli
 from carnet.demo import cli as demo_cli
 from carnet.fhir import cli as fhir_cli
+from carnet.hub import cli as hub_cli
 from carnet.hub.omop import cli as omop_cli
 from carnet.identity import cli as identity_cli
 from carnet.policy import cli as policy_cli
@@ -39,7 +40,8 @@ def build_app() -> typer.Typer:
     accounts = record_cli.register(root)  # accounts: personal spaces
     authn_cli.register(root, accounts=accounts)  # accounts add-*: logins; clients; token
     policy_cli.register(root)  # rules
-    omop_cli.register(root)  # hub extract, hub rekey
+    hub = hub_cli.register(root)  # hub: roles, permits, workspace, catalogue
+    omop_cli.register(root, hub)  # hub extract, hub rekey
     return root
 
 

@@ -12,3 +12,4 @@ from carnet.policy import models as _policy_models  # noqa: F401
 from carnet.record import models as _record_models  # noqa: F401
 
 __all__ = ["metadata"]
+from carnet.hub import models as _hub_models  # noqa: F401

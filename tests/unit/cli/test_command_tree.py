@@ -80,6 +80,12 @@ EXPECTED_TREE: list[tuple[str, tuple[str, ...]]] = [
     ("rules list", ()),
     ("rules set", ("rule_id", "--effect", "--types")),
     ("hub", ()),
+    ("hub grant", ("subject", "role")),
+    ("hub permits", ()),
+    ("hub extract-permit", ("permit", "--engine")),
+    ("hub query", ("permit", "sql", "--member")),
+    ("hub expire", ()),
+    ("hub catalogue", ("omop",)),
     (
         "hub extract",
         ("--project", "--permit", "--out", "--tables", "--dates", "--k", "--engine", "--athena"),
@@ -103,6 +109,7 @@ OWNERS: dict[str, str] = {
     "clients": "carnet.authn.cli",
     "token": "carnet.authn.cli",
     "rules": "carnet.policy.cli",
+    "hub": "carnet.hub.cli",
     "hub extract": "carnet.hub.omop.cli",
     "hub rekey": "carnet.hub.omop.cli",
 }

@@ -70,6 +70,12 @@ EXPECTED_TABLES = {
     "project_key",
     "hub_extraction",
     "hub_extraction_person",
+    # the research hub's permits, releases and roles (carnet/hub/models.py, migration 0020)
+    "hub_role",
+    "hub_permit",
+    "hub_permit_extract",
+    "hub_release",
+    "hub_release_review",
 }
 
 

@@ -1,0 +1,542 @@
+"""Data permits (EHDS art. 67-68): the application, its review and its life.
+
+States: draft -> submitted -> under_review -> approved (conditions, expiry) | rejected;
+approved -> active (the applicant accepts the conditions) -> expired (at the expiry) | revoked.
+A reviewer decides, never on an application they made or whose team they are in. The three-month
+clock of art. 68 runs from submission; the register shows it. Every step, allowed or refused, is
+one event in the audit log (the permit's id, the caller, the step, the outcome).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, insert, select, update
+
+from carnet.audit.events import Touched, build_event
+from carnet.audit.service import AuditService, actor_of
+from carnet.caller import RequestContext
+from carnet.db.engine import writing
+from carnet.db.instants import utc_now
+from carnet.hub.dates import add_months
+from carnet.hub.disclosure.profiles import PRESETS
+from carnet.hub.models import hub_permit, hub_permit_extract
+from carnet.hub.omop.spec import OMOP_TABLES, ExtractionResult, ExtractionSpec
+from carnet.hub.omop.spec import Engine as ExtractionEngine
+from carnet.hub.roles import RESEARCHER, REVIEWER, Roles
+
+DRAFT, SUBMITTED, UNDER_REVIEW = "draft", "submitted", "under_review"
+APPROVED, REJECTED, ACTIVE, EXPIRED, REVOKED = (
+    "approved",
+    "rejected",
+    "active",
+    "expired",
+    "revoked",
+)
+DECISION_MONTHS = 3  # EHDS art. 68(5): a decision within three months of the application
+RESULTS_MONTHS = 18  # EHDS art. 61: results made public within 18 months of the end of processing
+# none named: the extraction takes all of its own (year of birth, sex, département, rare codes)
+DEFAULT_QUASI_IDENTIFIERS: tuple[str, ...] = ()
+AUDIT_TYPE = "ResearchPermit"
+
+# step -> (states it leaves, state it reaches, who takes it)
+STEPS: dict[str, tuple[frozenset[str], str, str]] = {
+    "submit": (frozenset({DRAFT}), SUBMITTED, "applicant"),
+    "review": (frozenset({SUBMITTED}), UNDER_REVIEW, "reviewer"),
+    "approve": (frozenset({UNDER_REVIEW}), APPROVED, "reviewer"),
+    "reject": (frozenset({SUBMITTED, UNDER_REVIEW}), REJECTED, "reviewer"),
+    "activate": (frozenset({APPROVED}), ACTIVE, "applicant"),
+    "revoke": (frozenset({APPROVED, ACTIVE}), REVOKED, "reviewer"),
+}
+
+
+class HubError(Exception):
+    """A refused hub action: ``status`` 400 (bad input), 403 (not allowed), 404, 409 (state)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _text(value: Any, name: str, limit: int = 4000) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise HubError(400, f"{name} is required text (at most {limit} characters)")
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class Application:
+    """What a researcher applies for."""
+
+    title: str
+    organisation: str
+    purpose: str
+    public_interest: str
+    legal_basis: str
+    team: tuple[str, ...]
+    datasets: tuple[str, ...]
+    variables: Mapping[str, tuple[str, ...]]
+    population: str
+    period_start: str
+    period_end: str
+    duration_months: int
+    deidentification: str
+    deidentification_reason: str
+    dates: str = "shift"
+    k_threshold: int = 5
+    disclosure_profile: str = "opensafely"
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> Application:
+        """Parse and check an application; HubError(400) names the first bad field."""
+        try:
+            variables = {
+                str(t): tuple(str(c) for c in cols) for t, cols in body["variables"].items()
+            }
+            application = cls(
+                title=_text(body.get("title"), "title", 200),
+                organisation=_text(body.get("organisation"), "organisation", 200),
+                purpose=_text(body.get("purpose"), "purpose"),
+                public_interest=_text(body.get("publicInterest"), "publicInterest"),
+                legal_basis=_text(body.get("legalBasis"), "legalBasis", 200),
+                team=tuple(str(m) for m in body.get("team", [])),
+                datasets=tuple(str(d) for d in body["datasets"]),
+                variables=variables,
+                population=_text(body.get("population"), "population"),
+                period_start=str(body["periodStart"]),
+                period_end=str(body["periodEnd"]),
+                duration_months=int(body["durationMonths"]),
+                deidentification=str(body["deidentification"]),
+                deidentification_reason=_text(
+                    body.get("deidentificationReason"), "deidentificationReason"
+                ),
+                dates=str(body.get("dates", "shift")),
+                k_threshold=int(body.get("kThreshold", 5)),
+                disclosure_profile=str(body.get("disclosureProfile", "opensafely")),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise HubError(
+                400, "the application misses a field or has one of the wrong type"
+            ) from None
+        return application.checked()
+
+    def checked(self) -> Application:
+        if not self.datasets:
+            raise HubError(400, "datasets: at least one dataset of the catalogue")
+        unknown = set(self.variables) - OMOP_TABLES
+        if not self.variables or unknown:
+            raise HubError(400, "variables: tables of the OMOP CDM 5.4 and their columns")
+        if (
+            not (len(self.period_start) == len(self.period_end) == 10)
+            or self.period_start > self.period_end
+        ):
+            raise HubError(400, "periodStart and periodEnd are dates (YYYY-MM-DD), in order")
+        if not 1 <= self.duration_months <= 60:
+            raise HubError(400, "durationMonths is between 1 and 60")
+        if self.deidentification not in ("pseudonymised", "anonymised"):
+            raise HubError(400, "deidentification is pseudonymised or anonymised")
+        if self.dates not in ("shift", "year", "month", "exact"):
+            raise HubError(400, "dates is shift, year, month or exact")
+        if not 2 <= self.k_threshold <= 100:
+            raise HubError(400, "kThreshold is between 2 and 100")
+        if self.disclosure_profile not in PRESETS:
+            raise HubError(400, "disclosureProfile is one of " + ", ".join(sorted(PRESETS)))
+        return self
+
+
+@dataclass(frozen=True)
+class Permit:
+    """A permit as stored, with its clocks."""
+
+    permit_id: str
+    project_id: str
+    applicant: str
+    state: str
+    application: Application
+    conditions: str | None
+    decided_by: str | None
+    created_at: datetime
+    submitted_at: datetime | None
+    decided_at: datetime | None
+    activated_at: datetime | None
+    expires_at: datetime | None
+    ended_at: datetime | None
+    results_url: str | None
+    results_published_at: datetime | None
+
+    @property
+    def members(self) -> frozenset[str]:
+        return frozenset({self.applicant, *self.application.team})
+
+    @property
+    def decision_due(self) -> datetime | None:
+        """The end of the three-month clock (art. 68), from submission."""
+        return add_months(self.submitted_at, DECISION_MONTHS) if self.submitted_at else None
+
+    @property
+    def results_due(self) -> datetime | None:
+        """When results must be public (art. 61): 18 months after processing ends."""
+        end = self.ended_at or self.expires_at
+        return add_months(end, RESULTS_MONTHS) if end and self.activated_at else None
+
+    def clock(self, now: datetime) -> dict[str, Any]:
+        """The three-month clock and the results reminder as the register shows them."""
+        due = self.decision_due
+        decided = self.decided_at is not None
+        results_due = self.results_due
+        return {
+            "decisionDue": due.date().isoformat() if due else None,
+            "decisionDaysLeft": None if due is None or decided else (due - now).days,
+            "decisionOverdue": bool(due and not decided and now > due),
+            "resultsDue": results_due.date().isoformat() if results_due else None,
+            "resultsReminder": bool(
+                results_due and self.results_published_at is None and now >= results_due
+            ),
+        }
+
+
+def _permit(row: Row[Any]) -> Permit:
+    m = row._mapping
+    application = Application(
+        title=m["title"],
+        organisation=m["organisation"],
+        purpose=m["purpose"],
+        public_interest=m["public_interest"],
+        legal_basis=m["legal_basis"],
+        team=tuple(json.loads(m["team"])),
+        datasets=tuple(json.loads(m["datasets"])),
+        variables={t: tuple(c) for t, c in json.loads(m["variables"]).items()},
+        population=m["population"],
+        period_start=m["period_start"],
+        period_end=m["period_end"],
+        duration_months=m["duration_months"],
+        deidentification=m["deidentification"],
+        deidentification_reason=m["deidentification_reason"],
+        dates=m["dates"],
+        k_threshold=m["k_threshold"],
+        disclosure_profile=m["disclosure_profile"],
+    )
+    return Permit(
+        permit_id=m["permit_id"],
+        project_id=m["project_id"],
+        applicant=m["applicant"],
+        state=m["state"],
+        application=application,
+        conditions=m["conditions"],
+        decided_by=m["decided_by"],
+        created_at=m["created_at"],
+        submitted_at=m["submitted_at"],
+        decided_at=m["decided_at"],
+        activated_at=m["activated_at"],
+        expires_at=m["expires_at"],
+        ended_at=m["ended_at"],
+        results_url=m["results_url"],
+        results_published_at=m["results_published_at"],
+    )
+
+
+class PermitService:
+    """Applications, decisions and the life of permits; the audit log records every step."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        audit: AuditService,
+        roles: Roles,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.engine = engine
+        self.audit = audit
+        self.roles = roles
+        self.now = now
+
+    # -- the audit ------------------------------------------------------------------------------
+
+    def _audit_in(self, conn: Connection, ctx: RequestContext, action: str, permit_id: str) -> None:
+        event = build_event(
+            actor_of(replace(ctx, rule=f"hub {action}")),
+            action,
+            AUDIT_TYPE,
+            200,
+            [Touched(AUDIT_TYPE, permit_id, None, None)],
+            moment=self.now(),
+        )
+        self.audit.store.append(conn, [event])
+        self.audit.appended(1)
+
+    def refuse(
+        self, ctx: RequestContext, action: str, permit_id: str | None, status: int, message: str
+    ) -> HubError:
+        """Audit a refused action (its own transaction) and return the error to raise."""
+        touched = [Touched(AUDIT_TYPE, permit_id, None, None)] if permit_id else []
+        who = actor_of(replace(ctx, rule=f"hub {action} refused"))
+        self.audit.append(
+            [build_event(who, action, AUDIT_TYPE, status, touched, moment=self.now())]
+        )
+        return HubError(status, message)
+
+    # -- applications ---------------------------------------------------------------------------
+
+    def apply(self, ctx: RequestContext, application: Application) -> Permit:
+        """A researcher's draft application; they and their team form the project."""
+        subject = ctx.principal.subject
+        if not self.roles.holds(subject, RESEARCHER):
+            raise self.refuse(
+                ctx, "permit-apply", None, 403, "only a researcher applies for a permit"
+            )
+        permit_id, project_id = str(uuid.uuid4()), str(uuid.uuid4())
+        a = application.checked()
+        with writing(self.engine) as conn:
+            conn.execute(
+                insert(hub_permit).values(
+                    permit_id=permit_id,
+                    project_id=project_id,
+                    applicant=subject,
+                    state=DRAFT,
+                    title=a.title,
+                    organisation=a.organisation,
+                    purpose=a.purpose,
+                    public_interest=a.public_interest,
+                    legal_basis=a.legal_basis,
+                    team=json.dumps(list(a.team)),
+                    datasets=json.dumps(list(a.datasets)),
+                    variables=json.dumps({t: list(c) for t, c in a.variables.items()}),
+                    population=a.population,
+                    period_start=a.period_start,
+                    period_end=a.period_end,
+                    duration_months=a.duration_months,
+                    deidentification=a.deidentification,
+                    deidentification_reason=a.deidentification_reason,
+                    dates=a.dates,
+                    k_threshold=a.k_threshold,
+                    disclosure_profile=a.disclosure_profile,
+                    created_at=self.now(),
+                )
+            )
+            self._audit_in(conn, ctx, "permit-apply", permit_id)
+        return self.get(permit_id)
+
+    def get(self, permit_id: str) -> Permit:
+        """A permit (expiry applied); HubError(404) if there is none."""
+        self.expire_due()
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(hub_permit).where(hub_permit.c.permit_id == permit_id)
+            ).first()
+        if row is None:
+            raise HubError(404, "no such permit")
+        return _permit(row)
+
+    def visible_to(self, ctx: RequestContext) -> list[Permit]:
+        """A reviewer sees every application past draft; anyone else, their projects'."""
+        self.expire_due()
+        subject = ctx.principal.subject
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(hub_permit).order_by(hub_permit.c.created_at)).all()
+        permits = [_permit(r) for r in rows]
+        if self.roles.holds(subject, REVIEWER):
+            return [p for p in permits if p.state != DRAFT or subject in p.members]
+        return [p for p in permits if subject in p.members]
+
+    def all_permits(self) -> list[Permit]:
+        """Every permit past draft, for the public register."""
+        self.expire_due()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(hub_permit)
+                .where(hub_permit.c.state != DRAFT)
+                .order_by(hub_permit.c.submitted_at)
+            ).all()
+        return [_permit(r) for r in rows]
+
+    # -- the state machine ----------------------------------------------------------------------
+
+    def step(
+        self,
+        ctx: RequestContext,
+        permit_id: str,
+        step: str,
+        *,
+        conditions: str | None = None,
+        valid_months: int | None = None,
+    ) -> Permit:
+        """Take one step of the state machine (STEPS), checking who takes it and from where."""
+        if step not in STEPS:
+            raise HubError(400, "unknown step")
+        sources, target, taker = STEPS[step]
+        action = f"permit-{step}"
+        permit = self.get(permit_id)
+        subject = ctx.principal.subject
+        if taker == "applicant" and subject != permit.applicant:
+            raise self.refuse(ctx, action, permit_id, 403, "only the applicant takes this step")
+        if taker == "reviewer":
+            if not self.roles.holds(subject, REVIEWER):
+                raise self.refuse(ctx, action, permit_id, 403, "only a reviewer decides")
+            if subject in permit.members:
+                raise self.refuse(
+                    ctx, action, permit_id, 403, "a reviewer never decides on their own application"
+                )
+        if permit.state not in sources:
+            raise self.refuse(ctx, action, permit_id, 409, f"a permit {permit.state} cannot {step}")
+        now = self.now()
+        values: dict[str, Any] = {"state": target}
+        if step == "submit":
+            values["submitted_at"] = now
+        elif step in ("approve", "reject"):
+            values.update(decided_at=now, decided_by=subject, conditions=conditions)
+            if step == "approve":
+                months = valid_months or permit.application.duration_months
+                if not 1 <= months <= 60:
+                    raise HubError(400, "validMonths is between 1 and 60")
+                values["expires_at"] = add_months(now, months)
+        elif step == "activate":
+            values["activated_at"] = now
+        elif step == "revoke":
+            values["ended_at"] = now
+        with writing(self.engine) as conn:
+            done = conn.execute(
+                update(hub_permit)
+                .where(hub_permit.c.permit_id == permit_id, hub_permit.c.state == permit.state)
+                .values(**values)
+            ).rowcount
+            if done != 1:
+                raise HubError(409, "the permit changed meanwhile")
+            self._audit_in(conn, ctx, action, permit_id)
+        return self.get(permit_id)
+
+    def expire_due(self) -> int:
+        """Active and approved permits past their expiry become expired; how many did."""
+        now = self.now()
+        with writing(self.engine) as conn:
+            return conn.execute(
+                update(hub_permit)
+                .where(
+                    hub_permit.c.state.in_((ACTIVE, APPROVED)),
+                    hub_permit.c.expires_at <= now,
+                )
+                .values(state=EXPIRED, ended_at=hub_permit.c.expires_at)
+            ).rowcount
+
+    def publish_results(self, ctx: RequestContext, permit_id: str, url: str) -> Permit:
+        """The applicant says where the results are public (art. 61)."""
+        permit = self.get(permit_id)
+        if ctx.principal.subject != permit.applicant:
+            raise self.refuse(ctx, "permit-results", permit_id, 403, "only the applicant publishes")
+        if permit.state not in (ACTIVE, EXPIRED):
+            raise self.refuse(ctx, "permit-results", permit_id, 409, "results follow processing")
+        if not url.startswith("https://") or len(url) > 500:
+            raise HubError(400, "the results' address is an https URL")
+        with writing(self.engine) as conn:
+            conn.execute(
+                update(hub_permit)
+                .where(hub_permit.c.permit_id == permit_id)
+                .values(results_url=url, results_published_at=self.now())
+            )
+            self._audit_in(conn, ctx, "permit-results", permit_id)
+        return self.get(permit_id)
+
+    # -- the project's member rights and the extraction -----------------------------------------
+
+    def active_for_member(self, ctx: RequestContext, permit_id: str, action: str) -> Permit:
+        """The permit if it is active and the caller is in its project; refused (audited) else."""
+        try:
+            permit = self.get(permit_id)
+        except HubError:
+            raise self.refuse(ctx, action, permit_id, 404, "no such permit") from None
+        if ctx.principal.subject not in permit.members:
+            raise self.refuse(ctx, action, permit_id, 403, "only the project's team works on it")
+        if permit.state != ACTIVE:
+            raise self.refuse(ctx, action, permit_id, 403, f"the permit is {permit.state}")
+        return permit
+
+    def extraction_spec(
+        self, permit: Permit, output_dir: Path, engine: ExtractionEngine = "duckdb"
+    ) -> ExtractionSpec:
+        """What an active permit lets leave the record store (carnet/hub/omop/spec.py)."""
+        if permit.state != ACTIVE:
+            raise HubError(409, "only an active permit is extracted")
+        variables = permit.application.variables
+        return ExtractionSpec(
+            project_id=permit.project_id,
+            permit_id=permit.permit_id,
+            tables=frozenset(variables),
+            columns={t: frozenset(cols) for t, cols in variables.items() if cols},
+            dates=permit.application.dates,  # type: ignore[arg-type]
+            k_threshold=permit.application.k_threshold,
+            quasi_identifiers=DEFAULT_QUASI_IDENTIFIERS,
+            engine=engine,
+            output_dir=output_dir / permit.project_id,
+        )
+
+    def extract(
+        self,
+        ctx: RequestContext,
+        permit_id: str,
+        extractor: Callable[[ExtractionSpec], ExtractionResult],
+        output_dir: Path,
+        engine: ExtractionEngine = "duckdb",
+    ) -> ExtractionResult:
+        """Run the extraction of an active permit (the operator's command) and record it."""
+        permit = self.get(permit_id)
+        if permit.state != ACTIVE:
+            raise self.refuse(
+                ctx, "permit-extract", permit_id, 409, f"the permit is {permit.state}"
+            )
+        result = extractor(self.extraction_spec(permit, output_dir, engine))
+        self.record_extraction(ctx, permit_id, result, engine)
+        return result
+
+    def record_extraction(
+        self, ctx: RequestContext, permit_id: str, result: ExtractionResult, engine: str
+    ) -> None:
+        with writing(self.engine) as conn:
+            conn.execute(
+                insert(hub_permit_extract).values(
+                    extraction_id=str(uuid.uuid4()),
+                    permit_id=permit_id,
+                    extract_path=str(result.extract_path),
+                    output_hash=result.output_hash,
+                    engine=engine,
+                    row_counts=json.dumps(dict(result.row_counts)),
+                    release_blocked=int(result.risk_report.release_blocked),
+                    extracted_at=self.now(),
+                )
+            )
+            self._audit_in(conn, ctx, "permit-extract", permit_id)
+
+    def latest_extract(self, permit_id: str) -> tuple[Path, bool] | None:
+        """The newest extract's path and whether its risk report blocks release."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(hub_permit_extract.c.extract_path, hub_permit_extract.c.release_blocked)
+                .where(hub_permit_extract.c.permit_id == permit_id)
+                .order_by(hub_permit_extract.c.extracted_at.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else (Path(row[0]), bool(row[1]))
+
+
+def permit_json(permit: Permit, now: datetime) -> dict[str, Any]:
+    """A permit as the API shows it to its project and to reviewers."""
+    a = asdict(permit.application)
+    a["variables"] = {t: list(c) for t, c in permit.application.variables.items()}
+    return {
+        "id": permit.permit_id,
+        "project": permit.project_id,
+        "applicant": permit.applicant,
+        "state": permit.state,
+        "application": a,
+        "conditions": permit.conditions,
+        "decidedBy": permit.decided_by,
+        "submitted": permit.submitted_at.isoformat() if permit.submitted_at else None,
+        "decided": permit.decided_at.isoformat() if permit.decided_at else None,
+        "expires": permit.expires_at.isoformat() if permit.expires_at else None,
+        "results": permit.results_url,
+        "clock": permit.clock(now),
+    }

@@ -1,0 +1,293 @@
+"""Release requests: a table of aggregates leaves a project only after automatic disclosure
+control (the permit's profile, then the gates) and two independent output checkers' approvals.
+
+A checker holds the output_checker role, is neither the requester nor in the project's team, and
+decides once per request; one refusal ends the request. Until two approvals the released table
+stays inside the project; the true counts never leave the workspace at all (only the controlled
+cells are stored). Each output's record is kept in ACRO's results.json form (acro_record.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+
+from carnet.audit.events import Touched, build_event
+from carnet.audit.service import AuditService, actor_of
+from carnet.caller import RequestContext
+from carnet.db.engine import writing
+from carnet.db.instants import utc_now
+from carnet.hub.disclosure.acro_record import output_entry, results_document
+from carnet.hub.disclosure.gates import check_columns, check_file
+from carnet.hub.disclosure.profiles import profile_named
+from carnet.hub.disclosure.tables import TableRequest, TableRequestError, control_table
+from carnet.hub.models import hub_release, hub_release_review
+from carnet.hub.permits import HubError, PermitService
+from carnet.hub.roles import OUTPUT_CHECKER
+from carnet.hub.workspace import WorkspaceService, open_extract, single_select
+
+REFUSED_BY_GATES, PENDING, RELEASED, REFUSED = "refused_by_gates", "pending", "released", "refused"
+APPROVALS_NEEDED = 2
+AUDIT_TYPE = "ResearchRelease"
+
+
+@dataclass(frozen=True)
+class Release:
+    release_id: str
+    permit_id: str
+    requester: str
+    state: str
+    request: dict[str, Any]
+    released_table: list[dict[str, Any]] | None
+    record: dict[str, Any] | None
+    gate_reasons: list[str]
+    approvals: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.release_id,
+            "permit": self.permit_id,
+            "state": self.state,
+            "request": self.request,
+            "gateReasons": self.gate_reasons,
+            "approvals": len(self.approvals),
+            "status": self.record["status"] if self.record else None,
+        }
+
+
+def table_request(body: dict[str, Any]) -> TableRequest:
+    """A table request from JSON; HubError(400) on bad input."""
+    try:
+        request = TableRequest(
+            source_sql=single_select(str(body["sql"])),
+            rows=str(body["rows"]),
+            columns=None if body.get("columns") is None else str(body["columns"]),
+            value=None if body.get("value") is None else str(body["value"]),
+            statistic=str(body.get("statistic", "count")),  # type: ignore[arg-type]
+        )
+        return request.checked()
+    except (KeyError, TypeError, TableRequestError) as exc:
+        raise HubError(400, f"bad table request: {exc}") from None
+
+
+def _csv(rows: list[dict[str, Any]]) -> bytes:
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+class ReleaseService:
+    """Release requests, their automatic control and their two approvals; audited."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        audit: AuditService,
+        permits: PermitService,
+        workspace: WorkspaceService,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.engine = engine
+        self.audit = audit
+        self.permits = permits
+        self.workspace = workspace
+        self.now = now
+
+    def _event(self, ctx: RequestContext, action: str, release_id: str | None, status: int) -> None:
+        who = actor_of(replace(ctx, rule=f"hub {action}" + ("" if status < 400 else " refused")))
+        touched = [Touched(AUDIT_TYPE, release_id, None, None)] if release_id else []
+        self.audit.append(
+            [build_event(who, action, AUDIT_TYPE, status, touched, moment=self.now())]
+        )
+
+    def _refuse(
+        self, ctx: RequestContext, action: str, release_id: str | None, status: int, message: str
+    ) -> HubError:
+        self._event(ctx, action, release_id, status)
+        return HubError(status, message)
+
+    def request(self, ctx: RequestContext, permit_id: str, request: TableRequest) -> Release:
+        """Control a table over the project's extract and queue it for the checkers."""
+        path = self.workspace.extract_path(ctx, permit_id, "release-request")
+        permit = self.permits.get(permit_id)
+        latest = self.permits.latest_extract(permit_id)
+        if latest is not None and latest[1]:
+            raise self._refuse(
+                ctx, "release-request", None, 409, "the extract's risk report blocks release"
+            )
+        profile = profile_named(permit.application.disclosure_profile)
+        names = [n for n in (request.rows, request.columns, request.value) if n]
+        gate = check_columns(names)
+        released: list[dict[str, Any]] | None = None
+        record: dict[str, Any] | None = None
+        release_id = str(uuid.uuid4())
+        reasons = list(gate.reasons)
+        if gate.passed:
+            extract = open_extract(path)
+            try:
+                table = control_table(extract, request, profile)
+            except Exception as exc:  # noqa: BLE001 -- the researcher's SQL: a clear 400
+                raise HubError(
+                    400, f"the table could not be computed: {type(exc).__name__}"
+                ) from None
+            finally:
+                extract.close()
+            released = table.released_rows()
+            file_gate = check_file("output.csv", _csv(released), profile)
+            reasons += file_gate.reasons
+            record = output_entry(release_id, table, f"{release_id}.csv", moment=self.now())
+        state = PENDING if not reasons else REFUSED_BY_GATES
+        with writing(self.engine) as conn:
+            conn.execute(
+                insert(hub_release).values(
+                    release_id=release_id,
+                    permit_id=permit_id,
+                    requester=ctx.principal.subject,
+                    state=state,
+                    request=json.dumps(_request_json(request)),
+                    released_table=None if reasons else json.dumps(released),
+                    record=None if reasons else json.dumps(record),
+                    gate_reasons=json.dumps(reasons),
+                    requested_at=self.now(),
+                )
+            )
+        self._event(ctx, "release-request", release_id, 200 if state == PENDING else 422)
+        return self.get(release_id)
+
+    def get(self, release_id: str) -> Release:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(hub_release).where(hub_release.c.release_id == release_id)
+            ).first()
+            approvals = conn.execute(
+                select(hub_release_review.c.checker)
+                .where(
+                    hub_release_review.c.release_id == release_id,
+                    hub_release_review.c.decision == "approve",
+                )
+                .order_by(hub_release_review.c.decided_at)
+            ).scalars()
+            approved = tuple(approvals)
+        if row is None:
+            raise HubError(404, "no such release request")
+        m = row._mapping
+        return Release(
+            release_id=m["release_id"],
+            permit_id=m["permit_id"],
+            requester=m["requester"],
+            state=m["state"],
+            request=json.loads(m["request"]),
+            released_table=json.loads(m["released_table"]) if m["released_table"] else None,
+            record=json.loads(m["record"]) if m["record"] else None,
+            gate_reasons=json.loads(m["gate_reasons"] or "[]"),
+            approvals=approved,
+        )
+
+    def review(
+        self, ctx: RequestContext, release_id: str, decision: str, comment: str | None = None
+    ) -> Release:
+        """One checker's decision; the second approval releases the table."""
+        action = f"release-{decision}"
+        if decision not in ("approve", "refuse"):
+            raise HubError(400, "the decision is approve or refuse")
+        release = self.get(release_id)
+        subject = ctx.principal.subject
+        permit = self.permits.get(release.permit_id)
+        if not self.permits.roles.holds(subject, OUTPUT_CHECKER):
+            raise self._refuse(ctx, action, release_id, 403, "only an output checker decides")
+        if subject == release.requester or subject in permit.members:
+            raise self._refuse(
+                ctx, action, release_id, 403, "a checker is independent of the project"
+            )
+        if release.state != PENDING:
+            raise self._refuse(ctx, action, release_id, 409, f"the request is {release.state}")
+        with writing(self.engine) as conn:
+            already = conn.execute(
+                select(hub_release_review.c.checker).where(
+                    hub_release_review.c.release_id == release_id,
+                    hub_release_review.c.checker == subject,
+                )
+            ).first()
+            if already is None:
+                conn.execute(
+                    insert(hub_release_review).values(
+                        release_id=release_id,
+                        checker=subject,
+                        decision=decision,
+                        comment=(comment or "")[:2000] or None,
+                        decided_at=self.now(),
+                    )
+                )
+                approvals = len(release.approvals) + (decision == "approve")
+                state = REFUSED if decision == "refuse" else PENDING
+                if decision == "approve" and approvals >= APPROVALS_NEEDED:
+                    state = RELEASED
+                conn.execute(
+                    update(hub_release)
+                    .where(hub_release.c.release_id == release_id)
+                    .values(state=state, released_at=self.now() if state == RELEASED else None)
+                )
+        if already is not None:
+            raise self._refuse(ctx, action, release_id, 409, "a checker decides once per request")
+        self._event(ctx, action, release_id, 200)
+        return self.get(release_id)
+
+    def _may_see(self, ctx: RequestContext, release: Release) -> bool:
+        permit = self.permits.get(release.permit_id)
+        subject = ctx.principal.subject
+        return subject in permit.members or self.permits.roles.holds(subject, OUTPUT_CHECKER)
+
+    def view(self, ctx: RequestContext, release_id: str) -> Release:
+        """A request for its project's team and the checkers."""
+        release = self.get(release_id)
+        if not self._may_see(ctx, release):
+            raise self._refuse(ctx, "release-read", release_id, 403, "not your project's request")
+        return release
+
+    def results_json(self, ctx: RequestContext, release_id: str) -> dict[str, Any]:
+        """The request's record as ACRO's results.json, with the checkers' comments."""
+        release = self.view(ctx, release_id)
+        if release.record is None:
+            raise HubError(409, "the request did not pass the automatic gates")
+        with self.engine.connect() as conn:
+            comments = conn.execute(
+                select(
+                    hub_release_review.c.checker,
+                    hub_release_review.c.decision,
+                    hub_release_review.c.comment,
+                )
+                .where(hub_release_review.c.release_id == release_id)
+                .order_by(hub_release_review.c.decided_at)
+            ).all()
+        entry = dict(release.record)
+        entry["comments"] = [f"{c}: {d}" + (f" - {t}" if t else "") for c, d, t in comments]
+        return results_document({release_id: entry})
+
+    def output(self, ctx: RequestContext, release_id: str) -> list[dict[str, Any]]:
+        """The released table, once two checkers approved it."""
+        release = self.view(ctx, release_id)
+        if release.state != RELEASED or release.released_table is None:
+            raise self._refuse(ctx, "release-output", release_id, 409, "not released")
+        self._event(ctx, "release-output", release_id, 200)
+        return release.released_table
+
+
+def _request_json(request: TableRequest) -> dict[str, Any]:
+    return {
+        "sql": request.source_sql,
+        "rows": request.rows,
+        "columns": request.columns,
+        "value": request.value,
+        "statistic": request.statistic,
+    }

@@ -1,0 +1,39 @@
+"""The hub domain's wiring: roles, permits, the workspace, release requests and the catalogue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from carnet.audit.service import AuditService
+from carnet.hub.catalogue.service import CatalogueService
+from carnet.hub.permits import PermitService
+from carnet.hub.releases import ReleaseService
+from carnet.hub.roles import Roles
+from carnet.hub.workspace import WorkspaceService
+from carnet.settings import Settings
+
+
+@dataclass(frozen=True)
+class HubServices:
+    """The research hub's services (the extraction engine is carnet/hub/omop's)."""
+
+    roles: Roles
+    permits: PermitService
+    workspace: WorkspaceService
+    releases: ReleaseService
+    extracts_dir: Path  # one folder per project under it
+    catalogue: CatalogueService
+
+
+def build(settings: Settings, engine: Engine, audit: AuditService) -> HubServices:
+    """The hub's services over the shared database and audit log."""
+    roles = Roles(engine)
+    permits = PermitService(engine, audit, roles)
+    workspace = WorkspaceService(permits, audit)
+    releases = ReleaseService(engine, audit, permits, workspace)
+    hub_dir = settings.data_dir / "hub"
+    catalogue = CatalogueService(settings.public_base_url, hub_dir / "catalogue")
+    return HubServices(roles, permits, workspace, releases, hub_dir, catalogue)

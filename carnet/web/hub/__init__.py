@@ -1,0 +1,1 @@
+"""The research hub's pages (the public register of data permits)."""

@@ -1,0 +1,268 @@
+"""The research hub's journey over HTTP: apply, review, approve, activate, extract, query,
+request a release, automatic control, two independent approvals, publish results, and the public
+register updated at each step; with the refusals that guard it."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from carnet.app import Services
+from carnet.caller import Principal
+from tests.support.auth import bearer
+from tests.support.hub import (
+    CHECKER_1,
+    CHECKER_2,
+    OTHER_RESEARCHER,
+    RESEARCHER_A,
+    REVIEWER_1,
+    STRANGER,
+    TEAMMATE,
+    application,
+    fake_extractor,
+    grant_roles,
+    operator_ctx,
+    write_extract,
+)
+
+# the hub's tables and its audit events go through SQL that differs by backend
+pytestmark = pytest.mark.both_backends
+
+
+def _post(
+    client: TestClient, services: Services, who: Principal, url: str, body: Any = None
+) -> Any:
+    return client.post(url, json=body if body is not None else {}, headers=bearer(services, who))
+
+
+def _active_permit(client: TestClient, services: Services) -> str:
+    grant_roles(services)
+    created = _post(client, services, RESEARCHER_A, "/hub/permits", application())
+    assert created.status_code == 201, created.text
+    permit_id = created.json()["id"]
+    for who, step in (
+        (RESEARCHER_A, "submit"),
+        (REVIEWER_1, "review"),
+        (REVIEWER_1, "approve"),
+        (RESEARCHER_A, "activate"),
+    ):
+        answer = _post(client, services, who, f"/hub/permits/{permit_id}/steps/{step}")
+        assert answer.status_code == 200, (step, answer.text)
+    hub = services.hub
+    assert hub is not None
+    hub.permits.extract(operator_ctx(), permit_id, fake_extractor, hub.extracts_dir)
+    return permit_id
+
+
+def test_full_journey_from_application_to_published_results(
+    client: TestClient, services: Services
+) -> None:
+    grant_roles(services)
+    created = _post(client, services, RESEARCHER_A, "/hub/permits", application())
+    permit_id = created.json()["id"]
+    assert created.json()["state"] == "draft"
+    assert client.get("/hub/register", headers={"Authorization": ""}).json() == []
+
+    submitted = _post(client, services, RESEARCHER_A, f"/hub/permits/{permit_id}/steps/submit")
+    assert submitted.json()["clock"]["decisionDaysLeft"] in range(88, 93)  # three months
+    _post(client, services, REVIEWER_1, f"/hub/permits/{permit_id}/steps/review")
+    approved = _post(
+        client,
+        services,
+        REVIEWER_1,
+        f"/hub/permits/{permit_id}/steps/approve",
+        {"conditions": "Pas de croisement avec d'autres sources", "validMonths": 12},
+    )
+    assert approved.json()["state"] == "approved"
+    assert approved.json()["decidedBy"] == REVIEWER_1.subject
+    _post(client, services, RESEARCHER_A, f"/hub/permits/{permit_id}/steps/activate")
+    hub = services.hub
+    assert hub is not None
+    hub.permits.extract(operator_ctx(), permit_id, fake_extractor, hub.extracts_dir)
+
+    rows = _post(
+        client,
+        services,
+        TEAMMATE,
+        f"/hub/permits/{permit_id}/query",
+        {"sql": "SELECT gender_source_value, count(*) AS n FROM person GROUP BY 1 ORDER BY 1"},
+    )
+    assert rows.status_code == 200, rows.text
+    assert rows.json()["rows"] == [["F", 30], ["M", 20]]
+
+    asked = _post(
+        client,
+        services,
+        RESEARCHER_A,
+        f"/hub/permits/{permit_id}/releases",
+        {"sql": "SELECT * FROM person", "rows": "gender_source_value", "columns": "year_of_birth"},
+    )
+    assert asked.status_code == 201, asked.text
+    release_id = asked.json()["id"]
+    assert asked.json()["state"] == "pending", asked.json()["gateReasons"]
+    assert asked.json()["status"] == "review"  # F/1950 (7) was suppressed
+
+    first = _post(
+        client, services, CHECKER_1, f"/hub/releases/{release_id}/reviews", {"decision": "approve"}
+    )
+    assert first.json()["state"] == "pending"
+    assert (
+        _post(client, services, RESEARCHER_A, f"/hub/releases/{release_id}/output").status_code
+        == 405
+    )
+    assert (
+        client.get(
+            f"/hub/releases/{release_id}/output", headers=bearer(services, RESEARCHER_A)
+        ).status_code
+        == 409
+    )
+    second = _post(
+        client,
+        services,
+        CHECKER_2,
+        f"/hub/releases/{release_id}/reviews",
+        {"decision": "approve", "comment": "ok"},
+    )
+    assert second.json()["state"] == "released"
+
+    output = client.get(
+        f"/hub/releases/{release_id}/output", headers=bearer(services, RESEARCHER_A)
+    )
+    assert output.status_code == 200
+    table = {row["gender_source_value"]: row for row in output.json()}
+    assert table["F"]["1950"] is None  # a true 7 never leaves, not even as 5
+    assert table["M"]["1950"] == 10  # 12 -> 10
+    assert table["F"]["1960"] == 25  # 23 -> 25
+    assert table["M"]["1960"] == 10  # 8 -> 10
+    assert table["total"]["total"] == 45  # recomputed from the released cells
+    record = client.get(
+        f"/hub/releases/{release_id}/results.json", headers=bearer(services, CHECKER_1)
+    ).json()
+    entry = record["results"][release_id]
+    assert entry["files"][0]["sdc"]["cells"]["MinimumThresholdCheck"] == [[0, 0]]
+    assert len(entry["comments"]) == 2
+
+    published = _post(
+        client,
+        services,
+        RESEARCHER_A,
+        f"/hub/permits/{permit_id}/results",
+        {"url": "https://hal.science/hal-0000001"},
+    )
+    assert published.status_code == 200
+    register = client.get("/hub/register", headers={"Authorization": ""})
+    assert register.status_code == 200
+    (entry,) = register.json()
+    assert entry["organisation"] == "Université de Bordeaux"
+    assert entry["status"] == "active"
+    assert entry["results"] == "https://hal.science/hal-0000001"
+    assert RESEARCHER_A.subject not in register.text  # organisations, never persons
+    page = client.get("/hub/register.html", headers={"Authorization": ""})
+    assert page.status_code == 200
+    assert "Université de Bordeaux" in page.text
+
+
+def test_a_reviewer_never_decides_on_their_own_application(
+    client: TestClient, services: Services
+) -> None:
+    grant_roles(services)
+    permit_id = _post(client, services, RESEARCHER_A, "/hub/permits", application()).json()["id"]
+    _post(client, services, RESEARCHER_A, f"/hub/permits/{permit_id}/steps/submit")
+    # TEAMMATE holds the reviewer role but is in the application's team
+    refused = _post(client, services, TEAMMATE, f"/hub/permits/{permit_id}/steps/review")
+    assert refused.status_code == 403
+    assert "own application" in refused.text
+    assert (
+        _post(
+            client, services, OTHER_RESEARCHER, f"/hub/permits/{permit_id}/steps/review"
+        ).status_code
+        == 403
+    )
+    assert (
+        _post(client, services, REVIEWER_1, f"/hub/permits/{permit_id}/steps/review").status_code
+        == 200
+    )
+    assert (
+        _post(client, services, TEAMMATE, f"/hub/permits/{permit_id}/steps/approve").status_code
+        == 403
+    )
+
+
+def test_steps_out_of_order_are_refused_and_change_nothing(
+    client: TestClient, services: Services
+) -> None:
+    grant_roles(services)
+    permit_id = _post(client, services, RESEARCHER_A, "/hub/permits", application()).json()["id"]
+    early = _post(client, services, REVIEWER_1, f"/hub/permits/{permit_id}/steps/approve")
+    assert early.status_code == 409
+    assert (
+        _post(
+            client, services, RESEARCHER_A, f"/hub/permits/{permit_id}/steps/activate"
+        ).status_code
+        == 409
+    )
+    mine = client.get(f"/hub/permits/{permit_id}", headers=bearer(services, RESEARCHER_A))
+    assert mine.json()["state"] == "draft"
+
+
+def test_only_a_researcher_applies_and_bad_applications_are_refused(
+    client: TestClient, services: Services
+) -> None:
+    grant_roles(services)
+    assert _post(client, services, STRANGER, "/hub/permits", application()).status_code == 403
+    bad = _post(client, services, RESEARCHER_A, "/hub/permits", application(variables={"note": []}))
+    assert bad.status_code == 400
+    assert bad.json()["resourceType"] == "OperationOutcome"
+    assert _post(client, services, RESEARCHER_A, "/hub/permits", {"title": "x"}).status_code == 400
+    assert client.get("/hub/permits", headers=bearer(services, RESEARCHER_A)).json() == []
+
+
+def test_every_step_and_refusal_is_in_the_audit_log(client: TestClient, services: Services) -> None:
+    permit_id = _active_permit(client, services)
+    _post(client, services, STRANGER, f"/hub/permits/{permit_id}/query", {"sql": "SELECT 1"})
+    services.audit.flush()
+    with services.engine.connect() as conn:
+        from sqlalchemy import text
+
+        bodies = [row[0] for row in conn.execute(text("SELECT body FROM audit_event"))]
+    import orjson
+
+    events = [orjson.loads(b) for b in bodies]
+    hub_events = [
+        (e["action"], e["outcome"], e["actor"]) for e in events if e["type"] == "ResearchPermit"
+    ]
+    actions = [a for a, _, _ in hub_events]
+    for action in (
+        "permit-apply",
+        "permit-submit",
+        "permit-review",
+        "permit-approve",
+        "permit-activate",
+        "permit-extract",
+    ):
+        assert action in actions
+    assert ("workspace-query", 403, STRANGER.subject) in hub_events
+
+
+def test_the_catalogue_is_public_at_stable_urls(
+    client: TestClient, services: Services, tmp_path: Path
+) -> None:
+    omop = tmp_path / "omop.duckdb"
+    write_extract(omop, {("F", 1950): 20, ("M", 1980): 20})
+    hub = services.hub
+    assert hub is not None
+    hub.catalogue.refresh(omop, date(2026, 12, 3))
+    anonymous = {"Authorization": ""}
+    listed = client.get("/hub/catalogue", headers=anonymous)
+    assert listed.status_code == 200
+    assert listed.json()[0]["id"] == "carnet-record"
+    turtle = client.get("/hub/catalogue/carnet-record.ttl", headers=anonymous)
+    assert turtle.headers["content-type"].startswith("text/turtle")
+    assert "healthdcatap:hdab" in turtle.text
+    jsonld = client.get("/hub/catalogue/carnet-record.jsonld", headers=anonymous)
+    assert jsonld.headers["content-type"] == "application/ld+json"
+    assert client.get("/hub/catalogue/unknown.ttl", headers=anonymous).status_code == 404

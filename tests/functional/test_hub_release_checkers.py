@@ -1,0 +1,177 @@
+"""Nothing leaves a project without two independent output checkers: not the requester, not a
+member of the project, not the same checker twice, not someone without the role; one refusal ends
+the request; a request failing the automatic gates never reaches the checkers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import orjson
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from carnet.app import Services
+from carnet.hub.omop.spec import ExtractionResult, ExtractionSpec
+from tests.support.auth import bearer
+from tests.support.hub import (
+    CHECKER_1,
+    CHECKER_2,
+    RESEARCHER_A,
+    REVIEWER_1,
+    TEAMMATE,
+    application,
+    fake_extractor,
+    grant_roles,
+    operator_ctx,
+)
+
+TABLE = {"sql": "SELECT * FROM person", "rows": "gender_source_value", "columns": "year_of_birth"}
+
+
+def _pending_release(client: TestClient, services: Services) -> str:
+    grant_roles(services)
+    permit_id = client.post(
+        "/hub/permits", json=application(), headers=bearer(services, RESEARCHER_A)
+    ).json()["id"]
+    for who, step in (
+        (RESEARCHER_A, "submit"),
+        (REVIEWER_1, "review"),
+        (REVIEWER_1, "approve"),
+        (RESEARCHER_A, "activate"),
+    ):
+        client.post(
+            f"/hub/permits/{permit_id}/steps/{step}", json={}, headers=bearer(services, who)
+        )
+    hub = services.hub
+    assert hub is not None
+    hub.permits.extract(operator_ctx(), permit_id, fake_extractor, hub.extracts_dir)
+    asked = client.post(
+        f"/hub/permits/{permit_id}/releases", json=TABLE, headers=bearer(services, RESEARCHER_A)
+    )
+    assert asked.json()["state"] == "pending"
+    return str(asked.json()["id"])
+
+
+def _review(
+    client: TestClient, services: Services, who, release_id: str, decision: str = "approve"
+):  # type: ignore[no-untyped-def]
+    return client.post(
+        f"/hub/releases/{release_id}/reviews",
+        json={"decision": decision},
+        headers=bearer(services, who),
+    )
+
+
+def test_the_requester_and_the_team_never_check_their_own_output(
+    client: TestClient, services: Services
+) -> None:
+    release_id = _pending_release(client, services)
+    assert _review(client, services, RESEARCHER_A, release_id).status_code == 403
+    # TEAMMATE holds the output_checker role but is in the project
+    assert _review(client, services, TEAMMATE, release_id).status_code == 403
+    assert _review(client, services, REVIEWER_1, release_id).status_code == 403  # no role
+    assert (
+        client.get(f"/hub/releases/{release_id}", headers=bearer(services, RESEARCHER_A)).json()[
+            "approvals"
+        ]
+        == 0
+    )
+
+
+def test_the_same_checker_twice_does_not_make_two_approvals(
+    client: TestClient, services: Services
+) -> None:
+    release_id = _pending_release(client, services)
+    assert _review(client, services, CHECKER_1, release_id).status_code == 200
+    again = _review(client, services, CHECKER_1, release_id)
+    assert again.status_code == 409
+    state = client.get(f"/hub/releases/{release_id}", headers=bearer(services, CHECKER_1)).json()
+    assert state["state"] == "pending"
+    assert state["approvals"] == 1
+    output = client.get(
+        f"/hub/releases/{release_id}/output", headers=bearer(services, RESEARCHER_A)
+    )
+    assert output.status_code == 409
+
+
+def test_one_refusal_ends_the_request(client: TestClient, services: Services) -> None:
+    release_id = _pending_release(client, services)
+    assert _review(client, services, CHECKER_1, release_id, "refuse").json()["state"] == "refused"
+    assert _review(client, services, CHECKER_2, release_id).status_code == 409
+
+
+def test_a_table_naming_persons_never_reaches_the_checkers(
+    client: TestClient, services: Services
+) -> None:
+    release_id = _pending_release(client, services)
+    permit_id = client.get(
+        f"/hub/releases/{release_id}", headers=bearer(services, RESEARCHER_A)
+    ).json()["permit"]
+    asked = client.post(
+        f"/hub/permits/{permit_id}/releases",
+        json={**TABLE, "rows": "person_id"},
+        headers=bearer(services, RESEARCHER_A),
+    )
+    assert asked.json()["state"] == "refused_by_gates"
+    assert "names a person" in asked.json()["gateReasons"][0]
+    assert _review(client, services, CHECKER_1, asked.json()["id"]).status_code == 409
+    stored = client.get(f"/hub/releases/{asked.json()['id']}", headers=bearer(services, CHECKER_1))
+    assert stored.json()["table"] is None  # nothing of it was kept
+
+
+def test_a_bad_table_request_is_a_clear_error(client: TestClient, services: Services) -> None:
+    release_id = _pending_release(client, services)
+    permit_id = client.get(
+        f"/hub/releases/{release_id}", headers=bearer(services, RESEARCHER_A)
+    ).json()["permit"]
+    for body in (
+        {**TABLE, "sql": "DELETE FROM person"},
+        {**TABLE, "rows": 'x"; DROP TABLE person; --'},
+        {**TABLE, "statistic": "median"},
+        {"sql": "SELECT * FROM person"},
+    ):
+        answer = client.post(
+            f"/hub/permits/{permit_id}/releases", json=body, headers=bearer(services, RESEARCHER_A)
+        )
+        assert answer.status_code == 400, body
+        assert answer.json()["resourceType"] == "OperationOutcome"
+
+
+def test_an_extract_whose_risk_report_blocks_release_releases_nothing(
+    client: TestClient, services: Services
+) -> None:
+    release_id = _pending_release(client, services)
+    permit_id = client.get(
+        f"/hub/releases/{release_id}", headers=bearer(services, RESEARCHER_A)
+    ).json()["permit"]
+
+    def blocked(spec: ExtractionSpec) -> ExtractionResult:
+        result = fake_extractor(spec)
+        return replace(result, risk_report=replace(result.risk_report, release_blocked=True))
+
+    hub = services.hub
+    assert hub is not None
+    hub.permits.extract(operator_ctx(), permit_id, blocked, hub.extracts_dir)
+    asked = client.post(
+        f"/hub/permits/{permit_id}/releases", json=TABLE, headers=bearer(services, RESEARCHER_A)
+    )
+    assert asked.status_code == 409
+    assert "risk report" in asked.text
+
+
+def test_checkers_decisions_are_in_the_audit_log(client: TestClient, services: Services) -> None:
+    release_id = _pending_release(client, services)
+    _review(client, services, CHECKER_1, release_id)
+    _review(client, services, RESEARCHER_A, release_id)
+    _review(client, services, CHECKER_2, release_id)
+    services.audit.flush()
+    with services.engine.connect() as conn:
+        bodies = [row[0] for row in conn.execute(text("SELECT body FROM audit_event"))]
+    events = [orjson.loads(b) for b in bodies]
+    seen = {
+        (e["action"], e["outcome"], e["actor"]) for e in events if e["type"] == "ResearchRelease"
+    }
+    assert ("release-request", 200, RESEARCHER_A.subject) in seen
+    assert ("release-approve", 200, CHECKER_1.subject) in seen
+    assert ("release-approve", 403, RESEARCHER_A.subject) in seen
+    assert ("release-approve", 200, CHECKER_2.subject) in seen
