@@ -51,6 +51,8 @@ from carnet.record import api as record_api
 from carnet.record import wiring as record_wiring
 from carnet.record.representatives import represented_patients_in
 from carnet.record.service import RecordService, accepts_writes
+from carnet.screening import wiring as screening_wiring
+from carnet.screening.service import Screener
 from carnet.settings import Settings
 from carnet.web_safety import (
     BodyLimits,
@@ -87,6 +89,7 @@ class Services:
     pro_login: ProfessionalLogin
     authenticator: Authenticator
     fhir_security: dict[str, Any] | None = None  # rest.security of /fhir/metadata (SMART)
+    screener: Screener | None = None  # incoming files (the FHIR write path has it already)
 
     def close(self) -> None:
         self.bulk_export.runner.wait_all()  # bulk jobs hold connections until they finish
@@ -113,6 +116,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         migrate=migrate,
     )
     fhir = fhir_wiring.build(settings, store, access=policy_wiring.access_hook(audit, pdp))
+    screener = screening_wiring.build(settings, fhir)  # first check: before identity holds any
     identity = identity_wiring.build(settings, fhir, crypto, store.repository)
     record = record_wiring.build(settings, fhir, crypto)
     bulk = operations_wiring.build(settings, engine, fhir)
@@ -138,6 +142,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         pro_login=access.pro_login,
         authenticator=access.authenticator,
         fhir_security=access.fhir_security,
+        screener=screener,
     )
 
 

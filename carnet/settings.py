@@ -244,6 +244,17 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "How long an SQLite writer waits for the write lock before the request answers 503 with "
         "Retry-After.",
     ),
+    Setting(
+        "screening_max_pdf_pages",
+        "500",
+        "Most pages a deposited PDF may have; a longer one is refused (screening).",
+    ),
+    Setting(
+        "screening_max_image_pixels",
+        str(50_000_000),
+        "Most pixels (width x height) a deposited image or DICOM frame may declare; more is "
+        "refused as a decompression bomb before any pixel is decoded (screening).",
+    ),
 )
 
 
@@ -321,6 +332,8 @@ class Settings:
     max_bundle_bytes: int
     max_indexed_chars: int
     write_lock_seconds: float
+    screening_max_pdf_pages: int
+    screening_max_image_pixels: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -388,6 +401,8 @@ class Settings:
             max_bundle_bytes=int(raw["max_bundle_bytes"]),
             max_indexed_chars=int(raw["max_indexed_chars"]),
             write_lock_seconds=float(raw["write_lock_seconds"]),
+            screening_max_pdf_pages=int(raw["screening_max_pdf_pages"]),
+            screening_max_image_pixels=int(raw["screening_max_image_pixels"]),
         )
 
     @property

@@ -20,6 +20,7 @@ from carnet.fhir import cli as fhir_cli
 from carnet.identity import cli as identity_cli
 from carnet.policy import cli as policy_cli
 from carnet.record import cli as record_cli
+from carnet.screening import cli as screening_cli
 
 
 def build_app() -> typer.Typer:
@@ -38,6 +39,7 @@ def build_app() -> typer.Typer:
     accounts = record_cli.register(root)  # accounts: personal spaces
     authn_cli.register(root, accounts=accounts)  # accounts add-*: logins; clients; token
     policy_cli.register(root)  # rules
+    screening_cli.register(root)  # screen
     return root
 
 

@@ -39,6 +39,7 @@ EXPECTED_TREE: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("migrate", ()),
+    ("screen", ("path", "--type")),  # Typer lists plain commands before groups
     ("keys", ()),
     ("keys status", ()),
     ("audit", ()),
@@ -97,6 +98,7 @@ OWNERS: dict[str, str] = {
     "clients": "carnet.authn.cli",
     "token": "carnet.authn.cli",
     "rules": "carnet.policy.cli",
+    "screen": "carnet.screening.cli",
 }
 
 
