@@ -255,6 +255,19 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "Most pixels (width x height) a deposited image or DICOM frame may declare; more is "
         "refused as a decompression bomb before any pixel is decoded (screening).",
     ),
+    Setting(
+        "backup_target",
+        "",
+        "Where `carnet backup` writes snapshots: a directory (a mounted disk, a NAS). Empty means "
+        "<data_dir>/../carnet-backups.",
+    ),
+    Setting(
+        "backup_jurisdiction",
+        "",
+        "ISO 3166 code of the country where the backup target stores data (FR, DE, ...); backups "
+        "are refused until it is declared, and outside the EEA.",
+    ),
+    Setting("backup_keep", "30", "Snapshots kept on the target; older ones are pruned."),
 )
 
 
@@ -334,6 +347,9 @@ class Settings:
     write_lock_seconds: float
     screening_max_pdf_pages: int
     screening_max_image_pixels: int
+    backup_target: Path
+    backup_jurisdiction: str
+    backup_keep: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -403,6 +419,13 @@ class Settings:
             write_lock_seconds=float(raw["write_lock_seconds"]),
             screening_max_pdf_pages=int(raw["screening_max_pdf_pages"]),
             screening_max_image_pixels=int(raw["screening_max_image_pixels"]),
+            backup_target=(
+                Path(raw["backup_target"]).expanduser().resolve()
+                if raw["backup_target"]
+                else data_dir.parent / "carnet-backups"
+            ),
+            backup_jurisdiction=raw["backup_jurisdiction"].strip().upper(),
+            backup_keep=int(raw["backup_keep"]),
         )
 
     @property

@@ -11,6 +11,7 @@ import typer
 
 from carnet.audit import cli as audit_cli
 from carnet.authn import cli as authn_cli
+from carnet.backup import cli as backup_cli
 from carnet.cli import serve as serve_cli
 from carnet.cli.shell import err, read_settings
 from carnet.crypto import cli as crypto_cli
@@ -40,6 +41,7 @@ def build_app() -> typer.Typer:
     authn_cli.register(root, accounts=accounts)  # accounts add-*: logins; clients; token
     policy_cli.register(root)  # rules
     screening_cli.register(root)  # screen
+    backup_cli.register(root)  # backup, restore
     return root
 
 

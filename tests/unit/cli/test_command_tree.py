@@ -40,6 +40,7 @@ EXPECTED_TREE: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("migrate", ()),
     ("screen", ("path", "--type")),  # Typer lists plain commands before groups
+    ("restore", ("snapshot", "--from")),
     ("keys", ()),
     ("keys status", ()),
     ("audit", ()),
@@ -80,6 +81,9 @@ EXPECTED_TREE: list[tuple[str, tuple[str, ...]]] = [
     ("rules", ()),
     ("rules list", ()),
     ("rules set", ("rule_id", "--effect", "--types")),
+    ("backup", ("--to", "--jurisdiction", "--keep")),
+    ("backup list", ("--from",)),
+    ("backup drill", ("--from", "--snapshot")),
 ]
 
 # Which module defines each command: the domain that owns what the command changes.
@@ -99,6 +103,8 @@ OWNERS: dict[str, str] = {
     "token": "carnet.authn.cli",
     "rules": "carnet.policy.cli",
     "screen": "carnet.screening.cli",
+    "backup": "carnet.backup.cli",
+    "restore": "carnet.backup.cli",
 }
 
 
