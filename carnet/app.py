@@ -55,6 +55,8 @@ from carnet.record import api as record_api
 from carnet.record import wiring as record_wiring
 from carnet.record.representatives import represented_patients_in
 from carnet.record.service import RecordService, accepts_writes
+from carnet.screening import wiring as screening_wiring
+from carnet.screening.service import Screener
 from carnet.settings import Settings
 from carnet.web import wiring as web_wiring
 from carnet.web_safety import (
@@ -94,6 +96,7 @@ class Services:
     authenticator: Authenticator
     fhir_security: dict[str, Any] | None = None  # rest.security of /fhir/metadata (SMART)
     hub: hub_wiring.HubServices | None = None  # the research hub (permits, workspace, releases)
+    screener: Screener | None = None  # incoming files (the FHIR write path has it already)
 
     def close(self) -> None:
         self.bulk_export.runner.wait_all()  # bulk jobs hold connections until they finish
@@ -120,6 +123,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         migrate=migrate,
     )
     fhir = fhir_wiring.build(settings, store, access=policy_wiring.access_hook(audit, pdp))
+    screener = screening_wiring.build(settings, fhir)  # first check: before identity holds any
     identity = identity_wiring.build(settings, fhir, crypto, store.repository)
     record = record_wiring.build(settings, fhir, crypto)
     bulk = operations_wiring.build(settings, engine, fhir)
@@ -148,6 +152,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         authenticator=authn.authenticator,
         fhir_security=authn.fhir_security,
         hub=hub_wiring.build(settings, engine, audit),
+        screener=screener,
     )
 
 

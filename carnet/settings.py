@@ -244,6 +244,30 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "How long an SQLite writer waits for the write lock before the request answers 503 with "
         "Retry-After.",
     ),
+    Setting(
+        "screening_max_pdf_pages",
+        "500",
+        "Most pages a deposited PDF may have; a longer one is refused (screening).",
+    ),
+    Setting(
+        "screening_max_image_pixels",
+        str(50_000_000),
+        "Most pixels (width x height) a deposited image or DICOM frame may declare; more is "
+        "refused as a decompression bomb before any pixel is decoded (screening).",
+    ),
+    Setting(
+        "backup_target",
+        "",
+        "Where `carnet backup` writes snapshots: a directory (a mounted disk, a NAS). Empty means "
+        "<data_dir>/../carnet-backups.",
+    ),
+    Setting(
+        "backup_jurisdiction",
+        "",
+        "ISO 3166 code of the country where the backup target stores data (FR, DE, ...); backups "
+        "are refused until it is declared, and outside the EEA.",
+    ),
+    Setting("backup_keep", "30", "Snapshots kept on the target; older ones are pruned."),
 )
 
 
@@ -321,6 +345,11 @@ class Settings:
     max_bundle_bytes: int
     max_indexed_chars: int
     write_lock_seconds: float
+    screening_max_pdf_pages: int
+    screening_max_image_pixels: int
+    backup_target: Path
+    backup_jurisdiction: str
+    backup_keep: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -388,6 +417,15 @@ class Settings:
             max_bundle_bytes=int(raw["max_bundle_bytes"]),
             max_indexed_chars=int(raw["max_indexed_chars"]),
             write_lock_seconds=float(raw["write_lock_seconds"]),
+            screening_max_pdf_pages=int(raw["screening_max_pdf_pages"]),
+            screening_max_image_pixels=int(raw["screening_max_image_pixels"]),
+            backup_target=(
+                Path(raw["backup_target"]).expanduser().resolve()
+                if raw["backup_target"]
+                else data_dir.parent / "carnet-backups"
+            ),
+            backup_jurisdiction=raw["backup_jurisdiction"].strip().upper(),
+            backup_keep=int(raw["backup_keep"]),
         )
 
     @property

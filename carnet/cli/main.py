@@ -11,6 +11,7 @@ import typer
 
 from carnet.audit import cli as audit_cli
 from carnet.authn import cli as authn_cli
+from carnet.backup import cli as backup_cli
 from carnet.cli import serve as serve_cli
 from carnet.cli.shell import err, read_settings
 from carnet.crypto import cli as crypto_cli
@@ -22,6 +23,7 @@ from carnet.hub.omop import cli as omop_cli
 from carnet.identity import cli as identity_cli
 from carnet.policy import cli as policy_cli
 from carnet.record import cli as record_cli
+from carnet.screening import cli as screening_cli
 
 
 def build_app() -> typer.Typer:
@@ -42,6 +44,8 @@ def build_app() -> typer.Typer:
     policy_cli.register(root)  # rules
     hub = hub_cli.register(root)  # hub: roles, permits, workspace, catalogue
     omop_cli.register(root, hub)  # hub extract, hub rekey
+    screening_cli.register(root)  # screen
+    backup_cli.register(root)  # backup, restore
     return root
 
 

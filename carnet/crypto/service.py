@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
+from carnet.crypto.backup_keys import BackupKeys
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.crypto.envelope import DataKeys
 from carnet.crypto.keyring import FileKeyring, Keyring, KeyringError
@@ -54,6 +55,10 @@ class CryptoService:
     def audit_signer(self) -> Ed25519Signer:
         """The Ed25519 key that signs audit checkpoints, derived from the master key."""
         return Ed25519Signer(self.keyring.derive("carnet/audit-signing/v1"))
+
+    def backup_keys(self) -> BackupKeys:
+        """The key that seals backups and names their chunks, derived from the master key."""
+        return BackupKeys(self.keyring)
 
     def token_signer(self) -> TokenSigner:
         """The keys that sign access tokens (Ed25519, derived from the master key) and ID tokens

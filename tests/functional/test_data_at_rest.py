@@ -26,6 +26,7 @@ from carnet.app import Services, build_services, create_app
 from carnet.crypto.envelope import DataKeys, KeyDestroyedError
 from carnet.crypto.keyring import FileKeyring, KeyringError
 from carnet.crypto.models import data_key
+from carnet.demo.pdf import make_pdf
 from carnet.fhir.errors import FhirError
 from tests.conftest import make_settings
 from tests.support.auth import bearer
@@ -47,10 +48,8 @@ PDF_MARKER = "COMPTE-RENDU-CONFIDENTIEL-ZEBULON-4471"
 BINARY_TEXT = "Courrier du docteur Pfeffelmann: traitement par lithium poursuivi."
 LOINC_HEIGHT = "8302-2"  # a code: indexed in clear by design (control for the scan)
 
-PDF_BYTES = (
-    b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n"
-    b"BT /F1 12 Tf (" + PDF_MARKER.encode() + b") Tj ET\n%%EOF\n"
-)
+# A real PDF (deposits are screened), its marker in an uncompressed content stream.
+PDF_BYTES = make_pdf(PDF_MARKER, [])
 
 
 def _variants(text: str) -> set[str]:

@@ -33,6 +33,8 @@ def _commands(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]
         if command.hidden:
             continue
         if isinstance(getattr(command, "commands", None), dict):
+            if command.invoke_without_command:  # a group that is a command too (`carnet backup`)
+                found.append((*prefix, name))
             found.extend(_commands(command, (*prefix, name)))
         else:
             found.append((*prefix, name))

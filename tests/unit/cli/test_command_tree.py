@@ -39,6 +39,8 @@ EXPECTED_TREE: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("migrate", ()),
+    ("screen", ("path", "--type")),  # Typer lists plain commands before groups
+    ("restore", ("snapshot", "--from")),
     ("keys", ()),
     ("keys status", ()),
     ("audit", ()),
@@ -91,6 +93,9 @@ EXPECTED_TREE: list[tuple[str, tuple[str, ...]]] = [
         ("--project", "--permit", "--out", "--tables", "--dates", "--k", "--engine", "--athena"),
     ),
     ("hub rekey", ("--project",)),
+    ("backup", ("--to", "--jurisdiction", "--keep")),
+    ("backup list", ("--from",)),
+    ("backup drill", ("--from", "--snapshot")),
 ]
 
 # Which module defines each command: the domain that owns what the command changes.
@@ -112,6 +117,9 @@ OWNERS: dict[str, str] = {
     "hub": "carnet.hub.cli",
     "hub extract": "carnet.hub.omop.cli",
     "hub rekey": "carnet.hub.omop.cli",
+    "screen": "carnet.screening.cli",
+    "backup": "carnet.backup.cli",
+    "restore": "carnet.backup.cli",
 }
 
 

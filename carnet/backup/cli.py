@@ -1,0 +1,203 @@
+"""`carnet backup`, `carnet backup list|drill`, `carnet restore`: one line per outcome."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from carnet.audit.events import build_event
+from carnet.audit.service import actor_of
+from carnet.backup.chunks import BackupCorruptError
+from carnet.backup.drill import Store, drill
+from carnet.backup.jurisdictions import check_jurisdiction
+from carnet.backup.service import (
+    BackupService,
+    RestoreError,
+    open_manifest,
+    restore_snapshot,
+    snapshot_ids,
+)
+from carnet.backup.snapshot import UnsupportedDatabaseError
+from carnet.backup.target import DirectoryTarget
+from carnet.caller import RequestContext
+from carnet.cli.shell import fail, local_operator, open_services, say, settings_of
+from carnet.crypto.service import CryptoService, open_keyring
+from carnet.settings import Settings
+
+if TYPE_CHECKING:
+    from carnet.app import Services
+
+TargetOption = Annotated[
+    Path | None, typer.Option("--to", help="The backup target (a directory; backup_target).")
+]
+SourceOption = Annotated[
+    Path | None, typer.Option("--from", help="The backup target (a directory; backup_target).")
+]
+JurisdictionOption = Annotated[
+    str | None, typer.Option("--jurisdiction", help="ISO code of the target's country.")
+]
+
+
+def _target(settings: Settings, path: Path | None, jurisdiction: str | None) -> DirectoryTarget:
+    code = (jurisdiction or settings.backup_jurisdiction).strip().upper()
+    refused = check_jurisdiction(code)
+    if refused is not None:
+        raise fail(refused)
+    return DirectoryTarget(path or settings.backup_target, code)
+
+
+def _operator() -> RequestContext:
+    return RequestContext.local_operator(actor=local_operator())
+
+
+def _service(services: Services, target: DirectoryTarget) -> BackupService:
+    return BackupService(
+        services.settings.data_dir,
+        services.settings.blob_dir,
+        services.engine,
+        services.fhir.repo,
+        services.audit,
+        services.crypto.backup_keys(),
+        target,
+    )
+
+
+def backup(
+    ctx: typer.Context,
+    to: TargetOption = None,
+    jurisdiction: JurisdictionOption = None,
+    keep: Annotated[int | None, typer.Option("--keep", help="Snapshots to keep.")] = None,
+) -> None:
+    """Take an encrypted, deduplicated snapshot of the database, blobs and audit log."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = settings_of(ctx)
+    target = _target(settings, to, jurisdiction)
+    with open_services(settings) as services:
+        service = _service(services, target)
+        try:
+            report = service.backup(_operator())
+        except UnsupportedDatabaseError as exc:
+            raise fail(str(exc)) from None
+        pruned, chunks = service.prune(keep if keep is not None else settings.backup_keep)
+    say(
+        f"snapshot {report.snapshot_id} to {target.location} ({target.jurisdiction}): "
+        f"{report.files} files, {report.bytes_read} bytes read, {report.new_chunks} of "
+        f"{report.chunks} chunks new ({report.bytes_stored} bytes stored), "
+        f"{report.live_keys} data keys escrowed, {report.destroyed_keys} shredded, "
+        f"{pruned} old snapshots pruned ({chunks} chunks), {report.seconds:.1f} s"
+    )
+
+
+def backup_list(ctx: typer.Context, source: SourceOption = None) -> None:
+    """The snapshots on the target, oldest first."""
+    settings = settings_of(ctx)
+    target = DirectoryTarget(source or settings.backup_target, settings.backup_jurisdiction)
+    with open_services(settings) as services:
+        service = _service(services, target)
+        for snapshot_id in service.snapshots():
+            manifest = service.manifest(snapshot_id)
+            say(
+                f"{snapshot_id} {manifest['taken_at']} {manifest['resources']['versions']} "
+                f"resource versions, {len(manifest['files'])} files"
+            )
+
+
+@contextmanager
+def _scratch_services(settings: Settings, scratch: Path) -> Iterator[Services]:
+    restored = settings.with_(
+        data_dir=scratch,
+        database_url=f"sqlite:///{scratch / 'carnet.sqlite3'}",
+        key_file=settings.key_file,
+    )
+    with open_services(restored) as services:
+        yield services
+
+
+def backup_drill(
+    ctx: typer.Context,
+    source: SourceOption = None,
+    snapshot: Annotated[
+        str | None, typer.Option("--snapshot", help="One snapshot (default: every one).")
+    ] = None,
+) -> None:
+    """Restore snapshots into scratch space and prove them: same resources, audit log verified
+    and extended by the live one, crypto-shredded patients unreadable."""
+    settings = settings_of(ctx)
+    target = DirectoryTarget(source or settings.backup_target, settings.backup_jurisdiction)
+    failed = 0
+    with open_services(settings) as live:
+        service = _service(live, target)
+        ids = [snapshot] if snapshot else service.snapshots()
+        if not ids:
+            raise fail(f"no snapshot on {target.location}")
+        live.audit.append([build_event(actor_of(_operator()), "backup-drill", None, 200, [])])
+        live.audit.current()
+        live_store = Store(live.engine, live.fhir.repo, live.audit)
+        for snapshot_id in ids:
+            with tempfile.TemporaryDirectory(prefix="carnet-drill-") as scratch:
+                try:
+                    manifest = restore_snapshot(
+                        target, service.keys, service.manifest(snapshot_id), Path(scratch)
+                    )
+                except (RestoreError, BackupCorruptError) as exc:
+                    say(f"{snapshot_id} FAILED: {exc}")
+                    failed += 1
+                    continue
+                with _scratch_services(settings, Path(scratch)) as restored:
+                    report = drill(
+                        manifest,
+                        Store(restored.engine, restored.fhir.repo, restored.audit),
+                        live_store,
+                    )
+            failed += 0 if report.ok else 1
+            say(
+                f"{snapshot_id} {'ok' if report.ok else 'FAILED'}: {report.versions} resource "
+                f"versions ({'same' if report.same_resources else 'DIFFERENT'}), "
+                f"{report.readable} current readable, audit {report.audit_events} events "
+                f"{'verified' if report.audit_verified else 'BROKEN'}, "
+                f"{'extended by the live log' if report.consistent_with_live else 'NOT a prefix of the live log'}, "
+                f"{report.shredded} shredded patients, {report.shredded_readable} readable"
+            )
+    if failed:
+        raise fail(f"{failed} of {len(ids)} snapshots failed the drill")
+
+
+def restore(
+    ctx: typer.Context,
+    snapshot: Annotated[str, typer.Argument(help="Snapshot id, or 'latest'.")] = "latest",
+    source: SourceOption = None,
+) -> None:
+    """Restore a snapshot into the (empty) data directory; the master key must be there
+    (key_file), kept apart from the backups."""
+    settings = settings_of(ctx)
+    if settings.database_url != f"sqlite:///{settings.data_dir / 'carnet.sqlite3'}":
+        raise fail("restore writes an SQLite data directory: unset CARNET_DATABASE_URL")
+    target = DirectoryTarget(source or settings.backup_target, settings.backup_jurisdiction)
+    try:
+        keys = CryptoService(open_keyring(settings, create=False)).backup_keys()
+    except RuntimeError as exc:  # KeyringError: missing, unreadable or badly protected
+        raise fail(f"the master key is needed to restore: {exc}") from None
+    ids = snapshot_ids(target)
+    chosen = ids[-1] if snapshot == "latest" and ids else snapshot
+    try:
+        manifest = open_manifest(target, keys, chosen)
+        restore_snapshot(target, keys, manifest, settings.data_dir)
+    except (RestoreError, BackupCorruptError) as exc:
+        raise fail(str(exc)) from None
+    say(f"restored snapshot {chosen} into {settings.data_dir}: {len(manifest['files'])} files")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `carnet backup` (with `list` and `drill`) and `carnet restore`."""
+    group = typer.Typer(help="Backups that restore.", invoke_without_command=True)
+    group.callback()(backup)
+    group.command("list")(backup_list)
+    group.command("drill")(backup_drill)
+    app.add_typer(group, name="backup")
+    app.command("restore")(restore)

@@ -1,0 +1,133 @@
+"""The backup key, and the data keys kept apart from the snapshots so crypto-shredding reaches them.
+
+Backups are sealed with AES-256-GCM under a key derived from the master key, and their chunks are
+named by a keyed hash (HMAC-SHA256), so names reveal nothing of the content yet identical chunks
+are stored once. A snapshot's copy of the database holds no wrapped data key: each owner's wrapped
+key is escrowed once per target, apart, and destroying an owner's key deletes its escrow from the
+target at the next backup, so every snapshot ever taken of that patient becomes unreadable at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Iterable
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Connection, select, update
+
+from carnet.crypto.keyring import Keyring
+from carnet.crypto.models import data_key
+from carnet.db.instants import utc_now
+
+
+class BackupSealError(RuntimeError):
+    """Sealed backup content did not authenticate: tampered, moved, or another master key."""
+
+
+class BackupKeys:
+    """Seals and names backup content; built from the master key, never holding it."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        self._aead = AESGCM(keyring.derive("carnet/backup-encryption/v1"))
+        self._names = keyring.derive("carnet/backup-names/v1")
+        self.master_key_id = keyring.key_id
+
+    def name(self, content: bytes) -> str:
+        """The keyed hash naming a chunk (or an owner's escrow): same content, same name."""
+        return hmac.new(self._names, content, hashlib.sha256).hexdigest()
+
+    def seal(self, plain: bytes, aad: str) -> bytes:
+        nonce = secrets.token_bytes(12)
+        return nonce + self._aead.encrypt(nonce, plain, aad.encode())
+
+    def open(self, sealed: bytes, aad: str) -> bytes:
+        try:
+            return self._aead.decrypt(sealed[:12], sealed[12:], aad.encode())
+        except InvalidTag:
+            raise BackupSealError(f"{aad} does not authenticate") from None
+
+
+def escrow_name(keys: BackupKeys, owner: str) -> str:
+    return "keys/" + keys.name(b"owner:" + owner.encode())
+
+
+def detach_data_keys(
+    conn: Connection,
+    keys: BackupKeys,
+    exists: Callable[[str], bool],
+    put: Callable[[str, bytes], None],
+) -> tuple[int, list[str]]:
+    """In a snapshot's copy of the database: escrow every live wrapped key not yet escrowed, then
+    clear them all from the copy. Returns how many keys are live and the owners destroyed."""
+    live = 0
+    destroyed: list[str] = []
+    for row in conn.execute(select(data_key.c.owner, data_key.c.wrapped)):
+        if row.wrapped is None:
+            destroyed.append(row.owner)
+            continue
+        live += 1
+        name = escrow_name(keys, row.owner)
+        if not exists(name):
+            put(name, keys.seal(row.wrapped, aad=name))
+    conn.execute(update(data_key).values(wrapped=None))
+    return live, destroyed
+
+
+def forget_destroyed(
+    keys: BackupKeys, owners: Iterable[str], delete: Callable[[str], None]
+) -> None:
+    """Crypto-shredding reaches the backups: the escrow of each destroyed owner is deleted."""
+    for owner in owners:
+        delete(escrow_name(keys, owner))
+
+
+def reattach_data_keys(
+    conn: Connection, keys: BackupKeys, get: Callable[[str], bytes | None]
+) -> tuple[int, int]:
+    """In a restored database: put back each owner's wrapped key from its escrow; an owner whose
+    escrow is gone was crypto-shredded since, and is marked destroyed. Returns (restored, gone)."""
+    restored = gone = 0
+    rows = (
+        conn.execute(select(data_key.c.owner).where(data_key.c.destroyed_at.is_(None)))
+        .scalars()
+        .all()
+    )
+    for owner in rows:
+        name = escrow_name(keys, owner)
+        sealed = get(name)
+        if sealed is None:
+            conn.execute(
+                update(data_key).where(data_key.c.owner == owner).values(destroyed_at=utc_now())
+            )
+            gone += 1
+            continue
+        conn.execute(
+            update(data_key)
+            .where(data_key.c.owner == owner)
+            .values(wrapped=keys.open(sealed, aad=name))
+        )
+        restored += 1
+    return restored, gone
+
+
+def destroyed_owners(conn: Connection) -> set[str]:
+    """Owners whose data key was destroyed (crypto-shredded) in this database."""
+    rows = conn.execute(select(data_key.c.owner).where(data_key.c.wrapped.is_(None)))
+    return set(rows.scalars())
+
+
+def owners_with_keys(conn: Connection, owners: Iterable[str]) -> set[str]:
+    """Those of ``owners`` that still have a usable data key in this database."""
+    wanted = list(owners)
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        rows = conn.execute(
+            select(data_key.c.owner).where(
+                data_key.c.owner.in_(wanted[start : start + 500]), data_key.c.wrapped.is_not(None)
+            )
+        )
+        found.update(rows.scalars())
+    return found

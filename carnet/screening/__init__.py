@@ -1,0 +1,1 @@
+"""Screening of incoming files: every attachment is checked before anything is stored."""

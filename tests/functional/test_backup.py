@@ -1,0 +1,271 @@
+"""Backups that restore (carnet/backup): `carnet backup` takes encrypted, deduplicated snapshots,
+`carnet restore` brings one back into an empty data directory, `carnet backup drill` proves every
+snapshot, and crypto-shredding a patient reaches every snapshot already taken."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner, Result
+
+from carnet.app import Services, build_services
+from carnet.backup.snapshot import copy_sqlite, sqlite_path, strip_data_keys
+from carnet.cli.main import app
+from carnet.crypto.models import data_key
+from carnet.demo.pdf import make_pdf
+from carnet.fhir.errors import FhirError
+from tests.conftest import make_settings
+from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.migrated_store import SqliteTemplate
+
+FAMILY = "Zebulon-Quincampoix"
+PDF_MARKER = "BACKUP-REPORT-MARKER-7741"
+
+
+def _run(data_dir: Path, *args: str, key_file: Path | None = None) -> Result:
+    env = {"CARNET_DATA_DIR": str(data_dir), "CARNET_DATABASE_URL": "", "COLUMNS": "250"}
+    if key_file is not None:
+        env["CARNET_KEY_FILE"] = str(key_file)
+    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+
+
+def _patient(fhir: Any, family: str) -> str:
+    body = {"resourceType": "Patient", "name": [{"family": family, "given": ["Ana"]}]}
+    return str(fhir.create("Patient", body, ctx=AS_LOCAL_OPERATOR).stored.res_id)
+
+
+def _document(fhir: Any, pid: str, text: str) -> str:
+    pdf = make_pdf(text, [])
+    body = {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "subject": {"reference": f"Patient/{pid}"},
+        "content": [
+            {
+                "attachment": {
+                    "contentType": "application/pdf",
+                    "data": base64.b64encode(pdf).decode(),
+                }
+            }
+        ],
+    }
+    return str(fhir.create("DocumentReference", body, ctx=AS_LOCAL_OPERATOR).stored.res_id)
+
+
+@pytest.fixture
+def live(
+    tmp_path: Path, migrated_sqlite: SqliteTemplate
+) -> Iterator[tuple[Services, dict[str, str]]]:
+    migrated_sqlite.copy_into(tmp_path / "data")
+    services = build_services(make_settings(tmp_path / "data"), migrate=False)
+    fhir = services.fhir
+    kept = _patient(fhir, FAMILY)
+    shredded = _patient(fhir, "Lemoine")
+    ids = {
+        "kept": kept,
+        "shredded": shredded,
+        "kept_doc": _document(fhir, kept, PDF_MARKER),
+        "shredded_doc": _document(fhir, shredded, "OTHER-REPORT"),
+    }
+    try:
+        yield services, ids
+    finally:
+        services.close()
+
+
+def _snapshot_ids(output: str) -> list[str]:
+    return re.findall(r"^snapshot (\S+) to ", output, re.M)
+
+
+def _restored(tmp_path: Path, name: str, key_file: Path) -> Path:
+    target = tmp_path / name
+    target.mkdir()
+    shutil.copy2(key_file, target / "master.key")
+    return target
+
+
+def test_backup_restore_and_drill_with_a_patient_shredded_between_snapshots(
+    tmp_path: Path, live: tuple[Services, dict[str, str]]
+) -> None:
+    services, ids = live
+    data, backups = services.settings.data_dir, tmp_path / "backups"
+    first = _run(data, "backup", "--to", str(backups), "--jurisdiction", "FR")
+    assert first.exit_code == 0, first.output
+    with services.fhir.repo.unit() as unit:
+        assert unit.destroy_patient_key(ids["shredded"])
+    second = _run(data, "backup", "--to", str(backups), "--jurisdiction", "fr")
+    assert second.exit_code == 0, second.output
+    [first_id], [second_id] = _snapshot_ids(first.output), _snapshot_ids(second.output)
+    # The second snapshot stores again only what changed: the blobs are the same chunks.
+    counts = re.search(r"(\d+) of (\d+) chunks new", second.output)
+    assert counts is not None and int(counts[1]) < int(counts[2]), second.output
+    assert "1 shredded" in second.output
+
+    # Encrypted: no name, no document text, no wrapped key in clear on the target.
+    for path in backups.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert FAMILY.encode() not in content and PDF_MARKER.encode() not in content
+
+    drill = _run(data, "backup", "drill", "--from", str(backups))
+    assert drill.exit_code == 0, drill.output
+    lines = [line for line in drill.output.splitlines() if line.strip()]
+    assert len(lines) == 2, drill.output
+    for line in lines:
+        assert " ok: " in line and "(same)" in line, line
+        assert "verified" in line and "extended by the live log" in line, line
+        assert "1 shredded patients, 0 readable" in line, line
+
+    # Restore the snapshot taken BEFORE the shredding: the patient is unreadable there too.
+    key_file = services.settings.key_file
+    for snapshot_id in (first_id, second_id):
+        target = _restored(tmp_path, f"restored-{snapshot_id}", key_file)
+        restored = _run(target, "restore", snapshot_id, "--from", str(backups))
+        assert restored.exit_code == 0, restored.output
+        assert restored.output.startswith(f"restored snapshot {snapshot_id} into ")
+        back = build_services(make_settings(target))
+        try:
+            document = back.fhir.read("DocumentReference", ids["kept_doc"], ctx=AS_LOCAL_OPERATOR)
+            attachment = document.body["content"][0]["attachment"] if document.body else {}
+            assert PDF_MARKER.encode() in base64.b64decode(attachment["data"])
+            for erased in ("shredded", "shredded_doc"):
+                kind = "Patient" if erased == "shredded" else "DocumentReference"
+                with pytest.raises(FhirError) as gone:
+                    back.fhir.read(kind, ids[erased], ctx=AS_LOCAL_OPERATOR)
+                assert gone.value.status == 410
+        finally:
+            back.close()
+
+
+def test_restore_refuses_a_data_directory_that_is_not_empty(
+    tmp_path: Path, live: tuple[Services, dict[str, str]]
+) -> None:
+    services, _ = live
+    backups = tmp_path / "backups"
+    assert (
+        _run(
+            services.settings.data_dir, "backup", "--to", str(backups), "--jurisdiction", "DE"
+        ).exit_code
+        == 0
+    )
+    again = _run(services.settings.data_dir, "restore", "--from", str(backups))
+    assert again.exit_code == 1
+    assert "is not empty" in again.output
+
+
+def test_backup_refuses_an_undeclared_or_non_eea_target(
+    tmp_path: Path, live: tuple[Services, dict[str, str]]
+) -> None:
+    services, _ = live
+    data, backups = services.settings.data_dir, tmp_path / "backups"
+    undeclared = _run(data, "backup", "--to", str(backups))
+    assert undeclared.exit_code == 1
+    assert "jurisdiction is not declared" in undeclared.output
+    abroad = _run(data, "backup", "--to", str(backups), "--jurisdiction", "US")
+    assert abroad.exit_code == 1
+    assert "outside the European Economic Area" in abroad.output
+    assert not backups.exists()
+
+
+def test_a_tampered_or_missing_chunk_fails_the_drill_and_the_restore(
+    tmp_path: Path, live: tuple[Services, dict[str, str]]
+) -> None:
+    services, _ = live
+    data, backups = services.settings.data_dir, tmp_path / "backups"
+    assert _run(data, "backup", "--to", str(backups), "--jurisdiction", "FR").exit_code == 0
+    chunk = max(
+        (p for p in (backups / "chunks").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size
+    )
+    sealed = bytearray(chunk.read_bytes())
+    sealed[40] ^= 0x01
+    chunk.write_bytes(bytes(sealed))
+    drill = _run(data, "backup", "drill", "--from", str(backups))
+    assert drill.exit_code == 1
+    assert "FAILED" in drill.output and "does not authenticate" in drill.output
+    target = _restored(tmp_path, "restored", services.settings.key_file)
+    restored = _run(target, "restore", "--from", str(backups))
+    assert restored.exit_code == 1
+    assert "does not authenticate" in restored.output
+
+
+def test_a_snapshot_cannot_be_opened_without_the_master_key(
+    tmp_path: Path, live: tuple[Services, dict[str, str]]
+) -> None:
+    services, _ = live
+    backups = tmp_path / "backups"
+    assert (
+        _run(
+            services.settings.data_dir, "backup", "--to", str(backups), "--jurisdiction", "FR"
+        ).exit_code
+        == 0
+    )
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    other_key = stranger / "master.key"
+    other_key.write_bytes(b"\x07" * 32)
+    other_key.chmod(0o600)
+    refused = _run(stranger, "restore", "--from", str(backups))
+    assert refused.exit_code == 1
+    assert "another master key" in refused.output
+
+
+def test_retention_keeps_the_newest_snapshots_and_their_chunks(
+    tmp_path: Path, live: tuple[Services, dict[str, str]]
+) -> None:
+    services, ids = live
+    data, backups = services.settings.data_dir, tmp_path / "backups"
+    for family in ("One", "Two", "Three"):
+        _patient(services.fhir, family)
+        done = _run(data, "backup", "--to", str(backups), "--jurisdiction", "FR", "--keep", "2")
+        assert done.exit_code == 0, done.output
+    assert len(list((backups / "snapshots").iterdir())) == 2
+    drill = _run(data, "backup", "drill", "--from", str(backups))
+    assert drill.exit_code == 0, drill.output
+    assert ids
+
+
+def test_a_snapshot_copy_of_the_database_keeps_no_wrapped_data_key(
+    tmp_path: Path, live: tuple[Services, dict[str, str]]
+) -> None:
+    """The copy's wrapped keys are escrowed apart, then erased from its file (secure delete and
+    VACUUM): no byte of any of them is left in the copy."""
+    services, _ = live
+    with services.engine.connect() as conn:
+        wrapped = [w for w in conn.execute(select(data_key.c.wrapped)).scalars() if w]
+    assert len(wrapped) >= 2
+    copy = tmp_path / "copy.sqlite3"
+    copy_sqlite(sqlite_path(services.engine), copy)
+    assert all(w in copy.read_bytes() for w in wrapped)  # the control: the copy had them
+    escrow: dict[str, bytes] = {}
+    live_keys, destroyed = strip_data_keys(
+        copy, services.crypto.backup_keys(), escrow.__contains__, escrow.__setitem__
+    )
+    assert (live_keys, destroyed) == (len(wrapped), [])
+    assert len(escrow) == len(wrapped)
+    content = copy.read_bytes()
+    assert not any(w in content or w[12:28] in content for w in wrapped)
+
+
+@pytest.mark.slow  # builds a small synthetic store in a subprocess (~15 s on a busy machine)
+def test_the_backup_benchmark_runs_and_prints_its_figures(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "backup.py"), "--patients", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "reproduce: .venv/bin/python benchmarks/backup.py --patients 1" in done.stdout
+    assert re.search(r"^restore\s+\d+\.\d+", done.stdout, re.M), done.stdout
