@@ -66,6 +66,11 @@ EXPECTED_TABLES = {
     "record_space",
     "record_representative",
     "record_notification",
+    # the patient's alerts and the research opt-out's history (migration 0018)
+    "record_alert_choice",
+    "record_alert_seen",
+    "record_alert_cursor",
+    "access_research_optout",
 }
 
 
