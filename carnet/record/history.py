@@ -239,30 +239,7 @@ class AccessHistory:
         return entries
 
     def _practitioner_names(self, ctx: RequestContext, rpps: list[str]) -> dict[str, str]:
-        """Names from the shared directory, one search for the whole page (read as the reader)."""
-        if not rpps:
-            return {}
-        wanted = ",".join(f"{RPPS_SYSTEM}|{n}" for n in rpps[:100])
-        try:
-            bundle = self.fhir.search(
-                self.base_url, "Practitioner", [("identifier", wanted)], ctx=ctx
-            )
-        except FhirError:
-            return {}
-        names: dict[str, str] = {}
-        for entry in bundle.get("entry") or []:
-            resource = entry.get("resource") or {}
-            number = next(
-                (
-                    str(i.get("value"))
-                    for i in resource.get("identifier") or []
-                    if i.get("system") == RPPS_SYSTEM
-                ),
-                None,
-            )
-            if number:
-                names[number] = _display_name(resource.get("name") or [])
-        return names
+        return practitioner_names(self.fhir, ctx, rpps, self.base_url)
 
     # -- one entry: verification and proof file -------------------------------------------------
 
@@ -288,6 +265,34 @@ class AccessHistory:
         """One entry as an export file (NDJSON) the verifier of docs/audit.md accepts."""
         logged, checkpoint, hidden = self._one(ctx, patient_id, event_id)
         return proof_file(logged, checkpoint, self.audit.public_key, patient_id, hidden)
+
+
+def practitioner_names(
+    fhir: FhirService, ctx: RequestContext, rpps: list[str], base_url: str = ""
+) -> dict[str, str]:
+    """Professionals' names by RPPS from the shared directory, in one search read as the
+    reader (directory resources are readable by every signed-in caller)."""
+    if not rpps:
+        return {}
+    wanted = ",".join(f"{RPPS_SYSTEM}|{n}" for n in rpps[:100])
+    try:
+        bundle = fhir.search(base_url, "Practitioner", [("identifier", wanted)], ctx=ctx)
+    except FhirError:
+        return {}
+    names: dict[str, str] = {}
+    for entry in bundle.get("entry") or []:
+        resource = entry.get("resource") or {}
+        number = next(
+            (
+                str(i.get("value"))
+                for i in resource.get("identifier") or []
+                if i.get("system") == RPPS_SYSTEM
+            ),
+            None,
+        )
+        if number:
+            names[number] = _display_name(resource.get("name") or [])
+    return names
 
 
 def as_csv(entries: Iterable[HistoryEntry]) -> str:
