@@ -17,7 +17,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from carnet.audit.events import Touched, build_event
+from carnet.audit.events import Event, Touched, build_event
 from carnet.audit.feed import PatientEvent, sequenced_after
 from carnet.audit.service import AuditService, actor_of
 from carnet.caller import Principal, RequestContext
@@ -67,11 +67,12 @@ class AlertService:
         self.now = now or utc_now
 
     def choice(self, ctx: RequestContext, patient_id: str | None) -> AlertChoice:
-        """The alerts chosen for the record (off by default, emergency always on)."""
-        pid, _ = self.acting.acting_for(ctx.principal, patient_id, ctx)
+        """The alerts chosen for the record (off by default, emergency always on); audited."""
+        pid, represented = self.acting.acting_for(ctx.principal, patient_id, ctx)
         c = record_alert_choice.c
         with self.engine.connect() as conn:
             row = conn.execute(select(record_alert_choice).where(c.patient_id == pid)).first()
+        self.audit.append([self._event(ctx, "alerts-read", pid, represented)])
         return AlertChoice(pid, bool(row and row.first_access), bool(row and row.new_document))
 
     def choose(
@@ -90,17 +91,21 @@ class AlertService:
                     updated_at=stamp(self.now()),
                 )
             )
-            who = "controls-represented" if represented else "controls-self"
-            event = build_event(
-                actor_of(replace(ctx, rule=f"{who} alerts")),
-                "alerts",
-                "Patient",
-                200,
-                [Touched("Patient", pid, None, pid)],
-            )
-            self.audit.store.append(conn, [event])
+            self.audit.store.append(conn, [self._event(ctx, "alerts", pid, represented)])
         self.audit.appended(1)
         return AlertChoice(pid, first_access, new_document)
+
+    @staticmethod
+    def _event(ctx: RequestContext, action: str, patient_id: str, represented: bool) -> Event:
+        """One event in the patient's part of the log (ids only), with who decided."""
+        who = "controls-represented" if represented else "controls-self"
+        return build_event(
+            actor_of(replace(ctx, rule=f"{who} alerts")),
+            action,
+            "Patient",
+            200,
+            [Touched("Patient", patient_id, None, patient_id)],
+        )
 
     # -- the sweep -----------------------------------------------------------------------------
 
