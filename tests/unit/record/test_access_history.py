@@ -25,6 +25,7 @@ from carnet.record.history import (
     as_csv,
 )
 from tests.spec.test_audit import docs_verifier
+from tests.support.module_services import module_services_fixture
 from tests.unit.record.controls_setup import ER_DOCTOR, GP, Record, small_record
 
 
@@ -32,8 +33,12 @@ def _history(services: Services) -> AccessHistory:
     return AccessHistory(services.audit, services.controls, services.accounts, services.fhir)
 
 
-@pytest.fixture
-def record(services: Services) -> Record:
+shared = module_services_fixture()  # the tests read one record's history: built once
+
+
+@pytest.fixture(scope="module")
+def record(shared: Services) -> Record:
+    services = shared
     record = small_record(services)
     services.fhir.read("DocumentReference", record.doc, ctx=record.as_gp)
     services.controls.break_glass(record.as_er, record.patient, "unconscious")
@@ -41,7 +46,8 @@ def record(services: Services) -> Record:
     return record
 
 
-def test_history_names_the_professional_and_says_why(services: Services, record: Record) -> None:
+def test_history_names_the_professional_and_says_why(shared: Services, record: Record) -> None:
+    services = shared
     entries = _history(services).entries(record.as_patient, record.patient)
     gp_read = next(e for e in entries if e.rpps == GP and e.action == "read")
     assert (gp_read.name, gp_read.profession, gp_read.why) == (
@@ -55,9 +61,8 @@ def test_history_names_the_professional_and_says_why(services: Services, record:
     assert entries == sorted(entries, key=lambda e: e.time, reverse=True)
 
 
-def test_history_filters_by_kind_professional_and_period(
-    services: Services, record: Record
-) -> None:
+def test_history_filters_by_kind_professional_and_period(shared: Services, record: Record) -> None:
+    services = shared
     history = _history(services)
     emergency = history.entries(record.as_patient, record.patient, HistoryFilter(kind=EMERGENCY))
     assert emergency and {e.rpps for e in emergency} == {ER_DOCTOR}
@@ -71,7 +76,8 @@ def test_history_filters_by_kind_professional_and_period(
     )
 
 
-def test_history_csv_has_a_row_per_entry_and_no_formula(services: Services, record: Record) -> None:
+def test_history_csv_has_a_row_per_entry_and_no_formula(shared: Services, record: Record) -> None:
+    services = shared
     entries = _history(services).entries(record.as_patient, record.patient)
     text = as_csv(entries)
     lines = text.strip().split("\r\n")
@@ -80,8 +86,9 @@ def test_history_csv_has_a_row_per_entry_and_no_formula(services: Services, reco
 
 
 def test_each_entry_verifies_against_the_signed_checkpoint(
-    services: Services, record: Record, tmp_path: Path
+    shared: Services, record: Record, tmp_path: Path
 ) -> None:
+    services = shared
     history = _history(services)
     services.audit.checkpoint()
     entry = next(e for e in history.entries(record.as_patient, record.patient) if e.rpps == GP)
@@ -99,8 +106,9 @@ def test_each_entry_verifies_against_the_signed_checkpoint(
 
 
 def test_an_edited_event_fails_verification_and_an_unsealed_one_is_pending(
-    services: Services, record: Record
+    shared: Services, record: Record
 ) -> None:
+    services = shared
     history = _history(services)
     services.audit.checkpoint()
     entry = history.entries(record.as_patient, record.patient)[-1]
@@ -113,8 +121,9 @@ def test_an_edited_event_fails_verification_and_an_unsealed_one_is_pending(
 
 
 def test_another_patients_history_answers_as_missing_and_is_audited(
-    services: Services, record: Record
+    shared: Services, record: Record
 ) -> None:
+    services = shared
     history = _history(services)
     before = _count(services)
     with pytest.raises(HistoryUnavailableError):

@@ -14,13 +14,24 @@ import pytest
 from carnet.app import Services
 from carnet.record.export import ExportUnavailableError, RecordExport
 from tests.support.caller import AS_LOCAL_OPERATOR
-from tests.unit.record.controls_setup import document, small_record
+from tests.support.module_services import module_services_fixture
+from tests.unit.record.controls_setup import Record, document, small_record
 
 PDF = b"%PDF-1.4\n% un compte rendu\n%%EOF\n"
 
 
-def test_export_holds_the_bundle_and_the_documents_as_files(services: Services) -> None:
-    record = small_record(services)
+shared = module_services_fixture()  # one record, read by each test
+
+
+@pytest.fixture(scope="module")
+def record(shared: Services) -> Record:
+    return small_record(shared)
+
+
+def test_export_holds_the_bundle_and_the_documents_as_files(
+    shared: Services, record: Record
+) -> None:
+    services = shared
     with_pdf = document(record.patient)
     with_pdf["content"] = [
         {"attachment": {"contentType": "application/pdf", "data": base64.b64encode(PDF).decode()}}
@@ -41,13 +52,15 @@ def test_export_holds_the_bundle_and_the_documents_as_files(services: Services) 
     )
 
 
-def test_export_of_another_persons_record_answers_as_missing(services: Services) -> None:
-    record = small_record(services)
+def test_export_of_another_persons_record_answers_as_missing(
+    shared: Services, record: Record
+) -> None:
     with pytest.raises(ExportUnavailableError):
-        RecordExport(services.fhir).archive(record.as_other, record.patient)
+        RecordExport(shared.fhir).archive(record.as_other, record.patient)
 
 
-def test_closure_terms_say_until_when_data_is_kept(services: Services) -> None:
+def test_closure_terms_say_until_when_data_is_kept(shared: Services) -> None:
+    services = shared
     closed = datetime(2026, 3, 12, 9, 0, tzinfo=UTC)
     assert services.record.retention_end(closed).year == 2026 + int(
         services.settings.record_retention_years
