@@ -52,6 +52,7 @@ from carnet.record import wiring as record_wiring
 from carnet.record.representatives import represented_patients_in
 from carnet.record.service import RecordService, accepts_writes
 from carnet.settings import Settings
+from carnet.web import wiring as web_wiring
 from carnet.web_safety import (
     BodyLimits,
     BodyTooLarge,
@@ -178,6 +179,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(access_api.router)
     app.include_router(record_api.router)
     app.include_router(oidc_api.router)
+    web_wiring.mount(app)  # the portal's pages and static files (docs/web.md)
 
     @app.exception_handler(FhirError)
     async def fhir_error(request: Request, exc: FhirError) -> Response:
@@ -222,9 +224,5 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         # Ids only: the path and the exception type, never bodies or values.
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
         return fhir_api.error_response(FhirError.of(500, "exception", "internal error"))
-
-    @app.get("/", include_in_schema=False)
-    def home() -> dict[str, str]:
-        return {"service": "Carnet", "fhir": "/fhir/metadata"}
 
     return app

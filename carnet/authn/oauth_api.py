@@ -129,7 +129,8 @@ def authorize(
     if user is None:
         here = f"/oauth/authorize?{urlencode(params)}"
         login = f"/auth/pro/login?{urlencode({'next': here})}"
-        return pages.login_required(here, login)
+        person_login = f"/connexion?{urlencode({'suivant': here})}"  # the portal's sign-in page
+        return pages.login_required(here, login, person_login)
     offered = oauth.applicable(checked, user)
     if not offered:
         return RedirectResponse(oauth.deny(checked, user, source=_source(request)), 303)

@@ -116,15 +116,17 @@ def grant_screen(
     return page("Autoriser une application", body)
 
 
-def login_required(continue_url: str, pro_login_url: str) -> HTMLResponse:
-    """No portal session: log in first, then continue."""
+def login_required(continue_url: str, pro_login_url: str, person_login_url: str) -> HTMLResponse:
+    """No portal session: log in first (a person on the portal's sign-in page, a professional
+    through their identity provider), then continue here."""
     body = (
         "<h1>Connectez-vous pour continuer</h1>"
         '<p class="en">Log in to continue.</p>'
-        "<p>Une application demande l'accès à votre dossier. Connectez-vous à Carnet dans ce "
-        "navigateur, puis continuez.</p>"
-        f'<p><a href="{escape(continue_url)}">Continuer</a> · '
-        f'<a href="{escape(pro_login_url)}">Professionnel de santé : se connecter</a></p>'
+        "<p>Une application demande l'accès à votre dossier. Connectez-vous à Carnet, puis vous "
+        "reviendrez ici.</p>"
+        f'<p><a href="{escape(person_login_url)}">Patient : se connecter</a> · '
+        f'<a href="{escape(pro_login_url)}">Professionnel de santé : se connecter</a> · '
+        f'<a href="{escape(continue_url)}">Continuer</a></p>'
     )
     return page("Connexion requise", body, 401)
 
