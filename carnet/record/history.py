@@ -162,9 +162,7 @@ class AccessHistory:
             if e.time >= since
             and (until is None or e.time < until)
             and (not wanted.professional or wanted.professional in (e.rpps, e.actor))
-            and (
-                not wanted.kind or wanted.kind == e.why or (wanted.kind == "refused" and e.refused)
-            )
+            and _of_kind(e, wanted.kind)
         ]
 
     def _events(
@@ -318,6 +316,15 @@ def as_csv(entries: Iterable[HistoryEntry]) -> str:
             ]
         )
     return out.getvalue()
+
+
+def _of_kind(entry: HistoryEntry, kind: str | None) -> bool:
+    """Whether an entry is of the kind asked for; care includes the médecin traitant's."""
+    if not kind:
+        return True
+    if kind == "refused":
+        return entry.refused
+    return entry.why == kind or (kind == CARE and entry.why == MEDECIN_TRAITANT)
 
 
 def _csv_safe(text: str) -> str:

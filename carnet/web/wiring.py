@@ -18,6 +18,7 @@ from carnet.web.caller import (
     WrongKindOfCallerError,
 )
 from carnet.web.flash import redirect
+from carnet.web.patient_controls import router as patient_controls
 from carnet.web.signin import router as signin
 from carnet.web.templating import render
 
@@ -29,6 +30,7 @@ def mount(app: FastAPI) -> None:
     """Add the portal to ``app`` (called once by carnet/app.py)."""
     app.include_router(home.router)
     app.include_router(signin.router)
+    app.include_router(patient_controls.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(SignInRequiredError)
