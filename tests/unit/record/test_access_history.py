@@ -19,6 +19,7 @@ from carnet.audit.models import audit_event
 from carnet.record.history import (
     CARE,
     EMERGENCY,
+    MEDECIN_TRAITANT,
     AccessHistory,
     HistoryFilter,
     HistoryUnavailableError,
@@ -41,6 +42,8 @@ def record(shared: Services) -> Record:
     services = shared
     record = small_record(services)
     services.fhir.read("DocumentReference", record.doc, ctx=record.as_gp)
+    services.controls.declare_care(record.as_patient, None, GP, medecin_traitant=True)
+    services.fhir.read("DocumentReference", record.doc, ctx=record.as_gp)  # now as the MT
     services.controls.break_glass(record.as_er, record.patient, "unconscious")
     services.fhir.read("DocumentReference", record.doc, ctx=record.as_er)
     return record
@@ -49,12 +52,10 @@ def record(shared: Services) -> Record:
 def test_history_names_the_professional_and_says_why(shared: Services, record: Record) -> None:
     services = shared
     entries = _history(services).entries(record.as_patient, record.patient)
-    gp_read = next(e for e in entries if e.rpps == GP and e.action == "read")
-    assert (gp_read.name, gp_read.profession, gp_read.why) == (
-        "Dr Jeanne Martin",
-        "physician",
-        CARE,
-    )
+    gp_reads = [e for e in entries if e.rpps == GP and e.action == "read"]
+    assert {(e.name, e.profession) for e in gp_reads} == {("Dr Jeanne Martin", "physician")}
+    assert [e.why for e in gp_reads] == [MEDECIN_TRAITANT, CARE]  # newest first
+    gp_read = gp_reads[-1]
     assert gp_read.items == [f"DocumentReference/{record.doc}"]
     er_read = next(e for e in entries if e.rpps == ER_DOCTOR and e.action == "read")
     assert (er_read.why, er_read.emergency_reason) == (EMERGENCY, "unconscious")
@@ -64,6 +65,8 @@ def test_history_names_the_professional_and_says_why(shared: Services, record: R
 def test_history_filters_by_kind_professional_and_period(shared: Services, record: Record) -> None:
     services = shared
     history = _history(services)
+    care = history.entries(record.as_patient, record.patient, HistoryFilter(kind=CARE))
+    assert {e.why for e in care} == {CARE, MEDECIN_TRAITANT}  # the médecin traitant gives care
     emergency = history.entries(record.as_patient, record.patient, HistoryFilter(kind=EMERGENCY))
     assert emergency and {e.rpps for e in emergency} == {ER_DOCTOR}
     by_gp = history.entries(record.as_patient, record.patient, HistoryFilter(professional=GP))
