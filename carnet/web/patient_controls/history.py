@@ -21,6 +21,7 @@ from carnet.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
+SHOWN = 500  # rows on the page; the CSV holds them all
 BAD_DATE = N_("Saisissez une date au format jj/mm/aaaa ou aaaa-mm-jj.")
 
 
@@ -82,7 +83,8 @@ def history_page(
         request,
         "patient_controls/history.html",
         {
-            "entries": entries,
+            "entries": entries[:SHOWN],
+            "total": len(entries),
             "errors": errors,
             "filters": {"du": du or "", "au": au or "", "professionnel": professionnel or ""},
             "motif": motif or "",

@@ -291,7 +291,8 @@ def test_a_parent_switches_to_the_childs_space_without_the_items_kept_from_them(
     portal: Portal, browser: Browser, cast: Cast, journeys: list[Page]
 ) -> None:
     page = _open(journeys, browser, portal, cast.paul)
-    page.goto(portal.url("/espace/representants"))
+    page.goto(portal.url("/espace"))
+    page.get_by_role("link", name="Représentants légaux").click()
     check_accessibility(page, "patient-representatives")
     page.get_by_role("link", name="Ouvrir l'espace de Léa Moreau").click()
     page.get_by_role("link", name="Qui voit son dossier").click()
