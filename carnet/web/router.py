@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from carnet.authn.api import CSRF_COOKIE, SESSION_COOKIE
-from carnet.dependencies import AccountsDep, SessionsDep, SettingsDep
+from carnet.dependencies import LoginDep, SessionsDep, SettingsDep
 from carnet.web.caller import OptionalCaller, PersonPage, SignedInPage, source_of
 from carnet.web.flash import LANGUAGE_CHANGED, SIGNED_OUT, local_path, redirect
 from carnet.web.i18n import LANGUAGE_COOKIE, LOCALES
@@ -68,13 +68,13 @@ def switch_language(code: str, request: Request, settings: SettingsDep) -> Respo
 async def sign_out(
     request: Request,
     caller: SignedInPage,
-    accounts: AccountsDep,
+    login: LoginDep,
     sessions: SessionsDep,
     settings: SettingsDep,
 ) -> Response:
     """End the session (the CSRF token was checked by the caller dependency)."""
     await run_in_threadpool(sessions.close, request.cookies.get(SESSION_COOKIE))
-    await run_in_threadpool(accounts.logged_out, caller.principal.subject, source_of(request))
+    await run_in_threadpool(login.logged_out, caller.principal.subject, source_of(request))
     response = redirect("/", SIGNED_OUT)
     secure = secure_cookies(settings)
     response.delete_cookie(
