@@ -120,4 +120,19 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/hub/catalogue/{dataset_id}.jsonld": Guard.PUBLIC,
     "/hub/catalogue/{dataset_id}.ttl": Guard.PUBLIC,
     "/registre": Guard.PUBLIC,  # the research hub's public register page (carnet/web/hub)
+    # the patient's controls (carnet/web/patient_controls): pages, each authenticating itself
+    "/espace/controles": Guard.PUBLIC,
+    "/espace/controles/document/{doc_id}": Guard.PUBLIC,
+    "/espace/controles/blocage": Guard.PUBLIC,
+    "/espace/controles/preferences": Guard.PUBLIC,
+    "/espace/historique": Guard.PUBLIC,
+    "/espace/historique.csv": Guard.PUBLIC,
+    "/espace/historique/{event_id}": Guard.PUBLIC,
+    "/espace/historique/{event_id}/preuve": Guard.PUBLIC,
+    "/espace/alertes": Guard.PUBLIC,
+    "/espace/representants": Guard.PUBLIC,
+    "/espace/representants/{patient_id}": Guard.PUBLIC,
+    "/espace/mes-donnees": Guard.PUBLIC,
+    "/espace/mes-donnees/dossier.zip": Guard.PUBLIC,
+    "/espace/mes-donnees/fermeture": Guard.PUBLIC,
 }

@@ -24,6 +24,7 @@ from carnet.db.instants import stamp, utc_now
 from carnet.fhir.errors import FhirError
 from carnet.fhir.repository import StoredResource
 from carnet.fhir.service import FhirService
+from carnet.policy.audience import Audience, audience
 from carnet.policy.authors import authorship
 from carnet.policy.enforce import note_care
 from carnet.policy.models import (
@@ -32,6 +33,7 @@ from carnet.policy.models import (
     access_break_glass,
     access_care,
     access_preference,
+    access_research_optout,
     access_visibility,
 )
 from carnet.policy.service import (
@@ -319,6 +321,15 @@ class ControlsService:
                 values["emergency_opposition"] = emergency_opposition
             if research_optout is not None:
                 values["research_optout"] = research_optout
+            was_out = bool(row.research_optout) if row else False
+            if values["research_optout"] != was_out:  # the hub honours it as it stood then
+                conn.execute(
+                    insert(access_research_optout).values(
+                        patient_id=pid,
+                        changed_at=values["updated_at"],
+                        opted_out=values["research_optout"],
+                    )
+                )
             if row is None:
                 conn.execute(insert(access_preference).values(patient_id=pid, **values))
             else:
@@ -331,6 +342,29 @@ class ControlsService:
         with self.engine.connect() as conn:
             row = conn.execute(select(p.research_optout).where(p.patient_id == patient_id)).first()
         return bool(row and row[0])
+
+    def opted_out(self, patient_id: str, at: datetime | None = None) -> bool:
+        """Whether the patient had refused the secondary use of their data at ``at`` (now by
+        default): the research hub asks this at each extraction (docs/record.md)."""
+        with self.engine.connect() as conn:
+            return opted_out(conn, patient_id, at)
+
+    # -- the mask preview --------------------------------------------------------------------------
+
+    def audience(
+        self, ctx: RequestContext, reference: str, profession_of: Callable[[str], str | None]
+    ) -> Audience:
+        """The professionals who read an item of the caller's record now, and who would still
+        read it if masked (the médecin traitant does), as the policy decides; audited."""
+        res_type, _, res_id = reference.partition("/")
+        if not res_type or not res_id or "/" in res_id:
+            raise ControlError(400, "resource must be Type/id")
+        stored = self._readable(ctx, res_type, res_id)
+        pid, _ = self.acting_for(ctx.principal, stored.patient_id, ctx)
+        with self.engine.connect() as conn:
+            seen = audience(conn, self.pdp, pid, res_type, res_id, profession_of)
+        self._audit(ctx, "mask-preview", pid, [(res_type, res_id)])
+        return seen
 
     # -- break-glass -------------------------------------------------------------------------------
 
@@ -470,3 +504,16 @@ def _rule(as_representative: bool, detail: str) -> str:
     """The audit's rule field for a control: who decided (the person or their representative)."""
     who = "controls-represented" if as_representative else "controls-self"
     return f"{who} {detail}".strip()
+
+
+def opted_out(conn: Connection, patient_id: str, at: datetime | None = None) -> bool:
+    """Whether ``patient_id`` had opted out of research at ``at`` (now by default): the last
+    change of the opt-out at or before that instant (``access_research_optout``)."""
+    o = access_research_optout.c
+    row = conn.execute(
+        select(o.opted_out)
+        .where(o.patient_id == patient_id, o.changed_at <= stamp(at or utc_now()))
+        .order_by(o.changed_at.desc())
+        .limit(1)
+    ).first()
+    return bool(row and row[0])

@@ -102,3 +102,13 @@ access_alert = Table(
     Column("created_at", String(32), nullable=False),
     Column("acknowledged", Boolean, nullable=False, default=False),
 )
+
+access_research_optout = Table(
+    "access_research_optout",
+    metadata,
+    # Every change of the research opt-out, so the hub honours it as it stood at any instant
+    # (migration 0018); ``access_preference.research_optout`` stays the current value.
+    Column("patient_id", String(64), primary_key=True),
+    Column("changed_at", String(32), primary_key=True),
+    Column("opted_out", Boolean, nullable=False),
+)

@@ -104,10 +104,13 @@ def sweep(
         ),
     ] = None,
 ) -> None:
-    """Open spaces whose objection window passed, shred those whose retention ended, notify."""
+    """Queue the alerts patients chose (emergency access always), open spaces whose objection
+    window passed, shred those whose retention ended, notify."""
+    from carnet.record.alerts import AlertService
     from carnet.record.notifications import FileChannel
 
     with open_services(settings_of(ctx)) as services:
+        alerts = AlertService(services.engine, services.audit, services.controls).sweep()
         try:
             target = outbox or services.settings.data_dir / "outbox" / "notifications.ndjson"
             report = services.record.sweep(FileChannel(target), ctx=_as_operator())
@@ -115,7 +118,7 @@ def sweep(
             raise fail(f"cannot deliver notifications: {type(exc).__name__}") from None
     _say(
         f"{len(report.opened)} space(s) opened, {len(report.shredded)} crypto-shredded, "
-        f"{report.delivered} notification(s) delivered to {target}"
+        f"{report.delivered} notification(s) delivered to {target} ({alerts} alert(s) queued)"
     )
 
 

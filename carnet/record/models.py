@@ -8,7 +8,7 @@ is crypto-shredded, without keeping the number itself.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, String, Table
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table
 
 from carnet.db.metadata import metadata
 
@@ -65,3 +65,29 @@ record_notification = Table(
 )
 Index("ix_record_notification_sent", record_notification.c.sent_at)
 Index("ix_record_notification_patient", record_notification.c.patient_id)
+
+# -- alerts the patient chooses (migration 0018) -------------------------------------------------
+
+record_alert_choice = Table(
+    "record_alert_choice",
+    metadata,
+    Column("patient_id", String(64), primary_key=True),
+    Column("first_access", Boolean, nullable=False),  # a professional's first access
+    Column("new_document", Boolean, nullable=False),  # a document deposited by someone else
+    Column("updated_at", String(32), nullable=False),
+)  # emergency access is always notified (EHDS art. 9): not a choice, so no column
+
+record_alert_seen = Table(
+    "record_alert_seen",
+    metadata,
+    Column("patient_id", String(64), primary_key=True),
+    Column("actor", String(64), primary_key=True),  # a professional's account id
+    Column("first_at", String(32), nullable=False),
+)
+
+record_alert_cursor = Table(
+    "record_alert_cursor",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # the single row: 1
+    Column("after_leaf", BigInteger, nullable=False),  # the last leaf index the sweep read
+)

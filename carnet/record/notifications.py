@@ -59,3 +59,9 @@ class FileChannel:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(asdict(notification), sort_keys=True) + "\n")
+
+
+# Alerts (carnet/record/alerts.py): about an access to the record, never what was read.
+ALERT_FIRST_ACCESS = "alert-first-access"  # a professional opened the record for the first time
+ALERT_EMERGENCY = "alert-emergency-access"  # break-glass: always sent (EHDS art. 9)
+ALERT_NEW_DOCUMENT = "alert-new-document"  # someone else deposited a document

@@ -307,6 +307,11 @@ class RecordService:
         log.info("space of Patient/%s reopened", patient_id)
         return OPEN
 
+    def retention_end(self, closed_at: datetime) -> datetime:
+        """Until when a space closed at ``closed_at`` keeps its data (then it is shredded): what
+        the closure page tells the person before they confirm."""
+        return add_years(closed_at, self.retention_years)
+
     def _state(self, conn: Connection, patient_id: str) -> str:
         state = conn.execute(
             select(record_space.c.state).where(record_space.c.patient_id == patient_id)

@@ -76,6 +76,11 @@ EXPECTED_TABLES = {
     "hub_permit_extract",
     "hub_release",
     "hub_release_review",
+    # the patient's alerts and the research opt-out's history (migration 0018)
+    "record_alert_choice",
+    "record_alert_seen",
+    "record_alert_cursor",
+    "access_research_optout",
 }
 
 

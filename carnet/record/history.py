@@ -1,0 +1,368 @@
+"""The patient's access history as a person reads it: who, when, what, why; filters, CSV, proofs.
+
+Built on the audit log's history (``AuditService.patient_history``, or ``visible_history`` when the
+record has items hidden from the reader), so it shows exactly what ``GET /fhir/AuditEvent`` would:
+the same gate (the patient, their representatives), the same items left out, every read of it an
+audit event itself. An entry names its actor by account id in the log; here the account says
+whether it is a professional (RPPS, profession) and the directory gives their name, read as the
+reader (directory resources are shared). Each entry can be checked against the signed checkpoint
+(``verify``) and downloaded as a proof file for the independent verifier of docs/audit.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import orjson
+
+from carnet.audit.hidden import item_of, shown, slice_refs, visible_history
+from carnet.audit.inclusion import InclusionCheck, check_inclusion, proof_file
+from carnet.audit.service import AuditService, HistoryPage, LoggedEvent
+from carnet.caller import Principal, RequestContext
+from carnet.db.instants import stamp, utc_now
+from carnet.fhir.errors import FhirError
+from carnet.fhir.service import FhirService
+
+RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
+HISTORY_MONTHS = 12
+PAGE = 500  # events read from the log per page
+MAX_EVENTS = 20_000  # a year of a very busy record; older entries are in the NDJSON export
+
+# Why an access happened, as the history says it (the page words them in French).
+CARE, MEDECIN_TRAITANT, EMERGENCY = "care", "medecin-traitant", "emergency"
+SELF, REPRESENTATIVE, APP, PLATFORM = "self", "representative", "app", "platform"
+KINDS = (CARE, MEDECIN_TRAITANT, EMERGENCY, SELF, REPRESENTATIVE, APP, PLATFORM, "refused")
+
+
+class HistoryUnavailableError(Exception):
+    """No history for this reader: not theirs, or no such record (one answer for both)."""
+
+
+class HistoryGate(Protocol):
+    """The policy's answer on who reads a record's history and what of it they may not see."""
+
+    def may_see_history(self, principal: Principal, patient_id: str) -> bool: ...
+
+    def history_hidden(self, principal: Principal, patient_id: str) -> frozenset[str]: ...
+
+
+class AccountLike(Protocol):
+    @property
+    def patient_id(self) -> str | None: ...
+    @property
+    def rpps(self) -> str | None: ...
+    @property
+    def profession(self) -> str | None: ...
+
+
+class AccountDirectory(Protocol):
+    def account(self, account_id: str) -> AccountLike | None: ...
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """What the reader asks for: a period (UTC, the last 12 months by default), one
+    professional (RPPS), one kind (``KINDS``)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    professional: str | None = None
+    kind: str | None = None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of the history: ids and codes; the page turns them into words."""
+
+    event_id: str
+    time: str  # UTC ISO instant
+    action: str  # read, search, create, mask, break-glass, ...
+    res_type: str | None
+    outcome: int
+    actor: str  # account or client id
+    actor_kind: str  # professional | person | app | backend | operator | platform
+    why: str  # one of KINDS but "refused"
+    rpps: str | None = None
+    profession: str | None = None
+    name: str | None = None
+    organisation: str | None = None
+    emergency_reason: str | None = None
+    items: list[str] = field(default_factory=list)  # Type/id the reader may see
+    sealed: bool = False  # in a signed checkpoint with a proof (else: being sealed)
+
+    @property
+    def refused(self) -> bool:
+        return self.outcome >= 400
+
+
+CSV_COLUMNS = (
+    "date (UTC)",
+    "qui",
+    "RPPS",
+    "profession",
+    "organisation",
+    "action",
+    "type",
+    "motif",
+    "motif d'urgence",
+    "résultat",
+    "éléments",
+    "événement",
+)
+
+
+class AccessHistory:
+    """The patient's access history for the web: entries, CSV, verification, proof files."""
+
+    def __init__(
+        self,
+        audit: AuditService,
+        gate: HistoryGate,
+        accounts: AccountDirectory,
+        fhir: FhirService,
+        *,
+        base_url: str = "",
+    ) -> None:
+        self.audit = audit
+        self.gate = gate
+        self.accounts = accounts
+        self.fhir = fhir
+        self.base_url = base_url
+
+    # -- the gate --------------------------------------------------------------------------------
+
+    def _guard(self, ctx: RequestContext, patient_id: str) -> frozenset[str]:
+        """The items hidden from the reader; refused readers are audited and told nothing."""
+        if not self.gate.may_see_history(ctx.principal, patient_id):
+            denied = replace(ctx, rule="history-patient-or-representative")
+            self.audit.record_failure(denied, "history-read", "Patient", patient_id, 404)
+            raise HistoryUnavailableError(patient_id)
+        return self.gate.history_hidden(ctx.principal, patient_id)
+
+    # -- entries ---------------------------------------------------------------------------------
+
+    def entries(
+        self, ctx: RequestContext, patient_id: str, wanted: HistoryFilter | None = None
+    ) -> list[HistoryEntry]:
+        """The reader's view of ``patient_id``'s history, newest first, filtered."""
+        wanted = wanted or HistoryFilter()
+        hidden = self._guard(ctx, patient_id)
+        since = stamp(wanted.since or utc_now() - timedelta(days=31 * HISTORY_MONTHS))
+        until = stamp(wanted.until) if wanted.until else None
+        logged = self._events(ctx, patient_id, hidden, since)
+        entries = self._describe(ctx, patient_id, logged, hidden)
+        return [
+            e
+            for e in entries
+            if e.time >= since
+            and (until is None or e.time < until)
+            and (not wanted.professional or wanted.professional in (e.rpps, e.actor))
+            and _of_kind(e, wanted.kind)
+        ]
+
+    def _events(
+        self, ctx: RequestContext, patient_id: str, hidden: frozenset[str], since: str
+    ) -> list[LoggedEvent]:
+        found: list[LoggedEvent] = []
+        offset = 0
+        while len(found) < MAX_EVENTS:
+            page = self._page(ctx, patient_id, hidden, offset)
+            found.extend(page.events)
+            offset += len(page.events)
+            oldest = _time(page.events[-1]) if page.events else ""
+            if len(page.events) < PAGE or oldest < since:
+                break
+        return found
+
+    def _page(
+        self, ctx: RequestContext, patient_id: str, hidden: frozenset[str], offset: int
+    ) -> HistoryPage:
+        if hidden:
+            return visible_history(self.audit, patient_id, ctx, hidden, count=PAGE, offset=offset)
+        return self.audit.patient_history(patient_id, ctx, count=PAGE, offset=offset)
+
+    def _describe(
+        self,
+        ctx: RequestContext,
+        patient_id: str,
+        logged: Sequence[LoggedEvent],
+        hidden: frozenset[str],
+    ) -> list[HistoryEntry]:
+        bodies = [orjson.loads(e.body) for e in logged]
+        accounts = {a: self.accounts.account(a) for a in {str(b.get("actor")) for b in bodies}}
+        rpps_of = {a: acc.rpps for a, acc in accounts.items() if acc is not None and acc.rpps}
+        names = self._practitioner_names(ctx, sorted(set(rpps_of.values())))
+        reasons: dict[str, str] = {}  # the latest emergency reason of each actor, oldest first
+        entries: list[HistoryEntry] = []
+        for event, body in reversed(list(zip(logged, bodies, strict=True))):
+            actor = str(body.get("actor"))
+            account = accounts.get(actor)
+            rule = str(body.get("rule") or "")
+            if body.get("action") == "break-glass" and "reason:" in rule:
+                reasons[actor] = rule.split("reason:", 1)[1].split()[0]
+            why = _why(body, account, patient_id)
+            items = [
+                item_of(ref)
+                for piece in event.slices
+                if shown(piece, hidden)
+                for ref in slice_refs(piece)
+                if item_of(ref) not in hidden
+            ]
+            rpps = rpps_of.get(actor)
+            entries.append(
+                HistoryEntry(
+                    event_id=event.event_id,
+                    time=str(body.get("time")),
+                    action=str(body.get("action")),
+                    res_type=body.get("type"),
+                    outcome=int(body.get("outcome") or 0),
+                    actor=actor,
+                    actor_kind=_actor_kind(body),
+                    why=why,
+                    rpps=rpps,
+                    profession=account.profession if account is not None else None,
+                    name=names.get(rpps) if rpps else None,
+                    organisation=body.get("organisation"),
+                    emergency_reason=reasons.get(actor) if why == EMERGENCY else None,
+                    items=sorted(set(items)),
+                    sealed=event.leaf_index is not None and event.proof is not None,
+                )
+            )
+        entries.reverse()
+        return entries
+
+    def _practitioner_names(self, ctx: RequestContext, rpps: list[str]) -> dict[str, str]:
+        return practitioner_names(self.fhir, ctx, rpps, self.base_url)
+
+    # -- one entry: verification and proof file -------------------------------------------------
+
+    def _one(
+        self, ctx: RequestContext, patient_id: str, event_id: str
+    ) -> tuple[LoggedEvent, Any, frozenset[str]]:
+        hidden = self._guard(ctx, patient_id)
+        try:
+            logged, checkpoint = self.audit.event(event_id, ctx)
+        except KeyError:
+            raise HistoryUnavailableError(event_id) from None
+        mine = [s for s in logged.slices if orjson.loads(s).get("patient") == patient_id]
+        if not mine or not any(shown(s, hidden) for s in mine):
+            raise HistoryUnavailableError(event_id)  # another record's event: as if missing
+        return replace(logged, slices=mine), checkpoint, hidden
+
+    def verify(self, ctx: RequestContext, patient_id: str, event_id: str) -> InclusionCheck:
+        """Check one entry's inclusion proof against the signed checkpoint."""
+        logged, checkpoint, _hidden = self._one(ctx, patient_id, event_id)
+        return check_inclusion(logged, checkpoint, self.audit.public_key, patient_id)
+
+    def proof(self, ctx: RequestContext, patient_id: str, event_id: str) -> bytes:
+        """One entry as an export file (NDJSON) the verifier of docs/audit.md accepts."""
+        logged, checkpoint, hidden = self._one(ctx, patient_id, event_id)
+        return proof_file(logged, checkpoint, self.audit.public_key, patient_id, hidden)
+
+
+def practitioner_names(
+    fhir: FhirService, ctx: RequestContext, rpps: list[str], base_url: str = ""
+) -> dict[str, str]:
+    """Professionals' names by RPPS from the shared directory, in one search read as the
+    reader (directory resources are readable by every signed-in caller)."""
+    if not rpps:
+        return {}
+    wanted = ",".join(f"{RPPS_SYSTEM}|{n}" for n in rpps[:100])
+    try:
+        bundle = fhir.search(base_url, "Practitioner", [("identifier", wanted)], ctx=ctx)
+    except FhirError:
+        return {}
+    names: dict[str, str] = {}
+    for entry in bundle.get("entry") or []:
+        resource = entry.get("resource") or {}
+        number = next(
+            (
+                str(i.get("value"))
+                for i in resource.get("identifier") or []
+                if i.get("system") == RPPS_SYSTEM
+            ),
+            None,
+        )
+        if number:
+            names[number] = _display_name(resource.get("name") or [])
+    return names
+
+
+def as_csv(entries: Iterable[HistoryEntry]) -> str:
+    """The entries as CSV (``;``-separated, as French spreadsheets expect), ids and codes."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for e in entries:
+        writer.writerow(
+            [
+                e.time,
+                _csv_safe(e.name or e.actor),
+                e.rpps or "",
+                e.profession or "",
+                _csv_safe(e.organisation or ""),
+                e.action,
+                e.res_type or "",
+                e.why,
+                e.emergency_reason or "",
+                e.outcome,
+                " ".join(e.items),
+                e.event_id,
+            ]
+        )
+    return out.getvalue()
+
+
+def _of_kind(entry: HistoryEntry, kind: str | None) -> bool:
+    """Whether an entry is of the kind asked for; care includes the médecin traitant's."""
+    if not kind:
+        return True
+    if kind == "refused":
+        return entry.refused
+    return entry.why == kind or (kind == CARE and entry.why == MEDECIN_TRAITANT)
+
+
+def _csv_safe(text: str) -> str:
+    """A cell a spreadsheet will not run as a formula (CSV injection)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _time(event: LoggedEvent) -> str:
+    return str(orjson.loads(event.body).get("time"))
+
+
+def _actor_kind(body: dict[str, Any]) -> str:
+    role = str(body.get("role") or "")
+    if role.startswith("professional"):
+        return "professional"
+    return role if role in ("person", "app", "backend", "operator") else "platform"
+
+
+def _why(body: dict[str, Any], account: AccountLike | None, patient_id: str) -> str:
+    rule = str(body.get("rule") or "")
+    kind = _actor_kind(body)
+    if body.get("purpose") == "emergency" or rule.startswith("break-glass"):
+        return EMERGENCY
+    if kind == "professional":
+        return MEDECIN_TRAITANT if rule.startswith("medecin-traitant") else CARE
+    if kind == "person":
+        own = account is not None and account.patient_id == patient_id
+        return SELF if own else REPRESENTATIVE
+    if kind == "app":
+        return APP
+    return PLATFORM
+
+
+def _display_name(names: list[dict[str, Any]]) -> str:
+    if not names:
+        return ""
+    name = names[0]
+    if name.get("text"):
+        return str(name["text"])
+    parts = [*name.get("prefix", []), *name.get("given", []), name.get("family", "")]
+    return " ".join(str(p) for p in parts if p)

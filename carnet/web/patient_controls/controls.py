@@ -1,0 +1,282 @@
+"""Who sees what: masks with their preview, blocked professionals, emergency-access opposition,
+research opt-out. Plain forms, POST-redirect-GET; the services decide and audit."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from carnet.authn.step_up import STEP_UP_FIELD, StepUpRefusedError
+from carnet.dependencies import AccountsDep, ControlsDep, FhirDep, SettingsDep, StepUpDep
+from carnet.fhir.errors import FhirError
+from carnet.policy.controls import ControlError, ControlsService
+from carnet.policy.service import INVISIBLE_REPRESENTANTS_LEGAUX, MASQUE_PS
+from carnet.record.history import practitioner_names
+from carnet.web.caller import PageCaller, PersonPage
+from carnet.web.flash import redirect, register_flash
+from carnet.web.i18n import N_
+from carnet.web.patient_controls import labels
+from carnet.web.patient_controls.deps import NotTheirsError, acting_for, with_patient
+from carnet.web.router import not_found_page
+from carnet.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+MASKED = register_flash("controls.masked", N_("Le document est masqué aux professionnels."))
+UNMASKED = register_flash("controls.unmasked", N_("Le document est de nouveau visible."))
+KEPT = register_flash("controls.kept", N_("Le document est caché à vos représentants légaux."))
+SHARED = register_flash("controls.shared", N_("Vos représentants légaux voient ce document."))
+BLOCKED = register_flash("controls.blocked", N_("Ce professionnel est bloqué."))
+UNBLOCKED = register_flash("controls.unblocked", N_("Ce professionnel n'est plus bloqué."))
+SAVED = register_flash("controls.saved", N_("Vos choix sont enregistrés."))
+
+Text = Annotated[str, Form()]
+OptionalText = Annotated[str, Form()]
+
+
+def documents(fhir: Any, caller: PageCaller, patient_id: str, base: str) -> list[dict[str, str]]:
+    """The record's documents as the caller reads them (the policy filters in the query)."""
+    bundle = fhir.search(
+        base, "DocumentReference", [("patient", patient_id), ("_count", "200")], ctx=caller.ctx
+    )
+    found = []
+    for entry in bundle.get("entry") or []:
+        doc = entry["resource"]
+        found.append(
+            {"id": doc["id"], "title": document_title(doc), "date": str(doc.get("date") or "")}
+        )
+    return sorted(found, key=lambda d: d["date"], reverse=True)
+
+
+def document_title(doc: dict[str, Any]) -> str:
+    for attachment in (c.get("attachment") or {} for c in doc.get("content") or []):
+        if attachment.get("title"):
+            return str(attachment["title"])
+    for coding in (doc.get("type") or {}).get("coding") or []:
+        if coding.get("display"):
+            return str(coding["display"])
+    return str((doc.get("type") or {}).get("text") or doc.get("description") or "Document")
+
+
+def _profession_of(accounts: Any) -> Any:
+    def profession_of(rpps: str) -> str | None:
+        account = accounts.find_by_rpps(rpps)
+        return account.profession if account is not None else None
+
+    return profession_of
+
+
+@router.get("/espace/controles")
+def controls_page(
+    request: Request,
+    caller: PersonPage,
+    controls: ControlsDep,
+    fhir: FhirDep,
+    settings: SettingsDep,
+    pour: str | None = None,
+) -> Response:
+    """Masks, blocks, emergency access and research, on one page."""
+    return _controls_page(request, caller, controls, fhir, str(settings.fhir_base_url), pour)
+
+
+def _controls_page(
+    request: Request,
+    caller: PageCaller,
+    controls: ControlsService,
+    fhir: Any,
+    base: str,
+    pour: str | None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    try:
+        patient_id, as_rep = acting_for(controls, caller, pour)
+    except NotTheirsError:
+        return not_found_page(request)
+    state = controls.controls(caller.ctx, patient_id)
+    masked = {m["resource"] for m in state.masks if m["flag"] == MASQUE_PS}
+    names = practitioner_names(
+        fhir, caller.ctx, sorted({*state.blocked, *(c["rpps"] for c in state.care)}), base
+    )
+    return render(
+        request,
+        "patient_controls/controls.html",
+        {
+            "patient_id": patient_id,
+            "as_representative": as_rep,
+            "pour": patient_id if as_rep else "",
+            "documents": documents(fhir, caller, patient_id, base),
+            "masked": masked,
+            "blocked": [(rpps, names.get(rpps, "")) for rpps in state.blocked],
+            "care": [
+                (c["rpps"], names.get(c["rpps"], ""), c["medecinTraitant"]) for c in state.care
+            ],
+            "emergency_opposition": state.emergency_opposition,
+            "research_optout": state.research_optout,
+            "errors": errors or {},
+            "self_path": with_patient("/espace/controles", patient_id, as_rep),
+        },
+        caller=caller.principal,
+        csrf_token=caller.csrf_token,
+        status=status,
+    )
+
+
+@router.get("/espace/controles/document/{doc_id}")
+def document_page(
+    doc_id: str,
+    request: Request,
+    caller: PersonPage,
+    controls: ControlsDep,
+    accounts: AccountsDep,
+    fhir: FhirDep,
+    settings: SettingsDep,
+) -> Response:
+    """Who reads this document now, and who would still read it if masked (the policy's answer)."""
+    reference = f"DocumentReference/{doc_id}"
+    try:
+        stored = fhir.read("DocumentReference", doc_id, ctx=caller.ctx)
+        seen = controls.audience(caller.ctx, reference, _profession_of(accounts))
+        patient_id, as_rep = acting_for(controls, caller, stored.patient_id)
+    except (FhirError, ControlError, NotTheirsError):
+        return not_found_page(request)  # foreign, hidden or missing: the same page
+    state = controls.controls(caller.ctx, patient_id)
+    flags = {m["flag"] for m in state.masks if m["resource"] == reference}
+    base = str(settings.fhir_base_url)
+    rpps = sorted({v.rpps for v in [*seen.now, *seen.if_masked]})
+    names = practitioner_names(fhir, caller.ctx, rpps, base)
+    return render(
+        request,
+        "patient_controls/document.html",
+        {
+            "doc_id": doc_id,
+            "title": document_title(stored.body or {}),
+            "masked": MASQUE_PS in flags,
+            "kept_from_representatives": INVISIBLE_REPRESENTANTS_LEGAUX in flags,
+            "as_representative": as_rep,
+            "now": [(v, names.get(v.rpps, "")) for v in seen.now],
+            "if_masked": [(v, names.get(v.rpps, "")) for v in seen.if_masked],
+            "professions": labels.PROFESSIONS,
+            "back": with_patient("/espace/controles", patient_id, as_rep),
+        },
+        caller=caller.principal,
+        csrf_token=caller.csrf_token,
+    )
+
+
+@router.post("/espace/controles/document/{doc_id}")
+def set_document_mask(
+    doc_id: str,
+    request: Request,
+    caller: PersonPage,
+    controls: ControlsDep,
+    choice: Text,
+) -> Response:
+    """Mask or unmask the document from professionals; a minor hides it from representatives."""
+    flags = {
+        "masquer": (MASQUE_PS, True, MASKED),
+        "demasquer": (MASQUE_PS, False, UNMASKED),
+        "cacher-representants": (INVISIBLE_REPRESENTANTS_LEGAUX, True, KEPT),
+        "montrer-representants": (INVISIBLE_REPRESENTANTS_LEGAUX, False, SHARED),
+    }
+    if choice not in flags:
+        return not_found_page(request)
+    flag, on, message = flags[choice]
+    try:
+        controls.set_mask(caller.ctx, f"DocumentReference/{doc_id}", flag, on=on)
+    except ControlError as err:
+        controls.refused(caller.ctx, "mask" if on else "unmask", err.status)
+        return not_found_page(request)
+    return redirect(f"/espace/controles/document/{doc_id}", message)
+
+
+@router.post("/espace/controles/blocage")
+def block(
+    request: Request,
+    caller: PersonPage,
+    controls: ControlsDep,
+    fhir: FhirDep,
+    settings: SettingsDep,
+    step_up: StepUpDep,
+    rpps: Text,
+    action: Text,
+    pour: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    code: Annotated[str, Form()] = "",
+) -> Response:
+    """Block a professional by RPPS; lifting a block asks for the password and a new code."""
+    base = str(settings.fhir_base_url)
+    try:
+        patient_id, as_rep = acting_for(controls, caller, pour)
+    except NotTheirsError:
+        return not_found_page(request)
+    on = action != "debloquer"
+    if not on and (refusal := _step_up(step_up, caller, password, code, "unblock")):
+        return _controls_page(
+            request, caller, controls, fhir, base, pour, {f"code-{rpps}": refusal}, 403
+        )
+    try:
+        controls.set_block(caller.ctx, patient_id, rpps.strip(), on=on)
+    except ControlError as err:
+        controls.refused(caller.ctx, "block" if on else "unblock", err.status)
+        message = N_("Un numéro RPPS compte 11 chiffres.")
+        return _controls_page(request, caller, controls, fhir, base, pour, {"rpps": message}, 400)
+    done = BLOCKED if on else UNBLOCKED
+    return redirect(with_patient("/espace/controles", patient_id, as_rep), done)
+
+
+@router.post("/espace/controles/preferences")
+def preferences(
+    request: Request,
+    caller: PersonPage,
+    controls: ControlsDep,
+    fhir: FhirDep,
+    settings: SettingsDep,
+    step_up: StepUpDep,
+    pour: Annotated[str, Form()] = "",
+    emergency_opposition: Annotated[str, Form()] = "",
+    research_optout: Annotated[str, Form()] = "",
+    section: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    code: Annotated[str, Form()] = "",
+) -> Response:
+    """Emergency-access opposition (lifting it asks for a step-up) or the research opt-out."""
+    try:
+        patient_id, as_rep = acting_for(controls, caller, pour)
+    except NotTheirsError:
+        return not_found_page(request)
+    current = controls.controls(caller.ctx, patient_id)
+    if section == "urgence":
+        opposed = emergency_opposition == "1"
+        if current.emergency_opposition and not opposed:
+            refusal = _step_up(step_up, caller, password, code, "preferences")
+            if refusal:
+                base = str(settings.fhir_base_url)
+                errors = {"code-urgence": refusal}
+                return _controls_page(request, caller, controls, fhir, base, pour, errors, 403)
+        controls.set_preferences(caller.ctx, patient_id, emergency_opposition=opposed)
+    elif section == "recherche":
+        controls.set_preferences(caller.ctx, patient_id, research_optout=research_optout == "1")
+    else:
+        return not_found_page(request)
+    return redirect(with_patient("/espace/controles", patient_id, as_rep), SAVED)
+
+
+def _step_up(step_up: Any, caller: PageCaller, password: str, code: str, action: str) -> str | None:
+    """None when the password and a new code hold; else the message, the refusal audited."""
+    try:
+        step_up.check(caller.ctx, {STEP_UP_FIELD: {"password": password, "code": code.strip()}})
+    except StepUpRefusedError as exc:
+        patient = caller.principal.patient_id
+        step_up.audit.record_failure(
+            replace(caller.ctx, rule="step-up"), action, "Patient", patient, exc.status
+        )
+        if exc.status == 429:
+            return N_("Trop d'essais : réessayez dans quelques minutes.")
+        return N_(
+            "Mot de passe ou code incorrect : saisissez votre mot de passe et un nouveau code."
+        )
+    return None

@@ -1,0 +1,60 @@
+"""The services behind the patient's control pages, built per request from the application's
+(they hold references only), and the record a page acts for."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from carnet.dependencies import services_of
+from carnet.policy.controls import ControlError, ControlsService
+from carnet.record.alerts import AlertService
+from carnet.record.export import RecordExport
+from carnet.record.history import AccessHistory
+from carnet.web.caller import PageCaller
+
+PATIENT_PARAM = "pour"  # ?pour=<patient id>: the record of someone the person represents
+
+
+async def access_history(request: Request) -> AccessHistory:
+    s = services_of(request)
+    return AccessHistory(
+        s.audit, s.controls, s.accounts, s.fhir, base_url=str(s.settings.fhir_base_url)
+    )
+
+
+async def alert_service(request: Request) -> AlertService:
+    s = services_of(request)
+    return AlertService(s.engine, s.audit, s.controls)
+
+
+async def record_export(request: Request) -> RecordExport:
+    s = services_of(request)
+    return RecordExport(s.fhir, base_url=str(s.settings.fhir_base_url))
+
+
+HistoryDep = Annotated[AccessHistory, Depends(access_history)]
+AlertsDep = Annotated[AlertService, Depends(alert_service)]
+ExportDep = Annotated[RecordExport, Depends(record_export)]
+
+
+class NotTheirsError(Exception):
+    """The record asked for is not the caller's nor one they represent: a missing page."""
+
+
+def acting_for(controls: ControlsService, caller: PageCaller, pour: str | None) -> tuple[str, bool]:
+    """The record the page acts on (the caller's own, or one they represent) and whether as a
+    representative; raises NotTheirsError (the refusal audited) otherwise."""
+    try:
+        return controls.acting_for(caller.principal, pour or None, caller.ctx)
+    except ControlError:
+        raise NotTheirsError from None
+
+
+def with_patient(path: str, patient_id: str, as_representative: bool) -> str:
+    """``path`` for the record acted on (``?pour=`` when it is a represented person's)."""
+    if not as_representative:
+        return path
+    joiner = "&" if "?" in path else "?"
+    return f"{path}{joiner}{PATIENT_PARAM}={patient_id}"

@@ -1,0 +1,242 @@
+"""Alerts, representatives (and switching to the space of someone one represents), my data and
+closing the space."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from carnet.db.instants import utc_now
+from carnet.dependencies import ControlsDep, FhirDep, RecordDep, StepUpDep
+from carnet.fhir.errors import FhirError
+from carnet.policy.service import INVISIBLE_REPRESENTANTS_LEGAUX
+from carnet.record.export import ExportUnavailableError
+from carnet.web.caller import PersonPage
+from carnet.web.flash import redirect, register_flash
+from carnet.web.i18n import N_
+from carnet.web.patient_controls import labels
+from carnet.web.patient_controls.controls import _step_up
+from carnet.web.patient_controls.deps import (
+    AlertsDep,
+    ExportDep,
+    NotTheirsError,
+    acting_for,
+    with_patient,
+)
+from carnet.web.router import not_found_page
+from carnet.web.security import page_headers
+from carnet.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+ALERTS_SAVED = register_flash("alerts.saved", N_("Vos alertes sont enregistrées."))
+CLOSED = register_flash("space.closed", N_("L'espace est fermé."), "info")
+CONFIRM = N_("Cochez la case pour confirmer la fermeture.")
+
+
+@router.get("/espace/alertes")
+def alerts_page(
+    request: Request,
+    caller: PersonPage,
+    controls: ControlsDep,
+    alerts: AlertsDep,
+    pour: str | None = None,
+) -> Response:
+    try:
+        patient_id, as_rep = acting_for(controls, caller, pour)
+    except NotTheirsError:
+        return not_found_page(request)
+    choice = alerts.choice(caller.ctx, patient_id)
+    return render(
+        request,
+        "patient_controls/alerts.html",
+        {"choice": choice, "pour": patient_id if as_rep else "", "as_representative": as_rep},
+        caller=caller.principal,
+        csrf_token=caller.csrf_token,
+    )
+
+
+@router.post("/espace/alertes")
+def choose_alerts(
+    request: Request,
+    caller: PersonPage,
+    controls: ControlsDep,
+    alerts: AlertsDep,
+    pour: Annotated[str, Form()] = "",
+    first_access: Annotated[str, Form()] = "",
+    new_document: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        patient_id, as_rep = acting_for(controls, caller, pour)
+    except NotTheirsError:
+        return not_found_page(request)
+    alerts.choose(
+        caller.ctx, patient_id, first_access=first_access == "1", new_document=new_document == "1"
+    )
+    return redirect(with_patient("/espace/alertes", patient_id, as_rep), ALERTS_SAVED)
+
+
+def _patient_name(fhir: FhirDep, caller: PersonPage, patient_id: str) -> str:
+    """The represented person's name, read as the caller (the representative's right)."""
+    try:
+        body = fhir.read("Patient", patient_id, ctx=caller.ctx).body or {}
+    except FhirError:
+        return ""
+    name = (body.get("name") or [{}])[0]
+    return " ".join([*name.get("given", []), name.get("family", "")]).strip()
+
+
+@router.get("/espace/representants")
+def representatives_page(
+    request: Request,
+    caller: PersonPage,
+    controls: ControlsDep,
+    record: RecordDep,
+    fhir: FhirDep,
+) -> Response:
+    """One's representatives, the people one represents (switch to their space), and for a
+    minor the items kept from their representatives."""
+    own = caller.principal.patient_id or ""
+    space = record.space(own)
+    representatives = space.representatives if space is not None else []
+    represented = record.representatives.represented_patients(own)
+    state = controls.controls(caller.ctx, None)
+    kept = [m["resource"] for m in state.masks if m["flag"] == INVISIBLE_REPRESENTANTS_LEGAUX]
+    return render(
+        request,
+        "patient_controls/representatives.html",
+        {
+            "representatives": representatives,
+            "represented": [(pid, _patient_name(fhir, caller, pid)) for pid in represented],
+            "kept": [ref.partition("/")[2] for ref in kept if ref.startswith("DocumentReference/")],
+            "kinds": labels.REPRESENTATION_KINDS,
+        },
+        caller=caller.principal,
+        csrf_token=caller.csrf_token,
+    )
+
+
+@router.get("/espace/representants/{patient_id}")
+def represented_space(
+    patient_id: str, request: Request, caller: PersonPage, controls: ControlsDep, fhir: FhirDep
+) -> Response:
+    """The space of someone one represents: their controls, history, alerts and data."""
+    try:
+        pid, as_rep = acting_for(controls, caller, patient_id)
+    except NotTheirsError:
+        return not_found_page(request)
+    if not as_rep:
+        return redirect("/espace")
+    return render(
+        request,
+        "patient_controls/represented.html",
+        {
+            "name": _patient_name(fhir, caller, pid),
+            "links": [
+                (with_patient(path, pid, True), title)
+                for path, title in (
+                    ("/espace/controles", N_("Qui voit son dossier")),
+                    ("/espace/historique", N_("Historique des accès")),
+                    ("/espace/alertes", N_("Alertes")),
+                    ("/espace/mes-donnees", N_("Ses données")),
+                )
+            ],
+            "as_representative": True,
+        },
+        caller=caller.principal,
+        csrf_token=caller.csrf_token,
+    )
+
+
+@router.get("/espace/mes-donnees")
+def my_data_page(
+    request: Request,
+    caller: PersonPage,
+    controls: ControlsDep,
+    record: RecordDep,
+    pour: str | None = None,
+) -> Response:
+    return _my_data(request, caller, controls, record, pour)
+
+
+def _my_data(
+    request: Request,
+    caller: PersonPage,
+    controls: ControlsDep,
+    record: RecordDep,
+    pour: str | None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    try:
+        patient_id, as_rep = acting_for(controls, caller, pour)
+    except NotTheirsError:
+        return not_found_page(request)
+    space = record.space(patient_id)
+    return render(
+        request,
+        "patient_controls/my_data.html",
+        {
+            "space": space,
+            "kept_until": record.retention_end(utc_now()),
+            "years": record.retention_years,
+            "archive_path": with_patient("/espace/mes-donnees/dossier.zip", patient_id, as_rep),
+            "pour": patient_id if as_rep else "",
+            "as_representative": as_rep,
+            "errors": errors or {},
+        },
+        caller=caller.principal,
+        csrf_token=caller.csrf_token,
+        status=status,
+    )
+
+
+@router.get("/espace/mes-donnees/dossier.zip")
+def my_data_archive(
+    request: Request,
+    caller: PersonPage,
+    controls: ControlsDep,
+    export: ExportDep,
+    pour: str | None = None,
+) -> Response:
+    """The whole record: a FHIR Bundle and the documents' files, in one zip (EHDS art. 7)."""
+    try:
+        patient_id, _ = acting_for(controls, caller, pour)
+        data = export.archive(caller.ctx, patient_id)
+    except (NotTheirsError, ExportUnavailableError):
+        return not_found_page(request)
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={**page_headers(), "Content-Disposition": 'attachment; filename="mon-dossier.zip"'},
+    )
+
+
+@router.post("/espace/mes-donnees/fermeture")
+def close_space(
+    request: Request,
+    caller: PersonPage,
+    controls: ControlsDep,
+    record: RecordDep,
+    step_up: StepUpDep,
+    pour: Annotated[str, Form()] = "",
+    confirm: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    code: Annotated[str, Form()] = "",
+) -> Response:
+    """Close the space after a step-up; its data is kept until the retention ends."""
+    try:
+        patient_id, as_rep = acting_for(controls, caller, pour)
+    except NotTheirsError:
+        return not_found_page(request)
+    if confirm != "1":
+        return _my_data(request, caller, controls, record, pour, {"confirm": CONFIRM}, 400)
+    if refusal := _step_up(step_up, caller, password, code, "close"):
+        return _my_data(request, caller, controls, record, pour, {"code-fermeture": refusal}, 403)
+    try:
+        record.close(patient_id, reason="request", ctx=caller.ctx)
+    except FhirError:
+        return not_found_page(request)  # already closed, or no space: nothing to close
+    return redirect(with_patient("/espace/mes-donnees", patient_id, as_rep), CLOSED)
