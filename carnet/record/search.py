@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from carnet.caller import RequestContext
 from carnet.fhir.errors import FhirError, bad_request, gone, not_found
 from carnet.fhir.query import visible
+from carnet.fhir.repository import Unit
 from carnet.fhir.service import FhirService
 from carnet.record.search_items import AnalysedItem, AnalysisCache, Field
 from carnet.record.search_text import spans, terms
@@ -103,17 +104,35 @@ class RecordSearch:
             if patient.deleted:
                 raise gone(f"Patient/{patient_id} was deleted")
             where = visible(session.visibility("search"))
-            loaded = {
-                (stored.res_type, stored.res_id): stored
-                for stored in session.unit.compartment(patient_id, where=where)
-                if stored.res_type not in NOT_SEARCHED
-            }
-            items = {key: self.cache.get(stored) for key, stored in loaded.items()}
+            versions = [
+                v
+                for v in session.unit.compartment_versions(patient_id, where)
+                if v[0] not in NOT_SEARCHED
+            ]
+            items = self._analyses(session.unit, versions)
             ranked = rank(list(items.values()), query)
             best = ranked[: max(0, limit)]
             hits = [_hit(items[key], score, query) for key, score in best]
-            session.record("search", "Patient", [patient, *(loaded[key] for key, _ in best)])
+            shown = session.unit.load([key for key, _ in best])
+            session.record("search", "Patient", [patient, *shown])
         return SearchResults(hits, len(ranked), len(items))
+
+    def _analyses(
+        self, unit: Unit, versions: list[tuple[str, str, int]]
+    ) -> dict[tuple[str, str], AnalysedItem]:
+        """The analysis of each visible version: from the cache, the others loaded (decrypted)
+        and analysed now."""
+        found: dict[tuple[str, str], AnalysedItem] = {}
+        missing: list[tuple[str, str]] = []
+        for res_type, res_id, version in versions:
+            item = self.cache.held((res_type, res_id, version))
+            if item is None:
+                missing.append((res_type, res_id))
+            else:
+                found[(res_type, res_id)] = item
+        for stored in unit.load(missing) if missing else ():
+            found[(stored.res_type, stored.res_id)] = self.cache.get(stored)
+        return found
 
 
 def _query_terms(words: str) -> frozenset[str]:
@@ -149,12 +168,11 @@ def rank(
             score += idf * tf * (BM25_K1 + 1) / norm
         if score > 0:
             scored.append((score, item.date or "", item.res_type, item.res_id))
-    scored.sort(key=lambda s: (-s[0], _reverse(s[1]), s[2], s[3]))
+    # best score first; among equal scores the newest date, then type and id (a stable order)
+    scored.sort(key=lambda s: (s[2], s[3]))
+    scored.sort(key=lambda s: s[1], reverse=True)
+    scored.sort(key=lambda s: s[0], reverse=True)
     return [((res_type, res_id), score) for score, _, res_type, res_id in scored]
-
-
-def _reverse(text: str) -> tuple[int, ...]:
-    return tuple(-ord(c) for c in text)
 
 
 def _hit(item: AnalysedItem, score: float, query: frozenset[str]) -> SearchHit:

@@ -212,20 +212,29 @@ class AnalysisCache:
         self._items: OrderedDict[tuple[str, str, int], tuple[float, AnalysedItem]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, stored: StoredResource) -> AnalysedItem:
-        key = (stored.res_type, stored.res_id, stored.version)
+    def held(self, key: tuple[str, str, int]) -> AnalysedItem | None:
+        """The analysis of this (type, id, version) if it is still held."""
         now = time.monotonic()
         with self._lock:
             held = self._items.get(key)
-            if held is not None and now - held[0] < self.ttl_seconds:
-                self._items.move_to_end(key)
-                return held[1]
-        item = analyse(stored)
-        with self._lock:
-            self._items[key] = (now, item)
+            if held is None:
+                return None
+            if now - held[0] >= self.ttl_seconds:
+                del self._items[key]
+                return None
             self._items.move_to_end(key)
-            while len(self._items) > self.max_items:
-                self._items.popitem(last=False)
+            return held[1]
+
+    def get(self, stored: StoredResource) -> AnalysedItem:
+        """The analysis of this resource version, made now if it is not held."""
+        key = (stored.res_type, stored.res_id, stored.version)
+        item = self.held(key)
+        if item is None:
+            item = analyse(stored)
+            with self._lock:
+                self._items[key] = (time.monotonic(), item)
+                while len(self._items) > self.max_items:
+                    self._items.popitem(last=False)
         return item
 
     def clear(self) -> None:

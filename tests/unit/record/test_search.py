@@ -73,13 +73,8 @@ def _create(services: Services, body: dict[str, Any]) -> str:
     return services.fhir.create(body["resourceType"], body, ctx=AS_LOCAL_OPERATOR).stored.res_id
 
 
-@pytest.fixture(scope="module")
-def record(
-    tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: SqliteTemplate
-) -> Iterator[Record]:
-    data_dir = tmp_path_factory.mktemp("search") / "data"
-    migrated_sqlite.copy_into(data_dir)
-    services = build_services(make_settings(data_dir), migrate=False)
+def _fill(services: Services) -> tuple[str, str, str, str, str]:
+    """Two records; the first's hepatitis report masked from professionals, one of them blocked."""
     patient = _create(services, {"resourceType": "Patient", "birthDate": "1970-01-01"})
     other = _create(services, {"resourceType": "Patient", "birthDate": "1971-01-01"})
     fracture = _create(
@@ -127,16 +122,18 @@ def record(
     controls.declare_care(person, None, BLOCKED, medecin_traitant=False)
     controls.set_block(person, None, BLOCKED, on=True)
     controls.set_mask(person, f"DocumentReference/{hepatitis}", "MASQUE_PS", on=True)
-    yield Record(
-        services,
-        RecordSearch(services.fhir),
-        patient,
-        other,
-        fracture,
-        hepatitis,
-        glucose,
-        data_dir,
-    )
+    return patient, other, fracture, hepatitis, glucose
+
+
+@pytest.fixture(scope="module")
+def record(
+    tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: SqliteTemplate
+) -> Iterator[Record]:
+    data_dir = tmp_path_factory.mktemp("search") / "data"
+    migrated_sqlite.copy_into(data_dir)
+    services = build_services(make_settings(data_dir), migrate=False)
+    ids = _fill(services)
+    yield Record(services, RecordSearch(services.fhir), *ids, data_dir)
     services.close()
 
 
@@ -267,3 +264,27 @@ def test_search_words_never_reach_the_disk(record: Record) -> None:
         if path.is_file():
             raw = path.read_bytes()
             assert word.encode() not in raw and b"xylophon" not in raw, path
+
+
+def test_an_updated_item_is_searched_in_its_new_words(record: Record) -> None:
+    assert _found(record, AS_GP, "glycémie") == [record.glucose]
+    body = dict(record.services.fhir.read("Observation", record.glucose, ctx=AS_GP).body or {})
+    body["code"] = {"text": "Kaliémie"}
+    body["note"] = []
+    record.services.fhir.update("Observation", record.glucose, body, ctx=AS_LOCAL_OPERATOR)
+    try:
+        assert _found(record, AS_GP, "glycémie") == []
+        assert _found(record, AS_GP, "kaliemie") == [record.glucose]
+    finally:
+        body["code"] = {"text": "Glycémie à jeun"}
+        body["note"] = [{"text": "Contrôle de l'hépatite à prévoir."}]
+        record.services.fhir.update("Observation", record.glucose, body, ctx=AS_LOCAL_OPERATOR)
+
+
+@pytest.mark.both_backends
+def test_the_visible_versions_are_listed_alike_on_every_backend(services: Services) -> None:
+    patient, _other, fracture, _hepatitis, glucose = _fill(services)
+    search = RecordSearch(services.fhir)
+    results = search.search(AS_NURSE, patient, "hépatite fracture")
+    assert {h.res_id for h in results.hits} == {fracture, glucose}
+    assert results.searched == 2
