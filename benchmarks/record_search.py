@@ -35,7 +35,6 @@ sys.path.insert(0, str(ROOT))
 from carnet.app import Services, build_services  # noqa: E402
 from carnet.caller import Kind, Principal, RequestContext  # noqa: E402
 from carnet.demo.pdf import make_pdf  # noqa: E402
-from carnet.fhir.query import visible  # noqa: E402
 from carnet.record.search import RecordSearch  # noqa: E402
 from carnet.record.search_text import fold  # noqa: E402
 from carnet.settings import Settings  # noqa: E402
@@ -253,8 +252,9 @@ def main() -> None:
 
 def _visible(services: Services, patient: str) -> list[Any]:
     with services.fhir.session(AS_DOCTOR, "search", "Patient", patient) as session:
-        loaded = session.unit.compartment(patient, where=visible(session.visibility("search")))
-    return [s for s in loaded if s.res_type != "Patient"]
+        vis = session.visibility("search")
+        keys = [(t, i) for t, i, _ in session.visible_versions(patient, vis) if t != "Patient"]
+        return session.load_visible(vis, keys)
 
 
 if __name__ == "__main__":

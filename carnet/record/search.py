@@ -17,11 +17,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from carnet.caller import RequestContext
+from carnet.caller import RequestContext, Visibility
 from carnet.fhir.errors import FhirError, bad_request, gone, not_found
-from carnet.fhir.query import visible
-from carnet.fhir.repository import Unit
 from carnet.fhir.service import FhirService
+from carnet.fhir.session import FhirSession
 from carnet.record.search_items import AnalysedItem, AnalysisCache, Field
 from carnet.record.search_text import spans, terms
 
@@ -103,22 +102,20 @@ class RecordSearch:
                 raise FhirError(404, not_found(missing).issues, rule=err.rule) from None
             if patient.deleted:
                 raise gone(f"Patient/{patient_id} was deleted")
-            where = visible(session.visibility("search"))
+            vis = session.visibility("search")
             versions = [
-                v
-                for v in session.unit.compartment_versions(patient_id, where)
-                if v[0] not in NOT_SEARCHED
+                v for v in session.visible_versions(patient_id, vis) if v[0] not in NOT_SEARCHED
             ]
-            items = self._analyses(session.unit, versions)
+            items = self._analyses(session, vis, versions)
             ranked = rank(list(items.values()), query)
             best = ranked[: max(0, limit)]
             hits = [_hit(items[key], score, query) for key, score in best]
-            shown = session.unit.load([key for key, _ in best])
+            shown = session.load_visible(vis, [key for key, _ in best])
             session.record("search", "Patient", [patient, *shown])
         return SearchResults(hits, len(ranked), len(items))
 
     def _analyses(
-        self, unit: Unit, versions: list[tuple[str, str, int]]
+        self, session: FhirSession, vis: Visibility | None, versions: list[tuple[str, str, int]]
     ) -> dict[tuple[str, str], AnalysedItem]:
         """The analysis of each visible version: from the cache, the others loaded (decrypted)
         and analysed now."""
@@ -130,7 +127,7 @@ class RecordSearch:
                 missing.append((res_type, res_id))
             else:
                 found[(res_type, res_id)] = item
-        for stored in unit.load(missing) if missing else ():
+        for stored in session.load_visible(vis, missing):
             found[(stored.res_type, stored.res_id)] = self.cache.get(stored)
         return found
 
