@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from sqlalchemy import select
+
 from carnet.caller import RequestContext
+from carnet.crypto.blind_index import BlindIndexer
 from carnet.fhir.service import FhirService
 from carnet.identity.ins import (
     INS_SYSTEMS,
@@ -24,6 +27,7 @@ from carnet.identity.ins import (
     status_from_patient,
     traits_from_patient,
 )
+from carnet.identity.models import identity, ins_digest
 from carnet.identity.nir import InvalidNIR, validate_nir
 
 MAX_FOUND = 20
@@ -57,8 +61,15 @@ class FoundPatient:
 class PatientFinder:
     """Finds Patients for a caller, through the FHIR search bound to that caller."""
 
-    def __init__(self, fhir: FhirService, *, base: str = "urn:carnet:workspace") -> None:
+    def __init__(
+        self,
+        fhir: FhirService,
+        blind: BlindIndexer | None = None,
+        *,
+        base: str = "urn:carnet:workspace",
+    ) -> None:
         self.fhir = fhir
+        self.blind = blind  # the INS hashes of the master patient index, for emergencies
         self.base = base
 
     def by_ins(self, ctx: RequestContext, matricule: str) -> list[FoundPatient]:
@@ -104,6 +115,34 @@ class PatientFinder:
             and p.sex == traits.sex
             and given in (p.given_names[0], " ".join(p.given_names))
         ]
+
+    def emergency_patient(self, ctx: RequestContext, matricule: str) -> str | None:
+        """The record of an INS for an emergency access (the caller has no right on it yet, so
+        the FHIR search cannot find it): the master patient index's link, read in a session of
+        the caller's so the lookup is audited as theirs (``break-glass-lookup``, ids only).
+        None when no active identity has this INS; PatientLookupError for a broken number."""
+        if self.blind is None:
+            return None
+        try:
+            value = validate_nir(matricule.replace(" ", ""))
+        except InvalidNIR as exc:
+            raise PatientLookupError(f"this INS is not valid: {exc}") from None
+        digests = [ins_digest(self.blind, Ins(system, value)) for system in INS_SYSTEMS]
+        with self.fhir.session(ctx, "break-glass-lookup", "Patient", None) as session:
+            found = session.unit.conn.execute(
+                select(identity.c.patient_id)
+                .where(
+                    identity.c.ins_hash.in_(digests),
+                    identity.c.state == "active",
+                    identity.c.patient_id.is_not(None),
+                )
+                .limit(2)
+            ).all()
+            patient = session.current("Patient", found[0][0]) if len(found) == 1 else None
+            session.record("break-glass-lookup", "Patient", [])
+        if patient is None or patient.deleted:
+            return None
+        return patient.res_id
 
     def _search(self, ctx: RequestContext, params: list[tuple[str, str]]) -> list[FoundPatient]:
         bundle = self.fhir.search(

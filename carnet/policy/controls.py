@@ -406,6 +406,22 @@ class ControlsService:
             return "emergency-opposition", "this patient refused emergency access"
         return None
 
+    def emergency_until(self, principal: Principal, patient_id: str) -> str | None:
+        """When this professional's emergency access to the record ends (the latest grant still
+        running), or None: for the red banner of the workspace while it lasts."""
+        if principal.kind is not Kind.PROFESSIONAL or not principal.rpps:
+            return None
+        g = access_break_glass.c
+        now = stamp(self.now())
+        with self.engine.connect() as conn:
+            ends = conn.execute(
+                select(g.expires_at)
+                .where(g.rpps == principal.rpps, g.patient_id == patient_id, g.expires_at > now)
+                .order_by(g.expires_at.desc())
+                .limit(1)
+            ).scalar()
+        return None if ends is None else str(ends)
+
     def alerts(self, ctx: RequestContext, *, open_only: bool = True) -> list[dict[str, Any]]:
         """Alerts for the operator (break-glass, lockouts); ids only."""
         if ctx.principal.kind is not Kind.OPERATOR:

@@ -60,7 +60,7 @@ def finder(
     odile = RequestContext(Principal(Kind.PERSON, "acct-odile", patient_id=ids["odile"]), "odile")
     services.controls.set_block(odile, None, BLOCKED, on=True)
     services.controls.set_block(odile, None, GP, on=False)
-    yield PatientFinder(services.fhir), ids
+    yield PatientFinder(services.fhir, services.crypto.blind), ids
     services.close()
 
 
@@ -133,3 +133,13 @@ def test_an_invalid_ins_is_refused_without_repeating_it(
     assert broken not in str(refused.value)
     with pytest.raises(PatientLookupError):
         find.by_ins(AS_GP, "Lefebvre")
+
+
+def test_an_emergency_finds_the_record_of_an_ins_without_a_right_on_it(
+    finder: tuple[PatientFinder, dict[str, str]],
+) -> None:
+    find, ids = finder
+    assert find.by_ins(AS_STRANGER, CLAIRE.nir) == []
+    assert find.emergency_patient(AS_STRANGER, CLAIRE.nir) == ids["claire"]
+    unknown = Person("Martin", "Jeanne", CLAIRE.birth, "F", order=999)
+    assert find.emergency_patient(AS_STRANGER, unknown.nir) is None
