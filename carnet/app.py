@@ -19,8 +19,10 @@ from carnet.audit import wiring as audit_wiring
 from carnet.audit.service import AuditService
 from carnet.authn import api as login_api
 from carnet.authn import oauth_api, oidc_api
+from carnet.authn import wiring as authn_wiring
 from carnet.authn.clients import ClientService
 from carnet.authn.guard import Authenticator, bearer_challenge, guard_dependency
+from carnet.authn.login import LoginVerifier
 from carnet.authn.oauth import OAuthService
 from carnet.authn.oidc import DevIdentityProvider, ProfessionalLogin
 from carnet.authn.service import AccountService
@@ -52,6 +54,7 @@ from carnet.record import wiring as record_wiring
 from carnet.record.representatives import represented_patients_in
 from carnet.record.service import RecordService, accepts_writes
 from carnet.settings import Settings
+from carnet.web import wiring as web_wiring
 from carnet.web_safety import (
     BodyLimits,
     BodyTooLarge,
@@ -78,6 +81,7 @@ class Services:
     record: RecordService
     pdp: PolicyDecisionPoint
     accounts: AccountService
+    login: LoginVerifier
     sessions: SessionService
     controls: ControlsService
     clients: ClientService
@@ -116,7 +120,8 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     identity = identity_wiring.build(settings, fhir, crypto, store.repository)
     record = record_wiring.build(settings, fhir, crypto)
     bulk = operations_wiring.build(settings, engine, fhir)
-    access = policy_wiring.build(settings, engine, crypto, audit, fhir, pdp)
+    controls = policy_wiring.build(settings, engine, audit, fhir, pdp)
+    authn = authn_wiring.build(settings, engine, crypto, audit)
     return Services(
         settings=settings,
         engine=engine,
@@ -128,16 +133,17 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         identity=identity,
         record=record,
         pdp=pdp,
-        accounts=access.accounts,
-        sessions=access.sessions,
-        controls=access.controls,
-        clients=access.clients,
-        oauth=access.oauth,
-        tickets=access.tickets,
-        dev_idp=access.dev_idp,
-        pro_login=access.pro_login,
-        authenticator=access.authenticator,
-        fhir_security=access.fhir_security,
+        accounts=authn.accounts,
+        login=authn.login,
+        sessions=authn.sessions,
+        controls=controls,
+        clients=authn.clients,
+        oauth=authn.oauth,
+        tickets=authn.tickets,
+        dev_idp=authn.dev_idp,
+        pro_login=authn.pro_login,
+        authenticator=authn.authenticator,
+        fhir_security=authn.fhir_security,
     )
 
 
@@ -178,6 +184,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(access_api.router)
     app.include_router(record_api.router)
     app.include_router(oidc_api.router)
+    web_wiring.mount(app)  # the portal's pages and static files (docs/web.md)
 
     @app.exception_handler(FhirError)
     async def fhir_error(request: Request, exc: FhirError) -> Response:
@@ -222,9 +229,5 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         # Ids only: the path and the exception type, never bodies or values.
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
         return fhir_api.error_response(FhirError.of(500, "exception", "internal error"))
-
-    @app.get("/", include_in_schema=False)
-    def home() -> dict[str, str]:
-        return {"service": "Carnet", "fhir": "/fhir/metadata"}
 
     return app

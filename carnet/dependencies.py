@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, Request
 
 from carnet.audit.service import AuditService
 from carnet.authn.clients import ClientService
+from carnet.authn.login import LoginVerifier
 from carnet.authn.oauth import OAuthService
 from carnet.authn.oidc import DevIdentityProvider, ProfessionalLogin
 from carnet.authn.service import AccountService
@@ -91,6 +92,10 @@ async def account_service(request: Request) -> AccountService:
     return services_of(request).accounts
 
 
+async def login_verifier(request: Request) -> LoginVerifier:
+    return services_of(request).login
+
+
 async def session_service(request: Request) -> SessionService:
     return services_of(request).sessions
 
@@ -126,6 +131,7 @@ IdentityDep = Annotated[IdentityService, Depends(identity_service)]
 RecordDep = Annotated[RecordService, Depends(record_service)]
 ControlsDep = Annotated[ControlsService, Depends(controls_service)]
 AccountsDep = Annotated[AccountService, Depends(account_service)]
+LoginDep = Annotated[LoginVerifier, Depends(login_verifier)]
 SessionsDep = Annotated[SessionService, Depends(session_service)]
 ClientsDep = Annotated[ClientService, Depends(client_service)]
 OAuthDep = Annotated[OAuthService, Depends(oauth_service)]
@@ -134,9 +140,9 @@ ProLoginDep = Annotated[ProfessionalLogin, Depends(professional_login)]
 DevIdpDep = Annotated[DevIdentityProvider | None, Depends(development_idp)]
 
 
-async def step_up(accounts: AccountsDep, audit: AuditDep) -> StepUp:
+async def step_up(login: LoginDep, audit: AuditDep) -> StepUp:
     """The step-up check of the sensitive controls (password and a fresh code again)."""
-    return StepUp(accounts, audit)
+    return StepUp(login, audit)
 
 
 StepUpDep = Annotated[StepUp, Depends(step_up)]

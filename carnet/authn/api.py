@@ -19,9 +19,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from carnet.authn.login import LoginVerifier
 from carnet.authn.service import AccountError, AccountService, LoginThrottledError
 from carnet.authn.sessions import SessionError, SessionService
-from carnet.dependencies import AccountsDep, SessionsDep, SettingsDep
+from carnet.dependencies import AccountsDep, LoginDep, SessionsDep, SettingsDep
 from carnet.settings import Settings
 
 SESSION_COOKIE = "carnet_session"
@@ -110,7 +111,11 @@ def _refused(exc: AccountError) -> JSONResponse:
 
 @router.post("/login")
 async def login(
-    request: Request, accounts: AccountsDep, sessions: SessionsDep, settings: SettingsDep
+    request: Request,
+    accounts: AccountsDep,
+    login: LoginDep,
+    sessions: SessionsDep,
+    settings: SettingsDep,
 ) -> Response:
     """Check a login and password; answer with a pending session awaiting the second factor."""
     if _cross_origin(request, settings):
@@ -119,12 +124,13 @@ async def login(
     if fields is None or not fields.get("login") or not fields.get("password"):
         return error(400, "invalid_request", "send login and password (form or JSON)")
     # Off the event loop: password hashing and database writes block.
-    return await run_in_threadpool(_login, request, accounts, sessions, settings, fields)
+    return await run_in_threadpool(_login, request, accounts, login, sessions, settings, fields)
 
 
 def _login(
     request: Request,
     accounts: AccountService,
+    login: LoginVerifier,
     sessions: SessionService,
     settings: Settings,
     fields: dict[str, str],
@@ -132,7 +138,7 @@ def _login(
     # Whatever session cookie came with the request (an attacker may have planted it) is dropped.
     sessions.close(request.cookies.get(SESSION_COOKIE))
     try:
-        account_id = accounts.verify_password_login(
+        account_id = login.verify_password_login(
             fields["login"], fields["password"], _source(request)
         )
     except AccountError as exc:
@@ -148,19 +154,19 @@ def _login(
 
 @router.post("/totp")
 async def totp(
-    request: Request, accounts: AccountsDep, sessions: SessionsDep, settings: SettingsDep
+    request: Request, login: LoginDep, sessions: SessionsDep, settings: SettingsDep
 ) -> Response:
     """Complete a pending session with a TOTP code: a new session id, the pending one revoked."""
     if _cross_origin(request, settings):
         return error(403, "invalid_request", "cross-origin request refused")
     fields = await _fields(request)
     # Off the event loop: session lookups and writes, code checks.
-    return await run_in_threadpool(_totp, request, accounts, sessions, settings, fields)
+    return await run_in_threadpool(_totp, request, login, sessions, settings, fields)
 
 
 def _totp(
     request: Request,
-    accounts: AccountService,
+    login: LoginVerifier,
     sessions: SessionService,
     settings: Settings,
     fields: dict[str, str] | None,
@@ -174,7 +180,7 @@ def _totp(
     if fields is None or not fields.get("code"):
         return error(400, "invalid_request", "send the code (form or JSON)")
     try:
-        accounts.verify_totp(account_id, fields["code"], _source(request))
+        login.verify_totp(account_id, fields["code"], _source(request))
         new_cookie, csrf = sessions.promote(cookie)
     except AccountError as exc:
         return _refused(exc)
@@ -186,7 +192,7 @@ def _totp(
 
 @router.post("/logout")
 def logout(
-    request: Request, accounts: AccountsDep, sessions: SessionsDep, settings: SettingsDep
+    request: Request, login: LoginDep, sessions: SessionsDep, settings: SettingsDep
 ) -> Response:
     """Revoke the session (CSRF token required) and clear its cookies."""
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -196,7 +202,7 @@ def logout(
         return error(403, "invalid_request", f"missing or wrong {CSRF_HEADER} header")
     account_id = sessions.close(cookie)
     if account_id is not None:
-        accounts.logged_out(account_id, _source(request))
+        login.logged_out(account_id, _source(request))
     response = JSONResponse({"status": "logged_out"}, headers={"Cache-Control": "no-store"})
     _clear(response, settings)
     return response

@@ -25,7 +25,7 @@ from carnet.crypto.tokens import TokenError, TokenSigner
 from carnet.fhir.errors import FhirError, Issue
 from carnet.settings import Settings
 
-log = logging.getLogger("carnet.access")
+log = logging.getLogger("carnet.authn")
 
 SESSION_COOKIE = "carnet_session"
 CSRF_HEADER = "x-csrf-token"

@@ -6,7 +6,8 @@ replayed one revoking its whole family; client credentials with a signed JWT ass
 backend services (``system/`` scopes); revocation (RFC 7009). A person's approval is a grant
 (``access_grant``) they can list and revoke. Codes, refresh tokens and spent assertion jtis are kept
 as SHA-256 digests. Every access token comes from ``issue_access_token``; every issue, refresh,
-revocation and grant is audited (ids only).
+revocation and grant is audited (ids only). The grants themselves and the list of revoked access
+tokens are kept by grants.py (``Grants``, ``RevocationList``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 
 from carnet.audit.events import Actor, Touched, build_event
 from carnet.audit.service import AuditService
@@ -25,10 +26,9 @@ from carnet.authn.client_auth import ClientAuthenticator, OAuthError, constant_e
 from carnet.authn.client_keys import KeySetFetcher
 from carnet.authn.clients import Client, ClientKind, ClientService
 from carnet.authn.digests import digest
+from carnet.authn.grants import Grants, RevocationList, audit_oauth
 from carnet.authn.models import (
     access_auth_code,
-    access_client,
-    access_grant,
     access_refresh_token,
     access_revoked_token,
 )
@@ -69,9 +69,11 @@ class OAuthService:
         *,
         clock: Clock = utc_now,
         key_sets: KeySetFetcher | None = None,
+        revocations: RevocationList | None = None,
     ) -> None:
         """``key_sets`` fetches clients' keys from their JWKS URLs (a real HTTP client on the
-        hosts of ``jwks_url_hosts`` unless one is given, e.g. with a fake transport)."""
+        hosts of ``jwks_url_hosts`` unless one is given, e.g. with a fake transport);
+        ``revocations`` is the revoked-token list the request guard also reads."""
         self.engine = engine
         self.settings = settings
         self.signer = signer
@@ -79,6 +81,8 @@ class OAuthService:
         self.audit = audit
         self.accounts = accounts
         self.clock = clock
+        self.granted = Grants(engine, audit)
+        self.revocations = revocations or RevocationList(engine)
         self.token_endpoint = f"{settings.issuer_url}/oauth/token"
         self.key_sets = key_sets or KeySetFetcher(settings.jwks_url_hosts)
         self.authenticator = ClientAuthenticator(
@@ -179,17 +183,7 @@ class OAuthService:
                 )
             )
             if patient_id is not None:
-                key = and_(
-                    access_grant.c.patient_id == patient_id,
-                    access_grant.c.client_id == request.client_id,
-                )
-                values = {"scopes": " ".join(scopes), "granted_at": stamp(now), "revoked": False}
-                if conn.execute(update(access_grant).where(key).values(**values)).rowcount == 0:
-                    conn.execute(
-                        insert(access_grant).values(
-                            patient_id=patient_id, client_id=request.client_id, **values
-                        )
-                    )
+                Grants.record(conn, patient_id, request.client_id, scopes, now)
         self._audit("grant", user, request.client_id, patient_id, 200, source)
         return with_query(request.redirect_uri, {"code": code, "state": request.state})
 
@@ -296,7 +290,9 @@ class OAuthService:
             raise OAuthError("invalid_grant", "refresh token already used or revoked")
         if parse_stamp(row.expires_at) <= self.clock():
             raise OAuthError("invalid_grant", "refresh token expired")
-        if row.patient_id is not None and not self._grant_active(row.patient_id, client.client_id):
+        if row.patient_id is not None and not self.granted.is_active(
+            row.patient_id, client.client_id
+        ):
             raise OAuthError("invalid_grant", "the grant was revoked")
         principal = self._app_principal(client, row.account_id, row.patient_id, tuple(asked))
         response = self._issue(principal, tuple(asked), row.patient_id, "token-refresh", source)
@@ -453,33 +449,11 @@ class OAuthService:
             return  # not ours, or already expired: nothing left to revoke
         if claims.get("client_id") != client.client_id:
             return
-        expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
-        with writing(self.engine) as conn:
-            known = conn.execute(
-                select(access_revoked_token.c.jti).where(
-                    access_revoked_token.c.jti == str(claims["jti"])
-                )
-            ).first()
-            if known is None:
-                conn.execute(
-                    insert(access_revoked_token).values(
-                        jti=str(claims["jti"]), expires_at=stamp(expires)
-                    )
-                )
+        self.revocations.add(str(claims["jti"]), datetime.fromtimestamp(int(claims["exp"]), UTC))
         patient = claims.get("patient")
         self._audit_client(
             "token-revoke", client, patient if isinstance(patient, str) else None, 200, source
         )
-
-    def is_revoked(self, jti: str) -> bool:
-        """True if the access token with this jti was revoked before it expired."""
-        with self.engine.connect() as conn:
-            return (
-                conn.execute(
-                    select(access_revoked_token.c.jti).where(access_revoked_token.c.jti == jti)
-                ).first()
-                is not None
-            )
 
     def purge(self) -> int:
         """Delete expired codes, refresh tokens and revoked or spent jtis; returns how many."""
@@ -490,55 +464,20 @@ class OAuthService:
                 count += conn.execute(delete(table).where(table.c.expires_at < moment)).rowcount
         return count
 
-    # -- the person's grants ---------------------------------------------------------------------
+    # -- the person's grants (grants.py) -----------------------------------------------------------
 
     def grants(self, patient_id: str) -> list[Grant]:
         """The apps this patient granted access to (active grants only)."""
-        query = (
-            select(access_grant, access_client.c.name)
-            .join(access_client, access_client.c.client_id == access_grant.c.client_id)
-            .where(access_grant.c.patient_id == patient_id, ~access_grant.c.revoked)
-            .order_by(access_grant.c.granted_at)
-        )
-        with reading(self.engine) as conn:
-            return [
-                Grant(r.client_id, r.name, tuple(r.scopes.split()), r.granted_at)
-                for r in conn.execute(query)
-            ]
+        return self.granted.of_patient(patient_id)
 
     def revoke_grant(self, patient_id: str, client_id: str, who: Principal, *, source: str) -> bool:
-        """Withdraw a grant: the app's refresh tokens for this patient stop working at once,
-        its access tokens when they expire (minutes). False if there was no active grant."""
-        with writing(self.engine) as conn:
-            done = conn.execute(
-                update(access_grant)
-                .where(
-                    access_grant.c.patient_id == patient_id,
-                    access_grant.c.client_id == client_id,
-                    ~access_grant.c.revoked,
-                )
-                .values(revoked=True)
-            ).rowcount
-            conn.execute(
-                update(access_refresh_token)
-                .where(
-                    access_refresh_token.c.patient_id == patient_id,
-                    access_refresh_token.c.client_id == client_id,
-                )
-                .values(revoked=True)
-            )
-        if done:
-            self._audit("grant-revoke", who, client_id, patient_id, 200, source)
-        return bool(done)
+        """Withdraw a grant (``Grants.withdraw``): the app's refresh tokens for this patient stop
+        at once. False if there was no active grant."""
+        return self.granted.withdraw(patient_id, client_id, who, source=source)
 
-    def _grant_active(self, patient_id: str, client_id: str) -> bool:
-        with reading(self.engine) as conn:
-            row = conn.execute(
-                select(access_grant.c.revoked).where(
-                    access_grant.c.patient_id == patient_id, access_grant.c.client_id == client_id
-                )
-            ).first()
-        return row is not None and not row.revoked
+    def is_revoked(self, jti: str) -> bool:
+        """True if the access token with this jti was revoked before it expired."""
+        return self.revocations.is_revoked(jti)
 
     # -- audit -----------------------------------------------------------------------------------
 
@@ -551,16 +490,7 @@ class OAuthService:
         outcome: int,
         source: str,
     ) -> None:
-        actor = Actor(
-            actor=who.subject,
-            source=source,
-            purpose="access",
-            role=who.role,
-            organisation=who.organisation,
-            client_id=client_id,
-        )
-        touched = [Touched("Patient", patient_id, None, patient_id)] if patient_id else []
-        self.audit.append([build_event(actor, action, None, outcome, touched)])
+        audit_oauth(self.audit, action, who, client_id, patient_id, outcome, source)
 
     def _audit_refusal(
         self,

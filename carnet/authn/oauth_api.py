@@ -46,6 +46,34 @@ def _user(
     return principal, digest(cookie or "")
 
 
+def _ticket_claims(
+    tickets: Tickets,
+    purpose: str,
+    binding: str,
+    user: Principal,
+    form: dict[str, list[str]],
+    retry_hint: str,
+) -> dict[str, Any] | Response:
+    """The claims of the form's ticket for ``purpose``, issued to ``user`` in this session; or the
+    error page to answer with (expired: 400 with ``retry_hint``; someone else's: 403)."""
+    try:
+        claims = tickets.check(purpose, binding, form.get("ticket", [""])[0])
+    except TokenError:
+        return pages.error_page("Demande expirée", retry_hint, 400)
+    if claims.get("sub") != user.subject:
+        return pages.error_page("Demande invalide", "cette demande n'est pas la vôtre", 403)
+    return claims
+
+
+async def _client_form(request: Request) -> dict[str, str]:
+    """The token and revocation endpoints' form, one value a field; OAuthError if it is not a
+    form-encoded body (too large, or holding a NUL)."""
+    form = await _form(request)
+    if form is None:
+        raise OAuthError("invalid_request", "a form-encoded body is expected")
+    return _single(form)
+
+
 async def _form(request: Request) -> dict[str, list[str]] | None:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
@@ -169,11 +197,12 @@ def _decide(
     user, binding = _user(request, sessions, accounts)
     if user is None:
         return pages.error_page("Session expirée", "reconnectez-vous puis recommencez", 401)
-    try:
-        claims = tickets.check("authorize", binding, form.get("ticket", [""])[0])
-    except TokenError:
-        return pages.error_page("Demande expirée", "recommencez depuis l'application", 400)
-    if claims.get("sub") != user.subject or not isinstance(claims.get("req"), dict):
+    claims = _ticket_claims(
+        tickets, "authorize", binding, user, form, "recommencez depuis l'application"
+    )
+    if isinstance(claims, Response):
+        return claims
+    if not isinstance(claims.get("req"), dict):
         return pages.error_page("Demande invalide", "cette demande n'est pas la vôtre", 403)
     try:
         checked = oauth.check_request({**claims["req"], "aud": oauth.settings.token_audience})
@@ -192,12 +221,10 @@ def _decide(
 async def token(request: Request, oauth: OAuthDep) -> JSONResponse:
     """Authorization code, refresh token and client credentials grants."""
     try:
-        form = await _form(request)
-        if form is None:
-            raise OAuthError("invalid_request", "a form-encoded body is expected")
+        form = await _client_form(request)
         # Off the event loop: database writes and secret hashing block.
         answer: dict[str, Any] = await run_in_threadpool(
-            oauth.token, _single(form), _basic(request), source=_source(request)
+            oauth.token, form, _basic(request), source=_source(request)
         )
     except OAuthError as exc:
         return _oauth_error(exc)
@@ -208,12 +235,8 @@ async def token(request: Request, oauth: OAuthDep) -> JSONResponse:
 async def revoke(request: Request, oauth: OAuthDep) -> Response:
     """RFC 7009 revocation: 200 whether or not the token was known."""
     try:
-        form = await _form(request)
-        if form is None:
-            raise OAuthError("invalid_request", "a form-encoded body is expected")
-        await run_in_threadpool(
-            oauth.revoke, _single(form), _basic(request), source=_source(request)
-        )
+        form = await _client_form(request)
+        await run_in_threadpool(oauth.revoke, form, _basic(request), source=_source(request))
     except OAuthError as exc:
         return _oauth_error(exc)
     return Response(status_code=200, headers=_NO_STORE)
@@ -262,12 +285,11 @@ def _withdraw(
     user, binding = _user(request, sessions, accounts)
     if user is None or user.kind is not Kind.PERSON or not user.patient_id:
         return pages.error_page("Connexion requise", "connectez-vous à votre espace", 401)
-    try:
-        claims = tickets.check("grants", binding, form.get("ticket", [""])[0])
-    except TokenError:
-        return pages.error_page("Demande expirée", "rechargez la page et recommencez", 400)
-    if claims.get("sub") != user.subject:
-        return pages.error_page("Demande invalide", "cette demande n'est pas la vôtre", 403)
+    claims = _ticket_claims(
+        tickets, "grants", binding, user, form, "rechargez la page et recommencez"
+    )
+    if isinstance(claims, Response):
+        return claims
     client_id = form.get("client_id", [""])[0]
     oauth.revoke_grant(user.patient_id, client_id, user, source=_source(request))
     return RedirectResponse("/oauth/grants", status_code=303)

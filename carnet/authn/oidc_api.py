@@ -21,7 +21,7 @@ from carnet.crypto.tokens import TokenSigner
 from carnet.dependencies import AccountsDep, DevIdpDep, ProLoginDep, SessionsDep, SettingsDep
 from carnet.settings import Settings
 
-log = logging.getLogger("carnet.access")
+log = logging.getLogger("carnet.authn")
 
 router = APIRouter(tags=["oidc"])
 LOGIN_COOKIE = "carnet_pro_login"

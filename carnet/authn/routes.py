@@ -90,4 +90,9 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/dev-idp/jwks": Guard.PUBLIC,
     "/dev-idp/authorize": Guard.PUBLIC,
     "/dev-idp/token": Guard.PUBLIC,
+    # the portal's pages: each authenticates its caller itself (carnet/web/caller.py: a
+    # redirect to sign-in, the CSRF field of every POST); listed here so none is left unguarded
+    "/langue/{code}": Guard.PUBLIC,
+    "/espace": Guard.PUBLIC,
+    "/deconnexion": Guard.PUBLIC,
 }

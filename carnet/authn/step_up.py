@@ -18,7 +18,8 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from carnet.audit.service import AuditService
-from carnet.authn.service import AccountError, AccountService, LoginThrottledError
+from carnet.authn.login import LoginVerifier
+from carnet.authn.service import AccountError, LoginThrottledError
 from carnet.caller import Kind, RequestContext
 
 STEP_UP_FIELD = "stepUp"
@@ -37,8 +38,8 @@ class StepUpRefusedError(Exception):
 class StepUp:
     """Checks the step-up proof of a person's request and audits its refusal."""
 
-    def __init__(self, accounts: AccountService, audit: AuditService) -> None:
-        self.accounts = accounts
+    def __init__(self, login: LoginVerifier, audit: AuditService) -> None:
+        self.login = login
         self.audit = audit
 
     def check(self, ctx: RequestContext, body: Mapping[str, Any] | None) -> None:
@@ -58,7 +59,7 @@ class StepUp:
         if principal.kind is not Kind.PERSON:
             raise StepUpRefusedError(403, "step_up_failed", "only a person's account can step up")
         try:
-            self.accounts.verify_step_up(principal.subject, password, code, ctx.source)
+            self.login.verify_step_up(principal.subject, password, code, ctx.source)
         except LoginThrottledError as exc:
             raise StepUpRefusedError(
                 429,

@@ -63,7 +63,6 @@ HIDDEN_UNDER: dict[str, frozenset[str]] = {
 }
 
 RULES_TTL = 10.0  # seconds a server keeps the rule table before reading it again
-READ_ACTIONS = frozenset({"read", "vread", "history", "search"})
 WRITE_ACTIONS = frozenset({"create", "update", "delete"})
 
 

@@ -1,27 +1,14 @@
-"""The policy domain's wiring (with the authn services built over it): the policy decision point (before the FHIR service, whose access
-hook asks it), then the services built on the FHIR service: controls, accounts, sessions, OAuth
-clients and tokens, professionals' login and the authenticator of every request."""
+"""The policy domain's wiring: the policy decision point (before the FHIR service, whose access
+hook asks it), the access hook itself, then the controls built on the FHIR service (masks, blocks,
+care relationships, preferences, break-glass, alerts). Who is calling is wired by authn/wiring.py."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from carnet.audit.service import AuditService
-from carnet.authn.clients import ClientService
-from carnet.authn.guard import Authenticator
-from carnet.authn.oauth import OAuthService
-from carnet.authn.oidc import DevIdentityProvider, ProfessionalLogin
-from carnet.authn.oidc_api import development_idp
-from carnet.authn.outbound import https_client
-from carnet.authn.service import AccountService
-from carnet.authn.sessions import SessionService
-from carnet.authn.smart import capability_security
-from carnet.authn.tickets import Tickets
-from carnet.crypto.service import CryptoService
 from carnet.fhir.service import FhirService
 from carnet.fhir.wiring import FhirStore
 from carnet.policy.controls import ControlsService
@@ -57,49 +44,14 @@ def access_hook(audit: AuditService, pdp: PolicyDecisionPoint) -> PolicyAccess:
     return PolicyAccess(audit, pdp)
 
 
-@dataclass(frozen=True)
-class AccessServices:
-    controls: ControlsService
-    accounts: AccountService
-    sessions: SessionService
-    clients: ClientService
-    oauth: OAuthService
-    tickets: Tickets
-    dev_idp: DevIdentityProvider | None
-    pro_login: ProfessionalLogin
-    authenticator: Authenticator
-    fhir_security: dict[str, Any]  # the CapabilityStatement's rest.security (SMART on FHIR)
-
-
 def build(
     settings: Settings,
     engine: Engine,
-    crypto: CryptoService,
     audit: AuditService,
     fhir: FhirService,
     pdp: PolicyDecisionPoint,
-) -> AccessServices:
-    """Controls, logins, sessions, OAuth and the authenticator, over one token signer."""
-    accounts = AccountService(engine, crypto, settings, audit=audit)
-    sessions = SessionService(engine, settings)
-    signer = crypto.token_signer()
-    clients = ClientService(engine, settings)
-    tickets = Tickets(signer, settings)
-    oauth = OAuthService(engine, settings, signer, clients, audit, accounts)
-    return AccessServices(
-        controls=ControlsService(
-            engine, fhir, audit, pdp, break_glass_minutes=settings.break_glass_minutes
-        ),
-        accounts=accounts,
-        sessions=sessions,
-        clients=clients,
-        oauth=oauth,
-        tickets=tickets,
-        dev_idp=development_idp(settings, signer),
-        # Calls only the issuer the operator configured (the built-in one on loopback by default).
-        pro_login=ProfessionalLogin(settings, https_client(timeout=10), tickets, audit),
-        authenticator=Authenticator(
-            settings, signer, oauth.is_revoked, sessions=sessions, accounts=accounts
-        ),
-        fhir_security=capability_security(settings),
+) -> ControlsService:
+    """The patient's and the professionals' controls over the decision point's inputs."""
+    return ControlsService(
+        engine, fhir, audit, pdp, break_glass_minutes=settings.break_glass_minutes
     )

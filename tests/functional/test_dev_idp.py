@@ -20,7 +20,7 @@ def _get_all(settings: Settings, caplog: pytest.LogCaptureFixture) -> list[int]:
     services = build_services(settings)
     try:
         with (
-            caplog.at_level(logging.WARNING, logger="carnet.access"),
+            caplog.at_level(logging.WARNING, logger="carnet.authn"),
             TestClient(create_app(settings, services), base_url="http://127.0.0.1") as client,
         ):
             statuses = [client.get(path).status_code for path in DEV_IDP_PATHS]

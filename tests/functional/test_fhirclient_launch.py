@@ -65,7 +65,6 @@ def world(tmp_path: Path) -> Iterator[World]:
             services.engine,
             services.crypto,
             settings,
-            audit=services.audit,
             passwords=FAST_PASSWORDS,
         )
         account_id = accounts.create_person(LOGIN, PASSWORD, pid)

@@ -20,9 +20,10 @@ from carnet.audit.models import audit_event
 from carnet.authn.service import AccountService
 from carnet.caller import Kind, Principal
 from carnet.dependencies import account_service as account_service_dependency
+from carnet.dependencies import login_verifier as login_verifier_dependency
 from carnet.record.register import read_register
 from tests.support.auth import bearer
-from tests.support.authn import PASSWORD, Clock, account_service, totp_code
+from tests.support.authn import PASSWORD, Clock, account_service, login_verifier, totp_code
 from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.unit.record.helpers import family_csv
 
@@ -66,7 +67,9 @@ def world(services: Services, tmp_path: Path) -> Iterator[World]:
         principal = Principal(Kind.PERSON, account_id, patient_id=patient_id)
         people.append(Person(account_id, patient_id, uri, bearer(services, principal)))
     app = create_app(services.settings, services)
+    login = login_verifier(services, accounts)
     app.dependency_overrides[account_service_dependency] = lambda: accounts  # on the test's clock
+    app.dependency_overrides[login_verifier_dependency] = lambda: login
     with TestClient(app, base_url="http://127.0.0.1") as client:
         yield World(services, client, clock, accounts, people[0], people[1])
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 
 from carnet.app import Services
 from carnet.authn import api as login_api
+from carnet.authn.login import LoginVerifier
 from carnet.authn.passwords import Passwords
 from carnet.authn.service import AccountService
 from carnet.authn.sessions import SessionService
@@ -40,11 +41,15 @@ def account_service(services: Services, clock: Clock, **options: Any) -> Account
         services.engine,
         services.crypto,
         services.settings,
-        audit=services.audit,
         now=clock,
         passwords=options.pop("passwords", FAST_PASSWORDS),
         **options,
     )
+
+
+def login_verifier(services: Services, accounts: AccountService, **options: Any) -> LoginVerifier:
+    """Login checks over ``accounts`` (on their clock), audited by the services' audit."""
+    return LoginVerifier(accounts, services.audit, **options)
 
 
 def session_service(services: Services, clock: Clock, **options: Any) -> SessionService:
@@ -68,5 +73,12 @@ def partial_app(services: Services, *routers: APIRouter, app: FastAPI | None = N
 
 
 def login_app(services: Services, accounts: AccountService, sessions: SessionService) -> FastAPI:
-    """The /auth router alone, over ``services`` with these accounts and sessions."""
-    return partial_app(replace(services, accounts=accounts, sessions=sessions), login_api.router)
+    """The /auth router alone, over ``services`` with these accounts (and login checks over them)
+    and sessions."""
+    wired = replace(
+        services,
+        accounts=accounts,
+        login=login_verifier(services, accounts),
+        sessions=sessions,
+    )
+    return partial_app(wired, login_api.router)

@@ -177,7 +177,6 @@ def oauth_env(
         services.engine,
         services.crypto,
         settings,
-        audit=services.audit,
         passwords=FAST_PASSWORDS,
     )
     sessions = SessionService(services.engine, settings)

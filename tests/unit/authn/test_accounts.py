@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from carnet.app import Services
 from carnet.audit.models import audit_event, audit_event_patient
+from carnet.authn.login import LoginVerifier
 from carnet.authn.models import access_account, access_login_attempt
 from carnet.authn.passwords import PasswordPolicyError
 from carnet.authn.service import (
@@ -23,7 +24,7 @@ from carnet.authn.service import (
 )
 from carnet.caller import Kind
 from carnet.policy.models import access_alert
-from tests.support.authn import PASSWORD, Clock, account_service, totp_code
+from tests.support.authn import PASSWORD, Clock, account_service, login_verifier, totp_code
 
 LOGIN = "jeanne.martin@exemple-sante.fr"
 
@@ -38,6 +39,11 @@ def accounts(services: Services, clock: Clock) -> AccountService:
     return account_service(services, clock)
 
 
+@pytest.fixture
+def login(services: Services, accounts: AccountService) -> LoginVerifier:
+    return login_verifier(services, accounts)
+
+
 def _events(services: Services) -> list[dict[str, Any]]:
     with services.engine.connect() as conn:
         rows = conn.execute(select(audit_event.c.body).order_by(audit_event.c.seq)).all()
@@ -50,12 +56,12 @@ def _rows(services: Services, table: Any) -> list[Any]:
 
 
 def test_person_logs_in_and_acts_for_their_record(
-    accounts: AccountService, services: Services
+    login: LoginVerifier, accounts: AccountService, services: Services
 ) -> None:
     account_id = accounts.create_person(LOGIN, PASSWORD, "pat-1")
-    assert accounts.verify_password_login(LOGIN, PASSWORD, "10.0.0.1") == account_id
+    assert login.verify_password_login(LOGIN, PASSWORD, "10.0.0.1") == account_id
     # Logins compare case-insensitively, around spaces.
-    assert accounts.verify_password_login(f"  {LOGIN.upper()} ", PASSWORD, "10.0.0.1") == account_id
+    assert login.verify_password_login(f"  {LOGIN.upper()} ", PASSWORD, "10.0.0.1") == account_id
     principal = accounts.principal_for(account_id)
     assert (principal.kind, principal.subject, principal.patient_id) == (
         Kind.PERSON,
@@ -77,7 +83,9 @@ def test_person_logs_in_and_acts_for_their_record(
     assert set(slices) == {"pat-1"}
 
 
-def test_professional_and_operator_principals(accounts: AccountService) -> None:
+def test_professional_and_operator_principals(
+    login: LoginVerifier, accounts: AccountService
+) -> None:
     pro = accounts.create_professional("dr.house", PASSWORD, "10003456789", "physician")
     oidc_only = accounts.create_professional("nurse@psc", None, "10009999999", "nurse")
     operator = accounts.create_operator("ops", PASSWORD)
@@ -94,7 +102,7 @@ def test_professional_and_operator_principals(accounts: AccountService) -> None:
     assert accounts.principal_for(operator).scopes == frozenset({"system/*.*"})
     assert accounts.principal_for(operator).kind is Kind.OPERATOR
     with pytest.raises(LoginFailedError):  # OIDC-only: no password login
-        accounts.verify_password_login("nurse@psc", PASSWORD, "10.0.0.1")
+        login.verify_password_login("nurse@psc", PASSWORD, "10.0.0.1")
     with pytest.raises(AccountExistsError):
         accounts.create_professional("other", None, "10003456789", "nurse")
     with pytest.raises(AccountError):
@@ -114,13 +122,13 @@ def test_creation_refuses_duplicates_and_weak_passwords(accounts: AccountService
 
 
 def test_wrong_password_and_unknown_login_get_the_same_answer(
-    accounts: AccountService, services: Services
+    login: LoginVerifier, accounts: AccountService, services: Services
 ) -> None:
     account_id = accounts.create_person(LOGIN, PASSWORD, "pat-1")
     with pytest.raises(LoginFailedError) as wrong:
-        accounts.verify_password_login(LOGIN, "not the password at all", "10.0.0.1")
+        login.verify_password_login(LOGIN, "not the password at all", "10.0.0.1")
     with pytest.raises(LoginFailedError) as unknown:
-        accounts.verify_password_login("nobody@exemple.fr", PASSWORD, "10.0.0.1")
+        login.verify_password_login("nobody@exemple.fr", PASSWORD, "10.0.0.1")
     assert str(wrong.value) == str(unknown.value) == "invalid login or password"
     attempts = _rows(services, access_login_attempt)
     assert [a.success for a in attempts] == [False, False]
@@ -130,41 +138,40 @@ def test_wrong_password_and_unknown_login_get_the_same_answer(
 
 
 def test_unknown_login_is_throttled_the_same_way(
-    accounts: AccountService, services: Services
+    login: LoginVerifier, accounts: AccountService, services: Services
 ) -> None:
     """Nothing in the answers distinguishes an unknown login from a known one being guessed."""
     accounts.create_person(LOGIN, PASSWORD, "pat-1")
     answers: dict[str, list[str]] = {}
-    for login in (LOGIN, "nobody@exemple.fr"):
+    for name in (LOGIN, "nobody@exemple.fr"):
         for _ in range(services.settings.login_max_failures + 1):
             try:
-                accounts.verify_password_login(login, "guess guess guess", "10.0.0.2")
+                login.verify_password_login(name, "guess guess guess", "10.0.0.2")
             except AccountError as exc:
-                answers.setdefault(login, []).append(f"{type(exc).__name__}: {exc}")
+                answers.setdefault(name, []).append(f"{type(exc).__name__}: {exc}")
     assert answers[LOGIN] == answers["nobody@exemple.fr"]
     assert answers[LOGIN][-1].startswith("LoginThrottledError")
 
 
 def test_per_source_rate_limit_spans_logins(services: Services, clock: Clock) -> None:
-    accounts = account_service(services, clock, source_max_failures=3, source_window_minutes=15)
+    accounts = account_service(services, clock)
+    login = login_verifier(services, accounts, source_max_failures=3, source_window_minutes=15)
     account_id = accounts.create_person(LOGIN, PASSWORD, "pat-1")
     for n in range(3):  # password spraying: one guess per login, all from one address
         with pytest.raises(LoginFailedError):
-            accounts.verify_password_login(
-                f"user{n}@exemple.fr", "guess guess guess", "203.0.113.9"
-            )
+            login.verify_password_login(f"user{n}@exemple.fr", "guess guess guess", "203.0.113.9")
     with pytest.raises(LoginThrottledError):
-        accounts.verify_password_login(LOGIN, PASSWORD, "203.0.113.9")
+        login.verify_password_login(LOGIN, PASSWORD, "203.0.113.9")
     # Another address is not affected; the account itself is not locked.
-    assert accounts.verify_password_login(LOGIN, PASSWORD, "198.51.100.7") == account_id
+    assert login.verify_password_login(LOGIN, PASSWORD, "198.51.100.7") == account_id
     alerts = _rows(services, access_alert)
     assert [(a.kind, a.subject) for a in alerts] == [("login-throttled", "203.0.113.9")]
     clock.advance(minutes=16)
-    assert accounts.verify_password_login(LOGIN, PASSWORD, "203.0.113.9") == account_id
+    assert login.verify_password_login(LOGIN, PASSWORD, "203.0.113.9") == account_id
 
 
 def test_totp_enrolment_verification_and_replay(
-    accounts: AccountService, services: Services, clock: Clock
+    login: LoginVerifier, accounts: AccountService, services: Services, clock: Clock
 ) -> None:
     account_id = accounts.create_person(LOGIN, PASSWORD, "pat-1")
     uri = accounts.enroll_totp(account_id)
@@ -176,37 +183,35 @@ def test_totp_enrolment_verification_and_replay(
     assert accounts.account(account_id).has_totp  # type: ignore[union-attr]
 
     with pytest.raises(LoginFailedError):
-        accounts.verify_totp(
-            account_id, "000000" if totp_code(uri, clock) != "000000" else "1", "h"
-        )
-    accounts.verify_totp(account_id, totp_code(uri, clock), "10.0.0.1")
+        login.verify_totp(account_id, "000000" if totp_code(uri, clock) != "000000" else "1", "h")
+    login.verify_totp(account_id, totp_code(uri, clock), "10.0.0.1")
     with pytest.raises(LoginFailedError):  # the same code, again: refused
-        accounts.verify_totp(account_id, totp_code(uri, clock), "10.0.0.1")
+        login.verify_totp(account_id, totp_code(uri, clock), "10.0.0.1")
     with pytest.raises(LoginFailedError):  # an older step than the one used: refused
-        accounts.verify_totp(account_id, totp_code(uri, clock, -1), "10.0.0.1")
+        login.verify_totp(account_id, totp_code(uri, clock, -1), "10.0.0.1")
     clock.advance(seconds=30)
-    accounts.verify_totp(account_id, totp_code(uri, clock), "10.0.0.1")
+    login.verify_totp(account_id, totp_code(uri, clock), "10.0.0.1")
     clock.advance(seconds=120)
     with pytest.raises(LoginFailedError):  # a code two steps old
-        accounts.verify_totp(account_id, totp_code(uri, clock, -2), "10.0.0.1")
+        login.verify_totp(account_id, totp_code(uri, clock, -2), "10.0.0.1")
     rules = [e["rule"] for e in _events(services) if e["action"] == "login"]
     assert rules == ["authn:totp", "authn:totp"]
 
 
-def test_disabled_account_cannot_log_in(accounts: AccountService) -> None:
+def test_disabled_account_cannot_log_in(login: LoginVerifier, accounts: AccountService) -> None:
     account_id = accounts.create_person(LOGIN, PASSWORD, "pat-1")
     accounts.set_disabled(account_id)
     with pytest.raises(LoginFailedError, match="invalid login or password"):
-        accounts.verify_password_login(LOGIN, PASSWORD, "10.0.0.1")
+        login.verify_password_login(LOGIN, PASSWORD, "10.0.0.1")
     with pytest.raises(UnknownAccountError):
         accounts.principal_for(account_id)
     accounts.set_disabled(account_id, False)
-    assert accounts.verify_password_login(LOGIN, PASSWORD, "10.0.0.1") == account_id
+    assert login.verify_password_login(LOGIN, PASSWORD, "10.0.0.1") == account_id
 
 
-def test_set_password_replaces_the_old_one(accounts: AccountService) -> None:
+def test_set_password_replaces_the_old_one(login: LoginVerifier, accounts: AccountService) -> None:
     account_id = accounts.create_person(LOGIN, PASSWORD, "pat-1")
     accounts.set_password(account_id, "a brand new passphrase", LOGIN)
     with pytest.raises(LoginFailedError):
-        accounts.verify_password_login(LOGIN, PASSWORD, "10.0.0.1")
-    assert accounts.verify_password_login(LOGIN, "a brand new passphrase", "10.0.0.1") == account_id
+        login.verify_password_login(LOGIN, PASSWORD, "10.0.0.1")
+    assert login.verify_password_login(LOGIN, "a brand new passphrase", "10.0.0.1") == account_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -38,6 +39,30 @@ def app_id(env: OAuthEnv) -> str:
     return client.client_id
 
 
+@dataclass(frozen=True)
+class Approved:
+    """A person approved the app: their account and the token request that exchanges the code,
+    every field right (tests change one)."""
+
+    account_id: str
+    form: dict[str, str]
+
+
+@pytest.fixture
+def approved(env: OAuthEnv, app_id: str) -> Approved:
+    account_id = env.login_person()
+    verifier = secrets.token_urlsafe(48)
+    back = env.approve(env.authorize_params(app_id, verifier))
+    form = {
+        "grant_type": "authorization_code",
+        "code": back["code"],
+        "redirect_uri": REDIRECT,
+        "client_id": app_id,
+        "code_verifier": verifier,
+    }
+    return Approved(account_id, form)
+
+
 def _actions(services: Services) -> list[str]:
     with services.engine.connect() as conn:
         rows = conn.execute(select(audit_event.c.body).order_by(audit_event.c.seq)).all()
@@ -46,6 +71,12 @@ def _actions(services: Services) -> list[str]:
 
 def _token(env: OAuthEnv, **data: Any) -> Any:
     return env.http.post("/oauth/token", data=data)
+
+
+def _refresh(env: OAuthEnv, refresh_token: str, client_id: str, **extra: str) -> Any:
+    return _token(
+        env, grant_type="refresh_token", refresh_token=refresh_token, client_id=client_id, **extra
+    )
 
 
 def test_code_flow_gives_an_app_token_for_the_persons_record(env: OAuthEnv, app_id: str) -> None:
@@ -133,59 +164,25 @@ def test_a_ticket_from_another_session_is_refused(env: OAuthEnv, app_id: str) ->
     assert r.status_code == 400
 
 
-def test_wrong_code_verifier_and_reused_code(env: OAuthEnv, app_id: str) -> None:
-    env.login_person()
-    verifier = secrets.token_urlsafe(48)
-    back = env.approve(env.authorize_params(app_id, verifier))
-    form = {
-        "grant_type": "authorization_code",
-        "code": back["code"],
-        "redirect_uri": REDIRECT,
-        "client_id": app_id,
-    }
-    r = _token(env, **form, code_verifier=secrets.token_urlsafe(48))
+def test_wrong_code_verifier_and_reused_code(env: OAuthEnv, approved: Approved) -> None:
+    r = _token(env, **{**approved.form, "code_verifier": secrets.token_urlsafe(48)})
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
-    r = _token(env, **form, code_verifier=verifier)  # the failed attempt spent the code
+    r = _token(env, **approved.form)  # the failed attempt spent the code
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
 
 
-def test_reused_code_revokes_what_it_gave(env: OAuthEnv, app_id: str) -> None:
-    env.login_person()
-    verifier = secrets.token_urlsafe(48)
-    back = env.approve(env.authorize_params(app_id, verifier))
-    form = {
-        "grant_type": "authorization_code",
-        "code": back["code"],
-        "redirect_uri": REDIRECT,
-        "client_id": app_id,
-        "code_verifier": verifier,
-    }
-    first = _token(env, **form)
+def test_reused_code_revokes_what_it_gave(env: OAuthEnv, app_id: str, approved: Approved) -> None:
+    first = _token(env, **approved.form)
     assert first.status_code == 200
-    again = _token(env, **form)
+    again = _token(env, **approved.form)
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
-    r = _token(
-        env,
-        grant_type="refresh_token",
-        refresh_token=first.json()["refresh_token"],
-        client_id=app_id,
-    )
+    r = _refresh(env, first.json()["refresh_token"], app_id)
     assert r.json()["error"] == "invalid_grant"
     assert "code-replay" in _actions(env.services)
 
 
-def test_wrong_redirect_uri_at_the_token_endpoint(env: OAuthEnv, app_id: str) -> None:
-    env.login_person()
-    verifier = secrets.token_urlsafe(48)
-    back = env.approve(env.authorize_params(app_id, verifier))
-    r = _token(
-        env,
-        grant_type="authorization_code",
-        code=back["code"],
-        client_id=app_id,
-        redirect_uri="http://127.0.0.1:9000/other",
-        code_verifier=verifier,
-    )
+def test_wrong_redirect_uri_at_the_token_endpoint(env: OAuthEnv, approved: Approved) -> None:
+    r = _token(env, **{**approved.form, "redirect_uri": "http://127.0.0.1:9000/other"})
     assert r.json()["error"] == "invalid_grant"
 
 
@@ -237,49 +234,27 @@ def test_bad_authorisation_requests_are_redirected_with_the_error(
     assert back["error"] == error and back["state"] == params["state"]
 
 
-def test_expired_code(env: OAuthEnv, app_id: str) -> None:
-    env.login_person()
-    verifier = secrets.token_urlsafe(48)
-    back = env.approve(env.authorize_params(app_id, verifier))
+def test_expired_code(env: OAuthEnv, approved: Approved) -> None:
     env.oauth.clock = lambda: utc_now() + timedelta(minutes=2)
-    r = _token(
-        env,
-        grant_type="authorization_code",
-        code=back["code"],
-        client_id=app_id,
-        redirect_uri=REDIRECT,
-        code_verifier=verifier,
-    )
+    r = _token(env, **approved.form)
     assert r.json() == {"error": "invalid_grant", "error_description": "authorization code expired"}
 
 
 def test_refresh_rotates_and_a_replay_revokes_the_family(env: OAuthEnv, app_id: str) -> None:
     env.login_person("pat-9")
     first = env.code_flow(app_id)
-    r1 = _token(
-        env, grant_type="refresh_token", refresh_token=first["refresh_token"], client_id=app_id
-    )
+    r1 = _refresh(env, first["refresh_token"], app_id)
     assert r1.status_code == 200, r1.text
     second = r1.json()
     assert second["refresh_token"] != first["refresh_token"]
     assert second["patient"] == "pat-9"
-    narrowed = _token(
-        env,
-        grant_type="refresh_token",
-        refresh_token=second["refresh_token"],
-        client_id=app_id,
-        scope="patient/Observation.rs",
-    )
+    narrowed = _refresh(env, second["refresh_token"], app_id, scope="patient/Observation.rs")
     assert narrowed.status_code == 200 and narrowed.json()["scope"] == "patient/Observation.rs"
     third = narrowed.json()
     # the first token is presented again: theft suspected, the whole family dies
-    replay = _token(
-        env, grant_type="refresh_token", refresh_token=first["refresh_token"], client_id=app_id
-    )
+    replay = _refresh(env, first["refresh_token"], app_id)
     assert replay.json()["error"] == "invalid_grant"
-    latest = _token(
-        env, grant_type="refresh_token", refresh_token=third["refresh_token"], client_id=app_id
-    )
+    latest = _refresh(env, third["refresh_token"], app_id)
     assert latest.json()["error"] == "invalid_grant"
     assert "refresh-replay" in _actions(env.services)
 
@@ -287,13 +262,7 @@ def test_refresh_rotates_and_a_replay_revokes_the_family(env: OAuthEnv, app_id: 
 def test_refresh_cannot_widen_scopes(env: OAuthEnv, app_id: str) -> None:
     env.login_person()
     first = env.code_flow(app_id)
-    r = _token(
-        env,
-        grant_type="refresh_token",
-        refresh_token=first["refresh_token"],
-        client_id=app_id,
-        scope="patient/*.rs",
-    )
+    r = _refresh(env, first["refresh_token"], app_id, scope="patient/*.rs")
     assert r.json()["error"] == "invalid_scope"
 
 
@@ -311,9 +280,7 @@ def test_revoking_the_grant_stops_refresh(env: OAuthEnv, app_id: str) -> None:
     )
     assert r.status_code == 303
     assert env.oauth.grants("pat-3") == []
-    r = _token(
-        env, grant_type="refresh_token", refresh_token=first["refresh_token"], client_id=app_id
-    )
+    r = _refresh(env, first["refresh_token"], app_id)
     assert r.json()["error"] == "invalid_grant"
     assert "grant-revoke" in _actions(env.services)
     assert account
@@ -339,9 +306,7 @@ def test_revocation_of_access_and_refresh_tokens(env: OAuthEnv, app_id: str) -> 
         },
     )
     assert r.status_code == 200
-    r = _token(
-        env, grant_type="refresh_token", refresh_token=body["refresh_token"], client_id=app_id
-    )
+    r = _refresh(env, body["refresh_token"], app_id)
     assert r.json()["error"] == "invalid_grant"
     # an unknown token is answered 200 (RFC 7009)
     assert (
@@ -360,16 +325,9 @@ def test_another_client_cannot_revoke_or_use_the_token(env: OAuthEnv, app_id: st
     env.http.post(
         "/oauth/revoke", data={"token": body["refresh_token"], "client_id": other.client_id}
     )
-    r = _token(
-        env,
-        grant_type="refresh_token",
-        refresh_token=body["refresh_token"],
-        client_id=other.client_id,
-    )
+    r = _refresh(env, body["refresh_token"], other.client_id)
     assert r.json()["error"] == "invalid_grant"
-    r = _token(
-        env, grant_type="refresh_token", refresh_token=body["refresh_token"], client_id=app_id
-    )
+    r = _refresh(env, body["refresh_token"], app_id)
     assert r.status_code == 200
 
 
@@ -389,19 +347,9 @@ def test_a_professional_gets_user_scopes_with_rpps(env: OAuthEnv, app_id: str) -
     assert principal.client_id == app_id and principal.patient_id is None
 
 
-def test_a_disabled_account_cannot_exchange_its_code(env: OAuthEnv, app_id: str) -> None:
-    account = env.login_person()
-    verifier = secrets.token_urlsafe(48)
-    back = env.approve(env.authorize_params(app_id, verifier))
-    env.accounts.set_disabled(account)
-    r = _token(
-        env,
-        grant_type="authorization_code",
-        code=back["code"],
-        client_id=app_id,
-        redirect_uri=REDIRECT,
-        code_verifier=verifier,
-    )
+def test_a_disabled_account_cannot_exchange_its_code(env: OAuthEnv, approved: Approved) -> None:
+    env.accounts.set_disabled(approved.account_id)
+    r = _token(env, **approved.form)
     assert r.json()["error"] == "invalid_grant"
 
 
@@ -453,18 +401,10 @@ def test_purge_forgets_what_expired(env: OAuthEnv, app_id: str) -> None:
 def test_refresh_refused_for_wider_scope_is_not_spent(env: OAuthEnv, app_id: str) -> None:
     env.login_person("pat-5")
     first = env.code_flow(app_id)
-    wider = _token(
-        env,
-        grant_type="refresh_token",
-        refresh_token=first["refresh_token"],
-        client_id=app_id,
-        scope="patient/*.rs",
-    )
+    wider = _refresh(env, first["refresh_token"], app_id, scope="patient/*.rs")
     assert wider.json()["error"] == "invalid_scope"
     # The refused request spent nothing: the same token still refreshes, and no replay is seen.
-    retry = _token(
-        env, grant_type="refresh_token", refresh_token=first["refresh_token"], client_id=app_id
-    )
+    retry = _refresh(env, first["refresh_token"], app_id)
     assert retry.status_code == 200, retry.text
     assert "refresh-replay" not in _actions(env.services)
 

@@ -11,10 +11,18 @@ from sqlalchemy import select
 
 from carnet.app import Services
 from carnet.audit.models import audit_event
+from carnet.authn.login import LoginVerifier
 from carnet.authn.models import access_login_attempt
 from carnet.authn.service import AccountService, LoginFailedError, LoginThrottledError
 from carnet.policy.models import access_alert
-from tests.support.authn import FAST_PASSWORDS, PASSWORD, Clock, account_service, totp_code
+from tests.support.authn import (
+    FAST_PASSWORDS,
+    PASSWORD,
+    Clock,
+    account_service,
+    login_verifier,
+    totp_code,
+)
 
 LOGIN = "jeanne.martin@exemple-sante.fr"
 OWNER = "198.51.100.7"
@@ -32,14 +40,19 @@ def accounts(services: Services, clock: Clock) -> AccountService:
     return account_service(services, clock)
 
 
-def _fail(accounts: AccountService, source: str, login: str = LOGIN) -> None:
+@pytest.fixture
+def login(services: Services, accounts: AccountService) -> LoginVerifier:
+    return login_verifier(services, accounts)
+
+
+def _fail(verifier: LoginVerifier, source: str, login: str = LOGIN) -> None:
     with pytest.raises(LoginFailedError):
-        accounts.verify_password_login(login, WRONG, source)
+        verifier.verify_password_login(login, WRONG, source)
 
 
-def _retry_after(accounts: AccountService, source: str, password: str = PASSWORD) -> int:
+def _retry_after(login: LoginVerifier, source: str, password: str = PASSWORD) -> int:
     with pytest.raises(LoginThrottledError) as throttled:
-        accounts.verify_password_login(LOGIN, password, source)
+        login.verify_password_login(LOGIN, password, source)
     return throttled.value.retry_after
 
 
@@ -49,39 +62,39 @@ def _rows(services: Services, table: Any) -> list[Any]:
 
 
 def test_failures_from_one_address_make_it_wait_longer_and_longer(
-    accounts: AccountService, services: Services, clock: Clock
+    login: LoginVerifier, accounts: AccountService, services: Services, clock: Clock
 ) -> None:
     settings = services.settings
     account_id = accounts.create_person(LOGIN, PASSWORD, "pat-1")
     for _ in range(settings.login_max_failures):
-        _fail(accounts, ATTACKER)
+        _fail(login, ATTACKER)
     first = settings.login_backoff_seconds
     waits = []
     for _ in range(4):
-        wait = _retry_after(accounts, ATTACKER)  # even the right password must wait
+        wait = _retry_after(login, ATTACKER)  # even the right password must wait
         waits.append(wait)
         clock.advance(seconds=wait)
-        _fail(accounts, ATTACKER)
+        _fail(login, ATTACKER)
     assert waits == [first, 2 * first, 4 * first, 8 * first]
     # Capped at lockout_minutes, however many failures.
     for _ in range(20):
-        clock.advance(seconds=_retry_after(accounts, ATTACKER))
-        _fail(accounts, ATTACKER)
-    assert _retry_after(accounts, ATTACKER) == settings.lockout_minutes * 60
+        clock.advance(seconds=_retry_after(login, ATTACKER))
+        _fail(login, ATTACKER)
+    assert _retry_after(login, ATTACKER) == settings.lockout_minutes * 60
     clock.advance(minutes=settings.lockout_minutes)
-    assert accounts.verify_password_login(LOGIN, PASSWORD, ATTACKER) == account_id
+    assert login.verify_password_login(LOGIN, PASSWORD, ATTACKER) == account_id
 
 
 def test_retrying_early_does_not_lengthen_the_wait_and_costs_no_attempt(
-    accounts: AccountService, services: Services, clock: Clock
+    login: LoginVerifier, accounts: AccountService, services: Services, clock: Clock
 ) -> None:
     accounts.create_person(LOGIN, PASSWORD, "pat-1")
     for _ in range(services.settings.login_max_failures):
-        _fail(accounts, ATTACKER)
+        _fail(login, ATTACKER)
     recorded = len(_rows(services, access_login_attempt))
-    first = _retry_after(accounts, ATTACKER, WRONG)
+    first = _retry_after(login, ATTACKER, WRONG)
     for _ in range(5):
-        assert _retry_after(accounts, ATTACKER, WRONG) == first
+        assert _retry_after(login, ATTACKER, WRONG) == first
     assert len(_rows(services, access_login_attempt)) == recorded
     with services.engine.connect() as conn:
         events = [orjson.loads(b) for b in conn.execute(select(audit_event.c.body)).scalars()]
@@ -90,32 +103,32 @@ def test_retrying_early_does_not_lengthen_the_wait_and_costs_no_attempt(
 
 
 def test_an_attackers_failures_from_another_address_do_not_keep_the_owner_out(
-    accounts: AccountService, services: Services, clock: Clock
+    login: LoginVerifier, accounts: AccountService, services: Services, clock: Clock
 ) -> None:
     """Five (or fifty) wrong passwords from elsewhere: the owner signs in from their address."""
     account_id = accounts.create_person(LOGIN, PASSWORD, "pat-1")
     answers = set()
     for _ in range(services.settings.login_max_failures * 10):
         try:
-            accounts.verify_password_login(LOGIN, WRONG, ATTACKER)
+            login.verify_password_login(LOGIN, WRONG, ATTACKER)
         except (LoginFailedError, LoginThrottledError) as exc:
             answers.add(type(exc))
         clock.advance(seconds=1)
     assert answers == {LoginFailedError, LoginThrottledError}
-    _retry_after(accounts, ATTACKER)  # the attacker waits
-    assert accounts.verify_password_login(LOGIN, PASSWORD, OWNER) == account_id
+    _retry_after(login, ATTACKER)  # the attacker waits
+    assert login.verify_password_login(LOGIN, PASSWORD, OWNER) == account_id
 
 
 def test_a_success_from_an_address_clears_its_delays(
-    accounts: AccountService, services: Services, clock: Clock
+    login: LoginVerifier, accounts: AccountService, services: Services, clock: Clock
 ) -> None:
     account_id = accounts.create_person(LOGIN, PASSWORD, "pat-1")
     for _ in range(services.settings.login_max_failures):
-        _fail(accounts, OWNER)
-    clock.advance(seconds=_retry_after(accounts, OWNER))
-    assert accounts.verify_password_login(LOGIN, PASSWORD, OWNER) == account_id
-    _fail(accounts, OWNER)  # a typo right after: no wait
-    assert accounts.verify_password_login(LOGIN, PASSWORD, OWNER) == account_id
+        _fail(login, OWNER)
+    clock.advance(seconds=_retry_after(login, OWNER))
+    assert login.verify_password_login(LOGIN, PASSWORD, OWNER) == account_id
+    _fail(login, OWNER)  # a typo right after: no wait
+    assert login.verify_password_login(LOGIN, PASSWORD, OWNER) == account_id
 
 
 def test_the_account_ceiling_refuses_new_addresses_but_not_the_owners_familiar_one(
@@ -126,31 +139,31 @@ def test_the_account_ceiling_refuses_new_addresses_but_not_the_owners_familiar_o
         services.engine,
         services.crypto,
         services.settings.with_(login_account_ceiling=ceiling),
-        audit=services.audit,
         now=clock,
         passwords=FAST_PASSWORDS,
     )
+    login = login_verifier(services, accounts)
     account_id = accounts.create_person(LOGIN, PASSWORD, "pat-1")
     uri = accounts.enroll_totp(account_id)
     clock.advance(days=-2)
-    assert accounts.verify_password_login(LOGIN, PASSWORD, OWNER) == account_id
-    accounts.verify_totp(account_id, totp_code(uri, clock), OWNER)  # a full login: familiar now
+    assert login.verify_password_login(LOGIN, PASSWORD, OWNER) == account_id
+    login.verify_totp(account_id, totp_code(uri, clock), OWNER)  # a full login: familiar now
     clock.advance(days=2)
     for n in range(ceiling):  # a botnet: one guess per address
-        _fail(accounts, f"203.0.113.{n + 10}")
+        _fail(login, f"203.0.113.{n + 10}")
     # A new address is refused, even with the right password; the owner's is not.
-    assert _retry_after(accounts, "192.0.2.50") == services.settings.lockout_minutes * 60
-    assert accounts.verify_password_login(LOGIN, PASSWORD, OWNER) == account_id
+    assert _retry_after(login, "192.0.2.50") == services.settings.lockout_minutes * 60
+    assert login.verify_password_login(LOGIN, PASSWORD, OWNER) == account_id
     alerts = _rows(services, access_alert)
     assert [(a.kind, a.subject, a.patient_id) for a in alerts] == [("lockout", account_id, "pat-1")]
     account = accounts.account(account_id)
     assert account is not None and account.failed_logins == ceiling
     clock.advance(days=1)  # the failures age out
-    assert accounts.verify_password_login(LOGIN, PASSWORD, "192.0.2.50") == account_id
+    assert login.verify_password_login(LOGIN, PASSWORD, "192.0.2.50") == account_id
 
 
 def test_totp_guessing_is_throttled_per_address_like_passwords(
-    accounts: AccountService, services: Services, clock: Clock
+    login: LoginVerifier, accounts: AccountService, services: Services, clock: Clock
 ) -> None:
     account_id = accounts.create_person(LOGIN, PASSWORD, "pat-1")
     uri = accounts.enroll_totp(account_id)
@@ -158,24 +171,24 @@ def test_totp_guessing_is_throttled_per_address_like_passwords(
     wrong = f"{(int(right) + 500000) % 1000000:06d}"
     for _ in range(services.settings.login_max_failures):
         with pytest.raises(LoginFailedError):
-            accounts.verify_totp(account_id, wrong, ATTACKER)
+            login.verify_totp(account_id, wrong, ATTACKER)
     with pytest.raises(LoginThrottledError):
-        accounts.verify_totp(account_id, right, ATTACKER)
-    accounts.verify_totp(account_id, right, OWNER)  # the owner's address is not held back
+        login.verify_totp(account_id, right, ATTACKER)
+    login.verify_totp(account_id, right, OWNER)  # the owner's address is not held back
 
 
 def test_a_right_password_does_not_reset_the_count_of_wrong_codes(
-    accounts: AccountService, services: Services, clock: Clock
+    login: LoginVerifier, accounts: AccountService, services: Services, clock: Clock
 ) -> None:
     """Who knows the password cannot guess the second factor by logging in again between codes."""
     account_id = accounts.create_person(LOGIN, PASSWORD, "pat-1")
     uri = accounts.enroll_totp(account_id)
     answers = []
     for _ in range(services.settings.login_max_failures + 1):
-        assert accounts.verify_password_login(LOGIN, PASSWORD, ATTACKER) == account_id
+        assert login.verify_password_login(LOGIN, PASSWORD, ATTACKER) == account_id
         right = totp_code(uri, clock)
         try:
-            accounts.verify_totp(account_id, f"{(int(right) + 500000) % 1000000:06d}", ATTACKER)
+            login.verify_totp(account_id, f"{(int(right) + 500000) % 1000000:06d}", ATTACKER)
         except (LoginFailedError, LoginThrottledError) as exc:
             answers.append(type(exc))
     assert answers[-1] is LoginThrottledError
@@ -183,12 +196,12 @@ def test_a_right_password_does_not_reset_the_count_of_wrong_codes(
 
 
 def test_password_guesses_do_not_hold_up_the_owners_second_factor(
-    accounts: AccountService, services: Services, clock: Clock
+    login: LoginVerifier, accounts: AccountService, services: Services, clock: Clock
 ) -> None:
     account_id = accounts.create_person(LOGIN, PASSWORD, "pat-1")
     uri = accounts.enroll_totp(account_id)
     for _ in range(services.settings.login_max_failures):
-        _fail(accounts, OWNER)  # the owner's own typos, from their address
-    clock.advance(seconds=_retry_after(accounts, OWNER))
-    assert accounts.verify_password_login(LOGIN, PASSWORD, OWNER) == account_id
-    accounts.verify_totp(account_id, totp_code(uri, clock), OWNER)
+        _fail(login, OWNER)  # the owner's own typos, from their address
+    clock.advance(seconds=_retry_after(login, OWNER))
+    assert login.verify_password_login(LOGIN, PASSWORD, OWNER) == account_id
+    login.verify_totp(account_id, totp_code(uri, clock), OWNER)

@@ -21,7 +21,14 @@ from carnet.fhir import api as fhir_api
 from carnet.fhir.errors import FhirError
 from carnet.record import api as record_api
 from carnet.record.register import read_register
-from tests.support.authn import PASSWORD, Clock, account_service, partial_app, totp_code
+from tests.support.authn import (
+    PASSWORD,
+    Clock,
+    account_service,
+    login_verifier,
+    partial_app,
+    totp_code,
+)
 from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.unit.record.helpers import family_csv
 
@@ -33,9 +40,11 @@ def clock() -> Clock:
 
 @pytest.fixture
 def client(services: Services, clock: Clock) -> Iterator[TestClient]:
-    # objecting and closing step up: accounts on the test's clock
+    # objecting and closing step up: accounts and login checks on the test's clock
+    accounts = account_service(services, clock)
     app = partial_app(
-        replace(services, accounts=account_service(services, clock)), record_api.router
+        replace(services, accounts=accounts, login=login_verifier(services, accounts)),
+        record_api.router,
     )
 
     @app.middleware("http")

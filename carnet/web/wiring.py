@@ -1,0 +1,42 @@
+"""Mounts the portal on the application: its routers, its static files, and the answers of a
+page that cannot go on (sign in first, a refused form, another kind of caller)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+
+from carnet.web import router as home
+from carnet.web.caller import (
+    SIGN_IN_PATH,
+    CsrfRefusedError,
+    SignInRequiredError,
+    WrongKindOfCallerError,
+)
+from carnet.web.flash import redirect
+from carnet.web.templating import render
+
+STATIC_DIR = Path(__file__).parent / "static"
+STATIC_PATH = "/static"
+
+
+def mount(app: FastAPI) -> None:
+    """Add the portal to ``app`` (called once by carnet/app.py)."""
+    app.include_router(home.router)
+    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.exception_handler(SignInRequiredError)
+    async def sign_in_first(_request: Request, exc: SignInRequiredError) -> Response:
+        return redirect(f"{SIGN_IN_PATH}?{urlencode({'suivant': exc.next_path})}")
+
+    @app.exception_handler(CsrfRefusedError)
+    async def form_refused(request: Request, _exc: CsrfRefusedError) -> Response:
+        return render(request, "error.html", {"kind": "form-expired"}, status=403)
+
+    @app.exception_handler(WrongKindOfCallerError)
+    async def wrong_kind(request: Request, _exc: WrongKindOfCallerError) -> Response:
+        return render(request, "error.html", {"kind": "wrong-space"}, status=403)
