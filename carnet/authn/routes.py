@@ -95,4 +95,11 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/langue/{code}": Guard.PUBLIC,
     "/espace": Guard.PUBLIC,
     "/deconnexion": Guard.PUBLIC,
+    # the professionals' workspace (carnet/web/pro)
+    "/pro": Guard.PUBLIC,
+    "/pro/urgence": Guard.PUBLIC,
+    "/pro/patients/{patient_id}": Guard.PUBLIC,
+    "/pro/patients/{patient_id}/recherche": Guard.PUBLIC,
+    "/pro/patients/{patient_id}/documents/{document_id}": Guard.PUBLIC,
+    "/pro/patients/{patient_id}/depot": Guard.PUBLIC,
 }

@@ -18,6 +18,7 @@ from carnet.web.caller import (
     WrongKindOfCallerError,
 )
 from carnet.web.flash import redirect
+from carnet.web.pro import router as pro
 from carnet.web.templating import render
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -27,6 +28,7 @@ STATIC_PATH = "/static"
 def mount(app: FastAPI) -> None:
     """Add the portal to ``app`` (called once by carnet/app.py)."""
     app.include_router(home.router)
+    app.include_router(pro.router)  # the professionals' workspace (carnet/web/pro)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(SignInRequiredError)
