@@ -25,7 +25,6 @@ from carnet.fhir.errors import FhirError
 from carnet.fhir.operations.summary import summary
 from carnet.fhir.service import FhirService
 from carnet.policy.controls import ControlError, ControlsService
-from carnet.policy.service import INVISIBLE_PATIENT
 from carnet.web.caller import PageCaller, ProfessionalPage
 from carnet.web.flash import redirect, register_flash
 from carnet.web.i18n import N_
@@ -290,22 +289,34 @@ async def _deposit(
     body = _document(
         patient_id, values["type"], titles[values["type"]], values["date"], kind, data, caller
     )
+    hidden = bool(values.get("invisible_patient"))
     try:
-        created = await run_in_threadpool(fhir.create, "DocumentReference", body, ctx=ctx)
-        if values.get("invisible_patient"):
-            reference = f"DocumentReference/{created.stored.res_id}"
-            await run_in_threadpool(controls.set_mask, ctx, reference, INVISIBLE_PATIENT, on=True)
+        await run_in_threadpool(_store_deposit, fhir, controls, ctx, body, hidden)
     except FhirError as err:
         if err.status in MISSING:
             return not_found_page(request)
         errors["file"] = N_("Ce document ne peut pas être déposé dans ce dossier.")
         return _deposit_page(request, caller, card, values, errors, until, status=err.status)
     except ControlError:
-        errors["invisible_patient"] = N_(
-            "Le document est déposé, mais il n'a pas pu être rendu invisible au patient."
-        )
+        errors["invisible_patient"] = N_("Ce document ne peut pas être rendu invisible au patient.")
         return _deposit_page(request, caller, card, values, errors, until, status=403)
     return redirect(f"/pro/patients/{patient_id}", DEPOSITED)
+
+
+def _store_deposit(
+    fhir: FhirService,
+    controls: ControlsService,
+    ctx: RequestContext,
+    body: dict[str, Any],
+    hidden: bool,
+) -> None:
+    """The document and, if asked, its invisible-to-the-patient flag, in one transaction (a
+    refused flag stores nothing)."""
+    fhir.validator.validate(body, "DocumentReference")
+    with fhir.session(ctx, "create", "DocumentReference", None) as session:
+        created = session.create("DocumentReference", body)
+        if hidden:
+            controls.hide_from_patient_in(session, created.stored)
 
 
 def _document(
