@@ -135,4 +135,11 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/espace/mes-donnees": Guard.PUBLIC,
     "/espace/mes-donnees/dossier.zip": Guard.PUBLIC,
     "/espace/mes-donnees/fermeture": Guard.PUBLIC,
+    # the professionals' workspace (carnet/web/pro)
+    "/pro": Guard.PUBLIC,
+    "/pro/urgence": Guard.PUBLIC,
+    "/pro/patients/{patient_id}": Guard.PUBLIC,
+    "/pro/patients/{patient_id}/recherche": Guard.PUBLIC,
+    "/pro/patients/{patient_id}/documents/{document_id}": Guard.PUBLIC,
+    "/pro/patients/{patient_id}/depot": Guard.PUBLIC,
 }

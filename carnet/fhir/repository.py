@@ -467,6 +467,22 @@ class Unit:
             query = query.where(resource.c.last_updated >= since)
         return [(r[0], r[1]) for r in self.conn.execute(query.order_by(resource.c.seq))]
 
+    def compartment_versions(
+        self, patient_id: str, where: ColumnElement[bool] | None = None
+    ) -> list[tuple[str, str, int]]:
+        """(type, id, version) of the current resources of one patient's compartment, nothing
+        decrypted: for a caller that keeps what it derived from each version (the in-record
+        search's analyses) and loads only the versions it has not seen."""
+        self.flush()
+        query = select(resource.c.res_type, resource.c.res_id, resource.c.version).where(
+            resource.c.patient_id == patient_id,
+            resource.c.current,
+            resource.c.deleted.is_(False),
+        )
+        if where is not None:
+            query = query.where(where)
+        return [(r[0], r[1], r[2]) for r in self.conn.execute(query.order_by(resource.c.seq))]
+
     def iter_current(
         self,
         types: Sequence[str] | None = None,

@@ -28,7 +28,7 @@ from carnet.fhir.errors import (
     not_found,
     precondition_failed,
 )
-from carnet.fhir.query import visible_versions
+from carnet.fhir.query import visible, visible_versions
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.search import clamp_int, parse
 from carnet.fhir.versions import etag_version, same_content, version_number
@@ -227,6 +227,20 @@ class FhirSession:
     ) -> list[StoredResource]:
         """``found`` without what the caller may not see (for operations that follow references)."""
         return self.service.searching.visible_only(self.unit, vis, found)
+
+    def visible_versions(
+        self, patient_id: str, vis: Visibility | None
+    ) -> list[tuple[str, str, int]]:
+        """(type, id, version) of the current items of one record that ``vis`` lets the caller
+        see, nothing decrypted: for a reader that keeps what it derived from each version (the
+        in-record search) and loads only the versions it has not seen."""
+        return self.unit.compartment_versions(patient_id, visible(vis))
+
+    def load_visible(
+        self, vis: Visibility | None, keys: list[tuple[str, str]]
+    ) -> list[StoredResource]:
+        """The current items of ``keys`` that ``vis`` lets the caller see, decrypted."""
+        return self.visible_only(vis, self.unit.load(keys)) if keys else []
 
     def conditional_match(
         self, res_type: str, query: str, *, among_all: bool = False

@@ -24,6 +24,7 @@ from carnet.db.instants import stamp, utc_now
 from carnet.fhir.errors import FhirError
 from carnet.fhir.repository import StoredResource
 from carnet.fhir.service import FhirService
+from carnet.fhir.session import FhirSession
 from carnet.policy.audience import Audience, audience
 from carnet.policy.authors import authorship
 from carnet.policy.enforce import note_care
@@ -243,6 +244,35 @@ class ControlsService:
             rule = f"{'masks-professional' if principal.kind is Kind.PROFESSIONAL else 'masks-person'} flag:{flag}"
             self._audit_in(conn, ctx, "mask" if on else "unmask", pid, [(res_type, res_id)], rule)
 
+    def hide_from_patient_in(self, session: FhirSession, stored: StoredResource) -> None:
+        """Flag ``INVISIBLE_PATIENT`` on an item the session's professional has just deposited,
+        in the session's own transaction: the item is never stored without its flag, so the
+        patient cannot see a result before it is announced to them (set_mask, a transaction of
+        its own after the deposit, would leave that instant open)."""
+        principal = session.ctx.principal
+        if principal.kind is not Kind.PROFESSIONAL:
+            raise ControlError(403, f"a professional sets {INVISIBLE_PATIENT} only")
+        if stored.res_type == "Patient" or not stored.patient_id:
+            raise ControlError(400, f"{INVISIBLE_PATIENT} is set on items of a record")
+        conn = session.unit.conn
+        conn.execute(
+            insert(access_visibility).values(
+                res_type=stored.res_type,
+                res_id=stored.res_id,
+                flag=INVISIBLE_PATIENT,
+                patient_id=stored.patient_id,
+                created_at=stamp(),
+            )
+        )
+        self._audit_in(
+            conn,
+            session.ctx,
+            "mask",
+            stored.patient_id,
+            [(stored.res_type, stored.res_id)],
+            f"masks-professional flag:{INVISIBLE_PATIENT}",
+        )
+
     def _readable(self, ctx: RequestContext, res_type: str, res_id: str) -> StoredResource:
         """The resource as the caller may read it (the PDP decides; 404 if hidden or unknown)."""
         try:
@@ -439,6 +469,22 @@ class ControlsService:
         if opposed is not None and opposed[0]:
             return "emergency-opposition", "this patient refused emergency access"
         return None
+
+    def emergency_until(self, principal: Principal, patient_id: str) -> str | None:
+        """When this professional's emergency access to the record ends (the latest grant still
+        running), or None: for the red banner of the workspace while it lasts."""
+        if principal.kind is not Kind.PROFESSIONAL or not principal.rpps:
+            return None
+        g = access_break_glass.c
+        now = stamp(self.now())
+        with self.engine.connect() as conn:
+            ends = conn.execute(
+                select(g.expires_at)
+                .where(g.rpps == principal.rpps, g.patient_id == patient_id, g.expires_at > now)
+                .order_by(g.expires_at.desc())
+                .limit(1)
+            ).scalar()
+        return None if ends is None else str(ends)
 
     def alerts(self, ctx: RequestContext, *, open_only: bool = True) -> list[dict[str, Any]]:
         """Alerts for the operator (break-glass, lockouts); ids only."""

@@ -19,8 +19,9 @@ from carnet.web.caller import (
 )
 from carnet.web.flash import redirect
 from carnet.web.hub import router as hub_pages
-from carnet.web.record import router as record
 from carnet.web.patient_controls import router as patient_controls
+from carnet.web.pro import router as pro
+from carnet.web.record import router as record
 from carnet.web.signin import router as signin
 from carnet.web.templating import render
 
@@ -35,6 +36,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(record.router)
     app.include_router(hub_pages.router)
     app.include_router(patient_controls.router)
+    app.include_router(pro.router)  # the professionals' workspace (carnet/web/pro)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(SignInRequiredError)

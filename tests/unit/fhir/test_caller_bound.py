@@ -52,6 +52,7 @@ _UNIT_RESOURCE_METHODS = frozenset(
         "load",
         "compartment",
         "compartment_keys",
+        "compartment_versions",
         "iter_current",
         "raw_bodies",
         "destroy_patient_key",

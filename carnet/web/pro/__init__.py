@@ -1,0 +1,1 @@
+"""The professionals' workspace: find a patient, the record, search, deposit, emergency access."""
