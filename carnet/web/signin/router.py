@@ -16,10 +16,11 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from carnet.authn.api import SESSION_COOKIE
+from carnet.authn.login import LoginVerifier
 from carnet.authn.service import AccountError, AccountService, LoginThrottledError
 from carnet.authn.sessions import SessionError, SessionService
 from carnet.caller import Kind
-from carnet.dependencies import AccountsDep, SessionsDep, SettingsDep
+from carnet.dependencies import AccountsDep, LoginDep, SessionsDep, SettingsDep
 from carnet.settings import Settings
 from carnet.web.caller import SIGN_IN_PATH, AnonymousForm, CsrfRefusedError, source_of
 from carnet.web.flash import local_path, redirect, register_flash
@@ -67,6 +68,7 @@ async def sign_in(
     request: Request,
     form: AnonymousForm,
     accounts: AccountsDep,
+    verifier: LoginDep,
     sessions: SessionsDep,
     settings: SettingsDep,
 ) -> Response:
@@ -80,13 +82,14 @@ async def sign_in(
         context = {"suivant": suivant, "errors": errors, "login": login}
         return render(request, "signin/password.html", context, status=400)
     return await run_in_threadpool(
-        _sign_in, request, accounts, sessions, settings, login, password, suivant
+        _sign_in, request, accounts, verifier, sessions, settings, login, password, suivant
     )
 
 
 def _sign_in(
     request: Request,
     accounts: AccountService,
+    verifier: LoginVerifier,
     sessions: SessionService,
     settings: Settings,
     login: str,
@@ -95,7 +98,7 @@ def _sign_in(
 ) -> Response:
     sessions.close(request.cookies.get(SESSION_COOKIE))  # a planted session is worth nothing
     try:
-        account_id = accounts.verify_password_login(login, password, source_of(request))
+        account_id = verifier.verify_password_login(login, password, source_of(request))
     except AccountError as exc:
         status = 429 if isinstance(exc, LoginThrottledError) else 400
         context = {"suivant": suivant, "errors": {"password": _message(request, exc)}}
@@ -124,16 +127,23 @@ def code_form(request: Request, sessions: SessionsDep) -> Response:
 
 @router.post(CODE_PATH)
 async def check_code(
-    request: Request, accounts: AccountsDep, sessions: SessionsDep, settings: SettingsDep
+    request: Request,
+    accounts: AccountsDep,
+    verifier: LoginDep,
+    sessions: SessionsDep,
+    settings: SettingsDep,
 ) -> Response:
     """Check the code; on success a new full session, then where the person was going."""
     form = await request.form()
-    return await run_in_threadpool(_check_code, request, accounts, sessions, settings, form)
+    return await run_in_threadpool(
+        _check_code, request, accounts, verifier, sessions, settings, form
+    )
 
 
 def _check_code(
     request: Request,
     accounts: AccountService,
+    verifier: LoginVerifier,
     sessions: SessionService,
     settings: Settings,
     form: Any,
@@ -152,7 +162,7 @@ def _check_code(
     try:
         if not code:
             raise AccountError("no code")
-        accounts.verify_totp(account_id, code, source_of(request))
+        verifier.verify_totp(account_id, code, source_of(request))
         new_cookie, new_csrf = sessions.promote(cookie)
     except AccountError as exc:
         message = (
