@@ -10,8 +10,11 @@ import pytest
 
 import carnet
 from carnet.caller import Kind, RequestContext
+from carnet.fhir.operations.export import ExportService
+from carnet.fhir.operations.import_ import ImportService
 from carnet.fhir.service import FhirService
 from carnet.identity.service import IdentityService
+from carnet.policy.controls import ControlsService
 from carnet.record.service import RecordService
 
 
@@ -26,7 +29,10 @@ def test_request_context_has_no_default_caller() -> None:
     assert "system/*.*" in local.principal.scopes
 
 
-@pytest.mark.parametrize("service", [FhirService, IdentityService, RecordService])
+@pytest.mark.parametrize(
+    "service",
+    [FhirService, IdentityService, RecordService, ExportService, ImportService, ControlsService],
+)
 def test_public_services_require_their_caller(service: type) -> None:
     """No public method of a health-data service takes ``ctx`` with a default."""
     optional = [
