@@ -124,8 +124,8 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     )
     fhir = fhir_wiring.build(settings, store, access=policy_wiring.access_hook(audit, pdp))
     screener = screening_wiring.build(settings, fhir)  # first check: before identity holds any
-    identity = identity_wiring.build(settings, fhir, crypto, store.repository)
-    record = record_wiring.build(settings, fhir, crypto)
+    identity = identity_wiring.build(settings, engine, fhir, crypto)
+    record = record_wiring.build(settings, engine, fhir, crypto)
     bulk = operations_wiring.build(settings, engine, fhir)
     controls = policy_wiring.build(settings, engine, audit, fhir, pdp)
     authn = authn_wiring.build(settings, engine, crypto, audit)

@@ -28,7 +28,7 @@ def demo_register(count: int, seed: int | None = None) -> InMemoryRegister:
 def load_demo_register(mpi: IdentityService, count: int, seed: int | None = None) -> int:
     """Load the register with the first ``count`` demo patients' identities and use it from now on
     (the demo population's qualified INS are then verified as INSi would)."""
-    register = DatabaseRegister(mpi.fhir.repo, mpi.data_keys, mpi.blind)
+    register = DatabaseRegister(mpi.engine, mpi.data_keys, mpi.blind)
     loaded = register.load(demo_register(count, seed).records())
     mpi.register = register
     return loaded

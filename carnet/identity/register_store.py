@@ -18,11 +18,11 @@ from collections.abc import Iterable
 from datetime import date
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.crypto.envelope import DataKeys
-from carnet.fhir.repository import Repository
+from carnet.db.engine import reading, writing
 from carnet.identity.ins import Ins, Traits
 from carnet.identity.models import identity_register
 from carnet.identity.register import (
@@ -41,8 +41,8 @@ __all__ = ["DatabaseRegister", "open_register"]
 class DatabaseRegister:
     """The reference register in the ``identity_register`` table."""
 
-    def __init__(self, repo: Repository, data_keys: DataKeys, blind: BlindIndexer) -> None:
-        self.repo = repo
+    def __init__(self, engine: Engine, data_keys: DataKeys, blind: BlindIndexer) -> None:
+        self.engine = engine
         self.data_keys = data_keys
         self.blind = blind
 
@@ -71,8 +71,7 @@ class DatabaseRegister:
         """Add or replace identities (by matricule); returns how many were written."""
         pending = list(records)
         for start in range(0, len(pending), batch):
-            with self.repo.unit() as unit:
-                conn = unit.conn
+            with writing(self.engine) as conn:
                 rows = []
                 for record in pending[start : start + batch]:
                     ins_hash = self._ins_hash(record.ins)
@@ -105,19 +104,19 @@ class DatabaseRegister:
 
     def count(self) -> int:
         """How many identities the register holds."""
-        with self.repo.unit(write=False) as unit:
-            found = unit.conn.execute(select(func.count()).select_from(identity_register))
+        with reading(self.engine) as conn:
+            found = conn.execute(select(func.count()).select_from(identity_register))
             return int(found.scalar_one())
 
     def search(self, traits: Traits) -> RegisterAnswer:
         """INSi search by traits: one, none or several identities (birth place only when given)."""
-        with self.repo.unit(write=False) as unit:
-            rows = unit.conn.execute(
+        with reading(self.engine) as conn:
+            rows = conn.execute(
                 select(identity_register).where(
                     identity_register.c.key_hash == self._key_hash(traits)
                 )
             ).all()
-            records = [self._decode(unit.conn, r.ins_hash, r.record) for r in rows]
+            records = [self._decode(conn, r.ins_hash, r.record) for r in rows]
         found = [
             r
             for r in records
@@ -132,31 +131,31 @@ class DatabaseRegister:
     def verify(self, ins: Ins, traits: Traits) -> bool:
         """INSi verification: the matricule exists and its traits are these."""
         ins_hash = self._ins_hash(ins)
-        with self.repo.unit(write=False) as unit:
-            row = unit.conn.execute(
+        with reading(self.engine) as conn:
+            row = conn.execute(
                 select(identity_register.c.record).where(identity_register.c.ins_hash == ins_hash)
             ).first()
             if row is None:
                 return False
-            record = self._decode(unit.conn, ins_hash, row.record)
+            record = self._decode(conn, ins_hash, row.record)
         return record.ins == ins and record.traits == traits
 
     def successor(self, ins: Ins) -> Ins | None:
         """The NIR that replaced this NIA, if the register says so."""
         ins_hash = self._ins_hash(ins)
-        with self.repo.unit(write=False) as unit:
-            row = unit.conn.execute(
+        with reading(self.engine) as conn:
+            row = conn.execute(
                 select(identity_register.c.record).where(identity_register.c.ins_hash == ins_hash)
             ).first()
             if row is None:
                 return None
-            record = self._decode(unit.conn, ins_hash, row.record)
+            record = self._decode(conn, ins_hash, row.record)
         return record.replaced_by if record.ins == ins else None
 
 
 def open_register(
-    repo: Repository, data_keys: DataKeys, blind: BlindIndexer
+    engine: Engine, data_keys: DataKeys, blind: BlindIndexer
 ) -> DatabaseRegister | None:
     """The database register if it holds identities, else None (nothing to verify against)."""
-    register = DatabaseRegister(repo, data_keys, blind)
+    register = DatabaseRegister(engine, data_keys, blind)
     return register if register.count() else None

@@ -27,11 +27,12 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from carnet.caller import RequestContext
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.crypto.envelope import DataKeys
+from carnet.db.engine import reading, writing
 from carnet.fhir.dates import utc_now
 from carnet.fhir.errors import Issue, conflict, unprocessable
 from carnet.fhir.repository import StoredResource
@@ -105,6 +106,7 @@ class IdentityService:
         data_keys: DataKeys,
         blind: BlindIndexer,
         *,
+        engine: Engine,
         link_threshold: float,
         review_threshold: float,
         register: IdentityRegister | None = None,
@@ -115,13 +117,14 @@ class IdentityService:
                 f"{link_threshold}"
             )
         self.fhir = fhir
+        self.engine = engine  # the identity tables' own transactions (no resource rows)
         self.data_keys = data_keys
         self.blind = blind
         self.link_threshold = link_threshold
         self.review_threshold = review_threshold
         self.register = register
         self._model: MatchModel | None = None
-        self.vigilance = Vigilance(fhir, data_keys)
+        self.vigilance = Vigilance(fhir, data_keys, engine)
         self.deposits = Deposits(fhir, data_keys, blind, decide=self.decide_in, queue=self.queue_in)
 
     # -- model ------------------------------------------------------------------------------------
@@ -130,8 +133,8 @@ class IdentityService:
     def model(self) -> MatchModel:
         """The latest trained model, or the starting parameters."""
         if self._model is None:
-            with self.fhir.repo.unit(write=False) as unit:
-                row = unit.conn.execute(
+            with reading(self.engine) as conn:
+                row = conn.execute(
                     select(identity_model_params.c.params)
                     .order_by(identity_model_params.c.id.desc())
                     .limit(1)
@@ -146,8 +149,8 @@ class IdentityService:
 
     def save_model(self, model: MatchModel, pairs: int) -> None:
         """Store trained parameters; later matching uses them."""
-        with self.fhir.repo.unit() as unit:
-            unit.conn.execute(
+        with writing(self.engine) as conn:
+            conn.execute(
                 insert(identity_model_params).values(
                     params=json.dumps(model.parameters()), pairs=pairs, trained_at=utc_now()
                 )
@@ -234,8 +237,7 @@ class IdentityService:
         ids: list[str] = []
         pending = list(inputs)
         for start in range(0, len(pending), batch):
-            with self.fhir.repo.unit() as unit:
-                conn = unit.conn
+            with writing(self.engine) as conn:
                 rows: list[dict[str, Any]] = []
                 blocks: list[dict[str, str]] = []
                 now = utc_now()
@@ -354,8 +356,8 @@ class IdentityService:
 
     def match(self, inp: IdentityInput) -> MatchResult:
         """Decide without writing anything (the explain endpoint)."""
-        with self.fhir.repo.unit(write=False) as unit:
-            return self.decide_in(unit.conn, inp)
+        with reading(self.engine) as conn:
+            return self.decide_in(conn, inp)
 
     def queue_in(
         self, conn: Connection, inp: IdentityInput, result: MatchResult, patient_id: str | None
@@ -467,9 +469,9 @@ class IdentityService:
 
     def identities(self) -> list[tuple[str, dict[str, Any]]]:
         """Every non-merged identity's id and decrypted record (training and batch dedupe)."""
-        with self.fhir.repo.unit(write=False) as unit:
-            rows = unit.conn.execute(select(identity).where(identity.c.state != "merged")).all()
-            return [(s.id, s.record) for s in self._load(unit.conn, list(rows))]
+        with reading(self.engine) as conn:
+            rows = conn.execute(select(identity).where(identity.c.state != "merged")).all()
+            return [(s.id, s.record) for s in self._load(conn, list(rows))]
 
     def train(
         self, *, random_pairs: int = 200_000, engine: str = "duckdb", spark_master: str = "local[2]"
@@ -491,8 +493,8 @@ class IdentityService:
     def dedupe(self, *, engine: str = "duckdb", spark_master: str = "local[2]") -> list[DedupePair]:
         """Suspected duplicate pairs of the whole index, best first, on DuckDB or Spark."""
         records = dict(self.identities())
-        with self.fhir.repo.unit(write=False) as unit:
-            distinct = dismissed_pairs(unit.conn)
+        with reading(self.engine) as conn:
+            distinct = dismissed_pairs(conn)
         with open_engine(engine, spark_master=spark_master) as batch:
             return dedupe(
                 self.model,
@@ -507,5 +509,5 @@ class IdentityService:
 
     def count(self) -> int:
         """How many identities the index holds (all states)."""
-        with self.fhir.repo.unit(write=False) as unit:
-            return int(unit.conn.execute(select(func.count()).select_from(identity)).scalar_one())
+        with reading(self.engine) as conn:
+            return int(conn.execute(select(func.count()).select_from(identity)).scalar_one())

@@ -12,10 +12,11 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from carnet.caller import RequestContext
 from carnet.crypto.envelope import DataKeys
+from carnet.db.engine import reading
 from carnet.fhir.dates import utc_now
 from carnet.fhir.repository import StoredResource
 from carnet.fhir.service import FhirService, FhirSession
@@ -97,9 +98,10 @@ def new_item(
 class Vigilance:
     """The vigilance queue: list items, merge, unmerge, dismiss, release held documents."""
 
-    def __init__(self, fhir: FhirService, data_keys: DataKeys) -> None:
+    def __init__(self, fhir: FhirService, data_keys: DataKeys, engine: Engine) -> None:
         self.fhir = fhir
         self.data_keys = data_keys
+        self.engine = engine  # the vigilance queue's own reads (no resource rows)
 
     @contextmanager
     def _session(self, action: str, ctx: RequestContext) -> Iterator[FhirSession]:
@@ -110,15 +112,15 @@ class Vigilance:
 
     def queue(self, state: str = "open") -> list[dict[str, Any]]:
         """Vigilance items in ``state`` (oldest first), with their evidence and quarantine count."""
-        with self.fhir.repo.unit(write=False) as unit:
-            rows = unit.conn.execute(
+        with reading(self.engine) as conn:
+            rows = conn.execute(
                 select(vigilance_item)
                 .where(vigilance_item.c.state == state)
                 .order_by(vigilance_item.c.created_at)
             ).all()
             out = []
             for row in rows:
-                held = unit.conn.execute(
+                held = conn.execute(
                     select(quarantine.c.id).where(
                         quarantine.c.identity_id == row.identity_id,
                         quarantine.c.released_at.is_(None),
@@ -276,8 +278,8 @@ class Vigilance:
 
     def merge_item(self, item_id: str, *, actor: str, ctx: RequestContext) -> dict[str, Any]:
         """Resolve a vigilance item by merging its pending identity into its candidate."""
-        with self.fhir.repo.unit(write=False) as unit:
-            row = self._open_item(unit.conn, item_id)
+        with reading(self.engine) as conn:
+            row = self._open_item(conn, item_id)
         if row.candidate_id is None:
             raise VigilanceError(f"vigilance item {item_id} has no candidate to merge into")
         return self.merge(row.identity_id, row.candidate_id, actor=actor, item_id=item_id, ctx=ctx)

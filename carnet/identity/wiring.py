@@ -3,8 +3,9 @@ registered here, in one place, before anything else uses the FHIR service."""
 
 from __future__ import annotations
 
+from sqlalchemy import Engine
+
 from carnet.crypto.service import CryptoService
-from carnet.fhir.repository import Repository
 from carnet.fhir.service import FhirService
 from carnet.identity.ins_anywhere import refuse_broken_ins
 from carnet.identity.register_store import open_register
@@ -13,16 +14,19 @@ from carnet.settings import Settings
 
 
 def build(
-    settings: Settings, fhir: FhirService, crypto: CryptoService, repository: Repository
+    settings: Settings, engine: Engine, fhir: FhirService, crypto: CryptoService
 ) -> IdentityService:
-    """Identity matching with the reference register; registers its FHIR write hooks."""
+    """Identity matching with the reference register; registers its FHIR write hooks. The
+    identity tables (index, vigilance, register, model) are read and written on ``engine`` in
+    transactions of their own; resources only through the FHIR service's sessions."""
     identity = IdentityService(
         fhir,
         crypto.data_keys,
         crypto.blind,
+        engine=engine,
         link_threshold=settings.identity_link_threshold,
         review_threshold=settings.identity_review_threshold,
-        register=open_register(repository, crypto.data_keys, crypto.blind),
+        register=open_register(engine, crypto.data_keys, crypto.blind),
     )
     fhir.patient_hooks.append(identity.on_patient_write)
     fhir.body_checks.append(refuse_broken_ins)  # a broken INS anywhere in a body: 422

@@ -105,14 +105,14 @@ class ControlsService:
 
     # -- who acts for whom ---------------------------------------------------------------------
 
-    def acting_for(
-        self, principal: Principal, patient_id: str | None, ctx: RequestContext | None = None
-    ) -> tuple[str, bool]:
-        """The patient a person acts for (own record by default) and whether as representative.
+    def acting_for(self, ctx: RequestContext, patient_id: str | None) -> tuple[str, bool]:
+        """The patient ``ctx``'s person acts for (own record by default) and whether as
+        representative.
 
-        404 when the person neither is nor represents that patient: no hint that it exists. With
-        ``ctx``, that refusal is audited in the patient's part of the log.
+        404 when the person neither is nor represents that patient: no hint that it exists; that
+        refusal is audited in the patient's part of the log.
         """
+        principal = ctx.principal
         if principal.kind is not Kind.PERSON or not principal.patient_id:
             raise ControlError(403, "only the patient or a legal representative sets controls")
         if patient_id in (None, "", principal.patient_id):
@@ -120,8 +120,7 @@ class ControlsService:
         with self.engine.connect() as conn:
             represented = self.pdp.represented(conn, principal.patient_id)
         if patient_id not in represented:
-            if ctx is not None:
-                self._audit(ctx, "controls", str(patient_id), [], "not-represented", 404)
+            self._audit(ctx, "controls", str(patient_id), [], "not-represented", 404)
             raise ControlError(404, "no such record among those you act for")
         return str(patient_id), True
 
@@ -156,7 +155,7 @@ class ControlsService:
     # -- reading ---------------------------------------------------------------------------------
 
     def controls(self, ctx: RequestContext, patient_id: str | None) -> Controls:
-        pid, as_representative = self.acting_for(ctx.principal, patient_id, ctx)
+        pid, as_representative = self.acting_for(ctx, patient_id)
         v, b, c, p = access_visibility.c, access_block.c, access_care.c, access_preference.c
         with self.engine.connect() as conn:
             flags = [MASQUE_PS] + ([] if as_representative else [INVISIBLE_REPRESENTANTS_LEGAUX])
@@ -201,7 +200,7 @@ class ControlsService:
                     400, f"a person sets {MASQUE_PS} or {INVISIBLE_REPRESENTANTS_LEGAUX}"
                 )
             stored = self._readable(ctx, res_type, res_id)
-            pid, as_representative = self.acting_for(principal, stored.patient_id)
+            pid, as_representative = self.acting_for(ctx, stored.patient_id)
             if flag == INVISIBLE_REPRESENTANTS_LEGAUX and as_representative:
                 raise ControlError(403, "only the person themself hides items from representatives")
         elif principal.kind is Kind.PROFESSIONAL:
@@ -287,7 +286,7 @@ class ControlsService:
     def set_block(
         self, ctx: RequestContext, patient_id: str | None, rpps: str, *, on: bool
     ) -> None:
-        pid, rep = self.acting_for(ctx.principal, patient_id, ctx)
+        pid, rep = self.acting_for(ctx, patient_id)
         rpps = _check_rpps(rpps)
         b = access_block.c
         with writing(self.engine) as conn:
@@ -305,7 +304,7 @@ class ControlsService:
     ) -> None:
         """Declare a professional as caring for the patient (optionally their médecin traitant,
         who replaces any previous one)."""
-        pid, rep = self.acting_for(ctx.principal, patient_id, ctx)
+        pid, rep = self.acting_for(ctx, patient_id)
         rpps = _check_rpps(rpps)
         c = access_care.c
         with writing(self.engine) as conn:
@@ -322,7 +321,7 @@ class ControlsService:
             self._audit_in(conn, ctx, "care-declare", pid, [], _rule(rep, f"rpps:{rpps}"))
 
     def end_care(self, ctx: RequestContext, patient_id: str | None, rpps: str) -> None:
-        pid, rep = self.acting_for(ctx.principal, patient_id, ctx)
+        pid, rep = self.acting_for(ctx, patient_id)
         c = access_care.c
         with writing(self.engine) as conn:
             conn.execute(
@@ -338,7 +337,7 @@ class ControlsService:
         emergency_opposition: bool | None = None,
         research_optout: bool | None = None,
     ) -> None:
-        pid, rep = self.acting_for(ctx.principal, patient_id, ctx)
+        pid, rep = self.acting_for(ctx, patient_id)
         p = access_preference.c
         with writing(self.engine) as conn:
             row = conn.execute(select(access_preference).where(p.patient_id == pid)).first()

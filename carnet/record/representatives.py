@@ -10,9 +10,10 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, Engine, insert, or_, select, update
 
 from carnet.caller import RequestContext
+from carnet.db.engine import reading
 from carnet.db.instants import stamp, utc_now
 from carnet.fhir.errors import bad_request, conflict, not_found
 from carnet.fhir.service import FhirService, FhirSession
@@ -41,16 +42,17 @@ def represented_patients_in(
 class Representatives:
     """Representations: declared, linked from the register, ended, and queried."""
 
-    def __init__(self, fhir: FhirService) -> None:
+    def __init__(self, fhir: FhirService, engine: Engine) -> None:
         self.fhir = fhir
+        self.engine = engine  # the representations' own reads (no resource rows)
 
     def represented_patients(
         self, person_patient_id: str, *, now: datetime | None = None
     ) -> list[str]:
         """Patient ids ``person_patient_id`` currently represents (parent of a minor, guardian or
         curator whose term has not ended)."""
-        with self.fhir.repo.unit(write=False) as unit:
-            return self.represented_patients_in(unit.conn, person_patient_id, now=now)
+        with reading(self.engine) as conn:
+            return self.represented_patients_in(conn, person_patient_id, now=now)
 
     def represented_patients_in(
         self, conn: Connection, person_patient_id: str, *, now: datetime | None = None
@@ -60,8 +62,8 @@ class Representatives:
 
     def representatives_of(self, patient_id: str, *, now: datetime | None = None) -> list[str]:
         """Patient ids of the people who currently act for ``patient_id``."""
-        with self.fhir.repo.unit(write=False) as unit:
-            return self.representatives_of_in(unit.conn, patient_id, now=now)
+        with reading(self.engine) as conn:
+            return self.representatives_of_in(conn, patient_id, now=now)
 
     def representatives_of_in(
         self, conn: Connection, patient_id: str, *, now: datetime | None = None

@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from carnet.caller import RequestContext
 from carnet.crypto.blind_index import BlindIndexer
+from carnet.db.engine import reading
 from carnet.db.instants import stamp, utc_now
 from carnet.fhir.errors import bad_request, conflict, not_found
 from carnet.fhir.service import FhirService, FhirSession
@@ -97,10 +98,12 @@ class RecordService:
         blind: BlindIndexer,
         representatives: Representatives,
         *,
+        engine: Engine,
         objection_window_days: float = 42,
         retention_years: float = 10,
     ) -> None:
         self.fhir = fhir
+        self.engine = engine  # the record tables' own reads (no resource rows)
         self.blind = blind
         self.representatives = representatives
         self.provisioning = Provisioning(
@@ -117,8 +120,8 @@ class RecordService:
 
     def is_open(self, patient_id: str) -> bool:
         """Whether ``patient_id`` has a space and it is open (pending, refused, closed: False)."""
-        with self.fhir.repo.unit(write=False) as unit:
-            return self.is_open_in(unit.conn, patient_id)
+        with reading(self.engine) as conn:
+            return self.is_open_in(conn, patient_id)
 
     def is_open_in(self, conn: Connection, patient_id: str) -> bool:
         """:meth:`is_open` on an open connection."""
@@ -129,16 +132,14 @@ class RecordService:
 
     def space(self, patient_id: str, *, now: datetime | None = None) -> Space | None:
         """The space of ``patient_id`` with its current representatives; None if it has none."""
-        with self.fhir.repo.unit(write=False) as unit:
-            row = unit.conn.execute(
+        with reading(self.engine) as conn:
+            row = conn.execute(
                 select(record_space).where(record_space.c.patient_id == patient_id)
             ).first()
             if row is None:
                 return None
-            representatives = self.representatives.current_of_in(unit.conn, patient_id, now=now)
-            represented = self.representatives.represented_patients_in(
-                unit.conn, patient_id, now=now
-            )
+            representatives = self.representatives.current_of_in(conn, patient_id, now=now)
+            represented = self.representatives.represented_patients_in(conn, patient_id, now=now)
         return Space(
             patient_id=row.patient_id,
             state=row.state,
@@ -334,9 +335,9 @@ class RecordService:
         moment = now or utc_now()
         report = SweepReport()
         s = record_space.c
-        with self.fhir.repo.unit(write=False) as unit:
+        with reading(self.engine) as conn:
             due_open = (
-                unit.conn.execute(
+                conn.execute(
                     select(s.patient_id).where(
                         s.state == PENDING, s.objection_deadline <= stamp(moment)
                     )
@@ -345,7 +346,7 @@ class RecordService:
                 .all()
             )
             due_shred = (
-                unit.conn.execute(
+                conn.execute(
                     select(s.patient_id).where(
                         s.state.in_((REFUSED, CLOSED)), s.retention_until <= stamp(moment)
                     )
@@ -412,8 +413,8 @@ class RecordService:
 
     def pending_notifications(self) -> list[Notification]:
         """Queued notifications, oldest first."""
-        with self.fhir.repo.unit(write=False) as unit:
-            return pending(unit.conn)
+        with reading(self.engine) as conn:
+            return pending(conn)
 
     def deliver(
         self,

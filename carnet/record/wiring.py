@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Engine
+
 from carnet.crypto.service import CryptoService
 from carnet.fhir.service import FhirService
 from carnet.record.representatives import Representatives
@@ -9,12 +11,16 @@ from carnet.record.service import RecordService
 from carnet.settings import Settings
 
 
-def build(settings: Settings, fhir: FhirService, crypto: CryptoService) -> RecordService:
-    """The personal-space service with the objection window and retention of the settings."""
+def build(
+    settings: Settings, engine: Engine, fhir: FhirService, crypto: CryptoService
+) -> RecordService:
+    """The personal-space service with the objection window and retention of the settings; the
+    record tables' own reads run on ``engine``, resources only through FHIR sessions."""
     return RecordService(
         fhir,
         crypto.blind,
-        Representatives(fhir),
+        Representatives(fhir, engine),
+        engine=engine,
         objection_window_days=settings.objection_window_days,
         retention_years=settings.record_retention_years,
     )

@@ -166,8 +166,9 @@ def test_a_restarted_export_job_still_runs_as_its_caller(world: World) -> None:
     job = export.jobs.create(
         "export", "urn:x", lab.subject, {**params, "principal": principal_params(lab)}
     )
+    as_lab = RequestContext(actor=lab.subject, principal=lab)
     for _ in range(400):
-        reply = export.status(job)  # not running in this process: started again
+        reply = export.status(job, as_lab)  # not running in this process: started again
         if reply.status != 202:
             break
         time.sleep(0.025)
@@ -175,7 +176,7 @@ def test_a_restarted_export_job_still_runs_as_its_caller(world: World) -> None:
     assert {o["type"] for o in reply.manifest["output"]} == {"Observation"}
     legacy = export.jobs.create("export", "urn:x", lab.subject, params)
     for _ in range(400):
-        reply = export.status(legacy)
+        reply = export.status(legacy, as_lab)
         if reply.status != 202:
             break
         time.sleep(0.025)

@@ -300,7 +300,7 @@ def test_data_files_are_0600_in_0700_folders(loose_umask: None, tmp_path: Path) 
         export = services.bulk_export
         job = export.kickoff(AS_LOCAL_OPERATOR, "urn:b", "urn:b/$export", "system", [])
         export.runner.wait(job, timeout=30)
-        assert export.status(job).status == 200
+        assert export.status(job, AS_LOCAL_OPERATOR).status == 200
         data_dir = services.settings.data_dir
         names = {p.name for p in data_dir.iterdir()}
         assert {"carnet.sqlite3", "carnet.sqlite3-wal", "carnet.sqlite3-shm"} <= names

@@ -11,8 +11,12 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from carnet.app import Services, create_app
+from carnet.audit.models import audit_event
+from carnet.caller import Kind, Principal, RequestContext
+from carnet.fhir.errors import FhirError
 from carnet.settings import Settings
 from tests.spec.helpers import FHIR_JSON, observation, patient
 from tests.support.caller import AS_LOCAL_OPERATOR
@@ -189,12 +193,36 @@ def test_expired_exports_are_erased(services: Services, record: dict[str, str]) 
     export = services.bulk_export
     job = export.kickoff(AS_LOCAL_OPERATOR, "urn:b", "urn:b/$export", "system", [])
     services.bulk_export.runner.wait(job, timeout=30)
-    assert export.status(job).status == 200
+    assert export.status(job, AS_LOCAL_OPERATOR).status == 200
     folder: Path = export.export_dir / job
     assert folder.is_dir()
     export.retention = timedelta(seconds=-1)
     assert export.purge_expired() == 1
     assert not folder.exists()
+
+
+def test_another_caller_cannot_read_or_cancel_a_jobs_status(
+    services: Services, record: dict[str, str]
+) -> None:
+    """In process as over HTTP, a job answers its owner only: to anyone else (here a backend with
+    system read scopes) it is as unknown as a missing one, the refusal audited, the job intact."""
+    export = services.bulk_export
+    job = export.kickoff(AS_LOCAL_OPERATOR, "urn:b", "urn:b/$export", "system", [])
+    export.runner.wait(job, timeout=30)
+    lab = Principal(Kind.BACKEND, "lab", client_id="lab", scopes=frozenset({"system/*.rs"}))
+    stranger = RequestContext(actor=lab.subject, principal=lab)
+    for attempt in (export.status, export.cancel):
+        with pytest.raises(FhirError) as refused:
+            attempt(job, stranger)
+        assert refused.value.status == 404
+    with services.engine.connect() as conn:
+        rows = conn.execute(select(audit_event.c.body).order_by(audit_event.c.seq)).scalars()
+        refusals = [e for e in map(orjson.loads, rows) if e["actor"] == lab.subject]
+    assert [(e["action"], e["outcome"], e["rule"]) for e in refusals] == [
+        ("export-status", 404, f"bulk-job-not-owner job:{job}"),
+        ("export-cancel", 404, f"bulk-job-not-owner job:{job}"),
+    ]
+    assert export.status(job, AS_LOCAL_OPERATOR).status == 200
 
 
 def test_bulk_manifest_requires_access_token(

@@ -239,6 +239,7 @@ def test_train_and_dedupe_the_index(services: Services) -> None:
         services.fhir,
         services.crypto.data_keys,
         services.crypto.blind,
+        engine=services.engine,
         link_threshold=12,
         review_threshold=0,
     )

@@ -24,14 +24,12 @@ INS = Ins(INS_NIR_OID, make_nir(1, 1985, 7, "75056", 1))
 
 
 def _register(services: Services) -> DatabaseRegister:
-    return DatabaseRegister(services.fhir.repo, services.crypto.data_keys, services.crypto.blind)
+    return DatabaseRegister(services.engine, services.crypto.data_keys, services.crypto.blind)
 
 
 def test_search_verify_and_nothing_in_clear(services: Services) -> None:
     register = _register(services)
-    assert (
-        open_register(services.fhir.repo, services.crypto.data_keys, services.crypto.blind) is None
-    )
+    assert open_register(services.engine, services.crypto.data_keys, services.crypto.blind) is None
     homonym = Ins(INS_NIR_OID, make_nir(1, 1985, 7, "13055", 2))
     assert (
         register.load(

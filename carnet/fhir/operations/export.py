@@ -138,7 +138,7 @@ class ExportService:
 
     # -- status ---------------------------------------------------------------------------------
 
-    def status(self, job_id: str, ctx: RequestContext | None = None) -> StatusReply:
+    def status(self, job_id: str, ctx: RequestContext) -> StatusReply:
         job = self._job(job_id, ctx, "export-status")
         if job.status in ACTIVE:
             if not self.runner.alive(job_id):  # the process that ran it is gone: start again
@@ -150,7 +150,7 @@ class ExportService:
         reason = (job.result or {}).get("error", "the export failed")
         return StatusReply(500, error=FhirError.of(500, "exception", str(reason)))
 
-    def cancel(self, job_id: str, ctx: RequestContext | None = None) -> None:
+    def cancel(self, job_id: str, ctx: RequestContext) -> None:
         """Cancel a running export or delete a finished one (files and key)."""
         job = self._job(job_id, ctx, "export-cancel")
         if job.status in ACTIVE and self.runner.alive(job_id):
@@ -269,7 +269,7 @@ class ExportService:
             self.jobs.update(job_id, status="completed", result=manifest, progress="done")
 
     def _job(
-        self, job_id: str, ctx: RequestContext | None, action: str, *, audit_success: bool = True
+        self, job_id: str, ctx: RequestContext, action: str, *, audit_success: bool = True
     ) -> Job:
         """The caller's job; another caller's is as unknown as a missing one; both audited."""
         return owned_job(

@@ -77,7 +77,7 @@ class ImportService:
         self.runner.submit(job_id, self._run)
         return job_id
 
-    def status(self, job_id: str, ctx: RequestContext | None = None) -> StatusReply:
+    def status(self, job_id: str, ctx: RequestContext) -> StatusReply:
         job = self._job(job_id, ctx, "import-status")
         if job.status in ACTIVE:
             if not self.runner.alive(job_id):  # restarted: resume where the last run stopped
@@ -88,7 +88,7 @@ class ImportService:
         reason = (job.result or {}).get("error", "the import failed")
         return StatusReply(500, error=FhirError.of(500, "exception", str(reason)))
 
-    def cancel(self, job_id: str, ctx: RequestContext | None = None) -> None:
+    def cancel(self, job_id: str, ctx: RequestContext) -> None:
         """Stop a running import between batches (what was committed stays) and forget the job."""
         job = self._job(job_id, ctx, "import-cancel")
         if job.status in ACTIVE:
@@ -96,7 +96,7 @@ class ImportService:
             self.runner.wait(job_id, timeout=30)
         self.jobs.remove(job_id)
 
-    def _job(self, job_id: str, ctx: RequestContext | None, action: str) -> Job:
+    def _job(self, job_id: str, ctx: RequestContext, action: str) -> Job:
         """The caller's job; another caller's is as unknown as a missing one; both audited."""
         return owned_job(self.jobs, self.fhir, "import", job_id, ctx, action)
 

@@ -125,26 +125,25 @@ def owned_job(
     fhir: FhirService,
     kind: str,
     job_id: str,
-    ctx: RequestContext | None,
+    ctx: RequestContext,
     action: str,
     *,
     audit_success: bool = True,
 ) -> Job:
-    """The caller's own job (``ctx`` None: in-process, any job). Every access is an audit event:
+    """The caller's own job. Every access is an audit event:
     the owner's (rule ``job:<id>``; ``audit_success`` False when the caller records the access
     itself), and each refusal: another caller's job answers the 404 of a missing one (rule
     ``bulk-job-not-owner``, or ``bulk-job-unknown`` for no such job)."""
     job = store.get(job_id, kind) if _safe_id(job_id) else None
     live = job is not None and job.status != "cancelled"
-    if live and job is not None and (ctx is None or job.actor == ctx.actor[:128]):
-        if ctx is not None and audit_success:
+    if live and job is not None and job.actor == ctx.actor[:128]:
+        if audit_success:
             with fhir.session(ctx, action, None, None) as session:
                 session.record(action, None, [], ctx=replace(ctx, rule=f"job:{job_id}"))
         return job
-    if ctx is not None:
-        # the job id goes in the event only when it names a real job (not text from the URL)
-        rule = f"bulk-job-not-owner job:{job_id}" if live else "bulk-job-unknown"
-        fhir.record_failure(replace(ctx, rule=rule), action, None, None, 404)
+    # the job id goes in the event only when it names a real job (not text from the URL)
+    rule = f"bulk-job-not-owner job:{job_id}" if live else "bulk-job-unknown"
+    fhir.record_failure(replace(ctx, rule=rule), action, None, None, 404)
     raise not_found(f"{kind} job {job_id[:40]} is not known")
 
 

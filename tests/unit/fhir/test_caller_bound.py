@@ -10,8 +10,11 @@ import pytest
 
 import carnet
 from carnet.caller import Kind, RequestContext
+from carnet.fhir.operations.export import ExportService
+from carnet.fhir.operations.import_ import ImportService
 from carnet.fhir.service import FhirService
 from carnet.identity.service import IdentityService
+from carnet.policy.controls import ControlsService
 from carnet.record.service import RecordService
 
 
@@ -26,7 +29,10 @@ def test_request_context_has_no_default_caller() -> None:
     assert "system/*.*" in local.principal.scopes
 
 
-@pytest.mark.parametrize("service", [FhirService, IdentityService, RecordService])
+@pytest.mark.parametrize(
+    "service",
+    [FhirService, IdentityService, RecordService, ExportService, ImportService, ControlsService],
+)
 def test_public_services_require_their_caller(service: type) -> None:
     """No public method of a health-data service takes ``ctx`` with a default."""
     optional = [
@@ -100,3 +106,33 @@ def test_the_session_check_sees_a_bypass(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert _bypasses(module) == ["bypass.py:3: unit.current"]
+
+
+def _repository_reaches(path: Path) -> list[str]:
+    """Places in ``path`` that reach the FHIR engine's repository (``fhir.repo``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        f"{path.name}:{node.lineno}: {ast.unparse(node)}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr == "repo"
+    ]
+
+
+def test_identity_and_record_take_no_unit_from_the_fhir_repository() -> None:
+    """The identity and record domains read and write their own tables in transactions from
+    carnet/db (``reading``/``writing`` on their engine) and resources through sessions: nothing
+    there reaches ``fhir.repo``, so the one path for health data is the only way to resources."""
+    package = Path(carnet.__file__).parent
+    domains = [p for d in ("identity", "record") for p in (package / d).rglob("*.py")]
+    assert len(domains) > 10
+    assert [r for p in domains for r in _repository_reaches(p)] == []
+
+
+def test_the_repository_check_sees_a_reach(tmp_path: Path) -> None:
+    """The rule above fails on a module that opens a unit on the FHIR repository."""
+    module = tmp_path / "reach.py"
+    module.write_text(
+        "def count(self):\n    with self.fhir.repo.unit(write=False) as unit:\n        return 1\n",
+        encoding="utf-8",
+    )
+    assert _repository_reaches(module) == ["reach.py:2: self.fhir.repo"]
