@@ -15,6 +15,7 @@ from carnet.web.formatting import PARIS
 from carnet.web.i18n import N_
 from carnet.web.patient_controls import labels
 from carnet.web.patient_controls.deps import HistoryDep, NotTheirsError, acting_for, with_patient
+from carnet.web.patient_controls.forms import translated_errors
 from carnet.web.router import not_found_page
 from carnet.web.security import page_headers
 from carnet.web.templating import render
@@ -85,7 +86,7 @@ def history_page(
         {
             "entries": entries[:SHOWN],
             "total": len(entries),
-            "errors": errors,
+            "errors": translated_errors(request, errors),
             "filters": {"du": du or "", "au": au or "", "professionnel": professionnel or ""},
             "motif": motif or "",
             "kinds": labels.KIND_FILTERS,
