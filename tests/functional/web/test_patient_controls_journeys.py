@@ -369,3 +369,26 @@ def test_a_post_without_its_csrf_token_is_refused_and_changes_nothing(
     )
     assert answer.status == 403
     assert portal.services.controls.controls(cast.alice.ctx(), None).blocked == before
+
+
+def test_the_controls_pages_speak_english_when_asked(
+    portal: Portal, browser: Browser, cast: Cast, journeys: list[Page]
+) -> None:
+    cookie, csrf = portal.services.sessions.open(cast.paul.account, second_factor=True)
+    page = new_page(browser, locale="en-GB")
+    journeys.append(page)
+    page.context.add_cookies(
+        [
+            {"name": SESSION_COOKIE, "value": cookie, "url": portal.base},
+            {"name": CSRF_COOKIE, "value": csrf, "url": portal.base},
+        ]
+    )
+    for path, title in (
+        ("/espace/controles", "Who sees my record"),
+        ("/espace/historique", "Access history"),
+        ("/espace/alertes", "My alerts"),
+        ("/espace/mes-donnees", "My data"),
+    ):
+        page.goto(portal.url(path))
+        expect(page.locator("h1")).to_have_text(title)
+        expect(page.locator("html")).to_have_attribute("lang", "en")
