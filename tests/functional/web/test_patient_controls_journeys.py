@@ -392,3 +392,19 @@ def test_the_controls_pages_speak_english_when_asked(
         page.goto(portal.url(path))
         expect(page.locator("h1")).to_have_text(title)
         expect(page.locator("html")).to_have_attribute("lang", "en")
+
+
+def test_a_long_history_is_paged_newest_first(
+    portal: Portal, browser: Browser, cast: Cast, journeys: list[Page]
+) -> None:
+    for _ in range(101):
+        portal.services.fhir.read("Patient", cast.alice.patient, ctx=cast.pros[GP])
+    page = _open(journeys, browser, portal, cast.alice)
+    page.goto(portal.url("/espace/historique?motif=care"))
+    expect(page.locator("main")).to_contain_text("Page 1 sur 2")
+    assert page.locator("tbody tr").count() == 100
+    page.get_by_role("link", name="Accès plus anciens").click()
+    expect(page.locator("main")).to_contain_text("Page 2 sur 2")
+    expect(page.get_by_label("Type d'accès")).to_have_value("care")  # the filter is kept
+    page.get_by_role("link", name="Accès plus récents").click()
+    expect(page.locator("main")).to_contain_text("Page 1 sur 2")
