@@ -408,3 +408,22 @@ def test_a_long_history_is_paged_newest_first(
     expect(page.get_by_label("Type d'accès")).to_have_value("care")  # the filter is kept
     page.get_by_role("link", name="Accès plus récents").click()
     expect(page.locator("main")).to_contain_text("Page 1 sur 2")
+
+
+def test_masking_works_with_javascript_off(
+    portal: Portal, browser: Browser, cast: Cast, journeys: list[Page]
+) -> None:
+    cookie, csrf = portal.services.sessions.open(cast.alice.account, second_factor=True)
+    page = new_page(browser, java_script_enabled=False)
+    journeys.append(page)
+    page.context.add_cookies(
+        [
+            {"name": SESSION_COOKIE, "value": cookie, "url": portal.base},
+            {"name": CSRF_COOKIE, "value": csrf, "url": portal.base},
+        ]
+    )
+    page.goto(portal.url(f"/espace/controles/document/{cast.alice_doc}"))
+    page.get_by_role("button", name="Masquer aux professionnels").click()
+    expect(page.get_by_role("status")).to_contain_text("masqué aux professionnels")
+    page.get_by_role("button", name="Rendre visible aux professionnels").click()
+    expect(page.get_by_role("status")).to_contain_text("de nouveau visible")
