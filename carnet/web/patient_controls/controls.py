@@ -35,8 +35,7 @@ BLOCKED = register_flash("controls.blocked", N_("Ce professionnel est bloqué.")
 UNBLOCKED = register_flash("controls.unblocked", N_("Ce professionnel n'est plus bloqué."))
 SAVED = register_flash("controls.saved", N_("Vos choix sont enregistrés."))
 
-Text = Annotated[str, Form()]
-OptionalText = Annotated[str, Form()]
+Text = Annotated[str, Form()]  # a missing field is empty: the page answers, never a JSON 422
 
 
 def documents(
@@ -177,7 +176,7 @@ def set_document_mask(
     request: Request,
     caller: PersonPage,
     controls: ControlsDep,
-    choice: Text,
+    choice: Text = "",
 ) -> Response:
     """Mask or unmask the document from professionals; a minor hides it from representatives."""
     flags = {
@@ -205,8 +204,8 @@ def block(
     fhir: FhirDep,
     settings: SettingsDep,
     step_up: StepUpDep,
-    rpps: Text,
-    action: Text,
+    rpps: Text = "",
+    action: Text = "",
     pour: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
     code: Annotated[str, Form()] = "",

@@ -427,3 +427,18 @@ def test_masking_works_with_javascript_off(
     expect(page.get_by_role("status")).to_contain_text("masqué aux professionnels")
     page.get_by_role("button", name="Rendre visible aux professionnels").click()
     expect(page.get_by_role("status")).to_contain_text("de nouveau visible")
+
+
+def test_a_form_missing_a_field_answers_with_the_page_and_changes_nothing(
+    portal: Portal, browser: Browser, cast: Cast, journeys: list[Page]
+) -> None:
+    page = _open(journeys, browser, portal, cast.alice)
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == CSRF_COOKIE)
+    before = portal.services.controls.controls(cast.alice.ctx(), None).blocked
+    answer = page.request.post(
+        portal.url("/espace/controles/blocage"), form={"csrf_token": csrf, "action": "bloquer"}
+    )
+    assert answer.status == 400
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "11 chiffres" in answer.text()
+    assert portal.services.controls.controls(cast.alice.ctx(), None).blocked == before
