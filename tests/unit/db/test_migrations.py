@@ -66,6 +66,7 @@ EXPECTED_TABLES = {
     "record_space",
     "record_representative",
     "record_notification",
+    "record_activation",  # 0016: one-time codes sent through the outbox
 }
 
 
