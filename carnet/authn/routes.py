@@ -105,5 +105,6 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/dossier/documents/{doc_id}/contenu": Guard.PUBLIC,
     "/dossier/synthese": Guard.PUBLIC,
     "/dossier/mesures/{name}": Guard.PUBLIC,
+    "/dossier/depot": Guard.PUBLIC,
     "/deconnexion": Guard.PUBLIC,
 }

@@ -19,6 +19,7 @@ from carnet.web.caller import (
 )
 from carnet.web.flash import redirect
 from carnet.web.record import router as record
+from carnet.web.record import upload
 from carnet.web.signin import activation
 from carnet.web.signin import router as signin
 from carnet.web.templating import render
@@ -33,6 +34,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(signin.router)
     app.include_router(activation.router)
     app.include_router(record.router)
+    app.include_router(upload.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(SignInRequiredError)
