@@ -244,6 +244,11 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "How long an SQLite writer waits for the write lock before the request answers 503 with "
         "Retry-After.",
     ),
+    Setting(
+        "max_upload_bytes",
+        "10485760",
+        "Largest document (PDF, JPEG, PNG) a person uploads through the portal's form, bytes.",
+    ),
 )
 
 
@@ -321,6 +326,7 @@ class Settings:
     max_bundle_bytes: int
     max_indexed_chars: int
     write_lock_seconds: float
+    max_upload_bytes: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -388,6 +394,7 @@ class Settings:
             max_bundle_bytes=int(raw["max_bundle_bytes"]),
             max_indexed_chars=int(raw["max_indexed_chars"]),
             write_lock_seconds=float(raw["write_lock_seconds"]),
+            max_upload_bytes=int(raw["max_upload_bytes"]),
         )
 
     @property

@@ -19,6 +19,9 @@ from carnet.web.caller import (
 )
 from carnet.web.flash import redirect
 from carnet.web.patient_controls import router as patient_controls
+from carnet.web.record import router as record
+from carnet.web.record import upload
+from carnet.web.signin import activation
 from carnet.web.signin import router as signin
 from carnet.web.templating import render
 
@@ -30,6 +33,9 @@ def mount(app: FastAPI) -> None:
     """Add the portal to ``app`` (called once by carnet/app.py)."""
     app.include_router(home.router)
     app.include_router(signin.router)
+    app.include_router(activation.router)
+    app.include_router(record.router)
+    app.include_router(upload.router)
     app.include_router(patient_controls.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -66,6 +66,7 @@ EXPECTED_TABLES = {
     "record_space",
     "record_representative",
     "record_notification",
+    "record_activation",  # 0016: one-time codes sent through the outbox
     # the patient's alerts and the research opt-out's history (migration 0018)
     "record_alert_choice",
     "record_alert_seen",

@@ -1,0 +1,1 @@
+"""The patient's record pages: documents by class, results, treatments, measurements over time."""

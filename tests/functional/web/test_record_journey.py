@@ -1,0 +1,70 @@
+"""The patient reads their record in Chromium: documents, one document in its sandboxed frame,
+the synthesis, a chart, then adds a document; every page passes axe in light and dark
+(screenshots saved)."""
+
+from __future__ import annotations
+
+import pyotp
+from playwright.sync_api import Browser
+
+from tests.support.authn import PASSWORD
+from tests.support.browser import (
+    Portal,
+    browser_fixture,
+    check_accessibility,
+    new_page,
+    portal_fixture,
+)
+from tests.support.record_pages import PNG, build_record
+
+portal = portal_fixture()
+browser = browser_fixture()
+
+
+def test_patient_reads_documents_synthesis_and_a_chart(portal: Portal, browser: Browser) -> None:
+    services = portal.services
+    world = build_record(services)
+    account = services.accounts.create_person("lea@exemple-sante.fr", PASSWORD, world.patient_id)
+    totp = pyotp.parse_uri(services.accounts.enroll_totp(account))
+    assert isinstance(totp, pyotp.TOTP)
+
+    page = new_page(browser)
+    page.goto(portal.url("/dossier"))
+    page.get_by_label("Identifiant").fill("lea@exemple-sante.fr")
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Continuer").click()
+    page.get_by_label("Code à 6 chiffres").fill(totp.now())
+    page.get_by_role("button", name="Me connecter").click()
+    assert page.url == portal.url("/dossier")
+    check_accessibility(page, "record-documents")
+
+    page.get_by_label("Classe").select_option("31")
+    page.get_by_role("button", name="Filtrer").click()
+    assert page.get_by_role("link", name="Radiographie du thorax").is_visible()
+    assert page.get_by_role("link", name="Compte rendu de consultation").count() == 0
+
+    page.get_by_role("link", name="Radiographie du thorax").click()
+    frame = page.locator("iframe.document-view")
+    assert frame.get_attribute("sandbox") == ""
+    check_accessibility(page, "record-document")
+
+    page.goto(portal.url("/dossier/synthese"))
+    assert page.get_by_role("row", name="Potassium").get_by_text("bas").is_visible()
+    check_accessibility(page, "record-synthesis")
+
+    page.get_by_role("link", name="Pression artérielle").click()
+    assert page.get_by_role("img", name="Pression artérielle").is_visible()
+    check_accessibility(page, "record-chart")
+
+    page.goto(portal.url("/dossier/depot"))
+    check_accessibility(page, "record-upload")
+    page.get_by_label("Fichier").set_input_files(
+        files=[{"name": "ordonnance.png", "mimeType": "image/png", "buffer": PNG}]
+    )
+    page.get_by_label("Titre").fill("Ordonnance du dentiste")
+    page.get_by_label("Classe").select_option("42")
+    page.get_by_label("Date du document").fill("2025-02-03")
+    page.get_by_role("button", name="Ajouter le document").click()
+    assert page.locator("h1").inner_text() == "Ordonnance du dentiste"
+    assert page.get_by_role("status").inner_text() == "Votre document est ajouté à votre dossier."
+    page.context.close()
