@@ -268,6 +268,11 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "are refused until it is declared, and outside the EEA.",
     ),
     Setting("backup_keep", "30", "Snapshots kept on the target; older ones are pruned."),
+    Setting(
+        "max_upload_bytes",
+        "10485760",
+        "Largest document (PDF, JPEG, PNG) a person uploads through the portal's form, bytes.",
+    ),
 )
 
 
@@ -350,6 +355,7 @@ class Settings:
     backup_target: Path
     backup_jurisdiction: str
     backup_keep: int
+    max_upload_bytes: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -426,6 +432,7 @@ class Settings:
             ),
             backup_jurisdiction=raw["backup_jurisdiction"].strip().upper(),
             backup_keep=int(raw["backup_keep"]),
+            max_upload_bytes=int(raw["max_upload_bytes"]),
         )
 
     @property

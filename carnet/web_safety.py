@@ -18,6 +18,7 @@ from carnet.settings import Settings
 
 FHIR_PREFIXES = ("/fhir",)
 RESOURCE_PREFIXES = ("/fhir", "/identity")  # bodies that carry FHIR resources
+UPLOAD_PATHS = ("/dossier/depot",)  # the portal's document upload form (carnet/web/record)
 # Health data must not linger in a browser's or a proxy's cache, nor be sniffed into HTML.
 SAFE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"cache-control", b"no-store"),
@@ -40,10 +41,16 @@ class BodyLimits:
     form: int
     resource: int
     bundle: int
+    upload: int = 0  # the portal's document upload; 0: the form cap
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BodyLimits:
-        return cls(settings.max_form_bytes, settings.max_resource_bytes, settings.max_bundle_bytes)
+        return cls(
+            settings.max_form_bytes,
+            settings.max_resource_bytes,
+            settings.max_bundle_bytes,
+            settings.max_upload_bytes + settings.max_form_bytes,  # the file and its form
+        )
 
     def for_path(self, method: str, path: str) -> int:
         """The cap of a request: a Bundle posted to the FHIR base, a resource, or a form."""
@@ -51,6 +58,8 @@ class BodyLimits:
             return self.bundle
         if _under(path, RESOURCE_PREFIXES):
             return self.resource
+        if method == "POST" and path in UPLOAD_PATHS and self.upload:
+            return self.upload
         return self.form
 
 

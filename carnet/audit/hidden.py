@@ -15,7 +15,7 @@ import orjson
 from sqlalchemy import select
 
 from carnet.audit.models import audit_event, audit_event_patient
-from carnet.audit.service import AuditService, HistoryPage, LoggedEvent
+from carnet.audit.service import AuditService, HistoryPage, LoggedEvent, without_proofs
 from carnet.caller import RequestContext
 
 
@@ -52,6 +52,7 @@ def visible_history(
     *,
     count: int,
     offset: int,
+    proofs: bool = True,
 ) -> HistoryPage:
     """``AuditService.patient_history`` without the events the viewer may not see: the slices
     are scanned (ids only) to page and count what is shown; only the page is loaded and proven.
@@ -78,8 +79,7 @@ def visible_history(
         by_seq = {row.seq: row for row in rows}
         ordered = [by_seq[seq] for seq in page if seq in by_seq]
         # the proofs exactly as the unfiltered history builds them
-        events = audit._with_proofs(
-            conn, [(r.event_id, r.body, r.leaf_index, [r.slice]) for r in ordered], cp
-        )
+        found = [(r.event_id, r.body, r.leaf_index, [r.slice]) for r in ordered]
+        events = audit._with_proofs(conn, found, cp) if proofs else without_proofs(found)
     spooled = [LoggedEvent(i, body, [piece], None, None) for i, body, piece in first]
     return HistoryPage(len(waiting) + len(seqs), spooled + events, cp)

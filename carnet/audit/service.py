@@ -83,6 +83,14 @@ class HistoryPage:
     checkpoint: Checkpoint | None
 
 
+def without_proofs(rows: list[tuple[str, bytes, int | None, list[bytes]]]) -> list[LoggedEvent]:
+    """Events as read from the log, with their leaf index but no inclusion proof."""
+    return [
+        LoggedEvent(event_id, bytes(body), [bytes(s) for s in slices], leaf, None)
+        for event_id, body, leaf, slices in rows
+    ]
+
+
 class AuditService:
     """Records every interaction; sequences, signs, proves; serves the patient's history."""
 
@@ -313,9 +321,10 @@ class AuditService:
         )
 
     def patient_history(
-        self, patient_id: str, ctx: RequestContext, *, count: int, offset: int
+        self, patient_id: str, ctx: RequestContext, *, count: int, offset: int, proofs: bool = True
     ) -> HistoryPage:
-        """The patient's events, newest first, each with its proof in the latest checkpoint.
+        """The patient's events, newest first, each with its proof in the latest checkpoint
+        (``proofs`` False: leaf indexes only, for a list that proves one entry on demand).
         Never waits for a writer: events still in the spool come first, without a proof."""
         self.audit_read(ctx, "search", [patient_id])
         cp = self.current_unblocked()
@@ -341,7 +350,8 @@ class AuditService:
                 .offset(max(0, offset - len(waiting)))
                 .limit(count - len(first))
             ).all()
-            logged = self._with_proofs(conn, [(r[0], r[1], r[2], [r[3]]) for r in rows], cp)
+            found = [(r[0], r[1], r[2], [r[3]]) for r in rows]
+            logged = self._with_proofs(conn, found, cp) if proofs else without_proofs(found)
         events = [LoggedEvent(i, body, [piece], None, None) for i, body, piece in first] + logged
         return HistoryPage(int(total) + len(waiting), events, cp)
 

@@ -154,8 +154,8 @@ class AccessHistory:
         hidden = self._guard(ctx, patient_id)
         since = stamp(wanted.since or utc_now() - timedelta(days=31 * HISTORY_MONTHS))
         until = stamp(wanted.until) if wanted.until else None
-        logged = self._events(ctx, patient_id, hidden, since)
-        entries = self._describe(ctx, patient_id, logged, hidden)
+        logged, sealed_below = self._events(ctx, patient_id, hidden, since)
+        entries = self._describe(ctx, patient_id, logged, hidden, sealed_below)
         return [
             e
             for e in entries
@@ -167,24 +167,32 @@ class AccessHistory:
 
     def _events(
         self, ctx: RequestContext, patient_id: str, hidden: frozenset[str], since: str
-    ) -> list[LoggedEvent]:
+    ) -> tuple[list[LoggedEvent], int]:
+        """The events back to ``since`` (newest first) and the size of the signed tree they
+        were read against: an event whose leaf is below it is sealed."""
         found: list[LoggedEvent] = []
+        sealed_below = 0
         offset = 0
         while len(found) < MAX_EVENTS:
             page = self._page(ctx, patient_id, hidden, offset)
             found.extend(page.events)
+            if page.checkpoint is not None:
+                sealed_below = max(sealed_below, page.checkpoint.size)
             offset += len(page.events)
             oldest = _time(page.events[-1]) if page.events else ""
             if len(page.events) < PAGE or oldest < since:
                 break
-        return found
+        return found, sealed_below
 
     def _page(
         self, ctx: RequestContext, patient_id: str, hidden: frozenset[str], offset: int
     ) -> HistoryPage:
+        # no proofs for the list (they cost a lookup per hash): one entry is proven on demand
         if hidden:
-            return visible_history(self.audit, patient_id, ctx, hidden, count=PAGE, offset=offset)
-        return self.audit.patient_history(patient_id, ctx, count=PAGE, offset=offset)
+            return visible_history(
+                self.audit, patient_id, ctx, hidden, count=PAGE, offset=offset, proofs=False
+            )
+        return self.audit.patient_history(patient_id, ctx, count=PAGE, offset=offset, proofs=False)
 
     def _describe(
         self,
@@ -192,6 +200,7 @@ class AccessHistory:
         patient_id: str,
         logged: Sequence[LoggedEvent],
         hidden: frozenset[str],
+        sealed_below: int,
     ) -> list[HistoryEntry]:
         bodies = [orjson.loads(e.body) for e in logged]
         accounts = {a: self.accounts.account(a) for a in {str(b.get("actor")) for b in bodies}}
@@ -230,7 +239,7 @@ class AccessHistory:
                     organisation=body.get("organisation"),
                     emergency_reason=reasons.get(actor) if why == EMERGENCY else None,
                     items=sorted(set(items)),
-                    sealed=event.leaf_index is not None and event.proof is not None,
+                    sealed=event.leaf_index is not None and event.leaf_index < sealed_below,
                 )
             )
         entries.reverse()

@@ -62,10 +62,26 @@ record_notification = Table(
     Column("created_at", String(32), nullable=False),
     Column("sent_at", String(32), nullable=True),
     Column("channel", String(16), nullable=True),  # the channel that delivered it
+    # A one-time code the person must receive (activation, password reset): kept in clear only
+    # until the channel has delivered it, then erased; record_activation keeps its digest.
+    Column("secret", String(64), nullable=True),
 )
 Index("ix_record_notification_sent", record_notification.c.sent_at)
 Index("ix_record_notification_patient", record_notification.c.patient_id)
 
+# One-time codes sent through the outbox: the first activation of an automatically created space,
+# a forgotten password. Only the SHA-256 digest of the code is kept here.
+record_activation = Table(
+    "record_activation",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("purpose", String(16), nullable=False),  # activation | password-reset
+    Column("created_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=False),
+    Column("used_at", String(32), nullable=True),
+)
+Index("ix_record_activation_patient", record_activation.c.patient_id)
 # -- alerts the patient chooses (migration 0018) -------------------------------------------------
 
 record_alert_choice = Table(

@@ -23,6 +23,8 @@ OPENED = "space-opened"
 REFUSED = "space-refused"  # objection inside the window
 CLOSED = "space-closed"
 REPRESENTATIVE = "representative-added"  # someone now acts for the person
+ACTIVATION_CODE = "activation-code"  # the code that activates the space (in ``secret``)
+PASSWORD_RESET = "password-reset"  # noqa: S105 - a template code: a new password's one-time code
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Notification:
     kind: str
     created_at: str
     deadline: str | None = None  # the objection deadline, for space-provisioned
+    secret: str | None = None  # the one-time code of activation-code and password-reset
 
 
 class NotificationChannel(Protocol):
@@ -54,11 +57,15 @@ class FileChannel:
         self.path = path
 
     def send(self, notification: Notification) -> None:
-        """Append the notification's ids, template code and dates as one JSON line."""
+        """Append the notification's ids, template code and dates (and its one-time code, for
+        activation-code and password-reset) as one JSON line."""
         private_dir(self.path.parent)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(asdict(notification), sort_keys=True) + "\n")
+            fields = asdict(notification)
+            if fields["secret"] is None:  # only one-time-code notifications carry one
+                del fields["secret"]
+            handle.write(json.dumps(fields, sort_keys=True) + "\n")
 
 
 # Alerts (carnet/record/alerts.py): about an access to the record, never what was read.

@@ -38,8 +38,15 @@ def notify(conn: Connection, patient_id: str, kind: str, moment: datetime) -> in
     return len(dict.fromkeys(recipients))
 
 
-def queue(conn: Connection, patient_id: str, recipient: str, kind: str, moment: datetime) -> None:
-    """Add one notification to the outbox."""
+def queue(
+    conn: Connection,
+    patient_id: str,
+    recipient: str,
+    kind: str,
+    moment: datetime,
+    secret: str | None = None,
+) -> None:
+    """Add one notification to the outbox (``secret``: a one-time code, erased once delivered)."""
     conn.execute(
         insert(record_notification).values(
             id=str(uuid.uuid4()),
@@ -47,6 +54,7 @@ def queue(conn: Connection, patient_id: str, recipient: str, kind: str, moment: 
             recipient_patient_id=recipient,
             kind=kind,
             created_at=stamp(moment),
+            secret=secret,
         )
     )
 
@@ -61,6 +69,7 @@ def pending(conn: Connection) -> list[Notification]:
             n.recipient_patient_id,
             n.kind,
             n.created_at,
+            n.secret,
             record_space.c.objection_deadline,
         )
         .select_from(
@@ -77,6 +86,7 @@ def pending(conn: Connection) -> list[Notification]:
             r.kind,
             r.created_at,
             r.objection_deadline if r.kind == templates.PROVISIONED else None,
+            r.secret,
         )
         for r in rows
     ]

@@ -29,6 +29,7 @@ from carnet.db.instants import stamp, utc_now
 from carnet.fhir.errors import bad_request, conflict, not_found
 from carnet.fhir.service import FhirService, FhirSession
 from carnet.record import notifications as templates
+from carnet.record.activation import ActivationCodes
 from carnet.record.dates import add_years
 from carnet.record.models import (
     CLOSED,
@@ -115,6 +116,8 @@ class RecordService:
         )
         self.objection_window = timedelta(days=objection_window_days)
         self.retention_years = retention_years
+        self.activation = ActivationCodes(fhir)
+        """The one-time codes sent through the outbox (activation, forgotten password)."""
 
     # -- reads for the policy decision point ------------------------------------------------------
 
@@ -443,7 +446,7 @@ class RecordService:
                 unit.conn.execute(
                     update(record_notification)
                     .where(record_notification.c.id == notification.id)
-                    .values(sent_at=stamp(moment), channel=channel.name)
+                    .values(sent_at=stamp(moment), channel=channel.name, secret=None)
                 )
             sent += 1
         return sent

@@ -102,6 +102,13 @@ async def offered_csrf(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
+async def _refuse(request: Request) -> CsrfRefusedError:
+    """The refusal of a POST, after closing the files its form spooled (an upload)."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        await (await request.form()).close()
+    return CsrfRefusedError()
+
+
 async def signed_in_page(
     request: Request, accounts: AccountsDep, sessions: SessionsDep, settings: SettingsDep
 ) -> PageCaller:
@@ -112,7 +119,7 @@ async def signed_in_page(
     )
     if principal is None:
         if request.method not in SAFE_METHODS:
-            raise CsrfRefusedError  # a form posted after its session ended: sign in again
+            raise await _refuse(request)  # a form posted after its session ended: sign in again
         raise SignInRequiredError(_back_here(request))
     csrf = usable_token(request.cookies.get(SESSION_CSRF_COOKIE)) or ""
     if request.method not in SAFE_METHODS:
@@ -120,7 +127,7 @@ async def signed_in_page(
         if cross_origin(request, settings) or not await run_in_threadpool(
             sessions.check_csrf, cookie, offered
         ):
-            raise CsrfRefusedError
+            raise await _refuse(request)
     ctx = RequestContext(
         principal=principal, actor=principal.subject, source=source_of(request), purpose="care"
     )
@@ -155,7 +162,7 @@ async def anonymous_form(request: Request, settings: SettingsDep) -> FormData:
     """The form of a page shown before sign-in, once its double-submit token is checked."""
     offered = await offered_csrf(request)
     if cross_origin(request, settings) or not same_token(request.cookies.get(FORM_COOKIE), offered):
-        raise CsrfRefusedError
+        raise await _refuse(request)
     return await request.form()
 
 

@@ -22,6 +22,8 @@ from carnet.web.hub import router as hub_pages
 from carnet.web.patient_controls import router as patient_controls
 from carnet.web.pro import router as pro
 from carnet.web.record import router as record
+from carnet.web.record import upload
+from carnet.web.signin import activation
 from carnet.web.signin import router as signin
 from carnet.web.templating import render
 
@@ -37,6 +39,8 @@ def mount(app: FastAPI) -> None:
     app.include_router(hub_pages.router)
     app.include_router(patient_controls.router)
     app.include_router(pro.router)  # the professionals' workspace (carnet/web/pro)
+    app.include_router(activation.router)
+    app.include_router(upload.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(SignInRequiredError)

@@ -11,6 +11,7 @@ from typing import Any
 
 from carnet.app import Services
 from carnet.caller import Kind, Principal, RequestContext
+from carnet.db.engine import writing
 from carnet.policy.enforce import note_care
 from tests.support.caller import AS_LOCAL_OPERATOR
 
@@ -222,7 +223,7 @@ def build_record(services: Services) -> RecordWorld:
             "onsetDateTime": "2024-09-15",
         },
     )
-    with services.engine.begin() as conn:
+    with writing(services.engine) as conn:  # takes SQLite's write lock at BEGIN, waiting for it
         note_care(conn, pid, CARE_RPPS, "declared")
     pro = Principal(Kind.PROFESSIONAL, f"pro-{CARE_RPPS}", rpps=CARE_RPPS, profession="physician")
     services.controls.set_mask(

@@ -3,15 +3,16 @@ research opt-out. Plain forms, POST-redirect-GET; the services decide and audit.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from carnet.authn.step_up import STEP_UP_FIELD, StepUpRefusedError
+from carnet.authn.service import AccountService
 from carnet.dependencies import AccountsDep, ControlsDep, FhirDep, SettingsDep, StepUpDep
 from carnet.fhir.errors import FhirError
+from carnet.fhir.service import FhirService
 from carnet.policy.controls import ControlError, ControlsService
 from carnet.policy.service import INVISIBLE_REPRESENTANTS_LEGAUX, MASQUE_PS
 from carnet.record.history import practitioner_names
@@ -20,6 +21,7 @@ from carnet.web.flash import redirect, register_flash
 from carnet.web.i18n import N_
 from carnet.web.patient_controls import labels
 from carnet.web.patient_controls.deps import NotTheirsError, acting_for, with_patient
+from carnet.web.patient_controls.forms import step_up_refusal, translated_errors
 from carnet.web.router import not_found_page
 from carnet.web.templating import render
 
@@ -33,11 +35,12 @@ BLOCKED = register_flash("controls.blocked", N_("Ce professionnel est bloqué.")
 UNBLOCKED = register_flash("controls.unblocked", N_("Ce professionnel n'est plus bloqué."))
 SAVED = register_flash("controls.saved", N_("Vos choix sont enregistrés."))
 
-Text = Annotated[str, Form()]
-OptionalText = Annotated[str, Form()]
+Text = Annotated[str, Form()]  # a missing field is empty: the page answers, never a JSON 422
 
 
-def documents(fhir: Any, caller: PageCaller, patient_id: str, base: str) -> list[dict[str, str]]:
+def documents(
+    fhir: FhirService, caller: PageCaller, patient_id: str, base: str
+) -> list[dict[str, str]]:
     """The record's documents as the caller reads them (the policy filters in the query)."""
     bundle = fhir.search(
         base, "DocumentReference", [("patient", patient_id), ("_count", "200")], ctx=caller.ctx
@@ -61,7 +64,7 @@ def document_title(doc: dict[str, Any]) -> str:
     return str((doc.get("type") or {}).get("text") or doc.get("description") or "Document")
 
 
-def _profession_of(accounts: Any) -> Any:
+def _profession_of(accounts: AccountService) -> Callable[[str], str | None]:
     def profession_of(rpps: str) -> str | None:
         account = accounts.find_by_rpps(rpps)
         return account.profession if account is not None else None
@@ -86,7 +89,7 @@ def _controls_page(
     request: Request,
     caller: PageCaller,
     controls: ControlsService,
-    fhir: Any,
+    fhir: FhirService,
     base: str,
     pour: str | None,
     errors: dict[str, str] | None = None,
@@ -116,7 +119,7 @@ def _controls_page(
             ],
             "emergency_opposition": state.emergency_opposition,
             "research_optout": state.research_optout,
-            "errors": errors or {},
+            "errors": translated_errors(request, errors),
             "self_path": with_patient("/espace/controles", patient_id, as_rep),
         },
         caller=caller.principal,
@@ -173,7 +176,7 @@ def set_document_mask(
     request: Request,
     caller: PersonPage,
     controls: ControlsDep,
-    choice: Text,
+    choice: Text = "",
 ) -> Response:
     """Mask or unmask the document from professionals; a minor hides it from representatives."""
     flags = {
@@ -201,8 +204,8 @@ def block(
     fhir: FhirDep,
     settings: SettingsDep,
     step_up: StepUpDep,
-    rpps: Text,
-    action: Text,
+    rpps: Text = "",
+    action: Text = "",
     pour: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
     code: Annotated[str, Form()] = "",
@@ -214,7 +217,7 @@ def block(
     except NotTheirsError:
         return not_found_page(request)
     on = action != "debloquer"
-    if not on and (refusal := _step_up(step_up, caller, password, code, "unblock")):
+    if not on and (refusal := step_up_refusal(step_up, caller, password, code, "unblock")):
         return _controls_page(
             request, caller, controls, fhir, base, pour, {f"code-{rpps}": refusal}, 403
         )
@@ -252,7 +255,7 @@ def preferences(
     if section == "urgence":
         opposed = emergency_opposition == "1"
         if current.emergency_opposition and not opposed:
-            refusal = _step_up(step_up, caller, password, code, "preferences")
+            refusal = step_up_refusal(step_up, caller, password, code, "preferences")
             if refusal:
                 base = str(settings.fhir_base_url)
                 errors = {"code-urgence": refusal}
@@ -263,20 +266,3 @@ def preferences(
     else:
         return not_found_page(request)
     return redirect(with_patient("/espace/controles", patient_id, as_rep), SAVED)
-
-
-def _step_up(step_up: Any, caller: PageCaller, password: str, code: str, action: str) -> str | None:
-    """None when the password and a new code hold; else the message, the refusal audited."""
-    try:
-        step_up.check(caller.ctx, {STEP_UP_FIELD: {"password": password, "code": code.strip()}})
-    except StepUpRefusedError as exc:
-        patient = caller.principal.patient_id
-        step_up.audit.record_failure(
-            replace(caller.ctx, rule="step-up"), action, "Patient", patient, exc.status
-        )
-        if exc.status == 429:
-            return N_("Trop d'essais : réessayez dans quelques minutes.")
-        return N_(
-            "Mot de passe ou code incorrect : saisissez votre mot de passe et un nouveau code."
-        )
-    return None

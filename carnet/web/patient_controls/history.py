@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -15,13 +16,14 @@ from carnet.web.formatting import PARIS
 from carnet.web.i18n import N_
 from carnet.web.patient_controls import labels
 from carnet.web.patient_controls.deps import HistoryDep, NotTheirsError, acting_for, with_patient
+from carnet.web.patient_controls.forms import translated_errors
 from carnet.web.router import not_found_page
 from carnet.web.security import page_headers
 from carnet.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
-SHOWN = 500  # rows on the page; the CSV holds them all
+PER_PAGE = 100  # rows on a page (each date is formatted in Python); the CSV holds them all
 BAD_DATE = N_("Saisissez une date au format jj/mm/aaaa ou aaaa-mm-jj.")
 
 
@@ -69,23 +71,34 @@ def history_page(
     au: str | None = None,
     professionnel: str | None = None,
     motif: str | None = None,
+    page: int = 1,
 ) -> Response:
-    """Twelve months of accesses, newest first, filterable; each with "Vérifier"."""
+    """Twelve months of accesses, newest first, filterable, 100 a page; each with "Vérifier"."""
     try:
         patient_id, as_rep = acting_for(controls, caller, pour)
         wanted, errors = _filter(du, au, professionnel, motif)
         entries = history.entries(caller.ctx, patient_id, wanted)
     except (NotTheirsError, HistoryUnavailableError):
         return not_found_page(request)
-    query = request.url.query
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
+    query = urlencode(kept)
     csv_path = "/espace/historique.csv" + (f"?{query}" if query else "")
+    pages = max(1, -(-len(entries) // PER_PAGE))
+    page = min(max(1, page), pages)
+
+    def page_path(number: int) -> str:
+        return "/espace/historique?" + urlencode([*kept, ("page", str(number))])
+
     return render(
         request,
         "patient_controls/history.html",
         {
-            "entries": entries[:SHOWN],
+            "entries": entries[(page - 1) * PER_PAGE : page * PER_PAGE],
             "total": len(entries),
-            "errors": errors,
+            "page": page,
+            "pages": pages,
+            "page_path": page_path,
+            "errors": translated_errors(request, errors),
             "filters": {"du": du or "", "au": au or "", "professionnel": professionnel or ""},
             "motif": motif or "",
             "kinds": labels.KIND_FILTERS,

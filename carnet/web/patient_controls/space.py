@@ -17,7 +17,6 @@ from carnet.web.caller import PersonPage
 from carnet.web.flash import redirect, register_flash
 from carnet.web.i18n import N_
 from carnet.web.patient_controls import labels
-from carnet.web.patient_controls.controls import _step_up
 from carnet.web.patient_controls.deps import (
     AlertsDep,
     ExportDep,
@@ -25,6 +24,7 @@ from carnet.web.patient_controls.deps import (
     acting_for,
     with_patient,
 )
+from carnet.web.patient_controls.forms import step_up_refusal, translated_errors
 from carnet.web.router import not_found_page
 from carnet.web.security import page_headers
 from carnet.web.templating import render
@@ -185,7 +185,7 @@ def _my_data(
             "archive_path": with_patient("/espace/mes-donnees/dossier.zip", patient_id, as_rep),
             "pour": patient_id if as_rep else "",
             "as_representative": as_rep,
-            "errors": errors or {},
+            "errors": translated_errors(request, errors),
         },
         caller=caller.principal,
         csrf_token=caller.csrf_token,
@@ -233,7 +233,7 @@ def close_space(
         return not_found_page(request)
     if confirm != "1":
         return _my_data(request, caller, controls, record, pour, {"confirm": CONFIRM}, 400)
-    if refusal := _step_up(step_up, caller, password, code, "close"):
+    if refusal := step_up_refusal(step_up, caller, password, code, "close"):
         return _my_data(request, caller, controls, record, pour, {"code-fermeture": refusal}, 403)
     try:
         record.close(patient_id, reason="request", ctx=caller.ctx)

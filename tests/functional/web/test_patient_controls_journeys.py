@@ -369,3 +369,76 @@ def test_a_post_without_its_csrf_token_is_refused_and_changes_nothing(
     )
     assert answer.status == 403
     assert portal.services.controls.controls(cast.alice.ctx(), None).blocked == before
+
+
+def test_the_controls_pages_speak_english_when_asked(
+    portal: Portal, browser: Browser, cast: Cast, journeys: list[Page]
+) -> None:
+    cookie, csrf = portal.services.sessions.open(cast.paul.account, second_factor=True)
+    page = new_page(browser, locale="en-GB")
+    journeys.append(page)
+    page.context.add_cookies(
+        [
+            {"name": SESSION_COOKIE, "value": cookie, "url": portal.base},
+            {"name": CSRF_COOKIE, "value": csrf, "url": portal.base},
+        ]
+    )
+    for path, title in (
+        ("/espace/controles", "Who sees my record"),
+        ("/espace/historique", "Access history"),
+        ("/espace/alertes", "My alerts"),
+        ("/espace/mes-donnees", "My data"),
+    ):
+        page.goto(portal.url(path))
+        expect(page.locator("h1")).to_have_text(title)
+        expect(page.locator("html")).to_have_attribute("lang", "en")
+
+
+def test_a_long_history_is_paged_newest_first(
+    portal: Portal, browser: Browser, cast: Cast, journeys: list[Page]
+) -> None:
+    for _ in range(101):
+        portal.services.fhir.read("Patient", cast.alice.patient, ctx=cast.pros[GP])
+    page = _open(journeys, browser, portal, cast.alice)
+    page.goto(portal.url("/espace/historique?motif=care"))
+    expect(page.locator("main")).to_contain_text("Page 1 sur 2")
+    assert page.locator("tbody tr").count() == 100
+    page.get_by_role("link", name="Accès plus anciens").click()
+    expect(page.locator("main")).to_contain_text("Page 2 sur 2")
+    expect(page.get_by_label("Type d'accès")).to_have_value("care")  # the filter is kept
+    page.get_by_role("link", name="Accès plus récents").click()
+    expect(page.locator("main")).to_contain_text("Page 1 sur 2")
+
+
+def test_masking_works_with_javascript_off(
+    portal: Portal, browser: Browser, cast: Cast, journeys: list[Page]
+) -> None:
+    cookie, csrf = portal.services.sessions.open(cast.alice.account, second_factor=True)
+    page = new_page(browser, java_script_enabled=False)
+    journeys.append(page)
+    page.context.add_cookies(
+        [
+            {"name": SESSION_COOKIE, "value": cookie, "url": portal.base},
+            {"name": CSRF_COOKIE, "value": csrf, "url": portal.base},
+        ]
+    )
+    page.goto(portal.url(f"/espace/controles/document/{cast.alice_doc}"))
+    page.get_by_role("button", name="Masquer aux professionnels").click()
+    expect(page.get_by_role("status")).to_contain_text("masqué aux professionnels")
+    page.get_by_role("button", name="Rendre visible aux professionnels").click()
+    expect(page.get_by_role("status")).to_contain_text("de nouveau visible")
+
+
+def test_a_form_missing_a_field_answers_with_the_page_and_changes_nothing(
+    portal: Portal, browser: Browser, cast: Cast, journeys: list[Page]
+) -> None:
+    page = _open(journeys, browser, portal, cast.alice)
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == CSRF_COOKIE)
+    before = portal.services.controls.controls(cast.alice.ctx(), None).blocked
+    answer = page.request.post(
+        portal.url("/espace/controles/blocage"), form={"csrf_token": csrf, "action": "bloquer"}
+    )
+    assert answer.status == 400
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "11 chiffres" in answer.text()
+    assert portal.services.controls.controls(cast.alice.ctx(), None).blocked == before

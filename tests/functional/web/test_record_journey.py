@@ -1,5 +1,6 @@
 """The patient reads their record in Chromium: documents, one document in its sandboxed frame,
-the synthesis, a chart; every page passes axe in light and dark (screenshots saved)."""
+the synthesis, a chart, then adds a document; every page passes axe in light and dark
+(screenshots saved)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from tests.support.browser import (
     new_page,
     portal_fixture,
 )
-from tests.support.record_pages import build_record
+from tests.support.record_pages import PNG, build_record
 
 portal = portal_fixture()
 browser = browser_fixture()
@@ -54,4 +55,16 @@ def test_patient_reads_documents_synthesis_and_a_chart(portal: Portal, browser: 
     page.get_by_role("link", name="Pression artérielle").click()
     assert page.get_by_role("img", name="Pression artérielle").is_visible()
     check_accessibility(page, "record-chart")
+
+    page.goto(portal.url("/dossier/depot"))
+    check_accessibility(page, "record-upload")
+    page.get_by_label("Fichier").set_input_files(
+        files=[{"name": "ordonnance.png", "mimeType": "image/png", "buffer": PNG}]
+    )
+    page.get_by_label("Titre").fill("Ordonnance du dentiste")
+    page.get_by_label("Classe").select_option("42")
+    page.get_by_label("Date du document").fill("2025-02-03")
+    page.get_by_role("button", name="Ajouter le document").click()
+    assert page.locator("h1").inner_text() == "Ordonnance du dentiste"
+    assert page.get_by_role("status").inner_text() == "Votre document est ajouté à votre dossier."
     page.context.close()

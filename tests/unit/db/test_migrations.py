@@ -76,6 +76,7 @@ EXPECTED_TABLES = {
     "hub_permit_extract",
     "hub_release",
     "hub_release_review",
+    "record_activation",  # 0016: one-time codes sent through the outbox
     # the patient's alerts and the research opt-out's history (migration 0018)
     "record_alert_choice",
     "record_alert_seen",

@@ -16,6 +16,7 @@ import pytest
 from carnet.app import Services
 from carnet.audit.inclusion import Inclusion, check_inclusion
 from carnet.audit.models import audit_event
+from carnet.db.engine import writing
 from carnet.record.history import (
     CARE,
     EMERGENCY,
@@ -143,3 +144,26 @@ def _count(services: Services) -> int:
     services.audit.drain()
     with services.engine.connect() as conn:
         return len(conn.execute(audit_event.select()).all())
+
+
+def test_a_read_still_in_the_spool_shows_as_being_sealed(shared: Services, record: Record) -> None:
+    """A read answered while a writer held the lock waits in the audit spool: the history shows
+    it at once, without a proof ("en cours de scellement"), and "Vérifier" says pending."""
+    services = shared
+    history = _history(services)
+    holder = writing(services.engine)
+    holder.__enter__()  # another writer holds SQLite's write lock
+    try:
+        services.fhir.read("DocumentReference", record.doc, ctx=record.as_gp)  # spooled
+        newest = next(
+            e
+            for e in history.entries(record.as_patient, record.patient)
+            if e.rpps == GP and e.action == "read"
+        )
+        assert newest.sealed is False
+        check = history.verify(record.as_patient, record.patient, newest.event_id)
+        assert check.result is Inclusion.PENDING
+    finally:
+        holder.__exit__(None, None, None)
+    check = history.verify(record.as_patient, record.patient, newest.event_id)
+    assert check.result is Inclusion.VERIFIED  # drained and sealed once the lock is free

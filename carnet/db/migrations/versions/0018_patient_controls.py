@@ -8,14 +8,14 @@ log. The research hub must honour an opt-out as it stood at a given instant (an 
 before the opt-out is not undone), so each change is kept, not only the current value.
 
 Revision ID: 0018
-Revises: 0014
+Revises: 0016
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0014"
+down_revision = "0016"  # brief: "0014"; chained after web-core's 0016, merged into this branch
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,130 @@
+"""One-time codes that reach the person through the notification outbox: the activation of a
+space created automatically (then the person chooses a password and enrols a second factor, or
+objects), and a forgotten password.
+
+A code is 16 characters from an unambiguous alphabet (80 bits), valid ``CODE_DAYS`` days (a
+reset: ``RESET_HOURS``), usable once; issuing a new one for the same purpose voids the previous
+one. Only its SHA-256 digest is stored here; the clear code sits in the outbox row until the
+channel delivers it (carnet/record/outbox.py). Issuing runs in a FHIR session of the caller
+(``record-notify`` on the person's Patient), so it is decided and audited like any notification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, insert, select, update
+
+from carnet.caller import RequestContext
+from carnet.db.instants import stamp, utc_now
+from carnet.fhir.service import FhirService
+from carnet.record import notifications as templates
+from carnet.record.models import record_activation
+from carnet.record.outbox import queue
+
+ACTIVATION, PASSWORD_RESET = "activation", "password-reset"
+CODE_DAYS = 90
+RESET_HOURS = 1
+_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read from a letter
+_LENGTH = 16
+_KINDS = {ACTIVATION: templates.ACTIVATION_CODE, PASSWORD_RESET: templates.PASSWORD_RESET}
+
+
+def normalise(code: str) -> str:
+    """The code as typed, without spaces or dashes, upper case."""
+    return "".join(c for c in code.upper() if c.isalnum())[:64]
+
+
+def _digest(code: str) -> str:
+    return hashlib.sha256(normalise(code).encode()).hexdigest()
+
+
+def formatted(code: str) -> str:
+    """ABCD-EFGH-JKLM-NPQR: how a letter prints it."""
+    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    patient_id: str
+    purpose: str
+
+
+class ActivationCodes:
+    """Issues, checks and uses up the one-time codes of a person's space."""
+
+    def __init__(self, fhir: FhirService) -> None:
+        self.fhir = fhir
+
+    def issue(
+        self,
+        patient_id: str,
+        *,
+        ctx: RequestContext,
+        purpose: str = ACTIVATION,
+        now: datetime | None = None,
+    ) -> str:
+        """A new code for ``patient_id`` queued in the outbox for the person; returns it."""
+        moment = now or utc_now()
+        life = timedelta(days=CODE_DAYS) if purpose == ACTIVATION else timedelta(hours=RESET_HOURS)
+        code = "".join(secrets.choice(_ALPHABET) for _ in range(_LENGTH))
+        with self.fhir.session(ctx, "record-notify", "Patient", patient_id) as session:
+            session.check("record-notify", "Patient", patient_id)
+            conn = session.unit.conn
+            conn.execute(
+                delete(record_activation).where(
+                    record_activation.c.patient_id == patient_id,
+                    record_activation.c.purpose == purpose,
+                    record_activation.c.used_at.is_(None),
+                )
+            )
+            conn.execute(
+                insert(record_activation).values(
+                    code_hash=_digest(code),
+                    patient_id=patient_id,
+                    purpose=purpose,
+                    created_at=stamp(moment),
+                    expires_at=stamp(moment + life),
+                )
+            )
+            queue(conn, patient_id, patient_id, _KINDS[purpose], moment, secret=formatted(code))
+        return formatted(code)
+
+    def check(self, code: str, purpose: str, *, now: datetime | None = None) -> Redeemed | None:
+        """Whose space a live code opens (None for a wrong, used or expired code)."""
+        if len(normalise(code)) != _LENGTH:
+            return None
+        at = stamp(now or utc_now())
+        a = record_activation.c
+        with self.fhir.repo.unit(write=False) as unit:
+            row = unit.conn.execute(
+                select(a.patient_id, a.purpose).where(
+                    a.code_hash == _digest(code),
+                    a.purpose == purpose,
+                    a.used_at.is_(None),
+                    a.expires_at > at,
+                )
+            ).first()
+        return None if row is None else Redeemed(row.patient_id, row.purpose)
+
+    def use(self, code: str, purpose: str, *, now: datetime | None = None) -> bool:
+        """Use the code up (once: a second use, even concurrent, gets False)."""
+        at = stamp(now or utc_now())
+        a = record_activation.c
+        with self.fhir.repo.unit(write=True) as unit:
+            done = unit.conn.execute(
+                update(record_activation)
+                .where(
+                    and_(
+                        a.code_hash == _digest(code),
+                        a.purpose == purpose,
+                        a.used_at.is_(None),
+                        a.expires_at > at,
+                    )
+                )
+                .values(used_at=at)
+            ).rowcount
+        return bool(done)

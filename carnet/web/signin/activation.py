@@ -1,0 +1,226 @@
+"""First activation of a space created automatically: the code from the notification outbox,
+then a login and a password, then a second factor enrolled from a QR code drawn on the server;
+or, with the same code, an objection to the space.
+
+State between the steps travels in short-lived signed tickets (carnet/authn/tickets.py) bound to
+the anonymous form cookie, so a ticket copied to another browser is worth nothing. The code is
+used up when the account is created; the space's objection goes through RecordService like
+POST /record/objection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import segno
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+
+from carnet.authn.service import AccountError, AccountExistsError
+from carnet.caller import Kind, Principal, RequestContext
+from carnet.crypto.tokens import TokenError
+from carnet.dependencies import AccountsDep, RecordDep, SessionsDep, SettingsDep, TicketsDep
+from carnet.fhir.errors import FhirError
+from carnet.record.activation import ACTIVATION
+from carnet.web.caller import AnonymousForm, source_of
+from carnet.web.flash import redirect, register_flash
+from carnet.web.i18n import N_
+from carnet.web.security import FORM_COOKIE, set_session_cookies
+from carnet.web.templating import page_locale, render, translator
+
+router = APIRouter(include_in_schema=False)
+
+ACTIVATED = register_flash("activated", N_("Votre espace est activé. Bienvenue !"))
+WRONG_CODE = N_("Ce code d'activation n'est pas valable : vérifiez-le, ou demandez-en un nouveau.")
+EXPIRED_STEP = N_("Cette étape a expiré : saisissez de nouveau votre code d'activation.")
+TAKEN = N_("Cet identifiant est déjà pris : choisissez-en un autre.")
+WEAK = N_(
+    "Ce mot de passe est trop facile à deviner : choisissez une phrase de plusieurs mots, "
+    "12 caractères au moins."
+)
+DIFFERENT = N_("Les deux mots de passe ne sont pas identiques.")
+ALREADY = N_("Cet espace a déjà un compte : connectez-vous.")
+WRONG_TOTP = N_("Ce code n'est pas le bon. Vérifiez l'heure de votre téléphone et réessayez.")
+REQUIRED = N_("Ce champ est obligatoire.")
+
+
+def _binding(request: Request) -> str:
+    return request.cookies.get(FORM_COOKIE, "")
+
+
+def _text(form: Any, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+@router.get("/activation")
+def activation_form(request: Request) -> Response:
+    """Step 1: the activation code."""
+    return render(request, "signin/activation_code.html", {"errors": {}, "code": ""})
+
+
+@router.post("/activation")
+async def check_activation_code(
+    request: Request,
+    form: AnonymousForm,
+    record: RecordDep,
+    tickets: TicketsDep,
+    accounts: AccountsDep,
+) -> Response:
+    """The code opens step 2 (choose a login and password, or object)."""
+    gettext = translator(page_locale(request))
+    code = _text(form, "code")
+    redeemed = await run_in_threadpool(record.activation.check, code, ACTIVATION)
+    if redeemed is None:
+        errors = {"code": gettext(WRONG_CODE if code else REQUIRED)}
+        return render(
+            request, "signin/activation_code.html", {"errors": errors, "code": code}, status=400
+        )
+    ticket = tickets.issue(
+        "activation", _binding(request), {"pid": redeemed.patient_id, "code": code}
+    )
+    return render(
+        request, "signin/activation_account.html", {"errors": {}, "ticket": ticket, "login": ""}
+    )
+
+
+def _claims(tickets: Any, request: Request, form: Any, purpose: str) -> dict[str, Any] | None:
+    try:
+        claims: dict[str, Any] = tickets.check(purpose, _binding(request), _text(form, "ticket"))
+    except TokenError:
+        return None
+    return claims
+
+
+def _expired(request: Request) -> Response:
+    gettext = translator(page_locale(request))
+    return render(
+        request,
+        "signin/activation_code.html",
+        {"errors": {"code": gettext(EXPIRED_STEP)}, "code": ""},
+        status=400,
+    )
+
+
+@router.post("/activation/compte")
+async def create_account(
+    request: Request,
+    form: AnonymousForm,
+    record: RecordDep,
+    tickets: TicketsDep,
+    accounts: AccountsDep,
+) -> Response:
+    """Step 2: the account (login and password); then the second factor's QR code."""
+    claims = _claims(tickets, request, form, "activation")
+    if claims is None:
+        return _expired(request)
+    gettext = translator(page_locale(request))
+    login, password, again = (
+        _text(form, "login"),
+        _text(form, "password"),
+        _text(form, "confirmation"),
+    )
+    errors = {
+        name: gettext(REQUIRED)
+        for name in ("login", "password", "confirmation")
+        if not _text(form, name)
+    }
+    if not errors and password != again:
+        errors["confirmation"] = gettext(DIFFERENT)
+    context = {"ticket": _text(form, "ticket"), "login": login}
+
+    def make() -> tuple[str, str] | dict[str, str]:
+        if record.activation.check(claims["code"], ACTIVATION) is None:
+            return {"code": gettext(EXPIRED_STEP)}
+        try:
+            account_id = accounts.create_person(login, password, claims["pid"])
+        except AccountExistsError:
+            return {"login": gettext(TAKEN)}
+        except AccountError:
+            return {"password": gettext(WEAK)}
+        record.activation.use(claims["code"], ACTIVATION)
+        return account_id, accounts.enroll_totp(account_id)
+
+    made: tuple[str, str] | dict[str, str] = errors or await run_in_threadpool(make)
+    if isinstance(made, dict):
+        if "code" in made:
+            return _expired(request)
+        return render(
+            request, "signin/activation_account.html", {**context, "errors": made}, status=400
+        )
+    account_id, uri = made
+    ticket = tickets.issue("activation-totp", _binding(request), {"acct": account_id, "uri": uri})
+    return _totp_page(request, ticket, uri, {})
+
+
+def _totp_page(
+    request: Request, ticket: str, uri: str, errors: dict[str, str], status: int = 200
+) -> Response:
+    gettext = translator(page_locale(request))
+    qr = segno.make(uri, error="m")
+    svg = qr.svg_inline(scale=5, dark="#000", light="#fff", title=gettext(N_("QR code à scanner")))
+    secret = uri.split("secret=")[1].split("&")[0] if "secret=" in uri else ""
+    context = {
+        "ticket": ticket,
+        "qr": Markup(svg),  # noqa: S704 - segno's SVG of our own URI
+        "secret": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+        "errors": errors,
+    }
+    return render(request, "signin/activation_totp.html", context, status=status)
+
+
+@router.post("/activation/verification")
+async def confirm_second_factor(
+    request: Request,
+    form: AnonymousForm,
+    tickets: TicketsDep,
+    accounts: AccountsDep,
+    sessions: SessionsDep,
+    settings: SettingsDep,
+) -> Response:
+    """Step 3: the first code of the authenticator app proves the enrolment; the person is in."""
+    claims = _claims(tickets, request, form, "activation-totp")
+    if claims is None:
+        return _expired(request)
+    gettext = translator(page_locale(request))
+    code = _text(form, "code").replace(" ", "")
+    try:
+        if not code:
+            raise AccountError("no code")
+        await run_in_threadpool(accounts.verify_totp, claims["acct"], code, source_of(request))
+    except AccountError:
+        errors = {"code": gettext(WRONG_TOTP if code else REQUIRED)}
+        return _totp_page(request, _text(form, "ticket"), claims["uri"], errors, status=400)
+    cookie, csrf = await run_in_threadpool(sessions.open, claims["acct"], True)
+    response = redirect("/espace", ACTIVATED)
+    set_session_cookies(response, settings, cookie, csrf)
+    return response
+
+
+@router.post("/activation/opposition")
+async def object_to_space(
+    request: Request, form: AnonymousForm, record: RecordDep, tickets: TicketsDep
+) -> Response:
+    """The person refuses the space with their activation code: refused (inside the window) or
+    closed, as POST /record/objection does; the code is used up."""
+    claims = _claims(tickets, request, form, "activation")
+    if claims is None:
+        return _expired(request)
+    patient_id = str(claims["pid"])
+    holder = Principal(Kind.PERSON, f"activation:{patient_id[:36]}", patient_id=patient_id)
+    ctx = RequestContext(holder, holder.subject, source_of(request), purpose="accounts")
+
+    def refuse() -> str | None:
+        if not record.activation.use(claims["code"], ACTIVATION):
+            return None
+        try:
+            return record.object(patient_id, ctx=ctx)
+        except FhirError:
+            return None
+
+    state = await run_in_threadpool(refuse)
+    if state is None:
+        return _expired(request)
+    return render(request, "signin/objection_done.html", {"state": state})
