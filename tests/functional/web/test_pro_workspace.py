@@ -214,6 +214,14 @@ def test_the_record_page_shows_the_synthesis_documents_and_no_masked_one(
     assert workspace.hepatitis in gp.get(f"/pro/patients/{workspace.claire}").text
 
 
+def test_opening_a_record_prepares_its_documents_for_a_first_search(workspace: Workspace) -> None:
+    nurse = _client(workspace, NURSE)
+    assert nurse.get(f"/pro/patients/{workspace.claire}").status_code == 200
+    search = workspace.app.state.pro_record_search
+    held = search.cache.held(("DocumentReference", workspace.fracture, 1))
+    assert held is not None and any(f.kind == "document" for f in held.fields)
+
+
 def test_a_blocked_professional_meets_the_page_of_a_missing_record(workspace: Workspace) -> None:
     blocked = _client(workspace, BLOCKED)
     refused = blocked.get(f"/pro/patients/{workspace.odile}")
