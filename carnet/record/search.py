@@ -16,9 +16,11 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from carnet.caller import RequestContext, Visibility
 from carnet.fhir.errors import FhirError, bad_request, gone, not_found
+from carnet.fhir.repository import StoredResource
 from carnet.fhir.service import FhirService
 from carnet.fhir.session import FhirSession
 from carnet.record.search_items import AnalysedItem, AnalysisCache, Field
@@ -113,6 +115,28 @@ class RecordSearch:
             shown = session.load_visible(vis, [key for key, _ in best])
             session.record("search", "Patient", [patient, *shown])
         return SearchResults(hits, len(ranked), len(items))
+
+    def warm(self, patient_id: str, bodies: list[dict[str, Any]]) -> int:
+        """Analyse, ahead of a first search, items a caller of this record has just read (the
+        documents a record page listed: their PDFs' text is the slow part); returns how many
+        were new. Only what was read is analysed, and the cache never decides what a caller sees.
+        """
+        added = 0
+        for body in bodies:
+            version = str((body.get("meta") or {}).get("versionId", ""))
+            res_type, res_id = body.get("resourceType"), body.get("id")
+            if (
+                not version.isdigit()
+                or not isinstance(res_type, str)
+                or not isinstance(res_id, str)
+            ):
+                continue
+            if res_type in NOT_SEARCHED or self.cache.held((res_type, res_id, int(version))):
+                continue
+            stored = StoredResource(res_type, res_id, int(version), "", False, "", patient_id, body)
+            self.cache.get(stored)
+            added += 1
+        return added
 
     def _analyses(
         self, session: FhirSession, vis: Visibility | None, versions: list[tuple[str, str, int]]

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
@@ -61,7 +61,9 @@ def _ctx(
     return (replace(caller.ctx, purpose="emergency") if until else caller.ctx), until
 
 
-def _record_view(fhir: FhirService, ctx: RequestContext, patient_id: str) -> dict[str, Any]:
+def _record_view(
+    fhir: FhirService, ctx: RequestContext, patient_id: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     patient = fhir.read("Patient", patient_id, ctx=ctx).body or {}
     ips = summary(fhir, ctx, BASE, patient_id)
     docs = fhir.search(
@@ -82,12 +84,18 @@ def _record_view(fhir: FhirService, ctx: RequestContext, patient_id: str) -> dic
         [("patient", patient_id), ("category", "laboratory"), ("_sort", "-date"), ("_count", "30")],
         ctx=ctx,
     )
-    return {
+    listed = [
+        e["resource"]
+        for e in docs.get("entry") or []
+        if (e.get("search") or {}).get("mode") != "include"
+    ]
+    view = {
         "patient": views.patient_card(patient),
         "sections": views.synthesis(ips),
         "documents": views.documents(docs),
         "results": views.results(labs),
     }
+    return view, listed
 
 
 @router.get("/pro/patients/{patient_id}")
@@ -97,15 +105,18 @@ def record_page(
     caller: ProfessionalPage,
     fhir: FhirDep,
     controls: ControlsDep,
+    background: BackgroundTasks,
 ) -> Response:
-    """The record as this professional may see it: synthesis, documents, results."""
+    """The record as this professional may see it: synthesis, documents, results. The listed
+    documents' text is analysed after the answer, so a first search in the record is quick."""
     ctx, until = _ctx(caller, controls, patient_id)
     try:
-        view = _record_view(fhir, ctx, patient_id)
+        view, listed = _record_view(fhir, ctx, patient_id)
     except FhirError as err:
         if err.status in MISSING:
             return not_found_page(request)
         raise
+    background.add_task(record_search_of(request).warm, patient_id, listed)
     return render(
         request,
         "pro/record.html",

@@ -87,9 +87,11 @@ class ResultRow:
     label: str
     value: float | str
     unit: str
-    reference: str
+    reference: str  # the range as written (its text), else "" and the bounds below
     flag: str
     date: str | None
+    low: float | None = None
+    high: float | None = None
 
     @property
     def numeric(self) -> bool:
@@ -256,9 +258,7 @@ def results(bundle: JSON) -> list[ResultRow]:
         ranges = obs.get("referenceRange") or [{}]
         low = (ranges[0].get("low") or {}).get("value")
         high = (ranges[0].get("high") or {}).get("value")
-        reference = ranges[0].get("text") or (
-            f"{low} – {high}" if low is not None and high is not None else ""
-        )
+        reference = ranges[0].get("text") or ""
         interpretation = obs.get("interpretation") or [{}]
         flag_code = next((str(c.get("code")) for c in (interpretation[0].get("coding") or [])), "")
         rows.append(
@@ -269,6 +269,8 @@ def results(bundle: JSON) -> list[ResultRow]:
                 str(reference),
                 FLAGS.get(flag_code, ""),
                 date_of(obs),
+                low if isinstance(low, int | float) else None,
+                high if isinstance(high, int | float) else None,
             )
         )
     return rows

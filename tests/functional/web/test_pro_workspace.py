@@ -97,6 +97,29 @@ def workspace(
     odile_doc = _create(
         services, _pdf_document(odile, "Compte rendu de consultation", ["Fracture du fémur."])
     )
+    _create(
+        services,
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "code": "laboratory",
+                        }
+                    ]
+                }
+            ],
+            "code": {"text": "Glycémie à jeun"},
+            "subject": {"reference": f"Patient/{claire}"},
+            "effectiveDateTime": "2025-01-10",
+            "valueQuantity": {"value": 7.2, "unit": "mmol/L"},
+            "referenceRange": [{"low": {"value": 3.9}, "high": {"value": 5.5}}],
+            "interpretation": [{"coding": [{"code": "H"}]}],
+        },
+    )
     controls = services.controls
     for rpps in (GP, NURSE, BLOCKED):
         controls.declare_care(_person(claire), None, rpps, medecin_traitant=rpps == GP)
@@ -207,11 +230,21 @@ def test_the_record_page_shows_the_synthesis_documents_and_no_masked_one(
     assert page.status_code == 200
     assert "Synthèse" in page.text and "Problèmes de santé" in page.text
     assert "Compte rendu des urgences" in page.text
+    assert "Glycémie à jeun" in page.text and "7,2" in page.text  # a decimal comma
+    assert "3,9 – 5,5" in page.text and "élevé" in page.text
     assert (
         workspace.hepatitis not in page.text
     )  # masked from professionals (not the médecin traitant)
     gp = _client(workspace, GP)
     assert workspace.hepatitis in gp.get(f"/pro/patients/{workspace.claire}").text
+
+
+def test_opening_a_record_prepares_its_documents_for_a_first_search(workspace: Workspace) -> None:
+    nurse = _client(workspace, NURSE)
+    assert nurse.get(f"/pro/patients/{workspace.claire}").status_code == 200
+    search = workspace.app.state.pro_record_search
+    held = search.cache.held(("DocumentReference", workspace.fracture, 1))
+    assert held is not None and any(f.kind == "document" for f in held.fields)
 
 
 def test_a_blocked_professional_meets_the_page_of_a_missing_record(workspace: Workspace) -> None:
