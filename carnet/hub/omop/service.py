@@ -144,12 +144,10 @@ def extract(
     )
     system_ctx = extraction_context(ctx, spec.permit_id)
     with services.fhir.session(system_ctx, "export", None, None) as session:
-        session.check("export", None, None)
-        vis = session.visibility("export")
-        for batch in session.unit.iter_current(SOURCE_TYPES, batch=READ_BATCH, inflate=False):
-            visible = session.visible_only(vis, batch)
-            stager.add(visible)
-            session.record("export", None, visible)
+        for batch in session.current_batches(
+            "export", SOURCE_TYPES, batch=READ_BATCH, inflate=False
+        ):
+            stager.add(batch)
     staging = private_dir(services.settings.data_dir / "hub" / "staging" / extraction_id)
     try:
         staged = stager.finish(staging)
