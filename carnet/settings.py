@@ -244,6 +244,19 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "How long an SQLite writer waits for the write lock before the request answers 503 with "
         "Retry-After.",
     ),
+    Setting(
+        "hub_spark_master",
+        "local[1]",
+        "Spark master of research extractions run with the Spark engine: local[N] on this "
+        "machine, or a cluster URL (spark://host:7077).",
+    ),
+    Setting(
+        "hub_athena_dir",
+        "",
+        "Folder of an OHDSI Athena download (CONCEPT.csv, optionally CONCEPT_RELATIONSHIP.csv and "
+        "VOCABULARY.csv) that research extractions map codes with; empty: no vocabulary, every "
+        "coded value gets concept 0 and is reported.",
+    ),
 )
 
 
@@ -321,6 +334,8 @@ class Settings:
     max_bundle_bytes: int
     max_indexed_chars: int
     write_lock_seconds: float
+    hub_spark_master: str
+    hub_athena_dir: Path | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -388,6 +403,8 @@ class Settings:
             max_bundle_bytes=int(raw["max_bundle_bytes"]),
             max_indexed_chars=int(raw["max_indexed_chars"]),
             write_lock_seconds=float(raw["write_lock_seconds"]),
+            hub_spark_master=raw["hub_spark_master"],
+            hub_athena_dir=Path(raw["hub_athena_dir"]) if raw["hub_athena_dir"] else None,
         )
 
     @property
