@@ -148,7 +148,7 @@ def extract(
     with services.engine.begin() as conn:
         pseudonyms = services.crypto.project_keys.pseudonyms(conn, spec.project_id)
     stager = Stager(
-        pseudonyms, vocabulary, spec.dates, lambda pid: research_opted_out(services, pid)
+        pseudonyms, vocabulary, spec.dates, lambda pids: research_opted_out(services, pids)
     )
     system_ctx = extraction_context(ctx, spec.permit_id)
     with services.fhir.session(system_ctx, "export", None, None) as session:
