@@ -262,10 +262,10 @@ def main() -> None:
         finally:
             services.close()
         if args.risk_rows:
-            measured, protected = risk_seconds(args.risk_rows, work / "risk")
+            measured, protected, cpu = risk_seconds(args.risk_rows, work / "risk")
             print(
                 f"risk report on {args.risk_rows} people: measure {measured:.3f} s, "
-                f"with generalisation/suppression {protected:.3f} s"
+                f"with generalisation/suppression {protected:.3f} s ({cpu:.3f} s CPU)"
             )
     print(
         "reproduce: .venv/bin/python benchmarks/hub.py "
