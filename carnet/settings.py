@@ -273,6 +273,19 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "10485760",
         "Largest document (PDF, JPEG, PNG) a person uploads through the portal's form, bytes.",
     ),
+    Setting(
+        "hub_spark_master",
+        "local[1]",
+        "Spark master of research extractions run with the Spark engine: local[N] on this "
+        "machine, or a cluster URL (spark://host:7077).",
+    ),
+    Setting(
+        "hub_athena_dir",
+        "",
+        "Folder of an OHDSI Athena download (CONCEPT.csv, optionally CONCEPT_RELATIONSHIP.csv and "
+        "VOCABULARY.csv) that research extractions map codes with; empty: no vocabulary, every "
+        "coded value gets concept 0 and is reported.",
+    ),
 )
 
 
@@ -356,6 +369,8 @@ class Settings:
     backup_jurisdiction: str
     backup_keep: int
     max_upload_bytes: int
+    hub_spark_master: str
+    hub_athena_dir: Path | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -433,6 +448,8 @@ class Settings:
             backup_jurisdiction=raw["backup_jurisdiction"].strip().upper(),
             backup_keep=int(raw["backup_keep"]),
             max_upload_bytes=int(raw["max_upload_bytes"]),
+            hub_spark_master=raw["hub_spark_master"],
+            hub_athena_dir=Path(raw["hub_athena_dir"]) if raw["hub_athena_dir"] else None,
         )
 
     @property

@@ -9,6 +9,7 @@ transaction) take it from the session they run in: ``session.unit``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -221,6 +222,19 @@ class FhirSession:
         req = self.service.searching.parse(res_type, params, strict=strict)
         req.compartment = patient_id
         return self.service.searching.run(self, base, req)
+
+    def current_batches(
+        self, action: str, types: Sequence[str], *, batch: int = 500, inflate: bool = True
+    ) -> Iterator[list[StoredResource]]:
+        """Every current resource of ``types`` the caller may see, in batches, each batch
+        recorded: a system caller's bulk read in one snapshot (a research extraction).
+        ``inflate=False`` leaves attachments' data out."""
+        self.check(action, None, None)
+        vis = self.visibility(action)
+        for found in self.unit.iter_current(types, batch=batch, inflate=inflate):
+            visible = self.visible_only(vis, found)
+            self.record(action, None, visible)
+            yield visible
 
     def visible_only(
         self, vis: Visibility | None, found: list[StoredResource]

@@ -9,7 +9,7 @@ in their access history; break-glass also raises an alert for the operator.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -394,6 +394,17 @@ class ControlsService:
             seen = audience(conn, self.pdp, pid, res_type, res_id, profession_of)
         self._audit(ctx, "mask-preview", pid, [(res_type, res_id)])
         return seen
+    def research_opted_out_among(self, patient_ids: Collection[str]) -> set[str]:
+        """Those of ``patient_ids`` who refused secondary use (one query per 500: extractions)."""
+        p = access_preference.c
+        wanted = sorted(patient_ids)
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                query = select(p.patient_id).where(p.patient_id.in_(chunk), p.research_optout)
+                found.update(conn.execute(query).scalars())
+        return found
 
     # -- break-glass -------------------------------------------------------------------------------
 

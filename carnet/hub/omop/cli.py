@@ -15,7 +15,7 @@ from carnet.caller import RequestContext
 from carnet.cli.shell import fail, local_operator, open_services, say, settings_of
 from carnet.hub.omop.service import ExtractionError, extract, rekey
 from carnet.hub.omop.spec import OMOP_TABLES, DateHandling, Engine, ExtractionSpec
-from carnet.hub.omop.vocabulary import Vocabulary, load_athena
+from carnet.hub.omop.vocabulary import load_athena
 
 
 def _names(text: str) -> frozenset[str]:
@@ -34,7 +34,10 @@ def hub_extract(
     k: Annotated[int, typer.Option(help="The permit's k: release blocked below it.")] = 5,
     engine: Annotated[str, typer.Option(help="duckdb or spark.")] = "duckdb",
     athena: Annotated[
-        Path | None, typer.Option(help="An Athena download (CONCEPT.csv) to map codes.")
+        Path | None,
+        typer.Option(
+            help="An Athena download (CONCEPT.csv) to map codes (default: hub_athena_dir)."
+        ),
     ] = None,
 ) -> None:
     """Extract a project's data to OMOP CDM 5.4 (pseudonymised, opt-outs excluded)."""
@@ -43,7 +46,7 @@ def hub_extract(
     if engine not in ("duckdb", "spark"):
         raise fail("--engine must be duckdb or spark")
     try:
-        vocabulary = load_athena(athena) if athena else Vocabulary()
+        vocabulary = load_athena(athena) if athena else None
     except ValueError as exc:
         raise fail(str(exc)) from None
     spec = ExtractionSpec(

@@ -145,13 +145,15 @@ def _start_end(body: dict[str, Any], *names: str) -> tuple[Any, Any]:
     return None, None
 
 
-def _dates(prefix: str, start: Any, end: Any, *, end_suffix: str = "end") -> dict[str, Any]:
+def _dates(prefix: str, start: Any, end: Any) -> dict[str, Any]:
+    """``<prefix>_date``/``_datetime`` and their end columns (``visit_start`` -> ``visit_end``,
+    ``procedure`` -> ``procedure_end``); nothing when the start is not a date."""
     begun, ended = parse_moment(start), parse_moment(end)
     if begun is None:
         return {}
     values: dict[str, Any] = {f"{prefix}_date": begun[0], f"{prefix}_datetime": begun[1]}
     if ended is not None:
-        end_prefix = prefix.replace("start", end_suffix) if "start" in prefix else f"{prefix}_end"
+        end_prefix = prefix.replace("start", "end") if "start" in prefix else f"{prefix}_end"
         values[f"{end_prefix}_date"] = ended[0]
         values[f"{end_prefix}_datetime"] = ended[1]
     return values

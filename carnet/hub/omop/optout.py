@@ -2,16 +2,17 @@
 
 Today the research opt-out is the patient's preference kept by the policy's controls service
 (``access_preference.research_optout``); the record domain may take it over. The extraction asks
-at extraction time, once per person, through this function only.
+at extraction time, once per person (a batch of people per query), through this function only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol
 
 
 class OptOutSource(Protocol):
-    def research_opted_out(self, patient_id: str) -> bool: ...
+    def research_opted_out_among(self, patient_ids: Collection[str]) -> set[str]: ...
 
 
 class HasControls(Protocol):
@@ -19,6 +20,6 @@ class HasControls(Protocol):
     def controls(self) -> OptOutSource: ...
 
 
-def research_opted_out(services: HasControls, patient_id: str) -> bool:
-    """Whether the patient refused the secondary use of their data, as of now."""
-    return services.controls.research_opted_out(patient_id)
+def research_opted_out(services: HasControls, patient_ids: Collection[str]) -> set[str]:
+    """Those of ``patient_ids`` who refused the secondary use of their data, as of now."""
+    return services.controls.research_opted_out_among(patient_ids)

@@ -122,34 +122,40 @@ def extract(
     spec: ExtractionSpec,
     *,
     vocabulary: Vocabulary | None = None,
-    spark_master: str = "local[1]",
+    spark_master: str | None = None,
     timings: dict[str, float] | None = None,
 ) -> ExtractionResult:
     """Extract the permit's tables and columns of every person who has not opted out.
 
-    ``vocabulary`` defaults to none (concept 0, source values kept, unmapped codes reported);
-    ``load_athena`` reads an operator's Athena download. Nothing is written to ``output_dir``
+    ``vocabulary`` defaults to the Athena download of setting ``hub_athena_dir``, or none
+    (concept 0, source values kept, unmapped codes reported); ``spark_master`` to setting
+    ``hub_spark_master``. Nothing is written to ``output_dir``
     but the extract and its reports (unmapped codes, risk, run metadata); when the risk report
     blocks the release, the extract itself is not written. ``timings`` (benchmarks) receives
     the seconds spent reading and staging, and releasing.
     """
     started = time.perf_counter()
     columns, qis = _check(spec)
-    vocabulary = vocabulary or Vocabulary()
+    settings = services.settings
+    if vocabulary is None:
+        try:
+            athena = settings.hub_athena_dir
+            vocabulary = load_athena(athena) if athena else Vocabulary()
+        except ValueError as exc:
+            raise ExtractionError(f"setting hub_athena_dir: {exc}") from None
+    spark_master = spark_master or settings.hub_spark_master
     extraction_id = str(uuid.uuid4())
     with services.engine.begin() as conn:
         pseudonyms = services.crypto.project_keys.pseudonyms(conn, spec.project_id)
     stager = Stager(
-        pseudonyms, vocabulary, spec.dates, lambda pid: research_opted_out(services, pid)
+        pseudonyms, vocabulary, spec.dates, lambda pids: research_opted_out(services, pids)
     )
     system_ctx = extraction_context(ctx, spec.permit_id)
     with services.fhir.session(system_ctx, "export", None, None) as session:
-        session.check("export", None, None)
-        vis = session.visibility("export")
-        for batch in session.unit.iter_current(SOURCE_TYPES, batch=READ_BATCH, inflate=False):
-            visible = session.visible_only(vis, batch)
-            stager.add(visible)
-            session.record("export", None, visible)
+        for batch in session.current_batches(
+            "export", SOURCE_TYPES, batch=READ_BATCH, inflate=False
+        ):
+            stager.add(batch)
     staging = private_dir(services.settings.data_dir / "hub" / "staging" / extraction_id)
     try:
         staged = stager.finish(staging)

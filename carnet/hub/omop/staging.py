@@ -11,7 +11,7 @@ and never in the staged files.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -93,7 +93,7 @@ class Stager:
         pseudonyms: Pseudonyms,
         vocabulary: Vocabulary,
         dates: DateHandling,
-        opted_out: Callable[[str], bool],
+        opted_out: Callable[[Collection[str]], set[str]],
     ) -> None:
         self.pseudonyms = pseudonyms
         self.vocabulary = vocabulary
@@ -110,23 +110,28 @@ class Stager:
         self.unmapped: Counter[tuple[str, str, str, str]] = Counter()
         self.dropped: Counter[str] = Counter()
 
-    def _person(self, patient_id: str) -> tuple[int, int] | None:
-        """(person_id, shift) of a patient in this project, hashed once; None if opted out."""
-        if patient_id not in self._people:
-            excluded = self.opted_out(patient_id)
+    def _meet(self, patient_ids: set[str]) -> None:
+        """(person_id, shift) of the patients first seen in a batch, hashed once each; None
+        for those who opted out (asked once per batch)."""
+        new = patient_ids - self._people.keys()
+        if not new:
+            return
+        excluded = self.opted_out(new)
+        for patient_id in new:
             self._people[patient_id] = (
                 None
-                if excluded
+                if patient_id in excluded
                 else (self.pseudonyms.person_id(patient_id), self.pseudonyms.shift_days(patient_id))
             )
-        return self._people[patient_id]
 
     def add(self, batch: Iterable[Source]) -> None:
+        batch = list(batch)
+        self._meet({s.patient_id for s in batch if s.patient_id is not None})
         for stored in batch:
             patient_id, body = stored.patient_id, stored.body
             if patient_id is None or body is None:
                 continue  # outside any record: reference data, not a person's
-            person = self._person(patient_id)
+            person = self._people[patient_id]
             if person is None:
                 if stored.res_type == "Patient":
                     self._with_patient.add(patient_id)

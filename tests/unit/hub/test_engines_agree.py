@@ -178,7 +178,7 @@ def random_store(draw: st.DrawFn) -> list[Fake]:
 def test_engines_agree_on_random_stores(tmp_path: Path, resources: list[Fake], dates: Any) -> None:
     run = tmp_path / f"run-{abs(hash((tuple(r.res_id for r in resources), dates)))}"
     stager = Stager(
-        ProjectPseudonyms("random", 1, b"\x07" * 32), Vocabulary(), dates, lambda _: False
+        ProjectPseudonyms("random", 1, b"\x07" * 32), Vocabulary(), dates, lambda _: set()
     )
     stager.add(resources)
     staged = stager.finish(run / "staged")

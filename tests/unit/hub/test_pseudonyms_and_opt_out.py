@@ -16,8 +16,15 @@ from sqlalchemy import select
 
 from carnet.app import Services
 from carnet.caller import Kind, Principal, RequestContext
+from carnet.fhir.errors import FhirError
 from carnet.hub.omop.models import hub_extraction_person
-from carnet.hub.omop.service import ExtractionError, extract, projects_using, rekey
+from carnet.hub.omop.service import (
+    ExtractionError,
+    extract,
+    extraction_context,
+    projects_using,
+    rekey,
+)
 from carnet.hub.omop.spec import ExtractionResult
 from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.support.hub_store import PersonSpec, add_person, open_hub_services, spec_for
@@ -208,3 +215,21 @@ def test_extraction_reads_are_audited_as_the_extraction_of_the_permit(store: Sto
     )
     actors = [orjson.loads(e.body).get("actor") for e in page.events]
     assert "hub-extraction:permit-audit-7" in actors
+
+
+def test_the_extraction_caller_reads_and_cannot_write(store: Store) -> None:
+    """The system caller an extraction runs as has read scopes only: a write is refused."""
+    caller = extraction_context(AS_LOCAL_OPERATOR, "permit-w")
+    with pytest.raises(FhirError) as refused:
+        store.services.fhir.create(
+            "Observation",
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "x"},
+                "subject": {"reference": f"Patient/{store.patients[0]}"},
+            },
+            ctx=caller,
+        )
+    assert refused.value.status == 403
+    assert caller.actor == "hub-extraction:permit-w" and caller.purpose == "research"
