@@ -411,15 +411,17 @@ class PermitService:
         return self.get(permit_id)
 
     def expire_due(self) -> int:
-        """Active and approved permits past their expiry become expired; how many did."""
+        """Active and approved permits past their expiry become expired; how many did. Reads
+        first, so a read of permits takes the write lock only when something is due."""
         now = self.now()
+        due = (hub_permit.c.state.in_((ACTIVE, APPROVED)), hub_permit.c.expires_at <= now)
+        with self.engine.connect() as conn:
+            if conn.execute(select(hub_permit.c.permit_id).where(*due).limit(1)).first() is None:
+                return 0
         with writing(self.engine) as conn:
             return conn.execute(
                 update(hub_permit)
-                .where(
-                    hub_permit.c.state.in_((ACTIVE, APPROVED)),
-                    hub_permit.c.expires_at <= now,
-                )
+                .where(*due)
                 .values(state=EXPIRED, ended_at=hub_permit.c.expires_at)
             ).rowcount
 

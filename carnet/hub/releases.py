@@ -32,7 +32,7 @@ from carnet.hub.disclosure.tables import TableRequest, TableRequestError, contro
 from carnet.hub.models import hub_release, hub_release_review
 from carnet.hub.permits import HubError, PermitService
 from carnet.hub.roles import OUTPUT_CHECKER
-from carnet.hub.workspace import WorkspaceService, open_extract, single_select
+from carnet.hub.workspace import WorkspaceService, bounded, open_extract, single_select
 
 REFUSED_BY_GATES, PENDING, RELEASED, REFUSED = "refused_by_gates", "pending", "released", "refused"
 APPROVALS_NEEDED = 2
@@ -136,11 +136,8 @@ class ReleaseService:
         if gate.passed:
             extract = open_extract(path)
             try:
-                table = control_table(extract, request, profile)
-            except Exception as exc:  # noqa: BLE001 -- the researcher's SQL: a clear 400
-                raise HubError(
-                    400, f"the table could not be computed: {type(exc).__name__}"
-                ) from None
+                with bounded(extract, self.workspace.seconds):  # the researcher's SQL: 400 or 408
+                    table = control_table(extract, request, profile)
             finally:
                 extract.close()
             released = table.released_rows()

@@ -11,7 +11,8 @@ through output control (releases.py).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -60,25 +61,34 @@ def single_select(sql: str) -> str:
     return sql
 
 
+@contextmanager
+def bounded(conn: duckdb.DuckDBPyConnection, seconds: float) -> Iterator[None]:
+    """Interrupt whatever ``conn`` runs after ``seconds``: HubError(408). DuckDB errors become a
+    HubError(400) naming the error's kind only (never a value of the extract)."""
+    timer = threading.Timer(seconds, conn.interrupt)
+    timer.start()
+    try:
+        yield
+    except duckdb.InterruptException:
+        raise HubError(408, f"the query ran past {seconds:g} s") from None
+    except duckdb.Error as exc:
+        raise HubError(400, f"the query failed: {type(exc).__name__}") from None
+    finally:
+        timer.cancel()
+
+
 def run_query(
     path: Path, sql: str, *, max_rows: int = MAX_ROWS, seconds: float = MAX_SECONDS
 ) -> QueryResult:
     """Run one SELECT on the extract, read-only, within ``seconds`` and ``max_rows``."""
     single_select(sql)
     conn = open_extract(path)
-    timer = threading.Timer(seconds, conn.interrupt)
-    timer.start()
     try:
-        cursor = conn.execute(sql)
-        columns = tuple(d[0] for d in cursor.description or ())
-        rows = cursor.fetchmany(max_rows + 1)
-    except duckdb.InterruptException:
-        raise HubError(408, f"the query ran past {seconds:g} s") from None
-    except duckdb.Error as exc:
-        # DuckDB's message names the failing construct, never a value of the extract
-        raise HubError(400, f"the query failed: {type(exc).__name__}") from None
+        with bounded(conn, seconds):
+            cursor = conn.execute(sql)
+            columns = tuple(d[0] for d in cursor.description or ())
+            rows = cursor.fetchmany(max_rows + 1)
     finally:
-        timer.cancel()
         conn.close()
     return QueryResult(columns, rows[:max_rows], len(rows) > max_rows)
 

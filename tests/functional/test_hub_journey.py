@@ -266,3 +266,15 @@ def test_the_catalogue_is_public_at_stable_urls(
     jsonld = client.get("/hub/catalogue/carnet-record.jsonld", headers=anonymous)
     assert jsonld.headers["content-type"] == "application/ld+json"
     assert client.get("/hub/catalogue/unknown.ttl", headers=anonymous).status_code == 404
+
+
+def test_only_the_operator_grants_hub_roles(client: TestClient, services: Services) -> None:
+    grant = {"subject": "someone", "role": "reviewer"}
+    refused = client.post("/hub/roles", json=grant, headers=bearer(services, RESEARCHER_A))
+    assert refused.status_code == 403
+    hub = services.hub
+    assert hub is not None
+    assert not hub.roles.holds("someone", "reviewer")
+    assert client.post("/hub/roles", json=grant).status_code == 200  # the operator's client
+    assert hub.roles.holds("someone", "reviewer")
+    assert client.post("/hub/roles", json={"subject": "x", "role": "king"}).status_code == 400

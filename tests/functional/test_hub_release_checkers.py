@@ -175,3 +175,22 @@ def test_checkers_decisions_are_in_the_audit_log(client: TestClient, services: S
     assert ("release-approve", 200, CHECKER_1.subject) in seen
     assert ("release-approve", 403, RESEARCHER_A.subject) in seen
     assert ("release-approve", 200, CHECKER_2.subject) in seen
+
+
+def test_a_release_request_is_bounded_in_time_like_a_query(
+    client: TestClient, services: Services
+) -> None:
+    release_id = _pending_release(client, services)
+    permit_id = client.get(
+        f"/hub/releases/{release_id}", headers=bearer(services, RESEARCHER_A)
+    ).json()["permit"]
+    hub = services.hub
+    assert hub is not None
+    hub.workspace.seconds = 0.2
+    endless = "SELECT range % 2 AS parity FROM range(100000000000)"
+    asked = client.post(
+        f"/hub/permits/{permit_id}/releases",
+        json={"sql": endless, "rows": "parity"},
+        headers=bearer(services, RESEARCHER_A),
+    )
+    assert asked.status_code == 408

@@ -138,7 +138,7 @@ def test_the_record_lists_each_suppressed_cell_in_acros_results_format() -> None
     assert entry["outcome"]["13"]["M"] == "ok"
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(counts=st.lists(st.integers(0, 60), min_size=1, max_size=10))
 def test_released_counts_are_never_small_and_totals_add_up(counts: list[int]) -> None:
     conn = duckdb.connect(":memory:")

@@ -67,3 +67,19 @@ def test_an_active_permit_expires_and_results_are_due_18_months_later(services: 
     assert not register_entry(permits.get(permit_id), clock() + timedelta(days=1))[
         "resultsReminder"
     ]
+
+
+def test_reading_a_permit_never_waits_for_a_writer_when_nothing_expires(
+    services: Services,
+) -> None:
+    from carnet.db.engine import writing
+
+    grant_roles(services)
+    assert services.hub is not None
+    permits = services.hub.permits
+    permit_id = permits.apply(_ctx(RESEARCHER_A), Application.from_json(application())).permit_id
+    started = datetime.now(UTC)
+    with writing(services.engine):  # another writer holds SQLite's write lock
+        assert permits.get(permit_id).state == "draft"
+        assert len(permits.all_permits()) == 0
+    assert (datetime.now(UTC) - started).total_seconds() < 3
