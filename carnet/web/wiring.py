@@ -20,7 +20,7 @@ from carnet.web.caller import (
 from carnet.web.flash import redirect
 from carnet.web.record import router as record
 from carnet.web.record import upload
-from carnet.web.signin import activation
+from carnet.web.signin import activation, forgotten
 from carnet.web.signin import router as signin
 from carnet.web.templating import render
 
@@ -33,6 +33,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(home.router)
     app.include_router(signin.router)
     app.include_router(activation.router)
+    app.include_router(forgotten.router)
     app.include_router(record.router)
     app.include_router(upload.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
