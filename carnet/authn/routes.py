@@ -100,6 +100,8 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/activation/compte": Guard.PUBLIC,
     "/activation/verification": Guard.PUBLIC,
     "/activation/opposition": Guard.PUBLIC,
+    "/mot-de-passe-oublie": Guard.PUBLIC,
+    "/mot-de-passe-oublie/nouveau": Guard.PUBLIC,
     "/dossier": Guard.PUBLIC,
     "/dossier/documents/{doc_id}": Guard.PUBLIC,
     "/dossier/documents/{doc_id}/contenu": Guard.PUBLIC,

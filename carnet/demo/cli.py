@@ -63,6 +63,11 @@ def demo(
         console.print(f"  {account.role:<15} {account.login:<28} {account.detail}", soft_wrap=True)
     console.print("  operator        carnet token issue --operator demo --scope 'system/*.rs'")
     if serve_after:
+        portal = f"http://{settings.host}:{settings.port}"
+        console.print(
+            f"portal: {portal}/ (patients sign in at {portal}/connexion with the login and "
+            "password above, then the code of their authenticator app)"
+        )
         console.print(
             f"open http://{settings.host}:{settings.port}/fhir/Patient?_count=10 "
             f"or http://{settings.host}:{settings.port}/fhir/metadata"

@@ -23,7 +23,7 @@ from carnet.web.patient_controls import router as patient_controls
 from carnet.web.pro import router as pro
 from carnet.web.record import router as record
 from carnet.web.record import upload
-from carnet.web.signin import activation
+from carnet.web.signin import activation, forgotten
 from carnet.web.signin import router as signin
 from carnet.web.templating import render
 
@@ -35,11 +35,12 @@ def mount(app: FastAPI) -> None:
     """Add the portal to ``app`` (called once by carnet/app.py)."""
     app.include_router(home.router)
     app.include_router(signin.router)
+    app.include_router(activation.router)
+    app.include_router(forgotten.router)
     app.include_router(record.router)
     app.include_router(hub_pages.router)
     app.include_router(patient_controls.router)
     app.include_router(pro.router)  # the professionals' workspace (carnet/web/pro)
-    app.include_router(activation.router)
     app.include_router(upload.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
 

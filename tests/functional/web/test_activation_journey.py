@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pyotp
+import pytest
 from playwright.sync_api import Browser, Page
 
 from carnet.record.activation import ACTIVATION
@@ -22,6 +23,9 @@ from tests.support.browser import (
     portal_fixture,
 )
 from tests.support.caller import AS_LOCAL_OPERATOR
+
+# Slow: browser journeys through several pages, each checked by axe in light and dark.
+pytestmark = pytest.mark.slow
 
 portal = portal_fixture()
 browser = browser_fixture()

@@ -5,6 +5,7 @@ the synthesis, a chart, then adds a document; every page passes axe in light and
 from __future__ import annotations
 
 import pyotp
+import pytest
 from playwright.sync_api import Browser
 
 from tests.support.authn import PASSWORD
@@ -16,6 +17,9 @@ from tests.support.browser import (
     portal_fixture,
 )
 from tests.support.record_pages import PNG, build_record
+
+# Slow: browser journeys through several pages, each checked by axe in light and dark.
+pytestmark = pytest.mark.slow
 
 portal = portal_fixture()
 browser = browser_fixture()

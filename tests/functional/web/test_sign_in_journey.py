@@ -25,6 +25,9 @@ from tests.support.browser import (
 )
 from tests.support.caller import AS_LOCAL_OPERATOR
 
+# Slow: browser journeys through several pages, each checked by axe in light and dark.
+pytestmark = pytest.mark.slow
+
 portal = portal_fixture()
 browser = browser_fixture()
 _numbers = itertools.count(1)

@@ -1,0 +1,116 @@
+"""A forgotten password: the person gives their login; a one-time code goes to them through the
+notification outbox (never shown on the page); with it they choose a new password, and every
+session of the account ends. The page answers the same whether the login exists or not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from carnet.authn.service import AccountError
+from carnet.caller import Kind, Principal, RequestContext
+from carnet.dependencies import AccountsDep, RecordDep, SessionsDep
+from carnet.fhir.errors import FhirError
+from carnet.record.activation import PASSWORD_RESET
+from carnet.web.caller import SIGN_IN_PATH, AnonymousForm, source_of
+from carnet.web.flash import redirect, register_flash
+from carnet.web.i18n import N_
+from carnet.web.templating import page_locale, render, translator
+
+router = APIRouter(include_in_schema=False)
+
+FORGOTTEN_PATH = "/mot-de-passe-oublie"
+NEW_PATH = "/mot-de-passe-oublie/nouveau"
+CHANGED = register_flash(
+    "password-changed", N_("Votre mot de passe est changé : connectez-vous avec le nouveau.")
+)
+WRONG_CODE = N_("Ce code n'est pas valable (ou plus) : demandez-en un nouveau.")
+WEAK = N_(
+    "Ce mot de passe est trop facile à deviner : choisissez une phrase de plusieurs mots, "
+    "12 caractères au moins."
+)
+DIFFERENT = N_("Les deux mots de passe ne sont pas identiques.")
+REQUIRED = N_("Ce champ est obligatoire.")
+
+
+def _text(form: Any, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+@router.get(FORGOTTEN_PATH)
+def forgotten_form(request: Request) -> Response:
+    """Step 1: the login."""
+    return render(request, "signin/forgotten.html", {"errors": {}, "login": ""})
+
+
+@router.post(FORGOTTEN_PATH)
+async def send_code(
+    request: Request, form: AnonymousForm, accounts: AccountsDep, record: RecordDep
+) -> Response:
+    """Queue a reset code for the person's own channel, if the login is a person's; the answer
+    is the same either way."""
+    login = _text(form, "login")
+    if not login:
+        gettext = translator(page_locale(request))
+        context = {"errors": {"login": gettext(REQUIRED)}, "login": ""}
+        return render(request, "signin/forgotten.html", context, status=400)
+
+    def issue() -> None:
+        account = accounts.find_by_login(login)
+        if account is None or account.kind is not Kind.PERSON or not account.patient_id:
+            return
+        # The person asks for their own code; it goes only to their own address.
+        person = Principal(Kind.PERSON, account.account_id, patient_id=account.patient_id)
+        ctx = RequestContext(person, person.subject, source_of(request), purpose="authentication")
+        try:
+            record.activation.issue(account.patient_id, ctx=ctx, purpose=PASSWORD_RESET)
+        except FhirError:
+            return  # a closed space: no message, and the same page
+
+    await run_in_threadpool(issue)
+    return render(request, "signin/forgotten_new.html", {"errors": {}, "login": login})
+
+
+@router.post(NEW_PATH)
+async def choose_password(
+    request: Request,
+    form: AnonymousForm,
+    accounts: AccountsDep,
+    record: RecordDep,
+    sessions: SessionsDep,
+) -> Response:
+    """Step 2: the code and the new password."""
+    gettext = translator(page_locale(request))
+    login, code = _text(form, "login"), _text(form, "code")
+    password, again = _text(form, "password"), _text(form, "confirmation")
+    errors = {
+        name: gettext(REQUIRED)
+        for name in ("code", "password", "confirmation")
+        if not _text(form, name)
+    }
+    if not errors and password != again:
+        errors["confirmation"] = gettext(DIFFERENT)
+
+    def change() -> dict[str, str]:
+        account = accounts.find_by_login(login)
+        redeemed = record.activation.check(code, PASSWORD_RESET)
+        if account is None or redeemed is None or redeemed.patient_id != account.patient_id:
+            return {"code": gettext(WRONG_CODE)}
+        try:
+            accounts.set_password(account.account_id, password, login)
+        except AccountError:
+            return {"password": gettext(WEAK)}
+        record.activation.use(code, PASSWORD_RESET)
+        sessions.close_all(account.account_id)
+        return {}
+
+    if not errors:
+        errors = await run_in_threadpool(change)
+    if errors:
+        context = {"errors": errors, "login": login}
+        return render(request, "signin/forgotten_new.html", context, status=400)
+    return redirect(SIGN_IN_PATH, CHANGED)

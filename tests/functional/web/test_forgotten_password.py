@@ -1,0 +1,108 @@
+"""A forgotten password through the outbox: the code reaches the person's notification, never the
+page; with it they choose a new password and their sessions end; the page says the same for an
+unknown login; a wrong code changes nothing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from fastapi.testclient import TestClient
+
+from carnet.app import Services, create_app
+from carnet.authn.api import SESSION_COOKIE
+from carnet.record.notifications import PASSWORD_RESET
+from tests.spec.helpers import patient
+from tests.support.authn import PASSWORD, Clock, account_service
+from tests.support.caller import AS_LOCAL_OPERATOR
+
+LOGIN = "oubli@example.org"
+NEW_PASSWORD = "une toute nouvelle phrase de passe"
+
+
+@dataclass
+class Setup:
+    client: TestClient
+    services: Services
+    account: str
+    patient_id: str
+
+
+@pytest.fixture
+def setup(sqlite_services: Services) -> Iterator[Setup]:
+    services = sqlite_services
+    pid = services.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    services.record.open_space(pid, ctx=AS_LOCAL_OPERATOR)
+    account = account_service(services, Clock()).create_person(LOGIN, PASSWORD, pid)
+    with TestClient(create_app(services.settings, services), base_url="http://127.0.0.1") as c:
+        yield Setup(c, services, account, pid)
+
+
+def _token(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found
+    return found.group(1)
+
+
+def _ask(setup: Setup, login: str) -> str:
+    token = _token(setup.client.get("/mot-de-passe-oublie").text)
+    answer = setup.client.post("/mot-de-passe-oublie", data={"csrf_token": token, "login": login})
+    assert answer.status_code == 200
+    return answer.text
+
+
+def _reset_codes(setup: Setup) -> list[str]:
+    return [
+        n.secret or ""
+        for n in setup.services.record.pending_notifications()
+        if n.kind == PASSWORD_RESET and n.patient_id == setup.patient_id
+    ]
+
+
+def test_a_reset_code_goes_to_the_outbox_and_sets_a_new_password(setup: Setup) -> None:
+    old_cookie, _ = setup.services.sessions.open(setup.account, second_factor=True)
+    page = _ask(setup, LOGIN)
+    (code,) = _reset_codes(setup)
+    assert code and code not in page  # never shown on the page
+    done = setup.client.post(
+        "/mot-de-passe-oublie/nouveau",
+        data={
+            "csrf_token": _token(page),
+            "login": LOGIN,
+            "code": code,
+            "password": NEW_PASSWORD,
+            "confirmation": NEW_PASSWORD,
+        },
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/connexion"
+    accounts = account_service(setup.services, Clock())
+    assert accounts.verify_password_login(LOGIN, NEW_PASSWORD, "127.0.0.1") == setup.account
+    stale = TestClient(setup.client.app, base_url="http://127.0.0.1")
+    stale.cookies.set(SESSION_COOKIE, old_cookie)
+    assert stale.get("/auth/me").status_code == 401  # every session of the account ended
+
+
+def test_an_unknown_login_gets_the_same_page_and_no_code(setup: Setup) -> None:
+    known, unknown = _ask(setup, LOGIN), _ask(setup, "personne@example.org")
+    assert re.sub(r'value="[^"]*"', "", known) == re.sub(r'value="[^"]*"', "", unknown)
+    assert len(_reset_codes(setup)) == 1
+
+
+def test_a_wrong_reset_code_changes_nothing(setup: Setup) -> None:
+    page = _ask(setup, LOGIN)
+    refused = setup.client.post(
+        "/mot-de-passe-oublie/nouveau",
+        data={
+            "csrf_token": _token(page),
+            "login": LOGIN,
+            "code": "AAAA-BBBB-CCCC-DDDD",
+            "password": NEW_PASSWORD,
+            "confirmation": NEW_PASSWORD,
+        },
+    )
+    assert refused.status_code == 400 and 'id="f-code-error"' in refused.text
+    accounts = account_service(setup.services, Clock())
+    assert accounts.verify_password_login(LOGIN, PASSWORD, "127.0.0.1") == setup.account
