@@ -9,9 +9,9 @@ PY_STAMP := $(VENV)/.carnet-installed
 NODE_STAMP := node_modules/.carnet-installed
 
 .PHONY: install java demo serve test lint typecheck pytest test-fast test-postgres test-slow \
-	postgres bench clean
+	postgres bench clean softhsm
 
-install: java $(PY_STAMP) $(NODE_STAMP)
+install: java softhsm $(PY_STAMP) $(NODE_STAMP)
 
 # A Java runtime for PySpark (`carnet identity dedupe --engine spark` and its tests): Debian's
 # headless JRE when no java is on the PATH.
@@ -19,6 +19,13 @@ java:
 	@command -v java >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y default-jre-headless; \
 	  else sudo apt-get update && sudo apt-get install -y default-jre-headless; fi; }
+
+# SoftHSM2 for the PKCS#11 master-key tests (carnet/crypto/hsm.py): Debian's softhsm2 when
+# softhsm2-util is missing.
+softhsm:
+	@command -v softhsm2-util >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y softhsm2; \
+	  else sudo apt-get update && sudo apt-get install -y softhsm2; fi; }
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -49,7 +49,8 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     Setting(
         "key_source",
         "file",
-        "Where the master key lives: 'file' (a 0600 key file) or an HSM provider name.",
+        "Where the master key lives: 'file' (a 0600 key file) or 'pkcs11' (an HSM: hsm_* "
+        "settings).",
     ),
     Setting(
         "key_file",
@@ -268,6 +269,18 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "are refused until it is declared, and outside the EEA.",
     ),
     Setting("backup_keep", "30", "Snapshots kept on the target; older ones are pruned."),
+    Setting(
+        "hsm_module",
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "PKCS#11 module of the HSM holding the master key when key_source is pkcs11.",
+    ),
+    Setting("hsm_token_label", "carnet", "Label of the HSM token holding the master key."),
+    Setting("hsm_pin", "", "User PIN of the HSM token (keep it in the environment).", secret=True),
+    Setting(
+        "hsm_key_label",
+        "carnet-master",
+        "Label of the master key on the token (created, non-extractable, on first use).",
+    ),
 )
 
 
@@ -350,6 +363,10 @@ class Settings:
     backup_target: Path
     backup_jurisdiction: str
     backup_keep: int
+    hsm_module: Path
+    hsm_token_label: str
+    hsm_pin: str
+    hsm_key_label: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -426,6 +443,10 @@ class Settings:
             ),
             backup_jurisdiction=raw["backup_jurisdiction"].strip().upper(),
             backup_keep=int(raw["backup_keep"]),
+            hsm_module=Path(raw["hsm_module"]),
+            hsm_token_label=raw["hsm_token_label"],
+            hsm_pin=raw["hsm_pin"],
+            hsm_key_label=raw["hsm_key_label"],
         )
 
     @property

@@ -25,7 +25,17 @@ def open_keyring(settings: Settings, *, create: bool = True) -> Keyring:
     """The master keyring named by ``settings.key_source``."""
     if settings.key_source == "file":
         return FileKeyring(settings.key_file, create=create)
-    raise KeyringError(f"unknown key source {settings.key_source!r} (supported: file)")
+    if settings.key_source == "pkcs11":
+        from carnet.crypto.hsm import Pkcs11Keyring  # only where an HSM is configured
+
+        return Pkcs11Keyring(
+            settings.hsm_module,
+            settings.hsm_token_label,
+            settings.hsm_pin,
+            settings.hsm_key_label,
+            create=create,
+        )
+    raise KeyringError(f"unknown key source {settings.key_source!r} (supported: file, pkcs11)")
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,11 @@ class CryptoService:
         mode = f"{self.keyring.file_mode():o}" if isinstance(self.keyring, FileKeyring) else "n/a"
         return KeyStatus(
             source=settings.key_source,
-            location=str(settings.key_file) if settings.key_source == "file" else "hsm",
+            location=(
+                str(settings.key_file)
+                if settings.key_source == "file"
+                else f"hsm token {settings.hsm_token_label}, key {settings.hsm_key_label}"
+            ),
             master_key_id=self.keyring.key_id,
             file_mode=mode,
             data_keys_active=active,
