@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, select
 
 from carnet.crypto.backup_keys import BackupKeys
 from carnet.crypto.blind_index import BlindIndexer
+from carnet.crypto.custody import Custody, custody
 from carnet.crypto.envelope import DataKeys
 from carnet.crypto.keyring import FileKeyring, Keyring, KeyringError
 from carnet.crypto.models import data_key
@@ -80,6 +81,10 @@ class CryptoService:
                 path = self.key_dir / RSA_KEY_FILE if self.key_dir is not None else None
                 self._rsa_der = load_or_create_rsa_key(self.keyring, path)
             return self._rsa_der
+
+    def custody(self, engine: Engine, settings: Settings) -> list[Custody]:
+        """Every key: where it lives, who can use it, when it last changed (no key material)."""
+        return custody(self.keyring, engine, settings.data_dir / RSA_KEY_FILE)
 
     def status(self, engine: Engine, settings: Settings) -> KeyStatus:
         """Where the master key is, its fingerprint and how many data keys exist."""

@@ -77,6 +77,10 @@ def test_a_store_runs_with_its_master_key_in_the_hsm(
         status = services.crypto.status(services.engine, settings)
         assert status.location == f"hsm token {token.label}, key store-master"
         assert status.data_keys_active >= 1
+        [master] = [
+            c for c in services.crypto.custody(services.engine, settings) if "master" in c.key
+        ]
+        assert "non-extractable" in master.where and token.label in master.where
     finally:
         services.close()
     assert not (tmp_path / "data" / "master.key").exists()  # no key file was made
