@@ -9,7 +9,6 @@ reattaches the keys still escrowed.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import subprocess
@@ -44,18 +43,17 @@ class PostgresToolError(RuntimeError):
 
 
 def _libpq_env(url: URL) -> dict[str, str]:
-    """Connection parameters for the client tools, the password in the environment (never on a
-    command line another user could read)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    """Connection parameters for the client tools, from the URL alone: the password in the child's
+    environment, never on a command line another user could read."""
     parts = {
         "PGHOST": url.host,
         "PGPORT": str(url.port) if url.port else None,
         "PGUSER": url.username,
         "PGPASSWORD": url.password if isinstance(url.password, str) else None,
         "PGDATABASE": url.database,
+        "PGSSLMODE": str(url.query.get("sslmode") or "") or None,
     }
-    env.update({k: v for k, v in parts.items() if v})
-    return env
+    return {k: v for k, v in parts.items() if v}
 
 
 def _tool(name: str) -> str:
