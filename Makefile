@@ -8,10 +8,10 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.carnet-installed
 NODE_STAMP := node_modules/.carnet-installed
 
-.PHONY: install java browser demo serve test lint typecheck pytest test-fast test-postgres test-slow \
-	postgres bench clean
+.PHONY: install java browser softhsm demo serve test lint typecheck pytest test-fast test-postgres \
+	test-slow postgres bench clean
 
-install: java browser $(PY_STAMP) $(NODE_STAMP)
+install: java browser softhsm $(PY_STAMP) $(NODE_STAMP)
 
 # A Java runtime for PySpark (`carnet identity dedupe --engine spark` and its tests): Debian's
 # headless JRE when no java is on the PATH.
@@ -26,6 +26,13 @@ browser:
 	@test -x /usr/bin/chromium || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium chromium-driver; \
 	  else sudo apt-get update && sudo apt-get install -y chromium chromium-driver; fi; }
+
+# SoftHSM2 for the PKCS#11 master-key tests (carnet/crypto/hsm.py): Debian's softhsm2 when
+# softhsm2-util is missing.
+softhsm:
+	@command -v softhsm2-util >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y softhsm2; \
+	  else sudo apt-get update && sudo apt-get install -y softhsm2; fi; }
 
 # uv (from PyPI) resolves and installs several times faster than pip (no bytecode compiled ahead:
 # modules compile on first import); pip does the same install if uv cannot be had or fails.

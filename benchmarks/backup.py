@@ -89,8 +89,13 @@ def main() -> None:
             second = backup.backup(AS_LOCAL_OPERATOR)
             stored = _size(scratch / "backups")
             started = time.perf_counter()
+            restored = scratch / "restored"
             restore_snapshot(
-                target, keys, backup.manifest(second.snapshot_id), scratch / "restored"
+                target,
+                keys,
+                backup.manifest(second.snapshot_id),
+                restored,
+                f"sqlite:///{restored / 'carnet.sqlite3'}",
             )
             restore_seconds = time.perf_counter() - started
         finally:

@@ -49,7 +49,8 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     Setting(
         "key_source",
         "file",
-        "Where the master key lives: 'file' (a 0600 key file) or an HSM provider name.",
+        "Where the master key lives: 'file' (a 0600 key file) or 'pkcs11' (an HSM: hsm_* "
+        "settings).",
     ),
     Setting(
         "key_file",
@@ -286,6 +287,18 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "VOCABULARY.csv) that research extractions map codes with; empty: no vocabulary, every "
         "coded value gets concept 0 and is reported.",
     ),
+    Setting(
+        "hsm_module",
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "PKCS#11 module of the HSM holding the master key when key_source is pkcs11.",
+    ),
+    Setting("hsm_token_label", "carnet", "Label of the HSM token holding the master key."),
+    Setting("hsm_pin", "", "User PIN of the HSM token (keep it in the environment).", secret=True),
+    Setting(
+        "hsm_key_label",
+        "carnet-master",
+        "Label of the master key on the token (created, non-extractable, on first use).",
+    ),
 )
 
 
@@ -371,6 +384,10 @@ class Settings:
     max_upload_bytes: int
     hub_spark_master: str
     hub_athena_dir: Path | None
+    hsm_module: Path
+    hsm_token_label: str
+    hsm_pin: str
+    hsm_key_label: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -450,6 +467,10 @@ class Settings:
             max_upload_bytes=int(raw["max_upload_bytes"]),
             hub_spark_master=raw["hub_spark_master"],
             hub_athena_dir=Path(raw["hub_athena_dir"]) if raw["hub_athena_dir"] else None,
+            hsm_module=Path(raw["hsm_module"]),
+            hsm_token_label=raw["hsm_token_label"],
+            hsm_pin=raw["hsm_pin"],
+            hsm_key_label=raw["hsm_key_label"],
         )
 
     @property

@@ -6,18 +6,20 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from sqlalchemy import make_url
 
 from carnet.audit.events import build_event
 from carnet.audit.service import actor_of
 from carnet.backup.chunks import BackupCorruptError
 from carnet.backup.drill import Store, drill
+from carnet.backup.errors import RestoreError
 from carnet.backup.jurisdictions import check_jurisdiction
+from carnet.backup.postgres import PostgresToolError, scratch_database
 from carnet.backup.service import (
     BackupService,
-    RestoreError,
     open_manifest,
     restore_snapshot,
     snapshot_ids,
@@ -82,7 +84,7 @@ def backup(
         service = _service(services, target)
         try:
             report = service.backup(_operator())
-        except UnsupportedDatabaseError as exc:
+        except (UnsupportedDatabaseError, PostgresToolError) as exc:
             raise fail(str(exc)) from None
         pruned, chunks = service.prune(keep if keep is not None else settings.backup_keep)
     say(
@@ -109,14 +111,21 @@ def backup_list(ctx: typer.Context, source: SourceOption = None) -> None:
 
 
 @contextmanager
-def _scratch_services(settings: Settings, scratch: Path) -> Iterator[Services]:
-    restored = settings.with_(
-        data_dir=scratch,
-        database_url=f"sqlite:///{scratch / 'carnet.sqlite3'}",
-        key_file=settings.key_file,
-    )
-    with open_services(restored) as services:
-        yield services
+def _scratch_settings(settings: Settings, manifest: dict[str, Any]) -> Iterator[Settings]:
+    """Settings of an empty store beside the live one: a temporary data directory, and for a
+    PostgreSQL snapshot a temporary database on the live server (dropped after)."""
+    with tempfile.TemporaryDirectory(prefix="carnet-drill-") as scratch_name:
+        scratch = Path(scratch_name)
+        restored = settings.with_(
+            data_dir=scratch,
+            database_url=f"sqlite:///{scratch / 'carnet.sqlite3'}",
+            key_file=settings.key_file,
+        )
+        if manifest.get("database") != "postgresql":
+            yield restored
+            return
+        with scratch_database(make_url(settings.database_url)) as url:
+            yield restored.with_(database_url=url.render_as_string(hide_password=False))
 
 
 def backup_drill(
@@ -140,16 +149,22 @@ def backup_drill(
         live.audit.current()
         live_store = Store(live.engine, live.fhir.repo, live.audit)
         for snapshot_id in ids:
-            with tempfile.TemporaryDirectory(prefix="carnet-drill-") as scratch:
+            try:
+                manifest = service.manifest(snapshot_id)
+            except (RestoreError, BackupCorruptError) as exc:
+                say(f"{snapshot_id} FAILED: {exc}")
+                failed += 1
+                continue
+            with _scratch_settings(settings, manifest) as scratch:
                 try:
-                    manifest = restore_snapshot(
-                        target, service.keys, service.manifest(snapshot_id), Path(scratch)
+                    restore_snapshot(
+                        target, service.keys, manifest, scratch.data_dir, scratch.database_url
                     )
-                except (RestoreError, BackupCorruptError) as exc:
+                except (RestoreError, BackupCorruptError, PostgresToolError) as exc:
                     say(f"{snapshot_id} FAILED: {exc}")
                     failed += 1
                     continue
-                with _scratch_services(settings, Path(scratch)) as restored:
+                with open_services(scratch) as restored:
                     report = drill(
                         manifest,
                         Store(restored.engine, restored.fhir.repo, restored.audit),
@@ -176,8 +191,6 @@ def restore(
     """Restore a snapshot into the (empty) data directory; the master key must be there
     (key_file), kept apart from the backups."""
     settings = settings_of(ctx)
-    if settings.database_url != f"sqlite:///{settings.data_dir / 'carnet.sqlite3'}":
-        raise fail("restore writes an SQLite data directory: unset CARNET_DATABASE_URL")
     target = DirectoryTarget(source or settings.backup_target, settings.backup_jurisdiction)
     try:
         keys = CryptoService(open_keyring(settings, create=False)).backup_keys()
@@ -187,8 +200,8 @@ def restore(
     chosen = ids[-1] if snapshot == "latest" and ids else snapshot
     try:
         manifest = open_manifest(target, keys, chosen)
-        restore_snapshot(target, keys, manifest, settings.data_dir)
-    except (RestoreError, BackupCorruptError) as exc:
+        restore_snapshot(target, keys, manifest, settings.data_dir, settings.database_url)
+    except (RestoreError, BackupCorruptError, PostgresToolError) as exc:
         raise fail(str(exc)) from None
     say(f"restored snapshot {chosen} into {settings.data_dir}: {len(manifest['files'])} files")
 

@@ -12,17 +12,18 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, make_url
 
 from carnet.audit.events import build_event
 from carnet.audit.service import AuditService, actor_of
 from carnet.backup.chunks import BackupCorruptError, ChunkStats, ChunkStore
+from carnet.backup.errors import RestoreError
+from carnet.backup.postgres import DATA_KEYS_FILE, DUMP_FILE, dump_postgres, restore_postgres
 from carnet.backup.snapshot import copy_sqlite, sqlite_path, strip_data_keys
 from carnet.backup.target import Target
 from carnet.caller import RequestContext
@@ -34,16 +35,12 @@ from carnet.crypto.backup_keys import (
 )
 from carnet.db.ids import time_ordered_id
 from carnet.db.instants import stamp
-from carnet.fhir.repository import Repository
+from carnet.fhir.repository import Repository, Unit
 from carnet.private_files import private_dir, private_sqlite_file
 
 MANIFEST_VERSION = 1
 DATABASE_FILE = "carnet.sqlite3"
 EXTRA_FILES = ("id-token-rsa.key",)  # beside the data, wrapped by the master key
-
-
-class RestoreError(RuntimeError):
-    """The destination is not empty, or the snapshot is not there."""
 
 
 @dataclass(frozen=True)
@@ -59,16 +56,21 @@ class SnapshotReport:
     destroyed_keys: int
 
 
-def resources_digest(repository: Repository, engine: Engine) -> tuple[int, str]:
-    """How many resource versions a database holds and a SHA-256 over every stored body."""
-    view = Repository(engine, repository.data_keys, repository.indexer, repository.blobs)
+def unit_digest(unit: Unit) -> tuple[int, str]:
+    """How many resource versions a unit's database holds and a SHA-256 over every stored body."""
     rows: list[bytes] = []
-    with view.unit(write=False) as unit:
-        for res_type, res_id, version, body in unit.raw_bodies():
-            body_hash = hashlib.sha256(body or b"").hexdigest()
-            rows.append(f"{res_type}/{res_id}/{version}:{body_hash}".encode())
+    for res_type, res_id, version, body in unit.raw_bodies():
+        body_hash = hashlib.sha256(body or b"").hexdigest()
+        rows.append(f"{res_type}/{res_id}/{version}:{body_hash}".encode())
     rows.sort()
     return len(rows), hashlib.sha256(b"\n".join(rows)).hexdigest()
+
+
+def resources_digest(repository: Repository, engine: Engine) -> tuple[int, str]:
+    """:func:`unit_digest` of the database behind ``engine``."""
+    view = Repository(engine, repository.data_keys, repository.indexer, repository.blobs)
+    with view.unit(write=False) as unit:
+        return unit_digest(unit)
 
 
 class BackupService:
@@ -102,19 +104,18 @@ class BackupService:
         checkpoint = self.audit.current()  # sequenced and signed: the copy ends on it
         store = ChunkStore(self.target, self.keys)
         files: list[dict[str, Any]] = []
-        with tempfile.TemporaryDirectory(prefix="carnet-backup-") as scratch:
-            copy = Path(scratch) / DATABASE_FILE
-            copy_sqlite(sqlite_path(self.engine), copy)
-            live_keys, destroyed = strip_data_keys(
-                copy, self.keys, self.target.exists, self.target.put
-            )
-            copy_engine = create_engine(f"sqlite:///{copy}")
-            try:
-                rows, digest = resources_digest(self.repository, copy_engine)
-            finally:
-                copy_engine.dispose()
-            with copy.open("rb") as handle:
-                files.append(self._file(store, DATABASE_FILE, handle))
+        kind = self.engine.dialect.name
+        with tempfile.TemporaryDirectory(prefix="carnet-backup-") as scratch_name:
+            scratch = Path(scratch_name)
+            if kind == "postgresql":
+                database, live_keys, destroyed, (rows, digest) = dump_postgres(
+                    self.engine, self.repository, scratch, self.keys, self.target, unit_digest
+                )
+            else:
+                database, live_keys, destroyed, (rows, digest) = self._copy_sqlite(scratch)
+            for name, path in database:
+                with path.open("rb") as handle:
+                    files.append(self._file(store, name, handle))
         # Blobs are written before the rows naming them commit, and never changed: every blob
         # the database copy names is already here.
         for path in sorted(p for p in self.blob_dir.rglob("*") if p.is_file()):
@@ -133,6 +134,7 @@ class BackupService:
             "version": MANIFEST_VERSION,
             "id": snapshot_id,
             "taken_at": stamp(),
+            "database": kind,
             "jurisdiction": self.target.jurisdiction,
             "master_key_id": self.keys.master_key_id,
             "checkpoint": (
@@ -155,6 +157,19 @@ class BackupService:
             destroyed_keys=len(destroyed),
         )
 
+    def _copy_sqlite(
+        self, scratch: Path
+    ) -> tuple[list[tuple[str, Path]], int, list[str], tuple[int, str]]:
+        copy = scratch / DATABASE_FILE
+        copy_sqlite(sqlite_path(self.engine), copy)
+        live_keys, destroyed = strip_data_keys(copy, self.keys, self.target.exists, self.target.put)
+        copy_engine = create_engine(f"sqlite:///{copy}")
+        try:
+            found = resources_digest(self.repository, copy_engine)
+        finally:
+            copy_engine.dispose()
+        return [(DATABASE_FILE, copy)], live_keys, destroyed, found
+
     @staticmethod
     def _file(store: ChunkStore, name: str, handle: Any) -> dict[str, Any]:
         chunks, size, sha256 = store.write(handle)
@@ -175,14 +190,11 @@ class BackupService:
 
     # -- restoring ----------------------------------------------------------------------------------
 
-    def restore(
-        self, snapshot_id: str, data_dir: Path, progress: Callable[[int], None] | None = None
-    ) -> dict[str, Any]:
-        """Restore a snapshot into an empty data directory (its master key file may be there);
-        returns the manifest. Owners crypto-shredded since the snapshot stay unreadable."""
-        return restore_snapshot(
-            self.target, self.keys, self.manifest(snapshot_id), data_dir, progress
-        )
+    def restore(self, snapshot_id: str, data_dir: Path, database_url: str) -> dict[str, Any]:
+        """Restore a snapshot into an empty data directory (its master key file may be there)
+        and database; returns the manifest. Owners crypto-shredded since stay unreadable."""
+        manifest = self.manifest(snapshot_id)
+        return restore_snapshot(self.target, self.keys, manifest, data_dir, database_url)
 
     # -- retention ----------------------------------------------------------------------------------
 
@@ -231,23 +243,35 @@ def restore_snapshot(
     keys: BackupKeys,
     manifest: dict[str, Any],
     data_dir: Path,
-    progress: Callable[[int], None] | None = None,
+    database_url: str,
 ) -> dict[str, Any]:
-    """Write a snapshot's files into ``data_dir`` and put back the data keys still escrowed."""
+    """Write a snapshot's files into ``data_dir`` (and its database into ``database_url``, of
+    the snapshot's kind), then put back the data keys still escrowed."""
+    url = make_url(database_url)
+    kind = manifest.get("database", "sqlite")
+    if url.get_backend_name() != kind:
+        raise RestoreError(f"a {kind} snapshot restores into a {kind} database only")
     if (data_dir / DATABASE_FILE).exists() or (data_dir / "blobs").exists():
         raise RestoreError(f"{data_dir} is not empty: restore into an empty data directory")
     private_dir(data_dir)
     store = ChunkStore(target, keys)
-    for done, entry in enumerate(manifest["files"], start=1):
-        path = data_dir / entry["path"]
-        private_dir(path.parent)
-        if entry["path"] == DATABASE_FILE:
-            private_sqlite_file(path)
-        store.restore(entry["chunks"], path, entry["sha256"])
-        path.chmod(0o600)
-        if progress is not None:
-            progress(done)
-    engine = create_engine(f"sqlite:///{data_dir / DATABASE_FILE}")
+    with tempfile.TemporaryDirectory(prefix="carnet-restore-") as scratch_name:
+        dumped: dict[str, Path] = {}
+        for entry in manifest["files"]:
+            if kind == "postgresql" and entry["path"] in (DUMP_FILE, DATA_KEYS_FILE):
+                path = dumped[entry["path"]] = Path(scratch_name) / entry["path"]
+            else:
+                path = data_dir / entry["path"]
+                private_dir(path.parent)
+                if entry["path"] == DATABASE_FILE:
+                    path = Path(url.database or data_dir / DATABASE_FILE)
+                    private_sqlite_file(path)
+            store.restore(entry["chunks"], path, entry["sha256"])
+            path.chmod(0o600)
+        if kind == "postgresql":
+            restore_postgres(url, dumped, keys, target)
+            return manifest
+    engine = create_engine(url)
     try:
         with engine.begin() as conn:
             reattach_data_keys(conn, keys, target.get)

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -54,14 +55,14 @@ def escrow_name(keys: BackupKeys, owner: str) -> str:
     return "keys/" + keys.name(b"owner:" + owner.encode())
 
 
-def detach_data_keys(
+def escrow_data_keys(
     conn: Connection,
     keys: BackupKeys,
     exists: Callable[[str], bool],
     put: Callable[[str, bytes], None],
 ) -> tuple[int, list[str]]:
-    """In a snapshot's copy of the database: escrow every live wrapped key not yet escrowed, then
-    clear them all from the copy. Returns how many keys are live and the owners destroyed."""
+    """Escrow every live wrapped key not yet escrowed on the target. Returns how many keys are
+    live and the owners whose key was destroyed."""
     live = 0
     destroyed: list[str] = []
     for row in conn.execute(select(data_key.c.owner, data_key.c.wrapped)):
@@ -72,8 +73,20 @@ def detach_data_keys(
         name = escrow_name(keys, row.owner)
         if not exists(name):
             put(name, keys.seal(row.wrapped, aad=name))
-    conn.execute(update(data_key).values(wrapped=None))
     return live, destroyed
+
+
+def detach_data_keys(
+    conn: Connection,
+    keys: BackupKeys,
+    exists: Callable[[str], bool],
+    put: Callable[[str, bytes], None],
+) -> tuple[int, list[str]]:
+    """In a snapshot's copy of the database: escrow the live keys, then clear them all from the
+    copy."""
+    found = escrow_data_keys(conn, keys, exists, put)
+    conn.execute(update(data_key).values(wrapped=None))
+    return found
 
 
 def forget_destroyed(
@@ -131,3 +144,44 @@ def owners_with_keys(conn: Connection, owners: Iterable[str]) -> set[str]:
         )
         found.update(rows.scalars())
     return found
+
+
+def data_key_rows(conn: Connection) -> list[dict[str, str | None]]:
+    """The data-key table without its wrapped keys (a PostgreSQL dump leaves the table empty)."""
+    rows = conn.execute(
+        select(
+            data_key.c.owner,
+            data_key.c.master_key_id,
+            data_key.c.created_at,
+            data_key.c.destroyed_at,
+        )
+    )
+    return [
+        {
+            "owner": row.owner,
+            "master_key_id": row.master_key_id,
+            "created_at": row.created_at.isoformat(),
+            "destroyed_at": row.destroyed_at.isoformat() if row.destroyed_at else None,
+        }
+        for row in rows
+    ]
+
+
+def insert_data_key_rows(conn: Connection, rows: list[dict[str, str | None]]) -> None:
+    """Put the data-key table of a restored PostgreSQL dump back, keys still to reattach."""
+    for start in range(0, len(rows), 1000):
+        conn.execute(
+            data_key.insert(),
+            [
+                {
+                    "owner": row["owner"],
+                    "master_key_id": row["master_key_id"],
+                    "wrapped": None,
+                    "created_at": datetime.fromisoformat(str(row["created_at"])),
+                    "destroyed_at": (
+                        datetime.fromisoformat(row["destroyed_at"]) if row["destroyed_at"] else None
+                    ),
+                }
+                for row in rows[start : start + 1000]
+            ],
+        )

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, select
 
 from carnet.crypto.backup_keys import BackupKeys
 from carnet.crypto.blind_index import BlindIndexer
+from carnet.crypto.custody import Custody, custody
 from carnet.crypto.envelope import DataKeys
 from carnet.crypto.keyring import FileKeyring, Keyring, KeyringError
 from carnet.crypto.models import data_key
@@ -26,7 +27,17 @@ def open_keyring(settings: Settings, *, create: bool = True) -> Keyring:
     """The master keyring named by ``settings.key_source``."""
     if settings.key_source == "file":
         return FileKeyring(settings.key_file, create=create)
-    raise KeyringError(f"unknown key source {settings.key_source!r} (supported: file)")
+    if settings.key_source == "pkcs11":
+        from carnet.crypto.hsm import Pkcs11Keyring  # only where an HSM is configured
+
+        return Pkcs11Keyring(
+            settings.hsm_module,
+            settings.hsm_token_label,
+            settings.hsm_pin,
+            settings.hsm_key_label,
+            create=create,
+        )
+    raise KeyringError(f"unknown key source {settings.key_source!r} (supported: file, pkcs11)")
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,10 @@ class CryptoService:
                 self._rsa_der = load_or_create_rsa_key(self.keyring, path)
             return self._rsa_der
 
+    def custody(self, engine: Engine, settings: Settings) -> list[Custody]:
+        """Every key: where it lives, who can use it, when it last changed (no key material)."""
+        return custody(self.keyring, engine, settings.data_dir / RSA_KEY_FILE)
+
     def status(self, engine: Engine, settings: Settings) -> KeyStatus:
         """Where the master key is, its fingerprint and how many data keys exist."""
         with engine.connect() as conn:
@@ -85,7 +100,11 @@ class CryptoService:
         mode = f"{self.keyring.file_mode():o}" if isinstance(self.keyring, FileKeyring) else "n/a"
         return KeyStatus(
             source=settings.key_source,
-            location=str(settings.key_file) if settings.key_source == "file" else "hsm",
+            location=(
+                str(settings.key_file)
+                if settings.key_source == "file"
+                else f"hsm token {settings.hsm_token_label}, key {settings.hsm_key_label}"
+            ),
             master_key_id=self.keyring.key_id,
             file_mode=mode,
             data_keys_active=active,

@@ -28,6 +28,21 @@ _ISSUE_TYPES = {
 }
 
 
+def _has_inline_data(body: dict[str, Any]) -> bool:
+    """Whether any element of ``body`` carries inline ``data`` (most bodies do not: this scan
+    builds no location, so it costs little on every write)."""
+    stack: list[Any] = [body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("data"), str):
+                return True
+            stack.extend(v for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, dict | list))
+    return False
+
+
 def _inline_content(res_type: str, body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every (location, node) carrying inline ``data``: a Binary, an Attachment, anywhere."""
     stack: list[tuple[str, Any]] = [(res_type, body)]
@@ -61,6 +76,8 @@ class AttachmentScreening:
     def check(self, res_type: str, body: dict[str, Any]) -> None:
         """Screen each attachment of ``body`` in place; raise a 422 FhirError on the first
         refused (nothing is written: the check runs before the write)."""
+        if not _has_inline_data(body):
+            return
         for location, node in list(_inline_content(res_type, body)):
             raw = node["data"]
             try:

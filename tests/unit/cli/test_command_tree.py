@@ -43,6 +43,7 @@ EXPECTED_TREE: list[tuple[str, tuple[str, ...]]] = [
     ("restore", ("snapshot", "--from")),
     ("keys", ()),
     ("keys status", ()),
+    ("keys custody", ()),
     ("audit", ()),
     ("audit verify", ()),
     ("audit checkpoint", ()),
