@@ -389,11 +389,12 @@ class ControlsService:
         if not res_type or not res_id or "/" in res_id:
             raise ControlError(400, "resource must be Type/id")
         stored = self._readable(ctx, res_type, res_id)
-        pid, _ = self.acting_for(ctx.principal, stored.patient_id, ctx)
+        pid, _ = self.acting_for(ctx, stored.patient_id)
         with self.engine.connect() as conn:
             seen = audience(conn, self.pdp, pid, res_type, res_id, profession_of)
         self._audit(ctx, "mask-preview", pid, [(res_type, res_id)])
         return seen
+
     def research_opted_out_among(self, patient_ids: Collection[str]) -> set[str]:
         """Those of ``patient_ids`` who refused secondary use (one query per 500: extractions)."""
         p = access_preference.c

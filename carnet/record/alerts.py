@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 from carnet.audit.events import Event, Touched, build_event
 from carnet.audit.feed import PatientEvent, sequenced_after
 from carnet.audit.service import AuditService, actor_of
-from carnet.caller import Principal, RequestContext
+from carnet.caller import RequestContext
 from carnet.db.engine import writing
 from carnet.db.instants import stamp, utc_now
 from carnet.record import notifications as templates
@@ -37,9 +37,7 @@ _WRITE_ACTIONS = frozenset({"create", "post"})
 class ActingFor(Protocol):
     """Who a person acts for (the policy's controls answer; 404 for a record not theirs)."""
 
-    def acting_for(
-        self, principal: Principal, patient_id: str | None, ctx: RequestContext | None = None
-    ) -> tuple[str, bool]: ...
+    def acting_for(self, ctx: RequestContext, patient_id: str | None) -> tuple[str, bool]: ...
 
 
 @dataclass(frozen=True)
@@ -68,7 +66,7 @@ class AlertService:
 
     def choice(self, ctx: RequestContext, patient_id: str | None) -> AlertChoice:
         """The alerts chosen for the record (off by default, emergency always on); audited."""
-        pid, represented = self.acting.acting_for(ctx.principal, patient_id, ctx)
+        pid, represented = self.acting.acting_for(ctx, patient_id)
         c = record_alert_choice.c
         with self.engine.connect() as conn:
             row = conn.execute(select(record_alert_choice).where(c.patient_id == pid)).first()
@@ -79,7 +77,7 @@ class AlertService:
         self, ctx: RequestContext, patient_id: str | None, *, first_access: bool, new_document: bool
     ) -> AlertChoice:
         """Set the alerts for the record; one audit event in the patient's history."""
-        pid, represented = self.acting.acting_for(ctx.principal, patient_id, ctx)
+        pid, represented = self.acting.acting_for(ctx, patient_id)
         c = record_alert_choice.c
         with writing(self.engine) as conn:
             conn.execute(delete(record_alert_choice).where(c.patient_id == pid))

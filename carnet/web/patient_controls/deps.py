@@ -47,7 +47,7 @@ def acting_for(controls: ControlsService, caller: PageCaller, pour: str | None) 
     """The record the page acts on (the caller's own, or one they represent) and whether as a
     representative; raises NotTheirsError (the refusal audited) otherwise."""
     try:
-        return controls.acting_for(caller.principal, pour or None, caller.ctx)
+        return controls.acting_for(caller.ctx, pour or None)
     except ControlError:
         raise NotTheirsError from None
 

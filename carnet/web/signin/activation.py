@@ -21,7 +21,14 @@ from starlette.concurrency import run_in_threadpool
 from carnet.authn.service import AccountError, AccountExistsError
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.crypto.tokens import TokenError
-from carnet.dependencies import AccountsDep, RecordDep, SessionsDep, SettingsDep, TicketsDep
+from carnet.dependencies import (
+    AccountsDep,
+    LoginDep,
+    RecordDep,
+    SessionsDep,
+    SettingsDep,
+    TicketsDep,
+)
 from carnet.fhir.errors import FhirError
 from carnet.record.activation import ACTIVATION
 from carnet.web.caller import AnonymousForm, source_of
@@ -177,6 +184,7 @@ async def confirm_second_factor(
     form: AnonymousForm,
     tickets: TicketsDep,
     accounts: AccountsDep,
+    verifier: LoginDep,
     sessions: SessionsDep,
     settings: SettingsDep,
 ) -> Response:
@@ -189,7 +197,7 @@ async def confirm_second_factor(
     try:
         if not code:
             raise AccountError("no code")
-        await run_in_threadpool(accounts.verify_totp, claims["acct"], code, source_of(request))
+        await run_in_threadpool(verifier.verify_totp, claims["acct"], code, source_of(request))
     except AccountError:
         errors = {"code": gettext(WRONG_TOTP if code else REQUIRED)}
         return _totp_page(request, _text(form, "ticket"), claims["uri"], errors, status=400)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0016"  # brief: "0014"; chained after web-core's 0016, merged into this branch
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
