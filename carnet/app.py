@@ -46,6 +46,7 @@ from carnet.hub import api as hub_api
 from carnet.hub import wiring as hub_wiring
 from carnet.identity import api as identity_api
 from carnet.identity import wiring as identity_wiring
+from carnet.identity.lookup import PatientFinder
 from carnet.identity.service import IdentityService
 from carnet.policy import api as access_api
 from carnet.policy import wiring as policy_wiring
@@ -54,6 +55,7 @@ from carnet.policy.service import PolicyDecisionPoint
 from carnet.record import api as record_api
 from carnet.record import wiring as record_wiring
 from carnet.record.representatives import represented_patients_in
+from carnet.record.search import RecordSearch
 from carnet.record.service import RecordService, accepts_writes
 from carnet.screening import wiring as screening_wiring
 from carnet.screening.service import Screener
@@ -94,6 +96,8 @@ class Services:
     dev_idp: DevIdentityProvider | None
     pro_login: ProfessionalLogin
     authenticator: Authenticator
+    finder: PatientFinder  # a professional finds a patient (INS or strict traits)
+    record_search: RecordSearch  # in-record search; its in-memory analyses outlive a request
     fhir_security: dict[str, Any] | None = None  # rest.security of /fhir/metadata (SMART)
     hub: hub_wiring.HubServices | None = None  # the research hub (permits, workspace, releases)
     screener: Screener | None = None  # incoming files (the FHIR write path has it already)
@@ -150,6 +154,8 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         dev_idp=authn.dev_idp,
         pro_login=authn.pro_login,
         authenticator=authn.authenticator,
+        finder=PatientFinder(fhir, crypto.blind),
+        record_search=RecordSearch(fhir),
         fhir_security=authn.fhir_security,
         hub=hub_wiring.build(settings, engine, audit),
         screener=screener,

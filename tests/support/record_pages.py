@@ -12,13 +12,14 @@ from typing import Any
 from carnet.app import Services
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.db.engine import writing
+from carnet.demo.pdf import make_pdf
 from carnet.policy.enforce import note_care
 from tests.support.caller import AS_LOCAL_OPERATOR
 
 LOINC = "http://loinc.org"
 CARE_RPPS = "10000000077"
-# A one-page PDF and a 1x1 PNG: enough bytes to check what is served, in what type.
-PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Count 0/Kids[]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+# A one-page PDF (a real one: deposits are screened) and a 1x1 PNG: enough bytes to check what is served, in what type.
+PDF = make_pdf("Compte rendu", ["Consultation du 1er mars 2025."])  # screening parses it
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )

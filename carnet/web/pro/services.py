@@ -1,6 +1,5 @@
 """The workspace's long-lived helpers, one per application: the patient finder and the in-record
-search (whose analyses cache must outlive a request), built from the application's services and
-kept on the application's state."""
+search (whose analyses cache must outlive a request), built once with the application's services (carnet/app.py)."""
 
 from __future__ import annotations
 
@@ -22,20 +21,11 @@ EMERGENCY_REASONS = [
 
 
 def finder_of(request: Request) -> PatientFinder:
-    state = request.app.state
-    found: PatientFinder | None = getattr(state, "pro_finder", None)
-    if found is None:
-        services = services_of(request)
-        found = state.pro_finder = PatientFinder(services.fhir, services.crypto.blind)
-    return found
+    return services_of(request).finder
 
 
 def record_search_of(request: Request) -> RecordSearch:
-    state = request.app.state
-    found: RecordSearch | None = getattr(state, "pro_record_search", None)
-    if found is None:
-        found = state.pro_record_search = RecordSearch(services_of(request).fhir)
-    return found
+    return services_of(request).record_search
 
 
 def options(request: Request, choices: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -12,12 +12,13 @@ import orjson
 import pytest
 
 from carnet.app import Services
+from carnet.demo.pdf import make_pdf
 from carnet.record.export import ExportUnavailableError, RecordExport
 from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.support.module_services import module_services_fixture
 from tests.unit.record.controls_setup import Record, document, small_record
 
-PDF = b"%PDF-1.4\n% un compte rendu\n%%EOF\n"
+PDF = make_pdf("Compte rendu", ["Un compte rendu."])  # a real PDF: deposits are screened
 
 
 shared = module_services_fixture()  # one record, read by each test
