@@ -8,31 +8,27 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.carnet-installed
 NODE_STAMP := node_modules/.carnet-installed
 
-.PHONY: install java browser softhsm demo serve test lint typecheck pytest test-fast test-postgres \
+.PHONY: install system demo serve test lint typecheck pytest test-fast test-postgres \
 	test-slow postgres bench clean
 
-install: java browser softhsm $(PY_STAMP) $(NODE_STAMP)
+install: system $(PY_STAMP) $(NODE_STAMP)
 
-# A Java runtime for PySpark (`carnet identity dedupe --engine spark` and its tests): Debian's
-# headless JRE when no java is on the PATH.
-java:
-	@command -v java >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y default-jre-headless; \
-	  else sudo apt-get update && sudo apt-get install -y default-jre-headless; fi; }
-
-# Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium; never
-# `playwright install`, which would download a browser build of its own).
-browser:
-	@test -x /usr/bin/chromium || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium chromium-driver; \
-	  else sudo apt-get update && sudo apt-get install -y chromium chromium-driver; fi; }
-
-# SoftHSM2 for the PKCS#11 master-key tests (carnet/crypto/hsm.py): Debian's softhsm2 when
-# softhsm2-util is missing.
-softhsm:
-	@command -v softhsm2-util >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y softhsm2; \
-	  else sudo apt-get update && sudo apt-get install -y softhsm2; fi; }
+# Debian packages, installed in ONE apt-get run when any is missing (each update costs seconds on a
+# fresh machine; the lists are refreshed only if the install fails without it): a Java runtime for
+# PySpark (`carnet identity dedupe --engine spark`, the hub's Spark engine and their tests),
+# Chromium for the browser tests (Playwright drives /usr/bin/chromium; never `playwright install`,
+# which would download a browser of its own), SoftHSM2 for the PKCS#11 master-key tests.
+system:
+	@missing=""; \
+	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium chromium-driver"; \
+	command -v softhsm2-util >/dev/null || missing="$$missing softhsm2"; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$sudo apt-get install -y -q $$missing || \
+	  { $$sudo apt-get update -q && $$sudo apt-get install -y -q $$missing; }; \
+	fi
 
 # uv (from PyPI) resolves and installs several times faster than pip (no bytecode compiled ahead:
 # modules compile on first import); pip does the same install if uv cannot be had or fails.
