@@ -12,7 +12,7 @@ cookies, a new temporary profile) per journey. Usage in a test module::
         check_accessibility(page, "home")   # axe, light and dark, 0 WCAG 2.1 A/AA violation
                                             # + build/screenshots/home-light.png, home-dark.png
 
-Never ``playwright install``: the browser is /usr/bin/chromium (``make browser``).
+Never ``playwright install``: the browser is /usr/bin/chromium (``make system``).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def serve_portal(
 def chromium() -> Iterator[Browser]:
     """Headless Chromium from Debian, with a fresh temporary profile, nothing phoning home."""
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser`")
+        pytest.fail(f"{CHROMIUM} is missing: run `make system`")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_FLAGS)

@@ -1,4 +1,4 @@
-"""A SoftHSM2 token of the test's own, for the PKCS#11 keyring (Debian's softhsm2: `make softhsm`).
+"""A SoftHSM2 token of the test's own, for the PKCS#11 keyring (Debian's softhsm2: `make system`).
 
 SoftHSM2 reads its configuration (where tokens live) when a process first loads the module, and
 sees the tokens that exist then: the token is initialised before any keyring opens it, and one
@@ -29,7 +29,7 @@ def init_token(folder: Path) -> SoftHsmToken:
     """A fresh token in ``folder``, made the process's SoftHSM2 configuration."""
     util = shutil.which("softhsm2-util")
     if util is None or not SOFTHSM_MODULE.exists():
-        raise RuntimeError("SoftHSM2 is not installed: run `make softhsm`")
+        raise RuntimeError("SoftHSM2 is not installed: run `make system`")
     tokens = folder / "tokens"
     tokens.mkdir(parents=True)
     conf = folder / "softhsm2.conf"
