@@ -268,6 +268,31 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "are refused until it is declared, and outside the EEA.",
     ),
     Setting("backup_keep", "30", "Snapshots kept on the target; older ones are pruned."),
+    Setting(
+        "hosting_jurisdiction",
+        "",
+        "ISO 3166 code of the country hosting this server, its data directory and local disks (FR, "
+        "DE, ...); empty means undeclared (`carnet sovereignty`; refused by --strict).",
+    ),
+    Setting(
+        "hosting_certifications",
+        "",
+        "Certifications of the host (comma-separated: HDS, SecNumCloud), as `carnet sovereignty` "
+        "reports them.",
+    ),
+    Setting(
+        "sovereignty_declarations",
+        "",
+        "Where each remote destination is, comma-separated HOST=CC[:CERT+CERT] (a database, OpenID "
+        "Connect or JWKS host; 'backup' or the HSM's key_source name for those), e.g. "
+        "'auth.esante.gouv.fr=FR:HDS,db.example.fr=FR:HDS+SecNumCloud'.",
+    ),
+    Setting(
+        "sovereignty_strict",
+        "false",
+        "Refuse to serve when any destination of data, keys, backups, logs or notifications is "
+        "undeclared or outside the EEA (true/false; as `carnet serve --strict`).",
+    ),
 )
 
 
@@ -350,6 +375,10 @@ class Settings:
     backup_target: Path
     backup_jurisdiction: str
     backup_keep: int
+    hosting_jurisdiction: str
+    hosting_certifications: str
+    sovereignty_declarations: str
+    sovereignty_strict: bool
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -426,6 +455,10 @@ class Settings:
             ),
             backup_jurisdiction=raw["backup_jurisdiction"].strip().upper(),
             backup_keep=int(raw["backup_keep"]),
+            hosting_jurisdiction=raw["hosting_jurisdiction"].strip().upper(),
+            hosting_certifications=raw["hosting_certifications"].strip(),
+            sovereignty_declarations=raw["sovereignty_declarations"].strip(),
+            sovereignty_strict=_flag("sovereignty_strict", raw["sovereignty_strict"]),
         )
 
     @property
