@@ -118,7 +118,9 @@ def journey(data_dir: Path) -> dict[str, Any]:
     with SocketWatch() as watch, carnet_serve(data_dir, port=port, **DECLARED) as server:
         with httpx.Client(base_url=server.base, timeout=30) as web:
             first = web.post("/auth/login", json={"login": LOGIN, "password": PASSWORD})
-            code = pyotp.parse_uri(uri).now()  # type: ignore[union-attr]
+            totp = pyotp.parse_uri(uri)
+            assert isinstance(totp, pyotp.TOTP)
+            code = totp.now()
             headers = {CSRF_HEADER: first.json().get("csrf_token", "")}
             second = web.post("/auth/totp", json={"code": code}, headers=headers)
             result["signin"] = [
