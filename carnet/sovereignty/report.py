@@ -180,7 +180,10 @@ def sovereignty_report(settings: Settings) -> list[Destination]:
     outbox = settings.data_dir / "outbox" / "notifications.ndjson"
     found.append(resolve.local("notifications", "data_dir", str(outbox)))
     location, host = _url_location(settings.oidc_issuer)
-    found.append(resolve.remote("outbound requests", "oidc_issuer", location, host))
+    if host == urlsplit(settings.issuer_url).hostname:  # the built-in issuer: this server
+        found.append(resolve.local("outbound requests", "oidc_issuer", location))
+    else:
+        found.append(resolve.remote("outbound requests", "oidc_issuer", location, host))
     for jwks_host in settings.jwks_url_hosts:
         found.append(
             resolve.remote("outbound requests", "jwks_url_hosts", f"https://{jwks_host}", jwks_host)

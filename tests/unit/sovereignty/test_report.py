@@ -165,3 +165,11 @@ def test_serve_strict_refuses_to_start_outside_the_eea(tmp_path: Path) -> None:
     by_setting = env | {"CARNET_SOVEREIGNTY_STRICT": "true"}
     assert CliRunner().invoke(build_app(), ["serve"], env=by_setting).exit_code == 1
     assert not (tmp_path / "data").exists()
+
+
+def test_the_built_in_issuer_is_this_server_even_at_a_public_address(tmp_path: Path) -> None:
+    """An unset oidc_issuer is <issuer_url>/dev-idp: this server, hosted where it is hosted."""
+    settings = _settings(tmp_path, public_base_url="https://carnet.example.fr")
+    issuer = [d for d in sovereignty_report(settings) if d.setting == "oidc_issuer"]
+    assert [(d.location, d.jurisdiction) for d in issuer] == [("https://carnet.example.fr", "FR")]
+    assert strict_refusal(settings) is None
