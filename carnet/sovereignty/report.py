@@ -184,10 +184,9 @@ def sovereignty_report(settings: Settings) -> list[Destination]:
         found.append(resolve.local("outbound requests", "oidc_issuer", location))
     else:
         found.append(resolve.remote("outbound requests", "oidc_issuer", location, host))
-    for jwks_host in settings.jwks_url_hosts:
-        found.append(
-            resolve.remote("outbound requests", "jwks_url_hosts", f"https://{jwks_host}", jwks_host)
-        )
+    for jwks_host in settings.jwks_url_hosts:  # a host, or host:port
+        location, host = _url_location(f"https://{jwks_host}")
+        found.append(resolve.remote("outbound requests", "jwks_url_hosts", location, host))
     return found
 
 

@@ -173,3 +173,13 @@ def test_the_built_in_issuer_is_this_server_even_at_a_public_address(tmp_path: P
     issuer = [d for d in sovereignty_report(settings) if d.setting == "oidc_issuer"]
     assert [(d.location, d.jurisdiction) for d in issuer] == [("https://carnet.example.fr", "FR")]
     assert strict_refusal(settings) is None
+
+
+def test_a_jwks_host_with_a_port_takes_its_hosts_declaration(tmp_path: Path) -> None:
+    settings = _settings(
+        tmp_path,
+        jwks_url_hosts="keys.hospital.de:8443",
+        sovereignty_declarations="keys.hospital.de=DE:HDS",
+    )
+    jwks = [d for d in sovereignty_report(settings) if d.setting == "jwks_url_hosts"]
+    assert [(d.location, d.jurisdiction) for d in jwks] == [("https://keys.hospital.de:8443", "DE")]
