@@ -299,6 +299,31 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "carnet-master",
         "Label of the master key on the token (created, non-extractable, on first use).",
     ),
+    Setting(
+        "hosting_jurisdiction",
+        "",
+        "ISO 3166 code of the country hosting this server, its data directory and local disks (FR, "
+        "DE, ...); empty means undeclared (`carnet sovereignty`; refused by --strict).",
+    ),
+    Setting(
+        "hosting_certifications",
+        "",
+        "Certifications of the host (comma-separated: HDS, SecNumCloud), as `carnet sovereignty` "
+        "reports them.",
+    ),
+    Setting(
+        "sovereignty_declarations",
+        "",
+        "Where each remote destination is, comma-separated HOST=CC[:CERT+CERT] (a database, OpenID "
+        "Connect or JWKS host; 'backup' or the HSM's key_source name for those), e.g. "
+        "'auth.esante.gouv.fr=FR:HDS,db.example.fr=FR:HDS+SecNumCloud'.",
+    ),
+    Setting(
+        "sovereignty_strict",
+        "false",
+        "Refuse to serve when any destination of data, keys, backups, logs or notifications is "
+        "undeclared or outside the EEA (true/false; as `carnet serve --strict`).",
+    ),
 )
 
 
@@ -388,6 +413,10 @@ class Settings:
     hsm_token_label: str
     hsm_pin: str
     hsm_key_label: str
+    hosting_jurisdiction: str
+    hosting_certifications: str
+    sovereignty_declarations: str
+    sovereignty_strict: bool
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -471,6 +500,10 @@ class Settings:
             hsm_token_label=raw["hsm_token_label"],
             hsm_pin=raw["hsm_pin"],
             hsm_key_label=raw["hsm_key_label"],
+            hosting_jurisdiction=raw["hosting_jurisdiction"].strip().upper(),
+            hosting_certifications=raw["hosting_certifications"].strip(),
+            sovereignty_declarations=raw["sovereignty_declarations"].strip(),
+            sovereignty_strict=_flag("sovereignty_strict", raw["sovereignty_strict"]),
         )
 
     @property

@@ -24,6 +24,7 @@ from carnet.identity import cli as identity_cli
 from carnet.policy import cli as policy_cli
 from carnet.record import cli as record_cli
 from carnet.screening import cli as screening_cli
+from carnet.sovereignty import cli as sovereignty_cli
 
 
 def build_app() -> typer.Typer:
@@ -46,6 +47,7 @@ def build_app() -> typer.Typer:
     omop_cli.register(root, hub)  # hub extract, hub rekey
     screening_cli.register(root)  # screen
     backup_cli.register(root)  # backup, restore
+    sovereignty_cli.register(root)  # sovereignty
     return root
 
 

@@ -8,6 +8,7 @@ import typer
 
 from carnet.cli.shell import CliContext, cli_context, console, fail, open_services
 from carnet.settings import Settings
+from carnet.sovereignty.report import DeclarationError, strict_refusal
 
 
 def serve(
@@ -15,9 +16,30 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: setting host).")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (default: setting port).")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL deployments).")] = 1,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Refuse to start when any destination is undeclared or outside the EEA "
+            "(setting sovereignty_strict; see carnet sovereignty).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the FHIR API (loopback only until authentication is configured)."""
-    run_server(cli_context(ctx), host=host, port=port, workers=workers)
+    cli = cli_context(ctx)
+    if strict or cli.settings.sovereignty_strict:
+        refuse_outside_the_eea(cli.settings)
+    run_server(cli, host=host, port=port, workers=workers)
+
+
+def refuse_outside_the_eea(settings: Settings) -> None:
+    """Exit with one line when a destination is undeclared or outside the EEA (sovereignty)."""
+    try:
+        refused = strict_refusal(settings)
+    except DeclarationError as exc:
+        raise fail(f"invalid setting: {exc}") from None
+    if refused is not None:
+        raise fail(refused)
 
 
 def run_server(cli: CliContext, *, host: str | None, port: int | None, workers: int) -> None:

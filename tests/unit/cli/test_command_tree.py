@@ -24,7 +24,7 @@ ROOT = PACKAGE.parent
 
 # (command path, its arguments and options) in the order `carnet --help` lists them.
 EXPECTED_TREE: list[tuple[str, tuple[str, ...]]] = [
-    ("serve", ("--host", "--port", "--workers")),
+    ("serve", ("--host", "--port", "--workers", "--strict")),
     ("demo", ("--patients", "--serve", "--no-serve")),
     (
         "import",
@@ -41,6 +41,7 @@ EXPECTED_TREE: list[tuple[str, tuple[str, ...]]] = [
     ("migrate", ()),
     ("screen", ("path", "--type")),  # Typer lists plain commands before groups
     ("restore", ("snapshot", "--from")),
+    ("sovereignty", ("--json", "--strict")),
     ("keys", ()),
     ("keys status", ()),
     ("keys custody", ()),
@@ -121,6 +122,7 @@ OWNERS: dict[str, str] = {
     "screen": "carnet.screening.cli",
     "backup": "carnet.backup.cli",
     "restore": "carnet.backup.cli",
+    "sovereignty": "carnet.sovereignty.cli",
 }
 
 
