@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from carnet.cli.serve import run_server
-from carnet.cli.shell import cli_context, console, open_services, progress_bar
+from carnet.cli.shell import cli_context, console, fail, open_services, progress_bar
+
+if TYPE_CHECKING:
+    from carnet.demo.accounts import DemoAccount
 
 
 def demo(
@@ -50,6 +53,7 @@ def demo(
             services.controls,
             services.record,
             issuer_url=settings.issuer_url,
+            roles=services.hub.roles if services.hub is not None else None,
             ctx=RequestContext.local_operator(),
         )
     console.print(
@@ -58,23 +62,35 @@ def demo(
     )
     console.print(f"identity register: {registered} reference identities (INSi stand-in)")
     console.print(f"data directory: {settings.data_dir}")
-    console.print("ready-made accounts (synthetic data, loopback demo):")
-    for account in ready:
-        console.print(f"  {account.role:<15} {account.login:<28} {account.detail}", soft_wrap=True)
-    console.print("  operator        carnet token issue --operator demo --scope 'system/*.rs'")
+    print_portal_and_logins(settings.issuer_url, ready)
     if serve_after:
-        portal = f"http://{settings.host}:{settings.port}"
-        console.print(
-            f"portal: {portal}/ (patients sign in at {portal}/connexion with the login and "
-            "password above, then the code of their authenticator app)"
-        )
-        console.print(
-            f"open http://{settings.host}:{settings.port}/fhir/Patient?_count=10 "
-            f"or http://{settings.host}:{settings.port}/fhir/metadata"
-        )
+        console.print(f"FHIR API: {settings.issuer_url}/fhir/metadata", soft_wrap=True)
         run_server(cli, host=None, port=None, workers=1)
 
 
+def print_portal_and_logins(portal: str, ready: list[DemoAccount]) -> None:
+    """The portal's address and each demo login: where to sign in, with what."""
+    console.print(f"portal: {portal}/", soft_wrap=True)
+    console.print("ready-made accounts (synthetic people, loopback demo):")
+    for account in ready:
+        console.print(f"  {account.role:<15} {account.login:<28} {account.detail}", soft_wrap=True)
+    console.print("  operator        carnet token issue --operator demo --scope 'system/*.rs'")
+
+
+def demo_code(
+    secret: Annotated[str, typer.Argument(help="The TOTP secret `carnet demo` printed.")],
+) -> None:
+    """Print the current second-factor code of a demo account (no authenticator app needed)."""
+    from carnet.demo.code import current_code
+
+    try:
+        code = current_code(secret)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    console.print(code, highlight=False)
+
+
 def register(app: typer.Typer) -> None:
-    """Add `carnet demo`."""
+    """Add `carnet demo` and `carnet demo-code`."""
     app.command("demo")(demo)
+    app.command("demo-code")(demo_code)

@@ -26,6 +26,7 @@ ROOT = PACKAGE.parent
 EXPECTED_TREE: list[tuple[str, tuple[str, ...]]] = [
     ("serve", ("--host", "--port", "--workers", "--strict")),
     ("demo", ("--patients", "--serve", "--no-serve")),
+    ("demo-code", ("secret",)),
     (
         "import",
         (
@@ -104,6 +105,7 @@ EXPECTED_TREE: list[tuple[str, tuple[str, ...]]] = [
 OWNERS: dict[str, str] = {
     "serve": "carnet.cli.serve",
     "demo": "carnet.demo.cli",
+    "demo-code": "carnet.demo.cli",
     "import": "carnet.fhir.cli",
     "migrate": "carnet.db.cli",
     "keys": "carnet.crypto.cli",
