@@ -127,6 +127,7 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/hub/catalogue/{dataset_id}.jsonld": Guard.PUBLIC,
     "/hub/catalogue/{dataset_id}.ttl": Guard.PUBLIC,
     "/registre": Guard.PUBLIC,  # the research hub's public register page (carnet/web/hub)
+    "/espace/recherche": Guard.PUBLIC,  # projects that used my data: the page authenticates
     # the patient's controls (carnet/web/patient_controls): pages, each authenticating itself
     "/espace/controles": Guard.PUBLIC,
     "/espace/controles/document/{doc_id}": Guard.PUBLIC,

@@ -366,17 +366,20 @@ class ControlsService:
             self._audit_in(conn, ctx, "preferences", pid, [], _rule(rep, ""))
 
     def research_opted_out(self, patient_id: str) -> bool:
-        """Whether the patient refused the secondary use of their data (read by the research hub)."""
-        p = access_preference.c
-        with self.engine.connect() as conn:
-            row = conn.execute(select(p.research_optout).where(p.patient_id == patient_id)).first()
-        return bool(row and row[0])
+        """Whether the patient refuses the secondary use of their data now (from its history)."""
+        return self.opted_out(patient_id)
 
     def opted_out(self, patient_id: str, at: datetime | None = None) -> bool:
         """Whether the patient had refused the secondary use of their data at ``at`` (now by
         default): the research hub asks this at each extraction (docs/record.md)."""
         with self.engine.connect() as conn:
             return opted_out(conn, patient_id, at)
+
+    def opted_out_among(self, patient_ids: Collection[str], at: datetime) -> set[str]:
+        """Those of ``patient_ids`` who had refused secondary use at ``at``: the hub asks this
+        once per batch of people, at its extraction's instant (docs/record.md)."""
+        with self.engine.connect() as conn:
+            return opted_out_among(conn, patient_ids, at)
 
     # -- the mask preview --------------------------------------------------------------------------
 
@@ -394,18 +397,6 @@ class ControlsService:
             seen = audience(conn, self.pdp, pid, res_type, res_id, profession_of)
         self._audit(ctx, "mask-preview", pid, [(res_type, res_id)])
         return seen
-
-    def research_opted_out_among(self, patient_ids: Collection[str]) -> set[str]:
-        """Those of ``patient_ids`` who refused secondary use (one query per 500: extractions)."""
-        p = access_preference.c
-        wanted = sorted(patient_ids)
-        found: set[str] = set()
-        with self.engine.connect() as conn:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                query = select(p.patient_id).where(p.patient_id.in_(chunk), p.research_optout)
-                found.update(conn.execute(query).scalars())
-        return found
 
     # -- break-glass -------------------------------------------------------------------------------
 
@@ -566,11 +557,21 @@ def _rule(as_representative: bool, detail: str) -> str:
 def opted_out(conn: Connection, patient_id: str, at: datetime | None = None) -> bool:
     """Whether ``patient_id`` had opted out of research at ``at`` (now by default): the last
     change of the opt-out at or before that instant (``access_research_optout``)."""
+    return patient_id in opted_out_among(conn, [patient_id], at or utc_now())
+
+
+def opted_out_among(conn: Connection, patient_ids: Collection[str], at: datetime) -> set[str]:
+    """Those of ``patient_ids`` whose last opt-out change at or before ``at`` opted them out
+    (one query per 500 people; the history is short per person)."""
     o = access_research_optout.c
-    row = conn.execute(
-        select(o.opted_out)
-        .where(o.patient_id == patient_id, o.changed_at <= stamp(at or utc_now()))
-        .order_by(o.changed_at.desc())
-        .limit(1)
-    ).first()
-    return bool(row and row[0])
+    wanted, moment = sorted(set(patient_ids)), stamp(at)
+    last: dict[str, bool] = {}
+    for start in range(0, len(wanted), 500):
+        query = (
+            select(o.patient_id, o.opted_out)
+            .where(o.patient_id.in_(wanted[start : start + 500]), o.changed_at <= moment)
+            .order_by(o.patient_id, o.changed_at)
+        )
+        for row in conn.execute(query):
+            last[row.patient_id] = bool(row.opted_out)  # later changes overwrite earlier ones
+    return {patient_id for patient_id, out in last.items() if out}

@@ -12,7 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from carnet.app import Services
-from carnet.caller import Principal
+from carnet.caller import Kind, Principal, RequestContext
+from carnet.hub.omop.service import extract
+from carnet.hub.omop.spec import ExtractionResult, ExtractionSpec
+from carnet.hub.omop.uses import projects_that_included_me
 from tests.support.auth import bearer
 from tests.support.hub import (
     CHECKER_1,
@@ -28,6 +31,7 @@ from tests.support.hub import (
     operator_ctx,
     write_extract,
 )
+from tests.support.hub_store import PersonSpec, add_person
 
 # the hub's tables and its audit events go through SQL that differs by backend
 pytestmark = pytest.mark.both_backends
@@ -278,3 +282,44 @@ def test_only_the_operator_grants_hub_roles(client: TestClient, services: Servic
     assert client.post("/hub/roles", json=grant).status_code == 200  # the operator's client
     assert hub.roles.holds("someone", "reviewer")
     assert client.post("/hub/roles", json={"subject": "x", "role": "king"}).status_code == 400
+
+
+def test_an_active_permit_is_extracted_by_the_real_extraction_and_queried_in_the_workspace(
+    client: TestClient, services: Services
+) -> None:
+    # dates generalised to the year: a shifted birth date could cross into another year
+    patients = [add_person(services, PersonSpec(birth="1960-06-15"), i) for i in range(6)]
+    grant_roles(services)
+    created = _post(
+        client, services, RESEARCHER_A, "/hub/permits", application(kThreshold=2, dates="year")
+    )
+    permit_id = created.json()["id"]
+    for who, step in (
+        (RESEARCHER_A, "submit"),
+        (REVIEWER_1, "review"),
+        (REVIEWER_1, "approve"),
+        (RESEARCHER_A, "activate"),
+    ):
+        assert _post(client, services, who, f"/hub/permits/{permit_id}/steps/{step}").is_success
+
+    def real_extractor(spec: ExtractionSpec) -> ExtractionResult:
+        return extract(services, operator_ctx(), spec)
+
+    hub = services.hub
+    assert hub is not None
+    result = hub.permits.extract(operator_ctx(), permit_id, real_extractor, hub.extracts_dir)
+    assert result.row_counts["person"] == 6 and not result.risk_report.release_blocked
+    rows = _post(
+        client,
+        services,
+        TEAMMATE,
+        f"/hub/permits/{permit_id}/query",
+        {"sql": "SELECT year_of_birth, count(*) AS n FROM person GROUP BY 1"},
+    )
+    assert rows.status_code == 200, rows.text
+    assert rows.json()["rows"] == [[1960, 6]]
+    me = RequestContext(Principal(Kind.PERSON, "acc-0", patient_id=patients[0]), "acc-0")
+    uses = projects_that_included_me(services.engine, services.audit, me)
+    assert [(u.title, u.organisation) for u in uses] == [
+        (application()["title"], application()["organisation"])
+    ]

@@ -1,18 +1,20 @@
-"""Who may not be in any extract: the one place the extraction asks it (re-point it here).
+"""Who may not be in any extract: the one place the extraction asks it.
 
-Today the research opt-out is the patient's preference kept by the policy's controls service
-(``access_preference.research_optout``); the record domain may take it over. The extraction asks
-at extraction time, once per person (a batch of people per query), through this function only.
+The research opt-out has one source of truth, its history kept by the policy's controls service
+(``access_research_optout``, docs/record.md). The extraction asks it as it stood at the
+extraction's instant (fixed once when the extraction starts, so a change during a long run does
+not split a person across batches), once per batch of people first met, through this function.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 from typing import Protocol
 
 
 class OptOutSource(Protocol):
-    def research_opted_out_among(self, patient_ids: Collection[str]) -> set[str]: ...
+    def opted_out_among(self, patient_ids: Collection[str], at: datetime) -> set[str]: ...
 
 
 class HasControls(Protocol):
@@ -20,6 +22,8 @@ class HasControls(Protocol):
     def controls(self) -> OptOutSource: ...
 
 
-def research_opted_out(services: HasControls, patient_ids: Collection[str]) -> set[str]:
-    """Those of ``patient_ids`` who refused the secondary use of their data, as of now."""
-    return services.controls.research_opted_out_among(patient_ids)
+def research_opted_out(
+    services: HasControls, patient_ids: Collection[str], at: datetime
+) -> set[str]:
+    """Those of ``patient_ids`` who had refused the secondary use of their data at ``at``."""
+    return services.controls.opted_out_among(patient_ids, at)

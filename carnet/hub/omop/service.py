@@ -27,7 +27,7 @@ from sqlalchemy import Engine, insert, select
 
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.crypto.service import CryptoService
-from carnet.db.instants import stamp
+from carnet.db.instants import stamp, utc_now
 from carnet.fhir.service import FhirService
 from carnet.hub.omop.canonical import extract_hash
 from carnet.hub.omop.cdm import TABLES
@@ -145,10 +145,14 @@ def extract(
             raise ExtractionError(f"setting hub_athena_dir: {exc}") from None
     spark_master = spark_master or settings.hub_spark_master
     extraction_id = str(uuid.uuid4())
+    extraction_instant = utc_now()  # the opt-outs are honoured as they stood then
     with services.engine.begin() as conn:
         pseudonyms = services.crypto.project_keys.pseudonyms(conn, spec.project_id)
     stager = Stager(
-        pseudonyms, vocabulary, spec.dates, lambda pids: research_opted_out(services, pids)
+        pseudonyms,
+        vocabulary,
+        spec.dates,
+        lambda pids: research_opted_out(services, pids, extraction_instant),
     )
     system_ctx = extraction_context(ctx, spec.permit_id)
     with services.fhir.session(system_ctx, "export", None, None) as session:

@@ -16,8 +16,10 @@ from sqlalchemy import select
 
 from carnet.app import Services
 from carnet.caller import Kind, Principal, RequestContext
+from carnet.db.instants import utc_now
 from carnet.fhir.errors import FhirError
 from carnet.hub.omop.models import hub_extraction_person
+from carnet.hub.omop.optout import research_opted_out
 from carnet.hub.omop.service import (
     ExtractionError,
     extract,
@@ -233,3 +235,24 @@ def test_the_extraction_caller_reads_and_cannot_write(store: Store) -> None:
         )
     assert refused.value.status == 403
     assert caller.actor == "hub-extraction:permit-w" and caller.purpose == "research"
+
+
+def test_opt_out_is_read_from_its_history_as_it_stood_at_the_extraction_instant(
+    store: Store,
+) -> None:
+    patient = store.patients[2]
+    as_patient = RequestContext(Principal(Kind.PERSON, "account-2", patient_id=patient), "acc-2")
+    controls = store.services.controls
+    before_any = utc_now()
+    controls.set_preferences(as_patient, patient, research_optout=True)
+    while_out = utc_now()
+    controls.set_preferences(as_patient, patient, research_optout=False)  # and back in
+    try:
+        assert research_opted_out(store.services, [patient], before_any) == set()
+        assert research_opted_out(store.services, [patient], while_out) == {patient}
+        assert research_opted_out(store.services, store.patients, utc_now()) == set()
+        back_in = _run(store, "back-in", project_id="project-back-in")
+        assert back_in.excluded_opted_out == 0  # opted back in before this extraction
+        assert len(_person_ids(back_in)) == 4
+    finally:
+        controls.set_preferences(as_patient, patient, research_optout=False)
