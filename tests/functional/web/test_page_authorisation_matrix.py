@@ -9,6 +9,7 @@ Cheap in-process client, one store and one app for the module.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from httpx2 import Response
 from carnet.app import Services, create_app
 from carnet.authn.api import CSRF_COOKIE, SESSION_COOKIE
 from carnet.caller import Kind, Principal, RequestContext
+from carnet.web.patient_controls.deps import PATIENT_PARAM
 from carnet.web.security import CSRF_FIELD, FORM_COOKIE, new_form_token
 from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.support.module_services import module_services_fixture
@@ -76,7 +78,8 @@ class Page:
 
     expected: dict[str, str]
     params: dict[str, str]
-    hidden: dict[str, str] | None = None  # the same route on a hidden item: answers as missing
+    # The same route on items hidden from a caller (caller, parameters): answers as missing.
+    hidden: tuple[tuple[str, dict[str, str]], ...] = ()
     form: dict[str, str] | None = None  # a POST's fields (a harmless, valid choice)
 
     def expects(self, method: str, caller: str) -> str:
@@ -115,17 +118,20 @@ def _table() -> dict[tuple[str, str], Page]:
         ("GET", "/dossier/depot"): Page(PERSONS, {}),
         ("POST", "/dossier/depot"): Page(PERSONS, {}),
         ("GET", "/dossier/documents/{doc_id}"): Page(
-            PATIENTS_ITEM, patient_doc, hidden={"doc_id": "hidden"}
+            PATIENTS_ITEM, patient_doc, hidden=(("patient", {"doc_id": "hidden"}),)
         ),
         ("GET", "/dossier/documents/{doc_id}/contenu"): Page(
-            PATIENTS_ITEM, patient_doc, hidden={"doc_id": "hidden"}
+            PATIENTS_ITEM, patient_doc, hidden=(("patient", {"doc_id": "hidden"}),)
         ),
         ("GET", "/espace/controles"): Page(PERSONS, {}),
         ("GET", "/espace/controles/document/{doc_id}"): Page(
-            PATIENTS_ITEM, patient_doc, hidden={"doc_id": "hidden"}
+            PATIENTS_ITEM, patient_doc, hidden=(("patient", {"doc_id": "hidden"}),)
         ),
         ("POST", "/espace/controles/document/{doc_id}"): Page(
-            PATIENTS_ITEM, patient_doc, hidden={"doc_id": "hidden"}, form={"choice": "demasquer"}
+            PATIENTS_ITEM,
+            patient_doc,
+            hidden=(("patient", {"doc_id": "hidden"}),),
+            form={"choice": "demasquer"},
         ),
         ("POST", "/espace/controles/blocage"): Page(PERSONS, {}),
         ("POST", "/espace/controles/preferences"): Page(
@@ -138,9 +144,7 @@ def _table() -> dict[tuple[str, str], Page]:
         ("GET", "/espace/alertes"): Page(PERSONS, {}),
         ("POST", "/espace/alertes"): Page(PERSONS, {}),
         ("GET", "/espace/representants"): Page(PERSONS, {}),
-        ("GET", "/espace/representants/{patient_id}"): Page(
-            REPRESENTED, {"patient_id": "child"}
-        ),
+        ("GET", "/espace/representants/{patient_id}"): Page(REPRESENTED, {"patient_id": "child"}),
         ("GET", "/espace/mes-donnees"): Page(PERSONS, {}),
         ("GET", "/espace/mes-donnees/dossier.zip"): Page(PERSONS, {}),
         ("POST", "/espace/mes-donnees/fermeture"): Page(PERSONS, {}),
@@ -154,7 +158,12 @@ def _table() -> dict[tuple[str, str], Page]:
         ("GET", "/pro/patients/{patient_id}/depot"): Page(PROS_RECORD, on_patient),
         ("POST", "/pro/patients/{patient_id}/depot"): Page(PROS_RECORD, on_patient),
         ("GET", "/pro/patients/{patient_id}/documents/{document_id}"): Page(
-            PROS_RECORD, pro_doc
+            PROS_RECORD,
+            pro_doc,
+            hidden=(
+                ("pro_caring", {**pro_doc, "document_id": "masked"}),  # masked from professionals
+                ("pro_caring", {**pro_doc, "document_id": "foreign"}),  # another patient's
+            ),
         ),
     }
 
@@ -193,13 +202,12 @@ def matrix(shared: Services) -> Iterator[Matrix]:
     patient = _person_ctx(world.patient_id)
     services.controls.declare_care(patient, None, BLOCKED_RPPS, medecin_traitant=False)
     services.controls.set_block(patient, None, BLOCKED_RPPS, on=True)
+    services.controls.set_mask(patient, f"DocumentReference/{world.letter}", "MASQUE_PS", on=True)
     accounts = services.accounts
     matrix_accounts: dict[str, str | None] = {
         "anonymous": None,
         "patient": accounts.create_person("a@example.org", PASSWORD, world.patient_id),
-        "other_patient": accounts.create_person(
-            "b@example.org", PASSWORD, world.other_patient_id
-        ),
+        "other_patient": accounts.create_person("b@example.org", PASSWORD, world.other_patient_id),
         "representative": accounts.create_person("r@example.org", PASSWORD, parent),
         "pro_stranger": accounts.create_professional("s", None, STRANGER_RPPS, "physician"),
         "pro_blocked": accounts.create_professional("k", None, BLOCKED_RPPS, "physician"),
@@ -212,6 +220,8 @@ def matrix(shared: Services) -> Iterator[Matrix]:
         "child": child,
         "consult": world.consult,
         "hidden": world.hidden,
+        "masked": world.letter,
+        "foreign": world.foreign,
     }
     built = Matrix(services, app, world, ids, matrix_accounts)
     ids["event"] = _an_event_of_the_patient(built)
@@ -321,12 +331,11 @@ def test_a_foreign_or_hidden_item_answers_exactly_like_a_missing_one(matrix: Mat
     for (method, template), page in TABLE.items():
         if not page.params or all(v.startswith("=") for v in page.params.values()):
             continue
-        missing_params = {name: MISSING_ID for name in page.params}
+        missing_params = dict.fromkeys(page.params, MISSING_ID)
         if "patient_id" in page.params and "document_id" in page.params:
             missing_params["patient_id"] = page.params["patient_id"]
         asked = [(caller, page.params) for caller in CALLERS if page.expected[caller] == MISSING]
-        if page.hidden is not None:
-            asked.append(("patient", page.hidden))
+        asked.extend(page.hidden)
         for caller, params in asked:
             client, csrf = clients[caller]
             foreign_path = _path(matrix, template, params)
@@ -336,3 +345,48 @@ def test_a_foreign_or_hidden_item_answers_exactly_like_a_missing_one(matrix: Mat
             if foreign[0] != 404 or foreign != missing:
                 different.append(f"{method} {foreign_path} as {caller}: {foreign[0]}")
     assert not different, "\n".join(different)
+
+
+def _acting_for_pages(app: FastAPI) -> list[tuple[str, str]]:
+    """The pages that act on a represented person's record when given ``pour``."""
+    pages: list[tuple[str, str]] = []
+    for context in iter_route_contexts(app.routes):
+        endpoint: Any = getattr(context, "endpoint", None)
+        if endpoint is None or not endpoint.__module__.startswith("carnet.web"):
+            continue
+        if PATIENT_PARAM in inspect.signature(endpoint).parameters:
+            pages.extend((method, str(context.path)) for method in context.methods or ())
+    return sorted(pages)
+
+
+def _call_for(
+    client: TestClient, csrf: str, method: str, path: str, page: Page, pour: str
+) -> Response:
+    if method == "GET":
+        return client.get(path, params={PATIENT_PARAM: pour}, follow_redirects=False)
+    form = {CSRF_FIELD: csrf, **(page.form or {}), PATIENT_PARAM: pour}
+    return client.post(path, data=form, follow_redirects=False)
+
+
+def test_acting_for_someone_one_does_not_represent_answers_like_a_missing_record(
+    matrix: Matrix,
+) -> None:
+    pages = _acting_for_pages(matrix.app)
+    assert len(pages) > 5  # the controls, history, alerts and data pages take ``pour``
+    child = matrix.ids["child"]
+    wrong = []
+    for method, template in pages:
+        page = TABLE[(method, template)]
+        path = _path(matrix, template, page.params)
+        client, csrf = _client(matrix, "representative")
+        if page.expected["patient"] == SERVED and not page.params:  # not an item of the patient
+            got = _outcome(_call_for(client, csrf, method, path, page, child))
+            if got != SERVED:
+                wrong.append(f"{method} {template} as the representative: {got}")
+        for caller in ("patient", "other_patient"):
+            client, csrf = _client(matrix, caller)
+            foreign = _call_for(client, csrf, method, path, page, child)
+            missing = _call_for(client, csrf, method, path, page, MISSING_ID)
+            if foreign.status_code != 404 or foreign.text != missing.text:
+                wrong.append(f"{method} {template} for another's child as {caller}")
+    assert not wrong, "\n".join(wrong)
