@@ -23,6 +23,7 @@ from httpx2 import Response
 
 from carnet.app import Services, create_app
 from carnet.authn.api import CSRF_COOKIE, SESSION_COOKIE
+from carnet.authn.routes import ROUTE_GUARDS
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.web.patient_controls.deps import PATIENT_PARAM
 from carnet.web.security import CSRF_FIELD, FORM_COOKIE, new_form_token
@@ -306,6 +307,13 @@ def test_every_page_of_the_portal_is_in_the_authorisation_table(matrix: Matrix) 
     assert not unknown, f"pages this table does not know how to call: {unknown}"
     gone = sorted(set(TABLE) - set(mounted))
     assert not gone, f"pages in the table the portal no longer mounts: {gone}"
+
+
+def test_every_page_of_the_portal_has_an_access_rule_of_the_guard(matrix: Matrix) -> None:
+    """FastAPI keeps included routers whole in ``app.routes`` (no APIRoute at the top level), so
+    the pages are enumerated through their route contexts here."""
+    unguarded = sorted({path for _, path in _portal_routes(matrix.app)} - set(ROUTE_GUARDS))
+    assert not unguarded
 
 
 def test_every_page_answers_every_caller_as_the_table_says(matrix: Matrix) -> None:
