@@ -73,6 +73,10 @@ PROS = _row(SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, SERVED, SERVED, SERVED, FO
 PROS_RECORD = _row(SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, MISSING, MISSING, SERVED, FORBIDDEN)
 
 
+# A document hidden from the patient by a professional; a minor's kept from their representative.
+KEPT_FROM_THEM = (("patient", {"doc_id": "hidden"}), ("representative", {"doc_id": "child_kept"}))
+
+
 @dataclass(frozen=True)
 class Page:
     """How to call one route (path parameters by name, from the world) and what callers get."""
@@ -126,12 +130,12 @@ def _table() -> dict[tuple[str, str], Page]:
         ),
         ("GET", "/espace/controles"): Page(PERSONS, {}),
         ("GET", "/espace/controles/document/{doc_id}"): Page(
-            PATIENTS_ITEM, patient_doc, hidden=(("patient", {"doc_id": "hidden"}),)
+            PATIENTS_ITEM, patient_doc, hidden=KEPT_FROM_THEM
         ),
         ("POST", "/espace/controles/document/{doc_id}"): Page(
             PATIENTS_ITEM,
             patient_doc,
-            hidden=(("patient", {"doc_id": "hidden"}),),
+            hidden=KEPT_FROM_THEM,
             form={"choice": "demasquer"},
         ),
         ("POST", "/espace/controles/blocage"): Page(PERSONS, {}),
@@ -191,6 +195,16 @@ def _new_patient(services: Services, born: str) -> str:
     return services.fhir.create("Patient", body, ctx=AS_LOCAL_OPERATOR).stored.res_id
 
 
+def _child_document(child: str, title: str) -> dict[str, Any]:
+    return {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "type": {"text": title},
+        "subject": {"reference": f"Patient/{child}"},
+        "content": [{"attachment": {"contentType": "text/plain", "title": title}}],
+    }
+
+
 @pytest.fixture(scope="module")
 def matrix(shared: Services) -> Iterator[Matrix]:
     services = shared
@@ -200,6 +214,19 @@ def matrix(shared: Services) -> Iterator[Matrix]:
     for pid in (world.patient_id, world.other_patient_id, parent, child):
         services.record.open_space(pid, ctx=AS_LOCAL_OPERATOR)
     services.record.representatives.add(child, parent, "parent", ctx=AS_LOCAL_OPERATOR)
+    child_docs = [
+        services.fhir.create("DocumentReference", body, ctx=AS_LOCAL_OPERATOR).stored.res_id
+        for body in (
+            _child_document(child, "Carnet de vaccination"),
+            _child_document(child, "Confidentiel"),
+        )
+    ]
+    services.controls.set_mask(  # a minor keeps this one from their representatives
+        _person_ctx(child),
+        f"DocumentReference/{child_docs[1]}",
+        "INVISIBLE_REPRESENTANTS_LEGAUX",
+        on=True,
+    )
     patient = _person_ctx(world.patient_id)
     services.controls.declare_care(patient, None, BLOCKED_RPPS, medecin_traitant=False)
     services.controls.set_block(patient, None, BLOCKED_RPPS, on=True)
@@ -223,6 +250,8 @@ def matrix(shared: Services) -> Iterator[Matrix]:
         "hidden": world.hidden,
         "masked": world.letter,
         "foreign": world.foreign,
+        "child_doc": child_docs[0],
+        "child_kept": child_docs[1],
     }
     built = Matrix(services, app, world, ids, matrix_accounts)
     ids["event"] = _an_event_of_the_patient(built)
@@ -398,3 +427,13 @@ def test_acting_for_someone_one_does_not_represent_answers_like_a_missing_record
             if foreign.status_code != 404 or foreign.text != missing.text:
                 wrong.append(f"{method} {template} for another's child as {caller}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_a_representative_opens_the_controls_of_a_document_of_the_person_represented(
+    matrix: Matrix,
+) -> None:
+    """The other side of the kept document answering as missing: the child's other one opens."""
+    client, _ = _client(matrix, "representative")
+    page = client.get(f"/espace/controles/document/{matrix.ids['child_doc']}")
+    assert page.status_code == 200
+    assert "Carnet de vaccination" in page.text
