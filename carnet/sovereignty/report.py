@@ -187,6 +187,9 @@ def sovereignty_report(settings: Settings) -> list[Destination]:
     for jwks_host in settings.jwks_url_hosts:  # a host, or host:port
         location, host = _url_location(f"https://{jwks_host}")
         found.append(resolve.remote("outbound requests", "jwks_url_hosts", location, host))
+    if not settings.hub_spark_master.startswith("local"):  # a cluster: extracted rows go there
+        location, host = _url_location(settings.hub_spark_master)
+        found.append(resolve.remote("research extracts", "hub_spark_master", location, host))
     return found
 
 

@@ -11,11 +11,13 @@ from carnet.backup.jurisdictions import EEA
 from carnet.cli.main import build_app
 from carnet.settings import Settings
 from carnet.sovereignty.report import (
+    UNDECLARED,
     DeclarationError,
     Destination,
     parse_declarations,
     sovereignty_report,
     strict_refusal,
+    strict_refusals,
 )
 
 SECRET = "s3cr3t-pa55"
@@ -183,3 +185,15 @@ def test_a_jwks_host_with_a_port_takes_its_hosts_declaration(tmp_path: Path) -> 
     )
     jwks = [d for d in sovereignty_report(settings) if d.setting == "jwks_url_hosts"]
     assert [(d.location, d.jurisdiction) for d in jwks] == [("https://keys.hospital.de:8443", "DE")]
+
+
+def test_a_spark_cluster_running_research_extractions_is_a_destination(tmp_path: Path) -> None:
+    """Extractions with the Spark engine ship decrypted, pseudonymised rows to its master's
+    cluster: a remote one is listed and must be declared; local[N] stays on this machine."""
+    local = _by_setting(sovereignty_report(_settings(tmp_path)))
+    assert "hub_spark_master" not in local
+    remote = _settings(tmp_path, hub_spark_master="spark://spark.example.com:7077")
+    (cluster,) = _by_setting(sovereignty_report(remote))["hub_spark_master"]
+    assert cluster.location == "spark://spark.example.com:7077"
+    assert cluster.jurisdiction == UNDECLARED
+    assert any("hub_spark_master" in line for line in strict_refusals([cluster]))
