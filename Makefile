@@ -66,9 +66,9 @@ typecheck: install
 # Two workers on a 2-core machine (pytest-xdist; a file stays on one worker, so its module
 # fixtures are built once); PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
-# --dist loadgroup: a unit (a file, or a group such as every Spark test) stays on one worker, in
-# the order tests/support/schedule.py sets (heaviest first), not xdist's (most tests first).
-PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder \
+# Files are handed out in the order tests/support/schedule.py sets (heaviest first), not xdist's
+# (most tests first), so the two workers end together.
+PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
 	-p no:cacheprovider
 
 # Everything: SQLite, PostgreSQL, Spark local mode, the corpus.

@@ -48,11 +48,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", backends_for(metafunc.definition), indirect=True)
 
 
-# Before xdist's own hook, which reads the groups (--dist loadgroup, see the Makefile).
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that runs against the PostgreSQL cluster ``postgres``; group and order the
-    tests for the xdist workers (``schedule_for_workers``)."""
+    """Mark every test that runs against the PostgreSQL cluster ``postgres``; order the files for
+    the xdist workers, heaviest first (``schedule_for_workers``)."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         params = callspec.params.values() if callspec is not None else ()
@@ -130,8 +128,7 @@ def sqlite_services(tmp_path: Path, migrated_sqlite: SqliteTemplate) -> Iterator
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkEngine]:
-    """One Spark session (a JVM, local mode) per worker for every Spark test: a test asking for it
-    joins the ``spark`` xdist group (tests/support/schedule.py), so one worker starts it once.
+    """One Spark session (a JVM, local mode) per worker for every Spark test, started on first use.
 
     An engine opened later in the same process (``open_engine("spark")``, the CLI's
     ``--engine spark``) uses this session rather than starting and stopping its own. A test that
