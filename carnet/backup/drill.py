@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 from carnet.audit import merkle
 from carnet.audit.service import AuditService
 from carnet.audit.verify import verify
-from carnet.backup.service import resources_digest
 from carnet.crypto.backup_keys import destroyed_owners, owners_with_keys
+from carnet.fhir.integrity import readable_current_bodies, resources_digest
 from carnet.fhir.repository import Repository
 
 
@@ -55,10 +55,7 @@ class Store:
 def drill(manifest: dict[str, Any], restored: Store, live: Store) -> DrillReport:
     """Check a restored snapshot against its manifest and the live store."""
     versions, digest = resources_digest(restored.repository, restored.engine)
-    readable = 0
-    with restored.repository.unit(write=False) as unit:
-        for batch in unit.iter_current():  # decrypts every body; shredded ones are skipped
-            readable += len(batch)
+    readable = readable_current_bodies(restored.repository)
     report = verify(restored.audit)
     consistent = _extends(manifest, restored.audit, live.audit)
     with live.engine.connect() as conn:

@@ -9,7 +9,6 @@ HSM, kept apart by the operator, and is needed to restore.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import time
 from dataclasses import dataclass
@@ -35,7 +34,8 @@ from carnet.crypto.backup_keys import (
 )
 from carnet.db.ids import time_ordered_id
 from carnet.db.instants import stamp
-from carnet.fhir.repository import Repository, Unit
+from carnet.fhir.integrity import resources_digest, unit_digest
+from carnet.fhir.repository import Repository
 from carnet.private_files import private_dir, private_sqlite_file
 
 MANIFEST_VERSION = 1
@@ -54,23 +54,6 @@ class SnapshotReport:
     seconds: float
     live_keys: int
     destroyed_keys: int
-
-
-def unit_digest(unit: Unit) -> tuple[int, str]:
-    """How many resource versions a unit's database holds and a SHA-256 over every stored body."""
-    rows: list[bytes] = []
-    for res_type, res_id, version, body in unit.raw_bodies():
-        body_hash = hashlib.sha256(body or b"").hexdigest()
-        rows.append(f"{res_type}/{res_id}/{version}:{body_hash}".encode())
-    rows.sort()
-    return len(rows), hashlib.sha256(b"\n".join(rows)).hexdigest()
-
-
-def resources_digest(repository: Repository, engine: Engine) -> tuple[int, str]:
-    """:func:`unit_digest` of the database behind ``engine``."""
-    view = Repository(engine, repository.data_keys, repository.indexer, repository.blobs)
-    with view.unit(write=False) as unit:
-        return unit_digest(unit)
 
 
 class BackupService:

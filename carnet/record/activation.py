@@ -16,9 +16,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import Engine, and_, delete, insert, select, update
 
 from carnet.caller import RequestContext
+from carnet.db.engine import reading, writing
 from carnet.db.instants import stamp, utc_now
 from carnet.fhir.service import FhirService
 from carnet.record import notifications as templates
@@ -56,8 +57,9 @@ class Redeemed:
 class ActivationCodes:
     """Issues, checks and uses up the one-time codes of a person's space."""
 
-    def __init__(self, fhir: FhirService) -> None:
+    def __init__(self, fhir: FhirService, engine: Engine) -> None:
         self.fhir = fhir
+        self.engine = engine  # the codes' own table, in transactions of their own
 
     def issue(
         self,
@@ -99,8 +101,8 @@ class ActivationCodes:
             return None
         at = stamp(now or utc_now())
         a = record_activation.c
-        with self.fhir.repo.unit(write=False) as unit:
-            row = unit.conn.execute(
+        with reading(self.engine) as conn:
+            row = conn.execute(
                 select(a.patient_id, a.purpose).where(
                     a.code_hash == _digest(code),
                     a.purpose == purpose,
@@ -114,8 +116,8 @@ class ActivationCodes:
         """Use the code up (once: a second use, even concurrent, gets False)."""
         at = stamp(now or utc_now())
         a = record_activation.c
-        with self.fhir.repo.unit(write=True) as unit:
-            done = unit.conn.execute(
+        with writing(self.engine) as conn:
+            done = conn.execute(
                 update(record_activation)
                 .where(
                     and_(

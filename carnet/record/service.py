@@ -116,7 +116,7 @@ class RecordService:
         )
         self.objection_window = timedelta(days=objection_window_days)
         self.retention_years = retention_years
-        self.activation = ActivationCodes(fhir)
+        self.activation = ActivationCodes(fhir, engine)
         """The one-time codes sent through the outbox (activation, forgotten password)."""
 
     # -- reads for the policy decision point ------------------------------------------------------

@@ -15,7 +15,7 @@ from carnet.app import Services, create_app
 from carnet.authn.api import SESSION_COOKIE
 from carnet.record.notifications import PASSWORD_RESET
 from tests.spec.helpers import patient
-from tests.support.authn import PASSWORD, Clock, account_service
+from tests.support.authn import PASSWORD, Clock, account_service, login_verifier
 from tests.support.caller import AS_LOCAL_OPERATOR
 
 LOGIN = "oubli@example.org"
@@ -78,8 +78,8 @@ def test_a_reset_code_goes_to_the_outbox_and_sets_a_new_password(setup: Setup) -
         follow_redirects=False,
     )
     assert done.status_code == 303 and done.headers["location"] == "/connexion"
-    accounts = account_service(setup.services, Clock())
-    assert accounts.verify_password_login(LOGIN, NEW_PASSWORD, "127.0.0.1") == setup.account
+    login = login_verifier(setup.services, account_service(setup.services, Clock()))
+    assert login.verify_password_login(LOGIN, NEW_PASSWORD, "127.0.0.1") == setup.account
     stale = TestClient(setup.client.app, base_url="http://127.0.0.1")
     stale.cookies.set(SESSION_COOKIE, old_cookie)
     assert stale.get("/auth/me").status_code == 401  # every session of the account ended
@@ -104,5 +104,5 @@ def test_a_wrong_reset_code_changes_nothing(setup: Setup) -> None:
         },
     )
     assert refused.status_code == 400 and 'id="f-code-error"' in refused.text
-    accounts = account_service(setup.services, Clock())
-    assert accounts.verify_password_login(LOGIN, PASSWORD, "127.0.0.1") == setup.account
+    login = login_verifier(setup.services, account_service(setup.services, Clock()))
+    assert login.verify_password_login(LOGIN, PASSWORD, "127.0.0.1") == setup.account

@@ -242,7 +242,7 @@ def test_the_record_page_shows_the_synthesis_documents_and_no_masked_one(
 def test_opening_a_record_prepares_its_documents_for_a_first_search(workspace: Workspace) -> None:
     nurse = _client(workspace, NURSE)
     assert nurse.get(f"/pro/patients/{workspace.claire}").status_code == 200
-    search = workspace.app.state.pro_record_search
+    search = workspace.services.record_search
     held = search.cache.held(("DocumentReference", workspace.fracture, 1))
     assert held is not None and any(f.kind == "document" for f in held.fields)
 
