@@ -143,6 +143,7 @@ def _table() -> dict[tuple[str, str], Page]:
             PERSONS, {}, form={"section": "recherche", "research_optout": "0"}
         ),
         ("GET", "/espace/historique"): Page(PERSONS, {}),
+        ("GET", "/espace/recherche"): Page(PERSONS, {}),  # the projects that used my data
         ("GET", "/espace/historique.csv"): Page(PERSONS, {}),
         ("GET", "/espace/historique/{event_id}"): Page(PATIENTS_ITEM, event),
         ("GET", "/espace/historique/{event_id}/preuve"): Page(PATIENTS_ITEM, event),
