@@ -138,14 +138,12 @@ def test_reader_never_fails_while_a_long_writer_holds_the_lock(
     holder = _hold_lock(services, backend)
     try:
         time.sleep(LOCK_SECONDS * 1.5)  # longer than any writer waits
-        started = time.monotonic()
         answers = [client.get(url) for url, _ in reads]
-        took = time.monotonic() - started
     finally:
         holder.__exit__(None, None, None)
+    # A read that waited for the lock would have waited LOCK_SECONDS, then answered 503: the
+    # statuses prove no read waited (a bound on their time only measured the machine's load).
     assert [r.status_code for r in answers] == [200] * 5 + [404], [r.text for r in answers]
-    # a read that waited for the lock would have waited LOCK_SECONDS, then failed
-    assert took < LOCK_SECONDS * len(reads)
     services.audit.flush()  # the writer is gone: the spool drains
     logged = [(e["action"], e["outcome"]) for e in _logged(services)]
     for (_, action), answer in zip(reads, answers, strict=True):
