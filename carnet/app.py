@@ -50,7 +50,9 @@ from carnet.identity.lookup import PatientFinder
 from carnet.identity.service import IdentityService
 from carnet.policy import api as access_api
 from carnet.policy import wiring as policy_wiring
+from carnet.policy.break_glass import EmergencyAccess
 from carnet.policy.controls import ControlsService
+from carnet.policy.research_optout import ResearchOptOut
 from carnet.policy.service import PolicyDecisionPoint
 from carnet.record import api as record_api
 from carnet.record import wiring as record_wiring
@@ -90,6 +92,8 @@ class Services:
     login: LoginVerifier
     sessions: SessionService
     controls: ControlsService
+    emergency: EmergencyAccess  # break-glass, its banner, the operator's alerts
+    research_optout: ResearchOptOut  # the opt-out's history, read by the hub
     clients: ClientService
     oauth: OAuthService
     tickets: Tickets
@@ -131,7 +135,7 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     identity = identity_wiring.build(settings, engine, fhir, crypto)
     record = record_wiring.build(settings, engine, fhir, crypto)
     bulk = operations_wiring.build(settings, engine, fhir)
-    controls = policy_wiring.build(settings, engine, audit, fhir, pdp)
+    policy = policy_wiring.build(settings, engine, audit, fhir, pdp)
     authn = authn_wiring.build(settings, engine, crypto, audit)
     return Services(
         settings=settings,
@@ -147,7 +151,9 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
         accounts=authn.accounts,
         login=authn.login,
         sessions=authn.sessions,
-        controls=controls,
+        controls=policy.controls,
+        emergency=policy.emergency,
+        research_optout=policy.research_optout,
         clients=authn.clients,
         oauth=authn.oauth,
         tickets=authn.tickets,

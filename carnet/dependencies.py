@@ -29,6 +29,7 @@ from carnet.fhir.operations.import_ import ImportService
 from carnet.fhir.service import FhirService
 from carnet.hub.wiring import HubServices
 from carnet.identity.service import IdentityService
+from carnet.policy.break_glass import EmergencyAccess
 from carnet.policy.controls import ControlsService
 from carnet.record.service import RecordService
 from carnet.settings import Settings
@@ -89,6 +90,10 @@ async def controls_service(request: Request) -> ControlsService:
     return services_of(request).controls
 
 
+async def emergency_access(request: Request) -> EmergencyAccess:
+    return services_of(request).emergency
+
+
 async def account_service(request: Request) -> AccountService:
     return services_of(request).accounts
 
@@ -131,6 +136,7 @@ ImportDep = Annotated[ImportService, Depends(import_service)]
 IdentityDep = Annotated[IdentityService, Depends(identity_service)]
 RecordDep = Annotated[RecordService, Depends(record_service)]
 ControlsDep = Annotated[ControlsService, Depends(controls_service)]
+EmergencyDep = Annotated[EmergencyAccess, Depends(emergency_access)]
 AccountsDep = Annotated[AccountService, Depends(account_service)]
 LoginDep = Annotated[LoginVerifier, Depends(login_verifier)]
 SessionsDep = Annotated[SessionService, Depends(session_service)]

@@ -12,9 +12,11 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
 from carnet.caller import RequestContext
-from carnet.dependencies import ControlsDep, StepUpDep
+from carnet.dependencies import ControlsDep, EmergencyDep, StepUpDep
 from carnet.fhir.api import Ctx
-from carnet.policy.controls import ControlError, ControlsService
+from carnet.policy.break_glass import EmergencyAccess
+from carnet.policy.control_events import ControlError
+from carnet.policy.controls import ControlsService
 
 router = APIRouter(prefix="/access")
 
@@ -25,7 +27,7 @@ MaybeJson = Annotated[dict[str, Any] | None, Body()]
 
 
 def _error(
-    err: ControlError, service: ControlsService, ctx: RequestContext, action: str
+    err: ControlError, service: ControlsService | EmergencyAccess, ctx: RequestContext, action: str
 ) -> JSONResponse:
     """The refusal as JSON, and as an audit event (every access, allowed or denied, is audited)."""
     service.refused(ctx, action, err.status)
@@ -137,16 +139,16 @@ def preferences(
 
 
 @router.post("/break-glass")
-def break_glass(service: Service, ctx: Ctx, body: Json) -> Any:
+def break_glass(emergency: EmergencyDep, ctx: Ctx, body: Json) -> Any:
     try:
-        return service.break_glass(ctx, _text(body, "patient"), _text(body, "reason"))
+        return emergency.break_glass(ctx, _text(body, "patient"), _text(body, "reason"))
     except ControlError as err:
-        return _error(err, service, ctx, "break-glass")
+        return _error(err, emergency, ctx, "break-glass")
 
 
 @router.get("/alerts")
-def alerts(service: Service, ctx: Ctx) -> Any:
+def alerts(emergency: EmergencyDep, ctx: Ctx) -> Any:
     try:
-        return {"alerts": service.alerts(ctx)}
+        return {"alerts": emergency.alerts(ctx)}
     except ControlError as err:
-        return _error(err, service, ctx, "alerts-read")
+        return _error(err, emergency, ctx, "alerts-read")

@@ -1,42 +1,38 @@
-"""The patient's controls: masks, blocks, care relationships, preferences; break-glass; alerts.
+"""The patient's controls: masks, blocks, care relationships, preferences.
 
 A person acts on their own record or on the record of someone they represent; a professional sets
-``INVISIBLE_PATIENT`` on what they deposited (a result to be announced in consultation) and opens a
-record in an emergency. Every change is one audit event in the patient's part of the log, so it is
-in their access history; break-glass also raises an alert for the operator.
+``INVISIBLE_PATIENT`` on what they deposited (a result to be announced in consultation). Every change is one audit event in the patient's part of the log, so it is
+in their access history. Emergency access lives in break_glass.py, the research opt-out's
+history (read by the hub) in research_optout.py.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from carnet.audit.events import Touched, build_event
-from carnet.audit.service import AuditService, actor_of
+from carnet.audit.service import AuditService
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.db.engine import writing
-from carnet.db.instants import stamp, utc_now
+from carnet.db.instants import stamp
 from carnet.fhir.errors import FhirError
 from carnet.fhir.repository import StoredResource
 from carnet.fhir.service import FhirService
 from carnet.fhir.session import FhirSession
 from carnet.policy.audience import Audience, audience
 from carnet.policy.authors import authorship
+from carnet.policy.control_events import ControlError, audit_control, audit_control_in
 from carnet.policy.enforce import note_care
 from carnet.policy.models import (
-    access_alert,
     access_block,
-    access_break_glass,
     access_care,
     access_preference,
-    access_research_optout,
     access_visibility,
 )
+from carnet.policy.research_optout import record_change
 from carnet.policy.service import (
     HIDDEN_UNDER,
     INVISIBLE_PATIENT,
@@ -45,16 +41,7 @@ from carnet.policy.service import (
     PolicyDecisionPoint,
 )
 
-BREAK_GLASS_REASONS = ("unconscious", "life-threatening", "unable-to-consent", "other-emergency")
 RPPS_LENGTH = (11, 12)  # RPPS numbers have 11 digits; ADELI-derived ids carry a prefix digit
-
-
-class ControlError(Exception):
-    """A refused control: ``status`` 400 (bad input), 403 (not allowed) or 404 (unknown)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -92,16 +79,11 @@ class ControlsService:
         fhir: FhirService,
         audit: AuditService,
         pdp: PolicyDecisionPoint,
-        *,
-        break_glass_minutes: float,
-        now: Callable[[], datetime] | None = None,
     ) -> None:
         self.engine = engine
         self.fhir = fhir
         self.audit = audit
         self.pdp = pdp
-        self.break_glass_minutes = break_glass_minutes
-        self.now = now or (utc_now)
 
     # -- who acts for whom ---------------------------------------------------------------------
 
@@ -341,45 +323,23 @@ class ControlsService:
         p = access_preference.c
         with writing(self.engine) as conn:
             row = conn.execute(select(access_preference).where(p.patient_id == pid)).first()
+            was_opposed = bool(row.emergency_opposition) if row else False
+            was_out = bool(row.research_optout) if row else False
+            now_out = was_out if research_optout is None else research_optout
             values = {
-                "emergency_opposition": bool(row.emergency_opposition) if row else False,
-                "research_optout": bool(row.research_optout) if row else False,
+                "emergency_opposition": (
+                    was_opposed if emergency_opposition is None else emergency_opposition
+                ),
+                "research_optout": now_out,
                 "updated_at": stamp(),
             }
-            if emergency_opposition is not None:
-                values["emergency_opposition"] = emergency_opposition
-            if research_optout is not None:
-                values["research_optout"] = research_optout
-            was_out = bool(row.research_optout) if row else False
-            if values["research_optout"] != was_out:  # the hub honours it as it stood then
-                conn.execute(
-                    insert(access_research_optout).values(
-                        patient_id=pid,
-                        changed_at=values["updated_at"],
-                        opted_out=values["research_optout"],
-                    )
-                )
+            if now_out != was_out:  # the hub honours it as it stood then
+                record_change(conn, pid, str(values["updated_at"]), opted_out=now_out)
             if row is None:
                 conn.execute(insert(access_preference).values(patient_id=pid, **values))
             else:
                 conn.execute(update(access_preference).where(p.patient_id == pid).values(**values))
             self._audit_in(conn, ctx, "preferences", pid, [], _rule(rep, ""))
-
-    def research_opted_out(self, patient_id: str) -> bool:
-        """Whether the patient refuses the secondary use of their data now (from its history)."""
-        return self.opted_out(patient_id)
-
-    def opted_out(self, patient_id: str, at: datetime | None = None) -> bool:
-        """Whether the patient had refused the secondary use of their data at ``at`` (now by
-        default): the research hub asks this at each extraction (docs/record.md)."""
-        with self.engine.connect() as conn:
-            return opted_out(conn, patient_id, at)
-
-    def opted_out_among(self, patient_ids: Collection[str], at: datetime) -> set[str]:
-        """Those of ``patient_ids`` who had refused secondary use at ``at``: the hub asks this
-        once per batch of people, at its extraction's instant (docs/record.md)."""
-        with self.engine.connect() as conn:
-            return opted_out_among(conn, patient_ids, at)
 
     # -- the mask preview --------------------------------------------------------------------------
 
@@ -398,118 +358,6 @@ class ControlsService:
         self._audit(ctx, "mask-preview", pid, [(res_type, res_id)])
         return seen
 
-    # -- break-glass -------------------------------------------------------------------------------
-
-    def break_glass(self, ctx: RequestContext, patient_id: str, reason: str) -> dict[str, str]:
-        """Emergency access for a professional: time-limited, audited, alerted, shown to the
-        patient; refused when the patient opposed emergency access or blocked this professional."""
-        principal = ctx.principal
-        if principal.kind is not Kind.PROFESSIONAL or not principal.rpps:
-            raise ControlError(403, "break-glass is for health professionals")
-        if reason not in BREAK_GLASS_REASONS:
-            raise ControlError(400, f"reason must be one of {', '.join(BREAK_GLASS_REASONS)}")
-        moment = self.now()
-        expires = moment + timedelta(minutes=self.break_glass_minutes)
-        emergency = replace(ctx, purpose="emergency")
-        with self.fhir.session(emergency, "break-glass", "Patient", patient_id) as session:
-            patient = session.current("Patient", patient_id)  # the grant is checked below
-        if patient is None or patient.deleted:
-            raise ControlError(404, "no such patient")
-        grant_id = str(uuid.uuid4())
-        with writing(self.engine) as conn:
-            refused = self._emergency_refusal(conn, patient_id, principal.rpps)
-            if refused is None:
-                conn.execute(
-                    insert(access_break_glass).values(
-                        id=grant_id,
-                        rpps=principal.rpps,
-                        patient_id=patient_id,
-                        reason=reason,
-                        granted_at=stamp(moment),
-                        expires_at=stamp(expires),
-                    )
-                )
-                conn.execute(
-                    insert(access_alert).values(
-                        id=str(uuid.uuid4()),
-                        kind="break-glass",
-                        patient_id=patient_id,
-                        subject=principal.rpps,
-                        created_at=stamp(moment),
-                        acknowledged=False,
-                    )
-                )
-                self._audit_in(
-                    conn,
-                    emergency,
-                    "break-glass",
-                    patient_id,
-                    [],
-                    f"break-glass-read reason:{reason}",
-                )
-        if refused is not None:  # recorded in a transaction of its own: it changes nothing else
-            rule, message = refused
-            self._audit(
-                emergency, "break-glass-refused", patient_id, [], f"{rule} reason:{reason}", 403
-            )
-            raise ControlError(403, message)
-        return {"id": grant_id, "patient": patient_id, "expires": stamp(expires)}
-
-    @staticmethod
-    def _emergency_refusal(conn: Connection, patient_id: str, rpps: str) -> tuple[str, str] | None:
-        """Why an emergency access is refused (the rule, the caller's message), or None. A block
-        names this professional, so it is told before a general opposition."""
-        p, b = access_preference.c, access_block.c
-        blocked = conn.execute(
-            select(b.rpps).where(b.patient_id == patient_id, b.rpps == rpps)
-        ).first()
-        if blocked is not None:
-            return "pro-blocked", "this patient has blocked your access to their record"
-        opposed = conn.execute(
-            select(p.emergency_opposition).where(p.patient_id == patient_id)
-        ).first()
-        if opposed is not None and opposed[0]:
-            return "emergency-opposition", "this patient refused emergency access"
-        return None
-
-    def emergency_until(self, principal: Principal, patient_id: str) -> str | None:
-        """When this professional's emergency access to the record ends (the latest grant still
-        running), or None: for the red banner of the workspace while it lasts."""
-        if principal.kind is not Kind.PROFESSIONAL or not principal.rpps:
-            return None
-        g = access_break_glass.c
-        now = stamp(self.now())
-        with self.engine.connect() as conn:
-            ends = conn.execute(
-                select(g.expires_at)
-                .where(g.rpps == principal.rpps, g.patient_id == patient_id, g.expires_at > now)
-                .order_by(g.expires_at.desc())
-                .limit(1)
-            ).scalar()
-        return None if ends is None else str(ends)
-
-    def alerts(self, ctx: RequestContext, *, open_only: bool = True) -> list[dict[str, Any]]:
-        """Alerts for the operator (break-glass, lockouts); ids only."""
-        if ctx.principal.kind is not Kind.OPERATOR:
-            raise ControlError(403, "alerts are for operators")
-        a = access_alert.c
-        query = select(access_alert).order_by(a.created_at.desc())
-        if open_only:
-            query = query.where(a.acknowledged.is_(False))
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.limit(500)).all()
-        return [
-            {
-                "id": r.id,
-                "kind": r.kind,
-                "patient": r.patient_id,
-                "subject": r.subject,
-                "created": r.created_at,
-                "acknowledged": bool(r.acknowledged),
-            }
-            for r in rows
-        ]
-
     # -- audit -----------------------------------------------------------------------------------
 
     def refused(self, ctx: RequestContext, action: str, status: int) -> None:
@@ -525,8 +373,7 @@ class ControlsService:
         rule: str | None = None,
         status: int = 200,
     ) -> None:
-        with writing(self.engine) as conn:
-            self._audit_in(conn, ctx, action, patient_id, refs, rule, status)
+        audit_control(self.audit, self.engine, ctx, action, patient_id, refs, rule, status)
 
     def _audit_in(
         self,
@@ -538,40 +385,10 @@ class ControlsService:
         rule: str | None,
         status: int = 200,
     ) -> None:
-        """One event in the patient's slice of the log, in the same transaction as the change."""
-        touched = [Touched(t, i, None, patient_id) for t, i in refs] or [
-            Touched("Patient", patient_id, None, patient_id)
-        ]
-        who = actor_of(ctx if rule is None else replace(ctx, rule=rule))
-        event = build_event(who, action, touched[0].res_type, status, touched)
-        self.audit.store.append(conn, [event])
-        self.audit.appended(1)
+        audit_control_in(self.audit, conn, ctx, action, patient_id, refs, rule, status)
 
 
 def _rule(as_representative: bool, detail: str) -> str:
     """The audit's rule field for a control: who decided (the person or their representative)."""
     who = "controls-represented" if as_representative else "controls-self"
     return f"{who} {detail}".strip()
-
-
-def opted_out(conn: Connection, patient_id: str, at: datetime | None = None) -> bool:
-    """Whether ``patient_id`` had opted out of research at ``at`` (now by default): the last
-    change of the opt-out at or before that instant (``access_research_optout``)."""
-    return patient_id in opted_out_among(conn, [patient_id], at or utc_now())
-
-
-def opted_out_among(conn: Connection, patient_ids: Collection[str], at: datetime) -> set[str]:
-    """Those of ``patient_ids`` whose last opt-out change at or before ``at`` opted them out
-    (one query per 500 people; the history is short per person)."""
-    o = access_research_optout.c
-    wanted, moment = sorted(set(patient_ids)), stamp(at)
-    last: dict[str, bool] = {}
-    for start in range(0, len(wanted), 500):
-        query = (
-            select(o.patient_id, o.opted_out)
-            .where(o.patient_id.in_(wanted[start : start + 500]), o.changed_at <= moment)
-            .order_by(o.patient_id, o.changed_at)
-        )
-        for row in conn.execute(query):
-            last[row.patient_id] = bool(row.opted_out)  # later changes overwrite earlier ones
-    return {patient_id for patient_id, out in last.items() if out}

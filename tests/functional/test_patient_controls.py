@@ -213,9 +213,9 @@ def test_emergency_opposition_is_respected(setup: Setup) -> None:
         c.put("/access/preferences", json={"researchOptOut": "yes"}, headers=h["a"]).status_code
         == 400
     )
-    assert setup.services.controls.research_opted_out(setup.a) is False
+    assert setup.services.research_optout.opted_out(setup.a) is False
     c.put("/access/preferences", json={"researchOptOut": True}, headers=h["a"])
-    assert setup.services.controls.research_opted_out(setup.a) is True
+    assert setup.services.research_optout.opted_out(setup.a) is True
 
 
 def test_access_history_is_for_the_patient_and_operators(setup: Setup) -> None:

@@ -13,7 +13,8 @@ from carnet.authn.service import AccountService
 from carnet.dependencies import AccountsDep, ControlsDep, FhirDep, SettingsDep, StepUpDep
 from carnet.fhir.errors import FhirError
 from carnet.fhir.service import FhirService
-from carnet.policy.controls import ControlError, ControlsService
+from carnet.policy.control_events import ControlError
+from carnet.policy.controls import ControlsService
 from carnet.policy.service import INVISIBLE_REPRESENTANTS_LEGAUX, MASQUE_PS
 from carnet.record.history import practitioner_names
 from carnet.web.caller import PageCaller, PersonPage

@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from carnet.dependencies import services_of
-from carnet.policy.controls import ControlError, ControlsService
+from carnet.policy.control_events import ControlError
+from carnet.policy.controls import ControlsService
 from carnet.record.alerts import AlertService
 from carnet.record.export import RecordExport
 from carnet.record.history import AccessHistory

@@ -19,12 +19,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from carnet.caller import RequestContext
-from carnet.dependencies import ControlsDep, FhirDep
+from carnet.dependencies import ControlsDep, EmergencyDep, FhirDep
 from carnet.fhir.attachments import BINARY_RESPONSE_HEADERS, content_matches
 from carnet.fhir.errors import FhirError
 from carnet.fhir.operations.summary import summary
 from carnet.fhir.service import FhirService
-from carnet.policy.controls import ControlError, ControlsService
+from carnet.policy.break_glass import EmergencyAccess
+from carnet.policy.control_events import ControlError
+from carnet.policy.controls import ControlsService
 from carnet.web.caller import PageCaller, ProfessionalPage
 from carnet.web.flash import redirect, register_flash
 from carnet.web.i18n import N_
@@ -53,11 +55,11 @@ DEPOSITED = register_flash("pro.deposited", N_("Le document est déposé dans le
 
 
 def _ctx(
-    caller: PageCaller, controls: ControlsService, patient_id: str
+    caller: PageCaller, emergency: EmergencyAccess, patient_id: str
 ) -> tuple[RequestContext, str | None]:
     """The caller's context for this record: purpose "emergency" while an emergency access of
     theirs lasts (its end, for the banner)."""
-    until = controls.emergency_until(caller.principal, patient_id)
+    until = emergency.emergency_until(caller.principal, patient_id)
     return (replace(caller.ctx, purpose="emergency") if until else caller.ctx), until
 
 
@@ -104,12 +106,12 @@ def record_page(
     patient_id: str,
     caller: ProfessionalPage,
     fhir: FhirDep,
-    controls: ControlsDep,
+    emergency: EmergencyDep,
     background: BackgroundTasks,
 ) -> Response:
     """The record as this professional may see it: synthesis, documents, results. The listed
     documents' text is analysed after the answer, so a first search in the record is quick."""
-    ctx, until = _ctx(caller, controls, patient_id)
+    ctx, until = _ctx(caller, emergency, patient_id)
     try:
         view, listed = _record_view(fhir, ctx, patient_id)
     except FhirError as err:
@@ -131,13 +133,13 @@ async def search_record(
     request: Request,
     patient_id: str,
     caller: ProfessionalPage,
-    controls: ControlsDep,
+    emergency: EmergencyDep,
 ) -> Response:
     """Search in the record (the words in the POST body only; the answer is this page)."""
     form = await request.form()
     raw = form.get("q")
     words = raw.strip() if isinstance(raw, str) else ""
-    ctx, until = await run_in_threadpool(_ctx, caller, controls, patient_id)
+    ctx, until = await run_in_threadpool(_ctx, caller, emergency, patient_id)
     search = record_search_of(request)
     errors: dict[str, str] = {}
     results = None
@@ -172,10 +174,10 @@ def document_content(
     document_id: str,
     caller: ProfessionalPage,
     fhir: FhirDep,
-    controls: ControlsDep,
+    emergency: EmergencyDep,
 ) -> Response:
     """A document's content, downloaded (never rendered in the portal's origin)."""
-    ctx, _ = _ctx(caller, controls, patient_id)
+    ctx, _ = _ctx(caller, emergency, patient_id)
     try:
         doc = fhir.read("DocumentReference", document_id, ctx=ctx).body or {}
     except FhirError as err:
@@ -201,10 +203,10 @@ def deposit_form(
     patient_id: str,
     caller: ProfessionalPage,
     fhir: FhirDep,
-    controls: ControlsDep,
+    emergency: EmergencyDep,
 ) -> Response:
     """The deposit form (only for a record this professional may open)."""
-    ctx, until = _ctx(caller, controls, patient_id)
+    ctx, until = _ctx(caller, emergency, patient_id)
     try:
         patient = fhir.read("Patient", patient_id, ctx=ctx).body or {}
     except FhirError as err:
@@ -246,12 +248,13 @@ async def deposit(
     caller: ProfessionalPage,
     fhir: FhirDep,
     controls: ControlsDep,
+    emergency: EmergencyDep,
 ) -> Response:
     """Deposit a document (type, date, file) with, if asked, the flag that keeps it from the
     patient until it is announced to them."""
     form = await request.form()
     try:
-        return await _deposit(request, patient_id, caller, fhir, controls, form)
+        return await _deposit(request, patient_id, caller, fhir, controls, emergency, form)
     finally:
         await form.close()  # the uploaded file's spooled copy
 
@@ -262,9 +265,10 @@ async def _deposit(
     caller: PageCaller,
     fhir: FhirService,
     controls: ControlsService,
+    emergency: EmergencyAccess,
     form: FormData,
 ) -> Response:
-    ctx, until = await run_in_threadpool(_ctx, caller, controls, patient_id)
+    ctx, until = await run_in_threadpool(_ctx, caller, emergency, patient_id)
     try:
         patient = (await run_in_threadpool(fhir.read, "Patient", patient_id, ctx=ctx)).body or {}
     except FhirError as err:

@@ -19,10 +19,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from carnet.dependencies import ControlsDep
+from carnet.dependencies import EmergencyDep
 from carnet.fhir.errors import FhirError
 from carnet.identity.lookup import PatientFinder, PatientLookupError
-from carnet.policy.controls import BREAK_GLASS_REASONS, ControlError
+from carnet.policy.break_glass import BREAK_GLASS_REASONS
+from carnet.policy.control_events import ControlError
 from carnet.web.caller import ProfessionalPage
 from carnet.web.flash import redirect, register_flash
 from carnet.web.i18n import N_
@@ -116,7 +117,7 @@ async def find_patient(request: Request, caller: ProfessionalPage) -> Response:
 
 @router.post("/pro/urgence")
 async def emergency_access(
-    request: Request, caller: ProfessionalPage, controls: ControlsDep
+    request: Request, caller: ProfessionalPage, emergency: EmergencyDep
 ) -> Response:
     """Emergency access to the record of an INS, with its required reason: time-limited,
     audited, the patient told. Refused alike for an unknown INS, a patient who opposed emergency
@@ -155,12 +156,12 @@ async def emergency_access(
     refused = patient_id is None
     if patient_id is not None:
         try:
-            await run_in_threadpool(controls.break_glass, caller.ctx, patient_id, reason)
+            await run_in_threadpool(emergency.break_glass, caller.ctx, patient_id, reason)
         except (ControlError, FhirError):
             refused = True
     if refused:
         if patient_id is None:  # the others are audited by the break-glass itself
-            controls.refused(replace(caller.ctx, purpose="emergency"), "break-glass", 403)
+            emergency.refused(replace(caller.ctx, purpose="emergency"), "break-glass", 403)
         return render(
             request,
             "pro/emergency_refused.html",

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from carnet.authn.api import CSRF_COOKIE, SESSION_COOKIE
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.fhir.errors import FhirError
-from carnet.policy.controls import ControlError
+from carnet.policy.control_events import ControlError
 from carnet.policy.service import INVISIBLE_REPRESENTANTS_LEGAUX
 from carnet.record.alerts import AlertService
 from carnet.record.models import record_notification
@@ -200,7 +200,7 @@ def test_block_a_professional_then_unblock_with_password_and_code(
     page.get_by_role("button", name="Bloquer", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("est bloqué")
     with pytest.raises(ControlError) as refused:  # blocked: not even in an emergency
-        portal.services.controls.break_glass(cast.pros[ER], cast.alice.patient, "unconscious")
+        portal.services.emergency.break_glass(cast.pros[ER], cast.alice.patient, "unconscious")
     assert refused.value.status == 403
     form = page.locator("form", has=page.locator("input[name=action][value=debloquer]"))
     form.get_by_label("Mot de passe").fill(PASSWORD)
@@ -224,11 +224,11 @@ def test_opt_out_of_research_and_oppose_emergency_access(
     page.get_by_label("Je refuse que mes données servent à la recherche").check()
     page.locator("form:has(input[value=recherche])").get_by_role("button").click()
     expect(page.get_by_role("status")).to_contain_text("enregistrés")
-    assert portal.services.controls.opted_out(cast.bob.patient) is True
+    assert portal.services.research_optout.opted_out(cast.bob.patient) is True
     page.get_by_label("Je m'oppose à l'accès en urgence à mon dossier").check()
     page.locator("form:has(input[value=urgence])").get_by_role("button").click()
     with pytest.raises(ControlError) as refused:
-        portal.services.controls.break_glass(cast.pros[ER], cast.bob.patient, "unconscious")
+        portal.services.emergency.break_glass(cast.pros[ER], cast.bob.patient, "unconscious")
     assert refused.value.status == 403
 
 

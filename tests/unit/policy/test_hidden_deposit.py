@@ -9,7 +9,7 @@ import pytest
 
 from carnet.app import Services
 from carnet.caller import Kind, Principal, RequestContext
-from carnet.policy.controls import ControlError
+from carnet.policy.control_events import ControlError
 from tests.support.caller import AS_LOCAL_OPERATOR
 
 # Both backends: the flag is written in the FHIR unit's own transaction.

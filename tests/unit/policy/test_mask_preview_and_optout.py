@@ -13,7 +13,7 @@ from carnet.app import Services
 from carnet.caller import RequestContext
 from carnet.db.instants import utc_now
 from carnet.fhir.errors import FhirError
-from carnet.policy.controls import ControlError
+from carnet.policy.control_events import ControlError
 from tests.unit.record.controls_setup import GP, NURSE, Record, small_record
 
 
@@ -69,15 +69,15 @@ def test_mask_preview_of_another_persons_item_answers_as_missing(
 def test_research_optout_is_honoured_as_it_stood_at_each_instant(
     services: Services, record: Record
 ) -> None:
-    controls = services.controls
+    controls, optout = services.controls, services.research_optout
     before = utc_now()
-    assert controls.opted_out(record.patient) is False
+    assert optout.opted_out(record.patient) is False
     controls.set_preferences(record.as_patient, None, research_optout=True)
-    assert controls.opted_out(record.patient) is True
-    assert controls.opted_out(record.patient, before - timedelta(seconds=1)) is False
+    assert optout.opted_out(record.patient) is True
+    assert optout.opted_out(record.patient, before - timedelta(seconds=1)) is False
     middle = utc_now()
     controls.set_preferences(record.as_patient, None, research_optout=False)
-    assert controls.opted_out(record.patient) is False
-    assert controls.opted_out(record.patient, middle) is True
+    assert optout.opted_out(record.patient) is False
+    assert optout.opted_out(record.patient, middle) is True
     controls.set_preferences(record.as_patient, None, emergency_opposition=True)
-    assert controls.opted_out(record.patient, middle) is True  # another preference: no change
+    assert optout.opted_out(record.patient, middle) is True  # another preference: no change

@@ -45,7 +45,7 @@ def record(shared: Services) -> Record:
     services.fhir.read("DocumentReference", record.doc, ctx=record.as_gp)
     services.controls.declare_care(record.as_patient, None, GP, medecin_traitant=True)
     services.fhir.read("DocumentReference", record.doc, ctx=record.as_gp)  # now as the MT
-    services.controls.break_glass(record.as_er, record.patient, "unconscious")
+    services.emergency.break_glass(record.as_er, record.patient, "unconscious")
     services.fhir.read("DocumentReference", record.doc, ctx=record.as_er)
     return record
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from carnet.app import Services
-from carnet.policy.controls import ControlError
+from carnet.policy.control_events import ControlError
 from carnet.record import notifications as templates
 from carnet.record.alerts import AlertService
 from carnet.record.models import record_notification
@@ -41,7 +41,7 @@ def test_emergency_access_is_always_notified_even_without_alerts_chosen(
 ) -> None:
     alerts = _alerts(services)
     assert alerts.choice(record.as_patient, None).first_access is False
-    services.controls.break_glass(record.as_er, record.patient, "unconscious")
+    services.emergency.break_glass(record.as_er, record.patient, "unconscious")
     services.fhir.read("DocumentReference", record.doc, ctx=record.as_er)
     alerts.sweep()
     assert _queued(services, record.patient) == [templates.ALERT_EMERGENCY]
