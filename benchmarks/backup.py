@@ -28,6 +28,7 @@ from carnet.app import build_services  # noqa: E402
 from carnet.backup.service import BackupService, restore_snapshot  # noqa: E402
 from carnet.backup.target import DirectoryTarget  # noqa: E402
 from carnet.caller import RequestContext  # noqa: E402
+from carnet.fhir.store_scan import raw_bodies  # noqa: E402
 from carnet.fhir.transactions import run_transaction  # noqa: E402
 from carnet.settings import Settings  # noqa: E402
 
@@ -84,7 +85,7 @@ def main() -> None:
                 target,
             )
             with services.fhir.repo.unit(write=False) as unit:
-                versions = sum(1 for _ in unit.raw_bodies())
+                versions = sum(1 for _ in raw_bodies(unit))
             first = backup.backup(AS_LOCAL_OPERATOR)
             second = backup.backup(AS_LOCAL_OPERATOR)
             stored = _size(scratch / "backups")

@@ -9,12 +9,13 @@ import hashlib
 from sqlalchemy import Engine
 
 from carnet.fhir.repository import Repository, Unit
+from carnet.fhir.store_scan import iter_current, raw_bodies
 
 
 def unit_digest(unit: Unit) -> tuple[int, str]:
     """How many resource versions a unit's database holds and a SHA-256 over every stored body."""
     rows: list[bytes] = []
-    for res_type, res_id, version, body in unit.raw_bodies():
+    for res_type, res_id, version, body in raw_bodies(unit):
         body_hash = hashlib.sha256(body or b"").hexdigest()
         rows.append(f"{res_type}/{res_id}/{version}:{body_hash}".encode())
     rows.sort()
@@ -32,6 +33,6 @@ def readable_current_bodies(repository: Repository) -> int:
     """How many current resources of ``repository`` decrypt (a shredded patient's do not)."""
     readable = 0
     with repository.unit(write=False) as unit:
-        for batch in unit.iter_current():  # decrypts every body; shredded ones are skipped
+        for batch in iter_current(unit):  # decrypts every body; shredded ones are skipped
             readable += len(batch)
     return readable

@@ -1,4 +1,5 @@
-"""The ONLY code that reads or writes resource rows and their index rows.
+"""The ONLY code that reads or writes resource rows and their index rows (with its read-only
+whole-store scans in store_scan.py).
 
 Bodies are encrypted before they reach the database and decrypted after they leave it. Writes are
 buffered in a unit of work and flushed with executemany (before any read in the same unit, and at
@@ -408,7 +409,7 @@ class Unit:
                 rows.extend(self.conn.execute(batch[0]))
             else:
                 rows.extend(self.conn.execute(union_all(*batch)))
-        found = {(r.res_type, r.res_id): r for r in self._decode_readable(rows)}
+        found = {(r.res_type, r.res_id): r for r in self.decode_readable(rows)}
         return [found[k] for k in keys if k in found]
 
     def compartment(
@@ -429,16 +430,17 @@ class Unit:
             query = query.where(where)
         if types:
             query = query.where(resource.c.res_type.in_(list(types)))
-        return self._decode_readable(self.conn.execute(query.order_by(resource.c.seq)).all())
+        return self.decode_readable(self.conn.execute(query.order_by(resource.c.seq)).all())
 
-    def _decode_readable(self, rows: Sequence[Any]) -> list[StoredResource]:
+    def decode_readable(self, rows: Sequence[Any], *, inflate: bool = True) -> list[StoredResource]:
         """Decoded rows, their data keys fetched in one query; erased (crypto-shredded) ones are
-        left out: between index and load they are no match."""
+        left out: between index and load they are no match. ``inflate=False`` leaves
+        attachments' data out."""
         self.repo.data_keys.prefetch(self.conn, {DataKeys.owner_for(r.patient_id) for r in rows})
         out = []
         for row in rows:
             try:
-                out.append(self._decode(row))
+                out.append(self._decode(row, inflate=inflate))
             except FhirError as exc:
                 if exc.status != 410:
                     raise
@@ -466,68 +468,6 @@ class Unit:
         if since:
             query = query.where(resource.c.last_updated >= since)
         return [(r[0], r[1]) for r in self.conn.execute(query.order_by(resource.c.seq))]
-
-    def compartment_versions(
-        self, patient_id: str, where: ColumnElement[bool] | None = None
-    ) -> list[tuple[str, str, int]]:
-        """(type, id, version) of the current resources of one patient's compartment, nothing
-        decrypted: for a caller that keeps what it derived from each version (the in-record
-        search's analyses) and loads only the versions it has not seen."""
-        self.flush()
-        query = select(resource.c.res_type, resource.c.res_id, resource.c.version).where(
-            resource.c.patient_id == patient_id,
-            resource.c.current,
-            resource.c.deleted.is_(False),
-        )
-        if where is not None:
-            query = query.where(where)
-        return [(r[0], r[1], r[2]) for r in self.conn.execute(query.order_by(resource.c.seq))]
-
-    def iter_current(
-        self,
-        types: Sequence[str] | None = None,
-        since: str | None = None,
-        patient_ids: Sequence[str] | None = None,
-        batch: int = 500,
-        *,
-        inflate: bool = True,
-    ) -> Iterator[list[StoredResource]]:
-        """Current resources in batches, oldest first, for exports (memory stays flat);
-        ``inflate=False`` leaves attachments' data out (a research extraction reads none)."""
-        self.flush()
-        last_seq = 0
-        while True:
-            query = select(resource).where(
-                resource.c.current, resource.c.deleted.is_(False), resource.c.seq > last_seq
-            )
-            if types:
-                query = query.where(resource.c.res_type.in_(list(types)))
-            if since:
-                query = query.where(resource.c.last_updated >= since)
-            if patient_ids is not None:
-                query = query.where(resource.c.patient_id.in_(list(patient_ids)))
-            rows = self.conn.execute(query.order_by(resource.c.seq).limit(batch)).all()
-            if not rows:
-                return
-            last_seq = rows[-1].seq
-            self.repo.data_keys.prefetch(
-                self.conn, {DataKeys.owner_for(r.patient_id) for r in rows}
-            )
-            out = []
-            for row in rows:
-                try:
-                    out.append(self._decode(row, inflate=inflate))
-                except FhirError as exc:
-                    if exc.status != 410:
-                        raise
-            yield out
-
-    def raw_bodies(self) -> Iterator[tuple[str, str, int, bytes | None]]:
-        """Ciphertexts as stored (for security tests and key-status reports)."""
-        for row in self.conn.execute(
-            select(resource.c.res_type, resource.c.res_id, resource.c.version, resource.c.body)
-        ):
-            yield row.res_type, row.res_id, row.version, row.body
 
 
 def _with_sizes(res_type: str, body: dict[str, Any], sizes: list[int]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from carnet.fhir.errors import (
 from carnet.fhir.query import visible, visible_versions
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.search import clamp_int, parse
+from carnet.fhir.store_scan import compartment_versions, iter_current
 from carnet.fhir.versions import etag_version, same_content, version_number
 
 if TYPE_CHECKING:
@@ -231,7 +232,7 @@ class FhirSession:
         ``inflate=False`` leaves attachments' data out."""
         self.check(action, None, None)
         vis = self.visibility(action)
-        for found in self.unit.iter_current(types, batch=batch, inflate=inflate):
+        for found in iter_current(self.unit, types, batch=batch, inflate=inflate):
             visible = self.visible_only(vis, found)
             self.record(action, None, visible)
             yield visible
@@ -248,7 +249,7 @@ class FhirSession:
         """(type, id, version) of the current items of one record that ``vis`` lets the caller
         see, nothing decrypted: for a reader that keeps what it derived from each version (the
         in-record search) and loads only the versions it has not seen."""
-        return self.unit.compartment_versions(patient_id, visible(vis))
+        return compartment_versions(self.unit, patient_id, visible(vis))
 
     def load_visible(
         self, vis: Visibility | None, keys: list[tuple[str, str]]

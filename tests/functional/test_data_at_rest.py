@@ -28,6 +28,7 @@ from carnet.crypto.keyring import FileKeyring, KeyringError
 from carnet.crypto.models import data_key
 from carnet.demo.pdf import make_pdf
 from carnet.fhir.errors import FhirError
+from carnet.fhir.store_scan import raw_bodies
 from tests.conftest import make_settings
 from tests.support.auth import bearer
 from tests.support.caller import AS_LOCAL_OPERATOR
@@ -429,7 +430,7 @@ def test_shredded_rows_are_ciphertext_without_key(
 ) -> None:
     p = two_patients
     with sqlite_services.fhir.repo.unit(write=False) as unit:
-        rows = {(t, i): body for t, i, _v, body in unit.raw_bodies()}
+        rows = {(t, i): body for t, i, _v, body in raw_bodies(unit)}
         keys = {
             r.owner: r.wrapped
             for r in unit.conn.execute(select(data_key.c.owner, data_key.c.wrapped))

@@ -23,6 +23,7 @@ import orjson
 import pytest
 
 from carnet.app import build_services
+from carnet.fhir.store_scan import iter_current, raw_bodies
 from tests.conftest import CORPUS, make_settings
 
 # Both backends: a crash must leave either backend's transactions whole.
@@ -155,11 +156,11 @@ def _store_contents(data_dir: Path, database_url: str) -> tuple[Counter[str], Co
         with services.fhir.repo.unit(write=False) as unit:
             bodies = {
                 f"{r.res_type}/{r.res_id}": r.body
-                for batch in unit.iter_current()
+                for batch in iter_current(unit)
                 for r in batch
                 if r.body is not None
             }
-            versions = Counter(res_type for res_type, _, _, _ in unit.raw_bodies())
+            versions = Counter(res_type for res_type, _, _, _ in raw_bodies(unit))
     finally:
         services.close()
     return _canonical_digests(bodies), versions

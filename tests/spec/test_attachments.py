@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carnet.app import Services, build_services, create_app
+from carnet.fhir.store_scan import raw_bodies
 from carnet.settings import Settings
 from tests.spec.helpers import FHIR_JSON, patient
 from tests.support import hostile_files
@@ -120,7 +121,7 @@ def test_binary_content_is_encrypted_at_rest(client: TestClient, services: Servi
         assert b64(marker).encode()[:16] not in stored
     # and not in the database rows either
     with services.fhir.repo.unit(write=False) as unit:
-        for *_, body in unit.raw_bodies():
+        for *_, body in raw_bodies(unit):
             assert body is None or marker not in body
     raw = client.get(f"/fhir/Binary/{r.json()['id']}", headers={"Accept": "text/plain"})
     assert raw.content == text

@@ -37,6 +37,7 @@ from carnet.fhir.operations.jobs import (
     principal_params,
 )
 from carnet.fhir.service import FhirService, FhirSession
+from carnet.fhir.store_scan import iter_current
 from carnet.private_files import open_private, private_dir
 
 NDJSON_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
@@ -219,8 +220,8 @@ class ExportService:
             # One read snapshot for the whole export (it does not hold SQLite's write lock);
             # each batch is checked and recorded in its own short interaction.
             with self.fhir.repo.unit(write=False) as snapshot:
-                batches = snapshot.iter_current(
-                    params["types"], params["since"], patients, batch=self.batch
+                batches = iter_current(
+                    snapshot, params["types"], params["since"], patients, batch=self.batch
                 )
                 for batch in batches:
                     if params["level"] != "system":

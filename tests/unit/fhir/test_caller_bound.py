@@ -58,12 +58,10 @@ _UNIT_RESOURCE_METHODS = frozenset(
         "load",
         "compartment",
         "compartment_keys",
-        "compartment_versions",
-        "iter_current",
-        "raw_bodies",
         "destroy_patient_key",
     }
 )
+_SCANS = "carnet.fhir.store_scan"  # whole-store scans of a unit, for the engine's own use
 _ENGINE = Path(carnet.__file__).parent / "fhir"
 # The policy's guard: the session hands it its unit to decide (whose item a refusal concerns).
 _GUARD = Path(carnet.__file__).parent / "policy" / "enforce.py"
@@ -74,6 +72,8 @@ def _bypasses(path: Path) -> list[str]:
     resource methods, the engine's old ``interaction`` and its access hook."""
     found: list[str] = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module == _SCANS:
+            found.append(f"{path.name}:{node.lineno}: from {_SCANS} import ...")
         if not isinstance(node, ast.Attribute):
             continue
         owner = ast.unparse(node.value)
@@ -106,6 +106,9 @@ def test_the_session_check_sees_a_bypass(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert _bypasses(module) == ["bypass.py:3: unit.current"]
+    scan = tmp_path / "scan.py"
+    scan.write_text("from carnet.fhir.store_scan import iter_current\n", encoding="utf-8")
+    assert _bypasses(scan) == [f"scan.py:1: from {_SCANS} import ..."]
 
 
 def _repository_reaches(path: Path) -> list[str]:
