@@ -195,6 +195,7 @@ async def synthesis(
                 ("Immunization", []),
                 ("AllergyIntolerance", []),
                 ("MedicationRequest", []),
+                ("MedicationStatement", []),
                 ("Condition", []),
             )
         }
@@ -202,7 +203,9 @@ async def synthesis(
             "results": clinical.latest_results(found["Observation"]),
             "vaccinations": clinical.vaccinations(found["Immunization"]),
             "allergies": clinical.allergies(found["AllergyIntolerance"]),
-            "treatments": clinical.treatments(found["MedicationRequest"]),
+            "treatments": clinical.treatments(
+                found["MedicationRequest"] + found["MedicationStatement"]
+            ),
             "conditions": clinical.conditions(found["Condition"]),
             "measures": MEASURES,
         }

@@ -284,3 +284,22 @@ def test_a_representative_completes_the_profile_of_the_child_they_represent(
     refused = stranger.post("/espace/profil/vaccinations/ajout", data=fields)
     assert refused.status_code == 404
     assert len(_declared(world, "Immunization", world.child)) == 1
+
+
+def test_professionals_see_what_the_patient_declared_marked_as_such(world: World) -> None:
+    client, csrf = _client(world, "patient")
+    fields = {"csrf_token": csrf, **VALID["allergies"], "substance": "Ambroisie"}
+    assert client.post("/espace/profil/allergies/ajout", data=fields).status_code == 200
+    synthesis = client.get("/dossier/synthese").text
+    assert re.search(r"Ambroisie <span class=\"declared\">déclaré par le patient</span>", synthesis)
+    principal = Principal(Kind.PERSON, world.accounts["patient"], patient_id=world.patient)
+    world.services.controls.declare_care(
+        RequestContext(principal, principal.subject), None, "10000000077", medecin_traitant=False
+    )
+    pro, _ = _client(world, "pro")
+    record = pro.get(f"/pro/patients/{world.patient}")
+    assert record.status_code == 200
+    assert re.search(
+        r"Ambroisie <span class=\"declared\">déclaré par le patient</span>", record.text
+    )
+    assert "Iode <span" not in record.text  # care's own allergy is not marked
