@@ -24,6 +24,7 @@ from carnet.caller import Kind, Principal, RequestContext
 from carnet.web.profile.declared import is_declared
 from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.support.module_services import module_services_fixture
+from tests.support.record_pages import PDF
 
 BASE = "http://127.0.0.1"
 PASSWORD = "correct horse battery"
@@ -303,3 +304,32 @@ def test_professionals_see_what_the_patient_declared_marked_as_such(world: World
         r"Ambroisie <span class=\"declared\">déclaré par le patient</span>", record.text
     )
     assert "Iode <span" not in record.text  # care's own allergy is not marked
+
+
+def test_advance_directives_are_uploaded_as_a_declared_document_of_their_type(
+    world: World,
+) -> None:
+    client, csrf = _client(world, "patient")
+    form = client.get("/dossier/depot", params={"nature": "directives-anticipees"})
+    assert 'name="nature" value="directives-anticipees"' in form.text
+    done = client.post(
+        "/dossier/depot",
+        data={
+            "csrf_token": csrf,
+            "nature": "directives-anticipees",
+            "classe": "autres",
+            "date": "2024-05-02",
+            "titre": "Mes directives anticipées",
+        },
+        files={"fichier": ("directives.pdf", PDF, "application/pdf")},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text[-1500:]
+    (stored,) = [
+        d for d in _declared(world, "DocumentReference", world.patient)
+        if d["type"]["coding"][0]["code"] == "42348-3"
+    ]  # fmt: skip
+    profile = client.get("/espace/profil").text
+    assert f'href="/espace/profil/directives/{stored["id"]}/suppression"' in profile
+    assert "Mes directives anticipées" in profile
+    assert client.get(f"/espace/profil/directives/{stored['id']}").status_code == 404  # not a form
