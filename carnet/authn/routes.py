@@ -155,4 +155,5 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/espace/profil/{slug}/ajout": Guard.PUBLIC,
     "/espace/profil/{slug}/{item_id}": Guard.PUBLIC,
     "/espace/profil/{slug}/{item_id}/suppression": Guard.PUBLIC,
+    "/dossier/documents/{doc_id}/apercu": Guard.PUBLIC,  # a PDF's pages for the sandboxed frame
 }

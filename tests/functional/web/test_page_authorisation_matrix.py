@@ -132,6 +132,9 @@ def _table() -> dict[tuple[str, str], Page]:
         ("GET", "/dossier/documents/{doc_id}/contenu"): Page(
             PATIENTS_ITEM, patient_doc, hidden=(("patient", {"doc_id": "hidden"}),)
         ),
+        ("GET", "/dossier/documents/{doc_id}/apercu"): Page(
+            PATIENTS_ITEM, patient_doc, hidden=(("patient", {"doc_id": "hidden"}),)
+        ),
         ("GET", "/espace/controles"): Page(PERSONS, {}),
         ("GET", "/espace/controles/document/{doc_id}"): Page(
             PATIENTS_ITEM, patient_doc, hidden=KEPT_FROM_THEM
