@@ -150,4 +150,10 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/pro/patients/{patient_id}/recherche": Guard.PUBLIC,
     "/pro/patients/{patient_id}/documents/{document_id}": Guard.PUBLIC,
     "/pro/patients/{patient_id}/depot": Guard.PUBLIC,
+    # the patient's medical profile (carnet/web/profile): pages, each authenticating itself
+    "/espace/profil": Guard.PUBLIC,
+    "/espace/profil/{slug}/ajout": Guard.PUBLIC,
+    "/espace/profil/{slug}/{item_id}": Guard.PUBLIC,
+    "/espace/profil/{slug}/{item_id}/suppression": Guard.PUBLIC,
+    "/dossier/documents/{doc_id}/apercu": Guard.PUBLIC,  # a PDF's pages for the sandboxed frame
 }

@@ -53,8 +53,15 @@ class Rule:
 
 
 # What a person may add to their own medical profile (Mon Espace Santé: measures, allergies,
-# vaccinations, treatments, history, uploaded documents).
+# vaccinations, treatments, history, uploaded documents; family history, people to contact and
+# "my professionals", which give no one any right: representatives and care relationships are
+# the record's and the access tables', never read from these resources).
 PROFILE = (
+    "Observation,AllergyIntolerance,Immunization,MedicationStatement,Condition,DocumentReference,"
+    "FamilyMemberHistory,RelatedPerson,CareTeam"
+)
+# The profile's types before migration 0027 (kept for its downgrade).
+PROFILE_BEFORE_0027 = (
     "Observation,AllergyIntolerance,Immunization,MedicationStatement,Condition,DocumentReference"
 )
 CLINICAL_CORE = (

@@ -21,6 +21,7 @@ from carnet.web.flash import redirect
 from carnet.web.hub import router as hub_pages
 from carnet.web.patient_controls import router as patient_controls
 from carnet.web.pro import router as pro
+from carnet.web.profile import router as profile
 from carnet.web.record import router as record
 from carnet.web.record import upload
 from carnet.web.signin import activation, forgotten
@@ -42,6 +43,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(patient_controls.router)
     app.include_router(pro.router)  # the professionals' workspace (carnet/web/pro)
     app.include_router(upload.router)
+    app.include_router(profile.router)  # the medical profile (carnet/web/profile)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(SignInRequiredError)

@@ -13,6 +13,7 @@ from typing import Any
 from carnet.identity.ins import INS_SYSTEMS, InsStatus, InvalidTraits, traits_from_patient
 from carnet.record.search_items import date_of, title_of
 from carnet.web.i18n import N_
+from carnet.web.profile.declared import is_declared
 
 JSON = dict[str, Any]
 
@@ -62,6 +63,7 @@ class SynthesisItem:
     label: str
     detail: str
     date: str | None
+    declared: bool = False  # the patient declared it (their medical profile)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class DocumentRow:
     organisation: str
     date: str | None
     has_content: bool
+    declared: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,11 @@ def synthesis(summary: JSON) -> list[SynthesisSection]:
         for ref in section.get("entry") or []:
             body = _resolve(resources, str(ref.get("reference", "")))
             if body is not None:
-                items.append(SynthesisItem(title_of(body) or "—", _detail(body), date_of(body)))
+                items.append(
+                    SynthesisItem(
+                        title_of(body) or "—", _detail(body), date_of(body), is_declared(body)
+                    )
+                )
         sections.append(
             SynthesisSection(code, SECTION_TITLES.get(code, section.get("title", "")), items)
         )
@@ -224,6 +231,7 @@ def documents(bundle: JSON) -> list[DocumentRow]:
                     isinstance(c, dict) and (c.get("attachment") or {}).get("data")
                     for c in doc.get("content") or []
                 ),
+                is_declared(doc),
             )
         )
     return rows

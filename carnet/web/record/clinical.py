@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from carnet.web.i18n import N_
+from carnet.web.profile.declared import is_declared
 
 INTERPRETATION_WORDS = {
     "H": N_("élevé"),
@@ -145,11 +146,17 @@ class Item:
     label: str
     date: str
     detail: str = ""
+    declared: bool = False  # the patient declared it (their medical profile)
 
 
 def vaccinations(immunizations: Iterable[Mapping[str, Any]]) -> list[Item]:
     items = [
-        Item(concept_text(i.get("vaccineCode")), when(i), str(i.get("lotNumber", "")))
+        Item(
+            concept_text(i.get("vaccineCode")),
+            when(i),
+            str(i.get("lotNumber", "")),
+            is_declared(i),
+        )
         for i in immunizations
         if i.get("status") != "entered-in-error"
     ]
@@ -165,20 +172,26 @@ def allergies(intolerances: Iterable[Mapping[str, Any]]) -> list[Item]:
             for m in reaction.get("manifestation", [])
         ]
         items.append(
-            Item(concept_text(a.get("code")), when(a), ", ".join(r for r in reactions if r))
+            Item(
+                concept_text(a.get("code")),
+                when(a),
+                ", ".join(r for r in reactions if r),
+                is_declared(a),
+            )
         )
     return sorted(items, key=lambda i: i.label.lower())
 
 
 def treatments(requests: Iterable[Mapping[str, Any]]) -> list[Item]:
-    """Current treatments: active prescriptions and statements."""
+    """Current treatments: active prescriptions (MedicationRequest) and statements
+    (MedicationStatement, such as those the patient declared)."""
     items = []
     for m in requests:
         if m.get("status") not in ("active", "on-hold", "intended", None):
             continue
         dosage = (m.get("dosageInstruction") or m.get("dosage") or [{}])[0].get("text", "")
         what = concept_text(m.get("medicationCodeableConcept"))
-        items.append(Item(what, when(m), str(dosage)))
+        items.append(Item(what, when(m), str(dosage), is_declared(m)))
     return sorted(items, key=lambda i: i.date, reverse=True)
 
 
@@ -190,5 +203,5 @@ def conditions(found: Iterable[Mapping[str, Any]]) -> list[Item]:
             c.get("verificationStatus")
         ) in ("refuted", "entered-in-error"):
             continue
-        items.append(Item(concept_text(c.get("code")), when(c), status))
+        items.append(Item(concept_text(c.get("code")), when(c), status, is_declared(c)))
     return sorted(items, key=lambda i: i.date, reverse=True)

@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from carnet.web.i18n import N_
+from carnet.web.profile.declared import is_declared
 
 CLASS_SYSTEM = "urn:oid:1.2.250.1.213.1.1.4.1"  # TRE_A03-ClasseDocument-CISIS
 LOINC = "http://loinc.org"
@@ -53,6 +54,7 @@ class DocumentRow:
     author_ref: str | None
     author: str
     content_type: str | None
+    declared: bool = False  # added by the patient (their upload, their advance directives)
 
 
 def class_of(document: Mapping[str, Any]) -> str:
@@ -118,6 +120,7 @@ def rows(bundle: Mapping[str, Any]) -> list[DocumentRow]:
                 author=people.get(author_ref or "", "")
                 or (doc.get("author") or [{}])[0].get("display", ""),
                 content_type=attachment.get("contentType"),
+                declared=is_declared(doc),
             )
         )
     return sorted(out, key=lambda r: r.date, reverse=True)

@@ -24,7 +24,7 @@ from carnet.fhir.service import FhirService
 from carnet.web.caller import PersonPage
 from carnet.web.formatting import format_date, format_decimal
 from carnet.web.i18n import N_
-from carnet.web.record import clinical
+from carnet.web.record import clinical, viewer
 from carnet.web.record.chart import Point, Series, draw
 from carnet.web.record.documents import CLASSES, Filters, authors, grouped, rows
 from carnet.web.record.measures import MEASURES, Measure, measure_series
@@ -178,6 +178,44 @@ async def document_content(
     )
 
 
+PAGE_LABEL = N_("Page %(number)d sur %(count)d")
+MORE_PAGES = N_("Les pages suivantes sont dans le document téléchargé.")
+
+
+@router.get("/dossier/documents/{doc_id}/apercu")
+async def document_view(
+    doc_id: str, request: Request, caller: PersonPage, fhir: FhirDep
+) -> Response:
+    """A PDF's pages as images, for the portal's sandboxed frame (no script, no PDF viewer)."""
+    body = await run_in_threadpool(_read_document, fhir, doc_id[:64], caller.ctx)
+    if body is None:
+        return not_found_page(request)
+    attachment = (body.get("content") or [{}])[0].get("attachment", {})
+    if attachment.get("contentType") != "application/pdf":
+        return not_found_page(request)
+    try:
+        data = base64.b64decode(attachment.get("data", ""), validate=True)
+        images, count = await run_in_threadpool(viewer.page_images, data)
+    except (binascii.Error, ValueError):
+        return not_found_page(request)
+    locale = page_locale(request)
+    gettext = translator(locale)
+    html = viewer.view_page(
+        images, count, lang=locale, page_label=gettext(PAGE_LABEL), more=gettext(MORE_PAGES)
+    )
+    return Response(
+        html,
+        media_type="text/html; charset=utf-8",
+        headers={
+            "Content-Security-Policy": viewer.VIEW_CSP,
+            "Content-Disposition": 'inline; filename="apercu.html"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
 @router.get("/dossier/synthese")
 async def synthesis(
     request: Request, caller: PersonPage, fhir: FhirDep, settings: SettingsDep
@@ -195,6 +233,7 @@ async def synthesis(
                 ("Immunization", []),
                 ("AllergyIntolerance", []),
                 ("MedicationRequest", []),
+                ("MedicationStatement", []),
                 ("Condition", []),
             )
         }
@@ -202,7 +241,9 @@ async def synthesis(
             "results": clinical.latest_results(found["Observation"]),
             "vaccinations": clinical.vaccinations(found["Immunization"]),
             "allergies": clinical.allergies(found["AllergyIntolerance"]),
-            "treatments": clinical.treatments(found["MedicationRequest"]),
+            "treatments": clinical.treatments(
+                found["MedicationRequest"] + found["MedicationStatement"]
+            ),
             "conditions": clinical.conditions(found["Condition"]),
             "measures": MEASURES,
         }

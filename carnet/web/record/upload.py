@@ -21,12 +21,14 @@ from carnet.settings import Settings
 from carnet.web.caller import PageCaller, PersonPage
 from carnet.web.flash import redirect, register_flash
 from carnet.web.i18n import N_
+from carnet.web.profile.declared import DECLARED_TAG
 from carnet.web.record.documents import CLASS_SYSTEM, CLASSES
 from carnet.web.templating import page_locale, render, translator
 
 router = APIRouter(include_in_schema=False)
 
 UPLOAD_PATH = "/dossier/depot"
+LOINC = "http://loinc.org"
 ADDED = register_flash("document-added", N_("Votre document est ajouté à votre dossier."))
 SIGNATURES = (
     (b"%PDF-", "application/pdf"),
@@ -40,6 +42,14 @@ BAD_DATE = N_("Saisissez une date valable, qui n'est pas dans le futur.")
 BAD_CLASS = N_("Choisissez une classe dans la liste.")
 REQUIRED = N_("Ce champ est obligatoire.")
 REFUSED = N_("Votre dossier n'accepte pas de nouveau document pour l'instant.")
+# A document of a kind the medical profile lists (carnet/web/profile): its LOINC type and title.
+NATURES = {
+    "directives-anticipees": (
+        "42348-3",
+        "Advance healthcare directives",
+        N_("Directives anticipées"),
+    ),
+}
 
 
 def sniff(head: bytes) -> str | None:
@@ -62,6 +72,7 @@ def _form_page(
 ) -> Response:
     context = {
         "values": values,
+        "nature_title": NATURES[values["nature"]][2] if values.get("nature") in NATURES else "",
         "errors": errors,
         "class_options": _options(request),
         "megabytes": f"{limit / 1048576:.0f}",
@@ -77,10 +88,29 @@ def _form_page(
     )
 
 
+def _type(values: dict[str, str]) -> dict[str, Any]:
+    """The document's type: its title, coded when it is of a nature the profile lists."""
+    if values["nature"] not in NATURES:
+        return {"text": values["titre"]}
+    code, display, _ = NATURES[values["nature"]]
+    return {
+        "coding": [{"system": LOINC, "code": code, "display": display}],
+        "text": values["titre"],
+    }
+
+
 @router.get(UPLOAD_PATH)
 def upload_form(request: Request, caller: PersonPage, settings: SettingsDep) -> Response:
-    """The upload form."""
-    values = {"classe": "", "date": "", "titre": ""}
+    """The upload form (``?nature=``: a document the medical profile lists, such as advance
+    directives)."""
+    nature = request.query_params.get("nature", "")
+    values = {"classe": "", "date": "", "titre": "", "nature": ""}
+    if nature in NATURES:
+        values.update(
+            nature=nature,
+            classe="autres",
+            titre=translator(page_locale(request))(NATURES[nature][2]),
+        )
     return _form_page(request, caller, values, {}, settings.max_upload_bytes)
 
 
@@ -109,7 +139,12 @@ async def _upload(
     request: Request, caller: PageCaller, fhir: FhirService, settings: Settings, form: FormData
 ) -> Response:
     gettext = translator(page_locale(request))
-    values = {name: str(form.get(name) or "").strip()[:200] for name in ("classe", "date", "titre")}
+    values = {
+        name: str(form.get(name) or "").strip()[:200]
+        for name in ("classe", "date", "titre", "nature")
+    }
+    if values["nature"] not in NATURES:
+        values["nature"] = ""
     errors: dict[str, str] = {}
     file = form.get("fichier")
     data = b""
@@ -138,8 +173,9 @@ async def _upload(
     kind = sniff(data[:16]) or "application/octet-stream"
     body: dict[str, Any] = {
         "resourceType": "DocumentReference",
+        "meta": {"tag": [DECLARED_TAG]},  # added by the person: marked for professionals
         "status": "current",
-        "type": {"text": values["titre"]},
+        "type": _type(values),
         "category": [{"coding": [{"system": CLASS_SYSTEM, "code": values["classe"]}]}]
         if values["classe"] in CLASSES and values["classe"] != "autres"
         else [],

@@ -26,6 +26,7 @@ from carnet.authn.api import CSRF_COOKIE, SESSION_COOKIE
 from carnet.authn.routes import ROUTE_GUARDS
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.web.patient_controls.deps import PATIENT_PARAM
+from carnet.web.profile.declared import DECLARED_TAG
 from carnet.web.security import CSRF_FIELD, FORM_COOKIE, new_form_token
 from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.support.module_services import module_services_fixture
@@ -99,6 +100,9 @@ def _table() -> dict[tuple[str, str], Page]:
     pro_doc = {"patient_id": "patient", "document_id": "consult"}
     on_patient = {"patient_id": "patient"}
     event = {"event_id": "event"}
+    declared = {"slug": "=allergies", "item_id": "declared"}  # an allergy the patient declared
+    # the world's allergy, written by care: not the profile's to edit or delete
+    care_written = (("patient", {"slug": "=allergies", "item_id": "care_allergy"}),)
     return {
         ("GET", "/"): Page(PUBLIC, {}),
         ("GET", "/langue/{code}"): Page(PUBLIC, {"code": "=en"}),
@@ -128,6 +132,9 @@ def _table() -> dict[tuple[str, str], Page]:
         ("GET", "/dossier/documents/{doc_id}/contenu"): Page(
             PATIENTS_ITEM, patient_doc, hidden=(("patient", {"doc_id": "hidden"}),)
         ),
+        ("GET", "/dossier/documents/{doc_id}/apercu"): Page(
+            PATIENTS_ITEM, patient_doc, hidden=(("patient", {"doc_id": "hidden"}),)
+        ),
         ("GET", "/espace/controles"): Page(PERSONS, {}),
         ("GET", "/espace/controles/document/{doc_id}"): Page(
             PATIENTS_ITEM, patient_doc, hidden=KEPT_FROM_THEM
@@ -154,6 +161,22 @@ def _table() -> dict[tuple[str, str], Page]:
         ("GET", "/espace/mes-donnees"): Page(PERSONS, {}),
         ("GET", "/espace/mes-donnees/dossier.zip"): Page(PERSONS, {}),
         ("POST", "/espace/mes-donnees/fermeture"): Page(PERSONS, {}),
+        # the medical profile (carnet/web/profile): kinds, and the patient's declared items
+        ("GET", "/espace/profil"): Page(PERSONS, {}),
+        ("GET", "/espace/profil/{slug}/ajout"): Page(PERSONS, {"slug": "=allergies"}),
+        ("POST", "/espace/profil/{slug}/ajout"): Page(PERSONS, {"slug": "=allergies"}),
+        ("GET", "/espace/profil/{slug}/{item_id}"): Page(
+            PATIENTS_ITEM, declared, hidden=care_written
+        ),
+        ("POST", "/espace/profil/{slug}/{item_id}"): Page(
+            PATIENTS_ITEM, declared, hidden=care_written
+        ),
+        ("GET", "/espace/profil/{slug}/{item_id}/suppression"): Page(
+            PATIENTS_ITEM, declared, hidden=care_written
+        ),
+        ("POST", "/espace/profil/{slug}/{item_id}/suppression"): Page(
+            PATIENTS_ITEM, {**declared, "item_id": "declared_spare"}, hidden=care_written
+        ),
         ("GET", "/pro"): Page(PROS, {}),
         ("POST", "/pro"): Page(PROS, {}),
         ("POST", "/pro/urgence"): Page(PROS, {}),
@@ -254,9 +277,30 @@ def matrix(shared: Services) -> Iterator[Matrix]:
         "child_doc": child_docs[0],
         "child_kept": child_docs[1],
     }
+    ids.update(_declared_allergies(services, world.patient_id))
     built = Matrix(services, app, world, ids, matrix_accounts)
     ids["event"] = _an_event_of_the_patient(built)
     yield built
+
+
+def _declared_allergies(services: Services, patient_id: str) -> dict[str, str]:
+    """Two allergies the patient declared in their profile (one for the delete page to take),
+    and one written by care."""
+    ids = {}
+    for name, ctx, declared in (
+        ("declared", _person_ctx(patient_id), True),
+        ("declared_spare", _person_ctx(patient_id), True),
+        ("care_allergy", AS_LOCAL_OPERATOR, False),
+    ):
+        body: dict[str, Any] = {
+            "resourceType": "AllergyIntolerance",
+            "code": {"text": "Pénicilline"},
+            "patient": {"reference": f"Patient/{patient_id}"},
+        }
+        if declared:
+            body["meta"] = {"tag": [DECLARED_TAG]}
+        ids[name] = services.fhir.create("AllergyIntolerance", body, ctx=ctx).stored.res_id
+    return ids
 
 
 def _client(matrix: Matrix, caller: str) -> tuple[TestClient, str]:

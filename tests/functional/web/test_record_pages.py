@@ -4,7 +4,9 @@ measurement's chart with its table; a foreign or hidden document answers like a 
 
 from __future__ import annotations
 
+import base64
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -80,7 +82,7 @@ def test_foreign_or_hidden_document_answers_like_a_missing_one(setup: Setup) -> 
     assert w.hidden not in listing and w.foreign not in listing
     unknown = "00000000-0000-0000-0000-000000000000"
     for doc in (w.foreign, w.hidden):
-        for suffix in ("", "/contenu", "/contenu?telecharger=1"):
+        for suffix in ("", "/contenu", "/contenu?telecharger=1", "/apercu"):
             answer = setup.client.get(f"/dossier/documents/{doc}{suffix}")
             missing = setup.client.get(f"/dossier/documents/{unknown}{suffix}")
             assert answer.status_code == missing.status_code == 404
@@ -89,8 +91,8 @@ def test_foreign_or_hidden_document_answers_like_a_missing_one(setup: Setup) -> 
 
 def test_a_document_is_served_for_the_sandboxed_frame_or_as_a_download(setup: Setup) -> None:
     w = setup.world
-    page = setup.client.get(f"/dossier/documents/{w.consult}").text
-    assert f'src="/dossier/documents/{w.consult}/contenu" sandbox' in page
+    page = setup.client.get(f"/dossier/documents/{w.imaging}").text
+    assert f'src="/dossier/documents/{w.imaging}/contenu" sandbox' in page  # an image, as stored
     inline = setup.client.get(f"/dossier/documents/{w.consult}/contenu")
     assert inline.content == PDF
     assert inline.headers["content-type"] == "application/pdf"
@@ -101,6 +103,28 @@ def test_a_document_is_served_for_the_sandboxed_frame_or_as_a_download(setup: Se
     # screening re-encodes every image from its pixels (no metadata kept): same picture
     assert _pixels(download.content) == _pixels(PNG)
     assert download.headers["content-disposition"].startswith("attachment")
+
+
+def test_a_pdf_is_shown_in_the_script_less_sandboxed_frame_as_images_of_its_pages(
+    setup: Setup,
+) -> None:
+    w = setup.world
+    page = setup.client.get(f"/dossier/documents/{w.consult}").text
+    assert f'src="/dossier/documents/{w.consult}/apercu" sandbox' in page
+    assert "allow-scripts" not in page
+    assert f'href="/dossier/documents/{w.consult}/contenu?telecharger=1"' in page  # still offered
+    view = setup.client.get(f"/dossier/documents/{w.consult}/apercu")
+    assert view.status_code == 200 and view.headers["content-type"].startswith("text/html")
+    csp = [d.strip() for d in view.headers["content-security-policy"].split(";")]
+    assert csp[:3] == ["sandbox", "default-src 'none'", "img-src data:"]
+    assert "frame-ancestors 'self'" in csp and not any("script" in d for d in csp)
+    assert view.headers["content-disposition"].startswith("inline")
+    assert view.headers["x-content-type-options"] == "nosniff"
+    assert view.headers["cache-control"] == "no-store"
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)" alt="([^"]+)"', view.text)
+    assert [alt for _, alt in images] == ["Page 1 sur 1"]
+    rendered = Image.open(io.BytesIO(base64.b64decode(images[0][0])))
+    assert rendered.format == "PNG" and rendered.width > 400
 
 
 def test_synthesis_shows_latest_results_with_range_and_flag_in_words(setup: Setup) -> None:

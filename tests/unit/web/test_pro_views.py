@@ -94,3 +94,35 @@ def test_results_carry_their_range_and_a_flag_in_words() -> None:
         "élevé",
     )
     assert row.numeric
+
+
+def test_the_synthesis_and_the_documents_mark_what_the_patient_declared() -> None:
+    from carnet.web.profile.declared import declared
+
+    told = declared({"resourceType": "AllergyIntolerance", "id": "a1", "code": {"text": "Latex"}})
+    found = {"resourceType": "AllergyIntolerance", "id": "a2", "code": {"text": "Iode"}}
+    summary = {
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "Composition",
+                    "section": [
+                        {
+                            "code": {"coding": [{"code": "48765-2"}]},
+                            "entry": [
+                                {"reference": "AllergyIntolerance/a1"},
+                                {"reference": "AllergyIntolerance/a2"},
+                            ],
+                        }
+                    ],
+                }
+            },
+            {"resource": told},
+            {"resource": found},
+        ]
+    }
+    (section,) = views.synthesis(summary)
+    assert [(i.label, i.declared) for i in section.items] == [("Latex", True), ("Iode", False)]
+    document = declared({"resourceType": "DocumentReference", "id": "d1", "status": "current"})
+    (row,) = views.documents({"entry": [{"resource": document}]})
+    assert row.declared

@@ -62,3 +62,31 @@ def test_the_chart_is_labelled_escaped_and_draws_the_band() -> None:
     assert '<title id="chart-title">Poids &lt;kg&gt;</title>' in svg
     assert 'class="band"' in svg and svg.count('<circle class="point"') == 2
     assert str(draw([], title="t", description="d")) == ""
+
+
+def test_an_item_the_patient_declared_is_marked_in_the_synthesis_and_the_documents() -> None:
+    from carnet.web.profile.declared import declared
+    from carnet.web.record import clinical
+    from carnet.web.record.documents import rows
+
+    told = declared({"resourceType": "AllergyIntolerance", "code": {"text": "Latex"}})
+    found = {"resourceType": "AllergyIntolerance", "code": {"text": "Iode"}}
+    marks = {i.label: i.declared for i in clinical.allergies([told, found])}
+    assert marks == {"Latex": True, "Iode": False}
+    statement = declared(
+        {
+            "resourceType": "MedicationStatement",
+            "status": "active",
+            "medicationCodeableConcept": {"text": "Ventoline"},
+            "dosage": [{"text": "2 bouffées"}],
+        }
+    )
+    (treatment,) = clinical.treatments([statement])
+    assert (treatment.label, treatment.detail, treatment.declared) == (
+        "Ventoline",
+        "2 bouffées",
+        True,
+    )
+    document = declared({"resourceType": "DocumentReference", "id": "d1", "status": "current"})
+    (row,) = rows({"entry": [{"resource": document}]})
+    assert row.declared

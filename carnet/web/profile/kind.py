@@ -1,0 +1,96 @@
+"""What a kind of profile item is: its FHIR type, its form, how a body is built from the form
+and read back into it, and the line that lists it. The kinds themselves are in
+clinical_kinds.py and personal_kinds.py; ``KINDS`` holds them in the page's order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from carnet.web.profile.fields import Field, Message
+
+JSON = dict[str, Any]
+UCUM = "http://unitsofmeasure.org"
+LOINC = "http://loinc.org"
+
+
+@dataclass(frozen=True)
+class Line:
+    """An item as the profile lists it: what, a detail, and its date (FHIR text, may be "")."""
+
+    label: str
+    detail: str = ""
+    date: str = ""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of item of the profile (its texts are French message ids)."""
+
+    slug: str  # in the address: /espace/profil/<slug>/...
+    title: str
+    add_label: str
+    intro: str
+    res_type: str
+    fields: tuple[Field, ...]
+    build: Callable[[Mapping[str, Any], str, str], JSON]  # (values, patient id, today) -> body
+    values_of: Callable[[Mapping[str, Any]], dict[str, str]]  # an item -> the form's values
+    line: Callable[[Mapping[str, Any]], Line]
+    search: tuple[tuple[str, str], ...] = ()  # extra search parameters listing the kind
+    matches: Callable[[Mapping[str, Any]], bool] = lambda _: True
+    check: Callable[[Mapping[str, Any]], dict[str, Message]] = lambda _: {}
+    editable: bool = True  # documents are replaced, not edited
+    single: bool = False  # one position at a time (organ donation): adding edits it
+    upload_nature: str = ""  # added through the document upload with this nature
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def patient_ref(patient_id: str) -> JSON:
+    return {"reference": f"Patient/{patient_id}"}
+
+
+def text_of(concept: Mapping[str, Any] | None) -> str:
+    """A CodeableConcept's text, else its first coding's display."""
+    if not concept:
+        return ""
+    if concept.get("text"):
+        return str(concept["text"])
+    for coding in concept.get("coding") or []:
+        if isinstance(coding, Mapping) and coding.get("display"):
+            return str(coding["display"])
+    return ""
+
+
+def code_in(concept: Mapping[str, Any] | None, system: str) -> str:
+    """The code of ``concept``'s first coding of ``system`` ("" if none)."""
+    for coding in (concept or {}).get("coding") or []:
+        if isinstance(coding, Mapping) and coding.get("system") == system:
+            return str(coding.get("code") or "")
+    return ""
+
+
+def concept(system: str, code: str, display: str, text: str | None = None) -> JSON:
+    return {
+        "coding": [{"system": system, "code": code, "display": display}],
+        "text": text or display,
+    }
+
+
+def label_of(options: tuple[tuple[str, str], ...], value: str) -> str:
+    """The (French) label of a select's value."""
+    return next((label for code, label in options if code == value), "")
+
+
+def decimal_text(value: Any) -> str:
+    """A number back into the form, the French way (72,5)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return ""
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return text.replace(".", ",")
+
+
+def optional(body: JSON, key: str, value: Any) -> None:
+    """Set ``key`` only when there is a value (FHIR has no empty elements)."""
+    if value not in (None, "", [], {}):
+        body[key] = value
