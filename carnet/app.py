@@ -56,6 +56,8 @@ from carnet.policy.research_optout import ResearchOptOut
 from carnet.policy.service import PolicyDecisionPoint
 from carnet.record import api as record_api
 from carnet.record import wiring as record_wiring
+from carnet.record.alert_sweeper import AlertSweeper
+from carnet.record.alerts import AlertService
 from carnet.record.representatives import represented_patients_in
 from carnet.record.search import RecordSearch
 from carnet.record.service import RecordService, accepts_writes
@@ -179,9 +181,15 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         built.audit.start()  # the checkpointer: every N events or T seconds
         oidc_api.warn_if_development_idp(built.dev_idp)
+        alerts = AlertSweeper(
+            AlertService(built.engine, built.audit, built.controls).sweep,
+            built.settings.alert_sweep_seconds,
+        )
+        alerts.start()  # the patients' alerts, queued without the CLI
         try:
             yield
         finally:
+            await alerts.stop()
             built.audit.stop()
 
     app = FastAPI(

@@ -324,6 +324,13 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "Refuse to serve when any destination of data, keys, backups, logs or notifications is "
         "undeclared or outside the EEA (true/false; as `carnet serve --strict`).",
     ),
+    Setting(
+        "alert_sweep_seconds",
+        "60",
+        "Seconds between two sweeps of the server's own that queue the patients' alerts (first "
+        "access, emergency access, a new document) in the outbox; 0 turns it off (then run "
+        "`carnet accounts sweep` from cron).",
+    ),
 )
 
 
@@ -417,6 +424,7 @@ class Settings:
     hosting_certifications: str
     sovereignty_declarations: str
     sovereignty_strict: bool
+    alert_sweep_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -504,6 +512,7 @@ class Settings:
             hosting_certifications=raw["hosting_certifications"].strip(),
             sovereignty_declarations=raw["sovereignty_declarations"].strip(),
             sovereignty_strict=_flag("sovereignty_strict", raw["sovereignty_strict"]),
+            alert_sweep_seconds=float(raw["alert_sweep_seconds"]),
         )
 
     @property

@@ -173,3 +173,16 @@ class BlobStore:
     def read(self, conn: Connection, owner: str, digest: str) -> bytes:
         sealed = self._path(owner, digest).read_bytes()
         return self.data_keys.decrypt(conn, owner, sealed, aad=digest.encode())
+
+
+def strip_blob_markers(resource: dict[str, Any]) -> None:
+    """Take the internal blob references out of a body read without its attachments' data, in
+    place: what remains (content type, title, size, hash) is the attachment's metadata."""
+    stack: list[Any] = [resource]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            node.pop(BLOB_MARKER, None)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from carnet.crypto.envelope import DataKeys, KeyDestroyedError
 from carnet.db.bulk import bulk_insert, insert_ignoring_duplicates, insert_rows
 from carnet.db.engine import WRITE_OPTION
-from carnet.fhir.attachments import BlobStore, attachments
+from carnet.fhir.attachments import BlobStore, attachments, strip_blob_markers
 from carnet.fhir.dates import instant, sortable, utc_now
 from carnet.fhir.errors import FhirError, conflict, gone
 from carnet.fhir.indexer import KIND_COLUMNS, Indexer, IndexRows, Row
@@ -275,6 +275,8 @@ class Unit:
             body = orjson.loads(plain)
             if inflate:
                 self.repo.blobs.inflate(self.conn, owner, row.res_type, body)
+            else:
+                strip_blob_markers(body)  # the attachments keep their metadata, not their data
         return StoredResource(
             row.res_type,
             row.res_id,
@@ -384,8 +386,11 @@ class Unit:
         total: int = self.conn.execute(count_query).scalar_one()
         return total
 
-    def load(self, keys: Sequence[tuple[str, str]]) -> list[StoredResource]:
-        """Current versions of ``keys``, in the order given (missing or deleted ones skipped)."""
+    def load(
+        self, keys: Sequence[tuple[str, str]], *, inflate: bool = True
+    ) -> list[StoredResource]:
+        """Current versions of ``keys``, in the order given (missing or deleted ones skipped);
+        ``inflate=False`` leaves attachments' data out (a list that shows their metadata)."""
         self.flush()
         by_type: dict[str, list[str]] = {}
         for res_type, res_id in keys:
@@ -409,7 +414,7 @@ class Unit:
                 rows.extend(self.conn.execute(batch[0]))
             else:
                 rows.extend(self.conn.execute(union_all(*batch)))
-        found = {(r.res_type, r.res_id): r for r in self.decode_readable(rows)}
+        found = {(r.res_type, r.res_id): r for r in self.decode_readable(rows, inflate=inflate)}
         return [found[k] for k in keys if k in found]
 
     def compartment(

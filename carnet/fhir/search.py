@@ -76,6 +76,7 @@ class SearchRequest:
     snapshot: str | None = None  # paging through a stored result (see FhirService._search)
     ignored: list[str] = field(default_factory=list)
     used: list[tuple[str, str]] = field(default_factory=list)
+    attachment_data: bool = True  # False: the matches' attachments without their data (a list)
 
     @property
     def summary_count(self) -> bool:

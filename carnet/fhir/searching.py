@@ -92,7 +92,7 @@ class Searching:
                 snapshot = snapshots.store(unit, window, binding)
         else:
             total, keys = unit.search_ids(ids, counted)
-        matches = unit.load(keys)
+        matches = unit.load(keys, inflate=req.attachment_data)
         included = self.includes(unit, req, matches, vis) if req.includes and matches else []
         session.record("search", req.res_type, matches + included)
         outcome = None

@@ -202,11 +202,14 @@ class FhirService:
         params: list[tuple[str, str]],
         *,
         strict: bool = False,
+        attachment_data: bool = True,
         ctx: RequestContext,
     ) -> dict[str, Any]:
-        """A searchset Bundle; unknown parameters fail in strict mode and are reported otherwise."""
+        """A searchset Bundle; unknown parameters fail in strict mode and are reported otherwise.
+        ``attachment_data=False``: attachments keep their metadata, not their data (a list page
+        that shows documents does not read and decrypt each file)."""
         with self.session(ctx, "search", res_type, None) as s:
-            return s.search(base, res_type, params, strict=strict)
+            return s.search(base, res_type, params, strict=strict, attachment_data=attachment_data)
 
     def compartment_search(
         self,

@@ -198,11 +198,19 @@ class FhirSession:
         return render.history(base, total, links, versions)
 
     def search(
-        self, base: str, res_type: str, params: list[tuple[str, str]], *, strict: bool = False
+        self,
+        base: str,
+        res_type: str,
+        params: list[tuple[str, str]],
+        *,
+        strict: bool = False,
+        attachment_data: bool = True,
     ) -> dict[str, Any]:
-        """A searchset Bundle; unknown parameters fail in strict mode and are reported otherwise."""
+        """A searchset Bundle; unknown parameters fail in strict mode and are reported otherwise.
+        ``attachment_data=False``: attachments without their data (not read nor decrypted)."""
         self.service.check_type(res_type)
         req = self.service.searching.parse(res_type, params, strict=strict)
+        req.attachment_data = attachment_data
         return self.service.searching.run(self, base, req)
 
     def compartment_search(

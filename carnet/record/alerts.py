@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from carnet.audit.events import Event, Touched, build_event
 from carnet.audit.feed import PatientEvent, sequenced_after
@@ -32,6 +33,30 @@ _ACCESS_ACTIONS = frozenset(
     {"read", "vread", "search", "history", "everything", "summary", "get", "export"}
 )
 _WRITE_ACTIONS = frozenset({"create", "post"})
+
+
+class _ClaimedElsewhereError(Exception):
+    """Another sweep moved the position since this one read it (its transaction rolls back)."""
+
+
+def _claim(conn: Connection, after: int | None, top: int) -> None:
+    """Move the position from ``after`` (None: never swept) to ``top``, or raise
+    ``_ClaimedElsewhereError`` if another sweep moved it first: a compare-and-set on the single
+    row, so each event's alerts are queued by exactly one sweep, across threads and workers."""
+    cursor = record_alert_cursor.c
+    if after is None:
+        try:  # the transaction rolls back whole on the way out
+            conn.execute(insert(record_alert_cursor).values(id=1, after_leaf=top))
+        except IntegrityError:
+            raise _ClaimedElsewhereError from None
+        return
+    moved = conn.execute(
+        update(record_alert_cursor)
+        .where(cursor.id == 1, cursor.after_leaf == after)
+        .values(after_leaf=top)
+    )
+    if moved.rowcount != 1:
+        raise _ClaimedElsewhereError
 
 
 class ActingFor(Protocol):
@@ -124,20 +149,17 @@ class AlertService:
             if len(events) == BATCH and events[0].leaf_index != events[-1].leaf_index:
                 last = events[-1].leaf_index  # its other slices are in the next batch
                 events = [e for e in events if e.leaf_index != last]
-            with writing(self.engine) as conn:
-                moment = self.now()
-                for event in events:
-                    for kind in self._alerts(conn, event, moment):
-                        queued += notify(conn, event.patient_id, kind, moment)
-                top = events[-1].leaf_index
-                if after is None:
-                    conn.execute(insert(record_alert_cursor).values(id=1, after_leaf=top))
-                else:
-                    conn.execute(
-                        update(record_alert_cursor)
-                        .where(record_alert_cursor.c.id == 1)
-                        .values(after_leaf=top)
-                    )
+            try:
+                with writing(self.engine) as conn:
+                    # Claim the events first: a concurrent sweep that read the same position
+                    # waits here for this one, then finds the position moved and gives up.
+                    _claim(conn, None if after is None else start, events[-1].leaf_index)
+                    moment = self.now()
+                    for event in events:
+                        for kind in self._alerts(conn, event, moment):
+                            queued += notify(conn, event.patient_id, kind, moment)
+            except _ClaimedElsewhereError:
+                continue  # another sweep took these events: read the position again
 
     @staticmethod
     def _alerts(conn: Connection, event: PatientEvent, moment: datetime) -> list[str]:

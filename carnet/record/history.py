@@ -30,7 +30,7 @@ from carnet.fhir.service import FhirService
 
 RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
 HISTORY_MONTHS = 12
-PAGE = 500  # events read from the log per page
+PAGE = 2000  # events read from the log per query (each query is an audited read)
 MAX_EVENTS = 20_000  # a year of a very busy record; older entries are in the NDJSON export
 
 # Why an access happened, as the history says it (the page words them in French).
@@ -165,6 +165,36 @@ class AccessHistory:
             and _of_kind(e, wanted.kind)
         ]
 
+    def page(
+        self,
+        ctx: RequestContext,
+        patient_id: str,
+        wanted: HistoryFilter | None,
+        number: int,
+        per_page: int,
+    ) -> tuple[list[HistoryEntry], int]:
+        """Page ``number`` (from 1) of ``entries``, and how many entries there are in all. With
+        no professional or kind asked (the page as it opens), only the page's own entries are
+        described: a busy record's list costs its page, not its year of events."""
+        wanted = wanted or HistoryFilter()
+        start = (max(1, number) - 1) * per_page
+        if wanted.professional or wanted.kind:  # these filter on what describing finds
+            every = self.entries(ctx, patient_id, wanted)
+            return every[start : start + per_page], len(every)
+        hidden = self._guard(ctx, patient_id)
+        since = stamp(wanted.since or utc_now() - timedelta(days=31 * HISTORY_MONTHS))
+        until = stamp(wanted.until) if wanted.until else None
+        logged, sealed_below = self._events(ctx, patient_id, hidden, since)
+        bodies = [orjson.loads(e.body) for e in logged]
+        in_period = [
+            i
+            for i, body in enumerate(bodies)
+            if str(body.get("time")) >= since and (until is None or str(body.get("time")) < until)
+        ]
+        chosen = set(in_period[start : start + per_page])
+        entries = self._describe(ctx, patient_id, logged, hidden, sealed_below, bodies, chosen)
+        return entries, len(in_period)
+
     def _events(
         self, ctx: RequestContext, patient_id: str, hidden: frozenset[str], since: str
     ) -> tuple[list[LoggedEvent], int]:
@@ -201,19 +231,29 @@ class AccessHistory:
         logged: Sequence[LoggedEvent],
         hidden: frozenset[str],
         sealed_below: int,
+        bodies: Sequence[dict[str, Any]] | None = None,
+        only: set[int] | None = None,
     ) -> list[HistoryEntry]:
-        bodies = [orjson.loads(e.body) for e in logged]
-        accounts = {a: self.accounts.account(a) for a in {str(b.get("actor")) for b in bodies}}
+        """The entries of ``logged`` (newest first), or of its positions ``only``; the
+        emergency reasons still come from every older event."""
+        if bodies is None:
+            bodies = [orjson.loads(e.body) for e in logged]
+        described = range(len(logged)) if only is None else sorted(only)
+        actors = {str(bodies[i].get("actor")) for i in described}
+        accounts = {a: self.accounts.account(a) for a in actors}
         rpps_of = {a: acc.rpps for a, acc in accounts.items() if acc is not None and acc.rpps}
         names = self._practitioner_names(ctx, sorted(set(rpps_of.values())))
         reasons: dict[str, str] = {}  # the latest emergency reason of each actor, oldest first
         entries: list[HistoryEntry] = []
-        for event, body in reversed(list(zip(logged, bodies, strict=True))):
+        for position in range(len(logged) - 1, -1, -1):  # oldest first
+            event, body = logged[position], bodies[position]
             actor = str(body.get("actor"))
-            account = accounts.get(actor)
             rule = str(body.get("rule") or "")
             if body.get("action") == "break-glass" and "reason:" in rule:
                 reasons[actor] = rule.split("reason:", 1)[1].split()[0]
+            if only is not None and position not in only:
+                continue
+            account = accounts.get(actor)
             why = _why(body, account, patient_id)
             items = [
                 item_of(ref)

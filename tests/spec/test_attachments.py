@@ -183,6 +183,35 @@ def test_document_reference_attachments_round_trip_with_size(client: TestClient)
     )
 
 
+def test_a_search_without_attachment_data_lists_metadata_and_reads_no_file(
+    client: TestClient, services: Services
+) -> None:
+    """A list page asks for documents without their data: each attachment keeps its type,
+    title and size, carries neither data nor the store's internal reference, and no blob file
+    is read (they are moved away here: reading one would fail)."""
+    pid = new_patient(client)
+    doc = document(pid, {"contentType": "application/pdf", "data": b64(PDF), "title": "CR"})
+    assert client.post("/fhir/DocumentReference", json=doc, headers=FHIR_JSON).status_code == 201
+    blobs = services.settings.blob_dir
+    aside = blobs.with_name("blobs-aside")
+    blobs.rename(aside)
+    try:
+        found = services.fhir.search(
+            "",
+            "DocumentReference",
+            [("patient", pid)],
+            attachment_data=False,
+            ctx=AS_LOCAL_OPERATOR,
+        )
+    finally:
+        aside.rename(blobs)
+    attachment = found["entry"][0]["resource"]["content"][0]["attachment"]
+    assert attachment == {"contentType": "application/pdf", "title": "CR", "size": len(PDF)}
+    # the default still carries the data
+    full = services.fhir.search("", "DocumentReference", [("patient", pid)], ctx=AS_LOCAL_OPERATOR)
+    assert base64.b64decode(full["entry"][0]["resource"]["content"][0]["attachment"]["data"]) == PDF
+
+
 def test_attachment_size_given_by_client_is_kept(client: TestClient) -> None:
     pid = new_patient(client)
     doc = document(pid, {"contentType": "application/pdf", "data": b64(PDF), "size": len(PDF)})

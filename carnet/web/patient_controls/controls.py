@@ -44,7 +44,11 @@ def documents(
 ) -> list[dict[str, str]]:
     """The record's documents as the caller reads them (the policy filters in the query)."""
     bundle = fhir.search(
-        base, "DocumentReference", [("patient", patient_id), ("_count", "200")], ctx=caller.ctx
+        base,
+        "DocumentReference",
+        [("patient", patient_id), ("_count", "200")],
+        attachment_data=False,  # titles and dates only: no file read nor decrypted
+        ctx=caller.ctx,
     )
     found = []
     for entry in bundle.get("entry") or []:

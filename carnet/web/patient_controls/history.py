@@ -77,14 +77,17 @@ def history_page(
     try:
         patient_id, as_rep = acting_for(controls, caller, pour)
         wanted, errors = _filter(du, au, professionnel, motif)
-        entries = history.entries(caller.ctx, patient_id, wanted)
+        page = max(1, page)
+        entries, total = history.page(caller.ctx, patient_id, wanted, page, PER_PAGE)
+        pages = max(1, -(-total // PER_PAGE))
+        if page > pages:  # past the end (an old link): the last page
+            page = pages
+            entries, total = history.page(caller.ctx, patient_id, wanted, page, PER_PAGE)
     except (NotTheirsError, HistoryUnavailableError):
         return not_found_page(request)
     kept = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
     query = urlencode(kept)
     csv_path = "/espace/historique.csv" + (f"?{query}" if query else "")
-    pages = max(1, -(-len(entries) // PER_PAGE))
-    page = min(max(1, page), pages)
 
     def page_path(number: int) -> str:
         return "/espace/historique?" + urlencode([*kept, ("page", str(number))])
@@ -93,8 +96,8 @@ def history_page(
         request,
         "patient_controls/history.html",
         {
-            "entries": entries[(page - 1) * PER_PAGE : page * PER_PAGE],
-            "total": len(entries),
+            "entries": entries,
+            "total": total,
             "page": page,
             "pages": pages,
             "page_path": page_path,

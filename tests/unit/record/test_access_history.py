@@ -167,3 +167,24 @@ def test_a_read_still_in_the_spool_shows_as_being_sealed(shared: Services, recor
         holder.__exit__(None, None, None)
     check = history.verify(record.as_patient, record.patient, newest.event_id)
     assert check.result is Inclusion.VERIFIED  # drained and sealed once the lock is free
+
+
+def test_a_page_of_history_is_the_whole_history_cut_at_that_page(
+    shared: Services, record: Record
+) -> None:
+    """The portal's page describes only its own entries (a busy record's list costs its page,
+    not its year): each page, and the count, are those of the whole history, the emergency
+    reason included when the break-glass event is on an older page."""
+    history = _history(shared)
+    upto = HistoryFilter(until=datetime.now(UTC))  # the reads below add entries after it
+    every = history.entries(record.as_patient, record.patient, upto)
+    assert len(every) >= 5
+    for number in range(1, len(every) + 2):
+        page, total = history.page(record.as_patient, record.patient, upto, number, 1)
+        assert total == len(every)
+        assert page == every[number - 1 : number]
+    emergency = [e for e in every if e.emergency_reason == "unconscious"]
+    assert emergency and emergency[0].action == "read"
+    assert history.page(record.as_patient, record.patient, None, 1, 3)[1] > len(every)
+    with pytest.raises(HistoryUnavailableError):
+        history.page(record.as_other, record.patient, None, 1, 3)

@@ -4,6 +4,8 @@ alert chosen; a sweep run twice sends nothing twice; another's choices are not r
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import select
 
@@ -87,3 +89,43 @@ def test_another_persons_alerts_answer_as_missing(services: Services, record: Re
     assert refused.value.status == 404
     with pytest.raises(ControlError):
         alerts.choice(record.as_other, record.patient)
+
+
+def _sweep_at(start: threading.Barrier, alerts: AlertService) -> None:
+    start.wait()
+    alerts.sweep()
+
+
+@pytest.mark.both_backends
+def test_two_concurrent_sweeps_queue_each_alert_once(services: Services, record: Record) -> None:
+    """Two sweeps (two threads, or two server workers) that read the same position both find
+    the same events: only the one that moves the position forward queues their alerts."""
+    first, second = _alerts(services), _alerts(services)
+    first.sweep()  # the position exists: the sweeps race on moving it, not on creating it
+    for _ in range(6):
+        services.controls.break_glass(record.as_er, record.patient, "unconscious")
+        services.audit.checkpoint()
+        start = threading.Barrier(2)
+        threads = [threading.Thread(target=_sweep_at, args=(start, a)) for a in (first, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert _queued(services, record.patient) == [templates.ALERT_EMERGENCY] * 6
+
+
+@pytest.mark.both_backends
+def test_two_sweeps_racing_to_create_the_position_queue_each_alert_once(
+    services: Services, record: Record
+) -> None:
+    services.controls.break_glass(record.as_er, record.patient, "unconscious")
+    services.audit.checkpoint()
+    start = threading.Barrier(2)
+    threads = [
+        threading.Thread(target=_sweep_at, args=(start, _alerts(services))) for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert _queued(services, record.patient) == [templates.ALERT_EMERGENCY]
