@@ -150,4 +150,17 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/pro/patients/{patient_id}/recherche": Guard.PUBLIC,
     "/pro/patients/{patient_id}/documents/{document_id}": Guard.PUBLIC,
     "/pro/patients/{patient_id}/depot": Guard.PUBLIC,
+    # the research hub's members' pages (carnet/web/hub): each authenticates its caller and role
+    "/recherche": Guard.PUBLIC,
+    "/recherche/demande": Guard.PUBLIC,
+    "/recherche/projets/{permit_id}": Guard.PUBLIC,
+    "/recherche/projets/{permit_id}/etapes/{step}": Guard.PUBLIC,
+    "/recherche/projets/{permit_id}/requete": Guard.PUBLIC,
+    "/recherche/projets/{permit_id}/diffusions": Guard.PUBLIC,
+    "/recherche/projets/{permit_id}/resultats": Guard.PUBLIC,
+    "/recherche/instruction": Guard.PUBLIC,
+    "/recherche/instruction/{permit_id}": Guard.PUBLIC,
+    "/recherche/controle": Guard.PUBLIC,
+    "/recherche/controle/{release_id}": Guard.PUBLIC,
+    "/recherche/controle/{release_id}/results.json": Guard.PUBLIC,
 }
