@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from httpx2 import Response
 
 from carnet.app import Services, create_app
@@ -109,6 +111,16 @@ def _get(hub: Hub, who: str, path: str) -> Response:
     return hub.client_of[who][0].get(path, follow_redirects=False)
 
 
+def _audited(hub: Hub, who: str, action: str) -> list[int]:
+    """The outcomes of the audit events of ``who`` taking ``action`` (ids only in them)."""
+    hub.services.audit.flush()
+    with hub.services.engine.connect() as conn:
+        bodies = [row[0] for row in conn.execute(text("SELECT body FROM audit_event"))]
+    events = [orjson.loads(body) for body in bodies]
+    actor = hub.accounts[who]
+    return [e["outcome"] for e in events if e["actor"] == actor and e["action"] == action]
+
+
 def _release(hub: Hub) -> Release:
     return hub.services.hub.releases.get(hub.release_id)  # type: ignore[union-attr]
 
@@ -122,6 +134,7 @@ def test_a_researcher_cannot_open_another_projects_workspace(hub: Hub) -> None:
     assert "MRN" not in query.text and "gender_source_value" not in query.text
     asked = _post(hub, "other_researcher", f"{project}/diffusions", {"release_sql": SQL})
     assert asked.status_code == 404
+    assert _audited(hub, "other_researcher", "permit-read") == [404, 404, 404]
     missing = _get(hub, "other_researcher", "/recherche/projets/no-such-permit")
     assert missing.text == _get(hub, "other_researcher", project).text.replace(
         hub.permit_id, "no-such-permit"
@@ -163,6 +176,7 @@ def test_a_reviewer_cannot_decide_their_own_application(hub: Hub) -> None:
     assert tried.status_code == 403
     assert "un autre membre du comité décide" in tried.text
     assert permits.get(own.permit_id).state == "submitted"
+    assert 403 in _audited(hub, "teammate", "permit-review")
 
 
 def test_a_checker_cannot_approve_a_request_of_their_own_project(hub: Hub) -> None:
@@ -171,6 +185,7 @@ def test_a_checker_cannot_approve_a_request_of_their_own_project(hub: Hub) -> No
     assert tried.status_code == 403
     assert "deux autres vérificateurs" in tried.text
     assert _release(hub).approvals == before
+    assert 403 in _audited(hub, "teammate", "release-approve")
 
 
 def test_a_checker_cannot_approve_twice(hub: Hub) -> None:
@@ -180,6 +195,7 @@ def test_a_checker_cannot_approve_twice(hub: Hub) -> None:
     again = _post(hub, "checker_1", path, {"decision": "approve"})
     assert again.status_code == 409
     assert "déjà rendu votre décision" in again.text
+    assert _audited(hub, "checker_1", "release-approve") == [200, 409]
     assert _release(hub).approvals == (hub.accounts["checker_1"],)
     assert _release(hub).state == "pending"
 
