@@ -156,4 +156,17 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/espace/profil/{slug}/{item_id}": Guard.PUBLIC,
     "/espace/profil/{slug}/{item_id}/suppression": Guard.PUBLIC,
     "/dossier/documents/{doc_id}/apercu": Guard.PUBLIC,  # a PDF's pages for the sandboxed frame
+    # the research hub's members' pages (carnet/web/hub): each authenticates its caller and role
+    "/recherche": Guard.PUBLIC,
+    "/recherche/demande": Guard.PUBLIC,
+    "/recherche/projets/{permit_id}": Guard.PUBLIC,
+    "/recherche/projets/{permit_id}/etapes/{step}": Guard.PUBLIC,
+    "/recherche/projets/{permit_id}/requete": Guard.PUBLIC,
+    "/recherche/projets/{permit_id}/diffusions": Guard.PUBLIC,
+    "/recherche/projets/{permit_id}/resultats": Guard.PUBLIC,
+    "/recherche/instruction": Guard.PUBLIC,
+    "/recherche/instruction/{permit_id}": Guard.PUBLIC,
+    "/recherche/controle": Guard.PUBLIC,
+    "/recherche/controle/{release_id}": Guard.PUBLIC,
+    "/recherche/controle/{release_id}/results.json": Guard.PUBLIC,
 }

@@ -146,7 +146,12 @@ def create_demo_accounts(
                 f"RPPS {pro.rpps}",
                 f"sign in at {issuer_url}/auth/pro/login?next=/pro and pick "
                 f'"{pro.label}" (built-in identity provider)'
-                + (f"; hub role {hub_role} (account {pro_account})" if hub_role else ""),
+                + (
+                    f"; hub role {hub_role} (account {pro_account}), the hub's pages at "
+                    f"{issuer_url}/auth/pro/login?next=/recherche"
+                    if hub_role
+                    else ""
+                ),
                 sign_in=f"{issuer_url}/auth/pro/login?next=/pro",
                 account_id=pro_account,
             )

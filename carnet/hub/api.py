@@ -135,7 +135,10 @@ def request_release(request: Request, hub: HubDep, permit_id: str, body: Json) -
     """A table of aggregates to release: controlled at once, then queued for two checkers."""
     ctx = _ctx(request)
     with _answering():
-        release = hub.releases.request(ctx, permit_id, table_request(body))
+        profile = body.get("profile")
+        release = hub.releases.request(
+            ctx, permit_id, table_request(body), str(profile) if profile else None
+        )
     return release.as_json()
 
 

@@ -333,6 +333,18 @@ class PermitService:
             raise HubError(404, "no such permit")
         return _permit(row)
 
+    def view(self, ctx: RequestContext, permit_id: str) -> Permit:
+        """A permit for its project's team and the reviewers; anyone else meets the same 404 as
+        for a permit that does not exist (audited)."""
+        try:
+            permit = self.get(permit_id)
+        except HubError:
+            raise self.refuse(ctx, "permit-read", None, 404, "no such permit") from None
+        subject = ctx.principal.subject
+        if subject not in permit.members and not self.roles.holds(subject, REVIEWER):
+            raise self.refuse(ctx, "permit-read", permit_id, 404, "no such permit")
+        return permit
+
     def visible_to(self, ctx: RequestContext) -> list[Permit]:
         """A reviewer sees every application past draft; anyone else, their projects'."""
         self.expire_due()

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
@@ -25,9 +26,9 @@ from carnet.audit.service import AuditService, actor_of
 from carnet.caller import RequestContext
 from carnet.db.engine import writing
 from carnet.db.instants import utc_now
-from carnet.hub.disclosure.acro_record import output_entry, results_document
+from carnet.hub.disclosure.acro_record import output_entry, results_document, write_bundle
 from carnet.hub.disclosure.gates import check_columns, check_file
-from carnet.hub.disclosure.profiles import profile_named
+from carnet.hub.disclosure.profiles import choosable_profiles, profile_named
 from carnet.hub.disclosure.tables import TableRequest, TableRequestError, control_table
 from carnet.hub.models import hub_release, hub_release_review
 from carnet.hub.permits import HubError, PermitService
@@ -37,6 +38,16 @@ from carnet.hub.workspace import WorkspaceService, bounded, open_extract, single
 REFUSED_BY_GATES, PENDING, RELEASED, REFUSED = "refused_by_gates", "pending", "released", "refused"
 APPROVALS_NEEDED = 2
 AUDIT_TYPE = "ResearchRelease"
+
+
+@dataclass(frozen=True)
+class Review:
+    """One output checker's decision on a request."""
+
+    checker: str
+    decision: str
+    comment: str | None
+    decided_at: datetime
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,12 @@ class Release:
     record: dict[str, Any] | None
     gate_reasons: list[str]
     approvals: tuple[str, ...]
+    requested_at: datetime | None = None
+
+    @property
+    def profile(self) -> str | None:
+        """The disclosure profile its table was controlled with (None: refused by the gates)."""
+        return None if self.record is None else self.record["properties"].get("profile")
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -97,12 +114,14 @@ class ReleaseService:
         permits: PermitService,
         workspace: WorkspaceService,
         now: Callable[[], datetime] = utc_now,
+        outputs_dir: Path | None = None,
     ) -> None:
         self.engine = engine
         self.audit = audit
         self.permits = permits
         self.workspace = workspace
         self.now = now
+        self.outputs_dir = outputs_dir  # <outputs_dir>/<project>/releases/<request>/: SACRO's
 
     def _event(self, ctx: RequestContext, action: str, release_id: str | None, status: int) -> None:
         who = actor_of(replace(ctx, rule=f"hub {action}" + ("" if status < 400 else " refused")))
@@ -117,8 +136,16 @@ class ReleaseService:
         self._event(ctx, action, release_id, status)
         return HubError(status, message)
 
-    def request(self, ctx: RequestContext, permit_id: str, request: TableRequest) -> Release:
-        """Control a table over the project's extract and queue it for the checkers."""
+    def request(
+        self,
+        ctx: RequestContext,
+        permit_id: str,
+        request: TableRequest,
+        profile_name: str | None = None,
+    ) -> Release:
+        """Control a table over the project's extract and queue it for the checkers. The table
+        is controlled with the permit's profile, or with ``profile_name`` if it is at least as
+        strict (never a laxer one: HubError 400)."""
         path = self.workspace.extract_path(ctx, permit_id, "release-request")
         permit = self.permits.get(permit_id)
         latest = self.permits.latest_extract(permit_id)
@@ -126,7 +153,16 @@ class ReleaseService:
             raise self._refuse(
                 ctx, "release-request", None, 409, "the extract's risk report blocks release"
             )
-        profile = profile_named(permit.application.disclosure_profile)
+        allowed = choosable_profiles(permit.application.disclosure_profile)
+        if profile_name is not None and profile_name not in allowed:
+            raise self._refuse(
+                ctx,
+                "release-request",
+                None,
+                400,
+                "the disclosure profile is the permit's or a stricter one: " + ", ".join(allowed),
+            )
+        profile = profile_named(profile_name or allowed[0])
         names = [n for n in (request.rows, request.columns, request.value) if n]
         gate = check_columns(names)
         released: list[dict[str, Any]] | None = None
@@ -144,6 +180,7 @@ class ReleaseService:
             file_gate = check_file("output.csv", _csv(released), profile)
             reasons += file_gate.reasons
             record = output_entry(release_id, table, f"{release_id}.csv", moment=self.now())
+            record["properties"]["profile"] = profile_name or allowed[0]
         state = PENDING if not reasons else REFUSED_BY_GATES
         with writing(self.engine) as conn:
             conn.execute(
@@ -160,6 +197,7 @@ class ReleaseService:
                 )
             )
         self._event(ctx, "release-request", release_id, 200 if state == PENDING else 422)
+        self._write_bundle(release_id)
         return self.get(release_id)
 
     def get(self, release_id: str) -> Release:
@@ -189,6 +227,7 @@ class ReleaseService:
             record=json.loads(m["record"]) if m["record"] else None,
             gate_reasons=json.loads(m["gate_reasons"] or "[]"),
             approvals=approved,
+            requested_at=m["requested_at"],
         )
 
     def review(
@@ -238,6 +277,7 @@ class ReleaseService:
         if already is not None:
             raise self._refuse(ctx, action, release_id, 409, "a checker decides once per request")
         self._event(ctx, action, release_id, 200)
+        self._write_bundle(release_id)
         return self.get(release_id)
 
     def _may_see(self, ctx: RequestContext, release: Release) -> bool:
@@ -257,19 +297,74 @@ class ReleaseService:
         release = self.view(ctx, release_id)
         if release.record is None:
             raise HubError(409, "the request did not pass the automatic gates")
+        return self._document(release)
+
+    def _document(self, release: Release) -> dict[str, Any]:
+        assert release.record is not None
+        entry = dict(release.record)
+        entry["comments"] = [
+            f"{r.checker}: {r.decision}" + (f" - {r.comment}" if r.comment else "")
+            for r in self.reviews_of(release.release_id)
+        ]
+        return results_document({release.release_id: entry})
+
+    def reviews_of(self, release_id: str) -> list[Review]:
+        """The checkers' decisions on a request, oldest first (for those who may view it)."""
         with self.engine.connect() as conn:
-            comments = conn.execute(
-                select(
-                    hub_release_review.c.checker,
-                    hub_release_review.c.decision,
-                    hub_release_review.c.comment,
-                )
+            rows = conn.execute(
+                select(hub_release_review)
                 .where(hub_release_review.c.release_id == release_id)
                 .order_by(hub_release_review.c.decided_at)
             ).all()
-        entry = dict(release.record)
-        entry["comments"] = [f"{c}: {d}" + (f" - {t}" if t else "") for c, d, t in comments]
-        return results_document({release_id: entry})
+        return [Review(r.checker, r.decision, r.comment, r.decided_at) for r in rows]
+
+    def bundle_dir(self, release: Release) -> Path | None:
+        """The folder holding the request's results.json beside its output (SACRO-Viewer's)."""
+        if self.outputs_dir is None or release.record is None:
+            return None
+        project = self.permits.get(release.permit_id).project_id
+        return self.outputs_dir / project / "releases" / release.release_id
+
+    def _write_bundle(self, release_id: str) -> None:
+        """Write (again) the request's results.json and its released table's CSV."""
+        release = self.get(release_id)
+        folder = self.bundle_dir(release)
+        if folder is None or release.released_table is None:
+            return
+        table = {f"{release_id}.csv": _csv(release.released_table)}
+        write_bundle(folder, self._document(release), table)
+
+    def for_permit(self, ctx: RequestContext, permit_id: str) -> list[Release]:
+        """A project's requests, newest first, for its team (anyone else: 404, audited)."""
+        try:
+            permit = self.permits.get(permit_id)
+        except HubError:
+            permit = None
+        if permit is None or ctx.principal.subject not in permit.members:
+            raise self._refuse(ctx, "release-list", None, 404, "no such permit")
+        with self.engine.connect() as conn:
+            ids = conn.execute(
+                select(hub_release.c.release_id)
+                .where(hub_release.c.permit_id == permit_id)
+                .order_by(hub_release.c.requested_at.desc())
+            ).scalars()
+            found = list(ids)
+        return [self.get(release_id) for release_id in found]
+
+    def queue(self, ctx: RequestContext) -> list[Release]:
+        """Every request that passed the gates, pending first then newest, for output checkers
+        (anyone else: 403, audited)."""
+        if not self.permits.roles.holds(ctx.principal.subject, OUTPUT_CHECKER):
+            raise self._refuse(ctx, "release-queue", None, 403, "only an output checker")
+        with self.engine.connect() as conn:
+            ids = conn.execute(
+                select(hub_release.c.release_id)
+                .where(hub_release.c.state != REFUSED_BY_GATES)
+                .order_by(hub_release.c.requested_at.desc())
+            ).scalars()
+            listed = list(ids)
+        found = [self.get(release_id) for release_id in listed]
+        return sorted(found, key=lambda r: r.state != PENDING)
 
     def output(self, ctx: RequestContext, release_id: str) -> list[dict[str, Any]]:
         """The released table, once two checkers approved it."""

@@ -33,7 +33,7 @@ def build(settings: Settings, engine: Engine, audit: AuditService) -> HubService
     roles = Roles(engine)
     permits = PermitService(engine, audit, roles)
     workspace = WorkspaceService(permits, audit)
-    releases = ReleaseService(engine, audit, permits, workspace)
     hub_dir = settings.data_dir / "hub"
+    releases = ReleaseService(engine, audit, permits, workspace, outputs_dir=hub_dir)
     catalogue = CatalogueService(settings.public_base_url, hub_dir / "catalogue")
     return HubServices(roles, permits, workspace, releases, hub_dir, catalogue)

@@ -9,12 +9,18 @@ checkers' comments. Only the released table's file is named; the true counts nev
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from carnet.hub.disclosure.tables import ControlledTable
 
 RESULTS_FORMAT_VERSION = "1.0.2"  # the ACRO release whose results.json this follows
+RESULTS_FILE = "results.json"
+STATBARN_CONTEXT = "https://w3id.org/statbarnsdc#"
+# the SACRO statistical barn of each statistic (ACRO's statbarns.json)
+STATBARNS = {"count": "Frequencies", "sum": "LinearAggregations", "mean": "LinearAggregations"}
 
 
 def table_outcome(table: ControlledTable) -> dict[str, dict[str, str]]:
@@ -61,6 +67,20 @@ def output_entry(
         "timestamp": (moment or datetime.now(UTC)).isoformat(),
         "comments": list(comments or []),
         "exception": "",
+        "fair": _fair(table, failed_counts),
+    }
+
+
+def _fair(table: ControlledTable, failed_counts: dict[str, int]) -> dict[str, Any]:
+    """The FAIR description ACRO 1.0.2 gives each output (its SACRO statistical barn)."""
+    request = table.request
+    return {
+        "context": STATBARN_CONTEXT,
+        "statbarn": STATBARNS[request.statistic],
+        "checks_needed": list(table.checks),
+        "check_status": {c: "fail" if n else "pass" for c, n in failed_counts.items()},
+        "dependent": request.value or "unknown",
+        "independent": [name for name in (request.rows, request.columns) if name],
     }
 
 
@@ -80,3 +100,18 @@ def results_document(entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "tool": {"@type": "SoftwareApplication", "name": "Carnet output control"},
         "results": entries,
     }
+
+
+def write_bundle(folder: Path, document: dict[str, Any], files: dict[str, bytes]) -> Path:
+    """Write ``results.json`` and the output files it names into ``folder`` (the directory an
+    output checker opens in SACRO-Viewer, or reads with ``acro.record.load_records``). Each
+    file is replaced whole, so a reader never sees half of one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    contents = {**files, RESULTS_FILE: json.dumps(document, indent=4).encode()}
+    for name, content in contents.items():
+        if Path(name).name != name:
+            raise ValueError("an output file is named without a folder")
+        partial = folder / f".{name}.partial"
+        partial.write_bytes(content)
+        partial.replace(folder / name)
+    return folder / RESULTS_FILE

@@ -96,3 +96,35 @@ def rounded(value: int, profile: DisclosureProfile) -> int:
     if profile.rounding == "midpoint6":
         return -(-value // 6) * 6 - 3  # the middle of the block of six that holds it: 1..6 -> 3
     return (2 * value + base) // (2 * base) * base  # half up, in integers
+
+
+def at_least_as_strict(candidate: DisclosureProfile, floor: DisclosureProfile) -> bool:
+    """Whether ``candidate`` suppresses every cell ``floor`` suppresses and rounds at least as
+    coarsely, so a researcher may choose it for a release instead of their permit's profile."""
+    if candidate.min_count < floor.min_count or floor.zeros_disclosive > candidate.zeros_disclosive:
+        return False
+    if floor.nk_k is not None and (
+        candidate.nk_k is None
+        or candidate.nk_k > floor.nk_k
+        or (candidate.nk_n or 0) < (floor.nk_n or 0)
+    ):
+        return False
+    if floor.p_ratio is not None and (
+        candidate.p_ratio is None or candidate.p_ratio < floor.p_ratio
+    ):
+        return False
+    if floor.rounding == "none":
+        return True
+    return candidate.rounding != "none" and candidate.rounding_base >= floor.rounding_base
+
+
+def choosable_profiles(permit_profile: str) -> tuple[str, ...]:
+    """The presets a release of a permit with ``permit_profile`` may use: its own first, then
+    every stricter one."""
+    floor = profile_named(permit_profile)
+    stricter = [
+        name
+        for name, profile in PRESETS.items()
+        if name != permit_profile and at_least_as_strict(profile, floor)
+    ]
+    return (permit_profile, *sorted(stricter))

@@ -1,6 +1,8 @@
-"""The research hub's pages: the public register of data permits (no sign-in), in the portal's
-style, the same entries as ``GET /hub/register`` (carnet/hub/register.py); and, in the person's
-space, the research projects whose extracts included them (carnet/hub/omop/uses.py)."""
+"""The research hub's pages: the public register of data permits (no sign-in), the same entries
+as ``GET /hub/register`` (carnet/hub/register.py); in the person's space, the research projects
+whose extracts included them (carnet/hub/omop/uses.py); and the pages of the hub's members under
+``/recherche``: researchers (research.py), the access committee (review.py) and the output
+checkers (checks.py)."""
 
 from __future__ import annotations
 
@@ -14,21 +16,16 @@ from carnet.dependencies import HubDep, services_of
 from carnet.hub.omop.uses import projects_that_included_me
 from carnet.hub.register import register_entry
 from carnet.web.caller import OptionalCaller, PersonPage
+from carnet.web.hub import checks, research, review
+from carnet.web.hub.common import STATUS_LABELS
 from carnet.web.i18n import N_
 from carnet.web.space import SpaceLink, register_space_link
 from carnet.web.templating import render
 
 router = APIRouter(include_in_schema=False)
-
-STATUS_LABELS = {
-    "submitted": N_("déposée"),
-    "under_review": N_("en instruction"),
-    "approved": N_("accordée"),
-    "rejected": N_("refusée"),
-    "active": N_("en cours"),
-    "expired": N_("terminée"),
-    "revoked": N_("retirée"),
-}
+router.include_router(research.router)
+router.include_router(review.router)
+router.include_router(checks.router)
 
 
 @router.get("/registre")

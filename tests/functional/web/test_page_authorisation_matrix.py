@@ -72,6 +72,9 @@ PROS = _row(SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, SERVED, SERVED, SERVED, FO
 # The patient's record in the workspace: the caring professional; the blocked one meets a missing
 # record, as does one without a care relationship (emergency access is its own form).
 PROS_RECORD = _row(SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, MISSING, MISSING, SERVED, FORBIDDEN)
+# The research hub's members' pages (carnet/web/hub): only accounts the operator gave a hub role,
+# which none of these callers holds (tests/functional/web/test_hub_pages.py serves them by role).
+HUB_MEMBERS = _row(SIGN_IN, *[FORBIDDEN] * (len(CALLERS) - 1))
 
 
 # A document hidden from the patient by a professional; a minor's kept from their representative.
@@ -193,6 +196,33 @@ def _table() -> dict[tuple[str, str], Page]:
                 ("pro_caring", {**pro_doc, "document_id": "masked"}),  # masked from professionals
                 ("pro_caring", {**pro_doc, "document_id": "foreign"}),  # another patient's
             ),
+        ),
+        ("GET", "/recherche"): Page(HUB_MEMBERS, {}),
+        ("GET", "/recherche/demande"): Page(HUB_MEMBERS, {}),
+        ("POST", "/recherche/demande"): Page(HUB_MEMBERS, {}),
+        ("GET", "/recherche/projets/{permit_id}"): Page(HUB_MEMBERS, {"permit_id": "=p"}),
+        ("POST", "/recherche/projets/{permit_id}/etapes/{step}"): Page(
+            HUB_MEMBERS, {"permit_id": "=p", "step": "=soumettre"}
+        ),
+        ("POST", "/recherche/projets/{permit_id}/requete"): Page(
+            HUB_MEMBERS, {"permit_id": "=p"}, form={"sql": "SELECT 1"}
+        ),
+        ("POST", "/recherche/projets/{permit_id}/diffusions"): Page(
+            HUB_MEMBERS, {"permit_id": "=p"}
+        ),
+        ("POST", "/recherche/projets/{permit_id}/resultats"): Page(
+            HUB_MEMBERS, {"permit_id": "=p"}
+        ),
+        ("GET", "/recherche/instruction"): Page(HUB_MEMBERS, {}),
+        ("GET", "/recherche/instruction/{permit_id}"): Page(HUB_MEMBERS, {"permit_id": "=p"}),
+        ("POST", "/recherche/instruction/{permit_id}"): Page(HUB_MEMBERS, {"permit_id": "=p"}),
+        ("GET", "/recherche/controle"): Page(HUB_MEMBERS, {}),
+        ("GET", "/recherche/controle/{release_id}"): Page(HUB_MEMBERS, {"release_id": "=r"}),
+        ("POST", "/recherche/controle/{release_id}"): Page(
+            HUB_MEMBERS, {"release_id": "=r"}, form={"decision": "approve"}
+        ),
+        ("GET", "/recherche/controle/{release_id}/results.json"): Page(
+            HUB_MEMBERS, {"release_id": "=r"}
         ),
     }
 

@@ -1,0 +1,287 @@
+"""The research hub's pages over HTTP (the browser journey is test_hub_journey_browser.py): the
+denials that guard them, the forms that store nothing when wrong, and each release's ACRO
+results.json written beside its output, read back with ACRO's own reader.
+
+One store, one app and one active project with a pending release for the module; each test signs
+its callers in with sessions of their own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from httpx2 import Response
+
+from carnet.app import Services, create_app
+from carnet.authn.api import CSRF_COOKIE, SESSION_COOKIE
+from carnet.caller import Kind, Principal, RequestContext
+from carnet.hub.disclosure.acro_record import RESULTS_FILE
+from carnet.hub.disclosure.tables import TableRequest
+from carnet.hub.permits import Application, HubError
+from carnet.hub.releases import Release
+from carnet.hub.roles import OUTPUT_CHECKER, RESEARCHER, REVIEWER
+from carnet.web.security import CSRF_FIELD
+from tests.support.hub import application, fake_extractor, operator_ctx
+from tests.support.module_services import module_services_fixture
+
+BASE = "http://127.0.0.1"
+shared = module_services_fixture()
+
+# account name -> (RPPS, hub roles); "teammate" is in the applicant's team and also a reviewer
+# and a checker, so the committee's and the checkers' independence rules have someone to refuse.
+ACCOUNTS = {
+    "applicant": ("10000000102", (RESEARCHER,)),
+    "teammate": ("10000000110", (RESEARCHER, REVIEWER, OUTPUT_CHECKER)),
+    "other_researcher": ("10000000128", (RESEARCHER,)),
+    "reviewer": ("10000000136", (REVIEWER,)),
+    "checker_1": ("10000000144", (OUTPUT_CHECKER,)),
+    "checker_2": ("10000000151", (OUTPUT_CHECKER,)),
+    "no_role": ("10000000169", ()),
+}
+SQL = "SELECT * FROM person"
+
+
+@dataclass
+class Hub:
+    services: Services
+    client_of: dict[str, tuple[TestClient, str]]
+    accounts: dict[str, str]
+    permit_id: str
+    release_id: str
+
+    def ctx(self, name: str) -> RequestContext:
+        principal = Principal(Kind.PROFESSIONAL, self.accounts[name], rpps=ACCOUNTS[name][0])
+        return RequestContext(principal, principal.subject, purpose="research")
+
+
+def _signed_in(services: Services, app: object, account: str) -> tuple[TestClient, str]:
+    client = TestClient(app, base_url=BASE)  # type: ignore[arg-type]
+    cookie, csrf = services.sessions.open(account, second_factor=True)
+    client.cookies.set(SESSION_COOKIE, cookie)
+    client.cookies.set(CSRF_COOKIE, csrf)
+    return client, csrf
+
+
+@pytest.fixture(scope="module")
+def hub(shared: Services) -> Iterator[Hub]:
+    services, roles = shared, shared.hub.roles  # type: ignore[union-attr]
+    accounts = {}
+    for name, (rpps, granted) in ACCOUNTS.items():
+        accounts[name] = services.accounts.create_professional(
+            f"rpps:{rpps}", None, rpps, "physician"
+        )
+        for role in granted:
+            roles.grant(accounts[name], role)
+    app = create_app(services.settings, services)
+    clients = {name: _signed_in(services, app, account) for name, account in accounts.items()}
+    built = Hub(services, clients, accounts, "", "")
+    permits = services.hub.permits  # type: ignore[union-attr]
+    body = application(team=[accounts["teammate"]])
+    permit = permits.apply(built.ctx("applicant"), Application.from_json(body))
+    built.permit_id = permit.permit_id
+    permits.step(built.ctx("applicant"), permit.permit_id, "submit")
+    permits.step(built.ctx("reviewer"), permit.permit_id, "review")
+    permits.step(built.ctx("reviewer"), permit.permit_id, "approve")
+    permits.step(built.ctx("applicant"), permit.permit_id, "activate")
+    extracts = services.hub.extracts_dir  # type: ignore[union-attr]
+    permits.extract(operator_ctx(), permit.permit_id, fake_extractor, extracts)
+    release = services.hub.releases.request(  # type: ignore[union-attr]
+        built.ctx("applicant"),
+        permit.permit_id,
+        TableRequest(SQL, "gender_source_value", "year_of_birth"),
+    )
+    built.release_id = release.release_id
+    yield built
+
+
+def _post(hub: Hub, who: str, path: str, form: dict[str, str], *, csrf: bool = True) -> Response:
+    client, token = hub.client_of[who]
+    data = {CSRF_FIELD: token, **form} if csrf else form
+    return client.post(path, data=data, follow_redirects=False)
+
+
+def _get(hub: Hub, who: str, path: str) -> Response:
+    return hub.client_of[who][0].get(path, follow_redirects=False)
+
+
+def _audited(hub: Hub, who: str, action: str) -> list[int]:
+    """The outcomes of the audit events of ``who`` taking ``action`` (ids only in them)."""
+    hub.services.audit.flush()
+    with hub.services.engine.connect() as conn:
+        bodies = [row[0] for row in conn.execute(text("SELECT body FROM audit_event"))]
+    events = [orjson.loads(body) for body in bodies]
+    actor = hub.accounts[who]
+    return [e["outcome"] for e in events if e["actor"] == actor and e["action"] == action]
+
+
+def _release(hub: Hub) -> Release:
+    return hub.services.hub.releases.get(hub.release_id)  # type: ignore[union-attr]
+
+
+def test_a_researcher_cannot_open_another_projects_workspace(hub: Hub) -> None:
+    project = f"/recherche/projets/{hub.permit_id}"
+    assert _get(hub, "applicant", project).status_code == 200
+    assert _get(hub, "other_researcher", project).status_code == 404
+    query = _post(hub, "other_researcher", f"{project}/requete", {"sql": SQL})
+    assert query.status_code == 404
+    assert "MRN" not in query.text and "gender_source_value" not in query.text
+    asked = _post(hub, "other_researcher", f"{project}/diffusions", {"release_sql": SQL})
+    assert asked.status_code == 404
+    assert _audited(hub, "other_researcher", "permit-read") == [404, 404, 404]
+    missing = _get(hub, "other_researcher", "/recherche/projets/no-such-permit")
+    assert missing.text == _get(hub, "other_researcher", project).text.replace(
+        hub.permit_id, "no-such-permit"
+    )
+
+
+def test_the_team_queries_its_extract_in_the_page_and_the_rows_never_become_a_link(
+    hub: Hub,
+) -> None:
+    sql = "SELECT gender_source_value, count(*) AS n FROM person GROUP BY 1 ORDER BY 1"
+    answer = _post(hub, "teammate", f"/recherche/projets/{hub.permit_id}/requete", {"sql": sql})
+    assert answer.status_code == 200
+    assert answer.headers["cache-control"] == "no-store"
+    assert "<td>F</td><td>30</td>" in answer.text.replace("\n", "").replace(" ", "")
+    refused = _post(
+        hub, "teammate", f"/recherche/projets/{hub.permit_id}/requete", {"sql": "DROP TABLE person"}
+    )
+    assert refused.status_code == 400
+
+
+def test_a_reviewer_cannot_decide_their_own_application(hub: Hub) -> None:
+    permits = hub.services.hub.permits  # type: ignore[union-attr]
+    own = permits.apply(
+        hub.ctx("applicant"),
+        Application.from_json(
+            application(team=[hub.accounts["teammate"]], title="Projet de l'équipe")
+        ),
+    )
+    permits.step(hub.ctx("applicant"), own.permit_id, "submit")
+    page = _get(hub, "teammate", f"/recherche/instruction/{own.permit_id}")
+    assert page.status_code == 200
+    assert "un autre membre du comité décide" in page.text
+    tried = _post(
+        hub,
+        "teammate",
+        f"/recherche/instruction/{own.permit_id}",
+        {"decision": "approve", "valid_months": "12"},
+    )
+    assert tried.status_code == 403
+    assert "un autre membre du comité décide" in tried.text
+    assert permits.get(own.permit_id).state == "submitted"
+    assert 403 in _audited(hub, "teammate", "permit-review")
+
+
+def test_a_checker_cannot_approve_a_request_of_their_own_project(hub: Hub) -> None:
+    before = _release(hub).approvals
+    tried = _post(hub, "teammate", f"/recherche/controle/{hub.release_id}", {"decision": "approve"})
+    assert tried.status_code == 403
+    assert "deux autres vérificateurs" in tried.text
+    assert _release(hub).approvals == before
+    assert 403 in _audited(hub, "teammate", "release-approve")
+
+
+def test_a_checker_cannot_approve_twice(hub: Hub) -> None:
+    path = f"/recherche/controle/{hub.release_id}"
+    first = _post(hub, "checker_1", path, {"decision": "approve", "comment": "Rien à signaler"})
+    assert first.status_code == 303
+    again = _post(hub, "checker_1", path, {"decision": "approve"})
+    assert again.status_code == 409
+    assert "déjà rendu votre décision" in again.text
+    assert _audited(hub, "checker_1", "release-approve") == [200, 409]
+    assert _release(hub).approvals == (hub.accounts["checker_1"],)
+    assert _release(hub).state == "pending"
+
+
+def test_a_hub_form_without_its_csrf_token_is_refused_and_changes_nothing(hub: Hub) -> None:
+    permits = hub.services.hub.permits  # type: ignore[union-attr]
+    before = len(permits.visible_to(hub.ctx("applicant")))
+    form = {"title": "Sans jeton", "decision": "approve"}
+    assert _post(hub, "applicant", "/recherche/demande", form, csrf=False).status_code == 403
+    refused = _post(hub, "checker_2", f"/recherche/controle/{hub.release_id}", form, csrf=False)
+    assert refused.status_code == 403
+    assert len(permits.visible_to(hub.ctx("applicant"))) == before
+    assert hub.accounts["checker_2"] not in _release(hub).approvals
+
+
+def test_an_application_with_a_wrong_field_is_shown_again_and_stores_nothing(hub: Hub) -> None:
+    permits = hub.services.hub.permits  # type: ignore[union-attr]
+    before = len(permits.visible_to(hub.ctx("applicant")))
+    form = {"title": "Incomplet", "variables": "patients: nom", "duration_months": "99"}
+    answer = _post(hub, "applicant", "/recherche/demande", form)
+    assert answer.status_code == 400
+    assert 'aria-invalid="true"' in answer.text and "Incomplet" in answer.text
+    assert len(permits.visible_to(hub.ctx("applicant"))) == before
+
+
+def test_only_the_hub_roles_open_the_hub_pages(hub: Hub) -> None:
+    assert _get(hub, "no_role", "/recherche").status_code == 403
+    assert _get(hub, "applicant", "/recherche/instruction").status_code == 403
+    assert _get(hub, "applicant", "/recherche/controle").status_code == 403
+    assert _get(hub, "reviewer", "/recherche/demande").status_code == 403
+    assert _get(hub, "checker_1", f"/recherche/instruction/{hub.permit_id}").status_code == 403
+
+
+def test_a_release_may_use_a_stricter_profile_never_a_laxer_one(hub: Hub) -> None:
+    releases = hub.services.hub.releases  # type: ignore[union-attr]
+    request = TableRequest(SQL, "gender_source_value")
+    stricter = releases.request(hub.ctx("applicant"), hub.permit_id, request, "acro-default")
+    assert stricter.profile == "acro-default"
+    permits = hub.services.hub.permits  # type: ignore[union-attr]
+    strict = permits.apply(
+        hub.ctx("applicant"),
+        Application.from_json(application(disclosureProfile="acro-default", title="Strict")),
+    )
+    for who, step in (
+        ("applicant", "submit"),
+        ("reviewer", "review"),
+        ("reviewer", "approve"),
+        ("applicant", "activate"),
+    ):
+        permits.step(hub.ctx(who), strict.permit_id, step)
+    extracts = hub.services.hub.extracts_dir  # type: ignore[union-attr]
+    permits.extract(operator_ctx(), strict.permit_id, fake_extractor, extracts)
+    with pytest.raises(HubError) as refused:
+        releases.request(hub.ctx("applicant"), strict.permit_id, request, "opensafely")
+    assert refused.value.status == 400
+
+
+def test_each_release_writes_its_results_json_beside_its_output_for_acro_and_sacro(
+    hub: Hub,
+) -> None:
+    acro_record = pytest.importorskip("acro.record")
+    releases = hub.services.hub.releases  # type: ignore[union-attr]
+    release = releases.request(
+        hub.ctx("applicant"),
+        hub.permit_id,
+        TableRequest(SQL, "gender_source_value", "year_of_birth"),
+    )
+    folder = releases.bundle_dir(release)
+    assert folder is not None
+    releases.review(hub.ctx("checker_2"), release.release_id, "approve", "Cases vérifiées")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [RESULTS_FILE, f"{release.release_id}.csv"]
+    )
+    records = acro_record.load_records(str(folder))  # ACRO's own reader
+    loaded = records.get(release.release_id)
+    assert loaded.status == "review" and loaded.output_type == "table"
+    assert loaded.comments == [f"{hub.accounts['checker_2']}: approve - Cases vérifiées"]
+    (table,) = loaded.output
+    # the released cells only: F/1950 (a true 7) suppressed, the others rounded to 5, totals
+    # recomputed from what is released
+    assert table.columns.tolist() == ["gender_source_value", "1950", "1960", "total"]
+    assert table["gender_source_value"].tolist() == ["F", "M", "total"]
+    assert table["1960"].tolist() == [25.0, 10.0, 35.0]
+    assert table["1950"].isna().tolist() == [True, False, False]
+    assert loaded.outcome.to_dict()["1950"]["F"].startswith("MinimumThresholdCheck")
+    offered = _get(hub, "checker_1", f"/recherche/controle/{release.release_id}/results.json")
+    assert offered.status_code == 200
+    assert offered.headers["content-disposition"] == 'attachment; filename="results.json"'
+    assert offered.json() == json.loads((Path(folder) / RESULTS_FILE).read_text())
