@@ -62,6 +62,7 @@ class Staged:
     local_concepts: dict[tuple[str, str], int] = field(default_factory=dict)
     dropped: Counter[str] = field(default_factory=Counter)
     excluded_opted_out: int = 0
+    coding_systems: tuple[str, ...] = ()  # the systems of every code met, for the catalogue
 
 
 def generalised_dates(days: pa.Array, shifts: pa.Array, dates: DateHandling) -> pa.Array:
@@ -228,8 +229,9 @@ class Stager:
             )
             tables[name] = table.select(list(TABLES[name].column_names))
         source_map = pa.concat_tables(maps)
+        systems = tuple(sorted({system for system, _ in self._concepts if system}))
         staged = Staged(
-            folder, {}, persons, source_map, self.unmapped, local, self.dropped, excluded
+            folder, {}, persons, source_map, self.unmapped, local, self.dropped, excluded, systems
         )
         tables["observation_period"] = _observation_periods(tables)
         for name, table in tables.items():
