@@ -131,16 +131,24 @@ def expire(ctx: typer.Context) -> None:
 def catalogue(
     ctx: typer.Context,
     omop: Annotated[
-        Path, typer.Argument(help="An OMOP CDM 5.4 DuckDB file (the whole-store extract).")
-    ],
+        Path | None,
+        typer.Argument(help="An OMOP CDM 5.4 DuckDB file; without it, the record store itself."),
+    ] = None,
 ) -> None:
-    """Describe the dataset in the catalogue (HealthDCAT-AP) from an OMOP database."""
+    """Describe the dataset in the catalogue (HealthDCAT-AP), from the record store (read as
+    the system caller hub-catalogue, audited) or from an OMOP database."""
     from datetime import date
 
-    if not omop.is_file():
+    from carnet.hub.catalogue.from_store import store_statistics
+
+    if omop is not None and not omop.is_file():
         raise fail(f"no such file: {omop.name}")
     with open_services(settings_of(ctx)) as services:
-        described = _hub(services).catalogue.refresh(omop, date.today())
+        if omop is None:
+            stats = store_statistics(services, _operator(), date.today())
+            described = _hub(services).catalogue.describe(stats)
+        else:
+            described = _hub(services).catalogue.refresh(omop, date.today())
     console.print(
         f"{described['id']}: {described['records']} record(s), "
         f"{described['individuals']} individual(s) (rounded)",

@@ -70,3 +70,6 @@ def test_hub_commands(sqlite_services: Services, tmp_path: Path) -> None:
     code, out = _run(data, "hub", "catalogue", str(omop))
     assert code == 0, out
     assert out.strip() == "carnet-record: 60 record(s), 60 individual(s) (rounded)"
+    code, out = _run(data, "hub", "catalogue")  # without a file: from the store itself
+    assert code == 0, out
+    assert out.startswith("carnet-record: ") and "(rounded)" in out

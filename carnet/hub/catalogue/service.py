@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from carnet.hub.catalogue.dcat import CARNET_RECORD, DatasetInfo, dataset_graph, serialised
-from carnet.hub.catalogue.statistics import dataset_statistics
+from carnet.hub.catalogue.statistics import DatasetStatistics, dataset_statistics
 from carnet.hub.workspace import open_extract
 from carnet.private_files import private_dir, write_private_bytes
 
@@ -36,8 +36,15 @@ class CatalogueService:
             stats = dataset_statistics(conn, today)
         finally:
             conn.close()
-        graph = dataset_graph(self.base_url, info, stats)
+        return self.describe(stats, info)
+
+    def describe(
+        self, stats: DatasetStatistics, info: DatasetInfo = CARNET_RECORD
+    ) -> dict[str, Any]:
+        """Write the description of dataset ``info.identifier`` with these figures (from the
+        store: carnet.hub.catalogue.from_store.store_statistics; or from an OMOP file)."""
         private_dir(self.directory)
+        graph = dataset_graph(self.base_url, info, stats)
         for suffix, media in MEDIA.items():
             write_private_bytes(
                 self.directory / f"{info.identifier}.{suffix}", serialised(graph, media).encode()

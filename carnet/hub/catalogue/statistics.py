@@ -158,7 +158,9 @@ def _table_statistics(
         or "true"
     )
     first = f'min("{start}")' if start in names else "NULL::DATE"
-    last = f'max(coalesce("{end}", "{start}"))' if start in names else "NULL::DATE"
+    last = "NULL::DATE"
+    if start in names:  # several tables have no end date: their last day is their last start
+        last = f'max(coalesce("{end}", "{start}"))' if end in names else f'max("{start}")'
     distinct_key = f'count(DISTINCT "{key}")' if key in names else "count(*)"
     sql = (
         f"SELECT count(*), {non_null}, count(*) FILTER (WHERE {valid}),"
@@ -182,8 +184,15 @@ def _table_statistics(
     return TableStatistics(table, _released(rows), columns, quality), rows, first_day, last_day
 
 
-def dataset_statistics(conn: duckdb.DuckDBPyConnection, today: date) -> DatasetStatistics:
-    """The catalogue's figures for the OMOP database behind ``conn``."""
+def dataset_statistics(
+    conn: duckdb.DuckDBPyConnection,
+    today: date,
+    *,
+    coding_systems: tuple[str, ...] | None = None,
+) -> DatasetStatistics:
+    """The catalogue's figures for the OMOP database behind ``conn`` (its tables or views).
+    ``coding_systems``: the systems of the codes actually met (read from the store); by default
+    the usual system of each table present."""
     present = {
         str(r[0])
         for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()
@@ -207,7 +216,9 @@ def dataset_statistics(conn: duckdb.DuckDBPyConnection, today: date) -> DatasetS
         ).fetchone() or (0, None, None)
         min_age = None if youngest is None else today.year - int(youngest)
         max_age = None if oldest is None else today.year - int(oldest)
-    systems = tuple(sorted({s for t in tables if (s := OMOP_LAYOUT[t][4])}))
+    systems = coding_systems
+    if systems is None:
+        systems = tuple(sorted({s for t in tables if (s := OMOP_LAYOUT[t][4])}))
     return DatasetStatistics(
         records=_released(total),
         individuals=_released(int(individuals)),

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from carnet.hub.omop.cdm import NUM_PRECISION, NUM_SCALE
@@ -79,6 +80,12 @@ def parse_moment(value: Any) -> tuple[date, datetime | None] | None:
     """A FHIR date or dateTime as (the date as written, the UTC moment if a time was given)."""
     if not isinstance(value, str) or len(value) < 4:
         return None
+    return _parsed_moment(value)
+
+
+@lru_cache(maxsize=1 << 16)
+def _parsed_moment(value: str) -> tuple[date, datetime | None] | None:
+    # a store repeats the same days and moments many times: each distinct text parsed once
     try:
         if len(value) == 4:
             return date(int(value), 1, 1), None

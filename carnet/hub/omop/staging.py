@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,7 +26,8 @@ from carnet.hub.omop.spec import DateHandling
 from carnet.hub.omop.vocabulary import EHR_TYPE, LOCAL_CONCEPT_START, Vocabulary
 
 QI_TABLE = "person_qi"  # per-person quasi-identifiers that are not CDM columns (département)
-_HELPERS = ("_patient", "_res_type", "_res_id", "_encounter", "_sort_date")
+_HELPERS = ("_patient", "_res_type", "_res_id", "_encounter")
+_DAY_MICROS = 86_400_000_000
 
 
 class Source(Protocol):
@@ -57,32 +57,46 @@ class Staged:
     folder: Path
     files: dict[str, Path]
     persons: dict[str, int]  # patient id -> person_id: the pseudonym map
-    source_map: list[tuple[str, int, str, str]]  # (table, row id, FHIR type, FHIR id)
+    source_map: pa.Table  # omop_table, row_id, res_type, res_id: the FHIR-id mapping
     unmapped: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
     local_concepts: dict[tuple[str, str], int] = field(default_factory=dict)
     dropped: Counter[str] = field(default_factory=Counter)
     excluded_opted_out: int = 0
+    coding_systems: tuple[str, ...] = ()  # the systems of every code met, for the catalogue
 
 
-def generalise(value: date | None, dates: DateHandling, shift: int) -> date | None:
-    """A date as the permit allows it out: exact, shifted by the person's days, or the first
-    day of its month or year."""
-    if value is None or dates == "exact":
-        return value
+def generalised_dates(days: pa.Array, shifts: pa.Array, dates: DateHandling) -> pa.Array:
+    """Dates as the permit allows them out: exact, each moved by its person's days (``shifts``,
+    one per row), or the first day of their month or year."""
+    if dates == "exact":
+        return days
     if dates == "shift":
-        return value + timedelta(days=shift)
-    if dates == "month":
-        return value.replace(day=1)
-    return value.replace(month=1, day=1)
+        return pc.add(days.cast(pa.int32()), shifts).cast(pa.date32())
+    return pc.floor_temporal(days, unit="month" if dates == "month" else "year")
 
 
-def generalise_moment(value: datetime | None, dates: DateHandling, shift: int) -> datetime | None:
-    """A moment: kept or shifted; dropped when dates are generalised to months or years."""
-    if value is None or dates == "exact":
-        return value
+def generalised_moments(moments: pa.Array, shifts: pa.Array, dates: DateHandling) -> pa.Array:
+    """Moments kept or shifted by whole days; dropped when dates are generalised to months or
+    years."""
+    if dates == "exact":
+        return moments
     if dates == "shift":
-        return value + timedelta(days=shift)
-    return None
+        micros = pc.multiply(shifts.cast(pa.int64()), _DAY_MICROS)
+        return pc.add(moments.cast(pa.int64()), micros).cast(pa.timestamp("us"))
+    return pa.nulls(len(moments), pa.timestamp("us"))
+
+
+@dataclass
+class _Collected:
+    """One CDM table's rows as mapped, kept column-wise until ``finish`` builds Arrow columns
+    in one pass per column (a row-by-row append costs more than the mapping itself)."""
+
+    values: list[dict[str, Any]] = field(default_factory=list)
+    persons: list[int] = field(default_factory=list)
+    shifts: list[int] = field(default_factory=list)
+    helpers: dict[str, list[Any]] = field(default_factory=lambda: {h: [] for h in _HELPERS})
+    # column -> (row index, value): coded values resolved here, set over the mapped values
+    resolved: dict[str, list[tuple[int, Any]]] = field(default_factory=dict)
 
 
 class Stager:
@@ -102,11 +116,9 @@ class Stager:
         self._people: dict[str, tuple[int, int] | None] = {}  # None: opted out
         self._with_patient: set[str] = set()
         self._departements: dict[str, str | None] = {}
-        self._columns: dict[str, dict[str, list[Any]]] = {
-            name: {c: [] for c in (*table.column_names, *_HELPERS)}
-            for name, table in TABLES.items()
-        }
-        self._unknown: dict[tuple[str, str], list[tuple[list[Any], int]]] = {}
+        self._rows: dict[str, _Collected] = {name: _Collected() for name in TABLES}
+        self._concepts: dict[tuple[str | None, str], tuple[int, int | None]] = {}
+        self._unknown: dict[tuple[str, str], list[tuple[str, str, int]]] = {}
         self.unmapped: Counter[tuple[str, str, str, str]] = Counter()
         self.dropped: Counter[str] = Counter()
 
@@ -143,49 +155,42 @@ class Stager:
                 self._with_patient.add(patient_id)
                 self._departements[patient_id] = mapped.person.departement
             for row in mapped.rows:
-                self._append(row, person)
+                self._collect(row, person)
 
-    def _append(self, row: MappedRow, person: tuple[int, int]) -> None:
-        person_id, shift = person
-        columns = self._columns[row.table]
-        values = dict(row.values)
-        if row.table == "person":
-            born = generalise(values.pop("birth_date", None), self.dates, shift)
-            values["year_of_birth"] = born.year if born else None
-            values["month_of_birth"] = born.month if born and self.dates != "year" else None
-            keep_day = born is not None and self.dates in ("exact", "shift")
-            values["day_of_birth"] = born.day if keep_day and born else None
-        sort_date: date | None = None
-        for name, kind in TABLES[row.table].columns:
-            value = values.get(name)
-            if kind == "date":
-                value = generalise(value, self.dates, shift)
-                sort_date = sort_date or value
-            elif kind == "ts":
-                value = generalise_moment(value, self.dates, shift)
-            columns[name].append(value)
-        columns["person_id"][-1] = person_id
+    def _collect(self, row: MappedRow, person: tuple[int, int]) -> None:
+        got = self._rows[row.table]
+        index = len(got.values)
+        got.values.append(row.values)
+        got.persons.append(person[0])
+        got.shifts.append(person[1])
+        helpers = got.helpers
+        helpers["_patient"].append(row.patient_id)
+        helpers["_res_type"].append(row.res_type)
+        helpers["_res_id"].append(row.res_id)
+        helpers["_encounter"].append(row.encounter_id)
+        resolved = got.resolved
         for coded in row.coded:
-            concept_id, source_concept_id = self.vocabulary.lookup(coded.system, coded.code)
-            columns[coded.concept_column][-1] = concept_id
+            key = (coded.system, coded.code)
+            found = self._concepts.get(key)
+            if found is None:
+                found = self._concepts[key] = self.vocabulary.lookup(coded.system, coded.code)
+            concept_id, source_concept_id = found
+            resolved.setdefault(coded.concept_column, []).append((index, concept_id))
             if coded.source_column:
-                columns[coded.source_column][-1] = coded.code  # verbatim
+                resolved.setdefault(coded.source_column, []).append((index, coded.code))
             if concept_id == 0:
-                key = (row.table, coded.concept_column, coded.system or "", coded.code)
-                self.unmapped[key] += 1
+                self.unmapped[
+                    (row.table, coded.concept_column, coded.system or "", coded.code)
+                ] += 1
             if coded.source_concept_column:
-                if source_concept_id is None:
-                    target = columns[coded.source_concept_column]
+                if source_concept_id is None:  # numbered locally at the end, in code order
                     self._unknown.setdefault((coded.system or "", coded.code), []).append(
-                        (target, len(target) - 1)
+                        (row.table, coded.source_concept_column, index)
                     )
                 else:
-                    columns[coded.source_concept_column][-1] = source_concept_id
-        columns["_patient"].append(row.patient_id)
-        columns["_res_type"].append(row.res_type)
-        columns["_res_id"].append(row.res_id)
-        columns["_encounter"].append(row.encounter_id)
-        columns["_sort_date"].append(sort_date)
+                    resolved.setdefault(coded.source_concept_column, []).append(
+                        (index, source_concept_id)
+                    )
 
     # -- the end of the read: ids, links, files ----------------------------------------------
 
@@ -196,8 +201,8 @@ class Stager:
         persons = {p: person[0] for p in kept if (person := self._people[p]) is not None}
         excluded = sum(1 for p in self._with_patient if self._people.get(p) is None)
         folder.mkdir(parents=True, exist_ok=True)
-        staged = Staged(folder, {}, persons, [], self.unmapped, local, self.dropped, excluded)
-        tables = {name: self._table(name, kept) for name in TABLES}
+        kept_ids = pa.array(sorted(kept), pa.string())
+        tables = {name: self._table(name, kept_ids) for name in TABLES}
         visits = tables["visit_occurrence"]
         visit_ids = dict(
             zip(
@@ -206,22 +211,28 @@ class Stager:
                 strict=True,
             )
         )
+        maps = []
         for name, table in tables.items():
             if "visit_occurrence_id" in table.column_names and name != "visit_occurrence":
                 linked = [visit_ids.get(e) for e in table["_encounter"].to_pylist()]
                 index = table.column_names.index("visit_occurrence_id")
                 table = table.set_column(index, "visit_occurrence_id", pa.array(linked, pa.int64()))
-            key = TABLES[name].key
-            staged.source_map.extend(
-                (name, row_id, res_type, res_id)
-                for row_id, res_type, res_id in zip(
-                    table[key].to_pylist(),
-                    table["_res_type"].to_pylist(),
-                    table["_res_id"].to_pylist(),
-                    strict=True,
+            maps.append(
+                pa.table(
+                    {
+                        "omop_table": pa.array([name] * table.num_rows, pa.string()),
+                        "row_id": table[TABLES[name].key],
+                        "res_type": table["_res_type"],
+                        "res_id": table["_res_id"],
+                    }
                 )
             )
             tables[name] = table.select(list(TABLES[name].column_names))
+        source_map = pa.concat_tables(maps)
+        systems = tuple(sorted({system for system, _ in self._concepts if system}))
+        staged = Staged(
+            folder, {}, persons, source_map, self.unmapped, local, self.dropped, excluded, systems
+        )
         tables["observation_period"] = _observation_periods(tables)
         for name, table in tables.items():
             staged.files[name] = folder / f"{name}.parquet"
@@ -242,20 +253,43 @@ class Stager:
         local: dict[tuple[str, str], int] = {}
         for number, key in enumerate(sorted(self._unknown)):
             local[key] = LOCAL_CONCEPT_START + number
-            for column, position in self._unknown[key]:
-                column[position] = local[key]
+            for table, column, index in self._unknown[key]:
+                self._rows[table].resolved.setdefault(column, []).append((index, local[key]))
         return local
 
-    def _table(self, name: str, kept: set[str]) -> pa.Table:
+    def _table(self, name: str, kept: pa.Array) -> pa.Table:
         cdm: CdmTable = TABLES[name]
-        columns = self._columns[name]
-        arrays = {c: pa.array(columns[c], ARROW_TYPES[kind]) for c, kind in cdm.columns}
-        for helper in _HELPERS:
-            arrays[helper] = pa.array(
-                columns[helper], pa.date32() if helper == "_sort_date" else pa.string()
-            )
+        got = self._rows[name]
+        shifts = pa.array(got.shifts, pa.int32())
+        arrays: dict[str, pa.Array] = {}
+        dated: list[pa.Array] = []  # the date columns in CDM order: the first set sorts the row
+        for column, kind in cdm.columns:
+            raw = [values.get(column) for values in got.values]
+            for index, value in got.resolved.get(column, ()):
+                raw[index] = value
+            array = pa.array(raw, ARROW_TYPES[kind])
+            if kind == "date":
+                array = generalised_dates(array, shifts, self.dates)
+                dated.append(array)
+            elif kind == "ts":
+                array = generalised_moments(array, shifts, self.dates)
+            arrays[column] = array
+        arrays["person_id"] = pa.array(got.persons, pa.int64())
+        if name == "person":
+            born = pa.array([values.get("birth_date") for values in got.values], pa.date32())
+            born = generalised_dates(born, shifts, self.dates)
+            nothing = pa.nulls(len(born), pa.int64())
+            arrays["year_of_birth"] = pc.year(born)
+            arrays["month_of_birth"] = pc.month(born) if self.dates != "year" else nothing
+            keep_day = self.dates in ("exact", "shift")
+            arrays["day_of_birth"] = pc.day(born) if keep_day else nothing
+        for helper in ("_patient", "_res_type", "_res_id", "_encounter"):
+            arrays[helper] = pa.array(got.helpers[helper], pa.string())
+        arrays["_sort_date"] = (
+            pc.coalesce(*dated) if dated else pa.nulls(len(got.values), pa.date32())
+        )
         table = pa.table(arrays)
-        table = table.filter(pc.is_in(table["_patient"], pa.array(sorted(kept), pa.string())))
+        table = table.filter(pc.is_in(table["_patient"], kept))
         order = [
             ("person_id", "ascending"),
             ("_sort_date", "ascending"),

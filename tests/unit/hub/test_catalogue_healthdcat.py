@@ -124,3 +124,19 @@ def test_the_catalogue_is_served_at_stable_urls_without_sign_in(omop: Path, tmp_
     assert Graph().parse(data=turtle, format="turtle")
     assert service.document("../secret", "ttl") is None
     assert service.document("carnet-record", "exe") is None
+
+
+def test_a_table_without_an_end_date_is_described_by_its_start_dates(tmp_path: Path) -> None:
+    """measurement, procedure_occurrence and observation have a start date only."""
+    conn = duckdb.connect(str(tmp_path / "omop.duckdb"))
+    try:
+        conn.execute(
+            "CREATE TABLE measurement AS SELECT i AS measurement_id, i AS person_id,"
+            " 3004410 AS measurement_concept_id, DATE '2024-01-01' + CAST(i AS INTEGER)"
+            " AS measurement_date FROM range(1, 11) AS t(i)"
+        )
+        stats = dataset_statistics(conn, TODAY)
+    finally:
+        conn.close()
+    assert (stats.first_date, stats.last_date) == (date(2024, 1, 2), date(2024, 1, 11))
+    assert stats.tables[0].records == 10
