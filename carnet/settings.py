@@ -324,6 +324,24 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "Refuse to serve when any destination of data, keys, backups, logs or notifications is "
         "undeclared or outside the EEA (true/false; as `carnet serve --strict`).",
     ),
+    Setting(
+        "watch_alerts_per_1000",
+        "20",
+        "Abnormal-access alerts a scan may queue per day, per 1,000 professionals active in the "
+        "log (at least one a day): the security officer's daily budget.",
+    ),
+    Setting(
+        "watch_history_days",
+        "28",
+        "Days of the audit log before the days scanned that give each user's habits (volume, "
+        "hours, workstations, emergency access).",
+    ),
+    Setting(
+        "watch_min_score",
+        "1.0",
+        "Lowest score of a queued alert: the detector's rank (0 to 1) plus the weights of the "
+        "rules met (carnet/watch/rules.py); 1.0 means at least one rule or a top-ranked oddity.",
+    ),
 )
 
 
@@ -417,6 +435,9 @@ class Settings:
     hosting_certifications: str
     sovereignty_declarations: str
     sovereignty_strict: bool
+    watch_alerts_per_1000: float
+    watch_history_days: int
+    watch_min_score: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -504,6 +525,9 @@ class Settings:
             hosting_certifications=raw["hosting_certifications"].strip(),
             sovereignty_declarations=raw["sovereignty_declarations"].strip(),
             sovereignty_strict=_flag("sovereignty_strict", raw["sovereignty_strict"]),
+            watch_alerts_per_1000=float(raw["watch_alerts_per_1000"]),
+            watch_history_days=int(raw["watch_history_days"]),
+            watch_min_score=float(raw["watch_min_score"]),
         )
 
     @property
