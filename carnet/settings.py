@@ -325,7 +325,7 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "undeclared or outside the EEA (true/false; as `carnet serve --strict`).",
     ),
     Setting(
-        "watch_alerts_per_1000",
+        "watch_alert_budget",
         "20",
         "Abnormal-access alerts a scan may queue per day, per 1,000 professionals active in the "
         "log (at least one a day): the security officer's daily budget.",
@@ -435,7 +435,7 @@ class Settings:
     hosting_certifications: str
     sovereignty_declarations: str
     sovereignty_strict: bool
-    watch_alerts_per_1000: float
+    watch_alert_budget: float
     watch_history_days: int
     watch_min_score: float
 
@@ -525,7 +525,7 @@ class Settings:
             hosting_certifications=raw["hosting_certifications"].strip(),
             sovereignty_declarations=raw["sovereignty_declarations"].strip(),
             sovereignty_strict=_flag("sovereignty_strict", raw["sovereignty_strict"]),
-            watch_alerts_per_1000=float(raw["watch_alerts_per_1000"]),
+            watch_alert_budget=float(raw["watch_alert_budget"]),
             watch_history_days=int(raw["watch_history_days"]),
             watch_min_score=float(raw["watch_min_score"]),
         )

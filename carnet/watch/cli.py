@@ -1,4 +1,4 @@
-"""`carnet watch scan|alerts|show|close|flag|unflag|officers`: abnormal-access detection, for the
+"""`carnet watch scan|alerts|show|close|flag|unflag|grant|revoke`: abnormal-access detection, for the
 operator on this machine (the CLI acts as the security officer; every command is audited)."""
 
 from __future__ import annotations
@@ -137,8 +137,6 @@ def register(app: typer.Typer) -> None:
     watch.command("close")(close)
     watch.command("flag")(flag)
     watch.command("unflag")(unflag)
-    officers = typer.Typer(help="Who holds the security-officer role.", no_args_is_help=True)
-    officers.command("grant")(grant)
-    officers.command("revoke")(revoke)
-    watch.add_typer(officers, name="officers")
+    watch.command("grant")(grant)
+    watch.command("revoke")(revoke)
     app.add_typer(watch, name="watch")

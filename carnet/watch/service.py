@@ -3,12 +3,12 @@
 A scan reads the professionals' accesses of the last days (and of the weeks before, for each
 user's habits) from the audit log, explains what care explains, scores the rest
 (carnet/watch/scorer.py) and keeps, for each day, the best user-days within the officer's budget
-(``watch_alerts_per_1000`` a day per 1,000 active professionals) and above ``watch_min_score``.
+(``watch_alert_budget`` a day per 1,000 active professionals) and above ``watch_min_score``.
 An alert names the account, the day, the reasons (codes), the suspect records and the events
 behind them: ids and words only.
 
 Only a security officer sees and closes alerts: an operator account the operator granted the
-role (``carnet watch officers grant``), or the operator's own CLI. Every look at the queue, every
+role (``carnet watch grant``), or the operator's own CLI. Every look at the queue, every
 closing and every refusal is an audit event. Closing an alert as ``confirmed`` tells each patient
 it names who chose to be alerted of professionals' access (the outbox, like the other alerts).
 """

@@ -21,7 +21,7 @@ def build(
         engine,
         audit,
         reader,
-        per_1000=settings.watch_alerts_per_1000,
+        per_1000=settings.watch_alert_budget,
         history_days=settings.watch_history_days,
         min_score=settings.watch_min_score,
     )
