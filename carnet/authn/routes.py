@@ -150,4 +150,7 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/pro/patients/{patient_id}/recherche": Guard.PUBLIC,
     "/pro/patients/{patient_id}/documents/{document_id}": Guard.PUBLIC,
     "/pro/patients/{patient_id}/depot": Guard.PUBLIC,
+    # the security officer's alert queue (carnet/web/watch): an operator with the role
+    "/securite/alertes": Guard.PUBLIC,
+    "/securite/alertes/{alert_id}": Guard.PUBLIC,
 }

@@ -101,10 +101,12 @@ class WatchService:
 
     def _officer(self, ctx: RequestContext, action: str) -> None:
         if not self.is_officer(ctx.principal):
-            self.audit.record_failure(
-                replace(ctx, rule="watch-officer-only"), action, None, None, 403
-            )
+            self.refused(ctx, action)
             raise WatchError(403, "the alert queue is for security officers")
+
+    def refused(self, ctx: RequestContext, action: str) -> None:
+        """Record that ``ctx`` was refused the queue (a page refuses before asking for it)."""
+        self.audit.record_failure(replace(ctx, rule="watch-officer-only"), action, None, None, 403)
 
     def grant(self, ctx: RequestContext, account_id: str, *, on: bool = True) -> None:
         """Give (or take back) the security-officer role: the operator's CLI only, to an

@@ -71,6 +71,9 @@ PROS = _row(SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, SERVED, SERVED, SERVED, FO
 # The patient's record in the workspace: the caring professional; the blocked one meets a missing
 # record, as does one without a care relationship (emergency access is its own form).
 PROS_RECORD = _row(SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, MISSING, MISSING, SERVED, FORBIDDEN)
+# The security officer's queue: an operator holding the role, which no caller here holds (the
+# operator included); tests/functional/web/test_watch_pages.py serves it to an officer.
+OFFICER = _row(SIGN_IN, *[FORBIDDEN] * (len(CALLERS) - 1))
 
 
 # A document hidden from the patient by a professional; a minor's kept from their representative.
@@ -163,6 +166,11 @@ def _table() -> dict[tuple[str, str], Page]:
         ),
         ("GET", "/pro/patients/{patient_id}/depot"): Page(PROS_RECORD, on_patient),
         ("POST", "/pro/patients/{patient_id}/depot"): Page(PROS_RECORD, on_patient),
+        ("GET", "/securite/alertes"): Page(OFFICER, {}),
+        ("GET", "/securite/alertes/{alert_id}"): Page(OFFICER, {"alert_id": "=some-alert"}),
+        ("POST", "/securite/alertes/{alert_id}"): Page(
+            OFFICER, {"alert_id": "=some-alert"}, form={"outcome": "legitimate"}
+        ),
         ("GET", "/pro/patients/{patient_id}/documents/{document_id}"): Page(
             PROS_RECORD,
             pro_doc,
