@@ -331,6 +331,24 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "access, emergency access, a new document) in the outbox; 0 turns it off (then run "
         "`carnet accounts sweep` from cron).",
     ),
+    Setting(
+        "watch_alert_budget",
+        "20",
+        "Abnormal-access alerts a scan may queue per day, per 1,000 professionals active in the "
+        "log (at least one a day): the security officer's daily budget.",
+    ),
+    Setting(
+        "watch_history_days",
+        "28",
+        "Days of the audit log before the days scanned that give each user's habits (volume, "
+        "hours, workstations, emergency access).",
+    ),
+    Setting(
+        "watch_min_score",
+        "1.0",
+        "Lowest score of a queued alert: the detector's rank (0 to 1) plus the weights of the "
+        "rules met (carnet/watch/rules.py); 1.0 means at least one rule or a top-ranked oddity.",
+    ),
 )
 
 
@@ -425,6 +443,9 @@ class Settings:
     sovereignty_declarations: str
     sovereignty_strict: bool
     alert_sweep_seconds: float
+    watch_alert_budget: float
+    watch_history_days: int
+    watch_min_score: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -513,6 +534,9 @@ class Settings:
             sovereignty_declarations=raw["sovereignty_declarations"].strip(),
             sovereignty_strict=_flag("sovereignty_strict", raw["sovereignty_strict"]),
             alert_sweep_seconds=float(raw["alert_sweep_seconds"]),
+            watch_alert_budget=float(raw["watch_alert_budget"]),
+            watch_history_days=int(raw["watch_history_days"]),
+            watch_min_score=float(raw["watch_min_score"]),
         )
 
     @property

@@ -25,6 +25,7 @@ from carnet.policy import cli as policy_cli
 from carnet.record import cli as record_cli
 from carnet.screening import cli as screening_cli
 from carnet.sovereignty import cli as sovereignty_cli
+from carnet.watch import cli as watch_cli
 
 
 def build_app() -> typer.Typer:
@@ -48,6 +49,7 @@ def build_app() -> typer.Typer:
     screening_cli.register(root)  # screen
     backup_cli.register(root)  # backup, restore
     sovereignty_cli.register(root)  # sovereignty
+    watch_cli.register(root)  # watch: abnormal access, the security officer's queue
     return root
 
 

@@ -10,6 +10,7 @@ from carnet.hub.omop import models as _hub_omop_models  # noqa: F401
 from carnet.identity import models as _identity_models  # noqa: F401
 from carnet.policy import models as _policy_models  # noqa: F401
 from carnet.record import models as _record_models  # noqa: F401
+from carnet.watch import models as _watch_models  # noqa: F401
 
 __all__ = ["metadata"]
 from carnet.hub import models as _hub_models  # noqa: F401

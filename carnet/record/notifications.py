@@ -72,3 +72,5 @@ class FileChannel:
 ALERT_FIRST_ACCESS = "alert-first-access"  # a professional opened the record for the first time
 ALERT_EMERGENCY = "alert-emergency-access"  # break-glass: always sent (EHDS art. 9)
 ALERT_NEW_DOCUMENT = "alert-new-document"  # someone else deposited a document
+# an access to the record the security officer confirmed as abnormal (carnet/watch/service.py)
+ALERT_ABNORMAL_ACCESS = "alert-abnormal-access"

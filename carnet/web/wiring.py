@@ -27,6 +27,7 @@ from carnet.web.record import upload
 from carnet.web.signin import activation, forgotten
 from carnet.web.signin import router as signin
 from carnet.web.templating import render
+from carnet.web.watch import router as watch_pages
 
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_PATH = "/static"
@@ -44,6 +45,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(pro.router)  # the professionals' workspace (carnet/web/pro)
     app.include_router(upload.router)
     app.include_router(profile.router)  # the medical profile (carnet/web/profile)
+    app.include_router(watch_pages.router)  # the security officer's alert queue
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(SignInRequiredError)

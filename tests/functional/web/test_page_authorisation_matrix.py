@@ -75,6 +75,9 @@ PROS_RECORD = _row(SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, MISSING, MISSING, S
 # The research hub's members' pages (carnet/web/hub): only accounts the operator gave a hub role,
 # which none of these callers holds (tests/functional/web/test_hub_pages.py serves them by role).
 HUB_MEMBERS = _row(SIGN_IN, *[FORBIDDEN] * (len(CALLERS) - 1))
+# The security officer's queue: an operator holding the role, which no caller here holds (the
+# operator included); tests/functional/web/test_watch_pages.py serves it to an officer.
+OFFICER = _row(SIGN_IN, *[FORBIDDEN] * (len(CALLERS) - 1))
 
 
 # A document hidden from the patient by a professional; a minor's kept from their representative.
@@ -189,6 +192,11 @@ def _table() -> dict[tuple[str, str], Page]:
         ),
         ("GET", "/pro/patients/{patient_id}/depot"): Page(PROS_RECORD, on_patient),
         ("POST", "/pro/patients/{patient_id}/depot"): Page(PROS_RECORD, on_patient),
+        ("GET", "/securite/alertes"): Page(OFFICER, {}),
+        ("GET", "/securite/alertes/{alert_id}"): Page(OFFICER, {"alert_id": "=some-alert"}),
+        ("POST", "/securite/alertes/{alert_id}"): Page(
+            OFFICER, {"alert_id": "=some-alert"}, form={"outcome": "legitimate"}
+        ),
         ("GET", "/pro/patients/{patient_id}/documents/{document_id}"): Page(
             PROS_RECORD,
             pro_doc,

@@ -99,6 +99,15 @@ EXPECTED_TREE: list[tuple[str, tuple[str, ...]]] = [
     ("backup", ("--to", "--jurisdiction", "--keep")),
     ("backup list", ("--from",)),
     ("backup drill", ("--from", "--snapshot")),
+    ("watch", ()),
+    ("watch scan", ("--days",)),
+    ("watch alerts", ("--json", "--all")),
+    ("watch show", ("alert_id",)),
+    ("watch close", ("alert_id", "--reason")),
+    ("watch flag", ("patient_id", "--kind")),
+    ("watch unflag", ("patient_id", "--kind")),
+    ("watch grant", ("account",)),
+    ("watch revoke", ("account",)),
 ]
 
 # Which module defines each command: the domain that owns what the command changes.
@@ -125,6 +134,7 @@ OWNERS: dict[str, str] = {
     "backup": "carnet.backup.cli",
     "restore": "carnet.backup.cli",
     "sovereignty": "carnet.sovereignty.cli",
+    "watch": "carnet.watch.cli",
 }
 
 

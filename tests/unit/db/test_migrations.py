@@ -82,6 +82,10 @@ EXPECTED_TABLES = {
     "record_alert_seen",
     "record_alert_cursor",
     "access_research_optout",
+    # abnormal-access detection (carnet/watch/models.py, migration 0022)
+    "watch_alert",
+    "watch_flag",
+    "watch_officer",
 }
 
 

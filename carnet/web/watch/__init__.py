@@ -1,0 +1,1 @@
+"""The security officer's pages: the abnormal-access alert queue (carnet/watch)."""
