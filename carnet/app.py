@@ -60,6 +60,7 @@ from carnet.record.service import RecordService, accepts_writes
 from carnet.screening import wiring as screening_wiring
 from carnet.screening.service import Screener
 from carnet.settings import Settings
+from carnet.sovereignty.report import refuse_unless_sovereign
 from carnet.web import wiring as web_wiring
 from carnet.web_safety import (
     BodyLimits,
@@ -163,7 +164,11 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
-    """The ASGI application. Until authentication lands, only loopback clients are served."""
+    """The ASGI application. Until authentication lands, only loopback clients are served.
+
+    Under ``sovereignty_strict``, raises SovereigntyRefusedError before opening anything when a
+    destination is undeclared or outside the EEA."""
+    refuse_unless_sovereign(settings)
     services = services or build_services(settings)
     if services.settings != settings:  # the app's settings are the ones its routers read
         services = replace(services, settings=settings, fhir_security=capability_security(settings))
