@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carnet.audit import api as audit_api
@@ -33,10 +33,11 @@ from carnet.crypto import wiring as crypto_wiring
 from carnet.crypto.service import CryptoService
 from carnet.db import wiring as db_wiring
 from carnet.db.engine import RETRY_AFTER_SECONDS, is_lock_timeout
+from carnet.db.storage_faults import storage_fault, store_places
 from carnet.dependencies import install
 from carnet.fhir import api as fhir_api
 from carnet.fhir import wiring as fhir_wiring
-from carnet.fhir.errors import FhirError, lock_timeout_error
+from carnet.fhir.errors import FhirError, lock_timeout_error, storage_error
 from carnet.fhir.operations import api as operations_api
 from carnet.fhir.operations import wiring as operations_wiring
 from carnet.fhir.operations.export import ExportService
@@ -64,6 +65,7 @@ from carnet.record.service import RecordService, accepts_writes
 from carnet.screening import wiring as screening_wiring
 from carnet.screening.service import Screener
 from carnet.settings import Settings
+from carnet.sovereignty.report import refuse_unless_sovereign
 from carnet.web import wiring as web_wiring
 from carnet.web_safety import (
     BodyLimits,
@@ -171,7 +173,11 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
-    """The ASGI application. Until authentication lands, only loopback clients are served."""
+    """The ASGI application. Until authentication lands, only loopback clients are served.
+
+    Under ``sovereignty_strict``, raises SovereigntyRefusedError before opening anything when a
+    destination is undeclared or outside the EEA."""
+    refuse_unless_sovereign(settings)
     services = services or build_services(settings)
     if services.settings != settings:  # the app's settings are the ones its routers read
         services = replace(services, settings=settings, fhir_security=capability_security(settings))
@@ -225,14 +231,24 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
 
-    @app.exception_handler(OperationalError)
-    async def database_error(request: Request, exc: OperationalError) -> Response:
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> Response:
         if not is_lock_timeout(exc):
-            return await unexpected(request, exc)
+            return await storage_full_or_read_only(request, exc)
         log.warning("lock timeout on %s %s", request.method, request.url.path)
         response = fhir_api.error_response(lock_timeout_error())
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+
+    @app.exception_handler(OSError)
+    async def storage_full_or_read_only(request: Request, exc: Exception) -> Response:
+        # A full or read-only disk (database or blob store): 507 or 503, never a 500; what
+        # failed was rolled back, so nothing of the request was written.
+        fault = storage_fault(exc, *store_places(built.engine, settings.data_dir))
+        if fault is None:
+            return await unexpected(request, exc)
+        log.error("storage %s on %s %s", fault.value, request.method, request.url.path)
+        return fhir_api.error_response(storage_error(fault))
 
     @app.exception_handler(BodyTooLarge)
     async def body_too_large(request: Request, exc: BodyTooLarge) -> Response:

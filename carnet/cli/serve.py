@@ -8,7 +8,7 @@ import typer
 
 from carnet.cli.shell import CliContext, cli_context, console, fail, open_services
 from carnet.settings import Settings
-from carnet.sovereignty.report import DeclarationError, strict_refusal
+from carnet.sovereignty.report import SovereigntyRefusedError, refuse_unless_sovereign
 
 
 def serve(
@@ -26,20 +26,20 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the FHIR API (loopback only until authentication is configured)."""
-    cli = cli_context(ctx)
-    if strict or cli.settings.sovereignty_strict:
-        refuse_outside_the_eea(cli.settings)
+    cli = strict_context(cli_context(ctx), strict=strict)
+    try:  # before anything opens; the app (create_app) checks the same in each worker
+        refuse_unless_sovereign(cli.settings)
+    except SovereigntyRefusedError as exc:
+        raise fail(str(exc)) from None
     run_server(cli, host=host, port=port, workers=workers)
 
 
-def refuse_outside_the_eea(settings: Settings) -> None:
-    """Exit with one line when a destination is undeclared or outside the EEA (sovereignty)."""
-    try:
-        refused = strict_refusal(settings)
-    except DeclarationError as exc:
-        raise fail(f"invalid setting: {exc}") from None
-    if refused is not None:
-        raise fail(refused)
+def strict_context(cli: CliContext, *, strict: bool) -> CliContext:
+    """The context with ``sovereignty_strict`` on when ``--strict`` asks for it, exported to the
+    environment that carnet.asgi reads in each worker."""
+    if strict and not cli.settings.sovereignty_strict:
+        return cli.exported(sovereignty_strict="true")
+    return cli
 
 
 def run_server(cli: CliContext, *, host: str | None, port: int | None, workers: int) -> None:

@@ -12,12 +12,14 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from carnet.db.storage_faults import StorageFault, storage_fault
 from carnet.settings import Settings
 
 if TYPE_CHECKING:
@@ -110,8 +112,27 @@ def open_services(settings: Settings) -> Iterator[Services]:
     try:
         services = build_services(settings)
     except Exception as exc:  # noqa: BLE001 - one clear line, never a traceback with data in it
+        fault = storage_fault(exc, *settings_places(settings))
+        if fault is not None:
+            raise fail(storage_line(fault)) from None
         raise fail(f"cannot open Carnet ({type(exc).__name__}: {exc})") from None
     try:
         yield services
     finally:
         services.close()
+
+
+def settings_places(settings: Settings) -> tuple[Path, ...]:
+    """The folders a store on these settings writes (its SQLite database's, the data dir)."""
+    database = settings.database_url.partition(":///")[2]
+    if settings.database_url.startswith("sqlite") and database and database != ":memory:":
+        return (Path(database).parent, settings.data_dir)
+    return (settings.data_dir,)
+
+
+def storage_line(fault: StorageFault) -> str:
+    """The one line a command ends with on a full or read-only disk."""
+    return (
+        f"{fault.reason}: the write in progress was not made, and earlier ones are kept; "
+        "free space or make it writable, then run the command again (an import resumes)"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,8 +140,13 @@ class BlobStore:
                 private_dir(path.parent)
                 sealed = self.data_keys.encrypt(conn, owner, data, aad=digest.encode())
                 tmp = path.with_suffix(".tmp")
-                write_private_bytes(tmp, sealed)
-                tmp.replace(path)  # atomic: a crash never leaves half a blob under its name
+                try:
+                    write_private_bytes(tmp, sealed)
+                    tmp.replace(path)  # atomic: a crash never leaves half a blob under its name
+                except OSError:  # a full or read-only disk: no half-written file stays behind
+                    with contextlib.suppress(OSError):
+                        tmp.unlink(missing_ok=True)
+                    raise
             if resource_type != "Binary":
                 node.setdefault("size", len(data))
             node[BLOB_MARKER] = digest

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from carnet.db.storage_faults import StorageFault
+
 
 @dataclass(frozen=True)
 class Issue:
@@ -74,3 +76,9 @@ def precondition_failed(diagnostics: str) -> FhirError:
 
 def unprocessable(issues: list[Issue]) -> FhirError:
     return FhirError(422, issues)
+
+
+def storage_error(fault: StorageFault) -> FhirError:
+    """507 (the store is full) or 503 (it is read-only): nothing of the request was written."""
+    status = 507 if fault is StorageFault.FULL else 503
+    return FhirError.of(status, "no-store", f"{fault.reason}: nothing was written")

@@ -12,6 +12,7 @@ from typing import Any
 
 from carnet.caller import RequestContext
 from carnet.db.engine import is_lock_timeout
+from carnet.db.storage_faults import StorageFault, storage_fault, store_places
 from carnet.fhir.access import READ_ACTIONS, AccessPolicy
 from carnet.fhir.definitions import Definitions
 from carnet.fhir.errors import FhirError, lock_timeout_error, not_found
@@ -89,6 +90,17 @@ class FhirService:
             raise
         except Exception as exc:
             guard = session.guard if session else self.access.open()
+            places = store_places(self.repo.engine, self.repo.blobs.root)
+            fault = storage_fault(exc, *places)
+            if fault is not None:  # a full or read-only disk: the caller maps it (507, 503)
+                status = 507 if fault is StorageFault.FULL else 503
+                try:  # the audit log shares the disk: its write may fail alike
+                    guard.record_failure(ctx, action, res_type, res_id, status, unit)
+                except Exception as again:
+                    if storage_fault(again, *places) is None:
+                        raise
+                    log.error("storage %s: %s on %s not audited", fault.value, action, res_type)
+                raise
             if not is_lock_timeout(exc):  # (PostgreSQL's COPY raises the driver's own error)
                 guard.record_failure(ctx, action, res_type, res_id, 500, unit)  # audited alike
                 raise

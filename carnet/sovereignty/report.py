@@ -24,6 +24,11 @@ class DeclarationError(ValueError):
     """A sovereignty setting that cannot be read (the message names the setting)."""
 
 
+class SovereigntyRefusedError(RuntimeError):
+    """Under ``sovereignty_strict``, the app is not built: its one line names the setting of a
+    destination undeclared or outside the EEA (or of an unreadable declaration), never its value."""
+
+
 @dataclass(frozen=True)
 class Declaration:
     """Where a destination is, as the operator declared it."""
@@ -207,3 +212,17 @@ def strict_refusal(settings: Settings) -> str | None:
         return None
     more = f" (and {len(refusals) - 1} more: carnet sovereignty)" if len(refusals) > 1 else ""
     return f"sovereignty: {refusals[0]}{more}"
+
+
+def refuse_unless_sovereign(settings: Settings) -> None:
+    """Raise SovereigntyRefusedError when ``sovereignty_strict`` is set and a destination is undeclared
+    or outside the EEA. Called where the app is wired, before anything is opened, so the setting
+    holds however the app is started (``carnet serve``, uvicorn on carnet.asgi, a test)."""
+    if not settings.sovereignty_strict:
+        return
+    try:
+        refused = strict_refusal(settings)
+    except DeclarationError as exc:
+        raise SovereigntyRefusedError(f"invalid setting: {exc}") from None
+    if refused is not None:
+        raise SovereigntyRefusedError(refused)

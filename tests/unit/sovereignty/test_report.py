@@ -197,3 +197,43 @@ def test_a_spark_cluster_running_research_extractions_is_a_destination(tmp_path:
     assert cluster.location == "spark://spark.example.com:7077"
     assert cluster.jurisdiction == UNDECLARED
     assert any("hub_spark_master" in line for line in strict_refusals([cluster]))
+
+
+def test_create_app_refuses_to_build_under_strict_sovereignty_outside_the_eea(
+    tmp_path: Path,
+) -> None:
+    """Whatever starts the app (uvicorn on carnet.asgi, gunicorn, a test), the setting holds:
+    the app is not built, and nothing is opened (no database, no key file)."""
+    from carnet.app import create_app
+    from carnet.sovereignty.report import SovereigntyRefusedError
+
+    for overrides in ({"backup_jurisdiction": "US"}, {"backup_jurisdiction": ""}):
+        settings = _settings(tmp_path, sovereignty_strict="true", **overrides)
+        with pytest.raises(SovereigntyRefusedError, match=r"^sovereignty: backup_jurisdiction: "):
+            create_app(settings)
+        assert not (tmp_path / "data").exists()
+
+
+def test_create_app_refuses_an_unreadable_declaration_under_strict(tmp_path: Path) -> None:
+    from carnet.app import create_app
+    from carnet.sovereignty.report import SovereigntyRefusedError
+
+    settings = _settings(tmp_path, sovereignty_strict="true", sovereignty_declarations="x=France")
+    with pytest.raises(SovereigntyRefusedError, match="sovereignty_declarations"):
+        create_app(settings)
+    assert not (tmp_path / "data").exists()
+
+
+def test_serve_strict_flag_reaches_the_app_its_workers_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`carnet serve --strict` exports the setting: carnet.asgi, imported by each worker, checks
+    it again (the flag alone would be lost across uvicorn's import of the app)."""
+    from carnet.cli.serve import strict_context
+    from carnet.cli.shell import CliContext
+
+    # The export writes the process environment: restored after this test.
+    monkeypatch.setenv("CARNET_SOVEREIGNTY_STRICT", "false")
+    cli = CliContext({}, _settings(tmp_path))
+    assert strict_context(cli, strict=True).settings.sovereignty_strict is True
+    assert strict_context(cli, strict=False).settings.sovereignty_strict is False
