@@ -16,8 +16,8 @@ from pathlib import Path
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 from httpx2 import Response
+from sqlalchemy import text
 
 from carnet.app import Services, create_app
 from carnet.authn.api import CSRF_COOKIE, SESSION_COOKIE
