@@ -1,5 +1,6 @@
 """Mounts the portal on the application: its routers, its static files, and the answers of a
-page that cannot go on (sign in first, a refused form, another kind of caller)."""
+page that cannot go on (sign in first, a refused form, another kind of caller, a record that is
+not the caller's)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from carnet.web.caller import (
 from carnet.web.flash import redirect
 from carnet.web.hub import router as hub_pages
 from carnet.web.patient_controls import router as patient_controls
+from carnet.web.patient_controls.deps import NotTheirsError
 from carnet.web.pro import router as pro
 from carnet.web.profile import router as profile
 from carnet.web.record import router as record
 from carnet.web.record import upload
+from carnet.web.router import not_found_page
 from carnet.web.signin import activation, forgotten
 from carnet.web.signin import router as signin
 from carnet.web.templating import render
@@ -59,3 +62,7 @@ def mount(app: FastAPI) -> None:
     @app.exception_handler(WrongKindOfCallerError)
     async def wrong_kind(request: Request, _exc: WrongKindOfCallerError) -> Response:
         return render(request, "error.html", {"kind": "wrong-space"}, status=403)
+
+    @app.exception_handler(NotTheirsError)
+    async def not_theirs(request: Request, _exc: NotTheirsError) -> Response:
+        return not_found_page(request)  # a record one neither is nor represents: missing

@@ -21,7 +21,13 @@ from carnet.web.caller import PageCaller, PersonPage
 from carnet.web.flash import redirect, register_flash
 from carnet.web.i18n import N_
 from carnet.web.patient_controls import labels
-from carnet.web.patient_controls.deps import NotTheirsError, acting_for, with_patient
+from carnet.web.patient_controls.deps import (
+    ActedOn,
+    ActedOnDep,
+    NotTheirsError,
+    acting_for,
+    with_patient,
+)
 from carnet.web.patient_controls.forms import step_up_refusal, translated_errors
 from carnet.web.router import not_found_page
 from carnet.web.templating import render
@@ -84,10 +90,10 @@ def controls_page(
     controls: ControlsDep,
     fhir: FhirDep,
     settings: SettingsDep,
-    pour: str | None = None,
+    acted: ActedOnDep,
 ) -> Response:
     """Masks, blocks, emergency access and research, on one page."""
-    return _controls_page(request, caller, controls, fhir, str(settings.fhir_base_url), pour)
+    return _controls_page(request, caller, controls, fhir, str(settings.fhir_base_url), acted)
 
 
 def _controls_page(
@@ -96,14 +102,11 @@ def _controls_page(
     controls: ControlsService,
     fhir: FhirService,
     base: str,
-    pour: str | None,
+    acted: ActedOn,
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    try:
-        patient_id, as_rep = acting_for(controls, caller, pour)
-    except NotTheirsError:
-        return not_found_page(request)
+    patient_id = acted.patient_id
     state = controls.controls(caller.ctx, patient_id)
     masked = {m["resource"] for m in state.masks if m["flag"] == MASQUE_PS}
     names = practitioner_names(
@@ -114,8 +117,8 @@ def _controls_page(
         "patient_controls/controls.html",
         {
             "patient_id": patient_id,
-            "as_representative": as_rep,
-            "pour": patient_id if as_rep else "",
+            "as_representative": acted.as_representative,
+            "pour": acted.pour,
             "documents": documents(fhir, caller, patient_id, base),
             "masked": masked,
             "blocked": [(rpps, names.get(rpps, "")) for rpps in state.blocked],
@@ -125,7 +128,7 @@ def _controls_page(
             "emergency_opposition": state.emergency_opposition,
             "research_optout": state.research_optout,
             "errors": translated_errors(request, errors),
-            "self_path": with_patient("/espace/controles", patient_id, as_rep),
+            "self_path": acted.path("/espace/controles"),
         },
         caller=caller.principal,
         csrf_token=caller.csrf_token,
@@ -209,31 +212,26 @@ def block(
     fhir: FhirDep,
     settings: SettingsDep,
     step_up: StepUpDep,
+    acted: ActedOnDep,
     rpps: Text = "",
     action: Text = "",
-    pour: Annotated[str, Form()] = "",
-    password: Annotated[str, Form()] = "",
-    code: Annotated[str, Form()] = "",
+    password: Text = "",
+    code: Text = "",
 ) -> Response:
     """Block a professional by RPPS; lifting a block asks for the password and a new code."""
     base = str(settings.fhir_base_url)
-    try:
-        patient_id, as_rep = acting_for(controls, caller, pour)
-    except NotTheirsError:
-        return not_found_page(request)
     on = action != "debloquer"
     if not on and (refusal := step_up_refusal(step_up, caller, password, code, "unblock")):
         return _controls_page(
-            request, caller, controls, fhir, base, pour, {f"code-{rpps}": refusal}, 403
+            request, caller, controls, fhir, base, acted, {f"code-{rpps}": refusal}, 403
         )
     try:
-        controls.set_block(caller.ctx, patient_id, rpps.strip(), on=on)
+        controls.set_block(caller.ctx, acted.patient_id, rpps.strip(), on=on)
     except ControlError as err:
         controls.refused(caller.ctx, "block" if on else "unblock", err.status)
         message = N_("Un numéro RPPS compte 11 chiffres.")
-        return _controls_page(request, caller, controls, fhir, base, pour, {"rpps": message}, 400)
-    done = BLOCKED if on else UNBLOCKED
-    return redirect(with_patient("/espace/controles", patient_id, as_rep), done)
+        return _controls_page(request, caller, controls, fhir, base, acted, {"rpps": message}, 400)
+    return redirect(acted.path("/espace/controles"), BLOCKED if on else UNBLOCKED)
 
 
 @router.post("/espace/controles/preferences")
@@ -244,18 +242,15 @@ def preferences(
     fhir: FhirDep,
     settings: SettingsDep,
     step_up: StepUpDep,
-    pour: Annotated[str, Form()] = "",
-    emergency_opposition: Annotated[str, Form()] = "",
-    research_optout: Annotated[str, Form()] = "",
-    section: Annotated[str, Form()] = "",
-    password: Annotated[str, Form()] = "",
-    code: Annotated[str, Form()] = "",
+    acted: ActedOnDep,
+    emergency_opposition: Text = "",
+    research_optout: Text = "",
+    section: Text = "",
+    password: Text = "",
+    code: Text = "",
 ) -> Response:
     """Emergency-access opposition (lifting it asks for a step-up) or the research opt-out."""
-    try:
-        patient_id, as_rep = acting_for(controls, caller, pour)
-    except NotTheirsError:
-        return not_found_page(request)
+    patient_id = acted.patient_id
     current = controls.controls(caller.ctx, patient_id)
     if section == "urgence":
         opposed = emergency_opposition == "1"
@@ -264,10 +259,10 @@ def preferences(
             if refusal:
                 base = str(settings.fhir_base_url)
                 errors = {"code-urgence": refusal}
-                return _controls_page(request, caller, controls, fhir, base, pour, errors, 403)
+                return _controls_page(request, caller, controls, fhir, base, acted, errors, 403)
         controls.set_preferences(caller.ctx, patient_id, emergency_opposition=opposed)
     elif section == "recherche":
         controls.set_preferences(caller.ctx, patient_id, research_optout=research_optout == "1")
     else:
         return not_found_page(request)
-    return redirect(with_patient("/espace/controles", patient_id, as_rep), SAVED)
+    return redirect(acted.path("/espace/controles"), SAVED)

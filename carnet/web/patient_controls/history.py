@@ -9,13 +9,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from carnet.audit.inclusion import Inclusion
-from carnet.dependencies import ControlsDep
 from carnet.record.history import KINDS, HistoryFilter, HistoryUnavailableError, as_csv
 from carnet.web.caller import PersonPage
 from carnet.web.formatting import PARIS
 from carnet.web.i18n import N_
 from carnet.web.patient_controls import labels
-from carnet.web.patient_controls.deps import HistoryDep, NotTheirsError, acting_for, with_patient
+from carnet.web.patient_controls.deps import ActedOnDep, HistoryDep
 from carnet.web.patient_controls.forms import translated_errors
 from carnet.web.router import not_found_page
 from carnet.web.security import page_headers
@@ -64,9 +63,8 @@ def _filter(
 def history_page(
     request: Request,
     caller: PersonPage,
-    controls: ControlsDep,
     history: HistoryDep,
-    pour: str | None = None,
+    acted: ActedOnDep,
     du: str | None = None,
     au: str | None = None,
     professionnel: str | None = None,
@@ -75,15 +73,14 @@ def history_page(
 ) -> Response:
     """Twelve months of accesses, newest first, filterable, 100 a page; each with "Vérifier"."""
     try:
-        patient_id, as_rep = acting_for(controls, caller, pour)
         wanted, errors = _filter(du, au, professionnel, motif)
         page = max(1, page)
-        entries, total = history.page(caller.ctx, patient_id, wanted, page, PER_PAGE)
+        entries, total = history.page(caller.ctx, acted.patient_id, wanted, page, PER_PAGE)
         pages = max(1, -(-total // PER_PAGE))
         if page > pages:  # past the end (an old link): the last page
             page = pages
-            entries, total = history.page(caller.ctx, patient_id, wanted, page, PER_PAGE)
-    except (NotTheirsError, HistoryUnavailableError):
+            entries, total = history.page(caller.ctx, acted.patient_id, wanted, page, PER_PAGE)
+    except HistoryUnavailableError:
         return not_found_page(request)
     kept = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
     query = urlencode(kept)
@@ -106,12 +103,10 @@ def history_page(
             "motif": motif or "",
             "kinds": labels.KIND_FILTERS,
             "labels": labels,
-            "pour": patient_id if as_rep else "",
-            "as_representative": as_rep,
+            "pour": acted.pour,
+            "as_representative": acted.as_representative,
             "csv_path": csv_path,
-            "entry_path": lambda event_id: with_patient(
-                f"/espace/historique/{event_id}", patient_id, as_rep
-            ),
+            "entry_path": lambda event_id: acted.path(f"/espace/historique/{event_id}"),
         },
         caller=caller.principal,
         csrf_token=caller.csrf_token,
@@ -123,9 +118,8 @@ def history_page(
 def history_csv(
     request: Request,
     caller: PersonPage,
-    controls: ControlsDep,
     history: HistoryDep,
-    pour: str | None = None,
+    acted: ActedOnDep,
     du: str | None = None,
     au: str | None = None,
     professionnel: str | None = None,
@@ -133,12 +127,11 @@ def history_csv(
 ) -> Response:
     """The same entries as the page, as CSV (``;``, UTF-8 with BOM for spreadsheets)."""
     try:
-        patient_id, _ = acting_for(controls, caller, pour)
         wanted, errors = _filter(du, au, professionnel, motif)
         if errors:
             return not_found_page(request)
-        entries = history.entries(caller.ctx, patient_id, wanted)
-    except (NotTheirsError, HistoryUnavailableError):
+        entries = history.entries(caller.ctx, acted.patient_id, wanted)
+    except HistoryUnavailableError:
         return not_found_page(request)
     return Response(
         "\ufeff" + as_csv(entries),
@@ -155,15 +148,13 @@ def entry_page(
     event_id: str,
     request: Request,
     caller: PersonPage,
-    controls: ControlsDep,
     history: HistoryDep,
-    pour: str | None = None,
+    acted: ActedOnDep,
 ) -> Response:
     """ "Vérifier": the entry's inclusion proof checked against the signed checkpoint."""
     try:
-        patient_id, as_rep = acting_for(controls, caller, pour)
-        check = history.verify(caller.ctx, patient_id, event_id[:64])
-    except (NotTheirsError, HistoryUnavailableError):
+        check = history.verify(caller.ctx, acted.patient_id, event_id[:64])
+    except HistoryUnavailableError:
         return not_found_page(request)
     return render(
         request,
@@ -173,9 +164,9 @@ def entry_page(
             "check": check,
             "verified": check.result is Inclusion.VERIFIED,
             "message": labels.VERIFICATION[check.result.value],
-            "proof_path": with_patient(f"/espace/historique/{event_id}/preuve", patient_id, as_rep),
-            "back": with_patient("/espace/historique", patient_id, as_rep),
-            "as_representative": as_rep,
+            "proof_path": acted.path(f"/espace/historique/{event_id}/preuve"),
+            "back": acted.path("/espace/historique"),
+            "as_representative": acted.as_representative,
         },
         caller=caller.principal,
         csrf_token=caller.csrf_token,
@@ -187,15 +178,13 @@ def entry_proof(
     event_id: str,
     request: Request,
     caller: PersonPage,
-    controls: ControlsDep,
     history: HistoryDep,
-    pour: str | None = None,
+    acted: ActedOnDep,
 ) -> Response:
     """The entry's proof file (NDJSON) for the independent verifier of docs/audit.md."""
     try:
-        patient_id, _ = acting_for(controls, caller, pour)
-        proof = history.proof(caller.ctx, patient_id, event_id[:64])
-    except (NotTheirsError, HistoryUnavailableError):
+        proof = history.proof(caller.ctx, acted.patient_id, event_id[:64])
+    except HistoryUnavailableError:
         return not_found_page(request)
     return Response(
         proof,

@@ -13,11 +13,14 @@ from carnet.dependencies import ControlsDep, FhirDep, RecordDep, StepUpDep
 from carnet.fhir.errors import FhirError
 from carnet.policy.service import INVISIBLE_REPRESENTANTS_LEGAUX
 from carnet.record.export import ExportUnavailableError
-from carnet.web.caller import PersonPage
+from carnet.record.service import RecordService
+from carnet.web.caller import PageCaller, PersonPage
 from carnet.web.flash import redirect, register_flash
 from carnet.web.i18n import N_
 from carnet.web.patient_controls import labels
 from carnet.web.patient_controls.deps import (
+    ActedOn,
+    ActedOnDep,
     AlertsDep,
     ExportDep,
     NotTheirsError,
@@ -40,19 +43,14 @@ CONFIRM = N_("Cochez la case pour confirmer la fermeture.")
 def alerts_page(
     request: Request,
     caller: PersonPage,
-    controls: ControlsDep,
     alerts: AlertsDep,
-    pour: str | None = None,
+    acted: ActedOnDep,
 ) -> Response:
-    try:
-        patient_id, as_rep = acting_for(controls, caller, pour)
-    except NotTheirsError:
-        return not_found_page(request)
-    choice = alerts.choice(caller.ctx, patient_id)
+    choice = alerts.choice(caller.ctx, acted.patient_id)
     return render(
         request,
         "patient_controls/alerts.html",
-        {"choice": choice, "pour": patient_id if as_rep else "", "as_representative": as_rep},
+        {"choice": choice, "pour": acted.pour, "as_representative": acted.as_representative},
         caller=caller.principal,
         csrf_token=caller.csrf_token,
     )
@@ -62,20 +60,18 @@ def alerts_page(
 def choose_alerts(
     request: Request,
     caller: PersonPage,
-    controls: ControlsDep,
     alerts: AlertsDep,
-    pour: Annotated[str, Form()] = "",
+    acted: ActedOnDep,
     first_access: Annotated[str, Form()] = "",
     new_document: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
-        patient_id, as_rep = acting_for(controls, caller, pour)
-    except NotTheirsError:
-        return not_found_page(request)
     alerts.choose(
-        caller.ctx, patient_id, first_access=first_access == "1", new_document=new_document == "1"
+        caller.ctx,
+        acted.patient_id,
+        first_access=first_access == "1",
+        new_document=new_document == "1",
     )
-    return redirect(with_patient("/espace/alertes", patient_id, as_rep), ALERTS_SAVED)
+    return redirect(acted.path("/espace/alertes"), ALERTS_SAVED)
 
 
 def _patient_name(fhir: FhirDep, caller: PersonPage, patient_id: str) -> str:
@@ -154,27 +150,21 @@ def represented_space(
 def my_data_page(
     request: Request,
     caller: PersonPage,
-    controls: ControlsDep,
     record: RecordDep,
-    pour: str | None = None,
+    acted: ActedOnDep,
 ) -> Response:
-    return _my_data(request, caller, controls, record, pour)
+    return _my_data(request, caller, record, acted)
 
 
 def _my_data(
     request: Request,
-    caller: PersonPage,
-    controls: ControlsDep,
-    record: RecordDep,
-    pour: str | None,
+    caller: PageCaller,
+    record: RecordService,
+    acted: ActedOn,
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    try:
-        patient_id, as_rep = acting_for(controls, caller, pour)
-    except NotTheirsError:
-        return not_found_page(request)
-    space = record.space(patient_id)
+    space = record.space(acted.patient_id)
     return render(
         request,
         "patient_controls/my_data.html",
@@ -182,9 +172,9 @@ def _my_data(
             "space": space,
             "kept_until": record.retention_end(utc_now()),
             "years": record.retention_years,
-            "archive_path": with_patient("/espace/mes-donnees/dossier.zip", patient_id, as_rep),
-            "pour": patient_id if as_rep else "",
-            "as_representative": as_rep,
+            "archive_path": acted.path("/espace/mes-donnees/dossier.zip"),
+            "pour": acted.pour,
+            "as_representative": acted.as_representative,
             "errors": translated_errors(request, errors),
         },
         caller=caller.principal,
@@ -197,15 +187,13 @@ def _my_data(
 def my_data_archive(
     request: Request,
     caller: PersonPage,
-    controls: ControlsDep,
     export: ExportDep,
-    pour: str | None = None,
+    acted: ActedOnDep,
 ) -> Response:
     """The whole record: a FHIR Bundle and the documents' files, in one zip (EHDS art. 7)."""
     try:
-        patient_id, _ = acting_for(controls, caller, pour)
-        data = export.archive(caller.ctx, patient_id)
-    except (NotTheirsError, ExportUnavailableError):
+        data = export.archive(caller.ctx, acted.patient_id)
+    except ExportUnavailableError:
         return not_found_page(request)
     return Response(
         data,
@@ -218,25 +206,20 @@ def my_data_archive(
 def close_space(
     request: Request,
     caller: PersonPage,
-    controls: ControlsDep,
     record: RecordDep,
     step_up: StepUpDep,
-    pour: Annotated[str, Form()] = "",
+    acted: ActedOnDep,
     confirm: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
     code: Annotated[str, Form()] = "",
 ) -> Response:
     """Close the space after a step-up; its data is kept until the retention ends."""
-    try:
-        patient_id, as_rep = acting_for(controls, caller, pour)
-    except NotTheirsError:
-        return not_found_page(request)
     if confirm != "1":
-        return _my_data(request, caller, controls, record, pour, {"confirm": CONFIRM}, 400)
+        return _my_data(request, caller, record, acted, {"confirm": CONFIRM}, 400)
     if refusal := step_up_refusal(step_up, caller, password, code, "close"):
-        return _my_data(request, caller, controls, record, pour, {"code-fermeture": refusal}, 403)
+        return _my_data(request, caller, record, acted, {"code-fermeture": refusal}, 403)
     try:
-        record.close(patient_id, reason="request", ctx=caller.ctx)
+        record.close(acted.patient_id, reason="request", ctx=caller.ctx)
     except FhirError:
         return not_found_page(request)  # already closed, or no space: nothing to close
-    return redirect(with_patient("/espace/mes-donnees", patient_id, as_rep), CLOSED)
+    return redirect(acted.path("/espace/mes-donnees"), CLOSED)

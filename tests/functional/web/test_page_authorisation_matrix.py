@@ -13,7 +13,7 @@ import inspect
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import pytest
 from fastapi import FastAPI
@@ -25,7 +25,7 @@ from carnet.app import Services, create_app
 from carnet.authn.api import CSRF_COOKIE, SESSION_COOKIE
 from carnet.authn.routes import ROUTE_GUARDS
 from carnet.caller import Kind, Principal, RequestContext
-from carnet.web.patient_controls.deps import PATIENT_PARAM
+from carnet.web.patient_controls.deps import PATIENT_PARAM, ActedOn
 from carnet.web.profile.declared import DECLARED_TAG
 from carnet.web.security import CSRF_FIELD, FORM_COOKIE, new_form_token
 from tests.support.caller import AS_LOCAL_OPERATOR
@@ -468,13 +468,16 @@ def test_a_foreign_or_hidden_item_answers_exactly_like_a_missing_one(matrix: Mat
 
 
 def _acting_for_pages(app: FastAPI) -> list[tuple[str, str]]:
-    """The pages that act on a represented person's record when given ``pour``."""
+    """The pages that act on a represented person's record when given ``pour`` (those taking
+    the record acted on as a dependency, or ``pour`` itself)."""
     pages: list[tuple[str, str]] = []
     for context in iter_route_contexts(app.routes):
         endpoint: Any = getattr(context, "endpoint", None)
         if endpoint is None or not endpoint.__module__.startswith("carnet.web"):
             continue
-        if PATIENT_PARAM in inspect.signature(endpoint).parameters:
+        hints = get_type_hints(endpoint, include_extras=True).values()
+        acts_on_a_record = any(ActedOn in (hint, *get_args(hint)) for hint in hints)
+        if acts_on_a_record or PATIENT_PARAM in inspect.signature(endpoint).parameters:
             pages.extend((method, str(context.path)) for method in context.methods or ())
     return sorted(pages)
 
