@@ -163,4 +163,5 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/recherche/controle": Guard.PUBLIC,
     "/recherche/controle/{release_id}": Guard.PUBLIC,
     "/recherche/controle/{release_id}/results.json": Guard.PUBLIC,
+    "/recherche/controle/{release_id}/sacro.zip": Guard.PUBLIC,
 }

@@ -8,7 +8,9 @@ its callers in with sessions of their own.
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +18,8 @@ from pathlib import Path
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 from httpx2 import Response
+from sqlalchemy import text
 
 from carnet.app import Services, create_app
 from carnet.authn.api import CSRF_COOKIE, SESSION_COOKIE
@@ -254,7 +256,7 @@ def test_a_release_may_use_a_stricter_profile_never_a_laxer_one(hub: Hub) -> Non
 
 
 def test_each_release_writes_its_results_json_beside_its_output_for_acro_and_sacro(
-    hub: Hub,
+    hub: Hub, tmp_path: Path
 ) -> None:
     acro_record = pytest.importorskip("acro.record")
     releases = hub.services.hub.releases  # type: ignore[union-attr]
@@ -285,3 +287,10 @@ def test_each_release_writes_its_results_json_beside_its_output_for_acro_and_sac
     assert offered.status_code == 200
     assert offered.headers["content-disposition"] == 'attachment; filename="results.json"'
     assert offered.json() == json.loads((Path(folder) / RESULTS_FILE).read_text())
+    # the same folder as a zip, for a checker to open in SACRO-Viewer
+    zipped = _get(hub, "checker_1", f"/recherche/controle/{release.release_id}/sacro.zip")
+    assert zipped.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(zipped.content)) as archive:
+        archive.extractall(tmp_path)
+    unzipped = acro_record.load_records(str(tmp_path / release.release_id))
+    assert unzipped.get(release.release_id).comments == loaded.comments
