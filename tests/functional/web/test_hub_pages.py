@@ -29,6 +29,7 @@ from carnet.hub.disclosure.tables import TableRequest
 from carnet.hub.permits import Application, HubError
 from carnet.hub.releases import Release
 from carnet.hub.roles import OUTPUT_CHECKER, RESEARCHER, REVIEWER
+from carnet.web.i18n import LANGUAGE_COOKIE
 from carnet.web.security import CSRF_FIELD
 from tests.support.hub import application, fake_extractor, operator_ctx
 from tests.support.module_services import module_services_fixture
@@ -294,3 +295,16 @@ def test_each_release_writes_its_results_json_beside_its_output_for_acro_and_sac
         archive.extractall(tmp_path)
     unzipped = acro_record.load_records(str(tmp_path / release.release_id))
     assert unzipped.get(release.release_id).comments == loaded.comments
+
+
+def test_the_hub_pages_speak_english_when_asked(hub: Hub) -> None:
+    client = hub.client_of["checker_2"][0]
+    client.cookies.set(LANGUAGE_COOKIE, "en")
+    try:
+        page = client.get(f"/recherche/controle/{hub.release_id}")
+        assert page.status_code == 200
+        assert (
+            "Checking a release request" in page.text and "count under the threshold" in page.text
+        )
+    finally:
+        client.cookies.delete(LANGUAGE_COOKIE)
