@@ -169,6 +169,7 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/recherche/controle": Guard.PUBLIC,
     "/recherche/controle/{release_id}": Guard.PUBLIC,
     "/recherche/controle/{release_id}/results.json": Guard.PUBLIC,
+    "/recherche/controle/{release_id}/sacro.zip": Guard.PUBLIC,
     # the security officer's alert queue (carnet/web/watch): an operator with the role
     "/securite/alertes": Guard.PUBLIC,
     "/securite/alertes/{alert_id}": Guard.PUBLIC,

@@ -26,7 +26,12 @@ from carnet.audit.service import AuditService, actor_of
 from carnet.caller import RequestContext
 from carnet.db.engine import writing
 from carnet.db.instants import utc_now
-from carnet.hub.disclosure.acro_record import output_entry, results_document, write_bundle
+from carnet.hub.disclosure.acro_record import (
+    RESULTS_FILE,
+    output_entry,
+    results_document,
+    write_bundle,
+)
 from carnet.hub.disclosure.gates import check_columns, check_file
 from carnet.hub.disclosure.profiles import choosable_profiles, profile_named
 from carnet.hub.disclosure.tables import TableRequest, TableRequestError, control_table
@@ -333,6 +338,17 @@ class ReleaseService:
             return
         table = {f"{release_id}.csv": _csv(release.released_table)}
         write_bundle(folder, self._document(release), table)
+
+    def sacro_files(self, ctx: RequestContext, release_id: str) -> dict[str, bytes]:
+        """The files of the request's SACRO folder (results.json and the released table it
+        names), for its team and the checkers: what SACRO-Viewer opens."""
+        release = self.view(ctx, release_id)
+        if release.record is None or release.released_table is None:
+            raise HubError(409, "the request did not pass the automatic gates")
+        return {
+            RESULTS_FILE: json.dumps(self._document(release), indent=4).encode(),
+            f"{release_id}.csv": _csv(release.released_table),
+        }
 
     def for_permit(self, ctx: RequestContext, permit_id: str) -> list[Release]:
         """A project's requests, newest first, for its team (anyone else: 404, audited)."""

@@ -7,11 +7,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import orjson
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from carnet.app import Services
+from carnet.caller import RequestContext
 from carnet.hub.omop.spec import ExtractionResult, ExtractionSpec
+from carnet.hub.permits import HubError
 from tests.support.auth import bearer
 from tests.support.hub import (
     CHECKER_1,
@@ -194,3 +197,27 @@ def test_a_release_request_is_bounded_in_time_like_a_query(
         headers=bearer(services, RESEARCHER_A),
     )
     assert asked.status_code == 408
+
+
+@pytest.mark.both_backends  # the queue's and the project's listings are SQL of their own
+def test_the_checkers_queue_and_the_projects_list_show_a_request_to_them_only(
+    client: TestClient, services: Services
+) -> None:
+    release_id = _pending_release(client, services)
+    hub = services.hub
+    assert hub is not None
+    permit_id = hub.releases.get(release_id).permit_id
+    as_checker = RequestContext(CHECKER_1, CHECKER_1.subject, purpose="research")
+    assert [r.release_id for r in hub.releases.queue(as_checker)] == [release_id]
+    as_team = RequestContext(TEAMMATE, TEAMMATE.subject, purpose="research")
+    assert [r.release_id for r in hub.releases.for_permit(as_team, permit_id)] == [release_id]
+    as_reviewer = RequestContext(REVIEWER_1, REVIEWER_1.subject, purpose="research")
+    with pytest.raises(HubError) as no_role:
+        hub.releases.queue(as_reviewer)
+    assert no_role.value.status == 403
+    with pytest.raises(HubError) as not_theirs:
+        hub.releases.for_permit(as_checker, permit_id)
+    assert not_theirs.value.status == 404
+    _review(client, services, CHECKER_1, release_id)
+    (review,) = hub.releases.reviews_of(release_id)
+    assert (review.checker, review.decision) == (CHECKER_1.subject, "approve")

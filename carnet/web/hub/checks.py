@@ -7,7 +7,9 @@ says why.
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,5 +186,25 @@ def results_record(request: Request, caller: CheckerPage, hub: HubDep, release_i
         headers={
             **page_headers(),
             "Content-Disposition": 'attachment; filename="results.json"',
+        },
+    )
+
+
+@router.get("/recherche/controle/{release_id}/sacro.zip")
+def sacro_folder(request: Request, caller: CheckerPage, hub: HubDep, release_id: str) -> Response:
+    """The request's SACRO folder as a zip: results.json beside the released table it names,
+    to unzip and open in SACRO-Viewer."""
+    if _viewable(hub, caller, release_id) is None:
+        return not_found_page(request)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in hub.releases.sacro_files(caller.ctx, release_id).items():
+            archive.writestr(f"{release_id}/{name}", content)
+    return Response(
+        out.getvalue(),
+        media_type="application/zip",
+        headers={
+            **page_headers(),
+            "Content-Disposition": f'attachment; filename="sacro-{release_id}.zip"',
         },
     )

@@ -164,8 +164,11 @@ def test_the_whole_research_journey_in_the_browser(
         if name == "checker_1":
             check_accessibility(checker, "hub-check")
             with checker.expect_download() as download:
-                checker.get_by_role("link", name=re.compile("results.json")).click()
+                checker.get_by_role("link", name=re.compile("relevé results.json")).click()
             assert download.value.suggested_filename == "results.json"
+            with checker.expect_download() as folder:
+                checker.get_by_role("link", name=re.compile("dossier pour SACRO-Viewer")).click()
+            assert folder.value.suggested_filename.endswith(".zip")
         checker.get_by_label(re.compile("^Commentaire")).fill(f"Vu par {name}")
         checker.get_by_role("button", name="Approuver la diffusion").click()
         expect(checker.locator("main")).to_contain_text("Votre décision est enregistrée.")

@@ -8,7 +8,9 @@ its callers in with sessions of their own.
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ from carnet.hub.disclosure.tables import TableRequest
 from carnet.hub.permits import Application, HubError
 from carnet.hub.releases import Release
 from carnet.hub.roles import OUTPUT_CHECKER, RESEARCHER, REVIEWER
+from carnet.web.i18n import LANGUAGE_COOKIE
 from carnet.web.security import CSRF_FIELD
 from tests.support.hub import application, fake_extractor, operator_ctx
 from tests.support.module_services import module_services_fixture
@@ -254,7 +257,7 @@ def test_a_release_may_use_a_stricter_profile_never_a_laxer_one(hub: Hub) -> Non
 
 
 def test_each_release_writes_its_results_json_beside_its_output_for_acro_and_sacro(
-    hub: Hub,
+    hub: Hub, tmp_path: Path
 ) -> None:
     acro_record = pytest.importorskip("acro.record")
     releases = hub.services.hub.releases  # type: ignore[union-attr]
@@ -285,3 +288,23 @@ def test_each_release_writes_its_results_json_beside_its_output_for_acro_and_sac
     assert offered.status_code == 200
     assert offered.headers["content-disposition"] == 'attachment; filename="results.json"'
     assert offered.json() == json.loads((Path(folder) / RESULTS_FILE).read_text())
+    # the same folder as a zip, for a checker to open in SACRO-Viewer
+    zipped = _get(hub, "checker_1", f"/recherche/controle/{release.release_id}/sacro.zip")
+    assert zipped.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(zipped.content)) as archive:
+        archive.extractall(tmp_path)
+    unzipped = acro_record.load_records(str(tmp_path / release.release_id))
+    assert unzipped.get(release.release_id).comments == loaded.comments
+
+
+def test_the_hub_pages_speak_english_when_asked(hub: Hub) -> None:
+    client = hub.client_of["checker_2"][0]
+    client.cookies.set(LANGUAGE_COOKIE, "en")
+    try:
+        page = client.get(f"/recherche/controle/{hub.release_id}")
+        assert page.status_code == 200
+        assert (
+            "Checking a release request" in page.text and "count under the threshold" in page.text
+        )
+    finally:
+        client.cookies.delete(LANGUAGE_COOKIE)

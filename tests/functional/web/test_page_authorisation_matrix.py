@@ -232,6 +232,9 @@ def _table() -> dict[tuple[str, str], Page]:
         ("GET", "/recherche/controle/{release_id}/results.json"): Page(
             HUB_MEMBERS, {"release_id": "=r"}
         ),
+        ("GET", "/recherche/controle/{release_id}/sacro.zip"): Page(
+            HUB_MEMBERS, {"release_id": "=r"}
+        ),
     }
 
 
