@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{m.auc_unexplained_forest:>11.3f}  {m.auc_user_days:>13.3f}  "
             f"{m.budget_per_day:>10}  {m.precision:>9.2f}  {m.recall:>6.2f}  {elapsed:>7.1f}"
         )
+    print(
+        "reproduce: .venv/bin/python benchmarks/watch.py "
+        f"--professionals {args.professionals} --days {args.days} "
+        f"--scored-days {args.scored_days} --rate {args.rate:g} --seeds {args.seeds}"
+    )
     return 0
 
 

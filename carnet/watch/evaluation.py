@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from carnet.watch.features import episodes, histories
 from carnet.watch.scenarios import World
-from carnet.watch.scorer import candidates, score, within_budget
+from carnet.watch.scorer import SUSPECT_SCORE, candidates, score, within_budget
 
 BUDGET_PER_1000 = 20  # alerts a day per 1,000 professionals (issue 16)
 
@@ -30,8 +30,10 @@ class Measures:
     recall: float  # incidents (a user's day with a violation) that reached the budget
 
 
-def measure(world: World, *, seed: int = 0) -> Measures:
-    """Run features, scorer and rules over ``world`` and compare with its injected truth."""
+def measure(world: World, *, seed: int = 0, min_score: float = SUSPECT_SCORE) -> Measures:
+    """Run features, scorer and rules over ``world`` and compare with its injected truth; the
+    queue keeps, as a scan does, the day's best candidates within the budget that score at least
+    ``min_score`` (the ``watch_min_score`` setting's default)."""
     days = world.scored_days
     eps = episodes(world.accesses, world.evidence, histories(world.accesses, min(days)), days)
     scored = score(eps, seed=seed)
@@ -50,7 +52,7 @@ def measure(world: World, *, seed: int = 0) -> Measures:
     bad_days = {(actor, day) for actor, day, _ in world.incidents}
     cands = candidates(scored)
     per_day = max(1, math.ceil(BUDGET_PER_1000 * world.professionals / 1000))
-    kept = within_budget(cands, per_day)
+    kept = within_budget([c for c in cands if c.score >= min_score], per_day)
     hits = sum(1 for c in kept if (c.actor, c.day) in bad_days)
     found = {(c.actor, c.day) for c in kept} & bad_days
     return Measures(

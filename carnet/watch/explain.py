@@ -129,9 +129,11 @@ class EvidenceReader:
     # -- the record: encounters, appointments, care teams --------------------------------------
 
     def _search(self, res_type: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The first page of a strict search (an unknown parameter must not widen it to every
+        resource of the type); nothing when it is refused."""
         try:
             bundle = self.fhir.search(
-                self.base, res_type, [*params, ("_count", PAGE)], ctx=self.ctx
+                self.base, res_type, [*params, ("_count", PAGE)], strict=True, ctx=self.ctx
             )
         except FhirError:
             return []

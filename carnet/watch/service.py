@@ -159,6 +159,9 @@ class WatchService:
         """Score the last ``days`` local days (today included) and queue the alerts."""
         self._officer(ctx, "watch-scan")
         if not 1 <= days <= 31:
+            self.audit.record_failure(
+                replace(ctx, rule="watch-bad-days"), "watch-scan", None, None, 400
+            )
             raise WatchError(400, "scan between 1 and 31 days")
         today = self.now().astimezone(LOCAL_ZONE).date()
         scored_days = {today - timedelta(days=i) for i in range(days)}

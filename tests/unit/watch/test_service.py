@@ -139,3 +139,23 @@ def test_a_confirmed_alert_tells_the_patient_who_chose_alerts(world: World) -> N
         world.watch.close(CLI, alert["id"], "confirmed")
     assert again.value.status == 409
     assert world.watch.alerts(CLI) == []
+
+
+def test_a_scan_of_too_many_days_is_refused_and_queues_nothing(world: World) -> None:
+    before = world.watch.open_count()
+    for days in (0, 32):
+        with pytest.raises(WatchError) as refused:
+            world.watch.scan(CLI, days=days)
+        assert refused.value.status == 400
+    assert world.watch.open_count() == before
+
+
+def test_every_look_at_the_queue_is_an_audit_event_naming_the_alerts(world: World) -> None:
+    listed = world.watch.alerts(CLI, open_only=False)
+    world.services.audit.flush()
+    e = audit_event.c
+    with world.services.engine.connect() as conn:
+        bodies = [bytes(b) for b in conn.execute(select(e.body).order_by(e.seq)).scalars()]
+    looks = [b for b in bodies if b'"action":"watch-alerts"' in b]
+    assert b'"actor":"operator:cli"' in looks[-1]
+    assert f"WatchAlert/{listed[0]['id']}".encode() in looks[-1]
