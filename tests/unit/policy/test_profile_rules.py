@@ -14,6 +14,9 @@ from carnet.caller import Kind, Principal, RequestContext
 from carnet.fhir.errors import FhirError
 from tests.support.caller import AS_LOCAL_OPERATOR
 
+# Both backends: who may write what is decided over stored records.
+pytestmark = pytest.mark.both_backends
+
 
 def _body(res_type: str, pid: str) -> dict[str, Any]:
     """One minimal valid body of each kind the profile writes, about ``Patient/{pid}``."""
