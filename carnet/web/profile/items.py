@@ -16,7 +16,7 @@ from carnet.fhir.errors import FhirError
 from carnet.fhir.service import FhirService
 from carnet.web.profile.declared import declared, is_declared
 from carnet.web.profile.fields import french_input
-from carnet.web.profile.kind import JSON, Kind, Line
+from carnet.web.profile.kind import JSON, Gettext, Kind, Line
 
 MISSING = (403, 404, 410)
 MAX_LISTED = 200
@@ -53,7 +53,12 @@ def about(item: JSON, patient_id: str) -> bool:
 
 
 def listed(
-    fhir: FhirService, base: str, ctx: RequestContext, kind: Kind, patient_id: str
+    fhir: FhirService,
+    base: str,
+    ctx: RequestContext,
+    kind: Kind,
+    patient_id: str,
+    gettext: Gettext,
 ) -> list[Listed]:
     """The items of ``kind`` the patient declared, newest first."""
     params = [("patient", patient_id), *kind.search, ("_count", str(MAX_LISTED))]
@@ -66,7 +71,7 @@ def listed(
         if not kind.matches(item):
             continue
         version = str((item.get("meta") or {}).get("versionId") or "")
-        found.append(Listed(str(item.get("id")), version, kind.line(item), item))
+        found.append(Listed(str(item.get("id")), version, kind.line(item, gettext), item))
     found.sort(key=lambda i: str((i.item.get("meta") or {}).get("lastUpdated") or ""), reverse=True)
     return found
 

@@ -127,9 +127,10 @@ def profile(
     if acting is None:
         return not_found_page(request)
     patient_id, as_rep = acting
-    base = settings.fhir_base_url
+    base, gettext = settings.fhir_base_url, translator(page_locale(request))
     sections = [
-        (kind, items.listed(fhir, base, caller.ctx, kind, patient_id)) for kind in KINDS.values()
+        (kind, items.listed(fhir, base, caller.ctx, kind, patient_id, gettext))
+        for kind in KINDS.values()
     ]
     return render(
         request,
@@ -295,7 +296,7 @@ def delete_form(
         return not_found_page(request)
     context = {
         "kind": kind,
-        "line": kind.line(item),
+        "line": kind.line(item, translator(page_locale(request))),
         "action": f"{PROFILE_PATH}/{kind.slug}/{item_id}/suppression",
         "pour": patient_id if as_rep else "",
         "as_representative": as_rep,

@@ -135,6 +135,9 @@ def test_every_kind_with_a_form_stores_a_valid_patient_declared_item(world: Worl
     vaccination = _declared(world, "Immunization", world.patient)[0]
     assert vaccination["primarySource"] is False
     assert vaccination["occurrenceDateTime"] == "2019-03-12"
+    client.cookies.set("carnet_lang", "en")
+    english = client.get("/espace/profil").text
+    assert " — Mother" in english and "Spouse or partner" in english  # choices translated
     condition = _declared(world, "Condition", world.patient)[0]
     assert (
         condition["recorder"] == condition["asserter"] == {"reference": f"Patient/{world.patient}"}
