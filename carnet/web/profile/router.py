@@ -184,7 +184,7 @@ async def add(
     """Check the form; store the new item; back to the profile (POST-redirect-GET)."""
     form = await request.form()  # read once already by the CSRF check
     kind = KINDS.get(slug)
-    acting = _acting(controls, caller, pour)
+    acting = await run_in_threadpool(_acting, controls, caller, pour)  # reads the store
     if kind is None or not kind.editable or acting is None:
         return not_found_page(request)
     patient_id, as_rep = acting
@@ -248,7 +248,7 @@ async def edit(
     """Check the form; replace the item (if no one changed it since the form was shown)."""
     form = await request.form()
     kind = KINDS.get(slug)
-    acting = _acting(controls, caller, pour)
+    acting = await run_in_threadpool(_acting, controls, caller, pour)  # reads the store
     if kind is None or not kind.editable or acting is None:
         return not_found_page(request)
     patient_id, as_rep = acting
@@ -323,7 +323,7 @@ async def delete(
 ) -> Response:
     """Delete the item (the engine keeps its history, as for every deletion)."""
     kind = KINDS.get(slug)
-    acting = _acting(controls, caller, pour)
+    acting = await run_in_threadpool(_acting, controls, caller, pour)  # reads the store
     if kind is None or acting is None:
         return not_found_page(request)
     patient_id, as_rep = acting
