@@ -14,6 +14,7 @@ from carnet.web.profile.kind import (
     JSON,
     LOINC,
     UCUM,
+    Gettext,
     Kind,
     Line,
     code_in,
@@ -71,11 +72,11 @@ def _condition_values(item: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _condition_line(item: Mapping[str, Any]) -> Line:
+def _condition_line(item: Mapping[str, Any], t: Gettext) -> Line:
     status = code_in(item.get("clinicalStatus"), CONDITION_CLINICAL)
     return Line(
         text_of(item.get("code")),
-        label_of(CONDITION_STATUSES, status),
+        t(label_of(CONDITION_STATUSES, status)) if status else "",
         str(item.get("onsetDateTime") or ""),
     )
 
@@ -136,7 +137,7 @@ def _allergy_values(item: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _allergy_line(item: Mapping[str, Any]) -> Line:
+def _allergy_line(item: Mapping[str, Any], t: Gettext) -> Line:
     values = _allergy_values(item)
     return Line(values["substance"], values["reaction"], values["depuis"])
 
@@ -188,7 +189,7 @@ def _treatment_values(item: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _treatment_line(item: Mapping[str, Any]) -> Line:
+def _treatment_line(item: Mapping[str, Any], t: Gettext) -> Line:
     values = _treatment_values(item)
     return Line(values["medicament"], values["posologie"], values["depuis"])
 
@@ -254,9 +255,10 @@ def _family_values(item: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _family_line(item: Mapping[str, Any]) -> Line:
+def _family_line(item: Mapping[str, Any], t: Gettext) -> Line:
     values = _family_values(item)
-    return Line(values["maladie"], text_of(item.get("relationship")), "")
+    relative = label_of(RELATIVES, values["lien"])
+    return Line(values["maladie"], t(relative) if relative else text_of(item.get("relationship")))
 
 
 FAMILY = Kind(
@@ -303,7 +305,7 @@ def _vaccination_values(item: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _vaccination_line(item: Mapping[str, Any]) -> Line:
+def _vaccination_line(item: Mapping[str, Any], t: Gettext) -> Line:
     values = _vaccination_values(item)
     return Line(values["vaccin"], values["lot"], values["date"])
 
@@ -424,7 +426,7 @@ def _measure_values(item: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _measure_line(item: Mapping[str, Any]) -> Line:
+def _measure_line(item: Mapping[str, Any], t: Gettext) -> Line:
     values = _measure_values(item)
     slug = values["mesure"]
     unit = (item.get("valueQuantity") or {}).get("unit") or "mmHg"
@@ -432,7 +434,8 @@ def _measure_line(item: Mapping[str, Any]) -> Line:
         shown = f"{values['systolique']} / {values['diastolique']} {unit}"
     else:
         shown = f"{values['valeur']} {unit}"
-    return Line(text_of(item.get("code")), shown, values["date"])
+    label = label_of(MEASURE_CHOICES, slug)
+    return Line(t(label) if label else text_of(item.get("code")), shown, values["date"])
 
 
 MEASUREMENTS = Kind(

@@ -16,10 +16,11 @@ from carnet.fhir.errors import FhirError
 from carnet.fhir.service import FhirService
 from carnet.web.profile.declared import declared, is_declared
 from carnet.web.profile.fields import french_input
-from carnet.web.profile.kind import JSON, Kind, Line
+from carnet.web.profile.kind import JSON, Gettext, Kind, Line
 
 MISSING = (403, 404, 410)
 MAX_LISTED = 200
+MAX_ID = 64  # FHIR ids: [A-Za-z0-9\-\.]{1,64}
 # Which element names the patient, per type (the check that an item is of the record acted on).
 PATIENT_ELEMENT = {
     "AllergyIntolerance": "patient",
@@ -52,7 +53,12 @@ def about(item: JSON, patient_id: str) -> bool:
 
 
 def listed(
-    fhir: FhirService, base: str, ctx: RequestContext, kind: Kind, patient_id: str
+    fhir: FhirService,
+    base: str,
+    ctx: RequestContext,
+    kind: Kind,
+    patient_id: str,
+    gettext: Gettext,
 ) -> list[Listed]:
     """The items of ``kind`` the patient declared, newest first."""
     params = [("patient", patient_id), *kind.search, ("_count", str(MAX_LISTED))]
@@ -65,7 +71,7 @@ def listed(
         if not kind.matches(item):
             continue
         version = str((item.get("meta") or {}).get("versionId") or "")
-        found.append(Listed(str(item.get("id")), version, kind.line(item), item))
+        found.append(Listed(str(item.get("id")), version, kind.line(item, gettext), item))
     found.sort(key=lambda i: str((i.item.get("meta") or {}).get("lastUpdated") or ""), reverse=True)
     return found
 
@@ -74,8 +80,10 @@ def read(
     fhir: FhirService, ctx: RequestContext, kind: Kind, item_id: str, patient_id: str
 ) -> JSON | None:
     """One item the patient declared, of ``kind``, in ``patient_id``'s record; else None."""
+    if len(item_id) > MAX_ID:
+        return None  # no FHIR id is longer: never read another item by a truncated address
     try:
-        item = fhir.read(kind.res_type, item_id[:64], ctx=ctx).body or {}
+        item = fhir.read(kind.res_type, item_id, ctx=ctx).body or {}
     except FhirError as exc:
         if exc.status in MISSING:
             return None
@@ -104,7 +112,8 @@ def update(
             kind.res_type,
             item_id,
             {**declared(body), "id": item_id},
-            if_match=f'W/"{version}"' if version else None,
+            # a version that is not a number matches none: refused as a change made meanwhile
+            if_match=f'W/"{version if version.isdigit() else 0}"' if version else None,
             ctx=ctx,
         )
     except FhirError as exc:

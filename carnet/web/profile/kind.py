@@ -11,6 +11,7 @@ from typing import Any
 from carnet.web.profile.fields import Field, Message
 
 JSON = dict[str, Any]
+Gettext = Callable[[str], str]  # the page's language: the choices' labels are message ids
 UCUM = "http://unitsofmeasure.org"
 LOINC = "http://loinc.org"
 
@@ -36,7 +37,7 @@ class Kind:
     fields: tuple[Field, ...]
     build: Callable[[Mapping[str, Any], str, str], JSON]  # (values, patient id, today) -> body
     values_of: Callable[[Mapping[str, Any]], dict[str, str]]  # an item -> the form's values
-    line: Callable[[Mapping[str, Any]], Line]
+    line: Callable[[Mapping[str, Any], Gettext], Line]  # (item, the page's gettext) -> line
     search: tuple[tuple[str, str], ...] = ()  # extra search parameters listing the kind
     matches: Callable[[Mapping[str, Any]], bool] = lambda _: True
     check: Callable[[Mapping[str, Any]], dict[str, Message]] = lambda _: {}

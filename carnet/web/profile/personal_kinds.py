@@ -14,6 +14,7 @@ from carnet.web.profile.fields import Field, Message
 from carnet.web.profile.kind import (
     JSON,
     LOINC,
+    Gettext,
     Kind,
     Line,
     code_in,
@@ -35,7 +36,7 @@ ORGAN_DONATION = "75781-5"
 # --- advance directives --------------------------------------------------------------------
 
 
-def _document_line(item: Mapping[str, Any]) -> Line:
+def _document_line(item: Mapping[str, Any], t: Gettext) -> Line:
     return Line(
         str(item.get("description") or text_of(item.get("type"))),
         "",
@@ -106,10 +107,11 @@ def _donation_values(item: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _donation_line(item: Mapping[str, Any]) -> Line:
+def _donation_line(item: Mapping[str, Any], t: Gettext) -> Line:
     values = _donation_values(item)
+    position = label_of(POSITIONS, values["position"])
     return Line(
-        label_of(POSITIONS, values["position"]) or text_of(item.get("valueCodeableConcept")),
+        t(position) if position else text_of(item.get("valueCodeableConcept")),
         values["precisions"],
         str(item.get("effectiveDateTime") or ""),
     )
@@ -196,9 +198,17 @@ def _contact_values(item: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _contact_line(item: Mapping[str, Any]) -> Line:
+EMERGENCY_CONTACT = N_("Personne à prévenir en cas d'urgence")
+TRUSTED_PERSON = N_("Personne de confiance")
+
+
+def _contact_line(item: Mapping[str, Any], t: Gettext) -> Line:
     values = _contact_values(item)
-    roles = [text_of(r) for r in item.get("relationship") or []]
+    roles = [
+        t(label_of(RELATIONS, values["lien"])) if values["lien"] else "",
+        t(EMERGENCY_CONTACT) if values["urgence"] else "",
+        t(TRUSTED_PERSON) if values["confiance"] else "",
+    ]
     reach = ", ".join(v for v in (values["telephone"], values["courriel"]) if v)
     detail = " · ".join(v for v in (", ".join(r for r in roles if r), reach) if v)
     return Line(values["nom"], detail, "")
@@ -264,7 +274,7 @@ def _professional_values(item: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _professional_line(item: Mapping[str, Any]) -> Line:
+def _professional_line(item: Mapping[str, Any], t: Gettext) -> Line:
     values = _professional_values(item)
     detail = " · ".join(v for v in (values["profession"], values["telephone"]) if v)
     return Line(values["nom"], detail, "")

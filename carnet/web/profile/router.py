@@ -127,9 +127,10 @@ def profile(
     if acting is None:
         return not_found_page(request)
     patient_id, as_rep = acting
-    base = settings.fhir_base_url
+    base, gettext = settings.fhir_base_url, translator(page_locale(request))
     sections = [
-        (kind, items.listed(fhir, base, caller.ctx, kind, patient_id)) for kind in KINDS.values()
+        (kind, items.listed(fhir, base, caller.ctx, kind, patient_id, gettext))
+        for kind in KINDS.values()
     ]
     return render(
         request,
@@ -183,7 +184,7 @@ async def add(
     """Check the form; store the new item; back to the profile (POST-redirect-GET)."""
     form = await request.form()  # read once already by the CSRF check
     kind = KINDS.get(slug)
-    acting = _acting(controls, caller, pour)
+    acting = await run_in_threadpool(_acting, controls, caller, pour)  # reads the store
     if kind is None or not kind.editable or acting is None:
         return not_found_page(request)
     patient_id, as_rep = acting
@@ -247,7 +248,7 @@ async def edit(
     """Check the form; replace the item (if no one changed it since the form was shown)."""
     form = await request.form()
     kind = KINDS.get(slug)
-    acting = _acting(controls, caller, pour)
+    acting = await run_in_threadpool(_acting, controls, caller, pour)  # reads the store
     if kind is None or not kind.editable or acting is None:
         return not_found_page(request)
     patient_id, as_rep = acting
@@ -295,7 +296,7 @@ def delete_form(
         return not_found_page(request)
     context = {
         "kind": kind,
-        "line": kind.line(item),
+        "line": kind.line(item, translator(page_locale(request))),
         "action": f"{PROFILE_PATH}/{kind.slug}/{item_id}/suppression",
         "pour": patient_id if as_rep else "",
         "as_representative": as_rep,
@@ -322,7 +323,7 @@ async def delete(
 ) -> Response:
     """Delete the item (the engine keeps its history, as for every deletion)."""
     kind = KINDS.get(slug)
-    acting = _acting(controls, caller, pour)
+    acting = await run_in_threadpool(_acting, controls, caller, pour)  # reads the store
     if kind is None or acting is None:
         return not_found_page(request)
     patient_id, as_rep = acting

@@ -135,6 +135,9 @@ def test_every_kind_with_a_form_stores_a_valid_patient_declared_item(world: Worl
     vaccination = _declared(world, "Immunization", world.patient)[0]
     assert vaccination["primarySource"] is False
     assert vaccination["occurrenceDateTime"] == "2019-03-12"
+    client.cookies.set("carnet_lang", "en")
+    english = client.get("/espace/profil").text
+    assert " — Mother" in english and "Spouse or partner" in english  # choices translated
     condition = _declared(world, "Condition", world.patient)[0]
     assert (
         condition["recorder"] == condition["asserter"] == {"reference": f"Patient/{world.patient}"}
@@ -199,6 +202,9 @@ def test_an_item_is_edited_then_deleted_after_confirmation(world: World) -> None
     assert done.status_code == 303
     stale = client.post(f"/espace/profil/traitements/{item}", data={"csrf_token": csrf, **changed})
     assert stale.status_code == 409 and "modifié entre-temps" in stale.text
+    forged = {**changed, "version": '1", W/"2'}
+    refused = client.post(f"/espace/profil/traitements/{item}", data={"csrf_token": csrf, **forged})
+    assert refused.status_code == 409
     assert "1 le matin" in client.get("/espace/profil").text
     confirm = client.get(f"/espace/profil/traitements/{item}/suppression")
     assert confirm.status_code == 200 and "Kardégic 75 mg" in confirm.text
@@ -243,6 +249,8 @@ def test_another_persons_item_answers_like_a_missing_one_and_stays_as_it_was(
         posted, missing = intruder.post(path, data=form), intruder.post(missing_path, data=form)
         assert posted.status_code == missing.status_code == 404
         assert posted.text.replace(item, "ID") == missing.text.replace("no-such-item", "ID")
+    too_long = owner.get(f"/espace/profil/allergies/{item}{'0' * 64}")  # never truncated
+    assert too_long.status_code == 404
     assert any(
         i["id"] == item and i["code"]["text"] == "Arachide"
         for i in _declared(world, "AllergyIntolerance", world.patient)
