@@ -331,6 +331,19 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "access, emergency access, a new document) in the outbox; 0 turns it off (then run "
         "`carnet accounts sweep` from cron).",
     ),
+    Setting(
+        "web_theme",
+        "carnet",
+        "The portal's look: 'carnet' (its own stylesheet) or 'dsfr' (the French State's design "
+        "system, for State bodies only: its terms reserve the State's identity; install it first, "
+        "docs/web.md).",
+    ),
+    Setting(
+        "web_dsfr_dir",
+        str(_PROJECT_ROOT / "node_modules" / "@gouvfr" / "dsfr" / "dist"),
+        "Folder of the DSFR's built files (dsfr.min.css, fonts, icons) served when web_theme is "
+        "dsfr; installed from the npm package @gouvfr/dsfr by `make dsfr`.",
+    ),
 )
 
 
@@ -341,6 +354,13 @@ def _flag(name: str, value: str) -> bool:
     if folded in ("", "0", "false", "no", "off"):
         return False
     raise ValueError(f"setting {name} is true or false")
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    folded = value.strip().lower()
+    if folded not in allowed:
+        raise ValueError(f"setting {name} is one of {', '.join(allowed)}")
+    return folded
 
 
 def _networks(name: str, value: str) -> tuple[str, ...]:
@@ -425,6 +445,8 @@ class Settings:
     sovereignty_declarations: str
     sovereignty_strict: bool
     alert_sweep_seconds: float
+    web_theme: str
+    web_dsfr_dir: Path
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -513,6 +535,8 @@ class Settings:
             sovereignty_declarations=raw["sovereignty_declarations"].strip(),
             sovereignty_strict=_flag("sovereignty_strict", raw["sovereignty_strict"]),
             alert_sweep_seconds=float(raw["alert_sweep_seconds"]),
+            web_theme=_one_of("web_theme", raw["web_theme"], ("carnet", "dsfr")),
+            web_dsfr_dir=Path(raw["web_dsfr_dir"]),
         )
 
     @property

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
+from carnet.settings import Settings
 from carnet.web import router as home
 from carnet.web.caller import (
     SIGN_IN_PATH,
@@ -26,12 +27,13 @@ from carnet.web.record import upload
 from carnet.web.signin import activation, forgotten
 from carnet.web.signin import router as signin
 from carnet.web.templating import render
+from carnet.web.theme import mount_theme
 
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_PATH = "/static"
 
 
-def mount(app: FastAPI) -> None:
+def mount(app: FastAPI, settings: Settings) -> None:
     """Add the portal to ``app`` (called once by carnet/app.py)."""
     app.include_router(home.router)
     app.include_router(signin.router)
@@ -42,6 +44,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(patient_controls.router)
     app.include_router(pro.router)  # the professionals' workspace (carnet/web/pro)
     app.include_router(upload.router)
+    mount_theme(app, settings)  # before /static: /static/dsfr is the DSFR's, when chosen
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(SignInRequiredError)
