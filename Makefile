@@ -97,3 +97,9 @@ bench: install postgres
 
 clean:
 	rm -rf $(VENV) node_modules carnet-data .pytest_cache .mypy_cache .ruff_cache
+
+# The DSFR theme (web_theme=dsfr, docs/web.md): the French State's design system, for operators
+# that are State bodies. Not part of `install`: the package installs only once its terms of use
+# are accepted, by the operator (DSFR_ACCEPT_LICENSE=1, or `npm create @gouvfr/dsfr`), never here.
+dsfr:
+	npm install --no-audit --no-fund --no-save @gouvfr/dsfr@1.15.3

@@ -220,7 +220,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(record_api.router)
     app.include_router(oidc_api.router)
     app.include_router(hub_api.router)
-    web_wiring.mount(app)  # the portal's pages and static files (docs/web.md)
+    web_wiring.mount(app, settings)  # the portal's pages and static files (docs/web.md)
 
     @app.exception_handler(FhirError)
     async def fhir_error(request: Request, exc: FhirError) -> Response:

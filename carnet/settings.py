@@ -349,6 +349,19 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "Lowest score of a queued alert: the detector's rank (0 to 1) plus the weights of the "
         "rules met (carnet/watch/rules.py); 1.0 means at least one rule or a top-ranked oddity.",
     ),
+    Setting(
+        "web_theme",
+        "carnet",
+        "The portal's look: 'carnet' (its own stylesheet) or 'dsfr' (the French State's design "
+        "system, for State bodies only: its terms reserve the State's identity; install it first, "
+        "docs/web.md).",
+    ),
+    Setting(
+        "web_dsfr_dir",
+        str(_PROJECT_ROOT / "node_modules" / "@gouvfr" / "dsfr" / "dist"),
+        "Folder of the DSFR's built files (dsfr.min.css, fonts, icons) served when web_theme is "
+        "dsfr; installed from the npm package @gouvfr/dsfr by `make dsfr`.",
+    ),
 )
 
 
@@ -359,6 +372,13 @@ def _flag(name: str, value: str) -> bool:
     if folded in ("", "0", "false", "no", "off"):
         return False
     raise ValueError(f"setting {name} is true or false")
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    folded = value.strip().lower()
+    if folded not in allowed:
+        raise ValueError(f"setting {name} is one of {', '.join(allowed)}")
+    return folded
 
 
 def _networks(name: str, value: str) -> tuple[str, ...]:
@@ -446,6 +466,8 @@ class Settings:
     watch_alert_budget: float
     watch_history_days: int
     watch_min_score: float
+    web_theme: str
+    web_dsfr_dir: Path
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -537,6 +559,8 @@ class Settings:
             watch_alert_budget=float(raw["watch_alert_budget"]),
             watch_history_days=int(raw["watch_history_days"]),
             watch_min_score=float(raw["watch_min_score"]),
+            web_theme=_one_of("web_theme", raw["web_theme"], ("carnet", "dsfr")),
+            web_dsfr_dir=Path(raw["web_dsfr_dir"]),
         )
 
     @property

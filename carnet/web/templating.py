@@ -123,7 +123,9 @@ def render(
         if csrf_token is None:
             csrf_token = new_form_cookie = new_form_token()
     flash = pending_flash(request)
+    settings = services_of(request).settings
     values = {
+        "theme": settings.web_theme,
         "request": request,
         "locale": locale,
         "caller": caller,
@@ -137,7 +139,7 @@ def render(
     }
     html = ENVIRONMENT.get_template(template).render(values)
     response = HTMLResponse(html, status_code=status, headers={**page_headers(), **(headers or {})})
-    secure = secure_cookies(services_of(request).settings)
+    secure = secure_cookies(settings)
     if new_form_cookie is not None:
         response.set_cookie(
             FORM_COOKIE, new_form_cookie, path="/", httponly=True, samesite="strict", secure=secure

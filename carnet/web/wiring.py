@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
+from carnet.settings import Settings
 from carnet.web import router as home
 from carnet.web.caller import (
     SIGN_IN_PATH,
@@ -30,13 +31,14 @@ from carnet.web.router import not_found_page
 from carnet.web.signin import activation, forgotten
 from carnet.web.signin import router as signin
 from carnet.web.templating import render
+from carnet.web.theme import mount_theme
 from carnet.web.watch import router as watch_pages
 
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_PATH = "/static"
 
 
-def mount(app: FastAPI) -> None:
+def mount(app: FastAPI, settings: Settings) -> None:
     """Add the portal to ``app`` (called once by carnet/app.py)."""
     app.include_router(home.router)
     app.include_router(signin.router)
@@ -49,6 +51,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(upload.router)
     app.include_router(profile.router)  # the medical profile (carnet/web/profile)
     app.include_router(watch_pages.router)  # the security officer's alert queue
+    mount_theme(app, settings)  # before /static: /static/dsfr is the DSFR's, when chosen
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(SignInRequiredError)

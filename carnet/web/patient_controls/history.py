@@ -94,6 +94,7 @@ def history_page(
         "patient_controls/history.html",
         {
             "entries": entries,
+            "first_number": (page - 1) * PER_PAGE + 1,  # the entries' numbers, for the links
             "total": total,
             "page": page,
             "pages": pages,
