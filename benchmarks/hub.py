@@ -177,14 +177,15 @@ def plain_copy_seconds(extract_path: Path, work: Path) -> float:
     return time.perf_counter() - start
 
 
-def read_load_seconds(services: Services, work: Path) -> tuple[float, int]:
+def read_load_seconds(services: Services, work: Path) -> tuple[float, float, int]:
     """The same resources read through the extraction's policy path (decrypted, audited) and
-    loaded as (type, id, JSON) into a DuckDB table: what any extraction must at least do."""
+    loaded as (type, id, JSON) into a DuckDB table: what any extraction must at least do.
+    (seconds, CPU seconds, resources)."""
     target = work / "read_load.duckdb"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.unlink(missing_ok=True)
     ctx = extraction_context(AS_LOCAL_OPERATOR, "bench-baseline")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     count = 0
     with (
         collector_paused(),
@@ -204,7 +205,7 @@ def read_load_seconds(services: Services, work: Path) -> tuple[float, int]:
             )
             con.execute("INSERT INTO resource SELECT * FROM rows")
             count += rows.num_rows
-    return time.perf_counter() - start, count
+    return time.perf_counter() - start, time.process_time() - cpu, count
 
 
 def risk_seconds(rows: int, folder: Path, seed: int = 11) -> tuple[float, float, float]:
@@ -274,11 +275,14 @@ def main() -> None:
                 load(services, store / "ndjson")
             print(f"store: {resources} resources, {args.patients} patients (SQLite)")
             if args.engines:
-                read_load, read = read_load_seconds(services, work / "baseline")
-                print(f"read_load: {read} resources read and loaded in {read_load:.2f} s")
+                read_load, read_cpu, read = read_load_seconds(services, work / "baseline")
+                print(
+                    f"read_load: {read} resources read and loaded in {read_load:.2f} s "
+                    f"({read_cpu:.2f} s CPU)"
+                )
             print(
                 "engine  rows  seconds  cpu_s  rows/s  read+stage_s  release_s  write_s  "
-                "plain_copy_s  ratio_write  ratio_total  ratio_read"
+                "plain_copy_s  ratio_write  ratio_total  ratio_read  ratio_read_cpu"
             )
             for engine in [e for e in args.engines.split(",") if e]:
                 timings: dict[str, float] = {}
@@ -306,7 +310,8 @@ def main() -> None:
                     f"{engine:6}  {rows}  {total:.2f}  {cpu:.2f}  {rows / total:.0f}  "
                     f"{timings['read_and_stage']:.2f}  {timings['release']:.2f}  "
                     f"{timings['write']:.2f}  {plain:.3f}  "
-                    f"{plain / timings['write']:.2f}  {plain / total:.3f}  {read_load / total:.2f}"
+                    f"{plain / timings['write']:.2f}  {plain / total:.3f}  {read_load / total:.2f}  "
+                    f"{read_cpu / cpu:.2f}"
                 )
         finally:
             services.close()

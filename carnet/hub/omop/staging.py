@@ -28,7 +28,6 @@ from carnet.hub.omop.vocabulary import EHR_TYPE, LOCAL_CONCEPT_START, Vocabulary
 QI_TABLE = "person_qi"  # per-person quasi-identifiers that are not CDM columns (département)
 _HELPERS = ("_patient", "_res_type", "_res_id", "_encounter")
 _DAY_MICROS = 86_400_000_000
-_STAGED_COMPRESSION = "none"  # read once, on this machine, then deleted: not worth packing
 
 
 class Source(Protocol):
@@ -238,7 +237,7 @@ class Stager:
         tables["observation_period"] = _observation_periods(tables)
         for name, table in tables.items():
             staged.files[name] = folder / f"{name}.parquet"
-            pq.write_table(table, staged.files[name], compression=_STAGED_COMPRESSION)
+            pq.write_table(table, staged.files[name])
         qi = pa.table(
             {
                 "person_id": pa.array([persons[p] for p in sorted(kept)], pa.int64()),
@@ -246,7 +245,7 @@ class Stager:
             }
         )
         staged.files[QI_TABLE] = folder / f"{QI_TABLE}.parquet"
-        pq.write_table(qi, staged.files[QI_TABLE], compression=_STAGED_COMPRESSION)
+        pq.write_table(qi, staged.files[QI_TABLE])
         return staged
 
     def _local_concepts(self) -> dict[tuple[str, str], int]:
