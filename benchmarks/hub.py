@@ -5,11 +5,17 @@ each against a plain DuckDB load of the same rows in the same run; and the risk 
 The store is --patients synthetic people with --per-patient resources each (Encounter, Conditions,
 Observations, MedicationRequests), loaded through the importer (as the operator would). Every
 extraction reads through the policy path, decrypts, maps, pseudonymises (one keyed hash per
-person) and writes. The baseline is DuckDB creating the same tables from Parquet files of the
-extract's own rows: the floor of any DuckDB write of those rows.
+person) and writes. Two baselines, in the same run:
+- plain_copy: DuckDB creating the same tables from Parquet files of the extract's own rows (the
+  floor of any DuckDB write of those rows; ratio_write and ratio_total are against it);
+- read_load: the same resources read through the same policy path (a system caller, audited,
+  decrypted) and loaded as JSON text into a DuckDB table, no mapping (the floor of any extraction
+  that reads the encrypted store as the issue requires; ratio_read is against it).
+--store DIR keeps the imported store in DIR and reuses it on the next run (same sizes).
 
     .venv/bin/python benchmarks/hub.py [--patients 50] [--per-patient 20]
                                        [--engines duckdb,spark] [--risk-rows 1000000]
+                                       [--store DIR]
 """
 
 from __future__ import annotations
@@ -34,8 +40,14 @@ sys.path.insert(0, str(ROOT))
 from carnet.app import Services, build_services  # noqa: E402
 from carnet.caller import RequestContext  # noqa: E402
 from carnet.fhir.importer import Importer  # noqa: E402
+from carnet.hub.omop.mapping import SOURCE_TYPES  # noqa: E402
 from carnet.hub.omop.risk import QUASI_IDENTIFIERS, measure, protect  # noqa: E402
-from carnet.hub.omop.service import extract  # noqa: E402
+from carnet.hub.omop.service import (  # noqa: E402
+    READ_BATCH,
+    collector_paused,
+    extract,
+    extraction_context,
+)
 from carnet.hub.omop.spec import OMOP_TABLES, ExtractionSpec  # noqa: E402
 from carnet.settings import Settings  # noqa: E402
 
@@ -165,6 +177,37 @@ def plain_copy_seconds(extract_path: Path, work: Path) -> float:
     return time.perf_counter() - start
 
 
+def read_load_seconds(services: Services, work: Path) -> tuple[float, float, int]:
+    """The same resources read through the extraction's policy path (decrypted, audited) and
+    loaded as (type, id, JSON) into a DuckDB table: what any extraction must at least do.
+    (seconds, CPU seconds, resources)."""
+    target = work / "read_load.duckdb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    ctx = extraction_context(AS_LOCAL_OPERATOR, "bench-baseline")
+    start, cpu = time.perf_counter(), time.process_time()
+    count = 0
+    with (
+        collector_paused(),
+        duckdb.connect(str(target)) as con,
+        services.fhir.session(ctx, "export", None, None) as session,
+    ):
+        con.execute("CREATE TABLE resource (res_type VARCHAR, res_id VARCHAR, body VARCHAR)")
+        for batch in session.current_batches(
+            "export", SOURCE_TYPES, batch=READ_BATCH, inflate=False
+        ):
+            rows = pa.table(
+                {
+                    "res_type": [r.res_type for r in batch],
+                    "res_id": [r.res_id for r in batch],
+                    "body": [orjson.dumps(r.body).decode() for r in batch],
+                }
+            )
+            con.execute("INSERT INTO resource SELECT * FROM rows")
+            count += rows.num_rows
+    return time.perf_counter() - start, time.process_time() - cpu, count
+
+
 def risk_seconds(rows: int, folder: Path, seed: int = 11) -> tuple[float, float, float]:
     """(the k/l/risk measure, the whole protection step, its CPU seconds in every thread) on
     ``rows`` synthetic people. The CPU time tells a loaded machine from a slow query."""
@@ -219,17 +262,27 @@ def main() -> None:
     parser.add_argument("--per-patient", type=int, default=20)
     parser.add_argument("--engines", default="duckdb,spark")
     parser.add_argument("--risk-rows", type=int, default=1_000_000)
+    parser.add_argument("--store", type=Path, default=None, help="keep and reuse the store here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="carnet-hub-bench-") as tmp:
         work = Path(tmp)
-        resources = write_store(work / "ndjson", args.patients, args.per_patient)
-        services = build_services(Settings.from_env({}, data_dir=str(work / "data")))
+        store = args.store or work / "store"
+        fresh = not (store / "data").exists()
+        resources = write_store(store / "ndjson", args.patients, args.per_patient)
+        services = build_services(Settings.from_env({}, data_dir=str(store / "data")))
         try:
-            load(services, work / "ndjson")
+            if fresh:
+                load(services, store / "ndjson")
             print(f"store: {resources} resources, {args.patients} patients (SQLite)")
+            if args.engines:
+                read_load, read_cpu, read = read_load_seconds(services, work / "baseline")
+                print(
+                    f"read_load: {read} resources read and loaded in {read_load:.2f} s "
+                    f"({read_cpu:.2f} s CPU)"
+                )
             print(
-                "engine  rows  seconds  rows/s  read+stage_s  release_s  write_s  plain_copy_s  "
-                "ratio_write  ratio_total"
+                "engine  rows  seconds  cpu_s  rows/s  read+stage_s  release_s  write_s  "
+                "plain_copy_s  ratio_write  ratio_total  ratio_read  ratio_read_cpu"
             )
             for engine in [e for e in args.engines.split(",") if e]:
                 timings: dict[str, float] = {}
@@ -248,16 +301,17 @@ def main() -> None:
                     from carnet.hub.omop.engines import spark_session
 
                     spark_session()
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 result = extract(services, AS_LOCAL_OPERATOR, spec, timings=timings)
-                total = time.perf_counter() - start
+                total, cpu = time.perf_counter() - start, time.process_time() - cpu
                 rows = sum(result.row_counts.values())
                 plain = plain_copy_seconds(result.extract_path, work / "plain" / engine)
                 print(
-                    f"{engine:6}  {rows}  {total:.2f}  {rows / total:.0f}  "
+                    f"{engine:6}  {rows}  {total:.2f}  {cpu:.2f}  {rows / total:.0f}  "
                     f"{timings['read_and_stage']:.2f}  {timings['release']:.2f}  "
                     f"{timings['write']:.2f}  {plain:.3f}  "
-                    f"{plain / timings['write']:.2f}  {plain / total:.3f}"
+                    f"{plain / timings['write']:.2f}  {plain / total:.3f}  {read_load / total:.2f}  "
+                    f"{read_cpu / cpu:.2f}"
                 )
         finally:
             services.close()

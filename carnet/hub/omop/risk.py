@@ -23,7 +23,6 @@ QUASI_IDENTIFIERS = ("year_of_birth", "sex", "departement", "rare_codes")
 SENSITIVE = "diagnosis"
 MAX_SUPPRESSED_SHARE = 0.05
 YEAR_BAND = 5
-_RANKS = 1 << 32  # more than any number of distinct codes
 
 
 @dataclass(frozen=True)
@@ -52,43 +51,32 @@ def frame_sql(files: dict[str, Path], k: int, *, generalised: bool) -> str:
     year = f"year_of_birth - year_of_birth % {YEAR_BAND}" if generalised else "year_of_birth"
     conditions = (
         f"SELECT person_id, condition_source_value AS code FROM {_parquet(files['condition_occurrence'])}"
-        " WHERE condition_source_value IS NOT NULL AND person_id IS NOT NULL"
+        " WHERE condition_source_value IS NOT NULL"
         if "condition_occurrence" in files
         else "SELECT CAST(NULL AS BIGINT) AS person_id, CAST(NULL AS VARCHAR) AS code WHERE false"
     )
-    # Plain hash aggregates on integers (an ordered aggregate or a window per person would sort
-    # every row): codes are numbered in their order first, and the main diagnosis is the code
-    # with the largest (count, -number), one integer.
     return f"""
         WITH cond AS ({conditions}),
-        codes AS (
-            SELECT code, row_number() OVER (ORDER BY code) AS code_rank FROM cond GROUP BY code
-        ),
-        counted AS (
-            SELECT person_id, code_rank, count(*) AS n
-            FROM cond JOIN codes USING (code) GROUP BY person_id, code_rank
-        ),
-        holders AS (SELECT code_rank FROM counted GROUP BY code_rank HAVING count(*) < {int(k)}),
-        main AS (
-            SELECT person_id, arg_max(code_rank, n * {_RANKS} - code_rank) AS main_rank
-            FROM counted GROUP BY person_id
-        ),
+        holders AS (SELECT code FROM cond GROUP BY code HAVING count(DISTINCT person_id) < {k}),
         rare AS (
-            SELECT person_id, string_agg(code, '|' ORDER BY code) AS rare_codes
-            FROM counted SEMI JOIN holders USING (code_rank) JOIN codes USING (code_rank)
-            GROUP BY person_id
+            SELECT person_id, string_agg(DISTINCT code, '|' ORDER BY code) AS rare_codes
+            FROM cond WHERE code IN (SELECT code FROM holders) GROUP BY person_id
+        ),
+        counted AS (SELECT person_id, code, count(*) AS n FROM cond GROUP BY person_id, code),
+        main AS (  -- the most frequent code, the smallest on a tie (one sort per person)
+            SELECT person_id, code AS diagnosis FROM counted
+            QUALIFY row_number() OVER (PARTITION BY person_id ORDER BY n DESC, code) = 1
         )
         SELECT p.person_id,
                coalesce(CAST({year} AS VARCHAR), '') AS year_of_birth,
                coalesce(p.gender_source_value, '') AS sex,
                coalesce(q.departement, '') AS departement,
                coalesce(r.rare_codes, '') AS rare_codes,
-               coalesce(c.code, '') AS diagnosis
+               coalesce(m.diagnosis, '') AS diagnosis
         FROM {person} p
         LEFT JOIN {qi} q USING (person_id)
         LEFT JOIN rare r USING (person_id)
         LEFT JOIN main m USING (person_id)
-        LEFT JOIN codes c ON c.code_rank = m.main_rank
     """
 
 

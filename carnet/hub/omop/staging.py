@@ -118,7 +118,8 @@ class Stager:
         self._departements: dict[str, str | None] = {}
         self._rows: dict[str, _Collected] = {name: _Collected() for name in TABLES}
         self._concepts: dict[tuple[str | None, str], tuple[int, int | None]] = {}
-        self._unknown: dict[tuple[str, str], list[tuple[str, str, int]]] = {}
+        self._unknown: set[tuple[str, str]] = set()  # (system, code) no vocabulary knows
+        self._local: dict[tuple[str, str], int] = {}
         self.unmapped: Counter[tuple[str, str, str, str]] = Counter()
         self.dropped: Counter[str] = Counter()
 
@@ -184,9 +185,9 @@ class Stager:
                 ] += 1
             if coded.source_concept_column:
                 if source_concept_id is None:  # numbered locally at the end, in code order
-                    self._unknown.setdefault((coded.system or "", coded.code), []).append(
-                        (row.table, coded.source_concept_column, index)
-                    )
+                    unknown = (coded.system or "", coded.code)
+                    self._unknown.add(unknown)
+                    resolved.setdefault(coded.source_concept_column, []).append((index, unknown))
                 else:
                     resolved.setdefault(coded.source_concept_column, []).append(
                         (index, source_concept_id)
@@ -250,12 +251,10 @@ class Stager:
     def _local_concepts(self) -> dict[tuple[str, str], int]:
         """Codes no vocabulary knows get local source concepts, numbered from 2,000,000,000 in
         the order of (system, code), so a run on the same data gives the same numbers."""
-        local: dict[tuple[str, str], int] = {}
-        for number, key in enumerate(sorted(self._unknown)):
-            local[key] = LOCAL_CONCEPT_START + number
-            for table, column, index in self._unknown[key]:
-                self._rows[table].resolved.setdefault(column, []).append((index, local[key]))
-        return local
+        self._local = {
+            key: LOCAL_CONCEPT_START + number for number, key in enumerate(sorted(self._unknown))
+        }
+        return self._local
 
     def _table(self, name: str, kept: pa.Array) -> pa.Table:
         cdm: CdmTable = TABLES[name]
@@ -265,8 +264,10 @@ class Stager:
         dated: list[pa.Array] = []  # the date columns in CDM order: the first set sorts the row
         for column, kind in cdm.columns:
             raw = [values.get(column) for values in got.values]
+            local = self._local
             for index, value in got.resolved.get(column, ()):
-                raw[index] = value
+                # a (system, code) pair stands for the local concept it is numbered at the end
+                raw[index] = local[value] if type(value) is tuple else value
             array = pa.array(raw, ARROW_TYPES[kind])
             if kind == "date":
                 array = generalised_dates(array, shifts, self.dates)
