@@ -246,14 +246,17 @@ class Writers:
                         self.refused.append(f"{mark}: {answer.status_code} {answer.text[:200]}")
 
 
-def _wait_until_served(base: str, pid: int) -> None:
+def _wait_until_served(base: str, pid: int, log: Path) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
             httpx.get(f"{base}/fhir/metadata", timeout=2)
             return
         except httpx.TransportError:
-            assert _exit_code(pid, 0) is None, "the server ended before it served"
+            code = _exit_code(pid, 0)
+            assert code is None, (
+                f"the server ended ({code}) before it served: {log.read_text()[-2000:]}"
+            )
             assert time.monotonic() < deadline, "the server did not answer within a minute"
             time.sleep(0.05)
 
@@ -283,7 +286,7 @@ def test_server_killed_during_writes_keeps_every_acknowledged_write_and_no_parti
         base = f"http://{HOST}:{port}"
         token_file = tmp_path / "bearer.json"
         pid = _fork(_serve(data_dir, port, token_file), tmp_path / "server.log")
-        _wait_until_served(base, pid)
+        _wait_until_served(base, pid, tmp_path / "server.log")
         with Writers(base, orjson.loads(token_file.read_bytes()), round_) as writers:
             # Writes under way (a fresh process's first ones are slow: schemas, plans), then
             # a moment that falls anywhere in the next ones.
