@@ -23,11 +23,8 @@ imports on PostgreSQL too.
 from __future__ import annotations
 
 import base64
-import logging
 import os
 import random
-import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +44,7 @@ from carnet.audit.verify import verify
 from carnet.demo.pdf import make_pdf
 from tests.conftest import make_settings
 from tests.support.auth import bearer
+from tests.support.forked import exit_code, fork_child, kill
 from tests.support.migrated_store import SqliteTemplate
 from tests.support.serve import HOST, free_port
 
@@ -58,47 +56,6 @@ SERVER_KILLS = 10
 IMPORT_KILLS = 10
 WRITERS = 3  # client threads posting meanwhile
 SEED = int(os.environ.get("CARNET_TEST_KILL_SEED", random.randrange(2**32)))
-
-
-def _fork(child: Callable[[], int], log: Path) -> int:
-    """Run ``child`` in a forked process (its output to ``log``); return its pid."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 1
-    try:  # the child: never back into pytest, whatever happens
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        # pytest's capture holds sys.stdout and sys.stderr: the child writes to the log instead.
-        sys.stdout = sys.stderr = open(fd, "w", buffering=1)  # noqa: SIM115 - until os._exit
-        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
-        code = child()
-    except BaseException:  # noqa: BLE001 - reported in the log, as the exit code says
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        os._exit(code)
-
-
-def _kill(pid: int) -> None:
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-
-
-def _exit_code(pid: int, timeout: float) -> int | None:
-    """The child's exit code once it ends within ``timeout`` s, else None (still running)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(0.01)
 
 
 @contextmanager
@@ -253,7 +210,7 @@ def _wait_until_served(base: str, pid: int, log: Path) -> None:
             httpx.get(f"{base}/fhir/metadata", timeout=2)
             return
         except httpx.TransportError:
-            code = _exit_code(pid, 0)
+            code = exit_code(pid, 0)
             assert code is None, (
                 f"the server ended ({code}) before it served: {log.read_text()[-2000:]}"
             )
@@ -285,14 +242,14 @@ def test_server_killed_during_writes_keeps_every_acknowledged_write_and_no_parti
         port = free_port()
         base = f"http://{HOST}:{port}"
         token_file = tmp_path / "bearer.json"
-        pid = _fork(_serve(data_dir, port, token_file), tmp_path / "server.log")
+        pid = fork_child(_serve(data_dir, port, token_file), tmp_path / "server.log")
         _wait_until_served(base, pid, tmp_path / "server.log")
         with Writers(base, orjson.loads(token_file.read_bytes()), round_) as writers:
             # Writes under way (a fresh process's first ones are slow: schemas, plans), then
             # a moment that falls anywhere in the next ones.
             writers.first_acknowledged.wait(timeout=60)
             time.sleep(rng.uniform(0, 1.0))
-            _kill(pid)
+            kill(pid)
         assert not writers.refused, f"seed {SEED}: {writers.refused[:3]}"
         attempted |= writers.attempted
         acknowledged |= writers.acknowledged
@@ -387,7 +344,7 @@ def test_import_killed_at_random_moments_then_resumed_stores_what_a_clean_run_do
     clean_dir = tmp_path / "clean"
     migrated_sqlite.copy_into(clean_dir)
     started = time.monotonic()
-    assert _exit_code(_fork(_import(clean_dir, folder), log), 300) == 0, log.read_text()[-2000:]
+    assert exit_code(fork_child(_import(clean_dir, folder), log), 300) == 0, log.read_text()[-2000:]
     run_length = time.monotonic() - started
     clean = _imported(clean_dir)
     expected_patients = [f"b{b}" for b in range(BUNDLES)]
@@ -405,15 +362,15 @@ def test_import_killed_at_random_moments_then_resumed_stores_what_a_clean_run_do
         moments: list[float] = []
         while landed < IMPORT_KILLS:
             moments.append(round(rng.uniform(0.05, 0.6) * run_length, 2))
-            pid = _fork(_import(data_dir, folder), log)
-            code = _exit_code(pid, moments[-1])
+            pid = fork_child(_import(data_dir, folder), log)
+            code = exit_code(pid, moments[-1])
             if code is not None:
                 assert code == 0, log.read_text()[-2000:]
                 break
-            _kill(pid)
+            kill(pid)
             landed += 1
         else:
-            finished = _exit_code(_fork(_import(data_dir, folder), log), 300)
+            finished = exit_code(fork_child(_import(data_dir, folder), log), 300)
             assert finished == 0, log.read_text()[-2000:]
         where = f"kills at {moments} s of a {run_length:.1f} s clean run (seed {SEED})"
         assert _imported(data_dir) == clean, f"the store differs from a clean run: {where}"
