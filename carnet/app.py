@@ -231,24 +231,30 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
 
+    def storage_refusal(request: Request, exc: Exception) -> Response | None:
+        """507 or 503 for a full or read-only disk (database or blob store), never a 500; what
+        failed was rolled back, so nothing of the request was written. None for other errors."""
+        fault = storage_fault(exc, *store_places(built.engine, settings.data_dir))
+        if fault is None:
+            return None
+        log.error("storage %s on %s %s", fault.value, request.method, request.url.path)
+        return fhir_api.error_response(storage_error(fault))
+
     @app.exception_handler(DBAPIError)
     async def database_error(request: Request, exc: DBAPIError) -> Response:
         if not is_lock_timeout(exc):
-            return await storage_full_or_read_only(request, exc)
+            return storage_refusal(request, exc) or await unexpected(request, exc)
         log.warning("lock timeout on %s %s", request.method, request.url.path)
         response = fhir_api.error_response(lock_timeout_error())
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
 
     @app.exception_handler(OSError)
-    async def storage_full_or_read_only(request: Request, exc: Exception) -> Response:
-        # A full or read-only disk (database or blob store): 507 or 503, never a 500; what
-        # failed was rolled back, so nothing of the request was written.
-        fault = storage_fault(exc, *store_places(built.engine, settings.data_dir))
-        if fault is None:
-            return await unexpected(request, exc)
-        log.error("storage %s on %s %s", fault.value, request.method, request.url.path)
-        return fhir_api.error_response(storage_error(fault))
+    async def storage_error_of_the_os(request: Request, exc: OSError) -> Response:
+        refused = storage_refusal(request, exc)
+        if refused is None:
+            raise exc  # any other OSError stays a server error, handled (and raised) as before
+        return refused
 
     @app.exception_handler(BodyTooLarge)
     async def body_too_large(request: Request, exc: BodyTooLarge) -> Response:

@@ -20,10 +20,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,11 +30,13 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+import carnet.cli.main
 from carnet.app import Services, build_services, create_app
 from carnet.audit.verify import verify
 from carnet.demo.pdf import make_pdf
 from tests.conftest import make_settings
 from tests.support.auth import bearer
+from tests.support.forked import exit_code, fork_child, kill
 from tests.support.migrated_store import SqliteTemplate
 from tests.support.small_disk import fill, read_only_view, small_disk
 
@@ -256,23 +256,36 @@ def test_a_read_only_blob_store_answers_503_and_stores_nothing(store: Store) -> 
     assert verify(store.services.audit).ok
 
 
-def _carnet(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARNET_")}
-    env |= {"CARNET_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "carnet", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+@dataclass
+class Ran:
+    returncode: int
+    stderr: str
 
 
-def _one_clear_line(done: subprocess.CompletedProcess[str], words: str) -> None:
+def _carnet(data_dir: Path, log: Path, *args: str) -> Ran:
+    """``carnet ARGS`` on ``data_dir``, as its console script runs it (carnet.cli.main.main), in
+    a child forked from this process: no interpreter to start."""
+
+    def child() -> int:
+        for name in [n for n in os.environ if n.startswith("CARNET_")]:
+            del os.environ[name]
+        os.environ["CARNET_DATA_DIR"] = str(data_dir)
+        sys.argv = ["carnet", *args]
+        carnet.cli.main.main()
+        return 0
+
+    log.unlink(missing_ok=True)
+    pid = fork_child(child, log)
+    code = exit_code(pid, 300)
+    if code is None:
+        kill(pid)
+        pytest.fail(f"carnet {args[0]} still running after 300 s: {log.read_text()[-2000:]}")
+    return Ran(code, log.read_text())
+
+
+def _one_clear_line(done: Ran, words: str) -> None:
     """Exit 1 with one ``error:`` line saying ``words``, and no traceback."""
-    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.returncode == 1, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, done.stderr
     assert words in errors[0], errors[0]
@@ -306,9 +319,10 @@ def test_import_on_a_full_disk_is_one_clear_line_and_its_rerun_stores_everything
     with small_disk(tmp_path / "disk", mib=2 * DISK_MIB) as disk:  # room for the whole import
         migrated_sqlite.copy_into(disk / "data")
         filler = fill(disk)
-        _one_clear_line(_carnet(disk / "data", "import", str(source), "--batch-size", "50"), "full")
+        log = tmp_path / "import.log"
+        _one_clear_line(_carnet(disk / "data", log, "import", str(source)), "full")
         filler.unlink()
-        rerun = _carnet(disk / "data", "import", str(source), "--batch-size", "50")
+        rerun = _carnet(disk / "data", log, "import", str(source))
         assert rerun.returncode == 0, rerun.stderr
         store = _open(disk / "data")
         try:
@@ -323,20 +337,24 @@ def test_a_read_only_data_directory_is_one_clear_line_and_changes_nothing(
     tmp_path: Path, migrated_sqlite: SqliteTemplate
 ) -> None:
     migrated_sqlite.copy_into(tmp_path / "real" / "data")
-    store = _open(tmp_path / "real" / "data")
-    try:
-        with store.client:
-            _patient(store.client)
-    finally:
-        store.services.close()
+
+    def write_a_patient() -> int:  # in a child: no connection of this process stays open on it
+        store = _open(tmp_path / "real" / "data")
+        try:
+            with store.client:
+                _patient(store.client)
+        finally:
+            store.services.close()
+        return 0
+
+    assert exit_code(fork_child(write_a_patient, tmp_path / "setup.log"), 300) == 0
     database = tmp_path / "real" / "data" / "carnet.sqlite3"
     digest = hashlib.sha256(database.read_bytes()).hexdigest()
     source = _ndjson(tmp_path / "in", 3, 10)
     view = tmp_path / "view"
-    # Two interpreters' start-ups side by side.
-    with read_only_view(tmp_path / "real", view), ThreadPoolExecutor(2) as pool:
-        imported = pool.submit(_carnet, view / "data", "import", str(source))
-        served = pool.submit(_carnet, view / "data", "serve", "--port", "0")
-        _one_clear_line(imported.result(), "read-only")
-        _one_clear_line(served.result(), "read-only")
+    with read_only_view(tmp_path / "real", view):
+        imported = _carnet(view / "data", tmp_path / "import.log", "import", str(source))
+        _one_clear_line(imported, "read-only")
+        served = _carnet(view / "data", tmp_path / "serve.log", "serve", "--port", "0")
+        _one_clear_line(served, "read-only")
     assert hashlib.sha256(database.read_bytes()).hexdigest() == digest
