@@ -6,7 +6,6 @@ Each command prints one clear line and exits non-zero on failure (carnet/cli/she
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import typer
 
@@ -14,10 +13,9 @@ from carnet.audit import cli as audit_cli
 from carnet.authn import cli as authn_cli
 from carnet.backup import cli as backup_cli
 from carnet.cli import serve as serve_cli
-from carnet.cli.shell import err, fail, read_settings, settings_places, storage_line
+from carnet.cli.shell import err, fail, read_settings, storage_failure_line
 from carnet.crypto import cli as crypto_cli
 from carnet.db import cli as db_cli
-from carnet.db.storage_faults import storage_fault
 from carnet.demo import cli as demo_cli
 from carnet.fhir import cli as fhir_cli
 from carnet.hub import cli as hub_cli
@@ -26,7 +24,6 @@ from carnet.identity import cli as identity_cli
 from carnet.policy import cli as policy_cli
 from carnet.record import cli as record_cli
 from carnet.screening import cli as screening_cli
-from carnet.settings import Settings
 from carnet.sovereignty import cli as sovereignty_cli
 from carnet.watch import cli as watch_cli
 
@@ -68,15 +65,8 @@ def main() -> None:
         sys.exit(130)
     except Exception as exc:
         # A full or read-only disk met in any command: one line, not a traceback.
-        fault = storage_fault(exc, *_places())
-        if fault is None:
+        line = storage_failure_line(exc)
+        if line is None:
             raise
-        fail(storage_line(fault))
+        fail(line)
         sys.exit(1)
-
-
-def _places() -> tuple[Path, ...]:
-    try:
-        return settings_places(Settings.from_env())
-    except ValueError:  # unreadable settings were reported when the command started
-        return ()

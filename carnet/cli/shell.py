@@ -136,3 +136,15 @@ def storage_line(fault: StorageFault) -> str:
         f"{fault.reason}: the write in progress was not made, and earlier ones are kept; "
         "free space or make it writable, then run the command again (an import resumes)"
     )
+
+
+def storage_failure_line(exc: BaseException) -> str | None:
+    """The one line for a command that ended on a full or read-only disk, or None when ``exc``
+    is something else. The places to look at are read from the environment again: the command
+    may have failed before or after the root callback read it."""
+    try:
+        places = settings_places(Settings.from_env())
+    except ValueError:  # unreadable settings were reported when the command started
+        places = ()
+    fault = storage_fault(exc, *places)
+    return None if fault is None else storage_line(fault)

@@ -36,8 +36,12 @@ def fork_child(child: Callable[[], int], log: Path) -> int:
         sys.stdout = sys.stderr = open(fd, "w", buffering=1)  # noqa: SIM115 - until os._exit
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
         code = child()
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
+    except SystemExit as exit_:  # as the interpreter would: a message is printed, exit 1
+        if exit_.code is None or isinstance(exit_.code, int):
+            code = exit_.code or 0
+        else:
+            print(exit_.code, file=sys.stderr)
+            code = 1
     except BaseException:  # noqa: BLE001 - reported in the log, as the exit code says
         traceback.print_exc()
     finally:

@@ -237,3 +237,33 @@ def test_serve_strict_flag_reaches_the_app_its_workers_build(
     cli = CliContext({}, _settings(tmp_path))
     assert strict_context(cli, strict=True).settings.sovereignty_strict is True
     assert strict_context(cli, strict=False).settings.sovereignty_strict is False
+
+
+def test_the_asgi_entry_point_exits_with_one_line_under_strict_sovereignty(tmp_path: Path) -> None:
+    """uvicorn (or any ASGI server) importing carnet.asgi gets the refusal as one line and exit
+    1, not a traceback through its loader; nothing is opened."""
+    import importlib
+    import os
+    import sys
+
+    from tests.support.forked import exit_code, fork_child
+
+    def child() -> int:
+        for name in [n for n in os.environ if n.startswith("CARNET_")]:
+            del os.environ[name]
+        os.environ |= {
+            "CARNET_DATA_DIR": str(tmp_path / "data"),
+            "CARNET_HOSTING_JURISDICTION": "FR",
+            "CARNET_BACKUP_JURISDICTION": "US",
+            "CARNET_SOVEREIGNTY_STRICT": "true",
+        }
+        sys.modules.pop("carnet.asgi", None)
+        importlib.import_module("carnet.asgi")
+        return 0
+
+    log = tmp_path / "asgi.log"
+    assert exit_code(fork_child(child, log), 120) == 1
+    (line,) = log.read_text().splitlines()
+    assert line.startswith("error: sovereignty: backup_jurisdiction: backups go to ")
+    assert line.endswith(", in US, outside the European Economic Area")
+    assert not (tmp_path / "data").exists()
