@@ -82,6 +82,7 @@ EXPECTED_TABLES = {
     "record_alert_seen",
     "record_alert_cursor",
     "access_research_optout",
+    "key_rotation",  # 0021: wrapping-key rotations and pseudonym re-keyings
 }
 
 
