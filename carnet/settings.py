@@ -259,7 +259,8 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     Setting(
         "backup_target",
         "",
-        "Where `carnet backup` writes snapshots: a directory (a mounted disk, a NAS). Empty means "
+        "Where `carnet backup` writes snapshots: a directory (a mounted disk, a NAS), or "
+        "s3://bucket/prefix on an S3-compatible service (backup_s3_*). Empty means "
         "<data_dir>/../carnet-backups.",
     ),
     Setting(
@@ -323,6 +324,25 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "false",
         "Refuse to serve when any destination of data, keys, backups, logs or notifications is "
         "undeclared or outside the EEA (true/false; as `carnet serve --strict`).",
+    ),
+    Setting(
+        "backup_s3_endpoint",
+        "",
+        "URL of the S3-compatible service holding s3:// backup targets (e.g. a MinIO, an HDS "
+        "provider's object storage); required for them: no provider default is assumed.",
+    ),
+    Setting(
+        "backup_s3_region",
+        "",
+        "Region the S3 requests are signed for (empty: us-east-1, which S3-compatible services "
+        "ignore).",
+    ),
+    Setting("backup_s3_access_key", "", "Access key id of the S3 backup target's credentials."),
+    Setting(
+        "backup_s3_secret",
+        "",
+        "Secret access key of the S3 backup target (keep it in the environment).",
+        secret=True,
     ),
 )
 
@@ -417,6 +437,11 @@ class Settings:
     hosting_certifications: str
     sovereignty_declarations: str
     sovereignty_strict: bool
+    backup_s3_endpoint: str
+    backup_s3_region: str
+    backup_s3_access_key: str
+    backup_s3_secret: str
+    backup_target_url: str  # backup_target as written: an s3:// URL is not a path
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -504,6 +529,11 @@ class Settings:
             hosting_certifications=raw["hosting_certifications"].strip(),
             sovereignty_declarations=raw["sovereignty_declarations"].strip(),
             sovereignty_strict=_flag("sovereignty_strict", raw["sovereignty_strict"]),
+            backup_s3_endpoint=raw["backup_s3_endpoint"].strip(),
+            backup_s3_region=raw["backup_s3_region"].strip(),
+            backup_s3_access_key=raw["backup_s3_access_key"].strip(),
+            backup_s3_secret=raw["backup_s3_secret"],
+            backup_target_url=raw["backup_target"].strip(),
         )
 
     @property

@@ -99,7 +99,7 @@ EXPECTED_TREE: list[tuple[str, tuple[str, ...]]] = [
         ("--project", "--permit", "--out", "--tables", "--dates", "--k", "--engine", "--athena"),
     ),
     ("hub rekey", ("--project",)),
-    ("backup", ("--to", "--jurisdiction", "--keep")),
+    ("backup", ("--to", "--target", "--jurisdiction", "--keep")),
     ("backup list", ("--from",)),
     ("backup drill", ("--from", "--snapshot")),
 ]
