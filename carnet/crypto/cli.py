@@ -7,13 +7,23 @@ last changed."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from carnet.cli.shell import console, fail, open_services, say, settings_of
+from carnet.audit.events import Actor, build_event
+from carnet.cli.shell import console, fail, local_operator, open_services, say, settings_of
 from carnet.crypto.keyring import KeyringError
 from carnet.db.engine import writing
+
+if TYPE_CHECKING:
+    from carnet.app import Services
+
+
+def _audit(services: Services, action: str, outcome: int = 200) -> None:
+    """Key operations, done or refused, are audited as the operator's (no key material)."""
+    actor = Actor(actor=local_operator(), source="cli", purpose="administration")
+    services.audit.append([build_event(actor, action, None, outcome, [])])
 
 
 def _when(moment: datetime | None) -> str:
@@ -59,6 +69,7 @@ def keys_rotate(
     with open_services(settings) as services:
         if pseudonyms:
             done = services.crypto.rekey_due_pseudonyms(services.engine)
+            _audit(services, "pseudonym-rekey")
             for project, generation in done:
                 say(f"project {project} re-keyed: generation {generation}")
             say(f"{len(done)} projects re-keyed")
@@ -67,7 +78,9 @@ def keys_rotate(
         try:
             report = rotation.rotate(batch=batch)
         except KeyringError as exc:
+            _audit(services, "key-rotate", 409)
             raise fail(str(exc)) from None
+        _audit(services, "key-rotate")
     say(
         f"{'resumed: ' if report.resumed else ''}wrapping key v{report.version} "
         f"{report.target_key_id}: {report.data_keys} data keys and {report.project_keys} project "
@@ -86,7 +99,9 @@ def keys_retire(
         try:
             services.crypto.rotation(services.engine, settings).retire(version)
         except KeyringError as exc:
+            _audit(services, "key-retire", 409)
             raise fail(str(exc)) from None
+        _audit(services, "key-retire")
     say(f"wrapping key v{version} retired")
 
 
@@ -100,8 +115,10 @@ def keys_schedule(
 ) -> None:
     """Set how often a research project's pseudonym key is re-keyed."""
     settings = settings_of(ctx)
-    with open_services(settings) as services, writing(services.engine) as conn:
-        services.crypto.project_keys.schedule(conn, project, every)
+    with open_services(settings) as services:
+        with writing(services.engine) as conn:
+            services.crypto.project_keys.schedule(conn, project, every)
+        _audit(services, "pseudonym-schedule")
     say(
         f"project {project}: re-keyed every {every} days"
         if every

@@ -5,15 +5,18 @@ needed by anything, a crypto-shredded patient still unreadable, the audit log st
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from carnet.app import Services, build_services
+from carnet.audit.models import audit_event
 from carnet.audit.verify import verify
 from carnet.cli.main import app
 from carnet.crypto.keyring import FileKeyring, KeyringError
@@ -206,3 +209,16 @@ def test_keys_rotate_and_status_on_the_command_line(store: Services) -> None:
     assert "last rotation   never" not in status.output
     refused = runner.invoke(app, ["keys", "retire", "2"], env=env, catch_exceptions=False)
     assert refused.exit_code == 1 and "current wrapping key" in refused.output
+    scheduled = runner.invoke(app, ["keys", "schedule", "p-1", "--every", "90"], env=env)
+    assert scheduled.exit_code == 0, scheduled.output
+    custody = runner.invoke(app, ["keys", "custody"], env=env, catch_exceptions=False).output
+    assert re.search(r"wrapping key v1 \S+ \(retired\)", custody), custody
+    assert re.search(r"wrapping key v2 \S+ \(current\) \| .*\| rotated in 20\d\d-", custody)
+    assert re.search(r"pseudonym key of project p-1 \(generation 1\) .*every 90 days", custody)
+    store.audit.drain()
+    with store.engine.connect() as conn:
+        bodies = conn.execute(select(audit_event.c.body)).scalars().all()
+    events = [orjson.loads(body) for body in bodies]
+    done = {(e["action"], e["outcome"]) for e in events}
+    assert {("key-rotate", 200), ("key-retire", 200), ("pseudonym-schedule", 200)} <= done
+    assert ("key-retire", 409) in done  # the refused retirement is audited too
