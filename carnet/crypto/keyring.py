@@ -22,6 +22,7 @@ import re
 import secrets
 import stat
 import threading
+import time
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
@@ -34,6 +35,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 KEY_BYTES = 32
 _NONCE_BYTES = 12
+_VERSIONS_TTL_SECONDS = 1.0
 
 
 class KeyringError(RuntimeError):
@@ -141,6 +143,7 @@ class FileKeyring:
         self._key_id = sha256(b"carnet-key-id" + self._root).hexdigest()[:16]
         self._lock = threading.Lock()
         self._aeads: dict[int, AESGCM] = {}
+        self._current_read: tuple[float, WrappingVersion | None] = (0.0, None)
 
     # -- versions on disk ---------------------------------------------------------------------------
 
@@ -166,9 +169,15 @@ class FileKeyring:
         return listed
 
     def _current(self) -> WrappingVersion:
+        # Read from disk at most once a second: another process may rotate, and
+        # `carnet keys rotate` rewraps until no key is left under an older version.
+        read_at, cached = self._current_read
+        if cached is not None and time.monotonic() - read_at < _VERSIONS_TTL_SECONDS:
+            return cached
         usable = [v for v in self.versions() if not v.retired]
         if not usable:
             raise KeyringError(f"every wrapping key beside {self.path} is retired")
+        self._current_read = (time.monotonic(), usable[-1])
         return usable[-1]
 
     def _aead(self, version: int) -> AESGCM:
@@ -197,6 +206,7 @@ class FileKeyring:
         while True:
             version = self.versions()[-1].version + 1
             if _write_new_key_file(self._version_file(version)):
+                self._current_read = (0.0, None)
                 return WrappingVersion(version, version_key_id(self._key_id, version), False)
 
     def retire(self, version: int) -> None:
@@ -205,6 +215,7 @@ class FileKeyring:
             raise KeyringError("the current wrapping key cannot be retired")
         with self._lock:
             self._aeads.pop(version, None)
+        self._current_read = (0.0, None)
         if version == 1:
             self._retired_marker().touch(mode=0o600)
             return

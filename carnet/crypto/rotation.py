@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, Table, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, update
 
 from carnet.crypto.keyring import Keyring, KeyringError, version_of
 from carnet.crypto.models import data_key, key_rotation, project_key
@@ -171,7 +171,7 @@ class KeyRotation:
         if conn.dialect.name == "postgresql":
             wanted = wanted.with_for_update(skip_locked=True)
         rows = conn.execute(wanted).all()
-        changed = 0
+        changes: list[dict[str, object]] = []
         for row in rows:
             owner = row[0] if is_data else _project_owner(row.project_id, row.generation)
             plain = self.keyring.unwrap(row.wrapped, owner, row.master_key_id)
@@ -180,15 +180,29 @@ class KeyRotation:
                 raise RotationError(
                     f"the current wrapping key changed to {wrapped.key_id} during the rotation"
                 )
+            changes.append(
+                {
+                    "k": row[0],
+                    "old_id": row.master_key_id,
+                    "old_wrapped": row.wrapped,
+                    "new_id": wrapped.key_id,
+                    "new_wrapped": wrapped.wrapped,
+                }
+            )
+        changed = 0
+        if changes:
             # Compare-and-set: a key destroyed or re-keyed meanwhile is left as it now is.
             result = conn.execute(
                 update(table)
                 .where(
-                    key == row[0], c.master_key_id == row.master_key_id, c.wrapped == row.wrapped
+                    key == bindparam("k"),
+                    c.master_key_id == bindparam("old_id"),
+                    c.wrapped == bindparam("old_wrapped"),
                 )
-                .values(master_key_id=wrapped.key_id, wrapped=wrapped.wrapped)
+                .values(master_key_id=bindparam("new_id"), wrapped=bindparam("new_wrapped")),
+                changes,
             )
-            changed += result.rowcount
+            changed = max(result.rowcount, 0)
         return len(rows), changed
 
     # -- retiring -----------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ needed by anything, a crypto-shredded patient still unreadable, the audit log st
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -222,3 +224,21 @@ def test_keys_rotate_and_status_on_the_command_line(store: Services) -> None:
     done = {(e["action"], e["outcome"]) for e in events}
     assert {("key-rotate", 200), ("key-retire", 200), ("pseudonym-schedule", 200)} <= done
     assert ("key-retire", 409) in done  # the refused retirement is audited too
+
+
+@pytest.mark.slow  # a subprocess that migrates a fresh store: 5 s idle, 30 s on a loaded machine
+def test_the_key_rotation_benchmark_runs_and_prints_its_ratio(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "keys.py"), "--keys", "50", "--batch", "20"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"^carnet keys rotate\s+\d+\.\d+\s+\d+\s+\d+\.\d+$", done.stdout, re.M), (
+        done.stdout
+    )
+    assert "3 batches" in done.stdout
