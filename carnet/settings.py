@@ -259,7 +259,8 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     Setting(
         "backup_target",
         "",
-        "Where `carnet backup` writes snapshots: a directory (a mounted disk, a NAS). Empty means "
+        "Where `carnet backup` writes snapshots: a directory (a mounted disk, a NAS), or "
+        "s3://bucket/prefix on an S3-compatible service (backup_s3_*). Empty means "
         "<data_dir>/../carnet-backups.",
     ),
     Setting(
@@ -361,6 +362,25 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         str(_PROJECT_ROOT / "node_modules" / "@gouvfr" / "dsfr" / "dist"),
         "Folder of the DSFR's built files (dsfr.min.css, fonts, icons) served when web_theme is "
         "dsfr; installed from the npm package @gouvfr/dsfr by `make dsfr`.",
+    ),
+    Setting(
+        "backup_s3_endpoint",
+        "",
+        "URL of the S3-compatible service holding s3:// backup targets (e.g. a MinIO, an HDS "
+        "provider's object storage); required for them: no provider default is assumed.",
+    ),
+    Setting(
+        "backup_s3_region",
+        "",
+        "Region the S3 requests are signed for (empty: us-east-1, which S3-compatible services "
+        "ignore).",
+    ),
+    Setting("backup_s3_access_key", "", "Access key id of the S3 backup target's credentials."),
+    Setting(
+        "backup_s3_secret",
+        "",
+        "Secret access key of the S3 backup target (keep it in the environment).",
+        secret=True,
     ),
 )
 
@@ -468,6 +488,11 @@ class Settings:
     watch_min_score: float
     web_theme: str
     web_dsfr_dir: Path
+    backup_s3_endpoint: str
+    backup_s3_region: str
+    backup_s3_access_key: str
+    backup_s3_secret: str
+    backup_target_url: str  # backup_target as written: an s3:// URL is not a path
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -561,6 +586,11 @@ class Settings:
             watch_min_score=float(raw["watch_min_score"]),
             web_theme=_one_of("web_theme", raw["web_theme"], ("carnet", "dsfr")),
             web_dsfr_dir=Path(raw["web_dsfr_dir"]),
+            backup_s3_endpoint=raw["backup_s3_endpoint"].strip(),
+            backup_s3_region=raw["backup_s3_region"].strip(),
+            backup_s3_access_key=raw["backup_s3_access_key"].strip(),
+            backup_s3_secret=raw["backup_s3_secret"],
+            backup_target_url=raw["backup_target"].strip(),
         )
 
     @property

@@ -15,9 +15,10 @@ from carnet.audit.events import build_event
 from carnet.audit.service import actor_of
 from carnet.backup.chunks import BackupCorruptError
 from carnet.backup.drill import Store, drill
-from carnet.backup.errors import RestoreError
+from carnet.backup.errors import RestoreError, TargetError
 from carnet.backup.jurisdictions import check_jurisdiction
 from carnet.backup.postgres import PostgresToolError, scratch_database
+from carnet.backup.s3 import S3Target, is_s3_url
 from carnet.backup.service import (
     BackupService,
     open_manifest,
@@ -25,7 +26,7 @@ from carnet.backup.service import (
     snapshot_ids,
 )
 from carnet.backup.snapshot import UnsupportedDatabaseError
-from carnet.backup.target import DirectoryTarget
+from carnet.backup.target import DirectoryTarget, Target
 from carnet.caller import RequestContext
 from carnet.cli.shell import fail, local_operator, open_services, say, settings_of
 from carnet.crypto.service import CryptoService, open_keyring
@@ -35,29 +36,54 @@ if TYPE_CHECKING:
     from carnet.app import Services
 
 TargetOption = Annotated[
-    Path | None, typer.Option("--to", help="The backup target (a directory; backup_target).")
+    str | None,
+    typer.Option(
+        "--to",
+        "--target",
+        help="The backup target: a directory or s3://bucket/prefix (backup_target).",
+    ),
 ]
 SourceOption = Annotated[
-    Path | None, typer.Option("--from", help="The backup target (a directory; backup_target).")
+    str | None,
+    typer.Option(
+        "--from", help="The backup target: a directory or s3://bucket/prefix (backup_target)."
+    ),
 ]
 JurisdictionOption = Annotated[
     str | None, typer.Option("--jurisdiction", help="ISO code of the target's country.")
 ]
 
 
-def _target(settings: Settings, path: Path | None, jurisdiction: str | None) -> DirectoryTarget:
+def _target(
+    settings: Settings, where: str | None, jurisdiction: str | None = None, *, writing: bool = True
+) -> Target:
+    """The target named on the command line or by backup_target, in its declared jurisdiction
+    (refused for writing when undeclared or outside the EEA; reading back is always allowed)."""
     code = (jurisdiction or settings.backup_jurisdiction).strip().upper()
     refused = check_jurisdiction(code)
-    if refused is not None:
+    if refused is not None and writing:
         raise fail(refused)
-    return DirectoryTarget(path or settings.backup_target, code)
+    named = where or (settings.backup_target_url if is_s3_url(settings.backup_target_url) else "")
+    if not is_s3_url(named):
+        return DirectoryTarget(Path(named) if named else settings.backup_target, code)
+    try:
+        return S3Target(
+            named,
+            endpoint=settings.backup_s3_endpoint,
+            region=settings.backup_s3_region,
+            access_key=settings.backup_s3_access_key,
+            secret=settings.backup_s3_secret,
+            jurisdiction=code,
+        )
+    except TargetError as exc:
+        raise fail(str(exc)) from None
 
 
 def _operator() -> RequestContext:
     return RequestContext.local_operator(actor=local_operator())
 
 
-def _service(services: Services, target: DirectoryTarget) -> BackupService:
+def _service(services: Services, target: Target) -> BackupService:
     return BackupService(
         services.settings.data_dir,
         services.settings.blob_dir,
@@ -84,9 +110,9 @@ def backup(
         service = _service(services, target)
         try:
             report = service.backup(_operator())
-        except (UnsupportedDatabaseError, PostgresToolError) as exc:
+            pruned, chunks = service.prune(keep if keep is not None else settings.backup_keep)
+        except (UnsupportedDatabaseError, PostgresToolError, TargetError) as exc:
             raise fail(str(exc)) from None
-        pruned, chunks = service.prune(keep if keep is not None else settings.backup_keep)
     say(
         f"snapshot {report.snapshot_id} to {target.location} ({target.jurisdiction}): "
         f"{report.files} files, {report.bytes_read} bytes read, {report.new_chunks} of "
@@ -99,10 +125,14 @@ def backup(
 def backup_list(ctx: typer.Context, source: SourceOption = None) -> None:
     """The snapshots on the target, oldest first."""
     settings = settings_of(ctx)
-    target = DirectoryTarget(source or settings.backup_target, settings.backup_jurisdiction)
+    target = _target(settings, source, writing=False)
     with open_services(settings) as services:
         service = _service(services, target)
-        for snapshot_id in service.snapshots():
+        try:
+            ids = service.snapshots()
+        except TargetError as exc:
+            raise fail(str(exc)) from None
+        for snapshot_id in ids:
             manifest = service.manifest(snapshot_id)
             say(
                 f"{snapshot_id} {manifest['taken_at']} {manifest['resources']['versions']} "
@@ -138,11 +168,14 @@ def backup_drill(
     """Restore snapshots into scratch space and prove them: same resources, audit log verified
     and extended by the live one, crypto-shredded patients unreadable."""
     settings = settings_of(ctx)
-    target = DirectoryTarget(source or settings.backup_target, settings.backup_jurisdiction)
+    target = _target(settings, source, writing=False)
     failed = 0
     with open_services(settings) as live:
         service = _service(live, target)
-        ids = [snapshot] if snapshot else service.snapshots()
+        try:
+            ids = [snapshot] if snapshot else service.snapshots()
+        except TargetError as exc:
+            raise fail(str(exc)) from None
         if not ids:
             raise fail(f"no snapshot on {target.location}")
         live.audit.append([build_event(actor_of(_operator()), "backup-drill", None, 200, [])])
@@ -151,7 +184,7 @@ def backup_drill(
         for snapshot_id in ids:
             try:
                 manifest = service.manifest(snapshot_id)
-            except (RestoreError, BackupCorruptError) as exc:
+            except (RestoreError, BackupCorruptError, TargetError) as exc:
                 say(f"{snapshot_id} FAILED: {exc}")
                 failed += 1
                 continue
@@ -160,7 +193,7 @@ def backup_drill(
                     restore_snapshot(
                         target, service.keys, manifest, scratch.data_dir, scratch.database_url
                     )
-                except (RestoreError, BackupCorruptError, PostgresToolError) as exc:
+                except (RestoreError, BackupCorruptError, PostgresToolError, TargetError) as exc:
                     say(f"{snapshot_id} FAILED: {exc}")
                     failed += 1
                     continue
@@ -191,17 +224,17 @@ def restore(
     """Restore a snapshot into the (empty) data directory; the master key must be there
     (key_file), kept apart from the backups."""
     settings = settings_of(ctx)
-    target = DirectoryTarget(source or settings.backup_target, settings.backup_jurisdiction)
+    target = _target(settings, source, writing=False)
     try:
         keys = CryptoService(open_keyring(settings, create=False)).backup_keys()
     except RuntimeError as exc:  # KeyringError: missing, unreadable or badly protected
         raise fail(f"the master key is needed to restore: {exc}") from None
-    ids = snapshot_ids(target)
-    chosen = ids[-1] if snapshot == "latest" and ids else snapshot
     try:
+        ids = snapshot_ids(target)
+        chosen = ids[-1] if snapshot == "latest" and ids else snapshot
         manifest = open_manifest(target, keys, chosen)
         restore_snapshot(target, keys, manifest, settings.data_dir, settings.database_url)
-    except (RestoreError, BackupCorruptError, PostgresToolError) as exc:
+    except (RestoreError, BackupCorruptError, PostgresToolError, TargetError) as exc:
         raise fail(str(exc)) from None
     say(f"restored snapshot {chosen} into {settings.data_dir}: {len(manifest['files'])} files")
 

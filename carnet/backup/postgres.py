@@ -109,7 +109,9 @@ def dump_postgres(
                 engine.url,
             )
             rows = data_key_rows(unit.conn)
-            live, destroyed = escrow_data_keys(unit.conn, keys, target.exists, target.put)
+            live, destroyed = escrow_data_keys(
+                unit.conn, keys, target.exists, target.put, target.delete
+            )
             found = digest_of(unit)
     finally:
         snapshot_engine.dispose()

@@ -145,7 +145,9 @@ class BackupService:
     ) -> tuple[list[tuple[str, Path]], int, list[str], tuple[int, str]]:
         copy = scratch / DATABASE_FILE
         copy_sqlite(sqlite_path(self.engine), copy)
-        live_keys, destroyed = strip_data_keys(copy, self.keys, self.target.exists, self.target.put)
+        live_keys, destroyed = strip_data_keys(
+            copy, self.keys, self.target.exists, self.target.put, self.target.delete
+        )
         copy_engine = create_engine(f"sqlite:///{copy}")
         try:
             found = resources_digest(self.repository, copy_engine)

@@ -44,13 +44,14 @@ def strip_data_keys(
     keys: BackupKeys,
     exists: Callable[[str], bool],
     put: Callable[[str, bytes], None],
+    delete: Callable[[str], None] | None = None,
 ) -> tuple[int, list[str]]:
     """Escrow the copy's live data keys, then erase every wrapped key from the copy's file."""
     engine = create_engine(f"sqlite:///{copy}")
     try:
         with engine.begin() as conn:
             conn.execute(text("PRAGMA secure_delete = ON"))  # overwritten, not just unlinked
-            found = detach_data_keys(conn, keys, exists, put)
+            found = detach_data_keys(conn, keys, exists, put, delete)
         with engine.connect() as conn:
             conn.execute(text("PRAGMA secure_delete = ON"))
             conn.execute(text("VACUUM"))  # no free page keeps an old value either

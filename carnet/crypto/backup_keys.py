@@ -5,6 +5,10 @@ named by a keyed hash (HMAC-SHA256), so names reveal nothing of the content yet 
 are stored once. A snapshot's copy of the database holds no wrapped data key: each owner's wrapped
 key is escrowed once per target, apart, and destroying an owner's key deletes its escrow from the
 target at the next backup, so every snapshot ever taken of that patient becomes unreadable at once.
+
+An escrow is named for its owner and the wrapping-key version that wrapped it (version 1 keeps
+the name it had before versions existed): after a rotation, the next backup escrows each key
+under its new version and deletes the old escrow, so a retired version is needed by no backup.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, select, update
 
-from carnet.crypto.keyring import Keyring
+from carnet.crypto.keyring import Keyring, version_key_id
 from carnet.crypto.models import data_key
 from carnet.db.instants import utc_now
 
@@ -35,6 +39,9 @@ class BackupKeys:
         self._aead = AESGCM(keyring.derive("carnet/backup-encryption/v1"))
         self._names = keyring.derive("carnet/backup-names/v1")
         self.master_key_id = keyring.key_id
+        newest = max((v.version for v in keyring.versions()), default=1)
+        # Every wrapping-key id this root ever had, newest first: where an escrow may be.
+        self.wrapping_ids = [version_key_id(keyring.key_id, v) for v in range(newest, 0, -1)]
 
     def name(self, content: bytes) -> str:
         """The keyed hash naming a chunk (or an owner's escrow): same content, same name."""
@@ -51,8 +58,16 @@ class BackupKeys:
             raise BackupSealError(f"{aad} does not authenticate") from None
 
 
-def escrow_name(keys: BackupKeys, owner: str) -> str:
-    return "keys/" + keys.name(b"owner:" + owner.encode())
+def escrow_name(keys: BackupKeys, owner: str, key_id: str | None = None) -> str:
+    """Where an owner's key wrapped by ``key_id`` is escrowed (version 1: the historical name)."""
+    if key_id is None or key_id == keys.master_key_id:
+        return "keys/" + keys.name(b"owner:" + owner.encode())
+    return "keys/" + keys.name(b"owner:" + owner.encode() + b"\x1f" + key_id.encode())
+
+
+def _escrow_names(keys: BackupKeys, owner: str) -> list[tuple[str, str]]:
+    """(wrapping-key id, escrow name) of every place an owner's key may be escrowed, newest first."""
+    return [(key_id, escrow_name(keys, owner, key_id)) for key_id in keys.wrapping_ids]
 
 
 def escrow_data_keys(
@@ -60,19 +75,26 @@ def escrow_data_keys(
     keys: BackupKeys,
     exists: Callable[[str], bool],
     put: Callable[[str, bytes], None],
+    delete: Callable[[str], None] | None = None,
 ) -> tuple[int, list[str]]:
-    """Escrow every live wrapped key not yet escrowed on the target. Returns how many keys are
-    live and the owners whose key was destroyed."""
+    """Escrow every live wrapped key not yet escrowed on the target (deleting, with ``delete``,
+    its escrow under an older wrapping version). Returns how many keys are live and the owners
+    whose key was destroyed."""
     live = 0
     destroyed: list[str] = []
-    for row in conn.execute(select(data_key.c.owner, data_key.c.wrapped)):
+    query = select(data_key.c.owner, data_key.c.master_key_id, data_key.c.wrapped)
+    for row in conn.execute(query):
         if row.wrapped is None:
             destroyed.append(row.owner)
             continue
         live += 1
-        name = escrow_name(keys, row.owner)
+        name = escrow_name(keys, row.owner, row.master_key_id)
         if not exists(name):
             put(name, keys.seal(row.wrapped, aad=name))
+            if delete is not None:  # rewrapped since the last backup: the older escrow goes
+                for _, older in _escrow_names(keys, row.owner):
+                    if older != name:
+                        delete(older)
     return live, destroyed
 
 
@@ -81,10 +103,11 @@ def detach_data_keys(
     keys: BackupKeys,
     exists: Callable[[str], bool],
     put: Callable[[str, bytes], None],
+    delete: Callable[[str], None] | None = None,
 ) -> tuple[int, list[str]]:
     """In a snapshot's copy of the database: escrow the live keys, then clear them all from the
     copy."""
-    found = escrow_data_keys(conn, keys, exists, put)
+    found = escrow_data_keys(conn, keys, exists, put, delete)
     conn.execute(update(data_key).values(wrapped=None))
     return found
 
@@ -94,7 +117,8 @@ def forget_destroyed(
 ) -> None:
     """Crypto-shredding reaches the backups: the escrow of each destroyed owner is deleted."""
     for owner in owners:
-        delete(escrow_name(keys, owner))
+        for _, name in _escrow_names(keys, owner):
+            delete(name)
 
 
 def reattach_data_keys(
@@ -109,18 +133,25 @@ def reattach_data_keys(
         .all()
     )
     for owner in rows:
-        name = escrow_name(keys, owner)
-        sealed = get(name)
-        if sealed is None:
+        found = next(
+            (
+                (key_id, name, sealed)
+                for key_id, name in _escrow_names(keys, owner)
+                if (sealed := get(name)) is not None
+            ),
+            None,
+        )
+        if found is None:
             conn.execute(
                 update(data_key).where(data_key.c.owner == owner).values(destroyed_at=utc_now())
             )
             gone += 1
             continue
+        key_id, name, sealed = found
         conn.execute(
             update(data_key)
             .where(data_key.c.owner == owner)
-            .values(wrapped=keys.open(sealed, aad=name))
+            .values(wrapped=keys.open(sealed, aad=name), master_key_id=key_id)
         )
         restored += 1
     return restored, gone

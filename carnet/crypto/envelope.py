@@ -1,4 +1,5 @@
-"""Envelope encryption: per-owner AES-256-GCM data keys wrapped by the master key.
+"""Envelope encryption: per-owner AES-256-GCM data keys wrapped by the master key's current
+wrapping-key version (its id stored beside each wrapped key, so a rotation can rewrap them online).
 
 The owner of a resource is its patient compartment ("patient:<id>") or "shared" for resources
 outside any patient compartment. Destroying an owner's data key makes every body and blob
@@ -15,7 +16,7 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from carnet.crypto.keyring import Keyring
+from carnet.crypto.keyring import Keyring, UnknownWrappingKeyError
 from carnet.crypto.models import data_key
 from carnet.db.engine import UNIT_SCOPED_INFO
 from carnet.db.instants import utc_now
@@ -54,10 +55,10 @@ class DataKeys:
         keys: dict[str, AESGCM | None] = conn.info.setdefault(_UNIT_KEYS, {})
         return keys
 
-    def _unwrap(self, owner: str, wrapped: bytes) -> AESGCM:
+    def _unwrap(self, owner: str, key_id: str, wrapped: bytes) -> AESGCM:
         aead = self._unwrapped.get(wrapped)
         if aead is None:
-            aead = AESGCM(self.keyring.unwrap(wrapped, owner))
+            aead = AESGCM(self.keyring.unwrap(wrapped, owner, key_id))
             self._unwrapped[wrapped] = aead
         return aead
 
@@ -68,11 +69,15 @@ class DataKeys:
         for start in range(0, len(missing), 500):
             chunk = missing[start : start + 500]
             rows = conn.execute(
-                select(data_key.c.owner, data_key.c.wrapped).where(data_key.c.owner.in_(chunk))
+                select(data_key.c.owner, data_key.c.master_key_id, data_key.c.wrapped).where(
+                    data_key.c.owner.in_(chunk)
+                )
             )
             for row in rows:
                 keys[row.owner] = (
-                    None if row.wrapped is None else self._unwrap(row.owner, row.wrapped)
+                    None
+                    if row.wrapped is None
+                    else self._unwrap(row.owner, row.master_key_id, row.wrapped)
                 )
 
     def _aead(self, conn: Connection, owner: str, *, create: bool) -> AESGCM:
@@ -82,7 +87,10 @@ class DataKeys:
             if found is None:
                 raise KeyDestroyedError(f"data key of {owner} was destroyed")
             return found
-        row = conn.execute(select(data_key.c.wrapped).where(data_key.c.owner == owner)).first()
+        wanted = select(data_key.c.master_key_id, data_key.c.wrapped).where(
+            data_key.c.owner == owner
+        )
+        row = conn.execute(wanted).first()
         if row is None:
             if not create:
                 raise KeyDestroyedError(f"no data key for owner {owner}")
@@ -91,23 +99,24 @@ class DataKeys:
             # of a new patient, or of the shared owner): the first insert wins, and everyone
             # uses the key that was stored (PostgreSQL's insert waits for the winner to commit).
             dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            wrapped = self.keyring.wrap(key, owner)
             conn.execute(
                 dialect_insert(data_key)
                 .values(
                     owner=owner,
-                    master_key_id=self.keyring.key_id,
-                    wrapped=self.keyring.wrap(key, owner),
+                    master_key_id=wrapped.key_id,
+                    wrapped=wrapped.wrapped,
                     created_at=utc_now(),
                 )
                 .on_conflict_do_nothing(index_elements=["owner"])
             )
-            row = conn.execute(select(data_key.c.wrapped).where(data_key.c.owner == owner)).first()
+            row = conn.execute(wanted).first()
             if row is None:
                 raise KeyDestroyedError(f"no data key for owner {owner}")
         if row.wrapped is None:
             keys[owner] = None
             raise KeyDestroyedError(f"data key of {owner} was destroyed")
-        aead = self._unwrap(owner, row.wrapped)
+        aead = self._unwrap(owner, row.master_key_id, row.wrapped)
         keys[owner] = aead
         return aead
 
@@ -118,7 +127,7 @@ class DataKeys:
     def decrypt(self, conn: Connection, owner: str, blob: bytes, aad: bytes) -> bytes:
         try:
             return self._aead(conn, owner, create=False).decrypt(blob[:12], blob[12:], aad)
-        except InvalidTag as exc:
+        except (InvalidTag, UnknownWrappingKeyError) as exc:
             raise DecryptionError(f"ciphertext of {owner} does not authenticate") from exc
 
     def destroy(self, conn: Connection, owner: str) -> bool:

@@ -25,4 +25,18 @@ project_key = Table(
     Column("master_key_id", String(64), nullable=False),
     Column("wrapped", LargeBinary, nullable=False),
     Column("created_at", Instant(), nullable=False),
+    Column("rotate_after_days", Integer, nullable=True),  # re-keying period; None: on demand only
+)
+
+# Rotations (migration 0021): "wrapping" rewraps every wrapped key to ``target_key_id``; an
+# unfinished row is resumed by the next `carnet keys rotate`. "pseudonyms" re-keys the projects due.
+key_rotation = Table(
+    "key_rotation",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("target_key_id", String(64), nullable=True),
+    Column("started_at", Instant(), nullable=False),
+    Column("finished_at", Instant(), nullable=True),
+    Column("rewrapped", Integer, nullable=False),
 )

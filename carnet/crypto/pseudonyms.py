@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -61,12 +62,14 @@ class ProjectKeys:
         """The project's pseudonym function; its key is created on first use."""
         k = project_key.c
         row = conn.execute(
-            select(k.generation, k.wrapped).where(k.project_id == project_id)
+            select(k.generation, k.master_key_id, k.wrapped).where(k.project_id == project_id)
         ).first()
         if row is None:
             self._store(conn, project_id, 1, create=True)
             return self.pseudonyms(conn, project_id)
-        key = self.keyring.unwrap(row.wrapped, self._owner(project_id, row.generation))
+        key = self.keyring.unwrap(
+            row.wrapped, self._owner(project_id, row.generation), row.master_key_id
+        )
         return ProjectPseudonyms(project_id, row.generation, key)
 
     def rekey(self, conn: Connection, project_id: str) -> int:
@@ -79,10 +82,11 @@ class ProjectKeys:
 
     def _store(self, conn: Connection, project_id: str, generation: int, *, create: bool) -> None:
         key = secrets.token_bytes(32)
+        wrapped = self.keyring.wrap(key, self._owner(project_id, generation))
         values = {
             "generation": generation,
-            "master_key_id": self.keyring.key_id,
-            "wrapped": self.keyring.wrap(key, self._owner(project_id, generation)),
+            "master_key_id": wrapped.key_id,
+            "wrapped": wrapped.wrapped,
             "created_at": utc_now(),
         }
         if create:
@@ -91,3 +95,33 @@ class ProjectKeys:
             conn.execute(
                 update(project_key).where(project_key.c.project_id == project_id).values(**values)
             )
+
+    def schedule(self, conn: Connection, project_id: str, days: int | None) -> None:
+        """Re-key the project every ``days`` days (None: only on demand); its key is created if
+        it has none yet."""
+        if days is not None and days < 1:
+            raise ValueError("a re-keying period is at least one day")
+        self.pseudonyms(conn, project_id)
+        conn.execute(
+            update(project_key)
+            .where(project_key.c.project_id == project_id)
+            .values(rotate_after_days=days)
+        )
+
+    def due(self, conn: Connection, now: datetime) -> list[str]:
+        """Projects whose key is older than their re-keying period."""
+        k = project_key.c
+        rows = conn.execute(
+            select(k.project_id, k.created_at, k.rotate_after_days)
+            .where(k.rotate_after_days.is_not(None))
+            .order_by(k.project_id)
+        )
+        return [
+            row.project_id
+            for row in rows
+            if row.created_at + timedelta(days=row.rotate_after_days) <= now
+        ]
+
+    def rekey_due(self, conn: Connection, now: datetime) -> list[tuple[str, int]]:
+        """Re-key every project that is due: (project, new generation) for each."""
+        return [(project, self.rekey(conn, project)) for project in self.due(conn, now)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, func, select
@@ -15,9 +16,17 @@ from carnet.crypto.envelope import DataKeys
 from carnet.crypto.keyring import FileKeyring, Keyring, KeyringError
 from carnet.crypto.models import data_key
 from carnet.crypto.pseudonyms import ProjectKeys
+from carnet.crypto.rotation import (
+    PSEUDONYMS,
+    WRAPPING,
+    KeyRotation,
+    VersionCount,
+    rekey_due_pseudonyms,
+)
 from carnet.crypto.rsa_key import load_or_create_rsa_key
 from carnet.crypto.signing import Ed25519Signer
 from carnet.crypto.tokens import TokenSigner
+from carnet.db.instants import utc_now
 from carnet.settings import Settings
 
 RSA_KEY_FILE = "id-token-rsa.key"  # beside the data, wrapped by the master key
@@ -48,6 +57,11 @@ class KeyStatus:
     file_mode: str
     data_keys_active: int
     data_keys_destroyed: int
+    wrapping_key_id: str = ""
+    versions: tuple[VersionCount, ...] = ()
+    last_rotation: datetime | None = None
+    last_pseudonym_rekeying: datetime | None = None
+    pseudonyms_due: tuple[str, ...] = ()
 
 
 class CryptoService:
@@ -84,6 +98,15 @@ class CryptoService:
                 self._rsa_der = load_or_create_rsa_key(self.keyring, path)
             return self._rsa_der
 
+    def rotation(self, engine: Engine, settings: Settings) -> KeyRotation:
+        """Rotation of the wrapping key over this store (`carnet keys rotate`)."""
+        return KeyRotation(self.keyring, engine, settings.data_dir / RSA_KEY_FILE)
+
+    def rekey_due_pseudonyms(self, engine: Engine) -> list[tuple[str, int]]:
+        """Re-key every research project whose pseudonym key is past its period, logged as one
+        rotation; returns (project, new generation) for each."""
+        return rekey_due_pseudonyms(self.project_keys, engine)
+
     def custody(self, engine: Engine, settings: Settings) -> list[Custody]:
         """Every key: where it lives, who can use it, when it last changed (no key material)."""
         return custody(self.keyring, engine, settings.data_dir / RSA_KEY_FILE)
@@ -97,6 +120,9 @@ class CryptoService:
             destroyed = conn.execute(
                 select(func.count()).select_from(data_key).where(data_key.c.wrapped.is_(None))
             ).scalar_one()
+        rotation = self.rotation(engine, settings)
+        with engine.connect() as conn:
+            due = tuple(self.project_keys.due(conn, utc_now()))
         mode = f"{self.keyring.file_mode():o}" if isinstance(self.keyring, FileKeyring) else "n/a"
         return KeyStatus(
             source=settings.key_source,
@@ -109,4 +135,9 @@ class CryptoService:
             file_mode=mode,
             data_keys_active=active,
             data_keys_destroyed=destroyed,
+            wrapping_key_id=self.keyring.wrapping_key_id,
+            versions=tuple(rotation.counts()),
+            last_rotation=rotation.last_rotation(WRAPPING),
+            last_pseudonym_rekeying=rotation.last_rotation(PSEUDONYMS),
+            pseudonyms_due=due,
         )

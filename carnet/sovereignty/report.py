@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from carnet.backup.jurisdictions import EEA
+from carnet.backup.s3 import endpoint_location, is_s3_url
 from carnet.settings import Settings
 
 CERTIFICATIONS = ("HDS", "SecNumCloud")  # the French health-data host and cloud-trust labels
@@ -169,11 +170,16 @@ def sovereignty_report(settings: Settings) -> list[Destination]:
             )
         )
     backup_certs = resolve.declared.get("backup", Declaration(UNDECLARED)).certifications
+    s3 = is_s3_url(settings.backup_target_url)
     found.append(
         Destination(
             "backups",
             "backup_jurisdiction",
-            str(settings.backup_target),
+            (
+                f"{settings.backup_target_url} at {endpoint_location(settings.backup_s3_endpoint)}"
+                if s3
+                else str(settings.backup_target)
+            ),
             _country("backup_jurisdiction", settings.backup_jurisdiction),
             backup_certs,
         )
@@ -192,6 +198,9 @@ def sovereignty_report(settings: Settings) -> list[Destination]:
     for jwks_host in settings.jwks_url_hosts:  # a host, or host:port
         location, host = _url_location(f"https://{jwks_host}")
         found.append(resolve.remote("outbound requests", "jwks_url_hosts", location, host))
+    if settings.backup_s3_endpoint:  # the S3 service backups are sent to (carnet/backup/s3.py)
+        location, host = _url_location(settings.backup_s3_endpoint)
+        found.append(resolve.remote("outbound requests", "backup_s3_endpoint", location, host))
     if not settings.hub_spark_master.startswith("local"):  # a cluster: extracted rows go there
         location, host = _url_location(settings.hub_spark_master)
         found.append(resolve.remote("research extracts", "hub_spark_master", location, host))

@@ -269,3 +269,36 @@ def test_the_backup_benchmark_runs_and_prints_its_figures(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr[-2000:]
     assert "reproduce: .venv/bin/python benchmarks/backup.py --patients 1" in done.stdout
     assert re.search(r"^restore\s+\d+\.\d+", done.stdout, re.M), done.stdout
+
+
+def test_a_snapshot_taken_before_a_rotation_restores_after_the_old_key_is_retired(
+    tmp_path: Path, live: tuple[Services, dict[str, str]]
+) -> None:
+    services, ids = live
+    data, backups = services.settings.data_dir, tmp_path / "backups"
+    before = _run(data, "backup", "--to", str(backups), "--jurisdiction", "FR")
+    assert before.exit_code == 0, before.output
+    assert _run(data, "keys", "rotate").exit_code == 0
+    # The next backup escrows every key under its new version and drops the old escrows, so
+    # that the old version can be retired without losing any snapshot.
+    after = _run(data, "backup", "--to", str(backups), "--jurisdiction", "FR")
+    assert after.exit_code == 0, after.output
+    retired = _run(data, "keys", "retire", "1")
+    assert retired.exit_code == 0, retired.output
+    [old_id] = _snapshot_ids(before.output)
+    restored = tmp_path / "restored"
+    shutil.copy(services.settings.key_file, tmp_path / "master.key")
+    for extra in services.settings.key_file.parent.glob("master.key.wrap-*"):
+        shutil.copy(extra, tmp_path / extra.name)
+    result = _run(
+        restored, "restore", old_id, "--from", str(backups), key_file=tmp_path / "master.key"
+    )
+    assert result.exit_code == 0, result.output
+    again = build_services(make_settings(restored).with_(key_file=tmp_path / "master.key"))
+    try:
+        read = again.fhir.read("Patient", ids["kept"], ctx=AS_LOCAL_OPERATOR)
+        assert read.body is not None and read.body["name"][0]["family"] == FAMILY
+    finally:
+        again.close()
+    drill = _run(data, "backup", "drill", "--from", str(backups))
+    assert drill.exit_code == 0, drill.output

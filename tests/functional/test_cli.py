@@ -161,11 +161,18 @@ def test_keys_status(tmp_path: Path) -> None:
     result = _run(data, "keys", "status")
     assert result.exit_code == 0, result.output
     lines = _lines(result.stdout)
-    assert len(lines) == 4
+    assert len(lines) == 8
     assert re.fullmatch(r"key source\s+file", lines[0])
     assert re.fullmatch(rf"location\s+{re.escape(str(data / 'master.key'))} \(mode 600\)", lines[1])
     assert re.fullmatch(r"master key id\s+[0-9a-f]{16}", lines[2])
     assert re.fullmatch(r"data keys\s+0 active, 0 destroyed", lines[3])
+    # Wrapping-key versions (version 1 keeps the master key's id) and when keys last rotated.
+    assert re.fullmatch(r"wrapping key\s+[0-9a-f]{16} \(current\)", lines[4])
+    assert re.fullmatch(r"  v1 [0-9a-f]{16} usable: 0 data keys, 0 project keys", lines[5])
+    assert lines[6:] == [
+        "last rotation   never",
+        "pseudonym keys  last re-keying never, 0 projects due",
+    ]
     # The fingerprint is stable and never the key itself.
     again = _run(data, "keys", "status")
     assert again.stdout == result.stdout

@@ -15,7 +15,7 @@ from carnet.settings import _PROJECT_ROOT, SETTINGS_TABLE
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 SETTINGS_DOC = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
-ROW = re.compile(r"^\|\s*`(?P<name>[a-z_]+)`\s*\|\s*(?P<default>.*?)\s*\|\s*(?P<help>.*?)\s*\|$")
+ROW = re.compile(r"^\|\s*`(?P<name>[a-z0-9_]+)`\s*\|\s*(?P<default>.*?)\s*\|\s*(?P<help>.*?)\s*\|$")
 
 
 def _doc_rows() -> dict[str, tuple[str, str]]:

@@ -35,13 +35,13 @@ def test_data_keys_are_wrapped_on_the_token_and_bound_to_their_owner(token: Soft
     keyring = _keyring(token)
     data_key = bytes(range(32))
     wrapped = keyring.wrap(data_key, "patient:a")
-    assert data_key not in wrapped
-    assert keyring.unwrap(wrapped, "patient:a") == data_key
+    assert data_key not in wrapped.wrapped
+    assert keyring.unwrap(wrapped.wrapped, "patient:a", wrapped.key_id) == data_key
     with pytest.raises(InvalidTag):
-        keyring.unwrap(wrapped, "patient:b")  # moved to another owner: refused
+        keyring.unwrap(wrapped.wrapped, "patient:b", wrapped.key_id)  # moved to another owner
     again = _keyring(token)  # the same key found again on the token, not a new one
     assert again.key_id == keyring.key_id
-    assert again.unwrap(wrapped, "patient:a") == data_key
+    assert again.unwrap(wrapped.wrapped, "patient:a", wrapped.key_id) == data_key
     assert keyring.derive("purpose") == again.derive("purpose") != keyring.derive("other")
 
 
@@ -84,3 +84,37 @@ def test_a_store_runs_with_its_master_key_in_the_hsm(
     finally:
         services.close()
     assert not (tmp_path / "data" / "master.key").exists()  # no key file was made
+
+
+def test_rotation_on_the_hsm_rewraps_every_key_and_destroys_the_retired_version(
+    token: SoftHsmToken, tmp_path: Path, migrated_sqlite: SqliteTemplate
+) -> None:
+    migrated_sqlite.copy_into(tmp_path / "data")
+    settings = make_settings(tmp_path / "data").with_(
+        key_source="pkcs11",
+        hsm_module=token.module,
+        hsm_token_label=token.label,
+        hsm_pin=token.pin,
+        hsm_key_label="rotating-master",
+    )
+    services = build_services(settings, migrate=False)
+    try:
+        body = {"resourceType": "Patient", "name": [{"family": "Rotated"}]}
+        pid = services.fhir.create("Patient", body, ctx=AS_LOCAL_OPERATOR).stored.res_id
+        root = services.crypto.keyring.key_id
+        rotation = services.crypto.rotation(services.engine, settings)
+        report = rotation.rotate(batch=1)
+        assert report.version == 2 and report.data_keys >= 1
+        rotation.retire(1)
+        keyring = services.crypto.keyring
+        assert [v.version for v in keyring.versions()] == [2]  # version 1 destroyed on the token
+        assert isinstance(keyring, Pkcs11Keyring) and keyring.extractable() is False
+    finally:
+        services.close()
+    again = build_services(settings, migrate=False)  # a new process finds version 2 on the token
+    try:
+        assert again.crypto.keyring.key_id == root
+        read = again.fhir.read("Patient", pid, ctx=AS_LOCAL_OPERATOR)
+        assert read.body is not None and read.body["name"] == [{"family": "Rotated"}]
+    finally:
+        again.close()

@@ -86,6 +86,7 @@ EXPECTED_TABLES = {
     "watch_alert",
     "watch_flag",
     "watch_officer",
+    "key_rotation",  # 0021: wrapping-key rotations and pseudonym re-keyings
 }
 
 
