@@ -38,8 +38,18 @@ from types import TracebackType
 from typing import IO, Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# Imported once by the server, before any fork: what every carnet command imports anyway.
-PRELOAD = ("carnet.cli.main", "carnet.app")
+# Done once by the server, before any fork: a module is imported, a ``module:function`` called.
+# What every carnet command imports anyway, and the FHIR definitions every store parses (a second
+# of CPU per process; read-only data, cached per process by ``load_definitions``).
+PRELOAD = ("carnet.cli.main", "carnet.app", "tests.support.forkserver:load_fhir_definitions")
+
+
+def load_fhir_definitions() -> None:
+    """Parse the FHIR definitions a child's default settings point at, once for every child."""
+    from carnet.fhir.definitions import load_definitions
+    from carnet.settings import Settings
+
+    load_definitions(Settings.from_env({}).definitions_dir)
 
 
 class ForkedChild:
@@ -189,8 +199,11 @@ def _run_child(request: dict[str, Any]) -> None:
 def _serve(preload: list[str]) -> None:
     import importlib
 
-    for module in preload:
-        importlib.import_module(module)
+    for step in preload:
+        module, _, function = step.partition(":")
+        imported = importlib.import_module(module)
+        if function:
+            getattr(imported, function)()
     requests: IO[bytes] = sys.stdin.buffer
     replies: IO[bytes] = sys.stdout.buffer
 
