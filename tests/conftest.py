@@ -26,6 +26,7 @@ from carnet.identity.engines import SparkEngine
 from carnet.settings import Settings
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.corpus import CORPUS as CORPUS  # re-exported: tests import it from here
+from tests.support.forkserver import ForkServer
 from tests.support.migrated_store import PostgresTemplate, SqliteTemplate
 from tests.support.postgres import ThrowawayPostgres
 from tests.support.schedule import schedule_for_workers
@@ -136,3 +137,11 @@ def spark() -> Iterator[SparkEngine]:
     """
     with SparkEngine("local[2]", partitions=4) as engine:
         yield engine
+
+
+@pytest.fixture(scope="session")
+def forks() -> Iterator[ForkServer]:
+    """A parent with carnet imported that forks real processes (tests/support/forkserver.py), one
+    per worker: a command, a benchmark or a process to kill without the interpreter's start-up."""
+    with ForkServer() as server:
+        yield server

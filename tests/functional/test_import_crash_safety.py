@@ -21,7 +21,6 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +43,6 @@ BATCH_SIZE = 50
 KILLS = 10  # real kills (the process was still running) per backend, at least
 KILLS_PER_STORE = 5  # kills in a row on one store before the run that is left to finish
 REFINEMENT_ROUNDS = 6  # longer than the deepest reference chain (EOB -> Claim -> Encounter -> ...)
-
-
-@pytest.fixture(scope="module")
-def forks() -> Iterator[ForkServer]:
-    with ForkServer() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

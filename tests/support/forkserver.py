@@ -5,7 +5,8 @@ Starting ``python -m carnet ...`` costs one to two seconds of CPU before the com
 (the interpreter, then FastAPI, SQLAlchemy, pyarrow, ... imported), and most of a crash test's
 processes are killed within a few seconds. Here a server process imports those modules once, then
 for each request ``os.fork()``s a child that sets its environment, working directory, argv and
-output files, and runs the module as ``python -m <module>`` would (``runpy``, as ``__main__``).
+output files, and runs the module as ``python -m <module>`` would, or a script as ``python
+<path.py>`` would (``runpy``, as ``__main__``).
 The child is a real process with its own pid, database connections and files: SIGKILL ends it as
 it would end any other, with no cleanup of any kind. The server holds no database connection, no
 thread and no open store, so a child starts clean.
@@ -96,7 +97,7 @@ class ForkServer:
 
     def start(
         self,
-        module: str,
+        target: str,
         args: list[str],
         *,
         env: dict[str, str],
@@ -104,11 +105,12 @@ class ForkServer:
         stdout: Path | None = None,
         stderr: Path | None = None,
     ) -> ForkedChild:
-        """Fork a child that runs ``python -m module *args`` with exactly ``env`` as its
-        environment; its output is appended to ``stdout``/``stderr`` (None: discarded)."""
+        """Fork a child that runs ``python -m target *args`` (``python target *args`` when target
+        is a .py file) with exactly ``env`` as its environment; its output is appended to
+        ``stdout``/``stderr`` (None: discarded)."""
         assert self.current is None or self.current.returncode is not None, "one child at a time"
         request = {
-            "module": module,
+            "target": target,
             "args": [str(a) for a in args],
             "env": env,
             "cwd": str(cwd),
@@ -122,6 +124,23 @@ class ForkServer:
         started = self.read_reply(timeout=60, pid=None)
         self.current = ForkedChild(self, int(started["pid"]))
         return self.current
+
+    def run(
+        self, target: str, args: list[str], *, cwd: Path, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        """As ``subprocess.run([python, (-m) target, *args], cwd=cwd, capture_output=True,
+        text=True)`` with this process's environment; the output passes through files in cwd."""
+        out, err = cwd / ".forked-stdout", cwd / ".forked-stderr"
+        for path in (out, err):
+            path.unlink(missing_ok=True)
+        child = self.start(target, args, env=dict(os.environ), cwd=cwd, stdout=out, stderr=err)
+        try:
+            returncode = child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            raise
+        texts = [path.read_text(errors="replace") if path.exists() else "" for path in (out, err)]
+        return subprocess.CompletedProcess([target, *args], returncode, *texts)
 
     def read_reply(self, timeout: float | None, pid: int | None) -> dict[str, Any]:
         """The server's next line; ``subprocess.TimeoutExpired`` if none came in time."""
@@ -166,7 +185,7 @@ class ForkServer:
 
 
 def _run_child(request: dict[str, Any]) -> None:
-    """In the forked child: become ``python -m module args`` and never return."""
+    """In the forked child: become ``python (-m) target args`` and never return."""
     code = 1
     try:
         null = os.open(os.devnull, os.O_RDONLY)
@@ -178,10 +197,15 @@ def _run_child(request: dict[str, Any]) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
-        sys.argv = [request["module"], *request["args"]]
+        target: str = request["target"]
+        sys.argv = [target, *request["args"]]
         import runpy
 
-        runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+        if target.endswith(".py"):
+            sys.path.insert(0, str(Path(target).resolve().parent))  # as `python path.py` does
+            runpy.run_path(target, run_name="__main__")
+        else:
+            runpy.run_module(target, run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
