@@ -324,6 +324,13 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "Refuse to serve when any destination of data, keys, backups, logs or notifications is "
         "undeclared or outside the EEA (true/false; as `carnet serve --strict`).",
     ),
+    Setting(
+        "password_hash_profile",
+        "rfc9106",
+        "argon2id parameters of new password hashes: 'rfc9106' (RFC 9106's low-memory profile: "
+        "64 MiB, 3 passes, 4 lanes) or 'test-only-weak' (8 MiB, 1 pass: test suites only, trivially "
+        "brute-forced). Existing hashes verify under either.",
+    ),
 )
 
 
@@ -334,6 +341,18 @@ def _flag(name: str, value: str) -> bool:
     if folded in ("", "0", "false", "no", "off"):
         return False
     raise ValueError(f"setting {name} is true or false")
+
+
+PASSWORD_HASH_PROFILES = ("rfc9106", "test-only-weak")
+
+
+def _password_hash_profile(value: str) -> str:
+    profile = value.strip()
+    if profile not in PASSWORD_HASH_PROFILES:
+        raise ValueError(
+            "setting password_hash_profile is one of " + ", ".join(PASSWORD_HASH_PROFILES)
+        )
+    return profile
 
 
 def _networks(name: str, value: str) -> tuple[str, ...]:
@@ -417,6 +436,7 @@ class Settings:
     hosting_certifications: str
     sovereignty_declarations: str
     sovereignty_strict: bool
+    password_hash_profile: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -504,6 +524,7 @@ class Settings:
             hosting_certifications=raw["hosting_certifications"].strip(),
             sovereignty_declarations=raw["sovereignty_declarations"].strip(),
             sovereignty_strict=_flag("sovereignty_strict", raw["sovereignty_strict"]),
+            password_hash_profile=_password_hash_profile(raw["password_hash_profile"]),
         )
 
     @property

@@ -77,9 +77,15 @@ def migrated_postgres(postgres: ThrowawayPostgres) -> PostgresTemplate:
 
 
 def make_settings(data_dir: Path, database_url: str = "") -> Settings:
-    # The public URL the test clients use (TestClient(base_url="http://127.0.0.1")).
+    # The public URL the test clients use (TestClient(base_url="http://127.0.0.1")). Password
+    # hashes with argon2id's smallest parameters: hundreds of sign-ins run on two shared cores
+    # (tests/unit/authn/test_passwords.py proves the product's default is the strong profile).
     return Settings.from_env(
-        {}, data_dir=str(data_dir), database_url=database_url, public_base_url="http://127.0.0.1"
+        {},
+        data_dir=str(data_dir),
+        database_url=database_url,
+        public_base_url="http://127.0.0.1",
+        password_hash_profile="test-only-weak",
     )
 
 
