@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -29,7 +30,7 @@ from tests.support.corpus import CORPUS as CORPUS  # re-exported: tests import i
 from tests.support.forkserver import ForkServer
 from tests.support.migrated_store import PostgresTemplate, SqliteTemplate
 from tests.support.postgres import ThrowawayPostgres
-from tests.support.schedule import schedule_for_workers
+from tests.support.schedule import grouped_file_scheduling, schedule_for_workers
 
 _db_counter = itertools.count()
 _SPEC_DIR = Path(__file__).parent / "spec"
@@ -58,6 +59,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "postgres" in getattr(item, "fixturenames", ()) or "postgres" in params:
             item.add_marker(pytest.mark.postgres)
     schedule_for_workers(items)
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: absent when xdist is not loaded
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` keeps the files of one group on one worker (tests/support/schedule.py)."""
+    if config.getvalue("dist") == "loadfile":
+        return grouped_file_scheduling(config, log)
+    return None
 
 
 @pytest.fixture(scope="session")
