@@ -106,8 +106,9 @@ def _run_and_kill(
     try:
         process.wait(timeout=after)
     except subprocess.TimeoutExpired:
-        assert process.kill() == -signal.SIGKILL
-        return True
+        # -9 unless the import ended in the instant between the timeout and the kill
+        if process.kill() == -signal.SIGKILL:
+            return True
     assert process.returncode == 0, _log_tail(env)
     return False
 
