@@ -14,7 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def _takes_spark(path: Path) -> bool:
     """Some function of the file (a test or a fixture) takes ``spark``, or the file defines a
     ``spark`` fixture of its own (a Spark session of its own, in the same worker's JVM)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    text = path.read_text()
+    if "spark" not in text:  # most files: no parse needed
+        return False
+    tree = ast.parse(text, filename=str(path))
     functions = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
     return any(
         node.name == "spark" or any(arg.arg == "spark" for arg in node.args.args)
