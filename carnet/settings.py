@@ -382,6 +382,13 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "Secret access key of the S3 backup target (keep it in the environment).",
         secret=True,
     ),
+    Setting(
+        "password_hash_profile",
+        "rfc9106",
+        "argon2id parameters of new password hashes: 'rfc9106' (RFC 9106's low-memory profile: "
+        "64 MiB, 3 passes, 4 lanes) or 'test-only-weak' (8 MiB, 1 pass: test suites only, trivially "
+        "brute-forced). Existing hashes verify under either.",
+    ),
 )
 
 
@@ -399,6 +406,9 @@ def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if folded not in allowed:
         raise ValueError(f"setting {name} is one of {', '.join(allowed)}")
     return folded
+
+
+PASSWORD_HASH_PROFILES = ("rfc9106", "test-only-weak")
 
 
 def _networks(name: str, value: str) -> tuple[str, ...]:
@@ -493,6 +503,7 @@ class Settings:
     backup_s3_access_key: str
     backup_s3_secret: str
     backup_target_url: str  # backup_target as written: an s3:// URL is not a path
+    password_hash_profile: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -591,6 +602,9 @@ class Settings:
             backup_s3_access_key=raw["backup_s3_access_key"].strip(),
             backup_s3_secret=raw["backup_s3_secret"],
             backup_target_url=raw["backup_target"].strip(),
+            password_hash_profile=_one_of(
+                "password_hash_profile", raw["password_hash_profile"], PASSWORD_HASH_PROFILES
+            ),
         )
 
     @property

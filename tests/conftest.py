@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -26,9 +27,10 @@ from carnet.identity.engines import SparkEngine
 from carnet.settings import Settings
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.corpus import CORPUS as CORPUS  # re-exported: tests import it from here
+from tests.support.forkserver import ForkServer
 from tests.support.migrated_store import PostgresTemplate, SqliteTemplate
 from tests.support.postgres import ThrowawayPostgres
-from tests.support.schedule import schedule_for_workers
+from tests.support.schedule import grouped_file_scheduling, schedule_for_workers
 
 _db_counter = itertools.count()
 _SPEC_DIR = Path(__file__).parent / "spec"
@@ -59,6 +61,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     schedule_for_workers(items)
 
 
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: absent when xdist is not loaded
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` keeps the files of one group on one worker (tests/support/schedule.py)."""
+    if config.getvalue("dist") == "loadfile":
+        return grouped_file_scheduling(config, log)
+    return None
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[ThrowawayPostgres]:
     with ThrowawayPostgres() as pg:
@@ -76,9 +86,15 @@ def migrated_postgres(postgres: ThrowawayPostgres) -> PostgresTemplate:
 
 
 def make_settings(data_dir: Path, database_url: str = "") -> Settings:
-    # The public URL the test clients use (TestClient(base_url="http://127.0.0.1")).
+    # The public URL the test clients use (TestClient(base_url="http://127.0.0.1")). Password
+    # hashes with argon2id's smallest parameters: hundreds of sign-ins run on two shared cores
+    # (tests/unit/authn/test_passwords.py proves the product's default is the strong profile).
     return Settings.from_env(
-        {}, data_dir=str(data_dir), database_url=database_url, public_base_url="http://127.0.0.1"
+        {},
+        data_dir=str(data_dir),
+        database_url=database_url,
+        public_base_url="http://127.0.0.1",
+        password_hash_profile="test-only-weak",
     )
 
 
@@ -136,3 +152,11 @@ def spark() -> Iterator[SparkEngine]:
     """
     with SparkEngine("local[2]", partitions=4) as engine:
         yield engine
+
+
+@pytest.fixture(scope="session")
+def forks() -> Iterator[ForkServer]:
+    """A parent with carnet imported that forks real processes (tests/support/forkserver.py), one
+    per worker: a command, a benchmark or a process to kill without the interpreter's start-up."""
+    with ForkServer() as server:
+        yield server

@@ -124,11 +124,24 @@ def _guessable(value: str, folded_login: str) -> bool:
     return bool(float(estimate["guesses"]) < _MIN_GUESSES)
 
 
+# The settings' password_hash_profile: the product's (argon2-cffi's default is RFC 9106's
+# low-memory profile) and one for test suites, where hundreds of logins run on shared cores.
+_PROFILES = {
+    "rfc9106": lambda: PasswordHasher(),
+    "test-only-weak": lambda: PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1),
+}
+
+
 class Passwords:
     """Hashes and verifies passwords with argon2id."""
 
     def __init__(self, hasher: PasswordHasher | None = None) -> None:
         self._hasher = hasher or PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+
+    @classmethod
+    def for_profile(cls, profile: str) -> Passwords:
+        """New hashes with the parameters of a ``password_hash_profile`` setting."""
+        return cls(_PROFILES[profile]())
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(_canonical(password))

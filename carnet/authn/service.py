@@ -122,7 +122,7 @@ class AccountService:
         self.crypto = crypto
         self.settings = settings
         self.now = now
-        self.passwords = passwords or Passwords()
+        self.passwords = passwords or Passwords.for_profile(settings.password_hash_profile)
 
     # -- creation ----------------------------------------------------------------------------
 

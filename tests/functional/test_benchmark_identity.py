@@ -4,11 +4,11 @@ on any population, whatever Splink does: a benchmark that no longer runs fails h
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.forkserver import ForkServer
 
 # Slow: the identity benchmark runs end to end.
 pytestmark = pytest.mark.slow
@@ -16,21 +16,10 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_identity_benchmark_runs_and_finds_no_false_link(tmp_path: Path) -> None:
+def test_identity_benchmark_runs_and_finds_no_false_link(forks: ForkServer, tmp_path: Path) -> None:
     args = ["--people", "150", "--index-size", "150", "--per-population", "8"]
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "identity.py"),
-            *args,
-            "--skip",
-            "febrl",
-            "batch",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    done = forks.run(
+        str(ROOT / "benchmarks" / "identity.py"), [*args, "--skip", "febrl", "batch"], cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout

@@ -1,15 +1,19 @@
 """Every benchmark runs with its one documented command (here at a tiny size, SQLite only) and
 prints its figures and the command that reproduces them: a benchmark that no longer runs fails
-here rather than on the day someone needs its numbers."""
+here rather than on the day someone needs its numbers.
+
+Each runs as ``python benchmarks/<name>.py`` in a process of its own, forked from a parent that has
+already imported carnet (tests/support/forkserver.py): the same script, argv, working directory
+and output, without the interpreter's start-up in each run."""
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.forkserver import ForkServer
 
 # Slow: every benchmark runs end to end.
 pytestmark = pytest.mark.slow
@@ -31,26 +35,22 @@ SMALL_RUNS = {
 }
 
 
-def _run(script: str, args: list[str], tmp_path: Path) -> str:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def _run(forks: ForkServer, script: str, args: list[str], tmp_path: Path) -> str:
+    done = forks.run(str(ROOT / "benchmarks" / f"{script}.py"), args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"reproduce: .venv/bin/python benchmarks/{script}.py" in done.stdout
     return done.stdout
 
 
 @pytest.mark.parametrize("name", sorted(SMALL_RUNS))
-def test_benchmark_runs_and_prints_its_figures(name: str, tmp_path: Path) -> None:
+def test_benchmark_runs_and_prints_its_figures(
+    name: str, forks: ForkServer, tmp_path: Path
+) -> None:
     script = name.split("-")[0]
     args = list(SMALL_RUNS[name])
     if script == "search":
         args += ["--data-dir", str(tmp_path / "search")]
-    out = _run(script, args, tmp_path)
+    out = _run(forks, script, args, tmp_path)
     if script == "ingest":
         row = next(line for line in out.splitlines() if line.startswith("sqlite"))
         _backend, workers, resources, rate, floor, raw, ratio, floor_ratio = row.split()

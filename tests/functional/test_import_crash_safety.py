@@ -4,6 +4,12 @@ A real subprocess is killed (os.kill, SIGKILL), not an exception raised in-proce
 that a Bundle's writes and the record that it was imported commit together or not at all, whatever
 instant the process dies. Ids minted by the server differ between runs, so stores are compared
 through canonical content digests (see ``_canonical_digests``), not by id.
+
+Each process is forked from a parent that has already imported carnet (tests/support/forkserver.py)
+and runs ``python -m carnet import ...`` (or the $import job) from there: a real process with its
+own connections, killed by a real SIGKILL, without the second or two of interpreter start-up that
+made most of each run. A clean run is then mostly the import itself, so the kill moments, drawn
+uniformly over the wall time of a clean run as before, land in the import's work.
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,13 +30,14 @@ import pytest
 from carnet.app import build_services
 from carnet.fhir.store_scan import iter_current, raw_bodies
 from tests.conftest import CORPUS, make_settings
+from tests.support.forkserver import ForkedChild, ForkServer
 
 # Both backends: a crash must leave either backend's transactions whole.
 # Slow: dozens of real `carnet import` processes killed and rerun.
 pytestmark = [pytest.mark.both_backends, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CARNET = ("-m", "carnet")
+CARNET = ("carnet",)  # python -m carnet
 BUNDLES = 2  # the smallest Synthea patient Bundles, so that the test stays short
 NDJSON_LINES = 200  # Observations without ids: every line is a server-minted create
 BATCH_SIZE = 50
@@ -72,16 +78,10 @@ def _env(data_dir: Path, database_url: str) -> dict[str, str]:
     return env
 
 
-def _start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    """``python <args>`` in the repository, its errors kept in <data dir>.log."""
-    with Path(env["CARNET_DATA_DIR"] + ".log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, *args],
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+def _start(forks: ForkServer, env: dict[str, str], module: str, *args: str) -> ForkedChild:
+    """``python -m <module> <args>`` in the repository, its errors kept in <data dir>.log."""
+    log = Path(env["CARNET_DATA_DIR"] + ".log")
+    return forks.start(module, list(args), env=env, cwd=REPO_ROOT, stderr=log)
 
 
 def _log_tail(env: dict[str, str]) -> str:
@@ -92,22 +92,24 @@ def _import_args(folder: Path) -> tuple[str, ...]:
     return (*CARNET, "import", str(folder), "--batch-size", str(BATCH_SIZE))
 
 
-def _run_to_end(env: dict[str, str], *args: str) -> float:
+def _run_to_end(forks: ForkServer, env: dict[str, str], *args: str) -> float:
     started = time.monotonic()
-    process = _start(env, *args)
+    process = _start(forks, env, *args)
     assert process.wait(timeout=600) == 0, _log_tail(env)
     return time.monotonic() - started
 
 
-def _run_and_kill(env: dict[str, str], args: tuple[str, ...], after: float) -> bool:
+def _run_and_kill(
+    forks: ForkServer, env: dict[str, str], args: tuple[str, ...], after: float
+) -> bool:
     """Start an import and SIGKILL it ``after`` seconds later; False if it had already ended."""
-    process = _start(env, *args)
+    process = _start(forks, env, *args)
     try:
         process.wait(timeout=after)
     except subprocess.TimeoutExpired:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=60)
-        return True
+        # -9 unless the import ended in the instant between the timeout and the kill
+        if process.kill() == -signal.SIGKILL:
+            return True
     assert process.returncode == 0, _log_tail(env)
     return False
 
@@ -173,13 +175,17 @@ def _database(backend: str, request: pytest.FixtureRequest, name: str) -> str:
 
 
 def test_import_killed_at_any_point_then_rerun_equals_clean_run(
-    backend: str, import_folder: Path, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str,
+    forks: ForkServer,
+    import_folder: Path,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     clean_dir = tmp_path / "clean"
     clean_env = _env(clean_dir, _database(backend, request, f"crash_clean_{seed}"))
-    run_length = _run_to_end(clean_env, *_import_args(import_folder))
+    run_length = _run_to_end(forks, clean_env, *_import_args(import_folder))
     clean = _store_contents(clean_dir, clean_env["CARNET_DATABASE_URL"])
     assert sum(clean[0].values()) >= NDJSON_LINES + BUNDLES * 50
 
@@ -191,8 +197,8 @@ def test_import_killed_at_any_point_then_rerun_equals_clean_run(
         env = _env(data_dir, _database(backend, request, f"crash_{seed}_{stores}"))
         moments = [round(rng.uniform(0, run_length), 2) for _ in range(KILLS_PER_STORE)]
         args = _import_args(import_folder)
-        kills += sum(_run_and_kill(env, args, moment) for moment in moments)
-        _run_to_end(env, *_import_args(import_folder))
+        kills += sum(_run_and_kill(forks, env, args, moment) for moment in moments)
+        _run_to_end(forks, env, *_import_args(import_folder))
         digests, versions = _store_contents(data_dir, env["CARNET_DATABASE_URL"])
         assert versions == clean[1], f"kills at {moments} s (seed {seed}): versions differ"
         extra, missing = digests - clean[0], clean[0] - digests
@@ -200,10 +206,10 @@ def test_import_killed_at_any_point_then_rerun_equals_clean_run(
             f"kills at {moments} s (seed {seed}): {sum(extra.values())} resources more and "
             f"{sum(missing.values())} fewer than a clean run"
         )
-        _run_to_end(env, *CARNET, "audit", "verify")
+        _run_to_end(forks, env, *CARNET, "audit", "verify")
 
 
-JOB = ("-m", "tests.support.import_job")
+JOB = ("tests.support.import_job",)  # python -m tests.support.import_job
 JOB_KILLS = 5
 
 
@@ -218,13 +224,17 @@ def _job_store(
 
 
 def test_import_job_killed_at_any_point_then_resumed_equals_clean_run(
-    backend: str, import_folder: Path, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str,
+    forks: ForkServer,
+    import_folder: Path,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     """The same for a $import job: its process killed, the status poll of a new one resumes it."""
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     clean_env = _job_store(backend, request, import_folder, tmp_path / "clean", f"job_{seed}")
-    run_length = _run_to_end(clean_env, *JOB)
+    run_length = _run_to_end(forks, clean_env, *JOB)
     clean = _store_contents(tmp_path / "clean", clean_env["CARNET_DATABASE_URL"])
 
     env = _job_store(backend, request, import_folder, tmp_path / "killed", f"job_{seed}_k")
@@ -232,10 +242,10 @@ def test_import_job_killed_at_any_point_then_resumed_equals_clean_run(
     # of a clean run make at least the first two kills land even when this run is faster than the
     # clean one (a machine whose load dropped), and five of them still reach every phase.
     moments = [round(rng.uniform(0, run_length / 2), 2) for _ in range(JOB_KILLS)]
-    kills = sum(_run_and_kill(env, JOB, moment) for moment in moments)
-    _run_to_end(env, *JOB)
+    kills = sum(_run_and_kill(forks, env, JOB, moment) for moment in moments)
+    _run_to_end(forks, env, *JOB)
     digests, versions = _store_contents(tmp_path / "killed", env["CARNET_DATABASE_URL"])
     assert kills >= 2, f"kills at {moments} s (seed {seed}): the job ended before most"
     assert versions == clean[1], f"kills at {moments} s (seed {seed}): versions differ"
     assert digests == clean[0], f"kills at {moments} s (seed {seed}): contents differ"
-    _run_to_end(env, *CARNET, "audit", "verify")
+    _run_to_end(forks, env, *CARNET, "audit", "verify")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import unicodedata
+from pathlib import Path
 
 import pytest
 
+from carnet.app import Services
 from carnet.authn.passwords import MIN_LENGTH, PasswordPolicyError, Passwords, check_policy
+from carnet.authn.service import AccountService
 from carnet.demo.accounts import DEMO_PASSWORD, PARENT_LOGIN, PATIENT_LOGIN
+from carnet.settings import Settings
 
 
 def test_hash_is_argon2id_with_rfc9106_parameters_and_a_random_salt() -> None:
@@ -20,6 +24,35 @@ def test_hash_is_argon2id_with_rfc9106_parameters_and_a_random_salt() -> None:
     assert passwords.verify(first, "une phrase de passe")
     assert not passwords.verify(first, "une phrase de passE")
     assert not passwords.needs_rehash(first)
+
+
+def test_the_product_hashes_new_passwords_with_the_rfc9106_profile_by_default(
+    services: Services, tmp_path: Path
+) -> None:
+    """The suite runs with the weak test profile (tests/conftest.py): the product's default, what
+    an operator gets without setting anything, must stay the strong one."""
+    product = Settings.from_env({}, data_dir=str(tmp_path / "product"))
+    assert product.password_hash_profile == "rfc9106"
+    accounts = AccountService(services.engine, services.crypto, product)
+    assert accounts.passwords.hash("une phrase de passe").startswith(
+        "$argon2id$v=19$m=65536,t=3,p=4$"
+    )
+
+
+def test_the_test_profile_is_set_only_by_its_setting_and_still_verifies_strong_hashes(
+    services: Services,
+) -> None:
+    assert services.settings.password_hash_profile == "test-only-weak"
+    weak = services.accounts.passwords
+    assert weak.hash("une phrase de passe").startswith("$argon2id$v=19$m=8192,t=1,p=1$")
+    strong = Passwords().hash("une phrase de passe")
+    assert weak.verify(strong, "une phrase de passe")
+    assert weak.needs_rehash(strong)
+
+
+def test_an_unknown_password_hash_profile_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="password_hash_profile is one of rfc9106, test-only-weak"):
+        Settings.from_env({"CARNET_PASSWORD_HASH_PROFILE": "fast"})
 
 
 def test_malformed_hash_or_huge_password_is_a_mismatch_not_an_error() -> None:

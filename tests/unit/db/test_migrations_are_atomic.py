@@ -5,6 +5,10 @@ On SQLite this holds only because the engine factory makes every transaction an 
 (carnet.db.engine.make_engine): Python's sqlite3 module otherwise commits DDL as it goes, and a
 kill in the middle of a table rebuild left a database the next start could not migrate ("table
 ... already exists"), which the import crash test once caught.
+
+Each migration runs in a real process forked from the session's pre-imported parent (the
+``forks`` fixture, tests/support/forkserver.py) and is killed with a real SIGKILL: the measured
+length, and so every kill moment, is the migration's own, not the interpreter's start-up.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,40 +26,39 @@ from sqlalchemy import inspect
 from carnet.db.engine import make_engine
 from carnet.db.migrate import upgrade
 from carnet.db.schema import metadata
+from tests.support.forkserver import ForkedChild, ForkServer
 
 pytestmark = pytest.mark.slow
 
-MIGRATE = "import sys; from carnet.db.engine import make_engine; from carnet.db.migrate import upgrade; upgrade(make_engine(sys.argv[1])); print('migrated', flush=True)"
+
+def _migrate_in_a_process(forks: ForkServer, url: str) -> ForkedChild:
+    """``python -m tests.support.migrate_url URL`` in a forked process of its own."""
+    return forks.start("tests.support.migrate_url", [url], env=dict(os.environ))
 
 
-def _migrate_in_a_process(url: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
-    return subprocess.Popen(
-        [sys.executable, "-c", MIGRATE, url], env=env, stdout=subprocess.DEVNULL
-    )
-
-
-def _time_to_migrate(url: str) -> float:
+def _time_to_migrate(forks: ForkServer, url: str) -> float:
     started = time.monotonic()
-    process = _migrate_in_a_process(url)
+    process = _migrate_in_a_process(forks, url)
     assert process.wait(timeout=300) == 0
     return time.monotonic() - started
 
 
-def test_migrations_killed_midway_leave_a_database_the_next_start_migrates(tmp_path: Path) -> None:
+def test_migrations_killed_midway_leave_a_database_the_next_start_migrates(
+    forks: ForkServer, tmp_path: Path
+) -> None:
     seed = random.randrange(2**32)
     rng = random.Random(seed)
-    length = _time_to_migrate(f"sqlite:///{tmp_path / 'timing.sqlite3'}")
+    length = _time_to_migrate(forks, f"sqlite:///{tmp_path / 'timing.sqlite3'}")
     killed = 0
     for attempt in range(12):
         url = f"sqlite:///{tmp_path / f'killed{attempt}.sqlite3'}"
-        process = _migrate_in_a_process(url)
+        process = _migrate_in_a_process(forks, url)
         try:
             process.wait(timeout=rng.uniform(0.3, 1.0) * length)
         except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=60)
-            killed += 1
+            # -9 unless the migration ended in the instant between the timeout and the kill
+            killed += process.kill() == -signal.SIGKILL
+        assert process.returncode in (0, -signal.SIGKILL)
         engine = make_engine(url)
         try:
             upgrade(engine)  # the next start
