@@ -13,8 +13,8 @@ from sqlalchemy import text
 
 from carnet.app import Services
 from carnet.caller import RequestContext
+from carnet.hub.errors import HubError
 from carnet.hub.omop.spec import ExtractionResult, ExtractionSpec
-from carnet.hub.permits import HubError
 from tests.support.auth import bearer
 from tests.support.hub import (
     CHECKER_1,

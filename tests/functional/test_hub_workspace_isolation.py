@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 
 from carnet.app import Services
 from carnet.db.instants import utc_now
-from carnet.hub.permits import HubError, PermitService
+from carnet.hub.errors import HubError
+from carnet.hub.permits import PermitService
 from carnet.hub.workspace import open_extract, run_query
 from tests.support.auth import bearer
 from tests.support.hub import (
