@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlencode
 
@@ -111,6 +112,35 @@ def _basic(request: Request) -> tuple[str, str] | None:
     return unquote(client_id), unquote(secret)  # RFC 6749 2.3.1: form-encoded first
 
 
+# A grant-screen or grants-page answer, run off the event loop (database writes, hashing).
+FormHandler = Callable[
+    [Request, OAuthService, Tickets, SessionService, AccountService, dict[str, list[str]]],
+    Response,
+]
+
+
+async def _answer_form(
+    request: Request,
+    handler: FormHandler,
+    oauth: OAuthService,
+    tickets: Tickets,
+    sessions: SessionService,
+    accounts: AccountService,
+) -> Response:
+    """Parse the posted form, then let ``handler`` answer it off the event loop."""
+    form = await _form(request)
+    if form is None:
+        return pages.error_page("Demande invalide", "formulaire attendu")
+    return await run_in_threadpool(handler, request, oauth, tickets, sessions, accounts, form)
+
+
+def _authorize_refused(exc: AuthorizeError) -> Response:
+    """Back to the app when its redirect URI is known, else an error page."""
+    if exc.redirect:
+        return RedirectResponse(exc.redirect, status_code=303)
+    return pages.error_page("Demande d'autorisation refusée", exc.description)
+
+
 def _oauth_error(exc: OAuthError) -> JSONResponse:
     headers = dict(_NO_STORE)
     if exc.status == 401:
@@ -150,9 +180,7 @@ def authorize(
     try:
         checked = oauth.check_request(params)
     except AuthorizeError as exc:
-        if exc.redirect:
-            return RedirectResponse(exc.redirect, status_code=303)
-        return pages.error_page("Demande d'autorisation refusée", exc.description)
+        return _authorize_refused(exc)
     user, binding = _user(request, sessions, accounts)
     if user is None:
         here = f"/oauth/authorize?{urlencode(params)}"
@@ -181,10 +209,7 @@ async def authorize_decision(
     accounts: AccountsDep,
 ) -> Response:
     """The user's answer on the grant screen."""
-    form = await _form(request)
-    if form is None:
-        return pages.error_page("Demande invalide", "formulaire attendu")
-    return await run_in_threadpool(_decide, request, oauth, tickets, sessions, accounts, form)
+    return await _answer_form(request, _decide, oauth, tickets, sessions, accounts)
 
 
 def _decide(
@@ -208,9 +233,7 @@ def _decide(
     try:
         checked = oauth.check_request({**claims["req"], "aud": oauth.settings.token_audience})
     except AuthorizeError as exc:
-        if exc.redirect:
-            return RedirectResponse(exc.redirect, status_code=303)
-        return pages.error_page("Demande d'autorisation refusée", exc.description)
+        return _authorize_refused(exc)
     source = _source(request)
     if form.get("decision", [""])[0] != "approve":
         return RedirectResponse(oauth.deny(checked, user, source=source), status_code=303)
@@ -269,10 +292,7 @@ async def revoke_grant(
     accounts: AccountsDep,
 ) -> Response:
     """Withdraw one app's access (its refresh tokens stop at once)."""
-    form = await _form(request)
-    if form is None:
-        return pages.error_page("Demande invalide", "formulaire attendu")
-    return await run_in_threadpool(_withdraw, request, oauth, tickets, sessions, accounts, form)
+    return await _answer_form(request, _withdraw, oauth, tickets, sessions, accounts)
 
 
 def _withdraw(

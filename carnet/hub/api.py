@@ -16,7 +16,9 @@ from fastapi.responses import HTMLResponse, Response
 from carnet.caller import Principal, RequestContext
 from carnet.dependencies import HubDep
 from carnet.fhir.errors import FhirError
-from carnet.hub.permits import Application, HubError, permit_json
+from carnet.hub.application import Application
+from carnet.hub.errors import HubError
+from carnet.hub.permits import permit_json
 from carnet.hub.register import register_entry, register_html
 from carnet.hub.releases import table_request
 from carnet.hub.roles import REVIEWER

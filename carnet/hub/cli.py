@@ -68,7 +68,7 @@ def extract_permit(
     engine: Annotated[str, typer.Option(help="duckdb or spark.")] = "duckdb",
 ) -> None:
     """Extract an active permit's data as the permit says (its spec), and record the extract."""
-    from carnet.hub.permits import HubError
+    from carnet.hub.errors import HubError
 
     if engine not in ("duckdb", "spark"):
         raise fail("--engine is duckdb or spark")
@@ -105,7 +105,7 @@ def query(
 ) -> None:
     """Run one read-only SELECT in the project's workspace, as a member of its team."""
     from carnet.caller import Kind, Principal, RequestContext
-    from carnet.hub.permits import HubError
+    from carnet.hub.errors import HubError
 
     principal = Principal(Kind.PERSON, member, patient_id=None)
     caller = RequestContext(principal, member, "cli", purpose="research")

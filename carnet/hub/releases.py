@@ -35,8 +35,9 @@ from carnet.hub.disclosure.acro_record import (
 from carnet.hub.disclosure.gates import check_columns, check_file
 from carnet.hub.disclosure.profiles import choosable_profiles, profile_named
 from carnet.hub.disclosure.tables import TableRequest, TableRequestError, control_table
+from carnet.hub.errors import HubError
 from carnet.hub.models import hub_release, hub_release_review
-from carnet.hub.permits import HubError, PermitService
+from carnet.hub.permits import PermitService
 from carnet.hub.roles import OUTPUT_CHECKER
 from carnet.hub.workspace import WorkspaceService, bounded, open_extract, single_select
 

@@ -24,7 +24,8 @@ from carnet.audit.events import Touched, build_event
 from carnet.audit.service import AuditService, actor_of
 from carnet.caller import RequestContext
 from carnet.db.instants import utc_now
-from carnet.hub.permits import AUDIT_TYPE, HubError, PermitService
+from carnet.hub.errors import HubError
+from carnet.hub.permits import AUDIT_TYPE, PermitService
 
 MAX_ROWS = 1000
 MAX_SECONDS = 10.0

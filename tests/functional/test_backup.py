@@ -38,6 +38,13 @@ def _run(data_dir: Path, *args: str, key_file: Path | None = None) -> Result:
     return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
 
 
+def _backed_up(data_dir: Path, backups: Path, jurisdiction: str = "FR", *more: str) -> Result:
+    """A snapshot of data_dir to backups (a declared EEA target) that succeeds."""
+    done = _run(data_dir, "backup", "--to", str(backups), "--jurisdiction", jurisdiction, *more)
+    assert done.exit_code == 0, done.output
+    return done
+
+
 def _patient(fhir: Any, family: str) -> str:
     body = {"resourceType": "Patient", "name": [{"family": family, "given": ["Ana"]}]}
     return str(fhir.create("Patient", body, ctx=AS_LOCAL_OPERATOR).stored.res_id)
@@ -98,12 +105,10 @@ def test_backup_restore_and_drill_with_a_patient_shredded_between_snapshots(
 ) -> None:
     services, ids = live
     data, backups = services.settings.data_dir, tmp_path / "backups"
-    first = _run(data, "backup", "--to", str(backups), "--jurisdiction", "FR")
-    assert first.exit_code == 0, first.output
+    first = _backed_up(data, backups)
     with services.fhir.repo.unit() as unit:
         assert unit.destroy_patient_key(ids["shredded"])
-    second = _run(data, "backup", "--to", str(backups), "--jurisdiction", "fr")
-    assert second.exit_code == 0, second.output
+    second = _backed_up(data, backups, "fr")
     [first_id], [second_id] = _snapshot_ids(first.output), _snapshot_ids(second.output)
     # The second snapshot stores again only what changed: the blobs are the same chunks.
     counts = re.search(r"(\d+) of (\d+) chunks new", second.output)
@@ -151,12 +156,7 @@ def test_restore_refuses_a_data_directory_that_is_not_empty(
 ) -> None:
     services, _ = live
     backups = tmp_path / "backups"
-    assert (
-        _run(
-            services.settings.data_dir, "backup", "--to", str(backups), "--jurisdiction", "DE"
-        ).exit_code
-        == 0
-    )
+    _backed_up(services.settings.data_dir, backups, "DE")
     again = _run(services.settings.data_dir, "restore", "--from", str(backups))
     assert again.exit_code == 1
     assert "is not empty" in again.output
@@ -181,7 +181,7 @@ def test_a_tampered_or_missing_chunk_fails_the_drill_and_the_restore(
 ) -> None:
     services, _ = live
     data, backups = services.settings.data_dir, tmp_path / "backups"
-    assert _run(data, "backup", "--to", str(backups), "--jurisdiction", "FR").exit_code == 0
+    _backed_up(data, backups)
     chunk = max(
         (p for p in (backups / "chunks").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size
     )
@@ -202,12 +202,7 @@ def test_a_snapshot_cannot_be_opened_without_the_master_key(
 ) -> None:
     services, _ = live
     backups = tmp_path / "backups"
-    assert (
-        _run(
-            services.settings.data_dir, "backup", "--to", str(backups), "--jurisdiction", "FR"
-        ).exit_code
-        == 0
-    )
+    _backed_up(services.settings.data_dir, backups)
     stranger = tmp_path / "stranger"
     stranger.mkdir()
     other_key = stranger / "master.key"
@@ -225,8 +220,7 @@ def test_retention_keeps_the_newest_snapshots_and_their_chunks(
     data, backups = services.settings.data_dir, tmp_path / "backups"
     for family in ("One", "Two", "Three"):
         _patient(services.fhir, family)
-        done = _run(data, "backup", "--to", str(backups), "--jurisdiction", "FR", "--keep", "2")
-        assert done.exit_code == 0, done.output
+        _backed_up(data, backups, "FR", "--keep", "2")
     assert len(list((backups / "snapshots").iterdir())) == 2
     drill = _run(data, "backup", "drill", "--from", str(backups))
     assert drill.exit_code == 0, drill.output

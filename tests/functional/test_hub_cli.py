@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from carnet.app import Services
 from carnet.caller import RequestContext
 from carnet.cli.main import app
-from carnet.hub.permits import Application
+from carnet.hub.application import Application
 from tests.support.hub import (
     RESEARCHER_A,
     REVIEWER_1,

@@ -31,6 +31,7 @@ from tests.support.hub import (
     operator_ctx,
     write_extract,
 )
+from tests.support.hub_setup import active_permit, extracted_permit
 from tests.support.hub_store import PersonSpec, add_person
 
 # the hub's tables and its audit events go through SQL that differs by backend
@@ -41,25 +42,6 @@ def _post(
     client: TestClient, services: Services, who: Principal, url: str, body: Any = None
 ) -> Any:
     return client.post(url, json=body if body is not None else {}, headers=bearer(services, who))
-
-
-def _active_permit(client: TestClient, services: Services) -> str:
-    grant_roles(services)
-    created = _post(client, services, RESEARCHER_A, "/hub/permits", application())
-    assert created.status_code == 201, created.text
-    permit_id = created.json()["id"]
-    for who, step in (
-        (RESEARCHER_A, "submit"),
-        (REVIEWER_1, "review"),
-        (REVIEWER_1, "approve"),
-        (RESEARCHER_A, "activate"),
-    ):
-        answer = _post(client, services, who, f"/hub/permits/{permit_id}/steps/{step}")
-        assert answer.status_code == 200, (step, answer.text)
-    hub = services.hub
-    assert hub is not None
-    hub.permits.extract(operator_ctx(), permit_id, fake_extractor, hub.extracts_dir)
-    return permit_id
 
 
 def test_full_journey_from_application_to_published_results(
@@ -226,7 +208,7 @@ def test_only_a_researcher_applies_and_bad_applications_are_refused(
 
 
 def test_every_step_and_refusal_is_in_the_audit_log(client: TestClient, services: Services) -> None:
-    permit_id = _active_permit(client, services)
+    permit_id = extracted_permit(client, services)
     _post(client, services, STRANGER, f"/hub/permits/{permit_id}/query", {"sql": "SELECT 1"})
     services.audit.flush()
     with services.engine.connect() as conn:
@@ -289,18 +271,7 @@ def test_an_active_permit_is_extracted_by_the_real_extraction_and_queried_in_the
 ) -> None:
     # dates generalised to the year: a shifted birth date could cross into another year
     patients = [add_person(services, PersonSpec(birth="1960-06-15"), i) for i in range(6)]
-    grant_roles(services)
-    created = _post(
-        client, services, RESEARCHER_A, "/hub/permits", application(kThreshold=2, dates="year")
-    )
-    permit_id = created.json()["id"]
-    for who, step in (
-        (RESEARCHER_A, "submit"),
-        (REVIEWER_1, "review"),
-        (REVIEWER_1, "approve"),
-        (RESEARCHER_A, "activate"),
-    ):
-        assert _post(client, services, who, f"/hub/permits/{permit_id}/steps/{step}").is_success
+    permit_id = active_permit(client, services, kThreshold=2, dates="year")
 
     def real_extractor(spec: ExtractionSpec) -> ExtractionResult:
         return extract(services, operator_ctx(), spec)

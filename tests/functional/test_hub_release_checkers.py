@@ -13,8 +13,8 @@ from sqlalchemy import text
 
 from carnet.app import Services
 from carnet.caller import RequestContext
+from carnet.hub.errors import HubError
 from carnet.hub.omop.spec import ExtractionResult, ExtractionSpec
-from carnet.hub.permits import HubError
 from tests.support.auth import bearer
 from tests.support.hub import (
     CHECKER_1,
@@ -22,32 +22,16 @@ from tests.support.hub import (
     RESEARCHER_A,
     REVIEWER_1,
     TEAMMATE,
-    application,
     fake_extractor,
-    grant_roles,
     operator_ctx,
 )
+from tests.support.hub_setup import extracted_permit
 
 TABLE = {"sql": "SELECT * FROM person", "rows": "gender_source_value", "columns": "year_of_birth"}
 
 
 def _pending_release(client: TestClient, services: Services) -> str:
-    grant_roles(services)
-    permit_id = client.post(
-        "/hub/permits", json=application(), headers=bearer(services, RESEARCHER_A)
-    ).json()["id"]
-    for who, step in (
-        (RESEARCHER_A, "submit"),
-        (REVIEWER_1, "review"),
-        (REVIEWER_1, "approve"),
-        (RESEARCHER_A, "activate"),
-    ):
-        client.post(
-            f"/hub/permits/{permit_id}/steps/{step}", json={}, headers=bearer(services, who)
-        )
-    hub = services.hub
-    assert hub is not None
-    hub.permits.extract(operator_ctx(), permit_id, fake_extractor, hub.extracts_dir)
+    permit_id = extracted_permit(client, services)
     asked = client.post(
         f"/hub/permits/{permit_id}/releases", json=TABLE, headers=bearer(services, RESEARCHER_A)
     )

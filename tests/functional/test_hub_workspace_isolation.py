@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 
 from carnet.app import Services
 from carnet.db.instants import utc_now
-from carnet.hub.permits import HubError, PermitService
+from carnet.hub.errors import HubError
+from carnet.hub.permits import PermitService
 from carnet.hub.workspace import open_extract, run_query
 from tests.support.auth import bearer
 from tests.support.hub import (
@@ -22,38 +23,15 @@ from tests.support.hub import (
     REVIEWER_1,
     STRANGER,
     TEAMMATE,
-    application,
-    fake_extractor,
-    grant_roles,
-    operator_ctx,
     write_extract,
 )
+from tests.support.hub_setup import extracted_permit
 
 COUNT = {"sql": "SELECT count(*) FROM person"}
 
 
-def _active_permit(client: TestClient, services: Services) -> str:
-    grant_roles(services)
-    permit_id = client.post(
-        "/hub/permits", json=application(), headers=bearer(services, RESEARCHER_A)
-    ).json()["id"]
-    for who, step in (
-        (RESEARCHER_A, "submit"),
-        (REVIEWER_1, "review"),
-        (REVIEWER_1, "approve"),
-        (RESEARCHER_A, "activate"),
-    ):
-        client.post(
-            f"/hub/permits/{permit_id}/steps/{step}", json={}, headers=bearer(services, who)
-        )
-    hub = services.hub
-    assert hub is not None
-    hub.permits.extract(operator_ctx(), permit_id, fake_extractor, hub.extracts_dir)
-    return permit_id
-
-
 def test_no_one_outside_the_project_reads_its_rows(client: TestClient, services: Services) -> None:
-    permit_id = _active_permit(client, services)
+    permit_id = extracted_permit(client, services)
     url = f"/hub/permits/{permit_id}/query"
     assert client.post(url, json=COUNT, headers=bearer(services, TEAMMATE)).status_code == 200
     # another project's researcher, a non-member, a reviewer and a checker: all refused
@@ -69,7 +47,7 @@ def test_no_one_outside_the_project_reads_its_rows(client: TestClient, services:
 def test_an_expired_or_revoked_permit_closes_the_workspace(
     client: TestClient, services: Services
 ) -> None:
-    permit_id = _active_permit(client, services)
+    permit_id = extracted_permit(client, services)
     url = f"/hub/permits/{permit_id}/query"
     hub = services.hub
     assert hub is not None
@@ -89,7 +67,7 @@ def test_an_expired_or_revoked_permit_closes_the_workspace(
 
 
 def test_a_revoked_permit_closes_the_workspace(client: TestClient, services: Services) -> None:
-    permit_id = _active_permit(client, services)
+    permit_id = extracted_permit(client, services)
     revoked = client.post(
         f"/hub/permits/{permit_id}/steps/revoke", json={}, headers=bearer(services, REVIEWER_1)
     )

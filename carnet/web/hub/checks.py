@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from carnet.dependencies import HubDep
 from carnet.hub.disclosure.profiles import PRESETS
-from carnet.hub.permits import HubError
+from carnet.hub.errors import HubError
 from carnet.hub.releases import PENDING, Release
 from carnet.hub.wiring import HubServices
 from carnet.web.flash import redirect, register_flash

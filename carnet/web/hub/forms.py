@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from carnet.hub.application import Application
 from carnet.hub.disclosure.profiles import PRESETS
+from carnet.hub.errors import HubError
 from carnet.hub.omop.spec import OMOP_TABLES
-from carnet.hub.permits import Application, HubError
 from carnet.web.i18n import N_
 
 APPLICATION_FIELDS = (

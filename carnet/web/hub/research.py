@@ -18,7 +18,8 @@ from starlette.concurrency import run_in_threadpool
 
 from carnet.dependencies import HubDep
 from carnet.hub.disclosure.profiles import PRESETS, choosable_profiles
-from carnet.hub.permits import HubError, Permit
+from carnet.hub.errors import HubError
+from carnet.hub.permits import Permit
 from carnet.hub.releases import table_request
 from carnet.hub.wiring import HubServices
 from carnet.hub.workspace import QueryResult

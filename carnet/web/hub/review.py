@@ -11,7 +11,8 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from carnet.dependencies import HubDep
-from carnet.hub.permits import DRAFT, SUBMITTED, UNDER_REVIEW, HubError, Permit
+from carnet.hub.errors import HubError
+from carnet.hub.permits import DRAFT, SUBMITTED, UNDER_REVIEW, Permit
 from carnet.hub.wiring import HubServices
 from carnet.web.flash import redirect, register_flash
 from carnet.web.hub.caller import HubCaller, ReviewerPage

@@ -24,9 +24,10 @@ from sqlalchemy import text
 from carnet.app import Services, create_app
 from carnet.authn.api import CSRF_COOKIE, SESSION_COOKIE
 from carnet.caller import Kind, Principal, RequestContext
+from carnet.hub.application import Application
 from carnet.hub.disclosure.acro_record import RESULTS_FILE
 from carnet.hub.disclosure.tables import TableRequest
-from carnet.hub.permits import Application, HubError
+from carnet.hub.errors import HubError
 from carnet.hub.releases import Release
 from carnet.hub.roles import OUTPUT_CHECKER, RESEARCHER, REVIEWER
 from carnet.web.i18n import LANGUAGE_COOKIE

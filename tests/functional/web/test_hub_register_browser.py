@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from carnet.caller import RequestContext
-from carnet.hub.permits import Application
+from carnet.hub.application import Application
 from tests.support.browser import (
     Portal,
     browser_fixture,

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from carnet.app import Services, create_app
 from carnet.caller import RequestContext
-from carnet.hub.permits import Application
+from carnet.hub.application import Application
 from tests.support.hub import RESEARCHER_A, application, grant_roles
 
 

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from carnet.app import Services
 from carnet.caller import RequestContext
+from carnet.hub.application import Application
 from carnet.hub.dates import add_months
-from carnet.hub.permits import Application, PermitService
+from carnet.hub.permits import PermitService
 from carnet.hub.register import register_entry
 from tests.support.authn import Clock
 from tests.support.hub import RESEARCHER_A, REVIEWER_1, application, grant_roles
