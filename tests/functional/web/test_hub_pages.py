@@ -308,3 +308,22 @@ def test_the_hub_pages_speak_english_when_asked(hub: Hub) -> None:
         )
     finally:
         client.cookies.delete(LANGUAGE_COOKIE)
+
+
+def test_a_results_address_that_is_not_a_plain_https_url_is_refused_and_stores_nothing(
+    hub: Hub,
+) -> None:
+    path = f"/recherche/projets/{hub.permit_id}/resultats"
+    permits = hub.services.hub.permits  # type: ignore[union-attr]
+    for hostile in (
+        "https://hal.science/x\r\nSet-Cookie: carnet_session=stolen",
+        'https://hal.science/x"><script>alert(1)</script>',
+        "https:// hal.science/x",
+        "https://",
+        "https:///etc/passwd",
+        "http://hal.science/x",
+        "javascript:alert(1)//https://",
+    ):
+        answer = _post(hub, "applicant", path, {"results_url": hostile})
+        assert answer.status_code == 303  # the page says why (flash), nothing stored
+        assert permits.get(hub.permit_id).results_url is None, hostile
