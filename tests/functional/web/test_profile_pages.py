@@ -403,3 +403,24 @@ def test_a_stranger_naming_a_child_in_pour_reaches_none_of_the_childs_items(
         i["id"] == item and i["code"]["text"] == "Sésame"
         for i in _declared(world, "AllergyIntolerance", world.child)
     )
+
+
+def test_a_form_sent_twice_stores_one_item(world: World) -> None:
+    """A person who sends the form again (the answer lost, a crash mid-write, a double click)
+    finds one item, not two: each add form carries its own submission id."""
+    client, csrf = _client(world, "parent")
+    form = client.get("/espace/profil/traitements/ajout").text
+    found = re.search(r'name="envoi" value="([0-9a-f]{32})"', form)
+    assert found is not None
+    fields = {"csrf_token": csrf, "envoi": found.group(1), **VALID["traitements"]}
+    fields["medicament"] = "Doliprane"
+    for _ in range(2):
+        sent = client.post("/espace/profil/traitements/ajout", data=fields, follow_redirects=False)
+        assert sent.status_code == 303
+    stored = [
+        i for i in _declared(world, "MedicationStatement", world.parent)
+        if "Doliprane" in orjson.dumps(i).decode()
+    ]  # fmt: skip
+    assert len(stored) == 1
+    another = client.get("/espace/profil/traitements/ajout").text
+    assert found.group(1) not in another  # a new form, a new submission
