@@ -354,3 +354,17 @@ def test_the_project_query_refuses_sql_that_writes_or_leaves_the_extract(hub: Hu
     assert named.status_code == 200  # values and column names are shown as text
     assert "<script>y" not in named.text and "<b>x" not in named.text
     assert _post(hub, "applicant", path, {"sql": "SELECT 1 -- " + "x" * 30_000}).status_code == 413
+
+
+def test_no_one_but_the_applicant_takes_a_projects_steps_or_names_its_results(hub: Hub) -> None:
+    project = f"/recherche/projets/{hub.permit_id}"
+    permits = hub.services.hub.permits  # type: ignore[union-attr]
+    before = permits.get(hub.permit_id)
+    for who in ("other_researcher", "teammate", "reviewer", "checker_1"):
+        for step in ("soumettre", "activer", "../../etapes/activer"):
+            answer = _post(hub, who, f"{project}/etapes/{step}", {})
+            assert answer.status_code in (303, 404), (who, step)  # refused, the page says so
+        named = _post(hub, who, f"{project}/resultats", {"results_url": "https://hal.science/x"})
+        assert named.status_code in (303, 404)
+    after = permits.get(hub.permit_id)
+    assert (after.state, after.results_url) == (before.state, before.results_url)
