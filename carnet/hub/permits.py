@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Engine, Row, insert, select, update
 
@@ -45,6 +46,19 @@ RESULTS_MONTHS = 18  # EHDS art. 61: results made public within 18 months of the
 # none named: the extraction takes all of its own (year of birth, sex, département, rare codes)
 DEFAULT_QUASI_IDENTIFIERS: tuple[str, ...] = ()
 AUDIT_TYPE = "ResearchPermit"
+
+
+def is_plain_https_url(url: str) -> bool:
+    """Whether ``url`` is an https address with a host and nothing a link or a header would
+    misread: no space, quote, angle bracket or control character (the public register shows it)."""
+    if len(url) > 500 or any(c.isspace() or c in '"<>\\`' or ord(c) < 32 for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme == "https" and bool(parts.hostname) and url.startswith("https://")
+
 
 # step -> (states it leaves, state it reaches, who takes it)
 STEPS: dict[str, tuple[frozenset[str], str, str]] = {
@@ -351,7 +365,7 @@ class PermitService:
             raise self.refuse(ctx, "permit-results", permit_id, 403, "only the applicant publishes")
         if permit.state not in (ACTIVE, EXPIRED):
             raise self.refuse(ctx, "permit-results", permit_id, 409, "results follow processing")
-        if not url.startswith("https://") or len(url) > 500:
+        if not is_plain_https_url(url):
             raise HubError(400, "the results' address is an https URL")
         with writing(self.engine) as conn:
             conn.execute(

@@ -8,6 +8,8 @@ An item that is missing, foreign, hidden, not of this kind or not declared by th
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,8 @@ from carnet.web.profile.fields import french_input
 from carnet.web.profile.kind import JSON, Gettext, Kind, Line
 
 MISSING = (403, 404, 410)
+SUBMISSION_SYSTEM = "urn:carnet:form-submission"  # the add form's own id, against double sends
+SUBMISSION_ID = re.compile(r"[0-9a-f]{32}")
 MAX_LISTED = 200
 MAX_ID = 64  # FHIR ids: [A-Za-z0-9\-\.]{1,64}
 # Which element names the patient, per type (the check that an item is of the record acted on).
@@ -93,10 +97,21 @@ def read(
     return item
 
 
-def create(fhir: FhirService, ctx: RequestContext, kind: Kind, body: JSON) -> str:
-    """Store a new declared item; its id."""
+def create(
+    fhir: FhirService, ctx: RequestContext, kind: Kind, body: JSON, submission: str | None = None
+) -> str:
+    """Store a new declared item; its id. With the form's ``submission`` id, a form sent again
+    (a lost answer, a crash mid-write, a double click) finds the item it stored the first time."""
+    item, condition = declared(body), None
+    if submission is not None and SUBMISSION_ID.fullmatch(submission):
+        meta = item["meta"]
+        item["meta"] = {
+            **meta,
+            "tag": [*meta["tag"], {"system": SUBMISSION_SYSTEM, "code": submission}],
+        }
+        condition = f"_tag={SUBMISSION_SYSTEM}|{submission}"
     try:
-        return fhir.create(kind.res_type, declared(body), ctx=ctx).stored.res_id
+        return fhir.create(kind.res_type, item, if_none_exist=condition, ctx=ctx).stored.res_id
     except FhirError as exc:
         if exc.status in (400, 403, 404, 409, 422):
             raise WriteRefusedError(exc.status) from None
@@ -129,6 +144,11 @@ def delete(fhir: FhirService, ctx: RequestContext, kind: Kind, item_id: str) -> 
         if exc.status in (403, 404, 409):
             raise WriteRefusedError(exc.status) from None
         raise
+
+
+def new_submission() -> str:
+    """A fresh id for an add form (it travels in the hidden field ``envoi``)."""
+    return uuid.uuid4().hex
 
 
 def values_for_form(kind: Kind, item: dict[str, Any]) -> dict[str, str]:

@@ -87,6 +87,7 @@ def _form_page(
     item_id: str = "",
     version: str = "",
     form_error: str = "",
+    submission: str = "",
     status: int = 200,
 ) -> Response:
     action = f"{PROFILE_PATH}/{kind.slug}/{item_id or 'ajout'}"
@@ -102,6 +103,8 @@ def _form_page(
         "as_representative": as_rep,
         "back": with_patient(PROFILE_PATH, patient_id, as_rep),
         "today": _today().isoformat(),
+        # an add form's own id; kept when the form comes back with errors (nothing was stored)
+        "submission": "" if item_id else (submission or items.new_submission()),
     }
     return render(
         request,
@@ -188,19 +191,21 @@ async def add(
     if kind is None or not kind.editable or acting is None:
         return not_found_page(request)
     patient_id, as_rep = acting
+    submission = str(form.get("envoi") or "")[:32]
     raw, parsed, errors = _submitted(request, kind, form)
     if errors:
         return _form_page(
-            request, caller, kind, raw, errors, patient_id=patient_id, as_rep=as_rep, status=400
-        )
+            request, caller, kind, raw, errors, patient_id=patient_id, as_rep=as_rep,
+            submission=submission, status=400,
+        )  # fmt: skip
     body = kind.build(parsed, patient_id, _today().isoformat())
     try:
-        await _in_thread(items.create, fhir, caller, kind, body)
+        await _in_thread(items.create, fhir, caller, kind, body, submission or None)
     except items.WriteRefusedError:
         message = translator(page_locale(request))(REFUSED)
         return _form_page(
             request, caller, kind, raw, {}, patient_id=patient_id, as_rep=as_rep,
-            form_error=message, status=403,
+            form_error=message, submission=submission, status=403,
         )  # fmt: skip
     return redirect(with_patient(PROFILE_PATH, patient_id, as_rep) + f"#{kind.slug}", SAVED)
 

@@ -133,7 +133,10 @@ def close(
         if err.status == 404:
             return not_found_page(request)
         if err.status == 400:
-            found = watch.alert(caller.ctx, alert_id)
+            try:  # the outcome is checked first: the alert may not exist either
+                found = watch.alert(caller.ctx, alert_id)
+            except WatchError:
+                return not_found_page(request)
             message = translator(page_locale(request))(CHOOSE_OUTCOME)
             context: dict[str, object] = {"alert": found, "errors": {"outcome": message}}
             return _page(request, caller, "watch/alert.html", context, status=400)

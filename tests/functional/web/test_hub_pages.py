@@ -309,3 +309,63 @@ def test_the_hub_pages_speak_english_when_asked(hub: Hub) -> None:
         )
     finally:
         client.cookies.delete(LANGUAGE_COOKIE)
+
+
+def test_a_results_address_that_is_not_a_plain_https_url_is_refused_and_stores_nothing(
+    hub: Hub,
+) -> None:
+    path = f"/recherche/projets/{hub.permit_id}/resultats"
+    permits = hub.services.hub.permits  # type: ignore[union-attr]
+    for hostile in (
+        "https://hal.science/x\r\nSet-Cookie: carnet_session=stolen",
+        'https://hal.science/x"><script>alert(1)</script>',
+        "https:// hal.science/x",
+        "https://",
+        "https:///etc/passwd",
+        "http://hal.science/x",
+        "javascript:alert(1)//https://",
+    ):
+        answer = _post(hub, "applicant", path, {"results_url": hostile})
+        assert answer.status_code == 303  # the page says why (flash), nothing stored
+        assert permits.get(hub.permit_id).results_url is None, hostile
+
+
+def test_the_project_query_refuses_sql_that_writes_or_leaves_the_extract(hub: Hub) -> None:
+    permits = hub.services.hub.permits  # type: ignore[union-attr]
+    extract = permits.latest_extract(hub.permit_id)[0]
+    beside = extract.parent / "beside-the-extract.csv"  # a file the workspace must not reach
+    beside.write_text("secret\nMRN-beside\n")
+    outside = extract.parent / "written-by-a-query.csv"
+    path = f"/recherche/projets/{hub.permit_id}/requete"
+    for hostile in (
+        f"ATTACH '{extract.parent / 'other.duckdb'}' AS other",
+        f"COPY person TO '{outside}'",
+        f"SELECT * FROM read_csv('{beside}')",
+        f"SELECT * FROM '{beside}'",
+        "PRAGMA database_list",
+        "SELECT 1; DROP TABLE person",
+        "SET enable_external_access = true",
+    ):
+        answer = _post(hub, "applicant", path, {"sql": hostile})
+        assert answer.status_code == 400, hostile
+        assert "une seule instruction SELECT" in answer.text
+        assert "MRN-beside" not in answer.text
+    assert not outside.exists()
+    named = _post(hub, "applicant", path, {"sql": "SELECT '<b>x</b>' AS \"<script>y</script>\""})
+    assert named.status_code == 200  # values and column names are shown as text
+    assert "<script>y" not in named.text and "<b>x" not in named.text
+    assert _post(hub, "applicant", path, {"sql": "SELECT 1 -- " + "x" * 30_000}).status_code == 413
+
+
+def test_no_one_but_the_applicant_takes_a_projects_steps_or_names_its_results(hub: Hub) -> None:
+    project = f"/recherche/projets/{hub.permit_id}"
+    permits = hub.services.hub.permits  # type: ignore[union-attr]
+    before = permits.get(hub.permit_id)
+    for who in ("other_researcher", "teammate", "reviewer", "checker_1"):
+        for step in ("soumettre", "activer", "../../etapes/activer"):
+            answer = _post(hub, who, f"{project}/etapes/{step}", {})
+            assert answer.status_code in (303, 404), (who, step)  # refused, the page says so
+        named = _post(hub, who, f"{project}/resultats", {"results_url": "https://hal.science/x"})
+        assert named.status_code in (303, 404)
+    after = permits.get(hub.permit_id)
+    assert (after.state, after.results_url) == (before.state, before.results_url)

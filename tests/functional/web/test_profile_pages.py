@@ -341,3 +341,86 @@ def test_advance_directives_are_uploaded_as_a_declared_document_of_their_type(
     assert f'href="/espace/profil/directives/{stored["id"]}/suppression"' in profile
     assert "Mes directives anticipées" in profile
     assert client.get(f"/espace/profil/directives/{stored['id']}").status_code == 404  # not a form
+
+
+MARKUP = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+
+
+def _shows_markup_as_text(page: str) -> bool:
+    return "<script>alert(1)" not in page and "<img src=x" not in page and "&lt;script&gt;" in page
+
+
+def test_markup_in_profile_fields_is_shown_as_text_wherever_it_is_shown(world: World) -> None:
+    client, csrf = _client(world, "other")
+    fields = {**VALID["allergies"], "substance": MARKUP, "reaction": MARKUP}
+    added = client.post("/espace/profil/allergies/ajout", data={"csrf_token": csrf, **fields})
+    assert added.status_code == 200 and _shows_markup_as_text(added.text)  # the profile
+    item = next(
+        i["id"] for i in _declared(world, "AllergyIntolerance", world.other)
+        if i["code"]["text"] == MARKUP
+    )  # fmt: skip
+    for path in (
+        f"/espace/profil/allergies/{item}",
+        f"/espace/profil/allergies/{item}/suppression",
+    ):
+        assert _shows_markup_as_text(client.get(path).text)
+    too_long = {"csrf_token": csrf, **fields, "reaction": MARKUP * 10}  # shown again, refused
+    again = client.post("/espace/profil/allergies/ajout", data=too_long)
+    assert again.status_code == 400 and _shows_markup_as_text(again.text)
+    principal = Principal(Kind.PERSON, world.accounts["other"], patient_id=world.other)
+    world.services.controls.declare_care(
+        RequestContext(principal, principal.subject), None, "10000000077", medecin_traitant=False
+    )
+    pro, _ = _client(world, "pro")
+    record = pro.get(f"/pro/patients/{world.other}")
+    assert record.status_code == 200 and _shows_markup_as_text(record.text)
+
+
+def test_a_stranger_naming_a_child_in_pour_reaches_none_of_the_childs_items(
+    world: World,
+) -> None:
+    parent, parents_csrf = _client(world, "parent")
+    fields = {**VALID["allergies"], "substance": "Sésame"}
+    parent.post(
+        "/espace/profil/allergies/ajout",
+        data={"csrf_token": parents_csrf, "pour": world.child, **fields},
+    )
+    item = next(
+        i["id"] for i in _declared(world, "AllergyIntolerance", world.child)
+        if i["code"]["text"] == "Sésame"
+    )  # fmt: skip
+    stranger, csrf = _client(world, "other")
+    for path in (
+        f"/espace/profil/allergies/{item}",
+        f"/espace/profil/allergies/{item}/suppression",
+    ):
+        assert stranger.get(path, params={"pour": world.child}).status_code == 404
+        form = {"csrf_token": csrf, "pour": world.child, **fields, "substance": "Changé"}
+        assert stranger.post(path, data=form).status_code == 404
+    # the parent's own record is not the child's: the item is not theirs without ``pour``
+    assert parent.get(f"/espace/profil/allergies/{item}").status_code == 404
+    assert any(
+        i["id"] == item and i["code"]["text"] == "Sésame"
+        for i in _declared(world, "AllergyIntolerance", world.child)
+    )
+
+
+def test_a_form_sent_twice_stores_one_item(world: World) -> None:
+    """A person who sends the form again (the answer lost, a crash mid-write, a double click)
+    finds one item, not two: each add form carries its own submission id."""
+    client, csrf = _client(world, "parent")
+    form = client.get("/espace/profil/traitements/ajout").text
+    found = re.search(r'name="envoi" value="([0-9a-f]{32})"', form)
+    assert found is not None
+    fields = {"csrf_token": csrf, "envoi": found.group(1), **VALID["traitements"]}
+    fields["medicament"] = "Doliprane"
+    for _ in range(2):
+        sent = client.post("/espace/profil/traitements/ajout", data=fields, follow_redirects=False)
+        assert sent.status_code == 303
+    stored = [
+        i for i in _declared(world, "MedicationStatement", world.parent)
+        if "Doliprane" in orjson.dumps(i).decode()
+    ]  # fmt: skip
+    assert len(stored) == 1
+    another = client.get("/espace/profil/traitements/ajout").text
+    assert found.group(1) not in another  # a new form, a new submission

@@ -10,16 +10,18 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import pypdfium2
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from carnet.app import Services, build_services, create_app
 from carnet.authn.api import CSRF_COOKIE, SESSION_COOKIE
+from carnet.fhir.errors import FhirError
 from tests.conftest import make_settings
 from tests.support.authn import Clock, account_service
 from tests.support.migrated_store import SqliteTemplate
-from tests.support.record_pages import PDF, PNG, RecordWorld, build_record
+from tests.support.record_pages import PDF, PNG, RecordWorld, _create, _document, build_record
 
 
 @dataclass
@@ -169,3 +171,27 @@ def test_record_pages_refuse_a_professional_and_send_strangers_to_sign_in(setup:
 def _pixels(png: bytes) -> bytes:
     with Image.open(io.BytesIO(png)) as image:
         return image.convert("RGBA").tobytes()
+
+
+def _scripted_pdf() -> bytes:
+    """A one-page PDF whose opening runs JavaScript."""
+    document = pypdfium2.PdfDocument.new()
+    document.new_page(612, 792)
+    out = io.BytesIO()
+    document.save(out)
+    script = b"/OpenAction << /S /JavaScript /JS (app.alert\\('run'\\)) >>"
+    return out.getvalue().replace(b"/Type/Catalog", b"/Type/Catalog " + script, 1)
+
+
+def test_the_viewer_draws_only_stored_pdfs_and_a_pdf_with_script_is_never_stored(
+    setup: Setup,
+) -> None:
+    w = setup.world
+    with pytest.raises(FhirError) as refused:  # every write is screened, the API's too
+        _create(
+            setup.services,
+            _document(w.patient_id, "11488-4", "CR", "2025-02-01", _scripted_pdf(),
+                      "application/pdf", None),
+        )  # fmt: skip
+    assert refused.value.status == 422
+    assert setup.client.get(f"/dossier/documents/{w.imaging}/apercu").status_code == 404

@@ -6,18 +6,20 @@ reaches the page."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from carnet.app import Services, create_app
 from carnet.audit.models import audit_event
 from carnet.authn.api import CSRF_COOKIE, SESSION_COOKIE
 from carnet.caller import RequestContext
+from carnet.watch.models import watch_alert
 from carnet.watch.wiring import build
 from carnet.web.security import CSRF_FIELD
 from tests.support.module_services import module_services_fixture
@@ -110,3 +112,39 @@ def test_the_officer_reads_an_alert_and_closes_it(portal: Portal) -> None:
     assert closed.status_code == 303 and closed.headers["location"] == "/securite/alertes"
     assert "Aucune alerte ouverte." in client.get("/securite/alertes").text
     assert 'name="outcome"' not in client.get(path).text
+
+
+def test_closing_an_unknown_alert_with_a_bad_outcome_answers_the_missing_page(
+    portal: Portal,
+) -> None:
+    client, csrf = _client(portal, "officer")
+    forged = client.post("/securite/alertes/no-such-alert", data={CSRF_FIELD: csrf, "outcome": "x"})
+    assert forged.status_code == 404  # not a server error
+
+
+def test_an_officer_form_without_its_own_sessions_csrf_token_changes_nothing(
+    portal: Portal,
+) -> None:
+    alert_id = _open_alert(portal, "acct-csrf-probe")
+    client, _ = _client(portal, "officer")
+    _, someone_elses = _client(portal, "operator")
+    path = f"/securite/alertes/{alert_id}"
+    for form in (
+        {"outcome": "false-positive"},
+        {CSRF_FIELD: someone_elses, "outcome": "duplicate"},
+    ):
+        assert client.post(path, data=form).status_code == 403
+    assert 'name="outcome"' in client.get(path).text  # still open
+
+
+def _open_alert(portal: Portal, actor: str) -> str:
+    """An open alert of this test's own (the module's world raises one, another test closes it)."""
+    alert_id = str(uuid.uuid4())
+    row = {
+        "alert_id": alert_id, "actor": actor, "day": "2026-01-05", "score": 0.9,
+        "reasons": '["unusual"]', "patients": "[]", "events": "[]", "unexplained": 1,
+        "status": "open", "created_at": "2026-01-05T10:00:00Z",
+    }  # fmt: skip
+    with portal.services.engine.begin() as conn:
+        conn.execute(insert(watch_alert).values(**row))
+    return alert_id
