@@ -9,6 +9,7 @@ is the caller's own FHIR interaction, decided by the policy and audited as them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 
@@ -25,7 +26,7 @@ from carnet.web.i18n import N_
 from carnet.web.patient_controls.deps import NotTheirsError, acting_for, with_patient
 from carnet.web.profile import items
 from carnet.web.profile.fields import Message, read_form
-from carnet.web.profile.kind import Kind
+from carnet.web.profile.kind import JSON, Kind
 from carnet.web.profile.kinds import KINDS
 from carnet.web.router import not_found_page
 from carnet.web.space import SpaceLink, register_space_link
@@ -59,11 +60,55 @@ def _today() -> date:
     return date.today()
 
 
+@dataclass(frozen=True)
+class _Target:
+    """What a page of a kind acts on: the kind, the record, and the item (None: a new one)."""
+
+    kind: Kind
+    patient_id: str
+    as_rep: bool
+    item_id: str = ""
+    item: JSON | None = None
+
+    @property
+    def back(self) -> str:
+        return with_patient(PROFILE_PATH, self.patient_id, self.as_rep)
+
+
 def _acting(controls: Any, caller: PageCaller, pour: str | None) -> tuple[str, bool] | None:
     try:
         return acting_for(controls, caller, pour)
     except NotTheirsError:
         return None
+
+
+def _target(
+    controls: Any,
+    fhir: FhirService,
+    caller: PageCaller,
+    slug: str,
+    pour: str | None,
+    item_id: str = "",
+    *,
+    editing: bool = True,
+) -> _Target | None:
+    """The kind, record and item a page acts on; None (the page answers it as missing) for an
+    unknown kind, one not edited by form, a record not theirs, an item not of that record."""
+    kind = KINDS.get(slug)
+    acting = _acting(controls, caller, pour)  # always asked: a refusal is audited
+    if kind is None or (editing and not kind.editable) or acting is None:
+        return None
+    patient_id, as_rep = acting
+    if not item_id:
+        return _Target(kind, patient_id, as_rep)
+    item = items.read(fhir, caller.ctx, kind, item_id, patient_id)
+    if item is None:
+        return None
+    return _Target(kind, patient_id, as_rep, item_id, item)
+
+
+def _back_to_profile(target: _Target, flash: Any) -> Response:
+    return redirect(f"{target.back}#{target.kind.slug}", flash)
 
 
 def _messages(request: Request, errors: dict[str, Message]) -> dict[str, str]:
@@ -78,29 +123,25 @@ def _messages(request: Request, errors: dict[str, Message]) -> dict[str, str]:
 def _form_page(
     request: Request,
     caller: PageCaller,
-    kind: Kind,
+    target: _Target,
     values: dict[str, str],
     errors: dict[str, str],
     *,
-    patient_id: str,
-    as_rep: bool,
-    item_id: str = "",
     version: str = "",
     form_error: str = "",
     status: int = 200,
 ) -> Response:
-    action = f"{PROFILE_PATH}/{kind.slug}/{item_id or 'ajout'}"
     context = {
-        "kind": kind,
+        "kind": target.kind,
         "values": values,
         "errors": errors,
         "form_error": form_error,
-        "action": action,
-        "item_id": item_id,
+        "action": f"{PROFILE_PATH}/{target.kind.slug}/{target.item_id or 'ajout'}",
+        "item_id": target.item_id,
         "version": version,
-        "pour": patient_id if as_rep else "",
-        "as_representative": as_rep,
-        "back": with_patient(PROFILE_PATH, patient_id, as_rep),
+        "pour": target.patient_id if target.as_rep else "",
+        "as_representative": target.as_rep,
+        "back": target.back,
         "today": _today().isoformat(),
     }
     return render(
@@ -152,61 +193,15 @@ def add_form(
     request: Request,
     caller: PersonPage,
     controls: ControlsDep,
+    fhir: FhirDep,
     pour: str | None = None,
 ) -> Response:
     """The empty form of a kind."""
-    kind = KINDS.get(slug)
-    acting = _acting(controls, caller, pour)
-    if kind is None or not kind.editable or acting is None:
+    target = _target(controls, fhir, caller, slug, pour)
+    if target is None:
         return not_found_page(request)
-    values = {field.name: "" for field in kind.fields}
-    return _form_page(request, caller, kind, values, {}, patient_id=acting[0], as_rep=acting[1])
-
-
-def _submitted(
-    request: Request, kind: Kind, form: FormData
-) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]:
-    raw, parsed, errors = read_form(kind.fields, form, today=_today())
-    if not errors:
-        errors.update(kind.check(parsed))
-    return raw, parsed, _messages(request, errors)
-
-
-@router.post(PROFILE_PATH + "/{slug}/ajout")
-async def add(
-    slug: str,
-    request: Request,
-    caller: PersonPage,
-    controls: ControlsDep,
-    fhir: FhirDep,
-    pour: Annotated[str, Form()] = "",
-) -> Response:
-    """Check the form; store the new item; back to the profile (POST-redirect-GET)."""
-    form = await request.form()  # read once already by the CSRF check
-    kind = KINDS.get(slug)
-    acting = await run_in_threadpool(_acting, controls, caller, pour)  # reads the store
-    if kind is None or not kind.editable or acting is None:
-        return not_found_page(request)
-    patient_id, as_rep = acting
-    raw, parsed, errors = _submitted(request, kind, form)
-    if errors:
-        return _form_page(
-            request, caller, kind, raw, errors, patient_id=patient_id, as_rep=as_rep, status=400
-        )
-    body = kind.build(parsed, patient_id, _today().isoformat())
-    try:
-        await _in_thread(items.create, fhir, caller, kind, body)
-    except items.WriteRefusedError:
-        message = translator(page_locale(request))(REFUSED)
-        return _form_page(
-            request, caller, kind, raw, {}, patient_id=patient_id, as_rep=as_rep,
-            form_error=message, status=403,
-        )  # fmt: skip
-    return redirect(with_patient(PROFILE_PATH, patient_id, as_rep) + f"#{kind.slug}", SAVED)
-
-
-async def _in_thread(function: Any, fhir: FhirService, caller: PageCaller, *args: Any) -> Any:
-    return await run_in_threadpool(function, fhir, caller.ctx, *args)
+    values = {field.name: "" for field in target.kind.fields}
+    return _form_page(request, caller, target, values, {})
 
 
 @router.get(PROFILE_PATH + "/{slug}/{item_id}")
@@ -220,19 +215,62 @@ def edit_form(
     pour: str | None = None,
 ) -> Response:
     """The form of one item, filled with what it holds."""
-    kind = KINDS.get(slug)
-    acting = _acting(controls, caller, pour)
-    if kind is None or not kind.editable or acting is None:
+    target = _target(controls, fhir, caller, slug, pour, item_id)
+    if target is None or target.item is None:
         return not_found_page(request)
-    patient_id, as_rep = acting
-    item = items.read(fhir, caller.ctx, kind, item_id, patient_id)
-    if item is None:
+    values = items.values_for_form(target.kind, target.item)
+    version = str((target.item.get("meta") or {}).get("versionId") or "")
+    return _form_page(request, caller, target, values, {}, version=version)
+
+
+async def _save(
+    request: Request, caller: PageCaller, fhir: FhirService, target: _Target, form: FormData
+) -> Response:
+    """Check the form; store the new item or replace the item (if no one changed it since the
+    form was shown); back to the profile (POST-redirect-GET)."""
+    kind, editing = target.kind, bool(target.item_id)
+    version = str(form.get("version") or "")[:16] if editing else ""
+    raw, parsed, errors = read_form(kind.fields, form, today=_today())
+    if not errors:
+        errors.update(kind.check(parsed))
+    if errors:
+        shown = _messages(request, errors)
+        return _form_page(request, caller, target, raw, shown, version=version, status=400)
+    body = kind.build(parsed, target.patient_id, _today().isoformat())
+    try:
+        if editing:
+            await _in_thread(items.update, fhir, caller, kind, target.item_id, version, body)
+        else:
+            await _in_thread(items.create, fhir, caller, kind, body)
+    except items.WriteRefusedError as refused:
+        changed = editing and refused.status in (409, 412)
+        message = translator(page_locale(request))(CHANGED if changed else REFUSED)
+        return _form_page(
+            request, caller, target, raw, {}, version=version, form_error=message,
+            status=409 if editing else 403,
+        )  # fmt: skip
+    return _back_to_profile(target, SAVED)
+
+
+async def _in_thread(function: Any, fhir: FhirService, caller: PageCaller, *args: Any) -> Any:
+    return await run_in_threadpool(function, fhir, caller.ctx, *args)
+
+
+@router.post(PROFILE_PATH + "/{slug}/ajout")
+async def add(
+    slug: str,
+    request: Request,
+    caller: PersonPage,
+    controls: ControlsDep,
+    fhir: FhirDep,
+    pour: Annotated[str, Form()] = "",
+) -> Response:
+    """Store a new item from the form."""
+    form = await request.form()  # read once already by the CSRF check
+    target = await run_in_threadpool(_target, controls, fhir, caller, slug, pour)
+    if target is None:
         return not_found_page(request)
-    version = str((item.get("meta") or {}).get("versionId") or "")
-    return _form_page(
-        request, caller, kind, items.values_for_form(kind, item), {}, patient_id=patient_id,
-        as_rep=as_rep, item_id=item_id, version=version,
-    )  # fmt: skip
+    return await _save(request, caller, fhir, target, form)
 
 
 @router.post(PROFILE_PATH + "/{slug}/{item_id}")
@@ -245,34 +283,12 @@ async def edit(
     fhir: FhirDep,
     pour: Annotated[str, Form()] = "",
 ) -> Response:
-    """Check the form; replace the item (if no one changed it since the form was shown)."""
+    """Replace an item by the form's values."""
     form = await request.form()
-    kind = KINDS.get(slug)
-    acting = await run_in_threadpool(_acting, controls, caller, pour)  # reads the store
-    if kind is None or not kind.editable or acting is None:
+    target = await run_in_threadpool(_target, controls, fhir, caller, slug, pour, item_id)
+    if target is None:
         return not_found_page(request)
-    patient_id, as_rep = acting
-    item = await _in_thread(items.read, fhir, caller, kind, item_id, patient_id)
-    if item is None:
-        return not_found_page(request)
-    version = str(form.get("version") or "")[:16]
-    raw, parsed, errors = _submitted(request, kind, form)
-    if errors:
-        return _form_page(
-            request, caller, kind, raw, errors, patient_id=patient_id, as_rep=as_rep,
-            item_id=item_id, version=version, status=400,
-        )  # fmt: skip
-    body = kind.build(parsed, patient_id, _today().isoformat())
-    try:
-        await _in_thread(items.update, fhir, caller, kind, item_id, version, body)
-    except items.WriteRefusedError as refused:
-        text = CHANGED if refused.status in (409, 412) else REFUSED
-        message = translator(page_locale(request))(text)
-        return _form_page(
-            request, caller, kind, raw, {}, patient_id=patient_id, as_rep=as_rep,
-            item_id=item_id, version=version, form_error=message, status=409,
-        )  # fmt: skip
-    return redirect(with_patient(PROFILE_PATH, patient_id, as_rep) + f"#{kind.slug}", SAVED)
+    return await _save(request, caller, fhir, target, form)
 
 
 @router.get(PROFILE_PATH + "/{slug}/{item_id}/suppression")
@@ -286,21 +302,16 @@ def delete_form(
     pour: str | None = None,
 ) -> Response:
     """Ask to confirm the deletion of an item."""
-    kind = KINDS.get(slug)
-    acting = _acting(controls, caller, pour)
-    if kind is None or acting is None:
-        return not_found_page(request)
-    patient_id, as_rep = acting
-    item = items.read(fhir, caller.ctx, kind, item_id, patient_id)
-    if item is None:
+    target = _target(controls, fhir, caller, slug, pour, item_id, editing=False)
+    if target is None or target.item is None:
         return not_found_page(request)
     context = {
-        "kind": kind,
-        "line": kind.line(item, translator(page_locale(request))),
-        "action": f"{PROFILE_PATH}/{kind.slug}/{item_id}/suppression",
-        "pour": patient_id if as_rep else "",
-        "as_representative": as_rep,
-        "back": with_patient(PROFILE_PATH, patient_id, as_rep),
+        "kind": target.kind,
+        "line": target.kind.line(target.item, translator(page_locale(request))),
+        "action": f"{PROFILE_PATH}/{target.kind.slug}/{item_id}/suppression",
+        "pour": target.patient_id if target.as_rep else "",
+        "as_representative": target.as_rep,
+        "back": target.back,
     }
     return render(
         request,
@@ -322,16 +333,13 @@ async def delete(
     pour: Annotated[str, Form()] = "",
 ) -> Response:
     """Delete the item (the engine keeps its history, as for every deletion)."""
-    kind = KINDS.get(slug)
-    acting = await run_in_threadpool(_acting, controls, caller, pour)  # reads the store
-    if kind is None or acting is None:
-        return not_found_page(request)
-    patient_id, as_rep = acting
-    item = await _in_thread(items.read, fhir, caller, kind, item_id, patient_id)
-    if item is None:
+    target = await run_in_threadpool(
+        _target, controls, fhir, caller, slug, pour, item_id, editing=False
+    )
+    if target is None:
         return not_found_page(request)
     try:
-        await _in_thread(items.delete, fhir, caller, kind, item_id)
+        await _in_thread(items.delete, fhir, caller, target.kind, item_id)
     except items.WriteRefusedError:
         return not_found_page(request)
-    return redirect(with_patient(PROFILE_PATH, patient_id, as_rep) + f"#{kind.slug}", DELETED)
+    return _back_to_profile(target, DELETED)
