@@ -21,8 +21,10 @@ from carnet.web.profile.kind import (
     concept,
     decimal_text,
     label_of,
+    listed_as,
     optional,
     patient_ref,
+    since,
     text_of,
 )
 
@@ -91,8 +93,7 @@ HISTORY = Kind(
         Field("libelle", N_("Antécédent ou problème de santé"), required=True,
               hint=N_("Par exemple : asthme, appendicite opérée.")),
         Field("categorie", N_("Nature"), "select", required=True, options=CONDITION_CATEGORIES),
-        Field("debut", N_("Depuis"), "partial-date",
-              hint=N_("Une date (12/03/2015), un mois (03/2015) ou une année (2015).")),
+        since("debut"),
         Field("statut", N_("Aujourd'hui"), "select", required=True, options=CONDITION_STATUSES),
     ),
     build=_condition,
@@ -137,11 +138,6 @@ def _allergy_values(item: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _allergy_line(item: Mapping[str, Any], t: Gettext) -> Line:
-    values = _allergy_values(item)
-    return Line(values["substance"], values["reaction"], values["depuis"])
-
-
 ALLERGIES = Kind(
     slug="allergies",
     title=N_("Allergies et intolérances"),
@@ -153,12 +149,11 @@ ALLERGIES = Kind(
               hint=N_("Par exemple : pénicilline, arachide, latex.")),
         Field("reaction", N_("Réaction"), hint=N_("Par exemple : urticaire, gêne respiratoire.")),
         Field("gravite", N_("Gravité"), "select", options=(("", N_("Non précisée")), *CRITICALITIES)),
-        Field("depuis", N_("Depuis"), "partial-date",
-              hint=N_("Une date (12/03/2015), un mois (03/2015) ou une année (2015).")),
+        since(),
     ),
     build=_allergy,
     values_of=_allergy_values,
-    line=_allergy_line,
+    line=listed_as(_allergy_values, "substance", "reaction", "depuis"),
 )  # fmt: skip
 
 # --- treatments ----------------------------------------------------------------------------
@@ -189,11 +184,6 @@ def _treatment_values(item: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _treatment_line(item: Mapping[str, Any], t: Gettext) -> Line:
-    values = _treatment_values(item)
-    return Line(values["medicament"], values["posologie"], values["depuis"])
-
-
 TREATMENTS = Kind(
     slug="traitements",
     title=N_("Traitements en cours"),
@@ -206,12 +196,11 @@ TREATMENTS = Kind(
               hint=N_("Son nom et son dosage, par exemple : Doliprane 1000 mg.")),
         Field("posologie", N_("Comment vous le prenez"),
               hint=N_("Par exemple : 1 comprimé matin et soir.")),
-        Field("depuis", N_("Depuis"), "partial-date",
-              hint=N_("Une date (12/03/2015), un mois (03/2015) ou une année (2015).")),
+        since(),
     ),
     build=_treatment,
     values_of=_treatment_values,
-    line=_treatment_line,
+    line=listed_as(_treatment_values, "medicament", "posologie", "depuis"),
 )  # fmt: skip
 
 # --- family history ------------------------------------------------------------------------
@@ -305,11 +294,6 @@ def _vaccination_values(item: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _vaccination_line(item: Mapping[str, Any], t: Gettext) -> Line:
-    values = _vaccination_values(item)
-    return Line(values["vaccin"], values["lot"], values["date"])
-
-
 VACCINATIONS = Kind(
     slug="vaccinations",
     title=N_("Vaccinations"),
@@ -319,13 +303,12 @@ VACCINATIONS = Kind(
     fields=(
         Field("vaccin", N_("Vaccin"), required=True,
               hint=N_("Par exemple : diphtérie, tétanos, poliomyélite (rappel).")),
-        Field("date", N_("Date"), "partial-date", required=True,
-              hint=N_("Une date (12/03/2015), un mois (03/2015) ou une année (2015).")),
+        since("date", N_("Date"), required=True),
         Field("lot", N_("Numéro de lot"), hint=N_("Facultatif : il figure sur votre carnet.")),
     ),
     build=_vaccination,
     values_of=_vaccination_values,
-    line=_vaccination_line,
+    line=listed_as(_vaccination_values, "vaccin", "lot", "date"),
 )  # fmt: skip
 
 # --- measurements --------------------------------------------------------------------------

@@ -8,12 +8,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from carnet.web.i18n import N_
 from carnet.web.profile.fields import Field, Message
 
 JSON = dict[str, Any]
 Gettext = Callable[[str], str]  # the page's language: the choices' labels are message ids
 UCUM = "http://unitsofmeasure.org"
 LOINC = "http://loinc.org"
+PARTIAL_DATE_HINT = N_("Une date (12/03/2015), un mois (03/2015) ou une année (2015).")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,26 @@ class Kind:
     single: bool = False  # one position at a time (organ donation): adding edits it
     upload_nature: str = ""  # added through the document upload with this nature
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def since(name: str = "depuis", label: str = N_("Depuis"), *, required: bool = False) -> Field:
+    """A date the day or month of which may be unknown (since when, when)."""
+    return Field(name, label, "partial-date", required=required, hint=PARTIAL_DATE_HINT)
+
+
+def listed_as(
+    values_of: Callable[[Mapping[str, Any]], dict[str, str]],
+    label: str,
+    detail: str = "",
+    date: str = "",
+) -> Callable[[Mapping[str, Any], Gettext], Line]:
+    """The line of a kind that lists an item by its form's values (names of the values)."""
+
+    def line(item: Mapping[str, Any], _: Gettext) -> Line:
+        values = values_of(item)
+        return Line(values[label], values.get(detail, ""), values.get(date, ""))
+
+    return line
 
 
 def patient_ref(patient_id: str) -> JSON:
