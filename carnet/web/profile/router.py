@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
 
 from carnet.dependencies import ControlsDep, FhirDep, SettingsDep
 from carnet.fhir.service import FhirService
+from carnet.policy.controls import ControlsService
 from carnet.web.caller import PageCaller, PersonPage
 from carnet.web.flash import redirect, register_flash
 from carnet.web.i18n import N_
@@ -75,7 +75,9 @@ class _Target:
         return with_patient(PROFILE_PATH, self.patient_id, self.as_rep)
 
 
-def _acting(controls: Any, caller: PageCaller, pour: str | None) -> tuple[str, bool] | None:
+def _acting(
+    controls: ControlsService, caller: PageCaller, pour: str | None
+) -> tuple[str, bool] | None:
     try:
         return acting_for(controls, caller, pour)
     except NotTheirsError:
@@ -83,7 +85,7 @@ def _acting(controls: Any, caller: PageCaller, pour: str | None) -> tuple[str, b
 
 
 def _target(
-    controls: Any,
+    controls: ControlsService,
     fhir: FhirService,
     caller: PageCaller,
     slug: str,
@@ -187,48 +189,70 @@ def profile(
     )
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What a page of a kind was asked: by whom, which kind and item, for whom (``pour``)."""
+
+    caller: PageCaller
+    controls: ControlsService
+    fhir: FhirService
+    slug: str
+    item_id: str
+    pour: str | None
+
+    def target(self, *, editing: bool = True) -> _Target | None:
+        """The kind, record and item asked; None when the page answers it as missing."""
+        return _target(
+            self.controls, self.fhir, self.caller, self.slug, self.pour, self.item_id,
+            editing=editing,
+        )  # fmt: skip
+
+
+async def _asked(
+    request: Request, slug: str, caller: PersonPage, controls: ControlsDep, fhir: FhirDep
+) -> _Asked:
+    """``pour`` from the query (a page) or from the form (a POST: read once already by the
+    CSRF check); the item from the address, none on ``/ajout``."""
+    if request.method == "POST":
+        pour = (await request.form()).get("pour")
+    else:
+        pour = request.query_params.get("pour")
+    item_id = str(request.path_params.get("item_id") or "")
+    return _Asked(caller, controls, fhir, slug, item_id, pour if isinstance(pour, str) else None)
+
+
+AskedDep = Annotated[_Asked, Depends(_asked)]
+
+
 @router.get(PROFILE_PATH + "/{slug}/ajout")
-def add_form(
-    slug: str,
-    request: Request,
-    caller: PersonPage,
-    controls: ControlsDep,
-    fhir: FhirDep,
-    pour: str | None = None,
-) -> Response:
+def add_form(request: Request, asked: AskedDep) -> Response:
     """The empty form of a kind."""
-    target = _target(controls, fhir, caller, slug, pour)
+    target = asked.target()
     if target is None:
         return not_found_page(request)
     values = {field.name: "" for field in target.kind.fields}
-    return _form_page(request, caller, target, values, {})
+    return _form_page(request, asked.caller, target, values, {})
 
 
 @router.get(PROFILE_PATH + "/{slug}/{item_id}")
-def edit_form(
-    slug: str,
-    item_id: str,
-    request: Request,
-    caller: PersonPage,
-    controls: ControlsDep,
-    fhir: FhirDep,
-    pour: str | None = None,
-) -> Response:
+def edit_form(request: Request, asked: AskedDep) -> Response:
     """The form of one item, filled with what it holds."""
-    target = _target(controls, fhir, caller, slug, pour, item_id)
+    target = asked.target()
     if target is None or target.item is None:
         return not_found_page(request)
     values = items.values_for_form(target.kind, target.item)
     version = str((target.item.get("meta") or {}).get("versionId") or "")
-    return _form_page(request, caller, target, values, {}, version=version)
+    return _form_page(request, asked.caller, target, values, {}, version=version)
 
 
-async def _save(
-    request: Request, caller: PageCaller, fhir: FhirService, target: _Target, form: FormData
-) -> Response:
+async def _save(request: Request, asked: _Asked) -> Response:
     """Check the form; store the new item or replace the item (if no one changed it since the
     form was shown); back to the profile (POST-redirect-GET)."""
-    kind, editing = target.kind, bool(target.item_id)
+    form = await request.form()  # read once already by the CSRF check
+    target = await run_in_threadpool(asked.target)  # reads the store
+    if target is None:
+        return not_found_page(request)
+    caller, kind, editing = asked.caller, target.kind, bool(target.item_id)
     version = str(form.get("version") or "")[:16] if editing else ""
     raw, parsed, errors = read_form(kind.fields, form, today=_today())
     if not errors:
@@ -239,9 +263,9 @@ async def _save(
     body = kind.build(parsed, target.patient_id, _today().isoformat())
     try:
         if editing:
-            await _in_thread(items.update, fhir, caller, kind, target.item_id, version, body)
+            await _in_thread(items.update, asked, kind, target.item_id, version, body)
         else:
-            await _in_thread(items.create, fhir, caller, kind, body)
+            await _in_thread(items.create, asked, kind, body)
     except items.WriteRefusedError as refused:
         changed = editing and refused.status in (409, 412)
         message = translator(page_locale(request))(CHANGED if changed else REFUSED)
@@ -252,63 +276,32 @@ async def _save(
     return _back_to_profile(target, SAVED)
 
 
-async def _in_thread(function: Any, fhir: FhirService, caller: PageCaller, *args: Any) -> Any:
-    return await run_in_threadpool(function, fhir, caller.ctx, *args)
+async def _in_thread(function: Any, asked: _Asked, *args: Any) -> Any:
+    return await run_in_threadpool(function, asked.fhir, asked.caller.ctx, *args)
 
 
 @router.post(PROFILE_PATH + "/{slug}/ajout")
-async def add(
-    slug: str,
-    request: Request,
-    caller: PersonPage,
-    controls: ControlsDep,
-    fhir: FhirDep,
-    pour: Annotated[str, Form()] = "",
-) -> Response:
+async def add(request: Request, asked: AskedDep) -> Response:
     """Store a new item from the form."""
-    form = await request.form()  # read once already by the CSRF check
-    target = await run_in_threadpool(_target, controls, fhir, caller, slug, pour)
-    if target is None:
-        return not_found_page(request)
-    return await _save(request, caller, fhir, target, form)
+    return await _save(request, asked)
 
 
 @router.post(PROFILE_PATH + "/{slug}/{item_id}")
-async def edit(
-    slug: str,
-    item_id: str,
-    request: Request,
-    caller: PersonPage,
-    controls: ControlsDep,
-    fhir: FhirDep,
-    pour: Annotated[str, Form()] = "",
-) -> Response:
+async def edit(request: Request, asked: AskedDep) -> Response:
     """Replace an item by the form's values."""
-    form = await request.form()
-    target = await run_in_threadpool(_target, controls, fhir, caller, slug, pour, item_id)
-    if target is None:
-        return not_found_page(request)
-    return await _save(request, caller, fhir, target, form)
+    return await _save(request, asked)
 
 
 @router.get(PROFILE_PATH + "/{slug}/{item_id}/suppression")
-def delete_form(
-    slug: str,
-    item_id: str,
-    request: Request,
-    caller: PersonPage,
-    controls: ControlsDep,
-    fhir: FhirDep,
-    pour: str | None = None,
-) -> Response:
+def delete_form(request: Request, asked: AskedDep) -> Response:
     """Ask to confirm the deletion of an item."""
-    target = _target(controls, fhir, caller, slug, pour, item_id, editing=False)
+    target = asked.target(editing=False)
     if target is None or target.item is None:
         return not_found_page(request)
     context = {
         "kind": target.kind,
         "line": target.kind.line(target.item, translator(page_locale(request))),
-        "action": f"{PROFILE_PATH}/{target.kind.slug}/{item_id}/suppression",
+        "action": f"{PROFILE_PATH}/{target.kind.slug}/{target.item_id}/suppression",
         "pour": target.patient_id if target.as_rep else "",
         "as_representative": target.as_rep,
         "back": target.back,
@@ -317,29 +310,19 @@ def delete_form(
         request,
         "profile/delete.html",
         context,
-        caller=caller.principal,
-        csrf_token=caller.csrf_token,
+        caller=asked.caller.principal,
+        csrf_token=asked.caller.csrf_token,
     )
 
 
 @router.post(PROFILE_PATH + "/{slug}/{item_id}/suppression")
-async def delete(
-    slug: str,
-    item_id: str,
-    request: Request,
-    caller: PersonPage,
-    controls: ControlsDep,
-    fhir: FhirDep,
-    pour: Annotated[str, Form()] = "",
-) -> Response:
+async def delete(request: Request, asked: AskedDep) -> Response:
     """Delete the item (the engine keeps its history, as for every deletion)."""
-    target = await run_in_threadpool(
-        _target, controls, fhir, caller, slug, pour, item_id, editing=False
-    )
+    target = await run_in_threadpool(asked.target, editing=False)  # reads the store
     if target is None:
         return not_found_page(request)
     try:
-        await _in_thread(items.delete, fhir, caller, target.kind, item_id)
+        await _in_thread(items.delete, asked, target.kind, target.item_id)
     except items.WriteRefusedError:
         return not_found_page(request)
     return _back_to_profile(target, DELETED)
