@@ -21,8 +21,6 @@ from carnet.web.profile.kind import (
     concept,
     decimal_text,
     label_of,
-    listed_as,
-    optional,
     patient_ref,
     since,
     text_of,
@@ -46,7 +44,7 @@ CONDITION_STATUSES = (("active", N_("En cours")), ("resolved", N_("Guéri ou ter
 
 def _condition(values: Mapping[str, Any], patient_id: str, today: str) -> JSON:
     category = values["categorie"]
-    body: JSON = {
+    return {
         "resourceType": "Condition",
         "clinicalStatus": concept(
             CONDITION_CLINICAL, values["statut"], values["statut"].capitalize()
@@ -54,22 +52,17 @@ def _condition(values: Mapping[str, Any], patient_id: str, today: str) -> JSON:
         "category": [
             concept(CONDITION_CATEGORY, category, label_of(CONDITION_CATEGORIES, category))
         ],
-        "code": {"text": values["libelle"]},
         "subject": patient_ref(patient_id),
         "recordedDate": today,
         "recorder": patient_ref(patient_id),
         "asserter": patient_ref(patient_id),
     }
-    optional(body, "onsetDateTime", values.get("debut"))
-    return body
 
 
 def _condition_values(item: Mapping[str, Any]) -> dict[str, str]:
     categories = item.get("category") or [{}]
     return {
-        "libelle": text_of(item.get("code")),
         "categorie": code_in(categories[0], CONDITION_CATEGORY) or "problem-list-item",
-        "debut": str(item.get("onsetDateTime") or ""),
         "statut": code_in(item.get("clinicalStatus"), CONDITION_CLINICAL) or "active",
     }
 
@@ -96,9 +89,11 @@ HISTORY = Kind(
         since("debut"),
         Field("statut", N_("Aujourd'hui"), "select", required=True, options=CONDITION_STATUSES),
     ),
-    build=_condition,
-    values_of=_condition_values,
-    line=_condition_line,
+    builder=_condition,
+    named=(("libelle", "code"),),
+    copied=(("debut", "onsetDateTime"),),
+    reader=_condition_values,
+    lister=_condition_line,
 )  # fmt: skip
 
 # --- allergies -----------------------------------------------------------------------------
@@ -114,14 +109,11 @@ def _allergy(values: Mapping[str, Any], patient_id: str, today: str) -> JSON:
     body: JSON = {
         "resourceType": "AllergyIntolerance",
         "clinicalStatus": concept(ALLERGY_CLINICAL, "active", "Active"),
-        "code": {"text": values["substance"]},
         "patient": patient_ref(patient_id),
         "recordedDate": today,
         "recorder": patient_ref(patient_id),
         "asserter": patient_ref(patient_id),
     }
-    optional(body, "criticality", values.get("gravite"))
-    optional(body, "onsetDateTime", values.get("depuis"))
     if values.get("reaction"):
         body["reaction"] = [{"manifestation": [{"text": values["reaction"]}]}]
     return body
@@ -130,12 +122,7 @@ def _allergy(values: Mapping[str, Any], patient_id: str, today: str) -> JSON:
 def _allergy_values(item: Mapping[str, Any]) -> dict[str, str]:
     reactions = item.get("reaction") or [{}]
     manifestations = reactions[0].get("manifestation") or [{}]
-    return {
-        "substance": text_of(item.get("code")),
-        "reaction": text_of(manifestations[0]),
-        "gravite": str(item.get("criticality") or ""),
-        "depuis": str(item.get("onsetDateTime") or ""),
-    }
+    return {"reaction": text_of(manifestations[0])}
 
 
 ALLERGIES = Kind(
@@ -151,9 +138,11 @@ ALLERGIES = Kind(
         Field("gravite", N_("Gravité"), "select", options=(("", N_("Non précisée")), *CRITICALITIES)),
         since(),
     ),
-    build=_allergy,
-    values_of=_allergy_values,
-    line=listed_as(_allergy_values, "substance", "reaction", "depuis"),
+    builder=_allergy,
+    named=(("substance", "code"),),
+    copied=(("gravite", "criticality"), ("depuis", "onsetDateTime")),
+    reader=_allergy_values,
+    shows=("substance", "reaction", "depuis"),
 )  # fmt: skip
 
 # --- treatments ----------------------------------------------------------------------------
@@ -163,7 +152,6 @@ def _treatment(values: Mapping[str, Any], patient_id: str, today: str) -> JSON:
     body: JSON = {
         "resourceType": "MedicationStatement",
         "status": "active",
-        "medicationCodeableConcept": {"text": values["medicament"]},
         "subject": patient_ref(patient_id),
         "dateAsserted": today,
         "informationSource": patient_ref(patient_id),
@@ -178,7 +166,6 @@ def _treatment(values: Mapping[str, Any], patient_id: str, today: str) -> JSON:
 def _treatment_values(item: Mapping[str, Any]) -> dict[str, str]:
     dosage = (item.get("dosage") or [{}])[0]
     return {
-        "medicament": text_of(item.get("medicationCodeableConcept")),
         "posologie": str(dosage.get("text") or ""),
         "depuis": str((item.get("effectivePeriod") or {}).get("start") or ""),
     }
@@ -198,9 +185,10 @@ TREATMENTS = Kind(
               hint=N_("Par exemple : 1 comprimé matin et soir.")),
         since(),
     ),
-    build=_treatment,
-    values_of=_treatment_values,
-    line=listed_as(_treatment_values, "medicament", "posologie", "depuis"),
+    builder=_treatment,
+    named=(("medicament", "medicationCodeableConcept"),),
+    reader=_treatment_values,
+    shows=("medicament", "posologie", "depuis"),
 )  # fmt: skip
 
 # --- family history ------------------------------------------------------------------------
@@ -263,34 +251,22 @@ FAMILY = Kind(
         Field("age", N_("Âge au début de la maladie"), "integer", low=0, high=120,
               hint=N_("En années, si vous le connaissez.")),
     ),
-    build=_family,
-    values_of=_family_values,
-    line=_family_line,
+    builder=_family,
+    reader=_family_values,
+    lister=_family_line,
 )  # fmt: skip
 
 # --- vaccinations --------------------------------------------------------------------------
 
 
 def _vaccination(values: Mapping[str, Any], patient_id: str, today: str) -> JSON:
-    body: JSON = {
+    return {
         "resourceType": "Immunization",
         "status": "completed",
-        "vaccineCode": {"text": values["vaccin"]},
         "patient": patient_ref(patient_id),
-        "occurrenceDateTime": values["date"],
         "recorded": today,
         "primarySource": False,  # reported by the person, not by who vaccinated
         "reportOrigin": concept(IMMUNIZATION_ORIGIN, "recall", "Parent/Guardian/Patient Recall"),
-    }
-    optional(body, "lotNumber", values.get("lot"))
-    return body
-
-
-def _vaccination_values(item: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        "vaccin": text_of(item.get("vaccineCode")),
-        "date": str(item.get("occurrenceDateTime") or ""),
-        "lot": str(item.get("lotNumber") or ""),
     }
 
 
@@ -306,9 +282,10 @@ VACCINATIONS = Kind(
         since("date", N_("Date"), required=True),
         Field("lot", N_("Numéro de lot"), hint=N_("Facultatif : il figure sur votre carnet.")),
     ),
-    build=_vaccination,
-    values_of=_vaccination_values,
-    line=listed_as(_vaccination_values, "vaccin", "lot", "date"),
+    builder=_vaccination,
+    named=(("vaccin", "vaccineCode"),),
+    copied=(("date", "occurrenceDateTime"), ("lot", "lotNumber")),
+    shows=("vaccin", "lot", "date"),
 )  # fmt: skip
 
 # --- measurements --------------------------------------------------------------------------
@@ -441,8 +418,8 @@ MEASUREMENTS = Kind(
         Field("date", N_("Date de la mesure"), "date", required=True,
               hint=N_("Par exemple 12/03/2025.")),
     ),
-    build=_measure,
-    values_of=_measure_values,
-    line=_measure_line,
+    builder=_measure,
+    reader=_measure_values,
+    lister=_measure_line,
     check=_measure_check,
 )  # fmt: skip

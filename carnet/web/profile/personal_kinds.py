@@ -60,9 +60,8 @@ DIRECTIVES = Kind(
     fields=(),
     search=(("type", f"{LOINC}|{ADVANCE_DIRECTIVE}"),),
     matches=lambda item: code_in(item.get("type"), LOINC) == ADVANCE_DIRECTIVE,
-    build=_no_form,
-    values_of=lambda item: {},
-    line=_document_line,
+    builder=_no_form,
+    lister=_document_line,
     editable=False,
     upload_nature="directives-anticipees",
 )
@@ -134,9 +133,9 @@ ORGAN_DONATION_KIND = Kind(
         Field("precisions", N_("Précisions"), "textarea", max_length=1000,
               hint=N_("Par exemple les organes ou tissus que vous acceptez de donner.")),
     ),
-    build=_donation,
-    values_of=_donation_values,
-    line=_donation_line,
+    builder=_donation,
+    reader=_donation_values,
+    lister=_donation_line,
     single=True,
 )  # fmt: skip
 
@@ -233,9 +232,9 @@ CONTACTS = Kind(
         Field("telephone", N_("Téléphone"), "tel", hint=N_("Par exemple 06 12 34 56 78.")),
         Field("courriel", N_("Adresse électronique"), "email"),
     ),
-    build=_contact,
-    values_of=_contact_values,
-    line=_contact_line,
+    builder=_contact,
+    reader=_contact_values,
+    lister=_contact_line,
 )  # fmt: skip
 
 # --- my professionals ----------------------------------------------------------------------
@@ -304,8 +303,8 @@ PROFESSIONALS = Kind(
               max_length=11),
         Field("telephone", N_("Téléphone"), "tel", hint=N_("Par exemple 01 23 45 67 89.")),
     ),
-    build=_professional,
-    values_of=_professional_values,
-    line=_professional_line,
+    builder=_professional,
+    reader=_professional_values,
+    lister=_professional_line,
     check=_rpps_check,
 )  # fmt: skip
