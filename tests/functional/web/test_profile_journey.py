@@ -8,12 +8,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser
 
-from tests.support.browser import (
-    Portal,
-    browser_fixture,
-    check_accessibility,
-    portal_fixture,
-)
+from tests.support.browser import Portal, browser_fixture, check_accessibility, portal_fixture
 from tests.support.journeys import signed_in_patient
 
 # Slow: a browser journey through several pages, each checked by axe in light and dark.

@@ -7,12 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser
 
-from tests.support.browser import (
-    Portal,
-    browser_fixture,
-    check_accessibility,
-    portal_fixture,
-)
+from tests.support.browser import Portal, browser_fixture, check_accessibility, portal_fixture
 from tests.support.journeys import signed_in_patient
 from tests.support.record_pages import PNG
 
