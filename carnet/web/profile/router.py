@@ -84,31 +84,6 @@ def _acting(
         return None
 
 
-def _target(
-    controls: ControlsService,
-    fhir: FhirService,
-    caller: PageCaller,
-    slug: str,
-    pour: str | None,
-    item_id: str = "",
-    *,
-    editing: bool = True,
-) -> _Target | None:
-    """The kind, record and item a page acts on; None (the page answers it as missing) for an
-    unknown kind, one not edited by form, a record not theirs, an item not of that record."""
-    kind = KINDS.get(slug)
-    acting = _acting(controls, caller, pour)  # always asked: a refusal is audited
-    if kind is None or (editing and not kind.editable) or acting is None:
-        return None
-    patient_id, as_rep = acting
-    if not item_id:
-        return _Target(kind, patient_id, as_rep)
-    item = items.read(fhir, caller.ctx, kind, item_id, patient_id)
-    if item is None:
-        return None
-    return _Target(kind, patient_id, as_rep, item_id, item)
-
-
 def _back_to_profile(target: _Target, flash: Any) -> Response:
     return redirect(f"{target.back}#{target.kind.slug}", flash)
 
@@ -201,11 +176,19 @@ class _Asked:
     pour: str | None
 
     def target(self, *, editing: bool = True) -> _Target | None:
-        """The kind, record and item asked; None when the page answers it as missing."""
-        return _target(
-            self.controls, self.fhir, self.caller, self.slug, self.pour, self.item_id,
-            editing=editing,
-        )  # fmt: skip
+        """The kind, record and item asked; None (the page answers it as missing) for an
+        unknown kind, one not edited by form, a record not theirs, an item not of that record."""
+        kind = KINDS.get(self.slug)
+        acting = _acting(self.controls, self.caller, self.pour)  # always: a refusal is audited
+        if kind is None or (editing and not kind.editable) or acting is None:
+            return None
+        patient_id, as_rep = acting
+        if not self.item_id:
+            return _Target(kind, patient_id, as_rep)
+        item = items.read(self.fhir, self.caller.ctx, kind, self.item_id, patient_id)
+        if item is None:
+            return None
+        return _Target(kind, patient_id, as_rep, self.item_id, item)
 
 
 async def _asked(
