@@ -22,6 +22,7 @@ from carnet.web.profile.kind import (
     decimal_text,
     label_of,
     patient_ref,
+    shown_label,
     since,
     text_of,
 )
@@ -71,7 +72,7 @@ def _condition_line(item: Mapping[str, Any], t: Gettext) -> Line:
     status = code_in(item.get("clinicalStatus"), CONDITION_CLINICAL)
     return Line(
         text_of(item.get("code")),
-        t(label_of(CONDITION_STATUSES, status)) if status else "",
+        shown_label(t, CONDITION_STATUSES, status),
         str(item.get("onsetDateTime") or ""),
     )
 
@@ -234,8 +235,8 @@ def _family_values(item: Mapping[str, Any]) -> dict[str, str]:
 
 def _family_line(item: Mapping[str, Any], t: Gettext) -> Line:
     values = _family_values(item)
-    relative = label_of(RELATIVES, values["lien"])
-    return Line(values["maladie"], t(relative) if relative else text_of(item.get("relationship")))
+    relative = shown_label(t, RELATIVES, values["lien"], text_of(item.get("relationship")))
+    return Line(values["maladie"], relative)
 
 
 FAMILY = Kind(
@@ -394,8 +395,8 @@ def _measure_line(item: Mapping[str, Any], t: Gettext) -> Line:
         shown = f"{values['systolique']} / {values['diastolique']} {unit}"
     else:
         shown = f"{values['valeur']} {unit}"
-    label = label_of(MEASURE_CHOICES, slug)
-    return Line(t(label) if label else text_of(item.get("code")), shown, values["date"])
+    label = shown_label(t, MEASURE_CHOICES, slug, text_of(item.get("code")))
+    return Line(label, shown, values["date"])
 
 
 MEASUREMENTS = Kind(

@@ -118,6 +118,15 @@ def label_of(options: tuple[tuple[str, str], ...], value: str) -> str:
     return next((label for code, label in options if code == value), "")
 
 
+def shown_label(
+    gettext: Gettext, options: tuple[tuple[str, str], ...], value: str, otherwise: str = ""
+) -> str:
+    """A select's value as a line shows it: its label in the page's language, else ``otherwise``
+    (a value the list does not know, written elsewhere)."""
+    label = label_of(options, value)
+    return gettext(label) if label else otherwise
+
+
 def decimal_text(value: Any) -> str:
     """A number back into the form, the French way (72,5)."""
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -22,6 +22,7 @@ from carnet.web.profile.kind import (
     label_of,
     optional,
     patient_ref,
+    shown_label,
     text_of,
 )
 
@@ -108,9 +109,9 @@ def _donation_values(item: Mapping[str, Any]) -> dict[str, str]:
 
 def _donation_line(item: Mapping[str, Any], t: Gettext) -> Line:
     values = _donation_values(item)
-    position = label_of(POSITIONS, values["position"])
+    position = text_of(item.get("valueCodeableConcept"))
     return Line(
-        t(position) if position else text_of(item.get("valueCodeableConcept")),
+        shown_label(t, POSITIONS, values["position"], position),
         values["precisions"],
         str(item.get("effectiveDateTime") or ""),
     )
@@ -204,7 +205,7 @@ TRUSTED_PERSON = N_("Personne de confiance")
 def _contact_line(item: Mapping[str, Any], t: Gettext) -> Line:
     values = _contact_values(item)
     roles = [
-        t(label_of(RELATIONS, values["lien"])) if values["lien"] else "",
+        shown_label(t, RELATIONS, values["lien"]),
         t(EMERGENCY_CONTACT) if values["urgence"] else "",
         t(TRUSTED_PERSON) if values["confiance"] else "",
     ]
