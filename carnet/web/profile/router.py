@@ -17,13 +17,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from carnet.dependencies import ControlsDep, FhirDep, SettingsDep
+from carnet.dependencies import FhirDep, SettingsDep
 from carnet.fhir.service import FhirService
-from carnet.policy.controls import ControlsService
 from carnet.web.caller import PageCaller, PersonPage
 from carnet.web.flash import redirect, register_flash
 from carnet.web.i18n import N_
-from carnet.web.patient_controls.deps import NotTheirsError, acting_for, with_patient
+from carnet.web.patient_controls.deps import ActedOn, ActedOnDep
 from carnet.web.profile import items
 from carnet.web.profile.fields import Message, read_form
 from carnet.web.profile.kind import JSON, Kind
@@ -65,23 +64,13 @@ class _Target:
     """What a page of a kind acts on: the kind, the record, and the item (None: a new one)."""
 
     kind: Kind
-    patient_id: str
-    as_rep: bool
+    acted: ActedOn
     item_id: str = ""
     item: JSON | None = None
 
     @property
     def back(self) -> str:
-        return with_patient(PROFILE_PATH, self.patient_id, self.as_rep)
-
-
-def _acting(
-    controls: ControlsService, caller: PageCaller, pour: str | None
-) -> tuple[str, bool] | None:
-    try:
-        return acting_for(controls, caller, pour)
-    except NotTheirsError:
-        return None
+        return self.acted.path(PROFILE_PATH)
 
 
 def _back_to_profile(target: _Target, flash: Any) -> Response:
@@ -116,8 +105,8 @@ def _form_page(
         "action": f"{PROFILE_PATH}/{target.kind.slug}/{target.item_id or 'ajout'}",
         "item_id": target.item_id,
         "version": version,
-        "pour": target.patient_id if target.as_rep else "",
-        "as_representative": target.as_rep,
+        "pour": target.acted.pour,
+        "as_representative": target.acted.as_representative,
         "back": target.back,
         "today": _today().isoformat(),
     }
@@ -135,16 +124,12 @@ def _form_page(
 def profile(
     request: Request,
     caller: PersonPage,
-    controls: ControlsDep,
+    acted: ActedOnDep,
     fhir: FhirDep,
     settings: SettingsDep,
-    pour: str | None = None,
 ) -> Response:
     """Every kind of the profile with the items the patient declared."""
-    acting = _acting(controls, caller, pour)
-    if acting is None:
-        return not_found_page(request)
-    patient_id, as_rep = acting
+    patient_id, as_rep = acted.patient_id, acted.as_representative
     base, gettext = settings.fhir_base_url, translator(page_locale(request))
     sections = [
         (kind, items.listed(fhir, base, caller.ctx, kind, patient_id, gettext))
@@ -166,51 +151,41 @@ def profile(
 
 @dataclass(frozen=True)
 class _Asked:
-    """What a page of a kind was asked: by whom, which kind and item, for whom (``pour``)."""
+    """What a page of a kind was asked: by whom, which kind and item."""
 
     caller: PageCaller
-    controls: ControlsService
     fhir: FhirService
     slug: str
     item_id: str
-    pour: str | None
 
-    def target(self, *, editing: bool = True) -> _Target | None:
-        """The kind, record and item asked; None (the page answers it as missing) for an
-        unknown kind, one not edited by form, a record not theirs, an item not of that record."""
+    def target(self, acted: ActedOn, *, editing: bool = True) -> _Target | None:
+        """The kind and item asked, on the record ``acted`` on; None (the page answers it as
+        missing) for an unknown kind, one not edited by form, an item not of that record."""
         kind = KINDS.get(self.slug)
-        acting = _acting(self.controls, self.caller, self.pour)  # always: a refusal is audited
-        if kind is None or (editing and not kind.editable) or acting is None:
+        if kind is None or (editing and not kind.editable):
             return None
-        patient_id, as_rep = acting
         if not self.item_id:
-            return _Target(kind, patient_id, as_rep)
+            return _Target(kind, acted)
+        patient_id = acted.patient_id
         item = items.read(self.fhir, self.caller.ctx, kind, self.item_id, patient_id)
         if item is None:
             return None
-        return _Target(kind, patient_id, as_rep, self.item_id, item)
+        return _Target(kind, acted, self.item_id, item)
 
 
-async def _asked(
-    request: Request, slug: str, caller: PersonPage, controls: ControlsDep, fhir: FhirDep
-) -> _Asked:
-    """``pour`` from the query (a page) or from the form (a POST: read once already by the
-    CSRF check); the item from the address, none on ``/ajout``."""
-    if request.method == "POST":
-        pour = (await request.form()).get("pour")
-    else:
-        pour = request.query_params.get("pour")
-    item_id = str(request.path_params.get("item_id") or "")
-    return _Asked(caller, controls, fhir, slug, item_id, pour if isinstance(pour, str) else None)
+async def _asked(request: Request, slug: str, caller: PersonPage, fhir: FhirDep) -> _Asked:
+    """The kind from the address, and the item: none on ``/ajout``. (The record acted on is
+    each page's ``ActedOnDep``: ``pour``, a record not theirs answered as missing.)"""
+    return _Asked(caller, fhir, slug, str(request.path_params.get("item_id") or ""))
 
 
 AskedDep = Annotated[_Asked, Depends(_asked)]
 
 
 @router.get(PROFILE_PATH + "/{slug}/ajout")
-def add_form(request: Request, asked: AskedDep) -> Response:
+def add_form(request: Request, asked: AskedDep, acted: ActedOnDep) -> Response:
     """The empty form of a kind."""
-    target = asked.target()
+    target = asked.target(acted)
     if target is None:
         return not_found_page(request)
     values = {field.name: "" for field in target.kind.fields}
@@ -218,9 +193,9 @@ def add_form(request: Request, asked: AskedDep) -> Response:
 
 
 @router.get(PROFILE_PATH + "/{slug}/{item_id}")
-def edit_form(request: Request, asked: AskedDep) -> Response:
+def edit_form(request: Request, asked: AskedDep, acted: ActedOnDep) -> Response:
     """The form of one item, filled with what it holds."""
-    target = asked.target()
+    target = asked.target(acted)
     if target is None or target.item is None:
         return not_found_page(request)
     values = items.values_for_form(target.kind, target.item)
@@ -228,11 +203,11 @@ def edit_form(request: Request, asked: AskedDep) -> Response:
     return _form_page(request, asked.caller, target, values, {}, version=version)
 
 
-async def _save(request: Request, asked: _Asked) -> Response:
+async def _save(request: Request, asked: _Asked, acted: ActedOn) -> Response:
     """Check the form; store the new item or replace the item (if no one changed it since the
     form was shown); back to the profile (POST-redirect-GET)."""
     form = await request.form()  # read once already by the CSRF check
-    target = await run_in_threadpool(asked.target)  # reads the store
+    target = await run_in_threadpool(asked.target, acted)  # reads the store
     if target is None:
         return not_found_page(request)
     caller, kind, editing = asked.caller, target.kind, bool(target.item_id)
@@ -243,7 +218,7 @@ async def _save(request: Request, asked: _Asked) -> Response:
     if errors:
         shown = _messages(request, errors)
         return _form_page(request, caller, target, raw, shown, version=version, status=400)
-    body = kind.build(parsed, target.patient_id, _today().isoformat())
+    body = kind.build(parsed, target.acted.patient_id, _today().isoformat())
     try:
         if editing:
             await _in_thread(items.update, asked, kind, target.item_id, version, body)
@@ -264,29 +239,29 @@ async def _in_thread(function: Any, asked: _Asked, *args: Any) -> Any:
 
 
 @router.post(PROFILE_PATH + "/{slug}/ajout")
-async def add(request: Request, asked: AskedDep) -> Response:
+async def add(request: Request, asked: AskedDep, acted: ActedOnDep) -> Response:
     """Store a new item from the form."""
-    return await _save(request, asked)
+    return await _save(request, asked, acted)
 
 
 @router.post(PROFILE_PATH + "/{slug}/{item_id}")
-async def edit(request: Request, asked: AskedDep) -> Response:
+async def edit(request: Request, asked: AskedDep, acted: ActedOnDep) -> Response:
     """Replace an item by the form's values."""
-    return await _save(request, asked)
+    return await _save(request, asked, acted)
 
 
 @router.get(PROFILE_PATH + "/{slug}/{item_id}/suppression")
-def delete_form(request: Request, asked: AskedDep) -> Response:
+def delete_form(request: Request, asked: AskedDep, acted: ActedOnDep) -> Response:
     """Ask to confirm the deletion of an item."""
-    target = asked.target(editing=False)
+    target = asked.target(acted, editing=False)
     if target is None or target.item is None:
         return not_found_page(request)
     context = {
         "kind": target.kind,
         "line": target.kind.line(target.item, translator(page_locale(request))),
         "action": f"{PROFILE_PATH}/{target.kind.slug}/{target.item_id}/suppression",
-        "pour": target.patient_id if target.as_rep else "",
-        "as_representative": target.as_rep,
+        "pour": target.acted.pour,
+        "as_representative": target.acted.as_representative,
         "back": target.back,
     }
     return render(
@@ -299,9 +274,9 @@ def delete_form(request: Request, asked: AskedDep) -> Response:
 
 
 @router.post(PROFILE_PATH + "/{slug}/{item_id}/suppression")
-async def delete(request: Request, asked: AskedDep) -> Response:
+async def delete(request: Request, asked: AskedDep, acted: ActedOnDep) -> Response:
     """Delete the item (the engine keeps its history, as for every deletion)."""
-    target = await run_in_threadpool(asked.target, editing=False)  # reads the store
+    target = await run_in_threadpool(asked.target, acted, editing=False)  # reads the store
     if target is None:
         return not_found_page(request)
     try:
