@@ -21,8 +21,9 @@ from carnet.web.profile.kind import (
     concept,
     decimal_text,
     label_of,
-    optional,
     patient_ref,
+    shown_label,
+    since,
     text_of,
 )
 
@@ -44,7 +45,7 @@ CONDITION_STATUSES = (("active", N_("En cours")), ("resolved", N_("Guéri ou ter
 
 def _condition(values: Mapping[str, Any], patient_id: str, today: str) -> JSON:
     category = values["categorie"]
-    body: JSON = {
+    return {
         "resourceType": "Condition",
         "clinicalStatus": concept(
             CONDITION_CLINICAL, values["statut"], values["statut"].capitalize()
@@ -52,22 +53,17 @@ def _condition(values: Mapping[str, Any], patient_id: str, today: str) -> JSON:
         "category": [
             concept(CONDITION_CATEGORY, category, label_of(CONDITION_CATEGORIES, category))
         ],
-        "code": {"text": values["libelle"]},
         "subject": patient_ref(patient_id),
         "recordedDate": today,
         "recorder": patient_ref(patient_id),
         "asserter": patient_ref(patient_id),
     }
-    optional(body, "onsetDateTime", values.get("debut"))
-    return body
 
 
 def _condition_values(item: Mapping[str, Any]) -> dict[str, str]:
     categories = item.get("category") or [{}]
     return {
-        "libelle": text_of(item.get("code")),
         "categorie": code_in(categories[0], CONDITION_CATEGORY) or "problem-list-item",
-        "debut": str(item.get("onsetDateTime") or ""),
         "statut": code_in(item.get("clinicalStatus"), CONDITION_CLINICAL) or "active",
     }
 
@@ -76,7 +72,7 @@ def _condition_line(item: Mapping[str, Any], t: Gettext) -> Line:
     status = code_in(item.get("clinicalStatus"), CONDITION_CLINICAL)
     return Line(
         text_of(item.get("code")),
-        t(label_of(CONDITION_STATUSES, status)) if status else "",
+        shown_label(t, CONDITION_STATUSES, status),
         str(item.get("onsetDateTime") or ""),
     )
 
@@ -91,13 +87,14 @@ HISTORY = Kind(
         Field("libelle", N_("Antécédent ou problème de santé"), required=True,
               hint=N_("Par exemple : asthme, appendicite opérée.")),
         Field("categorie", N_("Nature"), "select", required=True, options=CONDITION_CATEGORIES),
-        Field("debut", N_("Depuis"), "partial-date",
-              hint=N_("Une date (12/03/2015), un mois (03/2015) ou une année (2015).")),
+        since("debut"),
         Field("statut", N_("Aujourd'hui"), "select", required=True, options=CONDITION_STATUSES),
     ),
-    build=_condition,
-    values_of=_condition_values,
-    line=_condition_line,
+    builder=_condition,
+    named=(("libelle", "code"),),
+    copied=(("debut", "onsetDateTime"),),
+    reader=_condition_values,
+    lister=_condition_line,
 )  # fmt: skip
 
 # --- allergies -----------------------------------------------------------------------------
@@ -113,14 +110,11 @@ def _allergy(values: Mapping[str, Any], patient_id: str, today: str) -> JSON:
     body: JSON = {
         "resourceType": "AllergyIntolerance",
         "clinicalStatus": concept(ALLERGY_CLINICAL, "active", "Active"),
-        "code": {"text": values["substance"]},
         "patient": patient_ref(patient_id),
         "recordedDate": today,
         "recorder": patient_ref(patient_id),
         "asserter": patient_ref(patient_id),
     }
-    optional(body, "criticality", values.get("gravite"))
-    optional(body, "onsetDateTime", values.get("depuis"))
     if values.get("reaction"):
         body["reaction"] = [{"manifestation": [{"text": values["reaction"]}]}]
     return body
@@ -129,17 +123,7 @@ def _allergy(values: Mapping[str, Any], patient_id: str, today: str) -> JSON:
 def _allergy_values(item: Mapping[str, Any]) -> dict[str, str]:
     reactions = item.get("reaction") or [{}]
     manifestations = reactions[0].get("manifestation") or [{}]
-    return {
-        "substance": text_of(item.get("code")),
-        "reaction": text_of(manifestations[0]),
-        "gravite": str(item.get("criticality") or ""),
-        "depuis": str(item.get("onsetDateTime") or ""),
-    }
-
-
-def _allergy_line(item: Mapping[str, Any], t: Gettext) -> Line:
-    values = _allergy_values(item)
-    return Line(values["substance"], values["reaction"], values["depuis"])
+    return {"reaction": text_of(manifestations[0])}
 
 
 ALLERGIES = Kind(
@@ -153,12 +137,13 @@ ALLERGIES = Kind(
               hint=N_("Par exemple : pénicilline, arachide, latex.")),
         Field("reaction", N_("Réaction"), hint=N_("Par exemple : urticaire, gêne respiratoire.")),
         Field("gravite", N_("Gravité"), "select", options=(("", N_("Non précisée")), *CRITICALITIES)),
-        Field("depuis", N_("Depuis"), "partial-date",
-              hint=N_("Une date (12/03/2015), un mois (03/2015) ou une année (2015).")),
+        since(),
     ),
-    build=_allergy,
-    values_of=_allergy_values,
-    line=_allergy_line,
+    builder=_allergy,
+    named=(("substance", "code"),),
+    copied=(("gravite", "criticality"), ("depuis", "onsetDateTime")),
+    reader=_allergy_values,
+    shows=("substance", "reaction", "depuis"),
 )  # fmt: skip
 
 # --- treatments ----------------------------------------------------------------------------
@@ -168,7 +153,6 @@ def _treatment(values: Mapping[str, Any], patient_id: str, today: str) -> JSON:
     body: JSON = {
         "resourceType": "MedicationStatement",
         "status": "active",
-        "medicationCodeableConcept": {"text": values["medicament"]},
         "subject": patient_ref(patient_id),
         "dateAsserted": today,
         "informationSource": patient_ref(patient_id),
@@ -183,15 +167,9 @@ def _treatment(values: Mapping[str, Any], patient_id: str, today: str) -> JSON:
 def _treatment_values(item: Mapping[str, Any]) -> dict[str, str]:
     dosage = (item.get("dosage") or [{}])[0]
     return {
-        "medicament": text_of(item.get("medicationCodeableConcept")),
         "posologie": str(dosage.get("text") or ""),
         "depuis": str((item.get("effectivePeriod") or {}).get("start") or ""),
     }
-
-
-def _treatment_line(item: Mapping[str, Any], t: Gettext) -> Line:
-    values = _treatment_values(item)
-    return Line(values["medicament"], values["posologie"], values["depuis"])
 
 
 TREATMENTS = Kind(
@@ -206,12 +184,12 @@ TREATMENTS = Kind(
               hint=N_("Son nom et son dosage, par exemple : Doliprane 1000 mg.")),
         Field("posologie", N_("Comment vous le prenez"),
               hint=N_("Par exemple : 1 comprimé matin et soir.")),
-        Field("depuis", N_("Depuis"), "partial-date",
-              hint=N_("Une date (12/03/2015), un mois (03/2015) ou une année (2015).")),
+        since(),
     ),
-    build=_treatment,
-    values_of=_treatment_values,
-    line=_treatment_line,
+    builder=_treatment,
+    named=(("medicament", "medicationCodeableConcept"),),
+    reader=_treatment_values,
+    shows=("medicament", "posologie", "depuis"),
 )  # fmt: skip
 
 # --- family history ------------------------------------------------------------------------
@@ -257,8 +235,8 @@ def _family_values(item: Mapping[str, Any]) -> dict[str, str]:
 
 def _family_line(item: Mapping[str, Any], t: Gettext) -> Line:
     values = _family_values(item)
-    relative = label_of(RELATIVES, values["lien"])
-    return Line(values["maladie"], t(relative) if relative else text_of(item.get("relationship")))
+    relative = shown_label(t, RELATIVES, values["lien"], text_of(item.get("relationship")))
+    return Line(values["maladie"], relative)
 
 
 FAMILY = Kind(
@@ -274,40 +252,23 @@ FAMILY = Kind(
         Field("age", N_("Âge au début de la maladie"), "integer", low=0, high=120,
               hint=N_("En années, si vous le connaissez.")),
     ),
-    build=_family,
-    values_of=_family_values,
-    line=_family_line,
+    builder=_family,
+    reader=_family_values,
+    lister=_family_line,
 )  # fmt: skip
 
 # --- vaccinations --------------------------------------------------------------------------
 
 
 def _vaccination(values: Mapping[str, Any], patient_id: str, today: str) -> JSON:
-    body: JSON = {
+    return {
         "resourceType": "Immunization",
         "status": "completed",
-        "vaccineCode": {"text": values["vaccin"]},
         "patient": patient_ref(patient_id),
-        "occurrenceDateTime": values["date"],
         "recorded": today,
         "primarySource": False,  # reported by the person, not by who vaccinated
         "reportOrigin": concept(IMMUNIZATION_ORIGIN, "recall", "Parent/Guardian/Patient Recall"),
     }
-    optional(body, "lotNumber", values.get("lot"))
-    return body
-
-
-def _vaccination_values(item: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        "vaccin": text_of(item.get("vaccineCode")),
-        "date": str(item.get("occurrenceDateTime") or ""),
-        "lot": str(item.get("lotNumber") or ""),
-    }
-
-
-def _vaccination_line(item: Mapping[str, Any], t: Gettext) -> Line:
-    values = _vaccination_values(item)
-    return Line(values["vaccin"], values["lot"], values["date"])
 
 
 VACCINATIONS = Kind(
@@ -319,13 +280,13 @@ VACCINATIONS = Kind(
     fields=(
         Field("vaccin", N_("Vaccin"), required=True,
               hint=N_("Par exemple : diphtérie, tétanos, poliomyélite (rappel).")),
-        Field("date", N_("Date"), "partial-date", required=True,
-              hint=N_("Une date (12/03/2015), un mois (03/2015) ou une année (2015).")),
+        since("date", N_("Date"), required=True),
         Field("lot", N_("Numéro de lot"), hint=N_("Facultatif : il figure sur votre carnet.")),
     ),
-    build=_vaccination,
-    values_of=_vaccination_values,
-    line=_vaccination_line,
+    builder=_vaccination,
+    named=(("vaccin", "vaccineCode"),),
+    copied=(("date", "occurrenceDateTime"), ("lot", "lotNumber")),
+    shows=("vaccin", "lot", "date"),
 )  # fmt: skip
 
 # --- measurements --------------------------------------------------------------------------
@@ -434,8 +395,8 @@ def _measure_line(item: Mapping[str, Any], t: Gettext) -> Line:
         shown = f"{values['systolique']} / {values['diastolique']} {unit}"
     else:
         shown = f"{values['valeur']} {unit}"
-    label = label_of(MEASURE_CHOICES, slug)
-    return Line(t(label) if label else text_of(item.get("code")), shown, values["date"])
+    label = shown_label(t, MEASURE_CHOICES, slug, text_of(item.get("code")))
+    return Line(label, shown, values["date"])
 
 
 MEASUREMENTS = Kind(
@@ -458,8 +419,8 @@ MEASUREMENTS = Kind(
         Field("date", N_("Date de la mesure"), "date", required=True,
               hint=N_("Par exemple 12/03/2025.")),
     ),
-    build=_measure,
-    values_of=_measure_values,
-    line=_measure_line,
+    builder=_measure,
+    reader=_measure_values,
+    lister=_measure_line,
     check=_measure_check,
 )  # fmt: skip

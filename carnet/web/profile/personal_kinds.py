@@ -22,6 +22,7 @@ from carnet.web.profile.kind import (
     label_of,
     optional,
     patient_ref,
+    shown_label,
     text_of,
 )
 
@@ -60,9 +61,8 @@ DIRECTIVES = Kind(
     fields=(),
     search=(("type", f"{LOINC}|{ADVANCE_DIRECTIVE}"),),
     matches=lambda item: code_in(item.get("type"), LOINC) == ADVANCE_DIRECTIVE,
-    build=_no_form,
-    values_of=lambda item: {},
-    line=_document_line,
+    builder=_no_form,
+    lister=_document_line,
     editable=False,
     upload_nature="directives-anticipees",
 )
@@ -109,9 +109,9 @@ def _donation_values(item: Mapping[str, Any]) -> dict[str, str]:
 
 def _donation_line(item: Mapping[str, Any], t: Gettext) -> Line:
     values = _donation_values(item)
-    position = label_of(POSITIONS, values["position"])
+    position = text_of(item.get("valueCodeableConcept"))
     return Line(
-        t(position) if position else text_of(item.get("valueCodeableConcept")),
+        shown_label(t, POSITIONS, values["position"], position),
         values["precisions"],
         str(item.get("effectiveDateTime") or ""),
     )
@@ -134,9 +134,9 @@ ORGAN_DONATION_KIND = Kind(
         Field("precisions", N_("Précisions"), "textarea", max_length=1000,
               hint=N_("Par exemple les organes ou tissus que vous acceptez de donner.")),
     ),
-    build=_donation,
-    values_of=_donation_values,
-    line=_donation_line,
+    builder=_donation,
+    reader=_donation_values,
+    lister=_donation_line,
     single=True,
 )  # fmt: skip
 
@@ -205,7 +205,7 @@ TRUSTED_PERSON = N_("Personne de confiance")
 def _contact_line(item: Mapping[str, Any], t: Gettext) -> Line:
     values = _contact_values(item)
     roles = [
-        t(label_of(RELATIONS, values["lien"])) if values["lien"] else "",
+        shown_label(t, RELATIONS, values["lien"]),
         t(EMERGENCY_CONTACT) if values["urgence"] else "",
         t(TRUSTED_PERSON) if values["confiance"] else "",
     ]
@@ -233,9 +233,9 @@ CONTACTS = Kind(
         Field("telephone", N_("Téléphone"), "tel", hint=N_("Par exemple 06 12 34 56 78.")),
         Field("courriel", N_("Adresse électronique"), "email"),
     ),
-    build=_contact,
-    values_of=_contact_values,
-    line=_contact_line,
+    builder=_contact,
+    reader=_contact_values,
+    lister=_contact_line,
 )  # fmt: skip
 
 # --- my professionals ----------------------------------------------------------------------
@@ -304,8 +304,8 @@ PROFESSIONALS = Kind(
               max_length=11),
         Field("telephone", N_("Téléphone"), "tel", hint=N_("Par exemple 01 23 45 67 89.")),
     ),
-    build=_professional,
-    values_of=_professional_values,
-    line=_professional_line,
+    builder=_professional,
+    reader=_professional_values,
+    lister=_professional_line,
     check=_rpps_check,
 )  # fmt: skip

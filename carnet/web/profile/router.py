@@ -9,23 +9,23 @@ is the caller's own FHIR interaction, decided by the policy and audited as them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
 
-from carnet.dependencies import ControlsDep, FhirDep, SettingsDep
+from carnet.dependencies import FhirDep, SettingsDep
 from carnet.fhir.service import FhirService
 from carnet.web.caller import PageCaller, PersonPage
 from carnet.web.flash import redirect, register_flash
 from carnet.web.i18n import N_
-from carnet.web.patient_controls.deps import NotTheirsError, acting_for, with_patient
+from carnet.web.patient_controls.deps import ActedOn, ActedOnDep
 from carnet.web.profile import items
 from carnet.web.profile.fields import Message, read_form
-from carnet.web.profile.kind import Kind
+from carnet.web.profile.kind import JSON, Kind
 from carnet.web.profile.kinds import KINDS
 from carnet.web.router import not_found_page
 from carnet.web.space import SpaceLink, register_space_link
@@ -59,11 +59,22 @@ def _today() -> date:
     return date.today()
 
 
-def _acting(controls: Any, caller: PageCaller, pour: str | None) -> tuple[str, bool] | None:
-    try:
-        return acting_for(controls, caller, pour)
-    except NotTheirsError:
-        return None
+@dataclass(frozen=True)
+class _Target:
+    """What a page of a kind acts on: the kind, the record, and the item (None: a new one)."""
+
+    kind: Kind
+    acted: ActedOn
+    item_id: str = ""
+    item: JSON | None = None
+
+    @property
+    def back(self) -> str:
+        return self.acted.path(PROFILE_PATH)
+
+
+def _back_to_profile(target: _Target, flash: Any) -> Response:
+    return redirect(f"{target.back}#{target.kind.slug}", flash)
 
 
 def _messages(request: Request, errors: dict[str, Message]) -> dict[str, str]:
@@ -78,33 +89,29 @@ def _messages(request: Request, errors: dict[str, Message]) -> dict[str, str]:
 def _form_page(
     request: Request,
     caller: PageCaller,
-    kind: Kind,
+    target: _Target,
     values: dict[str, str],
     errors: dict[str, str],
     *,
-    patient_id: str,
-    as_rep: bool,
-    item_id: str = "",
     version: str = "",
     form_error: str = "",
     submission: str = "",
     status: int = 200,
 ) -> Response:
-    action = f"{PROFILE_PATH}/{kind.slug}/{item_id or 'ajout'}"
     context = {
-        "kind": kind,
+        "kind": target.kind,
         "values": values,
         "errors": errors,
         "form_error": form_error,
-        "action": action,
-        "item_id": item_id,
+        "action": f"{PROFILE_PATH}/{target.kind.slug}/{target.item_id or 'ajout'}",
+        "item_id": target.item_id,
         "version": version,
-        "pour": patient_id if as_rep else "",
-        "as_representative": as_rep,
-        "back": with_patient(PROFILE_PATH, patient_id, as_rep),
+        "pour": target.acted.pour,
+        "as_representative": target.acted.as_representative,
+        "back": target.back,
         "today": _today().isoformat(),
         # an add form's own id; kept when the form comes back with errors (nothing was stored)
-        "submission": "" if item_id else (submission or items.new_submission()),
+        "submission": "" if target.item_id else (submission or items.new_submission()),
     }
     return render(
         request,
@@ -120,16 +127,12 @@ def _form_page(
 def profile(
     request: Request,
     caller: PersonPage,
-    controls: ControlsDep,
+    acted: ActedOnDep,
     fhir: FhirDep,
     settings: SettingsDep,
-    pour: str | None = None,
 ) -> Response:
     """Every kind of the profile with the items the patient declared."""
-    acting = _acting(controls, caller, pour)
-    if acting is None:
-        return not_found_page(request)
-    patient_id, as_rep = acting
+    patient_id, as_rep = acted.patient_id, acted.as_representative
     base, gettext = settings.fhir_base_url, translator(page_locale(request))
     sections = [
         (kind, items.listed(fhir, base, caller.ctx, kind, patient_id, gettext))
@@ -149,194 +152,142 @@ def profile(
     )
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What a page of a kind was asked: by whom, which kind and item."""
+
+    caller: PageCaller
+    fhir: FhirService
+    slug: str
+    item_id: str
+
+    def target(self, acted: ActedOn, *, editing: bool = True) -> _Target | None:
+        """The kind and item asked, on the record ``acted`` on; None (the page answers it as
+        missing) for an unknown kind, one not edited by form, an item not of that record."""
+        kind = KINDS.get(self.slug)
+        if kind is None or (editing and not kind.editable):
+            return None
+        if not self.item_id:
+            return _Target(kind, acted)
+        patient_id = acted.patient_id
+        item = items.read(self.fhir, self.caller.ctx, kind, self.item_id, patient_id)
+        if item is None:
+            return None
+        return _Target(kind, acted, self.item_id, item)
+
+
+async def _asked(request: Request, slug: str, caller: PersonPage, fhir: FhirDep) -> _Asked:
+    """The kind from the address, and the item: none on ``/ajout``. (The record acted on is
+    each page's ``ActedOnDep``: ``pour``, a record not theirs answered as missing.)"""
+    return _Asked(caller, fhir, slug, str(request.path_params.get("item_id") or ""))
+
+
+AskedDep = Annotated[_Asked, Depends(_asked)]
+
+
 @router.get(PROFILE_PATH + "/{slug}/ajout")
-def add_form(
-    slug: str,
-    request: Request,
-    caller: PersonPage,
-    controls: ControlsDep,
-    pour: str | None = None,
-) -> Response:
+def add_form(request: Request, asked: AskedDep, acted: ActedOnDep) -> Response:
     """The empty form of a kind."""
-    kind = KINDS.get(slug)
-    acting = _acting(controls, caller, pour)
-    if kind is None or not kind.editable or acting is None:
+    target = asked.target(acted)
+    if target is None:
         return not_found_page(request)
-    values = {field.name: "" for field in kind.fields}
-    return _form_page(request, caller, kind, values, {}, patient_id=acting[0], as_rep=acting[1])
-
-
-def _submitted(
-    request: Request, kind: Kind, form: FormData
-) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]:
-    raw, parsed, errors = read_form(kind.fields, form, today=_today())
-    if not errors:
-        errors.update(kind.check(parsed))
-    return raw, parsed, _messages(request, errors)
-
-
-@router.post(PROFILE_PATH + "/{slug}/ajout")
-async def add(
-    slug: str,
-    request: Request,
-    caller: PersonPage,
-    controls: ControlsDep,
-    fhir: FhirDep,
-    pour: Annotated[str, Form()] = "",
-) -> Response:
-    """Check the form; store the new item; back to the profile (POST-redirect-GET)."""
-    form = await request.form()  # read once already by the CSRF check
-    kind = KINDS.get(slug)
-    acting = await run_in_threadpool(_acting, controls, caller, pour)  # reads the store
-    if kind is None or not kind.editable or acting is None:
-        return not_found_page(request)
-    patient_id, as_rep = acting
-    submission = str(form.get("envoi") or "")[:32]
-    raw, parsed, errors = _submitted(request, kind, form)
-    if errors:
-        return _form_page(
-            request, caller, kind, raw, errors, patient_id=patient_id, as_rep=as_rep,
-            submission=submission, status=400,
-        )  # fmt: skip
-    body = kind.build(parsed, patient_id, _today().isoformat())
-    try:
-        await _in_thread(items.create, fhir, caller, kind, body, submission or None)
-    except items.WriteRefusedError:
-        message = translator(page_locale(request))(REFUSED)
-        return _form_page(
-            request, caller, kind, raw, {}, patient_id=patient_id, as_rep=as_rep,
-            form_error=message, submission=submission, status=403,
-        )  # fmt: skip
-    return redirect(with_patient(PROFILE_PATH, patient_id, as_rep) + f"#{kind.slug}", SAVED)
-
-
-async def _in_thread(function: Any, fhir: FhirService, caller: PageCaller, *args: Any) -> Any:
-    return await run_in_threadpool(function, fhir, caller.ctx, *args)
+    values = {field.name: "" for field in target.kind.fields}
+    return _form_page(request, asked.caller, target, values, {})
 
 
 @router.get(PROFILE_PATH + "/{slug}/{item_id}")
-def edit_form(
-    slug: str,
-    item_id: str,
-    request: Request,
-    caller: PersonPage,
-    controls: ControlsDep,
-    fhir: FhirDep,
-    pour: str | None = None,
-) -> Response:
+def edit_form(request: Request, asked: AskedDep, acted: ActedOnDep) -> Response:
     """The form of one item, filled with what it holds."""
-    kind = KINDS.get(slug)
-    acting = _acting(controls, caller, pour)
-    if kind is None or not kind.editable or acting is None:
+    target = asked.target(acted)
+    if target is None or target.item is None:
         return not_found_page(request)
-    patient_id, as_rep = acting
-    item = items.read(fhir, caller.ctx, kind, item_id, patient_id)
-    if item is None:
+    values = items.values_for_form(target.kind, target.item)
+    version = str((target.item.get("meta") or {}).get("versionId") or "")
+    return _form_page(request, asked.caller, target, values, {}, version=version)
+
+
+async def _save(request: Request, asked: _Asked, acted: ActedOn) -> Response:
+    """Check the form; store the new item or replace the item (if no one changed it since the
+    form was shown); back to the profile (POST-redirect-GET)."""
+    form = await request.form()  # read once already by the CSRF check
+    target = await run_in_threadpool(asked.target, acted)  # reads the store
+    if target is None:
         return not_found_page(request)
-    version = str((item.get("meta") or {}).get("versionId") or "")
-    return _form_page(
-        request, caller, kind, items.values_for_form(kind, item), {}, patient_id=patient_id,
-        as_rep=as_rep, item_id=item_id, version=version,
-    )  # fmt: skip
+    caller, kind, editing = asked.caller, target.kind, bool(target.item_id)
+    version = str(form.get("version") or "")[:16] if editing else ""
+    submission = "" if editing else str(form.get("envoi") or "")[:32]
+    raw, parsed, errors = read_form(kind.fields, form, today=_today())
+    if not errors:
+        errors.update(kind.check(parsed))
+    if errors:
+        shown = _messages(request, errors)
+        return _form_page(
+            request, caller, target, raw, shown, version=version, submission=submission,
+            status=400,
+        )  # fmt: skip
+    body = kind.build(parsed, target.acted.patient_id, _today().isoformat())
+    try:
+        if editing:
+            await _in_thread(items.update, asked, kind, target.item_id, version, body)
+        else:
+            await _in_thread(items.create, asked, kind, body, submission or None)
+    except items.WriteRefusedError as refused:
+        changed = editing and refused.status in (409, 412)
+        message = translator(page_locale(request))(CHANGED if changed else REFUSED)
+        return _form_page(
+            request, caller, target, raw, {}, version=version, form_error=message,
+            submission=submission, status=409 if editing else 403,
+        )  # fmt: skip
+    return _back_to_profile(target, SAVED)
+
+
+async def _in_thread(function: Any, asked: _Asked, *args: Any) -> Any:
+    return await run_in_threadpool(function, asked.fhir, asked.caller.ctx, *args)
+
+
+@router.post(PROFILE_PATH + "/{slug}/ajout")
+async def add(request: Request, asked: AskedDep, acted: ActedOnDep) -> Response:
+    """Store a new item from the form."""
+    return await _save(request, asked, acted)
 
 
 @router.post(PROFILE_PATH + "/{slug}/{item_id}")
-async def edit(
-    slug: str,
-    item_id: str,
-    request: Request,
-    caller: PersonPage,
-    controls: ControlsDep,
-    fhir: FhirDep,
-    pour: Annotated[str, Form()] = "",
-) -> Response:
-    """Check the form; replace the item (if no one changed it since the form was shown)."""
-    form = await request.form()
-    kind = KINDS.get(slug)
-    acting = await run_in_threadpool(_acting, controls, caller, pour)  # reads the store
-    if kind is None or not kind.editable or acting is None:
-        return not_found_page(request)
-    patient_id, as_rep = acting
-    item = await _in_thread(items.read, fhir, caller, kind, item_id, patient_id)
-    if item is None:
-        return not_found_page(request)
-    version = str(form.get("version") or "")[:16]
-    raw, parsed, errors = _submitted(request, kind, form)
-    if errors:
-        return _form_page(
-            request, caller, kind, raw, errors, patient_id=patient_id, as_rep=as_rep,
-            item_id=item_id, version=version, status=400,
-        )  # fmt: skip
-    body = kind.build(parsed, patient_id, _today().isoformat())
-    try:
-        await _in_thread(items.update, fhir, caller, kind, item_id, version, body)
-    except items.WriteRefusedError as refused:
-        text = CHANGED if refused.status in (409, 412) else REFUSED
-        message = translator(page_locale(request))(text)
-        return _form_page(
-            request, caller, kind, raw, {}, patient_id=patient_id, as_rep=as_rep,
-            item_id=item_id, version=version, form_error=message, status=409,
-        )  # fmt: skip
-    return redirect(with_patient(PROFILE_PATH, patient_id, as_rep) + f"#{kind.slug}", SAVED)
+async def edit(request: Request, asked: AskedDep, acted: ActedOnDep) -> Response:
+    """Replace an item by the form's values."""
+    return await _save(request, asked, acted)
 
 
 @router.get(PROFILE_PATH + "/{slug}/{item_id}/suppression")
-def delete_form(
-    slug: str,
-    item_id: str,
-    request: Request,
-    caller: PersonPage,
-    controls: ControlsDep,
-    fhir: FhirDep,
-    pour: str | None = None,
-) -> Response:
+def delete_form(request: Request, asked: AskedDep, acted: ActedOnDep) -> Response:
     """Ask to confirm the deletion of an item."""
-    kind = KINDS.get(slug)
-    acting = _acting(controls, caller, pour)
-    if kind is None or acting is None:
-        return not_found_page(request)
-    patient_id, as_rep = acting
-    item = items.read(fhir, caller.ctx, kind, item_id, patient_id)
-    if item is None:
+    target = asked.target(acted, editing=False)
+    if target is None or target.item is None:
         return not_found_page(request)
     context = {
-        "kind": kind,
-        "line": kind.line(item, translator(page_locale(request))),
-        "action": f"{PROFILE_PATH}/{kind.slug}/{item_id}/suppression",
-        "pour": patient_id if as_rep else "",
-        "as_representative": as_rep,
-        "back": with_patient(PROFILE_PATH, patient_id, as_rep),
+        "kind": target.kind,
+        "line": target.kind.line(target.item, translator(page_locale(request))),
+        "action": f"{PROFILE_PATH}/{target.kind.slug}/{target.item_id}/suppression",
+        "pour": target.acted.pour,
+        "as_representative": target.acted.as_representative,
+        "back": target.back,
     }
     return render(
         request,
         "profile/delete.html",
         context,
-        caller=caller.principal,
-        csrf_token=caller.csrf_token,
+        caller=asked.caller.principal,
+        csrf_token=asked.caller.csrf_token,
     )
 
 
 @router.post(PROFILE_PATH + "/{slug}/{item_id}/suppression")
-async def delete(
-    slug: str,
-    item_id: str,
-    request: Request,
-    caller: PersonPage,
-    controls: ControlsDep,
-    fhir: FhirDep,
-    pour: Annotated[str, Form()] = "",
-) -> Response:
+async def delete(request: Request, asked: AskedDep, acted: ActedOnDep) -> Response:
     """Delete the item (the engine keeps its history, as for every deletion)."""
-    kind = KINDS.get(slug)
-    acting = await run_in_threadpool(_acting, controls, caller, pour)  # reads the store
-    if kind is None or acting is None:
-        return not_found_page(request)
-    patient_id, as_rep = acting
-    item = await _in_thread(items.read, fhir, caller, kind, item_id, patient_id)
-    if item is None:
+    target = await run_in_threadpool(asked.target, acted, editing=False)  # reads the store
+    if target is None:
         return not_found_page(request)
     try:
-        await _in_thread(items.delete, fhir, caller, kind, item_id)
+        await _in_thread(items.delete, asked, target.kind, target.item_id)
     except items.WriteRefusedError:
         return not_found_page(request)
-    return redirect(with_patient(PROFILE_PATH, patient_id, as_rep) + f"#{kind.slug}", DELETED)
+    return _back_to_profile(target, DELETED)

@@ -5,19 +5,11 @@ drawn as images. Every page passes axe in light and dark (screenshots saved)."""
 
 from __future__ import annotations
 
-import pyotp
 import pytest
 from playwright.sync_api import Browser
 
-from tests.support.authn import PASSWORD
-from tests.support.browser import (
-    Portal,
-    browser_fixture,
-    check_accessibility,
-    new_page,
-    portal_fixture,
-)
-from tests.support.record_pages import build_record
+from tests.support.browser import Portal, browser_fixture, check_accessibility, portal_fixture
+from tests.support.journeys import signed_in_patient
 
 # Slow: a browser journey through several pages, each checked by axe in light and dark.
 pytestmark = pytest.mark.slow
@@ -29,20 +21,8 @@ browser = browser_fixture()
 def test_patient_completes_their_profile_and_sees_a_pdf_inline(
     portal: Portal, browser: Browser
 ) -> None:
-    services = portal.services
-    world = build_record(services)
-    account = services.accounts.create_person("zoe@exemple-sante.fr", PASSWORD, world.patient_id)
-    totp = pyotp.parse_uri(services.accounts.enroll_totp(account))
-    assert isinstance(totp, pyotp.TOTP)
-
-    page = new_page(browser)
-    page.goto(portal.url("/espace/profil"))
-    page.get_by_label("Identifiant").fill("zoe@exemple-sante.fr")
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Continuer").click()
-    page.get_by_label("Code à 6 chiffres").fill(totp.now())
-    page.get_by_role("button", name="Me connecter").click()
-    assert page.url == portal.url("/espace/profil")
+    patient = signed_in_patient(portal, browser, "zoe@exemple-sante.fr", "/espace/profil")
+    page, world = patient.page, patient.world
     check_accessibility(page, "profile")
 
     page.get_by_role("link", name="Ajouter une allergie").click()

@@ -288,6 +288,16 @@ def test_a_representative_completes_the_profile_of_the_child_they_represent(
     ]
     page = client.get("/espace/profil", params={"pour": world.child})
     assert "ROR" in page.text and "Vous agissez pour une personne" in page.text
+    (item,) = _item_ids(page.text, "vaccinations")
+    for path in (
+        f"/espace/profil/vaccinations/{item}",
+        f"/espace/profil/vaccinations/{item}/suppression",
+    ):
+        shown = client.get(
+            path, params={"pour": world.child}
+        )  # the record acted on, from the query
+        assert shown.status_code == 200 and f'name="pour" value="{world.child}"' in shown.text
+        assert client.get(path).status_code == 404  # not an item of the parent's own record
     stranger, their_csrf = _client(world, "other")
     fields = {**fields, "csrf_token": their_csrf}
     refused = stranger.post("/espace/profil/vaccinations/ajout", data=fields)

@@ -4,19 +4,12 @@ the synthesis, a chart, then adds a document; every page passes axe in light and
 
 from __future__ import annotations
 
-import pyotp
 import pytest
 from playwright.sync_api import Browser
 
-from tests.support.authn import PASSWORD
-from tests.support.browser import (
-    Portal,
-    browser_fixture,
-    check_accessibility,
-    new_page,
-    portal_fixture,
-)
-from tests.support.record_pages import PNG, build_record
+from tests.support.browser import Portal, browser_fixture, check_accessibility, portal_fixture
+from tests.support.journeys import signed_in_patient
+from tests.support.record_pages import PNG
 
 # Slow: browser journeys through several pages, each checked by axe in light and dark.
 pytestmark = pytest.mark.slow
@@ -26,20 +19,7 @@ browser = browser_fixture()
 
 
 def test_patient_reads_documents_synthesis_and_a_chart(portal: Portal, browser: Browser) -> None:
-    services = portal.services
-    world = build_record(services)
-    account = services.accounts.create_person("lea@exemple-sante.fr", PASSWORD, world.patient_id)
-    totp = pyotp.parse_uri(services.accounts.enroll_totp(account))
-    assert isinstance(totp, pyotp.TOTP)
-
-    page = new_page(browser)
-    page.goto(portal.url("/dossier"))
-    page.get_by_label("Identifiant").fill("lea@exemple-sante.fr")
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Continuer").click()
-    page.get_by_label("Code à 6 chiffres").fill(totp.now())
-    page.get_by_role("button", name="Me connecter").click()
-    assert page.url == portal.url("/dossier")
+    page = signed_in_patient(portal, browser, "lea@exemple-sante.fr", "/dossier").page
     check_accessibility(page, "record-documents")
 
     page.get_by_label("Classe").select_option("31")

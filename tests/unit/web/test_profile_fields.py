@@ -129,3 +129,15 @@ def test_each_kind_reads_back_into_its_form_what_it_built() -> None:
             elif isinstance(value, int) and not isinstance(value, bool):
                 expected = str(value)
             assert back[name] == expected, (slug, name, back[name])
+
+
+def test_a_relation_the_list_does_not_know_adds_no_empty_label_to_the_line() -> None:
+    from carnet.web.templating import translator
+
+    kind = KINDS["contacts"]
+    values = {"nom": "Luc", "lien": "SPS", "urgence": True, "confiance": False,
+              "telephone": "0612345678", "courriel": None}  # fmt: skip
+    body = kind.build(values, "p1", "2025-06-15")
+    body["relationship"][0]["coding"][0]["code"] = "NIECE"  # written elsewhere, not in our list
+    line = kind.line(body, translator("en"))
+    assert line.detail == "Person to contact in an emergency · 0612345678"
