@@ -46,11 +46,11 @@ def test_a_served_app_queues_an_emergency_alert_without_the_cli_and_stops_on_shu
     record = small_record(services)
     app = create_app(settings.with_(alert_sweep_seconds=INTERVAL), services)
     with TestClient(app, base_url="http://127.0.0.1"):
-        services.controls.break_glass(record.as_er, record.patient, "unconscious")
+        services.emergency.break_glass(record.as_er, record.patient, "unconscious")
         assert _wait_for(lambda: _alerts_of(services, record.patient) != [])
         assert _alerts_of(services, record.patient) == [templates.ALERT_EMERGENCY]
     # shut down: a new emergency access stays unswept for many intervals
-    services.controls.break_glass(record.as_er, record.patient, "life-threatening")
+    services.emergency.break_glass(record.as_er, record.patient, "life-threatening")
     time.sleep(INTERVAL * 8)
     assert _alerts_of(services, record.patient) == [templates.ALERT_EMERGENCY]
 

@@ -1,5 +1,6 @@
 """benchmarks/portal.py runs with its documented command at the smallest size: every page of the
-demo answers, with its figures and its API baseline where the page shows health data."""
+demo answers, with its figures and its API baseline where the page shows health data (the record
+pages of session 7's smoke test, tests/functional/web/test_portal_benchmark.py, among them)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,18 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ("space", "record", "synthesis", "controls", "history", "pro record", "pro search")
+PAGES = (
+    "space",
+    "record",
+    "document",
+    "synthesis",
+    "chart bp",
+    "chart weight",
+    "controls",
+    "history",
+    "pro record",
+    "pro search",
+)
 
 
 def test_the_portal_benchmark_measures_every_page_of_the_demo(tmp_path: Path) -> None:

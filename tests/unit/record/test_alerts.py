@@ -103,7 +103,7 @@ def test_two_concurrent_sweeps_queue_each_alert_once(services: Services, record:
     first, second = _alerts(services), _alerts(services)
     first.sweep()  # the position exists: the sweeps race on moving it, not on creating it
     for _ in range(6):
-        services.controls.break_glass(record.as_er, record.patient, "unconscious")
+        services.emergency.break_glass(record.as_er, record.patient, "unconscious")
         services.audit.checkpoint()
         start = threading.Barrier(2)
         threads = [threading.Thread(target=_sweep_at, args=(start, a)) for a in (first, second)]
@@ -118,7 +118,7 @@ def test_two_concurrent_sweeps_queue_each_alert_once(services: Services, record:
 def test_two_sweeps_racing_to_create_the_position_queue_each_alert_once(
     services: Services, record: Record
 ) -> None:
-    services.controls.break_glass(record.as_er, record.patient, "unconscious")
+    services.emergency.break_glass(record.as_er, record.patient, "unconscious")
     services.audit.checkpoint()
     start = threading.Barrier(2)
     threads = [

@@ -52,6 +52,7 @@ def test_the_layout_gives_one_h1_a_skip_link_and_the_language() -> None:
         gettext=gettext,
         caller=None,
         flash=None,
+        theme="carnet",
         current_path="/",
     )
     assert out.count("<h1") == 1
