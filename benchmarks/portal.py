@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,23 +128,14 @@ def _a_document(services: Services, patient_id: str) -> str:
 
 def _profile_pages(app: Any) -> list[str]:
     """The medical profile's pages, when the portal has them (carnet.web.profile)."""
-    found: list[str] = []
-
-    def walk(routes: list[Any]) -> None:
-        for route in routes:
-            inner = getattr(route, "routes", None)
-            if inner:
-                walk(list(inner))
-                continue
-            endpoint = getattr(route, "endpoint", None)
-            path = str(getattr(route, "path", ""))
-            module = getattr(endpoint, "__module__", "")
-            is_get = "GET" in (getattr(route, "methods", None) or ())
-            if module.startswith("carnet.web.profile") and "{" not in path and is_get:
-                found.append(path)
-
-    walk(list(app.routes))
-    return sorted(set(found))
+    found = set()
+    for context in iter_route_contexts(app.routes):
+        path = str(getattr(context, "path", ""))
+        module = getattr(getattr(context, "endpoint", None), "__module__", "")
+        is_get = "GET" in (getattr(context, "methods", None) or ())
+        if module.startswith("carnet.web.profile") and "{" not in path and is_get:
+            found.add(path)
+    return sorted(found)
 
 
 def demo_pages(pid: str, doc: str, ins: str | None, profile: list[str]) -> list[Page]:
