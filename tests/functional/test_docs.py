@@ -10,7 +10,7 @@ import pytest
 import typer
 
 from carnet.cli.main import app
-from carnet.settings import _PROJECT_ROOT, SETTINGS_TABLE
+from carnet.settings_table import PROJECT_ROOT, SETTINGS_TABLE
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -54,7 +54,7 @@ def test_every_setting_is_documented(setting) -> None:  # type: ignore[no-untype
     assert setting.name in rows, f"{setting.name} missing from docs/settings.md"
     default, help_text = rows[setting.name]
     assert help_text == setting.help
-    expected = setting.default.replace(str(_PROJECT_ROOT), "<project>")
+    expected = setting.default.replace(str(PROJECT_ROOT), "<project>")
     assert default == (f"`{expected}`" if expected else "(empty)")
 
 
