@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 
 from carnet.audit.service import AuditService
 from carnet.caller import Kind, Principal, RequestContext
@@ -102,7 +102,16 @@ class ControlsService:
         with self.engine.connect() as conn:
             represented = self.pdp.represented(conn, principal.patient_id)
         if patient_id not in represented:
-            self._audit(ctx, "controls", str(patient_id), [], "not-represented", 404)
+            audit_control(
+                self.audit,
+                self.engine,
+                ctx,
+                "controls",
+                str(patient_id),
+                [],
+                "not-represented",
+                404,
+            )
             raise ControlError(404, "no such record among those you act for")
         return str(patient_id), True
 
@@ -157,7 +166,7 @@ class ControlsService:
                 for r in conn.execute(select(access_care).where(c.patient_id == pid))
             ]
             pref = conn.execute(select(access_preference).where(p.patient_id == pid)).first()
-        self._audit(ctx, "controls-read", pid, [])
+        audit_control(self.audit, self.engine, ctx, "controls-read", pid, [])
         return Controls(
             pid,
             masks,
@@ -223,7 +232,9 @@ class ControlsService:
                     )
                 )
             rule = f"{'masks-professional' if principal.kind is Kind.PROFESSIONAL else 'masks-person'} flag:{flag}"
-            self._audit_in(conn, ctx, "mask" if on else "unmask", pid, [(res_type, res_id)], rule)
+            audit_control_in(
+                self.audit, conn, ctx, "mask" if on else "unmask", pid, [(res_type, res_id)], rule
+            )
 
     def hide_from_patient_in(self, session: FhirSession, stored: StoredResource) -> None:
         """Flag ``INVISIBLE_PATIENT`` on an item the session's professional has just deposited,
@@ -245,7 +256,8 @@ class ControlsService:
                 created_at=stamp(),
             )
         )
-        self._audit_in(
+        audit_control_in(
+            self.audit,
             conn,
             session.ctx,
             "mask",
@@ -277,8 +289,14 @@ class ControlsService:
                 conn.execute(
                     insert(access_block).values(patient_id=pid, rpps=rpps, created_at=stamp())
                 )
-            self._audit_in(
-                conn, ctx, "block" if on else "unblock", pid, [], _rule(rep, f"rpps:{rpps}")
+            audit_control_in(
+                self.audit,
+                conn,
+                ctx,
+                "block" if on else "unblock",
+                pid,
+                [],
+                _rule(rep, f"rpps:{rpps}"),
             )
 
     def declare_care(
@@ -300,7 +318,9 @@ class ControlsService:
                 .where(c.patient_id == pid, c.rpps == rpps)
                 .values(medecin_traitant=medecin_traitant, source="declared")
             )
-            self._audit_in(conn, ctx, "care-declare", pid, [], _rule(rep, f"rpps:{rpps}"))
+            audit_control_in(
+                self.audit, conn, ctx, "care-declare", pid, [], _rule(rep, f"rpps:{rpps}")
+            )
 
     def end_care(self, ctx: RequestContext, patient_id: str | None, rpps: str) -> None:
         pid, rep = self.acting_for(ctx, patient_id)
@@ -309,7 +329,7 @@ class ControlsService:
             conn.execute(
                 delete(access_care).where(c.patient_id == pid, c.rpps == _check_rpps(rpps))
             )
-            self._audit_in(conn, ctx, "care-end", pid, [], _rule(rep, f"rpps:{rpps}"))
+            audit_control_in(self.audit, conn, ctx, "care-end", pid, [], _rule(rep, f"rpps:{rpps}"))
 
     def set_preferences(
         self,
@@ -339,7 +359,7 @@ class ControlsService:
                 conn.execute(insert(access_preference).values(patient_id=pid, **values))
             else:
                 conn.execute(update(access_preference).where(p.patient_id == pid).values(**values))
-            self._audit_in(conn, ctx, "preferences", pid, [], _rule(rep, ""))
+            audit_control_in(self.audit, conn, ctx, "preferences", pid, [], _rule(rep, ""))
 
     # -- the mask preview --------------------------------------------------------------------------
 
@@ -355,7 +375,7 @@ class ControlsService:
         pid, _ = self.acting_for(ctx, stored.patient_id)
         with self.engine.connect() as conn:
             seen = audience(conn, self.pdp, pid, res_type, res_id, profession_of)
-        self._audit(ctx, "mask-preview", pid, [(res_type, res_id)])
+        audit_control(self.audit, self.engine, ctx, "mask-preview", pid, [(res_type, res_id)])
         return seen
 
     # -- audit -----------------------------------------------------------------------------------
@@ -363,29 +383,6 @@ class ControlsService:
     def refused(self, ctx: RequestContext, action: str, status: int) -> None:
         """Record a refused control (bad input, not allowed, unknown) in a transaction of its own."""
         self.audit.record_failure(replace(ctx, rule="controls-refused"), action, None, None, status)
-
-    def _audit(
-        self,
-        ctx: RequestContext,
-        action: str,
-        patient_id: str,
-        refs: list[tuple[str, str]],
-        rule: str | None = None,
-        status: int = 200,
-    ) -> None:
-        audit_control(self.audit, self.engine, ctx, action, patient_id, refs, rule, status)
-
-    def _audit_in(
-        self,
-        conn: Connection,
-        ctx: RequestContext,
-        action: str,
-        patient_id: str,
-        refs: list[tuple[str, str]],
-        rule: str | None,
-        status: int = 200,
-    ) -> None:
-        audit_control_in(self.audit, conn, ctx, action, patient_id, refs, rule, status)
 
 
 def _rule(as_representative: bool, detail: str) -> str:
