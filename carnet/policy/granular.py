@@ -19,7 +19,7 @@ from carnet.fhir.definitions import Definitions
 from carnet.fhir.errors import FhirError
 from carnet.fhir.query import Compiler
 from carnet.fhir.search import parse
-from carnet.policy.service import GranularIds
+from carnet.policy.scopes import GranularIds
 
 
 def _nothing() -> Select[Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from carnet.caller import Authorship, Kind, Principal
 from carnet.policy.authors import authorship_of
-from carnet.policy.service import allowed_types, granular_queries, parse_scopes
+from carnet.policy.scopes import allowed_types, granular_queries, parse_scopes
 
 LAB = "patient/Observation.rs?category=laboratory"
 VITALS = "patient/Observation.rs?category=vital-signs"
