@@ -205,10 +205,10 @@ class ReusableDatabase:
                 return
             with conn.transaction():
                 conn.execute("SET LOCAL lock_timeout = '20s'")
-                self._reset_rows(conn)
-                self._reset_sequences(conn)
+                truncated = self._reset_rows(conn)
+                self._reset_sequences(conn)  # sequences are not in the catalogues' fingerprint
                 stats = self.template.relation_stats
-                conn.execute(
+                restored = conn.execute(
                     _RESTORE_RELATION_STATS,
                     (
                         [oid for oid, _, _, _ in stats],
@@ -217,7 +217,8 @@ class ReusableDatabase:
                         [visible for _, _, _, visible in stats],
                     ),
                 )
-            self.fingerprint = _fingerprint(conn)
+            if truncated or restored.rowcount:  # they rewrote rows of pg_class
+                self.fingerprint = _fingerprint(conn)
 
     def _end_other_sessions(self, conn: psycopg.Connection[Any]) -> None:
         """A session the last test left open (or autovacuum) could hold locks or be committing."""
@@ -229,7 +230,8 @@ class ReusableDatabase:
                 raise RuntimeError(f"sessions on {self.name} did not end after being terminated")
             time.sleep(0.01)
 
-    def _reset_rows(self, conn: psycopg.Connection[Any]) -> None:
+    def _reset_rows(self, conn: psycopg.Connection[Any]) -> bool:
+        """Empty the tables that changed and copy their template rows back; whether any did."""
         template = self.template
         changed = {
             name
@@ -242,7 +244,7 @@ class ReusableDatabase:
             if name not in changed and _content_digest(conn, name) != digest
         }
         if not changed:
-            return
+            return False
         emptied: set[str] = set()
         pending = list(changed)
         while pending:  # TRUNCATE needs every table referencing an emptied one in the same list
@@ -258,6 +260,7 @@ class ReusableDatabase:
             copy_in = sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(sql.SQL(name))
             with conn.cursor().copy(copy_in) as copy:
                 copy.write(template.rows[name])
+        return True
 
     def _reset_sequences(self, conn: psycopg.Connection[Any]) -> None:
         for name, last, _ in conn.execute(_SEQUENCES).fetchall():
