@@ -30,6 +30,22 @@ jsonschema-rs validates (it overflowed a 512 KiB thread stack at 1,000 levels, w
 Python's recursion limit. tests/unit/fhir/test_nesting.py pins the limit."""
 
 
+# Compiled schemas, per Definitions object and resource type, shared by every Validator of the
+# process: compiling one type costs 60-100 ms, and each build of the services (a server, a CLI
+# command, every test's store) made a new Validator that compiled again the types it met. The
+# Definitions object is kept in the value so that its id is never reused while the entry lives.
+_COMPILED: dict[int, tuple[Definitions, dict[str, Any]]] = {}
+_COMPILE_LOCK = Lock()
+
+
+def _compiled_for(definitions: Definitions) -> dict[str, Any]:
+    with _COMPILE_LOCK:
+        found = _COMPILED.get(id(definitions))
+        if found is None or found[0] is not definitions:
+            found = _COMPILED[id(definitions)] = (definitions, {})
+        return found[1]
+
+
 class Validator:
     """Validates one resource at a time; compiles a schema per resource type on first use."""
 
@@ -38,13 +54,12 @@ class Validator:
         # One resource's cap, checked here because every write validates (API, transaction
         # entries, imports, deposits): the request-body cap alone misses files and Bundles.
         self.max_resource_bytes = max_resource_bytes
-        self._validators: dict[str, Any] = {}
-        self._lock = Lock()
+        self._validators = _compiled_for(definitions)
 
     def _schema_validator(self, resource_type: str) -> Any:
         found = self._validators.get(resource_type)
         if found is None:
-            with self._lock:
+            with _COMPILE_LOCK:
                 found = self._validators.get(resource_type)
                 if found is None:
                     found = jsonschema_rs.Draft6Validator(
