@@ -30,6 +30,22 @@ jsonschema-rs validates (it overflowed a 512 KiB thread stack at 1,000 levels, w
 Python's recursion limit. tests/unit/fhir/test_nesting.py pins the limit."""
 
 
+# Compiled schemas, per Definitions object and resource type, shared by every Validator of the
+# process: compiling one type costs 60-100 ms, and each build of the services (a server, a CLI
+# command, every test's store) made a new Validator that compiled again the types it met. The
+# Definitions object is kept in the value so that its id is never reused while the entry lives.
+_COMPILED: dict[int, tuple[Definitions, dict[str, Any]]] = {}
+_COMPILE_LOCK = Lock()
+
+
+def _compiled_for(definitions: Definitions) -> dict[str, Any]:
+    with _COMPILE_LOCK:
+        found = _COMPILED.get(id(definitions))
+        if found is None or found[0] is not definitions:
+            found = _COMPILED[id(definitions)] = (definitions, {})
+        return found[1]
+
+
 class Validator:
     """Validates one resource at a time; compiles a schema per resource type on first use."""
 
@@ -38,13 +54,12 @@ class Validator:
         # One resource's cap, checked here because every write validates (API, transaction
         # entries, imports, deposits): the request-body cap alone misses files and Bundles.
         self.max_resource_bytes = max_resource_bytes
-        self._validators: dict[str, Any] = {}
-        self._lock = Lock()
+        self._validators = _compiled_for(definitions)
 
     def _schema_validator(self, resource_type: str) -> Any:
         found = self._validators.get(resource_type)
         if found is None:
-            with self._lock:
+            with _COMPILE_LOCK:
                 found = self._validators.get(resource_type)
                 if found is None:
                     found = jsonschema_rs.Draft6Validator(
@@ -117,15 +132,23 @@ class Validator:
         self, resource_type: str, resource: dict[str, Any]
     ) -> Iterator[tuple[str, str, dict[str, Any]]]:
         """(location, type, body) of every resource inside ``resource``, at any depth."""
-        stack: list[tuple[str, Any]] = [(resource_type, resource)]
+        stack: list[tuple[str, dict[str, Any] | list[Any]]] = [(resource_type, resource)]
         while stack:
             location, node = stack.pop()
+            # Only containers are walked: a string or a number holds no resource, and naming
+            # every leaf's location cost more than the schema validation of the resource.
             if isinstance(node, list):
-                stack.extend((f"{location}[{i}]", item) for i, item in enumerate(node))
-            elif isinstance(node, dict):
+                stack.extend(
+                    (f"{location}[{i}]", item)
+                    for i, item in enumerate(node)
+                    if isinstance(item, (dict, list))
+                )
+            else:
                 if node is not resource and self._is_resource(node):
                     yield location, node["resourceType"], node
-                stack.extend((f"{location}.{k}", v) for k, v in node.items())
+                stack.extend(
+                    (f"{location}.{k}", v) for k, v in node.items() if isinstance(v, (dict, list))
+                )
 
     def validate_bundle_shell(self, bundle: dict[str, Any]) -> None:
         """Validate a transaction/batch Bundle without its entry resources (validated one by one)."""

@@ -6,6 +6,7 @@ import gzip
 import tracemalloc
 import uuid
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -33,6 +34,29 @@ def _obs(i: int) -> dict[str, object]:
         "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
         "subject": {"reference": f"Patient/p{i}"},
     }
+
+
+XHTML = "http://www.w3.org/1999/xhtml"
+
+
+def _smallest_synthea_patients(n: int) -> list[Path]:
+    """The ``n`` smallest Synthea patient bundles (60-90 resources each), in name order."""
+    patients = (p for p in (CORPUS / "synthea").glob("*.json.gz") if "Information" not in p.name)
+    return sorted(sorted(patients, key=lambda p: (p.stat().st_size, p.name))[:n])
+
+
+def _synthea_shared(kind: str) -> Path:
+    """The bundle of the Organizations (``hospital``) or Practitioners every patient re-posts."""
+    return next((CORPUS / "synthea").glob(f"{kind}Information*.json.gz"))
+
+
+def _posted(files: list[Path], res_type: str) -> list[dict[str, Any]]:
+    return [
+        e["resource"]
+        for p in files
+        for e in orjson.loads(gzip.decompress(p.read_bytes()))["entry"]
+        if e["resource"]["resourceType"] == res_type
+    ]
 
 
 def _count(services: Services, res_type: str) -> int:
@@ -141,7 +165,7 @@ def test_crash_then_resume_stores_each_line_once(services: Services, tmp_path: P
 
 
 def test_crash_between_bundle_files_resumes_with_the_next(services: Services) -> None:
-    files = sorted((CORPUS / "synthea").glob("*.json.gz"))[:3]
+    files = _smallest_synthea_patients(3)
     with pytest.raises(ImportInterruptedError):
         Importer(services.fhir, fail_after_batches=2, ctx=AS_LOCAL_OPERATOR).run(files)
     assert _count_on(services, "Patient") == 2
@@ -153,51 +177,47 @@ def test_crash_between_bundle_files_resumes_with_the_next(services: Services) ->
 def test_shared_organizations_and_practitioners_are_deduplicated(
     sqlite_services: Services,
 ) -> None:
-    files = sorted((CORPUS / "synthea").glob("*.json.gz"))[:12]
+    # Patient bundles re-post Organizations and Practitioners of the shared bundles (and of each
+    # other): each is stored once, whichever file posted it first.
+    files = [*_smallest_synthea_patients(4), _synthea_shared("hospital")]
+    files.append(_synthea_shared("practitioner"))
     Importer(sqlite_services.fhir, ctx=AS_LOCAL_OPERATOR).run(files)
-    orgs, docs = (
-        _count_on(sqlite_services, "Organization"),
-        _count_on(sqlite_services, "Practitioner"),
-    )
-    bundles = [orjson.loads(gzip.decompress(p.read_bytes())) for p in files]
-    posted = sum(
-        1 for b in bundles for e in b["entry"] if e["resource"]["resourceType"] == "Organization"
-    )
-    distinct = {
-        e["resource"]["identifier"][0]["value"]
-        for b in bundles
-        for e in b["entry"]
-        if e["resource"]["resourceType"] == "Organization"
-    }
-    assert orgs == len(distinct) < posted
-    assert docs < posted
+    for res_type in ("Organization", "Practitioner"):
+        posted = _posted(files, res_type)
+        distinct = {r["identifier"][0]["value"] for r in posted}
+        assert _count_on(sqlite_services, res_type) == len(distinct) < len(posted), res_type
 
 
 def test_dedupe_can_be_turned_off(sqlite_services: Services) -> None:
-    files = sorted((CORPUS / "synthea").glob("*.json.gz"))[:2]
+    files = [*_smallest_synthea_patients(1), _synthea_shared("hospital")]
     Importer(sqlite_services.fhir, dedupe_shared=False, ctx=AS_LOCAL_OPERATOR).run(files)
-    assert _count_on(sqlite_services, "Organization") == sum(
-        1
-        for p in files
-        for e in orjson.loads(gzip.decompress(p.read_bytes()))["entry"]
-        if e["resource"]["resourceType"] == "Organization"
-    )
+    posted = _posted(files, "Organization")
+    assert len({r["identifier"][0]["value"] for r in posted}) < len(posted)  # dedupe would merge
+    assert _count_on(sqlite_services, "Organization") == len(posted)
 
 
 @pytest.mark.slow  # large generated files
 def test_memory_does_not_grow_with_file_size(sqlite_services: Services, tmp_path: Path) -> None:
+    # Few lines, each large (a 16 KB narrative): a file five times as long must not need more
+    # memory. Holding every line read would add ~6 MB to a ~2 MB peak here (ratio 3); with
+    # 2,000 small lines it added less than half the peak and went unnoticed.
+    narrative = {"status": "generated", "div": f'<div xmlns="{XHTML}">{"x" * 16_000}</div>'}
+
     def peak(n: int) -> int:
         path = tmp_path / f"p{n}.ndjson"
         path.write_bytes(
-            b"\n".join(orjson.dumps({**_patient(i), "id": f"m{n}-{i}"}) for i in range(n))
+            b"\n".join(
+                orjson.dumps({**_patient(i), "id": f"m{n}-{i}", "text": narrative})
+                for i in range(n)
+            )
         )
         tracemalloc.start()
-        Importer(sqlite_services.fhir, batch_size=200, ctx=AS_LOCAL_OPERATOR).run([path])
+        Importer(sqlite_services.fhir, batch_size=40, ctx=AS_LOCAL_OPERATOR).run([path])
         _, top = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         return top
 
-    small, large = peak(400), peak(2000)
+    small, large = peak(80), peak(400)  # 2 and 10 batches
     assert large < small * 1.5, (small, large)
 
 
