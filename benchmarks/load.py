@@ -267,7 +267,10 @@ def main() -> int:
             database_url=args.database_url,
             public_base_url=f"http://{HOST}:{port}",
         )
-        world = populate(settings, args.patients, args.results, (args.seconds + args.warmup) / 30)
+        # The tokens outlive the server's start-up (up to its 2-minute deadline on a loaded
+        # machine: an 8-second token expired before the first request) and twice the run.
+        minutes = 2 + (args.seconds + args.warmup) / 30
+        world = populate(settings, args.patients, args.results, minutes)
         server = serve(data_dir, port, args.database_url)
         try:
             rss_start = rss_mib(server.pid)

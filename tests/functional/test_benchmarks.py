@@ -20,16 +20,18 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# The smallest sizes that still take every path: the smallest Synthea patients (one per ingest
+# worker), one patient of the synthetic population, one batch of audit events.
 SMALL_RUNS = {
-    "ingest": ["--files", "3", "--backend", "sqlite"],
-    "ingest-workers": ["--files", "3", "--backend", "sqlite", "--workers", "2"],
-    "ingest-ndjson": ["--files", "3", "--backend", "sqlite", "--mode", "ndjson"],
-    "access": ["--patients", "20", "--per-patient", "3", "--runs", "5"],
+    "ingest": ["--files", "3", "--backend", "sqlite", "--smallest"],
+    "ingest-workers": ["--files", "4", "--backend", "sqlite", "--workers", "2", "--smallest"],
+    "ingest-ndjson": ["--files", "3", "--backend", "sqlite", "--mode", "ndjson", "--smallest"],
+    "access": ["--patients", "4", "--per-patient", "3", "--runs", "5"],
     "audit": [
-        *("--backend", "sqlite", "--singles", "20", "--batched", "200", "--reads", "20"),
-        *("--files", "2", "--rounds", "1", "--verify-events", "0"),
+        *("--backend", "sqlite", "--singles", "10", "--batched", "100", "--reads", "10"),
+        *("--files", "1", "--rounds", "1", "--verify-events", "0"),
     ],
-    "search": ["--resources", "600", "--runs", "3"],
+    "search": ["--resources", "43", "--runs", "3"],
     "audit_spool": ["--reads", "20", "--drain", "200"],
     "hub": ["--patients", "4", "--per-patient", "6", "--engines", "duckdb", "--risk-rows", "1000"],
 }
