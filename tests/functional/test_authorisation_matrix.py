@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from carnet.policy.controls import ControlsService
 from carnet.policy.enforce import note_care
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.shared_store import BOTH_BACKENDS, shared_services
 
 # Both backends: a security suite: every decision over stored records.
 pytestmark = pytest.mark.both_backends
@@ -74,9 +76,9 @@ def _pro(rpps: str, profession: str) -> Principal:
     return Principal(Kind.PROFESSIONAL, f"pro-{rpps}", rpps=rpps, profession=profession)
 
 
-@pytest.fixture
-def world(services: Services) -> Iterator[World]:
-    s = services
+@contextmanager
+def built_world(s: Services) -> Iterator[World]:
+    """Three patients, six Observations, masks, a block, a grant and a token per caller."""
     a, b, c = _patient(s, "1980-05-01"), _patient(s, "1975-03-03"), _patient(s, "2016-07-07")
     s.record.representatives.add(c, a, "parent", ctx=AS_LOCAL_OPERATOR)
     obs = {
@@ -134,6 +136,28 @@ def world(services: Services) -> Iterator[World]:
     callers["anonymous"] = {}
     with TestClient(create_app(s.settings, s), base_url="http://127.0.0.1") as client:
         yield World(s, client, a, b, c, obs, callers)
+
+
+# The world is built once per module and backend for the tests that only read it; the tests that
+# write share a second one (they write new items nobody else reads, and each counts only its own
+# change), and a test whose write changes what others would see (a care declaration, the guard
+# matrix's calls to every endpoint) builds its own.
+@pytest.fixture(scope="module", params=BOTH_BACKENDS)
+def world(request: pytest.FixtureRequest) -> Iterator[World]:
+    with shared_services(request, request.param) as s, built_world(s) as built:
+        yield built
+
+
+@pytest.fixture(scope="module", params=BOTH_BACKENDS)
+def write_world(request: pytest.FixtureRequest) -> Iterator[World]:
+    with shared_services(request, request.param) as s, built_world(s) as built:
+        yield built
+
+
+@pytest.fixture
+def own_world(services: Services) -> Iterator[World]:
+    with built_world(services) as built:
+        yield built
 
 
 # -- reads of single resources ---------------------------------------------------------------------
@@ -286,73 +310,91 @@ WRITES = [
 
 
 @pytest.mark.parametrize(("caller", "target", "expected"), WRITES)
-def test_write_matrix(world: World, caller: str, target: str, expected: int) -> None:
-    patient = getattr(world, target)
-    before = world.get("operator", "/fhir/Observation", _summary="count").json()["total"]
-    r = world.client.post(
-        "/fhir/Observation", json=_new_obs(patient), headers={**FHIR, **world.callers[caller]}
+def test_write_matrix(write_world: World, caller: str, target: str, expected: int) -> None:
+    patient = getattr(write_world, target)
+    before = write_world.get("operator", "/fhir/Observation", _summary="count").json()["total"]
+    r = write_world.client.post(
+        "/fhir/Observation", json=_new_obs(patient), headers={**FHIR, **write_world.callers[caller]}
     )
     assert r.status_code == expected, r.text
-    after = world.get("operator", "/fhir/Observation", _summary="count").json()["total"]
+    after = write_world.get("operator", "/fhir/Observation", _summary="count").json()["total"]
     assert after == before + (1 if expected == 201 else 0)  # a refusal writes nothing
 
 
-def test_care_comes_from_the_patients_declaration_not_a_deposit(world: World) -> None:
-    assert world.get("nurse", f"/fhir/Observation/{world.obs['b']}").status_code == 403
-    r = world.client.post(
-        "/fhir/Observation", json=_new_obs(world.b), headers={**FHIR, **world.callers["nurse"]}
+def test_care_comes_from_the_patients_declaration_not_a_deposit(own_world: World) -> None:
+    assert own_world.get("nurse", f"/fhir/Observation/{own_world.obs['b']}").status_code == 403
+    r = own_world.client.post(
+        "/fhir/Observation",
+        json=_new_obs(own_world.b),
+        headers={**FHIR, **own_world.callers["nurse"]},
     )
     assert r.status_code == 201
-    assert world.get("nurse", f"/fhir/Observation/{r.json()['id']}").status_code == 200
-    assert world.get("nurse", f"/fhir/Observation/{world.obs['b']}").status_code == 403
-    declared = world.client.post("/access/care", json={"rpps": NURSE}, headers=world.callers["b"])
+    assert own_world.get("nurse", f"/fhir/Observation/{r.json()['id']}").status_code == 200
+    assert own_world.get("nurse", f"/fhir/Observation/{own_world.obs['b']}").status_code == 403
+    declared = own_world.client.post(
+        "/access/care", json={"rpps": NURSE}, headers=own_world.callers["b"]
+    )
     assert declared.status_code == 200
-    assert world.get("nurse", f"/fhir/Observation/{world.obs['b']}").status_code == 200
+    assert own_world.get("nurse", f"/fhir/Observation/{own_world.obs['b']}").status_code == 200
 
 
-def test_updates_and_deletes_of_hidden_or_foreign_items_are_refused(world: World) -> None:
-    masked = world.obs["a_masked"]
-    body = world.get("operator", f"/fhir/Observation/{masked}").json()
+def test_updates_and_deletes_of_hidden_or_foreign_items_are_refused(write_world: World) -> None:
+    masked = write_world.obs["a_masked"]
+    body = write_world.get("operator", f"/fhir/Observation/{masked}").json()
     body["status"] = "amended"
-    r = world.client.put(
-        f"/fhir/Observation/{masked}", json=body, headers={**FHIR, **world.callers["nurse"]}
+    r = write_world.client.put(
+        f"/fhir/Observation/{masked}", json=body, headers={**FHIR, **write_world.callers["nurse"]}
     )
     assert r.status_code == 405  # as a PUT to a free id: only system callers choose ids
-    r = world.client.delete(f"/fhir/Observation/{world.obs['b']}", headers=world.callers["nurse"])
+    r = write_world.client.delete(
+        f"/fhir/Observation/{write_world.obs['b']}", headers=write_world.callers["nurse"]
+    )
     assert r.status_code == 403
-    assert world.get("operator", f"/fhir/Observation/{world.obs['b']}").status_code == 200
+    assert (
+        write_world.get("operator", f"/fhir/Observation/{write_world.obs['b']}").status_code == 200
+    )
     # Moving one's own item into another patient's record is refused too.
-    mine = world.get("a", f"/fhir/Observation/{world.obs['a']}").json()
-    mine["subject"] = {"reference": f"Patient/{world.b}"}
-    r = world.client.put(
-        f"/fhir/Observation/{world.obs['a']}", json=mine, headers={**FHIR, **world.callers["a"]}
+    mine = write_world.get("a", f"/fhir/Observation/{write_world.obs['a']}").json()
+    mine["subject"] = {"reference": f"Patient/{write_world.b}"}
+    r = write_world.client.put(
+        f"/fhir/Observation/{write_world.obs['a']}",
+        json=mine,
+        headers={**FHIR, **write_world.callers["a"]},
     )
     assert r.status_code == 403
 
 
-def test_transactions_are_checked_entry_by_entry_and_fail_whole(world: World) -> None:
+def test_transactions_are_checked_entry_by_entry_and_fail_whole(write_world: World) -> None:
     bundle = {
         "resourceType": "Bundle",
         "type": "transaction",
         "entry": [
-            {"resource": _new_obs(world.a), "request": {"method": "POST", "url": "Observation"}},
-            {"resource": _new_obs(world.b), "request": {"method": "POST", "url": "Observation"}},
+            {
+                "resource": _new_obs(write_world.a),
+                "request": {"method": "POST", "url": "Observation"},
+            },
+            {
+                "resource": _new_obs(write_world.b),
+                "request": {"method": "POST", "url": "Observation"},
+            },
         ],
     }
-    before = world.get("operator", "/fhir/Observation", _summary="count").json()["total"]
-    r = world.client.post("/fhir", json=bundle, headers={**FHIR, **world.callers["a"]})
+    before = write_world.get("operator", "/fhir/Observation", _summary="count").json()["total"]
+    r = write_world.client.post("/fhir", json=bundle, headers={**FHIR, **write_world.callers["a"]})
     assert r.status_code == 403
-    assert world.get("operator", "/fhir/Observation", _summary="count").json()["total"] == before
+    assert (
+        write_world.get("operator", "/fhir/Observation", _summary="count").json()["total"] == before
+    )
 
 
-def test_bulk_export_and_system_history_are_for_system_callers(world: World) -> None:
+def test_bulk_export_and_system_history_are_for_system_callers(write_world: World) -> None:
     for caller in ("a", "gp", "app"):
-        r = world.client.get(
-            "/fhir/$export", headers={**world.callers[caller], "Prefer": "respond-async"}
+        r = write_world.client.get(
+            "/fhir/$export", headers={**write_world.callers[caller], "Prefer": "respond-async"}
         )
         assert r.status_code == 403, caller
-    r = world.client.get(
-        "/fhir/$export", headers={**world.callers["operator"], "Prefer": "respond-async"}
+    r = write_world.client.get(
+        "/fhir/$export", headers={**write_world.callers["operator"], "Prefer": "respond-async"}
     )
     assert r.status_code == 202
 
@@ -390,7 +432,7 @@ def _fill(path: str, world: World) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), "x"), path)
 
 
-def test_endpoint_guard_matrix(world: World) -> None:
+def test_endpoint_guard_matrix(own_world: World) -> None:
     """Each endpoint answers each kind of caller as its guard says: anonymous 401, the wrong kind
     403, the right kind past the guard (whatever the handler then says)."""
     allowed = {
@@ -400,15 +442,15 @@ def test_endpoint_guard_matrix(world: World) -> None:
         Guard.OPERATOR: {Kind.OPERATOR},
     }
     checked = 0
-    for path, method in _endpoints(world.client.app):
+    for path, method in _endpoints(own_world.client.app):
         guard = ROUTE_GUARDS[path]
         if guard is Guard.PUBLIC:
             continue
-        url = _fill(path, world)
-        r = world.client.request(method, url, json={})
+        url = _fill(path, own_world)
+        r = own_world.client.request(method, url, json={})
         assert r.status_code == 401, (method, path)
         for caller, kind in KIND_OF.items():
-            r = world.client.request(method, url, json={}, headers=world.callers[caller])
+            r = own_world.client.request(method, url, json={}, headers=own_world.callers[caller])
             refused = r.status_code == 403 and GUARD_REFUSAL in r.text
             assert refused == (kind not in allowed[guard]), (method, path, caller, r.status_code)
             assert r.status_code < 500, (method, path, caller, r.text)
@@ -416,17 +458,19 @@ def test_endpoint_guard_matrix(world: World) -> None:
     assert checked > 100
 
 
-def test_items_outside_any_record_are_for_system_callers(world: World) -> None:
+def test_items_outside_any_record_are_for_system_callers(write_world: World) -> None:
     """An Observation about no patient is not directory data: system callers only."""
-    orphan = _new_obs(world.a)
+    orphan = _new_obs(write_world.a)
     orphan["subject"] = {"display": "unknown"}
-    made = world.client.post(
-        "/fhir/Observation", json=orphan, headers={**FHIR, **world.callers["operator"]}
+    made = write_world.client.post(
+        "/fhir/Observation", json=orphan, headers={**FHIR, **write_world.callers["operator"]}
     )
     assert made.status_code == 201
     orphan_id = made.json()["id"]
-    assert world.get("operator", f"/fhir/Observation/{orphan_id}").status_code == 200
-    assert orphan_id in _ids(world.get("operator", "/fhir/Observation", _count="100").json())
+    assert write_world.get("operator", f"/fhir/Observation/{orphan_id}").status_code == 200
+    assert orphan_id in _ids(write_world.get("operator", "/fhir/Observation", _count="100").json())
     for caller in ("a", "gp", "nurse", "app"):
-        assert world.get(caller, f"/fhir/Observation/{orphan_id}").status_code == 403, caller
-        assert orphan_id not in _ids(world.get(caller, "/fhir/Observation", _count="100").json())
+        assert write_world.get(caller, f"/fhir/Observation/{orphan_id}").status_code == 403, caller
+        assert orphan_id not in _ids(
+            write_world.get(caller, "/fhir/Observation", _count="100").json()
+        )

@@ -19,6 +19,7 @@ from tests.conftest import make_settings
 from tests.spec.helpers import FHIR_JSON, patient
 from tests.support.auth import bearer
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.migrated_store import SqliteTemplate
 from tests.support.serve import carnet_serve
 
 FORM_CAP = 2048
@@ -27,11 +28,12 @@ BUNDLE_CAP = 32768
 
 
 @pytest.fixture
-def capped(tmp_path: Path) -> Iterator[Services]:
+def capped(tmp_path: Path, migrated_sqlite: SqliteTemplate) -> Iterator[Services]:
+    migrated_sqlite.copy_into(tmp_path / "data")  # migrated once per session, not per test
     settings = make_settings(tmp_path / "data").with_(
         max_form_bytes=FORM_CAP, max_resource_bytes=RESOURCE_CAP, max_bundle_bytes=BUNDLE_CAP
     )
-    built = build_services(settings)
+    built = build_services(settings, migrate=False)
     yield built
     built.close()
 

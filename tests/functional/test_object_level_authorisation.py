@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from carnet.caller import Kind, Principal, RequestContext
 from carnet.policy.enforce import note_care
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.shared_store import BOTH_BACKENDS, shared_services
 
 # Both backends: a security suite: access review reads the audit store.
 pytestmark = pytest.mark.both_backends
@@ -50,9 +52,9 @@ def _obs(services: Services, patient: str) -> str:
     return services.fhir.create("Observation", body, ctx=AS_LOCAL_OPERATOR).stored.res_id
 
 
-@pytest.fixture
-def world(services: Services) -> Iterator[World]:
-    s = services
+@contextmanager
+def built_world(s: Services) -> Iterator[World]:
+    """Two patients, a's Observation and a masked one, a care relationship, a token per caller."""
     a, b = (
         s.fhir.create(
             "Patient", {"resourceType": "Patient", "birthDate": d}, ctx=AS_LOCAL_OPERATOR
@@ -79,6 +81,21 @@ def world(services: Services) -> Iterator[World]:
     callers = {name: bearer(s, p) for name, p in principals.items()}
     with TestClient(create_app(s.settings, s), base_url="http://127.0.0.1") as client:
         yield World(s, client, a, b, obs, masked, callers)
+
+
+# Built once per module and backend for the tests that read it, are refused, or write only new
+# ids and audit events they count as a difference; a test whose write could show elsewhere (an
+# import, a Patient for identity matching) builds its own.
+@pytest.fixture(scope="module", params=BOTH_BACKENDS)
+def world(request: pytest.FixtureRequest) -> Iterator[World]:
+    with shared_services(request, request.param) as s, built_world(s) as built:
+        yield built
+
+
+@pytest.fixture
+def own_world(services: Services) -> Iterator[World]:
+    with built_world(services) as built:
+        yield built
 
 
 def _bundle(kind: str, *urls: str) -> bytes:
@@ -161,21 +178,21 @@ def test_export_status_and_files_are_the_callers_own(world: World) -> None:
     assert c.get(file_url, headers=world.callers["operator"]).status_code == 200
 
 
-def test_import_status_is_the_callers_own(world: World) -> None:
-    c = world.client
-    folder = world.services.settings.import_dir
+def test_import_status_is_the_callers_own(own_world: World) -> None:
+    c = own_world.client
+    folder = own_world.services.settings.import_dir
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "p.ndjson").write_bytes(orjson.dumps({"resourceType": "Patient", "id": "rv1"}))
     body = {"input": [{"type": "Patient", "url": "file:p.ndjson"}]}
-    kicked = c.post("/fhir/$import", json=body, headers={**ASYNC, **world.callers["operator"]})
+    kicked = c.post("/fhir/$import", json=body, headers={**ASYNC, **own_world.callers["operator"]})
     assert kicked.status_code == 202, kicked.text
     status = kicked.headers["Content-Location"].replace("http://127.0.0.1", "")
-    _wait(c, status, world.callers["operator"])
+    _wait(c, status, own_world.callers["operator"])
     for other in ("a", "other_operator"):
         for method in ("GET", "DELETE"):
-            seen = c.request(method, status, headers=world.callers[other])
+            seen = c.request(method, status, headers=own_world.callers[other])
             assert seen.status_code == 404, (other, method)
-    assert c.get(status, headers=world.callers["operator"]).status_code == 200
+    assert c.get(status, headers=own_world.callers["operator"]).status_code == 200
 
 
 def test_import_needs_write_scopes(world: World) -> None:
@@ -321,21 +338,21 @@ def test_import_with_scopes_on_some_types_cannot_write_others(world: World) -> N
 # -- deposits naming their patient by identity ---------------------------------------------------
 
 
-def test_a_person_cannot_probe_identities_through_deposits(world: World) -> None:
+def test_a_person_cannot_probe_identities_through_deposits(own_world: World) -> None:
     """A person's Observation naming its patient by INS went through identity matching: a known
     INS was refused 403, an unknown one held 202 (in quarantine, queued for the operator), so any
     person could learn whether an INS is known and fill the vigilance queue."""
     from carnet.identity.ins import INS_NIR_OID
     from carnet.identity.nir import make_nir
 
-    c = world.client
+    c = own_world.client
     known, unknown = make_nir(1, 1985, 7, "75056", 12), make_nir(2, 1990, 1, "13055", 7)
     patient = {
         "resourceType": "Patient",
         "identifier": [{"system": INS_NIR_OID, "value": known}],
         "birthDate": "1985-07-04",
     }
-    created = c.post("/fhir/Patient", json=patient, headers=world.callers["operator"])
+    created = c.post("/fhir/Patient", json=patient, headers=own_world.callers["operator"])
     assert created.status_code == 201, created.text
     answers = []
     for nir in (known, unknown):
@@ -345,10 +362,10 @@ def test_a_person_cannot_probe_identities_through_deposits(world: World) -> None
             "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
             "subject": {"type": "Patient", "identifier": {"system": INS_NIR_OID, "value": nir}},
         }
-        answers.append(c.post("/fhir/Observation", json=body, headers=world.callers["b"]))
+        answers.append(c.post("/fhir/Observation", json=body, headers=own_world.callers["b"]))
     assert [a.status_code for a in answers] == [403, 403], [a.text for a in answers]
     assert answers[0].text == answers[1].text
-    assert world.services.identity.vigilance.queue() == []
+    assert own_world.services.identity.vigilance.queue() == []
 
 
 # -- visibility flags on the Patient itself --------------------------------------------------------

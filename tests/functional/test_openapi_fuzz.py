@@ -41,6 +41,8 @@ from tests.conftest import make_settings
 from tests.spec.helpers import observation, patient
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.migrated_store import SqliteTemplate
+from tests.support.shared_store import shared_services
 
 
 @pytest.fixture(params=["operator", "person", "professional"])
@@ -70,9 +72,12 @@ class Target:
 
 
 @pytest.fixture
-def dev_idp_services(tmp_path: Path) -> Iterator[Services]:
-    """SQLite services with the development identity provider on (the professionals' login)."""
-    built = build_services(make_settings(tmp_path / "data").with_(dev_idp=True))
+def dev_idp_services(tmp_path: Path, migrated_sqlite: SqliteTemplate) -> Iterator[Services]:
+    """SQLite services with the development identity provider on (the professionals' login), on
+    a copy of the session's migrated store (each caller's run writes its own)."""
+    migrated_sqlite.copy_into(tmp_path / "data")
+    settings = make_settings(tmp_path / "data").with_(dev_idp=True)
+    built = build_services(settings, migrate=False)
     yield built
     built.close()
 
@@ -380,54 +385,68 @@ def test_no_server_error_and_no_schema_violation(target: Target) -> None:
 # -- what the fuzzer found, pinned ------------------------------------------------------------------
 
 
+@dataclass
+class Pinned:
+    services: Services
+    client: TestClient
+    auth: dict[str, str]  # the operator's token, made once
+
+
+@pytest.fixture(scope="module")
+def pinned(request: pytest.FixtureRequest) -> Iterator[Pinned]:
+    """One SQLite app for the pinned cases: each creates its own Patient and reads only that, or
+    is refused and writes nothing."""
+    with (
+        shared_services(request, "sqlite") as s,
+        TestClient(create_app(s.settings, s), base_url="http://127.0.0.1") as client,
+    ):
+        yield Pinned(s, client, bearer(s, TEST_OPERATOR))
+
+
 @pytest.mark.parametrize("version", ["99999999999999999999", "\u00b2", "\u0663", "1\u00b2"])
 def test_a_version_id_that_is_no_small_ascii_number_is_not_found(
-    sqlite_services: Services, version: str
+    pinned: Pinned, version: str
 ) -> None:
     """Once a 500: ``int`` of 20 digits overflows SQLite's INTEGER, and ``"²".isdigit()`` is
     true but ``int("²")`` fails (carnet/fhir/service.py, vread and If-Match)."""
-    s = sqlite_services
-    pid = s.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
-    with TestClient(create_app(s.settings, s), base_url="http://127.0.0.1") as client:
-        auth = bearer(s, TEST_OPERATOR)
-        r = client.get(f"/fhir/Patient/{pid}/_history/{version}", headers=auth)
-        assert r.status_code == 404, r.text
-        assert r.json()["resourceType"] == "OperationOutcome"
-        body = {**patient(), "id": pid}
-        etag = f'W/"{version}"'.encode()
-        headers = {b"if-match": etag, b"content-type": b"application/fhir+json"}
-        headers.update({k.encode(): v.encode() for k, v in auth.items()})
-        r = client.put(f"/fhir/Patient/{pid}", json=body, headers=headers)
-        assert r.status_code == 400, r.text
-        assert r.json()["resourceType"] == "OperationOutcome"
-        assert client.get(f"/fhir/Patient/{pid}", headers=auth).json()["meta"]["versionId"] == "1"
+    pid = pinned.services.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    client, auth = pinned.client, pinned.auth
+    r = client.get(f"/fhir/Patient/{pid}/_history/{version}", headers=auth)
+    assert r.status_code == 404, r.text
+    assert r.json()["resourceType"] == "OperationOutcome"
+    body = {**patient(), "id": pid}
+    etag = f'W/"{version}"'.encode()
+    headers = {b"if-match": etag, b"content-type": b"application/fhir+json"}
+    headers.update({k.encode(): v.encode() for k, v in auth.items()})
+    r = client.put(f"/fhir/Patient/{pid}", json=body, headers=headers)
+    assert r.status_code == 400, r.text
+    assert r.json()["resourceType"] == "OperationOutcome"
+    assert client.get(f"/fhir/Patient/{pid}", headers=auth).json()["meta"]["versionId"] == "1"
 
 
 BIG = "9" * 20  # past SQLite's INTEGER (2**63 - 1)
 
 
-def test_a_huge_offset_or_count_is_an_empty_page(sqlite_services: Services) -> None:
+def test_a_huge_offset_or_count_is_an_empty_page(pinned: Pinned) -> None:
     """Once a 500 (OverflowError in the SQLite driver) on searches, histories and the audit log:
     an offset past any record is an empty page, a huge count the largest page."""
-    s = sqlite_services
-    pid = s.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
-    with TestClient(create_app(s.settings, s), base_url="http://127.0.0.1") as client:
-        auth = bearer(s, TEST_OPERATOR)
-        for path in (
-            "/fhir/Patient",
-            "/fhir/Patient/_history",
-            "/fhir/_history",
-            f"/fhir/Patient/{pid}/_history",
-            f"/fhir/Patient/{pid}/$everything",
-            f"/fhir/AuditEvent?patient={pid}",
-        ):
-            sep = "&" if "?" in path else "?"
-            r = client.get(f"{path}{sep}_offset={BIG}", headers=auth)
-            assert r.status_code == 200, (path, r.text)
-            assert r.json().get("entry", []) == [], path
-            for count in (BIG, f"-{BIG}"):
-                r = client.get(f"{path}{sep}_count={count}", headers=auth)
-                assert r.status_code == 200, (path, count, r.text)
+    pid = pinned.services.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    client, auth = pinned.client, pinned.auth
+    for path in (
+        "/fhir/Patient",
+        "/fhir/Patient/_history",
+        "/fhir/_history",
+        f"/fhir/Patient/{pid}/_history",
+        f"/fhir/Patient/{pid}/$everything",
+        f"/fhir/AuditEvent?patient={pid}",
+    ):
+        sep = "&" if "?" in path else "?"
+        r = client.get(f"{path}{sep}_offset={BIG}", headers=auth)
+        assert r.status_code == 200, (path, r.text)
+        assert r.json().get("entry", []) == [], path
+        for count in (BIG, f"-{BIG}"):
+            r = client.get(f"{path}{sep}_count={count}", headers=auth)
+            assert r.status_code == 200, (path, count, r.text)
 
 
 def test_a_patient_of_the_wrong_shape_is_no_500_for_the_identity_service(
@@ -461,24 +480,21 @@ def test_a_patient_of_the_wrong_shape_is_no_500_for_the_identity_service(
 
 
 @pytest.mark.parametrize("shape", [[1], "x", 1, [[]], [None]])
-def test_an_element_of_the_wrong_shape_is_refused_by_validation(
-    sqlite_services: Services, shape: Any
-) -> None:
+def test_an_element_of_the_wrong_shape_is_refused_by_validation(pinned: Pinned, shape: Any) -> None:
     """Once a 500 (carnet/fhir/repository.py reading meta): the FHIR JSON schema's complex types
     did not say "type": "object", so a list or a number passed for Meta, HumanName, Reference...
     (carnet/fhir/definitions.py now adds it)."""
-    s = sqlite_services
-    pid = s.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
-    with TestClient(create_app(s.settings, s), base_url="http://127.0.0.1") as client:
-        auth = {**bearer(s, TEST_OPERATOR), "Content-Type": "application/fhir+json"}
-        for res_type, body, element in (
-            ("Patient", patient(), "meta"),
-            ("Patient", patient(), "name"),
-            ("Observation", observation(pid), "meta"),
-            ("Observation", observation(pid), "subject"),
-            ("Observation", observation(pid), "code"),
-        ):
-            body[element] = shape if element != "name" else [shape]
-            r = client.post(f"/fhir/{res_type}", json=body, headers=auth)
-            assert r.status_code == 422, (res_type, element, r.text)
-            assert r.json()["resourceType"] == "OperationOutcome"
+    pid = pinned.services.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    client = pinned.client
+    auth = {**pinned.auth, "Content-Type": "application/fhir+json"}
+    for res_type, body, element in (
+        ("Patient", patient(), "meta"),
+        ("Patient", patient(), "name"),
+        ("Observation", observation(pid), "meta"),
+        ("Observation", observation(pid), "subject"),
+        ("Observation", observation(pid), "code"),
+    ):
+        body[element] = shape if element != "name" else [shape]
+        r = client.post(f"/fhir/{res_type}", json=body, headers=auth)
+        assert r.status_code == 422, (res_type, element, r.text)
+        assert r.json()["resourceType"] == "OperationOutcome"
