@@ -1,10 +1,12 @@
 """Browser tests: Debian's Chromium driven by Playwright against a portal served on loopback.
 
-One browser and one served portal per test module (module fixtures), a fresh browser context (no
-cookies, a new temporary profile) per journey. Usage in a test module::
+One Chromium per worker, kept while the worker runs browser modules one after another (closed
+by tests/functional/web/conftest.py when the next test is not a browser test), one served portal
+per test module (module fixture), and a fresh browser context (no cookies, no storage) per
+journey. Usage in a test module::
 
     portal = portal_fixture()          # a served app on a migrated SQLite store of its own
-    browser = browser_fixture()        # one Chromium for the module
+    browser = browser_fixture()        # the worker's Chromium
 
     def test_home_page_is_accessible(portal: Portal, browser: Browser) -> None:
         page = new_page(browser)
@@ -17,6 +19,8 @@ Never ``playwright install``: the browser is /usr/bin/chromium (``make system``)
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +52,10 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
 )
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+# Only the violations are detailed (axe's resultTypes): the passes and the incomplete checks are
+# still run, but their nodes are not collected, which the assertions never read.
+AXE_RUN = """async (tags) => await axe.run(document, {
+    runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})"""
 START_SECONDS = 30.0
 
 
@@ -65,6 +73,9 @@ class Portal:
 def portal_settings(data_dir: Path, port: int, **overrides: Any) -> Settings:
     """Settings whose public addresses are the served port (cookies, Origin checks, links)."""
     base = f"http://{HOST}:{port}"
+    # argon2id's smallest parameters, as tests/conftest.py's settings: the journeys create and
+    # sign in dozens of accounts (the product's strong default is tests/unit/authn's to prove).
+    overrides.setdefault("password_hash_profile", "test-only-weak")
     return Settings.from_env(
         {}, data_dir=str(data_dir), public_base_url=base, issuer_url=base, **overrides
     )
@@ -128,13 +139,42 @@ def portal_fixture(**overrides: Any) -> Callable[..., Iterator[Portal]]:
     return portal
 
 
+class SharedChromium:
+    """The worker's one Chromium: launched by the first browser module, handed to the next ones
+    (each journey still opens a context of its own), closed by ``close`` when the worker moves on
+    to tests that are not browser tests (Playwright's loop then no longer holds the thread)."""
+
+    def __init__(self) -> None:
+        self._running: contextlib.ExitStack | None = None
+        self._browser: Browser | None = None
+
+    def get(self) -> Browser:
+        if self._browser is None or not self._browser.is_connected():
+            self.close()
+            stack = contextlib.ExitStack()
+            self._browser = stack.enter_context(chromium())
+            self._running = stack
+        return self._browser
+
+    def close(self) -> None:
+        running, self._running, self._browser = self._running, None, None
+        if running is not None:
+            running.close()
+
+
+SHARED_CHROMIUM = SharedChromium()
+
+
 def browser_fixture() -> Callable[..., Iterator[Browser]]:
-    """A module fixture: one Chromium for the module's tests."""
+    """A module fixture: the worker's Chromium, for the module's tests. Every context a module's
+    tests opened is closed at its end, so no cookie or page outlives the module."""
 
     @pytest.fixture(scope="module")
     def browser() -> Iterator[Browser]:
-        with chromium() as launched:
-            yield launched
+        shared = SHARED_CHROMIUM.get()
+        yield shared
+        for context in shared.contexts:
+            context.close()
 
     return browser
 
@@ -146,17 +186,19 @@ def new_page(browser: Browser, *, locale: str = "fr-FR", **options: Any) -> Page
     return context.new_page()
 
 
+@functools.cache
+def _axe_script() -> str:
+    if not AXE_SCRIPT.exists():
+        pytest.fail(f"{AXE_SCRIPT} is missing: run `make install` (npm)")
+    return AXE_SCRIPT.read_text(encoding="utf-8")
+
+
 def axe_violations(page: Page) -> list[dict[str, Any]]:
     """axe-core's WCAG 2.1 A and AA violations of the page as it is now. The script is evaluated
     through the DevTools protocol, which the page's CSP does not govern."""
-    if not AXE_SCRIPT.exists():
-        pytest.fail(f"{AXE_SCRIPT} is missing: run `make install` (npm)")
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
-        page.evaluate(AXE_SCRIPT.read_text(encoding="utf-8"))
-    result: dict[str, Any] = page.evaluate(
-        "async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})",
-        WCAG_21_AA,
-    )
+        page.evaluate(_axe_script())
+    result: dict[str, Any] = page.evaluate(AXE_RUN, WCAG_21_AA)
     return list(result["violations"])
 
 

@@ -22,7 +22,14 @@ def module_services_fixture() -> Callable[..., Iterator[Services]]:
     ) -> Iterator[Services]:
         data_dir = tmp_path_factory.mktemp("module-store") / "data"
         migrated_sqlite.copy_into(data_dir)
-        settings = Settings.from_env({}, data_dir=str(data_dir), public_base_url="http://127.0.0.1")
+        # argon2id's smallest parameters, as tests/conftest.py's settings (the product's strong
+        # default is proved in tests/unit/authn/test_passwords.py).
+        settings = Settings.from_env(
+            {},
+            data_dir=str(data_dir),
+            public_base_url="http://127.0.0.1",
+            password_hash_profile="test-only-weak",
+        )
         built = build_services(settings, migrate=False)
         yield built
         built.close()
