@@ -22,6 +22,8 @@ from carnet.identity.models import identity
 from carnet.identity.service import IdentityInput
 from tests.conftest import make_settings
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.migrated_store import SqliteTemplate
+from tests.support.spark import small_data_jvm_env
 
 ROOT = Path(__file__).resolve().parents[2]
 JEAN = Traits.create("Dupont", ["Jean"], "1985-07-04", "M", "75056")
@@ -37,7 +39,7 @@ def _run_in_a_new_process(data_dir: Path, *args: str) -> subprocess.CompletedPro
     env |= {"CARNET_DATA_DIR": str(data_dir), "CARNET_DATABASE_URL": "", "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "carnet", *args],
-        env=env,
+        env=small_data_jvm_env(env),
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -46,8 +48,11 @@ def _run_in_a_new_process(data_dir: Path, *args: str) -> subprocess.CompletedPro
 
 
 @pytest.mark.slow  # Spark through the CLI (the session-wide JVM), and one that fails to start
-def test_identity_commands(tmp_path: Path, spark: SparkEngine) -> None:
+def test_identity_commands(
+    tmp_path: Path, spark: SparkEngine, migrated_sqlite: SqliteTemplate
+) -> None:
     data = tmp_path / "data"
+    migrated_sqlite.copy_into(data)  # a migrated store: the commands are the point, not migrating
     assert "fewer than 2 identities" in _run(data, "identity", "train").output
     services = build_services(make_settings(data))
     first = services.identity.resolve(IdentityInput(JEAN), ctx=AS_LOCAL_OPERATOR)
