@@ -31,6 +31,7 @@ from tests.support.forkserver import ForkServer
 from tests.support.migrated_store import PostgresTemplate, SqliteTemplate
 from tests.support.postgres import ThrowawayPostgres
 from tests.support.schedule import grouped_file_scheduling, schedule_for_workers
+from tests.support.spark import small_data_jvm
 
 _SPEC_DIR = Path(__file__).parent / "spec"
 BOTH_BACKENDS = ["sqlite", "postgres"]
@@ -152,7 +153,9 @@ def spark() -> Iterator[SparkEngine]:
     ``--engine spark``) uses this session rather than starting and stopping its own. A test that
     needs Spark to fail to start (a bad master URL) must run in a process of its own.
     """
-    with SparkEngine("local[2]", partitions=4) as engine:
+    with small_data_jvm():
+        engine = SparkEngine("local[2]", partitions=4)
+    with engine:
         yield engine
 
 

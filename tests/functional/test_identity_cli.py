@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +21,9 @@ from carnet.identity.models import identity
 from carnet.identity.service import IdentityInput
 from tests.conftest import make_settings
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.forkserver import ForkServer
+from tests.support.migrated_store import SqliteTemplate
+from tests.support.spark import small_data_jvm_env
 
 ROOT = Path(__file__).resolve().parents[2]
 JEAN = Traits.create("Dupont", ["Jean"], "1985-07-04", "M", "75056")
@@ -32,22 +34,29 @@ def _run(data_dir: Path, *args: str) -> Result:
     return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
 
 
-def _run_in_a_new_process(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run_in_a_new_process(
+    forks: ForkServer, data_dir: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """``python -m carnet *args`` in a process of its own (forked from the worker's fork server,
+    which has carnet imported and no Spark session)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARNET_")}
     env |= {"CARNET_DATA_DIR": str(data_dir), "CARNET_DATABASE_URL": "", "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "carnet", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out, err = data_dir.parent / "forked.out", data_dir.parent / "forked.err"
+    child = forks.start("carnet", list(args), env=small_data_jvm_env(env), stdout=out, stderr=err)
+    try:
+        returncode = child.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        raise
+    return subprocess.CompletedProcess(args, returncode, out.read_text(), err.read_text())
 
 
 @pytest.mark.slow  # Spark through the CLI (the session-wide JVM), and one that fails to start
-def test_identity_commands(tmp_path: Path, spark: SparkEngine) -> None:
+def test_identity_commands(
+    tmp_path: Path, spark: SparkEngine, migrated_sqlite: SqliteTemplate, forks: ForkServer
+) -> None:
     data = tmp_path / "data"
+    migrated_sqlite.copy_into(data)  # a migrated store: the commands are the point, not migrating
     assert "fewer than 2 identities" in _run(data, "identity", "train").output
     services = build_services(make_settings(data))
     first = services.identity.resolve(IdentityInput(JEAN), ctx=AS_LOCAL_OPERATOR)
@@ -79,7 +88,7 @@ def test_identity_commands(tmp_path: Path, spark: SparkEngine) -> None:
     assert "0 above the link threshold (engine spark)" in on_spark.output
     # In a process of its own: in this one, Spark would hand back the session already running.
     nowhere = _run_in_a_new_process(
-        data, "identity", "dedupe", "--engine", "spark", "--spark-master", "nope://x"
+        forks, data, "identity", "dedupe", "--engine", "spark", "--spark-master", "nope://x"
     )
     assert nowhere.returncode == 1
     assert "cannot start Spark at nope://x" in nowhere.stdout + nowhere.stderr

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from carnet.app import build_services, create_app
 from carnet.settings import Settings
 from tests.support.auth import bearer
-from tests.support.postgres import ThrowawayPostgres
+from tests.support.migrated_store import PostgresTemplate, SqliteTemplate
 
 pytestmark = pytest.mark.postgres
 
@@ -50,16 +50,22 @@ class Stores:
 
 @pytest.fixture(scope="module")
 def stores(
-    tmp_path_factory: pytest.TempPathFactory, postgres: ThrowawayPostgres
+    tmp_path_factory: pytest.TempPathFactory,
+    migrated_sqlite: SqliteTemplate,
+    migrated_postgres: PostgresTemplate,
 ) -> Iterator[Stores]:
     clients = []
     built = []
-    for name, url in (("sqlite", ""), ("postgres", postgres.create_database("backends_agree"))):
-        data = tmp_path_factory.mktemp(name) / "data"
+    sqlite_data = tmp_path_factory.mktemp("sqlite") / "data"
+    migrated_sqlite.copy_into(sqlite_data)
+    for data, url in (
+        (sqlite_data, ""),
+        (tmp_path_factory.mktemp("postgres") / "data", migrated_postgres.clone("backends_agree")),
+    ):
         config = Settings.from_env(
             {}, data_dir=str(data), database_url=url, public_base_url="http://127.0.0.1"
         )
-        services = build_services(config)
+        services = build_services(config, migrate=False)  # both copies of the session's template
         built.append(services)
         client = TestClient(
             create_app(config, services), base_url="http://127.0.0.1", headers=bearer(services)

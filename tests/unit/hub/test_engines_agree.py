@@ -1,6 +1,7 @@
 """One pipeline, two engines: DuckDB and Spark (local mode) write extracts with the same hash,
 on a real store through ``extract`` and on small random stores (Hypothesis) through the staging
-step and the engines themselves. One Spark session for the module (~10 s to start)."""
+step and the engines themselves. The worker's Spark session (the ``spark`` fixture), which the hub's
+engine takes over."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from carnet.hub.omop.service import extract
 from carnet.hub.omop.spec import OMOP_TABLES
 from carnet.hub.omop.staging import Stager
 from carnet.hub.omop.vocabulary import Vocabulary
+from carnet.identity.engines import SparkEngine as IdentitySpark
 from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.support.hub_store import PersonSpec, add_person, create, open_hub_services, spec_for
 from tests.support.migrated_store import SqliteTemplate
@@ -37,9 +39,8 @@ pytestmark = pytest.mark.slow  # reason: starts a Spark session (about 10 s) and
 
 
 @pytest.fixture(scope="module", autouse=True)
-def spark() -> Iterator[None]:
-    spark_session()  # started once here; every engine call below reuses it
-    yield
+def hub_spark(spark: IdentitySpark) -> None:
+    spark_session()  # the worker's session, with the hub's settings; every engine call reuses it
 
 
 @pytest.fixture(scope="module")
