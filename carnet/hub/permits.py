@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from carnet.audit.events import Touched, build_event
 from carnet.audit.service import AuditService, actor_of
@@ -32,6 +33,7 @@ from carnet.hub.models import hub_permit, hub_permit_extract
 from carnet.hub.omop.spec import Engine as ExtractionEngine
 from carnet.hub.omop.spec import ExtractionResult, ExtractionSpec
 from carnet.hub.roles import RESEARCHER, REVIEWER, Roles
+from carnet.hub.submission import record_id
 
 DRAFT, SUBMITTED, UNDER_REVIEW = "draft", "submitted", "under_review"
 APPROVED, REJECTED, ACTIVE, EXPIRED, REVOKED = (
@@ -204,15 +206,48 @@ class PermitService:
 
     # -- applications ---------------------------------------------------------------------------
 
-    def apply(self, ctx: RequestContext, application: Application) -> Permit:
-        """A researcher's draft application; they and their team form the project."""
+    def apply(
+        self, ctx: RequestContext, application: Application, submission: str | None = None
+    ) -> Permit:
+        """A researcher's draft application; they and their team form the project. With the
+        form's ``submission`` id, the same form sent again finds the draft the first send
+        stored (one application, the replay audited as such)."""
         subject = ctx.principal.subject
         if not self.roles.holds(subject, RESEARCHER):
             raise self.refuse(
                 ctx, "permit-apply", None, 403, "only a researcher applies for a permit"
             )
-        permit_id, project_id = str(uuid.uuid4()), str(uuid.uuid4())
+        permit_id = record_id(submission, "permit", subject)
         a = application.checked()
+        stored = self._applied_before(ctx, permit_id)
+        if stored is not None:
+            return stored
+        try:
+            self._insert_application(ctx, permit_id, a)
+        except IntegrityError:  # the same form, sent twice at once: the other send stored it
+            stored = self._applied_before(ctx, permit_id)
+            if stored is None:
+                raise
+            return stored
+        return self.get(permit_id)
+
+    def _applied_before(self, ctx: RequestContext, permit_id: str) -> Permit | None:
+        """The caller's application already stored under ``permit_id`` (a form sent again,
+        audited as ``permit-apply-again``), or None."""
+        with self.engine.connect() as conn:
+            applicant = conn.execute(
+                select(hub_permit.c.applicant).where(hub_permit.c.permit_id == permit_id)
+            ).scalar_one_or_none()
+        if applicant is None:
+            return None
+        if applicant != ctx.principal.subject:  # never another's (the id includes the sender)
+            raise self.refuse(ctx, "permit-apply", None, 409, "the application exists")
+        with writing(self.engine) as conn:
+            self._audit_in(conn, ctx, "permit-apply-again", permit_id)
+        return self.get(permit_id)
+
+    def _insert_application(self, ctx: RequestContext, permit_id: str, a: Application) -> None:
+        subject, project_id = ctx.principal.subject, str(uuid.uuid4())
         with writing(self.engine) as conn:
             conn.execute(
                 insert(hub_permit).values(
@@ -241,7 +276,6 @@ class PermitService:
                 )
             )
             self._audit_in(conn, ctx, "permit-apply", permit_id)
-        return self.get(permit_id)
 
     def get(self, permit_id: str) -> Permit:
         """A permit (expiry applied); HubError(404) if there is none."""

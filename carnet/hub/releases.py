@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from carnet.audit.events import Touched, build_event
 from carnet.audit.service import AuditService, actor_of
@@ -39,6 +39,7 @@ from carnet.hub.errors import HubError
 from carnet.hub.models import hub_release, hub_release_review
 from carnet.hub.permits import PermitService
 from carnet.hub.roles import OUTPUT_CHECKER
+from carnet.hub.submission import record_id
 from carnet.hub.workspace import WorkspaceService, bounded, open_extract, single_select
 
 REFUSED_BY_GATES, PENDING, RELEASED, REFUSED = "refused_by_gates", "pending", "released", "refused"
@@ -148,11 +149,18 @@ class ReleaseService:
         permit_id: str,
         request: TableRequest,
         profile_name: str | None = None,
+        submission: str | None = None,
     ) -> Release:
         """Control a table over the project's extract and queue it for the checkers. The table
         is controlled with the permit's profile, or with ``profile_name`` if it is at least as
-        strict (never a laxer one: HubError 400)."""
+        strict (never a laxer one: HubError 400). With the form's ``submission`` id, the same
+        form sent again finds the request the first send made (one request, the replay
+        audited as such)."""
         path = self.workspace.extract_path(ctx, permit_id, "release-request")
+        release_id = record_id(submission, "release", ctx.principal.subject, permit_id)
+        asked = self._asked_before(ctx, release_id)
+        if asked is not None:
+            return asked
         permit = self.permits.get(permit_id)
         latest = self.permits.latest_extract(permit_id)
         if latest is not None and latest[1]:
@@ -173,7 +181,6 @@ class ReleaseService:
         gate = check_columns(names)
         released: list[dict[str, Any]] | None = None
         record: dict[str, Any] | None = None
-        release_id = str(uuid.uuid4())
         reasons = list(gate.reasons)
         if gate.passed:
             extract = open_extract(path)
@@ -188,22 +195,42 @@ class ReleaseService:
             record = output_entry(release_id, table, f"{release_id}.csv", moment=self.now())
             record["properties"]["profile"] = profile_name or allowed[0]
         state = PENDING if not reasons else REFUSED_BY_GATES
-        with writing(self.engine) as conn:
-            conn.execute(
-                insert(hub_release).values(
-                    release_id=release_id,
-                    permit_id=permit_id,
-                    requester=ctx.principal.subject,
-                    state=state,
-                    request=json.dumps(_request_json(request)),
-                    released_table=None if reasons else json.dumps(released),
-                    record=None if reasons else json.dumps(record),
-                    gate_reasons=json.dumps(reasons),
-                    requested_at=self.now(),
+        try:
+            with writing(self.engine) as conn:
+                conn.execute(
+                    insert(hub_release).values(
+                        release_id=release_id,
+                        permit_id=permit_id,
+                        requester=ctx.principal.subject,
+                        state=state,
+                        request=json.dumps(_request_json(request)),
+                        released_table=None if reasons else json.dumps(released),
+                        record=None if reasons else json.dumps(record),
+                        gate_reasons=json.dumps(reasons),
+                        requested_at=self.now(),
+                    )
                 )
-            )
+        except IntegrityError:  # the same form, sent twice at once: the other send stored it
+            asked = self._asked_before(ctx, release_id)
+            if asked is None:
+                raise
+            return asked
         self._event(ctx, "release-request", release_id, 200 if state == PENDING else 422)
         self._write_bundle(release_id)
+        return self.get(release_id)
+
+    def _asked_before(self, ctx: RequestContext, release_id: str) -> Release | None:
+        """The caller's request already stored under ``release_id`` (a form sent again, audited
+        as ``release-request-again``), or None."""
+        with self.engine.connect() as conn:
+            requester = conn.execute(
+                select(hub_release.c.requester).where(hub_release.c.release_id == release_id)
+            ).scalar_one_or_none()
+        if requester is None:
+            return None
+        if requester != ctx.principal.subject:  # never another's (the id includes the sender)
+            raise self._refuse(ctx, "release-request", None, 409, "the request exists")
+        self._event(ctx, "release-request-again", release_id, 200)
         return self.get(release_id)
 
     def get(self, release_id: str) -> Release:

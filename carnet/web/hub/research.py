@@ -10,6 +10,7 @@ query's rows are the answer to that POST (``no-store``), never a page one could 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,6 +22,7 @@ from carnet.hub.disclosure.profiles import PRESETS, choosable_profiles
 from carnet.hub.errors import HubError
 from carnet.hub.permits import Permit
 from carnet.hub.releases import table_request
+from carnet.hub.submission import SUBMISSION_ID, new_submission
 from carnet.hub.wiring import HubServices
 from carnet.hub.workspace import QueryResult
 from carnet.web.flash import redirect, register_flash
@@ -79,16 +81,28 @@ def hub_home(request: Request, caller: HubMemberPage, hub: HubDep) -> Response:
 @router.get("/recherche/demande")
 def new_application(request: Request, caller: ResearcherPage) -> Response:
     """The application form (every field of EHDS art. 67)."""
-    return _application_page(request, caller, new_application_values(), {})
+    return _application_page(request, caller, new_application_values(), {}, new_submission())
+
+
+def _submission_of(form: Mapping[str, Any]) -> str:
+    """The form's own submission id (hidden field ``envoi``); a malformed one is none."""
+    sent = text_of(form, "envoi")
+    return sent if SUBMISSION_ID.fullmatch(sent) else ""
 
 
 @router.post("/recherche/demande")
 async def save_application(request: Request, caller: ResearcherPage, hub: HubDep) -> Response:
-    """Store the application as a draft of a new project (the applicant and the team named)."""
-    read = read_application(await request.form())
+    """Store the application as a draft of a new project (the applicant and the team named);
+    the same form sent twice stores one draft."""
+    form = await request.form()
+    read, submission = read_application(form), _submission_of(form)
     if read.application is None:
-        return _application_page(request, caller, read.values, read.errors, status=400)
-    permit = await run_in_threadpool(hub.permits.apply, caller.ctx, read.application)
+        return _application_page(
+            request, caller, read.values, read.errors, submission or new_submission(), status=400
+        )
+    permit = await run_in_threadpool(
+        hub.permits.apply, caller.ctx, read.application, submission or None
+    )
     return redirect(f"/recherche/projets/{permit.permit_id}", DRAFT_SAVED)
 
 
@@ -97,6 +111,7 @@ def _application_page(
     caller: HubCaller,
     values: dict[str, str],
     errors: dict[str, str],
+    submission: str,
     status: int = 200,
 ) -> Response:
     return hub_page(
@@ -106,6 +121,7 @@ def _application_page(
         {
             "values": values,
             "errors": errors,
+            "submission": submission,
             "deidentification": list(DEIDENTIFICATION.items()),
             "date_handling": list(DATE_HANDLING.items()),
             "profiles": [(name, name) for name in sorted(PRESETS)],
@@ -137,6 +153,7 @@ def _project_page(
     query_error: str | None = None,
     release_values: dict[str, str] | None = None,
     release_errors: dict[str, str] | None = None,
+    release_submission: str = "",
     status: int = 200,
 ) -> Response:
     releases = hub.releases.for_permit(caller.ctx, permit.permit_id)
@@ -159,6 +176,7 @@ def _project_page(
             "query_error": query_error,
             "release_values": values,
             "release_errors": release_errors or {},
+            "release_submission": release_submission or new_submission(),
             "statistics": list(STATISTICS.items()),
             "profiles": choosable_profiles(permit.application.disclosure_profile),
             "profile_pairs": [
@@ -237,6 +255,7 @@ async def request_release(
     (the permit's profile, or a stricter one), then two checkers decide."""
     form = await request.form()
     values = {name: text_of(form, name) for name in RELEASE_FIELDS}
+    submission = _submission_of(form)
 
     def answer() -> Response:
         permit = _member_permit(hub, caller, permit_id)
@@ -258,7 +277,11 @@ async def request_release(
         if not errors:
             try:
                 release = hub.releases.request(
-                    caller.ctx, permit_id, table_request(body), values["profile"]
+                    caller.ctx,
+                    permit_id,
+                    table_request(body),
+                    values["profile"],
+                    submission or None,
                 )
             except HubError as exc:
                 errors["release_sql"] = _release_error(exc)
@@ -271,6 +294,7 @@ async def request_release(
                 sql=values["release_sql"],
                 release_values=values,
                 release_errors=errors,
+                release_submission=submission,
                 status=400,
             )
         flash = RELEASE_ASKED if not release.gate_reasons else RELEASE_GATED

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -369,3 +370,79 @@ def test_no_one_but_the_applicant_takes_a_projects_steps_or_names_its_results(hu
         assert named.status_code in (303, 404)
     after = permits.get(hub.permit_id)
     assert (after.state, after.results_url) == (before.state, before.results_url)
+
+
+APPLICATION_FORM = {
+    "title": "Envoyée deux fois",
+    "organisation": "Université de Bordeaux",
+    "purpose": "Estimer l'incidence de l'insuffisance rénale.",
+    "public_interest": "Améliorer le dépistage.",
+    "legal_basis": "RGPD art. 9(2)(j)",
+    "team": "",
+    "datasets": "carnet-record",
+    "variables": "person: year_of_birth",
+    "population": "Adultes",
+    "period_start": "2020-01-01",
+    "period_end": "2025-12-31",
+    "duration_months": "24",
+    "deidentification": "pseudonymised",
+    "deidentification_reason": "Suivi longitudinal.",
+    "dates": "shift",
+    "k_threshold": "5",
+    "disclosure_profile": "opensafely",
+}
+
+
+def _submission_of(page: str) -> str:
+    found = re.search(r'name="envoi" value="([0-9a-f]{32})"', page)
+    assert found is not None, "the form carries its own submission id"
+    return found.group(1)
+
+
+def _titled(hub: Hub, who: str, title: str) -> list[str]:
+    permits = hub.services.hub.permits  # type: ignore[union-attr]
+    return [p.permit_id for p in permits.visible_to(hub.ctx(who)) if p.application.title == title]
+
+
+def test_an_application_form_sent_twice_makes_one_application(hub: Hub) -> None:
+    """A double click or a replayed POST of the same application form stores one draft: both
+    answers lead to it."""
+    envoi = _submission_of(_get(hub, "applicant", "/recherche/demande").text)
+    form = {**APPLICATION_FORM, "envoi": envoi}
+    answers = [_post(hub, "applicant", "/recherche/demande", form) for _ in range(2)]
+    assert [a.status_code for a in answers] == [303, 303]
+    (stored,) = _titled(hub, "applicant", "Envoyée deux fois")
+    assert {a.headers["location"] for a in answers} == {f"/recherche/projets/{stored}"}
+    assert envoi not in _get(hub, "applicant", "/recherche/demande").text  # a new form, a new id
+
+
+def test_a_submission_id_sent_by_another_researcher_makes_their_own_application(hub: Hub) -> None:
+    """The submission id only finds the sender's own application: another researcher replaying
+    it never reaches the first one's project."""
+    envoi = _submission_of(_get(hub, "applicant", "/recherche/demande").text)
+    form = {**APPLICATION_FORM, "title": "Le même envoi", "envoi": envoi}
+    first = _post(hub, "applicant", "/recherche/demande", form)
+    other = _post(hub, "other_researcher", "/recherche/demande", form)
+    assert first.status_code == other.status_code == 303
+    assert first.headers["location"] != other.headers["location"]
+    assert len(_titled(hub, "applicant", "Le même envoi")) == 1
+    assert len(_titled(hub, "other_researcher", "Le même envoi")) == 1
+
+
+def test_a_release_form_sent_twice_makes_one_release_request(hub: Hub) -> None:
+    """A release request posted twice with the same form is controlled and queued once."""
+    project = f"/recherche/projets/{hub.permit_id}"
+    envoi = _submission_of(_get(hub, "applicant", project).text)
+    releases = hub.services.hub.releases  # type: ignore[union-attr]
+    before = len(releases.for_permit(hub.ctx("applicant"), hub.permit_id))
+    form = {
+        "release_sql": SQL,
+        "rows": "gender_source_value",
+        "statistic": "count",
+        "profile": "opensafely",
+        "envoi": envoi,
+    }
+    answers = [_post(hub, "applicant", f"{project}/diffusions", form) for _ in range(2)]
+    assert [a.status_code for a in answers] == [303, 303]
+    assert len(releases.for_permit(hub.ctx("applicant"), hub.permit_id)) == before + 1
+    assert envoi not in _get(hub, "applicant", project).text  # a new form, a new id

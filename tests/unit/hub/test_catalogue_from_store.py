@@ -5,7 +5,6 @@ count rounded like any output, and the HealthDCAT-AP description still valid (0 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -14,47 +13,35 @@ import pytest
 from pyshacl import validate
 from rdflib import Graph
 
-from carnet.app import Services
-from carnet.caller import Kind, Principal, RequestContext
 from carnet.fhir.errors import FhirError
 from carnet.hub.catalogue.dcat import CARNET_RECORD, dataset_graph
 from carnet.hub.catalogue.from_store import catalogue_context, store_statistics
 from carnet.hub.catalogue.service import CatalogueService
 from carnet.hub.catalogue.shapes import SHAPES_TURTLE
 from tests.support.caller import AS_LOCAL_OPERATOR
-from tests.support.hub_store import LOINC, SNOMED, PersonSpec, add_person, open_hub_services
+from tests.support.hub_setup import PeopleStore as Store
+from tests.support.hub_setup import opted_out_of_research, people_store
+from tests.support.hub_store import LOINC, SNOMED, PersonSpec
 from tests.support.migrated_store import SqliteTemplate
 
 TODAY = date(2026, 12, 3)
 PEOPLE = 13  # each with a Condition and a glucose result: 13 persons, 52 OMOP rows
 
 
-@dataclass
-class Store:
-    services: Services
-    patients: list[str]
-
-
 @pytest.fixture(scope="module")
 def store(
     tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: SqliteTemplate
 ) -> Iterator[Store]:
-    root = tmp_path_factory.mktemp("catalogue-store")
-    services = open_hub_services(root / "data", migrated_sqlite)
-    patients = [
-        add_person(
-            services,
-            PersonSpec(
-                birth=f"19{60 + i}-06-15",
-                conditions=["44054006"],
-                glucose=[("2022-03-01T08:00:00Z", 5.0 + i)],
-            ),
-            i,
+    people = [
+        PersonSpec(
+            birth=f"19{60 + i}-06-15",
+            conditions=["44054006"],
+            glucose=[("2022-03-01T08:00:00Z", 5.0 + i)],
         )
         for i in range(PEOPLE)
     ]
-    yield Store(services, patients)
-    services.close()
+    with people_store(tmp_path_factory.mktemp("catalogue-store"), migrated_sqlite, people) as made:
+        yield made
 
 
 def test_the_catalogue_counts_come_from_the_store_rounded(store: Store) -> None:
@@ -72,13 +59,8 @@ def test_the_catalogue_counts_come_from_the_store_rounded(store: Store) -> None:
 
 
 def test_people_who_opted_out_are_not_in_the_catalogue(store: Store) -> None:
-    opted = store.patients[0]
-    as_patient = RequestContext(Principal(Kind.PERSON, "account-0", patient_id=opted), "account-0")
-    store.services.controls.set_preferences(as_patient, opted, research_optout=True)
-    try:
+    with opted_out_of_research(store, 0):
         stats = store_statistics(store.services, AS_LOCAL_OPERATOR, TODAY)
-    finally:
-        store.services.controls.set_preferences(as_patient, opted, research_optout=False)
     assert stats.individuals == 10  # 12, to the nearest 5
     assert stats.max_age == TODAY.year - 1961  # the one born in 1960 is not counted
 

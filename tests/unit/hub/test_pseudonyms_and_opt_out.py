@@ -5,7 +5,6 @@ permit's tables and columns only, dates shifted per person, reads audited as the
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -14,8 +13,6 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from carnet.app import Services
-from carnet.caller import Kind, Principal, RequestContext
 from carnet.db.instants import utc_now
 from carnet.fhir.errors import FhirError
 from carnet.hub.omop.models import hub_extraction_person
@@ -29,36 +26,25 @@ from carnet.hub.omop.service import (
 )
 from carnet.hub.omop.spec import ExtractionResult
 from tests.support.caller import AS_LOCAL_OPERATOR
-from tests.support.hub_store import PersonSpec, add_person, open_hub_services, spec_for
+from tests.support.hub_setup import PeopleStore as Store
+from tests.support.hub_setup import opted_out_of_research, people_store
+from tests.support.hub_store import PersonSpec, spec_for
 from tests.support.migrated_store import SqliteTemplate
-
-
-@dataclass
-class Store:
-    services: Services
-    patients: list[str]
-    root: Path
 
 
 @pytest.fixture(scope="module")
 def store(
     tmp_path_factory: pytest.TempPathFactory, migrated_sqlite: SqliteTemplate
 ) -> Iterator[Store]:
-    root = tmp_path_factory.mktemp("pseudonyms")
-    services = open_hub_services(root / "data", migrated_sqlite)
-    patients = [
-        add_person(
-            services,
-            PersonSpec(
-                birth=f"19{60 + i}-06-15",
-                glucose=[("2022-03-01T08:00:00Z", 5.0 + i), ("2022-03-21T08:00:00Z", 6.0)],
-            ),
-            i,
+    people = [
+        PersonSpec(
+            birth=f"19{60 + i}-06-15",
+            glucose=[("2022-03-01T08:00:00Z", 5.0 + i), ("2022-03-21T08:00:00Z", 6.0)],
         )
         for i in range(4)
     ]
-    yield Store(services, patients, root)
-    services.close()
+    with people_store(tmp_path_factory.mktemp("pseudonyms"), migrated_sqlite, people) as made:
+        yield made
 
 
 def _run(store: Store, name: str, **changes: object) -> ExtractionResult:
@@ -114,9 +100,7 @@ def test_opted_out_patient_is_excluded_from_every_later_extract(store: Store) ->
     before = _run(store, "o1", project_id="project-o")
     assert before.excluded_opted_out == 0
     assert [p["project_id"] for p in projects_using(store.services, opted)].count("project-o") == 1
-    as_patient = RequestContext(Principal(Kind.PERSON, "account-3", patient_id=opted), "account-3")
-    store.services.controls.set_preferences(as_patient, opted, research_optout=True)
-    try:
+    with opted_out_of_research(store, 3):
         after = _run(store, "o2", project_id="project-o")
         assert after.excluded_opted_out == 1
         assert len(_person_ids(after)) == 3
@@ -126,8 +110,6 @@ def test_opted_out_patient_is_excluded_from_every_later_extract(store: Store) ->
         # the earlier extract did include them, and still says so; the new one does not
         assert [u["project_id"] for u in uses].count("project-o") == 1
         assert len(extraction_ids) == len(uses)
-    finally:
-        store.services.controls.set_preferences(as_patient, opted, research_optout=False)
 
 
 def test_projects_using_names_only_projects_and_permits(store: Store) -> None:
@@ -240,19 +222,13 @@ def test_the_extraction_caller_reads_and_cannot_write(store: Store) -> None:
 def test_opt_out_is_read_from_its_history_as_it_stood_at_the_extraction_instant(
     store: Store,
 ) -> None:
-    patient = store.patients[2]
-    as_patient = RequestContext(Principal(Kind.PERSON, "account-2", patient_id=patient), "acc-2")
-    controls = store.services.controls
     before_any = utc_now()
-    controls.set_preferences(as_patient, patient, research_optout=True)
-    while_out = utc_now()
-    controls.set_preferences(as_patient, patient, research_optout=False)  # and back in
-    try:
-        assert research_opted_out(store.services, [patient], before_any) == set()
-        assert research_opted_out(store.services, [patient], while_out) == {patient}
-        assert research_opted_out(store.services, store.patients, utc_now()) == set()
-        back_in = _run(store, "back-in", project_id="project-back-in")
-        assert back_in.excluded_opted_out == 0  # opted back in before this extraction
-        assert len(_person_ids(back_in)) == 4
-    finally:
-        controls.set_preferences(as_patient, patient, research_optout=False)
+    with opted_out_of_research(store, 2) as patient:
+        while_out = utc_now()
+    # and back in
+    assert research_opted_out(store.services, [patient], before_any) == set()
+    assert research_opted_out(store.services, [patient], while_out) == {patient}
+    assert research_opted_out(store.services, store.patients, utc_now()) == set()
+    back_in = _run(store, "back-in", project_id="project-back-in")
+    assert back_in.excluded_opted_out == 0  # opted back in before this extraction
+    assert len(_person_ids(back_in)) == 4
