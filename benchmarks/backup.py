@@ -15,19 +15,27 @@ store (deduplication: no new chunk), and a restore, each with its ratio to the p
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
+import re
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
+
+import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from carnet.app import build_services  # noqa: E402
-from carnet.backup.service import BackupService, restore_snapshot  # noqa: E402
-from carnet.backup.target import DirectoryTarget  # noqa: E402
 from carnet.caller import RequestContext  # noqa: E402
+from carnet.fhir.importer import Importer  # noqa: E402
 from carnet.fhir.store_scan import raw_bodies  # noqa: E402
 from carnet.fhir.transactions import run_transaction  # noqa: E402
 from carnet.settings import Settings  # noqa: E402
@@ -50,72 +58,185 @@ def build_store(data_dir: Path, patients: int) -> None:
         services.close()
 
 
+DIRECTORY_TYPES = ("Organization", "Location", "Practitioner", "PractitionerRole", "Patient")
+
+
+def write_population_ndjson(patients: int, folder: Path) -> list[Path]:
+    """The synthetic population as NDJSON, one file per type (its references are already by id),
+    streamed: a million resources never sit in memory at once. Directory types first, as a bulk
+    export's manifest would list them for a load."""
+    from carnet.demo.population import generate_population, generate_shared_resources
+
+    folder.mkdir(parents=True, exist_ok=True)
+    handles: dict[str, IO[bytes]] = {}
+    try:
+        for bundle in itertools.chain([generate_shared_resources()], generate_population(patients)):
+            for entry in bundle["entry"]:
+                body = entry["resource"]
+                res_type = body["resourceType"]
+                if res_type not in handles:
+                    handles[res_type] = (folder / f"{res_type}.ndjson").open("wb")
+                handles[res_type].write(orjson.dumps(body) + b"\n")
+    finally:
+        for handle in handles.values():
+            handle.close()
+    order = {name: i for i, name in enumerate(DIRECTORY_TYPES)}
+    return sorted(folder.glob("*.ndjson"), key=lambda p: (order.get(p.stem, len(order)), p.stem))
+
+
+def import_store(data_dir: Path, patients: int, scratch: Path) -> int:
+    """A store built the fast way an operator would load one: `carnet import` of NDJSON."""
+    files = write_population_ndjson(patients, scratch / "ndjson")
+    services = build_services(Settings.from_env({}, data_dir=str(data_dir)))
+    try:
+        report = Importer(
+            services.fhir, batch_size=500, ctx=RequestContext.local_operator(source="bench")
+        ).run(files)
+    finally:
+        services.close()
+    if report.rejected_total:
+        first = report.rejected[0]
+        raise SystemExit(f"{report.rejected_total} rejected, first: {first.source} {first.reason}")
+    shutil.rmtree(scratch / "ndjson")
+    return report.stored
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command of the run: wall seconds, CPU seconds of its process tree, what it printed."""
+
+    wall: float
+    cpu: float
+    out: str
+
+
+def run_step(command: list[str], env: dict[str, str]) -> Step:
+    """Run a command to completion, as an operator would at the terminal, and time it."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Step(wall, cpu, done.stdout)
+
+
+def carnet_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "carnet", *args]
+
+
+def carnet_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARNET_")}
+    env.update(PYTHONPATH=str(ROOT), CARNET_DATA_DIR=str(data_dir), **extra)
+    return env
+
+
+def small_change(data_dir: Path) -> None:
+    """One patient's telephone changes: a new version of one resource (and its audit event)."""
+    services = build_services(Settings.from_env({}, data_dir=str(data_dir)), migrate=False)
+    try:
+        with services.fhir.repo.unit(write=False) as unit:
+            first = next(b for b in raw_bodies(unit) if b[0] == "Patient")
+        patient = services.fhir.read("Patient", first[1], ctx=AS_LOCAL_OPERATOR)
+        body = dict(patient.body or {})
+        body["telecom"] = [{"system": "phone", "value": f"+33 1 {time.time_ns() % 10**8:08d}"}]
+        services.fhir.update("Patient", patient.res_id, body, ctx=AS_LOCAL_OPERATOR)
+    finally:
+        services.close()
+
+
+CHUNKS = re.compile(r"(\d+) of (\d+) chunks new \((\d+) bytes stored\)")
+
+
+def measure(data_dir: Path, scratch: Path) -> None:
+    """Plain copy, full backup, small change, incremental backup, restore, drill: each timed."""
+    load_before = os.getloadavg()
+    copy = run_step(["cp", "-r", str(data_dir), str(scratch / "copy")], dict(os.environ))
+    copy_bytes = _size(scratch / "copy")
+    shutil.rmtree(scratch / "copy")  # the disk holds a million-resource store a few times only
+    backups = scratch / "backups"
+    backup_args = ("backup", "--to", str(backups), "--jurisdiction", "FR", "--keep", "10")
+    full = run_step(carnet_command(*backup_args), carnet_env(data_dir))
+    full_chunks = CHUNKS.search(full.out)
+    stored_full = _size(backups)
+    small_change(data_dir)
+    incremental = run_step(carnet_command(*backup_args), carnet_env(data_dir))
+    new_chunks = CHUNKS.search(incremental.out)
+    restored = scratch / "restored"
+    restore = run_step(
+        carnet_command("restore", "latest", "--from", str(backups)),
+        carnet_env(restored, CARNET_KEY_FILE=str(data_dir / "master.key")),
+    )
+    restored_bytes = _size(restored)
+    shutil.rmtree(restored)
+    drill = run_step(
+        carnet_command("backup", "drill", "--from", str(backups)), carnet_env(data_dir)
+    )
+    load_after = os.getloadavg()
+    assert full_chunks and new_chunks, (full.out, incremental.out)
+    print(f"data directory: {copy_bytes} bytes")
+    print(f"load average before {load_before[0]:.1f}, after {load_after[0]:.1f} (1 min)")
+    print("step                   wall s    cpu s   bytes          ratio to plain copy (wall)")
+    print(f"plain copy (cp -r)   {copy.wall:8.2f} {copy.cpu:8.2f}   {copy_bytes:12d}  1.00")
+    print(
+        f"backup (full)        {full.wall:8.2f} {full.cpu:8.2f}   {stored_full:12d}  "
+        f"{full.wall / copy.wall:.2f}  (stored/copied bytes {stored_full / copy_bytes:.3f}, "
+        f"{full_chunks[2]} chunks)"
+    )
+    print(
+        f"backup (incremental) {incremental.wall:8.2f} {incremental.cpu:8.2f}   "
+        f"{int(new_chunks[3]):12d}  {incremental.wall / copy.wall:.2f}  "
+        f"({new_chunks[1]} of {new_chunks[2]} chunks new after one resource changed)"
+    )
+    print(
+        f"restore              {restore.wall:8.2f} {restore.cpu:8.2f}   {restored_bytes:12d}  "
+        f"{restore.wall / copy.wall:.2f}"
+    )
+    print(
+        f"drill                {drill.wall:8.2f} {drill.cpu:8.2f}   {'':12s}  "
+        f"{drill.wall / copy.wall:.2f}"
+    )
+    for line in drill.out.splitlines():
+        print(f"  {line}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--patients", type=int, default=50)
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument(
+        "--import-patients",
+        type=int,
+        default=0,
+        help="build --data-dir with `carnet import` of this many synthetic patients (NDJSON), "
+        "keep it, and stop",
+    )
+    parser.add_argument(
+        "--scratch", type=Path, default=None, help="where the copy, backups and restore go"
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="carnet-bench-backup-") as scratch_name:
-        scratch = Path(scratch_name)
+    if args.import_patients:
+        if args.data_dir is None or args.data_dir.exists():
+            raise SystemExit("--import-patients needs a new --data-dir")
+        started = time.perf_counter()
+        cpu = time.process_time()
+        stored = import_store(args.data_dir, args.import_patients, args.data_dir.parent)
+        elapsed = time.perf_counter() - started
+        print(
+            f"imported {stored} resources ({args.import_patients} patients) in {elapsed:.0f} s "
+            f"wall, {time.process_time() - cpu:.0f} cpu-s: {stored / elapsed:.0f}/s"
+        )
+        return
+    with tempfile.TemporaryDirectory(prefix="carnet-bench-backup-", dir=args.scratch) as name:
+        scratch = Path(name)
         data_dir = args.data_dir or scratch / "data"
         if args.data_dir is None:
             started = time.perf_counter()
             build_store(data_dir, args.patients)
             print(f"store built: {args.patients} patients in {time.perf_counter() - started:.1f} s")
-        settings = Settings.from_env({}, data_dir=str(data_dir))
-        started = time.perf_counter()
-        shutil.copy2(data_dir / "carnet.sqlite3", scratch / "copy.sqlite3")
-        if (data_dir / "blobs").exists():
-            shutil.copytree(data_dir / "blobs", scratch / "copy-blobs")
-        copy_seconds = time.perf_counter() - started
-        copy_bytes = (scratch / "copy.sqlite3").stat().st_size + (
-            _size(scratch / "copy-blobs") if (scratch / "copy-blobs").exists() else 0
-        )
-        services = build_services(settings, migrate=False)
-        try:
-            keys = services.crypto.backup_keys()
-            target = DirectoryTarget(scratch / "backups", "FR")
-            backup = BackupService(
-                settings.data_dir,
-                settings.blob_dir,
-                services.engine,
-                services.fhir.repo,
-                services.audit,
-                keys,
-                target,
-            )
-            with services.fhir.repo.unit(write=False) as unit:
-                versions = sum(1 for _ in raw_bodies(unit))
-            first = backup.backup(AS_LOCAL_OPERATOR)
-            second = backup.backup(AS_LOCAL_OPERATOR)
-            stored = _size(scratch / "backups")
-            started = time.perf_counter()
-            restored = scratch / "restored"
-            restore_snapshot(
-                target,
-                keys,
-                backup.manifest(second.snapshot_id),
-                restored,
-                f"sqlite:///{restored / 'carnet.sqlite3'}",
-            )
-            restore_seconds = time.perf_counter() - started
-        finally:
-            services.close()
-    print(f"resource versions: {versions}, data directory: {copy_bytes} bytes")
-    print("step                 seconds   bytes         ratio to plain copy (time)")
-    print(f"plain copy           {copy_seconds:8.2f}   {copy_bytes:12d}  1.00")
-    print(
-        f"backup (full)        {first.seconds:8.2f}   {stored:12d}  "
-        f"{first.seconds / copy_seconds:.2f}  (stored/copied bytes {stored / copy_bytes:.2f})"
-    )
-    print(
-        f"backup (unchanged)   {second.seconds:8.2f}   {second.bytes_stored:12d}  "
-        f"{second.seconds / copy_seconds:.2f}  ({second.new_chunks} of {second.chunks} chunks new)"
-    )
-    print(
-        f"restore              {restore_seconds:8.2f}   {copy_bytes:12d}  "
-        f"{restore_seconds / copy_seconds:.2f}"
-    )
+        measure(data_dir, scratch)
     command = "reproduce: .venv/bin/python benchmarks/backup.py"
     print(f"{command} --data-dir DIR" if args.data_dir else f"{command} --patients {args.patients}")
 

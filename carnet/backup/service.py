@@ -1,6 +1,6 @@
 """Backups that restore: `carnet backup`, `carnet restore`, retention.
 
-A snapshot is the database (SQLite online backup, its wrapped data keys escrowed apart), the blob
+A snapshot is the database (SQLite `VACUUM INTO`, its wrapped data keys escrowed apart), the blob
 store and the wrapped ID-token key, each cut into deduplicated chunks sealed with the backup key,
 and a sealed manifest naming them with their SHA-256, the audit log's checkpoint at the time and a
 digest of every stored resource body. The master key is never in a backup: it stays in its file or

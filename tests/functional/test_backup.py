@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -296,3 +297,35 @@ def test_a_snapshot_taken_before_a_rotation_restores_after_the_old_key_is_retire
         again.close()
     drill = _run(data, "backup", "drill", "--from", str(backups))
     assert drill.exit_code == 0, drill.output
+
+
+def test_the_free_pages_of_the_live_file_never_reach_a_snapshot_copy(
+    tmp_path: Path, live: tuple[Services, dict[str, str]]
+) -> None:
+    """A SQLite built without secure delete leaves freed pages as they were (a shredded key, a
+    deleted row); the snapshot's copy of the database is rebuilt and carries none of them, nor
+    any wrapped key, and leaves no journal of the pages it erased."""
+    services, _ = live
+    source = sqlite_path(services.engine)
+    marker = b"FREED-PAGE-MARKER-" * 200
+    with sqlite3.connect(source) as conn:
+        conn.execute("PRAGMA secure_delete = OFF")
+        conn.execute("CREATE TABLE freed_by_the_test (x BLOB)")
+        conn.executemany("INSERT INTO freed_by_the_test VALUES (?)", [(marker,)] * 20)
+    with sqlite3.connect(source) as conn:
+        conn.execute("PRAGMA secure_delete = OFF")
+        conn.execute("DROP TABLE freed_by_the_test")
+        wrapped = [w for (w,) in conn.execute("SELECT wrapped FROM data_key") if w]
+        assert conn.execute("PRAGMA freelist_count").fetchone()[0] > 0
+    pages = tmp_path / "pages.sqlite3"  # the control: a page-for-page copy still has them
+    with sqlite3.connect(source) as live_db, sqlite3.connect(pages) as page_copy:
+        live_db.backup(page_copy)
+    assert marker[:64] in pages.read_bytes()
+    copy = tmp_path / "copy.sqlite3"
+    copy_sqlite(source, copy)
+    escrow: dict[str, bytes] = {}
+    strip_data_keys(copy, services.crypto.backup_keys(), escrow.__contains__, escrow.__setitem__)
+    content = copy.read_bytes()
+    assert marker[:18] not in content
+    assert wrapped and not any(w in content or w[12:28] in content for w in wrapped)
+    assert not (tmp_path / "copy.sqlite3-journal").exists()
