@@ -132,23 +132,15 @@ class Validator:
         self, resource_type: str, resource: dict[str, Any]
     ) -> Iterator[tuple[str, str, dict[str, Any]]]:
         """(location, type, body) of every resource inside ``resource``, at any depth."""
-        stack: list[tuple[str, dict[str, Any] | list[Any]]] = [(resource_type, resource)]
+        stack: list[tuple[str, Any]] = [(resource_type, resource)]
         while stack:
             location, node = stack.pop()
-            # Only containers are walked: a string or a number holds no resource, and naming
-            # every leaf's location cost more than the schema validation of the resource.
             if isinstance(node, list):
-                stack.extend(
-                    (f"{location}[{i}]", item)
-                    for i, item in enumerate(node)
-                    if isinstance(item, (dict, list))
-                )
-            else:
+                stack.extend((f"{location}[{i}]", item) for i, item in enumerate(node))
+            elif isinstance(node, dict):
                 if node is not resource and self._is_resource(node):
                     yield location, node["resourceType"], node
-                stack.extend(
-                    (f"{location}.{k}", v) for k, v in node.items() if isinstance(v, (dict, list))
-                )
+                stack.extend((f"{location}.{k}", v) for k, v in node.items())
 
     def validate_bundle_shell(self, bundle: dict[str, Any]) -> None:
         """Validate a transaction/batch Bundle without its entry resources (validated one by one)."""
