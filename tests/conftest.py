@@ -9,12 +9,12 @@ the stores' own tests) run on SQLite and PostgreSQL; every other test asking for
 SQLite only. Every test that touches PostgreSQL is marked ``postgres`` here, so ``-m "not
 postgres"`` leaves the cluster unstarted. docs/architecture.md ("Test categories") has the map.
 
-The store is migrated once per session and copied into each test, or on PostgreSQL lent from a pool
-of databases reset to the template's state (tests/support/migrated_store.py).
+The store is migrated once per session and copied into each test (tests/support/migrated_store.py).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from tests.support.postgres import ThrowawayPostgres
 from tests.support.schedule import grouped_file_scheduling, schedule_for_workers
 from tests.support.spark import small_data_jvm
 
+_db_counter = itertools.count()
 _SPEC_DIR = Path(__file__).parent / "spec"
 BOTH_BACKENDS = ["sqlite", "postgres"]
 SQLITE_ONLY = ["sqlite"]
@@ -105,18 +106,15 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Settings]:
-    """Settings on a migrated store of this test's own: a copy of the session's SQLite template,
-    or a PostgreSQL database in exactly the template's state, lent from the worker's pool."""
+def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings on a migrated store of this test's own (a copy of the session's template)."""
     data_dir = tmp_path / "data"
     if backend == "postgres":
         template: PostgresTemplate = request.getfixturevalue("migrated_postgres")
-        with template.lend() as url:
-            yield make_settings(data_dir, url)
-        return
+        return make_settings(data_dir, template.clone(f"t{next(_db_counter)}"))
     store: SqliteTemplate = request.getfixturevalue("migrated_sqlite")
     store.copy_into(data_dir)
-    yield make_settings(data_dir)
+    return make_settings(data_dir)
 
 
 @pytest.fixture

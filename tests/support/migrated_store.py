@@ -2,13 +2,9 @@
 
 Running the 13 migrations for every test that builds the services cost far more than the test
 itself. Instead the session migrates one SQLite file and one PostgreSQL template database, and
-each test gets a byte copy of the file (``SqliteTemplate.copy_into``) or a PostgreSQL database in
-the template's state, then builds its services with ``migrate=False``.
-
-PostgreSQL: cloning (``CREATE DATABASE ... TEMPLATE``) costs about 0.4 s, so each worker keeps a
-small pool of clones and lends them (``PostgresTemplate.lend``), putting a lent database back into
-exactly the template's state before the next test gets it (tests/support/reusable_database.py says
-how and what it checks). A test that needs a database of its own name still calls ``clone``.
+each test gets a byte copy of the file (``SqliteTemplate.copy_into``) or a database cloned from the
+template (``PostgresTemplate.clone``, PostgreSQL's ``CREATE DATABASE ... TEMPLATE``), then builds
+its services with ``migrate=False``.
 
 The template holds exactly what ``build_services(migrate=True)`` adds to an empty store (schema,
 planner statistics when due, the default access rules) and nothing written under a key: the
@@ -19,10 +15,7 @@ Tests of the migrations themselves do not use these: they migrate from scratch.
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from carnet.db.engine import make_engine
@@ -31,7 +24,6 @@ from carnet.db.migrate import upgrade
 from carnet.policy.rules import seed_rules
 from carnet.private_files import private_dir, write_private_bytes
 from tests.support.postgres import ThrowawayPostgres
-from tests.support.reusable_database import ReusableDatabase, TemplateState
 
 SQLITE_FILE = "carnet.sqlite3"  # Settings' default database inside data_dir
 
@@ -76,25 +68,7 @@ class PostgresTemplate:
         self.cluster = cluster
         # Every connection to it is closed (the engine is disposed): a template must be idle.
         migrate_store(cluster.create_database(self.NAME))
-        self.state = TemplateState.read(cluster, self.NAME)
-        self._idle: list[ReusableDatabase] = []
-        self._serial = itertools.count()
 
     def clone(self, name: str) -> str:
         """Create database ``name`` as a copy of the template and return its SQLAlchemy URL."""
         return self.cluster.create_database(name, template=self.NAME)
-
-    @contextmanager
-    def lend(self) -> Iterator[str]:
-        """The URL of a database in exactly the template's state, for the ``with`` block; the
-        database is reset and lent again afterwards (a fresh clone when none is idle)."""
-        if self._idle:
-            database = self._idle.pop()
-            database.reset()
-        else:
-            name = f"pooled_{next(self._serial)}"
-            database = ReusableDatabase(self.cluster, self.NAME, self.state, name)
-        try:
-            yield database.url
-        finally:
-            self._idle.append(database)

@@ -169,10 +169,6 @@ class ThrowawayPostgres:
             raise RuntimeError(f"could not create database {name!r}: {exc}") from exc
         return self.url_for(name)
 
-    def connect(self, database: str) -> psycopg.Connection[Any]:
-        """An autocommit connection as the superuser to ``database``."""
-        return self._connect(database)
-
     def start(self) -> None:
         began = time.monotonic()
         try:
