@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
-from sklearn.ensemble import IsolationForest
 
 from carnet.watch.features import Episode
 from carnet.watch.rules import matched
@@ -53,6 +52,10 @@ def score(episodes: Sequence[Episode], *, seed: int = 0, rules: bool = True) -> 
         return []
     matrix = np.array([e.features for e in todo], dtype=float)
     if len(todo) >= 8:
+        # Imported when a scan runs: scikit-learn takes ~2 s to import, which every `carnet`
+        # process (each CLI command, the server's start) would otherwise pay.
+        from sklearn.ensemble import IsolationForest
+
         forest = IsolationForest(n_estimators=TREES, random_state=seed)
         forest.fit(matrix)
         abnormal = -forest.score_samples(matrix)
