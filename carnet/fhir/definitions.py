@@ -77,6 +77,10 @@ class Definitions:
     mandatory_elements: dict[str, frozenset[str]] = field(
         default_factory=dict
     )  # min >= 1, top level
+    # The JSON-schema validators compiled from these definitions, per resource type: filled on
+    # first use by carnet/fhir/validation.py and shared by every Validator of these definitions
+    # (each build of the services makes one; a compile costs 60-100 ms per type).
+    compiled_schemas: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def params_for(self, resource_type: str) -> dict[str, SearchParam]:
         return self.search_params.get(resource_type, {})

@@ -30,20 +30,8 @@ jsonschema-rs validates (it overflowed a 512 KiB thread stack at 1,000 levels, w
 Python's recursion limit. tests/unit/fhir/test_nesting.py pins the limit."""
 
 
-# Compiled schemas, per Definitions object and resource type, shared by every Validator of the
-# process: compiling one type costs 60-100 ms, and each build of the services (a server, a CLI
-# command, every test's store) made a new Validator that compiled again the types it met. The
-# Definitions object is kept in the value so that its id is never reused while the entry lives.
-_COMPILED: dict[int, tuple[Definitions, dict[str, Any]]] = {}
+# One lock for every compile: two threads meeting a new type compile it once.
 _COMPILE_LOCK = Lock()
-
-
-def _compiled_for(definitions: Definitions) -> dict[str, Any]:
-    with _COMPILE_LOCK:
-        found = _COMPILED.get(id(definitions))
-        if found is None or found[0] is not definitions:
-            found = _COMPILED[id(definitions)] = (definitions, {})
-        return found[1]
 
 
 class Validator:
@@ -54,7 +42,7 @@ class Validator:
         # One resource's cap, checked here because every write validates (API, transaction
         # entries, imports, deposits): the request-body cap alone misses files and Bundles.
         self.max_resource_bytes = max_resource_bytes
-        self._validators = _compiled_for(definitions)
+        self._validators = definitions.compiled_schemas
 
     def _schema_validator(self, resource_type: str) -> Any:
         found = self._validators.get(resource_type)
