@@ -26,6 +26,7 @@ from carnet.audit.service import AuditService, actor_of
 from carnet.caller import RequestContext
 from carnet.db.engine import writing
 from carnet.db.instants import utc_now
+from carnet.form_submission import record_id
 from carnet.hub.application import Application
 from carnet.hub.dates import add_months
 from carnet.hub.errors import HubError
@@ -33,7 +34,6 @@ from carnet.hub.models import hub_permit, hub_permit_extract
 from carnet.hub.omop.spec import Engine as ExtractionEngine
 from carnet.hub.omop.spec import ExtractionResult, ExtractionSpec
 from carnet.hub.roles import RESEARCHER, REVIEWER, Roles
-from carnet.hub.submission import record_id
 
 DRAFT, SUBMITTED, UNDER_REVIEW = "draft", "submitted", "under_review"
 APPROVED, REJECTED, ACTIVE, EXPIRED, REVOKED = (

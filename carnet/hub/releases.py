@@ -26,6 +26,7 @@ from carnet.audit.service import AuditService, actor_of
 from carnet.caller import RequestContext
 from carnet.db.engine import writing
 from carnet.db.instants import utc_now
+from carnet.form_submission import record_id
 from carnet.hub.disclosure.acro_record import (
     RESULTS_FILE,
     output_entry,
@@ -39,7 +40,6 @@ from carnet.hub.errors import HubError
 from carnet.hub.models import hub_release, hub_release_review
 from carnet.hub.permits import PermitService
 from carnet.hub.roles import OUTPUT_CHECKER
-from carnet.hub.submission import record_id
 from carnet.hub.workspace import WorkspaceService, bounded, open_extract, single_select
 
 REFUSED_BY_GATES, PENDING, RELEASED, REFUSED = "refused_by_gates", "pending", "released", "refused"

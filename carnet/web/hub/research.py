@@ -18,11 +18,11 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from carnet.dependencies import HubDep
+from carnet.form_submission import SUBMISSION_ID, new_submission
 from carnet.hub.disclosure.profiles import PRESETS, choosable_profiles
 from carnet.hub.errors import HubError
 from carnet.hub.permits import Permit
 from carnet.hub.releases import table_request
-from carnet.hub.submission import SUBMISSION_ID, new_submission
 from carnet.hub.wiring import HubServices
 from carnet.hub.workspace import QueryResult
 from carnet.web.flash import redirect, register_flash

@@ -8,21 +8,19 @@ An item that is missing, foreign, hidden, not of this kind or not declared by th
 
 from __future__ import annotations
 
-import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from carnet.caller import RequestContext
 from carnet.fhir.errors import FhirError
 from carnet.fhir.service import FhirService
+from carnet.form_submission import SUBMISSION_ID
 from carnet.web.profile.declared import declared, is_declared
 from carnet.web.profile.fields import french_input
 from carnet.web.profile.kind import JSON, Gettext, Kind, Line
 
 MISSING = (403, 404, 410)
 SUBMISSION_SYSTEM = "urn:carnet:form-submission"  # the add form's own id, against double sends
-SUBMISSION_ID = re.compile(r"[0-9a-f]{32}")
 MAX_LISTED = 200
 MAX_ID = 64  # FHIR ids: [A-Za-z0-9\-\.]{1,64}
 # Which element names the patient, per type (the check that an item is of the record acted on).
@@ -144,11 +142,6 @@ def delete(fhir: FhirService, ctx: RequestContext, kind: Kind, item_id: str) -> 
         if exc.status in (403, 404, 409):
             raise WriteRefusedError(exc.status) from None
         raise
-
-
-def new_submission() -> str:
-    """A fresh id for an add form (it travels in the hidden field ``envoi``)."""
-    return uuid.uuid4().hex
 
 
 def values_for_form(kind: Kind, item: dict[str, Any]) -> dict[str, str]:

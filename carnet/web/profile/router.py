@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from carnet.dependencies import FhirDep, SettingsDep
 from carnet.fhir.service import FhirService
+from carnet.form_submission import new_submission
 from carnet.web.caller import PageCaller, PersonPage
 from carnet.web.flash import redirect, register_flash
 from carnet.web.i18n import N_
@@ -111,7 +112,7 @@ def _form_page(
         "back": target.back,
         "today": _today().isoformat(),
         # an add form's own id; kept when the form comes back with errors (nothing was stored)
-        "submission": "" if target.item_id else (submission or items.new_submission()),
+        "submission": "" if target.item_id else (submission or new_submission()),
     }
     return render(
         request,

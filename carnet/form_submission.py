@@ -10,7 +10,7 @@ import re
 import uuid
 
 SUBMISSION_ID = re.compile(r"[0-9a-f]{32}")
-_NAMESPACE = uuid.UUID("5b0f3c2e-8d7a-4e44-9c1b-6a3e2f1d0c47")  # the hub's forms
+_NAMESPACE = uuid.UUID("5b0f3c2e-8d7a-4e44-9c1b-6a3e2f1d0c47")  # kept: ids already derived stay
 
 
 def new_submission() -> str:
