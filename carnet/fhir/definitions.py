@@ -79,11 +79,40 @@ class Definitions:
     )  # min >= 1, top level
     # The JSON-schema validators compiled from these definitions, per resource type: filled on
     # first use by carnet/fhir/validation.py and shared by every Validator of these definitions
-    # (each build of the services makes one; a compile costs 60-100 ms per type).
+    # (each build of the services makes one).
     compiled_schemas: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # The definitions each definition refers to directly, for type_schema below.
+    schema_references: dict[str, frozenset[str]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def params_for(self, resource_type: str) -> dict[str, SearchParam]:
         return self.search_params.get(resource_type, {})
+
+    def type_schema(self, resource_type: str) -> dict[str, Any]:
+        """The JSON schema of one resource type: its definition and those it reaches, a resource
+        inside it (a Bundle entry, a contained resource, a Parameters value) checked only for a
+        known ``resourceType``.
+
+        Each resource inside is validated on its own, as its own type (carnet/fhir/validation.py,
+        ``Validator._nested``), with its problems located. Left in, the published ``ResourceList``
+        (a ``oneOf`` of every type) made every type's schema the whole FHIR schema: 60-150 ms to
+        compile each type instead of about 7, in every process that validates.
+        """
+        wanted, stack = {resource_type}, [resource_type]
+        while stack:
+            for name in self.schema_references.get(stack.pop(), ()):
+                if name not in wanted:
+                    wanted.add(name)
+                    stack.append(name)
+        definitions = {name: self.schema_definitions[name] for name in wanted}
+        if "ResourceList" in definitions:
+            definitions["ResourceList"] = {
+                "type": "object",
+                "required": ["resourceType"],
+                "properties": {"resourceType": {"enum": sorted(self.resource_types)}},
+            }
+        return {"$ref": f"#/definitions/{resource_type}", "definitions": definitions}
 
 
 def _read(directory: Path, name: str) -> Any:
@@ -202,21 +231,24 @@ def _required(
     return out
 
 
+def _refs(node: Any) -> set[str]:
+    """The definition names ``node`` refers to (``$ref``), at any depth."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            found.add(ref.rsplit("/", 1)[-1])
+        for value in node.values():
+            found |= _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _refs(item)
+    return found
+
+
 def _attachment_types(defs: dict[str, Any], types: frozenset[str]) -> frozenset[str]:
     """Resource types whose own elements (backbones included) can hold an Attachment."""
-
-    def refs(node: Any) -> set[str]:
-        found: set[str] = set()
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str):
-                found.add(ref.rsplit("/", 1)[-1])
-            for value in node.values():
-                found |= refs(value)
-        elif isinstance(node, list):
-            for item in node:
-                found |= refs(item)
-        return found
+    refs = _refs
 
     def reaches(name: str, seen: set[str]) -> bool:
         if name == "Attachment":
@@ -257,6 +289,12 @@ def load_definitions(directory: Path) -> Definitions:
     listed = {ref["$ref"].rsplit("/", 1)[-1] for ref in defs["ResourceList"]["oneOf"]}
     types = frozenset(r4_types & listed)
     result = Definitions(directory=directory, schema_definitions=defs, resource_types=types)
+    # ResourceList's oneOf is replaced in each type's schema (type_schema): its own references
+    # are every resource type, which that schema does not reach.
+    result.schema_references = {
+        name: frozenset(_refs(definition)) if name != "ResourceList" else frozenset()
+        for name, definition in defs.items()
+    }
     result.search_params = _search_params(
         _read(directory, "search-parameters.json"), types, _choice_paths(profiles, types)
     )

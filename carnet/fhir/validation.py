@@ -51,10 +51,7 @@ class Validator:
                 found = self._validators.get(resource_type)
                 if found is None:
                     found = jsonschema_rs.Draft6Validator(
-                        {
-                            "$ref": f"#/definitions/{resource_type}",
-                            "definitions": self.definitions.schema_definitions,
-                        }
+                        self.definitions.type_schema(resource_type)
                     )
                     self._validators[resource_type] = found
         return found

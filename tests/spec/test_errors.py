@@ -546,3 +546,20 @@ def test_problems_inside_a_nested_resource_are_located_not_echoed(client: TestCl
     outcome = assert_outcome(r, 422, "required")
     assert _expressions(outcome) == ["Patient.contained[0].status"]
     assert history_total(client) == 0
+
+
+def test_a_resource_inside_of_an_unknown_type_or_none_is_refused_at_its_place(
+    client: TestClient,
+) -> None:
+    """Each type's schema checks a resource inside it (contained, a Bundle entry) only for a
+    known resourceType, the resource itself being validated on its own: one of no known type, or
+    of none, is refused where it sits and nothing is stored."""
+    for inner in ({"resourceType": "Patiente", "id": "x"}, {"id": "x"}):
+        r = client.post("/fhir/Patient", json=patient(contained=[inner]), headers=FHIR_JSON)
+        outcome = assert_outcome(r, 422, VALIDATION_CODES)
+        assert all(e.startswith("Patient.contained[0]") for e in _expressions(outcome)), outcome
+        bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": inner}]}
+        r = client.post("/fhir/Bundle", json=bundle, headers=FHIR_JSON)
+        outcome = assert_outcome(r, 422, VALIDATION_CODES)
+        assert all(e.startswith("Bundle.entry[0].resource") for e in _expressions(outcome))
+    assert history_total(client) == 0
