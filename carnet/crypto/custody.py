@@ -11,7 +11,6 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
-from carnet.crypto.hsm import Pkcs11Keyring
 from carnet.crypto.keyring import FileKeyring, Keyring
 from carnet.crypto.models import data_key, key_rotation, project_key
 
@@ -115,16 +114,20 @@ def custody(keyring: Keyring, engine: Engine, rsa_key_file: Path) -> list[Custod
                 f"{when}; never rotates (blind indexes depend on it)",
             )
         )
-    elif isinstance(keyring, Pkcs11Keyring):
-        rows.append(
-            Custody(
-                f"master key {keyring.key_id}",
-                f"HSM token {keyring.token_label}, keys {keyring.key_label}(-derive), "
-                f"{'EXTRACTABLE' if keyring.extractable() else 'non-extractable'}",
-                "holders of the token's user PIN, through the token only",
-                "on the token (see the HSM's own log)",
+    else:
+        # python-pkcs11 is imported only where the keyring is not the file one
+        from carnet.crypto.hsm import Pkcs11Keyring
+
+        if isinstance(keyring, Pkcs11Keyring):
+            rows.append(
+                Custody(
+                    f"master key {keyring.key_id}",
+                    f"HSM token {keyring.token_label}, keys {keyring.key_label}(-derive), "
+                    f"{'EXTRACTABLE' if keyring.extractable() else 'non-extractable'}",
+                    "holders of the token's user PIN, through the token only",
+                    "on the token (see the HSM's own log)",
+                )
             )
-        )
     derived = "derived from the master key when needed, never stored"
     for purpose in ("blind-index", "audit-signing", "token-signing", "backup"):
         rows.append(

@@ -22,9 +22,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pypdf import PdfReader
-from pypdf.errors import PyPdfError
-
 from carnet.fhir.repository import StoredResource
 from carnet.record.search_text import terms
 
@@ -191,6 +188,9 @@ def document_text(content_type: str, data: str) -> str:
         return raw.decode("utf-8", errors="replace")
     if mime != "application/pdf":
         return ""
+    from pypdf import PdfReader  # imported on first use: most processes read no PDF
+    from pypdf.errors import PyPdfError
+
     try:
         reader = PdfReader(io.BytesIO(raw))
         return "\n".join(page.extract_text() or "" for page in reader.pages[:MAX_PDF_PAGES])

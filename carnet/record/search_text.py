@@ -13,9 +13,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
-from functools import lru_cache
-
-import snowballstemmer  # type: ignore[import-untyped]  # ships no type hints
+from functools import cache, lru_cache
+from typing import Any
 
 # A word (letters, with inner apostrophes or hyphens split off) or a number with its decimals.
 TOKEN = re.compile(r"\d+(?:[.,]\d+)?|[^\W\d_]+")
@@ -66,7 +65,14 @@ STOP_WORDS = frozenset(
     ]
 )
 
-_STEMMER = snowballstemmer.stemmer("french")
+
+@cache
+def _stemmer() -> Any:
+    """The French stemmer, made on first use: ``snowballstemmer`` imports every language's
+    stemmer, a tenth of carnet's start-up that most processes never need."""
+    import snowballstemmer  # type: ignore[import-untyped]  # ships no type hints
+
+    return snowballstemmer.stemmer("french")
 
 
 def fold(text: str) -> str:
@@ -85,7 +91,7 @@ def term(word: str) -> str:
     lowered = word.casefold()
     if fold(lowered) in STOP_WORDS:
         return ""
-    stem = fold(str(_STEMMER.stemWord(lowered)))
+    stem = fold(str(_stemmer().stemWord(lowered)))
     if len(stem) > 3 and stem.endswith("e"):
         stem = stem[:-1]
     return stem

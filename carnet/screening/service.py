@@ -13,9 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from carnet.screening import sniff
-from carnet.screening.dicom import screen_dicom
-from carnet.screening.images import reencode_image
-from carnet.screening.pdf import screen_pdf
 from carnet.screening.verdict import Refused, Screened
 
 _XML_DECLARATIONS = (b"<!ENTITY", b"<!DOCTYPE")  # entity expansion and external entities
@@ -56,13 +53,21 @@ class Screener:
         return Screened(self._sanitised(data, content_type), content_type)
 
     def _sanitised(self, data: bytes, content_type: str) -> bytes:
+        # Each format's parser is imported when a file of its kind first arrives: pypdf, Pillow
+        # and pydicom together were a third of carnet's start-up, paid by every CLI command.
         limits = self.limits
         if content_type == sniff.PDF:
+            from carnet.screening.pdf import screen_pdf
+
             screen_pdf(data, limits.max_pdf_pages)
             return data
         if content_type in (sniff.PNG, sniff.JPEG, sniff.GIF):
+            from carnet.screening.images import reencode_image
+
             return reencode_image(data, content_type, limits.max_image_pixels)
         if content_type == sniff.DICOM:
+            from carnet.screening.dicom import screen_dicom
+
             return screen_dicom(data, limits.max_image_pixels, self._embedded)
         if content_type.endswith("xml") and any(d in data for d in _XML_DECLARATIONS):
             raise Refused("xml-entities", "XML with a document type or entities is not accepted")
