@@ -20,6 +20,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,9 @@ HOST = "127.0.0.1"
 START_SECONDS = 60.0
 STOP_SECONDS = 20.0
 POLL_SECONDS = 0.05
+# The servers here speak plain HTTP, yet every httpx client builds a TLS context and loads the CA
+# bundle (~25 ms of CPU each): clients made in a loop share this one instead (``verify=``).
+SHARED_TLS = ssl.create_default_context()
 
 
 def free_port() -> int:
@@ -127,18 +131,28 @@ def _started(env: dict[str, str], log: Path, forks: ForkServer | None) -> Iterat
 
 
 def _wait_until_served(process: _Process, log: Path, port: int) -> httpx.Response:
-    """The first answer to GET /fhir/metadata. uvicorn listens only once the app has started, so
-    the wait polls a plain TCP connect (cheap) and asks over HTTP once, when the port accepts."""
+    """The first answer to GET /fhir/metadata."""
+
+    def fail() -> None:
+        pytest.fail(f"carnet serve did not start: {_read(log)[-2000:]}")
+
+    wait_until_listening(port, ended=process.ended, fail=fail)
+    return httpx.get(f"http://{HOST}:{port}/fhir/metadata", timeout=30, verify=SHARED_TLS)
+
+
+def wait_until_listening(port: int, *, ended: Callable[[], bool], fail: Callable[[], None]) -> None:
+    """Return once ``port`` accepts a TCP connection on loopback; ``fail()`` (which raises) if the
+    server ``ended()`` first or after START_SECONDS. uvicorn listens only once the app has started:
+    polling a plain connect is as good as polling a request, and cheap."""
     deadline = time.monotonic() + START_SECONDS
     while True:
         try:
             with socket.create_connection((HOST, port), timeout=2):
-                break
+                return
         except OSError:
-            if process.ended() or time.monotonic() > deadline:
-                pytest.fail(f"carnet serve did not start: {_read(log)[-2000:]}")
+            if ended() or time.monotonic() > deadline:
+                fail()
             time.sleep(POLL_SECONDS)
-    return httpx.get(f"http://{HOST}:{port}/fhir/metadata", timeout=30)
 
 
 def _read(log: Path) -> str:
