@@ -18,6 +18,7 @@ from typer.testing import CliRunner, Result
 
 from carnet.cli.main import app
 from tests.conftest import CORPUS
+from tests.support.migrated_store import SqliteTemplate
 
 CARNET_BIN = Path(sys.executable).parent / "carnet"
 
@@ -25,6 +26,16 @@ CARNET_BIN = Path(sys.executable).parent / "carnet"
 def _run(data_dir: Path, *args: str) -> Result:
     env = {"CARNET_DATA_DIR": str(data_dir), "CARNET_DATABASE_URL": "", "COLUMNS": "200"}
     return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, migrated_sqlite: SqliteTemplate) -> Path:
+    """A data directory holding a migrated store and no key yet (the session's migrated copy):
+    the commands tested with it do the same on any store; `carnet migrate` and the commands
+    refused before opening anything run on an empty directory."""
+    data = tmp_path / "data"
+    migrated_sqlite.copy_into(data)
+    return data
 
 
 def _lines(text: str) -> list[str]:
@@ -67,8 +78,8 @@ def _report(output: str) -> tuple[int, int, int, int]:
     raise AssertionError(f"no report line in {output!r}")
 
 
-def test_import_folder(tmp_path: Path) -> None:
-    result = _run(tmp_path / "data", "import", str(CORPUS / "fr-core"))
+def test_import_folder(data_dir: Path) -> None:
+    result = _run(data_dir, "import", str(CORPUS / "fr-core"))
     assert result.exit_code == 0, result.output
     # FR Core's Martine Selfiesante carries a NIR with a wrong check key: an INS that breaks the
     # NIR rules is refused at every entry (docs/identity.md); the report names the path, not the value.
@@ -78,15 +89,15 @@ def test_import_folder(tmp_path: Path) -> None:
     ) in result.stdout
 
 
-def test_import_folder_is_idempotent_by_id(tmp_path: Path) -> None:
+def test_import_folder_is_idempotent_by_id(tmp_path: Path, data_dir: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     _patient_file(folder, "a.json", "pat-a")
     _patient_file(folder, "b.json", "pat-b")
     (folder / "ignored.txt").write_text("not FHIR")
-    first = _run(tmp_path / "data", "import", str(folder))
-    second = _run(tmp_path / "data", "import", str(folder))
-    third = _run(tmp_path / "data", "import", "--restart", str(folder))
+    first = _run(data_dir, "import", str(folder))
+    second = _run(data_dir, "import", str(folder))
+    third = _run(data_dir, "import", "--restart", str(folder))
     assert first.exit_code == second.exit_code == third.exit_code == 0
     assert _report(first.stdout) == (2, 2, 2, 0)
     assert _report(second.stdout) == (2, 0, 0, 0)  # committed files are skipped (resumable)
@@ -123,20 +134,20 @@ def test_import_missing_long_path_is_one_line(tmp_path: Path) -> None:
     assert _lines(result.stderr) == [f"error: {missing}: no such file or directory"]
 
 
-def test_import_rejection_lines_are_not_wrapped(tmp_path: Path) -> None:
+def test_import_rejection_lines_are_not_wrapped(tmp_path: Path, data_dir: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{bad", encoding="utf-8")
-    result = _subprocess(tmp_path / "data", "import", str(bad))
+    result = _subprocess(data_dir, "import", str(bad))
     assert result.returncode == 1
     rejected = [line for line in result.stdout.splitlines() if "rejected bad.json" in line]
     assert len(rejected) == 1
     assert rejected[0].rstrip().endswith("expected a string key")
 
 
-def test_import_invalid_json(tmp_path: Path) -> None:
+def test_import_invalid_json(tmp_path: Path, data_dir: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"resourceType": "Patient", ', encoding="utf-8")
-    result = _run(tmp_path / "data", "import", str(bad))
+    result = _run(data_dir, "import", str(bad))
     assert result.exit_code == 1
     assert _report(result.stdout) == (1, 0, 0, 1)
     rejected = [line.strip() for line in result.stdout.splitlines() if "rejected bad" in line]
@@ -144,20 +155,22 @@ def test_import_invalid_json(tmp_path: Path) -> None:
     assert rejected[0].startswith("rejected bad.json: 400 not valid JSON")
 
 
-def test_import_partly_bad_folder_exits_zero_and_lists_rejection(tmp_path: Path) -> None:
+def test_import_partly_bad_folder_exits_zero_and_lists_rejection(
+    tmp_path: Path, data_dir: Path
+) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     _patient_file(folder, "good.json", "pat-good")
     (folder / "broken.json").write_text("[", encoding="utf-8")
-    result = _run(tmp_path / "data", "import", str(folder))
+    result = _run(data_dir, "import", str(folder))
     # Documented rule (cli.import_): exit 1 only when something was rejected and nothing stored.
     assert result.exit_code == 0
     assert _report(result.stdout) == (2, 1, 1, 1)
     assert "rejected broken.json: 400 not valid JSON" in result.stdout
 
 
-def test_keys_status(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def test_keys_status(data_dir: Path) -> None:
+    data = data_dir
     result = _run(data, "keys", "status")
     assert result.exit_code == 0, result.output
     lines = _lines(result.stdout)
@@ -181,8 +194,8 @@ def test_keys_status(tmp_path: Path) -> None:
     assert key_hex[:16] not in result.stdout
 
 
-def test_keys_status_refuses_group_readable_key(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def test_keys_status_refuses_group_readable_key(data_dir: Path) -> None:
+    data = data_dir
     assert _run(data, "keys", "status").exit_code == 0
     (data / "master.key").chmod(0o640)
     result = _run(data, "keys", "status")
@@ -193,8 +206,8 @@ def test_keys_status_refuses_group_readable_key(tmp_path: Path) -> None:
     assert "readable by others (mode 640)" in lines[0]
 
 
-def test_keys_status_installed_command(tmp_path: Path) -> None:
-    result = _subprocess(tmp_path / "data", "keys", "status")
+def test_keys_status_installed_command(data_dir: Path) -> None:
+    result = _subprocess(data_dir, "keys", "status")
     assert result.returncode == 0, result.stderr
     assert re.search(r"^master key id\s+[0-9a-f]{16}$", result.stdout, re.M)
     assert "(mode 600)" in result.stdout
@@ -206,8 +219,8 @@ def test_migrate(tmp_path: Path) -> None:
     assert _lines(result.stdout) == ["schema is up to date"]
 
 
-def test_demo_twice_is_idempotent(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def test_demo_twice_is_idempotent(data_dir: Path) -> None:
+    data = data_dir
     first = _run(data, "demo", "--patients", "3", "--no-serve")
     assert first.exit_code == 0, first.output
     m = re.search(
