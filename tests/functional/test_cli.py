@@ -1,7 +1,9 @@
 """The `carnet` command: one clear line per outcome, non-zero exit on failure.
 
-Most tests drive the Typer app in-process with CliRunner; a few run the installed
-`.venv/bin/carnet` entry point in a subprocess, as an operator would.
+Most tests drive the Typer app in-process with CliRunner; a few run the command in a process of
+its own, writing to files rather than a terminal, as an operator's script would: forked from the
+session's fork server (``python -m carnet``, the same ``main`` as the console script), and once
+the installed `.venv/bin/carnet` entry point itself.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typer.testing import CliRunner, Result
 
 from carnet.cli.main import app
 from tests.conftest import CORPUS
+from tests.support.forkserver import ForkServer
 from tests.support.migrated_store import SqliteTemplate
 
 CARNET_BIN = Path(sys.executable).parent / "carnet"
@@ -42,11 +45,27 @@ def _lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
+def _operator_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARNET_") and k != "COLUMNS"}
+    env["CARNET_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def _forked(
+    forks: ForkServer, data_dir: Path, *args: str, outputs: Path
+) -> subprocess.CompletedProcess[str]:
+    """``python -m carnet *args`` in a process of its own (forked), its output in files."""
+    out, err = outputs / "stdout", outputs / "stderr"
+    child = forks.start("carnet", list(args), env=_operator_env(data_dir), stdout=out, stderr=err)
+    returncode = child.wait(timeout=300)
+    texts = [path.read_text() if path.exists() else "" for path in (out, err)]
+    return subprocess.CompletedProcess(["carnet", *args], returncode, *texts)
+
+
 def _subprocess(
     data_dir: Path, *args: str, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARNET_") and k != "COLUMNS"}
-    env["CARNET_DATA_DIR"] = str(data_dir)
+    env = _operator_env(data_dir)
     return subprocess.run(
         [str(CARNET_BIN), *args],
         capture_output=True,
@@ -127,17 +146,19 @@ def test_import_unknown_suffix(tmp_path: Path) -> None:
     assert "not a .json" in lines[0]
 
 
-def test_import_missing_long_path_is_one_line(tmp_path: Path) -> None:
+def test_import_missing_long_path_is_one_line(tmp_path: Path, forks: ForkServer) -> None:
     missing = tmp_path / ("a-rather-long-folder-name-" * 3) / "absent-bundle.json"
-    result = _subprocess(tmp_path / "data", "import", str(missing))
+    result = _forked(forks, tmp_path / "data", "import", str(missing), outputs=tmp_path)
     assert result.returncode == 1
     assert _lines(result.stderr) == [f"error: {missing}: no such file or directory"]
 
 
-def test_import_rejection_lines_are_not_wrapped(tmp_path: Path, data_dir: Path) -> None:
+def test_import_rejection_lines_are_not_wrapped(
+    tmp_path: Path, data_dir: Path, forks: ForkServer
+) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{bad", encoding="utf-8")
-    result = _subprocess(data_dir, "import", str(bad))
+    result = _forked(forks, data_dir, "import", str(bad), outputs=tmp_path)
     assert result.returncode == 1
     rejected = [line for line in result.stdout.splitlines() if "rejected bad.json" in line]
     assert len(rejected) == 1
