@@ -10,6 +10,9 @@ copy of a real one), untouched: the backups go to a scratch directory.
 
 Printed: the plain copy (seconds, bytes), the first full backup, a second backup of the unchanged
 store (deduplication: no new chunk), and a restore, each with its ratio to the plain copy.
+
+``--fork`` runs each carnet command in a child forked from this process instead of a new
+interpreter (the test suite's smoke run): the same command and store, minus seconds of start-up.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -110,11 +114,15 @@ class Step:
     out: str
 
 
-def run_step(command: list[str], env: dict[str, str]) -> Step:
-    """Run a command to completion, as an operator would at the terminal, and time it."""
+def run_step(command: list[str], env: dict[str, str], *, fork: bool = False) -> Step:
+    """Run a command to completion, as an operator would at the terminal, and time it. With
+    ``fork``, a carnet command runs in a child forked from this process (module docstring)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if fork and command[:3] == carnet_command():
+        done = run_forked(command[3:], env)
+    else:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -125,6 +133,51 @@ def run_step(command: list[str], env: dict[str, str]) -> Step:
 
 def carnet_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "carnet", *args]
+
+
+def run_forked(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``carnet *args`` in a child forked from this process, which has imported carnet already:
+    the command's own work, without the interpreter's start-up and imports. Call it with no store
+    open here (a database connection must never cross a fork)."""
+    import carnet.cli.main  # noqa: F401 - imported once here, not in every child
+
+    with tempfile.TemporaryDirectory(prefix="carnet-bench-step-") as name:
+        out, err = Path(name) / "stdout", Path(name) / "stderr"
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _become_carnet(args, env, out, err)
+        _, status = os.waitpid(pid, 0)
+        texts = (out.read_text(errors="replace"), err.read_text(errors="replace"))
+        return subprocess.CompletedProcess(args, os.waitstatus_to_exitcode(status), *texts)
+
+
+def _become_carnet(args: list[str], env: dict[str, str], out: Path, err: Path) -> None:
+    """In the forked child: run ``carnet *args`` as ``python -m carnet`` would, never return."""
+    code = 1
+    try:
+        for path, fd in ((out, 1), (err, 2)):
+            opened = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(opened, fd)
+            os.close(opened)
+        os.environ.clear()
+        os.environ.update(env)
+        sys.argv = ["carnet", *args]
+        from carnet.cli.main import main
+
+        main()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        if not isinstance(exit_.code, int | None):
+            print(exit_.code, file=sys.stderr)
+    except BaseException:  # noqa: BLE001 - reported on stderr, as the exit code says
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(code)
 
 
 def carnet_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -150,7 +203,7 @@ def small_change(data_dir: Path) -> None:
 CHUNKS = re.compile(r"(\d+) of (\d+) chunks new \((\d+) bytes stored\)")
 
 
-def measure(data_dir: Path, scratch: Path) -> None:
+def measure(data_dir: Path, scratch: Path, *, fork: bool = False) -> None:
     """Plain copy, full backup, small change, incremental backup, restore, drill: each timed."""
     load_before = os.getloadavg()
     copy = run_step(["cp", "-r", str(data_dir), str(scratch / "copy")], dict(os.environ))
@@ -158,21 +211,22 @@ def measure(data_dir: Path, scratch: Path) -> None:
     shutil.rmtree(scratch / "copy")  # the disk holds a million-resource store a few times only
     backups = scratch / "backups"
     backup_args = ("backup", "--to", str(backups), "--jurisdiction", "FR", "--keep", "10")
-    full = run_step(carnet_command(*backup_args), carnet_env(data_dir))
+    full = run_step(carnet_command(*backup_args), carnet_env(data_dir), fork=fork)
     full_chunks = CHUNKS.search(full.out)
     stored_full = _size(backups)
     small_change(data_dir)
-    incremental = run_step(carnet_command(*backup_args), carnet_env(data_dir))
+    incremental = run_step(carnet_command(*backup_args), carnet_env(data_dir), fork=fork)
     new_chunks = CHUNKS.search(incremental.out)
     restored = scratch / "restored"
     restore = run_step(
         carnet_command("restore", "latest", "--from", str(backups)),
         carnet_env(restored, CARNET_KEY_FILE=str(data_dir / "master.key")),
+        fork=fork,
     )
     restored_bytes = _size(restored)
     shutil.rmtree(restored)
     drill = run_step(
-        carnet_command("backup", "drill", "--from", str(backups)), carnet_env(data_dir)
+        carnet_command("backup", "drill", "--from", str(backups)), carnet_env(data_dir), fork=fork
     )
     load_after = os.getloadavg()
     assert full_chunks and new_chunks, (full.out, incremental.out)
@@ -214,6 +268,12 @@ def main() -> None:
         "keep it, and stop",
     )
     parser.add_argument(
+        "--fork",
+        action="store_true",
+        help="run the carnet commands in children forked from this process (a smoke run: their "
+        "figures then leave out the interpreter's start-up)",
+    )
+    parser.add_argument(
         "--scratch", type=Path, default=None, help="where the copy, backups and restore go"
     )
     args = parser.parse_args()
@@ -236,7 +296,7 @@ def main() -> None:
             started = time.perf_counter()
             build_store(data_dir, args.patients)
             print(f"store built: {args.patients} patients in {time.perf_counter() - started:.1f} s")
-        measure(data_dir, scratch)
+        measure(data_dir, scratch, fork=args.fork)
     command = "reproduce: .venv/bin/python benchmarks/backup.py"
     print(f"{command} --data-dir DIR" if args.data_dir else f"{command} --patients {args.patients}")
 

@@ -238,14 +238,16 @@ def serve(data_dir: Path, port: int, database_url: str) -> subprocess.Popen[byte
         stderr=(data_dir.parent / "server.log").open("ab"),
     )
     deadline = time.monotonic() + 120
-    while True:
-        try:
-            httpx.get(f"http://{HOST}:{port}/fhir/metadata", timeout=2)
-            return process
-        except httpx.TransportError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("carnet serve did not start (see server.log)") from None
-            time.sleep(0.1)
+    # One client for every poll: each new one builds a TLS context (~25 ms of CPU), every 0.1 s.
+    with httpx.Client(timeout=2) as http:
+        while True:
+            try:
+                http.get(f"http://{HOST}:{port}/fhir/metadata")
+                return process
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("carnet serve did not start (see server.log)") from None
+                time.sleep(0.1)
 
 
 def main() -> int:

@@ -112,6 +112,10 @@ def _create(url: str, pool_size: int, sqlite_cache_mib: int, lock_timeout_second
             def _after_commit(_conn: Any) -> None:
                 checkpointer.wake()
 
+            @event.listens_for(engine, "engine_disposed")
+            def _after_dispose(_engine: Engine) -> None:
+                checkpointer.stop()
+
         return engine
     return create_engine(
         url,
@@ -164,7 +168,9 @@ class WalCheckpointer:
     A PASSIVE checkpoint never blocks writers or readers, so commits return once their frames
     are in the WAL, and the copy and its fsyncs run beside them (on another core when there is
     one) instead of inside every large commit. The thread starts on a commit and ends when
-    commits stop; it opens the file read-write only, so it never creates a database.
+    commits stop, or at once when the engine is disposed (``stop``: no thread outlives a closed
+    store, so a process may fork right after); it opens the file read-write only, so it never
+    creates a database.
     """
 
     def __init__(self, path: str) -> None:
@@ -172,34 +178,51 @@ class WalCheckpointer:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._ending: threading.Event | None = None  # set: the running thread ends now
         self.checkpoints = 0  # run so far (for tests and diagnostics)
 
     def wake(self) -> None:
         self._wake.set()
         with self._lock:
             if self._thread is None:
+                self._ending = threading.Event()
                 self._thread = threading.Thread(
-                    target=self._run, name="carnet-wal-checkpoint", daemon=True
+                    target=self._run,
+                    args=(self._ending,),
+                    name="carnet-wal-checkpoint",
+                    daemon=True,
                 )
                 self._thread.start()
 
-    def _idle(self) -> bool:
-        """Whether to end the thread: no commit for a while (decided under the lock, so a commit
-        arriving meanwhile either keeps this thread or starts the next)."""
-        if self._wake.wait(CHECKPOINT_IDLE_SECONDS):
-            return False
+    def stop(self) -> None:
+        """End the running thread now and wait for it (a commit after this starts another)."""
         with self._lock:
+            thread, ending = self._thread, self._ending
+            if thread is None or ending is None:
+                return
+            ending.set()
+            self._thread = None
+        self._wake.set()
+        thread.join()
+
+    def _idle(self, ending: threading.Event) -> bool:
+        """Whether to end the thread: stopped, or no commit for a while (decided under the lock,
+        so a commit arriving meanwhile either keeps this thread or starts the next)."""
+        self._wake.wait(CHECKPOINT_IDLE_SECONDS)
+        with self._lock:
+            if ending.is_set():  # stop() has already let a next thread start
+                return True
             if self._wake.is_set():
                 return False
             self._thread = None
             return True
 
-    def _run(self) -> None:
+    def _run(self, ending: threading.Event) -> None:
         conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(f"file:{self.path}?mode=rw", uri=True)
             conn.execute("PRAGMA synchronous=NORMAL")
-            while not self._idle():
+            while not self._idle(ending):
                 self._wake.clear()
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 self.checkpoints += 1
@@ -207,7 +230,8 @@ class WalCheckpointer:
             # The database is gone (a removed test directory) or busy: a writer's own
             # checkpoint (the safety net) covers what this one missed.
             with self._lock:
-                self._thread = None
+                if not ending.is_set():  # else stop() has already let a next thread start
+                    self._thread = None
         finally:
             if conn is not None:
                 conn.close()

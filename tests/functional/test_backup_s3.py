@@ -11,6 +11,7 @@ import base64
 import re
 import shutil
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
+@cache  # one client an endpoint: each new boto3 session parses botocore's JSON models again
 def _client(endpoint: str) -> Any:
     return boto3.session.Session().client(
         "s3",

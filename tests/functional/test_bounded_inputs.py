@@ -19,6 +19,7 @@ from tests.conftest import make_settings
 from tests.spec.helpers import FHIR_JSON, patient
 from tests.support.auth import bearer
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.forkserver import ForkServer
 from tests.support.migrated_store import SqliteTemplate
 from tests.support.serve import carnet_serve
 
@@ -182,8 +183,9 @@ def test_import_caps_one_resource_like_the_api(capped: Services, tmp_path: Path)
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[int]:
-    with carnet_serve(tmp_path / "data") as running:
+def server(tmp_path: Path, forks: ForkServer, migrated_sqlite: SqliteTemplate) -> Iterator[int]:
+    migrated_sqlite.copy_into(tmp_path / "data")
+    with carnet_serve(tmp_path / "data", forks=forks) as running:
         yield running.port
 
 

@@ -1,7 +1,9 @@
 """The `carnet` command: one clear line per outcome, non-zero exit on failure.
 
-Most tests drive the Typer app in-process with CliRunner; a few run the installed
-`.venv/bin/carnet` entry point in a subprocess, as an operator would.
+Most tests drive the Typer app in-process with CliRunner; a few run the command in a process of
+its own, writing to files rather than a terminal, as an operator's script would: forked from the
+session's fork server (``python -m carnet``, the same ``main`` as the console script), and once
+the installed `.venv/bin/carnet` entry point itself.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typer.testing import CliRunner, Result
 
 from carnet.cli.main import app
 from tests.conftest import CORPUS
+from tests.support.forkserver import ForkServer
+from tests.support.migrated_store import SqliteTemplate
 
 CARNET_BIN = Path(sys.executable).parent / "carnet"
 
@@ -27,15 +31,41 @@ def _run(data_dir: Path, *args: str) -> Result:
     return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
 
 
+@pytest.fixture
+def data_dir(tmp_path: Path, migrated_sqlite: SqliteTemplate) -> Path:
+    """A data directory holding a migrated store and no key yet (the session's migrated copy):
+    the commands tested with it do the same on any store; `carnet migrate` and the commands
+    refused before opening anything run on an empty directory."""
+    data = tmp_path / "data"
+    migrated_sqlite.copy_into(data)
+    return data
+
+
 def _lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
+
+
+def _operator_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARNET_") and k != "COLUMNS"}
+    env["CARNET_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def _forked(
+    forks: ForkServer, data_dir: Path, *args: str, outputs: Path
+) -> subprocess.CompletedProcess[str]:
+    """``python -m carnet *args`` in a process of its own (forked), its output in files."""
+    out, err = outputs / "stdout", outputs / "stderr"
+    child = forks.start("carnet", list(args), env=_operator_env(data_dir), stdout=out, stderr=err)
+    returncode = child.wait(timeout=300)
+    texts = [path.read_text() if path.exists() else "" for path in (out, err)]
+    return subprocess.CompletedProcess(["carnet", *args], returncode, *texts)
 
 
 def _subprocess(
     data_dir: Path, *args: str, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARNET_") and k != "COLUMNS"}
-    env["CARNET_DATA_DIR"] = str(data_dir)
+    env = _operator_env(data_dir)
     return subprocess.run(
         [str(CARNET_BIN), *args],
         capture_output=True,
@@ -67,8 +97,8 @@ def _report(output: str) -> tuple[int, int, int, int]:
     raise AssertionError(f"no report line in {output!r}")
 
 
-def test_import_folder(tmp_path: Path) -> None:
-    result = _run(tmp_path / "data", "import", str(CORPUS / "fr-core"))
+def test_import_folder(data_dir: Path) -> None:
+    result = _run(data_dir, "import", str(CORPUS / "fr-core"))
     assert result.exit_code == 0, result.output
     # FR Core's Martine Selfiesante carries a NIR with a wrong check key: an INS that breaks the
     # NIR rules is refused at every entry (docs/identity.md); the report names the path, not the value.
@@ -78,15 +108,15 @@ def test_import_folder(tmp_path: Path) -> None:
     ) in result.stdout
 
 
-def test_import_folder_is_idempotent_by_id(tmp_path: Path) -> None:
+def test_import_folder_is_idempotent_by_id(tmp_path: Path, data_dir: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     _patient_file(folder, "a.json", "pat-a")
     _patient_file(folder, "b.json", "pat-b")
     (folder / "ignored.txt").write_text("not FHIR")
-    first = _run(tmp_path / "data", "import", str(folder))
-    second = _run(tmp_path / "data", "import", str(folder))
-    third = _run(tmp_path / "data", "import", "--restart", str(folder))
+    first = _run(data_dir, "import", str(folder))
+    second = _run(data_dir, "import", str(folder))
+    third = _run(data_dir, "import", "--restart", str(folder))
     assert first.exit_code == second.exit_code == third.exit_code == 0
     assert _report(first.stdout) == (2, 2, 2, 0)
     assert _report(second.stdout) == (2, 0, 0, 0)  # committed files are skipped (resumable)
@@ -116,27 +146,29 @@ def test_import_unknown_suffix(tmp_path: Path) -> None:
     assert "not a .json" in lines[0]
 
 
-def test_import_missing_long_path_is_one_line(tmp_path: Path) -> None:
+def test_import_missing_long_path_is_one_line(tmp_path: Path, forks: ForkServer) -> None:
     missing = tmp_path / ("a-rather-long-folder-name-" * 3) / "absent-bundle.json"
-    result = _subprocess(tmp_path / "data", "import", str(missing))
+    result = _forked(forks, tmp_path / "data", "import", str(missing), outputs=tmp_path)
     assert result.returncode == 1
     assert _lines(result.stderr) == [f"error: {missing}: no such file or directory"]
 
 
-def test_import_rejection_lines_are_not_wrapped(tmp_path: Path) -> None:
+def test_import_rejection_lines_are_not_wrapped(
+    tmp_path: Path, data_dir: Path, forks: ForkServer
+) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{bad", encoding="utf-8")
-    result = _subprocess(tmp_path / "data", "import", str(bad))
+    result = _forked(forks, data_dir, "import", str(bad), outputs=tmp_path)
     assert result.returncode == 1
     rejected = [line for line in result.stdout.splitlines() if "rejected bad.json" in line]
     assert len(rejected) == 1
     assert rejected[0].rstrip().endswith("expected a string key")
 
 
-def test_import_invalid_json(tmp_path: Path) -> None:
+def test_import_invalid_json(tmp_path: Path, data_dir: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"resourceType": "Patient", ', encoding="utf-8")
-    result = _run(tmp_path / "data", "import", str(bad))
+    result = _run(data_dir, "import", str(bad))
     assert result.exit_code == 1
     assert _report(result.stdout) == (1, 0, 0, 1)
     rejected = [line.strip() for line in result.stdout.splitlines() if "rejected bad" in line]
@@ -144,20 +176,22 @@ def test_import_invalid_json(tmp_path: Path) -> None:
     assert rejected[0].startswith("rejected bad.json: 400 not valid JSON")
 
 
-def test_import_partly_bad_folder_exits_zero_and_lists_rejection(tmp_path: Path) -> None:
+def test_import_partly_bad_folder_exits_zero_and_lists_rejection(
+    tmp_path: Path, data_dir: Path
+) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     _patient_file(folder, "good.json", "pat-good")
     (folder / "broken.json").write_text("[", encoding="utf-8")
-    result = _run(tmp_path / "data", "import", str(folder))
+    result = _run(data_dir, "import", str(folder))
     # Documented rule (cli.import_): exit 1 only when something was rejected and nothing stored.
     assert result.exit_code == 0
     assert _report(result.stdout) == (2, 1, 1, 1)
     assert "rejected broken.json: 400 not valid JSON" in result.stdout
 
 
-def test_keys_status(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def test_keys_status(data_dir: Path) -> None:
+    data = data_dir
     result = _run(data, "keys", "status")
     assert result.exit_code == 0, result.output
     lines = _lines(result.stdout)
@@ -181,8 +215,8 @@ def test_keys_status(tmp_path: Path) -> None:
     assert key_hex[:16] not in result.stdout
 
 
-def test_keys_status_refuses_group_readable_key(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def test_keys_status_refuses_group_readable_key(data_dir: Path) -> None:
+    data = data_dir
     assert _run(data, "keys", "status").exit_code == 0
     (data / "master.key").chmod(0o640)
     result = _run(data, "keys", "status")
@@ -193,8 +227,8 @@ def test_keys_status_refuses_group_readable_key(tmp_path: Path) -> None:
     assert "readable by others (mode 640)" in lines[0]
 
 
-def test_keys_status_installed_command(tmp_path: Path) -> None:
-    result = _subprocess(tmp_path / "data", "keys", "status")
+def test_keys_status_installed_command(data_dir: Path) -> None:
+    result = _subprocess(data_dir, "keys", "status")
     assert result.returncode == 0, result.stderr
     assert re.search(r"^master key id\s+[0-9a-f]{16}$", result.stdout, re.M)
     assert "(mode 600)" in result.stdout
@@ -206,8 +240,8 @@ def test_migrate(tmp_path: Path) -> None:
     assert _lines(result.stdout) == ["schema is up to date"]
 
 
-def test_demo_twice_is_idempotent(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def test_demo_twice_is_idempotent(data_dir: Path) -> None:
+    data = data_dir
     first = _run(data, "demo", "--patients", "3", "--no-serve")
     assert first.exit_code == 0, first.output
     m = re.search(

@@ -32,6 +32,7 @@ from carnet.fhir.store_scan import raw_bodies
 from tests.conftest import make_settings
 from tests.support.auth import bearer
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.migrated_store import SqliteTemplate
 
 BASE = "http://127.0.0.1/fhir"
 GIVEN = "Éloïse"
@@ -182,8 +183,11 @@ def _load_sensitive(services: Services) -> dict[str, str]:
 
 
 @pytest.fixture
-def loaded(tmp_path: Path) -> Iterator[tuple[Services, dict[str, str]]]:
-    services = build_services(make_settings(tmp_path / "data"))
+def loaded(
+    tmp_path: Path, migrated_sqlite: SqliteTemplate
+) -> Iterator[tuple[Services, dict[str, str]]]:
+    migrated_sqlite.copy_into(tmp_path / "data")
+    services = build_services(make_settings(tmp_path / "data"), migrate=False)
     ids = _load_sensitive(services)
     yield services, ids
     services.close()
@@ -477,9 +481,12 @@ def test_shredded_read_over_http(sqlite_services: Services, two_patients: dict[s
         assert gone.json()["resourceType"] == "OperationOutcome"
 
 
-def test_shredding_applies_to_other_processes(tmp_path: Path) -> None:
+def test_shredding_applies_to_other_processes(
+    tmp_path: Path, migrated_sqlite: SqliteTemplate
+) -> None:
+    migrated_sqlite.copy_into(tmp_path / "data")
     settings = make_settings(tmp_path / "data")
-    first = build_services(settings)
+    first = build_services(settings, migrate=False)
     second = build_services(settings)  # e.g. another uvicorn worker on the same database
     try:
         pid = first.fhir.create("Patient", _patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
@@ -516,9 +523,10 @@ def test_key_file_0600_even_with_permissive_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "k" / "master.key").stat().st_mode) == 0o600
 
 
-def test_key_is_stable_across_restarts(tmp_path: Path) -> None:
+def test_key_is_stable_across_restarts(tmp_path: Path, migrated_sqlite: SqliteTemplate) -> None:
+    migrated_sqlite.copy_into(tmp_path / "data")
     settings = make_settings(tmp_path / "data")
-    first = build_services(settings)
+    first = build_services(settings, migrate=False)  # the store's first start: its key is made
     pid = first.fhir.create("Patient", _patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
     key_id = first.crypto.keyring.key_id
     first.close()
@@ -531,9 +539,12 @@ def test_key_is_stable_across_restarts(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o660])
-def test_key_file_readable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
+def test_key_file_readable_by_others_is_refused(
+    tmp_path: Path, migrated_sqlite: SqliteTemplate, mode: int
+) -> None:
+    migrated_sqlite.copy_into(tmp_path / "data")
     settings = make_settings(tmp_path / "data")
-    build_services(settings).close()
+    build_services(settings, migrate=False).close()  # the store's first start: its key is made
     settings.key_file.chmod(mode)
     with pytest.raises(KeyringError, match=rf"readable by others \(mode {mode:o}\)"):
         build_services(settings)

@@ -30,6 +30,8 @@ from carnet.settings import Settings
 from tests.spec.helpers import observation, patient
 from tests.support.authn import FAST_PASSWORDS, PASSWORD
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.forkserver import ForkServer
+from tests.support.migrated_store import SqliteTemplate
 from tests.support.serve import carnet_serve, free_port
 
 # Slow: a real `carnet serve` and a third-party client.
@@ -48,11 +50,12 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+def world(tmp_path: Path, forks: ForkServer, migrated_sqlite: SqliteTemplate) -> Iterator[World]:
     port = free_port()
     data_dir = tmp_path / "data"
+    migrated_sqlite.copy_into(data_dir)
     settings = Settings.from_env({}, data_dir=str(data_dir), port=str(port))
-    services = build_services(settings)
+    services = build_services(settings, migrate=False)
     try:
         pid = services.fhir.create(
             "Patient", patient("Vernadet", "Anouk"), ctx=AS_LOCAL_OPERATOR
@@ -78,7 +81,11 @@ def world(tmp_path: Path) -> Iterator[World]:
         )
     finally:
         services.close()
-    with carnet_serve(data_dir, port=port) as server:
+    # The account's hash is a weak one already (FAST_PASSWORDS): the server's profile matches it,
+    # so the sign-in does not rehash it with the product's 64 MiB profile.
+    with carnet_serve(
+        data_dir, port=port, forks=forks, password_hash_profile="test-only-weak"
+    ) as server:
         yield World(server.base, app.client_id, redirect_uri, pid, totp_uri)
 
 

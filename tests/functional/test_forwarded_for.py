@@ -16,14 +16,19 @@ from sqlalchemy import create_engine, select
 from carnet.audit.models import audit_event
 from carnet.cli.serve import forwarding_options
 from carnet.settings import Settings
+from tests.support.forkserver import ForkServer
+from tests.support.migrated_store import SqliteTemplate
 from tests.support.serve import carnet_serve
 
 FORGED = [f"203.0.113.{n}" for n in range(1, 9)]
 
 
 @contextmanager
-def _server(data: Path, **env: str) -> Iterator[str]:
-    with carnet_serve(data, **env) as server:
+def _server(data: Path, forks: ForkServer, store: SqliteTemplate, **env: str) -> Iterator[str]:
+    """Served from a migrated store, forked. Weak password hashes: the logins here fail on an
+    unknown account (one dummy verification each), what is checked is the address believed."""
+    store.copy_into(data)
+    with carnet_serve(data, forks=forks, password_hash_profile="test-only-weak", **env) as server:
         yield server.base
 
 
@@ -53,7 +58,7 @@ def _audited_sources(data: Path) -> set[str]:
 
 @pytest.mark.slow  # a real `carnet serve`
 def test_forged_forwarded_for_from_loopback_neither_escapes_the_limit_nor_reaches_the_audit(
-    tmp_path: Path,
+    tmp_path: Path, forks: ForkServer, migrated_sqlite: SqliteTemplate
 ) -> None:
     """The first wait is set long (10 min, not the default seconds): a machine so loaded that
     argon2 takes longer than the default wait between two tries must not let a try through and
@@ -61,7 +66,7 @@ def test_forged_forwarded_for_from_loopback_neither_escapes_the_limit_nor_reache
     get 429, and the audit holds the real source only."""
     data = tmp_path / "data"
     limit = Settings.from_env({}, data_dir=str(data)).login_max_failures
-    with _server(data, login_backoff_seconds="600") as base:
+    with _server(data, forks, migrated_sqlite, login_backoff_seconds="600") as base:
         statuses = _failed_logins(base, limit + 2)
     assert statuses[:limit] == [401] * limit
     assert statuses[limit:] == [429, 429]  # the forged addresses did not open fresh budgets
@@ -69,9 +74,11 @@ def test_forged_forwarded_for_from_loopback_neither_escapes_the_limit_nor_reache
 
 
 @pytest.mark.slow  # a real `carnet serve`
-def test_forwarded_for_is_believed_from_a_configured_proxy(tmp_path: Path) -> None:
+def test_forwarded_for_is_believed_from_a_configured_proxy(
+    tmp_path: Path, forks: ForkServer, migrated_sqlite: SqliteTemplate
+) -> None:
     data = tmp_path / "data"
-    with _server(data, trusted_proxies="127.0.0.1") as base:
+    with _server(data, forks, migrated_sqlite, trusted_proxies="127.0.0.1") as base:
         _failed_logins(base, 2)
     assert _audited_sources(data) == set(FORGED[:2])
 

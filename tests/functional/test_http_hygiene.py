@@ -26,6 +26,8 @@ from carnet.log_safety import TracebacksAsTypes
 from carnet.settings import Settings
 from tests.spec.helpers import FHIR_JSON, observation, patient
 from tests.support.auth import TEST_OPERATOR, bearer
+from tests.support.forkserver import ForkServer
+from tests.support.migrated_store import SqliteTemplate
 from tests.support.serve import carnet_serve
 
 FORGED = "evil.example"
@@ -178,11 +180,14 @@ def test_engine_errors_carry_no_bound_values(sqlite_services: Services) -> None:
 
 
 @pytest.mark.slow  # a real `carnet serve`
-def test_unhandled_error_log_carries_no_bound_values(tmp_path: Path) -> None:
+def test_unhandled_error_log_carries_no_bound_values(
+    tmp_path: Path, forks: ForkServer, migrated_sqlite: SqliteTemplate
+) -> None:
     """`carnet serve` under a database failure: the response and every line uvicorn or Carnet
     logs name the exception type and path only (no SQL values, no traceback); no server banner."""
     data = tmp_path / "data"
-    with carnet_serve(data) as server:
+    migrated_sqlite.copy_into(data)
+    with carnet_serve(data, forks=forks) as server:
         base, port = server.base, server.port
         metadata = server.metadata
         assert "server" not in metadata.headers

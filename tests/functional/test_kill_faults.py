@@ -46,7 +46,7 @@ from tests.conftest import make_settings
 from tests.support.auth import bearer
 from tests.support.forked import exit_code, fork_child, kill
 from tests.support.migrated_store import SqliteTemplate
-from tests.support.serve import HOST, free_port
+from tests.support.serve import HOST, SHARED_TLS, free_port, wait_until_listening
 
 # Slow: twenty processes killed, with their restarts (about 30 s on an idle 2-core machine).
 pytestmark = pytest.mark.slow
@@ -181,7 +181,9 @@ class Writers:
             thread.join(timeout=60)
 
     def _run(self, writer: int) -> None:
-        with httpx.Client(base_url=self.base, headers=self.headers, timeout=30) as http:
+        with httpx.Client(
+            base_url=self.base, headers=self.headers, timeout=30, verify=SHARED_TLS
+        ) as http:
             for n in range(10_000):
                 mark = f"r{self.round}w{writer}n{n}"
                 deposit = n % 3 == 2
@@ -203,19 +205,23 @@ class Writers:
                         self.refused.append(f"{mark}: {answer.status_code} {answer.text[:200]}")
 
 
-def _wait_until_served(base: str, pid: int, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"{base}/fhir/metadata", timeout=2)
-            return
-        except httpx.TransportError:
-            code = exit_code(pid, 0)
-            assert code is None, (
-                f"the server ended ({code}) before it served: {log.read_text()[-2000:]}"
-            )
-            assert time.monotonic() < deadline, "the server did not answer within a minute"
-            time.sleep(0.05)
+def _wait_until_served(port: int, pid: int, log: Path) -> None:
+    ended: list[int | None] = []
+
+    def has_ended() -> bool:
+        ended.append(exit_code(pid, 0))
+        return ended[-1] is not None
+
+    def fail() -> None:
+        code = ended[-1] if ended else None
+        assert code is None, (
+            f"the server ended ({code}) before it served: {log.read_text()[-2000:]}"
+        )
+        raise AssertionError("the server did not answer within a minute")
+
+    wait_until_listening(port, ended=has_ended, fail=fail)
+    metadata = httpx.get(f"http://{HOST}:{port}/fhir/metadata", timeout=30, verify=SHARED_TLS)
+    assert metadata.status_code == 200, metadata.text[:200]
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +249,7 @@ def test_server_killed_during_writes_keeps_every_acknowledged_write_and_no_parti
         base = f"http://{HOST}:{port}"
         token_file = tmp_path / "bearer.json"
         pid = fork_child(_serve(data_dir, port, token_file), tmp_path / "server.log")
-        _wait_until_served(base, pid, tmp_path / "server.log")
+        _wait_until_served(port, pid, tmp_path / "server.log")
         with Writers(base, orjson.loads(token_file.read_bytes()), round_) as writers:
             # Writes under way (a fresh process's first ones are slow: schemas, plans), then
             # a moment that falls anywhere in the next ones.

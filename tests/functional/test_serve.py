@@ -13,14 +13,16 @@ from carnet.authn.tokens import issue_access_token
 from carnet.crypto.service import CryptoService, open_keyring
 from carnet.settings import Settings
 from tests.support.auth import TEST_OPERATOR
+from tests.support.forkserver import ForkServer
 from tests.support.serve import carnet_serve
 
 FHIR = "application/fhir+json"
 
 
 @pytest.mark.slow  # a real `carnet serve`
-def test_carnet_serve_answers_on_loopback(tmp_path: Path) -> None:
-    with carnet_serve(tmp_path / "data") as server:
+def test_carnet_serve_answers_on_loopback(tmp_path: Path, forks: ForkServer) -> None:
+    # An empty data directory: the server migrates the store and creates its master key itself.
+    with carnet_serve(tmp_path / "data", forks=forks) as server:
         r = server.metadata
         port = server.port
         assert r.status_code == 200

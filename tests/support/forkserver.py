@@ -69,6 +69,24 @@ class ForkedChild:
             self.returncode = int(reply["exit"])
         return self.returncode
 
+    def poll(self) -> int | None:
+        """The exit code if the child has ended, else None (it still runs); never waits."""
+        try:
+            return self.wait(timeout=0)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def terminate(self, timeout: float) -> int:
+        """SIGTERM the child (a server's graceful stop) and wait for it; SIGKILL it if it has not
+        ended after ``timeout`` seconds."""
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):  # it ended on its own: reported below
+                os.kill(self.pid, signal.SIGTERM)
+        try:
+            return self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return self.kill()
+
     def kill(self) -> int:
         """SIGKILL the child (if it still runs) and wait until the server has reaped it."""
         if self.returncode is None:

@@ -39,6 +39,8 @@ DECLARED = {
     "backup_jurisdiction": "FR",
     "sovereignty_strict": "true",
 }
+# Hashing is not what the journey checks: the test suites' profile, for the account and the server.
+WEAK_HASHES = {"password_hash_profile": "test-only-weak"}
 SOCKET_TABLES = ("tcp", "tcp6", "udp", "udp6")
 
 
@@ -112,10 +114,15 @@ def _make_person(settings: Settings) -> str:
 
 def journey(data_dir: Path) -> dict[str, Any]:
     port = free_port()
-    settings = Settings.from_env({}, data_dir=str(data_dir), port=str(port), **DECLARED)
+    settings = Settings.from_env(
+        {}, data_dir=str(data_dir), port=str(port), **DECLARED, **WEAK_HASHES
+    )
     uri = _make_person(settings)
     result: dict[str, Any] = {}
-    with SocketWatch() as watch, carnet_serve(data_dir, port=port, **DECLARED) as server:
+    with (
+        SocketWatch() as watch,
+        carnet_serve(data_dir, port=port, **DECLARED, **WEAK_HASHES) as server,
+    ):
         with httpx.Client(base_url=server.base, timeout=30) as web:
             first = web.post("/auth/login", json={"login": LOGIN, "password": PASSWORD})
             totp = pyotp.parse_uri(uri)

@@ -48,3 +48,10 @@ def test_a_forked_child_killed_with_sigkill_reports_the_signal(
     assert child.kill() == -9
     # The server goes on forking after a killed child.
     assert forks.start("tests.support.forkserver_probe", [], env={}).wait(timeout=60) == 3
+
+
+def test_a_forked_child_is_polled_without_waiting_and_ends_on_sigterm(forks: ForkServer) -> None:
+    child = forks.start("tests.support.forkserver_probe", ["sleep"], env={})
+    assert child.poll() is None  # still running: poll does not wait for it
+    assert child.terminate(timeout=60) == -15  # SIGTERM's default action ends the sleeper
+    assert child.poll() == -15

@@ -51,6 +51,26 @@ def test_commits_are_checkpointed_in_the_background(
     engine.dispose()
 
 
+def test_disposing_the_engine_ends_its_checkpointer_thread_at_once(tmp_path: Path) -> None:
+    """No thread outlives ``services.close()`` by seconds: a process may fork right after it
+    (benchmarks/ingest.py's workers), and forking is safe only with no other thread running."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    checkpointer = CHECKPOINTERS[engine]
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (v INTEGER)"))
+    thread = checkpointer._thread
+    assert thread is not None and thread.is_alive()  # idle, it would last CHECKPOINT_IDLE_SECONDS
+    started = time.monotonic()
+    engine.dispose()
+    assert not thread.is_alive() and checkpointer._thread is None
+    assert time.monotonic() - started < 2
+    with engine.begin() as conn:  # the engine is still usable: a commit starts a checkpointer
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    assert checkpointer._thread is not None
+    engine.dispose()
+    assert checkpointer._thread is None
+
+
 def test_the_checkpointer_never_creates_a_database(tmp_path: Path) -> None:
     checkpointer = WalCheckpointer(str(tmp_path / "missing.sqlite3"))
     checkpointer.wake()
