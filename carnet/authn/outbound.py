@@ -36,11 +36,14 @@ class LazyHttpsClient:
     def __init__(self, **options: Any) -> None:
         self._options = options
         self._client: httpx.Client | None = None
+        self._closed = False
         self._lock = threading.Lock()
 
     @property
     def client(self) -> httpx.Client:
         with self._lock:
+            if self._closed:
+                raise RuntimeError("this HTTPS client is closed")
             if self._client is None:
                 self._client = https_client(**self._options)
             return self._client
@@ -51,8 +54,14 @@ class LazyHttpsClient:
     def post(self, url: str, **options: Any) -> httpx.Response:
         return self.client.post(url, **options)
 
+    @property
+    def is_closed(self) -> bool:
+        """Whether ``close`` ran (as ``httpx.Client.is_closed``)."""
+        return self._closed
+
     def close(self) -> None:
-        """Close the client if one was made."""
+        """Close the client if one was made; no request is sent after this."""
         with self._lock:
+            self._closed = True
             if self._client is not None:
                 self._client.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx2 as httpx
+import pytest
 
 from carnet.app import build_services
 from carnet.authn.client_keys import KeySetFetcher
@@ -40,6 +41,10 @@ def test_a_lazy_client_sends_through_its_transport_once_first_used() -> None:
     assert client.post("https://issuer.example/y", data={"a": "b"}).status_code == 200
     assert seen == ["https://issuer.example/x", "https://issuer.example/y"]
     client.close()
+    assert client.is_closed
+    with pytest.raises(RuntimeError):
+        client.get("https://issuer.example/x")
+    assert len(seen) == 2
 
 
 def test_a_key_set_fetcher_never_used_closes_without_a_client() -> None:
