@@ -19,7 +19,7 @@ import orjson
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from carnet.authn.outbound import https_client
+from carnet.authn.outbound import LazyHttpsClient
 
 CACHE_SECONDS = 120.0  # short: a key the client withdraws stops working within two minutes
 REFETCH_AFTER_SECONDS = 10.0  # an unknown kid fetches again, at most this often (key rotation)
@@ -75,7 +75,7 @@ class KeySetFetcher:
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         self.allowed_hosts = allowed_hosts
-        self.http = https_client(
+        self.http = LazyHttpsClient(
             transport=transport, timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=False
         )
         self.now = now

@@ -4,7 +4,7 @@ Relying party (``ProfessionalLogin``): authorization code flow with ``state``, `
 (S256) against ``settings.oidc_issuer`` (Pro Santé Connect in production), whose endpoints come
 from its discovery document. The ID token is verified against the issuer's JWKS (signature, ``iss``,
 ``aud`` = ``settings.oidc_client_id``, ``exp``, ``nonce``). Its HTTP calls go through the
-``httpx2.Client`` the caller gives, to the configured issuer only.
+``httpx2.Client`` the caller gives (the services give a lazy one), to the configured issuer only.
 
 Claims (Pro Santé Connect style): ``SubjectNameID`` is the national id of the professional, ``8``
 followed by the RPPS number; ``SubjectRefPro.exercices[].codeProfession`` is the profession code
@@ -36,6 +36,7 @@ from joserfc.jwt import JWTClaimsRegistry
 
 from carnet.audit.events import Actor, build_event
 from carnet.audit.service import AuditService
+from carnet.authn.outbound import LazyHttpsClient
 from carnet.authn.service import AccountError, AccountExistsError, AccountService
 from carnet.authn.sessions import SessionService
 from carnet.authn.smart import s256, with_query
@@ -132,7 +133,7 @@ class ProfessionalLogin:
     def __init__(
         self,
         settings: Settings,
-        http: httpx.Client,
+        http: httpx.Client | LazyHttpsClient,
         tickets: Tickets,
         audit: AuditService | None = None,
     ) -> None:

@@ -18,7 +18,7 @@ from carnet.authn.login import LoginVerifier
 from carnet.authn.oauth import OAuthService
 from carnet.authn.oidc import DevIdentityProvider, ProfessionalLogin
 from carnet.authn.oidc_api import development_idp
-from carnet.authn.outbound import https_client
+from carnet.authn.outbound import LazyHttpsClient
 from carnet.authn.service import AccountService
 from carnet.authn.sessions import SessionService
 from carnet.authn.smart import capability_security
@@ -65,7 +65,7 @@ def build(
         tickets=tickets,
         dev_idp=development_idp(settings, signer),
         # Calls only the issuer the operator configured (the built-in one on loopback by default).
-        pro_login=ProfessionalLogin(settings, https_client(timeout=10), tickets, audit),
+        pro_login=ProfessionalLogin(settings, LazyHttpsClient(timeout=10), tickets, audit),
         authenticator=Authenticator(
             settings, signer, revocations.is_revoked, sessions=sessions, accounts=accounts
         ),

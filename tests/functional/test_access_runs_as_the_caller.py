@@ -6,9 +6,11 @@ why. Each gap a review found is pinned here so it stays closed. Runs on SQLite a
 from __future__ import annotations
 
 import base64
+import itertools
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,13 +18,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from carnet.app import Services, create_app
+from carnet.app import Services, build_services, create_app
 from carnet.audit.models import audit_event
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.fhir.operations.jobs import principal_params
 from carnet.policy.enforce import note_care
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.shared_store import BOTH_BACKENDS
+from tests.support.world_store import WorldStore
 
 # Both backends: a security suite: access review reads the audit store.
 pytestmark = pytest.mark.both_backends
@@ -32,6 +36,7 @@ ASYNC = {"Prefer": "respond-async", "Content-Type": "application/fhir+json"}
 GP = "10000000001"
 MISSING = "00000000-0000-4000-8000-000000000000"
 HOST = "http://127.0.0.1"
+_copies = itertools.count()  # the test databases cloned from the world's (PostgreSQL)
 
 
 @dataclass
@@ -63,9 +68,32 @@ def _backend(*scopes: str) -> Principal:
     return Principal(Kind.BACKEND, "lab-backend", client_id="lab-backend", scopes=frozenset(scopes))
 
 
-@pytest.fixture
-def world(services: Services) -> Iterator[World]:
-    s = services
+@dataclass(frozen=True)
+class WorldIds:
+    a: str
+    b: str
+    c: str
+    obs: str
+    masked: str
+    unannounced: str
+    c_obs: str
+    c_private: str
+
+
+def _people(a: str, b: str, c: str) -> dict[str, Principal]:
+    return {
+        "a": Principal(Kind.PERSON, "acct-a", patient_id=a),
+        "b": Principal(Kind.PERSON, "acct-b", patient_id=b),
+        "c": Principal(Kind.PERSON, "acct-c", patient_id=c),
+        "gp": Principal(Kind.PROFESSIONAL, "pro-gp", rpps=GP, profession="physician"),
+        "operator": TEST_OPERATOR,
+        "other_operator": Principal(
+            Kind.OPERATOR, "operator:other", scopes=frozenset({"system/*.*"})
+        ),
+    }
+
+
+def _write_world(s: Services) -> WorldIds:
     a, b, c = (
         s.fhir.create(
             "Patient", {"resourceType": "Patient", "birthDate": d}, ctx=AS_LOCAL_OPERATOR
@@ -77,16 +105,7 @@ def world(services: Services) -> Iterator[World]:
     c_obs, c_private = _obs(s, c), _obs(s, c)
     with s.engine.begin() as conn:
         note_care(conn, a, GP, "declared")
-    people = {
-        "a": Principal(Kind.PERSON, "acct-a", patient_id=a),
-        "b": Principal(Kind.PERSON, "acct-b", patient_id=b),
-        "c": Principal(Kind.PERSON, "acct-c", patient_id=c),
-        "gp": Principal(Kind.PROFESSIONAL, "pro-gp", rpps=GP, profession="physician"),
-        "operator": TEST_OPERATOR,
-        "other_operator": Principal(
-            Kind.OPERATOR, "operator:other", scopes=frozenset({"system/*.*"})
-        ),
-    }
+    people = _people(a, b, c)
 
     def as_(name: str) -> RequestContext:
         return RequestContext(actor=people[name].subject, principal=people[name])
@@ -96,9 +115,25 @@ def world(services: Services) -> Iterator[World]:
     s.controls.set_mask(
         as_("c"), f"Observation/{c_private}", "INVISIBLE_REPRESENTANTS_LEGAUX", on=True
     )
-    callers = {name: bearer(s, p) for name, p in people.items()}
-    with TestClient(create_app(s.settings, s), base_url=HOST) as client:
-        yield World(s, client, a, b, c, obs, masked, unannounced, c_obs, c_private, callers)
+    return WorldIds(a, b, c, obs, masked, unannounced, c_obs, c_private)
+
+
+@pytest.fixture(scope="module", params=BOTH_BACKENDS)
+def world_store(request: pytest.FixtureRequest) -> WorldStore[WorldIds]:
+    """The world written once per backend; each test gets a copy (its writes stay there)."""
+    return WorldStore(request, str(request.param), _write_world)
+
+
+@pytest.fixture
+def world(world_store: WorldStore[WorldIds], tmp_path: Path) -> Iterator[World]:
+    ids = world_store.ids
+    s = build_services(world_store.copy_into(tmp_path / "data", f"w{next(_copies)}"), migrate=False)
+    try:
+        callers = {name: bearer(s, p) for name, p in _people(ids.a, ids.b, ids.c).items()}
+        with TestClient(create_app(s.settings, s), base_url=HOST) as client:
+            yield World(services=s, client=client, callers=callers, **asdict(ids))
+    finally:
+        s.close()
 
 
 def _events(services: Services) -> list[dict[str, Any]]:

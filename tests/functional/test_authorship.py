@@ -8,6 +8,7 @@ entries from them. The author is the authenticated caller, whatever the body say
 from __future__ import annotations
 
 import importlib.util
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 import carnet
-from carnet.app import Services, create_app
+from carnet.app import Services, build_services, create_app
 from carnet.audit.models import audit_event_patient
+from carnet.authn.models import access_grant
 from carnet.caller import Kind, Principal
 from carnet.identity.ins import INS_NIR_OID, Ins, InsStatus, Traits, apply_to_patient
 from carnet.identity.nir import make_nir
@@ -27,6 +29,8 @@ from carnet.identity.register import InMemoryRegister
 from carnet.policy.models import access_alert, access_author, access_care
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.shared_store import BOTH_BACKENDS
+from tests.support.world_store import WorldStore
 
 # Both backends: a security suite: authorship decided from stored records.
 pytestmark = pytest.mark.both_backends
@@ -36,6 +40,7 @@ RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
 GP, STRANGER, OTHER = "10000000101", "10000000102", "10000000103"
 JEAN = Traits.create("Dupont", ["Jean", "Paul"], "1985-07-04", "M", "75056")
 NIR = make_nir(1, 1985, 7, "75056", 12)
+_copies = itertools.count()  # the test databases cloned from the world's (PostgreSQL)
 
 
 @dataclass
@@ -80,25 +85,16 @@ def _pro(rpps: str) -> Principal:
     return Principal(Kind.PROFESSIONAL, f"pro-{rpps}", rpps=rpps, profession="physician")
 
 
-@pytest.fixture
-def world(services: Services) -> Iterator[World]:
-    s = services
-    register = InMemoryRegister()
-    register.add(Ins(INS_NIR_OID, NIR), JEAN)
-    s.identity.register = register
-    patient = apply_to_patient(
-        {"resourceType": "Patient"}, JEAN, InsStatus.QUAL, Ins(INS_NIR_OID, NIR), outgoing=False
-    )
-    a = s.fhir.create("Patient", patient, ctx=AS_LOCAL_OPERATOR).stored.res_id
-    c = s.fhir.create(
-        "Patient", {"resourceType": "Patient", "birthDate": "2016-07-07"}, ctx=AS_LOCAL_OPERATOR
-    )
-    s.record.representatives.add(c.stored.res_id, a, "parent", ctx=AS_LOCAL_OPERATOR)
-    a_obs = s.fhir.create("Observation", _obs(_ref(a)), ctx=AS_LOCAL_OPERATOR).stored.res_id
-    c_obs = s.fhir.create(
-        "Observation", _obs(_ref(c.stored.res_id)), ctx=AS_LOCAL_OPERATOR
-    ).stored.res_id
-    people = {
+@dataclass(frozen=True)
+class WorldIds:
+    a: str
+    c: str
+    a_obs: str
+    c_obs: str
+
+
+def _people(a: str) -> dict[str, Principal]:
+    return {
         "a": Principal(Kind.PERSON, "acct-a", patient_id=a),
         "gp": _pro(GP),
         "stranger": _pro(STRANGER),
@@ -112,23 +108,63 @@ def world(services: Services) -> Iterator[World]:
         ),
         "operator": TEST_OPERATOR,
     }
-    callers = {name: bearer(s, p) for name, p in people.items()}
-    with TestClient(create_app(s.settings, s), base_url="http://127.0.0.1") as client:
-        world = World(s, client, a, c.stored.res_id, a_obs, c_obs, callers)
-        from carnet.authn.models import access_grant
 
-        with s.engine.begin() as conn:
-            conn.execute(
-                access_grant.insert().values(
-                    patient_id=a,
-                    client_id="diary-app",
-                    scopes="patient/Observation.cruds",
-                    granted_at="2026-01-01T00:00:00.000000Z",
-                    revoked=False,
-                )
+
+def _with_register(s: Services) -> Services:
+    """Jean's qualified INS in the reference register (held in memory, so set on each build)."""
+    register = InMemoryRegister()
+    register.add(Ins(INS_NIR_OID, NIR), JEAN)
+    s.identity.register = register
+    return s
+
+
+def _write_world(s: Services) -> WorldIds:
+    _with_register(s)
+    patient = apply_to_patient(
+        {"resourceType": "Patient"}, JEAN, InsStatus.QUAL, Ins(INS_NIR_OID, NIR), outgoing=False
+    )
+    a = s.fhir.create("Patient", patient, ctx=AS_LOCAL_OPERATOR).stored.res_id
+    c = s.fhir.create(
+        "Patient", {"resourceType": "Patient", "birthDate": "2016-07-07"}, ctx=AS_LOCAL_OPERATOR
+    ).stored.res_id
+    s.record.representatives.add(c, a, "parent", ctx=AS_LOCAL_OPERATOR)
+    a_obs = s.fhir.create("Observation", _obs(_ref(a)), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    c_obs = s.fhir.create("Observation", _obs(_ref(c)), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    with s.engine.begin() as conn:
+        conn.execute(
+            access_grant.insert().values(
+                patient_id=a,
+                client_id="diary-app",
+                scopes="patient/Observation.cruds",
+                granted_at="2026-01-01T00:00:00.000000Z",
+                revoked=False,
             )
-        assert world.post("a", "/access/care", {"rpps": GP}).status_code == 200
-        yield world
+        )
+    with TestClient(create_app(s.settings, s), base_url="http://127.0.0.1") as client:
+        declared = client.post(
+            "/access/care", json={"rpps": GP}, headers={**FHIR, **bearer(s, _people(a)["a"])}
+        )
+        assert declared.status_code == 200, declared.text
+    return WorldIds(a, c, a_obs, c_obs)
+
+
+@pytest.fixture(scope="module", params=BOTH_BACKENDS)
+def world_store(request: pytest.FixtureRequest) -> WorldStore[WorldIds]:
+    """The world written once per backend; each test gets a copy (its writes stay there)."""
+    return WorldStore(request, str(request.param), _write_world)
+
+
+@pytest.fixture
+def world(world_store: WorldStore[WorldIds], tmp_path: Path) -> Iterator[World]:
+    ids = world_store.ids
+    copy = world_store.copy_into(tmp_path / "data", f"a{next(_copies)}")
+    s = _with_register(build_services(copy, migrate=False))
+    try:
+        callers = {name: bearer(s, p) for name, p in _people(ids.a).items()}
+        with TestClient(create_app(s.settings, s), base_url="http://127.0.0.1") as client:
+            yield World(s, client, ids.a, ids.c, ids.a_obs, ids.c_obs, callers)
+    finally:
+        s.close()
 
 
 def _care(world: World, patient: str) -> set[str]:

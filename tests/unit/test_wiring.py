@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "carnet"
 
 
+@cache
+def _parsed(path: Path) -> ast.Module:
+    """Each module parsed once for every check of this file (the checks only read the trees)."""
+    return ast.parse(path.read_text(), str(path))
+
+
 def _modules(root: Path) -> Iterator[tuple[str, ast.Module]]:
     for path in sorted(root.rglob("*.py")):
-        yield str(path.relative_to(root.parent)), ast.parse(path.read_text(), str(path))
+        yield str(path.relative_to(root.parent)), _parsed(path)
 
 
 def app_state_reads(root: Path) -> list[str]:
