@@ -121,36 +121,54 @@ def _parse_entry(service: FhirService, raw: Any, i: int, kind: str) -> _Entry:
     )
 
 
-def _rewrite_references(
-    resource: dict[str, Any], mapping: dict[str, str], where: str
-) -> dict[str, Any]:
-    """The resource with references to Bundle fullUrls replaced by ``Type/id``.
+def _encoded_targets(mapping: dict[str, str]) -> dict[bytes, bytes]:
+    """Each fullUrl as orjson writes it inside a string, to the ``"reference":`` pair that
+    replaces it: built once per Bundle, so rewriting an entry costs a dictionary look-up per
+    reference."""
+    return {
+        orjson.dumps(full_url)[1:-1]: b'"reference":' + orjson.dumps(target)
+        for full_url, target in mapping.items()
+    }
 
-    Works on the serialised JSON (one regex pass in C) rather than walking the tree in Python.
+
+def _rewrite_references(
+    resource: dict[str, Any], targets: dict[bytes, bytes], where: str
+) -> dict[str, Any]:
+    """The resource with references to Bundle fullUrls replaced by ``Type/id`` (``targets``
+    from ``_encoded_targets``).
+
+    Works on the serialised JSON (one regex pass in C) rather than walking the tree in Python;
+    the serialisation is orjson's both for the resource and for the fullUrls, so equal strings
+    are equal bytes.
     """
     raw = orjson.dumps(resource)
     if b'"reference":' not in raw:
         return resource
-    unresolved: list[str] = []
+    unresolved: list[bytes] = []
+    replaced = False
 
     def replace(match: re.Match[bytes]) -> bytes:
-        value = orjson.loads(b'"' + match.group(1) + b'"')
-        target = mapping.get(value)
+        nonlocal replaced
+        target = targets.get(match[1])
         if target is not None:
-            return b'"reference":' + orjson.dumps(target)
-        if value.startswith(("urn:uuid:", "urn:oid:")):
-            unresolved.append(value)
-        return match.group(0)
+            replaced = True
+            return target
+        # orjson escapes only quotes, backslashes and control characters: these prefixes are
+        # the same in the JSON and in the string it holds.
+        if match[1].startswith((b"urn:uuid:", b"urn:oid:")):
+            unresolved.append(match[1])
+        return match[0]
 
     rewritten = _REFERENCE.sub(replace, raw)
     if unresolved:
+        value = orjson.loads(b'"' + unresolved[0] + b'"')
         raise FhirError.of(
             404,
             "not-found",
-            f"reference '{unresolved[0]}' in {where} matches no entry of this transaction",
+            f"reference '{value}' in {where} matches no entry of this transaction",
             where,
         )
-    return dict(orjson.loads(rewritten))
+    return dict(orjson.loads(rewritten)) if replaced else resource
 
 
 def run_transaction(
@@ -189,11 +207,12 @@ def run_transaction(
             target = _plan(session, e)
             if target and e.full_url:
                 mapping[e.full_url] = target
+        targets = _encoded_targets(mapping)
         for e in entries:
             # A Bundle stored as a resource (a document) resolves its references against itself.
             if e.resource is not None and e.res_type != "Bundle":
                 e.resource = _rewrite_references(
-                    e.resource, mapping, f"Bundle.entry[{e.index}].resource"
+                    e.resource, targets, f"Bundle.entry[{e.index}].resource"
                 )
         # Updates and deletes by id read their current version: in one query per type.
         unit.prefetch_current(

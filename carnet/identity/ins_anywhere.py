@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
+
 from carnet.fhir.errors import Issue, unprocessable
 from carnet.identity.ins import INS_SYSTEMS, InvalidIns, check_ins_identifiers
 
@@ -30,9 +32,24 @@ def _identifier_lists(node: Any, path: str) -> Iterator[tuple[str, list[Any]]]:
             yield from _identifier_lists(item, f"{path}[{position}]")
 
 
+_INS_SYSTEM_BYTES = tuple(system.encode() for system in INS_SYSTEMS)
+
+
+def _may_hold_ins(body: dict[str, Any]) -> bool:
+    """False when no INS system appears anywhere in ``body``: one pass in C over its JSON,
+    so the walk that builds paths runs only for the few bodies that name an INS system."""
+    try:
+        raw = orjson.dumps(body)
+    except orjson.JSONEncodeError:  # not JSON-shaped: let the walk look at it
+        return True
+    return any(system in raw for system in _INS_SYSTEM_BYTES)
+
+
 def refuse_broken_ins(res_type: str, body: dict[str, Any]) -> None:
     """Refuse (422) a body holding, anywhere, an identifier with an INS system that breaks the
     NIR/NIA rules; the diagnostics name the place and the rule, never the value."""
+    if not _may_hold_ins(body):
+        return
     for path, identifiers in _identifier_lists(body, res_type):
         if not any(isinstance(i, dict) and i.get("system") in INS_SYSTEMS for i in identifiers):
             continue

@@ -5,6 +5,7 @@ scopes such as ``patient/Observation.rs?category=laboratory``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Select, false, literal, select
@@ -22,6 +23,11 @@ def permission_for(action: str) -> str:
 def parse_scopes(texts: frozenset[str]) -> list[ResourceScope]:
     """The caller's resource scopes; malformed ones, and a wildcard type restricted by a query
     (``patient/*.rs?category=...``: a search parameter belongs to one type), grant nothing."""
+    return list(_parsed_scopes(texts))
+
+
+@lru_cache(maxsize=1024)  # asked for every item a session touches; a caller's scopes are few
+def _parsed_scopes(texts: frozenset[str]) -> tuple[ResourceScope, ...]:
     out: list[ResourceScope] = []
     for text in texts:
         try:
@@ -30,7 +36,7 @@ def parse_scopes(texts: frozenset[str]) -> list[ResourceScope]:
             continue
         if scope is not None and not (scope.query is not None and scope.res_type == "*"):
             out.append(scope)
-    return out
+    return tuple(out)
 
 
 def allowed_types(

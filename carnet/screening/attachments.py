@@ -13,6 +13,8 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
+
 from carnet.fhir.errors import FhirError, Issue
 from carnet.screening.service import Screener
 from carnet.screening.verdict import Refused
@@ -29,18 +31,12 @@ _ISSUE_TYPES = {
 
 
 def _has_inline_data(body: dict[str, Any]) -> bool:
-    """Whether any element of ``body`` carries inline ``data`` (most bodies do not: this scan
-    builds no location, so it costs little on every write)."""
-    stack: list[Any] = [body]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if isinstance(node.get("data"), str):
-                return True
-            stack.extend(v for v in node.values() if isinstance(v, dict | list))
-        elif isinstance(node, list):
-            stack.extend(v for v in node if isinstance(v, dict | list))
-    return False
+    """Whether any element of ``body`` may carry inline ``data`` (most bodies do not: one pass
+    in C over its JSON; a string ``data`` always serialises as ``"data":"``)."""
+    try:
+        return b'"data":"' in orjson.dumps(body)
+    except orjson.JSONEncodeError:  # not JSON-shaped: let the walk look at it
+        return True
 
 
 def _inline_content(res_type: str, body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -183,12 +183,11 @@ class ReferenceIndexer:
         if not keys:
             return
         second = SearchParam(param.code, second_type, param.url, param.expression, second_paths)
+        keyed = [replace(second, code=f"{param.code}${key}") for key in keys]  # made once
         for path in second_paths:
             for value in evaluate(node, path):
-                for key in keys:
-                    self._add(
-                        out, base, replace(second, code=f"{param.code}${key}"), value, references
-                    )
+                for keyed_param in keyed:
+                    self._add(out, base, keyed_param, value, references)
 
 
 def string_values(node: Any) -> Iterator[str]:
