@@ -80,10 +80,13 @@ def write_extract(path: Path, counts: dict[tuple[str, int], int]) -> None:
     conn.execute(
         "CREATE TABLE person (person_id BIGINT, gender_source_value VARCHAR, year_of_birth INTEGER)"
     )
-    rows = []
+    # one INSERT per (sex, year) from range(): executemany runs a statement per row (~3x the CPU)
+    first_id = 0
     for (sex, year), n in counts.items():
-        rows += [(len(rows) + i, sex, year) for i in range(n)]
-    conn.executemany("INSERT INTO person VALUES (?, ?, ?)", rows)
+        conn.execute(
+            "INSERT INTO person SELECT ? + range, ?, ? FROM range(?)", [first_id, sex, year, n]
+        )
+        first_id += n
     conn.close()
 
 
