@@ -7,6 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.carnet-installed
 NODE_STAMP := node_modules/.carnet-installed
+# Python writes each module's bytecode once and later processes read it. Some machines set
+# PYTHONDONTWRITEBYTECODE=1: with it (and uv installing without compiling ahead) every process of
+# the suite, the demo and the CLI (test workers, fork servers, servers, commands) compiled carnet
+# and its libraries from source again, about 3 of a pytest process's 7 CPU-seconds. The caches go
+# to the __pycache__ folders of the virtualenv and of the clone (git-ignored).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install system demo serve test lint typecheck pytest test-fast test-postgres \
 	test-slow postgres bench clean
