@@ -246,9 +246,10 @@ def _refs(node: Any) -> set[str]:
     return found
 
 
-def _attachment_types(defs: dict[str, Any], types: frozenset[str]) -> frozenset[str]:
+def _attachment_types(
+    references: dict[str, frozenset[str]], types: frozenset[str]
+) -> frozenset[str]:
     """Resource types whose own elements (backbones included) can hold an Attachment."""
-    refs = _refs
 
     def reaches(name: str, seen: set[str]) -> bool:
         if name == "Attachment":
@@ -256,9 +257,9 @@ def _attachment_types(defs: dict[str, Any], types: frozenset[str]) -> frozenset[
         if name in seen or name in types or name in ("Resource", "ResourceList", "Extension"):
             return False
         seen.add(name)
-        return any(reaches(r, seen) for r in refs(defs.get(name, {})))
+        return any(reaches(r, seen) for r in references.get(name, ()))
 
-    found = {t for t in types if any(reaches(r, {t}) for r in refs(defs[t]) if r not in types)}
+    found = {t for t in types if any(reaches(r, {t}) for r in references[t] if r not in types)}
     return frozenset(found | {"Binary"})  # Binary.data is content too
 
 
@@ -299,7 +300,7 @@ def load_definitions(directory: Path) -> Definitions:
         _read(directory, "search-parameters.json"), types, _choice_paths(profiles, types)
     )
     result.required = _required(profiles, types)
-    result.attachment_types = _attachment_types(defs, types)
+    result.attachment_types = _attachment_types(result.schema_references, types)
     result.summary_elements = _top_level(profiles, types, lambda e: e.get("isSummary", False))
     result.mandatory_elements = _top_level(profiles, types, lambda e: e.get("min", 0) >= 1)
     compartment = _read(directory, "compartmentdefinition-patient.json")

@@ -6,7 +6,6 @@ why. Each gap a review found is pinned here so it stays closed. Runs on SQLite a
 from __future__ import annotations
 
 import base64
-import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -25,8 +24,7 @@ from carnet.fhir.operations.jobs import principal_params
 from carnet.policy.enforce import note_care
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.caller import AS_LOCAL_OPERATOR
-from tests.support.shared_store import BOTH_BACKENDS
-from tests.support.world_store import WorldStore
+from tests.support.world_store import WorldStore, world_store_fixture
 
 # Both backends: a security suite: access review reads the audit store.
 pytestmark = pytest.mark.both_backends
@@ -36,7 +34,6 @@ ASYNC = {"Prefer": "respond-async", "Content-Type": "application/fhir+json"}
 GP = "10000000001"
 MISSING = "00000000-0000-4000-8000-000000000000"
 HOST = "http://127.0.0.1"
-_copies = itertools.count()  # the test databases cloned from the world's (PostgreSQL)
 
 
 @dataclass
@@ -118,16 +115,13 @@ def _write_world(s: Services) -> WorldIds:
     return WorldIds(a, b, c, obs, masked, unannounced, c_obs, c_private)
 
 
-@pytest.fixture(scope="module", params=BOTH_BACKENDS)
-def world_store(request: pytest.FixtureRequest) -> WorldStore[WorldIds]:
-    """The world written once per backend; each test gets a copy (its writes stay there)."""
-    return WorldStore(request, str(request.param), _write_world)
+world_store = world_store_fixture(_write_world)  # once per backend; a copy per test
 
 
 @pytest.fixture
 def world(world_store: WorldStore[WorldIds], tmp_path: Path) -> Iterator[World]:
     ids = world_store.ids
-    s = build_services(world_store.copy_into(tmp_path / "data", f"w{next(_copies)}"), migrate=False)
+    s = build_services(world_store.copy_into(tmp_path / "data"), migrate=False)
     try:
         callers = {name: bearer(s, p) for name, p in _people(ids.a, ids.b, ids.c).items()}
         with TestClient(create_app(s.settings, s), base_url=HOST) as client:

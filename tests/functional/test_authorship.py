@@ -8,7 +8,6 @@ entries from them. The author is the authenticated caller, whatever the body say
 from __future__ import annotations
 
 import importlib.util
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +28,7 @@ from carnet.identity.register import InMemoryRegister
 from carnet.policy.models import access_alert, access_author, access_care
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.caller import AS_LOCAL_OPERATOR
-from tests.support.shared_store import BOTH_BACKENDS
-from tests.support.world_store import WorldStore
+from tests.support.world_store import WorldStore, world_store_fixture
 
 # Both backends: a security suite: authorship decided from stored records.
 pytestmark = pytest.mark.both_backends
@@ -40,7 +38,6 @@ RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
 GP, STRANGER, OTHER = "10000000101", "10000000102", "10000000103"
 JEAN = Traits.create("Dupont", ["Jean", "Paul"], "1985-07-04", "M", "75056")
 NIR = make_nir(1, 1985, 7, "75056", 12)
-_copies = itertools.count()  # the test databases cloned from the world's (PostgreSQL)
 
 
 @dataclass
@@ -148,16 +145,13 @@ def _write_world(s: Services) -> WorldIds:
     return WorldIds(a, c, a_obs, c_obs)
 
 
-@pytest.fixture(scope="module", params=BOTH_BACKENDS)
-def world_store(request: pytest.FixtureRequest) -> WorldStore[WorldIds]:
-    """The world written once per backend; each test gets a copy (its writes stay there)."""
-    return WorldStore(request, str(request.param), _write_world)
+world_store = world_store_fixture(_write_world)  # once per backend; a copy per test
 
 
 @pytest.fixture
 def world(world_store: WorldStore[WorldIds], tmp_path: Path) -> Iterator[World]:
     ids = world_store.ids
-    copy = world_store.copy_into(tmp_path / "data", f"a{next(_copies)}")
+    copy = world_store.copy_into(tmp_path / "data")
     s = _with_register(build_services(copy, migrate=False))
     try:
         callers = {name: bearer(s, p) for name, p in _people(ids.a).items()}

@@ -30,8 +30,8 @@ def test_each_copy_of_a_world_holds_the_world_and_only_its_own_writes(
     request: pytest.FixtureRequest, backend: str, tmp_path: Path
 ) -> None:
     world = WorldStore(request, backend, _one_patient)
-    first = build_services(world.copy_into(tmp_path / "one", "copy_one"), migrate=False)
-    second = build_services(world.copy_into(tmp_path / "two", "copy_two"), migrate=False)
+    first = build_services(world.copy_into(tmp_path / "one"), migrate=False)
+    second = build_services(world.copy_into(tmp_path / "two"), migrate=False)
     try:
         # The world's patient reads back (its data key is under the copied keyring).
         assert first.fhir.read("Patient", world.ids, ctx=AS_LOCAL_OPERATOR).body is not None

@@ -16,7 +16,7 @@ import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pytest
 
@@ -25,6 +25,7 @@ from carnet.private_files import private_dir, write_private_bytes
 from carnet.settings import Settings
 from tests.conftest import make_settings
 from tests.support.migrated_store import SQLITE_FILE, PostgresTemplate, SqliteTemplate
+from tests.support.shared_store import BOTH_BACKENDS
 
 Ids = TypeVar("Ids")
 _world_counter = itertools.count()
@@ -50,6 +51,7 @@ class WorldStore(Generic[Ids]):
         self.source = factory.mktemp(f"world-{backend}") / "data"
         self.template: PostgresTemplate | None = None
         self.database = ""
+        self._copies = itertools.count()
         if backend == "postgres":
             self.template = request.getfixturevalue("migrated_postgres")
             self.database = f"world{next(_world_counter)}"
@@ -72,8 +74,8 @@ class WorldStore(Generic[Ids]):
         if spool.exists():
             self.files[spool.name] = _sqlite_image(spool)
 
-    def copy_into(self, data_dir: Path, name: str) -> Settings:
-        """Settings on a copy of the world of this test's own (``name``: its database's)."""
+    def copy_into(self, data_dir: Path) -> Settings:
+        """Settings on a copy of the world of this test's own."""
         private_dir(data_dir)
         for file_name, content in self.files.items():
             write_private_bytes(data_dir / file_name, content)
@@ -83,5 +85,19 @@ class WorldStore(Generic[Ids]):
         if self.template is None:
             return make_settings(data_dir)
         return make_settings(
-            data_dir, self.template.cluster.create_database(name, template=self.database)
+            data_dir,
+            self.template.cluster.create_database(
+                f"{self.database}_copy{next(self._copies)}", template=self.database
+            ),
         )
+
+
+def world_store_fixture(write: Callable[[Services], Ids]) -> Any:
+    """A module fixture ``world_store``: ``write``'s world, once per backend (a module says
+    ``world_store = world_store_fixture(_write_world)``)."""
+
+    @pytest.fixture(scope="module", params=BOTH_BACKENDS)
+    def world_store(request: pytest.FixtureRequest) -> WorldStore[Ids]:
+        return WorldStore(request, str(request.param), write)
+
+    return world_store
