@@ -15,13 +15,12 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from carnet.app import Services, build_services, create_app
-from carnet.audit.models import audit_event
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.fhir.operations.jobs import principal_params
 from carnet.policy.enforce import note_care
+from tests.support.audit_log import logged_events
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.support.world_store import WorldStore, world_store_fixture
@@ -130,12 +129,6 @@ def world(world_store: WorldStore[WorldIds], tmp_path: Path) -> Iterator[World]:
         s.close()
 
 
-def _events(services: Services) -> list[dict[str, Any]]:
-    with services.engine.connect() as conn:
-        rows = conn.execute(select(audit_event.c.body).order_by(audit_event.c.seq)).scalars()
-        return [orjson.loads(r) for r in rows]
-
-
 def _wait(client: TestClient, url: str, headers: dict[str, str]) -> Any:
     for _ in range(400):
         response = client.get(url, headers=headers)
@@ -178,7 +171,7 @@ def test_export_exports_only_the_types_the_callers_scopes_grant(world: World) ->
     typed = _wait(c, _kickoff(c, "/fhir/$export?_type=Observation", lab), lab)
     assert {o["type"] for o in typed["output"]} == {"Observation"}
     # its reads are recorded as the backend's, under the backend's rule
-    job_events = [e for e in _events(s) if e["source"] == "bulk-export"]
+    job_events = [e for e in logged_events(s) if e["source"] == "bulk-export"]
     assert job_events
     assert {(e["actor"], e["role"], e["rule"]) for e in job_events} == {
         ("lab-backend", "backend", "backend-system")
@@ -225,7 +218,7 @@ def test_import_job_writes_as_its_caller(world: World) -> None:
     kicked = c.post("/fhir/$import", json=body, headers={**ASYNC, **lab})
     assert kicked.status_code == 202, kicked.text
     _wait(c, str(kicked.headers["Content-Location"]).removeprefix(HOST), lab)
-    job_events = [e for e in _events(s) if e["source"] == "bulk-import"]
+    job_events = [e for e in logged_events(s) if e["source"] == "bulk-import"]
     assert job_events
     assert {(e["actor"], e["role"]) for e in job_events} == {("lab-backend", "backend")}
 
@@ -258,7 +251,7 @@ def test_refused_bulk_job_accesses_are_audited(world: World) -> None:
     owner = world.callers["operator"]
     status, file_url, import_status = _finished_jobs(world, owner, "imp2")
     job = status.rsplit("/", 1)[1]
-    before = len(_events(s))
+    before = len(logged_events(s))
     other = world.callers["other_operator"]
     attempts = [
         ("GET", status, "export-status"),
@@ -270,7 +263,7 @@ def test_refused_bulk_job_accesses_are_audited(world: World) -> None:
     ]
     for method, url, _ in attempts:
         assert c.request(method, url, headers=other).status_code == 404, (method, url)
-    refused = [e for e in _events(s)[before:] if e["actor"] == "operator:other"]
+    refused = [e for e in logged_events(s)[before:] if e["actor"] == "operator:other"]
     assert [(e["action"], e["outcome"]) for e in refused] == [
         (action, 404) for _, _, action in attempts
     ]
@@ -290,7 +283,7 @@ def test_owner_bulk_job_accesses_are_audited(world: World) -> None:
     owner = world.callers["operator"]
     status, file_url, import_status = _finished_jobs(world, owner, "imp3")
     job, import_job = status.rsplit("/", 1)[1], import_status.rsplit("/", 1)[1]
-    before = len(_events(s))
+    before = len(logged_events(s))
     accesses = [
         ("GET", status, "export-status", job, 200),
         ("GET", file_url, "export-file", None, 200),
@@ -300,7 +293,7 @@ def test_owner_bulk_job_accesses_are_audited(world: World) -> None:
     ]
     for method, url, _, _, code in accesses:
         assert c.request(method, url, headers=owner).status_code == code, (method, url)
-    mine = [e for e in _events(s)[before:] if e["actor"] == "operator:test"]
+    mine = [e for e in logged_events(s)[before:] if e["actor"] == "operator:test"]
     assert [(e["action"], e["rule"]) for e in mine] == [
         (action, f"job:{job_id}" if job_id else "operator-system")
         for _, _, action, job_id, _ in accesses
@@ -454,7 +447,9 @@ def test_break_glass_refusals_say_why(world: World) -> None:
     assert answers["pro-er"] == "this patient refused emergency access"
     assert answers["pro-blocked"] != answers["pro-er"]
     assert "blocked" in answers["pro-blocked"]
-    refused = {e["actor"]: e["rule"] for e in _events(s) if e["action"] == "break-glass-refused"}
+    refused = {
+        e["actor"]: e["rule"] for e in logged_events(s) if e["action"] == "break-glass-refused"
+    }
     assert refused == {
         "pro-er": "emergency-opposition reason:unconscious",
         "pro-blocked": "pro-blocked reason:unconscious",
@@ -545,7 +540,7 @@ def test_a_transaction_delete_of_a_hidden_item_answers_as_of_a_missing_one(world
     assert kept.status_code == 200
     refusals = [
         e
-        for e in _events(s)
+        for e in logged_events(s)
         if e["actor"] == "pro-gp" and e["action"] == "delete" and e["outcome"] == 404
     ]
     assert len(refusals) == 1
@@ -555,7 +550,7 @@ def test_a_transaction_delete_of_a_hidden_item_answers_as_of_a_missing_one(world
     # no event claims the hidden item was deleted
     claimed = [
         e
-        for e in _events(s)
+        for e in logged_events(s)
         if e["action"] == "delete"
         and e["outcome"] < 400
         and f"Observation/{world.masked}" in e["resources"]

@@ -8,14 +8,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
 
 from carnet.app import Services, create_app
-from carnet.audit.models import audit_event
 from carnet.caller import Kind, Principal
+from tests.support.audit_log import logged_events
 from tests.support.auth import bearer
 from tests.support.authn import PASSWORD
 from tests.support.caller import AS_LOCAL_OPERATOR
@@ -67,12 +66,6 @@ def setup(services: Services) -> Iterator[Setup]:
     headers = {name: bearer(services, p) for name, p in people.items()}
     with TestClient(create_app(services.settings, services), base_url="http://127.0.0.1") as c:
         yield Setup(services, c, a, b, doc, headers)
-
-
-def _events(services: Services) -> list[dict[str, Any]]:
-    with services.engine.connect() as conn:
-        rows = conn.execute(audit_event.select().order_by(audit_event.c.seq)).all()
-    return [orjson.loads(r.body) for r in rows]
 
 
 def _person_with_factors(services: Services, patient_id: str) -> tuple[dict[str, str], Any]:
@@ -188,7 +181,7 @@ def test_break_glass_is_limited_audited_alerted_and_shown_to_the_patient(setup: 
     assert c.get("/access/alerts", headers=h["a"]).status_code == 403
     glass = [
         e
-        for e in _events(setup.services)
+        for e in logged_events(setup.services)
         if e["action"] == "break-glass" and e["rule"] != "controls-refused"  # not the bad reason
     ]
     assert [(e["actor"], e["purpose"], e["outcome"]) for e in glass] == [
@@ -207,7 +200,7 @@ def test_emergency_opposition_is_respected(setup: Setup) -> None:
     )
     assert r.status_code == 403
     assert c.get(f"/fhir/Observation/{setup.doc}", headers=h["er"]).status_code == 403
-    refused = [e for e in _events(setup.services) if e["action"] == "break-glass-refused"]
+    refused = [e for e in logged_events(setup.services) if e["action"] == "break-glass-refused"]
     assert len(refused) == 1 and refused[0]["outcome"] == 403
     assert (
         c.put("/access/preferences", json={"researchOptOut": "yes"}, headers=h["a"]).status_code
@@ -239,12 +232,12 @@ def test_access_history_is_for_the_patient_and_operators(setup: Setup) -> None:
 
 def test_every_decision_is_audited_with_its_rule(setup: Setup) -> None:
     c, h = setup.client, setup.h
-    before = len(_events(setup.services))
+    before = len(logged_events(setup.services))
     c.post("/access/care", json={"rpps": NURSE}, headers=h["a"])
     assert c.get(f"/fhir/Observation/{setup.doc}", headers=h["nurse"]).status_code == 200
     assert c.get(f"/fhir/Observation/{setup.doc}", headers=h["gp"]).status_code == 403
     assert c.get("/fhir/Patient").status_code == 401
-    events = _events(setup.services)[before:]
+    events = logged_events(setup.services)[before:]
     reads = [e for e in events if e["action"] == "read" and e["type"] == "Observation"]
     assert [(e["actor"], e["outcome"], e["rule"]) for e in reads] == [
         ("pro-nurse", 200, "nurse-read"),
@@ -280,7 +273,7 @@ def test_an_encounter_creates_the_care_relationship_of_its_practitioners(setup: 
 
 def test_refused_controls_are_audited(setup: Setup) -> None:
     c, h = setup.client, setup.h
-    before = len(_events(setup.services))
+    before = len(logged_events(setup.services))
     r = c.post("/access/blocks", json={"rpps": "12"}, headers=h["a"])
     assert r.status_code == 400
     r = c.post(
@@ -291,7 +284,7 @@ def test_refused_controls_are_audited(setup: Setup) -> None:
         "/access/break-glass", json={"patient": "nobody", "reason": "unconscious"}, headers=h["er"]
     )
     assert r.status_code == 404
-    refused = [e for e in _events(setup.services)[before:] if e["rule"] == "controls-refused"]
+    refused = [e for e in logged_events(setup.services)[before:] if e["rule"] == "controls-refused"]
     assert [(e["action"], e["outcome"], e["actor"]) for e in refused] == [
         ("block", 400, "acct-a"),
         ("mask", 400, "acct-a"),

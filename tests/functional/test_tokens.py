@@ -20,13 +20,13 @@ from httpx2 import Response
 from sqlalchemy import func, insert, select
 
 from carnet.app import Services, create_app
-from carnet.audit.models import audit_event
 from carnet.authn.models import access_grant, access_revoked_token
 from carnet.authn.tokens import issue_access_token
 from carnet.caller import Kind, Principal
 from carnet.crypto.tokens import TokenSigner
 from carnet.fhir.models import resource
 from tests.spec.helpers import FHIR_JSON, observation, patient
+from tests.support.audit_log import logged_events
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.caller import AS_LOCAL_OPERATOR
 
@@ -196,12 +196,6 @@ def _count(services: Services, table: Any) -> int:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
-def _events(services: Services) -> list[dict[str, Any]]:
-    with services.engine.connect() as conn:
-        rows = conn.execute(select(audit_event.c.body).order_by(audit_event.c.seq)).scalars()
-        return [orjson.loads(b) for b in rows]
-
-
 def _requests(env: Env) -> list[tuple[str, str, dict[str, Any]]]:
     return [
         ("GET", "/fhir/Patient", {}),
@@ -243,10 +237,10 @@ def _assert_refused(
 def _check_refusal(env: Env, authorization: str | bytes | None, name: str = "none") -> None:
     for method, url, kw in _requests(env):
         resources = _count(env.services, resource)
-        before = len(_events(env.services))
+        before = len(logged_events(env.services))
         r = _send(env, method, url, authorization, **kw)
         try:
-            _assert_refused(env, r, 401, _events(env.services)[before:])
+            _assert_refused(env, r, 401, logged_events(env.services)[before:])
         except AssertionError as exc:
             raise AssertionError(f"{name}: {method} {url}") from exc
         assert _count(env.services, resource) == resources, name  # nothing written
@@ -257,7 +251,7 @@ def test_bad_credentials_are_refused_with_401(env: Env) -> None:
     for name in sorted(BAD_CREDENTIALS):
         _check_refusal(env, BAD_CREDENTIALS[name](env), name)
     # No session either: the anonymous actor is what the audit log records.
-    denied = [e for e in _events(env.services) if e["outcome"] == 401]
+    denied = [e for e in logged_events(env.services) if e["outcome"] == 401]
     assert len(denied) == 3 * len(BAD_CREDENTIALS)
     assert {e["actor"] for e in denied} == {"anonymous"}
     assert {e["action"] for e in denied} == {"denied"}
@@ -294,9 +288,9 @@ def test_a_token_revoked_after_use_stops_working(env: Env) -> None:
 
 def _check_forbidden(env: Env, principal: Principal, method: str, url: str, **kw: Any) -> None:
     resources = _count(env.services, resource)
-    before = len(_events(env.services))
+    before = len(logged_events(env.services))
     r = _send(env, method, url, f"Bearer {env.valid(principal)}", **kw)
-    events = _events(env.services)[before:]
+    events = logged_events(env.services)[before:]
     _assert_refused(env, r, 403, events)
     assert events[0]["actor"] == principal.subject
     assert _count(env.services, resource) == resources

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from carnet.app import Services
-from carnet.audit.models import audit_event
 from carnet.caller import Kind, Principal
 from carnet.identity.ins import INS_NIR_OID
 from carnet.identity.nir import make_nir
+from tests.support.audit_log import logged_events
 from tests.support.auth import bearer
 
 NIR = make_nir(2, 1972, 3, "69123", 4)
@@ -70,12 +68,6 @@ def test_queue_merge_and_dismiss(client: TestClient) -> None:
     assert client.get("/identity/queue?state=bogus").status_code == 400
 
 
-def _audit_events(services: Services) -> list[dict[str, Any]]:
-    with services.engine.connect() as conn:
-        rows = conn.execute(select(audit_event.c.body).order_by(audit_event.c.seq)).scalars()
-        return [orjson.loads(b) for b in rows]
-
-
 def test_identity_merge_over_http_is_audited_as_its_caller(
     client: TestClient, services: Services
 ) -> None:
@@ -85,8 +77,8 @@ def test_identity_merge_over_http_is_audited_as_its_caller(
     second = client.post("/fhir/Patient", json=_patient())
     assert (first.status_code, second.status_code) == (201, 201)
     [item] = client.get("/identity/queue").json()["items"]
-    http_source = _audit_events(services)[-1]["source"]
-    before = len(_audit_events(services))
+    http_source = logged_events(services)[-1]["source"]
+    before = len(logged_events(services))
     officer = Principal(
         Kind.OPERATOR,
         "operator:vigilance",
@@ -95,7 +87,7 @@ def test_identity_merge_over_http_is_audited_as_its_caller(
     )
     merged = client.post(f"/identity/queue/{item['id']}/merge", headers=bearer(services, officer))
     assert merged.status_code == 200, merged.text
-    events = _audit_events(services)[before:]
+    events = logged_events(services)[before:]
     assert events
     for event in events:
         assert (event["actor"], event["client"], event["source"]) == (

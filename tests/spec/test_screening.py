@@ -10,30 +10,23 @@ import io
 from pathlib import Path
 from typing import Any
 
-import orjson
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select
 
 from carnet.app import Services
-from carnet.audit.models import audit_event
 from carnet.identity.ins import INS_NIR_OID
 from carnet.identity.models import quarantine
 from carnet.identity.nir import make_nir
 from tests.spec.helpers import FHIR_JSON, patient
 from tests.support import hostile_files
+from tests.support.audit_log import logged_events
 
 UNKNOWN_NIR = make_nir(2, 1990, 1, "13055", 7)
 
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def _events(services: Services) -> list[dict[str, Any]]:
-    with services.engine.connect() as conn:
-        rows = conn.execute(select(audit_event.c.body).order_by(audit_event.c.seq)).scalars()
-        return [orjson.loads(b) for b in rows]
 
 
 def _blobs(root: Path) -> list[Path]:
@@ -60,7 +53,7 @@ def test_a_refused_file_is_422_stored_nowhere_and_its_refusal_audited(
     client: TestClient, services: Services
 ) -> None:
     pid = client.post("/fhir/Patient", json=patient(), headers=FHIR_JSON).json()["id"]
-    before = len(_events(services))
+    before = len(logged_events(services))
     raw = client.post(
         "/fhir/Binary",
         content=hostile_files.pdf_with_javascript(),
@@ -90,7 +83,7 @@ def test_a_refused_file_is_422_stored_nowhere_and_its_refusal_audited(
     in_bundle = client.post("/fhir", json=bundle, headers=FHIR_JSON)
     assert in_bundle.status_code == 422, in_bundle.text
     assert "decompression-bomb" in in_bundle.text
-    refusals = [(e["action"], e["outcome"], e["rule"]) for e in _events(services)[before:]]
+    refusals = [(e["action"], e["outcome"], e["rule"]) for e in logged_events(services)[before:]]
     assert client.get("/fhir/_history").json()["total"] == 1  # the Patient only
     assert _blobs(services.settings.blob_dir) == []
     assert refusals == [

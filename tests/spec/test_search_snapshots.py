@@ -11,18 +11,17 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from carnet.app import Services, create_app
-from carnet.audit.models import audit_event
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.fhir.dates import sortable, utc_now
 from carnet.fhir.models import search_snapshot, search_snapshot_binding
 from carnet.policy.enforce import note_care
 from tests.spec.helpers import observation, patient
+from tests.support.audit_log import logged_events
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.caller import AS_LOCAL_OPERATOR
 
@@ -118,16 +117,10 @@ def _unknown_answer(world: World, caller: str, path: str) -> tuple[int, bytes]:
     return r.status_code, r.content
 
 
-def _events(services: Services) -> list[dict[str, Any]]:
-    with services.engine.connect() as conn:
-        rows = conn.execute(select(audit_event.c.body).order_by(audit_event.c.seq)).scalars()
-        return [orjson.loads(r) for r in rows]
-
-
 def _refusals(world: World, before: int, actor: str) -> list[str]:
     return [
         str(e.get("rule"))
-        for e in _events(world.services)[before:]
+        for e in logged_events(world.services)[before:]
         if e["actor"] == actor and e["outcome"] == 410
     ]
 
@@ -136,7 +129,7 @@ def test_snapshot_replayed_by_another_caller_answers_like_missing(world: World) 
     first = _first_page(world, "operator", "/fhir/Patient?_count=1&_sort=_id")
     replay = _next(first)
     unknown = _unknown_answer(world, "gp", "/fhir/Patient")
-    before = len(_events(world.services))
+    before = len(logged_events(world.services))
     for caller in ("gp", "b", "other_gp"):
         r = world.client.get(replay, headers=world.callers[caller])
         assert (r.status_code, r.content) == unknown, caller
@@ -176,7 +169,7 @@ def test_expired_snapshot_answers_like_missing(world: World) -> None:
                 .where(table.c.snapshot_id == _snapshot_of(replay))
                 .values(created_at=long_ago)
             )
-    before = len(_events(world.services))
+    before = len(logged_events(world.services))
     r = world.client.get(replay, headers=world.callers["gp"])
     assert (r.status_code, r.content) == _unknown_answer(world, "gp", "/fhir/Observation")
     assert _refusals(world, before, "pro-gp")[0] == "search-snapshot-expired"

@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 
 from carnet.app import Services, build_services, create_app
 from carnet.authn.api import CSRF_COOKIE, SESSION_COOKIE
@@ -22,6 +21,7 @@ from carnet.hub.models import hub_permit
 from carnet.hub.omop.models import hub_extraction, hub_extraction_person
 from carnet.hub.omop.uses import ACTION, UsesRefusedError, projects_that_included_me
 from tests.conftest import make_settings
+from tests.support.audit_log import logged_events
 from tests.support.authn import Clock, account_service
 from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.support.migrated_store import SqliteTemplate
@@ -124,12 +124,6 @@ def _page_of(setup: Setup, patient: str) -> str:
     return page.text
 
 
-def _events(services: Services) -> list[dict[str, object]]:
-    services.audit.flush()
-    with services.engine.connect() as conn:
-        return [orjson.loads(r[0]) for r in conn.execute(text("SELECT body FROM audit_event"))]
-
-
 def test_patient_sees_project_organisation_purpose_and_date_of_extracts_that_included_them(
     setup: Setup,
 ) -> None:
@@ -172,7 +166,7 @@ def test_reading_ones_uses_is_audited_and_a_professional_is_refused_and_audited(
     with pytest.raises(UsesRefusedError):
         projects_that_included_me(setup.services.engine, setup.services.audit, pro)
     outcomes = {
-        (e["outcome"], e["actor"]) for e in _events(setup.services) if e["action"] == ACTION
+        (e["outcome"], e["actor"]) for e in logged_events(setup.services) if e["action"] == ACTION
     }
     assert (200, "acc-included") in outcomes
     assert (403, "pro-1") in outcomes

@@ -11,17 +11,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from carnet.app import Services, build_services, create_app
-from carnet.audit.models import audit_event
 from carnet.authn.api import CSRF_COOKIE, SESSION_COOKIE
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.demo.pdf import make_pdf
 from carnet.identity.ins import INS_NIR_OID, Ins, InsStatus, Traits, apply_to_patient
 from tests.conftest import make_settings
+from tests.support.audit_log import logged_events
 from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.support.migrated_store import SqliteTemplate
 from tests.unit.record.helpers import CLAIRE, ODILE, PAUL, Person
@@ -167,13 +166,6 @@ def _post(client: TestClient, path: str, data: dict[str, str], **kwargs: Any) ->
 def _same_page(html: str, asked: str) -> str:
     """The page without the address it was asked at (the language link repeats it)."""
     return html.replace(asked, "ASKED")
-
-
-def _events(services: Services) -> list[dict[str, Any]]:
-    services.audit.flush()
-    with services.engine.connect() as conn:
-        rows = conn.execute(audit_event.select().order_by(audit_event.c.seq)).all()
-    return [orjson.loads(r.body) for r in rows]
 
 
 # -- find a patient ---------------------------------------------------------------------------------
@@ -367,7 +359,9 @@ def test_emergency_access_is_refused_after_opposition_alike_for_an_unknown_ins(
     assert opposed.status_code == unknown.status_code == 403
     assert opposed.text == unknown.text
     assert stranger.get(f"/pro/patients/{workspace.odile}").status_code == 404
-    refusals = [e for e in _events(workspace.services) if e["action"] == "break-glass-refused"]
+    refusals = [
+        e for e in logged_events(workspace.services) if e["action"] == "break-glass-refused"
+    ]
     assert refusals and "emergency-opposition" in refusals[-1]["rule"]
 
 
@@ -389,7 +383,7 @@ def test_emergency_access_opens_the_record_with_a_red_banner_and_is_audited(
     page = stranger.get(f"/pro/patients/{workspace.paul}")
     assert page.status_code == 200
     assert 'class="banner-danger"' in page.text and "Accès en urgence" in page.text
-    events = _events(workspace.services)
+    events = logged_events(workspace.services)
     granted = [e for e in events if e["action"] == "break-glass"]
     assert granted and "life-threatening" in granted[-1]["rule"]
     assert any(e["purpose"] == "emergency" and e["action"] == "read" for e in events)

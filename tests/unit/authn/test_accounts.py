@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from carnet.app import Services
-from carnet.audit.models import audit_event, audit_event_patient
+from carnet.audit.models import audit_event_patient
 from carnet.authn.login import LoginVerifier
 from carnet.authn.models import access_account, access_login_attempt
 from carnet.authn.passwords import PasswordPolicyError
@@ -24,6 +24,7 @@ from carnet.authn.service import (
 )
 from carnet.caller import Kind
 from carnet.policy.models import access_alert
+from tests.support.audit_log import logged_events
 from tests.support.authn import PASSWORD, Clock, account_service, login_verifier, totp_code
 
 LOGIN = "jeanne.martin@exemple-sante.fr"
@@ -42,12 +43,6 @@ def accounts(services: Services, clock: Clock) -> AccountService:
 @pytest.fixture
 def login(services: Services, accounts: AccountService) -> LoginVerifier:
     return login_verifier(services, accounts)
-
-
-def _events(services: Services) -> list[dict[str, Any]]:
-    with services.engine.connect() as conn:
-        rows = conn.execute(select(audit_event.c.body).order_by(audit_event.c.seq)).all()
-    return [orjson.loads(r.body) for r in rows]
 
 
 def _rows(services: Services, table: Any) -> list[Any]:
@@ -74,9 +69,9 @@ def test_person_logs_in_and_acts_for_their_record(
     attempts = _rows(services, access_login_attempt)
     assert [a.success for a in attempts] == [True, True]
     assert all(a.login_hash == row.login_hash and a.source == "10.0.0.1" for a in attempts)
-    event = _events(services)[-1]
+    event = logged_events(services)[-1]
     assert (event["action"], event["actor"], event["outcome"]) == ("login", account_id, 200)
-    assert LOGIN not in orjson.dumps(_events(services)).decode()
+    assert LOGIN not in orjson.dumps(logged_events(services)).decode()
     # The person sees their own logins in their history (their record's slice).
     with services.engine.connect() as conn:
         slices = conn.execute(select(audit_event_patient.c.patient_id)).scalars().all()
@@ -132,7 +127,7 @@ def test_wrong_password_and_unknown_login_get_the_same_answer(
     assert str(wrong.value) == str(unknown.value) == "invalid login or password"
     attempts = _rows(services, access_login_attempt)
     assert [a.success for a in attempts] == [False, False]
-    failed = [e for e in _events(services) if e["action"] == "login-failed"]
+    failed = [e for e in logged_events(services) if e["action"] == "login-failed"]
     assert [e["actor"] for e in failed] == [account_id, "unknown"]
     assert accounts.account(account_id).failed_logins == 1  # type: ignore[union-attr]
 
@@ -194,7 +189,7 @@ def test_totp_enrolment_verification_and_replay(
     clock.advance(seconds=120)
     with pytest.raises(LoginFailedError):  # a code two steps old
         login.verify_totp(account_id, totp_code(uri, clock, -2), "10.0.0.1")
-    rules = [e["rule"] for e in _events(services) if e["action"] == "login"]
+    rules = [e["rule"] for e in logged_events(services) if e["action"] == "login"]
     assert rules == ["authn:totp", "authn:totp"]
 
 

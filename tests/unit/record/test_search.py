@@ -15,13 +15,13 @@ import orjson
 import pytest
 
 from carnet.app import Services, build_services
-from carnet.audit.models import audit_event
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.demo.pdf import make_pdf
 from carnet.fhir.errors import FhirError
 from carnet.record.search import RecordSearch, snippet
 from carnet.record.search_text import terms
 from tests.conftest import make_settings
+from tests.support.audit_log import logged_events
 from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.support.migrated_store import SqliteTemplate
 
@@ -141,13 +141,6 @@ def _found(record: Record, ctx: RequestContext, words: str) -> list[str]:
     return [h.res_id for h in record.search.search(ctx, record.patient, words).hits]
 
 
-def _events(services: Services) -> list[dict[str, Any]]:
-    services.audit.flush()
-    with services.engine.connect() as conn:
-        rows = conn.execute(audit_event.select().order_by(audit_event.c.seq)).all()
-    return [orjson.loads(r.body) for r in rows]
-
-
 # -- French words -----------------------------------------------------------------------------------
 
 
@@ -243,12 +236,12 @@ def test_an_empty_or_oversized_query_is_refused_with_a_clear_message(record: Rec
 def test_every_query_is_audited_without_its_words(
     record: Record, caplog: pytest.LogCaptureFixture
 ) -> None:
-    before = len(_events(record.services))
+    before = len(logged_events(record.services))
     with caplog.at_level(logging.DEBUG):
         record.search.search(AS_GP, record.patient, "plâtre semaines")
         with pytest.raises(FhirError):
             record.search.search(AS_BLOCKED, record.patient, "plâtre semaines")
-    events = _events(record.services)[before:]
+    events = logged_events(record.services)[before:]
     searches = [e for e in events if e["action"] == "search" and e["type"] == "Patient"]
     assert [e["outcome"] for e in searches] == [200, 404]
     assert searches[0]["actor"] == "gp" and searches[1]["actor"] == "blocked"
