@@ -74,8 +74,11 @@ typecheck: install
 PYTEST_WORKERS ?= 2
 # Files are handed out in the order tests/support/schedule.py sets (heaviest first), not xdist's
 # (most tests first), so the two workers end together.
-PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
-	-p no:cacheprovider
+# Temporary files (tmp_path, the throwaway PostgreSQL cluster) go on RAM when /dev/shm has room
+# (scripts/test-tmpdir.sh says why); evaluated only by the targets that run pytest.
+TEST_TMPDIR = $(shell bash scripts/test-tmpdir.sh)
+PYTEST = TMPDIR=$(TEST_TMPDIR) $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile \
+	--no-loadscope-reorder -p no:cacheprovider
 
 # Everything: SQLite, PostgreSQL, Spark local mode, the corpus.
 pytest: install postgres
