@@ -100,54 +100,64 @@ def timed(client: TestClient, headers: dict[str, str], path: str, params: dict[s
     return elapsed
 
 
+def run(args: argparse.Namespace, data_dir: Path) -> None:
+    """Load the population into a store in ``data_dir`` and time each query per caller."""
+    settings = Settings.from_env({}, data_dir=str(data_dir))
+    services = build_services(settings)
+    try:
+        started = time.perf_counter()
+        population = load(services, args.patients, args.per_patient)
+        analyze(services.engine)
+        loaded = time.perf_counter() - started
+        signer = services.crypto.token_signer()
+        headers = {
+            name: {
+                "Authorization": f"Bearer {issue_access_token(signer, settings, p, minutes=600)[0]}"
+            }
+            for name, p in (("operator", OPERATOR), ("gp", GP), ("nurse", NURSE))
+        }
+        rng = random.Random(7)
+        picks = [rng.choice(population) for _ in range(args.runs)]
+        queries = {
+            "read Observation": lambda p: (f"/fhir/Observation/{p[1][1]}", {}),
+            "patient's Observations by code": lambda p: (
+                "/fhir/Observation",
+                {"patient": p[0], "code": CODES[1]},
+            ),
+            "last 5 results (_sort)": lambda p: (
+                "/fhir/Observation",
+                {"patient": p[0], "_sort": "-date", "_count": "5"},
+            ),
+            "$everything": lambda p: (f"/fhir/Patient/{p[0]}/$everything", {}),
+        }
+        print(
+            f"{args.patients} patients, {args.patients * (args.per_patient + 1)} resources "
+            f"(loaded in {loaded:.0f} s), {args.runs} runs per cell, SQLite"
+        )
+        print(f"{'query':<34}{'caller':<10}{'p50 ms':>9}{'p95 ms':>9}{'p95 / operator':>16}")
+        with TestClient(create_app(settings, services), base_url="http://127.0.0.1") as client:
+            for label, make in queries.items():
+                base_p95 = None
+                for caller in ("operator", "gp", "nurse"):
+                    times = [timed(client, headers[caller], *make(p)) for p in picks]
+                    times.sort()
+                    p50 = statistics.median(times)
+                    p95 = times[int(len(times) * 0.95) - 1]
+                    base_p95 = base_p95 or p95
+                    print(f"{label:<34}{caller:<10}{p50:>9.2f}{p95:>9.2f}{p95 / base_p95:>16.2f}")
+    finally:
+        services.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=2000)
     parser.add_argument("--per-patient", type=int, default=10)
     parser.add_argument("--runs", type=int, default=200)
     args = parser.parse_args()
-    data_dir = Path(tempfile.mkdtemp(prefix="carnet-access-bench-"))
-    settings = Settings.from_env({}, data_dir=str(data_dir))
-    services = build_services(settings)
-    started = time.perf_counter()
-    population = load(services, args.patients, args.per_patient)
-    analyze(services.engine)
-    loaded = time.perf_counter() - started
-    signer = services.crypto.token_signer()
-    headers = {
-        name: {"Authorization": f"Bearer {issue_access_token(signer, settings, p, minutes=600)[0]}"}
-        for name, p in (("operator", OPERATOR), ("gp", GP), ("nurse", NURSE))
-    }
-    rng = random.Random(7)
-    picks = [rng.choice(population) for _ in range(args.runs)]
-    queries = {
-        "read Observation": lambda p: (f"/fhir/Observation/{p[1][1]}", {}),
-        "patient's Observations by code": lambda p: (
-            "/fhir/Observation",
-            {"patient": p[0], "code": CODES[1]},
-        ),
-        "last 5 results (_sort)": lambda p: (
-            "/fhir/Observation",
-            {"patient": p[0], "_sort": "-date", "_count": "5"},
-        ),
-        "$everything": lambda p: (f"/fhir/Patient/{p[0]}/$everything", {}),
-    }
-    print(
-        f"{args.patients} patients, {args.patients * (args.per_patient + 1)} resources "
-        f"(loaded in {loaded:.0f} s), {args.runs} runs per cell, SQLite"
-    )
-    print(f"{'query':<34}{'caller':<10}{'p50 ms':>9}{'p95 ms':>9}{'p95 / operator':>16}")
-    with TestClient(create_app(settings, services), base_url="http://127.0.0.1") as client:
-        for label, make in queries.items():
-            base_p95 = None
-            for caller in ("operator", "gp", "nurse"):
-                times = [timed(client, headers[caller], *make(p)) for p in picks]
-                times.sort()
-                p50 = statistics.median(times)
-                p95 = times[int(len(times) * 0.95) - 1]
-                base_p95 = base_p95 or p95
-                print(f"{label:<34}{caller:<10}{p50:>9.2f}{p95:>9.2f}{p95 / base_p95:>16.2f}")
-    services.close()
+    # The store goes with its folder, however the run ends (2,000 patients leave ~100 MB).
+    with tempfile.TemporaryDirectory(prefix="carnet-access-bench-") as folder:
+        run(args, Path(folder))
     print("reproduce: .venv/bin/python benchmarks/access.py " + " ".join(sys.argv[1:]))
 
 

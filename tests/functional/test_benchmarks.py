@@ -38,9 +38,19 @@ SMALL_RUNS = {
 
 
 def _run(forks: ForkServer, script: str, args: list[str], tmp_path: Path) -> str:
-    done = forks.run(str(ROOT / "benchmarks" / f"{script}.py"), args, cwd=tmp_path)
+    # A temporary folder of the run's own: what it leaves there, it left behind.
+    temporaries = tmp_path / "tmp"
+    temporaries.mkdir()
+    done = forks.run(
+        str(ROOT / "benchmarks" / f"{script}.py"),
+        args,
+        cwd=tmp_path,
+        env={"TMPDIR": str(temporaries)},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"reproduce: .venv/bin/python benchmarks/{script}.py" in done.stdout
+    # A store in a temporary folder holds its keys beside it: a run removes what it made.
+    assert not list(temporaries.iterdir()), f"{script} left {sorted(temporaries.iterdir())}"
     return done.stdout
 
 

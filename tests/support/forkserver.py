@@ -144,14 +144,22 @@ class ForkServer:
         return self.current
 
     def run(
-        self, target: str, args: list[str], *, cwd: Path, timeout: float = 600
+        self,
+        target: str,
+        args: list[str],
+        *,
+        cwd: Path,
+        timeout: float = 600,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """As ``subprocess.run([python, (-m) target, *args], cwd=cwd, capture_output=True,
-        text=True)`` with this process's environment; the output passes through files in cwd."""
+        text=True)`` with this process's environment (``env`` set over it); the output passes
+        through files in cwd."""
         out, err = cwd / ".forked-stdout", cwd / ".forked-stderr"
         for path in (out, err):
             path.unlink(missing_ok=True)
-        child = self.start(target, args, env=dict(os.environ), cwd=cwd, stdout=out, stderr=err)
+        environment = {**os.environ, **(env or {})}
+        child = self.start(target, args, env=environment, cwd=cwd, stdout=out, stderr=err)
         try:
             returncode = child.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -214,6 +222,9 @@ def _run_child(request: dict[str, Any]) -> None:
             os.close(fd)
         os.environ.clear()
         os.environ.update(request["env"])
+        import tempfile
+
+        tempfile.tempdir = None  # found again from this environment's TMPDIR, as a new process
         os.chdir(request["cwd"])
         target: str = request["target"]
         sys.argv = [target, *request["args"]]
