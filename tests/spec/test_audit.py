@@ -18,9 +18,10 @@ from sqlalchemy import select
 from carnet.app import Services
 from carnet.audit import checkpoints, merkle
 from carnet.audit.events import leaf_data
-from carnet.audit.models import audit_event, audit_event_patient
+from carnet.audit.models import audit_event_patient
 from carnet.fhir.models import resource
 from tests.spec.helpers import FHIR_JSON, observation, patient
+from tests.support.audit_log import logged_events
 from tests.support.caller import AS_LOCAL_OPERATOR
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "audit.md"
@@ -32,9 +33,7 @@ def _services(client: TestClient) -> Services:
 
 
 def _events(client: TestClient) -> list[dict[str, Any]]:
-    with _services(client).engine.connect() as conn:
-        rows = conn.execute(select(audit_event.c.body).order_by(audit_event.c.seq)).scalars()
-        return [orjson.loads(b) for b in rows]
+    return logged_events(_services(client))
 
 
 def _slices(client: TestClient) -> list[dict[str, Any]]:

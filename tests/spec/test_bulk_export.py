@@ -11,14 +11,13 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from carnet.app import Services, create_app
-from carnet.audit.models import audit_event
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.fhir.errors import FhirError
 from carnet.settings import Settings
 from tests.spec.helpers import FHIR_JSON, observation, patient
+from tests.support.audit_log import logged_events
 from tests.support.caller import AS_LOCAL_OPERATOR
 
 ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
@@ -215,9 +214,7 @@ def test_another_caller_cannot_read_or_cancel_a_jobs_status(
         with pytest.raises(FhirError) as refused:
             attempt(job, stranger)
         assert refused.value.status == 404
-    with services.engine.connect() as conn:
-        rows = conn.execute(select(audit_event.c.body).order_by(audit_event.c.seq)).scalars()
-        refusals = [e for e in map(orjson.loads, rows) if e["actor"] == lab.subject]
+    refusals = [e for e in logged_events(services) if e["actor"] == lab.subject]
     assert [(e["action"], e["outcome"], e["rule"]) for e in refusals] == [
         ("export-status", 404, f"bulk-job-not-owner job:{job}"),
         ("export-cancel", 404, f"bulk-job-not-owner job:{job}"),
