@@ -321,7 +321,7 @@ def french(
     services = build_services(settings)
     mpi = services.identity
     start = time.perf_counter()
-    ids = mpi.add_many(_input(p) for p in people)
+    ids = mpi.batch.add_many(_input(p) for p in people)
     load_seconds = time.perf_counter() - start
     truth_of = {ident: p.truth for ident, p in zip(ids, people, strict=True)}
     kind_of = {p.truth: p.kind for p in people}
@@ -371,7 +371,7 @@ def french(
     if extra > 0:
         more, _ = generate_identities(extra, seed=12, twins=0, homonyms=0)
         start = time.perf_counter()
-        mpi.add_many(_input(p) for p in more[:extra])
+        mpi.batch.add_many(_input(p) for p in more[:extra])
         out["topup_seconds"] = time.perf_counter() - start
     from sqlalchemy import text
 
@@ -407,7 +407,7 @@ def populations(
     for nia, nir in replaced.items():
         register.replace_nia(nia, nir)
     mpi.register = register
-    ids = mpi.add_many(_record_input(r) for _, r in index)
+    ids = mpi.batch.add_many(_record_input(r) for _, r in index)
     truth_of = {ident: truth for ident, (truth, _) in zip(ids, index, strict=True)}
     ours = {p: Tally() for p in POPULATIONS}
     for case in cases:

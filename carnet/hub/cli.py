@@ -80,7 +80,7 @@ def extract_permit(
     with open_services(settings_of(ctx)) as services:
         hub = _hub(services)
         try:
-            result = hub.permits.extract(
+            result = hub.extracts.extract(
                 operator,
                 permit,
                 lambda spec: omop.extract(services, operator, spec),

@@ -4,7 +4,8 @@ States: draft -> submitted -> under_review -> approved (conditions, expiry) | re
 approved -> active (the applicant accepts the conditions) -> expired (at the expiry) | revoked.
 A reviewer decides, never on an application they made or whose team they are in. The three-month
 clock of art. 68 runs from submission; the register shows it. Every step, allowed or refused, is
-one event in the audit log (the permit's id, the caller, the step, the outcome).
+one event in the audit log (the permit's id, the caller, the step, the outcome). What an active
+permit's extraction takes and the record of its extracts: extracts.py (``PermitExtracts``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,9 +30,7 @@ from carnet.form_submission import record_id
 from carnet.hub.application import Application
 from carnet.hub.dates import add_months
 from carnet.hub.errors import HubError
-from carnet.hub.models import hub_permit, hub_permit_extract
-from carnet.hub.omop.spec import Engine as ExtractionEngine
-from carnet.hub.omop.spec import ExtractionResult, ExtractionSpec
+from carnet.hub.models import hub_permit
 from carnet.hub.roles import RESEARCHER, REVIEWER, Roles
 
 DRAFT, SUBMITTED, UNDER_REVIEW = "draft", "submitted", "under_review"
@@ -45,8 +43,6 @@ APPROVED, REJECTED, ACTIVE, EXPIRED, REVOKED = (
 )
 DECISION_MONTHS = 3  # EHDS art. 68(5): a decision within three months of the application
 RESULTS_MONTHS = 18  # EHDS art. 61: results made public within 18 months of the end of processing
-# none named: the extraction takes all of its own (year of birth, sex, département, rare codes)
-DEFAULT_QUASI_IDENTIFIERS: tuple[str, ...] = ()
 AUDIT_TYPE = "ResearchPermit"
 
 
@@ -181,7 +177,8 @@ class PermitService:
 
     # -- the audit ------------------------------------------------------------------------------
 
-    def _audit_in(self, conn: Connection, ctx: RequestContext, action: str, permit_id: str) -> None:
+    def audit_in(self, conn: Connection, ctx: RequestContext, action: str, permit_id: str) -> None:
+        """One allowed step on ``permit_id``, in the caller's transaction (extracts.py too)."""
         event = build_event(
             actor_of(replace(ctx, rule=f"hub {action}")),
             action,
@@ -243,7 +240,7 @@ class PermitService:
         if applicant != ctx.principal.subject:  # never another's (the id includes the sender)
             raise self.refuse(ctx, "permit-apply", None, 409, "the application exists")
         with writing(self.engine) as conn:
-            self._audit_in(conn, ctx, "permit-apply-again", permit_id)
+            self.audit_in(conn, ctx, "permit-apply-again", permit_id)
         return self.get(permit_id)
 
     def _insert_application(self, ctx: RequestContext, permit_id: str, a: Application) -> None:
@@ -275,7 +272,7 @@ class PermitService:
                     created_at=self.now(),
                 )
             )
-            self._audit_in(conn, ctx, "permit-apply", permit_id)
+            self.audit_in(conn, ctx, "permit-apply", permit_id)
 
     def get(self, permit_id: str) -> Permit:
         """A permit (expiry applied); HubError(404) if there is none."""
@@ -374,7 +371,7 @@ class PermitService:
             ).rowcount
             if done != 1:
                 raise HubError(409, "the permit changed meanwhile")
-            self._audit_in(conn, ctx, action, permit_id)
+            self.audit_in(conn, ctx, action, permit_id)
         return self.get(permit_id)
 
     def expire_due(self) -> int:
@@ -407,10 +404,10 @@ class PermitService:
                 .where(hub_permit.c.permit_id == permit_id)
                 .values(results_url=url, results_published_at=self.now())
             )
-            self._audit_in(conn, ctx, "permit-results", permit_id)
+            self.audit_in(conn, ctx, "permit-results", permit_id)
         return self.get(permit_id)
 
-    # -- the project's member rights and the extraction -----------------------------------------
+    # -- the project's member rights -----------------------------------------
 
     def active_for_member(self, ctx: RequestContext, permit_id: str, action: str) -> Permit:
         """The permit if it is active and the caller is in its project; refused (audited) else."""
@@ -423,72 +420,6 @@ class PermitService:
         if permit.state != ACTIVE:
             raise self.refuse(ctx, action, permit_id, 403, f"the permit is {permit.state}")
         return permit
-
-    def extraction_spec(
-        self, permit: Permit, output_dir: Path, engine: ExtractionEngine = "duckdb"
-    ) -> ExtractionSpec:
-        """What an active permit lets leave the record store (carnet/hub/omop/spec.py)."""
-        if permit.state != ACTIVE:
-            raise HubError(409, "only an active permit is extracted")
-        variables = permit.application.variables
-        return ExtractionSpec(
-            project_id=permit.project_id,
-            permit_id=permit.permit_id,
-            tables=frozenset(variables),
-            columns={t: frozenset(cols) for t, cols in variables.items() if cols},
-            dates=permit.application.dates,  # type: ignore[arg-type]
-            k_threshold=permit.application.k_threshold,
-            quasi_identifiers=DEFAULT_QUASI_IDENTIFIERS,
-            engine=engine,
-            output_dir=output_dir / permit.project_id,
-        )
-
-    def extract(
-        self,
-        ctx: RequestContext,
-        permit_id: str,
-        extractor: Callable[[ExtractionSpec], ExtractionResult],
-        output_dir: Path,
-        engine: ExtractionEngine = "duckdb",
-    ) -> ExtractionResult:
-        """Run the extraction of an active permit (the operator's command) and record it."""
-        permit = self.get(permit_id)
-        if permit.state != ACTIVE:
-            raise self.refuse(
-                ctx, "permit-extract", permit_id, 409, f"the permit is {permit.state}"
-            )
-        result = extractor(self.extraction_spec(permit, output_dir, engine))
-        self.record_extraction(ctx, permit_id, result, engine)
-        return result
-
-    def record_extraction(
-        self, ctx: RequestContext, permit_id: str, result: ExtractionResult, engine: str
-    ) -> None:
-        with writing(self.engine) as conn:
-            conn.execute(
-                insert(hub_permit_extract).values(
-                    extraction_id=str(uuid.uuid4()),
-                    permit_id=permit_id,
-                    extract_path=str(result.extract_path),
-                    output_hash=result.output_hash,
-                    engine=engine,
-                    row_counts=json.dumps(dict(result.row_counts)),
-                    release_blocked=int(result.risk_report.release_blocked),
-                    extracted_at=self.now(),
-                )
-            )
-            self._audit_in(conn, ctx, "permit-extract", permit_id)
-
-    def latest_extract(self, permit_id: str) -> tuple[Path, bool] | None:
-        """The newest extract's path and whether its risk report blocks release."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(hub_permit_extract.c.extract_path, hub_permit_extract.c.release_blocked)
-                .where(hub_permit_extract.c.permit_id == permit_id)
-                .order_by(hub_permit_extract.c.extracted_at.desc())
-                .limit(1)
-            ).first()
-        return None if row is None else (Path(row[0]), bool(row[1]))
 
 
 def permit_json(permit: Permit, now: datetime) -> dict[str, Any]:

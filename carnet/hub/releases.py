@@ -37,6 +37,7 @@ from carnet.hub.disclosure.gates import check_columns, check_file
 from carnet.hub.disclosure.profiles import choosable_profiles, profile_named
 from carnet.hub.disclosure.tables import TableRequest, TableRequestError, control_table
 from carnet.hub.errors import HubError
+from carnet.hub.extracts import PermitExtracts
 from carnet.hub.models import hub_release, hub_release_review
 from carnet.hub.permits import PermitService
 from carnet.hub.roles import OUTPUT_CHECKER
@@ -119,6 +120,7 @@ class ReleaseService:
         engine: Engine,
         audit: AuditService,
         permits: PermitService,
+        extracts: PermitExtracts,
         workspace: WorkspaceService,
         now: Callable[[], datetime] = utc_now,
         outputs_dir: Path | None = None,
@@ -126,6 +128,7 @@ class ReleaseService:
         self.engine = engine
         self.audit = audit
         self.permits = permits
+        self.extracts = extracts
         self.workspace = workspace
         self.now = now
         self.outputs_dir = outputs_dir  # <outputs_dir>/<project>/releases/<request>/: SACRO's
@@ -162,7 +165,7 @@ class ReleaseService:
         if asked is not None:
             return asked
         permit = self.permits.get(permit_id)
-        latest = self.permits.latest_extract(permit_id)
+        latest = self.extracts.latest_extract(permit_id)
         if latest is not None and latest[1]:
             raise self._refuse(
                 ctx, "release-request", None, 409, "the extract's risk report blocks release"

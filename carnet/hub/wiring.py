@@ -1,4 +1,5 @@
-"""The hub domain's wiring: roles, permits, the workspace, release requests and the catalogue."""
+"""The hub domain's wiring: roles, permits and their extracts, the workspace, release requests and
+the catalogue."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import Engine
 
 from carnet.audit.service import AuditService
 from carnet.hub.catalogue.service import CatalogueService
+from carnet.hub.extracts import PermitExtracts
 from carnet.hub.permits import PermitService
 from carnet.hub.releases import ReleaseService
 from carnet.hub.roles import Roles
@@ -22,6 +24,7 @@ class HubServices:
 
     roles: Roles
     permits: PermitService
+    extracts: PermitExtracts
     workspace: WorkspaceService
     releases: ReleaseService
     extracts_dir: Path  # one folder per project under it
@@ -32,8 +35,9 @@ def build(settings: Settings, engine: Engine, audit: AuditService) -> HubService
     """The hub's services over the shared database and audit log."""
     roles = Roles(engine)
     permits = PermitService(engine, audit, roles)
-    workspace = WorkspaceService(permits, audit)
+    extracts = PermitExtracts(permits)
+    workspace = WorkspaceService(permits, extracts, audit)
     hub_dir = settings.data_dir / "hub"
-    releases = ReleaseService(engine, audit, permits, workspace, outputs_dir=hub_dir)
+    releases = ReleaseService(engine, audit, permits, extracts, workspace, outputs_dir=hub_dir)
     catalogue = CatalogueService(settings.public_base_url, hub_dir / "catalogue")
-    return HubServices(roles, permits, workspace, releases, hub_dir, catalogue)
+    return HubServices(roles, permits, extracts, workspace, releases, hub_dir, catalogue)

@@ -25,6 +25,7 @@ from carnet.audit.service import AuditService, actor_of
 from carnet.caller import RequestContext
 from carnet.db.instants import utc_now
 from carnet.hub.errors import HubError
+from carnet.hub.extracts import PermitExtracts
 from carnet.hub.permits import AUDIT_TYPE, PermitService
 
 MAX_ROWS = 1000
@@ -100,12 +101,14 @@ class WorkspaceService:
     def __init__(
         self,
         permits: PermitService,
+        extracts: PermitExtracts,
         audit: AuditService,
         now: Callable[[], datetime] = utc_now,
         max_rows: int = MAX_ROWS,
         seconds: float = MAX_SECONDS,
     ) -> None:
         self.permits = permits
+        self.extracts = extracts
         self.audit = audit
         self.now = now
         self.max_rows = max_rows
@@ -114,7 +117,7 @@ class WorkspaceService:
     def extract_path(self, ctx: RequestContext, permit_id: str, action: str) -> Path:
         """The extract of an active permit for a member of its project (refusals audited)."""
         self.permits.active_for_member(ctx, permit_id, action)
-        latest = self.permits.latest_extract(permit_id)
+        latest = self.extracts.latest_extract(permit_id)
         if latest is None:
             raise self.permits.refuse(ctx, action, permit_id, 409, "the project has no extract yet")
         return latest[0]

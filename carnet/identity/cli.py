@@ -111,7 +111,7 @@ def identity_train(
     with open_services(settings_of(ctx)) as services:
         if services.identity.count() < 2:
             raise fail("the index holds fewer than 2 identities; nothing to train on")
-        report = services.identity.train(random_pairs=random_pairs)
+        report = services.identity.batch.train(random_pairs=random_pairs)
     console.print(
         f"trained on {report.records} identities, {report.blocked_pairs} blocked pairs, "
         f"{report.iterations} EM iterations; prior weight {report.model.prior_weight:.1f}"
@@ -132,7 +132,7 @@ def identity_dedupe(
         raise fail(f"engine {engine!r} is not known; choose one of {', '.join(ENGINES)}")
     with open_services(settings_of(ctx)) as services:
         try:
-            pairs = services.identity.dedupe(engine=engine, spark_master=spark_master)
+            pairs = services.identity.batch.dedupe(engine=engine, spark_master=spark_master)
         except EngineUnavailable as exc:
             raise fail(str(exc)) from None
     for pair in pairs:

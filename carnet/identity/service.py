@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -37,6 +36,7 @@ from carnet.fhir.dates import utc_now
 from carnet.fhir.errors import Issue, conflict, unprocessable
 from carnet.fhir.repository import StoredResource
 from carnet.fhir.service import FhirService, FhirSession
+from carnet.identity.batch import IndexBatch
 from carnet.identity.blocking import blocking_keys, query_keys
 from carnet.identity.decisions import (
     Candidate,
@@ -57,7 +57,6 @@ from carnet.identity.distinct import (
     no_successor,
     other_first_names_differ,
 )
-from carnet.identity.engines import open_engine
 from carnet.identity.ins import (
     Ins,
     InsStatus,
@@ -74,7 +73,6 @@ from carnet.identity.models import (
     ins_digest,
 )
 from carnet.identity.register import IdentityRegister
-from carnet.identity.training import DedupePair, TrainingReport, dedupe, train
 from carnet.identity.vigilance import OWNER, Vigilance, dismissed_pairs, new_item
 
 __all__ = [
@@ -98,7 +96,8 @@ _VETO = VETO
 class IdentityService:
     """The master patient index over the database behind ``fhir``; documents naming their patient
     by identity go through ``deposits``, which asks it to decide; the vigilance queue (merge,
-    unmerge, dismiss) is ``vigilance``."""
+    unmerge, dismiss) is ``vigilance``; the whole-index work (bulk loading, training, dedupe) is
+    ``batch``."""
 
     def __init__(
         self,
@@ -126,6 +125,7 @@ class IdentityService:
         self._model: MatchModel | None = None
         self.vigilance = Vigilance(fhir, data_keys, engine)
         self.deposits = Deposits(fhir, data_keys, blind, decide=self.decide_in, queue=self.queue_in)
+        self.batch = IndexBatch(self)
 
     # -- model ------------------------------------------------------------------------------------
 
@@ -171,7 +171,8 @@ class IdentityService:
         }
         return self.data_keys.encrypt(conn, OWNER, json.dumps(payload).encode(), ident_id.encode())
 
-    def _load(self, conn: Connection, rows: list[Any]) -> list[StoredIdentity]:
+    def load(self, conn: Connection, rows: list[Any]) -> list[StoredIdentity]:
+        """Stored identity rows with their traits decrypted (in memory only)."""
         out = []
         for row in rows:
             data = json.loads(self.data_keys.decrypt(conn, OWNER, row.traits, row.id.encode()))
@@ -188,30 +189,35 @@ class IdentityService:
             out.append(StoredIdentity(row.id, row.patient_id, row.status, row.state, record, ins))
         return out
 
+    def new_rows(
+        self, conn: Connection, inp: IdentityInput, state: str, patient_id: str | None
+    ) -> tuple[dict[str, Any], list[dict[str, str]]]:
+        """A new identity's row (traits encrypted, the INS a blind hash) and its blocking rows
+        (blind hashes of its blocking keys), for the caller to insert (batch.py inserts many)."""
+        ident_id = str(uuid.uuid4())
+        now = utc_now()
+        row = {
+            "id": ident_id,
+            "patient_id": patient_id,
+            "status": inp.status.value,
+            "state": state,
+            "ins_hash": None if inp.ins is None else ins_digest(self.blind, inp.ins),
+            "traits": self._encrypt(conn, ident_id, inp),
+            "merged_into": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        keys = {self.blind.digest(_BLIND_KIND, k) for k in blocking_keys(inp.record())}
+        return row, [{"key_hash": k, "identity_id": ident_id} for k in sorted(keys)]
+
     def _insert(
         self, conn: Connection, inp: IdentityInput, state: str, patient_id: str | None
     ) -> str:
-        ident_id = str(uuid.uuid4())
-        now = utc_now()
-        conn.execute(
-            insert(identity).values(
-                id=ident_id,
-                patient_id=patient_id,
-                status=inp.status.value,
-                state=state,
-                ins_hash=None if inp.ins is None else ins_digest(self.blind, inp.ins),
-                traits=self._encrypt(conn, ident_id, inp),
-                merged_into=None,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        keys = {self.blind.digest(_BLIND_KIND, k) for k in blocking_keys(inp.record())}
-        if keys:
-            conn.execute(
-                insert(identity_block), [{"key_hash": k, "identity_id": ident_id} for k in keys]
-            )
-        return ident_id
+        row, blocks = self.new_rows(conn, inp, state, patient_id)
+        conn.execute(insert(identity).values(**row))
+        if blocks:
+            conn.execute(insert(identity_block), blocks)
+        return str(row["id"])
 
     def _adopt_ins(self, conn: Connection, ident_id: str, ins: Ins) -> None:
         """Give an identity known without an INS the one a linked record or its Patient carries, so
@@ -229,45 +235,6 @@ class IdentityService:
         )
         log.info("identity %s now carries its INS", ident_id)
 
-    def add_many(self, inputs: Iterable[IdentityInput], *, batch: int = 2000) -> list[str]:
-        """Load identities known to be distinct without matching (an existing MPI, a register).
-
-        One transaction per ``batch`` identities, rows inserted with executemany.
-        """
-        ids: list[str] = []
-        pending = list(inputs)
-        for start in range(0, len(pending), batch):
-            with writing(self.engine) as conn:
-                rows: list[dict[str, Any]] = []
-                blocks: list[dict[str, str]] = []
-                now = utc_now()
-                for inp in pending[start : start + batch]:
-                    ident_id = str(uuid.uuid4())
-                    ids.append(ident_id)
-                    rows.append(
-                        {
-                            "id": ident_id,
-                            "patient_id": inp.patient_id,
-                            "status": inp.status.value,
-                            "state": "active",
-                            "ins_hash": None
-                            if inp.ins is None
-                            else ins_digest(self.blind, inp.ins),
-                            "traits": self._encrypt(conn, ident_id, inp),
-                            "merged_into": None,
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                    )
-                    blocks.extend(
-                        {"key_hash": self.blind.digest(_BLIND_KIND, k), "identity_id": ident_id}
-                        for k in blocking_keys(inp.record())
-                    )
-                conn.execute(insert(identity), rows)
-                if blocks:
-                    conn.execute(insert(identity_block), blocks)
-        return ids
-
     def _candidates(self, conn: Connection, inp: IdentityInput) -> list[StoredIdentity]:
         hashes = [self.blind.digest(_BLIND_KIND, k) for k in query_keys(inp.record())]
         if not hashes:
@@ -281,7 +248,7 @@ class IdentityService:
         rows = conn.execute(
             select(identity).where(identity.c.id.in_(ids), identity.c.state != "merged")
         ).all()
-        return self._load(conn, list(rows))
+        return self.load(conn, list(rows))
 
     # -- matching ---------------------------------------------------------------------------------
 
@@ -305,7 +272,7 @@ class IdentityService:
                     identity.c.state != "merged",
                 )
             ).all()
-            known = self._load(conn, list(rows))
+            known = self.load(conn, list(rows))
             if known:
                 found = known[0]
                 score = model.score(record, found.record)
@@ -339,7 +306,7 @@ class IdentityService:
         # Pairs a human found distinct matter only when a rival is plausible (saves a query).
         rivals = len(scored) > 1 and scored[1].score.weight >= self.review_threshold
         distinct = dismissed_pairs(conn, [c.identity_id for c in scored]) if rivals else set()
-        successor = self._successor()
+        successor = self.successor()
         return choose(
             scored,
             self.link_threshold,
@@ -349,7 +316,7 @@ class IdentityService:
             doubtful={s.id for s in kept if other_first_names_differ(record, s.record)},
         )
 
-    def _successor(self) -> Successor:
+    def successor(self) -> Successor:
         """Which NIR replaced an NIA: the reference register's word, or none without one."""
         register = self.register
         return no_successor if register is None else register.successor
@@ -464,48 +431,6 @@ class IdentityService:
         if result.outcome is Outcome.LINK and result.identity_id is not None:
             # Documents deposited for this identity before it had a Patient.
             self.vigilance.release(session, result.identity_id, stored.res_id)
-
-    # -- batch helpers ----------------------------------------------------------------------------
-
-    def identities(self) -> list[tuple[str, dict[str, Any]]]:
-        """Every non-merged identity's id and decrypted record (training and batch dedupe)."""
-        with reading(self.engine) as conn:
-            rows = conn.execute(select(identity).where(identity.c.state != "merged")).all()
-            return [(s.id, s.record) for s in self._load(conn, list(rows))]
-
-    def train(
-        self, *, random_pairs: int = 200_000, engine: str = "duckdb", spark_master: str = "local[2]"
-    ) -> TrainingReport:
-        """Estimate m, u and the prior from the index itself and use them from now on."""
-        records = dict(self.identities())
-        with open_engine(engine, spark_master=spark_master) as batch:
-            report = train(
-                self.model, records, blocking_keys, random_pairs=random_pairs, engine=batch
-            )
-        self.save_model(report.model, report.blocked_pairs)
-        log.info(
-            "identity model trained on %d identities, %d blocked pairs",
-            report.records,
-            report.blocked_pairs,
-        )
-        return report
-
-    def dedupe(self, *, engine: str = "duckdb", spark_master: str = "local[2]") -> list[DedupePair]:
-        """Suspected duplicate pairs of the whole index, best first, on DuckDB or Spark."""
-        records = dict(self.identities())
-        with reading(self.engine) as conn:
-            distinct = dismissed_pairs(conn)
-        with open_engine(engine, spark_master=spark_master) as batch:
-            return dedupe(
-                self.model,
-                records,
-                blocking_keys,
-                self.link_threshold,
-                self.review_threshold,
-                engine=batch,
-                distinct=distinct,
-                successor=self._successor(),
-            )
 
     def count(self) -> int:
         """How many identities the index holds (all states)."""

@@ -52,7 +52,7 @@ def test_hub_commands(sqlite_services: Services, tmp_path: Path) -> None:
         (RESEARCHER_A, "activate"),
     ):
         hub.permits.step(_ctx(who), permit.permit_id, step)
-    hub.permits.extract(operator_ctx(), permit.permit_id, fake_extractor, hub.extracts_dir)
+    hub.extracts.extract(operator_ctx(), permit.permit_id, fake_extractor, hub.extracts_dir)
 
     code, out = _run(data, "hub", "permits")
     assert code == 0 and permit.permit_id in out and "active" in out

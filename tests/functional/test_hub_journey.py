@@ -68,7 +68,7 @@ def test_full_journey_from_application_to_published_results(
     _post(client, services, RESEARCHER_A, f"/hub/permits/{permit_id}/steps/activate")
     hub = services.hub
     assert hub is not None
-    hub.permits.extract(operator_ctx(), permit_id, fake_extractor, hub.extracts_dir)
+    hub.extracts.extract(operator_ctx(), permit_id, fake_extractor, hub.extracts_dir)
 
     rows = _post(
         client,
@@ -278,7 +278,7 @@ def test_an_active_permit_is_extracted_by_the_real_extraction_and_queried_in_the
 
     hub = services.hub
     assert hub is not None
-    result = hub.permits.extract(operator_ctx(), permit_id, real_extractor, hub.extracts_dir)
+    result = hub.extracts.extract(operator_ctx(), permit_id, real_extractor, hub.extracts_dir)
     assert result.row_counts["person"] == 6 and not result.risk_report.release_blocked
     rows = _post(
         client,

@@ -138,7 +138,7 @@ def test_an_extract_whose_risk_report_blocks_release_releases_nothing(
 
     hub = services.hub
     assert hub is not None
-    hub.permits.extract(operator_ctx(), permit_id, blocked, hub.extracts_dir)
+    hub.extracts.extract(operator_ctx(), permit_id, blocked, hub.extracts_dir)
     asked = client.post(
         f"/hub/permits/{permit_id}/releases", json=TABLE, headers=bearer(services, RESEARCHER_A)
     )

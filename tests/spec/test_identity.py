@@ -231,7 +231,7 @@ def test_train_and_dedupe_the_index(services: Services) -> None:
     ]
     for traits in people:
         mpi.resolve(IdentityInput(traits), ctx=AS_LOCAL_OPERATOR)
-    report = mpi.train(random_pairs=500)
+    report = mpi.batch.train(random_pairs=500)
     assert report.records == 4
     assert mpi.model is report.model
     # A second service over the same database reads the trained parameters back.
@@ -244,13 +244,13 @@ def test_train_and_dedupe_the_index(services: Services) -> None:
         review_threshold=0,
     )
     assert fresh.model.parameters() == report.model.parameters()
-    pairs = mpi.dedupe()
+    pairs = mpi.batch.dedupe()
     assert all(p.outcome == "review" for p in pairs)
 
 
 def test_add_many_loads_distinct_identities(services: Services) -> None:
     mpi = services.identity
-    ids = mpi.add_many(
+    ids = mpi.batch.add_many(
         [IdentityInput(JEAN), IdentityInput(replace(JEAN, given_names=("PIERRE",)))], batch=1
     )
     assert len(set(ids)) == 2

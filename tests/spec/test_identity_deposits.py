@@ -105,8 +105,10 @@ def test_unknown_or_ambiguous_is_held_and_invisible(client: TestClient, services
     assert len(queue) == 2
     assert len(queue["unknown"]["quarantined"]) == 2
     # An identity that holds only an INS has nothing to block or score on: batch runs pass it by.
-    assert services.identity.train(random_pairs=200).records == 3
-    assert all(queue["unknown"]["identity"] not in (p.a, p.b) for p in services.identity.dedupe())
+    assert services.identity.batch.train(random_pairs=200).records == 3
+    assert all(
+        queue["unknown"]["identity"] not in (p.a, p.b) for p in services.identity.batch.dedupe()
+    )
     # The officer decides the unknown INS is Jean's: the held document joins his record.
     with services.engine.connect() as conn:
         jean = conn.execute(select(identity.c.id).where(identity.c.patient_id == pid)).scalar_one()

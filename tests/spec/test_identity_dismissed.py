@@ -31,15 +31,15 @@ def test_dismissed_pair_does_not_come_back(services: Services, spark: SparkEngin
     other = mpi.resolve(IdentityInput(DOUBTFUL, patient_id=other_pid), ctx=AS_LOCAL_OPERATOR)
     assert other.outcome is Outcome.REVIEW and other.item_id is not None
     pair = {jean.identity_id, other.identity_id}
-    assert [{p.a, p.b} for p in mpi.dedupe()] == [pair]  # the batch run sees it too
-    assert mpi.dedupe(engine="spark", spark_master="local[1]") == mpi.dedupe()
+    assert [{p.a, p.b} for p in mpi.batch.dedupe()] == [pair]  # the batch run sees it too
+    assert mpi.batch.dedupe(engine="spark", spark_master="local[1]") == mpi.batch.dedupe()
     mpi.vigilance.dismiss(other.item_id, actor="officer", ctx=AS_LOCAL_OPERATOR)
     # The same man's record again: his own identity, not a new review against Jean.
     again = mpi.resolve(IdentityInput(DOUBTFUL), ctx=AS_LOCAL_OPERATOR)
     assert again.outcome is Outcome.LINK, again.reason
     assert again.patient_id == other_pid
     assert mpi.vigilance.queue() == []
-    assert mpi.dedupe() == []
+    assert mpi.batch.dedupe() == []
     # Jean himself still links to Jean; a third, undecided look-alike still goes to review.
     assert mpi.resolve(IdentityInput(JEAN), ctx=AS_LOCAL_OPERATOR).identity_id == jean.identity_id
     third = mpi.resolve(

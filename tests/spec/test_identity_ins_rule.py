@@ -80,7 +80,7 @@ def test_a_record_without_ins_is_not_linked_to_when_a_homonym_has_an_ins(
 ) -> None:
     mpi = services.identity
     # Two women known to be distinct (an existing index): one without an INS, one with.
-    mpi.add_many([IdentityInput(HOMONYM), IdentityInput(HOMONYM, InsStatus.VALI, NIR_B)])
+    mpi.batch.add_many([IdentityInput(HOMONYM), IdentityInput(HOMONYM, InsStatus.VALI, NIR_B)])
     # A third INS: not NIR_B's woman; the identity without an INS may or may not be her.
     found = mpi.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_C))
     assert found.outcome is Outcome.REVIEW
@@ -103,17 +103,17 @@ def test_an_nia_the_register_says_a_nir_replaced_is_the_same_person(services: Se
 
 def test_batch_dedupe_never_lists_two_people_with_different_ins(services: Services) -> None:
     mpi = services.identity
-    mpi.add_many(
+    mpi.batch.add_many(
         [
             IdentityInput(HOMONYM, InsStatus.VALI, NIR_A),
             IdentityInput(HOMONYM, InsStatus.VALI, NIR_B),
             IdentityInput(Traits.create("Morin", ["Luc"], "1950-01-02", "M", "13055")),
         ]
     )
-    assert mpi.dedupe() == []
+    assert mpi.batch.dedupe() == []
     # A copy without an INS fits both: left to review, never a link.
-    mpi.add_many([IdentityInput(HOMONYM)])
-    pairs = mpi.dedupe()
+    mpi.batch.add_many([IdentityInput(HOMONYM)])
+    pairs = mpi.batch.dedupe()
     assert len(pairs) == 2
     assert {p.outcome for p in pairs} == {"review"}
 

@@ -56,7 +56,7 @@ def extracted_permit(client: TestClient, services: Services) -> str:
     permit_id = active_permit(client, services)
     hub = services.hub
     assert hub is not None
-    hub.permits.extract(operator_ctx(), permit_id, fake_extractor, hub.extracts_dir)
+    hub.extracts.extract(operator_ctx(), permit_id, fake_extractor, hub.extracts_dir)
     return permit_id
 
 

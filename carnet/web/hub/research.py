@@ -157,7 +157,7 @@ def _project_page(
     status: int = 200,
 ) -> Response:
     releases = hub.releases.for_permit(caller.ctx, permit.permit_id)
-    has_extract = hub.permits.latest_extract(permit.permit_id) is not None
+    has_extract = hub.extracts.latest_extract(permit.permit_id) is not None
     values = release_values or {"release_sql": sql, "statistic": "count"}
     return hub_page(
         request,

@@ -134,7 +134,7 @@ def test_the_whole_research_journey_in_the_browser(
     def real_extractor(spec: ExtractionSpec) -> ExtractionResult:
         return extract(portal.services, operator_ctx(), spec)
 
-    result = hub.permits.extract(operator_ctx(), permit_id, real_extractor, hub.extracts_dir)
+    result = hub.extracts.extract(operator_ctx(), permit_id, real_extractor, hub.extracts_dir)
     assert result.row_counts["person"] == 13 and not result.risk_report.release_blocked
 
     # the workspace: a query's rows in the page, then a release request of its table

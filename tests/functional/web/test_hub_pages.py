@@ -95,8 +95,10 @@ def hub(shared: Services) -> Iterator[Hub]:
     permits.step(built.ctx("reviewer"), permit.permit_id, "review")
     permits.step(built.ctx("reviewer"), permit.permit_id, "approve")
     permits.step(built.ctx("applicant"), permit.permit_id, "activate")
-    extracts = services.hub.extracts_dir  # type: ignore[union-attr]
-    permits.extract(operator_ctx(), permit.permit_id, fake_extractor, extracts)
+    extracts_dir = services.hub.extracts_dir  # type: ignore[union-attr]
+    services.hub.extracts.extract(  # type: ignore[union-attr]
+        operator_ctx(), permit.permit_id, fake_extractor, extracts_dir
+    )
     release = services.hub.releases.request(  # type: ignore[union-attr]
         built.ctx("applicant"),
         permit.permit_id,
@@ -251,8 +253,10 @@ def test_a_release_may_use_a_stricter_profile_never_a_laxer_one(hub: Hub) -> Non
         ("applicant", "activate"),
     ):
         permits.step(hub.ctx(who), strict.permit_id, step)
-    extracts = hub.services.hub.extracts_dir  # type: ignore[union-attr]
-    permits.extract(operator_ctx(), strict.permit_id, fake_extractor, extracts)
+    extracts_dir = hub.services.hub.extracts_dir  # type: ignore[union-attr]
+    hub.services.hub.extracts.extract(  # type: ignore[union-attr]
+        operator_ctx(), strict.permit_id, fake_extractor, extracts_dir
+    )
     with pytest.raises(HubError) as refused:
         releases.request(hub.ctx("applicant"), strict.permit_id, request, "opensafely")
     assert refused.value.status == 400
@@ -332,8 +336,8 @@ def test_a_results_address_that_is_not_a_plain_https_url_is_refused_and_stores_n
 
 
 def test_the_project_query_refuses_sql_that_writes_or_leaves_the_extract(hub: Hub) -> None:
-    permits = hub.services.hub.permits  # type: ignore[union-attr]
-    extract = permits.latest_extract(hub.permit_id)[0]
+    extracts = hub.services.hub.extracts  # type: ignore[union-attr]
+    extract = extracts.latest_extract(hub.permit_id)[0]
     beside = extract.parent / "beside-the-extract.csv"  # a file the workspace must not reach
     beside.write_text("secret\nMRN-beside\n")
     outside = extract.parent / "written-by-a-query.csv"
