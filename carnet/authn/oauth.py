@@ -36,7 +36,7 @@ from carnet.authn.models import (
     access_revoked_token,
 )
 from carnet.authn.service import AccountError, AccountService
-from carnet.authn.smart import AuthorizationRequest, Grant, s256
+from carnet.authn.smart import Grant, s256
 from carnet.authn.tokens import issue_access_token
 from carnet.caller import Kind, Principal
 from carnet.crypto.tokens import RS256, TokenError, TokenSigner
@@ -82,26 +82,6 @@ class OAuthService:
         self.authenticator = ClientAuthenticator(
             engine, clients, self.token_endpoint, clock, self.key_sets
         )
-
-    # -- authorisation endpoint (authorization.py) ------------------------------------------------
-
-    def check_request(self, params: dict[str, str]) -> AuthorizationRequest:
-        """``AuthorizationEndpoint.check_request``."""
-        return self.authorization.check_request(params)
-
-    def applicable(self, request: AuthorizationRequest, user: Principal) -> list[str]:
-        """``AuthorizationEndpoint.applicable``."""
-        return self.authorization.applicable(request, user)
-
-    def approve(
-        self, request: AuthorizationRequest, user: Principal, approved: list[str], *, source: str
-    ) -> str:
-        """``AuthorizationEndpoint.approve``."""
-        return self.authorization.approve(request, user, approved, source=source)
-
-    def deny(self, request: AuthorizationRequest, user: Principal, *, source: str) -> str:
-        """``AuthorizationEndpoint.deny``."""
-        return self.authorization.deny(request, user, source=source)
 
     # -- token endpoint --------------------------------------------------------------------------
 

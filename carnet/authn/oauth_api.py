@@ -178,7 +178,7 @@ def authorize(
     """Check the request; ask a logged-in user to approve it (the grant screen)."""
     params = dict(request.query_params)
     try:
-        checked = oauth.check_request(params)
+        checked = oauth.authorization.check_request(params)
     except AuthorizeError as exc:
         return _authorize_refused(exc)
     user, binding = _user(request, sessions, accounts)
@@ -187,9 +187,11 @@ def authorize(
         login = f"/auth/pro/login?{urlencode({'next': here})}"
         person_login = f"/connexion?{urlencode({'suivant': here})}"  # the portal's sign-in page
         return pages.login_required(here, login, person_login)
-    offered = oauth.applicable(checked, user)
+    offered = oauth.authorization.applicable(checked, user)
     if not offered:
-        return RedirectResponse(oauth.deny(checked, user, source=_source(request)), 303)
+        return RedirectResponse(
+            oauth.authorization.deny(checked, user, source=_source(request)), 303
+        )
     ticket = tickets.issue("authorize", binding, {"sub": user.subject, "req": checked.params()})
     return pages.grant_screen(
         checked.client_name,
@@ -231,13 +233,17 @@ def _decide(
     if not isinstance(claims.get("req"), dict):
         return pages.error_page("Demande invalide", "cette demande n'est pas la vôtre", 403)
     try:
-        checked = oauth.check_request({**claims["req"], "aud": oauth.settings.token_audience})
+        checked = oauth.authorization.check_request(
+            {**claims["req"], "aud": oauth.settings.token_audience}
+        )
     except AuthorizeError as exc:
         return _authorize_refused(exc)
     source = _source(request)
     if form.get("decision", [""])[0] != "approve":
-        return RedirectResponse(oauth.deny(checked, user, source=source), status_code=303)
-    target = oauth.approve(checked, user, form.get("scope", []), source=source)
+        return RedirectResponse(
+            oauth.authorization.deny(checked, user, source=source), status_code=303
+        )
+    target = oauth.authorization.approve(checked, user, form.get("scope", []), source=source)
     return RedirectResponse(target, status_code=303)
 
 
