@@ -6,13 +6,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 
 from carnet.audit import api as audit_api
 from carnet.audit import wiring as audit_wiring
@@ -21,7 +23,7 @@ from carnet.authn import api as login_api
 from carnet.authn import oauth_api, oidc_api
 from carnet.authn import wiring as authn_wiring
 from carnet.authn.clients import ClientService
-from carnet.authn.guard import Authenticator, bearer_challenge, guard_dependency
+from carnet.authn.guard import Authenticator, bearer_challenge
 from carnet.authn.login import LoginVerifier
 from carnet.authn.oauth import OAuthService
 from carnet.authn.oidc import DevIdentityProvider, ProfessionalLogin
@@ -34,7 +36,7 @@ from carnet.crypto.service import CryptoService
 from carnet.db import wiring as db_wiring
 from carnet.db.engine import RETRY_AFTER_SECONDS, is_lock_timeout
 from carnet.db.storage_faults import storage_fault, store_places
-from carnet.dependencies import install
+from carnet.dependencies import access_guard, install
 from carnet.fhir import api as fhir_api
 from carnet.fhir import wiring as fhir_wiring
 from carnet.fhir.errors import FhirError, lock_timeout_error, storage_error
@@ -76,6 +78,19 @@ from carnet.web_safety import (
 )
 
 log = logging.getLogger("carnet")
+
+API_ROUTERS: tuple[APIRouter, ...] = (
+    oauth_api.router,  # before the generic routes: /fhir/.well-known/...
+    audit_api.router,  # before the generic /fhir/{type} routes
+    operations_api.router,  # before the generic routes: /Patient/$export
+    fhir_api.router,
+    identity_api.router,
+    login_api.router,
+    access_api.router,
+    record_api.router,
+    oidc_api.router,
+    hub_api.router,
+)
 
 
 @dataclass
@@ -172,6 +187,21 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     )
 
 
+@cache
+def shared_routes() -> tuple[BaseRoute, ...]:
+    """The routes of every app: the API's routers, then the portal's, each behind the access
+    guard, included once per process. FastAPI builds an included router's route state (each
+    endpoint's dependency tree, its request handler) on the first request that reaches it and
+    keeps it on the inclusion, so every app holding these same inclusions shares what the first
+    one built, instead of building it again for each new app (the test suite makes some 1,500).
+    Nothing here belongs to one app: the routes find their app's services through
+    carnet/dependencies.py, and the guard is a dependency of these routes, not of the app."""
+    guarded = APIRouter(dependencies=[Depends(access_guard)])
+    for router in (*API_ROUTERS, *web_wiring.ROUTERS):
+        guarded.include_router(router)
+    return tuple(guarded.routes)
+
+
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     """The ASGI application. Until authentication lands, only loopback clients are served.
 
@@ -204,23 +234,16 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
-        dependencies=[Depends(guard_dependency(services.authenticator, services.audit))],
+        # The shared routes carry the guard themselves; the app's own is for a router included
+        # on one app directly (none today), guarded all the same.
+        dependencies=[Depends(access_guard)],
     )
     install(app, services)  # the routers' only state, read through carnet.dependencies
     app.add_middleware(fhir_api.RefuseNulInUrl)
     app.add_middleware(LimitRequestBodies, limits=BodyLimits.from_settings(settings))
     app.add_middleware(SafeResponseHeaders)  # outermost of ours: even a 413 or a 400 gets them
-    app.include_router(oauth_api.router)  # before the generic routes: /fhir/.well-known/...
-    app.include_router(audit_api.router)  # before the generic /fhir/{type} routes
-    app.include_router(operations_api.router)  # before the generic routes: /Patient/$export
-    app.include_router(fhir_api.router)
-    app.include_router(identity_api.router)
-    app.include_router(login_api.router)
-    app.include_router(access_api.router)
-    app.include_router(record_api.router)
-    app.include_router(oidc_api.router)
-    app.include_router(hub_api.router)
-    web_wiring.mount(app, settings)  # the portal's pages and static files (docs/web.md)
+    app.router.routes.extend(shared_routes())  # built once per process, state per app
+    web_wiring.mount(app, settings)  # the portal's static files and page answers (docs/web.md)
 
     @app.exception_handler(FhirError)
     async def fhir_error(request: Request, exc: FhirError) -> Response:

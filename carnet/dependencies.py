@@ -2,8 +2,13 @@
 
 ``create_app`` installs the one :class:`~carnet.app.Services` object on the application
 (:func:`install`); each dependency below hands a router the service it names, typed. No router reads
-``app.state``: this module is the only reader. Tests swap one service for a request path with
-``app.dependency_overrides[<dependency>]`` and build partial apps with :func:`install`.
+``app.state``: this module is the only reader. So the routes themselves hold nothing of one app:
+``create_app`` adds the same route objects, built once per process, to every app the process makes
+(carnet/app.py ``shared_routes``), and each request finds its app's services here. Hence a test
+swaps a service by building the app over other services (``dataclasses.replace(services, ...)``),
+not with ``app.dependency_overrides``, which those shared routes do not consult (a partial app that
+includes routers itself, tests/support/authn.py ``partial_app``, still does). Tests build partial
+apps with :func:`install`.
 
 The dependencies only read state, so they are ``async``: run on the event loop, they spare each
 request a hop to the thread pool and back (sync dependencies run there).
@@ -17,6 +22,7 @@ from fastapi import Depends, FastAPI, Request
 
 from carnet.audit.service import AuditService
 from carnet.authn.clients import ClientService
+from carnet.authn.guard import check_access
 from carnet.authn.login import LoginVerifier
 from carnet.authn.oauth import OAuthService
 from carnet.authn.oidc import DevIdentityProvider, ProfessionalLogin
@@ -51,6 +57,14 @@ def installed(app: FastAPI) -> Services:
 def services_of(request: Request) -> Services:
     """The services of the application serving ``request``; for helpers that take the request."""
     return installed(request.app)
+
+
+def access_guard(request: Request) -> None:
+    """The application-wide dependency every endpoint runs once routed: the endpoint's guard
+    (carnet/authn/guard.py) with the authenticator and the audit of the request's application.
+    Not ``async``: finding the caller may read the database (sessions, revoked tokens)."""
+    services = services_of(request)
+    check_access(request, services.authenticator, services.audit)
 
 
 async def settings(request: Request) -> Settings:

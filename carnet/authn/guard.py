@@ -111,35 +111,36 @@ def allowed(guard: Guard, principal: Principal) -> bool:
     return False
 
 
-def guard_dependency(
-    authenticator: Authenticator, audit: AuditService
-) -> Callable[[Request], None]:
-    """An application-wide dependency: runs after routing, so it knows the endpoint's template."""
+def refusal(
+    request: Request, audit: AuditService, status: int, reason: str, subject: str
+) -> FhirError:
+    """The audited refusal of a request at its guard (401 or 403)."""
+    source = request.client.host if request.client else "unknown"
+    actor = Actor(actor=subject, source=source, purpose="care", rule="authentication")
+    audit.append([build_event(actor, "denied", None, status, [])])
+    code = "login" if status == 401 else "forbidden"
+    return FhirError(status, [Issue(code, reason)], rule="authentication")
 
-    def refuse(request: Request, status: int, reason: str, subject: str = "anonymous") -> FhirError:
-        source = request.client.host if request.client else "unknown"
-        actor = Actor(actor=subject, source=source, purpose="care", rule="authentication")
-        audit.append([build_event(actor, "denied", None, status, [])])
-        code = "login" if status == 401 else "forbidden"
-        return FhirError(status, [Issue(code, reason)], rule="authentication")
 
-    def guard(request: Request) -> None:
-        route = request.scope.get("route")
-        template = getattr(route, "path", None)
-        rule = ROUTE_GUARDS.get(template or "")
-        if rule is None:
-            log.error("no access guard for endpoint %s: refused", template)
-            raise refuse(request, 403, "this endpoint has no access rule")
-        if rule is Guard.PUBLIC:
-            return
-        try:
-            principal = authenticator.principal(request)
-        except AuthenticationError as error:
-            raise refuse(request, error.status, error.reason) from None
-        if not allowed(rule, principal):
-            raise refuse(
-                request, 403, "this endpoint is not for this kind of caller", principal.subject
-            )
-        request.state.principal = principal
-
-    return guard
+def check_access(request: Request, authenticator: Authenticator, audit: AuditService) -> None:
+    """The guard of the endpoint ``request`` was routed to (its path template in
+    ``ROUTE_GUARDS``): returns with ``request.state.principal`` set, or raises the audited
+    refusal. Run by the application-wide dependency ``carnet.dependencies.access_guard``, after
+    routing, over the services of the application serving the request."""
+    route = request.scope.get("route")
+    template = getattr(route, "path", None)
+    rule = ROUTE_GUARDS.get(template or "")
+    if rule is None:
+        log.error("no access guard for endpoint %s: refused", template)
+        raise refusal(request, audit, 403, "this endpoint has no access rule", "anonymous")
+    if rule is Guard.PUBLIC:
+        return
+    try:
+        principal = authenticator.principal(request)
+    except AuthenticationError as error:
+        raise refusal(request, audit, error.status, error.reason, "anonymous") from None
+    if not allowed(rule, principal):
+        raise refusal(
+            request, audit, 403, "this endpoint is not for this kind of caller", principal.subject
+        )
+    request.state.principal = principal

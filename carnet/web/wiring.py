@@ -1,13 +1,13 @@
-"""Mounts the portal on the application: its routers, its static files, and the answers of a
-page that cannot go on (sign in first, a refused form, another kind of caller, a record that is
-not the caller's)."""
+"""The portal on the application: its routers (``ROUTERS``, included by carnet/app.py with the
+API's), and ``mount``: its static files and the answers of a page that cannot go on (sign in
+first, a refused form, another kind of caller, a record that is not the caller's)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
@@ -37,20 +37,24 @@ from carnet.web.watch import router as watch_pages
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_PATH = "/static"
 
+ROUTERS: tuple[APIRouter, ...] = (
+    home.router,
+    signin.router,
+    activation.router,
+    forgotten.router,
+    record.router,
+    hub_pages.router,
+    patient_controls.router,
+    pro.router,  # the professionals' workspace (carnet/web/pro)
+    upload.router,
+    profile.router,  # the medical profile (carnet/web/profile)
+    watch_pages.router,  # the security officer's alert queue
+)
+
 
 def mount(app: FastAPI, settings: Settings) -> None:
-    """Add the portal to ``app`` (called once by carnet/app.py)."""
-    app.include_router(home.router)
-    app.include_router(signin.router)
-    app.include_router(activation.router)
-    app.include_router(forgotten.router)
-    app.include_router(record.router)
-    app.include_router(hub_pages.router)
-    app.include_router(patient_controls.router)
-    app.include_router(pro.router)  # the professionals' workspace (carnet/web/pro)
-    app.include_router(upload.router)
-    app.include_router(profile.router)  # the medical profile (carnet/web/profile)
-    app.include_router(watch_pages.router)  # the security officer's alert queue
+    """Add the portal's static files and page answers to ``app`` (called once by carnet/app.py,
+    after the routes: its ``ROUTERS`` come first)."""
     mount_theme(app, settings)  # before /static: /static/dsfr is the DSFR's, when chosen
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -33,6 +33,7 @@ SMALL_RUNS = {
     ],
     "search": ["--resources", "43", "--runs", "3"],
     "audit_spool": ["--reads", "20", "--drain", "200"],
+    "first_request": ["--apps", "1"],
     "hub": ["--patients", "4", "--per-patient", "6", "--engines", "duckdb", "--risk-rows", "1000"],
 }
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,6 @@ from carnet.authn.guard import allowed
 from carnet.authn.oidc import ProfessionalLogin
 from carnet.authn.routes import ROUTE_GUARDS, Guard
 from carnet.caller import Kind, Principal
-from carnet.dependencies import professional_login
 from carnet.policy.enforce import note_care
 from tests.conftest import make_settings
 from tests.spec.helpers import observation, patient
@@ -94,12 +93,13 @@ def target(dev_idp_services: Services, caller: str) -> Iterator[Target]:
         "person": Principal(Kind.PERSON, "acct-fuzz", patient_id=pid),
         "professional": Principal(Kind.PROFESSIONAL, "pro-fuzz", rpps=RPPS, profession="physician"),
     }[caller]
-    app = create_app(s.settings, s)
     # The professionals' login reaches the built-in identity provider in process (as in
-    # tests/support/oauth.py), not over a socket to wherever issuer_url points.
-    with TestClient(app, base_url=s.settings.issuer_url) as idp:
+    # tests/support/oauth.py), not over a socket to wherever issuer_url points: an app over the
+    # same services serves it to the fuzzed app's login.
+    idp_app = create_app(s.settings, s)
+    with TestClient(idp_app, base_url=s.settings.issuer_url) as idp:
         in_process = ProfessionalLogin(s.settings, idp, s.tickets, s.audit)
-        app.dependency_overrides[professional_login] = lambda: in_process
+        app = create_app(s.settings, replace(s, pro_login=in_process))
         schema = schemathesis.openapi.from_dict(deepened(app.openapi(), [pid, oid]))
         schema.app = app
         yield Target(schema, principal, bearer(s, principal))

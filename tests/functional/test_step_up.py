@@ -6,7 +6,7 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,6 @@ from carnet.app import Services, create_app
 from carnet.audit.models import audit_event
 from carnet.authn.service import AccountService
 from carnet.caller import Kind, Principal
-from carnet.dependencies import account_service as account_service_dependency
-from carnet.dependencies import login_verifier as login_verifier_dependency
 from carnet.record.register import read_register
 from tests.support.auth import bearer
 from tests.support.authn import PASSWORD, Clock, account_service, login_verifier, totp_code
@@ -66,10 +64,9 @@ def world(services: Services, tmp_path: Path) -> Iterator[World]:
         uri = accounts.enroll_totp(account_id)
         principal = Principal(Kind.PERSON, account_id, patient_id=patient_id)
         people.append(Person(account_id, patient_id, uri, bearer(services, principal)))
-    app = create_app(services.settings, services)
-    login = login_verifier(services, accounts)
-    app.dependency_overrides[account_service_dependency] = lambda: accounts  # on the test's clock
-    app.dependency_overrides[login_verifier_dependency] = lambda: login
+    # The accounts and their login checks on the test's clock, handed to the routes as the app's.
+    wired = replace(services, accounts=accounts, login=login_verifier(services, accounts))
+    app = create_app(services.settings, wired)
     with TestClient(app, base_url="http://127.0.0.1") as client:
         yield World(services, client, clock, accounts, people[0], people[1])
 
