@@ -6,9 +6,9 @@
 ``create_app`` adds the same route objects, built once per process, to every app the process makes
 (carnet/app.py ``shared_routes``), and each request finds its app's services here. Hence a test
 swaps a service by building the app over other services (``dataclasses.replace(services, ...)``),
-not with ``app.dependency_overrides``, which those shared routes do not consult (a partial app that
-includes routers itself, tests/support/authn.py ``partial_app``, still does). Tests build partial
-apps with :func:`install`.
+not with ``app.dependency_overrides``, which those shared routes do not consult
+(tests/functional/test_shared_routes.py fails when a test sets one). Tests build partial apps with
+:func:`install`.
 
 The dependencies only read state, so they are ``async``: run on the event loop, they spare each
 request a hop to the thread pool and back (sync dependencies run there).

@@ -407,7 +407,7 @@ class PermitService:
             self.audit_in(conn, ctx, "permit-results", permit_id)
         return self.get(permit_id)
 
-    # -- the project's member rights -----------------------------------------
+    # -- the project's member rights ------------------------------------------------------------
 
     def active_for_member(self, ctx: RequestContext, permit_id: str, action: str) -> Permit:
         """The permit if it is active and the caller is in its project; refused (audited) else."""

@@ -65,11 +65,25 @@ def test_two_apps_share_their_routes_and_answer_from_their_own_services(
         assert len(logged_events(a)) == before
         assert logged_events(b)[-1]["outcome"] == 401
 
-        # The route state both apps used is one: the same endpoints' dependency trees, built
-        # once (by whichever request reached each first), not one per app.
+    # The route state both apps used is one: the same endpoints' dependency trees, built once
+    # (by whichever request reached each first), not one per app.
     state_a, state_b = _route_state(app_a), _route_state(app_b)
     assert state_a.keys() == state_b.keys()
     assert len(state_a) > 100  # the API's and the portal's endpoints
     assert all(state_a[key] is state_b[key] for key in state_a)
     assert app_a.routes is not app_b.routes  # each app's own mounts and routes list
     assert installed(app_a) is a and installed(app_b) is b
+
+
+def test_no_test_swaps_a_service_through_an_apps_overrides() -> None:
+    """The shared routes do not read an app's overrides (carnet/dependencies.py): a test that
+    set one would test nothing. A service is swapped by building the app over other services
+    (``dataclasses.replace(services, ...)``)."""
+    needle = "dependency_" + "overrides"  # not this file's own mention
+    tests = Path(__file__).resolve().parents[1]
+    using = sorted(
+        str(path.relative_to(tests))
+        for path in tests.rglob("*.py")
+        if needle in path.read_text(encoding="utf-8")
+    )
+    assert using == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import httpx2 as httpx
@@ -15,6 +16,7 @@ from sqlalchemy import select
 
 from carnet.app import Services
 from carnet.audit.models import audit_event
+from carnet.authn import oidc_api
 from carnet.authn.api import SESSION_COOKIE
 from carnet.authn.oidc import (
     DEMO_PROFESSIONALS,
@@ -26,7 +28,7 @@ from carnet.authn.oidc import (
 )
 from carnet.caller import Kind
 from carnet.crypto.tokens import TokenSigner
-from carnet.dependencies import development_idp
+from tests.support.authn import partial_app
 from tests.support.oauth import OAuthEnv, oauth_env
 
 NURSE = next(p for p in DEMO_PROFESSIONALS if p.profession == "nurse")
@@ -174,8 +176,10 @@ def test_dev_idp_is_loopback_only_and_checks_its_client(env: OAuthEnv) -> None:
         "&redirect_uri=https://evil.example/cb&code_challenge=x&code_challenge_method=S256"
     )
     assert r.status_code == 400
-    env.app.dependency_overrides[development_idp] = lambda: None  # professionals log in elsewhere
-    assert env.http.get("/dev-idp/jwks").status_code == 404
+    # Where professionals log in elsewhere (no built-in provider), its endpoints are missing.
+    without = partial_app(replace(env.installed, dev_idp=None), oidc_api.router)
+    with TestClient(without, base_url=env.settings.issuer_url) as elsewhere:
+        assert elsewhere.get("/dev-idp/jwks").status_code == 404
 
 
 def test_claims_mapping() -> None:
