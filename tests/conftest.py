@@ -14,6 +14,7 @@ The store is migrated once per session and copied into each test (tests/support/
 
 from __future__ import annotations
 
+import gc
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from carnet.app import Services, build_services, create_app
+from carnet.fhir.definitions import load_definitions
 from carnet.identity.engines import SparkEngine
 from carnet.settings import Settings
 from tests.support.auth import TEST_OPERATOR, bearer
@@ -60,6 +62,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "postgres" in getattr(item, "fixturenames", ()) or "postgres" in params:
             item.add_marker(pytest.mark.postgres)
     schedule_for_workers(items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Before the first test: parse the FHIR definitions (every store uses them; cached per
+    process), then freeze what the process holds for its whole life (modules, the collected
+    tests, the definitions). The cycle collector's full collections walked those ~300,000 objects
+    each time, some 40 times in the Synthea import alone (6.5 of its 55 CPU-seconds); frozen,
+    they walk only what the tests make. The product's entry points freeze the same way."""
+    if not session.items or session.config.option.collectonly:
+        return  # xdist's controller runs no test
+    load_definitions(Settings.from_env({}).definitions_dir)
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: absent when xdist is not loaded

@@ -5,6 +5,7 @@ Each command prints one clear line and exits non-zero on failure (carnet/cli/she
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import typer
@@ -58,6 +59,9 @@ app = build_app()
 
 def main() -> None:
     """The console-script entry point (`carnet`, `python -m carnet`)."""
+    # What is loaded by now (every module, the command tree) lives as long as the process: out of
+    # the cycle collector's sight, each full collection no longer walks ~170,000 objects.
+    gc.freeze()
     try:
         app()
     except KeyboardInterrupt:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sklearn.metrics import roc_auc_score
-
 from carnet.watch.features import episodes, histories
 from carnet.watch.scenarios import World
 from carnet.watch.scorer import SUSPECT_SCORE, candidates, score, within_budget
@@ -73,4 +71,8 @@ def measure(world: World, *, seed: int = 0, min_score: float = SUSPECT_SCORE) ->
 def _auc(labels: list[bool], values: list[float]) -> float:
     if len(set(labels)) < 2:
         return float("nan")
+    # Imported when a measure is taken, as the scorer's forest is: scikit-learn (and SciPy behind
+    # it) takes seconds to import, which every importer of this module would pay.
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(labels, values))

@@ -250,6 +250,7 @@ def _run_child(request: dict[str, Any]) -> None:
 
 
 def _serve(preload: list[str]) -> None:
+    import gc
     import importlib
 
     for step in preload:
@@ -257,6 +258,9 @@ def _serve(preload: list[str]) -> None:
         imported = importlib.import_module(module)
         if function:
             getattr(imported, function)()
+    # The preloaded modules and definitions outlive every child: frozen, the children's
+    # collections do not walk them (and do not write to the pages they share with this parent).
+    gc.freeze()
     requests: IO[bytes] = sys.stdin.buffer
     replies: IO[bytes] = sys.stdout.buffer
 

@@ -3,9 +3,12 @@ Carnet's SQL checks give identical cell masks, check by check."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -14,8 +17,6 @@ import pytest
 
 from carnet.hub.disclosure.profiles import ACRO_DEFAULT
 from carnet.hub.disclosure.tables import TableRequest, control_table
-
-acro_module = pytest.importorskip("acro")
 
 TABLES = 45
 
@@ -46,8 +47,8 @@ def _skewed(rng: np.random.Generator, size: int) -> np.ndarray:
 Masks = dict[tuple[str, str], set[str]]  # (row, column) -> the checks that cell fails
 
 
-def _acro_masks(frame: pd.DataFrame, statistic: str) -> Masks:
-    session = acro_module.ACRO(suppress=False)
+def _acro_masks(acro: ModuleType, frame: pd.DataFrame, statistic: str) -> Masks:
+    session: Any = acro.ACRO(suppress=False)
     if statistic == "count":
         session.crosstab(frame.a, frame.b)
     else:
@@ -62,7 +63,10 @@ def _acro_masks(frame: pd.DataFrame, statistic: str) -> Masks:
 
 
 def _on_a_shallow_stack(
-    call: Callable[[pd.DataFrame, str], Masks], frame: pd.DataFrame, statistic: str
+    call: Callable[[ModuleType, pd.DataFrame, str], Masks],
+    acro: ModuleType,
+    frame: pd.DataFrame,
+    statistic: str,
 ) -> Masks:
     """``call(frame, statistic)`` run in a fresh thread. ACRO's ``crosstab`` records its caller with
     ``inspect.stack()``, which reads the source and looks up the module of every frame above it:
@@ -70,22 +74,26 @@ def _on_a_shallow_stack(
     (each such lookup scans ``sys.modules``). A thread's stack is a handful of known frames; the
     oracle's answer is the same."""
     with ThreadPoolExecutor(max_workers=1) as thread:
-        return thread.submit(call, frame, statistic).result()
+        return thread.submit(call, acro, frame, statistic).result()
 
 
 @pytest.fixture(scope="module")
-def quiet_acro() -> Iterator[None]:
+def quiet_acro() -> Iterator[ModuleType]:
+    """ACRO (a declared dev dependency), imported here rather than at the top: importing it pulls
+    in statsmodels, SciPy and matplotlib, about 3 CPU-seconds that every xdist worker paid while
+    collecting, though one worker runs this test."""
+    acro = importlib.import_module("acro")
     logging.getLogger("acro").setLevel(logging.WARNING)
     # ACRO formats its tables into debug f-strings even when nobody logs them: half its time here
     # went to pandas fitting each table to the terminal. Tiny reprs; the masks are unchanged.
     with pd.option_context("display.max_columns", 1, "display.max_rows", 1, "display.width", 40):
-        yield
+        yield acro
 
 
 # ACRO 1.0.2 itself calls pandas in ways pandas warns about; the warnings are not ours.
 @pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
 @pytest.mark.slow  # reason: ACRO builds each table with pandas, about 0.3 s a table here
-def test_carnet_cell_masks_equal_acros_on_random_tables(quiet_acro: None) -> None:
+def test_carnet_cell_masks_equal_acros_on_random_tables(quiet_acro: ModuleType) -> None:
     rng = np.random.default_rng(20261203)
     conn = duckdb.connect(":memory:")
     compared = 0
@@ -101,7 +109,7 @@ def test_carnet_cell_masks_equal_acros_on_random_tables(quiet_acro: None) -> Non
             statistic=statistic,  # type: ignore[arg-type]
         )
         table = control_table(conn, request, ACRO_DEFAULT)
-        expected = _on_a_shallow_stack(_acro_masks, frame, statistic)
+        expected = _on_a_shallow_stack(_acro_masks, quiet_acro, frame, statistic)
         assert set(expected) == {(c.row, c.column) for c in table.cells}, index
         for cell in table.cells:
             oracle = expected[(cell.row, cell.column)] & set(table.checks)
