@@ -41,6 +41,7 @@ from carnet.settings import Settings  # noqa: E402
 AS_LOCAL_OPERATOR = RequestContext.local_operator()
 """The benchmark acts as the CLI does: the local operator, by name."""
 from tests.support.corpus import CORPUS  # noqa: E402
+from tests.support.migrated_store import SqliteTemplate  # noqa: E402
 
 SYNTHEA = CORPUS / "synthea"
 WHO = Actor("dr-bench", "127.0.0.1", "care")
@@ -58,10 +59,21 @@ def backend(name: str) -> Iterator[Callable[[str], str]]:
         yield pg.create_database
 
 
+_TEMPLATES: dict[Path, SqliteTemplate] = {}
+
+
 def fresh(make_url: Callable[[str], str], workdir: Path, tag: str) -> Services:
-    return build_services(
-        Settings.from_env({}, data_dir=str(workdir / tag), database_url=make_url(tag))
-    )
+    """Services on a new, empty, migrated store. On SQLite, a copy of one file migrated once per
+    work folder: the stores are made outside every timed section, and migrating each one again
+    only cost the smoke run (tests/functional/test_benchmarks.py) CPU."""
+    url = make_url(tag)
+    if not url:
+        template = _TEMPLATES.get(workdir)
+        if template is None:
+            template = _TEMPLATES[workdir] = SqliteTemplate(workdir)
+        template.copy_into(workdir / tag)
+    settings = Settings.from_env({}, data_dir=str(workdir / tag), database_url=url)
+    return build_services(settings, migrate=bool(url))
 
 
 def events(n: int) -> list[Event]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 
 from carnet.crypto.blind_index import BlindIndexer
@@ -45,6 +46,9 @@ class ReferenceIndexer:
     def __init__(self, definitions: Definitions, blind: BlindIndexer) -> None:
         self.definitions = definitions
         self.blind = blind
+        # The parameters of each type, in registry order, looked up once per type (not compiled:
+        # their paths are still interpreted per resource).
+        self._params: dict[str, list[SearchParam]] = {}
 
     def index(
         self, resource_type: str, resource_id: str, resource: dict[str, Any]
@@ -52,9 +56,14 @@ class ReferenceIndexer:
         out = ReferenceRows()
         base = {"res_type": resource_type, "res_id": resource_id}
         references: dict[str, list[str]] = {}
-        for param in self.definitions.params_for(resource_type).values():
-            if param.code in ("_id", "_lastUpdated"):
-                continue
+        params = self._params.get(resource_type)
+        if params is None:
+            params = self._params[resource_type] = [
+                param
+                for param in self.definitions.params_for(resource_type).values()
+                if param.code not in ("_id", "_lastUpdated")
+            ]
+        for param in params:
             for path in param.paths:
                 for node in evaluate(resource, path):
                     self._add(out, base, param, node, references)
@@ -79,27 +88,40 @@ class ReferenceIndexer:
         node: Any,
         references: dict[str, list[str]],
     ) -> None:
-        row_base = {**base, "param": param.code}
-        kind = param.type
-        if kind == "composite":
+        if param.type == "composite":
             self._add_composite(out, base, param, node, references)
-        elif kind == "string":
+        else:
+            self._add_value(out, base, param.code, param.type, param.blind, node, references)
+
+    def _add_value(
+        self,
+        out: ReferenceRows,
+        base: dict[str, str],
+        code: str,
+        kind: str,
+        blind: bool,
+        node: Any,
+        references: dict[str, list[str]],
+    ) -> None:
+        """The rows of one node reached by a parameter ``code`` of type ``kind``."""
+        row_base = {**base, "param": code}
+        if kind == "string":
             hashes: set[str] = set()
             for text in string_values(node):
                 hashes |= self.blind.prefix_hashes(text)
                 hashes.add(self.blind.exact_hash(text))
                 out.value_count += 1
-                gram_param = f"{param.code}{CONTAINS}{out.value_count}"
+                gram_param = f"{code}{CONTAINS}{out.value_count}"
                 for digest in self.blind.gram_hashes(text):
                     out.add("string", {**base, "param": gram_param, "value": digest})
             for digest in hashes:
                 out.add("string", {**row_base, "value": digest})
         elif kind == "token":
-            for system, code in token_values(node):
-                if param.blind:
-                    code = self.blind.token_hash(code)
-                out.add("token", {**row_base, "system": _clip(system), "code": _clip(code)})
-            self._add_texts(out, base, param, node)
+            for system, value in token_values(node):
+                if blind:
+                    value = self.blind.token_hash(value)
+                out.add("token", {**row_base, "system": _clip(system), "code": _clip(value)})
+            self._add_texts(out, base, code, node)
         elif kind == "reference":
             if isinstance(node, dict) and isinstance(node.get("identifier"), dict):
                 ident = node["identifier"]
@@ -108,7 +130,7 @@ class ReferenceIndexer:
                         "token",
                         {
                             **base,
-                            "param": f"{param.code}{IDENTIFIER}",
+                            "param": f"{code}{IDENTIFIER}",
                             "system": _clip(ident.get("system")),
                             "code": self.blind.token_hash(ident["value"]),
                         },
@@ -122,7 +144,7 @@ class ReferenceIndexer:
                     {**row_base, "target_type": target_type, "target_id": _clip(target_id)},
                 )
                 if target_type == "Patient" and len(target_id) <= 64:
-                    references.setdefault(param.code, []).append(target_id)
+                    references.setdefault(code, []).append(target_id)
         elif kind == "date":
             for low, high in _date_ranges(node):
                 out.add("date", {**row_base, "low": low, "high": high})
@@ -143,9 +165,7 @@ class ReferenceIndexer:
         elif kind == "uri" and isinstance(node, str):
             out.add("uri", {**row_base, "value": node[:512]})
 
-    def _add_texts(
-        self, out: ReferenceRows, base: dict[str, str], param: SearchParam, node: Any
-    ) -> None:
+    def _add_texts(self, out: ReferenceRows, base: dict[str, str], code: str, node: Any) -> None:
         if not isinstance(node, dict):
             return
         found = node.get("coding")
@@ -156,13 +176,13 @@ class ReferenceIndexer:
             if isinstance(c, dict) and isinstance(c.get("code"), str)
         ]
         text = node.get("text") if isinstance(node.get("text"), str) else None
-        for system, code, display in keyed:
+        for system, value, display in keyed:
             for shown in (display, text):
                 if isinstance(shown, str):
-                    out.code_texts.add((system, code, shown))
+                    out.code_texts.add((system, value, shown))
         if text is not None and not keyed:
             for digest in self.blind.prefix_hashes(text):
-                out.add("string", {**base, "param": f"{param.code}{TEXT}", "value": digest})
+                out.add("string", {**base, "param": f"{code}{TEXT}", "value": digest})
 
     def _add_composite(
         self,
@@ -182,12 +202,12 @@ class ReferenceIndexer:
         }
         if not keys:
             return
-        second = SearchParam(param.code, second_type, param.url, param.expression, second_paths)
-        keyed = [replace(second, code=f"{param.code}${key}") for key in keys]  # made once
+        # The second component's rows, under code$key; such a code is never a blind token code.
+        codes = [f"{param.code}${key}" for key in keys]
         for path in second_paths:
             for value in evaluate(node, path):
-                for keyed_param in keyed:
-                    self._add(out, base, keyed_param, value, references)
+                for keyed in codes:
+                    self._add_value(out, base, keyed, second_type, False, value, references)
 
 
 def string_values(node: Any) -> Iterator[str]:
@@ -239,6 +259,7 @@ def parse_reference(ref: str) -> tuple[str | None, str] | None:
     return None, ref
 
 
+@lru_cache(maxsize=65536)  # pure; the corpus repeats its codes (two SHA-256 each otherwise)
 def composite_keys(system: str | None, code: str) -> tuple[str, str]:
     """The keys of a composite's token component: the first 16 hex digits of SHA-256 over
     ``system|code``, with its system (empty if none) and with ``*`` for any system."""
@@ -249,6 +270,7 @@ def composite_keys(system: str | None, code: str) -> tuple[str, str]:
     return key(system or ""), key("*")
 
 
+@lru_cache(maxsize=65536)  # pure; the corpus repeats its dates (an encounter's observations)
 def date_range(text: str) -> tuple[str, str] | None:
     """The [low, high] a FHIR date, dateTime or instant denotes, in UTC at microseconds: its
     precision sets the width (a year, a month, a day, a minute, a second, a fraction); a value
