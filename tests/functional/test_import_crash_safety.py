@@ -8,8 +8,16 @@ through canonical content digests (see ``_canonical_digests``), not by id.
 Each process is forked from a parent that has already imported carnet (tests/support/forkserver.py)
 and runs ``python -m carnet import ...`` (or the $import job) from there: a real process with its
 own connections, killed by a real SIGKILL, without the second or two of interpreter start-up that
-made most of each run. A clean run is then mostly the import itself, so the kill moments, drawn
-uniformly over the wall time of a clean run as before, land in the import's work.
+made most of each run. Every store starts as a copy of the session's migrated one (SQLite file or
+PostgreSQL template), so a run is its start-up and then the import itself.
+
+One clean run per backend is the reference of both tests (a $import job stores what ``carnet
+import`` does from the same files). Runs are measured in the CPU time of their process, which a
+busy machine does not stretch as it stretches wall time: the clean run's, and a second run's on
+the finished store, which only starts up and skips every file; the difference is the import's own
+work. A store's kills then fall at sorted points drawn uniformly over that work, each resumed run
+killed once it has used its start-up and the work up to its point, so that each kill finds an
+import with work left (one that finds the import finished ends the store's series, uncounted).
 """
 
 from __future__ import annotations
@@ -18,9 +26,10 @@ import hashlib
 import os
 import random
 import signal
-import subprocess
 import time
 from collections import Counter
+from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +40,7 @@ from carnet.app import build_services
 from carnet.fhir.store_scan import iter_current, raw_bodies
 from tests.conftest import CORPUS, make_settings
 from tests.support.forkserver import ForkedChild, ForkServer
+from tests.support.migrated_store import PostgresTemplate, SqliteTemplate
 
 # Both backends: a crash must leave either backend's transactions whole.
 # Slow: dozens of real `carnet import` processes killed and rerun.
@@ -93,23 +103,27 @@ def _import_args(folder: Path) -> tuple[str, ...]:
 
 
 def _run_to_end(forks: ForkServer, env: dict[str, str], *args: str) -> float:
-    started = time.monotonic()
+    """Run the command to its end; the CPU seconds it used."""
     process = _start(forks, env, *args)
     assert process.wait(timeout=600) == 0, _log_tail(env)
-    return time.monotonic() - started
+    assert process.cpu is not None
+    return process.cpu
 
 
 def _run_and_kill(
     forks: ForkServer, env: dict[str, str], args: tuple[str, ...], after: float
 ) -> bool:
-    """Start an import and SIGKILL it ``after`` seconds later; False if it had already ended."""
+    """Start an import and SIGKILL it once it has used ``after`` CPU seconds; False if it
+    ended before. CPU time, not wall time: on a busy machine a run takes longer by the clock,
+    not in CPU, so a moment drawn from a clean run's CPU time falls as far into this run's work."""
     process = _start(forks, env, *args)
-    try:
-        process.wait(timeout=after)
-    except subprocess.TimeoutExpired:
-        # -9 unless the import ended in the instant between the timeout and the kill
-        if process.kill() == -signal.SIGKILL:
-            return True
+    while process.poll() is None:
+        if process.cpu_time() >= after:
+            # -9 unless the import ended in the instant between the check and the kill
+            if process.kill() == -signal.SIGKILL:
+                return True
+            break
+        time.sleep(0.005)  # CPU time is counted in 10 ms ticks
     assert process.returncode == 0, _log_tail(env)
     return False
 
@@ -153,7 +167,7 @@ def _canonical_digests(bodies: dict[str, dict[str, Any]]) -> Counter[str]:
 
 def _store_contents(data_dir: Path, database_url: str) -> tuple[Counter[str], Counter[str]]:
     """(canonical digests of every current body, number of stored versions per type)."""
-    services = build_services(make_settings(data_dir, database_url))
+    services = build_services(make_settings(data_dir, database_url), migrate=False)
     try:
         with services.fhir.repo.unit(write=False) as unit:
             bodies = {
@@ -168,10 +182,54 @@ def _store_contents(data_dir: Path, database_url: str) -> tuple[Counter[str], Co
     return _canonical_digests(bodies), versions
 
 
-def _database(backend: str, request: pytest.FixtureRequest, name: str) -> str:
+@dataclass(frozen=True)
+class CleanRun:
+    """A store imported by one uninterrupted ``carnet import``: its contents and timings."""
+
+    digests: Counter[str]  # canonical digests of every current body (``_canonical_digests``)
+    versions: Counter[str]  # stored versions per type
+    length: float  # CPU seconds of the import, start-up included
+    start_up: float  # CPU seconds of a rerun on the finished store: start-up, every file skipped
+
+
+@pytest.fixture(scope="module")
+def clean_runs() -> dict[str, CleanRun]:
+    """The clean run of each backend, made by the first test that needs it (``_clean_run``)."""
+    return {}
+
+
+def _clean_run(
+    backend: str,
+    forks: ForkServer,
+    folder: Path,
+    request: pytest.FixtureRequest,
+) -> CleanRun:
+    runs: dict[str, CleanRun] = request.getfixturevalue("clean_runs")
+    if backend not in runs:
+        factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+        data_dir = factory.mktemp(f"clean-{backend}") / "data"
+        env = _migrated_store(backend, request, data_dir, "crash_clean")
+        length = _run_to_end(forks, env, *_import_args(folder))
+        digests, versions = _store_contents(data_dir, env["CARNET_DATABASE_URL"])
+        assert sum(digests.values()) >= NDJSON_LINES + BUNDLES * 50
+        start_up = _run_to_end(forks, env, *_import_args(folder))
+        runs[backend] = CleanRun(digests, versions, length, start_up)
+    return runs[backend]
+
+
+def _migrated_store(
+    backend: str, request: pytest.FixtureRequest, data_dir: Path, name: str
+) -> dict[str, str]:
+    """The environment of a command on a store of its own, already migrated: a copy of the
+    session's migrated SQLite file in ``data_dir``, or a PostgreSQL database ``name`` cloned
+    from the migrated template. Killing a migration is tests/unit/db/test_migrations_are_atomic.py's
+    subject; here every run, and so every kill moment, is the import's."""
     if backend == "sqlite":
-        return ""
-    return str(request.getfixturevalue("postgres").create_database(name))
+        template: SqliteTemplate = request.getfixturevalue("migrated_sqlite")
+        template.copy_into(data_dir)
+        return _env(data_dir, "")
+    cluster: PostgresTemplate = request.getfixturevalue("migrated_postgres")
+    return _env(data_dir, cluster.clone(name))
 
 
 def test_import_killed_at_any_point_then_rerun_equals_clean_run(
@@ -183,27 +241,36 @@ def test_import_killed_at_any_point_then_rerun_equals_clean_run(
 ) -> None:
     seed = random.randrange(2**32)
     rng = random.Random(seed)
-    clean_dir = tmp_path / "clean"
-    clean_env = _env(clean_dir, _database(backend, request, f"crash_clean_{seed}"))
-    run_length = _run_to_end(forks, clean_env, *_import_args(import_folder))
-    clean = _store_contents(clean_dir, clean_env["CARNET_DATABASE_URL"])
-    assert sum(clean[0].values()) >= NDJSON_LINES + BUNDLES * 50
+    clean = _clean_run(backend, forks, import_folder, request)
+    # The import's own CPU time; at least half the run's, should the two measures disagree badly.
+    work = max(clean.length - clean.start_up, clean.length / 2)
 
     kills = stores = 0
     while kills < KILLS:
         assert stores < 3 * KILLS, f"too few kills landed before the imports ended (seed {seed})"
         stores += 1
         data_dir = tmp_path / f"killed{stores}"
-        env = _env(data_dir, _database(backend, request, f"crash_{seed}_{stores}"))
-        moments = [round(rng.uniform(0, run_length), 2) for _ in range(KILLS_PER_STORE)]
+        env = _migrated_store(backend, request, data_dir, f"crash_{seed}_{stores}")
+        # Points spread over the whole import, in order: each run resumes where the last kill
+        # left it, so it is killed after its start-up and the work up to the next point.
+        points = sorted(rng.uniform(0, work) for _ in range(KILLS_PER_STORE))
+        moments = [
+            round(clean.start_up + point - previous, 2)
+            for previous, point in pairwise([0.0, *points])
+        ]
         args = _import_args(import_folder)
-        kills += sum(_run_and_kill(forks, env, args, moment) for moment in moments)
+        for moment in moments:
+            if not _run_and_kill(forks, env, args, moment):
+                break  # the import ended: later runs would find nothing left to do
+            kills += 1
         _run_to_end(forks, env, *_import_args(import_folder))
         digests, versions = _store_contents(data_dir, env["CARNET_DATABASE_URL"])
-        assert versions == clean[1], f"kills at {moments} s (seed {seed}): versions differ"
-        extra, missing = digests - clean[0], clean[0] - digests
+        assert versions == clean.versions, (
+            f"kills at {moments} CPU s (seed {seed}): versions differ"
+        )
+        extra, missing = digests - clean.digests, clean.digests - digests
         assert not extra and not missing, (
-            f"kills at {moments} s (seed {seed}): {sum(extra.values())} resources more and "
+            f"kills at {moments} CPU s (seed {seed}): {sum(extra.values())} resources more and "
             f"{sum(missing.values())} fewer than a clean run"
         )
         _run_to_end(forks, env, *CARNET, "audit", "verify")
@@ -216,11 +283,12 @@ JOB_KILLS = 5
 def _job_store(
     backend: str, request: pytest.FixtureRequest, folder: Path, data_dir: Path, name: str
 ) -> dict[str, str]:
-    """A fresh store whose import directory holds the files to import."""
-    (data_dir / "imports").mkdir(parents=True)
+    """A fresh migrated store whose import directory holds the files to import."""
+    env = _migrated_store(backend, request, data_dir, name)
+    (data_dir / "imports").mkdir(parents=True)  # PostgreSQL: no SQLite copy made data_dir
     for path in folder.iterdir():
         (data_dir / "imports" / path.name).write_bytes(path.read_bytes())
-    return _env(data_dir, _database(backend, request, name))
+    return env
 
 
 def test_import_job_killed_at_any_point_then_resumed_equals_clean_run(
@@ -230,22 +298,22 @@ def test_import_job_killed_at_any_point_then_resumed_equals_clean_run(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> None:
-    """The same for a $import job: its process killed, the status poll of a new one resumes it."""
+    """The same for a $import job: its process killed, the status poll of a new one resumes it;
+    the end is what a clean ``carnet import`` of the same files stores."""
     seed = random.randrange(2**32)
     rng = random.Random(seed)
-    clean_env = _job_store(backend, request, import_folder, tmp_path / "clean", f"job_{seed}")
-    run_length = _run_to_end(forks, clean_env, *JOB)
-    clean = _store_contents(tmp_path / "clean", clean_env["CARNET_DATABASE_URL"])
+    clean = _clean_run(backend, forks, import_folder, request)
 
     env = _job_store(backend, request, import_folder, tmp_path / "killed", f"job_{seed}_k")
     # Each run resumes the job, so a later run has less left to do: moments within the first half
-    # of a clean run make at least the first two kills land even when this run is faster than the
-    # clean one (a machine whose load dropped), and five of them still reach every phase.
-    moments = [round(rng.uniform(0, run_length / 2), 2) for _ in range(JOB_KILLS)]
+    # of a clean run's CPU time make at least the first two kills land, and five of them still
+    # reach every phase. (Not offset by the CLI rerun's start-up as above: a job's runs differ
+    # from that rerun, and drawn that way too few of their kills landed once.)
+    moments = [round(rng.uniform(0, clean.length / 2), 2) for _ in range(JOB_KILLS)]
     kills = sum(_run_and_kill(forks, env, JOB, moment) for moment in moments)
     _run_to_end(forks, env, *JOB)
     digests, versions = _store_contents(tmp_path / "killed", env["CARNET_DATABASE_URL"])
-    assert kills >= 2, f"kills at {moments} s (seed {seed}): the job ended before most"
-    assert versions == clean[1], f"kills at {moments} s (seed {seed}): versions differ"
-    assert digests == clean[0], f"kills at {moments} s (seed {seed}): contents differ"
+    assert kills >= 2, f"kills at {moments} CPU s (seed {seed}): the job ended before most"
+    assert versions == clean.versions, f"kills at {moments} CPU s (seed {seed}): versions differ"
+    assert digests == clean.digests, f"kills at {moments} CPU s (seed {seed}): contents differ"
     _run_to_end(forks, env, *CARNET, "audit", "verify")

@@ -1,14 +1,18 @@
 """The audit spool (SQLite): a read's events wait there, durable, while a writer holds the lock,
-and are drained into the log exactly once, whatever crash comes in between."""
+and are drained into the log exactly once, whatever crash comes in between.
+
+The crash is a real SIGKILL of a real process, forked from the session's pre-imported parent
+(the ``forks`` fixture, tests/support/forkserver.py) on a copy of the session's migrated store:
+the interpreter's start-up and the migrations were most of its cost, and neither is under test."""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import textwrap
+import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -20,8 +24,8 @@ from carnet.audit.models import audit_event, audit_event_patient
 from carnet.audit.spool import AuditSpool
 from carnet.audit.verify import verify
 from carnet.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support.forkserver import ForkServer
+from tests.support.migrated_store import SqliteTemplate
 
 # Builds the services, creates a patient, then reads it three times while another connection
 # holds the write lock: the reads' events can only go to the spool. Prints their patient and
@@ -65,18 +69,33 @@ def _reads_of(services: Services, patient_id: str) -> int:
         return sum(orjson.loads(body)["action"] == "read" for body in rows)
 
 
-def test_spooled_read_events_survive_a_crash_before_drain(tmp_path: Path) -> None:
+def _first_line(path: Path, alive: Callable[[], bool]) -> str:
+    """The first line the child prints, once printed; "" if it ended first (or after 120 s)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        text = path.read_text() if path.exists() else ""
+        if "\n" in text:
+            return text.split("\n", 1)[0]
+        if not alive():
+            return ""
+        time.sleep(0.01)
+    return ""
+
+
+def test_spooled_read_events_survive_a_crash_before_drain(
+    tmp_path: Path, forks: ForkServer, migrated_sqlite: SqliteTemplate
+) -> None:
     data_dir = tmp_path / "data"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(data_dir)], stdout=subprocess.PIPE, env=env, cwd=ROOT
-    ) as child:
-        try:
-            assert child.stdout is not None
-            line = child.stdout.readline().decode().split()
-        finally:
-            child.send_signal(signal.SIGKILL)  # no close, no flush, no drain
-            child.wait(timeout=30)
+    migrated_sqlite.copy_into(data_dir)
+    script, out = tmp_path / "child.py", tmp_path / "child.out"
+    script.write_text(_CHILD)
+    child = forks.start(
+        str(script), [str(data_dir)], env=dict(os.environ), cwd=tmp_path, stdout=out
+    )
+    try:
+        line = _first_line(out, lambda: child.poll() is None).split()
+    finally:
+        assert child.kill() == -signal.SIGKILL  # no close, no flush, no drain
     assert len(line) == 2, "the child did not get to its reads"
     patient_id, spooled = line[0], int(line[1])
     assert spooled == 3

@@ -8,7 +8,9 @@ kill in the middle of a table rebuild left a database the next start could not m
 
 Each migration runs in a real process forked from the session's pre-imported parent (the
 ``forks`` fixture, tests/support/forkserver.py) and is killed with a real SIGKILL: the measured
-length, and so every kill moment, is the migration's own, not the interpreter's start-up.
+length, and so every kill moment, is the migration's own, not the interpreter's start-up. Both are
+in the process's CPU time, which a busy machine does not stretch as it stretches wall time, so a
+moment drawn from a timed run falls as far into a later run's work.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -37,16 +38,27 @@ def _migrate_in_a_process(forks: ForkServer, url: str) -> ForkedChild:
 
 
 def _time_to_migrate(forks: ForkServer, url: str) -> float:
-    started = time.monotonic()
+    """The CPU seconds of a whole migration in its own process."""
     process = _migrate_in_a_process(forks, url)
     assert process.wait(timeout=300) == 0
-    return time.monotonic() - started
+    assert process.cpu is not None
+    return process.cpu
+
+
+def _killed_after(process: ForkedChild, cpu_seconds: float) -> bool:
+    """SIGKILL the process once it has used ``cpu_seconds``; False if it ended before."""
+    while process.poll() is None:
+        if process.cpu_time() >= cpu_seconds:
+            # -9 unless the migration ended in the instant between the check and the kill
+            return process.kill() == -signal.SIGKILL
+        time.sleep(0.005)  # CPU time is counted in 10 ms ticks
+    return False
 
 
 # Kills that must land while a migration runs, and the attempts allowed to land them: a kill
-# moment drawn from one timed run lands after the end when a later run is faster (the machine's
-# load changes between runs), so the test goes on until enough kills landed rather than counting
-# on a fixed number of attempts.
+# moment drawn from one timed run can still land after the end of a later run that needs less
+# CPU (noise), so the test goes on until enough kills landed rather than counting on a fixed
+# number of attempts.
 KILLS = 5
 MAX_ATTEMPTS = 40
 
@@ -61,11 +73,7 @@ def test_migrations_killed_midway_leave_a_database_the_next_start_migrates(
     while killed < KILLS and attempt < MAX_ATTEMPTS:
         url = f"sqlite:///{tmp_path / f'killed{attempt}.sqlite3'}"
         process = _migrate_in_a_process(forks, url)
-        try:
-            process.wait(timeout=rng.uniform(0.1, 0.9) * length)
-        except subprocess.TimeoutExpired:
-            # -9 unless the migration ended in the instant between the timeout and the kill
-            killed += process.kill() == -signal.SIGKILL
+        killed += _killed_after(process, rng.uniform(0.1, 0.9) * length)
         assert process.returncode in (0, -signal.SIGKILL)
         engine = make_engine(url)
         try:
