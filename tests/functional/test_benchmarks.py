@@ -72,6 +72,8 @@ def test_benchmark_runs_and_prints_its_figures(
         assert int(resources) > 0
         assert min(float(rate), float(floor), float(raw)) > 0
         assert float(ratio) == pytest.approx(float(rate) / float(raw), abs=0.0015)
-        assert 0 < float(floor_ratio) <= 1.5
+        # The printed floor/raw is the figure, not a bound this test may assert: at three files
+        # on a loaded machine it swung past 1.5 (a timing test, which speed never gets here).
+        assert float(floor_ratio) == pytest.approx(float(floor) / float(raw), abs=0.0015)
     else:
         assert re.search(r"\d+\.\d", out), out[-500:]

@@ -384,6 +384,8 @@ def _serve(preload: list[str]) -> None:
             getattr(imported, function)()
     # The preloaded modules and definitions outlive every child: frozen, the children's
     # collections do not walk them (and do not write to the pages they share with this parent).
+    # Collected first, so that the warm-up's garbage is not frozen with them.
+    gc.collect()
     gc.freeze()
     requests: IO[bytes] = sys.stdin.buffer
     replies: IO[bytes] = sys.stdout.buffer
