@@ -1,11 +1,14 @@
 """The portal's foundation in a real browser: the home page is accessible in light and dark, its
-language switch works without JavaScript, and the strict CSP lets Carnet's own stylesheet load."""
+language switch works without JavaScript, and the strict CSP lets Carnet's own stylesheet load;
+and the axe harness fails a page with a violation, photographing it."""
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import Browser
 
 from tests.support.browser import (
+    SCREENSHOTS,
     Portal,
     axe_violations,
     browser_fixture,
@@ -61,4 +64,17 @@ def test_axe_helper_reports_a_violation_when_there_is_one(browser: Browser) -> N
     page = new_page(browser)
     page.set_content('<!doctype html><html lang="fr"><title>t</title><input type="text"></html>')
     assert "label" in {v["id"] for v in axe_violations(page)}
+    page.context.close()
+
+
+def test_a_failing_check_fails_and_photographs_the_page_in_its_scheme(browser: Browser) -> None:
+    """A check that finds a violation fails naming it, and leaves a screenshot of the page in
+    the scheme where it was found for a human look (passing checks leave none by default)."""
+    page = new_page(browser)
+    page.set_content('<!doctype html><html lang="fr"><title>t</title><input type="text"></html>')
+    shot = SCREENSHOTS / "harness-unlabelled-field-light.png"
+    shot.unlink(missing_ok=True)  # a previous run's
+    with pytest.raises(AssertionError, match=r"harness-unlabelled-field \(light\):\nlabel"):
+        check_accessibility(page, "harness-unlabelled-field")
+    assert shot.read_bytes().startswith(b"\x89PNG")
     page.context.close()

@@ -1,7 +1,7 @@
 """The professional's journeys in a real browser (Chromium): sign in through the OpenID Connect
 provider (the built-in development one), find a patient by INS, read the record, search in it,
 deposit a document; and emergency access with its red banner. Every page is checked with axe-core
-(0 WCAG 2.1 A/AA violation, light and dark) and photographed under build/screenshots/."""
+(0 WCAG 2.1 A/AA violation, light and dark)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The patient completes their medical profile in Chromium: adds an allergy, a measurement
 (with a decimal comma, after a wrong value the form explains), sees them in the profile and
 the chart, deletes the allergy after confirming; then sees a PDF inline in its sandboxed frame,
-drawn as images. Every page passes axe in light and dark (screenshots saved)."""
+drawn as images. Every page passes axe in light and dark."""
 
 from __future__ import annotations
 

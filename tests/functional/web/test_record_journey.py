@@ -1,6 +1,5 @@
 """The patient reads their record in Chromium: documents, one document in its sandboxed frame,
-the synthesis, a chart, then adds a document; every page passes axe in light and dark
-(screenshots saved)."""
+the synthesis, a chart, then adds a document; every page passes axe in light and dark."""
 
 from __future__ import annotations
 
