@@ -7,7 +7,8 @@ counts 30, any other 1). xdist's own order (by number of tests) handed the four-
 file out last, so one worker ran it alone while the other idled.
 
 Files sharing a costly per-worker resource form one work unit (``SAME_WORKER``): every Spark test
-on one worker starts one JVM per run instead of one per worker. xdist's ``--dist loadgroup`` would
+on one worker starts one JVM per run instead of one per worker, and the browser files run back to
+back on one Chromium. xdist's ``--dist loadgroup`` would
 say that with a marker, but pytest-xdist 3.8 marks a group by rewriting ``item._nodeid``, which
 pytest 9.2 no longer reads: the groups are silently ignored. So ``tests/conftest.py`` hands xdist
 ``GroupedFileScheduling`` instead: ``loadfile`` whose unit is a file or its group.
@@ -30,6 +31,23 @@ SAME_WORKER: dict[str, tuple[str, ...]] = {
         "tests/spec/test_identity_dismissed.py",
         "tests/unit/hub/test_engines_agree.py",
         "tests/unit/identity/test_spark.py",
+    ),
+    # Every file whose tests take the worker's Chromium (``browser_fixture``): run back to back,
+    # one Chromium and one Playwright driver per run (a relaunch costs ~1.2 CPU-s, paid each time
+    # a worker came back to browser tests from others). tests/support/test_schedule.py fails
+    # when one is missing.
+    "chromium": (
+        "tests/functional/web/test_activation_journey.py",
+        "tests/functional/web/test_hub_journey_browser.py",
+        "tests/functional/web/test_hub_register_browser.py",
+        "tests/functional/web/test_patient_controls_journeys.py",
+        "tests/functional/web/test_portal_foundation.py",
+        "tests/functional/web/test_pro_journey.py",
+        "tests/functional/web/test_profile_journey.py",
+        "tests/functional/web/test_record_journey.py",
+        "tests/functional/web/test_rgaa_manual_review.py",
+        "tests/functional/web/test_sign_in_journey.py",
+        "tests/functional/web/test_watch_browser.py",
     ),
 }
 _GROUP_OF = {path: group for group, paths in SAME_WORKER.items() for path in paths}

@@ -1,9 +1,11 @@
 """Which files share a worker: every file using the worker's Spark session is in the Spark group,
-so one JVM starts per run, and a group is scheduled as one unit."""
+so one JVM starts per run, every file using the worker's Chromium in the Chromium group, and a
+group is scheduled as one unit."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from tests.support.schedule import SAME_WORKER, work_unit
@@ -37,7 +39,20 @@ def test_every_file_using_the_spark_session_is_in_the_spark_group() -> None:
     )
 
 
+def test_every_file_using_the_browser_is_in_the_chromium_group() -> None:
+    using = {
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "tests").rglob("test_*.py")
+        if re.search(r"^\w+ = browser_fixture\(\)", path.read_text(), re.M)
+    }
+    assert using == set(SAME_WORKER["chromium"]), (
+        "list each file that takes the worker's Chromium (browser_fixture) in "
+        "SAME_WORKER['chromium'] (tests/support/schedule.py), and only those"
+    )
+
+
 def test_a_groups_files_form_one_work_unit_and_other_files_their_own() -> None:
     units = {work_unit(f"{path}::test_x[sqlite]") for path in SAME_WORKER["spark"]}
     assert units == {"spark"}
+    assert {work_unit(f"{path}::test_x") for path in SAME_WORKER["chromium"]} == {"chromium"}
     assert work_unit("tests/spec/test_crud.py::test_read") == "tests/spec/test_crud.py"
