@@ -24,12 +24,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from carnet.app import Services, build_services, create_app
-from carnet.fhir.definitions import load_definitions
 from carnet.identity.engines import SparkEngine
 from carnet.settings import Settings
 from tests.support.auth import TEST_OPERATOR, bearer
 from tests.support.corpus import CORPUS as CORPUS  # re-exported: tests import it from here
-from tests.support.forkserver import ForkServer
+from tests.support.forkserver import ForkServer, load_fhir_definitions
 from tests.support.migrated_store import PostgresTemplate, SqliteTemplate
 from tests.support.postgres import ThrowawayPostgres
 from tests.support.schedule import grouped_file_scheduling, schedule_for_workers
@@ -72,7 +71,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     they walk only what the tests make. The product's entry points freeze the same way."""
     if not session.items or session.config.option.collectonly:
         return  # xdist's controller runs no test
-    load_definitions(Settings.from_env({}).definitions_dir)
+    load_fhir_definitions()
     gc.collect()
     gc.freeze()
 

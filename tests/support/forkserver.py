@@ -3,8 +3,7 @@ each child a test starts, kills and waits for.
 
 Starting ``python -m carnet ...`` costs one to two seconds of CPU before the command does anything
 (the interpreter, then FastAPI, SQLAlchemy, pyarrow, ... imported), and most of a crash test's
-processes are killed within a few seconds. Here a server process imports those modules once (and
-runs two commands on a scratch store, so that what a command's first run loads is loaded too), then
+processes are killed within a few seconds. Here a server process imports those modules once, then
 for each request ``os.fork()``s a child that sets its environment, working directory, argv and
 output files, and runs the module as ``python -m <module>`` would, or a script as ``python
 <path.py>`` would (``runpy``, as ``__main__``).
@@ -30,7 +29,6 @@ import contextlib
 import json
 import os
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -43,118 +41,23 @@ from typing import IO, Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Done once by the server, before any fork: a module is imported, a ``module:function`` called.
 # What every carnet command imports anyway (psycopg: on its first PostgreSQL connection, 0.08 s),
-# the FHIR definitions every store parses (a second of CPU per process; read-only data, cached per
-# process by ``load_definitions``), then one run of the commands on a scratch store
-# (``warm_commands``).
+# and the FHIR definitions every store parses (a second of CPU per process; read-only data, cached
+# per process by ``load_definitions``).
 PRELOAD = (
     "carnet.cli.main",
     "carnet.app",
     "psycopg",
     "tests.support.forkserver:load_fhir_definitions",
-    "tests.support.forkserver:warm_commands",
 )
 
 
 def load_fhir_definitions() -> None:
-    """Parse the FHIR definitions a child's default settings point at, once for every child."""
+    """Parse the FHIR definitions default settings point at (cached per process): once in the
+    fork server for every child, once in each test worker before it freezes its heap."""
     from carnet.fhir.definitions import load_definitions
     from carnet.settings import Settings
 
     load_definitions(Settings.from_env({}).definitions_dir)
-
-
-def warm_commands() -> None:
-    """Run ``carnet import`` (a transaction Bundle and an NDJSON file) and ``carnet audit
-    verify`` once, in this process, on a scratch SQLite store that is then deleted.
-
-    A command's first run in a process pays for what it then keeps: modules imported on first
-    use (Alembic's runtime, ...), typing's and SQLAlchemy's per-class caches, compiled regular
-    expressions; about 0.15 s of CPU, as much again as the command's own work in a crash test's
-    short runs. Paid here once, every child inherits it, as a long-running process would. Only
-    in-memory, process-wide state carries over: the scratch store's engine is disposed and its
-    files deleted, and no thread or file of it is left open (checked), so a child still opens
-    its own store from nothing.
-    """
-    import tempfile
-    import threading
-
-    import orjson
-
-    from carnet.cli.main import app
-
-    scratch = Path(tempfile.mkdtemp(prefix="forkserver-warm-"))
-    inputs = scratch / "in"
-    inputs.mkdir()
-    patient = {"resourceType": "Patient", "birthDate": "1970-01-01"}
-    observation = {
-        "resourceType": "Observation",
-        "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}]},
-        "valueQuantity": {"value": 170, "unit": "cm"},
-    }
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "transaction",
-        "entry": [
-            {
-                "fullUrl": "urn:uuid:0f3c1d6e-0000-4000-8000-000000000001",
-                "resource": patient,
-                "request": {"method": "POST", "url": "Patient"},
-            },
-            {
-                "resource": {
-                    **observation,
-                    "subject": {"reference": "urn:uuid:0f3c1d6e-0000-4000-8000-000000000001"},
-                },
-                "request": {"method": "POST", "url": "Observation"},
-            },
-        ],
-    }
-    (inputs / "bundle.json").write_bytes(orjson.dumps(bundle))
-    (inputs / "Observation.ndjson").write_bytes(orjson.dumps(observation) + b"\n")
-    saved_env = dict(os.environ)
-    os.environ["CARNET_DATA_DIR"] = str(scratch / "data")
-    # The commands print to stdout, which is this server's reply pipe: to a log meanwhile.
-    log = scratch / "warm.log"
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    written = os.open(log, os.O_WRONLY | os.O_CREAT, 0o600)
-    os.dup2(written, 1)
-    os.dup2(written, 2)
-    os.close(written)
-    try:
-        for command in (["import", str(inputs)], ["audit", "verify"]):
-            try:
-                app(command, standalone_mode=False)
-            except SystemExit as exit_:
-                if exit_.code not in (0, None):
-                    raise RuntimeError(
-                        f"warming up: carnet {command[0]} failed: {log.read_text()[-2000:]}"
-                    ) from exit_
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        for fd, original in enumerate(saved, start=1):
-            os.dup2(original, fd)
-            os.close(original)
-        os.environ.clear()
-        os.environ.update(saved_env)
-    left_open = [
-        link
-        for fd in os.listdir("/proc/self/fd")
-        if (link := _fd_target(fd)) is not None and link.startswith(str(scratch))
-    ]
-    shutil.rmtree(scratch)
-    assert threading.active_count() == 1, f"warming up left threads: {threading.enumerate()}"
-    assert not left_open, f"warming up left files open: {left_open}"
-
-
-def _fd_target(fd: str) -> str | None:
-    try:
-        return os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:  # the descriptor listing the folder itself, closed by now
-        return None
 
 
 class ForkedChild:
@@ -384,8 +287,6 @@ def _serve(preload: list[str]) -> None:
             getattr(imported, function)()
     # The preloaded modules and definitions outlive every child: frozen, the children's
     # collections do not walk them (and do not write to the pages they share with this parent).
-    # Collected first, so that the warm-up's garbage is not frozen with them.
-    gc.collect()
     gc.freeze()
     requests: IO[bytes] = sys.stdin.buffer
     replies: IO[bytes] = sys.stdout.buffer
