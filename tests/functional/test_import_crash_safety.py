@@ -25,8 +25,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import signal
-import time
 from collections import Counter
 from dataclasses import dataclass
 from itertools import pairwise
@@ -113,17 +111,11 @@ def _run_to_end(forks: ForkServer, env: dict[str, str], *args: str) -> float:
 def _run_and_kill(
     forks: ForkServer, env: dict[str, str], args: tuple[str, ...], after: float
 ) -> bool:
-    """Start an import and SIGKILL it once it has used ``after`` CPU seconds; False if it
-    ended before. CPU time, not wall time: on a busy machine a run takes longer by the clock,
-    not in CPU, so a moment drawn from a clean run's CPU time falls as far into this run's work."""
+    """Start an import and SIGKILL it once it has used ``after`` CPU seconds
+    (``ForkedChild.kill_after_cpu``); False if it ended before, which it must have done well."""
     process = _start(forks, env, *args)
-    while process.poll() is None:
-        if process.cpu_time() >= after:
-            # -9 unless the import ended in the instant between the check and the kill
-            if process.kill() == -signal.SIGKILL:
-                return True
-            break
-        time.sleep(0.005)  # CPU time is counted in 10 ms ticks
+    if process.kill_after_cpu(after):
+        return True
     assert process.returncode == 0, _log_tail(env)
     return False
 

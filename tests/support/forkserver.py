@@ -118,6 +118,17 @@ class ForkedChild:
                 os.kill(self.pid, signal.SIGKILL)
         return self.wait(timeout=60)
 
+    def kill_after_cpu(self, seconds: float) -> bool:
+        """SIGKILL the child once it has used ``seconds`` of CPU; False if it ended before.
+        CPU time, not wall time: a busier machine stretches a run by the clock, not in CPU, so a
+        moment drawn from one run's CPU time falls as far into another run's work."""
+        while self.poll() is None:
+            if self.cpu_time() >= seconds:
+                # -9 unless the child ended in the instant between the check and the kill
+                return self.kill() == -signal.SIGKILL
+            time.sleep(0.005)  # CPU time is counted in 10 ms ticks
+        return False
+
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -45,16 +44,6 @@ def _time_to_migrate(forks: ForkServer, url: str) -> float:
     return process.cpu
 
 
-def _killed_after(process: ForkedChild, cpu_seconds: float) -> bool:
-    """SIGKILL the process once it has used ``cpu_seconds``; False if it ended before."""
-    while process.poll() is None:
-        if process.cpu_time() >= cpu_seconds:
-            # -9 unless the migration ended in the instant between the check and the kill
-            return process.kill() == -signal.SIGKILL
-        time.sleep(0.005)  # CPU time is counted in 10 ms ticks
-    return False
-
-
 # Kills that must land while a migration runs, and the attempts allowed to land them: a kill
 # moment drawn from one timed run can still land after the end of a later run that needs less
 # CPU (noise), so the test goes on until enough kills landed rather than counting on a fixed
@@ -73,7 +62,7 @@ def test_migrations_killed_midway_leave_a_database_the_next_start_migrates(
     while killed < KILLS and attempt < MAX_ATTEMPTS:
         url = f"sqlite:///{tmp_path / f'killed{attempt}.sqlite3'}"
         process = _migrate_in_a_process(forks, url)
-        killed += _killed_after(process, rng.uniform(0.1, 0.9) * length)
+        killed += process.kill_after_cpu(rng.uniform(0.1, 0.9) * length)
         assert process.returncode in (0, -signal.SIGKILL)
         engine = make_engine(url)
         try:
