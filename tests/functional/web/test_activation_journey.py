@@ -9,7 +9,7 @@ import re
 
 import pyotp
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from carnet.record.activation import ACTIVATION
 from carnet.record.notifications import ACTIVATION_CODE
@@ -71,7 +71,7 @@ def test_person_activates_their_space_with_the_code_from_the_outbox(
     page.get_by_label("Le même mot de passe, encore").fill(PASSWORD)
     page.get_by_role("button", name="Créer mon compte").click()
 
-    assert page.locator(".qr svg").count() == 1  # drawn on the server
+    expect(page.locator(".qr svg")).to_have_count(1)  # drawn on the server
     key = re.sub(r"\s", "", page.locator("code.secret").inner_text())
     page.get_by_label("Code à 6 chiffres").fill(pyotp.TOTP(key).now())
     page.get_by_role("button", name="Terminer l'activation").click()

@@ -402,7 +402,7 @@ def test_a_long_history_is_paged_newest_first(
     page = _open(journeys, browser, portal, cast.alice)
     page.goto(portal.url("/espace/historique?motif=care"))
     expect(page.locator("main")).to_contain_text("Page 1 sur 2")
-    assert page.locator("tbody tr").count() == 100
+    expect(page.locator("tbody tr")).to_have_count(100)
     page.get_by_role("link", name="Accès plus anciens").click()
     expect(page.locator("main")).to_contain_text("Page 2 sur 2")
     expect(page.get_by_label("Type d'accès")).to_have_value("care")  # the filter is kept

@@ -5,7 +5,7 @@ and the axe harness fails a page with a violation, photographing it."""
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, expect
 
 from tests.support.browser import (
     SCREENSHOTS,
@@ -26,7 +26,7 @@ def test_home_page_has_no_accessibility_violation_in_light_and_dark(
 ) -> None:
     page = new_page(browser)
     page.goto(portal.url("/"))
-    assert page.locator("h1").count() == 1
+    expect(page.locator("h1")).to_have_count(1)
     assert page.get_attribute("html", "lang") == "fr"
     check_accessibility(page, "home")
     page.context.close()

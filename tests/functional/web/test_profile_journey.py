@@ -6,7 +6,7 @@ drawn as images. Every page passes axe in light and dark."""
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, expect
 
 from tests.support.browser import Portal, browser_fixture, check_accessibility, portal_fixture
 from tests.support.journeys import signed_in_patient
@@ -32,29 +32,29 @@ def test_patient_completes_their_profile_and_sees_a_pdf_inline(
     page.get_by_label("Gravité").select_option("high")
     page.get_by_role("button", name="Enregistrer").click()
     assert page.get_by_role("status").inner_text() == "C'est enregistré dans votre profil médical."
-    assert page.get_by_text("Pénicilline").is_visible()
+    expect(page.get_by_text("Pénicilline")).to_be_visible()
 
     page.get_by_role("link", name="Ajouter une mesure").click()
     page.get_by_label("Mesure (obligatoire)", exact=True).select_option("poids")
     page.get_by_label("Valeur").fill("soixante-douze")
     page.get_by_label("Date de la mesure").fill("2025-04-20")
     page.get_by_role("button", name="Enregistrer").click()
-    assert page.get_by_role("alert").get_by_text("Saisissez un nombre").is_visible()
+    expect(page.get_by_role("alert").get_by_text("Saisissez un nombre")).to_be_visible()
     assert page.get_by_label("Valeur").get_attribute("aria-invalid") == "true"
     check_accessibility(page, "profile-form-errors")
     page.get_by_label("Valeur").fill("72,5")
     page.get_by_role("button", name="Enregistrer").click()
-    assert page.get_by_text("72,5 kg").is_visible()
+    expect(page.get_by_text("72,5 kg")).to_be_visible()
 
     page.goto(portal.url("/dossier/mesures/poids"))
-    assert page.get_by_role("cell", name="72,5").first.is_visible()
+    expect(page.get_by_role("cell", name="72,5").first).to_be_visible()
 
     page.goto(portal.url("/espace/profil"))
     page.get_by_role("link", name="Supprimer : Pénicilline").click()
     check_accessibility(page, "profile-delete")
     page.get_by_role("button", name="Supprimer").click()
     assert page.get_by_role("status").inner_text() == "L'élément est supprimé de votre profil."
-    assert page.get_by_text("Pénicilline").count() == 0
+    expect(page.get_by_text("Pénicilline")).to_have_count(0)
 
     page.goto(portal.url(f"/dossier/documents/{world.consult}"))
     frame = page.locator("iframe.document-view")

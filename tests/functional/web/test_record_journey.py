@@ -4,7 +4,7 @@ the synthesis, a chart, then adds a document; every page passes axe in light and
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, expect
 
 from tests.support.browser import Portal, browser_fixture, check_accessibility, portal_fixture
 from tests.support.journeys import signed_in_patient
@@ -23,8 +23,8 @@ def test_patient_reads_documents_synthesis_and_a_chart(portal: Portal, browser: 
 
     page.get_by_label("Classe").select_option("31")
     page.get_by_role("button", name="Filtrer").click()
-    assert page.get_by_role("link", name="Radiographie du thorax").is_visible()
-    assert page.get_by_role("link", name="Compte rendu de consultation").count() == 0
+    expect(page.get_by_role("link", name="Radiographie du thorax")).to_be_visible()
+    expect(page.get_by_role("link", name="Compte rendu de consultation")).to_have_count(0)
 
     page.get_by_role("link", name="Radiographie du thorax").click()
     frame = page.locator("iframe.document-view")
@@ -32,11 +32,11 @@ def test_patient_reads_documents_synthesis_and_a_chart(portal: Portal, browser: 
     check_accessibility(page, "record-document")
 
     page.goto(portal.url("/dossier/synthese"))
-    assert page.get_by_role("row", name="Potassium").get_by_text("bas").is_visible()
+    expect(page.get_by_role("row", name="Potassium").get_by_text("bas")).to_be_visible()
     check_accessibility(page, "record-synthesis")
 
     page.get_by_role("link", name="Pression artérielle").click()
-    assert page.get_by_role("img", name="Pression artérielle").is_visible()
+    expect(page.get_by_role("img", name="Pression artérielle")).to_be_visible()
     check_accessibility(page, "record-chart")
 
     page.goto(portal.url("/dossier/depot"))

@@ -11,7 +11,7 @@ import pyotp
 import pytest
 from fhirclient import client as smart_client
 from fhirclient.models.observation import Observation
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from carnet.authn.clients import ClientKind
 from tests.spec.helpers import observation, patient
@@ -65,7 +65,7 @@ def test_person_signs_in_with_password_then_code_without_javascript(
     assert page.url.startswith(portal.url("/connexion?suivant="))
 
     _password_step(page, person.login, "not the password")
-    assert page.get_by_role("alert").is_visible()  # the error summary
+    expect(page.get_by_role("alert")).to_be_visible()  # the error summary
     assert page.get_by_label("Mot de passe").get_attribute("aria-invalid") == "true"
     assert "incorrect" in page.locator("#f-password-error").inner_text()
 
