@@ -197,8 +197,6 @@ class SparkEngine(_SqlEngine):
             .appName("carnet-identity")
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.shuffle.partitions", str(partitions))
-            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         )
         if local:
             # Loopback only (tests forbid other sockets), and the executors run this interpreter
@@ -214,12 +212,17 @@ class SparkEngine(_SqlEngine):
         # A session this process already runs (a notebook, a test fixture) is used, not stopped.
         self._owned = SparkSession.getActiveSession() is None
         try:
-            self.spark = builder.getOrCreate()
+            # A session of its own on the process's Spark context: its SQL settings and temporary
+            # views are the engine's, and another user of the context (the hub's extracts, a
+            # notebook) neither sees nor changes them.
+            self.spark = builder.getOrCreate().newSession()
         except Exception as exc:  # noqa: BLE001 - no JVM, no java on the PATH, cluster unreachable
             raise EngineUnavailable(
                 f"cannot start Spark at {master} ({type(exc).__name__}); is Java 17 installed?"
             ) from None
         self.spark.sparkContext.setLogLevel("WARN")
+        self.spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
+        self.spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
         self.partitions = partitions
 
     def _frame(self, columns: Mapping[str, Sequence[Any]]) -> Any:

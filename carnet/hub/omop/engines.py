@@ -87,21 +87,25 @@ _spark_lock = threading.Lock()
 
 
 def spark_session(master: str = "local[1]") -> SparkSession:
-    """The process's Spark session (started once: ~10 s), in UTC, bound to loopback."""
+    """A session of the hub's own, in UTC, on the process's Spark context (started once: ~10 s,
+    bound to loopback). Its SQL settings and temporary views are its own: an identity engine or a
+    notebook sharing the context keeps its partitions and time zone."""
     from pyspark.sql import SparkSession  # optional: only the Spark engine needs it
 
     with _spark_lock:
         builder: Any = SparkSession.builder
-        return (  # type: ignore[no-any-return]
+        shared: SparkSession = (
             builder.master(master)
             .appName("carnet-hub-extract")
-            .config("spark.sql.session.timeZone", "UTC")
             .config("spark.ui.enabled", "false")
-            .config("spark.sql.shuffle.partitions", "1")
             .config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1")
             .getOrCreate()
         )
+    session = shared.newSession()
+    session.conf.set("spark.sql.session.timeZone", "UTC")
+    session.conf.set("spark.sql.shuffle.partitions", "1")
+    return session
 
 
 class SparkEngine:

@@ -40,7 +40,7 @@ pytestmark = pytest.mark.slow  # reason: starts a Spark session (about 10 s) and
 
 @pytest.fixture(scope="module", autouse=True)
 def hub_spark(spark: IdentitySpark) -> None:
-    spark_session()  # the worker's session, with the hub's settings; every engine call reuses it
+    spark_session()  # on the worker's Spark context; each extract then opens a session of its own
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from carnet.demo.identities import generate_identities
+from carnet.hub.omop.engines import spark_session
 from carnet.identity.blocking import blocking_keys
 from carnet.identity.engines import DuckDBEngine, SparkEngine, open_engine
 from carnet.identity.matching import identity_model
@@ -43,6 +44,22 @@ def test_spark_dedupe_is_identical_to_duckdb(spark: SparkEngine) -> None:
     # A real run: links and pairs left to review, not an empty agreement.
     assert sum(p.outcome == "link" for p in found) > 100
     assert any(p.outcome == "review" for p in found)
+
+
+def test_engines_sharing_the_spark_context_keep_their_own_sql_settings(spark: SparkEngine) -> None:
+    """The hub's extracts and an engine opened later run on this process's Spark context, each
+    in a session of its own: neither changes the partitions or the time zone another one uses."""
+    shuffle, zone = "spark.sql.shuffle.partitions", "spark.sql.session.timeZone"
+    zone_before = spark.spark.conf.get(zone)
+    hub = spark_session()
+    with open_engine("spark") as later:
+        assert later.spark.sparkContext is spark.spark.sparkContext  # one JVM, not two
+        assert hub.sparkContext is spark.spark.sparkContext
+        assert (later.spark.conf.get(shuffle), hub.conf.get(shuffle)) == ("8", "1")
+        assert hub.conf.get(zone) == "UTC"
+        assert (spark.spark.conf.get(shuffle), spark.spark.conf.get(zone)) == ("4", zone_before)
+    assert not spark.spark.sparkContext._jsc.sc().isStopped()  # the later engine did not own it
+    assert spark.query("SELECT 1", {}) == [(1,)]
 
 
 def test_unknown_engine() -> None:
