@@ -18,7 +18,6 @@ from sqlalchemy import insert, select
 
 from carnet.caller import RequestContext
 from carnet.db.engine import writing
-from carnet.hub.errors import HubError
 from carnet.hub.models import hub_permit_extract
 from carnet.hub.omop.spec import Engine as ExtractionEngine
 from carnet.hub.omop.spec import ExtractionResult, ExtractionSpec
@@ -34,12 +33,10 @@ class PermitExtracts:
     def __init__(self, permits: PermitService) -> None:
         self.permits = permits
 
-    def extraction_spec(
-        self, permit: Permit, output_dir: Path, engine: ExtractionEngine = "duckdb"
-    ) -> ExtractionSpec:
-        """What an active permit lets leave the record store (carnet/hub/omop/spec.py)."""
-        if permit.state != ACTIVE:
-            raise HubError(409, "only an active permit is extracted")
+    @staticmethod
+    def _spec(permit: Permit, output_dir: Path, engine: ExtractionEngine) -> ExtractionSpec:
+        """What an active permit lets leave the record store (carnet/hub/omop/spec.py); its
+        state is checked, and a refusal audited, by ``extract``."""
         variables = permit.application.variables
         return ExtractionSpec(
             project_id=permit.project_id,
@@ -67,7 +64,7 @@ class PermitExtracts:
             raise self.permits.refuse(
                 ctx, "permit-extract", permit_id, 409, f"the permit is {permit.state}"
             )
-        result = extractor(self.extraction_spec(permit, output_dir, engine))
+        result = extractor(self._spec(permit, output_dir, engine))
         self.record_extraction(ctx, permit_id, result, engine)
         return result
 

@@ -8,11 +8,15 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from carnet.app import Services
+from carnet.audit.models import audit_event
 from carnet.caller import Kind, Principal, RequestContext
+from carnet.hub.errors import HubError
 from carnet.hub.omop.service import extract
 from carnet.hub.omop.spec import ExtractionResult, ExtractionSpec
 from carnet.hub.omop.uses import projects_that_included_me
@@ -193,6 +197,33 @@ def test_steps_out_of_order_are_refused_and_change_nothing(
     )
     mine = client.get(f"/hub/permits/{permit_id}", headers=bearer(services, RESEARCHER_A))
     assert mine.json()["state"] == "draft"
+
+
+def test_only_an_active_permit_is_extracted_and_a_refusal_is_audited(
+    client: TestClient, services: Services
+) -> None:
+    grant_roles(services)
+    permit_id = _post(client, services, RESEARCHER_A, "/hub/permits", application()).json()["id"]
+    hub = services.hub
+    assert hub is not None
+    asked: list[ExtractionSpec] = []
+
+    def extractor(spec: ExtractionSpec) -> ExtractionResult:
+        asked.append(spec)
+        return fake_extractor(spec)
+
+    with pytest.raises(HubError) as refused:
+        hub.extracts.extract(operator_ctx(), permit_id, extractor, hub.extracts_dir)
+    assert refused.value.status == 409
+    assert asked == [] and hub.extracts.latest_extract(permit_id) is None
+    services.audit.flush()
+    with services.engine.connect() as conn:
+        bodies = [orjson.loads(b) for b in conn.execute(select(audit_event.c.body)).scalars()]
+    assert [
+        e["outcome"]
+        for e in bodies
+        if e["action"] == "permit-extract" and any(permit_id in r for r in e["resources"])
+    ] == [409]
 
 
 def test_only_a_researcher_applies_and_bad_applications_are_refused(
