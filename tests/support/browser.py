@@ -231,6 +231,9 @@ def check_accessibility(page: Page, name: str) -> None:
     (build/screenshots/<name>-<scheme>.png) for a human look before the check fails; a passing
     one only with ``CARNET_SCREENSHOTS=all``: a full-page PNG costs about 0.3 CPU-s (the page
     laid out at its whole height, rasterised, encoded), so two cost more than axe's two runs."""
+    # A click that submits a form returns once the next page has committed, its HTML perhaps
+    # still arriving: axe checks the whole page, once loaded (at once if it is).
+    page.wait_for_load_state("load")
     for scheme in ("light", "dark"):
         page.emulate_media(color_scheme=scheme)
         violations = axe_violations(page)
