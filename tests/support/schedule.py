@@ -49,6 +49,12 @@ SAME_WORKER: dict[str, tuple[str, ...]] = {
         "tests/functional/web/test_sign_in_journey.py",
         "tests/functional/web/test_watch_browser.py",
     ),
+    # Every file importing ACRO (statsmodels, SciPy, matplotlib: ~2.2 CPU-s to import), so one
+    # worker imports it once. tests/support/test_schedule.py fails when one is missing.
+    "acro": (
+        "tests/functional/web/test_hub_pages.py",
+        "tests/unit/hub/test_disclosure_matches_acro.py",
+    ),
 }
 _GROUP_OF = {path: group for group, paths in SAME_WORKER.items() for path in paths}
 

@@ -1,6 +1,6 @@
 """Which files share a worker: every file using the worker's Spark session is in the Spark group,
-so one JVM starts per run, every file using the worker's Chromium in the Chromium group, and a
-group is scheduled as one unit."""
+so one JVM starts per run, every file using the worker's Chromium in the Chromium group, every
+file importing ACRO in the ACRO group, and a group is scheduled as one unit."""
 
 from __future__ import annotations
 
@@ -48,6 +48,20 @@ def test_every_file_using_the_browser_is_in_the_chromium_group() -> None:
     assert using == set(SAME_WORKER["chromium"]), (
         "list each file that takes the worker's Chromium (browser_fixture) in "
         "SAME_WORKER['chromium'] (tests/support/schedule.py), and only those"
+    )
+
+
+def test_every_file_importing_acro_is_in_the_acro_group() -> None:
+    importing = {
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "tests").rglob("test_*.py")
+        if re.search(
+            r"""import_module\(["']acro\b|^\s*(import|from) acro\b""", path.read_text(), re.M
+        )
+    }
+    assert importing == set(SAME_WORKER["acro"]), (
+        "list each test file that imports ACRO in SAME_WORKER['acro'] "
+        "(tests/support/schedule.py), and only those"
     )
 
 
