@@ -6,7 +6,8 @@ builds it once per app and process (``command_of``) and runs it as Typer's runne
 ``CliRunner.isolation`` (stdin from ``input``, ``env`` set then restored, stdout and stderr
 captured apart and mixed in ``output``, 80-column Click help, ANSI stripped), in standalone mode,
 ``SystemExit`` turned into the exit code, any other exception caught unless ``catch_exceptions``
-is false. tests/support/test_cli.py holds it to Typer's runner on the same calls.
+is false; and it puts back any environment variable the command set for its children.
+tests/support/test_cli.py holds it to Typer's runner on the same calls.
 
 A cached tree holds no state of a run: the root callback (carnet/cli/shell.py ``read_settings``)
 reads the environment into a new Click context on each call, and the consoles write to whatever
@@ -16,8 +17,10 @@ reads the environment into a new Click context on each call, and the consoles wr
 from __future__ import annotations
 
 import functools
+import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -47,7 +50,33 @@ def invoke(
     app: typer.Typer = carnet_app,
 ) -> Result:
     """Run ``carnet ARGS`` (or ``app``'s command) in process, as ``CliRunner().invoke`` would."""
-    command = command_of(app)
+    with _environment_kept():
+        return _invoke(command_of(app), args, env, input, catch_exceptions)
+
+
+@contextmanager
+def _environment_kept() -> Iterator[None]:
+    """Put ``os.environ`` back as it was after a command. Typer's runner restores only the
+    variables ``env`` named, but a command may export more for its children (`carnet serve` sets
+    what uvicorn's workers read, CliContext.exported): left in the test process, they would reach
+    every later test and every process it forks."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in os.environ.keys() - before.keys():
+            del os.environ[name]
+        os.environ.update({k: v for k, v in before.items() if os.environ.get(k) != v})
+
+
+def _invoke(
+    command: Any,
+    args: Sequence[str],
+    env: Mapping[str, str | None] | None,
+    input: str | bytes | None,
+    catch_exceptions: bool,
+) -> Result:
+    """Typer 0.29's ``CliRunner.invoke`` (typer/testing.py) on a command already built."""
     exc_info: ExcInfo | None = None
     return_value: Any = None
     exception: BaseException | None = None

@@ -108,3 +108,18 @@ def test_each_run_reads_its_own_environment(tmp_path: Path) -> None:
             if d["setting"] == "backup_jurisdiction"
         ]
         assert [d["jurisdiction"] for d in backups] == [jurisdiction]
+
+
+def test_a_command_leaves_the_process_environment_as_it_found_it(tmp_path: Path) -> None:
+    """`carnet serve --strict` exports sovereignty_strict for uvicorn's workers
+    (CliContext.exported): in the test process it would stay set for every later test, and every
+    later command would read it (forked ones too: the fork server passes os.environ on)."""
+    before = dict(os.environ)
+    env = {
+        "CARNET_DATA_DIR": str(tmp_path / "data"),
+        "CARNET_HOSTING_JURISDICTION": "FR",
+        "CARNET_BACKUP_JURISDICTION": "US",
+    }
+    refused = invoke(["serve", "--strict"], env=env)
+    assert refused.exit_code == 1, refused.output
+    assert dict(os.environ) == before
