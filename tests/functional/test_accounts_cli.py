@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from carnet.app import build_services
-from carnet.cli.main import app
 from carnet.identity.ins import INS_NIR_OID
 from tests.conftest import make_settings
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.cli import invoke
 from tests.unit.record.helpers import (
     BABY,
     CLAIRE,
@@ -26,7 +26,7 @@ from tests.unit.record.helpers import (
 def _run(data_dir: Path, *args: str, **env: str) -> Result:
     environ = {"CARNET_DATA_DIR": str(data_dir), "CARNET_DATABASE_URL": "", "COLUMNS": "250"}
     environ.update({f"CARNET_{k.upper()}": v for k, v in env.items()})
-    return CliRunner().invoke(app, list(args), env=environ, catch_exceptions=False)
+    return invoke(args, env=environ, catch_exceptions=False)
 
 
 def _ids(data_dir: Path) -> dict[str, str]:

@@ -9,20 +9,20 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from carnet.app import build_services
 from carnet.audit.models import audit_checkpoint, audit_event, audit_node, audit_sequencer
-from carnet.cli.main import app
 from tests.conftest import make_settings
 from tests.spec.helpers import patient
 from tests.spec.test_audit import docs_verifier
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.cli import invoke
 
 
 def _run(data_dir: Path, *args: str) -> Result:
     env = {"CARNET_DATA_DIR": str(data_dir), "CARNET_DATABASE_URL": "", "COLUMNS": "200"}
-    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+    return invoke(args, env=env, catch_exceptions=False)
 
 
 def _activity(data_dir: Path, reads: int = 3) -> str:

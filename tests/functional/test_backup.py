@@ -14,16 +14,16 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from carnet.app import Services, build_services
 from carnet.backup.snapshot import copy_sqlite, sqlite_path, strip_data_keys
-from carnet.cli.main import app
 from carnet.crypto.models import data_key
 from carnet.demo.pdf import make_pdf
 from carnet.fhir.errors import FhirError
 from tests.conftest import make_settings
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.cli import invoke
 from tests.support.forkserver import ForkServer
 from tests.support.migrated_store import SqliteTemplate
 
@@ -35,7 +35,7 @@ def _run(data_dir: Path, *args: str, key_file: Path | None = None) -> Result:
     env = {"CARNET_DATA_DIR": str(data_dir), "CARNET_DATABASE_URL": "", "COLUMNS": "250"}
     if key_file is not None:
         env["CARNET_KEY_FILE"] = str(key_file)
-    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+    return invoke(args, env=env, catch_exceptions=False)
 
 
 def _backed_up(data_dir: Path, backups: Path, jurisdiction: str = "FR", *more: str) -> Result:

@@ -10,14 +10,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from carnet.app import build_services
-from carnet.cli.main import app
 from carnet.demo.pdf import make_pdf
 from carnet.fhir.errors import FhirError
 from tests.conftest import make_settings
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.cli import invoke
 from tests.support.migrated_store import PostgresTemplate
 from tests.support.postgres import ThrowawayPostgres
 
@@ -26,7 +26,7 @@ MARKER = "PG-BACKUP-MARKER-5521"
 
 def _run(data_dir: Path, database_url: str, *args: str) -> Result:
     env = {"CARNET_DATA_DIR": str(data_dir), "CARNET_DATABASE_URL": database_url, "COLUMNS": "250"}
-    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+    return invoke(args, env=env, catch_exceptions=False)
 
 
 @pytest.mark.slow  # two pg_dumps, a drill of two snapshots into scratch databases, a pg_restore

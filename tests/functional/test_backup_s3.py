@@ -18,16 +18,16 @@ from typing import Any
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from carnet.app import Services, build_services
-from carnet.cli.main import app
 from carnet.demo.pdf import make_pdf
 from carnet.fhir.errors import FhirError
 from carnet.settings import Settings
 from carnet.sovereignty.report import sovereignty_report
 from tests.conftest import make_settings
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.cli import invoke
 from tests.support.migrated_store import SqliteTemplate
 
 BUCKET = "carnet-backups"
@@ -82,7 +82,7 @@ def _env(data_dir: Path, endpoint: str, **more: str) -> dict[str, str]:
 
 
 def _run(env: dict[str, str], *args: str) -> Result:
-    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+    return invoke(args, env=env, catch_exceptions=False)
 
 
 def _patient(services: Services, family: str) -> str:
@@ -208,7 +208,7 @@ def test_an_unusable_s3_target_is_one_clear_error_that_writes_nothing(
     bucket = change.pop("bucket", BUCKET)
     prefix = "refused-" + re.sub(r"\W", "", next(iter(change.values()), bucket) or "empty")[:20]
     env = _env(tmp_path / "data", s3_endpoint, **change)
-    result = CliRunner().invoke(app, ["backup", "--to", f"s3://{bucket}/{prefix}"], env=env)
+    result = invoke(["backup", "--to", f"s3://{bucket}/{prefix}"], env=env)
     assert result.exit_code == 1
     assert expected in result.output and "Traceback" not in result.output, result.output
     assert "DO-NOT-PRINT" not in result.output

@@ -1,9 +1,9 @@
 """The `carnet` command: one clear line per outcome, non-zero exit on failure.
 
-Most tests drive the Typer app in-process with CliRunner; a few run the command in a process of
-its own, writing to files rather than a terminal, as an operator's script would: forked from the
-session's fork server (``python -m carnet``, the same ``main`` as the console script), and once
-the installed `.venv/bin/carnet` entry point itself.
+Most tests drive the Typer app in-process (tests/support/cli.py); a few run the command in a
+process of its own, writing to files rather than a terminal, as an operator's script would: forked
+from the session's fork server (``python -m carnet``, the same ``main`` as the console script), and
+once the installed `.venv/bin/carnet` entry point itself.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from carnet.cli.main import app
 from tests.conftest import CORPUS
+from tests.support.cli import invoke
 from tests.support.forkserver import ForkServer
 from tests.support.migrated_store import SqliteTemplate
 
@@ -28,7 +28,7 @@ CARNET_BIN = Path(sys.executable).parent / "carnet"
 
 def _run(data_dir: Path, *args: str) -> Result:
     env = {"CARNET_DATA_DIR": str(data_dir), "CARNET_DATABASE_URL": "", "COLUMNS": "200"}
-    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+    return invoke(args, env=env, catch_exceptions=False)
 
 
 @pytest.fixture
@@ -262,6 +262,6 @@ def test_demo_twice_is_idempotent(data_dir: Path) -> None:
 
 
 def test_no_arguments_shows_help() -> None:
-    result = CliRunner().invoke(app, [])
+    result = invoke([])
     assert "import" in result.output
     assert "keys" in result.output

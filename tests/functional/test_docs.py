@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 
 from carnet.cli.main import app
 from carnet.settings_table import PROJECT_ROOT, SETTINGS_TABLE
+from tests.support.cli import command_of
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -41,7 +41,9 @@ def _commands(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]
     return found
 
 
-COMMANDS = _commands(typer.main.get_group(app))
+# The process's one command tree (tests/support/cli.py): every worker imports this module to
+# collect it, and its CLI tests then run on the same tree.
+COMMANDS = _commands(command_of(app))
 
 
 def test_the_settings_table_is_parsed() -> None:

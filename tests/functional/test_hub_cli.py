@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from carnet.app import Services
 from carnet.caller import RequestContext
-from carnet.cli.main import app
 from carnet.hub.application import Application
+from tests.support.cli import invoke
 from tests.support.hub import (
     RESEARCHER_A,
     REVIEWER_1,
@@ -24,7 +22,7 @@ from tests.support.hub import (
 
 def _run(data_dir: Path, *args: str) -> tuple[int, str]:
     env = {"CARNET_DATA_DIR": str(data_dir), "CARNET_DATABASE_URL": "", "COLUMNS": "200"}
-    result = CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+    result = invoke(args, env=env, catch_exceptions=False)
     return result.exit_code, result.output
 
 

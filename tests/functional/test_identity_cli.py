@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from carnet.app import build_services
-from carnet.cli.main import app
 from carnet.demo.population import generate_population
 from carnet.demo.register import demo_register
 from carnet.identity.engines import SparkEngine
@@ -21,6 +20,7 @@ from carnet.identity.models import identity
 from carnet.identity.service import IdentityInput
 from tests.conftest import make_settings
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.cli import invoke
 from tests.support.forkserver import ForkServer
 from tests.support.migrated_store import SqliteTemplate
 from tests.support.spark import small_data_jvm_env
@@ -31,7 +31,7 @@ JEAN = Traits.create("Dupont", ["Jean"], "1985-07-04", "M", "75056")
 
 def _run(data_dir: Path, *args: str) -> Result:
     env = {"CARNET_DATA_DIR": str(data_dir), "CARNET_DATABASE_URL": "", "COLUMNS": "250"}
-    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+    return invoke(args, env=env, catch_exceptions=False)
 
 
 def _run_in_a_new_process(

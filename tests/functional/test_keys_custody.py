@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from carnet.cli.main import app
+from tests.support.cli import invoke
 
 
 def _run(data_dir: Path, *args: str) -> Result:
     env = {"CARNET_DATA_DIR": str(data_dir), "CARNET_DATABASE_URL": "", "COLUMNS": "250"}
-    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+    return invoke(args, env=env, catch_exceptions=False)
 
 
 def test_the_custody_report_names_every_key_and_shows_none(tmp_path: Path) -> None:

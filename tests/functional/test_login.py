@@ -12,14 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from carnet.app import Services, build_services
 from carnet.audit.models import audit_event
 from carnet.authn.api import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from carnet.authn.service import AccountService
 from carnet.authn.sessions import SessionService
-from carnet.cli.main import app as cli_app
 from tests.conftest import make_settings
 from tests.support.authn import (
     PASSWORD,
@@ -29,6 +27,7 @@ from tests.support.authn import (
     session_service,
     totp_code,
 )
+from tests.support.cli import invoke
 
 BASE = "http://127.0.0.1"
 LOGIN = "eloise.quintrandeau@exemple-sante.fr"
@@ -358,10 +357,8 @@ def test_no_login_password_seed_or_session_id_in_the_data_directory(
 
 def test_cli_creates_accounts_with_a_second_factor(tmp_path: Path) -> None:
     env = {"CARNET_DATA_DIR": str(tmp_path / "data"), "CARNET_DATABASE_URL": "", "COLUMNS": "300"}
-    runner = CliRunner()
     password = f"{PASSWORD}\n{PASSWORD}\n"
-    pro = runner.invoke(
-        cli_app,
+    pro = invoke(
         [
             "accounts",
             "add-professional",
@@ -378,8 +375,7 @@ def test_cli_creates_accounts_with_a_second_factor(tmp_path: Path) -> None:
     assert pro.exit_code == 0, pro.output
     assert "professional:physician" in pro.output and "otpauth://totp/Carnet:" in pro.output
     assert "dr.who" not in pro.output.split("created")[1]  # ids, not the login
-    oidc = runner.invoke(
-        cli_app,
+    oidc = invoke(
         [
             "accounts",
             "add-professional",
@@ -394,20 +390,16 @@ def test_cli_creates_accounts_with_a_second_factor(tmp_path: Path) -> None:
         catch_exceptions=False,
     )
     assert oidc.exit_code == 0 and "otpauth" not in oidc.output
-    ops = runner.invoke(
-        cli_app,
+    ops = invoke(
         ["accounts", "add-operator", "ops"],
         input=password,
         env=env,
         catch_exceptions=False,
     )
     assert ops.exit_code == 0 and "(operator)" in ops.output
-    weak = runner.invoke(
-        cli_app, ["accounts", "add-operator", "ops2"], input="short\nshort\n", env=env
-    )
+    weak = invoke(["accounts", "add-operator", "ops2"], input="short\nshort\n", env=env)
     assert weak.exit_code == 1 and "at least 12" in weak.output
-    missing = runner.invoke(
-        cli_app,
+    missing = invoke(
         ["accounts", "add-person", "jeanne", "--patient", "no-such-patient"],
         input=password,
         env=env,

@@ -7,20 +7,20 @@ from pathlib import Path
 
 import orjson
 from sqlalchemy import select
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from carnet.app import build_services
 from carnet.audit.models import audit_event
 from carnet.authn.tokens import principal_from_token
 from carnet.caller import Kind
-from carnet.cli.main import app
 from tests.conftest import make_settings
+from tests.support.cli import invoke
 from tests.support.oauth import backend_key, public_jwks
 
 
 def _run(data_dir: Path, *args: str) -> Result:
     env = {"CARNET_DATA_DIR": str(data_dir), "CARNET_DATABASE_URL": "", "COLUMNS": "250"}
-    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+    return invoke(args, env=env, catch_exceptions=False)
 
 
 def test_clients_commands(tmp_path: Path) -> None:
@@ -83,8 +83,7 @@ def test_clients_commands(tmp_path: Path) -> None:
 
 def test_token_issue(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    r = CliRunner().invoke(
-        app,
+    r = invoke(
         ["token", "issue", "--operator", "alice", "--scope", "system/*.rs"],
         # the same public address as make_settings: the token's iss is the issuer derived from it
         env={
@@ -129,8 +128,8 @@ def test_clients_add_takes_a_jwks_url_on_a_declared_host_only(tmp_path: Path) ->
         "CARNET_JWKS_URL_HOSTS": "keys.lab.example",
         "COLUMNS": "250",
     }
-    done = CliRunner().invoke(
-        app, [*args, "--jwks-url", url, "--client-id", "labo"], env=env, catch_exceptions=False
+    done = invoke(
+        [*args, "--jwks-url", url, "--client-id", "labo"], env=env, catch_exceptions=False
     )
     assert done.exit_code == 0, done.output
     listed = _run(data, "clients", "list").output

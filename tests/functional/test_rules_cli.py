@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from carnet.app import build_services
 from carnet.caller import Kind, Principal
-from carnet.cli.main import app
 from carnet.policy.enforce import note_care
 from carnet.settings import Settings
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.cli import invoke
 
 NURSE = Principal(Kind.PROFESSIONAL, "pro-nurse", rpps="10000000029", profession="nurse")
 
 
 def _run(data_dir: Path, *args: str) -> tuple[int, str]:
     env = {"CARNET_DATA_DIR": str(data_dir), "CARNET_DATABASE_URL": "", "COLUMNS": "200"}
-    result = CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+    result = invoke(args, env=env, catch_exceptions=False)
     return result.exit_code, result.output
 
 

@@ -8,15 +8,15 @@ import json
 import re
 from pathlib import Path
 
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from carnet.cli.main import app
 from tests.support import hostile_files
+from tests.support.cli import invoke
 
 
 def _run(data_dir: Path, *args: str) -> Result:
     env = {"CARNET_DATA_DIR": str(data_dir), "CARNET_DATABASE_URL": "", "COLUMNS": "200"}
-    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+    return invoke(args, env=env, catch_exceptions=False)
 
 
 def test_screen_answers_in_one_line_and_fails_on_a_refused_file(tmp_path: Path) -> None:

@@ -6,18 +6,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from carnet.app import build_services
-from carnet.cli.main import app
 from tests.conftest import make_settings
+from tests.support.cli import invoke
 from tests.support.migrated_store import SqliteTemplate
 from tests.support.watch_world import STREET, SURNAME, build_watch_world
 
 
 def _run(data_dir: Path, *args: str) -> Result:
     environ = {"CARNET_DATA_DIR": str(data_dir), "CARNET_DATABASE_URL": "", "COLUMNS": "250"}
-    return CliRunner().invoke(app, list(args), env=environ, catch_exceptions=False)
+    return invoke(args, env=environ, catch_exceptions=False)
 
 
 def test_the_officer_scans_reads_and_closes_alerts_from_the_cli(

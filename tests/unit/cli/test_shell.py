@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
-from carnet.cli.main import app
 from carnet.cli.shell import CliContext, fail, open_services, read_settings, settings_of
 from carnet.settings import Settings
+from tests.support.cli import invoke
 
 
 def _probe_app(seen: list[Settings]) -> typer.Typer:
@@ -32,13 +31,13 @@ def _probe_app(seen: list[Settings]) -> typer.Typer:
 
 def test_the_root_callback_reads_the_settings_for_the_command(tmp_path: Path) -> None:
     seen: list[Settings] = []
-    result = CliRunner().invoke(_probe_app(seen), ["first"], env={"CARNET_DATA_DIR": str(tmp_path)})
+    result = invoke(["first"], env={"CARNET_DATA_DIR": str(tmp_path)}, app=_probe_app(seen))
     assert result.exit_code == 0, result.output
     assert [s.data_dir for s in seen] == [tmp_path.resolve()]
 
 
 def test_the_error_exit_prints_one_line_on_stderr_and_exits_1() -> None:
-    result = CliRunner().invoke(_probe_app([]), ["broken"])
+    result = invoke(["broken"], app=_probe_app([]))
     assert result.exit_code == 1
     assert result.stderr == "error: no Patient/p1\n"
     assert result.stdout == ""
@@ -46,7 +45,7 @@ def test_the_error_exit_prints_one_line_on_stderr_and_exits_1() -> None:
 
 def test_an_invalid_setting_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
     env = {"CARNET_DATA_DIR": str(tmp_path / "data"), "CARNET_DEV_IDP": "maybe"}
-    result = CliRunner().invoke(app, ["migrate"], env=env)
+    result = invoke(["migrate"], env=env)
     assert result.exit_code == 1
     assert result.stderr == "error: invalid setting: setting dev_idp is true or false\n"
     assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -13,12 +13,10 @@ from pathlib import Path
 import orjson
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from carnet.app import Services, build_services
 from carnet.audit.models import audit_event
 from carnet.audit.verify import verify
-from carnet.cli.main import app
 from carnet.crypto.keyring import FileKeyring, KeyringError
 from carnet.crypto.models import data_key, key_rotation
 from carnet.crypto.rotation import KeyRotation, RotationError
@@ -26,6 +24,7 @@ from carnet.fhir.errors import FhirError
 from carnet.fhir.models import resource
 from carnet.settings import Settings
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.cli import invoke
 from tests.support.forkserver import ForkServer
 
 
@@ -199,20 +198,19 @@ def test_keys_rotate_and_status_on_the_command_line(store: Services) -> None:
         "CARNET_DATABASE_URL": store.settings.database_url,
         "COLUMNS": "250",
     }
-    runner = CliRunner()
-    rotated = runner.invoke(app, ["keys", "rotate"], env=env, catch_exceptions=False)
+    rotated = invoke(["keys", "rotate"], env=env, catch_exceptions=False)
     assert rotated.exit_code == 0 and "wrapping key v2" in rotated.output, rotated.output
-    retired = runner.invoke(app, ["keys", "retire", "1"], env=env, catch_exceptions=False)
+    retired = invoke(["keys", "retire", "1"], env=env, catch_exceptions=False)
     assert retired.exit_code == 0, retired.output
-    status = runner.invoke(app, ["keys", "status"], env=env, catch_exceptions=False)
+    status = invoke(["keys", "status"], env=env, catch_exceptions=False)
     assert "v1 " in status.output and "retired: 0 data keys" in status.output
     assert "usable: 1 data keys" in status.output.replace("2 data keys", "1 data keys")
     assert "last rotation   never" not in status.output
-    refused = runner.invoke(app, ["keys", "retire", "2"], env=env, catch_exceptions=False)
+    refused = invoke(["keys", "retire", "2"], env=env, catch_exceptions=False)
     assert refused.exit_code == 1 and "current wrapping key" in refused.output
-    scheduled = runner.invoke(app, ["keys", "schedule", "p-1", "--every", "90"], env=env)
+    scheduled = invoke(["keys", "schedule", "p-1", "--every", "90"], env=env)
     assert scheduled.exit_code == 0, scheduled.output
-    custody = runner.invoke(app, ["keys", "custody"], env=env, catch_exceptions=False).output
+    custody = invoke(["keys", "custody"], env=env, catch_exceptions=False).output
     assert re.search(r"wrapping key v1 \S+ \(retired\)", custody), custody
     assert re.search(r"wrapping key v2 \S+ \(current\) \| .*\| rotated in 20\d\d-", custody)
     assert re.search(r"pseudonym key of project p-1 \(generation 1\) .*every 90 days", custody)

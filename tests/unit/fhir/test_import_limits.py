@@ -8,14 +8,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from typer.testing import CliRunner
 
 from carnet.app import Services
-from carnet.cli.main import app
 from carnet.fhir.import_files import ImportLimits, fingerprint
 from carnet.fhir.importer import Importer
 from carnet.fhir.operations.models import import_progress
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.cli import invoke
 from tests.support.gzip_bomb import MIB, write_gzip_bomb
 
 PATIENT = orjson.dumps({"resourceType": "Patient", "id": "before-the-bomb", "gender": "female"})
@@ -121,7 +120,7 @@ def test_carnet_import_applies_the_limit_settings(tmp_path: Path) -> None:
         "CARNET_IMPORT_MAX_COMPRESSION_RATIO": "5000",  # so that the line limit is what stops it
         "COLUMNS": "200",
     }
-    result = CliRunner().invoke(app, ["import", str(path)], env=env, catch_exceptions=False)
+    result = invoke(["import", str(path)], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "stored 1, rejected 1" in result.output
     assert f"413 line 2 is longer than import_max_line_bytes ({MIB} bytes)" in result.output

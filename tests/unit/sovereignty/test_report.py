@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from carnet.backup.jurisdictions import EEA
-from carnet.cli.main import build_app
 from carnet.settings import Settings
 from carnet.sovereignty.report import (
     UNDECLARED,
@@ -19,6 +17,7 @@ from carnet.sovereignty.report import (
     strict_refusal,
     strict_refusals,
 )
+from tests.support.cli import invoke
 
 SECRET = "s3cr3t-pa55"
 
@@ -139,18 +138,17 @@ def test_an_unreadable_declaration_is_a_clear_error(text: str) -> None:
 
 
 def test_the_command_prints_a_table_json_and_refuses_under_strict(tmp_path: Path) -> None:
-    runner = CliRunner()
     env = {"CARNET_DATA_DIR": str(tmp_path / "data"), "CARNET_HOSTING_JURISDICTION": "FR"}
-    table = runner.invoke(build_app(), ["sovereignty"], env=env)
+    table = invoke(["sovereignty"], env=env)
     assert table.exit_code == 0, table.output
     assert "backup_jurisdiction  undeclared" in table.output
-    as_json = runner.invoke(build_app(), ["sovereignty", "--json"], env=env)
+    as_json = invoke(["sovereignty", "--json"], env=env)
     assert '"setting": "oidc_issuer"' in as_json.output
-    strict = runner.invoke(build_app(), ["sovereignty", "--strict"], env=env)
+    strict = invoke(["sovereignty", "--strict"], env=env)
     assert strict.exit_code == 1
     assert "sovereignty: backup_jurisdiction:" in strict.output
     declared = env | {"CARNET_BACKUP_JURISDICTION": "FR"}
-    assert runner.invoke(build_app(), ["sovereignty", "--strict"], env=declared).exit_code == 0
+    assert invoke(["sovereignty", "--strict"], env=declared).exit_code == 0
 
 
 def test_serve_strict_refuses_to_start_outside_the_eea(tmp_path: Path) -> None:
@@ -160,12 +158,12 @@ def test_serve_strict_refuses_to_start_outside_the_eea(tmp_path: Path) -> None:
         "CARNET_HOSTING_JURISDICTION": "FR",
         "CARNET_BACKUP_JURISDICTION": "US",
     }
-    served = CliRunner().invoke(build_app(), ["serve", "--strict"], env=env)
+    served = invoke(["serve", "--strict"], env=env)
     assert served.exit_code == 1
     assert "sovereignty: backup_jurisdiction: backups go to" in served.output
     assert "US, outside the European Economic Area" in served.output
     by_setting = env | {"CARNET_SOVEREIGNTY_STRICT": "true"}
-    assert CliRunner().invoke(build_app(), ["serve"], env=by_setting).exit_code == 1
+    assert invoke(["serve"], env=by_setting).exit_code == 1
     assert not (tmp_path / "data").exists()
 
 
