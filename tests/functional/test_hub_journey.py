@@ -16,6 +16,7 @@ from carnet.caller import Kind, Principal, RequestContext
 from carnet.hub.omop.service import extract
 from carnet.hub.omop.spec import ExtractionResult, ExtractionSpec
 from carnet.hub.omop.uses import projects_that_included_me
+from tests.support.audit_log import logged_events
 from tests.support.auth import bearer
 from tests.support.hub import (
     CHECKER_1,
@@ -232,6 +233,31 @@ def test_every_step_and_refusal_is_in_the_audit_log(client: TestClient, services
     ):
         assert action in actions
     assert ("workspace-query", 403, STRANGER.subject) in hub_events
+
+
+def test_a_step_on_a_permit_or_release_that_does_not_exist_is_audited(
+    client: TestClient, services: Services
+) -> None:
+    """A step, the results' address, a checker's decision or a read aimed at a permit or a
+    release request that does not exist answered 404 and left no audit event: every step,
+    allowed or refused, is one."""
+    grant_roles(services)
+    tries = [
+        (RESEARCHER_A, "POST", "/hub/permits/no-such-permit/steps/submit", "permit-submit"),
+        (REVIEWER_1, "POST", "/hub/permits/no-such-permit/steps/approve", "permit-approve"),
+        (RESEARCHER_A, "POST", "/hub/permits/no-such-permit/results", "permit-results"),
+        (CHECKER_1, "POST", "/hub/releases/no-such-release/reviews", "release-approve"),
+        (CHECKER_1, "GET", "/hub/releases/no-such-release", "release-read"),
+    ]
+    body = {"url": "https://example.org/results", "decision": "approve"}
+    for who, method, url, action in tries:
+        before = len(logged_events(services))
+        answer = client.request(method, url, json=body, headers=bearer(services, who))
+        assert answer.status_code == 404, url
+        refused = [
+            (e["action"], e["outcome"], e["actor"]) for e in logged_events(services)[before:]
+        ]
+        assert refused == [(action, 404, who.subject)], url
 
 
 def test_the_catalogue_is_public_at_stable_urls(
