@@ -295,14 +295,16 @@ class PermitService:
             raise self.refuse(ctx, action, None, 404, "no such permit") from None
 
     def view(self, ctx: RequestContext, permit_id: str) -> Permit:
-        """A permit for its project's team and the reviewers; anyone else meets the same 404 as
-        for a permit that does not exist (audited)."""
+        """A permit for its project's team, and for the reviewers once submitted (a draft is its
+        project's own, as ``visible_to`` lists it); anyone else meets the same 404 as for a
+        permit that does not exist (audited)."""
         try:
             permit = self.get(permit_id)
         except HubError:
             raise self.refuse(ctx, "permit-read", None, 404, "no such permit") from None
         subject = ctx.principal.subject
-        if subject not in permit.members and not self.roles.holds(subject, REVIEWER):
+        reviews = permit.state != DRAFT and self.roles.holds(subject, REVIEWER)
+        if subject not in permit.members and not reviews:
             raise self.refuse(ctx, "permit-read", permit_id, 404, "no such permit")
         return permit
 

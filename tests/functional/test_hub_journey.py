@@ -196,6 +196,29 @@ def test_steps_out_of_order_are_refused_and_change_nothing(
     assert mine.json()["state"] == "draft"
 
 
+def test_a_draft_is_hidden_from_reviewers_as_a_missing_permit(
+    client: TestClient, services: Services
+) -> None:
+    """A draft is its project's until submitted: reviewers' list and pages leave it out, but
+    GET /hub/permits/<draft> served any reviewer the whole application."""
+    grant_roles(services)
+    draft = _post(client, services, RESEARCHER_A, "/hub/permits", application()).json()["id"]
+    before = len(logged_events(services))
+    hidden = client.get(f"/hub/permits/{draft}", headers=bearer(services, REVIEWER_1))
+    missing = client.get("/hub/permits/no-such-permit", headers=bearer(services, REVIEWER_1))
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.text == missing.text
+    refused = [(e["action"], e["outcome"]) for e in logged_events(services)[before:]]
+    assert refused == [("permit-read", 404), ("permit-read", 404)]
+    assert (
+        client.get(f"/hub/permits/{draft}", headers=bearer(services, RESEARCHER_A)).status_code
+        == 200
+    )
+    _post(client, services, RESEARCHER_A, f"/hub/permits/{draft}/steps/submit")
+    submitted = client.get(f"/hub/permits/{draft}", headers=bearer(services, REVIEWER_1))
+    assert submitted.status_code == 200
+
+
 def test_only_a_researcher_applies_and_bad_applications_are_refused(
     client: TestClient, services: Services
 ) -> None:
