@@ -194,7 +194,6 @@ def run_transaction(
         for e in entries:
             if e.resource is not None:
                 _validate_entry(service, e)
-        _refuse_repeated_full_urls(entries)
     except FhirError as err:
         service.record_failure(ctx, "transaction", None, None, err.status)
         raise
@@ -207,6 +206,12 @@ def run_transaction(
         for e in entries:
             target = _plan(session, e)
             if target and e.full_url:
+                if mapping.get(e.full_url, target) != target:
+                    # bdl-7: one fullUrl names one resource (its versions may repeat it). Two
+                    # entries becoming two resources under it leave its references meaning
+                    # either: a document meant for one new Patient would go to the other.
+                    where = f"Bundle.entry[{e.index}].fullUrl"
+                    raise bad_request(f"{where} names an earlier entry's other resource", where)
                 mapping[e.full_url] = target
         targets = _encoded_targets(mapping)
         for e in entries:
@@ -231,20 +236,6 @@ def run_transaction(
         "type": "transaction-response",
         "entry": [_entry(responses[e.index]) for e in entries],
     }
-
-
-def _refuse_repeated_full_urls(entries: list[_Entry]) -> None:
-    """400 when two entries share a fullUrl (bdl-7: it names one entry of a Bundle). References
-    to it could mean either entry and would all be rewritten to the last one: a document meant
-    for one new Patient attached to another. Refused before anything is written."""
-    seen: set[str] = set()
-    for e in entries:
-        if not isinstance(e.full_url, str):
-            continue
-        if e.full_url in seen:
-            where = f"Bundle.entry[{e.index}].fullUrl"
-            raise bad_request(f"{where} is the fullUrl of an earlier entry", where)
-        seen.add(e.full_url)
 
 
 def _plan(session: FhirSession, e: _Entry) -> str | None:

@@ -213,6 +213,17 @@ def test_a_fullurl_given_to_two_entries_is_refused_and_stores_nothing(
     out = send(client, body, 400)
     outcome(out, "invalid", "Bundle.entry[1].fullUrl")
     assert totals(client) == (0, 0, 0)
+    # bdl-7 lets the versions of one resource share its fullUrl: they name one resource
+    versions = [
+        {
+            "fullUrl": "http://example.org/fhir/Patient/p45",
+            "resource": patient(id="p45", meta={"versionId": v}, family=family),
+            "request": {"method": "PUT", "url": "Patient/p45"},
+        }
+        for v, family in (("1", "Premier"), ("2", "Second"))
+    ]
+    send(client, bundle("transaction", *versions))
+    assert totals(client)[1] == 1
 
 
 def test_failure_during_writes_rolls_back_earlier_entries(client: TestClient) -> None:
