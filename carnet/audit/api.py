@@ -10,13 +10,12 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Protocol
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from carnet.audit import render
 from carnet.audit.hidden import shown, visible_history
-from carnet.audit.service import AuditService
+from carnet.audit.service import AuditService, slice_patient
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.dependencies import AuditDep, ControlsDep, SettingsDep
 from carnet.fhir.api import Ctx, FhirResponse, base_url
@@ -114,30 +113,28 @@ def search(
 def read(event_id: str, audit: Audit, ctx: Ctx, controls: ControlsDep) -> FhirResponse:
     """One event, with only the patient slices the caller may see (all of them for operators)."""
     check_id(event_id)
+    hiding: dict[str, frozenset[str]] = {}  # per patient whose history the caller may see
+
+    def shows(piece: bytes) -> bool:
+        patient = slice_patient(piece)
+        if patient not in hiding:
+            if not _may_see(controls, ctx, patient):
+                return False
+            hiding[patient] = _hidden(controls, ctx, patient)
+        return shown(piece, hiding[patient])
+
+    operator = ctx.principal.kind is Kind.OPERATOR
     try:
-        logged, checkpoint = audit.event(event_id, ctx)
+        # the log records the reading with what it gave this caller (a refusal when nothing)
+        logged, checkpoint = audit.event(event_id, ctx, None if operator else shows)
     except KeyError:
         raise not_found(f"AuditEvent/{event_id} is not known") from None
-    hidden: frozenset[str] = frozenset()
-    if ctx.principal.kind is not Kind.OPERATOR:
-        visible = []
-        for piece in logged.slices:
-            patient = _slice_patient(piece)
-            if not _may_see(controls, ctx, patient):
-                continue
-            hiding = _hidden(controls, ctx, patient)
-            if shown(piece, hiding):
-                visible.append(piece)
-                hidden |= hiding
-        if not visible:
-            raise not_found(f"AuditEvent/{event_id} is not known")
-        logged = replace(logged, slices=visible)
+    if not operator and not logged.slices:
+        raise not_found(f"AuditEvent/{event_id} is not known")
+    hidden: frozenset[str] = frozenset()  # operators see every slice whole
+    if not operator:
+        hidden = hidden.union(*(hiding[slice_patient(piece)] for piece in logged.slices))
     return FhirResponse(render.audit_event(logged, checkpoint, audit.origin, hidden))
-
-
-def _slice_patient(slice_bytes: bytes) -> str:
-    value = orjson.loads(slice_bytes)
-    return str(value.get("patient", "")) if isinstance(value, dict) else ""
 
 
 @router.get("/Patient/{patient_id}/$audit-export")

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import OperationalError
 
@@ -56,6 +57,12 @@ def actor_of(ctx: RequestContext) -> Actor:
         client_id=ctx.principal.client_id,
         rule=ctx.rule,
     )
+
+
+def slice_patient(slice_bytes: bytes) -> str:
+    """The patient a slice of an event belongs to (its ``patient`` member)."""
+    value = orjson.loads(slice_bytes)
+    return str(value.get("patient", "")) if isinstance(value, dict) else ""
 
 
 def _target(res_type: str | None, res_id: str | None) -> list[Touched]:
@@ -310,14 +317,20 @@ class AuditService:
     # -- the patient's view ------------------------------------------------------------------
 
     def audit_read(
-        self, ctx: RequestContext, action: str, patients: Sequence[str], event_id: str | None = None
+        self,
+        ctx: RequestContext,
+        action: str,
+        patients: Sequence[str],
+        event_id: str | None = None,
+        status: int = 200,
     ) -> None:
-        """Reading the audit log is itself audited: one event, a slice per patient concerned."""
+        """Reading the audit log is itself audited: one event, a slice per patient concerned,
+        with the reading's outcome."""
         touched = [Touched("Patient", pid, None, pid) for pid in patients]
         if event_id:
             touched.append(Touched("AuditEvent", event_id, None, None))
         self.append_outcome(
-            action, [build_event(actor_of(ctx), action, "AuditEvent", 200, touched)]
+            action, [build_event(actor_of(ctx), action, "AuditEvent", status, touched)]
         )
 
     def patient_history(
@@ -367,27 +380,25 @@ class AuditService:
         logged = self.store.known_ids(conn, [event_id for event_id, _, _ in found])
         return [item for item in found if item[0] not in logged]
 
-    def event(self, event_id: str, ctx: RequestContext) -> tuple[LoggedEvent, Checkpoint | None]:
-        """One event by id with all its slices (from the spool if it waits there); raises
-        KeyError if there is none."""
+    def event(
+        self,
+        event_id: str,
+        ctx: RequestContext,
+        shows: Callable[[bytes], bool] | None = None,
+    ) -> tuple[LoggedEvent, Checkpoint | None]:
+        """One event by id with the slices ``shows`` lets the caller see (all of them without
+        it), from the spool if it waits there; raises KeyError if there is none.
+
+        The reading is audited with what it gave: a read (200) naming the patients whose slices
+        are shown; when none is (the caller is answered as for a missing event), a refused read
+        (404) in the history of each patient of the event, never a read they did not get."""
         spooled = self.spool.find(event_id) if self.spool is not None else None
         with self.store.read() as conn:
             row = conn.execute(
                 select(audit_event.c.seq).where(audit_event.c.event_id == event_id)
             ).first()
-            if row is not None:
-                patients = list(
-                    conn.execute(
-                        select(audit_event_patient.c.patient_id)
-                        .where(audit_event_patient.c.seq == row[0])
-                        .order_by(audit_event_patient.c.patient_id)
-                    ).scalars()
-                )
-            elif spooled is not None:
-                patients = sorted(spooled.slices)
-            else:
-                raise KeyError(event_id)
-        self.audit_read(ctx, "read", patients, event_id)
+        if row is None and spooled is None:
+            raise KeyError(event_id)
         cp = self.current_unblocked()
         with self.store.read() as conn:
             found = conn.execute(
@@ -398,16 +409,24 @@ class AuditService:
             if found is None:  # still in the spool: no proof yet
                 assert spooled is not None
                 pieces = [spooled.slices[pid] for pid in sorted(spooled.slices)]
-                return LoggedEvent(event_id, spooled.body, pieces, None, None), cp
-            slices = list(
-                conn.execute(
-                    select(audit_event_patient.c.slice)
-                    .where(audit_event_patient.c.seq == found[0])
-                    .order_by(audit_event_patient.c.patient_id)
-                ).scalars()
-            )
-            logged = self._with_proofs(conn, [(event_id, found[1], found[2], slices)], cp)
-        return logged[0], cp
+                logged = LoggedEvent(event_id, spooled.body, pieces, None, None)
+            else:
+                slices = list(
+                    conn.execute(
+                        select(audit_event_patient.c.slice)
+                        .where(audit_event_patient.c.seq == found[0])
+                        .order_by(audit_event_patient.c.patient_id)
+                    ).scalars()
+                )
+                logged = self._with_proofs(conn, [(event_id, found[1], found[2], slices)], cp)[0]
+        shown = logged.slices if shows is None else [s for s in logged.slices if shows(s)]
+        if shows is None or shown:
+            self.audit_read(ctx, "read", [slice_patient(s) for s in shown], event_id)
+        else:
+            refused = replace(ctx, rule="history-patient-or-representative")
+            patients = [slice_patient(s) for s in logged.slices]
+            self.audit_read(refused, "read", patients, event_id, status=404)
+        return replace(logged, slices=shown), cp
 
     def export_patient(
         self, patient_id: str, ctx: RequestContext, *, chunk: int = 500

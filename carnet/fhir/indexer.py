@@ -89,6 +89,17 @@ def parse_reference(ref: str) -> tuple[str | None, str] | None:
     return None, ref
 
 
+def is_local_reference(ref: str, local_base: str | None) -> bool:
+    """Whether a literal reference names a resource of this server: a relative one, or an
+    absolute one under this server's own FHIR base. ``https://other.example/fhir/Patient/123``
+    names another server's Patient, which is not ours even when its id is the same: such a
+    reference puts no item in a record here (the item is left in none, for system callers only,
+    rather than attached to whoever holds that id)."""
+    if "://" not in ref:
+        return True
+    return local_base is not None and ref.startswith(local_base.rstrip("/") + "/")
+
+
 def string_values(node: Any) -> Iterator[str]:
     if isinstance(node, str):
         yield node
@@ -126,6 +137,7 @@ class _Extraction:
     __slots__ = (
         "blind",
         "code_texts",
+        "local_base",
         "max_chars",
         "out",
         "references",
@@ -135,10 +147,16 @@ class _Extraction:
     )
 
     def __init__(
-        self, blind: BlindIndexer, res_type: str, res_id: str, max_chars: int = MAX_INDEXED_CHARS
+        self,
+        blind: BlindIndexer,
+        res_type: str,
+        res_id: str,
+        max_chars: int = MAX_INDEXED_CHARS,
+        local_base: str | None = None,
     ) -> None:
         self.blind = blind
         self.max_chars = max_chars
+        self.local_base = local_base
         self.res_type = res_type
         self.res_id = res_id
         self.out = IndexRows()
@@ -224,11 +242,17 @@ class _Extraction:
             ref = node.get("reference")
         else:
             ref = node
-        parsed = parse_reference(ref) if isinstance(ref, str) else None
+        if not isinstance(ref, str):
+            return
+        parsed = parse_reference(ref)
         if parsed is not None:
             target_type, target_id = parsed
             self.add("reference", (rt, rid, code, target_type, _clip(target_id)))
-            if target_type == "Patient" and len(target_id) <= 64:
+            if (
+                target_type == "Patient"
+                and len(target_id) <= 64
+                and is_local_reference(ref, self.local_base)
+            ):
                 self.references.setdefault(code, []).append(target_id)
 
     def date(self, code: str, node: Any) -> None:
@@ -341,11 +365,17 @@ class Indexer:
     """Turns a resource into index rows and finds its patient compartment."""
 
     def __init__(
-        self, definitions: Definitions, blind: BlindIndexer, max_chars: int = MAX_INDEXED_CHARS
+        self,
+        definitions: Definitions,
+        blind: BlindIndexer,
+        max_chars: int = MAX_INDEXED_CHARS,
+        local_base: str | None = None,
     ) -> None:
         self.definitions = definitions
         self.blind = blind
         self.max_chars = max_chars
+        self.local_base = local_base
+        """This server's FHIR base: absolute references under it are local (is_local_reference)."""
         self._plans: dict[str, tuple[_Term, ...]] = {}
 
     def _plan(self, resource_type: str) -> tuple[_Term, ...]:
@@ -361,7 +391,7 @@ class Indexer:
         return plan
 
     def index(self, resource_type: str, resource_id: str, resource: dict[str, Any]) -> IndexRows:
-        x = _Extraction(self.blind, resource_type, resource_id, self.max_chars)
+        x = _Extraction(self.blind, resource_type, resource_id, self.max_chars, self.local_base)
         get_element = resource.get
         # Terms run in registry order, nodes in document order: the :contains value numbers
         # depend on it.

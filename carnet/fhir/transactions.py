@@ -206,6 +206,12 @@ def run_transaction(
         for e in entries:
             target = _plan(session, e)
             if target and e.full_url:
+                if mapping.get(e.full_url, target) != target:
+                    # bdl-7: one fullUrl names one resource (its versions may repeat it). Two
+                    # entries becoming two resources under it leave its references meaning
+                    # either: a document meant for one new Patient would go to the other.
+                    where = f"Bundle.entry[{e.index}].fullUrl"
+                    raise bad_request(f"{where} names an earlier entry's other resource", where)
                 mapping[e.full_url] = target
         targets = _encoded_targets(mapping)
         for e in entries:

@@ -35,7 +35,7 @@ def build_store(settings: Settings, engine: Engine, crypto: CryptoService) -> Fh
     blobs = BlobStore(
         settings.blob_dir, crypto.data_keys, crypto.blind, settings.max_attachment_bytes
     )
-    indexer = Indexer(definitions, crypto.blind, settings.max_indexed_chars)
+    indexer = Indexer(definitions, crypto.blind, settings.max_indexed_chars, settings.fhir_base_url)
     return FhirStore(
         definitions=definitions,
         repository=Repository(engine, crypto.data_keys, indexer, blobs),

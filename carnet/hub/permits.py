@@ -285,15 +285,26 @@ class PermitService:
             raise HubError(404, "no such permit")
         return _permit(row)
 
+    def aimed_at(self, ctx: RequestContext, action: str, permit_id: str) -> Permit:
+        """The permit a step aims at. One that does not exist is a refused step like any other:
+        404 and its audit event (every step, allowed or refused, is one); the id the caller
+        made up is not recorded."""
+        try:
+            return self.get(permit_id)
+        except HubError:
+            raise self.refuse(ctx, action, None, 404, "no such permit") from None
+
     def view(self, ctx: RequestContext, permit_id: str) -> Permit:
-        """A permit for its project's team and the reviewers; anyone else meets the same 404 as
-        for a permit that does not exist (audited)."""
+        """A permit for its project's team, and for the reviewers once submitted (a draft is its
+        project's own, as ``visible_to`` lists it); anyone else meets the same 404 as for a
+        permit that does not exist (audited)."""
         try:
             permit = self.get(permit_id)
         except HubError:
             raise self.refuse(ctx, "permit-read", None, 404, "no such permit") from None
         subject = ctx.principal.subject
-        if subject not in permit.members and not self.roles.holds(subject, REVIEWER):
+        reviews = permit.state != DRAFT and self.roles.holds(subject, REVIEWER)
+        if subject not in permit.members and not reviews:
             raise self.refuse(ctx, "permit-read", permit_id, 404, "no such permit")
         return permit
 
@@ -335,7 +346,7 @@ class PermitService:
             raise HubError(400, "unknown step")
         sources, target, taker = STEPS[step]
         action = f"permit-{step}"
-        permit = self.get(permit_id)
+        permit = self.aimed_at(ctx, action, permit_id)
         subject = ctx.principal.subject
         if taker == "applicant" and subject != permit.applicant:
             raise self.refuse(ctx, action, permit_id, 403, "only the applicant takes this step")
@@ -391,7 +402,7 @@ class PermitService:
 
     def publish_results(self, ctx: RequestContext, permit_id: str, url: str) -> Permit:
         """The applicant says where the results are public (art. 61)."""
-        permit = self.get(permit_id)
+        permit = self.aimed_at(ctx, "permit-results", permit_id)
         if ctx.principal.subject != permit.applicant:
             raise self.refuse(ctx, "permit-results", permit_id, 403, "only the applicant publishes")
         if permit.state not in (ACTIVE, EXPIRED):

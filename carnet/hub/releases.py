@@ -273,7 +273,7 @@ class ReleaseService:
         action = f"release-{decision}"
         if decision not in ("approve", "refuse"):
             raise HubError(400, "the decision is approve or refuse")
-        release = self.get(release_id)
+        release = self._aimed_at(ctx, action, release_id)
         subject = ctx.principal.subject
         permit = self.permits.get(release.permit_id)
         if not self.permits.roles.holds(subject, OUTPUT_CHECKER):
@@ -316,6 +316,14 @@ class ReleaseService:
         self._write_bundle(release_id)
         return self.get(release_id)
 
+    def _aimed_at(self, ctx: RequestContext, action: str, release_id: str) -> Release:
+        """The request an action aims at; one that does not exist is refused 404 and audited,
+        as every refusal is (the id the caller made up is not recorded)."""
+        try:
+            return self.get(release_id)
+        except HubError:
+            raise self._refuse(ctx, action, None, 404, "no such release request") from None
+
     def _may_see(self, ctx: RequestContext, release: Release) -> bool:
         permit = self.permits.get(release.permit_id)
         subject = ctx.principal.subject
@@ -323,7 +331,7 @@ class ReleaseService:
 
     def view(self, ctx: RequestContext, release_id: str) -> Release:
         """A request for its project's team and the checkers."""
-        release = self.get(release_id)
+        release = self._aimed_at(ctx, "release-read", release_id)
         if not self._may_see(ctx, release):
             raise self._refuse(ctx, "release-read", release_id, 403, "not your project's request")
         return release

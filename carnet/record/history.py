@@ -22,7 +22,7 @@ import orjson
 
 from carnet.audit.hidden import item_of, shown, slice_refs, visible_history
 from carnet.audit.inclusion import InclusionCheck, check_inclusion, proof_file
-from carnet.audit.service import AuditService, HistoryPage, LoggedEvent
+from carnet.audit.service import AuditService, HistoryPage, LoggedEvent, slice_patient
 from carnet.caller import Principal, RequestContext
 from carnet.db.instants import stamp, utc_now
 from carnet.fhir.errors import FhirError
@@ -294,14 +294,18 @@ class AccessHistory:
         self, ctx: RequestContext, patient_id: str, event_id: str
     ) -> tuple[LoggedEvent, Any, frozenset[str]]:
         hidden = self._guard(ctx, patient_id)
+
+        def shows(piece: bytes) -> bool:  # this record's slice, unless it names only hidden items
+            return slice_patient(piece) == patient_id and shown(piece, hidden)
+
         try:
-            logged, checkpoint = self.audit.event(event_id, ctx)
+            # the log records the reading with what it gave (a refusal when nothing)
+            logged, checkpoint = self.audit.event(event_id, ctx, shows)
         except KeyError:
             raise HistoryUnavailableError(event_id) from None
-        mine = [s for s in logged.slices if orjson.loads(s).get("patient") == patient_id]
-        if not mine or not any(shown(s, hidden) for s in mine):
+        if not logged.slices:
             raise HistoryUnavailableError(event_id)  # another record's event: as if missing
-        return replace(logged, slices=mine), checkpoint, hidden
+        return logged, checkpoint, hidden
 
     def verify(self, ctx: RequestContext, patient_id: str, event_id: str) -> InclusionCheck:
         """Check one entry's inclusion proof against the signed checkpoint."""

@@ -278,6 +278,24 @@ def test_everything_of_a_foreign_patient_is_refused(world: World) -> None:
     assert world.get("app", f"/fhir/Patient/{world.a}/$everything").status_code == 403
 
 
+def test_everything_and_summary_decide_the_caller_before_saying_a_record_was_deleted(
+    write_world: World,
+) -> None:
+    """$everything and $summary answered 410 "was deleted" about a deleted Patient to anyone,
+    before deciding whether they may read it (a plain read answers them 403): a stranger learnt
+    that the record existed and was deleted."""
+    s = write_world.services
+    deleted, live = _patient(s, "1961-02-03"), _patient(s, "1962-03-04")
+    s.fhir.delete("Patient", deleted, ctx=AS_LOCAL_OPERATOR)
+    for caller in ("b", "stranger_md", "nurse"):
+        for op in ("$everything", "$summary"):
+            of_deleted = write_world.get(caller, f"/fhir/Patient/{deleted}/{op}")
+            of_live = write_world.get(caller, f"/fhir/Patient/{live}/{op}")
+            assert of_deleted.status_code == of_live.status_code == 403, (caller, op)
+            assert of_deleted.text == of_live.text
+    assert write_world.get("operator", f"/fhir/Patient/{deleted}/$everything").status_code == 410
+
+
 def test_instance_history_of_a_masked_item_is_absent(world: World) -> None:
     r = world.get("nurse", f"/fhir/Observation/{world.obs['a_masked']}/_history")
     assert r.status_code == 404

@@ -11,15 +11,14 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from carnet.app import Services
-from carnet.audit.models import audit_event
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.hub.errors import HubError
 from carnet.hub.omop.service import extract
 from carnet.hub.omop.spec import ExtractionResult, ExtractionSpec
 from carnet.hub.omop.uses import projects_that_included_me
+from tests.support.audit_log import logged_events
 from tests.support.auth import bearer
 from tests.support.hub import (
     CHECKER_1,
@@ -216,14 +215,34 @@ def test_only_an_active_permit_is_extracted_and_a_refusal_is_audited(
         hub.extracts.extract(operator_ctx(), permit_id, extractor, hub.extracts_dir)
     assert refused.value.status == 409
     assert asked == [] and hub.extracts.latest_extract(permit_id) is None
-    services.audit.flush()
-    with services.engine.connect() as conn:
-        bodies = [orjson.loads(b) for b in conn.execute(select(audit_event.c.body)).scalars()]
     assert [
         e["outcome"]
-        for e in bodies
+        for e in logged_events(services)
         if e["action"] == "permit-extract" and any(permit_id in r for r in e["resources"])
     ] == [409]
+
+
+def test_a_draft_is_hidden_from_reviewers_as_a_missing_permit(
+    client: TestClient, services: Services
+) -> None:
+    """A draft is its project's until submitted: reviewers' list and pages leave it out, but
+    GET /hub/permits/<draft> served any reviewer the whole application."""
+    grant_roles(services)
+    draft = _post(client, services, RESEARCHER_A, "/hub/permits", application()).json()["id"]
+    before = len(logged_events(services))
+    hidden = client.get(f"/hub/permits/{draft}", headers=bearer(services, REVIEWER_1))
+    missing = client.get("/hub/permits/no-such-permit", headers=bearer(services, REVIEWER_1))
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.text == missing.text
+    refused = [(e["action"], e["outcome"]) for e in logged_events(services)[before:]]
+    assert refused == [("permit-read", 404), ("permit-read", 404)]
+    assert (
+        client.get(f"/hub/permits/{draft}", headers=bearer(services, RESEARCHER_A)).status_code
+        == 200
+    )
+    _post(client, services, RESEARCHER_A, f"/hub/permits/{draft}/steps/submit")
+    submitted = client.get(f"/hub/permits/{draft}", headers=bearer(services, REVIEWER_1))
+    assert submitted.status_code == 200
 
 
 def test_only_a_researcher_applies_and_bad_applications_are_refused(
@@ -246,7 +265,6 @@ def test_every_step_and_refusal_is_in_the_audit_log(client: TestClient, services
         from sqlalchemy import text
 
         bodies = [row[0] for row in conn.execute(text("SELECT body FROM audit_event"))]
-    import orjson
 
     events = [orjson.loads(b) for b in bodies]
     hub_events = [
@@ -263,6 +281,31 @@ def test_every_step_and_refusal_is_in_the_audit_log(client: TestClient, services
     ):
         assert action in actions
     assert ("workspace-query", 403, STRANGER.subject) in hub_events
+
+
+def test_a_step_on_a_permit_or_release_that_does_not_exist_is_audited(
+    client: TestClient, services: Services
+) -> None:
+    """A step, the results' address, a checker's decision or a read aimed at a permit or a
+    release request that does not exist answered 404 and left no audit event: every step,
+    allowed or refused, is one."""
+    grant_roles(services)
+    tries = [
+        (RESEARCHER_A, "POST", "/hub/permits/no-such-permit/steps/submit", "permit-submit"),
+        (REVIEWER_1, "POST", "/hub/permits/no-such-permit/steps/approve", "permit-approve"),
+        (RESEARCHER_A, "POST", "/hub/permits/no-such-permit/results", "permit-results"),
+        (CHECKER_1, "POST", "/hub/releases/no-such-release/reviews", "release-approve"),
+        (CHECKER_1, "GET", "/hub/releases/no-such-release", "release-read"),
+    ]
+    body = {"url": "https://example.org/results", "decision": "approve"}
+    for who, method, url, action in tries:
+        before = len(logged_events(services))
+        answer = client.request(method, url, json=body, headers=bearer(services, who))
+        assert answer.status_code == 404, url
+        refused = [
+            (e["action"], e["outcome"], e["actor"]) for e in logged_events(services)[before:]
+        ]
+        assert refused == [(action, 404, who.subject)], url
 
 
 def test_the_catalogue_is_public_at_stable_urls(

@@ -178,6 +178,28 @@ def test_export_status_and_files_are_the_callers_own(world: World) -> None:
     assert c.get(file_url, headers=world.callers["operator"]).status_code == 200
 
 
+def test_a_group_export_needs_the_right_to_read_the_group(world: World) -> None:
+    """A Group's members are its content: a backend whose scopes grant Observations only could
+    export the Observations of a Group's members, learning who is in it (and, by 404 or 202,
+    which Groups exist) without any right to read the Group."""
+    s, c = world.services, world.client
+    group = {
+        "resourceType": "Group",
+        "type": "person",
+        "actual": True,
+        "member": [{"entity": {"reference": f"Patient/{world.a}"}}],
+    }
+    gid = s.fhir.create("Group", group, ctx=AS_LOCAL_OPERATOR).stored.res_id
+    lab = Principal(
+        Kind.BACKEND, "lab-obs", client_id="lab-obs", scopes=frozenset({"system/Observation.rs"})
+    )
+    for target in (gid, MISSING):
+        kicked = c.get(f"/fhir/Group/{target}/$export", headers={**ASYNC, **bearer(s, lab)})
+        assert kicked.status_code == 403, (target, kicked.text)
+    reader = c.get(f"/fhir/Group/{gid}/$export", headers={**ASYNC, **world.callers["operator"]})
+    assert reader.status_code == 202, reader.text
+
+
 def test_import_status_is_the_callers_own(own_world: World) -> None:
     c = own_world.client
     folder = own_world.services.settings.import_dir

@@ -230,6 +230,31 @@ def test_access_history_is_for_the_patient_and_operators(setup: Setup) -> None:
     assert c.get(f"/fhir/AuditEvent/{event_id}", headers=h["b"]).status_code == 404
 
 
+def test_a_refused_read_of_a_history_entry_is_audited_as_refused(setup: Setup) -> None:
+    """Reading an entry of someone else's access history by id answers 404, but the log kept it
+    as a successful read (outcome 200) in that patient's history: the patient was told that a
+    stranger had read their history."""
+    c, h = setup.client, setup.h
+    own = c.get("/fhir/AuditEvent", params={"patient": setup.a}, headers=h["a"]).json()
+    event_id = own["entry"][-1]["resource"]["id"]  # the creation of a's Patient
+    before = len(logged_events(setup.services))
+    assert c.get(f"/fhir/AuditEvent/{event_id}", headers=h["b"]).status_code == 404
+    recorded = [e for e in logged_events(setup.services)[before:] if e["actor"] == "acct-b"]
+    assert [(e["action"], e["outcome"]) for e in recorded] == [("read", 404)]
+    history = c.get("/fhir/AuditEvent", params={"patient": setup.a}, headers=h["a"]).json()
+    by_b = [
+        e["resource"]["outcomeDesc"]
+        for e in history["entry"]
+        if e["resource"]["agent"][0]["who"]["identifier"]["value"] == "acct-b"
+    ]
+    assert by_b == ["HTTP 404"]  # a sees the refused attempt, not a read
+    # the patient's own read of the entry stays a successful read
+    before = len(logged_events(setup.services))
+    assert c.get(f"/fhir/AuditEvent/{event_id}", headers=h["a"]).status_code == 200
+    recorded = [e for e in logged_events(setup.services)[before:] if e["actor"] == "acct-a"]
+    assert [(e["action"], e["outcome"]) for e in recorded] == [("read", 200)]
+
+
 def test_every_decision_is_audited_with_its_rule(setup: Setup) -> None:
     c, h = setup.client, setup.h
     before = len(logged_events(setup.services))

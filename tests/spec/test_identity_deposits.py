@@ -15,7 +15,7 @@ from carnet.identity.ins import INS_NIR_OID, Ins, InsStatus, Traits, apply_to_pa
 from carnet.identity.models import identity, quarantine
 from carnet.identity.nir import make_nir
 from carnet.identity.register import InMemoryRegister
-from tests.spec.helpers import observation
+from tests.spec.helpers import observation, patient
 from tests.support.auth import bearer
 from tests.support.caller import AS_LOCAL_OPERATOR
 
@@ -226,3 +226,30 @@ def test_deposit_answer_does_not_reveal_the_patient_id(
     # care (the operator here) gets the Patient reference as before
     seen = client.post("/fhir/Observation", json=by_ipp)
     assert seen.json()["subject"] == {"reference": f"Patient/{pid}"}
+
+
+def test_a_reference_to_another_servers_patient_attaches_nothing_here(
+    client: TestClient, services: Services
+) -> None:
+    """An Observation whose subject is another server's Patient (an absolute URL that is not this
+    server's base) was put in the record of the local Patient with the same id: the patient and
+    their carers read another person's result as theirs."""
+    pid = str(client.post("/fhir/Patient", json=patient()).json()["id"])
+    ids = {}
+    for name, base in (
+        ("elsewhere", "https://other-hospital.example/fhir"),
+        ("here", services.settings.fhir_base_url),  # our own base: a local reference
+    ):
+        body = observation(pid)
+        body["subject"] = {"reference": f"{base}/Patient/{pid}"}
+        created = client.post("/fhir/Observation", json=body)
+        assert created.status_code == 201, created.text
+        ids[name] = created.json()["id"]
+    person = Principal(Kind.PERSON, "acct-p", patient_id=pid)
+    app = create_app(services.settings, services)
+    with TestClient(app, base_url="http://127.0.0.1", headers=bearer(services, person)) as me:
+        assert me.get(f"/fhir/Observation/{ids['here']}").status_code == 200
+        assert me.get(f"/fhir/Observation/{ids['elsewhere']}").status_code == 403  # not theirs
+        record = me.get(f"/fhir/Patient/{pid}/$everything").json()
+        found = {e["resource"]["id"] for e in record["entry"]}
+        assert ids["here"] in found and ids["elsewhere"] not in found

@@ -197,6 +197,35 @@ def test_unresolvable_urn_uuid_is_404_and_stores_nothing(client: TestClient) -> 
     assert totals(client) == (0, 0, 0)
 
 
+def test_a_fullurl_given_to_two_entries_is_refused_and_stores_nothing(
+    client: TestClient,
+) -> None:
+    """Two entries under one fullUrl (bdl-7: a fullUrl is unique in a Bundle) made every
+    reference to it point at the last of them: an Observation meant for one new Patient was
+    silently attached to the other."""
+    shared = urn()
+    body = bundle(
+        "transaction",
+        post_entry(patient(family="Premier"), shared),
+        post_entry(patient(family="Second"), shared),
+        post_entry(observation("x", subject={"reference": shared})),
+    )
+    out = send(client, body, 400)
+    outcome(out, "invalid", "Bundle.entry[1].fullUrl")
+    assert totals(client) == (0, 0, 0)
+    # bdl-7 lets the versions of one resource share its fullUrl: they name one resource
+    versions = [
+        {
+            "fullUrl": "http://example.org/fhir/Patient/p45",
+            "resource": patient(id="p45", meta={"versionId": v}, family=family),
+            "request": {"method": "PUT", "url": "Patient/p45"},
+        }
+        for v, family in (("1", "Premier"), ("2", "Second"))
+    ]
+    send(client, bundle("transaction", *versions))
+    assert totals(client)[1] == 1
+
+
 def test_failure_during_writes_rolls_back_earlier_entries(client: TestClient) -> None:
     p = client.post("/fhir/Patient", json=patient(), headers=FHIR_JSON).json()
     client.put(f"/fhir/Patient/{p['id']}", json={**p, "gender": "male"}, headers=FHIR_JSON)

@@ -21,7 +21,7 @@ from carnet.fhir.dates import date_range
 from carnet.fhir.errors import bad_request, gone, not_found
 from carnet.fhir.query import visible
 from carnet.fhir.repository import StoredResource, Unit
-from carnet.fhir.service import FhirService, int_param
+from carnet.fhir.service import FhirService, FhirSession, int_param
 
 _REFERENCE = re.compile(rb'"reference":"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})"')
 
@@ -56,10 +56,14 @@ def parse_since(raw: str | None) -> str | None:
     return rng[0]
 
 
-def patient_or_404(unit: Unit, patient_id: str) -> StoredResource:
-    patient = unit.current("Patient", patient_id)
+def readable_patient(session: FhirSession, patient_id: str) -> StoredResource:
+    """The Patient a record operation starts from: 404 if unknown; then the caller's right to
+    read it decided (403, or 404 as for a missing one) before a deletion is told (410), as a
+    plain read does, so a stranger never learns that a record existed and was deleted."""
+    patient = session.unit.current("Patient", patient_id)
     if patient is None:
         raise not_found(f"Patient/{patient_id} is not known")
+    session.check_resource("read", patient)
     if patient.deleted:
         raise gone(f"Patient/{patient_id} was deleted")
     return patient
@@ -99,7 +103,7 @@ def everything(
     with service.session(ctx, "everything", "Patient", patient_id) as session:
         unit = session.unit
         session.check("everything", "Patient", patient_id)
-        session.check_resource("read", patient_or_404(unit, patient_id))
+        readable_patient(session, patient_id)
         vis = session.visibility("search")
         where = visible(vis)
         # Referenced resources are found from the whole compartment, whatever _type asks for.

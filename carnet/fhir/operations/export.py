@@ -105,10 +105,15 @@ class ExportService:
             unit = session.unit
             types = self._checked_types(session, types)
             if group_id is not None:
+                # The Group's members are its content: the caller must be allowed to read it
+                # (its type first, so an unknown Group answers alike), as for a plain read.
+                session.check("read", "Group", group_id)
                 group = unit.current("Group", group_id)
                 if group is None or group.deleted or group.body is None:
                     raise not_found(f"Group/{group_id} is not known")
+                session.check_resource("read", group)
                 patients = _members(group.body)
+                session.record("read", "Group", [group])
                 session.record("export", "Group", [group])
         job_params = {
             "level": level,

@@ -19,7 +19,7 @@ from typing import Any
 
 from carnet.caller import RequestContext
 from carnet.fhir.dates import instant, utc_now
-from carnet.fhir.operations.everything import patient_or_404, references
+from carnet.fhir.operations.everything import readable_patient, references
 from carnet.fhir.query import visible
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.service import FhirService
@@ -154,8 +154,7 @@ def summary(
     with service.session(ctx, "summary", "Patient", patient_id) as session:
         unit = session.unit
         session.check("summary", "Patient", patient_id)
-        patient = patient_or_404(unit, patient_id)
-        session.check_resource("read", patient)
+        patient = readable_patient(session, patient_id)
         vis = session.visibility("search")
         clinical = unit.compartment(patient_id, _TYPES, where=visible(vis))
         chosen: list[tuple[Section, list[StoredResource]]] = []

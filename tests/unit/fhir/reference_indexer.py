@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.fhir.definitions import Definitions, SearchParam
@@ -43,9 +44,12 @@ class ReferenceRows:
 
 
 class ReferenceIndexer:
-    def __init__(self, definitions: Definitions, blind: BlindIndexer) -> None:
+    def __init__(
+        self, definitions: Definitions, blind: BlindIndexer, local_base: str | None = None
+    ) -> None:
         self.definitions = definitions
         self.blind = blind
+        self.local_base = local_base  # this server's FHIR base; other absolute URLs are foreign
         # The parameters of each type, in registry order, looked up once per type (not compiled:
         # their paths are still interpreted per resource).
         self._params: dict[str, list[SearchParam]] = {}
@@ -73,6 +77,14 @@ class ReferenceIndexer:
             else self._compartment(resource_type, references)
         )
         return out
+
+    def _ours(self, ref: str) -> bool:
+        """A Patient of this server: a relative reference, or an absolute one under its base (a
+        Patient of another server is not ours, whatever its id)."""
+        if not urlsplit(ref).scheme:
+            return True
+        base = (self.local_base or "").rstrip("/")
+        return bool(base) and ref.startswith(base + "/")
 
     def _compartment(self, resource_type: str, references: dict[str, list[str]]) -> str | None:
         for code in self.definitions.compartment.get(resource_type, ()):
@@ -143,7 +155,7 @@ class ReferenceIndexer:
                     "reference",
                     {**row_base, "target_type": target_type, "target_id": _clip(target_id)},
                 )
-                if target_type == "Patient" and len(target_id) <= 64:
+                if target_type == "Patient" and len(target_id) <= 64 and self._ours(ref):
                     references.setdefault(code, []).append(target_id)
         elif kind == "date":
             for low, high in _date_ranges(node):
