@@ -45,6 +45,7 @@ from carnet.identity.decisions import (
     Outcome,
     patient_identity,
 )
+from carnet.identity.distinct import Successor, no_successor
 from carnet.identity.held import seal_held
 from carnet.identity.ins import (
     INS_SYSTEMS,
@@ -53,6 +54,7 @@ from carnet.identity.ins import (
     InvalidTraits,
     check_ins_identifiers,
 )
+from carnet.identity.ins_anywhere import refuse_ins_of_two_people
 from carnet.identity.models import identity, ins_digest, quarantine, vigilance_item
 from carnet.identity.vigilance import OWNER, attach_document, new_item
 from carnet.policy.authors import authorship_of
@@ -82,8 +84,10 @@ class Deposits:
         *,
         decide: Decide,
         queue: Queue,
+        successor: Callable[[], Successor] = lambda: no_successor,
     ) -> None:
         self.fhir = fhir
+        self._successor = successor  # the register's NIA -> NIR replacements, asked when needed
         self.data_keys = data_keys
         self.blind = blind
         self._decide = decide
@@ -292,10 +296,12 @@ class Deposits:
                 return None
             patient = {k: v for k, v in contained[0].items() if k != "id"}
             try:
-                check_ins_identifiers(patient)
+                inses = check_ins_identifiers(patient)
             except InvalidIns as exc:
                 # A broken INS is refused wherever it comes in, never stored (not even contained).
                 raise unprocessable([Issue("value", str(exc), f"{key}.identifier")]) from None
+            # Two people's INS: matched on the first, the document could reach the wrong record.
+            refuse_ins_of_two_people(inses, self._successor(), "contained.identifier")
             try:
                 inp = patient_identity(patient)
             except InvalidTraits:

@@ -65,6 +65,7 @@ from carnet.identity.ins import (
     check_ins_identifiers,
     ins_from_patient,
 )
+from carnet.identity.ins_anywhere import refuse_ins_of_two_people
 from carnet.identity.matching import VETO, MatchModel, identity_model
 from carnet.identity.models import (
     identity,
@@ -124,7 +125,14 @@ class IdentityService:
         self.register = register
         self._model: MatchModel | None = None
         self.vigilance = Vigilance(fhir, data_keys, engine)
-        self.deposits = Deposits(fhir, data_keys, blind, decide=self.decide_in, queue=self.queue_in)
+        self.deposits = Deposits(
+            fhir,
+            data_keys,
+            blind,
+            decide=self.decide_in,
+            queue=self.queue_in,
+            successor=self.successor,
+        )
         self.batch = IndexBatch(self)
 
     # -- model ------------------------------------------------------------------------------------
@@ -405,12 +413,13 @@ class IdentityService:
         if stored.body is None:
             return
         try:
-            check_ins_identifiers(stored.body)
+            inses = check_ins_identifiers(stored.body)
         except InvalidIns as exc:
             log.info(
                 "Patient %s refused: its INS identifier breaks the NIR/NIA rules", stored.res_id
             )
             raise unprocessable([Issue("value", str(exc), "Patient.identifier")]) from None
+        refuse_ins_of_two_people(inses, self.successor(), "Patient.identifier")
         known = unit.conn.execute(
             select(identity.c.id).where(identity.c.patient_id == stored.res_id).limit(1)
         ).first()

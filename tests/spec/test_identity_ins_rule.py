@@ -6,6 +6,7 @@ one exception. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -21,6 +22,7 @@ from carnet.identity.ins import (
 from carnet.identity.nir import make_nir
 from carnet.identity.register import InMemoryRegister
 from carnet.identity.service import IdentityInput, Outcome
+from tests.spec.helpers import observation
 from tests.support.caller import AS_LOCAL_OPERATOR
 
 HOMONYM = Traits.create("Martin", ["Marie", "Anne"], "1980-05-12", "F", "75056")
@@ -147,3 +149,47 @@ def test_a_patient_updated_with_an_ins_gives_it_to_its_identity(
     assert updated.status_code == 200, updated.text
     other = services.identity.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_B))
     assert other.outcome is Outcome.NEW
+
+
+def _carrying(traits: Traits, *inses: Ins) -> dict[str, Any]:
+    body = apply_to_patient({"resourceType": "Patient"}, traits, InsStatus.VALI, None)
+    body["identifier"] = [{"system": i.system, "value": i.value} for i in inses]
+    return body
+
+
+def test_a_patient_carrying_two_ins_that_name_two_people_is_refused(
+    client: TestClient, services: Services
+) -> None:
+    # Her Patient carrying a second woman's INS first would give that INS to her identity, and
+    # every later document for the other woman, deposited by INS, would land in her record.
+    refused = client.post("/fhir/Patient", json=_carrying(HOMONYM, NIR_B, NIR_A))
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["resourceType"] == "OperationOutcome"
+    assert NIR_A.value not in refused.text and NIR_B.value not in refused.text
+    assert services.identity.count() == 0
+    created = client.post("/fhir/Patient", json=_carrying(HOMONYM, NIR_A))
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    update = {**_carrying(HOMONYM, NIR_A, NIR_B), "id": pid}
+    assert client.put(f"/fhir/Patient/{pid}", json=update).status_code == 422
+    found = client.get("/fhir/Patient", params={"identifier": f"{NIR_B.system}|{NIR_B.value}"})
+    assert found.json()["total"] == 0
+    # A document whose contained Patient carries both is refused too, and stored nowhere.
+    document = observation("x")
+    document["contained"] = [{**_carrying(HOMONYM, NIR_B, NIR_A), "id": "p"}]
+    document["subject"] = {"reference": "#p"}
+    assert client.post("/fhir/Observation", json=document).status_code == 422
+    assert client.get("/fhir/Observation").json()["total"] == 0
+
+
+def test_a_patient_carrying_an_nia_and_the_nir_that_replaced_it_is_one_person(
+    client: TestClient, services: Services
+) -> None:
+    nia = Ins(INS_NIA_OID, make_nir(8, 1980, 5, "99134", 7))
+    register = InMemoryRegister()
+    register.add(nia, HOMONYM)
+    register.add(NIR_A, HOMONYM)
+    register.replace_nia(nia, NIR_A)
+    services.identity.register = register
+    created = client.post("/fhir/Patient", json=_carrying(HOMONYM, nia, NIR_A))
+    assert created.status_code == 201, created.text
