@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
+from carnet.authn.passwords import PasswordPolicyError
 from carnet.authn.service import AccountError, AccountExistsError
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.crypto.tokens import TokenError
@@ -145,7 +146,8 @@ async def create_account(
             account_id = accounts.create_person(login, password, claims["pid"])
         except AccountExistsError:
             return {"login": gettext(TAKEN)}
-        except AccountError:
+        except (AccountError, PasswordPolicyError):
+            # The policy's refusal is the person's to correct (a message), not a server error.
             return {"password": gettext(WEAK)}
         record.activation.use(claims["code"], ACTIVATION)
         return account_id, accounts.enroll_totp(account_id)
