@@ -24,7 +24,7 @@ from carnet.identity.decisions import VigilanceError
 from carnet.identity.held import open_held
 from carnet.identity.models import identity, identity_merge, quarantine, vigilance_item
 from carnet.identity.moves import move_references
-from carnet.policy.authors import set_author
+from carnet.policy.authors import blocked_author, set_author
 
 log = logging.getLogger("carnet.identity")
 
@@ -176,6 +176,11 @@ class Vigilance:
         for row in rows:
             clear = self.data_keys.decrypt(unit.conn, OWNER, row.body, row.id.encode())
             body, depositor = open_held(clear)
+            if blocked_author(unit.conn, depositor, patient_id):
+                # The patient blocked the depositor: their document stays held, in no record,
+                # as their direct deposit would have been refused.
+                log.info("quarantine %s stays held: its depositor is blocked", row.id)
+                continue
             stored = attach_document(session, row.res_type, body, patient_id)
             set_author(unit.conn, stored.res_type, stored.res_id, depositor)
             released.append((row.id, f"{stored.res_type}/{stored.res_id}"))
