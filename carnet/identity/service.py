@@ -421,9 +421,10 @@ class IdentityService:
             raise unprocessable([Issue("value", str(exc), "Patient.identifier")]) from None
         refuse_ins_of_two_people(inses, self.successor(), "Patient.identifier")
         known = unit.conn.execute(
-            select(identity.c.id).where(identity.c.patient_id == stored.res_id).limit(1)
+            select(identity).where(identity.c.patient_id == stored.res_id).limit(1)
         ).first()
         if known is not None:
+            self._refuse_another_person(unit.conn, known, stored)
             found = ins_from_patient(stored.body)
             if found is not None:
                 self._adopt_ins(unit.conn, known.id, found)
@@ -440,6 +441,29 @@ class IdentityService:
         if result.outcome is Outcome.LINK and result.identity_id is not None:
             # Documents deposited for this identity before it had a Patient.
             self.vigilance.release(session, result.identity_id, stored.res_id)
+
+    def _refuse_another_person(self, conn: Connection, known: Any, stored: StoredResource) -> None:
+        """Refuse (409) an update giving a Patient that has an identity the strict traits of
+        someone else: traits its identity would never be linked to (a strict trait at its "else"
+        level). Two sources' files using the same Patient id, or a wrong record picked at the
+        desk, would otherwise turn one person's record into another's without a vigilance item.
+        A correction (a typo, a later first name, a usage name) still goes through."""
+        assert stored.body is not None
+        try:
+            inp = patient_identity(stored.body)
+        except InvalidTraits:
+            return  # no strict traits to compare: nothing is matched on this version
+        (current,) = self.load(conn, [known])
+        if vetoed(self.model.score(inp.record(), current.record)):
+            log.info(
+                "Patient %s update refused: its traits name another person than identity %s",
+                stored.res_id,
+                known.id,
+            )
+            raise conflict(
+                "this update gives the Patient the strict traits of another person than its "
+                "identity; an identity is corrected through identity vigilance"
+            )
 
     def count(self) -> int:
         """How many identities the index holds (all states)."""
