@@ -124,7 +124,7 @@ class IdentityService:
         self.review_threshold = review_threshold
         self.register = register
         self._model: MatchModel | None = None
-        self.vigilance = Vigilance(fhir, data_keys, engine)
+        self.vigilance = Vigilance(fhir, data_keys, engine, successor=self.successor)
         self.deposits = Deposits(
             fhir,
             data_keys,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from carnet.app import Services
@@ -21,7 +22,7 @@ from carnet.identity.ins import (
 )
 from carnet.identity.nir import make_nir
 from carnet.identity.register import InMemoryRegister
-from carnet.identity.service import IdentityInput, Outcome
+from carnet.identity.service import IdentityInput, Outcome, VigilanceError
 from tests.spec.helpers import observation
 from tests.support.caller import AS_LOCAL_OPERATOR
 
@@ -193,3 +194,24 @@ def test_a_patient_carrying_an_nia_and_the_nir_that_replaced_it_is_one_person(
     services.identity.register = register
     created = client.post("/fhir/Patient", json=_carrying(HOMONYM, nia, NIR_A))
     assert created.status_code == 201, created.text
+
+
+def test_a_merge_never_joins_two_people_with_different_ins(services: Services) -> None:
+    mpi = services.identity
+    mpi.batch.add_many([IdentityInput(HOMONYM), IdentityInput(HOMONYM, InsStatus.VALI, NIR_B)])
+    # NIR_C's woman fits both: her item's best candidate may well be NIR_B's woman, whom the
+    # officer must never be able to merge her into.
+    held = mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_C), ctx=AS_LOCAL_OPERATOR)
+    assert held.outcome is Outcome.REVIEW and held.identity_id is not None
+    with_b = mpi.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_B)).identity_id
+    assert with_b is not None
+    with pytest.raises(VigilanceError, match="two people"):
+        mpi.vigilance.merge(held.identity_id, with_b, actor="officer", ctx=AS_LOCAL_OPERATOR)
+    with pytest.raises(VigilanceError, match="two people"):
+        mpi.vigilance.merge(with_b, held.identity_id, actor="officer", ctx=AS_LOCAL_OPERATOR)
+    # Nothing changed: both are still themselves, and the item is still open for a human.
+    assert mpi.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_B)).identity_id == with_b
+    assert mpi.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_C)).identity_id == (
+        held.identity_id
+    )
+    assert [i["id"] for i in mpi.vigilance.queue("open")] == [held.item_id]
