@@ -76,6 +76,23 @@ def test_known_qualified_ins_is_attached(client: TestClient, services: Services)
         assert conn.execute(select(quarantine)).first() is None
 
 
+def test_a_deposit_for_a_deleted_patient_is_held_not_attached(
+    client: TestClient, services: Services
+) -> None:
+    pid = _setup(client, services)
+    assert client.delete(f"/fhir/Patient/{pid}").status_code == 204
+    # His identity still names the deleted Patient: a document sent for him by INS must not be
+    # filed in a record that no longer exists, answered 201 as if it were in his record.
+    sent = client.post("/fhir/Observation", json=_by_ins())
+    assert sent.status_code == 202, sent.text
+    assert "held for identity vigilance" in sent.json()["issue"][0]["diagnostics"]
+    # Named by his traits in a contained Patient, the same.
+    assert client.post("/fhir/Observation", json=_with_contained(JEAN)).status_code == 202
+    assert client.get("/fhir/Observation", params={"_summary": "count"}).json()["total"] == 0
+    with services.engine.connect() as conn:
+        assert len(conn.execute(select(quarantine)).all()) == 2
+
+
 def test_unknown_or_ambiguous_is_held_and_invisible(client: TestClient, services: Services) -> None:
     pid = _setup(client, services)
     unknown = client.post("/fhir/Observation", json=_by_ins(OTHER_NIR))
