@@ -336,6 +336,12 @@ class Vigilance:
                 raise VigilanceError(f"merge {merge_id} was already undone")
             source = self._identity_row(conn, row.source_id)
             target = self._identity_row(conn, row.target_id)
+            if target.state == "merged":
+                # What this merge moved has moved on with the target: undone alone, it would
+                # leave the source active with an empty record and its items in another's.
+                raise VigilanceError(
+                    f"identity {target.id} was merged into another since: undo that merge first"
+                )
             conn.execute(
                 update(identity)
                 .where(identity.c.id == row.source_id)
