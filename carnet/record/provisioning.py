@@ -12,15 +12,18 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import insert, select, update
 
 from carnet.caller import RequestContext
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.db.instants import stamp
-from carnet.fhir.errors import bad_request
+from carnet.fhir.errors import bad_request, conflict
 from carnet.fhir.service import FhirService, FhirSession
-from carnet.identity.ins import Ins
+from carnet.identity.decisions import IdentityInput, vetoed
+from carnet.identity.ins import Ins, InvalidTraits, traits_from_patient
+from carnet.identity.matching import identity_model
 from carnet.record import notifications as templates
 from carnet.record.dates import majority, paris_midnight
 from carnet.record.models import CLOSED, OPEN, PENDING, REFUSED, SHREDDED, record_space
@@ -45,6 +48,21 @@ class ProvisionReport:
     representatives: int = 0
     notifications: int = 0
     patients: dict[int, str] = field(default_factory=dict)
+
+
+def _someone_else(body: dict[str, Any] | None, person: InsuredPerson) -> bool:
+    """Whether a Patient found by the person's INS has strict traits the identity index would
+    never link to theirs (a strict trait at its "else" level); one without traits is no proof."""
+    if body is None:
+        return False
+    try:
+        theirs = traits_from_patient(body)
+    except InvalidTraits:
+        return False
+    score = identity_model().score(
+        IdentityInput(theirs).record(), IdentityInput(person.traits).record()
+    )
+    return vetoed(score)
 
 
 class Provisioning:
@@ -152,7 +170,15 @@ class Provisioning:
             report.known += 1
             return str(row.patient_id), "known"
         query = f"identifier={person.ins.system}|{person.ins.value}"
-        pid = session.create("Patient", person.patient(), query).stored.res_id
+        written = session.create("Patient", person.patient(), query)
+        pid = written.stored.res_id
+        if not written.created and _someone_else(written.stored.body, person):
+            # The INS was written on another person's Patient (a typo at a desk): reusing it
+            # would make her record his space. Identity vigilance decides, not provisioning.
+            raise conflict(
+                f"row {person.row}: a Patient already carries this INS with the strict traits of "
+                "another person; resolve it in identity vigilance; nothing was provisioned"
+            )
         existing = unit.conn.execute(
             select(record_space.c.state).where(record_space.c.patient_id == pid)
         ).scalar_one_or_none()
