@@ -65,6 +65,17 @@ def _someone_else(body: dict[str, Any] | None, person: InsuredPerson) -> bool:
     return vetoed(score)
 
 
+def _contradicts(body: dict[str, Any] | None, ins: Ins) -> bool:
+    """Whether a Patient found by an INS has the sex, birth year or month that INS does not
+    encode (the rule every row of the register file is held to); one without traits is no proof."""
+    if body is None:
+        return False
+    try:
+        return not ins.agrees_with(traits_from_patient(body))
+    except InvalidTraits:
+        return False
+
+
 class Provisioning:
     """Provisions spaces from the insured-person register, one file in one transaction."""
 
@@ -122,7 +133,9 @@ class Provisioning:
                 child = active.get(person.ins.value)
                 for link in person.representatives if child else ():
                     assert child is not None
-                    rep_pid = by_nir.get(link.nir) or self._known_patient(session, link.nir)
+                    rep_pid = by_nir.get(link.nir) or self._known_patient(
+                        session, link.nir, person.row
+                    )
                     if rep_pid is None:
                         raise bad_request(
                             f"row {person.row}: the {link.kind} named by the register is neither "
@@ -205,7 +218,7 @@ class Provisioning:
         report.created += 1
         return pid, "created"
 
-    def _known_patient(self, session: FhirSession, nir: str) -> str | None:
+    def _known_patient(self, session: FhirSession, nir: str, row_number: int) -> str | None:
         unit = session.unit
         ins = ins_for(nir)
         row = unit.conn.execute(
@@ -216,7 +229,17 @@ class Provisioning:
         # whoever provisions, the register's person is looked for among every Patient
         query = f"identifier={ins.system}|{ins.value}"
         found = session.conditional_match("Patient", query, among_all=True)
-        return None if found is None else found.res_id
+        if found is None:
+            return None
+        if _contradicts(found.body, ins):
+            # The NIR was typed on another person's Patient: making her the representative
+            # would open the represented person's record to her.
+            raise conflict(
+                f"row {row_number}: the Patient carrying the representative's INS has a sex or "
+                "birth date that INS does not encode; resolve it in identity vigilance; nothing "
+                "was provisioned"
+            )
+        return found.res_id
 
     def _register_objection(
         self, session: FhirSession, person: InsuredPerson, moment: datetime
