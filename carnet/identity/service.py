@@ -233,13 +233,29 @@ class IdentityService:
         row = conn.execute(select(identity).where(identity.c.id == ident_id)).first()
         if row is None or row.ins_hash is not None:
             return
+        digest = ins_digest(self.blind, ins)
+        holder = conn.execute(
+            select(identity.c.id).where(
+                identity.c.ins_hash == digest,
+                identity.c.id != ident_id,
+                identity.c.state != "merged",
+            )
+        ).first()
+        if holder is not None:
+            # Another identity is that INS's person: two identities carrying one INS would let a
+            # document for her go to either (a homonym's card picked at the desk).
+            log.info("identity %s not given the INS identity %s carries", ident_id, holder.id)
+            raise conflict(
+                "this INS is another identity's: a Patient is given it through identity "
+                "vigilance (a merge), not by an update"
+            )
         data = json.loads(self.data_keys.decrypt(conn, OWNER, row.traits, ident_id.encode()))
         data["i"] = [ins.system, ins.value]
         blob = self.data_keys.encrypt(conn, OWNER, json.dumps(data).encode(), ident_id.encode())
         conn.execute(
             update(identity)
             .where(identity.c.id == ident_id)
-            .values(ins_hash=ins_digest(self.blind, ins), traits=blob, updated_at=utc_now())
+            .values(ins_hash=digest, traits=blob, updated_at=utc_now())
         )
         log.info("identity %s now carries its INS", ident_id)
 

@@ -215,3 +215,30 @@ def test_a_merge_never_joins_two_people_with_different_ins(services: Services) -
         held.identity_id
     )
     assert [i["id"] for i in mpi.vigilance.queue("open")] == [held.item_id]
+
+
+def test_an_ins_another_identity_holds_is_never_given_to_a_second_one(
+    client: TestClient, services: Services
+) -> None:
+    mpi = services.identity
+    # Two homonyms: the first known without an INS, the second with NIR_B; the officer found
+    # them to be two people.
+    first = client.post("/fhir/Patient", json=_carrying(HOMONYM))
+    second = client.post("/fhir/Patient", json=_carrying(HOMONYM, NIR_B))
+    assert first.status_code == 201 and second.status_code == 201
+    (item,) = mpi.vigilance.queue("open")
+    mpi.vigilance.dismiss(item["id"], actor="officer", ctx=AS_LOCAL_OPERATOR)
+    # The second woman's NIR picked for the first at a desk: refused, not adopted, or her
+    # identity and the second's would both carry NIR_B and a document could go to either.
+    pid = first.json()["id"]
+    update = {**_carrying(HOMONYM, NIR_B), "id": pid}
+    refused = client.put(f"/fhir/Patient/{pid}", json=update)
+    assert refused.status_code == 409, refused.text
+    assert NIR_B.value not in refused.text
+    document = observation("x")
+    document["contained"] = [{**_carrying(HOMONYM, NIR_B), "id": "p"}]
+    document["subject"] = {"reference": "#p"}
+    for _ in range(3):
+        sent = client.post("/fhir/Observation", json=document)
+        assert sent.status_code == 201, sent.text
+        assert sent.json()["subject"] == {"reference": f"Patient/{second.json()['id']}"}
