@@ -297,6 +297,17 @@ class IdentityService:
                 )
             ).all()
             known = self.load(conn, list(rows))
+            if len(known) > 1:
+                # Several identities carry it (a second Patient awaiting the officer): which one
+                # is meant is a human's call, whatever the traits; never the first row found.
+                return MatchResult(
+                    Outcome.REVIEW,
+                    "INS known more than once",
+                    tuple(
+                        Candidate(k.id, k.patient_id, model.score(record, k.record))
+                        for k in known[:5]
+                    ),
+                )
             if known:
                 found = known[0]
                 score = model.score(record, found.record)

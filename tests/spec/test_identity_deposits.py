@@ -243,3 +243,23 @@ def test_deposit_answer_does_not_reveal_the_patient_id(
     # care (the operator here) gets the Patient reference as before
     seen = client.post("/fhir/Observation", json=by_ipp)
     assert seen.json()["subject"] == {"reference": f"Patient/{pid}"}
+
+
+def test_a_document_for_an_ins_two_identities_carry_is_held_however_it_names_its_patient(
+    client: TestClient, services: Services
+) -> None:
+    _setup(client, services)
+    # A second Patient for Jean (another source's copy): stored, and left to the officer.
+    duplicate = client.post("/fhir/Patient", json=_patient())
+    assert duplicate.status_code == 201, duplicate.text
+    assert [i["evidence"]["reason"] for i in services.identity.vigilance.queue()] == [
+        "another Patient has this identity"
+    ]
+    # Until the officer merges them, which of the two records a document joins is not for the
+    # index to pick: named by the INS alone it is held, and named by a contained Patient too.
+    assert client.post("/fhir/Observation", json=_by_ins()).status_code == 202
+    contained = _with_contained(JEAN)
+    contained["contained"][0]["identifier"] = [{"system": INS_NIR_OID, "value": NIR}]
+    held = client.post("/fhir/Observation", json=contained)
+    assert held.status_code == 202, held.text
+    assert client.get("/fhir/Observation", params={"_summary": "count"}).json()["total"] == 0
