@@ -255,6 +255,21 @@ class AccountService:
             ).first()
         return None if row is None else _account(row)
 
+    def person_account_of(self, patient_id: str) -> Account | None:
+        """The person's account of a Patient record, if it has one (the activation pages ask:
+        a code opens a space that has no account yet, never a second way into one)."""
+        with reading(self.engine) as conn:
+            row = conn.execute(
+                select(access_account)
+                .where(
+                    access_account.c.patient_id == patient_id,
+                    access_account.c.kind == Kind.PERSON,
+                )
+                .order_by(access_account.c.created_at)
+                .limit(1)
+            ).first()
+        return None if row is None else _account(row)
+
     def find_by_login(self, login: str) -> Account | None:
         """The account of a login (operators' tools; the login API never tells)."""
         with reading(self.engine) as conn:

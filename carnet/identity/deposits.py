@@ -45,6 +45,7 @@ from carnet.identity.decisions import (
     Outcome,
     patient_identity,
 )
+from carnet.identity.distinct import Successor, no_successor
 from carnet.identity.held import seal_held
 from carnet.identity.ins import (
     INS_SYSTEMS,
@@ -53,6 +54,7 @@ from carnet.identity.ins import (
     InvalidTraits,
     check_ins_identifiers,
 )
+from carnet.identity.ins_anywhere import refuse_ins_of_two_people
 from carnet.identity.models import identity, ins_digest, quarantine, vigilance_item
 from carnet.identity.vigilance import OWNER, attach_document, new_item
 from carnet.policy.authors import authorship_of
@@ -70,6 +72,16 @@ Queue = Callable[[Connection, IdentityInput, MatchResult, "str | None"], MatchRe
 (:meth:`IdentityService.queue_in`)."""
 
 
+_DELETED = "the identity's Patient was deleted"
+
+
+def _live(session: FhirSession, patient_id: str) -> bool:
+    """Whether the Patient an identity names still exists: a document is never filed under a
+    deleted Patient (a record no one reads), it is held for vigilance instead."""
+    current = session.current("Patient", patient_id)
+    return current is not None and not current.deleted
+
+
 class Deposits:
     """Deposits and the FHIR create hook (:attr:`FhirService.deposit_hooks`); the matching is the
     master patient index's, given as ``decide`` and ``queue``."""
@@ -82,8 +94,10 @@ class Deposits:
         *,
         decide: Decide,
         queue: Queue,
+        successor: Callable[[], Successor] = lambda: no_successor,
     ) -> None:
         self.fhir = fhir
+        self._successor = successor  # the register's NIA -> NIR replacements, asked when needed
         self.data_keys = data_keys
         self.blind = blind
         self._decide = decide
@@ -119,7 +133,11 @@ class Deposits:
         unit, ctx = session.unit, session.ctx
         result = self._decide(unit.conn, inp)
         if result.outcome is Outcome.LINK and result.patient_id is not None:
-            return result, attach_document(session, res_type, document, result.patient_id, res_id)
+            if _live(session, result.patient_id):
+                return result, attach_document(
+                    session, res_type, document, result.patient_id, res_id
+                )
+            result = MatchResult(Outcome.REVIEW, _DELETED, result.candidates)
         if result.outcome is Outcome.LINK:
             # A known identity without a Patient yet: held until its Patient is written.
             assert result.identity_id is not None
@@ -191,10 +209,13 @@ class Deposits:
                 identity.c.ins_hash == ins_digest(self.blind, ins), identity.c.state != "merged"
             )
         ).all()
+        deleted = False
         if len(rows) == 1 and rows[0].state == "active" and rows[0].patient_id:
             found_id, pid = rows[0].id, rows[0].patient_id
-            stored = attach_document(session, res_type, document, pid, res_id)
-            return MatchResult(Outcome.LINK, "known INS", (), found_id, pid), stored
+            if _live(session, pid):
+                stored = attach_document(session, res_type, document, pid, res_id)
+                return MatchResult(Outcome.LINK, "known INS", (), found_id, pid), stored
+            deleted = True
         waiting = [r for r in rows if r.patient_id is None]
         if len(rows) == 1 and waiting:
             # Already waiting for a human (an earlier deposit, or a known identity without a
@@ -208,7 +229,7 @@ class Deposits:
             q_id = self._hold(unit.conn, ctx, pending, res_type, document)
             reason = "INS already waiting for vigilance"
             return MatchResult(Outcome.REVIEW, reason, (), pending, None, item_id, q_id), None
-        reason = "INS known more than once" if rows else "unknown INS"
+        reason = _DELETED if deleted else ("INS known more than once" if rows else "unknown INS")
         pending = self._bare_identity(unit.conn, ins)
         item_id = new_item(unit.conn, "unknown", pending, None, None, {"reason": reason})
         q_id = self._hold(unit.conn, ctx, pending, res_type, document)
@@ -292,10 +313,12 @@ class Deposits:
                 return None
             patient = {k: v for k, v in contained[0].items() if k != "id"}
             try:
-                check_ins_identifiers(patient)
+                inses = check_ins_identifiers(patient)
             except InvalidIns as exc:
                 # A broken INS is refused wherever it comes in, never stored (not even contained).
                 raise unprocessable([Issue("value", str(exc), f"{key}.identifier")]) from None
+            # Two people's INS: matched on the first, the document could reach the wrong record.
+            refuse_ins_of_two_people(inses, self._successor(), "contained.identifier")
             try:
                 inp = patient_identity(patient)
             except InvalidTraits:

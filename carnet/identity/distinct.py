@@ -13,12 +13,19 @@ Records are the mappings the scoring functions compare; ``ins`` holds ``(system,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from carnet.identity.ins import INS_NIA_OID, INS_NIR_OID, Ins
 
-__all__ = ["Successor", "ins_differ", "ins_of", "no_successor", "other_first_names_differ"]
+__all__ = [
+    "Successor",
+    "ins_differ",
+    "ins_of",
+    "name_two_people",
+    "no_successor",
+    "other_first_names_differ",
+]
 
 Record = Mapping[str, Any]
 Successor = Callable[[Ins], Ins | None]
@@ -52,6 +59,21 @@ def ins_differ(a: Record, b: Record, successor: Successor = no_successor) -> boo
     if x is None or y is None or x == y:
         return False
     return not (_replaced(x, y, successor) or _replaced(y, x, successor))
+
+
+def name_two_people(inses: Sequence[Ins], successor: Successor = no_successor) -> bool:
+    """Whether the INS identifiers of one Patient name two people.
+
+    A Patient carries one person's INS (an NIA and the NIR the register says replaced it are one
+    person). One carrying two would be matched on whichever comes first, the identity would adopt
+    it, and documents deposited by that INS for its real holder would land in this record: such a
+    Patient is refused, as two valid INS that differ are never joined.
+    """
+    return any(
+        x != y and not (_replaced(x, y, successor) or _replaced(y, x, successor))
+        for i, x in enumerate(inses)
+        for y in inses[i + 1 :]
+    )
 
 
 def other_first_names_differ(a: Record, b: Record) -> bool:

@@ -259,9 +259,21 @@ class Ins:
         if system not in INS_SYSTEMS:
             raise InvalidIns(f"identifier system {system!r} is not an INS system")
         try:
-            return cls(system, validate_nir(value))
+            matricule = validate_nir(value)
         except InvalidNIR as exc:
             raise InvalidIns(f"INS {INS_SYSTEMS[system]}: {exc}") from None
+        # An NIA (temporary number, sex digit 7 or 8) is not a NIR, nor a NIR an NIA: under the
+        # other kind's system one person's matricule would be indexed as two INS (two people).
+        if system == INS_NIR_OID and matricule[0] in "78":
+            raise InvalidIns(
+                f"INS INS-NIR: sex digit {matricule[0]} marks a temporary number (NIA), "
+                "whose system is INS-NIA"
+            )
+        if system == INS_NIA_OID and matricule[0] in "12":
+            raise InvalidIns(
+                f"INS INS-NIA: sex digit {matricule[0]} marks a NIR, whose system is INS-NIR"
+            )
+        return cls(system, matricule)
 
     def agrees_with(self, traits: Traits) -> bool:
         """Whether the sex digit, year and month of the NIR agree with the traits."""

@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 
 from carnet.fhir.errors import Issue, unprocessable
-from carnet.identity.ins import INS_SYSTEMS, InvalidIns, check_ins_identifiers
+from carnet.identity.distinct import Successor, name_two_people
+from carnet.identity.ins import INS_SYSTEMS, Ins, InvalidIns, check_ins_identifiers
 
 
 def _identifier_lists(node: Any, path: str) -> Iterator[tuple[str, list[Any]]]:
@@ -57,3 +58,14 @@ def refuse_broken_ins(res_type: str, body: dict[str, Any]) -> None:
             check_ins_identifiers({"identifier": identifiers})
         except InvalidIns as exc:
             raise unprocessable([Issue("value", str(exc), path)]) from None
+
+
+def refuse_ins_of_two_people(inses: list[Ins], successor: Successor, path: str) -> None:
+    """Refuse (422) a Patient whose INS identifiers name two people (``path``: where it is), so
+    that no identity adopts another person's INS; the diagnostics never quote the numbers."""
+    if name_two_people(inses, successor):
+        message = (
+            "the Patient carries two INS that name two people (only an NIA and the NIR the "
+            "reference register says replaced it may go together)"
+        )
+        raise unprocessable([Issue("business-rule", message, path)])

@@ -65,6 +65,7 @@ from carnet.identity.ins import (
     check_ins_identifiers,
     ins_from_patient,
 )
+from carnet.identity.ins_anywhere import refuse_ins_of_two_people
 from carnet.identity.matching import VETO, MatchModel, identity_model
 from carnet.identity.models import (
     identity,
@@ -123,8 +124,15 @@ class IdentityService:
         self.review_threshold = review_threshold
         self.register = register
         self._model: MatchModel | None = None
-        self.vigilance = Vigilance(fhir, data_keys, engine)
-        self.deposits = Deposits(fhir, data_keys, blind, decide=self.decide_in, queue=self.queue_in)
+        self.vigilance = Vigilance(fhir, data_keys, engine, successor=self.successor)
+        self.deposits = Deposits(
+            fhir,
+            data_keys,
+            blind,
+            decide=self.decide_in,
+            queue=self.queue_in,
+            successor=self.successor,
+        )
         self.batch = IndexBatch(self)
 
     # -- model ------------------------------------------------------------------------------------
@@ -225,13 +233,29 @@ class IdentityService:
         row = conn.execute(select(identity).where(identity.c.id == ident_id)).first()
         if row is None or row.ins_hash is not None:
             return
+        digest = ins_digest(self.blind, ins)
+        holder = conn.execute(
+            select(identity.c.id).where(
+                identity.c.ins_hash == digest,
+                identity.c.id != ident_id,
+                identity.c.state != "merged",
+            )
+        ).first()
+        if holder is not None:
+            # Another identity is that INS's person: two identities carrying one INS would let a
+            # document for her go to either (a homonym's card picked at the desk).
+            log.info("identity %s not given the INS identity %s carries", ident_id, holder.id)
+            raise conflict(
+                "this INS is another identity's: a Patient is given it through identity "
+                "vigilance (a merge), not by an update"
+            )
         data = json.loads(self.data_keys.decrypt(conn, OWNER, row.traits, ident_id.encode()))
         data["i"] = [ins.system, ins.value]
         blob = self.data_keys.encrypt(conn, OWNER, json.dumps(data).encode(), ident_id.encode())
         conn.execute(
             update(identity)
             .where(identity.c.id == ident_id)
-            .values(ins_hash=ins_digest(self.blind, ins), traits=blob, updated_at=utc_now())
+            .values(ins_hash=digest, traits=blob, updated_at=utc_now())
         )
         log.info("identity %s now carries its INS", ident_id)
 
@@ -273,6 +297,17 @@ class IdentityService:
                 )
             ).all()
             known = self.load(conn, list(rows))
+            if len(known) > 1:
+                # Several identities carry it (a second Patient awaiting the officer): which one
+                # is meant is a human's call, whatever the traits; never the first row found.
+                return MatchResult(
+                    Outcome.REVIEW,
+                    "INS known more than once",
+                    tuple(
+                        Candidate(k.id, k.patient_id, model.score(record, k.record))
+                        for k in known[:5]
+                    ),
+                )
             if known:
                 found = known[0]
                 score = model.score(record, found.record)
@@ -405,16 +440,18 @@ class IdentityService:
         if stored.body is None:
             return
         try:
-            check_ins_identifiers(stored.body)
+            inses = check_ins_identifiers(stored.body)
         except InvalidIns as exc:
             log.info(
                 "Patient %s refused: its INS identifier breaks the NIR/NIA rules", stored.res_id
             )
             raise unprocessable([Issue("value", str(exc), "Patient.identifier")]) from None
+        refuse_ins_of_two_people(inses, self.successor(), "Patient.identifier")
         known = unit.conn.execute(
-            select(identity.c.id).where(identity.c.patient_id == stored.res_id).limit(1)
+            select(identity).where(identity.c.patient_id == stored.res_id).limit(1)
         ).first()
         if known is not None:
+            self._refuse_another_person(unit.conn, known, stored)
             found = ins_from_patient(stored.body)
             if found is not None:
                 self._adopt_ins(unit.conn, known.id, found)
@@ -431,6 +468,29 @@ class IdentityService:
         if result.outcome is Outcome.LINK and result.identity_id is not None:
             # Documents deposited for this identity before it had a Patient.
             self.vigilance.release(session, result.identity_id, stored.res_id)
+
+    def _refuse_another_person(self, conn: Connection, known: Any, stored: StoredResource) -> None:
+        """Refuse (409) an update giving a Patient that has an identity the strict traits of
+        someone else: traits its identity would never be linked to (a strict trait at its "else"
+        level). Two sources' files using the same Patient id, or a wrong record picked at the
+        desk, would otherwise turn one person's record into another's without a vigilance item.
+        A correction (a typo, a later first name, a usage name) still goes through."""
+        assert stored.body is not None
+        try:
+            inp = patient_identity(stored.body)
+        except InvalidTraits:
+            return  # no strict traits to compare: nothing is matched on this version
+        (current,) = self.load(conn, [known])
+        if vetoed(self.model.score(inp.record(), current.record)):
+            log.info(
+                "Patient %s update refused: its traits name another person than identity %s",
+                stored.res_id,
+                known.id,
+            )
+            raise conflict(
+                "this update gives the Patient the strict traits of another person than its "
+                "identity; an identity is corrected through identity vigilance"
+            )
 
     def count(self) -> int:
         """How many identities the index holds (all states)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,10 +21,11 @@ from carnet.fhir.dates import utc_now
 from carnet.fhir.repository import StoredResource
 from carnet.fhir.service import FhirService, FhirSession
 from carnet.identity.decisions import VigilanceError
+from carnet.identity.distinct import Successor, ins_differ, no_successor
 from carnet.identity.held import open_held
 from carnet.identity.models import identity, identity_merge, quarantine, vigilance_item
 from carnet.identity.moves import move_references
-from carnet.policy.authors import set_author
+from carnet.policy.authors import blocked_author, set_author
 
 log = logging.getLogger("carnet.identity")
 
@@ -98,10 +99,18 @@ def new_item(
 class Vigilance:
     """The vigilance queue: list items, merge, unmerge, dismiss, release held documents."""
 
-    def __init__(self, fhir: FhirService, data_keys: DataKeys, engine: Engine) -> None:
+    def __init__(
+        self,
+        fhir: FhirService,
+        data_keys: DataKeys,
+        engine: Engine,
+        *,
+        successor: Callable[[], Successor] = lambda: no_successor,
+    ) -> None:
         self.fhir = fhir
         self.data_keys = data_keys
         self.engine = engine  # the vigilance queue's own reads (no resource rows)
+        self._successor = successor  # the register's NIA -> NIR replacements, asked when needed
 
     @contextmanager
     def _session(self, action: str, ctx: RequestContext) -> Iterator[FhirSession]:
@@ -155,6 +164,26 @@ class Vigilance:
             raise VigilanceError(f"identity {ident_id} is not known")
         return row
 
+    def _refuse_two_people(self, conn: Connection, source: Any, target: Any) -> None:
+        """Two valid INS that differ are two people, whoever decides: a merge of two identified
+        people carrying different INS (an item's best candidate can be a homonym with her own
+        INS) is refused, unless the register says the NIA was replaced by that NIR. An identity
+        that holds only an INS (documents deposited under an unknown INS, no traits) is no
+        person: the officer still decides whose record its documents join."""
+        if source.ins_hash is None or target.ins_hash is None or source.ins_hash == target.ins_hash:
+            return
+        records = []
+        for row in (source, target):
+            data = json.loads(self.data_keys.decrypt(conn, OWNER, row.traits, row.id.encode()))
+            if data.get("n") is None:
+                return
+            records.append({"ins": data["i"]})
+        if ins_differ(records[0], records[1], self._successor()):
+            raise VigilanceError(
+                f"identities {source.id} and {target.id} carry two different INS: two people, "
+                "never merged"
+            )
+
     def _close(self, conn: Connection, item_id: str, state: str, actor: str) -> None:
         conn.execute(
             update(vigilance_item)
@@ -176,6 +205,11 @@ class Vigilance:
         for row in rows:
             clear = self.data_keys.decrypt(unit.conn, OWNER, row.body, row.id.encode())
             body, depositor = open_held(clear)
+            if blocked_author(unit.conn, depositor, patient_id):
+                # The patient blocked the depositor: their document stays held, in no record,
+                # as their direct deposit would have been refused.
+                log.info("quarantine %s stays held: its depositor is blocked", row.id)
+                continue
             stored = attach_document(session, row.res_type, body, patient_id)
             set_author(unit.conn, stored.res_type, stored.res_id, depositor)
             released.append((row.id, f"{stored.res_type}/{stored.res_id}"))
@@ -241,6 +275,7 @@ class Vigilance:
             for row in (source, target):
                 if row.state == "merged":
                     raise VigilanceError(f"identity {row.id} is already merged into another")
+            self._refuse_two_people(conn, source, target)
             conn.execute(
                 update(identity)
                 .where(identity.c.id == source_id)
@@ -301,6 +336,12 @@ class Vigilance:
                 raise VigilanceError(f"merge {merge_id} was already undone")
             source = self._identity_row(conn, row.source_id)
             target = self._identity_row(conn, row.target_id)
+            if target.state == "merged":
+                # What this merge moved has moved on with the target: undone alone, it would
+                # leave the source active with an empty record and its items in another's.
+                raise VigilanceError(
+                    f"identity {target.id} was merged into another since: undo that merge first"
+                )
             conn.execute(
                 update(identity)
                 .where(identity.c.id == row.source_id)

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, delete, insert, select, tuple_
 
 from carnet.caller import Authorship, Kind, Principal
 from carnet.db.instants import stamp
-from carnet.policy.models import access_author
+from carnet.policy.models import access_author, access_block
 
 
 def authorship_of(principal: Principal) -> Authorship | None:
@@ -85,3 +85,16 @@ def set_author(conn: Connection, res_type: str, res_id: str, author: Authorship 
                 created_at=stamp(),
             )
         )
+
+
+def blocked_author(conn: Connection, author: Authorship | None, patient_id: str) -> bool:
+    """Whether ``author`` is a professional ``patient_id`` blocked (the ``pro-blocked`` rule):
+    a deposit of theirs released later by someone else's action is still their write, and a
+    block refuses it as it refuses their own create."""
+    if author is None or author.kind != Kind.PROFESSIONAL.value:
+        return False
+    b = access_block.c
+    found = conn.execute(
+        select(b.rpps).where(b.patient_id == patient_id, b.rpps == author.author).limit(1)
+    ).first()
+    return found is not None

@@ -12,15 +12,18 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import insert, select, update
 
 from carnet.caller import RequestContext
 from carnet.crypto.blind_index import BlindIndexer
 from carnet.db.instants import stamp
-from carnet.fhir.errors import bad_request
+from carnet.fhir.errors import bad_request, conflict
 from carnet.fhir.service import FhirService, FhirSession
-from carnet.identity.ins import Ins
+from carnet.identity.decisions import IdentityInput, vetoed
+from carnet.identity.ins import Ins, InvalidTraits, traits_from_patient
+from carnet.identity.matching import identity_model
 from carnet.record import notifications as templates
 from carnet.record.dates import majority, paris_midnight
 from carnet.record.models import CLOSED, OPEN, PENDING, REFUSED, SHREDDED, record_space
@@ -45,6 +48,32 @@ class ProvisionReport:
     representatives: int = 0
     notifications: int = 0
     patients: dict[int, str] = field(default_factory=dict)
+
+
+def _someone_else(body: dict[str, Any] | None, person: InsuredPerson) -> bool:
+    """Whether a Patient found by the person's INS has strict traits the identity index would
+    never link to theirs (a strict trait at its "else" level); one without traits is no proof."""
+    if body is None:
+        return False
+    try:
+        theirs = traits_from_patient(body)
+    except InvalidTraits:
+        return False
+    score = identity_model().score(
+        IdentityInput(theirs).record(), IdentityInput(person.traits).record()
+    )
+    return vetoed(score)
+
+
+def _contradicts(body: dict[str, Any] | None, ins: Ins) -> bool:
+    """Whether a Patient found by an INS has the sex, birth year or month that INS does not
+    encode (the rule every row of the register file is held to); one without traits is no proof."""
+    if body is None:
+        return False
+    try:
+        return not ins.agrees_with(traits_from_patient(body))
+    except InvalidTraits:
+        return False
 
 
 class Provisioning:
@@ -104,7 +133,9 @@ class Provisioning:
                 child = active.get(person.ins.value)
                 for link in person.representatives if child else ():
                     assert child is not None
-                    rep_pid = by_nir.get(link.nir) or self._known_patient(session, link.nir)
+                    rep_pid = by_nir.get(link.nir) or self._known_patient(
+                        session, link.nir, person.row
+                    )
                     if rep_pid is None:
                         raise bad_request(
                             f"row {person.row}: the {link.kind} named by the register is neither "
@@ -152,7 +183,15 @@ class Provisioning:
             report.known += 1
             return str(row.patient_id), "known"
         query = f"identifier={person.ins.system}|{person.ins.value}"
-        pid = session.create("Patient", person.patient(), query).stored.res_id
+        written = session.create("Patient", person.patient(), query)
+        pid = written.stored.res_id
+        if not written.created and _someone_else(written.stored.body, person):
+            # The INS was written on another person's Patient (a typo at a desk): reusing it
+            # would make her record his space. Identity vigilance decides, not provisioning.
+            raise conflict(
+                f"row {person.row}: a Patient already carries this INS with the strict traits of "
+                "another person; resolve it in identity vigilance; nothing was provisioned"
+            )
         existing = unit.conn.execute(
             select(record_space.c.state).where(record_space.c.patient_id == pid)
         ).scalar_one_or_none()
@@ -179,7 +218,7 @@ class Provisioning:
         report.created += 1
         return pid, "created"
 
-    def _known_patient(self, session: FhirSession, nir: str) -> str | None:
+    def _known_patient(self, session: FhirSession, nir: str, row_number: int) -> str | None:
         unit = session.unit
         ins = ins_for(nir)
         row = unit.conn.execute(
@@ -190,7 +229,17 @@ class Provisioning:
         # whoever provisions, the register's person is looked for among every Patient
         query = f"identifier={ins.system}|{ins.value}"
         found = session.conditional_match("Patient", query, among_all=True)
-        return None if found is None else found.res_id
+        if found is None:
+            return None
+        if _contradicts(found.body, ins):
+            # The NIR was typed on another person's Patient: making her the representative
+            # would open the represented person's record to her.
+            raise conflict(
+                f"row {row_number}: the Patient carrying the representative's INS has a sex or "
+                "birth date that INS does not encode; resolve it in identity vigilance; nothing "
+                "was provisioned"
+            )
+        return found.res_id
 
     def _register_objection(
         self, session: FhirSession, person: InsuredPerson, moment: datetime

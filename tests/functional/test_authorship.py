@@ -23,6 +23,7 @@ from carnet.audit.models import audit_event_patient
 from carnet.authn.models import access_grant
 from carnet.caller import Kind, Principal
 from carnet.identity.ins import INS_NIR_OID, Ins, InsStatus, Traits, apply_to_patient
+from carnet.identity.models import identity
 from carnet.identity.nir import make_nir
 from carnet.identity.register import InMemoryRegister
 from carnet.policy.models import access_alert, access_author, access_care
@@ -491,3 +492,30 @@ def test_released_deposit_keeps_its_depositor_as_author(world: World) -> None:
     # the depositor, not whoever released it, is its author: they read it back, the releaser not
     assert world.get("stranger", f"/fhir/Observation/{released[0]}").status_code == 200
     assert world.get("other", f"/fhir/Observation/{released[0]}").status_code == 403
+
+
+def test_a_held_deposit_of_a_professional_the_patient_blocked_never_enters_their_record(
+    world: World,
+) -> None:
+    assert world.post("a", "/access/blocks", {"rpps": STRANGER}).status_code == 200
+    # Named by Jean's INS, the blocked professional's deposit is refused...
+    assert world.post("stranger", "/fhir/Observation", _obs(_by_ins())).status_code == 403
+    # ...and named by an INS nobody knows yet, it is held for identity vigilance.
+    other_nir = make_nir(1, 1985, 7, "75056", 99)
+    by_other = {"type": "Patient", "identifier": {"system": INS_NIR_OID, "value": other_nir}}
+    held = world.post("stranger", "/fhir/Observation", _obs(by_other))
+    assert held.status_code == 202, held.text
+    before = world.get("operator", "/fhir/Observation", patient=world.a).json()["total"]
+    # The officer finds that INS is Jean's: the merge must not carry the professional's
+    # document past the block Jean set.
+    with world.services.engine.connect() as conn:
+        target = conn.execute(
+            select(identity.c.id).where(identity.c.patient_id == world.a)
+        ).scalar_one()
+    (item,) = world.get("operator", "/identity/queue", state="open").json()["items"]
+    merged = world.services.identity.vigilance.merge(
+        item["identity"], target, actor="officer", ctx=AS_LOCAL_OPERATOR
+    )
+    assert merged["released"] == 0
+    after = world.get("operator", "/fhir/Observation", patient=world.a).json()["total"]
+    assert after == before

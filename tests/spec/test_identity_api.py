@@ -142,3 +142,31 @@ def test_patient_writes_go_through_matching(client: TestClient) -> None:
     broken = _patient(identifier=[{"system": INS_NIR_OID, "value": NIR[:-2] + "00"}])
     assert client.post("/fhir/Patient", json=broken).status_code == 422
     assert len(client.get("/identity/queue").json()["items"]) == 1
+
+
+def test_an_update_never_turns_a_patient_into_another_person(client: TestClient) -> None:
+    created = client.post(
+        "/fhir/Patient",
+        json=_patient(identifier=[{"system": INS_NIR_OID, "value": NIR}]),
+    )
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    # Another person under the same id (two sources' files both calling their patient "p1", a
+    # wrong record picked at the desk): her record would become his, without a word.
+    other = {
+        "resourceType": "Patient",
+        "id": pid,
+        "name": [{"use": "official", "family": "Durand", "given": ["Luc"]}],
+        "gender": "male",
+        "birthDate": "1950-11-30",
+    }
+    refused = client.put(f"/fhir/Patient/{pid}", json=other)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["resourceType"] == "OperationOutcome"
+    assert "DURAND" not in refused.text.upper() and "LUC" not in refused.text.upper()
+    kept = client.get(f"/fhir/Patient/{pid}").json()
+    assert kept["name"][0]["family"] == "Petit" and kept["meta"]["versionId"] == "1"
+    # Her own details are still hers to correct: a later first name, a usage name.
+    corrected = _patient(given="Anne", id=pid, identifier=created.json()["identifier"])
+    corrected["name"].append({"use": "usual", "family": "Martin"})
+    assert client.put(f"/fhir/Patient/{pid}", json=corrected).status_code == 200

@@ -76,6 +76,23 @@ def test_known_qualified_ins_is_attached(client: TestClient, services: Services)
         assert conn.execute(select(quarantine)).first() is None
 
 
+def test_a_deposit_for_a_deleted_patient_is_held_not_attached(
+    client: TestClient, services: Services
+) -> None:
+    pid = _setup(client, services)
+    assert client.delete(f"/fhir/Patient/{pid}").status_code == 204
+    # His identity still names the deleted Patient: a document sent for him by INS must not be
+    # filed in a record that no longer exists, answered 201 as if it were in his record.
+    sent = client.post("/fhir/Observation", json=_by_ins())
+    assert sent.status_code == 202, sent.text
+    assert "held for identity vigilance" in sent.json()["issue"][0]["diagnostics"]
+    # Named by his traits in a contained Patient, the same.
+    assert client.post("/fhir/Observation", json=_with_contained(JEAN)).status_code == 202
+    assert client.get("/fhir/Observation", params={"_summary": "count"}).json()["total"] == 0
+    with services.engine.connect() as conn:
+        assert len(conn.execute(select(quarantine)).all()) == 2
+
+
 def test_unknown_or_ambiguous_is_held_and_invisible(client: TestClient, services: Services) -> None:
     pid = _setup(client, services)
     unknown = client.post("/fhir/Observation", json=_by_ins(OTHER_NIR))
@@ -253,3 +270,23 @@ def test_a_reference_to_another_servers_patient_attaches_nothing_here(
         record = me.get(f"/fhir/Patient/{pid}/$everything").json()
         found = {e["resource"]["id"] for e in record["entry"]}
         assert ids["here"] in found and ids["elsewhere"] not in found
+
+
+def test_a_document_for_an_ins_two_identities_carry_is_held_however_it_names_its_patient(
+    client: TestClient, services: Services
+) -> None:
+    _setup(client, services)
+    # A second Patient for Jean (another source's copy): stored, and left to the officer.
+    duplicate = client.post("/fhir/Patient", json=_patient())
+    assert duplicate.status_code == 201, duplicate.text
+    assert [i["evidence"]["reason"] for i in services.identity.vigilance.queue()] == [
+        "another Patient has this identity"
+    ]
+    # Until the officer merges them, which of the two records a document joins is not for the
+    # index to pick: named by the INS alone it is held, and named by a contained Patient too.
+    assert client.post("/fhir/Observation", json=_by_ins()).status_code == 202
+    contained = _with_contained(JEAN)
+    contained["contained"][0]["identifier"] = [{"system": INS_NIR_OID, "value": NIR}]
+    held = client.post("/fhir/Observation", json=contained)
+    assert held.status_code == 202, held.text
+    assert client.get("/fhir/Observation", params={"_summary": "count"}).json()["total"] == 0

@@ -6,7 +6,9 @@ one exception. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from carnet.app import Services
@@ -20,7 +22,8 @@ from carnet.identity.ins import (
 )
 from carnet.identity.nir import make_nir
 from carnet.identity.register import InMemoryRegister
-from carnet.identity.service import IdentityInput, Outcome
+from carnet.identity.service import IdentityInput, Outcome, VigilanceError
+from tests.spec.helpers import observation
 from tests.support.caller import AS_LOCAL_OPERATOR
 
 HOMONYM = Traits.create("Martin", ["Marie", "Anne"], "1980-05-12", "F", "75056")
@@ -147,3 +150,95 @@ def test_a_patient_updated_with_an_ins_gives_it_to_its_identity(
     assert updated.status_code == 200, updated.text
     other = services.identity.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_B))
     assert other.outcome is Outcome.NEW
+
+
+def _carrying(traits: Traits, *inses: Ins) -> dict[str, Any]:
+    body = apply_to_patient({"resourceType": "Patient"}, traits, InsStatus.VALI, None)
+    body["identifier"] = [{"system": i.system, "value": i.value} for i in inses]
+    return body
+
+
+def test_a_patient_carrying_two_ins_that_name_two_people_is_refused(
+    client: TestClient, services: Services
+) -> None:
+    # Her Patient carrying a second woman's INS first would give that INS to her identity, and
+    # every later document for the other woman, deposited by INS, would land in her record.
+    refused = client.post("/fhir/Patient", json=_carrying(HOMONYM, NIR_B, NIR_A))
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["resourceType"] == "OperationOutcome"
+    assert NIR_A.value not in refused.text and NIR_B.value not in refused.text
+    assert services.identity.count() == 0
+    created = client.post("/fhir/Patient", json=_carrying(HOMONYM, NIR_A))
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    update = {**_carrying(HOMONYM, NIR_A, NIR_B), "id": pid}
+    assert client.put(f"/fhir/Patient/{pid}", json=update).status_code == 422
+    found = client.get("/fhir/Patient", params={"identifier": f"{NIR_B.system}|{NIR_B.value}"})
+    assert found.json()["total"] == 0
+    # A document whose contained Patient carries both is refused too, and stored nowhere.
+    document = observation("x")
+    document["contained"] = [{**_carrying(HOMONYM, NIR_B, NIR_A), "id": "p"}]
+    document["subject"] = {"reference": "#p"}
+    assert client.post("/fhir/Observation", json=document).status_code == 422
+    assert client.get("/fhir/Observation").json()["total"] == 0
+
+
+def test_a_patient_carrying_an_nia_and_the_nir_that_replaced_it_is_one_person(
+    client: TestClient, services: Services
+) -> None:
+    nia = Ins(INS_NIA_OID, make_nir(8, 1980, 5, "99134", 7))
+    register = InMemoryRegister()
+    register.add(nia, HOMONYM)
+    register.add(NIR_A, HOMONYM)
+    register.replace_nia(nia, NIR_A)
+    services.identity.register = register
+    created = client.post("/fhir/Patient", json=_carrying(HOMONYM, nia, NIR_A))
+    assert created.status_code == 201, created.text
+
+
+def test_a_merge_never_joins_two_people_with_different_ins(services: Services) -> None:
+    mpi = services.identity
+    mpi.batch.add_many([IdentityInput(HOMONYM), IdentityInput(HOMONYM, InsStatus.VALI, NIR_B)])
+    # NIR_C's woman fits both: her item's best candidate may well be NIR_B's woman, whom the
+    # officer must never be able to merge her into.
+    held = mpi.resolve(IdentityInput(HOMONYM, InsStatus.VALI, NIR_C), ctx=AS_LOCAL_OPERATOR)
+    assert held.outcome is Outcome.REVIEW and held.identity_id is not None
+    with_b = mpi.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_B)).identity_id
+    assert with_b is not None
+    with pytest.raises(VigilanceError, match="two people"):
+        mpi.vigilance.merge(held.identity_id, with_b, actor="officer", ctx=AS_LOCAL_OPERATOR)
+    with pytest.raises(VigilanceError, match="two people"):
+        mpi.vigilance.merge(with_b, held.identity_id, actor="officer", ctx=AS_LOCAL_OPERATOR)
+    # Nothing changed: both are still themselves, and the item is still open for a human.
+    assert mpi.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_B)).identity_id == with_b
+    assert mpi.match(IdentityInput(HOMONYM, InsStatus.VALI, NIR_C)).identity_id == (
+        held.identity_id
+    )
+    assert [i["id"] for i in mpi.vigilance.queue("open")] == [held.item_id]
+
+
+def test_an_ins_another_identity_holds_is_never_given_to_a_second_one(
+    client: TestClient, services: Services
+) -> None:
+    mpi = services.identity
+    # Two homonyms: the first known without an INS, the second with NIR_B; the officer found
+    # them to be two people.
+    first = client.post("/fhir/Patient", json=_carrying(HOMONYM))
+    second = client.post("/fhir/Patient", json=_carrying(HOMONYM, NIR_B))
+    assert first.status_code == 201 and second.status_code == 201
+    (item,) = mpi.vigilance.queue("open")
+    mpi.vigilance.dismiss(item["id"], actor="officer", ctx=AS_LOCAL_OPERATOR)
+    # The second woman's NIR picked for the first at a desk: refused, not adopted, or her
+    # identity and the second's would both carry NIR_B and a document could go to either.
+    pid = first.json()["id"]
+    update = {**_carrying(HOMONYM, NIR_B), "id": pid}
+    refused = client.put(f"/fhir/Patient/{pid}", json=update)
+    assert refused.status_code == 409, refused.text
+    assert NIR_B.value not in refused.text
+    document = observation("x")
+    document["contained"] = [{**_carrying(HOMONYM, NIR_B), "id": "p"}]
+    document["subject"] = {"reference": "#p"}
+    for _ in range(3):
+        sent = client.post("/fhir/Observation", json=document)
+        assert sent.status_code == 201, sent.text
+        assert sent.json()["subject"] == {"reference": f"Patient/{second.json()['id']}"}

@@ -158,6 +158,20 @@ def test_a_valid_ins_still_comes_in(client: TestClient, services: Services) -> N
     assert Ins(INS_NIR_OID, NIR) == Ins.create(INS_NIR_OID, NIR)
 
 
+def test_a_number_under_the_other_kind_of_ins_system_is_refused(
+    client: TestClient, services: Services
+) -> None:
+    # An NIA (a temporary number: sex digit 7 or 8) is not a NIR, nor a NIR an NIA: under the
+    # wrong system the same person would be indexed as two INS, two people never linked.
+    nia = make_nir(8, 1985, 7, "99134", 12)
+    diagnostics = _refused(client.post("/fhir/Patient", json=_patient(nia)))
+    assert nia not in diagnostics
+    _refused(client.post("/fhir/Patient", json=_patient(NIR, INS_NIA_OID)))
+    assert _patients_stored(client) == 0
+    assert services.identity.count() == 0
+    assert client.post("/fhir/Patient", json=_patient(nia, INS_NIA_OID)).status_code == 201
+
+
 def test_bulk_import_rejects_the_patient_with_a_broken_ins(
     client: TestClient, services: Services
 ) -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
 from sqlalchemy import select
 
 from carnet.app import Services
 from carnet.identity.ins import Traits
-from carnet.identity.models import identity_merge
+from carnet.identity.models import identity, identity_merge
 from carnet.identity.moves import repoint
-from carnet.identity.service import IdentityInput, Outcome
+from carnet.identity.service import IdentityInput, Outcome, VigilanceError
 from tests.spec.helpers import observation
 from tests.support.caller import AS_LOCAL_OPERATOR
 
@@ -88,3 +89,33 @@ def test_merge_moves_references_and_unmerge_moves_them_back(services: Services) 
     back = fhir.read("Observation", next(iter(theirs)), ctx=AS_LOCAL_OPERATOR)
     assert back.version == 3
     assert back.patient_id == b
+
+
+def test_an_unmerge_whose_target_was_merged_since_is_refused_and_changes_nothing(
+    services: Services,
+) -> None:
+    mpi = services.identity
+    a, b, c = _patient(services), _patient(services), _patient(services)
+    ids = [
+        mpi.resolve(IdentityInput(traits, patient_id=pid), ctx=AS_LOCAL_OPERATOR).identity_id
+        for traits, pid in (
+            (JEAN, a),
+            (replace(JEAN, birth_place=None, given_names=("JAEN",)), b),
+            (Traits.create("Morin", ["Luc"], "1950-01-02", "M", "13055"), c),
+        )
+    ]
+    first, dup, third = ids
+    assert first and dup and third
+    theirs = services.fhir.create("Observation", observation(b), ctx=AS_LOCAL_OPERATOR)
+    earlier = mpi.vigilance.merge(dup, first, actor="officer", ctx=AS_LOCAL_OPERATOR)
+    mpi.vigilance.merge(first, third, actor="officer", ctx=AS_LOCAL_OPERATOR)
+    assert _ids(services, c) == {theirs.stored.res_id}
+    # Undoing the earlier merge alone would make b's identity active again with an empty record
+    # while its items stay in c's: the later merge has to be undone first.
+    with pytest.raises(VigilanceError, match="merged"):
+        mpi.vigilance.unmerge(earlier["merge"], actor="officer", ctx=AS_LOCAL_OPERATOR)
+    assert _ids(services, c) == {theirs.stored.res_id}
+    assert _ids(services, b) == set()
+    with services.engine.connect() as conn:
+        states = dict(conn.execute(select(identity.c.id, identity.c.state)).all())
+    assert states[dup] == "merged" and states[first] == "merged"

@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
+from carnet.authn.passwords import PasswordPolicyError
 from carnet.authn.service import AccountError, AccountExistsError
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.crypto.tokens import TokenError
@@ -85,6 +86,8 @@ async def check_activation_code(
         return render(
             request, "signin/activation_code.html", {"errors": errors, "code": code}, status=400
         )
+    if await run_in_threadpool(accounts.person_account_of, redeemed.patient_id) is not None:
+        return _already(request)
     ticket = tickets.issue(
         "activation", _binding(request), {"pid": redeemed.patient_id, "code": code}
     )
@@ -99,6 +102,18 @@ def _claims(tickets: Any, request: Request, form: Any, purpose: str) -> dict[str
     except TokenError:
         return None
     return claims
+
+
+def _already(request: Request) -> Response:
+    """The space has its account: a code (a letter sent again, one issued at the desk) is no
+    second way into the record; the person signs in, or resets a forgotten password."""
+    gettext = translator(page_locale(request))
+    return render(
+        request,
+        "signin/activation_code.html",
+        {"errors": {"code": gettext(ALREADY)}, "code": ""},
+        status=400,
+    )
 
 
 def _expired(request: Request) -> Response:
@@ -141,11 +156,14 @@ async def create_account(
     def make() -> tuple[str, str] | dict[str, str]:
         if record.activation.check(claims["code"], ACTIVATION) is None:
             return {"code": gettext(EXPIRED_STEP)}
+        if accounts.person_account_of(claims["pid"]) is not None:  # made since the code step
+            return {"already": gettext(ALREADY)}
         try:
             account_id = accounts.create_person(login, password, claims["pid"])
         except AccountExistsError:
             return {"login": gettext(TAKEN)}
-        except AccountError:
+        except (AccountError, PasswordPolicyError):
+            # The policy's refusal is the person's to correct (a message), not a server error.
             return {"password": gettext(WEAK)}
         record.activation.use(claims["code"], ACTIVATION)
         return account_id, accounts.enroll_totp(account_id)
@@ -154,6 +172,8 @@ async def create_account(
     if isinstance(made, dict):
         if "code" in made:
             return _expired(request)
+        if "already" in made:
+            return _already(request)
         return render(
             request, "signin/activation_account.html", {**context, "errors": made}, status=400
         )

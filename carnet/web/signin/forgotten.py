@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from carnet.authn.passwords import PasswordPolicyError
 from carnet.authn.service import AccountError
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.dependencies import AccountsDep, RecordDep, SessionsDep
@@ -102,7 +103,8 @@ async def choose_password(
             return {"code": gettext(WRONG_CODE)}
         try:
             accounts.set_password(account.account_id, password, login)
-        except AccountError:
+        except (AccountError, PasswordPolicyError):
+            # The policy's refusal is the person's to correct (a message), not a server error.
             return {"password": gettext(WEAK)}
         record.activation.use(code, PASSWORD_RESET)
         sessions.close_all(account.account_id)

@@ -106,3 +106,36 @@ def test_a_wrong_reset_code_changes_nothing(setup: Setup) -> None:
     assert refused.status_code == 400 and 'id="f-code-error"' in refused.text
     login = login_verifier(setup.services, account_service(setup.services, Clock()))
     assert login.verify_password_login(LOGIN, PASSWORD, "127.0.0.1") == setup.account
+
+
+def test_a_new_password_the_policy_refuses_gets_its_message_and_changes_nothing(
+    setup: Setup,
+) -> None:
+    page = _ask(setup, LOGIN)
+    (code,) = _reset_codes(setup)
+    refused = setup.client.post(
+        "/mot-de-passe-oublie/nouveau",
+        data={
+            "csrf_token": _token(page),
+            "login": LOGIN,
+            "code": code,
+            "password": "aaaaaaaaaaaa",
+            "confirmation": "aaaaaaaaaaaa",
+        },
+    )
+    assert refused.status_code == 400 and 'id="f-password-error"' in refused.text
+    assert "trop facile" in refused.text
+    login = login_verifier(setup.services, account_service(setup.services, Clock()))
+    assert login.verify_password_login(LOGIN, PASSWORD, "127.0.0.1") == setup.account
+    retried = setup.client.post(  # the code was not spent: the person tries a better password
+        "/mot-de-passe-oublie/nouveau",
+        data={
+            "csrf_token": _token(page),
+            "login": LOGIN,
+            "code": code,
+            "password": NEW_PASSWORD,
+            "confirmation": NEW_PASSWORD,
+        },
+        follow_redirects=False,
+    )
+    assert retried.status_code == 303

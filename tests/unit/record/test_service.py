@@ -326,3 +326,34 @@ def test_open_space_for_a_known_patient(services: Services, tmp_path: Path) -> N
     with pytest.raises(FhirError) as missing:
         services.record.open_space("nobody", ctx=AS_LOCAL_OPERATOR)
     assert missing.value.status == 404
+
+
+def test_the_register_never_gives_its_person_a_patient_that_is_someone_else(
+    services: Services, tmp_path: Path
+) -> None:
+    # Paul's NIR typed on Odile's record at a desk: a Patient that carries his INS is not him.
+    odile = ODILE.patient()
+    odile["identifier"][0]["value"] = PAUL.nir
+    hers = services.fhir.create("Patient", odile, ctx=AS_LOCAL_OPERATOR).stored.res_id
+    with pytest.raises(FhirError) as refused:
+        _provision(services, write_csv(tmp_path / "r.csv", [CLAIRE.row(), PAUL.row()]))
+    assert refused.value.status == 409
+    assert "row 3" in str(refused.value.outcome())
+    assert services.record.space(hers) is None  # her record is not made his space
+    assert _patient_count(services) == 1  # and the file provisioned nobody
+
+
+def test_the_register_never_makes_someone_else_its_newborns_parent(
+    services: Services, tmp_path: Path
+) -> None:
+    # Paul's NIR typed on Odile's record: the register names Paul as the newborn's parent, and
+    # the Patient carrying his NIR is a woman born in 1941, whom it plainly does not name.
+    odile = ODILE.patient()
+    odile["identifier"][0]["value"] = PAUL.nir
+    hers = services.fhir.create("Patient", odile, ctx=AS_LOCAL_OPERATOR).stored.res_id
+    with pytest.raises(FhirError) as refused:
+        _provision(services, write_csv(tmp_path / "r.csv", [BABY.row(PAUL)]))
+    assert refused.value.status == 409
+    assert "row 2" in str(refused.value.outcome())
+    assert services.record.representatives.represented_patients(hers) == []
+    assert _patient_count(services) == 1

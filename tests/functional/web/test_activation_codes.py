@@ -1,0 +1,125 @@
+"""Activation codes through the portal's pages without a browser (the journeys, in Chromium, are
+test_activation_journey.py): a code opens a space that has no account yet; a space whose person
+already has an account is signed in to, never given a second account by a code; a password the
+policy refuses is a message to the person, and the code stays theirs to use."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from carnet.app import Services, create_app
+from carnet.authn.models import access_account
+from carnet.db.engine import reading
+from carnet.record.notifications import ACTIVATION_CODE
+from tests.spec.helpers import patient
+from tests.support.authn import PASSWORD, Clock, account_service
+from tests.support.caller import AS_LOCAL_OPERATOR
+
+
+@dataclass
+class Setup:
+    client: TestClient
+    services: Services
+    patient_id: str
+
+
+@pytest.fixture
+def setup(sqlite_services: Services) -> Iterator[Setup]:
+    services = sqlite_services
+    pid = services.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    services.record.open_space(pid, ctx=AS_LOCAL_OPERATOR)
+    with TestClient(create_app(services.settings, services), base_url="http://127.0.0.1") as c:
+        yield Setup(c, services, pid)
+
+
+def _field(page: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def _code(setup: Setup) -> str:
+    setup.services.record.activation.issue(setup.patient_id, ctx=AS_LOCAL_OPERATOR)
+    codes = [
+        n.secret or ""
+        for n in setup.services.record.pending_notifications()
+        if n.kind == ACTIVATION_CODE and n.patient_id == setup.patient_id
+    ]
+    return codes[-1]
+
+
+def _accounts_of(setup: Setup) -> int:
+    with reading(setup.services.engine) as conn:
+        counted = conn.execute(
+            select(func.count())
+            .select_from(access_account)
+            .where(access_account.c.patient_id == setup.patient_id)
+        ).scalar_one()
+    return int(counted)
+
+
+def test_an_activation_code_never_gives_a_space_with_an_account_a_second_one(
+    setup: Setup,
+) -> None:
+    client = setup.client
+    code = _code(setup)
+    page = client.get("/activation").text
+    step = client.post("/activation", data={"csrf_token": _field(page, "csrf_token"), "code": code})
+    assert step.status_code == 200, step.text
+    # Meanwhile the person's account is made another way (at the desk, `carnet accounts
+    # add-person`): whoever holds the code must not get a second way into the record.
+    account_service(setup.services, Clock()).create_person(
+        "desk@example.org", PASSWORD, setup.patient_id
+    )
+    made = client.post(
+        "/activation/compte",
+        data={
+            "csrf_token": _field(step.text, "csrf_token"),
+            "ticket": _field(step.text, "ticket"),
+            "login": "second@example.org",
+            "password": PASSWORD,
+            "confirmation": PASSWORD,
+        },
+    )
+    assert made.status_code == 400
+    assert setup.services.accounts.find_by_login("second@example.org") is None
+    assert _accounts_of(setup) == 1
+    # A code issued later for the same space opens no account form either: sign in instead.
+    again = _code(setup)
+    page = client.get("/activation").text
+    refused = client.post(
+        "/activation", data={"csrf_token": _field(page, "csrf_token"), "code": again}
+    )
+    assert refused.status_code == 400
+    assert "déjà un compte" in refused.text
+    assert 'name="ticket"' not in refused.text
+
+
+def test_a_password_the_policy_refuses_gets_its_message_and_spends_no_code(
+    setup: Setup,
+) -> None:
+    client = setup.client
+    code = _code(setup)
+    page = client.get("/activation").text
+    step = client.post("/activation", data={"csrf_token": _field(page, "csrf_token"), "code": code})
+    form = {
+        "csrf_token": _field(step.text, "csrf_token"),
+        "ticket": _field(step.text, "ticket"),
+        "login": "camille@example.org",
+        "password": "aaaaaaaaaaaa",
+        "confirmation": "aaaaaaaaaaaa",
+    }
+    refused = client.post("/activation/compte", data=form)
+    assert refused.status_code == 400
+    assert "trop facile" in refused.text
+    assert _accounts_of(setup) == 0
+    made = client.post(
+        "/activation/compte", data={**form, "password": PASSWORD, "confirmation": PASSWORD}
+    )
+    assert made.status_code == 200 and _accounts_of(setup) == 1
