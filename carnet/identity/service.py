@@ -74,6 +74,7 @@ from carnet.identity.models import (
     ins_digest,
 )
 from carnet.identity.register import IdentityRegister
+from carnet.identity.updates import refuse_another_person
 from carnet.identity.vigilance import OWNER, Vigilance, dismissed_pairs, new_item
 
 __all__ = [
@@ -234,17 +235,19 @@ class IdentityService:
         if row is None or row.ins_hash is not None:
             return
         digest = ins_digest(self.blind, ins)
-        holder = conn.execute(
-            select(identity.c.id).where(
+        holders = conn.execute(
+            select(identity).where(
                 identity.c.ins_hash == digest,
                 identity.c.id != ident_id,
                 identity.c.state != "merged",
             )
-        ).first()
-        if holder is not None:
-            # Another identity is that INS's person: two identities carrying one INS would let a
-            # document for her go to either (a homonym's card picked at the desk).
-            log.info("identity %s not given the INS identity %s carries", ident_id, holder.id)
+        ).all()
+        # Another identified person (traits, not only the INS of documents waiting for the
+        # officer) is that INS's: two identities carrying one INS would let a document for her
+        # go to either (a homonym's card picked at the desk).
+        person = next((h for h in self.load(conn, list(holders)) if h.record["birth_name"]), None)
+        if person is not None:
+            log.info("identity %s not given the INS identity %s carries", ident_id, person.id)
             raise conflict(
                 "this INS is another identity's: a Patient is given it through identity "
                 "vigilance (a merge), not by an update"
@@ -451,7 +454,8 @@ class IdentityService:
             select(identity).where(identity.c.patient_id == stored.res_id).limit(1)
         ).first()
         if known is not None:
-            self._refuse_another_person(unit.conn, known, stored)
+            (current,) = self.load(unit.conn, [known])
+            refuse_another_person(self.model, current, stored)
             found = ins_from_patient(stored.body)
             if found is not None:
                 self._adopt_ins(unit.conn, known.id, found)
@@ -468,29 +472,6 @@ class IdentityService:
         if result.outcome is Outcome.LINK and result.identity_id is not None:
             # Documents deposited for this identity before it had a Patient.
             self.vigilance.release(session, result.identity_id, stored.res_id)
-
-    def _refuse_another_person(self, conn: Connection, known: Any, stored: StoredResource) -> None:
-        """Refuse (409) an update giving a Patient that has an identity the strict traits of
-        someone else: traits its identity would never be linked to (a strict trait at its "else"
-        level). Two sources' files using the same Patient id, or a wrong record picked at the
-        desk, would otherwise turn one person's record into another's without a vigilance item.
-        A correction (a typo, a later first name, a usage name) still goes through."""
-        assert stored.body is not None
-        try:
-            inp = patient_identity(stored.body)
-        except InvalidTraits:
-            return  # no strict traits to compare: nothing is matched on this version
-        (current,) = self.load(conn, [known])
-        if vetoed(self.model.score(inp.record(), current.record)):
-            log.info(
-                "Patient %s update refused: its traits name another person than identity %s",
-                stored.res_id,
-                known.id,
-            )
-            raise conflict(
-                "this update gives the Patient the strict traits of another person than its "
-                "identity; an identity is corrected through identity vigilance"
-            )
 
     def count(self) -> int:
         """How many identities the index holds (all states)."""

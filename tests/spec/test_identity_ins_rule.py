@@ -242,3 +242,19 @@ def test_an_ins_another_identity_holds_is_never_given_to_a_second_one(
         sent = client.post("/fhir/Observation", json=document)
         assert sent.status_code == 201, sent.text
         assert sent.json()["subject"] == {"reference": f"Patient/{second.json()['id']}"}
+
+
+def test_an_ins_only_waiting_for_vigilance_is_still_given_to_the_patient_it_belongs_to(
+    client: TestClient, services: Services
+) -> None:
+    created = client.post("/fhir/Patient", json=_carrying(HOMONYM))
+    assert created.status_code == 201, created.text
+    # A document for NIR_A arrived before anyone knew whose it is: held under an identity that
+    # holds only that INS (no person, no traits), for the officer.
+    document = observation("x")
+    document["subject"] = {"identifier": {"system": NIR_A.system, "value": NIR_A.value}}
+    assert client.post("/fhir/Observation", json=document).status_code == 202
+    # The desk then records her INS on her Patient: that is no other person's INS.
+    pid = created.json()["id"]
+    update = {**_carrying(HOMONYM, NIR_A), "id": pid}
+    assert client.put(f"/fhir/Patient/{pid}", json=update).status_code == 200, pid
