@@ -88,12 +88,14 @@ class FhirSession:
         touched: list[StoredResource],
         *,
         ctx: RequestContext | None = None,
+        counted: Sequence[str] = (),
     ) -> None:
         """Record the interaction's success (in this unit: it commits with what it records);
-        ``ctx`` when the event names another rule than the caller's (a job's own rule)."""
+        ``ctx`` when the event names another rule than the caller's (a job's own rule);
+        ``counted``: the Patients of records whose items a count read without returning them."""
         ctx = ctx or self.ctx
         rule = self.guard.record(self.unit, ctx, action, res_type, touched)
-        self.pending.record(replace(ctx, rule=rule), action, res_type, touched)
+        self.pending.record(replace(ctx, rule=rule), action, res_type, touched, counted)
 
     def _hand_over_events(self, conn: Connection) -> None:
         if self.pending.events:

@@ -235,6 +235,30 @@ def test_searches_and_counts_return_only_what_the_caller_may_read(
     assert _names(world, _ids(chained.json())) == through_patient  # the app cannot see Patients
 
 
+def test_a_count_is_in_the_history_of_the_records_it_counted(world: World) -> None:
+    """A count (``_summary=count``, or a total beyond the page) tells what a record holds (has
+    this patient a result with this code?), but its audit event named no record: the patient
+    never saw it in their access history."""
+    from tests.support.audit_log import logged_events
+
+    services = world.services
+    for params in (
+        {"code": "99999-1", "_summary": "count"},
+        {"code": "8302-2", "_total": "accurate", "_count": "0"},
+    ):
+        before = len(logged_events(services))
+        counted = world.get("gp", "/fhir/Observation", patient=world.a, **params).json()
+        assert counted["total"] == 1 and "entry" not in counted
+        events = [e for e in logged_events(services)[before:] if e["actor"] == f"pro-{GP}"]
+        assert [e["action"] for e in events] == ["search"]
+        assert len(events[0]["subjects"]) == 1, params  # a's slice: in a's history
+    history = world.get("a", "/fhir/AuditEvent", patient=world.a, _count="2").json()
+    assert [e["resource"]["agent"][0]["who"]["identifier"]["value"] for e in history["entry"]] == [
+        "acct-" + world.a[:8],  # this reading of the history, then the count
+        f"pro-{GP}",
+    ]
+
+
 def test_pharmacist_finds_nothing_outside_the_matrix(world: World) -> None:
     # Break-glass could open Observations to a pharmacist, so the search is not refused, but it
     # finds nothing among the records the pharmacist cares for.
