@@ -193,7 +193,12 @@ class FhirSession:
         )
         if res_id and total == 0:
             raise not_found(f"{res_type}/{res_id} is not known")
-        self.record("history", res_type, versions)
+        told: list[str] = []
+        if res_id and res_type and not versions:
+            # an empty page (``_count=0``) still tells of the item's versions: name its record
+            item = self.unit.current(res_type, res_id)
+            told = [item.patient_id] if item is not None and item.patient_id else []
+        self.record("history", res_type, versions, counted=told)
         path = "/".join(p for p in (res_type, res_id, "_history") if p)
         keep = [(k, v) for k, v in params if k == "_since"]
         links = render.page_links(base, path, keep, offset, count, total)

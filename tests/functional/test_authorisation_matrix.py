@@ -272,6 +272,19 @@ def test_an_empty_page_of_everything_is_in_the_records_history(world: World) -> 
     assert [(e["action"], len(e["subjects"])) for e in events] == [("everything", 1)]
 
 
+def test_an_empty_page_of_an_items_history_is_in_its_records_history(world: World) -> None:
+    """``Observation/<id>/_history?_count=0`` answers how many versions an item has, but its
+    event named no record: the read never showed in the patient's history."""
+    from tests.support.audit_log import logged_events
+
+    before = len(logged_events(world.services))
+    url = f"/fhir/Observation/{world.obs['a']}/_history"
+    counted = world.get("gp", url, _count="0").json()
+    assert counted["total"] == 1 and "entry" not in counted
+    events = [e for e in logged_events(world.services)[before:] if e["actor"] == f"pro-{GP}"]
+    assert [(e["action"], len(e["subjects"])) for e in events] == [("history", 1)]
+
+
 def test_pharmacist_finds_nothing_outside_the_matrix(world: World) -> None:
     # Break-glass could open Observations to a pharmacist, so the search is not refused, but it
     # finds nothing among the records the pharmacist cares for.
