@@ -76,8 +76,11 @@ class PendingEvents:
         action: str,
         res_type: str | None,
         touched: list[StoredResource],
+        counted: Sequence[str] = (),
     ) -> None:
         items = [TouchedItem(t.res_type, t.res_id, t.version, t.patient_id) for t in touched]
+        # records whose items were counted, not returned: the event names each one's Patient
+        items += [TouchedItem("Patient", pid, None, pid) for pid in counted]
         for pending in reversed(self.events):
             if (
                 pending.touched is None

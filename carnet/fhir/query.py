@@ -10,7 +10,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select, true, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    tuple_,
+)
 
 from carnet.caller import Visibility
 from carnet.crypto.blind_index import GRAM, BlindIndexer, normalise
@@ -102,6 +114,23 @@ class Compiler:
         if total is None:
             total = select(func.count()).select_from(source).where(where)
         return ids, total
+
+    @staticmethod
+    def counted_records(ids: Select[Any]) -> Select[Any]:
+        """("Patient", id) of each record holding an item ``ids`` matches, paging left out: what
+        a count read of the records it counted (for its audit event)."""
+        matched = ids.order_by(None).limit(None).offset(None).subquery("counted")
+        records = resource.alias("records")
+        return (
+            select(literal("Patient"), records.c.patient_id)
+            .where(
+                records.c.res_type == matched.c.res_type,
+                records.c.res_id == matched.c.res_id,
+                records.c.current,
+                records.c.patient_id.is_not(None),
+            )
+            .distinct()
+        )
 
     @staticmethod
     def _current(res_type: str) -> list[ColumnElement[bool]]:

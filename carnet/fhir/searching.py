@@ -94,7 +94,14 @@ class Searching:
             total, keys = unit.search_ids(ids, counted)
         matches = unit.load(keys, inflate=req.attachment_data)
         included = self.includes(unit, req, matches, vis) if req.includes and matches else []
-        session.record("search", req.res_type, matches + included)
+        told: list[str] = []  # records a total told of beyond the page
+        if vis is not None and total is not None and total > len(matches):
+            # The total tells of items the page does not hold (a count: has this patient a
+            # result with this code?): their records read it, so its event names each of them
+            # and it is in their access history. (Callers who see everything count the store.)
+            _, records = unit.search_ids(self.compiler.counted_records(ids), None)
+            told = [pid for _, pid in records]
+        session.record("search", req.res_type, matches + included, counted=told)
         outcome = None
         if req.ignored:
             outcome = operation_outcome(

@@ -88,12 +88,14 @@ class FhirSession:
         touched: list[StoredResource],
         *,
         ctx: RequestContext | None = None,
+        counted: Sequence[str] = (),
     ) -> None:
         """Record the interaction's success (in this unit: it commits with what it records);
-        ``ctx`` when the event names another rule than the caller's (a job's own rule)."""
+        ``ctx`` when the event names another rule than the caller's (a job's own rule);
+        ``counted``: the Patients of records whose items a count read without returning them."""
         ctx = ctx or self.ctx
         rule = self.guard.record(self.unit, ctx, action, res_type, touched)
-        self.pending.record(replace(ctx, rule=rule), action, res_type, touched)
+        self.pending.record(replace(ctx, rule=rule), action, res_type, touched, counted)
 
     def _hand_over_events(self, conn: Connection) -> None:
         if self.pending.events:
@@ -191,7 +193,12 @@ class FhirSession:
         )
         if res_id and total == 0:
             raise not_found(f"{res_type}/{res_id} is not known")
-        self.record("history", res_type, versions)
+        told: list[str] = []
+        if res_id and res_type and not versions:
+            # an empty page (``_count=0``) still tells of the item's versions: name its record
+            item = self.unit.current(res_type, res_id)
+            told = [item.patient_id] if item is not None and item.patient_id else []
+        self.record("history", res_type, versions, counted=told)
         path = "/".join(p for p in (res_type, res_id, "_history") if p)
         keep = [(k, v) for k, v in params if k == "_since"]
         links = render.page_links(base, path, keep, offset, count, total)

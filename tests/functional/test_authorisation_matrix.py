@@ -235,6 +235,56 @@ def test_searches_and_counts_return_only_what_the_caller_may_read(
     assert _names(world, _ids(chained.json())) == through_patient  # the app cannot see Patients
 
 
+def test_a_count_is_in_the_history_of_the_records_it_counted(world: World) -> None:
+    """A count (``_summary=count``, or a total beyond the page) tells what a record holds (has
+    this patient a result with this code?), but its audit event named no record: the patient
+    never saw it in their access history."""
+    from tests.support.audit_log import logged_events
+
+    services = world.services
+    for params in (
+        {"code": "99999-1", "_summary": "count"},
+        {"code": "8302-2", "_total": "accurate", "_count": "0"},
+    ):
+        before = len(logged_events(services))
+        counted = world.get("gp", "/fhir/Observation", patient=world.a, **params).json()
+        assert counted["total"] == 1 and "entry" not in counted
+        events = [e for e in logged_events(services)[before:] if e["actor"] == f"pro-{GP}"]
+        assert [e["action"] for e in events] == ["search"]
+        assert len(events[0]["subjects"]) == 1, params  # a's slice: in a's history
+    history = world.get("a", "/fhir/AuditEvent", patient=world.a, _count="2").json()
+    assert [e["resource"]["agent"][0]["who"]["identifier"]["value"] for e in history["entry"]] == [
+        "acct-" + world.a[:8],  # this reading of the history, then the count
+        f"pro-{GP}",
+    ]
+
+
+def test_an_empty_page_of_everything_is_in_the_records_history(world: World) -> None:
+    """``$everything?_count=0`` answers how many items a record holds (of a ``_type``), but its
+    event named no record: the read never showed in the patient's history."""
+    from tests.support.audit_log import logged_events
+
+    before = len(logged_events(world.services))
+    url = f"/fhir/Patient/{world.a}/$everything"
+    counted = world.get("gp", url, _count="0", _type="Observation").json()
+    assert counted["total"] == 3 and "entry" not in counted
+    events = [e for e in logged_events(world.services)[before:] if e["actor"] == f"pro-{GP}"]
+    assert [(e["action"], len(e["subjects"])) for e in events] == [("everything", 1)]
+
+
+def test_an_empty_page_of_an_items_history_is_in_its_records_history(world: World) -> None:
+    """``Observation/<id>/_history?_count=0`` answers how many versions an item has, but its
+    event named no record: the read never showed in the patient's history."""
+    from tests.support.audit_log import logged_events
+
+    before = len(logged_events(world.services))
+    url = f"/fhir/Observation/{world.obs['a']}/_history"
+    counted = world.get("gp", url, _count="0").json()
+    assert counted["total"] == 1 and "entry" not in counted
+    events = [e for e in logged_events(world.services)[before:] if e["actor"] == f"pro-{GP}"]
+    assert [(e["action"], len(e["subjects"])) for e in events] == [("history", 1)]
+
+
 def test_pharmacist_finds_nothing_outside_the_matrix(world: World) -> None:
     # Break-glass could open Observations to a pharmacist, so the search is not refused, but it
     # finds nothing among the records the pharmacist cares for.

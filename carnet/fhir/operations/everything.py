@@ -124,7 +124,8 @@ def everything(
         by_key = {(r.res_type, r.res_id): r for r in compartment}
         by_key.update({(r.res_type, r.res_id): r for r in extra})
         page = [by_key[k] for k in page_keys if k in by_key]
-        session.record("everything", "Patient", page)
+        # An empty page (``_count=0``) still tells how much the record holds: it names the record.
+        session.record("everything", "Patient", page, counted=[] if page else [patient_id])
     keep = [(k, v) for k, v in params if k in ("_type", "_since")]
     path = f"Patient/{patient_id}/$everything"
     links = render.page_links(base, path, keep, offset, count, len(wanted))  # pages reach includes
