@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from carnet.authn.passwords import PasswordPolicyError
@@ -15,7 +16,7 @@ from carnet.authn.service import AccountError
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.dependencies import AccountsDep, RecordDep, SessionsDep
 from carnet.fhir.errors import FhirError
-from carnet.record.activation import PASSWORD_RESET
+from carnet.record.activation import PASSWORD_RESET, Redeemed
 from carnet.web.caller import SIGN_IN_PATH, AnonymousForm, source_of
 from carnet.web.flash import redirect, register_flash
 from carnet.web.i18n import N_
@@ -102,13 +103,26 @@ async def choose_password(
         if account is None or redeemed is None or redeemed.patient_id != account.patient_id:
             return {"code": gettext(WRONG_CODE)}
         try:
-            accounts.set_password(account.account_id, password, login)
+            hashed = accounts.new_password(password, login)
         except (AccountError, PasswordPolicyError):
             # The policy's refusal is the person's to correct (a message), not a server error.
             return {"password": gettext(WEAK)}
-        record.activation.use(code, PASSWORD_RESET)
-        sessions.close_all(account.account_id)
-        return {}
+
+        def grant(conn: Connection, spent: Redeemed) -> bool:
+            if spent.patient_id != account.patient_id:  # checked above; never another's code
+                raise AccountError("the code is not this account's")  # rolls the claim back
+            accounts.set_password_in(conn, account.account_id, hashed)
+            sessions.close_all_in(conn, account.account_id)
+            return True
+
+        # The code is claimed, the password set and the sessions ended in one transaction: of
+        # two submissions of one code, one password (record.activation.spend).
+        try:
+            if record.activation.spend(code, PASSWORD_RESET, grant):
+                return {}
+        except AccountError:
+            pass
+        return {"code": gettext(WRONG_CODE)}
 
     if not errors:
         errors = await run_in_threadpool(change)

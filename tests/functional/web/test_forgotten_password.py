@@ -5,17 +5,26 @@ unknown login; a wrong code changes nothing."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 
 import pytest
 from fastapi.testclient import TestClient
 
 from carnet.app import Services, create_app
 from carnet.authn.api import SESSION_COOKIE
+from carnet.authn.service import Account, AccountService
 from carnet.record.notifications import PASSWORD_RESET
 from tests.spec.helpers import patient
-from tests.support.authn import PASSWORD, Clock, account_service, login_verifier
+from tests.support.authn import (
+    FAST_PASSWORDS,
+    PASSWORD,
+    Clock,
+    account_service,
+    login_verifier,
+)
 from tests.support.caller import AS_LOCAL_OPERATOR
 
 LOGIN = "oubli@example.org"
@@ -139,3 +148,58 @@ def test_a_new_password_the_policy_refuses_gets_its_message_and_changes_nothing(
         follow_redirects=False,
     )
     assert retried.status_code == 303
+
+
+class _BothPastTheChecks(AccountService):
+    """The real accounts, where each of two submissions of one reset code, once armed, waits
+    after finding the login's account until the other has too: both are past that step before
+    either changes anything, whatever the threads' timing."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(
+            services.engine, services.crypto, services.settings, passwords=FAST_PASSWORDS
+        )
+        self.barrier = threading.Barrier(2)
+        self.armed = False
+
+    def find_by_login(self, login: str) -> Account | None:
+        found = super().find_by_login(login)
+        if self.armed:
+            self.barrier.wait(timeout=20)
+        return found
+
+
+def test_a_reset_code_is_spent_once_even_by_two_submissions_at_once(setup: Setup) -> None:
+    page = _ask(setup, LOGIN)
+    (code,) = _reset_codes(setup)
+    accounts = _BothPastTheChecks(setup.services)
+    services = replace(setup.services, accounts=accounts)
+    other = "une autre phrase de passe tout aussi longue"
+    forms = [
+        {
+            "csrf_token": _token(page),
+            "login": LOGIN,
+            "code": code,
+            "password": password,
+            "confirmation": password,
+        }
+        for password in (NEW_PASSWORD, other)
+    ]
+    accounts.armed = True
+    with (
+        TestClient(create_app(services.settings, services), base_url="http://127.0.0.1") as c,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        c.cookies = setup.client.cookies
+        answers = list(
+            pool.map(
+                lambda form: c.post(
+                    "/mot-de-passe-oublie/nouveau", data=form, follow_redirects=False
+                ),
+                forms,
+            )
+        )
+    assert sorted(a.status_code for a in answers) == [303, 400]
+    login = login_verifier(setup.services, account_service(setup.services, Clock()))
+    chosen = NEW_PASSWORD if answers[0].status_code == 303 else other
+    assert login.verify_password_login(LOGIN, chosen, "127.0.0.1") == setup.account
