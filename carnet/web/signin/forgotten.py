@@ -12,9 +12,9 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from carnet.authn.passwords import PasswordPolicyError
-from carnet.authn.service import AccountError
+from carnet.authn.service import Account, AccountError
 from carnet.caller import Kind, Principal, RequestContext
-from carnet.dependencies import AccountsDep, RecordDep, SessionsDep
+from carnet.dependencies import AccountsDep, OAuthDep, RecordDep, SessionsDep
 from carnet.fhir.errors import FhirError
 from carnet.record.activation import PASSWORD_RESET, Redeemed
 from carnet.web.caller import SIGN_IN_PATH, AnonymousForm, source_of
@@ -43,6 +43,12 @@ def _text(form: Any, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _as_person(account: Account, request: Request) -> RequestContext:
+    """The person the login names, acting for themselves (a code reaches only them)."""
+    person = Principal(Kind.PERSON, account.account_id, patient_id=account.patient_id)
+    return RequestContext(person, person.subject, source_of(request), purpose="authentication")
+
+
 @router.get(FORGOTTEN_PATH)
 def forgotten_form(request: Request) -> Response:
     """Step 1: the login."""
@@ -66,8 +72,7 @@ async def send_code(
         if account is None or account.kind is not Kind.PERSON or not account.patient_id:
             return
         # The person asks for their own code; it goes only to their own address.
-        person = Principal(Kind.PERSON, account.account_id, patient_id=account.patient_id)
-        ctx = RequestContext(person, person.subject, source_of(request), purpose="authentication")
+        ctx = _as_person(account, request)
         try:
             record.activation.issue(account.patient_id, ctx=ctx, purpose=PASSWORD_RESET)
         except FhirError:
@@ -84,8 +89,10 @@ async def choose_password(
     accounts: AccountsDep,
     record: RecordDep,
     sessions: SessionsDep,
+    oauth: OAuthDep,
 ) -> Response:
-    """Step 2: the code and the new password."""
+    """Step 2: the code and the new password; every session of the account and every refresh
+    token of its apps end with it (docs/access.md)."""
     gettext = translator(page_locale(request))
     login, code = _text(form, "login"), _text(form, "code")
     password, again = _text(form, "password"), _text(form, "confirmation")
@@ -113,6 +120,8 @@ async def choose_password(
                 raise AccountError("the code is not this account's")  # rolls the claim back
             accounts.set_password_in(conn, account.account_id, hashed)
             sessions.close_all_in(conn, account.account_id)
+            # Whoever took the account over may have authorised an app: its refresh tokens end.
+            oauth.end_refresh_tokens_in(conn, account.account_id, _as_person(account, request))
             return True
 
         # The code is claimed, the password set and the sessions ended in one transaction: of

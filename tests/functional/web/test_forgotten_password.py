@@ -10,11 +10,15 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from carnet.app import Services, create_app
+from carnet.audit.models import audit_event, audit_event_patient
 from carnet.authn.api import SESSION_COOKIE
+from carnet.authn.clients import ClientKind
 from carnet.authn.service import Account, AccountService
 from carnet.record.notifications import PASSWORD_RESET
 from tests.spec.helpers import patient
@@ -26,6 +30,7 @@ from tests.support.authn import (
     login_verifier,
 )
 from tests.support.caller import AS_LOCAL_OPERATOR
+from tests.support.oauth import APP_SCOPES, REDIRECT, oauth_env
 
 LOGIN = "oubli@example.org"
 NEW_PASSWORD = "une toute nouvelle phrase de passe"
@@ -92,6 +97,56 @@ def test_a_reset_code_goes_to_the_outbox_and_sets_a_new_password(setup: Setup) -
     stale = TestClient(setup.client.app, base_url="http://127.0.0.1")
     stale.cookies.set(SESSION_COOKIE, old_cookie)
     assert stale.get("/auth/me").status_code == 401  # every session of the account ended
+
+
+def test_a_password_reset_ends_the_persons_apps_refresh_tokens(setup: Setup) -> None:
+    """Who resets a password may fear their account was taken over: the refresh tokens of every
+    app acting for the account stop with the new password (each app's revocation audited in the
+    record's history); the apps get new tokens only from an authorisation signed in anew."""
+    env = oauth_env(setup.services)
+    client, _ = env.clients.register(
+        "Suivi tension", ClientKind.PUBLIC, APP_SCOPES.split(), redirect_uris=[REDIRECT]
+    )
+    cookie, _ = env.sessions.open(setup.account, second_factor=True)
+    env.http.cookies.set(SESSION_COOKIE, cookie)
+    body = env.code_flow(client.client_id)
+    page = _ask(setup, LOGIN)
+    (code,) = _reset_codes(setup)
+    done = setup.client.post(
+        "/mot-de-passe-oublie/nouveau",
+        data={
+            "csrf_token": _token(page),
+            "login": LOGIN,
+            "code": code,
+            "password": NEW_PASSWORD,
+            "confirmation": NEW_PASSWORD,
+        },
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    refreshed = env.http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": body["refresh_token"],
+            "client_id": client.client_id,
+        },
+    )
+    assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
+    in_history = audit_event.join(
+        audit_event_patient, audit_event_patient.c.seq == audit_event.c.seq
+    )
+    with setup.services.engine.connect() as conn:
+        bodies = [
+            orjson.loads(r.body)
+            for r in conn.execute(
+                select(audit_event.c.body)
+                .select_from(in_history)
+                .where(audit_event_patient.c.patient_id == setup.patient_id)
+            )
+        ]
+    revoked = [b for b in bodies if b["action"] == "token-revoke"]
+    assert [b["client"] for b in revoked] == [client.client_id]
 
 
 def test_an_unknown_login_gets_the_same_page_and_no_code(setup: Setup) -> None:
