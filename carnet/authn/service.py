@@ -141,6 +141,11 @@ class AccountService:
         """What stands for an account's second-factor attempts in ``access_login_attempt``."""
         return self.crypto.blind.digest("login-totp", account_id)
 
+    def reset_key(self, login: str) -> str:
+        """What stands for a login's forgotten-password requests in ``access_login_attempt``
+        (its own hash domain: requests are throttled apart from the login's sign-ins)."""
+        return self.crypto.blind.digest("login-reset", normalise_login(login))
+
     def login_hash(self, login: str) -> str:
         """The blind hash that stands for a login in the database (its own hash domain, so it
         cannot be matched against the FHIR search indexes)."""

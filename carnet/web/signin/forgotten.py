@@ -12,9 +12,9 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from carnet.authn.passwords import PasswordPolicyError
-from carnet.authn.service import Account, AccountError
+from carnet.authn.service import Account, AccountError, LoginThrottledError
 from carnet.caller import Kind, Principal, RequestContext
-from carnet.dependencies import AccountsDep, OAuthDep, RecordDep, SessionsDep
+from carnet.dependencies import AccountsDep, LoginDep, OAuthDep, RecordDep, SessionsDep
 from carnet.fhir.errors import FhirError
 from carnet.record.activation import PASSWORD_RESET, Redeemed
 from carnet.web.caller import SIGN_IN_PATH, AnonymousForm, source_of
@@ -36,6 +36,7 @@ WEAK = N_(
 )
 DIFFERENT = N_("Les deux mots de passe ne sont pas identiques.")
 REQUIRED = N_("Ce champ est obligatoire.")
+THROTTLED = N_("Trop de demandes. Réessayez dans %(seconds)d secondes.")
 
 
 def _text(form: Any, name: str) -> str:
@@ -57,15 +58,29 @@ def forgotten_form(request: Request) -> Response:
 
 @router.post(FORGOTTEN_PATH)
 async def send_code(
-    request: Request, form: AnonymousForm, accounts: AccountsDep, record: RecordDep
+    request: Request,
+    form: AnonymousForm,
+    accounts: AccountsDep,
+    record: RecordDep,
+    verifier: LoginDep,
 ) -> Response:
     """Queue a reset code for the person's own channel, if the login is a person's; the answer
-    is the same either way."""
+    is the same either way. Requests are throttled like sign-ins (each one notifies the person
+    and voids their previous code): too many for a login, or from an address, wait (429), known
+    login or not."""
     login = _text(form, "login")
+    gettext = translator(page_locale(request))
     if not login:
-        gettext = translator(page_locale(request))
         context = {"errors": {"login": gettext(REQUIRED)}, "login": ""}
         return render(request, "signin/forgotten.html", context, status=400)
+    try:
+        await run_in_threadpool(verifier.check_reset_request, login, source_of(request))
+    except LoginThrottledError as exc:
+        message = gettext(THROTTLED) % {"seconds": exc.retry_after}
+        context = {"errors": {"login": message}, "login": login}
+        answer = render(request, "signin/forgotten.html", context, status=429)
+        answer.headers["Retry-After"] = str(exc.retry_after)
+        return answer
 
     def issue() -> None:
         account = accounts.find_by_login(login)

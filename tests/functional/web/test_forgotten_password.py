@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Any
 
 import orjson
 import pytest
@@ -19,7 +20,8 @@ from carnet.app import Services, create_app
 from carnet.audit.models import audit_event, audit_event_patient
 from carnet.authn.api import SESSION_COOKIE
 from carnet.authn.clients import ClientKind
-from carnet.authn.service import Account, AccountService
+from carnet.authn.service import Account, AccountService, LoginThrottledError
+from carnet.db.instants import utc_now
 from carnet.record.notifications import PASSWORD_RESET
 from tests.spec.helpers import patient
 from tests.support.authn import (
@@ -28,6 +30,7 @@ from tests.support.authn import (
     Clock,
     account_service,
     login_verifier,
+    totp_code,
 )
 from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.support.oauth import APP_SCOPES, REDIRECT, oauth_env
@@ -258,3 +261,32 @@ def test_a_reset_code_is_spent_once_even_by_two_submissions_at_once(setup: Setup
     login = login_verifier(setup.services, account_service(setup.services, Clock()))
     chosen = NEW_PASSWORD if answers[0].status_code == 303 else other
     assert login.verify_password_login(LOGIN, chosen, "127.0.0.1") == setup.account
+
+
+def _ask_answer(setup: Setup, login: str) -> Any:
+    token = _token(setup.client.get("/mot-de-passe-oublie").text)
+    return setup.client.post("/mot-de-passe-oublie", data={"csrf_token": token, "login": login})
+
+
+def test_forgotten_password_requests_are_throttled_per_login_and_address(setup: Setup) -> None:
+    """Each request voids the previous code and notifies the person: past a few requests for one
+    login from one address, the next waits (429, Retry-After, a message), for an unknown login
+    exactly as for a known one; and one login asked from many addresses stops being sent codes
+    for the day, except from an address where the owner completed a sign-in."""
+    for login in (LOGIN, "personne@example.org"):
+        answers = [_ask_answer(setup, login) for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        assert int(answers[-1].headers["Retry-After"]) > 0
+        assert "Trop de demandes" in answers[-1].text
+    assert len(_reset_codes(setup)) == 3  # the refused request sent nothing
+    known, unknown = _ask_answer(setup, LOGIN), _ask_answer(setup, "personne@example.org")
+    assert (known.status_code, unknown.status_code) == (429, 429)
+    assert re.sub(r'value="[^"]*"', "", known.text) == re.sub(r'value="[^"]*"', "", unknown.text)
+    verifier = setup.services.login
+    for n in range(7):  # 3 from the test client already: 10 a day from unfamiliar addresses
+        verifier.check_reset_request(LOGIN, f"198.51.100.{n}")
+    with pytest.raises(LoginThrottledError):
+        verifier.check_reset_request(LOGIN, "198.51.100.200")
+    uri = setup.services.accounts.enroll_totp(setup.account)
+    verifier.verify_totp(setup.account, totp_code(uri, Clock(utc_now())), "203.0.113.9")
+    verifier.check_reset_request(LOGIN, "203.0.113.9")  # the owner's own address is spared
