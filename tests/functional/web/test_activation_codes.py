@@ -184,3 +184,27 @@ def test_an_activation_code_is_spent_once_even_by_two_submissions_at_once(
             )
     assert sorted(a.status_code for a in answers) == [200, 400]
     assert _accounts_of(setup) == 1
+
+
+def test_a_login_already_taken_gets_its_message_and_spends_no_code(setup: Setup) -> None:
+    account_service(setup.services, Clock()).create_person(
+        "pris@example.org",
+        PASSWORD,
+        setup.services.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id,
+    )
+    client = setup.client
+    code = _code(setup)
+    page = client.get("/activation").text
+    step = client.post("/activation", data={"csrf_token": _field(page, "csrf_token"), "code": code})
+    form = {
+        "csrf_token": _field(step.text, "csrf_token"),
+        "ticket": _field(step.text, "ticket"),
+        "login": "Pris@Example.org",
+        "password": PASSWORD,
+        "confirmation": PASSWORD,
+    }
+    refused = client.post("/activation/compte", data=form)
+    assert refused.status_code == 400 and "déjà pris" in refused.text
+    assert _accounts_of(setup) == 0
+    made = client.post("/activation/compte", data={**form, "login": "libre@example.org"})
+    assert made.status_code == 200 and _accounts_of(setup) == 1
