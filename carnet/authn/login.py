@@ -248,6 +248,33 @@ class LoginVerifier:
             self._publish([event])
             raise LoginThrottledError(wait, "too many requests; try again later")
 
+    def reset_in(self, conn: Connection, account_id: str, source: str) -> None:
+        """Audit a password set with a reset code (``password-reset``, 200, in the person's
+        history), in the transaction that spends the code: it commits with the new password."""
+        row = conn.execute(
+            select(access_account).where(access_account.c.account_id == account_id)
+        ).first()
+        if row is not None:
+            event = self._event("password-reset", row, _clip_source(source), 200, self.now())
+            self.audit.append_in(conn, [event])
+
+    def reset_refused(self, login: str, source: str) -> None:
+        """Audit a reset code refused for ``login`` (wrong, used, expired or another's:
+        ``password-reset``, 400), in the account's history when the login has one."""
+        source = _clip_source(source)
+        with reading(self.engine) as conn:
+            row = conn.execute(
+                select(access_account).where(
+                    access_account.c.login_hash == self.accounts.login_hash(login)
+                )
+            ).first()
+        if row is None:
+            who = Actor(actor="unknown", source=source, purpose="authentication")
+            event = build_event(who, "password-reset", None, 400, [], moment=self.now())
+        else:
+            event = self._event("password-reset", row, source, 400, self.now())
+        self._publish([event])
+
     def logged_out(self, account_id: str, source: str) -> None:
         """Audit a logout (the session service revoked the session)."""
         found = self.accounts.account(account_id)

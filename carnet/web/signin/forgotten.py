@@ -105,9 +105,11 @@ async def choose_password(
     record: RecordDep,
     sessions: SessionsDep,
     oauth: OAuthDep,
+    verifier: LoginDep,
 ) -> Response:
     """Step 2: the code and the new password; every session of the account and every refresh
-    token of its apps end with it (docs/access.md)."""
+    token of its apps end with it (docs/access.md). The reset, or the code's refusal, is an
+    event of the person's history (``password-reset``)."""
     gettext = translator(page_locale(request))
     login, code = _text(form, "login"), _text(form, "code")
     password, again = _text(form, "password"), _text(form, "confirmation")
@@ -123,6 +125,7 @@ async def choose_password(
         account = accounts.find_by_login(login)
         redeemed = record.activation.check(code, PASSWORD_RESET)
         if account is None or redeemed is None or redeemed.patient_id != account.patient_id:
+            verifier.reset_refused(login, source_of(request))  # audited, as a wrong sign-in
             return {"code": gettext(WRONG_CODE)}
         try:
             hashed = accounts.new_password(password, login)
@@ -137,6 +140,7 @@ async def choose_password(
             sessions.close_all_in(conn, account.account_id)
             # Whoever took the account over may have authorised an app: its refresh tokens end.
             oauth.end_refresh_tokens_in(conn, account.account_id, _as_person(account, request))
+            verifier.reset_in(conn, account.account_id, source_of(request))  # their history
             return True
 
         # The code is claimed, the password set and the sessions ended in one transaction: of
@@ -146,6 +150,7 @@ async def choose_password(
                 return {}
         except AccountError:
             pass
+        verifier.reset_refused(login, source_of(request))
         return {"code": gettext(WRONG_CODE)}
 
     if not errors:

@@ -152,6 +152,44 @@ def test_a_password_reset_ends_the_persons_apps_refresh_tokens(setup: Setup) -> 
     assert [b["client"] for b in revoked] == [client.client_id]
 
 
+def _history_actions(setup: Setup) -> list[tuple[str, int]]:
+    in_history = audit_event.join(
+        audit_event_patient, audit_event_patient.c.seq == audit_event.c.seq
+    )
+    with setup.services.engine.connect() as conn:
+        bodies = [
+            orjson.loads(r.body)
+            for r in conn.execute(
+                select(audit_event.c.body)
+                .select_from(in_history)
+                .where(audit_event_patient.c.patient_id == setup.patient_id)
+                .order_by(audit_event.c.seq)
+            )
+        ]
+    return [(b["action"], b["outcome"]) for b in bodies]
+
+
+def test_a_password_reset_and_a_refused_code_are_in_the_persons_history(setup: Setup) -> None:
+    """A new password set with a reset code, and a wrong code given for the login, are events
+    of the person's access history (ids only), as their sign-ins are."""
+    page = _ask(setup, LOGIN)
+    (code,) = _reset_codes(setup)
+    form = {
+        "csrf_token": _token(page),
+        "login": LOGIN,
+        "code": "AAAA-BBBB-CCCC-DDDD",
+        "password": NEW_PASSWORD,
+        "confirmation": NEW_PASSWORD,
+    }
+    assert setup.client.post("/mot-de-passe-oublie/nouveau", data=form).status_code == 400
+    done = setup.client.post(
+        "/mot-de-passe-oublie/nouveau", data={**form, "code": code}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    resets = [a for a in _history_actions(setup) if a[0] == "password-reset"]
+    assert resets == [("password-reset", 400), ("password-reset", 200)]
+
+
 def test_an_unknown_login_gets_the_same_page_and_no_code(setup: Setup) -> None:
     known, unknown = _ask(setup, LOGIN), _ask(setup, "personne@example.org")
     assert re.sub(r'value="[^"]*"', "", known) == re.sub(r'value="[^"]*"', "", unknown)
