@@ -289,6 +289,7 @@ def test_revoking_the_grant_stops_refresh(env: OAuthEnv, app_id: str) -> None:
     assert account
 
 
+@pytest.mark.both_backends
 def test_closing_a_space_ends_its_apps_access(env: OAuthEnv, app_id: str) -> None:
     """A closed space leaves no token able to read the record: the person's grants to apps and
     their refresh tokens are revoked with the closure, each app's revocation audited in the
