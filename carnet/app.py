@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -23,6 +23,7 @@ from carnet.authn import api as login_api
 from carnet.authn import oauth_api, oidc_api
 from carnet.authn import wiring as authn_wiring
 from carnet.authn.clients import ClientService
+from carnet.authn.grants import end_app_access_in
 from carnet.authn.guard import Authenticator, bearer_challenge
 from carnet.authn.login import LoginVerifier
 from carnet.authn.oauth import OAuthService
@@ -152,7 +153,10 @@ def build_services(settings: Settings, *, migrate: bool = True) -> Services:
     fhir = fhir_wiring.build(settings, store, access=policy_wiring.access_hook(audit, pdp))
     screener = screening_wiring.build(settings, fhir)  # first check: before identity holds any
     identity = identity_wiring.build(settings, engine, fhir, crypto)
-    record = record_wiring.build(settings, engine, fhir, crypto)
+    # A closed space's apps lose their grants and refresh tokens in the closure's transaction.
+    record = record_wiring.build(
+        settings, engine, fhir, crypto, on_close=partial(end_app_access_in, audit)
+    )
     bulk = operations_wiring.build(settings, engine, fhir)
     policy = policy_wiring.build(settings, engine, audit, fhir, pdp)
     authn = authn_wiring.build(settings, engine, crypto, audit)

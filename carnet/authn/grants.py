@@ -22,7 +22,7 @@ from carnet.authn.models import (
     access_revoked_token,
 )
 from carnet.authn.smart import Grant
-from carnet.caller import Principal
+from carnet.caller import Principal, RequestContext
 from carnet.db.engine import reading, writing
 from carnet.db.instants import stamp
 
@@ -47,6 +47,84 @@ def audit_oauth(
     )
     touched = [Touched("Patient", patient_id, None, patient_id)] if patient_id else []
     audit.append([build_event(actor, action, None, outcome, touched)])
+
+
+def end_app_access_in(
+    audit: AuditService, conn: Connection, patient_id: str, ctx: RequestContext
+) -> list[str]:
+    """A closed space leaves no token able to read its record: every grant of the patient to an
+    app and every refresh token for the record are revoked in the closure's transaction, and each
+    app's revocation is an audit event (``grant-revoke``, the closure's caller, rule
+    ``record-closed``) in the record's history. The access tokens already issued stop at their
+    next request: the policy's ``granted`` relationship reads the grant. The record domain is
+    given this as its closure hook (carnet/app.py); returns the apps' client ids."""
+    g, r = access_grant.c, access_refresh_token.c
+    granted = select(g.client_id, g.patient_id).where(g.patient_id == patient_id, ~g.revoked)
+    refreshing = select(r.client_id, r.patient_id).where(r.patient_id == patient_id, ~r.revoked)
+    apps = sorted(
+        {(row.client_id, row.patient_id) for q in (granted, refreshing) for row in conn.execute(q)}
+    )
+    conn.execute(update(access_grant).where(g.patient_id == patient_id).values(revoked=True))
+    conn.execute(
+        update(access_refresh_token)
+        .where(r.patient_id == patient_id, ~r.revoked)
+        .values(revoked=True)
+    )
+    _audit_revocations_in(audit, conn, ctx, "grant-revoke", "record-closed", apps)
+    return [client_id for client_id, _ in apps]
+
+
+def end_refresh_tokens_in(
+    audit: AuditService, conn: Connection, account_id: str, ctx: RequestContext
+) -> list[str]:
+    """A password reset ends the refresh tokens of every app acting for the account (whoever
+    took the account over may have authorised their own), in the reset's transaction; each
+    app's revocation is an audit event (``token-revoke``, rule ``password-reset``) in the
+    record's history. The grants stay listed: an app gets new tokens only through a new
+    authorisation, which needs the new password. Returns the apps' client ids."""
+    r = access_refresh_token.c
+    live = and_(r.account_id == account_id, ~r.revoked)
+    found = conn.execute(select(r.client_id, r.patient_id).where(live))
+    apps = sorted({(row.client_id, row.patient_id) for row in found}, key=_by_app)
+    conn.execute(update(access_refresh_token).where(live).values(revoked=True))
+    _audit_revocations_in(audit, conn, ctx, "token-revoke", "password-reset", apps)
+    return sorted({client_id for client_id, _ in apps})
+
+
+def _by_app(app: tuple[str, str | None]) -> tuple[str, str]:
+    return app[0], app[1] or ""
+
+
+def _audit_revocations_in(
+    audit: AuditService,
+    conn: Connection,
+    ctx: RequestContext,
+    action: str,
+    rule: str,
+    apps: list[tuple[str, str | None]],
+) -> None:
+    """One event per app and record, ids only, in the caller's transaction."""
+    who = ctx.principal
+    events = [
+        build_event(
+            Actor(
+                actor=ctx.actor,
+                source=ctx.source,
+                purpose="access",
+                role=who.role,
+                organisation=who.organisation,
+                client_id=client_id,
+                rule=rule,
+            ),
+            action,
+            None,
+            200,
+            [Touched("Patient", patient_id, None, patient_id)] if patient_id else [],
+        )
+        for client_id, patient_id in apps
+    ]
+    if events:
+        audit.append_in(conn, events)
 
 
 class Grants:

@@ -41,6 +41,11 @@ from carnet.db.instants import Clock, parse_stamp, stamp
 from carnet.policy.models import access_alert
 
 _SOURCE_MAX_LEN = 64
+# Forgotten-password requests: each one notifies the person and voids their previous code, so
+# they are limited more tightly than guesses. Per login and address: 3, then growing delays; per
+# login from addresses the owner never completed a sign-in from: 10 a day.
+RESET_FREE_REQUESTS = 3
+RESET_DAILY_CEILING = 10
 
 
 @dataclass
@@ -79,6 +84,13 @@ class LoginVerifier:
             source_window_minutes=source_window_minutes,
         )
         self.lockout_window = timedelta(minutes=accounts.settings.lockout_minutes)
+        self.reset_throttle = LoginThrottle(
+            accounts.settings,
+            source_max_failures=source_max_failures,
+            source_window_minutes=source_window_minutes,
+            free_failures=RESET_FREE_REQUESTS,
+            account_ceiling=RESET_DAILY_CEILING,
+        )
 
     def verify_password_login(self, login: str, password: str, source: str) -> str:
         """The account id for a right login and password. LoginFailedError for anything wrong (same
@@ -205,6 +217,63 @@ class LoginVerifier:
         return _Outcome(
             account_id, events=[self._event(action, row, source, 200, moment, step="totp")]
         )
+
+    def check_reset_request(self, login: str, source: str) -> None:
+        """May a forgotten-password code be sent for ``login`` now, asked from ``source``? Each
+        request is counted (under a key of its own, ``AccountService.reset_key``, so requests
+        never hold up the login's sign-ins) and limited by the sign-in's throttle: per login and
+        address, per login (sparing the addresses the owner completed a sign-in from, so a
+        stranger's requests cannot stop the owner's reset), per address across logins. Unknown
+        logins are counted exactly like known ones, so the answer tells nothing.
+        LoginThrottledError (audited ``password-reset-request``, 429) when it must wait."""
+        source = _clip_source(source)
+        moment = self.now()
+        key = self.accounts.reset_key(login)
+        with writing(self.engine) as conn:
+            row = conn.execute(
+                select(access_account)
+                .where(access_account.c.login_hash == self.accounts.login_hash(login))
+                .with_for_update()
+            ).first()
+            familiar = None if row is None else self.accounts.totp_key(row.account_id)
+            wait = self.reset_throttle.wait(conn, key, source, moment, familiar_key=familiar)
+            if not wait:
+                self.reset_throttle.record(conn, key, source, moment)
+        if wait:
+            if row is None:
+                who = Actor(actor="unknown", source=source, purpose="authentication")
+                event = build_event(who, "password-reset-request", None, 429, [], moment=moment)
+            else:
+                event = self._event("password-reset-request", row, source, 429, moment)
+            self._publish([event])
+            raise LoginThrottledError(wait, "too many requests; try again later")
+
+    def reset_in(self, conn: Connection, account_id: str, source: str) -> None:
+        """Audit a password set with a reset code (``password-reset``, 200, in the person's
+        history), in the transaction that spends the code: it commits with the new password."""
+        row = conn.execute(
+            select(access_account).where(access_account.c.account_id == account_id)
+        ).first()
+        if row is not None:
+            event = self._event("password-reset", row, _clip_source(source), 200, self.now())
+            self.audit.append_in(conn, [event])
+
+    def reset_refused(self, login: str, source: str) -> None:
+        """Audit a reset code refused for ``login`` (wrong, used, expired or another's:
+        ``password-reset``, 400), in the account's history when the login has one."""
+        source = _clip_source(source)
+        with reading(self.engine) as conn:
+            row = conn.execute(
+                select(access_account).where(
+                    access_account.c.login_hash == self.accounts.login_hash(login)
+                )
+            ).first()
+        if row is None:
+            who = Actor(actor="unknown", source=source, purpose="authentication")
+            event = build_event(who, "password-reset", None, 400, [], moment=self.now())
+        else:
+            event = self._event("password-reset", row, source, 400, self.now())
+        self._publish([event])
 
     def logged_out(self, account_id: str, source: str) -> None:
         """Audit a logout (the session service revoked the session)."""

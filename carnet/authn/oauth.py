@@ -19,7 +19,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from carnet.audit.events import Actor, Touched, build_event
 from carnet.audit.service import AuditService
@@ -29,7 +29,7 @@ from carnet.authn.client_auth import ClientAuthenticator, OAuthError, constant_e
 from carnet.authn.client_keys import KeySetFetcher
 from carnet.authn.clients import Client, ClientKind, ClientService
 from carnet.authn.digests import digest
-from carnet.authn.grants import Grants, RevocationList, audit_oauth
+from carnet.authn.grants import Grants, RevocationList, audit_oauth, end_refresh_tokens_in
 from carnet.authn.models import (
     access_auth_code,
     access_refresh_token,
@@ -38,7 +38,7 @@ from carnet.authn.models import (
 from carnet.authn.service import AccountError, AccountService
 from carnet.authn.smart import Grant, s256
 from carnet.authn.tokens import issue_access_token
-from carnet.caller import Kind, Principal
+from carnet.caller import Kind, Principal, RequestContext
 from carnet.crypto.tokens import RS256, TokenError, TokenSigner
 from carnet.db.engine import reading, writing
 from carnet.db.instants import Clock, parse_stamp, stamp, utc_now
@@ -363,6 +363,11 @@ class OAuthService:
         """Withdraw a grant (``Grants.withdraw``): the app's refresh tokens for this patient stop
         at once. False if there was no active grant."""
         return self.granted.withdraw(patient_id, client_id, who, source=source)
+
+    def end_refresh_tokens_in(self, conn: Connection, account_id: str, ctx: RequestContext) -> None:
+        """A password reset: every app's refresh tokens for the account stop, in the reset's
+        transaction, audited (grants.py ``end_refresh_tokens_in``)."""
+        end_refresh_tokens_in(self.audit, conn, account_id, ctx)
 
     def is_revoked(self, jti: str) -> bool:
         """True if the access token with this jti was revoked before it expired."""

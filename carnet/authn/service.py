@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import pyotp
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from carnet.authn.models import access_account
@@ -96,6 +96,17 @@ class Account:
     created_at: str
 
 
+@dataclass(frozen=True)
+class NewAccount:
+    """An account checked and its password hashed, not yet stored (``AccountService.insert_in``)."""
+
+    kind: Kind
+    login_hash: str
+    password_hash: str | None
+    rpps: str | None = None
+    profession: str | None = None
+
+
 def normalise_login(login: str) -> str:
     """Logins (e-mail addresses, user names) are compared case- and width-insensitively."""
     return unicodedata.normalize("NFKC", login).strip().casefold()
@@ -129,6 +140,11 @@ class AccountService:
     def totp_key(self, account_id: str) -> str:
         """What stands for an account's second-factor attempts in ``access_login_attempt``."""
         return self.crypto.blind.digest("login-totp", account_id)
+
+    def reset_key(self, login: str) -> str:
+        """What stands for a login's forgotten-password requests in ``access_login_attempt``
+        (its own hash domain: requests are throttled apart from the login's sign-ins)."""
+        return self.crypto.blind.digest("login-reset", normalise_login(login))
 
     def login_hash(self, login: str) -> str:
         """The blind hash that stands for a login in the database (its own hash domain, so it
@@ -167,40 +183,83 @@ class AccountService:
         rpps: str | None = None,
         profession: str | None = None,
     ) -> str:
+        new = self._new(kind, login, password, rpps=rpps, profession=profession)
+        with writing(self.engine) as conn:
+            return self.insert_in(conn, new, patient_id=patient_id)
+
+    def new_person(self, login: str, password: str) -> NewAccount:
+        """A person's account checked (login, password policy) and its password hashed, not yet
+        stored: the argon2 work runs here, outside any transaction, so that the one-time code
+        that opens the account is claimed and the account inserted in one short transaction
+        (``insert_in``, carnet/record/activation.py ``spend``)."""
+        return self._new(Kind.PERSON, login, password)
+
+    def _new(
+        self,
+        kind: Kind,
+        login: str,
+        password: str | None,
+        *,
+        rpps: str | None = None,
+        profession: str | None = None,
+    ) -> NewAccount:
         if not normalise_login(login):
             raise AccountError("a login is not empty")
         if password is not None:
             check_policy(password, login)
+        return NewAccount(
+            kind=kind,
+            login_hash=self.login_hash(login),
+            password_hash=None if password is None else self.passwords.hash(password),
+            rpps=rpps,
+            profession=profession,
+        )
+
+    def insert_in(self, conn: Connection, new: NewAccount, *, patient_id: str | None) -> str:
+        """Store ``new`` (for ``patient_id``, a person's) in the caller's transaction; returns
+        the account id. AccountExistsError if the login is taken: the caller's transaction is
+        then to be rolled back (PostgreSQL has aborted it)."""
+        if new.kind is Kind.PERSON and not patient_id:
+            raise AccountError("a person's account names the person's Patient record")
         account_id = str(uuid.uuid4())
         try:
-            with writing(self.engine) as conn:
-                conn.execute(
-                    insert(access_account).values(
-                        account_id=account_id,
-                        kind=kind.value,
-                        login_hash=self.login_hash(login),
-                        password_hash=None if password is None else self.passwords.hash(password),
-                        patient_id=patient_id,
-                        rpps=rpps,
-                        profession=profession,
-                        failed_logins=0,
-                        disabled=False,
-                        created_at=stamp(self.now()),
-                    )
+            conn.execute(
+                insert(access_account).values(
+                    account_id=account_id,
+                    kind=new.kind.value,
+                    login_hash=new.login_hash,
+                    password_hash=new.password_hash,
+                    patient_id=patient_id,
+                    rpps=new.rpps,
+                    profession=new.profession,
+                    failed_logins=0,
+                    disabled=False,
+                    created_at=stamp(self.now()),
                 )
+            )
         except IntegrityError:
             raise AccountExistsError("an account with this login already exists") from None
         return account_id
 
     def set_password(self, account_id: str, password: str, login: str | None = None) -> None:
         """Replace an account's password (policy checked; ``login`` for the not-the-login rule)."""
-        check_policy(password, login)
+        hashed = self.new_password(password, login)
         with writing(self.engine) as conn:
-            done = conn.execute(
-                update(access_account)
-                .where(access_account.c.account_id == account_id)
-                .values(password_hash=self.passwords.hash(password))
-            ).rowcount
+            self.set_password_in(conn, account_id, hashed)
+
+    def new_password(self, password: str, login: str | None = None) -> str:
+        """A new password checked against the policy and hashed (argon2, outside any
+        transaction), for ``set_password_in``."""
+        check_policy(password, login)
+        return self.passwords.hash(password)
+
+    def set_password_in(self, conn: Connection, account_id: str, password_hash: str) -> None:
+        """Store a hash from ``new_password`` in the caller's transaction (a reset code's claim)."""
+        done = conn.execute(
+            update(access_account)
+            .where(access_account.c.account_id == account_id)
+            .values(password_hash=password_hash)
+        ).rowcount
         if not done:
             raise UnknownAccountError(f"no account {account_id}")
 

@@ -187,16 +187,22 @@ class SessionService:
     def close_all(self, account_id: str) -> int:
         """Revoke every session of an account (password change, account closure)."""
         with writing(self.engine) as conn:
-            return int(
-                conn.execute(
-                    update(access_session)
-                    .where(
-                        access_session.c.account_id == account_id,
-                        access_session.c.revoked.is_(False),
-                    )
-                    .values(revoked=True)
-                ).rowcount
-            )
+            return self.close_all_in(conn, account_id)
+
+    @staticmethod
+    def close_all_in(conn: Connection, account_id: str) -> int:
+        """:meth:`close_all` in the caller's transaction (a reset code's claim: the new password
+        and the end of the old sessions commit together)."""
+        return int(
+            conn.execute(
+                update(access_session)
+                .where(
+                    access_session.c.account_id == account_id,
+                    access_session.c.revoked.is_(False),
+                )
+                .values(revoked=True)
+            ).rowcount
+        )
 
     def purge(self) -> int:
         """Delete sessions that ended (expired or revoked) more than a day ago."""

@@ -54,11 +54,17 @@ class LoginThrottle:
         *,
         source_max_failures: int = SOURCE_MAX_FAILURES,
         source_window_minutes: float = SOURCE_WINDOW_MINUTES,
+        free_failures: int | None = None,
+        account_ceiling: int | None = None,
     ) -> None:
-        self.free_failures = settings.login_max_failures
+        """``free_failures`` and ``account_ceiling`` replace the settings' pair and ceiling
+        limits for requests cheaper to abuse than a guess (forgotten-password requests)."""
+        self.free_failures = settings.login_max_failures if free_failures is None else free_failures
         self.first_delay = timedelta(seconds=settings.login_backoff_seconds)
         self.longest_delay = timedelta(minutes=settings.lockout_minutes)
-        self.account_ceiling = settings.login_account_ceiling
+        self.account_ceiling = (
+            settings.login_account_ceiling if account_ceiling is None else account_ceiling
+        )
         self.source_max_failures = source_max_failures
         self.source_window = timedelta(minutes=source_window_minutes)
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from sqlalchemy import Engine, and_, delete, insert, select, update
+from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
 
 from carnet.caller import RequestContext
 from carnet.db.engine import reading, writing
@@ -31,6 +33,7 @@ CODE_DAYS = 90
 RESET_HOURS = 1
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read from a letter
 _LENGTH = 16
+T = TypeVar("T")
 _KINDS = {ACTIVATION: templates.ACTIVATION_CODE, PASSWORD_RESET: templates.PASSWORD_RESET}
 
 
@@ -130,3 +133,37 @@ class ActivationCodes:
                 .values(used_at=at)
             ).rowcount
         return bool(done)
+
+    def spend(
+        self,
+        code: str,
+        purpose: str,
+        grant: Callable[[Connection, Redeemed], T],
+        *,
+        now: datetime | None = None,
+    ) -> T | None:
+        """Claim the code and do what it grants, in one transaction: ``grant(conn, redeemed)``
+        runs on the claim's connection only once the code is ours, and commits with it; if it
+        raises, the claim rolls back with it and the code stays usable. None for a wrong, used or
+        expired code. The claim is a conditional UPDATE (not yet used) checked by its rowcount:
+        of two submissions of one code, even at once, only one gets past it (SQLite: the write
+        lock taken at BEGIN; PostgreSQL: the row lock, the other's WHERE seeing it used), so a
+        code never makes two accounts nor sets two passwords. Checking first and using up
+        afterwards, in separate transactions, let both through."""
+        if len(normalise(code)) != _LENGTH:
+            return None
+        at = stamp(now or utc_now())
+        a = record_activation.c
+        live = and_(
+            a.code_hash == _digest(code),
+            a.purpose == purpose,
+            a.used_at.is_(None),
+            a.expires_at > at,
+        )
+        with writing(self.engine) as conn:
+            row = conn.execute(select(a.patient_id, a.purpose).where(live)).first()
+            if row is None:
+                return None
+            if conn.execute(update(record_activation).where(live).values(used_at=at)).rowcount != 1:
+                return None  # another submission claimed it first
+            return grant(conn, Redeemed(row.patient_id, row.purpose))

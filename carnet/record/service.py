@@ -15,6 +15,7 @@ through ``Unit.destroy_patient_key``; this module never touches resource rows.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,6 +50,7 @@ from carnet.record.representatives import Representatives
 log = logging.getLogger("carnet.record")
 
 REASONS = ("objection", "request", "death", "operator")
+CloseHook = Callable[[Connection, str, RequestContext], object]
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,13 @@ class RecordService:
         engine: Engine,
         objection_window_days: float = 42,
         retention_years: float = 10,
+        on_close: CloseHook | None = None,
     ) -> None:
+        """``on_close(conn, patient_id, ctx)`` runs in every closure's transaction (a closure,
+        an objection, a refusal): the apps' grants and refresh tokens end there (given by
+        carnet/app.py: authn's ``end_app_access_in``; this domain does not know apps)."""
         self.fhir = fhir
+        self.on_close = on_close
         self.engine = engine  # the record tables' own reads (no resource rows)
         self.blind = blind
         self.representatives = representatives
@@ -275,6 +282,8 @@ class RecordService:
                 updated_at=stamp(moment),
             )
         )
+        if self.on_close is not None:  # a closed space leaves no app able to read the record
+            self.on_close(unit.conn, patient_id, session.ctx)
         kind = templates.REFUSED if new == REFUSED else templates.CLOSED
         notify(unit.conn, patient_id, kind, moment)
         return new

@@ -4,7 +4,7 @@ or, with the same code, an objection to the space.
 
 State between the steps travels in short-lived signed tickets (carnet/authn/tickets.py) bound to
 the anonymous form cookie, so a ticket copied to another browser is worth nothing. The code is
-used up when the account is created; the space's objection goes through RecordService like
+used up in the transaction that creates the account (one account per code, even raced); the space's objection goes through RecordService like
 POST /record/objection.
 """
 
@@ -159,13 +159,24 @@ async def create_account(
         if accounts.person_account_of(claims["pid"]) is not None:  # made since the code step
             return {"already": gettext(ALREADY)}
         try:
-            account_id = accounts.create_person(login, password, claims["pid"])
-        except AccountExistsError:
-            return {"login": gettext(TAKEN)}
+            new = accounts.new_person(login, password)
         except (AccountError, PasswordPolicyError):
             # The policy's refusal is the person's to correct (a message), not a server error.
             return {"password": gettext(WEAK)}
-        record.activation.use(claims["code"], ACTIVATION)
+        try:
+            # The code is claimed and the account inserted in one transaction: of two
+            # submissions of one code, one account (record.activation.spend).
+            account_id = record.activation.spend(
+                claims["code"],
+                ACTIVATION,
+                lambda conn, redeemed: accounts.insert_in(
+                    conn, new, patient_id=redeemed.patient_id
+                ),
+            )
+        except AccountExistsError:
+            return {"login": gettext(TAKEN)}
+        if account_id is None:
+            return {"code": gettext(EXPIRED_STEP)}
         return account_id, accounts.enroll_totp(account_id)
 
     made: tuple[str, str] | dict[str, str] = errors or await run_in_threadpool(make)

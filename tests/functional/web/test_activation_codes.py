@@ -6,8 +6,10 @@ policy refuses is a message to the person, and the code stays theirs to use."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,10 +17,11 @@ from sqlalchemy import func, select
 
 from carnet.app import Services, create_app
 from carnet.authn.models import access_account
+from carnet.authn.service import Account, AccountService
 from carnet.db.engine import reading
 from carnet.record.notifications import ACTIVATION_CODE
 from tests.spec.helpers import patient
-from tests.support.authn import PASSWORD, Clock, account_service
+from tests.support.authn import FAST_PASSWORDS, PASSWORD, Clock, account_service
 from tests.support.caller import AS_LOCAL_OPERATOR
 
 
@@ -122,4 +125,86 @@ def test_a_password_the_policy_refuses_gets_its_message_and_spends_no_code(
     made = client.post(
         "/activation/compte", data={**form, "password": PASSWORD, "confirmation": PASSWORD}
     )
+    assert made.status_code == 200 and _accounts_of(setup) == 1
+
+
+class _BothPastTheChecks(AccountService):
+    """The real accounts, where each of two submissions waits, once it has found that the space
+    has no account yet, until the other has found the same: both are then past every check
+    before either account exists, whatever the threads' timing."""
+
+    def __init__(self, services: Services, barrier: threading.Barrier) -> None:
+        super().__init__(
+            services.engine, services.crypto, services.settings, passwords=FAST_PASSWORDS
+        )
+        self.barrier = barrier
+        self.armed = False  # set once both have their step-2 form
+
+    def person_account_of(self, patient_id: str) -> Account | None:
+        found = super().person_account_of(patient_id)
+        if self.armed:
+            self.barrier.wait(timeout=20)
+        return found
+
+
+def test_an_activation_code_is_spent_once_even_by_two_submissions_at_once(
+    setup: Setup,
+) -> None:
+    code = _code(setup)
+    accounts = _BothPastTheChecks(setup.services, threading.Barrier(2))
+    services = replace(setup.services, accounts=accounts)
+    app = create_app(services.settings, services)
+    with (
+        TestClient(app, base_url="http://127.0.0.1") as one,
+        TestClient(app, base_url="http://127.0.0.1") as two,
+    ):
+        forms = []
+        for client, login in ((one, "un@example.org"), (two, "deux@example.org")):
+            page = client.get("/activation").text
+            step = client.post(
+                "/activation", data={"csrf_token": _field(page, "csrf_token"), "code": code}
+            )
+            assert step.status_code == 200, step.text
+            forms.append(
+                {
+                    "csrf_token": _field(step.text, "csrf_token"),
+                    "ticket": _field(step.text, "ticket"),
+                    "login": login,
+                    "password": PASSWORD,
+                    "confirmation": PASSWORD,
+                }
+            )
+        accounts.armed = True
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(
+                pool.map(
+                    lambda pair: pair[0].post("/activation/compte", data=pair[1]),
+                    zip((one, two), forms, strict=True),
+                )
+            )
+    assert sorted(a.status_code for a in answers) == [200, 400]
+    assert _accounts_of(setup) == 1
+
+
+def test_a_login_already_taken_gets_its_message_and_spends_no_code(setup: Setup) -> None:
+    account_service(setup.services, Clock()).create_person(
+        "pris@example.org",
+        PASSWORD,
+        setup.services.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id,
+    )
+    client = setup.client
+    code = _code(setup)
+    page = client.get("/activation").text
+    step = client.post("/activation", data={"csrf_token": _field(page, "csrf_token"), "code": code})
+    form = {
+        "csrf_token": _field(step.text, "csrf_token"),
+        "ticket": _field(step.text, "ticket"),
+        "login": "Pris@Example.org",
+        "password": PASSWORD,
+        "confirmation": PASSWORD,
+    }
+    refused = client.post("/activation/compte", data=form)
+    assert refused.status_code == 400 and "déjà pris" in refused.text
+    assert _accounts_of(setup) == 0
+    made = client.post("/activation/compte", data={**form, "login": "libre@example.org"})
     assert made.status_code == 200 and _accounts_of(setup) == 1

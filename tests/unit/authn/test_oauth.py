@@ -16,13 +16,16 @@ import pytest
 from sqlalchemy import select
 
 from carnet.app import Services
-from carnet.audit.models import audit_event
+from carnet.audit.models import audit_event, audit_event_patient
 from carnet.authn.clients import ClientKind
 from carnet.authn.tokens import principal_from_token
-from carnet.caller import Kind
+from carnet.caller import Kind, Principal, RequestContext
 from carnet.crypto.tokens import TokenError
 from carnet.db.instants import utc_now
+from carnet.fhir.errors import FhirError
 from carnet.settings import Settings
+from tests.spec.helpers import patient
+from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.support.oauth import APP_SCOPES, REDIRECT, OAuthEnv, oauth_env, redirect_query
 
 
@@ -284,6 +287,42 @@ def test_revoking_the_grant_stops_refresh(env: OAuthEnv, app_id: str) -> None:
     assert r.json()["error"] == "invalid_grant"
     assert "grant-revoke" in _actions(env.services)
     assert account
+
+
+@pytest.mark.both_backends
+def test_closing_a_space_ends_its_apps_access(env: OAuthEnv, app_id: str) -> None:
+    """A closed space leaves no token able to read the record: the person's grants to apps and
+    their refresh tokens are revoked with the closure, each app's revocation audited in the
+    record's history; the access tokens already issued stop at their next request (the policy
+    reads the grant)."""
+    services = env.services
+    pid = services.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    services.record.open_space(pid, ctx=AS_LOCAL_OPERATOR)
+    account = env.login_person(pid)
+    body = env.code_flow(app_id, scope="patient/*.rs launch/patient offline_access")
+    app = principal_from_token(services.crypto.token_signer(), env.settings, body["access_token"])
+    as_app = RequestContext(app, account, "127.0.0.1")
+    assert services.fhir.read("Patient", pid, ctx=as_app).res_id == pid
+    person = Principal(Kind.PERSON, account, patient_id=pid)
+    services.record.close(pid, reason="request", ctx=RequestContext(person, account, "127.0.0.1"))
+    assert env.oauth.grants(pid) == []
+    assert _refresh(env, body["refresh_token"], app_id).json()["error"] == "invalid_grant"
+    with pytest.raises(FhirError):
+        services.fhir.read("Patient", pid, ctx=as_app)
+    in_history = audit_event.join(
+        audit_event_patient, audit_event_patient.c.seq == audit_event.c.seq
+    )
+    with services.engine.connect() as conn:
+        bodies = [
+            orjson.loads(r.body)
+            for r in conn.execute(
+                select(audit_event.c.body)
+                .select_from(in_history)
+                .where(audit_event_patient.c.patient_id == pid)
+            )
+        ]
+    revoked = [b for b in bodies if b["action"] == "grant-revoke"]
+    assert len(revoked) == 1 and revoked[0]["client"] == app_id
 
 
 def test_revocation_of_access_and_refresh_tokens(env: OAuthEnv, app_id: str) -> None:

@@ -3,13 +3,15 @@ digest, usable once, until they expire; a new code voids the previous one."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import Connection, select
 
 from carnet.app import Services
-from carnet.record.activation import ACTIVATION, CODE_DAYS
+from carnet.record.activation import ACTIVATION, CODE_DAYS, ActivationCodes, Redeemed
 from carnet.record.models import record_activation, record_notification
 from carnet.record.notifications import ACTIVATION_CODE, FileChannel
 from tests.spec.helpers import patient
@@ -62,3 +64,40 @@ def test_a_new_activation_code_voids_the_previous_one(sqlite_services: Services)
     assert codes.check(first, ACTIVATION, now=NOW) is None
     redeemed = codes.check(second, ACTIVATION, now=NOW)
     assert redeemed is not None and redeemed.patient_id == pid
+
+
+def _spend_at(start: threading.Barrier, codes: ActivationCodes, code: str, won: list[str]) -> None:
+    start.wait()
+    granted = codes.spend(code, ACTIVATION, lambda conn, redeemed: redeemed.patient_id, now=NOW)
+    if granted is not None:
+        won.append(granted)
+
+
+@pytest.mark.both_backends
+def test_an_activation_code_is_spent_once_even_by_two_spends_at_once(services: Services) -> None:
+    """What a code grants runs in the transaction that claims it (a conditional UPDATE checked by
+    its rowcount): of two spends of one code, started together, exactly one is granted; a grant
+    that fails rolls the claim back, so the code stays usable."""
+    codes = services.record.activation
+    pid = _patient(services)
+    code = codes.issue(pid, ctx=AS_LOCAL_OPERATOR, now=NOW)
+
+    def failing(conn: Connection, redeemed: Redeemed) -> str:
+        raise RuntimeError("the grant failed")
+
+    with pytest.raises(RuntimeError):
+        codes.spend(code, ACTIVATION, failing, now=NOW)
+    assert codes.check(code, ACTIVATION, now=NOW) is not None  # not spent by a failed grant
+    for _ in range(4):
+        code = codes.issue(pid, ctx=AS_LOCAL_OPERATOR, now=NOW)
+        won: list[str] = []
+        start = threading.Barrier(2)
+        threads = [
+            threading.Thread(target=_spend_at, args=(start, codes, code, won)) for _ in range(2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert won == [pid]
+        assert codes.spend(code, ACTIVATION, lambda conn, redeemed: "again", now=NOW) is None
