@@ -222,6 +222,22 @@ def test_only_an_active_permit_is_extracted_and_a_refusal_is_audited(
     ] == [409]
 
 
+def test_an_extraction_aimed_at_a_permit_that_does_not_exist_is_audited(
+    services: Services,
+) -> None:
+    """Every hub step, allowed or refused, is one audit event: `carnet hub extract-permit` on a
+    permit id that does not exist answered 404 and left no event (the made-up id unrecorded)."""
+    hub = services.hub
+    assert hub is not None
+    before = len(logged_events(services))
+    with pytest.raises(HubError) as refused:
+        hub.extracts.extract(operator_ctx(), "no-such-permit", fake_extractor, hub.extracts_dir)
+    assert refused.value.status == 404
+    events = logged_events(services)[before:]
+    assert [(e["action"], e["outcome"]) for e in events] == [("permit-extract", 404)]
+    assert "no-such-permit" not in orjson.dumps(events).decode()
+
+
 def test_a_draft_is_hidden_from_reviewers_as_a_missing_permit(
     client: TestClient, services: Services
 ) -> None:
