@@ -324,6 +324,27 @@ def test_a_step_on_a_permit_or_release_that_does_not_exist_is_audited(
         assert refused == [(action, 404, who.subject)], url
 
 
+def test_a_workspace_action_on_a_permit_that_does_not_exist_is_audited_without_its_id(
+    client: TestClient, services: Services
+) -> None:
+    """A refused step aimed at a permit that does not exist is recorded without the id the caller
+    gave (docs/hub-permits.md): the workspace's query and release request wrote that free text
+    (the URL's, any words) into the append-only log as a ResearchPermit id."""
+    grant_roles(services)
+    made_up = "Jeanne-Martin-1968"
+    tries = [
+        (f"/hub/permits/{made_up}/query", {"sql": "SELECT 1"}, "workspace-query"),
+        (f"/hub/permits/{made_up}/releases", {"sql": "SELECT 1", "rows": "x"}, "release-request"),
+    ]
+    for url, body, action in tries:
+        before = len(logged_events(services))
+        answer = client.post(url, json=body, headers=bearer(services, RESEARCHER_A))
+        assert answer.status_code == 404, url
+        events = logged_events(services)[before:]
+        assert [(e["action"], e["outcome"]) for e in events] == [(action, 404)], url
+        assert made_up not in orjson.dumps(events).decode(), url
+
+
 def test_the_catalogue_is_public_at_stable_urls(
     client: TestClient, services: Services, tmp_path: Path
 ) -> None:
