@@ -70,6 +70,13 @@ def attach_document(
     return session.create(res_type, body, None, new_id=res_id).stored
 
 
+def patient_live(session: FhirSession, patient_id: str) -> bool:
+    """Whether the Patient an identity names still exists: a document is never filed under a
+    deleted Patient (a record no one reads), neither by a deposit nor by a release."""
+    current = session.current("Patient", patient_id)
+    return current is not None and not current.deleted
+
+
 def new_item(
     conn: Connection,
     kind: str,
@@ -276,6 +283,12 @@ class Vigilance:
                 if row.state == "merged":
                     raise VigilanceError(f"identity {row.id} is already merged into another")
             self._refuse_two_people(conn, source, target)
+            if target.patient_id and not patient_live(session, target.patient_id):
+                # Its held documents would be released under a record that no longer exists
+                # (a deposit for that identity is held for this very reason).
+                raise VigilanceError(
+                    f"identity {target.id}'s Patient was deleted: nothing is merged into it"
+                )
             conn.execute(
                 update(identity)
                 .where(identity.c.id == source_id)
