@@ -340,7 +340,8 @@ class PermitService:
     ) -> Permit:
         """Take one step of the state machine (STEPS), checking who takes it and from where."""
         if step not in STEPS:
-            raise HubError(400, "unknown step")
+            # a refused step too (audited), under one action name: the words sent are not kept
+            raise self.refuse(ctx, "permit-step", None, 400, "unknown step")
         sources, target, taker = STEPS[step]
         action = f"permit-{step}"
         permit = self.aimed_at(ctx, action, permit_id)

@@ -324,6 +324,29 @@ def test_a_step_on_a_permit_or_release_that_does_not_exist_is_audited(
         assert refused == [(action, 404, who.subject)], url
 
 
+def test_a_step_or_decision_the_hub_does_not_know_is_audited(
+    client: TestClient, services: Services
+) -> None:
+    """Every step, allowed or refused, is one audit event: a step name or a checker's decision
+    the hub does not know answered 400 and left no event (the words sent are not recorded)."""
+    grant_roles(services)
+    permit_id = _post(client, services, RESEARCHER_A, "/hub/permits", application()).json()["id"]
+    tries = [
+        (RESEARCHER_A, f"/hub/permits/{permit_id}/steps/publish-all", "permit-step"),
+        (CHECKER_1, "/hub/releases/no-such-release/reviews", "release-review"),
+    ]
+    for who, url, action in tries:
+        before = len(logged_events(services))
+        body = {"decision": "release-all"}
+        answer = client.post(url, json=body, headers=bearer(services, who))
+        assert answer.status_code == 400, url
+        events = logged_events(services)[before:]
+        assert [(e["action"], e["outcome"], e["actor"]) for e in events] == [
+            (action, 400, who.subject)
+        ], url
+        assert "-all" not in orjson.dumps(events).decode(), url
+
+
 def test_a_workspace_action_on_a_permit_that_does_not_exist_is_audited_without_its_id(
     client: TestClient, services: Services
 ) -> None:
