@@ -391,13 +391,18 @@ class AuditService:
 
         The reading is audited with what it gave: a read (200) naming the patients whose slices
         are shown; when none is (the caller is answered as for a missing event), a refused read
-        (404) in the history of each patient of the event, never a read they did not get."""
+        (404) in the history of each patient of the event, never a read they did not get. An id
+        that names no event is a refused read (404) too, naming nothing: every access, allowed
+        or denied, is audited, and the id the caller made up (the portal's is free text) is not
+        recorded."""
+        refused = replace(ctx, rule="history-patient-or-representative")
         spooled = self.spool.find(event_id) if self.spool is not None else None
         with self.store.read() as conn:
             row = conn.execute(
                 select(audit_event.c.seq).where(audit_event.c.event_id == event_id)
             ).first()
         if row is None and spooled is None:
+            self.audit_read(refused, "read", [], None, status=404)
             raise KeyError(event_id)
         cp = self.current_unblocked()
         with self.store.read() as conn:
@@ -423,7 +428,6 @@ class AuditService:
         if shows is None or shown:
             self.audit_read(ctx, "read", [slice_patient(s) for s in shown], event_id)
         else:
-            refused = replace(ctx, rule="history-patient-or-representative")
             patients = [slice_patient(s) for s in logged.slices]
             self.audit_read(refused, "read", patients, event_id, status=404)
         return replace(logged, slices=shown), cp

@@ -59,7 +59,8 @@ class PermitExtracts:
         engine: ExtractionEngine = "duckdb",
     ) -> ExtractionResult:
         """Run the extraction of an active permit (the operator's command) and record it."""
-        permit = self.permits.get(permit_id)
+        # an unknown permit is a refused step too: 404, audited (aimed_at)
+        permit = self.permits.aimed_at(ctx, "permit-extract", permit_id)
         if permit.state != ACTIVE:
             raise self.permits.refuse(
                 ctx, "permit-extract", permit_id, 409, f"the permit is {permit.state}"

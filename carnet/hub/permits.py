@@ -298,10 +298,7 @@ class PermitService:
         """A permit for its project's team, and for the reviewers once submitted (a draft is its
         project's own, as ``visible_to`` lists it); anyone else meets the same 404 as for a
         permit that does not exist (audited)."""
-        try:
-            permit = self.get(permit_id)
-        except HubError:
-            raise self.refuse(ctx, "permit-read", None, 404, "no such permit") from None
+        permit = self.aimed_at(ctx, "permit-read", permit_id)
         subject = ctx.principal.subject
         reviews = permit.state != DRAFT and self.roles.holds(subject, REVIEWER)
         if subject not in permit.members and not reviews:
@@ -343,7 +340,8 @@ class PermitService:
     ) -> Permit:
         """Take one step of the state machine (STEPS), checking who takes it and from where."""
         if step not in STEPS:
-            raise HubError(400, "unknown step")
+            # a refused step too (audited), under one action name: the words sent are not kept
+            raise self.refuse(ctx, "permit-step", None, 400, "unknown step")
         sources, target, taker = STEPS[step]
         action = f"permit-{step}"
         permit = self.aimed_at(ctx, action, permit_id)
@@ -421,11 +419,9 @@ class PermitService:
     # -- the project's member rights ------------------------------------------------------------
 
     def active_for_member(self, ctx: RequestContext, permit_id: str, action: str) -> Permit:
-        """The permit if it is active and the caller is in its project; refused (audited) else."""
-        try:
-            permit = self.get(permit_id)
-        except HubError:
-            raise self.refuse(ctx, action, permit_id, 404, "no such permit") from None
+        """The permit if it is active and the caller is in its project; refused (audited) else,
+        one that does not exist as every step's (aimed_at: its made-up id is not recorded)."""
+        permit = self.aimed_at(ctx, action, permit_id)
         if ctx.principal.subject not in permit.members:
             raise self.refuse(ctx, action, permit_id, 403, "only the project's team works on it")
         if permit.state != ACTIVE:

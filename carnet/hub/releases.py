@@ -270,9 +270,12 @@ class ReleaseService:
         self, ctx: RequestContext, release_id: str, decision: str, comment: str | None = None
     ) -> Release:
         """One checker's decision; the second approval releases the table."""
-        action = f"release-{decision}"
         if decision not in ("approve", "refuse"):
-            raise HubError(400, "the decision is approve or refuse")
+            # a refused decision too (audited), under one action name: the words sent are not kept
+            raise self._refuse(
+                ctx, "release-review", None, 400, "the decision is approve or refuse"
+            )
+        action = f"release-{decision}"
         release = self._aimed_at(ctx, action, release_id)
         subject = ctx.principal.subject
         permit = self.permits.get(release.permit_id)

@@ -42,7 +42,7 @@ def identity_input(patient: Any) -> IdentityInput:
 
 def _vigilance_error(exc: VigilanceError) -> FhirError:
     message = str(exc)
-    return not_found(message) if "is not known" in message else conflict(message)
+    return not_found(message) if exc.status == 404 else conflict(message)
 
 
 async def _body(request: Request) -> Any:

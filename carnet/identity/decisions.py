@@ -28,7 +28,12 @@ class IdentityConflict(ValueError):  # noqa: N818 - domain term
 
 
 class VigilanceError(ValueError):
-    """A vigilance action that cannot apply (unknown item, already resolved...)."""
+    """A vigilance action that cannot apply (unknown item, already resolved...); ``status`` is
+    how it is answered and audited: 404 for what does not exist, 409 for what cannot be done."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Outcome(StrEnum):

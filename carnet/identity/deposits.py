@@ -56,7 +56,7 @@ from carnet.identity.ins import (
 )
 from carnet.identity.ins_anywhere import refuse_ins_of_two_people
 from carnet.identity.models import identity, ins_digest, quarantine, vigilance_item
-from carnet.identity.vigilance import OWNER, attach_document, new_item
+from carnet.identity.vigilance import OWNER, attach_document, new_item, patient_live
 from carnet.policy.authors import authorship_of
 
 log = logging.getLogger("carnet.identity")
@@ -73,13 +73,6 @@ Queue = Callable[[Connection, IdentityInput, MatchResult, "str | None"], MatchRe
 
 
 _DELETED = "the identity's Patient was deleted"
-
-
-def _live(session: FhirSession, patient_id: str) -> bool:
-    """Whether the Patient an identity names still exists: a document is never filed under a
-    deleted Patient (a record no one reads), it is held for vigilance instead."""
-    current = session.current("Patient", patient_id)
-    return current is not None and not current.deleted
 
 
 class Deposits:
@@ -133,7 +126,7 @@ class Deposits:
         unit, ctx = session.unit, session.ctx
         result = self._decide(unit.conn, inp)
         if result.outcome is Outcome.LINK and result.patient_id is not None:
-            if _live(session, result.patient_id):
+            if patient_live(session, result.patient_id):
                 return result, attach_document(
                     session, res_type, document, result.patient_id, res_id
                 )
@@ -212,7 +205,7 @@ class Deposits:
         deleted = False
         if len(rows) == 1 and rows[0].state == "active" and rows[0].patient_id:
             found_id, pid = rows[0].id, rows[0].patient_id
-            if _live(session, pid):
+            if patient_live(session, pid):
                 stored = attach_document(session, res_type, document, pid, res_id)
                 return MatchResult(Outcome.LINK, "known INS", (), found_id, pid), stored
             deleted = True

@@ -63,7 +63,6 @@ from carnet.identity.ins import (
     InvalidIns,
     InvalidTraits,
     check_ins_identifiers,
-    ins_from_patient,
 )
 from carnet.identity.ins_anywhere import refuse_ins_of_two_people
 from carnet.identity.matching import VETO, MatchModel, identity_model
@@ -74,7 +73,7 @@ from carnet.identity.models import (
     ins_digest,
 )
 from carnet.identity.register import IdentityRegister
-from carnet.identity.updates import refuse_another_person
+from carnet.identity.updates import PatientUpdates
 from carnet.identity.vigilance import OWNER, Vigilance, dismissed_pairs, new_item
 
 __all__ = [
@@ -99,7 +98,7 @@ class IdentityService:
     """The master patient index over the database behind ``fhir``; documents naming their patient
     by identity go through ``deposits``, which asks it to decide; the vigilance queue (merge,
     unmerge, dismiss) is ``vigilance``; the whole-index work (bulk loading, training, dedupe) is
-    ``batch``."""
+    ``batch``; what a write may change of an identity it holds is ``updates``."""
 
     def __init__(
         self,
@@ -135,6 +134,7 @@ class IdentityService:
             successor=self.successor,
         )
         self.batch = IndexBatch(self)
+        self.updates = PatientUpdates(self)
 
     # -- model ------------------------------------------------------------------------------------
 
@@ -227,40 +227,6 @@ class IdentityService:
         if blocks:
             conn.execute(insert(identity_block), blocks)
         return str(row["id"])
-
-    def _adopt_ins(self, conn: Connection, ident_id: str, ins: Ins) -> None:
-        """Give an identity known without an INS the one a linked record or its Patient carries, so
-        that a homonym with another INS is never taken for it. An identity's INS never changes."""
-        row = conn.execute(select(identity).where(identity.c.id == ident_id)).first()
-        if row is None or row.ins_hash is not None:
-            return
-        digest = ins_digest(self.blind, ins)
-        holders = conn.execute(
-            select(identity).where(
-                identity.c.ins_hash == digest,
-                identity.c.id != ident_id,
-                identity.c.state != "merged",
-            )
-        ).all()
-        # Another identified person (traits, not only the INS of documents waiting for the
-        # officer) is that INS's: two identities carrying one INS would let a document for her
-        # go to either (a homonym's card picked at the desk).
-        person = next((h for h in self.load(conn, list(holders)) if h.record["birth_name"]), None)
-        if person is not None:
-            log.info("identity %s not given the INS identity %s carries", ident_id, person.id)
-            raise conflict(
-                "this INS is another identity's: a Patient is given it through identity "
-                "vigilance (a merge), not by an update"
-            )
-        data = json.loads(self.data_keys.decrypt(conn, OWNER, row.traits, ident_id.encode()))
-        data["i"] = [ins.system, ins.value]
-        blob = self.data_keys.encrypt(conn, OWNER, json.dumps(data).encode(), ident_id.encode())
-        conn.execute(
-            update(identity)
-            .where(identity.c.id == ident_id)
-            .values(ins_hash=digest, traits=blob, updated_at=utc_now())
-        )
-        log.info("identity %s now carries its INS", ident_id)
 
     def _candidates(self, conn: Connection, inp: IdentityInput) -> list[StoredIdentity]:
         hashes = [self.blind.digest(_BLIND_KIND, k) for k in query_keys(inp.record())]
@@ -408,7 +374,7 @@ class IdentityService:
         if result.outcome is Outcome.LINK:
             assert result.identity_id is not None
             if inp.ins is not None:
-                self._adopt_ins(conn, result.identity_id, inp.ins)
+                self.updates.adopt_ins(conn, result.identity_id, inp.ins)
             if inp.patient_id and result.patient_id is None:
                 conn.execute(
                     update(identity)
@@ -454,11 +420,7 @@ class IdentityService:
             select(identity).where(identity.c.patient_id == stored.res_id).limit(1)
         ).first()
         if known is not None:
-            (current,) = self.load(unit.conn, [known])
-            refuse_another_person(self.model, current, stored)
-            found = ins_from_patient(stored.body)
-            if found is not None:
-                self._adopt_ins(unit.conn, known.id, found)
+            self.updates.on_update(unit.conn, known, stored)
             return
         try:
             inp = patient_identity(stored.body)

@@ -18,6 +18,7 @@ from carnet.caller import RequestContext
 from carnet.crypto.envelope import DataKeys
 from carnet.db.engine import reading
 from carnet.fhir.dates import utc_now
+from carnet.fhir.errors import FhirError, Issue
 from carnet.fhir.repository import StoredResource
 from carnet.fhir.service import FhirService, FhirSession
 from carnet.identity.decisions import VigilanceError
@@ -70,6 +71,13 @@ def attach_document(
     return session.create(res_type, body, None, new_id=res_id).stored
 
 
+def patient_live(session: FhirSession, patient_id: str) -> bool:
+    """Whether the Patient an identity names still exists: a document is never filed under a
+    deleted Patient (a record no one reads), neither by a deposit nor by a release."""
+    current = session.current("Patient", patient_id)
+    return current is not None and not current.deleted
+
+
 def new_item(
     conn: Connection,
     kind: str,
@@ -96,6 +104,14 @@ def new_item(
     return item_id
 
 
+class _RefusalError(FhirError):
+    """A VigilanceError carried through the FHIR session, which audits it with its status."""
+
+    def __init__(self, error: VigilanceError) -> None:
+        super().__init__(error.status, [Issue("processing", str(error))])
+        self.error = error
+
+
 class Vigilance:
     """The vigilance queue: list items, merge, unmerge, dismiss, release held documents."""
 
@@ -114,8 +130,25 @@ class Vigilance:
 
     @contextmanager
     def _session(self, action: str, ctx: RequestContext) -> Iterator[FhirSession]:
-        with self.fhir.session(ctx, action, "Patient", None) as session:
-            yield session
+        """The action's FHIR session; a refusal (VigilanceError) is audited with its own status
+        (404, 409), as the session audits a FhirError, not as a server failure (500)."""
+        try:
+            with self.fhir.session(ctx, action, "Patient", None) as session:
+                try:
+                    yield session
+                except VigilanceError as exc:
+                    raise _RefusalError(exc) from exc
+        except _RefusalError as refused:
+            raise refused.error from None
+
+    @contextmanager
+    def _refusing(self, action: str, ctx: RequestContext) -> Iterator[None]:
+        """A refusal decided before the action's session opens is audited all the same."""
+        try:
+            yield
+        except VigilanceError as exc:
+            self.fhir.record_failure(ctx, action, "Patient", None, exc.status)
+            raise
 
     # -- vigilance queue --------------------------------------------------------------------------
 
@@ -153,7 +186,7 @@ class Vigilance:
     def _open_item(self, conn: Connection, item_id: str) -> Any:
         row = conn.execute(select(vigilance_item).where(vigilance_item.c.id == item_id)).first()
         if row is None:
-            raise VigilanceError(f"vigilance item {item_id} is not known")
+            raise VigilanceError(f"vigilance item {item_id} is not known", 404)
         if row.state != "open":
             raise VigilanceError(f"vigilance item {item_id} is already {row.state}")
         return row
@@ -161,7 +194,7 @@ class Vigilance:
     def _identity_row(self, conn: Connection, ident_id: str) -> Any:
         row = conn.execute(select(identity).where(identity.c.id == ident_id)).first()
         if row is None:
-            raise VigilanceError(f"identity {ident_id} is not known")
+            raise VigilanceError(f"identity {ident_id} is not known", 404)
         return row
 
     def _refuse_two_people(self, conn: Connection, source: Any, target: Any) -> None:
@@ -264,7 +297,8 @@ class Vigilance:
         to the target's Patient.
         """
         if source_id == target_id:
-            raise VigilanceError("an identity cannot be merged into itself")
+            with self._refusing("identity-merge", ctx):
+                raise VigilanceError("an identity cannot be merged into itself")
         with self._session("identity-merge", ctx) as session:
             unit = session.unit
             conn = unit.conn
@@ -276,6 +310,12 @@ class Vigilance:
                 if row.state == "merged":
                     raise VigilanceError(f"identity {row.id} is already merged into another")
             self._refuse_two_people(conn, source, target)
+            if target.patient_id and not patient_live(session, target.patient_id):
+                # Its held documents would be released under a record that no longer exists
+                # (a deposit for that identity is held for this very reason).
+                raise VigilanceError(
+                    f"identity {target.id}'s Patient was deleted: nothing is merged into it"
+                )
             conn.execute(
                 update(identity)
                 .where(identity.c.id == source_id)
@@ -313,10 +353,10 @@ class Vigilance:
 
     def merge_item(self, item_id: str, *, actor: str, ctx: RequestContext) -> dict[str, Any]:
         """Resolve a vigilance item by merging its pending identity into its candidate."""
-        with reading(self.engine) as conn:
+        with self._refusing("identity-merge", ctx), reading(self.engine) as conn:
             row = self._open_item(conn, item_id)
-        if row.candidate_id is None:
-            raise VigilanceError(f"vigilance item {item_id} has no candidate to merge into")
+            if row.candidate_id is None:
+                raise VigilanceError(f"vigilance item {item_id} has no candidate to merge into")
         return self.merge(row.identity_id, row.candidate_id, actor=actor, item_id=item_id, ctx=ctx)
 
     def unmerge(self, merge_id: str, *, actor: str, ctx: RequestContext) -> None:
@@ -331,7 +371,7 @@ class Vigilance:
                 select(identity_merge).where(identity_merge.c.id == merge_id)
             ).first()
             if row is None:
-                raise VigilanceError(f"merge {merge_id} is not known")
+                raise VigilanceError(f"merge {merge_id} is not known", 404)
             if row.undone_at is not None:
                 raise VigilanceError(f"merge {merge_id} was already undone")
             source = self._identity_row(conn, row.source_id)

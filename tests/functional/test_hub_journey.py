@@ -222,6 +222,22 @@ def test_only_an_active_permit_is_extracted_and_a_refusal_is_audited(
     ] == [409]
 
 
+def test_an_extraction_aimed_at_a_permit_that_does_not_exist_is_audited(
+    services: Services,
+) -> None:
+    """Every hub step, allowed or refused, is one audit event: `carnet hub extract-permit` on a
+    permit id that does not exist answered 404 and left no event (the made-up id unrecorded)."""
+    hub = services.hub
+    assert hub is not None
+    before = len(logged_events(services))
+    with pytest.raises(HubError) as refused:
+        hub.extracts.extract(operator_ctx(), "no-such-permit", fake_extractor, hub.extracts_dir)
+    assert refused.value.status == 404
+    events = logged_events(services)[before:]
+    assert [(e["action"], e["outcome"]) for e in events] == [("permit-extract", 404)]
+    assert "no-such-permit" not in orjson.dumps(events).decode()
+
+
 def test_a_draft_is_hidden_from_reviewers_as_a_missing_permit(
     client: TestClient, services: Services
 ) -> None:
@@ -306,6 +322,50 @@ def test_a_step_on_a_permit_or_release_that_does_not_exist_is_audited(
             (e["action"], e["outcome"], e["actor"]) for e in logged_events(services)[before:]
         ]
         assert refused == [(action, 404, who.subject)], url
+
+
+def test_a_step_or_decision_the_hub_does_not_know_is_audited(
+    client: TestClient, services: Services
+) -> None:
+    """Every step, allowed or refused, is one audit event: a step name or a checker's decision
+    the hub does not know answered 400 and left no event (the words sent are not recorded)."""
+    grant_roles(services)
+    permit_id = _post(client, services, RESEARCHER_A, "/hub/permits", application()).json()["id"]
+    tries = [
+        (RESEARCHER_A, f"/hub/permits/{permit_id}/steps/publish-all", "permit-step"),
+        (CHECKER_1, "/hub/releases/no-such-release/reviews", "release-review"),
+    ]
+    for who, url, action in tries:
+        before = len(logged_events(services))
+        body = {"decision": "release-all"}
+        answer = client.post(url, json=body, headers=bearer(services, who))
+        assert answer.status_code == 400, url
+        events = logged_events(services)[before:]
+        assert [(e["action"], e["outcome"], e["actor"]) for e in events] == [
+            (action, 400, who.subject)
+        ], url
+        assert "-all" not in orjson.dumps(events).decode(), url
+
+
+def test_a_workspace_action_on_a_permit_that_does_not_exist_is_audited_without_its_id(
+    client: TestClient, services: Services
+) -> None:
+    """A refused step aimed at a permit that does not exist is recorded without the id the caller
+    gave (docs/hub-permits.md): the workspace's query and release request wrote that free text
+    (the URL's, any words) into the append-only log as a ResearchPermit id."""
+    grant_roles(services)
+    made_up = "Jeanne-Martin-1968"
+    tries = [
+        (f"/hub/permits/{made_up}/query", {"sql": "SELECT 1"}, "workspace-query"),
+        (f"/hub/permits/{made_up}/releases", {"sql": "SELECT 1", "rows": "x"}, "release-request"),
+    ]
+    for url, body, action in tries:
+        before = len(logged_events(services))
+        answer = client.post(url, json=body, headers=bearer(services, RESEARCHER_A))
+        assert answer.status_code == 404, url
+        events = logged_events(services)[before:]
+        assert [(e["action"], e["outcome"]) for e in events] == [(action, 404)], url
+        assert made_up not in orjson.dumps(events).decode(), url
 
 
 def test_the_catalogue_is_public_at_stable_urls(

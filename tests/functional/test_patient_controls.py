@@ -255,6 +255,19 @@ def test_a_refused_read_of_a_history_entry_is_audited_as_refused(setup: Setup) -
     assert [(e["action"], e["outcome"]) for e in recorded] == [("read", 200)]
 
 
+def test_a_read_of_an_audit_event_that_does_not_exist_is_audited(setup: Setup) -> None:
+    """Every access, allowed or denied, is audited (docs/audit.md: any failure, 404 included):
+    an AuditEvent id that names no event answered 404 and left no trace, so ids could be tried
+    one after another unseen, while the same 404 for someone else's event is recorded."""
+    c, h = setup.client, setup.h
+    made_up = "0190f0e0-0000-7000-8000-000000000000"
+    before = len(logged_events(setup.services))
+    answer = c.get(f"/fhir/AuditEvent/{made_up}", headers=h["b"])
+    assert answer.status_code == 404
+    recorded = [e for e in logged_events(setup.services)[before:] if e["actor"] == "acct-b"]
+    assert [(e["action"], e["outcome"]) for e in recorded] == [("read", 404)]
+
+
 def test_every_decision_is_audited_with_its_rule(setup: Setup) -> None:
     c, h = setup.client, setup.h
     before = len(logged_events(setup.services))

@@ -97,6 +97,29 @@ def test_identity_merge_over_http_is_audited_as_its_caller(
         ), event
 
 
+def test_a_refused_vigilance_action_is_audited_with_its_refusal(
+    client: TestClient, services: Services
+) -> None:
+    """Every access, allowed or denied, is audited with its real outcome: a merge or dismissal
+    the queue refuses (an item already resolved, one that does not exist) answered 409 or 404,
+    and was logged as a server failure (500) or not at all."""
+    client.post("/identity/resolve", json=_patient())
+    twin = client.post("/identity/resolve", json=_patient("Claire")).json()
+    item = twin["vigilanceItem"]
+    assert client.post(f"/identity/queue/{item}/dismiss").status_code == 200
+    tries = [
+        (f"/identity/queue/{item}/dismiss", 409),
+        (f"/identity/queue/{item}/merge", 409),
+        ("/identity/queue/no-such-item/merge", 404),
+        ("/identity/merges/no-such-merge/unmerge", 404),
+    ]
+    for url, status in tries:
+        before = len(logged_events(services))
+        assert client.post(url).status_code == status, url
+        outcomes = [e["outcome"] for e in logged_events(services)[before:]]
+        assert outcomes == [status], url
+
+
 def test_bad_input_is_a_clear_operation_outcome(client: TestClient) -> None:
     cases = [
         (_patient(birthDate="1972-02-30"), "birth date '1972-02-30' is not a YYYY-MM-DD date"),

@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from carnet.app import Services, create_app
 from carnet.caller import Kind, Principal
+from carnet.identity.decisions import VigilanceError
 from carnet.identity.ins import INS_NIR_OID, Ins, InsStatus, Traits, apply_to_patient
 from carnet.identity.models import identity, quarantine
 from carnet.identity.nir import make_nir
@@ -91,6 +93,26 @@ def test_a_deposit_for_a_deleted_patient_is_held_not_attached(
     assert client.get("/fhir/Observation", params={"_summary": "count"}).json()["total"] == 0
     with services.engine.connect() as conn:
         assert len(conn.execute(select(quarantine)).all()) == 2
+
+
+def test_a_held_deposit_is_never_released_into_a_deleted_patients_record(
+    client: TestClient, services: Services
+) -> None:
+    """When unsure, quarantine: a document for an identity whose Patient was deleted is held, but
+    its vigilance item names that identity as the candidate, and the officer's merge of the item
+    filed the document under the deleted Patient all the same, a record no one reads."""
+    pid = _setup(client, services)
+    assert client.delete(f"/fhir/Patient/{pid}").status_code == 204
+    assert client.post("/fhir/Observation", json=_with_contained(JEAN)).status_code == 202
+    [item] = [i for i in services.identity.vigilance.queue() if i["kind"] == "duplicate"]
+    with pytest.raises(VigilanceError, match="deleted"):
+        services.identity.vigilance.merge_item(item["id"], actor="officer", ctx=AS_LOCAL_OPERATOR)
+    assert client.get("/fhir/Observation", params={"_summary": "count"}).json()["total"] == 0
+    with services.engine.connect() as conn:
+        assert conn.execute(select(quarantine.c.released_at)).scalar_one() is None
+        held_by = select(identity.c.state).where(identity.c.id == item["identity"])
+        assert conn.execute(held_by).scalar_one() == "pending"  # not merged
+    assert [i["id"] for i in services.identity.vigilance.queue()] == [item["id"]]  # still open
 
 
 def test_unknown_or_ambiguous_is_held_and_invisible(client: TestClient, services: Services) -> None:

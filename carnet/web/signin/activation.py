@@ -104,26 +104,25 @@ def _claims(tickets: Any, request: Request, form: Any, purpose: str) -> dict[str
     return claims
 
 
+def _back_to_code(request: Request, message: str) -> Response:
+    """The code step again (400), with ``message`` (untranslated) on the code field."""
+    gettext = translator(page_locale(request))
+    return render(
+        request,
+        "signin/activation_code.html",
+        {"errors": {"code": gettext(message)}, "code": ""},
+        status=400,
+    )
+
+
 def _already(request: Request) -> Response:
     """The space has its account: a code (a letter sent again, one issued at the desk) is no
     second way into the record; the person signs in, or resets a forgotten password."""
-    gettext = translator(page_locale(request))
-    return render(
-        request,
-        "signin/activation_code.html",
-        {"errors": {"code": gettext(ALREADY)}, "code": ""},
-        status=400,
-    )
+    return _back_to_code(request, ALREADY)
 
 
 def _expired(request: Request) -> Response:
-    gettext = translator(page_locale(request))
-    return render(
-        request,
-        "signin/activation_code.html",
-        {"errors": {"code": gettext(EXPIRED_STEP)}, "code": ""},
-        status=400,
-    )
+    return _back_to_code(request, EXPIRED_STEP)
 
 
 @router.post("/activation/compte")
