@@ -333,10 +333,12 @@ class ReleaseService:
         return subject in permit.members or self.permits.roles.holds(subject, OUTPUT_CHECKER)
 
     def view(self, ctx: RequestContext, release_id: str) -> Release:
-        """A request for its project's team and the checkers."""
+        """A request for its project's team and the checkers. Anyone else meets the same 404 as
+        for a request that does not exist (a hidden item answers like a missing one, as a
+        permit's ``PermitService.view``), audited naming the request it refused."""
         release = self._aimed_at(ctx, "release-read", release_id)
         if not self._may_see(ctx, release):
-            raise self._refuse(ctx, "release-read", release_id, 403, "not your project's request")
+            raise self._refuse(ctx, "release-read", release_id, 404, "no such release request")
         return release
 
     def results_json(self, ctx: RequestContext, release_id: str) -> dict[str, Any]:

@@ -15,10 +15,12 @@ from carnet.app import Services
 from carnet.caller import RequestContext
 from carnet.hub.errors import HubError
 from carnet.hub.omop.spec import ExtractionResult, ExtractionSpec
+from tests.support.audit_log import logged_events
 from tests.support.auth import bearer
 from tests.support.hub import (
     CHECKER_1,
     CHECKER_2,
+    OTHER_RESEARCHER,
     RESEARCHER_A,
     REVIEWER_1,
     TEAMMATE,
@@ -63,6 +65,28 @@ def test_the_requester_and_the_team_never_check_their_own_output(
         ]
         == 0
     )
+
+
+def test_a_release_request_hidden_from_an_outsider_answers_like_a_missing_one(
+    client: TestClient, services: Services
+) -> None:
+    """A hidden item answers exactly like a missing one: GET /hub/releases/<id> answered an
+    outsider (neither of the project nor a checker) 403 for an existing request and 404 for an
+    unknown one, telling which ids exist; both are now the same audited 404."""
+    release_id = _pending_release(client, services)
+    for who in (OTHER_RESEARCHER, REVIEWER_1):
+        before = len(logged_events(services))
+        hidden = client.get(f"/hub/releases/{release_id}", headers=bearer(services, who))
+        missing = client.get("/hub/releases/no-such-release", headers=bearer(services, who))
+        assert hidden.status_code == missing.status_code == 404, who.subject
+        assert hidden.text == missing.text, who.subject
+        refused = [(e["action"], e["outcome"]) for e in logged_events(services)[before:]]
+        assert refused == [("release-read", 404), ("release-read", 404)], who.subject
+        for path in ("results.json", "output"):
+            url = f"/hub/releases/{release_id}/{path}"
+            assert client.get(url, headers=bearer(services, who)).status_code == 404, url
+    seen = client.get(f"/hub/releases/{release_id}", headers=bearer(services, CHECKER_1))
+    assert seen.status_code == 200
 
 
 def test_the_same_checker_twice_does_not_make_two_approvals(
