@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 
 from carnet.audit import render
 from carnet.audit.hidden import shown, visible_history
-from carnet.audit.service import AuditService, slice_patient
+from carnet.audit.service import HISTORY_RULE, AuditService, slice_patient
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.dependencies import AuditDep, ControlsDep, SettingsDep
 from carnet.fhir.api import Ctx, FhirResponse, base_url
@@ -54,7 +54,7 @@ def _guard(
     """The patient, their representatives and operators read a record's history; the refusal
     is itself audited."""
     if not _may_see(controls, ctx, patient_id):
-        denied = replace(ctx, rule="history-patient-or-representative")
+        denied = replace(ctx, rule=HISTORY_RULE)
         audit.record_failure(denied, "history-read", "Patient", patient_id, 403)
         raise FhirError.of(
             403, "forbidden", "only the patient and their representatives see this history"

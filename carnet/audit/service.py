@@ -45,6 +45,9 @@ log = logging.getLogger("carnet.audit")
 
 _SUCCESS_STATUS = {"create": 201, "post": 201, "delete": 204}
 DRAIN_BATCH = 1000  # spooled events moved into the log per write transaction
+# The rule a refused read of a record's access history names (the patient, their representatives
+# and operators read it): one name, whichever path refused (the FHIR API, the portal, a proof).
+HISTORY_RULE = "history-patient-or-representative"
 
 
 def actor_of(ctx: RequestContext) -> Actor:
@@ -395,7 +398,7 @@ class AuditService:
         that names no event is a refused read (404) too, naming nothing: every access, allowed
         or denied, is audited, and the id the caller made up (the portal's is free text) is not
         recorded."""
-        refused = replace(ctx, rule="history-patient-or-representative")
+        refused = replace(ctx, rule=HISTORY_RULE)
         spooled = self.spool.find(event_id) if self.spool is not None else None
         with self.store.read() as conn:
             row = conn.execute(

@@ -22,7 +22,13 @@ import orjson
 
 from carnet.audit.hidden import item_of, shown, slice_refs, visible_history
 from carnet.audit.inclusion import InclusionCheck, check_inclusion, proof_file
-from carnet.audit.service import AuditService, HistoryPage, LoggedEvent, slice_patient
+from carnet.audit.service import (
+    HISTORY_RULE,
+    AuditService,
+    HistoryPage,
+    LoggedEvent,
+    slice_patient,
+)
 from carnet.caller import Principal, RequestContext
 from carnet.db.instants import stamp, utc_now
 from carnet.fhir.errors import FhirError
@@ -139,7 +145,7 @@ class AccessHistory:
     def _guard(self, ctx: RequestContext, patient_id: str) -> frozenset[str]:
         """The items hidden from the reader; refused readers are audited and told nothing."""
         if not self.gate.may_see_history(ctx.principal, patient_id):
-            denied = replace(ctx, rule="history-patient-or-representative")
+            denied = replace(ctx, rule=HISTORY_RULE)
             self.audit.record_failure(denied, "history-read", "Patient", patient_id, 404)
             raise HistoryUnavailableError(patient_id)
         return self.gate.history_hidden(ctx.principal, patient_id)
