@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Protocol
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from carnet.audit import render
-from carnet.audit.hidden import shown, visible_history
-from carnet.audit.service import HISTORY_RULE, AuditService, slice_patient
-from carnet.caller import Kind, Principal, RequestContext
+from carnet.audit.hidden import HistoryGate, readable_event, shown, visible_history
+from carnet.audit.service import HISTORY_RULE, AuditService
+from carnet.caller import RequestContext
 from carnet.dependencies import AuditDep, ControlsDep, SettingsDep
 from carnet.fhir.api import Ctx, FhirResponse, base_url
 from carnet.fhir.errors import FhirError, bad_request, not_found
@@ -28,15 +27,6 @@ router = APIRouter(prefix="/fhir")
 
 
 Audit = AuditDep  # from the one dependencies module
-
-
-class HistoryGate(Protocol):
-    """Who may read a record's access history, and what of it they may not see (the policy's
-    controls service answers; the audit log does not depend on the policy)."""
-
-    def may_see_history(self, principal: Principal, patient_id: str) -> bool: ...
-
-    def history_hidden(self, principal: Principal, patient_id: str) -> frozenset[str]: ...
 
 
 def _may_see(controls: HistoryGate, ctx: RequestContext, patient_id: str) -> bool:
@@ -113,27 +103,11 @@ def search(
 def read(event_id: str, audit: Audit, ctx: Ctx, controls: ControlsDep) -> FhirResponse:
     """One event, with only the patient slices the caller may see (all of them for operators)."""
     check_id(event_id)
-    hiding: dict[str, frozenset[str]] = {}  # per patient whose history the caller may see
-
-    def shows(piece: bytes) -> bool:
-        patient = slice_patient(piece)
-        if patient not in hiding:
-            if not _may_see(controls, ctx, patient):
-                return False
-            hiding[patient] = _hidden(controls, ctx, patient)
-        return shown(piece, hiding[patient])
-
-    operator = ctx.principal.kind is Kind.OPERATOR
     try:
         # the log records the reading with what it gave this caller (a refusal when nothing)
-        logged, checkpoint = audit.event(event_id, ctx, None if operator else shows)
+        logged, checkpoint, hidden = readable_event(audit, event_id, ctx, controls)
     except KeyError:
         raise not_found(f"AuditEvent/{event_id} is not known") from None
-    if not operator and not logged.slices:
-        raise not_found(f"AuditEvent/{event_id} is not known")
-    hidden: frozenset[str] = frozenset()  # operators see every slice whole
-    if not operator:
-        hidden = hidden.union(*(hiding[slice_patient(piece)] for piece in logged.slices))
     return FhirResponse(render.audit_event(logged, checkpoint, audit.origin, hidden))
 
 

@@ -11,12 +11,30 @@ are read when the history is read, so an item announced later shows with its who
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import orjson
 from sqlalchemy import select
 
+from carnet.audit.checkpoints import Checkpoint
 from carnet.audit.models import audit_event, audit_event_patient
-from carnet.audit.service import AuditService, HistoryPage, LoggedEvent, without_proofs
-from carnet.caller import RequestContext
+from carnet.audit.service import (
+    AuditService,
+    HistoryPage,
+    LoggedEvent,
+    slice_patient,
+    without_proofs,
+)
+from carnet.caller import Kind, Principal, RequestContext
+
+
+class HistoryGate(Protocol):
+    """Who may read a record's access history, and what of it they may not see (the policy's
+    controls service answers; the audit log does not depend on the policy)."""
+
+    def may_see_history(self, principal: Principal, patient_id: str) -> bool: ...
+
+    def history_hidden(self, principal: Principal, patient_id: str) -> frozenset[str]: ...
 
 
 def item_of(ref: str) -> str:
@@ -83,3 +101,45 @@ def visible_history(
         events = audit._with_proofs(conn, found, cp) if proofs else without_proofs(found)
     spooled = [LoggedEvent(i, body, [piece], None, None) for i, body, piece in first]
     return HistoryPage(len(waiting) + len(seqs), spooled + events, cp)
+
+
+def readable_event(
+    audit: AuditService,
+    event_id: str,
+    ctx: RequestContext,
+    gate: HistoryGate,
+    *,
+    patient_id: str | None = None,
+    hidden: frozenset[str] | None = None,
+) -> tuple[LoggedEvent, Checkpoint | None, frozenset[str]]:
+    """One event by id with the patient slices this caller may see, and the items hidden from
+    them in those slices: the one answer to "which slices of an event may this caller see", for
+    ``GET /fhir/AuditEvent/<id>`` and the portal's history entry (its check and proof file).
+
+    A slice is shown when the caller may read its patient's history (``gate``) and it names
+    something not hidden from them (``shown``). With ``patient_id`` only that record's slice is
+    (the portal reads one record's history; ``hidden``: what its gate already found hidden
+    there). An operator reading an event outside a record sees every slice whole. The reading
+    is audited by ``AuditService.event`` with what it gave; raises KeyError when nothing is
+    shown (no such event, or none of its slices for this caller: one answer for both)."""
+    if patient_id is None and ctx.principal.kind is Kind.OPERATOR:
+        logged, checkpoint = audit.event(event_id, ctx)
+        return logged, checkpoint, frozenset()
+    hiding: dict[str, frozenset[str]] = {}  # per patient whose history the caller may see
+    if patient_id is not None and hidden is not None:
+        hiding[patient_id] = hidden
+
+    def shows(piece: bytes) -> bool:
+        patient = slice_patient(piece)
+        if patient_id is not None and patient != patient_id:
+            return False  # another record's slice: not part of this history
+        if patient not in hiding:
+            if not gate.may_see_history(ctx.principal, patient):
+                return False
+            hiding[patient] = gate.history_hidden(ctx.principal, patient)
+        return shown(piece, hiding[patient])
+
+    logged, checkpoint = audit.event(event_id, ctx, shows)
+    if not logged.slices:
+        raise KeyError(event_id)
+    return logged, checkpoint, frozenset().union(*(hiding[slice_patient(p)] for p in logged.slices))

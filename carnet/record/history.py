@@ -20,16 +20,22 @@ from typing import Any, Protocol
 
 import orjson
 
-from carnet.audit.hidden import item_of, shown, slice_refs, visible_history
+from carnet.audit.hidden import (
+    HistoryGate,
+    item_of,
+    readable_event,
+    shown,
+    slice_refs,
+    visible_history,
+)
 from carnet.audit.inclusion import InclusionCheck, check_inclusion, proof_file
 from carnet.audit.service import (
     HISTORY_RULE,
     AuditService,
     HistoryPage,
     LoggedEvent,
-    slice_patient,
 )
-from carnet.caller import Principal, RequestContext
+from carnet.caller import RequestContext
 from carnet.db.instants import stamp, utc_now
 from carnet.fhir.errors import FhirError
 from carnet.fhir.service import FhirService
@@ -47,14 +53,6 @@ KINDS = (CARE, MEDECIN_TRAITANT, EMERGENCY, SELF, REPRESENTATIVE, APP, PLATFORM,
 
 class HistoryUnavailableError(Exception):
     """No history for this reader: not theirs, or no such record (one answer for both)."""
-
-
-class HistoryGate(Protocol):
-    """The policy's answer on who reads a record's history and what of it they may not see."""
-
-    def may_see_history(self, principal: Principal, patient_id: str) -> bool: ...
-
-    def history_hidden(self, principal: Principal, patient_id: str) -> frozenset[str]: ...
 
 
 class AccountLike(Protocol):
@@ -300,18 +298,14 @@ class AccessHistory:
         self, ctx: RequestContext, patient_id: str, event_id: str
     ) -> tuple[LoggedEvent, Any, frozenset[str]]:
         hidden = self._guard(ctx, patient_id)
-
-        def shows(piece: bytes) -> bool:  # this record's slice, unless it names only hidden items
-            return slice_patient(piece) == patient_id and shown(piece, hidden)
-
         try:
-            # the log records the reading with what it gave (a refusal when nothing)
-            logged, checkpoint = self.audit.event(event_id, ctx, shows)
+            # the log records the reading with what it gave (a refusal when nothing); another
+            # record's event, or one naming only hidden items, is as if missing
+            return readable_event(
+                self.audit, event_id, ctx, self.gate, patient_id=patient_id, hidden=hidden
+            )
         except KeyError:
             raise HistoryUnavailableError(event_id) from None
-        if not logged.slices:
-            raise HistoryUnavailableError(event_id)  # another record's event: as if missing
-        return logged, checkpoint, hidden
 
     def verify(self, ctx: RequestContext, patient_id: str, event_id: str) -> InclusionCheck:
         """Check one entry's inclusion proof against the signed checkpoint."""
