@@ -19,7 +19,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     Select,
-    and_,
     bindparam,
     delete,
     func,
@@ -36,6 +35,7 @@ from carnet.db.engine import WRITE_OPTION
 from carnet.fhir.attachments import BlobStore, attachments, strip_blob_markers
 from carnet.fhir.dates import instant, sortable, utc_now
 from carnet.fhir.errors import FhirError, conflict, gone
+from carnet.fhir.history_query import history_versions
 from carnet.fhir.indexer import KIND_COLUMNS, Indexer, IndexRows, Row
 from carnet.fhir.models import INDEX_TABLES, code_text, resource
 
@@ -354,16 +354,10 @@ class Unit:
         where: ColumnElement[bool] | None = None,
     ) -> tuple[int, list[StoredResource]]:
         """Versions newest first, with their total, for one instance, one type or the system;
-        ``where`` restricts them to what the caller may see."""
+        ``where`` restricts them to what the caller may see (``history_query`` says which
+        versions a history covers)."""
         self.flush()
-        conds = [] if where is None else [where]
-        if res_type:
-            conds.append(resource.c.res_type == res_type)
-        if res_id:
-            conds.append(resource.c.res_id == res_id)
-        if since:
-            conds.append(resource.c.last_updated >= since)
-        cond = and_(*conds) if conds else None
+        cond = history_versions(res_type, res_id, since=since, where=where)
         total_q = select(func.count()).select_from(resource)
         rows_q = select(resource).order_by(resource.c.seq.desc()).offset(offset).limit(count)
         if cond is not None:

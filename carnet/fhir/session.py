@@ -29,6 +29,7 @@ from carnet.fhir.errors import (
     not_found,
     precondition_failed,
 )
+from carnet.fhir.history_query import history_records, history_versions
 from carnet.fhir.query import visible, visible_versions
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.search import clamp_int, parse
@@ -183,13 +184,9 @@ class FhirSession:
             since = rng[0]
         self.check("history", res_type, res_id)
         vis = self.visibility("history")
+        seen = visible_versions(vis)
         total, versions = self.unit.history(
-            res_type,
-            res_id,
-            since=since,
-            offset=offset,
-            count=count,
-            where=visible_versions(vis),
+            res_type, res_id, since=since, offset=offset, count=count, where=seen
         )
         if res_id and total == 0:
             raise not_found(f"{res_type}/{res_id} is not known")
@@ -198,6 +195,13 @@ class FhirSession:
             # an empty page (``_count=0``) still tells of the item's versions: name its record
             item = self.unit.current(res_type, res_id)
             told = [item.patient_id] if item is not None and item.patient_id else []
+        elif not res_id and vis is not None and total > len(versions):
+            # a type's (or the system's) total tells of versions the page does not hold, across
+            # records: each record counted read it, so the event names them, as a search's
+            # count does (callers who see everything count the store)
+            covered = history_versions(res_type, res_id, since=since, where=seen)
+            _, records = self.unit.search_ids(history_records(covered), None)
+            told = [pid for _, pid in records]
         self.record("history", res_type, versions, counted=told)
         path = "/".join(p for p in (res_type, res_id, "_history") if p)
         keep = [(k, v) for k, v in params if k == "_since"]

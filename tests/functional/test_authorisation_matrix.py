@@ -285,6 +285,26 @@ def test_an_empty_page_of_an_items_history_is_in_its_records_history(world: Worl
     assert [(e["action"], len(e["subjects"])) for e in events] == [("history", 1)]
 
 
+def test_an_empty_page_of_a_types_history_is_in_the_histories_of_the_records_it_counted(
+    world: World,
+) -> None:
+    """``Observation/_history?_count=0`` answers how many versions of Observations a restricted
+    caller may see, across records, but its event named no record: the records it counted never
+    saw it in their access history (a search's count and an item's history name them)."""
+    from tests.support.audit_log import logged_events
+
+    before = len(logged_events(world.services))
+    counted = world.get("gp", "/fhir/Observation/_history", _count="0").json()
+    assert counted["total"] >= 1 and "entry" not in counted
+    events = [e for e in logged_events(world.services)[before:] if e["actor"] == f"pro-{GP}"]
+    assert [(e["action"], len(e["subjects"])) for e in events] == [("history", 1)]
+    history = world.get("a", "/fhir/AuditEvent", patient=world.a, _count="2").json()
+    assert [e["resource"]["agent"][0]["who"]["identifier"]["value"] for e in history["entry"]] == [
+        "acct-" + world.a[:8],  # this reading of the history, then the type's history
+        f"pro-{GP}",
+    ]
+
+
 def test_pharmacist_finds_nothing_outside_the_matrix(world: World) -> None:
     # Break-glass could open Observations to a pharmacist, so the search is not refused, but it
     # finds nothing among the records the pharmacist cares for.
