@@ -165,11 +165,12 @@ def test_a_reviewer_never_decides_on_their_own_application(
     refused = _post(client, services, TEAMMATE, f"/hub/permits/{permit_id}/steps/review")
     assert refused.status_code == 403
     assert "own application" in refused.text
+    # not a reviewer nor of the project: the permit is hidden from them, as a missing one
     assert (
         _post(
             client, services, OTHER_RESEARCHER, f"/hub/permits/{permit_id}/steps/review"
         ).status_code
-        == 403
+        == 404
     )
     assert (
         _post(client, services, REVIEWER_1, f"/hub/permits/{permit_id}/steps/review").status_code
@@ -259,6 +260,33 @@ def test_a_draft_is_hidden_from_reviewers_as_a_missing_permit(
     _post(client, services, RESEARCHER_A, f"/hub/permits/{draft}/steps/submit")
     submitted = client.get(f"/hub/permits/{draft}", headers=bearer(services, REVIEWER_1))
     assert submitted.status_code == 200
+
+
+def test_a_step_on_a_permit_the_caller_may_not_see_answers_like_a_missing_one(
+    client: TestClient, services: Services
+) -> None:
+    """A hidden item answers exactly like a missing one: GET /hub/permits/<id> answers 404 to
+    whoever may not see the permit, but a step on it (or its results' address) answered them
+    403 (only the applicant, only a reviewer), telling which ids exist."""
+    grant_roles(services)
+    draft = _post(client, services, RESEARCHER_A, "/hub/permits", application()).json()["id"]
+    body = {"url": "https://example.org/results"}
+    tries = [
+        (OTHER_RESEARCHER, "steps/submit", "permit-submit"),
+        (STRANGER, "steps/approve", "permit-approve"),
+        (REVIEWER_1, "steps/submit", "permit-submit"),  # a draft is its project's own
+        (OTHER_RESEARCHER, "results", "permit-results"),
+    ]
+    for who, step, action in tries:
+        before = len(logged_events(services))
+        hidden = _post(client, services, who, f"/hub/permits/{draft}/{step}", body)
+        missing = _post(client, services, who, f"/hub/permits/no-such-permit/{step}", body)
+        assert hidden.status_code == missing.status_code == 404, (who.subject, step)
+        assert hidden.text == missing.text, (who.subject, step)
+        refused = [(e["action"], e["outcome"]) for e in logged_events(services)[before:]]
+        assert refused == [(action, 404), (action, 404)], (who.subject, step)
+    mine = client.get(f"/hub/permits/{draft}", headers=bearer(services, RESEARCHER_A))
+    assert mine.json()["state"] == "draft"
 
 
 def test_only_a_researcher_applies_and_bad_applications_are_refused(
