@@ -279,6 +279,8 @@ class ReleaseService:
         release = self._aimed_at(ctx, action, release_id)
         subject = ctx.principal.subject
         permit = self.permits.get(release.permit_id)
+        if not self._may_see(ctx, release):  # hidden from them: the 404 of a missing request
+            raise self._refuse(ctx, action, release_id, 404, "no such release request")
         if not self.permits.roles.holds(subject, OUTPUT_CHECKER):
             raise self._refuse(ctx, action, release_id, 403, "only an output checker decides")
         if subject == release.requester or subject in permit.members:

@@ -58,7 +58,8 @@ def test_the_requester_and_the_team_never_check_their_own_output(
     assert _review(client, services, RESEARCHER_A, release_id).status_code == 403
     # TEAMMATE holds the output_checker role but is in the project
     assert _review(client, services, TEAMMATE, release_id).status_code == 403
-    assert _review(client, services, REVIEWER_1, release_id).status_code == 403  # no role
+    # no role and not of the project: the request is hidden from them, as a missing one
+    assert _review(client, services, REVIEWER_1, release_id).status_code == 404
     assert (
         client.get(f"/hub/releases/{release_id}", headers=bearer(services, RESEARCHER_A)).json()[
             "approvals"
@@ -87,6 +88,25 @@ def test_a_release_request_hidden_from_an_outsider_answers_like_a_missing_one(
             assert client.get(url, headers=bearer(services, who)).status_code == 404, url
     seen = client.get(f"/hub/releases/{release_id}", headers=bearer(services, CHECKER_1))
     assert seen.status_code == 200
+
+
+def test_a_decision_on_a_release_request_hidden_from_the_caller_answers_like_a_missing_one(
+    client: TestClient, services: Services
+) -> None:
+    """A hidden item answers exactly like a missing one: a decision on a release request by an
+    outsider (neither of the project nor a checker) answered 403 (only an output checker
+    decides) for an existing request and 404 for an unknown one; both are the audited 404."""
+    release_id = _pending_release(client, services)
+    for who in (OTHER_RESEARCHER, REVIEWER_1):
+        before = len(logged_events(services))
+        hidden = _review(client, services, who, release_id)
+        missing = _review(client, services, who, "no-such-release")
+        assert hidden.status_code == missing.status_code == 404, who.subject
+        assert hidden.text == missing.text, who.subject
+        refused = [(e["action"], e["outcome"]) for e in logged_events(services)[before:]]
+        assert refused == [("release-approve", 404), ("release-approve", 404)], who.subject
+    seen = client.get(f"/hub/releases/{release_id}", headers=bearer(services, RESEARCHER_A))
+    assert seen.json()["approvals"] == 0
 
 
 def test_the_same_checker_twice_does_not_make_two_approvals(
