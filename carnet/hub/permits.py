@@ -353,11 +353,9 @@ class PermitService:
         action = f"permit-{step}"
         permit = self.aimed_at(ctx, action, permit_id)
         subject = ctx.principal.subject
-        # A reviewer's own step on a draft keeps the wrong state's 409, which
-        # test_steps_out_of_order_are_refused_and_change_nothing pins (a question raised: a
-        # draft is hidden from reviewers); anyone else who may not see the permit meets 404.
-        decides = taker == "reviewer" and self.roles.holds(subject, REVIEWER)
-        if not decides and not self._sees(subject, permit):
+        # Who may not see the permit (a reviewer included, on a draft) meets its 404 before
+        # any other refusal: a 409 or a 403 would tell that it exists.
+        if not self._sees(subject, permit):
             raise self.refuse(ctx, action, permit_id, 404, "no such permit")
         if taker == "applicant" and subject != permit.applicant:
             raise self.refuse(ctx, action, permit_id, 403, "only the applicant takes this step")

@@ -187,8 +187,10 @@ def test_steps_out_of_order_are_refused_and_change_nothing(
 ) -> None:
     grant_roles(services)
     permit_id = _post(client, services, RESEARCHER_A, "/hub/permits", application()).json()["id"]
+    # A draft is hidden from reviewers: their step meets the 404 of a missing permit, not a 409
+    # that would tell it exists.
     early = _post(client, services, REVIEWER_1, f"/hub/permits/{permit_id}/steps/approve")
-    assert early.status_code == 409
+    assert early.status_code == 404
     assert (
         _post(
             client, services, RESEARCHER_A, f"/hub/permits/{permit_id}/steps/activate"
@@ -197,6 +199,12 @@ def test_steps_out_of_order_are_refused_and_change_nothing(
     )
     mine = client.get(f"/hub/permits/{permit_id}", headers=bearer(services, RESEARCHER_A))
     assert mine.json()["state"] == "draft"
+    # Once submitted, a reviewer sees it: approving before the review is the wrong state's 409.
+    _post(client, services, RESEARCHER_A, f"/hub/permits/{permit_id}/steps/submit")
+    early = _post(client, services, REVIEWER_1, f"/hub/permits/{permit_id}/steps/approve")
+    assert early.status_code == 409
+    mine = client.get(f"/hub/permits/{permit_id}", headers=bearer(services, RESEARCHER_A))
+    assert mine.json()["state"] == "submitted"
 
 
 def test_only_an_active_permit_is_extracted_and_a_refusal_is_audited(
