@@ -435,6 +435,8 @@ class PermitService:
         """The permit if it is active and the caller is in its project; refused (audited) else,
         one that does not exist as every step's (aimed_at: its made-up id is not recorded)."""
         permit = self.aimed_at(ctx, action, permit_id)
+        if not self._sees(ctx.principal.subject, permit):  # a hidden permit answers as missing
+            raise self.refuse(ctx, action, permit_id, 404, "no such permit")
         if ctx.principal.subject not in permit.members:
             raise self.refuse(ctx, action, permit_id, 403, "only the project's team works on it")
         if permit.state != ACTIVE:
