@@ -519,3 +519,44 @@ def test_a_held_deposit_of_a_professional_the_patient_blocked_never_enters_their
     assert merged["released"] == 0
     after = world.get("operator", "/fhir/Observation", patient=world.a).json()["total"]
     assert after == before
+
+
+def _held_for_a_blocked_professional(world: World) -> tuple[dict[str, Any], str]:
+    """Jean blocks the stranger, whose deposit under an INS nobody knows is held; the open
+    item and Jean's identity."""
+    assert world.post("a", "/access/blocks", {"rpps": STRANGER}).status_code == 200
+    other_nir = make_nir(1, 1985, 7, "75056", 99)
+    by_other = {"type": "Patient", "identifier": {"system": INS_NIR_OID, "value": other_nir}}
+    assert world.post("stranger", "/fhir/Observation", _obs(by_other)).status_code == 202
+    with world.services.engine.connect() as conn:
+        jean = conn.execute(
+            select(identity.c.id).where(identity.c.patient_id == world.a)
+        ).scalar_one()
+    (item,) = world.get("operator", "/identity/queue", state="open").json()["items"]
+    return item, jean
+
+
+def _held_in_open_items(world: World) -> int:
+    items = world.get("operator", "/identity/queue", state="open").json()["items"]
+    return sum(len(i["quarantined"]) for i in items)
+
+
+def test_a_held_document_always_stays_in_the_officers_queue(world: World) -> None:
+    # The officer merges the held document's INS into Jean: the block keeps it out of his
+    # record, but the merge closed the only item that showed it, under an identity now merged:
+    # held, and seen by no one ever again.
+    item, jean = _held_for_a_blocked_professional(world)
+    vigilance = world.services.identity.vigilance
+    merged = vigilance.merge(
+        item["identity"], jean, actor="officer", item_id=item["id"], ctx=AS_LOCAL_OPERATOR
+    )
+    assert merged["released"] == 0
+    assert _held_in_open_items(world) == 1
+    # Dismissed (not to be released), it is still held, so still in an open item.
+    (again,) = world.get("operator", "/identity/queue", state="open").json()["items"]
+    vigilance.dismiss(again["id"], actor="officer", ctx=AS_LOCAL_OPERATOR)
+    assert _held_in_open_items(world) == 1
+    # The merge undone, the document is the source identity's again, still in sight.
+    vigilance.unmerge(merged["merge"], actor="officer", ctx=AS_LOCAL_OPERATOR)
+    items = world.get("operator", "/identity/queue", state="open").json()["items"]
+    assert [len(i["quarantined"]) for i in items if i["identity"] == item["identity"]] == [1]
