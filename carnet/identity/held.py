@@ -66,21 +66,26 @@ def new_item(
     return item_id
 
 
-def keep_in_sight(conn: Connection, ident_id: str, reason: str) -> None:
-    """A document still held for ``ident_id`` (its depositor blocked by the patient) keeps an
-    open item in the queue: closing the last one would leave it held where no officer ever
-    sees it again. Opens one unless the identity already has one."""
+def holds(conn: Connection, ident_id: str) -> bool:
+    """Whether a document is still held for ``ident_id``."""
     held = conn.execute(
         select(quarantine.c.id).where(
             quarantine.c.identity_id == ident_id, quarantine.c.released_at.is_(None)
         )
     ).first()
+    return held is not None
+
+
+def keep_in_sight(conn: Connection, ident_id: str, reason: str) -> None:
+    """A document still held for ``ident_id`` (its depositor blocked by the patient) keeps an
+    open item in the queue: closing the last one would leave it held where no officer ever
+    sees it again. Opens one unless the identity already has one."""
     waiting = conn.execute(
         select(vigilance_item.c.id).where(
             vigilance_item.c.identity_id == ident_id, vigilance_item.c.state == "open"
         )
     ).first()
-    if held is not None and waiting is None:
+    if waiting is None and holds(conn, ident_id):
         new_item(conn, "held", ident_id, None, None, {"reason": reason})
 
 

@@ -23,7 +23,7 @@ from carnet.fhir.repository import StoredResource
 from carnet.fhir.service import FhirService, FhirSession
 from carnet.identity.decisions import VigilanceError
 from carnet.identity.distinct import Successor, ins_differ, no_successor
-from carnet.identity.held import hand_over, keep_in_sight, open_held
+from carnet.identity.held import hand_over, holds, keep_in_sight, open_held
 from carnet.identity.models import identity, identity_merge, quarantine, vigilance_item
 from carnet.identity.moves import move_references
 from carnet.policy.authors import blocked_author, set_author
@@ -419,12 +419,20 @@ class Vigilance:
         """Not the same person: the pending identity becomes a distinct identity.
 
         Its quarantined documents are attached to its own Patient when it has one (else they stay
-        in quarantine, waiting for that Patient). Returns how many documents were released.
+        in quarantine, waiting for that Patient); refused while documents are held for it and
+        its Patient was deleted. Returns how many documents were released.
         """
         with self._session("identity-dismiss", ctx) as session:
             unit = session.unit
             row = self._open_item(unit.conn, item_id)
             ident = self._identity_row(unit.conn, row.identity_id)
+            pid = ident.patient_id
+            if pid and not patient_live(session, pid) and holds(unit.conn, ident.id):
+                # Its documents would be released under a record that no longer exists (a
+                # merge into it is refused for the same reason): they stay held, the item open.
+                raise VigilanceError(
+                    f"identity {ident.id}'s Patient was deleted: its documents stay held"
+                )
             unit.conn.execute(
                 update(identity)
                 .where(identity.c.id == row.identity_id)

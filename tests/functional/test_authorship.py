@@ -21,9 +21,10 @@ import carnet
 from carnet.app import Services, build_services, create_app
 from carnet.audit.models import audit_event_patient
 from carnet.authn.models import access_grant
-from carnet.caller import Kind, Principal
+from carnet.caller import Kind, Principal, RequestContext
+from carnet.identity.decisions import VigilanceError
 from carnet.identity.ins import INS_NIR_OID, Ins, InsStatus, Traits, apply_to_patient
-from carnet.identity.models import identity
+from carnet.identity.models import identity, quarantine
 from carnet.identity.nir import make_nir
 from carnet.identity.register import InMemoryRegister
 from carnet.policy.models import access_alert, access_author, access_care
@@ -560,3 +561,30 @@ def test_a_held_document_always_stays_in_the_officers_queue(world: World) -> Non
     vigilance.unmerge(merged["merge"], actor="officer", ctx=AS_LOCAL_OPERATOR)
     items = world.get("operator", "/identity/queue", state="open").json()["items"]
     assert [len(i["quarantined"]) for i in items if i["identity"] == item["identity"]] == [1]
+
+
+def test_a_dismissal_never_releases_a_held_document_into_a_deleted_patients_record(
+    world: World,
+) -> None:
+    # Held in Jean's sight after the merge, the document waits on his block; he lifts it, and his
+    # Patient is then deleted: the officer's dismissal would file it under a record that no
+    # longer exists (as 531617e refused for a merge), so it stays held and the item open.
+    item, jean = _held_for_a_blocked_professional(world)
+    vigilance = world.services.identity.vigilance
+    vigilance.merge(
+        item["identity"], jean, actor="officer", item_id=item["id"], ctx=AS_LOCAL_OPERATOR
+    )
+    # Lifted past the page's step-up: the rule under test is the dismissal's, not the block's.
+    as_jean = RequestContext(actor="acct-a", principal=_people(world.a)["a"])
+    world.services.controls.set_block(as_jean, None, STRANGER, on=False)
+    operator = world.callers["operator"]
+    assert world.client.delete(f"/fhir/Patient/{world.a}", headers=operator).status_code == 204
+    (held,) = world.get("operator", "/identity/queue", state="open").json()["items"]
+    with pytest.raises(VigilanceError, match="deleted"):
+        vigilance.dismiss(held["id"], actor="officer", ctx=AS_LOCAL_OPERATOR)
+    with world.services.engine.connect() as conn:
+        released = select(quarantine.c.released_at).where(quarantine.c.id.in_(held["quarantined"]))
+        assert conn.execute(released).scalar_one() is None
+    assert [
+        i["id"] for i in world.get("operator", "/identity/queue", state="open").json()["items"]
+    ] == [held["id"]]
