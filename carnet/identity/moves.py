@@ -64,7 +64,7 @@ def move_references(
 ) -> list[str]:
     """Re-point the resources of ``keys`` (default: ``old_id``'s compartment, its Patient aside)
     from Patient ``old_id`` to ``new_id``; returns the ``Type/id`` of those that changed."""
-    local_base = session.unit.repo.indexer.local_base
+    local_base = session.local_base
     moved: list[str] = []
     for stored in session.compartment_items(old_id, keys):
         if (stored.res_type, stored.res_id) == ("Patient", old_id) or stored.body is None:
