@@ -317,6 +317,13 @@ class Vigilance:
             )
             if item_id is not None:
                 self._close(conn, item_id, "merged", actor)
+            # Every other item still open on the source is decided too: dismissed later, it
+            # would make a merged identity active again, one person with two live identities.
+            conn.execute(
+                update(vigilance_item)
+                .where(vigilance_item.c.identity_id == source_id, vigilance_item.c.state == "open")
+                .values(state="merged", resolved_at=utc_now(), resolved_by=actor)
+            )
             if target.patient_id:
                 keep_in_sight(conn, target_id, "held after merge: depositor blocked")
         log.info("identity %s merged into %s (merge %s)", source_id, target_id, merge_id)
@@ -426,6 +433,8 @@ class Vigilance:
             unit = session.unit
             row = self._open_item(unit.conn, item_id)
             ident = self._identity_row(unit.conn, row.identity_id)
+            if ident.state == "merged":  # an item left open by a merge made before it closed them
+                raise VigilanceError(f"identity {ident.id} was merged: undo the merge first")
             pid = ident.patient_id
             if pid and not patient_live(session, pid) and holds(unit.conn, ident.id):
                 # Its documents would be released under a record that no longer exists (a

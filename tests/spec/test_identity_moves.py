@@ -155,3 +155,24 @@ def test_a_merge_re_points_only_our_references_never_another_servers(
     assert moved["subject"] == {"reference": f"Patient/{a}"}
     assert moved["performer"] == [{"reference": f"{ours}/Patient/{a}"}]
     assert moved["focus"] == [{"reference": theirs}]
+
+
+def test_a_merge_leaves_no_open_item_that_would_bring_its_source_back(services: Services) -> None:
+    # The officer merges the duplicate directly (not through its item): its item stayed open,
+    # and dismissing it later made the merged identity "active" again while still merged into
+    # the other, its Patient still replaced-by hers: one person, two live identities.
+    mpi = services.identity
+    a, b = _patient(services), _patient(services)
+    first = mpi.resolve(IdentityInput(JEAN, patient_id=a), ctx=AS_LOCAL_OPERATOR)
+    dup = mpi.resolve(
+        IdentityInput(replace(JEAN, birth_place=None, given_names=("JAEN",)), patient_id=b),
+        ctx=AS_LOCAL_OPERATOR,
+    )
+    assert dup.item_id is not None and dup.identity_id and first.identity_id
+    mpi.vigilance.merge(dup.identity_id, first.identity_id, actor="officer", ctx=AS_LOCAL_OPERATOR)
+    assert [i["id"] for i in mpi.vigilance.queue()] == []
+    with pytest.raises(VigilanceError):
+        mpi.vigilance.dismiss(dup.item_id, actor="officer", ctx=AS_LOCAL_OPERATOR)
+    with services.engine.connect() as conn:
+        state = select(identity.c.state).where(identity.c.id == dup.identity_id)
+        assert conn.execute(state).scalar_one() == "merged"
