@@ -118,6 +118,13 @@ class FhirSession:
         wanted = self.unit.compartment_keys(patient_id) if keys is None else keys
         return self.unit.load(wanted)
 
+    @property
+    def local_base(self) -> str | None:
+        """This server's FHIR base (``fhir_base_url``): an absolute reference under it is one of
+        ours (:func:`carnet.fhir.indexer.is_local_reference`, the rule that places an item in a
+        record); for a domain step that rewrites references (an identity merge)."""
+        return self.unit.repo.indexer.local_base
+
     def destroy_patient_key(self, patient_id: str) -> bool:
         """Crypto-shred a record (its space's retention ended), in this interaction."""
         return self.unit.destroy_patient_key(patient_id)

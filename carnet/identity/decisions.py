@@ -3,7 +3,7 @@ candidates, the outcome (link, vigilance queue, new identity) and the rule that 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -18,7 +18,7 @@ from carnet.identity.ins import (
     status_from_patient,
     traits_from_patient,
 )
-from carnet.identity.matching import VETO, Score
+from carnet.identity.matching import VETO, Score, identity_model
 
 _VETO = VETO
 
@@ -206,3 +206,25 @@ def choose(
     if best.score.weight >= link:
         return MatchResult(Outcome.REVIEW, "high score but a strict trait disagrees", top)
     return MatchResult(Outcome.REVIEW, "score between the review and link thresholds", top)
+
+
+_LEVELS = identity_model()
+"""The identity comparisons; a veto is a level ("else"), whatever the model's weights."""
+
+
+def another_person(patient: dict[str, Any], known: Mapping[str, Any]) -> bool:
+    """Whether a Patient carries the strict traits of someone else than ``known`` (an identity's
+    record, as :meth:`IdentityInput.record` gives it): traits the index would never link to it,
+    a strict trait at its "else" level, usage names counted on both sides as matching counts
+    them. A Patient without valid strict traits is no proof: False.
+
+    The index's one decision of "another person" for a known Patient: an update of a Patient
+    that has an identity (:mod:`carnet.identity.updates`) and the register's provisioning of a
+    Patient found by INS (:mod:`carnet.record.provisioning`) both ask it, so they cannot judge
+    the same Patient differently (provisioning once compared strict traits alone and refused a
+    married woman's own Patient opened under her usage name)."""
+    try:
+        theirs = patient_identity(patient)
+    except InvalidTraits:
+        return False
+    return vetoed(_LEVELS.score(theirs.record(), known))

@@ -46,7 +46,7 @@ from carnet.identity.decisions import (
     patient_identity,
 )
 from carnet.identity.distinct import Successor, no_successor
-from carnet.identity.held import seal_held
+from carnet.identity.held import new_item, seal_held
 from carnet.identity.ins import (
     INS_SYSTEMS,
     Ins,
@@ -56,7 +56,7 @@ from carnet.identity.ins import (
 )
 from carnet.identity.ins_anywhere import refuse_ins_of_two_people
 from carnet.identity.models import identity, ins_digest, quarantine, vigilance_item
-from carnet.identity.vigilance import OWNER, attach_document, new_item, patient_live
+from carnet.identity.vigilance import OWNER, attach_document, patient_live
 from carnet.policy.authors import authorship_of
 
 log = logging.getLogger("carnet.identity")

@@ -48,7 +48,7 @@ vigilance_item = Table(
     "vigilance_item",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column("kind", String(24), nullable=False),  # duplicate, ins_conflict, unknown
+    Column("kind", String(24), nullable=False),  # duplicate, ins_conflict, unknown, held
     Column("state", String(12), nullable=False),  # open, merged, dismissed, unmerged
     Column("identity_id", String(36), nullable=False),  # the incoming (pending) identity
     Column("candidate_id", String(36), nullable=True),  # the identity it may be

@@ -57,6 +57,7 @@ from carnet.identity.distinct import (
     no_successor,
     other_first_names_differ,
 )
+from carnet.identity.held import new_item
 from carnet.identity.ins import (
     Ins,
     InsStatus,
@@ -74,7 +75,7 @@ from carnet.identity.models import (
 )
 from carnet.identity.register import IdentityRegister
 from carnet.identity.updates import PatientUpdates
-from carnet.identity.vigilance import OWNER, Vigilance, dismissed_pairs, new_item
+from carnet.identity.vigilance import OWNER, Vigilance, dismissed_pairs
 
 __all__ = [
     "IdentityConflict",

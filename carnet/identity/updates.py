@@ -20,9 +20,8 @@ from sqlalchemy import Connection, select, update
 from carnet.fhir.dates import utc_now
 from carnet.fhir.errors import conflict
 from carnet.fhir.repository import StoredResource
-from carnet.identity.decisions import StoredIdentity, patient_identity, vetoed
-from carnet.identity.ins import Ins, InvalidTraits, ins_from_patient
-from carnet.identity.matching import MatchModel
+from carnet.identity.decisions import StoredIdentity, another_person
+from carnet.identity.ins import Ins, ins_from_patient
 from carnet.identity.models import identity, ins_digest
 from carnet.identity.vigilance import OWNER
 
@@ -32,21 +31,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("carnet.identity")
 
 
-def refuse_another_person(
-    model: MatchModel, current: StoredIdentity, stored: StoredResource
-) -> None:
+def refuse_another_person(current: StoredIdentity, stored: StoredResource) -> None:
     """Refuse (409) an update giving a Patient that has an identity the strict traits of
     someone else: traits its identity would never be linked to (a strict trait at its "else"
     level). Two sources' files using the same Patient id, or a wrong record picked at the desk,
     would otherwise turn one person's record into another's without a vigilance item. A
-    correction (a typo, a later first name, a usage name) still goes through."""
+    correction (a typo, a later first name, a usage name) still goes through. The decision is
+    the index's one (:func:`another_person`), the register's provisioning asks it too."""
     if stored.body is None:
         return
-    try:
-        inp = patient_identity(stored.body)
-    except InvalidTraits:
-        return  # no strict traits to compare: nothing is matched on this version
-    if vetoed(model.score(inp.record(), current.record)):
+    # A Patient without strict traits is no proof: nothing is matched on that version.
+    if another_person(stored.body, current.record):
         log.info(
             "Patient %s update refused: its traits name another person than identity %s",
             stored.res_id,
@@ -68,7 +63,7 @@ class PatientUpdates:
         """A Patient whose identity is ``known`` (its row) was written: refuse another person's
         traits, then give the identity the INS the Patient carries if it had none."""
         (current,) = self.index.load(conn, [known])
-        refuse_another_person(self.index.model, current, stored)
+        refuse_another_person(current, stored)
         found = None if stored.body is None else ins_from_patient(stored.body)
         if found is not None:
             self.adopt_ins(conn, known.id, found)

@@ -23,7 +23,7 @@ from carnet.fhir.repository import StoredResource
 from carnet.fhir.service import FhirService, FhirSession
 from carnet.identity.decisions import VigilanceError
 from carnet.identity.distinct import Successor, ins_differ, no_successor
-from carnet.identity.held import open_held
+from carnet.identity.held import hand_over, holds, keep_in_sight, open_held
 from carnet.identity.models import identity, identity_merge, quarantine, vigilance_item
 from carnet.identity.moves import move_references
 from carnet.policy.authors import blocked_author, set_author
@@ -76,32 +76,6 @@ def patient_live(session: FhirSession, patient_id: str) -> bool:
     deleted Patient (a record no one reads), neither by a deposit nor by a release."""
     current = session.current("Patient", patient_id)
     return current is not None and not current.deleted
-
-
-def new_item(
-    conn: Connection,
-    kind: str,
-    pending: str,
-    candidate: str | None,
-    weight: float | None,
-    evidence: dict[str, Any],
-) -> str:
-    """Open a vigilance item on the pending identity ``pending``; returns its id."""
-    item_id = str(uuid.uuid4())
-    conn.execute(
-        insert(vigilance_item).values(
-            id=item_id,
-            kind=kind,
-            state="open",
-            identity_id=pending,
-            candidate_id=candidate,
-            weight=weight,
-            evidence=json.dumps(evidence),
-            created_at=utc_now(),
-        )
-    )
-    log.info("identity %s sent to vigilance item %s (%s)", pending, item_id, kind)
-    return item_id
 
 
 class _RefusalError(FhirError):
@@ -328,6 +302,7 @@ class Vigilance:
             released = []
             if target.patient_id:
                 released = self.release(session, source_id, target.patient_id)
+            kept = hand_over(conn, source_id, target_id)
             merge_id = str(uuid.uuid4())
             conn.execute(
                 insert(identity_merge).values(
@@ -337,11 +312,20 @@ class Vigilance:
                     item_id=item_id,
                     actor=actor,
                     merged_at=utc_now(),
-                    moved=json.dumps({"moved": moved, "released": released}),
+                    moved=json.dumps({"moved": moved, "released": released, "held": kept}),
                 )
             )
             if item_id is not None:
                 self._close(conn, item_id, "merged", actor)
+            # Every other item still open on the source is decided too: dismissed later, it
+            # would make a merged identity active again, one person with two live identities.
+            conn.execute(
+                update(vigilance_item)
+                .where(vigilance_item.c.identity_id == source_id, vigilance_item.c.state == "open")
+                .values(state="merged", resolved_at=utc_now(), resolved_by=actor)
+            )
+            if target.patient_id:
+                keep_in_sight(conn, target_id, "held after merge: depositor blocked")
         log.info("identity %s merged into %s (merge %s)", source_id, target_id, merge_id)
         return {
             "merge": merge_id,
@@ -390,6 +374,14 @@ class Vigilance:
             if source.patient_id and target.patient_id:
                 self._set_links(session, source.patient_id, target.patient_id, add=False)
             self._move_back(session, row, source.patient_id, target.patient_id)
+            held = json.loads(row.moved).get("held", []) if row.moved else []
+            if held:
+                # Still held where the merge handed them: the source's again, still in sight.
+                conn.execute(
+                    update(quarantine)
+                    .where(quarantine.c.id.in_(held), quarantine.c.released_at.is_(None))
+                    .values(identity_id=row.source_id)
+                )
             conn.execute(
                 update(identity_merge)
                 .where(identity_merge.c.id == merge_id)
@@ -401,6 +393,8 @@ class Vigilance:
                     .where(vigilance_item.c.id == row.item_id)
                     .values(state="unmerged", resolved_at=utc_now(), resolved_by=actor)
                 )
+            if held:
+                keep_in_sight(conn, row.source_id, "held after unmerge: depositor blocked")
         log.info("merge %s undone", merge_id)
 
     def _move_back(
@@ -432,12 +426,22 @@ class Vigilance:
         """Not the same person: the pending identity becomes a distinct identity.
 
         Its quarantined documents are attached to its own Patient when it has one (else they stay
-        in quarantine, waiting for that Patient). Returns how many documents were released.
+        in quarantine, waiting for that Patient); refused while documents are held for it and
+        its Patient was deleted. Returns how many documents were released.
         """
         with self._session("identity-dismiss", ctx) as session:
             unit = session.unit
             row = self._open_item(unit.conn, item_id)
             ident = self._identity_row(unit.conn, row.identity_id)
+            if ident.state == "merged":  # an item left open by a merge made before it closed them
+                raise VigilanceError(f"identity {ident.id} was merged: undo the merge first")
+            pid = ident.patient_id
+            if pid and not patient_live(session, pid) and holds(unit.conn, ident.id):
+                # Its documents would be released under a record that no longer exists (a
+                # merge into it is refused for the same reason): they stay held, the item open.
+                raise VigilanceError(
+                    f"identity {ident.id}'s Patient was deleted: its documents stay held"
+                )
             unit.conn.execute(
                 update(identity)
                 .where(identity.c.id == row.identity_id)
@@ -447,5 +451,7 @@ class Vigilance:
             if ident.patient_id:
                 released = self.release(session, row.identity_id, ident.patient_id)
             self._close(unit.conn, item_id, "dismissed", actor)
+            if ident.patient_id:
+                keep_in_sight(unit.conn, row.identity_id, "still held: depositor blocked")
         log.info("vigilance item %s dismissed", item_id)
         return len(released)

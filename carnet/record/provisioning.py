@@ -21,9 +21,8 @@ from carnet.crypto.blind_index import BlindIndexer
 from carnet.db.instants import stamp
 from carnet.fhir.errors import bad_request, conflict
 from carnet.fhir.service import FhirService, FhirSession
-from carnet.identity.decisions import IdentityInput, vetoed
+from carnet.identity.decisions import another_person, patient_identity
 from carnet.identity.ins import Ins, InvalidTraits, traits_from_patient
-from carnet.identity.matching import identity_model
 from carnet.record import notifications as templates
 from carnet.record.dates import majority, paris_midnight
 from carnet.record.models import CLOSED, OPEN, PENDING, REFUSED, SHREDDED, record_space
@@ -51,18 +50,13 @@ class ProvisionReport:
 
 
 def _someone_else(body: dict[str, Any] | None, person: InsuredPerson) -> bool:
-    """Whether a Patient found by the person's INS has strict traits the identity index would
-    never link to theirs (a strict trait at its "else" level); one without traits is no proof."""
+    """Whether a Patient found by the person's INS is someone else: the identity index's own
+    decision (``another_person``, the one a Patient's update is held to), asked with the
+    register's traits and usage name, so provisioning never judges a Patient otherwise than the
+    index does; one without traits is no proof."""
     if body is None:
         return False
-    try:
-        theirs = traits_from_patient(body)
-    except InvalidTraits:
-        return False
-    score = identity_model().score(
-        IdentityInput(theirs).record(), IdentityInput(person.traits).record()
-    )
-    return vetoed(score)
+    return another_person(body, patient_identity(person.patient()).record())
 
 
 def _contradicts(body: dict[str, Any] | None, ins: Ins) -> bool:

@@ -21,9 +21,10 @@ import carnet
 from carnet.app import Services, build_services, create_app
 from carnet.audit.models import audit_event_patient
 from carnet.authn.models import access_grant
-from carnet.caller import Kind, Principal
+from carnet.caller import Kind, Principal, RequestContext
+from carnet.identity.decisions import VigilanceError
 from carnet.identity.ins import INS_NIR_OID, Ins, InsStatus, Traits, apply_to_patient
-from carnet.identity.models import identity
+from carnet.identity.models import identity, quarantine
 from carnet.identity.nir import make_nir
 from carnet.identity.register import InMemoryRegister
 from carnet.policy.models import access_alert, access_author, access_care
@@ -519,3 +520,71 @@ def test_a_held_deposit_of_a_professional_the_patient_blocked_never_enters_their
     assert merged["released"] == 0
     after = world.get("operator", "/fhir/Observation", patient=world.a).json()["total"]
     assert after == before
+
+
+def _held_for_a_blocked_professional(world: World) -> tuple[dict[str, Any], str]:
+    """Jean blocks the stranger, whose deposit under an INS nobody knows is held; the open
+    item and Jean's identity."""
+    assert world.post("a", "/access/blocks", {"rpps": STRANGER}).status_code == 200
+    other_nir = make_nir(1, 1985, 7, "75056", 99)
+    by_other = {"type": "Patient", "identifier": {"system": INS_NIR_OID, "value": other_nir}}
+    assert world.post("stranger", "/fhir/Observation", _obs(by_other)).status_code == 202
+    with world.services.engine.connect() as conn:
+        jean = conn.execute(
+            select(identity.c.id).where(identity.c.patient_id == world.a)
+        ).scalar_one()
+    (item,) = world.get("operator", "/identity/queue", state="open").json()["items"]
+    return item, jean
+
+
+def _held_in_open_items(world: World) -> int:
+    items = world.get("operator", "/identity/queue", state="open").json()["items"]
+    return sum(len(i["quarantined"]) for i in items)
+
+
+def test_a_held_document_always_stays_in_the_officers_queue(world: World) -> None:
+    # The officer merges the held document's INS into Jean: the block keeps it out of his
+    # record, but the merge closed the only item that showed it, under an identity now merged:
+    # held, and seen by no one ever again.
+    item, jean = _held_for_a_blocked_professional(world)
+    vigilance = world.services.identity.vigilance
+    merged = vigilance.merge(
+        item["identity"], jean, actor="officer", item_id=item["id"], ctx=AS_LOCAL_OPERATOR
+    )
+    assert merged["released"] == 0
+    assert _held_in_open_items(world) == 1
+    # Dismissed (not to be released), it is still held, so still in an open item.
+    (again,) = world.get("operator", "/identity/queue", state="open").json()["items"]
+    vigilance.dismiss(again["id"], actor="officer", ctx=AS_LOCAL_OPERATOR)
+    assert _held_in_open_items(world) == 1
+    # The merge undone, the document is the source identity's again, still in sight.
+    vigilance.unmerge(merged["merge"], actor="officer", ctx=AS_LOCAL_OPERATOR)
+    items = world.get("operator", "/identity/queue", state="open").json()["items"]
+    assert [len(i["quarantined"]) for i in items if i["identity"] == item["identity"]] == [1]
+
+
+def test_a_dismissal_never_releases_a_held_document_into_a_deleted_patients_record(
+    world: World,
+) -> None:
+    # Held in Jean's sight after the merge, the document waits on his block; he lifts it, and his
+    # Patient is then deleted: the officer's dismissal would file it under a record that no
+    # longer exists (as 531617e refused for a merge), so it stays held and the item open.
+    item, jean = _held_for_a_blocked_professional(world)
+    vigilance = world.services.identity.vigilance
+    vigilance.merge(
+        item["identity"], jean, actor="officer", item_id=item["id"], ctx=AS_LOCAL_OPERATOR
+    )
+    # Lifted past the page's step-up: the rule under test is the dismissal's, not the block's.
+    as_jean = RequestContext(actor="acct-a", principal=_people(world.a)["a"])
+    world.services.controls.set_block(as_jean, None, STRANGER, on=False)
+    operator = world.callers["operator"]
+    assert world.client.delete(f"/fhir/Patient/{world.a}", headers=operator).status_code == 204
+    (held,) = world.get("operator", "/identity/queue", state="open").json()["items"]
+    with pytest.raises(VigilanceError, match="deleted"):
+        vigilance.dismiss(held["id"], actor="officer", ctx=AS_LOCAL_OPERATOR)
+    with world.services.engine.connect() as conn:
+        released = select(quarantine.c.released_at).where(quarantine.c.id.in_(held["quarantined"]))
+        assert conn.execute(released).scalar_one() is None
+    assert [
+        i["id"] for i in world.get("operator", "/identity/queue", state="open").json()["items"]
+    ] == [held["id"]]

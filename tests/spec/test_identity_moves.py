@@ -36,20 +36,27 @@ def _ids(services: Services, pid: str) -> set[str]:
 def test_repoint_only_touches_references_to_that_patient() -> None:
     body = {
         "subject": {"reference": "Patient/a"},
-        "performer": [{"reference": "Practitioner/a"}, {"reference": "http://x/fhir/Patient/a"}],
+        "performer": [
+            {"reference": "Practitioner/a"},
+            {"reference": "http://x/fhir/Patient/a"},
+            {"reference": "http://other.example/fhir/Patient/a"},
+        ],
         "note": [{"text": "Patient/a"}],
         "focus": [{"reference": "Patient/ab"}],
     }
-    moved = repoint(body, "a", "b")
+    moved = repoint(body, "a", "b", local_base="http://x/fhir")
     assert moved["subject"] == {"reference": "Patient/b"}
+    # Ours (under our own base) is re-pointed; another server's Patient a is someone else, left
+    # exactly as written: only our references place an item in a record (0abd343's rule).
     assert moved["performer"] == [
         {"reference": "Practitioner/a"},
         {"reference": "http://x/fhir/Patient/b"},
+        {"reference": "http://other.example/fhir/Patient/a"},
     ]
     assert moved["note"] == [{"text": "Patient/a"}]
     assert moved["focus"] == [{"reference": "Patient/ab"}]
     assert body["subject"] == {"reference": "Patient/a"}  # a copy
-    assert repoint(body, "zz", "b") is body
+    assert repoint(body, "zz", "b", local_base="http://x/fhir") is body
 
 
 def test_merge_moves_references_and_unmerge_moves_them_back(services: Services) -> None:
@@ -119,3 +126,53 @@ def test_an_unmerge_whose_target_was_merged_since_is_refused_and_changes_nothing
     with services.engine.connect() as conn:
         states = dict(conn.execute(select(identity.c.id, identity.c.state)).all())
     assert states[dup] == "merged" and states[first] == "merged"
+
+
+def test_a_merge_re_points_only_our_references_never_another_servers(
+    services: Services,
+) -> None:
+    # Only relative references and absolute ones under our own base are ours (0abd343): the same
+    # id on another server names someone else, whom a merge here has no business renaming.
+    mpi = services.identity
+    a, b = _patient(services), _patient(services)
+    first = mpi.resolve(IdentityInput(JEAN, patient_id=a), ctx=AS_LOCAL_OPERATOR)
+    dup = mpi.resolve(
+        IdentityInput(replace(JEAN, birth_place=None, given_names=("JAEN",)), patient_id=b),
+        ctx=AS_LOCAL_OPERATOR,
+    )
+    assert first.identity_id is not None and dup.identity_id is not None
+    ours = services.settings.fhir_base_url
+    theirs = f"https://other-hospital.example/fhir/Patient/{b}"
+    body = {
+        **observation(b),
+        "focus": [{"reference": theirs}],
+        "performer": [{"reference": f"{ours}/Patient/{b}"}],
+    }
+    item = services.fhir.create("Observation", body, ctx=AS_LOCAL_OPERATOR).stored.res_id
+    mpi.vigilance.merge(dup.identity_id, first.identity_id, actor="officer", ctx=AS_LOCAL_OPERATOR)
+    moved = services.fhir.read("Observation", item, ctx=AS_LOCAL_OPERATOR).body
+    assert moved is not None
+    assert moved["subject"] == {"reference": f"Patient/{a}"}
+    assert moved["performer"] == [{"reference": f"{ours}/Patient/{a}"}]
+    assert moved["focus"] == [{"reference": theirs}]
+
+
+def test_a_merge_leaves_no_open_item_that_would_bring_its_source_back(services: Services) -> None:
+    # The officer merges the duplicate directly (not through its item): its item stayed open,
+    # and dismissing it later made the merged identity "active" again while still merged into
+    # the other, its Patient still replaced-by hers: one person, two live identities.
+    mpi = services.identity
+    a, b = _patient(services), _patient(services)
+    first = mpi.resolve(IdentityInput(JEAN, patient_id=a), ctx=AS_LOCAL_OPERATOR)
+    dup = mpi.resolve(
+        IdentityInput(replace(JEAN, birth_place=None, given_names=("JAEN",)), patient_id=b),
+        ctx=AS_LOCAL_OPERATOR,
+    )
+    assert dup.item_id is not None and dup.identity_id and first.identity_id
+    mpi.vigilance.merge(dup.identity_id, first.identity_id, actor="officer", ctx=AS_LOCAL_OPERATOR)
+    assert [i["id"] for i in mpi.vigilance.queue()] == []
+    with pytest.raises(VigilanceError):
+        mpi.vigilance.dismiss(dup.item_id, actor="officer", ctx=AS_LOCAL_OPERATOR)
+    with services.engine.connect() as conn:
+        state = select(identity.c.state).where(identity.c.id == dup.identity_id)
+        assert conn.execute(state).scalar_one() == "merged"

@@ -20,10 +20,12 @@ from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.unit.record.helpers import (
     BABY,
     CLAIRE,
+    HEADER,
     ODILE,
     PAUL,
     TEEN,
     TODAY,
+    Person,
     family_bundle,
     family_csv,
     write_csv,
@@ -341,6 +343,26 @@ def test_the_register_never_gives_its_person_a_patient_that_is_someone_else(
     assert "row 3" in str(refused.value.outcome())
     assert services.record.space(hers) is None  # her record is not made his space
     assert _patient_count(services) == 1  # and the file provisioned nobody
+
+
+def test_the_register_judges_who_is_someone_else_as_the_identity_index_does(
+    services: Services, tmp_path: Path
+) -> None:
+    # Claire's Patient was opened at a desk under her usage (married) name, Martin; the register
+    # sends her birth name, Lefebvre, and Martin as her usage name. The identity index holds
+    # them for one person (a usage name on either side counts, and an update of that Patient
+    # to her birth name is a correction it lets through): provisioning must not decide, on
+    # strict traits alone, that her own Patient is someone else's.
+    desk = Person("Martin", CLAIRE.given, CLAIRE.birth, CLAIRE.sex, order=12)
+    assert desk.nir == CLAIRE.nir
+    hers = services.fhir.create("Patient", desk.patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    row = f"{CLAIRE.row()};Martin"
+    path = tmp_path / "r.csv"
+    path.write_text(f"{HEADER};used_name\n{row}\n", encoding="utf-8")
+    report = _provision(services, path)
+    assert report.patients[2] == hers  # her own Patient is her space
+    assert services.record.space(hers) is not None
+    assert _patient_count(services) == 1
 
 
 def test_the_register_never_makes_someone_else_its_newborns_parent(
