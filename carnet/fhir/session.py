@@ -39,6 +39,15 @@ if TYPE_CHECKING:
     from carnet.fhir.service import FhirService
 
 
+@dataclass
+class RecordMoveError(FhirError):
+    """409: an import's update would move an item out of its patient's record (``at``: where
+    its body is, ``Observation`` or ``Bundle.entry[3].resource``), so that the importer can set
+    that one item aside and store the rest."""
+
+    at: str = ""
+
+
 @dataclass(frozen=True)
 class WriteResult:
     stored: StoredResource
@@ -342,10 +351,14 @@ class FhirSession:
         if_match: str | None = None,
         *,
         server_chose_id: bool = False,
+        keep_record: bool = False,
+        at: str | None = None,
     ) -> WriteResult:
         """Update, or create with the client's id if it is new (create-on-update, system
         callers only). ``server_chose_id``: the id was minted here (a conditional update that
-        matched nothing), so creating under it is a plain create for any caller."""
+        matched nothing), so creating under it is a plain create for any caller.
+        ``keep_record``: an item in a patient's record stays in it (the importer: 409 otherwise,
+        ``at`` locating the body in the refusal, ``Bundle.entry[3].resource``)."""
         service = self.service
         service.check_writable(res_type)
         if body.get("id") != res_id:
@@ -382,12 +395,45 @@ class FhirSession:
         for body_check in service.body_checks:
             body_check(res_type, body)
         stored = self.unit.write(res_type, res_id, body, method="PUT", previous=previous)
+        if (
+            keep_record
+            and previous is not None
+            and previous.patient_id not in (None, stored.patient_id)
+        ):
+            raise self._moves_record(stored, at or res_type)
         self.check_resource(action, stored)
         if res_type == "Patient":
             for hook in service.patient_hooks:
                 hook(self, stored)
         self.record(action, res_type, [stored])
         return WriteResult(stored, created=previous is None or previous.deleted)
+
+    def _moves_record(self, stored: StoredResource, at: str) -> RecordMoveError:
+        """409 for an import line taking an item out of its patient's record (unit rolled back).
+
+        Two sources using the same ids (each file's ``Observation/o1`` for its own patient)
+        would otherwise move one patient's item into another's record: the first patient loses
+        it and the second one's carers read it as his. An import never decides that; an
+        identity correction (a merge) moves items, by its own updates. Names the element that
+        places the item (``Observation.subject``), never a patient id.
+        """
+        res_type, body = stored.res_type, stored.body or {}
+        element = ""
+        params = self.service.definitions.params_for(res_type)
+        for code in self.service.definitions.compartment.get(res_type, ()):
+            param = params.get(code)
+            for part in param.expression.split("|") if param else ():
+                step = part.strip(" ()").removeprefix(f"{res_type}.")
+                name = step.split(".")[0].split("(")[0]
+                mentions = stored.patient_id is None or f"Patient/{stored.patient_id}" in str(
+                    body.get(name)
+                )
+                if step != part.strip(" ()") and name in body and mentions and not element:
+                    element = name
+        what = f"{res_type}/{stored.res_id} is in another patient's record"
+        diagnostics = f"{what}: an import never moves an item from one record to another"
+        issue = Issue("conflict", diagnostics, f"{at}.{element}" if element else at)
+        return RecordMoveError(409, [issue], at=at)
 
     def delete(
         self, res_type: str, res_id: str, *, hidden_as_missing: bool = True

@@ -178,12 +178,14 @@ def run_transaction(
     ctx: RequestContext,
     *,
     record_progress: Callable[[Connection, int], None] | None = None,
+    keep_records: bool = False,
 ) -> dict[str, Any]:
     """Execute a transaction Bundle atomically and return the transaction-response Bundle.
 
     ``record_progress(conn, number of entries)`` runs inside the same database transaction, after
     the writes: the importer records there that the Bundle was imported, so that no crash can
-    separate the two.
+    separate the two. ``keep_records``: a PUT never moves an item out of its patient's record
+    (the importer's rule, FhirSession.update).
     """
     try:
         # Parsed and validated before the transaction opens: a bad entry costs nothing, and on
@@ -230,7 +232,7 @@ def run_transaction(
         )
         responses: dict[int, dict[str, Any]] = {}
         for e in sorted(entries, key=lambda x: (_ORDER[x.method], x.index)):
-            responses[e.index] = _execute(session, e, base)
+            responses[e.index] = _execute(session, e, base, keep_records)
     return {
         "resourceType": "Bundle",
         "type": "transaction-response",
@@ -272,10 +274,12 @@ def run_batch(
     ctx: RequestContext,
     *,
     record_progress: Callable[[Connection, int], None] | None = None,
+    keep_records: bool = False,
 ) -> dict[str, Any]:
     """Execute each entry independently; failures are reported per entry.
 
-    ``record_progress(conn, index + 1)`` runs inside each successful entry's own transaction.
+    ``record_progress(conn, index + 1)`` runs inside each successful entry's own transaction;
+    ``keep_records`` as for run_transaction.
     """
     out = []
     for i, raw in enumerate(_entries(bundle)):
@@ -298,7 +302,7 @@ def run_batch(
                 if record_progress is not None:
                     _record_entry(session.unit, record_progress, i + 1)
                 _plan(session, e)
-                response = _execute(session, e, base)
+                response = _execute(session, e, base, keep_records)
         except FhirError as err:
             response = {"status": str(err.status), "outcome": err.outcome()}
         out.append(_entry(response))
@@ -325,7 +329,9 @@ def _validate_entry(service: FhirService, e: _Entry) -> None:
         ) from None
 
 
-def _execute(session: FhirSession, e: _Entry, base: str) -> dict[str, Any]:
+def _execute(
+    session: FhirSession, e: _Entry, base: str, keep_records: bool = False
+) -> dict[str, Any]:
     if e.method == "POST":
         assert e.resource is not None
         if e.matched is not None:
@@ -346,6 +352,8 @@ def _execute(session: FhirSession, e: _Entry, base: str) -> dict[str, Any]:
             e.resource,
             e.if_match,
             server_chose_id=e.res_id is None,  # a conditional update that matched nothing
+            keep_record=keep_records,
+            at=f"Bundle.entry[{e.index}].resource",
         )
         return render.entry_response(result.stored, "201 Created" if result.created else "200 OK")
     if e.method == "DELETE":

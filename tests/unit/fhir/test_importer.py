@@ -332,3 +332,54 @@ def test_import_report_names_path_not_value(sqlite_services: Services, tmp_path:
     printed = repr(report)
     for secret in (secret_date, secret_gender, secret_name, "Secret"):
         assert secret not in printed
+
+
+def test_an_import_never_moves_an_item_into_another_patients_record(
+    sqlite_services: Services, tmp_path: Path
+) -> None:
+    """Two sources using the same resource ids: the second one's ``Observation/o1`` (its own
+    patient's) must not take the first one's ``o1`` out of her record into his. Observation.ndjson
+    is read before Patient.ndjson, so the Patient's refusal cannot protect it: the line itself is
+    set aside with its reason, and the stored item stays as it was. The same holds for a PUT
+    entry of a transaction Bundle file."""
+    fhir = sqlite_services.fhir
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    (first / "Patient.ndjson").write_bytes(orjson.dumps(_patient(1)))
+    (first / "Observation.ndjson").write_bytes(orjson.dumps(_obs(1)))
+    Importer(fhir, ctx=AS_LOCAL_OPERATOR).run(discover([first]))
+
+    his = {**_patient(2), "gender": "male"}
+    theirs = {**_obs(1), "subject": {"reference": "Patient/p2"}, "status": "amended"}
+    (second / "Patient.ndjson").write_bytes(orjson.dumps(his))
+    (second / "Observation.ndjson").write_bytes(
+        orjson.dumps(theirs) + b"\n" + orjson.dumps(_obs(2))
+    )
+    report = Importer(fhir, ctx=AS_LOCAL_OPERATOR).run(discover([second]))
+
+    assert [(r.source, r.status, r.reason) for r in report.rejected] == [
+        ("Observation.ndjson:1", 409, "conflict: Observation.subject")
+    ]
+    assert report.by_type == {"Observation": 1, "Patient": 1}  # the others are stored
+    kept = fhir.read("Observation", "o1", ctx=AS_LOCAL_OPERATOR)
+    assert kept.patient_id == "p1" and kept.version == 1 and kept.body["status"] == "final"
+
+    bundle = second / "transaction.json"
+    bundle.write_bytes(
+        orjson.dumps(
+            {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [
+                    {"resource": theirs, "request": {"method": "PUT", "url": "Observation/o1"}}
+                ],
+            }
+        )
+    )
+    report = Importer(fhir, ctx=AS_LOCAL_OPERATOR).run([bundle])
+    assert [(r.status, r.reason) for r in report.rejected] == [
+        (409, "conflict: Bundle.entry[0].resource.subject")
+    ]
+    kept = fhir.read("Observation", "o1", ctx=AS_LOCAL_OPERATOR)
+    assert kept.patient_id == "p1" and kept.version == 1
