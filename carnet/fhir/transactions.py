@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 from carnet.caller import RequestContext
 from carnet.db.ids import time_ordered_id
 from carnet.fhir import render
+from carnet.fhir.conditional_refs import conditional_references, resolve
 from carnet.fhir.errors import FhirError, Issue, bad_request, not_found
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.service import FhirService, FhirSession
@@ -215,6 +216,8 @@ def run_transaction(
                     where = f"Bundle.entry[{e.index}].fullUrl"
                     raise bad_request(f"{where} names an earlier entry's other resource", where)
                 mapping[e.full_url] = target
+        for e in entries:
+            _resolve_conditional(session, e, mapping)
         targets = _encoded_targets(mapping)
         for e in entries:
             # A Bundle stored as a resource (a document) resolves its references against itself.
@@ -262,6 +265,20 @@ def _plan(session: FhirSession, e: _Entry) -> str | None:
     return f"{e.res_type}/{e.planned_id}"
 
 
+def _resolve_conditional(session: FhirSession, e: _Entry, mapping: dict[str, str]) -> bool:
+    """Add to ``mapping`` the ``Type/id`` each conditional reference of the entry's resource
+    resolves to, searched before any write (http.html#trules); True if it has any. A Bundle
+    stored as a resource keeps its content as sent."""
+    if e.resource is None or e.res_type == "Bundle":
+        return False
+    found = conditional_references(e.res_type, e.resource)
+    for path, reference in found:
+        if reference not in mapping:
+            where = within(f"Bundle.entry[{e.index}].resource", path)
+            mapping[reference] = resolve(session, reference, where)
+    return bool(found)
+
+
 def _entry(response: dict[str, Any]) -> dict[str, Any]:
     resource = response.pop("resource", None)
     return {"resource": resource, "response": response} if resource else {"response": response}
@@ -302,6 +319,12 @@ def run_batch(
                 if record_progress is not None:
                     _record_entry(session.unit, record_progress, i + 1)
                 _plan(session, e)
+                mapping: dict[str, str] = {}
+                if _resolve_conditional(session, e, mapping):
+                    where = f"Bundle.entry[{i}].resource"
+                    e.resource = _rewrite_references(
+                        e.resource or {}, _encoded_targets(mapping), where
+                    )
                 response = _execute(session, e, base, keep_records)
         except FhirError as err:
             response = {"status": str(err.status), "outcome": err.outcome()}
