@@ -42,8 +42,8 @@ from carnet.fhir.import_files import (
 )
 from carnet.fhir.import_report import MAX_REJECTIONS, ImportReport, Rejection, safe_reason
 from carnet.fhir.operations.models import import_progress
+from carnet.fhir.record_checks import RecordMoveError
 from carnet.fhir.service import FhirService
-from carnet.fhir.session import RecordMoveError
 from carnet.fhir.transactions import run_batch, run_transaction
 from carnet.fhir.validation import check_id
 
@@ -161,7 +161,7 @@ class Importer:
         self, files: list[Path], progress: Callable[[Path], None] | None = None
     ) -> ImportReport:
         report = ImportReport()
-        for path in files:
+        for path in _patients_first(files):
             report.files += 1
             key = fingerprint(path)
             done, complete = self.progress.get(key) if self.resume else (0, False)
@@ -452,6 +452,16 @@ def _parse_line(
 def _line_number(source: str) -> int:
     """The line of an NDJSON item, from its source ``<file name>:<line>``."""
     return int(source.rsplit(":", 1)[1])
+
+
+_PATIENT_NDJSON = re.compile(r"Patient([._-].*)?\.(nd)?json(\.gz)?$")
+
+
+def _patients_first(files: list[Path]) -> list[Path]:
+    """``files`` with the Patient NDJSON files (``Patient.ndjson``, ``Patient.001.ndjson.gz``)
+    first, the order kept otherwise: an item joins an existing record (FhirSession), and bulk
+    data names its files by type, so ``Observation.ndjson`` comes before ``Patient.ndjson``."""
+    return sorted(files, key=lambda path: _PATIENT_NDJSON.match(path.name) is None)
 
 
 def _entry_index(at: str) -> int | None:

@@ -30,6 +30,7 @@ from carnet.fhir.errors import (
     precondition_failed,
 )
 from carnet.fhir.query import visible, visible_versions
+from carnet.fhir.record_checks import ExpectedPatients, moves_record
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.search import clamp_int, parse
 from carnet.fhir.store_scan import compartment_versions, iter_current
@@ -37,15 +38,6 @@ from carnet.fhir.versions import etag_version, same_content, version_number
 
 if TYPE_CHECKING:
     from carnet.fhir.service import FhirService
-
-
-@dataclass
-class RecordMoveError(FhirError):
-    """409: an import's update would move an item out of its patient's record (``at``: where
-    its body is, ``Observation`` or ``Bundle.entry[3].resource``), so that the importer can set
-    that one item aside and store the rest."""
-
-    at: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,6 +65,8 @@ class FhirSession:
         # Refusals answered as for a missing item in a unit that goes on (a hidden item's
         # DELETE in a transaction): recorded once the unit has ended.
         self.refused: list[tuple[RequestContext, str, str]] = []
+        # Patients the items written must find in place when the unit commits.
+        self.expected = ExpectedPatients(service.definitions, unit)
 
     # -- the policy and the audit log -------------------------------------------------------------
 
@@ -337,6 +331,7 @@ class FhirSession:
             res_type, res_id, body, method="POST", previous=None, known_new=True
         )
         self.check_resource("create", stored)
+        self.expected.add(stored, None)
         if res_type == "Patient":
             for hook in service.patient_hooks:
                 hook(self, stored)
@@ -400,40 +395,14 @@ class FhirSession:
             and previous is not None
             and previous.patient_id not in (None, stored.patient_id)
         ):
-            raise self._moves_record(stored, at or res_type)
+            raise moves_record(self.service.definitions, stored, at or res_type)
         self.check_resource(action, stored)
+        self.expected.add(stored, previous)
         if res_type == "Patient":
             for hook in service.patient_hooks:
                 hook(self, stored)
         self.record(action, res_type, [stored])
         return WriteResult(stored, created=previous is None or previous.deleted)
-
-    def _moves_record(self, stored: StoredResource, at: str) -> RecordMoveError:
-        """409 for an import line taking an item out of its patient's record (unit rolled back).
-
-        Two sources using the same ids (each file's ``Observation/o1`` for its own patient)
-        would otherwise move one patient's item into another's record: the first patient loses
-        it and the second one's carers read it as his. An import never decides that; an
-        identity correction (a merge) moves items, by its own updates. Names the element that
-        places the item (``Observation.subject``), never a patient id.
-        """
-        res_type, body = stored.res_type, stored.body or {}
-        element = ""
-        params = self.service.definitions.params_for(res_type)
-        for code in self.service.definitions.compartment.get(res_type, ()):
-            param = params.get(code)
-            for part in param.expression.split("|") if param else ():
-                step = part.strip(" ()").removeprefix(f"{res_type}.")
-                name = step.split(".")[0].split("(")[0]
-                mentions = stored.patient_id is None or f"Patient/{stored.patient_id}" in str(
-                    body.get(name)
-                )
-                if step != part.strip(" ()") and name in body and mentions and not element:
-                    element = name
-        what = f"{res_type}/{stored.res_id} is in another patient's record"
-        diagnostics = f"{what}: an import never moves an item from one record to another"
-        issue = Issue("conflict", diagnostics, f"{at}.{element}" if element else at)
-        return RecordMoveError(409, [issue], at=at)
 
     def delete(
         self, res_type: str, res_id: str, *, hidden_as_missing: bool = True

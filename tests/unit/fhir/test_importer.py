@@ -138,6 +138,9 @@ def _count_on(services: Services, res_type: str) -> int:
 
 def test_crash_then_resume_stores_each_line_once(services: Services, tmp_path: Path) -> None:
     """Lines without ids are created (POST): a replayed batch would duplicate them."""
+    patients = tmp_path / "Patient.ndjson"  # an item joins an existing record
+    patients.write_bytes(b"\n".join(orjson.dumps(_patient(i)) for i in range(23)))
+    Importer(services.fhir, ctx=AS_LOCAL_OPERATOR).run([patients])
     path = tmp_path / "obs.ndjson.gz"
     lines = [orjson.dumps({k: v for k, v in _obs(i).items() if k != "id"}) for i in range(23)]
     path.write_bytes(gzip.compress(b"\n".join(lines)))
@@ -256,8 +259,11 @@ def test_what_a_file_stores_commits_with_its_import_record(
     batch = tmp_path / "batch.json"
     batch.write_bytes(_transaction_of("batch", [{"resourceType": "Practitioner"}] * 3))
     ndjson = tmp_path / "obs.ndjson"
-    ndjson.write_bytes(
-        b"\n".join(orjson.dumps({k: v for k, v in _obs(i).items() if k != "id"}) for i in range(7))
+    ndjson.write_bytes(  # in no record: only the file's own Patients are counted
+        b"\n".join(
+            orjson.dumps({k: v for k, v in _obs(i).items() if k not in ("id", "subject")})
+            for i in range(7)
+        )
     )
     keys = {path.name: fingerprint(path) for path in (transaction, batch, ndjson)}
     seen: list[dict[str, tuple[int, int, bool]]] = []
