@@ -39,6 +39,7 @@ from carnet.fhir.import_files import (
     ImportLimits,
     LimitedReader,
     fingerprint,
+    patients_first,
 )
 from carnet.fhir.import_report import MAX_REJECTIONS, ImportReport, Rejection, safe_reason
 from carnet.fhir.operations.models import import_progress
@@ -156,12 +157,15 @@ class Importer:
         self.ctx = ctx
         self.progress = _Progress(service)
         self._batches = 0
+        # Patient lines this run refused: the lines naming the same id are that person's items
+        # (two sources both calling their patient p1), never the stored p1's (NDJSON).
+        self.refused_patients: set[str] = set()
 
     def run(
         self, files: list[Path], progress: Callable[[Path], None] | None = None
     ) -> ImportReport:
         report = ImportReport()
-        for path in _patients_first(files):
+        for path in patients_first(files):
             report.files += 1
             key = fingerprint(path)
             done, complete = self.progress.get(key) if self.resume else (0, False)
@@ -342,6 +346,7 @@ class Importer:
                     check_id(str(resource["id"]))
             except FhirError as err:
                 report.reject(Rejection.of(source, err))
+                self._refused(resource)
                 continue
             good.append((source, resource, full_url))
         return good
@@ -359,6 +364,11 @@ class Importer:
             if condition:
                 entry["request"]["ifNoneExist"] = condition
         return entry
+
+    def _refused(self, resource: Any) -> None:
+        """Remember a refused Patient line's id (see ``refused_patients``)."""
+        if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
+            self.refused_patients.add(str(resource.get("id") or ""))
 
     # -- NDJSON -----------------------------------------------------------------------------------
 
@@ -408,6 +418,7 @@ class Importer:
                     self._write([item], key, _line_number(item[0]))
                 except FhirError as err:
                     report.reject(Rejection.of(item[0], err))
+                    self._refused(item[1])
                 else:
                     report.count(item[1]["resourceType"])
             self._write([], key, lines_done)
@@ -423,6 +434,7 @@ class Importer:
         service, ctx = self.service, self.ctx
         with service.session(ctx, "import", None, None) as session:
             unit = session.unit
+            session.expected.refused = self.refused_patients
             unit.prefetch_current(
                 [(r["resourceType"], str(r["id"])) for _, r, _ in good if r.get("id")]
             )
@@ -452,16 +464,6 @@ def _parse_line(
 def _line_number(source: str) -> int:
     """The line of an NDJSON item, from its source ``<file name>:<line>``."""
     return int(source.rsplit(":", 1)[1])
-
-
-_PATIENT_NDJSON = re.compile(r"Patient([._-].*)?\.(nd)?json(\.gz)?$")
-
-
-def _patients_first(files: list[Path]) -> list[Path]:
-    """``files`` with the Patient NDJSON files (``Patient.ndjson``, ``Patient.001.ndjson.gz``)
-    first, the order kept otherwise: an item joins an existing record (FhirSession), and bulk
-    data names its files by type, so ``Observation.ndjson`` comes before ``Patient.ndjson``."""
-    return sorted(files, key=lambda path: _PATIENT_NDJSON.match(path.name) is None)
 
 
 def _entry_index(at: str) -> int | None:

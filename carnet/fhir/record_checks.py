@@ -71,19 +71,32 @@ class ExpectedPatients:
         self.definitions = definitions
         self.unit = unit
         self.where: dict[str, str] = {}  # patient id -> where an item first named it
+        self.refused: set[str] = set()
+        """Patient ids an import refused (another person under that id): their items are his."""
 
     def add(self, stored: StoredResource, previous: StoredResource | None) -> None:
         """Expect the Patient of ``stored`` if it was created in a record or moved to one."""
         pid = stored.patient_id
         if pid is None or stored.res_type == "Patient" or stored.deleted:
             return
+        if pid in self.refused:
+            raise FhirError.of(
+                409,
+                "conflict",
+                f"{self._where(stored)} names a Patient this import refused (another person "
+                "under that id): the item is that person's, not the stored record's",
+                self._where(stored),
+            )
         if previous is not None and previous.patient_id == pid:
             return
         if not self.where:
             self.unit.before_commit.append(self.check)
         if pid not in self.where:
-            element = record_element(self.definitions, stored)
-            self.where[pid] = f"{stored.res_type}.{element}" if element else stored.res_type
+            self.where[pid] = self._where(stored)
+
+    def _where(self, stored: StoredResource) -> str:
+        element = record_element(self.definitions, stored)
+        return f"{stored.res_type}.{element}" if element else stored.res_type
 
     def check(self, _conn: Connection) -> None:
         """400 (nothing stored) if an expected Patient does not exist, or was deleted."""

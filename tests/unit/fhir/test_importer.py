@@ -389,3 +389,49 @@ def test_an_import_never_moves_an_item_into_another_patients_record(
     ]
     kept = fhir.read("Observation", "o1", ctx=AS_LOCAL_OPERATOR)
     assert kept.patient_id == "p1" and kept.version == 1
+
+
+def test_an_import_never_gives_a_patient_the_items_of_the_patient_it_refused(
+    sqlite_services: Services, tmp_path: Path
+) -> None:
+    """Two sources both calling their patient ``p1``: the second one's Patient line is refused
+    (another person under that id), so its items, which name the same ``Patient/p1``, are that
+    other person's too: stored, they would join the first one's record (her ``o1`` replaced by
+    his). Each is set aside with its reason; her record stays as it was."""
+    fhir = sqlite_services.fhir
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    her = {
+        **_patient(1),
+        "name": [{"use": "official", "family": "Petit", "given": ["Anne"]}],
+        "birthDate": "1961-04-02",
+    }
+    (first / "Patient.ndjson").write_bytes(orjson.dumps(her))
+    (first / "Observation.ndjson").write_bytes(orjson.dumps(_obs(1)))
+    assert Importer(fhir, ctx=AS_LOCAL_OPERATOR).run(discover([first])).rejected == []
+
+    him = {
+        **her,
+        "name": [{"use": "official", "family": "Durand", "given": ["Luc"]}],
+        "gender": "male",
+        "birthDate": "1950-11-30",
+    }
+    (second / "Patient.ndjson").write_bytes(orjson.dumps(him))
+    (second / "Observation.ndjson").write_bytes(
+        orjson.dumps({**_obs(1), "status": "amended"})
+        + b"\n"
+        + orjson.dumps({**_obs(9), "subject": {"reference": "Patient/p1"}})
+    )
+    report = Importer(fhir, ctx=AS_LOCAL_OPERATOR).run(discover([second]))
+
+    assert [(r.source, r.status) for r in report.rejected] == [
+        ("Patient.ndjson:1", 409),
+        ("Observation.ndjson:1", 409),
+        ("Observation.ndjson:2", 409),
+    ]
+    assert report.rejected[1].reason == "conflict: Observation.subject"
+    kept = fhir.read("Observation", "o1", ctx=AS_LOCAL_OPERATOR)
+    assert kept.version == 1 and kept.body["status"] == "final"
+    record = fhir.search("urn:t", "Observation", [("patient", "p1")], ctx=AS_LOCAL_OPERATOR)
+    assert [e["resource"]["id"] for e in record["entry"]] == ["o1"]
