@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,17 @@ def discover(paths: list[Path]) -> list[Path]:
         else:
             raise FileNotFoundError(f"{path}: no such file or directory")
     return found
+
+
+_PATIENT_FILE = re.compile(r"Patient([._-].*)?\.(nd)?json(\.gz)?$")
+
+
+def patients_first(files: list[Path]) -> list[Path]:
+    """``files`` with the Patient files (``Patient.ndjson``, ``Patient.001.ndjson.gz``,
+    ``Patient-x.json``) first, the order kept otherwise: an item joins an existing record
+    (record_checks.py), and bulk data names its files by type, so ``Observation.ndjson`` would
+    come before ``Patient.ndjson``."""
+    return sorted(files, key=lambda path: _PATIENT_FILE.match(path.name) is None)
 
 
 def fingerprint(path: Path) -> str:

@@ -21,10 +21,8 @@ once.
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -41,69 +39,23 @@ from carnet.fhir.import_files import (
     ImportLimits,
     LimitedReader,
     fingerprint,
+    patients_first,
 )
+from carnet.fhir.import_report import MAX_REJECTIONS, ImportReport, Rejection, safe_reason
 from carnet.fhir.operations.models import import_progress
+from carnet.fhir.record_checks import RecordMoveError
 from carnet.fhir.service import FhirService
 from carnet.fhir.transactions import run_batch, run_transaction
 from carnet.fhir.validation import check_id
 
+__all__ = ["MAX_REJECTIONS", "ImportInterruptedError", "ImportReport", "Importer", "Rejection"]
+
 REPLY_BUNDLES = ("transaction-response", "batch-response", "history")
 SHARED_TYPES = ("Organization", "Practitioner")
-MAX_REJECTIONS = 1000  # kept with their reasons; beyond, only counted (memory stays flat)
 
 
 class ImportInterruptedError(RuntimeError):
     """Raised by ``fail_after_batches`` (crash simulation) or when ``should_stop`` says so."""
-
-
-@dataclass
-class Rejection:
-    """One resource (or file) set aside; ``reason`` never quotes the data (see ``safe_reason``)."""
-
-    source: str  # file name and location inside it
-    status: int
-    reason: str
-
-    @classmethod
-    def of(cls, source: str, err: FhirError) -> Rejection:
-        return cls(source, err.status, safe_reason((i.code, i.expression) for i in err.issues))
-
-
-_NOT_IN_A_PATH = re.compile(r"[^A-Za-z0-9_.\[\]]")
-MAX_REASON_ISSUES = 5
-
-
-def safe_reason(issues: Iterable[tuple[str, str]]) -> str:
-    """Each issue as its code and the path of the value at fault (``value: Patient.birthDate``).
-
-    Never the diagnostics: they quote the rejected value (a date, a name, an INS), and reports
-    and logs carry no clinical content.
-    """
-    parts = []
-    for code, expression in itertools.islice(issues, MAX_REASON_ISSUES):
-        path = _NOT_IN_A_PATH.sub("", expression)[:200]
-        parts.append(f"{code}: {path}" if path else code)
-    return "; ".join(parts) or "invalid"
-
-
-@dataclass
-class ImportReport:
-    files: int = 0
-    read: int = 0
-    stored: int = 0
-    skipped: int = 0  # lines or files committed by an earlier run, not read again
-    rejected: list[Rejection] = field(default_factory=list)
-    rejected_total: int = 0
-    by_type: dict[str, int] = field(default_factory=dict)
-
-    def count(self, res_type: str, n: int = 1) -> None:
-        self.stored += n
-        self.by_type[res_type] = self.by_type.get(res_type, 0) + n
-
-    def reject(self, rejection: Rejection) -> None:
-        self.rejected_total += 1
-        if len(self.rejected) < MAX_REJECTIONS:
-            self.rejected.append(rejection)
 
 
 def shared_condition(resource: dict[str, Any]) -> str | None:
@@ -205,12 +157,15 @@ class Importer:
         self.ctx = ctx
         self.progress = _Progress(service)
         self._batches = 0
+        # Patient lines this run refused: the lines naming the same id are that person's items
+        # (two sources both calling their patient p1), never the stored p1's (NDJSON).
+        self.refused_patients: set[str] = set()
 
     def run(
         self, files: list[Path], progress: Callable[[Path], None] | None = None
     ) -> ImportReport:
         report = ImportReport()
-        for path in files:
+        for path in patients_first(files):
             report.files += 1
             key = fingerprint(path)
             done, complete = self.progress.get(key) if self.resume else (0, False)
@@ -276,7 +231,12 @@ class Importer:
                 if kind == "transaction":
                     report.read += len(entries)
                     response = run_transaction(
-                        self.service, bundle, self.base, self.ctx, record_progress=_completes(key)
+                        self.service,
+                        bundle,
+                        self.base,
+                        self.ctx,
+                        record_progress=_completes(key),
+                        keep_records=True,
                     )
                 else:  # each entry commits on its own, with the count of entries done
                     report.read += len(entries) - done
@@ -288,10 +248,12 @@ class Importer:
                         self.base,
                         self.ctx,
                         record_progress=lambda conn, n: _Progress.write(conn, key, done + n),
+                        keep_records=True,
                     )
             except FhirError as err:
                 report.reject(Rejection.of(f"{name} ({kind})", err))
-                return err.status < 500 and err.status != 409  # a conflict is worth a retry
+                # a conflict is worth a retry; an item moving record is not a passing conflict
+                return err.status < 500 and (err.status != 409 or isinstance(err, RecordMoveError))
             for i, item in enumerate(response["entry"]):
                 status = item["response"]["status"]
                 if status.startswith("2"):
@@ -336,22 +298,41 @@ class Importer:
         transaction.
         """
         good = self._valid(items, report)
-        if not good:
+        while good:
+            bundle = {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [self._entry(resource, full_url) for _, resource, full_url in good],
+            }
+            try:
+                run_transaction(
+                    self.service,
+                    bundle,
+                    self.base,
+                    self.ctx,
+                    record_progress=_completes(key),
+                    keep_records=True,
+                )
+            except RecordMoveError as err:
+                # That item alone is set aside (as an NDJSON line would be); the rest goes on.
+                at_fault = _entry_index(err.at)
+                if at_fault is None or at_fault >= len(good):
+                    report.reject(Rejection.of(good[0][0] + " (batch)", err))
+                    return True
+                source, resource, _ = good.pop(at_fault)
+                # located in the file's own terms: ``ServiceRequest.subject``
+                res_type = resource["resourceType"]
+                issues = (
+                    (i.code, res_type + i.expression.removeprefix(err.at)) for i in err.issues
+                )
+                report.reject(Rejection(source, err.status, safe_reason(issues)))
+                continue
+            except FhirError as err:
+                report.reject(Rejection.of(good[0][0] + " (batch)", err))
+                return err.status < 500 and err.status != 409
+            for _, resource, _ in good:
+                report.count(resource["resourceType"])
             return True
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "transaction",
-            "entry": [self._entry(resource, full_url) for _, resource, full_url in good],
-        }
-        try:
-            run_transaction(
-                self.service, bundle, self.base, self.ctx, record_progress=_completes(key)
-            )
-        except FhirError as err:
-            report.reject(Rejection.of(good[0][0] + " (batch)", err))
-            return err.status < 500 and err.status != 409
-        for _, resource, _ in good:
-            report.count(resource["resourceType"])
         return True
 
     def _valid(
@@ -365,6 +346,7 @@ class Importer:
                     check_id(str(resource["id"]))
             except FhirError as err:
                 report.reject(Rejection.of(source, err))
+                self._refused(resource)
                 continue
             good.append((source, resource, full_url))
         return good
@@ -382,6 +364,11 @@ class Importer:
             if condition:
                 entry["request"]["ifNoneExist"] = condition
         return entry
+
+    def _refused(self, resource: Any) -> None:
+        """Remember a refused Patient line's id (see ``refused_patients``)."""
+        if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
+            self.refused_patients.add(str(resource.get("id") or ""))
 
     # -- NDJSON -----------------------------------------------------------------------------------
 
@@ -431,6 +418,7 @@ class Importer:
                     self._write([item], key, _line_number(item[0]))
                 except FhirError as err:
                     report.reject(Rejection.of(item[0], err))
+                    self._refused(item[1])
                 else:
                     report.count(item[1]["resourceType"])
             self._write([], key, lines_done)
@@ -446,13 +434,14 @@ class Importer:
         service, ctx = self.service, self.ctx
         with service.session(ctx, "import", None, None) as session:
             unit = session.unit
+            session.expected.refused = self.refused_patients
             unit.prefetch_current(
                 [(r["resourceType"], str(r["id"])) for _, r, _ in good if r.get("id")]
             )
             for _, resource, _ in good:
                 res_type = resource["resourceType"]
                 if resource.get("id"):
-                    session.update(res_type, str(resource["id"]), resource, None)
+                    session.update(res_type, str(resource["id"]), resource, None, keep_record=True)
                 else:
                     condition = shared_condition(resource) if self.dedupe_shared else None
                     session.create(res_type, resource, condition)
@@ -475,6 +464,12 @@ def _parse_line(
 def _line_number(source: str) -> int:
     """The line of an NDJSON item, from its source ``<file name>:<line>``."""
     return int(source.rsplit(":", 1)[1])
+
+
+def _entry_index(at: str) -> int | None:
+    """The entry number in ``Bundle.entry[3].resource`` (None for another place)."""
+    found = re.match(r"Bundle\.entry\[(\d+)\]", at)
+    return int(found[1]) if found else None
 
 
 def _completes(key: str) -> Callable[[Connection, int], None]:

@@ -14,6 +14,7 @@ from carnet.caller import RequestContext
 from carnet.db.engine import is_lock_timeout
 from carnet.db.storage_faults import StorageFault, storage_fault, store_places
 from carnet.fhir.access import READ_ACTIONS, AccessPolicy
+from carnet.fhir.conditional_refs import refuse_conditional_references
 from carnet.fhir.definitions import Definitions
 from carnet.fhir.errors import FhirError, lock_timeout_error, not_found
 from carnet.fhir.query import Compiler
@@ -67,7 +68,9 @@ class FhirService:
         """Called before any other resource is created, in the same session, with its type, id
         and body; a hook may take the write over (a document whose Patient is given by identifier
         or contained goes through identity matching: attached, or held in quarantine)."""
-        self.body_checks: list[Callable[[str, dict[str, Any]], None]] = []
+        self.body_checks: list[Callable[[str, dict[str, Any]], None]] = [
+            refuse_conditional_references  # resolved only in a transaction: 400 elsewhere
+        ]
         """Called with the type and body of every create and update before anything is written;
         a check refuses by raising a FhirError (a broken INS anywhere in the body: 422)."""
 

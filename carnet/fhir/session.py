@@ -31,6 +31,7 @@ from carnet.fhir.errors import (
 )
 from carnet.fhir.history_query import history_records, history_versions
 from carnet.fhir.query import visible, visible_versions
+from carnet.fhir.record_checks import ExpectedPatients, moves_record
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.search import clamp_int, parse
 from carnet.fhir.store_scan import compartment_versions, iter_current
@@ -65,6 +66,8 @@ class FhirSession:
         # Refusals answered as for a missing item in a unit that goes on (a hidden item's
         # DELETE in a transaction): recorded once the unit has ended.
         self.refused: list[tuple[RequestContext, str, str]] = []
+        # Patients the items written must find in place when the unit commits.
+        self.expected = ExpectedPatients(service.definitions, unit)
 
     # -- the policy and the audit log -------------------------------------------------------------
 
@@ -346,6 +349,7 @@ class FhirSession:
             res_type, res_id, body, method="POST", previous=None, known_new=True
         )
         self.check_resource("create", stored)
+        self.expected.add(stored, None)
         if res_type == "Patient":
             for hook in service.patient_hooks:
                 hook(self, stored)
@@ -360,10 +364,14 @@ class FhirSession:
         if_match: str | None = None,
         *,
         server_chose_id: bool = False,
+        keep_record: bool = False,
+        at: str | None = None,
     ) -> WriteResult:
         """Update, or create with the client's id if it is new (create-on-update, system
         callers only). ``server_chose_id``: the id was minted here (a conditional update that
-        matched nothing), so creating under it is a plain create for any caller."""
+        matched nothing), so creating under it is a plain create for any caller.
+        ``keep_record``: an item in a patient's record stays in it (the importer: 409 otherwise,
+        ``at`` locating the body in the refusal, ``Bundle.entry[3].resource``)."""
         service = self.service
         service.check_writable(res_type)
         if body.get("id") != res_id:
@@ -400,7 +408,14 @@ class FhirSession:
         for body_check in service.body_checks:
             body_check(res_type, body)
         stored = self.unit.write(res_type, res_id, body, method="PUT", previous=previous)
+        if (
+            keep_record
+            and previous is not None
+            and previous.patient_id not in (None, stored.patient_id)
+        ):
+            raise moves_record(self.service.definitions, stored, at or res_type)
         self.check_resource(action, stored)
+        self.expected.add(stored, previous)
         if res_type == "Patient":
             for hook in service.patient_hooks:
                 hook(self, stored)

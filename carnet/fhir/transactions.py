@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 from carnet.caller import RequestContext
 from carnet.db.ids import time_ordered_id
 from carnet.fhir import render
+from carnet.fhir.conditional_refs import conditional_references, resolve
 from carnet.fhir.errors import FhirError, Issue, bad_request, not_found
 from carnet.fhir.repository import StoredResource, Unit
 from carnet.fhir.service import FhirService, FhirSession
@@ -178,12 +179,14 @@ def run_transaction(
     ctx: RequestContext,
     *,
     record_progress: Callable[[Connection, int], None] | None = None,
+    keep_records: bool = False,
 ) -> dict[str, Any]:
     """Execute a transaction Bundle atomically and return the transaction-response Bundle.
 
     ``record_progress(conn, number of entries)`` runs inside the same database transaction, after
     the writes: the importer records there that the Bundle was imported, so that no crash can
-    separate the two.
+    separate the two. ``keep_records``: a PUT never moves an item out of its patient's record
+    (the importer's rule, FhirSession.update).
     """
     try:
         # Parsed and validated before the transaction opens: a bad entry costs nothing, and on
@@ -213,6 +216,8 @@ def run_transaction(
                     where = f"Bundle.entry[{e.index}].fullUrl"
                     raise bad_request(f"{where} names an earlier entry's other resource", where)
                 mapping[e.full_url] = target
+        for e in entries:
+            _resolve_conditional(session, e, mapping)
         targets = _encoded_targets(mapping)
         for e in entries:
             # A Bundle stored as a resource (a document) resolves its references against itself.
@@ -230,7 +235,7 @@ def run_transaction(
         )
         responses: dict[int, dict[str, Any]] = {}
         for e in sorted(entries, key=lambda x: (_ORDER[x.method], x.index)):
-            responses[e.index] = _execute(session, e, base)
+            responses[e.index] = _execute(session, e, base, keep_records)
     return {
         "resourceType": "Bundle",
         "type": "transaction-response",
@@ -260,6 +265,20 @@ def _plan(session: FhirSession, e: _Entry) -> str | None:
     return f"{e.res_type}/{e.planned_id}"
 
 
+def _resolve_conditional(session: FhirSession, e: _Entry, mapping: dict[str, str]) -> bool:
+    """Add to ``mapping`` the ``Type/id`` each conditional reference of the entry's resource
+    resolves to, searched before any write (http.html#trules); True if it has any. A Bundle
+    stored as a resource keeps its content as sent."""
+    if e.resource is None or e.res_type == "Bundle":
+        return False
+    found = conditional_references(e.res_type, e.resource)
+    for path, reference in found:
+        if reference not in mapping:
+            where = within(f"Bundle.entry[{e.index}].resource", path)
+            mapping[reference] = resolve(session, reference, where)
+    return bool(found)
+
+
 def _entry(response: dict[str, Any]) -> dict[str, Any]:
     resource = response.pop("resource", None)
     return {"resource": resource, "response": response} if resource else {"response": response}
@@ -272,10 +291,12 @@ def run_batch(
     ctx: RequestContext,
     *,
     record_progress: Callable[[Connection, int], None] | None = None,
+    keep_records: bool = False,
 ) -> dict[str, Any]:
     """Execute each entry independently; failures are reported per entry.
 
-    ``record_progress(conn, index + 1)`` runs inside each successful entry's own transaction.
+    ``record_progress(conn, index + 1)`` runs inside each successful entry's own transaction;
+    ``keep_records`` as for run_transaction.
     """
     out = []
     for i, raw in enumerate(_entries(bundle)):
@@ -298,7 +319,13 @@ def run_batch(
                 if record_progress is not None:
                     _record_entry(session.unit, record_progress, i + 1)
                 _plan(session, e)
-                response = _execute(session, e, base)
+                mapping: dict[str, str] = {}
+                if _resolve_conditional(session, e, mapping):
+                    where = f"Bundle.entry[{i}].resource"
+                    e.resource = _rewrite_references(
+                        e.resource or {}, _encoded_targets(mapping), where
+                    )
+                response = _execute(session, e, base, keep_records)
         except FhirError as err:
             response = {"status": str(err.status), "outcome": err.outcome()}
         out.append(_entry(response))
@@ -325,7 +352,9 @@ def _validate_entry(service: FhirService, e: _Entry) -> None:
         ) from None
 
 
-def _execute(session: FhirSession, e: _Entry, base: str) -> dict[str, Any]:
+def _execute(
+    session: FhirSession, e: _Entry, base: str, keep_records: bool = False
+) -> dict[str, Any]:
     if e.method == "POST":
         assert e.resource is not None
         if e.matched is not None:
@@ -346,6 +375,8 @@ def _execute(session: FhirSession, e: _Entry, base: str) -> dict[str, Any]:
             e.resource,
             e.if_match,
             server_chose_id=e.res_id is None,  # a conditional update that matched nothing
+            keep_record=keep_records,
+            at=f"Bundle.entry[{e.index}].resource",
         )
         return render.entry_response(result.stored, "201 Created" if result.created else "200 OK")
     if e.method == "DELETE":

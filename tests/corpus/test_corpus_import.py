@@ -68,45 +68,51 @@ FHIR_EXAMPLES_FILES = 269
 # read = resources in single files + every entry of transaction/batch Bundles (GETs included)
 #        + one per document/message/reply Bundle + the resources of collection/searchset Bundles.
 FHIR_EXAMPLES_READ = 553
-FHIR_EXAMPLES_STORED = 530
+FHIR_EXAMPLES_STORED = 473
 FHIR_EXAMPLES_BY_TYPE = {
     "AllergyIntolerance": 6,
-    "Binary": 1,
     "Bundle": 20,  # 19 single Bundle examples of other types + 1 document Bundle (Bundle-father)
     "Composition": 2,
     "Condition": 12,
-    "DiagnosticReport": 15,
-    "DocumentReference": 2,
+    "DiagnosticReport": 13,
+    "DocumentReference": 1,
     "Encounter": 10,
     "FamilyMemberHistory": 1,
     "Immunization": 5,
     "Location": 2,
-    "Medication": 24,
-    "MedicationRequest": 41,
+    "Medication": 23,
+    "MedicationRequest": 40,
     "MedicationStatement": 7,
-    "MolecularSequence": 12,
-    "Observation": 206,
+    # 206 written before an import kept items in their records: Bundle-report.json's 13
+    # Observations o1..o13 replaced Bundle-ghp.json's o1..o13 of Patient/pat2 (see below);
+    # 193 before an item needed its Patient to exist (21 name Patients absent from the corpus).
+    "Observation": 172,
     "Organization": 13,
-    # 39 writes but 38 Patients: Bundle-bundle-references.json carries Patient/45 twice
-    # (meta.versionId 1 then 2), stored as two versions of one resource.
-    "Patient": 39,
-    "Practitioner": 75,
+    # 38 writes but 37 Patients: Bundle-bundle-references.json carries Patient/45 twice
+    # (meta.versionId 1 then 2), stored as two versions of one resource, and the refused
+    # transaction Bundle-xds.json held Patient/a2 (below).
+    "Patient": 38,
+    "Practitioner": 73,
     "PractitionerRole": 15,
     "Procedure": 16,
-    "ServiceRequest": 3,
+    "ServiceRequest": 1,  # ServiceRequest/req is three patients' in three Bundles (below)
     "Specimen": 3,
 }
-FHIR_EXAMPLES_PATIENTS = 38
+FHIR_EXAMPLES_PATIENTS = 37  # Patient/a2 came in the refused Bundle-xds.json
 
 _NOT_DATA = "a {kind} Bundle records a server's replies, not data to store"
 FHIR_EXAMPLES_REJECTED = [
-    # Batch of reads (GET /Patient/example, then searches about it). In a batch each entry is
-    # processed on its own (R4 http.html#transaction, "batch"); the read fails with 404 because
-    # Patient/example is loaded later (files are imported in name order, Bundle-* before
-    # Patient-*). The search entries succeed and store nothing.
-    # Reasons name the issue code and the path at fault, never the value (importer.safe_reason).
-    Rejection("Bundle-bundle-request-medsallergies.json entry 0", 404, "not-found"),
-    Rejection("Bundle-bundle-request-simplesummary.json entry 0", 404, "not-found"),
+    # Patient files are imported first (Importer._patients_first: an item joins an existing
+    # record), then the others in name order. An item naming a Patient the corpus does not hold
+    # (Patient/347, Patient/genetics-example1, Patient/infant...) is refused with 400 and the
+    # element at fault, as HAPI FHIR refuses a reference to a missing resource: stored, it would
+    # join whichever Patient later takes that id. A searchset or collection is one transaction,
+    # so Bundle-bundle-example.json (MedicationRequests for Patient/347) is refused whole, and so
+    # are the transactions Bundle-hla-1.json (with its 12 MolecularSequences and a Binary, so
+    # none of either is stored) and Bundle-xds.json.
+    Rejection(
+        "Bundle-bundle-example.json entry 0 (batch)", 400, "not-found: MedicationRequest.subject"
+    ),
     # batch-response / transaction-response: R4 bundle.html#bundle-types defines them as the
     # server's response to a batch/transaction, i.e. replies, not content to store (documented
     # in carnet/fhir/importer.py).
@@ -125,6 +131,21 @@ FHIR_EXAMPLES_REJECTED = [
         400,
         "not-supported: Bundle.entry[7].request.url",
     ),
+    # Two sources using the same ids: Bundle-f001.json, Bundle-f202.json and Bundle-micro.json
+    # each hold a ServiceRequest/req for their own patient (f001, f201, example), and
+    # Bundle-report.json's Observations o1..o13 (a leukocyte count...; no subject) reuse the
+    # ids of Patient/pat2's results in Bundle-ghp.json (o1 is her sodium). Stored as they came,
+    # each file's item replaced the earlier one and moved it into another record (or out of
+    # hers). An import never moves an item between records: each is set aside, the stored one
+    # kept, the rest of its Bundle stored.
+    Rejection("Bundle-f202.json entry 1", 409, "conflict: ServiceRequest.subject"),
+    Rejection("Bundle-hla-1.json (transaction)", 400, "not-found: DiagnosticReport.subject"),
+    Rejection("Bundle-micro.json entry 26", 409, "conflict: ServiceRequest.subject"),
+    *(
+        Rejection(f"Bundle-report.json entry {i}", 409, "conflict: Observation")
+        for i in range(1, 14)
+    ),
+    Rejection("Bundle-xds.json (transaction)", 400, "not-found: DocumentReference.subject"),
     # presentedForm declares contentType application/pdf, but the base64 decodes to the 17 ASCII
     # bytes "pdfInBase64Binary", not a PDF. Attachment.contentType "identifies the type of the
     # data in the attachment" (R4 datatypes.html#Attachment); Carnet refuses content that does
@@ -133,6 +154,24 @@ FHIR_EXAMPLES_REJECTED = [
         "DiagnosticReport-example-pgx.json (batch)",
         422,
         "value: DiagnosticReport.presentedForm[0].contentType",
+    ),
+    Rejection("DiagnosticReport-pap.json (batch)", 400, "not-found: DiagnosticReport.subject"),
+    *(
+        Rejection(f"Observation-{name}.json (batch)", 400, "not-found: Observation.subject")
+        for name in (
+            "656",
+            "bgpanel",
+            "bloodgroup",
+            "example-diplotype1",
+            "example-genetics-brcapat",
+            "example-haplotype1",
+            "example-haplotype2",
+            "example-phenotype",
+            "rhstatus",
+            "secondsmoke",
+            "trachcare",
+            "vomiting",
+        )
     ),
 ]
 

@@ -356,10 +356,8 @@ def test_invalid_resource_create_is_422(client: TestClient) -> None:
 
 
 def test_invalid_resource_update_is_422_and_keeps_current(client: TestClient) -> None:
-    originals = {
-        "Patient": create(client, patient()),
-        "Observation": create(client, observation("p1")),
-    }
+    person = create(client, patient())
+    originals = {"Patient": person, "Observation": create(client, observation(person["id"]))}
     for label, body, expression, diagnostics in INVALID:
         res_type = body["resourceType"]
         rid = originals[res_type]["id"]

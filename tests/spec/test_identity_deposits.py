@@ -3,6 +3,7 @@ a contained Patient is attached on a link and held in quarantine (202 Accepted) 
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -292,6 +293,46 @@ def test_a_reference_to_another_servers_patient_attaches_nothing_here(
         record = me.get(f"/fhir/Patient/{pid}/$everything").json()
         found = {e["resource"]["id"] for e in record["entry"]}
         assert ids["here"] in found and ids["elsewhere"] not in found
+
+
+def test_an_item_for_a_patient_that_does_not_exist_waits_for_no_one(client: TestClient) -> None:
+    """``Patient/ghost`` names no Patient: stored, the item would sit in a record no one has
+    and join whichever Patient later gets that id (a PUT by id, another source's file). As HAPI
+    FHIR enforces referential integrity on write, it is refused (400, located at the reference)
+    and nothing is stored; in a transaction the Patient may come in the same Bundle."""
+    ghost = f"ghost-{uuid.uuid4().hex[:8]}"
+    refused = client.post(
+        "/fhir/Observation", json=observation(ghost, subject={"reference": f"Patient/{ghost}"})
+    )
+    assert refused.status_code == 400, refused.text
+    issue = refused.json()["issue"][0]
+    assert issue["code"] == "not-found" and issue["expression"] == ["Observation.subject"]
+    late = {**patient(), "id": ghost}
+    assert client.put(f"/fhir/Patient/{ghost}", json=late).status_code == 201
+    record = client.get(f"/fhir/Patient/{ghost}/$everything").json()
+    assert [e["resource"]["resourceType"] for e in record["entry"]] == ["Patient"]
+
+    both = f"both-{uuid.uuid4().hex[:8]}"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": observation(both, subject={"reference": f"Patient/{both}"}),
+                "request": {"method": "POST", "url": "Observation"},
+            },
+            {
+                "resource": {**patient(given="Claire"), "id": both},
+                "request": {"method": "PUT", "url": f"Patient/{both}"},
+            },
+        ],
+    }
+    assert client.post("/fhir", json=bundle).status_code == 200
+    record = client.get(f"/fhir/Patient/{both}/$everything").json()
+    assert sorted(e["resource"]["resourceType"] for e in record["entry"]) == [
+        "Observation",
+        "Patient",
+    ]
 
 
 def test_a_document_for_an_ins_two_identities_carry_is_held_however_it_names_its_patient(

@@ -238,6 +238,8 @@ def test_broken_ins_is_refused_wherever_it_appears_in_a_body(
         diagnostics = _refused(client.post(f"/fhir/{body['resourceType']}", json=body))
         assert bad not in diagnostics  # the rule, never the number
     # an update brings one just the same; a transaction entry too (the whole Bundle refused)
+    # (an item joins an existing record: Patient/x, no traits, so no identity)
+    assert client.put("/fhir/Patient/x", json={"resourceType": "Patient", "id": "x"}).is_success
     kept = client.post("/fhir/Observation", json=observation("x"))
     assert kept.status_code == 201, kept.text
     oid = kept.json()["id"]
@@ -251,7 +253,7 @@ def test_broken_ins_is_refused_wherever_it_appears_in_a_body(
         ],
     }
     assert client.post("/fhir", json=bundle).status_code == 422
-    assert [_stored(client, t) for t in ("Bundle", "RelatedPerson", "Patient")] == [0, 0, 0]
+    assert [_stored(client, t) for t in ("Bundle", "RelatedPerson", "Patient")] == [0, 0, 1]
     assert _stored(client, "Observation") == 1
     assert client.get(f"/fhir/Observation/{oid}").json()["meta"]["versionId"] == "1"
     assert services.identity.count() == 0

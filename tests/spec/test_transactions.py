@@ -403,3 +403,57 @@ def test_batch_malformed_entry_fails_alone(client: TestClient) -> None:
     assert out["entry"][0]["response"]["status"].startswith("201")
     assert out["entry"][1]["response"]["status"].startswith("400")
     assert client.get("/fhir/Patient", params={"family": "bon"}).json()["total"] == 1
+
+
+# -- conditional references (http.html#trules: resolved by search in a transaction) -------------
+
+MRN = "urn:oid:1.2.250.1.71.4.2.7"
+
+
+def test_a_conditional_reference_is_resolved_in_a_transaction_and_refused_elsewhere(
+    client: TestClient,
+) -> None:
+    """``Patient?identifier=s|v`` in a transaction names the one Patient the search finds: it is
+    rewritten to ``Patient/<id>``, so the item is in her record. No match or several fail the
+    transaction (400 / 412) and store nothing. Outside a Bundle nothing resolves it: it is
+    refused (400) rather than stored as text, an item in no record. A batch entry resolves it."""
+    one = client.post("/fhir/Patient", json=patient(identifier=[{"system": MRN, "value": "A1"}]))
+    pid = one.json()["id"]
+    for given in ("Anne", "Rose"):  # two Patients share B2: ambiguous
+        twin = patient(given=given, identifier=[{"system": MRN, "value": "B2"}])
+        assert client.post("/fhir/Patient", json=twin).status_code == 201
+
+    out = send(
+        client,
+        bundle(
+            "transaction",
+            post_entry(observation("x", subject={"reference": f"Patient?identifier={MRN}|A1"})),
+        ),
+    )
+    _, oid, _ = located(out["entry"][0])
+    stored = client.get(f"/fhir/Observation/{oid}").json()
+    assert stored["subject"]["reference"] == f"Patient/{pid}"
+    found = client.get("/fhir/Observation", params={"patient": pid}).json()
+    assert [e["resource"]["id"] for e in found["entry"]] == [oid]
+
+    before = totals(client)
+    for value, status in (("Z9", 400), ("B2", 412)):
+        ref = {"reference": f"Patient?identifier={MRN}|{value}"}
+        r = client.post(
+            "/fhir",
+            json=bundle("transaction", post_entry(observation("x", subject=ref))),
+            headers=FHIR_JSON,
+        )
+        assert r.status_code == status, r.text
+        outcome(r.json(), "not-found" if status == 400 else "multiple-matches", "subject")
+    assert totals(client) == before
+
+    ref = {"reference": f"Patient?identifier={MRN}|A1"}
+    r = client.post("/fhir/Observation", json=observation("x", subject=ref))
+    assert r.status_code == 400, r.text
+    outcome(r.json(), "invalid", "Observation.subject.reference")
+    assert totals(client) == before
+    # A batch entry resolves it as a transaction does (HAPI FHIR too).
+    out = send(client, bundle("batch", post_entry(observation("x", subject=ref))))
+    _, oid, _ = located(out["entry"][0])
+    assert client.get(f"/fhir/Observation/{oid}").json()["subject"]["reference"] == f"Patient/{pid}"

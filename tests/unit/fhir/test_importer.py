@@ -138,6 +138,9 @@ def _count_on(services: Services, res_type: str) -> int:
 
 def test_crash_then_resume_stores_each_line_once(services: Services, tmp_path: Path) -> None:
     """Lines without ids are created (POST): a replayed batch would duplicate them."""
+    patients = tmp_path / "Patient.ndjson"  # an item joins an existing record
+    patients.write_bytes(b"\n".join(orjson.dumps(_patient(i)) for i in range(23)))
+    Importer(services.fhir, ctx=AS_LOCAL_OPERATOR).run([patients])
     path = tmp_path / "obs.ndjson.gz"
     lines = [orjson.dumps({k: v for k, v in _obs(i).items() if k != "id"}) for i in range(23)]
     path.write_bytes(gzip.compress(b"\n".join(lines)))
@@ -256,8 +259,11 @@ def test_what_a_file_stores_commits_with_its_import_record(
     batch = tmp_path / "batch.json"
     batch.write_bytes(_transaction_of("batch", [{"resourceType": "Practitioner"}] * 3))
     ndjson = tmp_path / "obs.ndjson"
-    ndjson.write_bytes(
-        b"\n".join(orjson.dumps({k: v for k, v in _obs(i).items() if k != "id"}) for i in range(7))
+    ndjson.write_bytes(  # in no record: only the file's own Patients are counted
+        b"\n".join(
+            orjson.dumps({k: v for k, v in _obs(i).items() if k not in ("id", "subject")})
+            for i in range(7)
+        )
     )
     keys = {path.name: fingerprint(path) for path in (transaction, batch, ndjson)}
     seen: list[dict[str, tuple[int, int, bool]]] = []
@@ -332,3 +338,100 @@ def test_import_report_names_path_not_value(sqlite_services: Services, tmp_path:
     printed = repr(report)
     for secret in (secret_date, secret_gender, secret_name, "Secret"):
         assert secret not in printed
+
+
+def test_an_import_never_moves_an_item_into_another_patients_record(
+    sqlite_services: Services, tmp_path: Path
+) -> None:
+    """Two sources using the same resource ids: the second one's ``Observation/o1`` (its own
+    patient's) must not take the first one's ``o1`` out of her record into his. Observation.ndjson
+    is read before Patient.ndjson, so the Patient's refusal cannot protect it: the line itself is
+    set aside with its reason, and the stored item stays as it was. The same holds for a PUT
+    entry of a transaction Bundle file."""
+    fhir = sqlite_services.fhir
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    (first / "Patient.ndjson").write_bytes(orjson.dumps(_patient(1)))
+    (first / "Observation.ndjson").write_bytes(orjson.dumps(_obs(1)))
+    Importer(fhir, ctx=AS_LOCAL_OPERATOR).run(discover([first]))
+
+    his = {**_patient(2), "gender": "male"}
+    theirs = {**_obs(1), "subject": {"reference": "Patient/p2"}, "status": "amended"}
+    (second / "Patient.ndjson").write_bytes(orjson.dumps(his))
+    (second / "Observation.ndjson").write_bytes(
+        orjson.dumps(theirs) + b"\n" + orjson.dumps(_obs(2))
+    )
+    report = Importer(fhir, ctx=AS_LOCAL_OPERATOR).run(discover([second]))
+
+    assert [(r.source, r.status, r.reason) for r in report.rejected] == [
+        ("Observation.ndjson:1", 409, "conflict: Observation.subject")
+    ]
+    assert report.by_type == {"Observation": 1, "Patient": 1}  # the others are stored
+    kept = fhir.read("Observation", "o1", ctx=AS_LOCAL_OPERATOR)
+    assert kept.patient_id == "p1" and kept.version == 1 and kept.body["status"] == "final"
+
+    bundle = second / "transaction.json"
+    bundle.write_bytes(
+        orjson.dumps(
+            {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [
+                    {"resource": theirs, "request": {"method": "PUT", "url": "Observation/o1"}}
+                ],
+            }
+        )
+    )
+    report = Importer(fhir, ctx=AS_LOCAL_OPERATOR).run([bundle])
+    assert [(r.status, r.reason) for r in report.rejected] == [
+        (409, "conflict: Bundle.entry[0].resource.subject")
+    ]
+    kept = fhir.read("Observation", "o1", ctx=AS_LOCAL_OPERATOR)
+    assert kept.patient_id == "p1" and kept.version == 1
+
+
+def test_an_import_never_gives_a_patient_the_items_of_the_patient_it_refused(
+    sqlite_services: Services, tmp_path: Path
+) -> None:
+    """Two sources both calling their patient ``p1``: the second one's Patient line is refused
+    (another person under that id), so its items, which name the same ``Patient/p1``, are that
+    other person's too: stored, they would join the first one's record (her ``o1`` replaced by
+    his). Each is set aside with its reason; her record stays as it was."""
+    fhir = sqlite_services.fhir
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    her = {
+        **_patient(1),
+        "name": [{"use": "official", "family": "Petit", "given": ["Anne"]}],
+        "birthDate": "1961-04-02",
+    }
+    (first / "Patient.ndjson").write_bytes(orjson.dumps(her))
+    (first / "Observation.ndjson").write_bytes(orjson.dumps(_obs(1)))
+    assert Importer(fhir, ctx=AS_LOCAL_OPERATOR).run(discover([first])).rejected == []
+
+    him = {
+        **her,
+        "name": [{"use": "official", "family": "Durand", "given": ["Luc"]}],
+        "gender": "male",
+        "birthDate": "1950-11-30",
+    }
+    (second / "Patient.ndjson").write_bytes(orjson.dumps(him))
+    (second / "Observation.ndjson").write_bytes(
+        orjson.dumps({**_obs(1), "status": "amended"})
+        + b"\n"
+        + orjson.dumps({**_obs(9), "subject": {"reference": "Patient/p1"}})
+    )
+    report = Importer(fhir, ctx=AS_LOCAL_OPERATOR).run(discover([second]))
+
+    assert [(r.source, r.status) for r in report.rejected] == [
+        ("Patient.ndjson:1", 409),
+        ("Observation.ndjson:1", 409),
+        ("Observation.ndjson:2", 409),
+    ]
+    assert report.rejected[1].reason == "conflict: Observation.subject"
+    kept = fhir.read("Observation", "o1", ctx=AS_LOCAL_OPERATOR)
+    assert kept.version == 1 and kept.body["status"] == "final"
+    record = fhir.search("urn:t", "Observation", [("patient", "p1")], ctx=AS_LOCAL_OPERATOR)
+    assert [e["resource"]["id"] for e in record["entry"]] == ["o1"]
