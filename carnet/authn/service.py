@@ -72,6 +72,14 @@ class AccountExistsError(AccountError):
     status = 409
 
 
+class SpaceHasAccountError(AccountError):
+    """One person account per space: the Patient named already has its person's account (a
+    code, the desk or a tool is no second way into the record)."""
+
+    error = "account_exists"
+    status = 409
+
+
 class UnknownAccountError(AccountError):
     """No such account, or a disabled one (callers issuing tokens treat them alike)."""
 
@@ -217,10 +225,16 @@ class AccountService:
 
     def insert_in(self, conn: Connection, new: NewAccount, *, patient_id: str | None) -> str:
         """Store ``new`` (for ``patient_id``, a person's) in the caller's transaction; returns
-        the account id. AccountExistsError if the login is taken: the caller's transaction is
-        then to be rolled back (PostgreSQL has aborted it)."""
-        if new.kind is Kind.PERSON and not patient_id:
-            raise AccountError("a person's account names the person's Patient record")
+        the account id. AccountExistsError if the login is taken, SpaceHasAccountError if the
+        Patient already has its person account (one person account per space: checked here, in
+        the transaction that inserts, and held by the unique index ``ux_access_account_person``
+        against an insertion racing this one); the caller's transaction is then to be rolled
+        back (PostgreSQL has aborted it)."""
+        if new.kind is Kind.PERSON:
+            if not patient_id:
+                raise AccountError("a person's account names the person's Patient record")
+            if _person_row(conn, patient_id) is not None:
+                raise _space_has_account(patient_id)
         account_id = str(uuid.uuid4())
         try:
             conn.execute(
@@ -237,7 +251,9 @@ class AccountService:
                     created_at=stamp(self.now()),
                 )
             )
-        except IntegrityError:
+        except IntegrityError as exc:
+            if patient_id and _PERSON_INDEX_HINTS & set(str(exc.orig).replace('"', " ").split()):
+                raise _space_has_account(patient_id) from None  # raced: the index said no
             raise AccountExistsError("an account with this login already exists") from None
         return account_id
 
@@ -315,18 +331,10 @@ class AccountService:
         return None if row is None else _account(row)
 
     def person_account_of(self, patient_id: str) -> Account | None:
-        """The person's account of a Patient record, if it has one (the activation pages ask:
-        a code opens a space that has no account yet, never a second way into one)."""
+        """The person's account of a Patient record, if it has one (the activation pages ask
+        before showing the account form; ``insert_in`` holds the rule itself)."""
         with reading(self.engine) as conn:
-            row = conn.execute(
-                select(access_account)
-                .where(
-                    access_account.c.patient_id == patient_id,
-                    access_account.c.kind == Kind.PERSON,
-                )
-                .order_by(access_account.c.created_at)
-                .limit(1)
-            ).first()
+            row = _person_row(conn, patient_id)
         return None if row is None else _account(row)
 
     def find_by_login(self, login: str) -> Account | None:
@@ -351,6 +359,23 @@ class AccountService:
         if found.kind is Kind.OPERATOR:
             return Principal(Kind.OPERATOR, found.account_id, scopes=OPERATOR_SCOPES)
         raise UnknownAccountError(f"account {account_id} has no usable kind")
+
+
+# What an IntegrityError names when the person-account index refused the row: PostgreSQL the
+# index, SQLite the column (the login's unique constraint names ``login_hash``).
+_PERSON_INDEX_HINTS = frozenset({"ux_access_account_person", "access_account.patient_id"})
+
+
+def _space_has_account(patient_id: str) -> SpaceHasAccountError:
+    return SpaceHasAccountError(f"Patient/{patient_id} already has a person account")
+
+
+def _person_row(conn: Connection, patient_id: str) -> Any:
+    return conn.execute(
+        select(access_account).where(
+            access_account.c.patient_id == patient_id, access_account.c.kind == Kind.PERSON
+        )
+    ).first()
 
 
 def _account(row: Any) -> Account:

@@ -4,7 +4,9 @@ or, with the same code, an objection to the space.
 
 State between the steps travels in short-lived signed tickets (carnet/authn/tickets.py) bound to
 the anonymous form cookie, so a ticket copied to another browser is worth nothing. The code is
-used up in the transaction that creates the account (one account per code, even raced); the space's objection goes through RecordService like
+used up in the transaction that creates the account (one account per code, even raced), and the
+accounts service refuses a second person account for the space (``AccountService.insert_in``,
+backed by a unique index); the space's objection goes through RecordService like
 POST /record/objection.
 """
 
@@ -19,7 +21,7 @@ from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from carnet.authn.passwords import PasswordPolicyError
-from carnet.authn.service import AccountError, AccountExistsError
+from carnet.authn.service import AccountError, AccountExistsError, SpaceHasAccountError
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.crypto.tokens import TokenError
 from carnet.dependencies import (
@@ -155,8 +157,6 @@ async def create_account(
     def make() -> tuple[str, str] | dict[str, str]:
         if record.activation.check(claims["code"], ACTIVATION) is None:
             return {"code": gettext(EXPIRED_STEP)}
-        if accounts.person_account_of(claims["pid"]) is not None:  # made since the code step
-            return {"already": gettext(ALREADY)}
         try:
             new = accounts.new_person(login, password)
         except (AccountError, PasswordPolicyError):
@@ -172,6 +172,8 @@ async def create_account(
                     conn, new, patient_id=redeemed.patient_id
                 ),
             )
+        except SpaceHasAccountError:  # made since the code step (the desk, another code)
+            return {"already": gettext(ALREADY)}
         except AccountExistsError:
             return {"login": gettext(TAKEN)}
         if account_id is None:

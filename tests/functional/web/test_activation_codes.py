@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from carnet.app import Services, create_app
 from carnet.authn.models import access_account
-from carnet.authn.service import Account, AccountService
+from carnet.authn.service import AccountService, NewAccount
 from carnet.db.engine import reading
 from carnet.record.notifications import ACTIVATION_CODE
 from tests.spec.helpers import patient
@@ -129,9 +129,10 @@ def test_a_password_the_policy_refuses_gets_its_message_and_spends_no_code(
 
 
 class _BothPastTheChecks(AccountService):
-    """The real accounts, where each of two submissions waits, once it has found that the space
-    has no account yet, until the other has found the same: both are then past every check
-    before either account exists, whatever the threads' timing."""
+    """The real accounts, where each of two submissions waits, once its code is checked and its
+    account made ready (``new_person``, just before the code is spent and the account
+    inserted), until the other is there too: both are then past every check before either
+    account exists, whatever the threads' timing."""
 
     def __init__(self, services: Services, barrier: threading.Barrier) -> None:
         super().__init__(
@@ -140,11 +141,11 @@ class _BothPastTheChecks(AccountService):
         self.barrier = barrier
         self.armed = False  # set once both have their step-2 form
 
-    def person_account_of(self, patient_id: str) -> Account | None:
-        found = super().person_account_of(patient_id)
+    def new_person(self, login: str, password: str) -> NewAccount:
+        made = super().new_person(login, password)
         if self.armed:
             self.barrier.wait(timeout=20)
-        return found
+        return made
 
 
 def test_an_activation_code_is_spent_once_even_by_two_submissions_at_once(
