@@ -152,6 +152,25 @@ class ActivationCodes:
         afterwards, in separate transactions, let both through."""
         if len(normalise(code)) != _LENGTH:
             return None
+        with writing(self.engine) as conn:
+            redeemed = self.claim_in(conn, code, purpose, now=now)
+            return None if redeemed is None else grant(conn, redeemed)
+
+    def claim_in(
+        self,
+        conn: Connection,
+        code: str,
+        purpose: str,
+        *,
+        patient_id: str | None = None,
+        now: datetime | None = None,
+    ) -> Redeemed | None:
+        """Claim the code in the caller's transaction (``spend``'s claim, for a grant that runs
+        in a transaction of its own making: the objection's FHIR session). It is spent only if
+        that transaction commits. None for a wrong, used or expired code, or (``patient_id``
+        given) another space's."""
+        if len(normalise(code)) != _LENGTH:
+            return None
         at = stamp(now or utc_now())
         a = record_activation.c
         live = and_(
@@ -160,10 +179,11 @@ class ActivationCodes:
             a.used_at.is_(None),
             a.expires_at > at,
         )
-        with writing(self.engine) as conn:
-            row = conn.execute(select(a.patient_id, a.purpose).where(live)).first()
-            if row is None:
-                return None
-            if conn.execute(update(record_activation).where(live).values(used_at=at)).rowcount != 1:
-                return None  # another submission claimed it first
-            return grant(conn, Redeemed(row.patient_id, row.purpose))
+        if patient_id is not None:
+            live = and_(live, a.patient_id == patient_id)
+        row = conn.execute(select(a.patient_id, a.purpose).where(live)).first()
+        if row is None:
+            return None
+        if conn.execute(update(record_activation).where(live).values(used_at=at)).rowcount != 1:
+            return None  # another submission claimed it first
+        return Redeemed(row.patient_id, row.purpose)

@@ -244,7 +244,7 @@ async def object_to_space(
     request: Request, form: AnonymousForm, record: RecordDep, tickets: TicketsDep
 ) -> Response:
     """The person refuses the space with their activation code: refused (inside the window) or
-    closed, as POST /record/objection does; the code is used up."""
+    closed, as POST /record/objection does; the code is used up with it, or not at all."""
     claims = _claims(tickets, request, form, "activation")
     if claims is None:
         return _expired(request)
@@ -253,10 +253,9 @@ async def object_to_space(
     ctx = RequestContext(holder, holder.subject, source_of(request), purpose="accounts")
 
     def refuse() -> str | None:
-        if not record.activation.use(claims["code"], ACTIVATION):
-            return None
         try:
-            return record.object(patient_id, ctx=ctx)
+            # The code is claimed in the objection's transaction: a refused objection keeps it.
+            return record.object_with_code(patient_id, claims["code"], ctx=ctx)
         except FhirError:
             return None
 

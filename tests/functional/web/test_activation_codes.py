@@ -19,6 +19,7 @@ from carnet.app import Services, create_app
 from carnet.authn.models import access_account
 from carnet.authn.service import AccountService, NewAccount
 from carnet.db.engine import reading
+from carnet.record.activation import ACTIVATION
 from carnet.record.notifications import ACTIVATION_CODE
 from tests.spec.helpers import patient
 from tests.support.authn import FAST_PASSWORDS, PASSWORD, Clock, account_service
@@ -209,3 +210,21 @@ def test_a_login_already_taken_gets_its_message_and_spends_no_code(setup: Setup)
     assert _accounts_of(setup) == 0
     made = client.post("/activation/compte", data={**form, "login": "libre@example.org"})
     assert made.status_code == 200 and _accounts_of(setup) == 1
+
+
+def test_an_objection_that_fails_spends_no_code(setup: Setup) -> None:
+    """The code is claimed in the objection's transaction: an objection refused (the space was
+    closed meanwhile) answers the code step again and leaves the code usable, as a grant that
+    fails leaves it for the account's creation."""
+    client = setup.client
+    code = _code(setup)
+    page = client.get("/activation").text
+    step = client.post("/activation", data={"csrf_token": _field(page, "csrf_token"), "code": code})
+    assert step.status_code == 200, step.text
+    setup.services.record.close(setup.patient_id, reason="operator", ctx=AS_LOCAL_OPERATOR)
+    refused = client.post(
+        "/activation/opposition",
+        data={"csrf_token": _field(step.text, "csrf_token"), "ticket": _field(step.text, "ticket")},
+    )
+    assert refused.status_code == 400
+    assert setup.services.record.activation.check(code, ACTIVATION) is not None  # still theirs
