@@ -18,6 +18,7 @@ import segno
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from markupsafe import Markup
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from carnet.authn.passwords import PasswordPolicyError
@@ -33,7 +34,7 @@ from carnet.dependencies import (
     TicketsDep,
 )
 from carnet.fhir.errors import FhirError
-from carnet.record.activation import ACTIVATION
+from carnet.record.activation import ACTIVATION, Redeemed
 from carnet.web.caller import AnonymousForm, source_of
 from carnet.web.flash import redirect, register_flash
 from carnet.web.i18n import N_
@@ -78,17 +79,24 @@ async def check_activation_code(
     record: RecordDep,
     tickets: TicketsDep,
     accounts: AccountsDep,
+    verifier: LoginDep,
 ) -> Response:
-    """The code opens step 2 (choose a login and password, or object)."""
+    """The code opens step 2 (choose a login and password, or object). A code refused is an
+    audit event (``activation``), in the person's history when it is their space's."""
     gettext = translator(page_locale(request))
     code = _text(form, "code")
     redeemed = await run_in_threadpool(record.activation.check, code, ACTIVATION)
     if redeemed is None:
+        if code:
+            await run_in_threadpool(verifier.activation_refused, None, source_of(request), 400)
         errors = {"code": gettext(WRONG_CODE if code else REQUIRED)}
         return render(
             request, "signin/activation_code.html", {"errors": errors, "code": code}, status=400
         )
     if await run_in_threadpool(accounts.person_account_of, redeemed.patient_id) is not None:
+        await run_in_threadpool(
+            verifier.activation_refused, redeemed.patient_id, source_of(request), 409
+        )
         return _already(request)
     ticket = tickets.issue(
         "activation", _binding(request), {"pid": redeemed.patient_id, "code": code}
@@ -134,8 +142,10 @@ async def create_account(
     record: RecordDep,
     tickets: TicketsDep,
     accounts: AccountsDep,
+    verifier: LoginDep,
 ) -> Response:
-    """Step 2: the account (login and password); then the second factor's QR code."""
+    """Step 2: the account (login and password); then the second factor's QR code. The account
+    created is an event of the person's history (``activation``), committed with it."""
     claims = _claims(tickets, request, form, "activation")
     if claims is None:
         return _expired(request)
@@ -153,6 +163,7 @@ async def create_account(
     if not errors and password != again:
         errors["confirmation"] = gettext(DIFFERENT)
     context = {"ticket": _text(form, "ticket"), "login": login}
+    source = source_of(request)
 
     def make() -> tuple[str, str] | dict[str, str]:
         if record.activation.check(claims["code"], ACTIVATION) is None:
@@ -162,17 +173,18 @@ async def create_account(
         except (AccountError, PasswordPolicyError):
             # The policy's refusal is the person's to correct (a message), not a server error.
             return {"password": gettext(WEAK)}
+
+        def made_in(conn: Connection, redeemed: Redeemed) -> str:
+            account_id = accounts.insert_in(conn, new, patient_id=redeemed.patient_id)
+            verifier.activated_in(conn, account_id, source)  # their history, or nothing
+            return account_id
+
         try:
             # The code is claimed and the account inserted in one transaction: of two
             # submissions of one code, one account (record.activation.spend).
-            account_id = record.activation.spend(
-                claims["code"],
-                ACTIVATION,
-                lambda conn, redeemed: accounts.insert_in(
-                    conn, new, patient_id=redeemed.patient_id
-                ),
-            )
+            account_id = record.activation.spend(claims["code"], ACTIVATION, made_in)
         except SpaceHasAccountError:  # made since the code step (the desk, another code)
+            verifier.activation_refused(claims["pid"], source, 409)
             return {"already": gettext(ALREADY)}
         except AccountExistsError:
             return {"login": gettext(TAKEN)}

@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from carnet.app import Services, create_app
+from carnet.audit.models import audit_event, audit_event_patient
 from carnet.authn.models import access_account
 from carnet.authn.service import AccountService, NewAccount
 from carnet.db.engine import reading
@@ -228,3 +230,52 @@ def test_an_objection_that_fails_spends_no_code(setup: Setup) -> None:
     )
     assert refused.status_code == 400
     assert setup.services.record.activation.check(code, ACTIVATION) is not None  # still theirs
+
+
+def _events(setup: Setup, *, of_patient: bool) -> list[tuple[str, int, str]]:
+    """(action, outcome, actor) of the activation events, the person's history's or all."""
+    query = select(audit_event.c.body).order_by(audit_event.c.seq)
+    if of_patient:
+        query = query.select_from(
+            audit_event.join(audit_event_patient, audit_event_patient.c.seq == audit_event.c.seq)
+        ).where(audit_event_patient.c.patient_id == setup.patient_id)
+    with setup.services.engine.connect() as conn:
+        bodies = [orjson.loads(r.body) for r in conn.execute(query)]
+    return [(b["action"], b["outcome"], b["actor"]) for b in bodies if b["action"] == "activation"]
+
+
+def test_an_activation_and_a_refused_code_are_in_the_persons_history(setup: Setup) -> None:
+    """Every access, allowed or denied, is audited: the account created with a code is an event
+    of the person's history (actor: the new account), as is a code of their space refused
+    because the space has its account; a code that opens nothing is an event too (whose space
+    it was meant for is unknown)."""
+    client = setup.client
+    page = client.get("/activation").text
+    wrong = client.post(
+        "/activation",
+        data={"csrf_token": _field(page, "csrf_token"), "code": "AAAA-BBBB-CCCC-DDDD"},
+    )
+    assert wrong.status_code == 400
+    assert [(a, o) for a, o, _who in _events(setup, of_patient=False)] == [("activation", 400)]
+    code = _code(setup)
+    step = client.post("/activation", data={"csrf_token": _field(page, "csrf_token"), "code": code})
+    made = client.post(
+        "/activation/compte",
+        data={
+            "csrf_token": _field(step.text, "csrf_token"),
+            "ticket": _field(step.text, "ticket"),
+            "login": "camille@example.org",
+            "password": PASSWORD,
+            "confirmation": PASSWORD,
+        },
+    )
+    assert made.status_code == 200
+    account = setup.services.accounts.find_by_login("camille@example.org")
+    assert account is not None
+    again = client.post(
+        "/activation", data={"csrf_token": _field(page, "csrf_token"), "code": _code(setup)}
+    )
+    assert again.status_code == 400 and "déjà un compte" in again.text
+    history = _events(setup, of_patient=True)
+    assert [(a, o) for a, o, _who in history] == [("activation", 200), ("activation", 409)]
+    assert history[0][2] == account.account_id
