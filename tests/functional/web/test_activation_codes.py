@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import orjson
+import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -48,6 +49,12 @@ def _field(page: str, name: str) -> str:
     found = re.search(rf'name="{name}" value="([^"]+)"', page)
     assert found, page
     return found.group(1)
+
+
+def _secret(page: str) -> str:
+    found = re.search(r'<code class="secret">([^<]+)</code>', page)
+    assert found, page
+    return found.group(1).replace(" ", "")
 
 
 def _code(setup: Setup) -> str:
@@ -272,6 +279,16 @@ def test_an_activation_and_a_refused_code_are_in_the_persons_history(setup: Setu
     assert made.status_code == 200
     account = setup.services.accounts.find_by_login("camille@example.org")
     assert account is not None
+    confirmed = client.post(
+        "/activation/verification",
+        data={
+            "csrf_token": _field(made.text, "csrf_token"),
+            "ticket": _field(made.text, "ticket"),
+            "code": pyotp.TOTP(_secret(made.text)).now(),
+        },
+        follow_redirects=False,
+    )
+    assert confirmed.status_code == 303
     again = client.post(
         "/activation", data={"csrf_token": _field(page, "csrf_token"), "code": _code(setup)}
     )
@@ -279,3 +296,61 @@ def test_an_activation_and_a_refused_code_are_in_the_persons_history(setup: Setu
     history = _events(setup, of_patient=True)
     assert [(a, o) for a, o, _who in history] == [("activation", 200), ("activation", 409)]
     assert history[0][2] == account.account_id
+
+
+def test_a_half_finished_activation_is_finished_with_a_new_code_and_the_password(
+    setup: Setup,
+) -> None:
+    """Someone who left at the QR-code step (an account, a second factor never confirmed, the
+    code spent) is not locked out: a new code for the space, with the account's own login and
+    password, enrols that same account's second factor again, and nothing else (no second
+    account; a wrong password spends no code; once a second factor is confirmed, a code opens
+    nothing)."""
+    client = setup.client
+    code = _code(setup)
+    page = client.get("/activation").text
+    step = client.post("/activation", data={"csrf_token": _field(page, "csrf_token"), "code": code})
+    left = client.post(
+        "/activation/compte",
+        data={
+            "csrf_token": _field(step.text, "csrf_token"),
+            "ticket": _field(step.text, "ticket"),
+            "login": "camille@example.org",
+            "password": PASSWORD,
+            "confirmation": PASSWORD,
+        },
+    )
+    assert left.status_code == 200  # the QR code, never scanned
+    account = setup.services.accounts.find_by_login("camille@example.org")
+    assert account is not None
+    code = _code(setup)
+    step = client.post("/activation", data={"csrf_token": _field(page, "csrf_token"), "code": code})
+    assert step.status_code == 200, step.text
+    assert 'action="/activation/reprise"' in step.text
+    form = {
+        "csrf_token": _field(step.text, "csrf_token"),
+        "ticket": _field(step.text, "ticket"),
+        "login": "camille@example.org",
+        "password": PASSWORD + "x",
+    }
+    wrong = client.post("/activation/reprise", data=form)
+    assert wrong.status_code == 400
+    assert setup.services.record.activation.check(code, ACTIVATION) is not None
+    enrol = client.post("/activation/reprise", data={**form, "password": PASSWORD})
+    assert enrol.status_code == 200, enrol.text
+    assert setup.services.record.activation.check(code, ACTIVATION) is None  # spent
+    done = client.post(
+        "/activation/verification",
+        data={
+            "csrf_token": _field(enrol.text, "csrf_token"),
+            "ticket": _field(enrol.text, "ticket"),
+            "code": pyotp.TOTP(_secret(enrol.text)).now(),
+        },
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"].startswith("/espace")
+    assert _accounts_of(setup) == 1
+    again = client.post(
+        "/activation", data={"csrf_token": _field(page, "csrf_token"), "code": _code(setup)}
+    )
+    assert again.status_code == 400 and "déjà un compte" in again.text
