@@ -22,6 +22,7 @@ from carnet.audit.models import audit_event, audit_event_patient
 from carnet.authn.models import access_account
 from carnet.authn.service import AccountService, NewAccount
 from carnet.db.engine import reading
+from carnet.fhir.errors import conflict
 from carnet.record.activation import ACTIVATION
 from carnet.record.notifications import ACTIVATION_CODE
 from tests.spec.helpers import patient
@@ -236,7 +237,34 @@ def test_an_objection_that_fails_spends_no_code(setup: Setup) -> None:
         data={"csrf_token": _field(step.text, "csrf_token"), "ticket": _field(step.text, "ticket")},
     )
     assert refused.status_code == 400
-    assert setup.services.record.activation.check(code, ACTIVATION) is not None  # still theirs
+    # A closed space's code opens nothing (test_an_activation_code_opens_no_closed_space); once
+    # the space is open again, the code is still theirs: the failed objection did not spend it.
+    record = setup.services.record
+    record.reopen(setup.patient_id, ctx=AS_LOCAL_OPERATOR)
+    assert record.activation.check(code, ACTIVATION) is not None
+    # An objection of an open space that fails in its transaction (here the closure's end of the
+    # apps' access refuses) keeps the code too: the claim rolls back with it.
+    step = client.post("/activation", data={"csrf_token": _field(page, "csrf_token"), "code": code})
+    hook = record.on_close
+
+    def refusing(*_args: object) -> None:
+        raise conflict("the apps' access could not be ended")
+
+    record.on_close = refusing
+    try:
+        refused = client.post(
+            "/activation/opposition",
+            data={
+                "csrf_token": _field(step.text, "csrf_token"),
+                "ticket": _field(step.text, "ticket"),
+            },
+        )
+    finally:
+        record.on_close = hook
+    assert refused.status_code == 400
+    assert record.activation.check(code, ACTIVATION) is not None
+    space = record.space(setup.patient_id)
+    assert space is not None and space.state == "open"
 
 
 def _events(setup: Setup, *, of_patient: bool) -> list[tuple[str, int, str]]:
@@ -354,3 +382,31 @@ def test_a_half_finished_activation_is_finished_with_a_new_code_and_the_password
         "/activation", data={"csrf_token": _field(page, "csrf_token"), "code": _code(setup)}
     )
     assert again.status_code == 400 and "déjà un compte" in again.text
+
+
+def test_an_activation_code_opens_no_closed_space(setup: Setup) -> None:
+    """A code sent before the space was closed (here on a death) gives no way into the record:
+    the code step refuses it like a code that opens nothing, and a form opened before the closure
+    makes no account."""
+    client = setup.client
+    code = _code(setup)
+    page = client.get("/activation").text
+    step = client.post("/activation", data={"csrf_token": _field(page, "csrf_token"), "code": code})
+    assert step.status_code == 200, step.text
+    setup.services.record.close(setup.patient_id, reason="death", ctx=AS_LOCAL_OPERATOR)
+    made = client.post(
+        "/activation/compte",
+        data={
+            "csrf_token": _field(step.text, "csrf_token"),
+            "ticket": _field(step.text, "ticket"),
+            "login": "camille@example.org",
+            "password": PASSWORD,
+            "confirmation": PASSWORD,
+        },
+    )
+    assert made.status_code == 400
+    assert _accounts_of(setup) == 0
+    refused = client.post(
+        "/activation", data={"csrf_token": _field(page, "csrf_token"), "code": code}
+    )
+    assert refused.status_code == 400 and 'name="ticket"' not in refused.text
