@@ -258,6 +258,25 @@ class LoginVerifier:
             event = self._event("password-reset", row, _clip_source(source), 200, self.now())
             self.audit.append_in(conn, [event])
 
+    def activated_in(self, conn: Connection, account_id: str, source: str) -> None:
+        """Audit an account created with an activation code (``activation``, 200, actor the new
+        account, in the person's history), in the transaction that spends the code: it commits
+        with the account, as ``reset_in`` does with a new password."""
+        row = conn.execute(
+            select(access_account).where(access_account.c.account_id == account_id)
+        ).first()
+        if row is not None:
+            event = self._event("activation", row, _clip_source(source), 200, self.now())
+            self.audit.append_in(conn, [event])
+
+    def activation_refused(self, patient_id: str | None, source: str, status: int) -> None:
+        """Audit an activation code refused (``activation``, actor unknown): one that opens
+        nothing (wrong, used, expired: 400, no space known), or a code of a space that already
+        has its person account (409, in that person's history, who sees it was tried)."""
+        who = Actor(actor="unknown", source=_clip_source(source), purpose="authentication")
+        touched = _patient_touched(patient_id)
+        self._publish([build_event(who, "activation", None, status, touched, moment=self.now())])
+
     def reset_refused(self, login: str, source: str) -> None:
         """Audit a reset code refused for ``login`` (wrong, used, expired or another's:
         ``password-reset``, 400), in the account's history when the login has one."""

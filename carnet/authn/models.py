@@ -42,6 +42,17 @@ access_account = Table(
     Column("created_at", String(32), nullable=False),
 )
 Index("ix_access_account_patient", access_account.c.patient_id)
+# One person account per space, where it cannot be raced (migration 0028): a second person
+# account for a Patient is refused by the database itself, whoever inserts it (the activation
+# pages, `carnet accounts add-person`); other kinds may name no Patient or share one.
+_PERSON = access_account.c.kind == "person"
+Index(
+    "ux_access_account_person",
+    access_account.c.patient_id,
+    unique=True,
+    sqlite_where=_PERSON,
+    postgresql_where=_PERSON,
+)
 Index("ix_access_account_rpps", access_account.c.rpps)
 
 access_session = Table(

@@ -100,6 +100,7 @@ ROUTE_GUARDS: dict[str, Guard] = {
     "/activation/compte": Guard.PUBLIC,
     "/activation/verification": Guard.PUBLIC,
     "/activation/opposition": Guard.PUBLIC,
+    "/activation/reprise": Guard.PUBLIC,
     "/mot-de-passe-oublie": Guard.PUBLIC,
     "/mot-de-passe-oublie/nouveau": Guard.PUBLIC,
     "/dossier": Guard.PUBLIC,

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import pyotp
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from carnet.authn.models import access_account
@@ -72,6 +72,14 @@ class AccountExistsError(AccountError):
     status = 409
 
 
+class SpaceHasAccountError(AccountError):
+    """One person account per space: the Patient named already has its person's account (a
+    code, the desk or a tool is no second way into the record)."""
+
+    error = "account_exists"
+    status = 409
+
+
 class UnknownAccountError(AccountError):
     """No such account, or a disabled one (callers issuing tokens treat them alike)."""
 
@@ -94,6 +102,7 @@ class Account:
     failed_logins: int
     locked_until: datetime | None
     created_at: str
+    totp_confirmed: bool = False  # a code of its second factor was accepted since enrolment
 
 
 @dataclass(frozen=True)
@@ -217,10 +226,16 @@ class AccountService:
 
     def insert_in(self, conn: Connection, new: NewAccount, *, patient_id: str | None) -> str:
         """Store ``new`` (for ``patient_id``, a person's) in the caller's transaction; returns
-        the account id. AccountExistsError if the login is taken: the caller's transaction is
-        then to be rolled back (PostgreSQL has aborted it)."""
-        if new.kind is Kind.PERSON and not patient_id:
-            raise AccountError("a person's account names the person's Patient record")
+        the account id. AccountExistsError if the login is taken, SpaceHasAccountError if the
+        Patient already has its person account (one person account per space: checked here, in
+        the transaction that inserts, and held by the unique index ``ux_access_account_person``
+        against an insertion racing this one); the caller's transaction is then to be rolled
+        back (PostgreSQL has aborted it)."""
+        if new.kind is Kind.PERSON:
+            if not patient_id:
+                raise AccountError("a person's account names the person's Patient record")
+            if _person_row(conn, patient_id) is not None:
+                raise _space_has_account(patient_id)
         account_id = str(uuid.uuid4())
         try:
             conn.execute(
@@ -237,7 +252,9 @@ class AccountService:
                     created_at=stamp(self.now()),
                 )
             )
-        except IntegrityError:
+        except IntegrityError as exc:
+            if patient_id and _PERSON_INDEX_HINTS & set(str(exc.orig).replace('"', " ").split()):
+                raise _space_has_account(patient_id) from None  # raced: the index said no
             raise AccountExistsError("an account with this login already exists") from None
         return account_id
 
@@ -277,22 +294,46 @@ class AccountService:
     def enroll_totp(self, account_id: str) -> str:
         """Give the account a new TOTP seed (RFC 6238, SHA-1, 6 digits, 30 s) and return its
         otpauth:// URI, once: the seed is stored encrypted and never shown again."""
-        seed = pyotp.random_base32(length=32)  # 160 bits
         with writing(self.engine) as conn:
-            try:
-                blob = self.crypto.data_keys.encrypt(
-                    conn, TOTP_OWNER, seed.encode(), totp_aad(account_id)
-                )
-                done = conn.execute(
-                    update(access_account)
-                    .where(access_account.c.account_id == account_id)
-                    .values(totp_secret=blob, totp_last_step=None)
-                ).rowcount
-            finally:
-                self.crypto.data_keys.after_rollback(conn)  # key material ends with the unit
-            if not done:
-                raise UnknownAccountError(f"no account {account_id}")
+            return self.enroll_totp_in(conn, account_id)
+
+    def enroll_totp_in(self, conn: Connection, account_id: str, *, unfinished: bool = False) -> str:
+        """``enroll_totp`` in the caller's transaction. ``unfinished``: only for a person's
+        account whose activation was left unfinished (``unfinished_activation``), checked in
+        this transaction (AccountError otherwise, to roll the caller's code claim back)."""
+        seed = pyotp.random_base32(length=32)  # 160 bits
+        which = access_account.c.account_id == account_id
+        if unfinished:
+            which = and_(which, *_UNFINISHED)
+        try:
+            blob = self.crypto.data_keys.encrypt(
+                conn, TOTP_OWNER, seed.encode(), totp_aad(account_id)
+            )
+            done = conn.execute(
+                update(access_account).where(which).values(totp_secret=blob, totp_last_step=None)
+            ).rowcount
+        finally:
+            self.crypto.data_keys.after_rollback(conn)  # key material ends with the unit
+        if not done:
+            raise UnknownAccountError(f"no account {account_id} to enrol")
         return pyotp.TOTP(seed).provisioning_uri(name=account_id, issuer_name=TOTP_ISSUER)
+
+    @staticmethod
+    def unfinished_activation(account: Account) -> bool:
+        """A person's account left at the activation's last step: usable, with a password and
+        a second factor enrolled but never confirmed (no code of it ever accepted). A new activation code for
+        its space, with the account's own login and password, enrols that account's second
+        factor again (carnet/web/signin/activation.py): without it, the person is locked out
+        (the code spent, a new one refused since the space has its account, the sign-in asking
+        for a code from a seed they never scanned). Nothing else: no second account, no new
+        password, and a second factor once confirmed is never replaced this way."""
+        return (
+            account.kind is Kind.PERSON
+            and not account.disabled
+            and account.has_password
+            and account.has_totp
+            and not account.totp_confirmed
+        )
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -315,18 +356,10 @@ class AccountService:
         return None if row is None else _account(row)
 
     def person_account_of(self, patient_id: str) -> Account | None:
-        """The person's account of a Patient record, if it has one (the activation pages ask:
-        a code opens a space that has no account yet, never a second way into one)."""
+        """The person's account of a Patient record, if it has one (the activation pages ask
+        before showing the account form; ``insert_in`` holds the rule itself)."""
         with reading(self.engine) as conn:
-            row = conn.execute(
-                select(access_account)
-                .where(
-                    access_account.c.patient_id == patient_id,
-                    access_account.c.kind == Kind.PERSON,
-                )
-                .order_by(access_account.c.created_at)
-                .limit(1)
-            ).first()
+            row = _person_row(conn, patient_id)
         return None if row is None else _account(row)
 
     def find_by_login(self, login: str) -> Account | None:
@@ -353,6 +386,32 @@ class AccountService:
         raise UnknownAccountError(f"account {account_id} has no usable kind")
 
 
+# The same, in SQL (``enroll_totp_in``'s condition, checked in the code's transaction).
+_UNFINISHED = (
+    access_account.c.kind == Kind.PERSON,
+    access_account.c.disabled.is_(False),
+    access_account.c.password_hash.is_not(None),
+    access_account.c.totp_secret.is_not(None),
+    access_account.c.totp_last_step.is_(None),
+)
+
+# What an IntegrityError names when the person-account index refused the row: PostgreSQL the
+# index, SQLite the column (the login's unique constraint names ``login_hash``).
+_PERSON_INDEX_HINTS = frozenset({"ux_access_account_person", "access_account.patient_id"})
+
+
+def _space_has_account(patient_id: str) -> SpaceHasAccountError:
+    return SpaceHasAccountError(f"Patient/{patient_id} already has a person account")
+
+
+def _person_row(conn: Connection, patient_id: str) -> Any:
+    return conn.execute(
+        select(access_account).where(
+            access_account.c.patient_id == patient_id, access_account.c.kind == Kind.PERSON
+        )
+    ).first()
+
+
 def _account(row: Any) -> Account:
     return Account(
         account_id=row.account_id,
@@ -366,6 +425,7 @@ def _account(row: Any) -> Account:
         failed_logins=int(row.failed_logins or 0),
         locked_until=parse_stamp(row.locked_until) if row.locked_until else None,
         created_at=row.created_at,
+        totp_confirmed=row.totp_last_step is not None,
     )
 
 

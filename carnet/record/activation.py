@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
 
@@ -25,7 +25,7 @@ from carnet.db.engine import reading, writing
 from carnet.db.instants import stamp, utc_now
 from carnet.fhir.service import FhirService
 from carnet.record import notifications as templates
-from carnet.record.models import record_activation
+from carnet.record.models import CLOSED, REFUSED, SHREDDED, record_activation, record_space
 from carnet.record.outbox import queue
 
 ACTIVATION, PASSWORD_RESET = "activation", "password-reset"
@@ -49,6 +49,28 @@ def _digest(code: str) -> str:
 def formatted(code: str) -> str:
     """ABCD-EFGH-JKLM-NPQR: how a letter prints it."""
     return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
+
+
+def _live(code: str, purpose: str, now: datetime | None, at: str | None = None) -> Any:
+    """A code that can still be used: its digest, purpose, not used, not expired; and for an
+    activation, a space not ended (pending, open, or a Patient without a space row, as
+    ``RecordService`` treats one). A space refused, closed (a death, a request) or
+    shredded is no more to be activated: the letter sent before (opened by whoever receives
+    the mail) gives no way into its record."""
+    a = record_activation.c
+    live = and_(
+        a.code_hash == _digest(code),
+        a.purpose == purpose,
+        a.used_at.is_(None),
+        a.expires_at > (at or stamp(now or utc_now())),
+    )
+    if purpose != ACTIVATION:
+        return live
+    s = record_space.c
+    ended = select(s.patient_id).where(
+        s.patient_id == a.patient_id, s.state.in_((REFUSED, CLOSED, SHREDDED))
+    )
+    return and_(live, ~ended.exists())
 
 
 @dataclass(frozen=True)
@@ -102,16 +124,10 @@ class ActivationCodes:
         """Whose space a live code opens (None for a wrong, used or expired code)."""
         if len(normalise(code)) != _LENGTH:
             return None
-        at = stamp(now or utc_now())
         a = record_activation.c
         with reading(self.engine) as conn:
             row = conn.execute(
-                select(a.patient_id, a.purpose).where(
-                    a.code_hash == _digest(code),
-                    a.purpose == purpose,
-                    a.used_at.is_(None),
-                    a.expires_at > at,
-                )
+                select(a.patient_id, a.purpose).where(_live(code, purpose, now))
             ).first()
         return None if row is None else Redeemed(row.patient_id, row.purpose)
 
@@ -152,18 +168,33 @@ class ActivationCodes:
         afterwards, in separate transactions, let both through."""
         if len(normalise(code)) != _LENGTH:
             return None
+        with writing(self.engine) as conn:
+            redeemed = self.claim_in(conn, code, purpose, now=now)
+            return None if redeemed is None else grant(conn, redeemed)
+
+    def claim_in(
+        self,
+        conn: Connection,
+        code: str,
+        purpose: str,
+        *,
+        patient_id: str | None = None,
+        now: datetime | None = None,
+    ) -> Redeemed | None:
+        """Claim the code in the caller's transaction (``spend``'s claim, for a grant that runs
+        in a transaction of its own making: the objection's FHIR session). It is spent only if
+        that transaction commits. None for a wrong, used or expired code, or (``patient_id``
+        given) another space's."""
+        if len(normalise(code)) != _LENGTH:
+            return None
         at = stamp(now or utc_now())
         a = record_activation.c
-        live = and_(
-            a.code_hash == _digest(code),
-            a.purpose == purpose,
-            a.used_at.is_(None),
-            a.expires_at > at,
-        )
-        with writing(self.engine) as conn:
-            row = conn.execute(select(a.patient_id, a.purpose).where(live)).first()
-            if row is None:
-                return None
-            if conn.execute(update(record_activation).where(live).values(used_at=at)).rowcount != 1:
-                return None  # another submission claimed it first
-            return grant(conn, Redeemed(row.patient_id, row.purpose))
+        live = _live(code, purpose, now, at)
+        if patient_id is not None:
+            live = and_(live, a.patient_id == patient_id)
+        row = conn.execute(select(a.patient_id, a.purpose).where(live)).first()
+        if row is None:
+            return None
+        if conn.execute(update(record_activation).where(live).values(used_at=at)).rowcount != 1:
+            return None  # another submission claimed it first
+        return Redeemed(row.patient_id, row.purpose)

@@ -30,7 +30,7 @@ from carnet.db.instants import stamp, utc_now
 from carnet.fhir.errors import bad_request, conflict, not_found
 from carnet.fhir.service import FhirService, FhirSession
 from carnet.record import notifications as templates
-from carnet.record.activation import ActivationCodes
+from carnet.record.activation import ACTIVATION, ActivationCodes
 from carnet.record.dates import add_years
 from carnet.record.models import (
     CLOSED,
@@ -225,6 +225,20 @@ class RecordService:
         new state."""
         return self._close(patient_id, "objection", "record-object", ctx, now)
 
+    def object_with_code(
+        self, patient_id: str, code: str, *, ctx: RequestContext, now: datetime | None = None
+    ) -> str:
+        """The objection made with the space's activation code (the /activation pages): the
+        code is claimed in the objection's own transaction, so an objection that fails (the
+        space closed meanwhile: 409) leaves the code usable, and a code that is not (or no
+        longer) this space's live one refuses the objection (400); both are audited."""
+
+        def claim(conn: Connection) -> None:
+            if self.activation.claim_in(conn, code, ACTIVATION, patient_id=patient_id) is None:
+                raise bad_request("the activation code is not valid")
+
+        return self._close(patient_id, "objection", "record-object", ctx, now, claim)
+
     def close(
         self,
         patient_id: str,
@@ -246,6 +260,7 @@ class RecordService:
         action: str,
         ctx: RequestContext,
         now: datetime | None,
+        claim: Callable[[Connection], None] | None = None,
     ) -> str:
         moment = now or utc_now()
         with self.fhir.session(ctx, action, "Patient", patient_id) as session:
@@ -253,6 +268,8 @@ class RecordService:
             state = self._state(unit.conn, patient_id)
             if state not in (PENDING, OPEN):
                 raise conflict(f"the space of Patient/{patient_id} is already {state}")
+            if claim is not None:  # in this transaction: spent only if the closure commits
+                claim(unit.conn)
             new = self.close_in(session, patient_id, state, reason, action, moment)
         log.info("space of Patient/%s %s (%s)", patient_id, new, reason)
         return new

@@ -19,6 +19,7 @@ from carnet.authn.api import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from carnet.authn.service import AccountService
 from carnet.authn.sessions import SessionService
 from tests.conftest import make_settings
+from tests.spec.helpers import patient
 from tests.support.authn import (
     PASSWORD,
     Clock,
@@ -27,6 +28,7 @@ from tests.support.authn import (
     session_service,
     totp_code,
 )
+from tests.support.caller import AS_LOCAL_OPERATOR
 from tests.support.cli import invoke
 
 BASE = "http://127.0.0.1"
@@ -405,3 +407,34 @@ def test_cli_creates_accounts_with_a_second_factor(tmp_path: Path) -> None:
         env=env,
     )
     assert missing.exit_code == 1 and "no Patient/no-such-patient" in missing.output
+
+
+def test_a_space_has_one_person_account_even_when_added_from_the_cli(
+    sqlite_services: Services,
+) -> None:
+    """One person account per space: `carnet accounts add-person` for a Patient whose person
+    already has an account is refused in one line with a non-zero exit, and adds nothing (the
+    rule is the accounts service's, not the activation pages')."""
+    services = sqlite_services
+    pid = services.fhir.create("Patient", patient(), ctx=AS_LOCAL_OPERATOR).stored.res_id
+    env = {
+        "CARNET_DATA_DIR": str(services.settings.data_dir),
+        "CARNET_DATABASE_URL": "",
+        "CARNET_PASSWORD_HASH_PROFILE": "test-only-weak",
+        "COLUMNS": "300",
+    }
+    password = f"{PASSWORD}\n{PASSWORD}\n"
+    first = invoke(
+        ["accounts", "add-person", "un@example.org", "--patient", pid, "--no-totp"],
+        input=password,
+        env=env,
+    )
+    assert first.exit_code == 0, first.output
+    second = invoke(
+        ["accounts", "add-person", "deux@example.org", "--patient", pid, "--no-totp"],
+        input=password,
+        env=env,
+    )
+    assert second.exit_code == 1, second.output
+    assert f"Patient/{pid} already has a person account" in second.output
+    assert services.accounts.find_by_login("deux@example.org") is None

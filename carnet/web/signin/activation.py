@@ -4,7 +4,9 @@ or, with the same code, an objection to the space.
 
 State between the steps travels in short-lived signed tickets (carnet/authn/tickets.py) bound to
 the anonymous form cookie, so a ticket copied to another browser is worth nothing. The code is
-used up in the transaction that creates the account (one account per code, even raced); the space's objection goes through RecordService like
+used up in the transaction that creates the account (one account per code, even raced), and the
+accounts service refuses a second person account for the space (``AccountService.insert_in``,
+backed by a unique index); the space's objection goes through RecordService like
 POST /record/objection.
 """
 
@@ -16,10 +18,11 @@ import segno
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from markupsafe import Markup
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from carnet.authn.passwords import PasswordPolicyError
-from carnet.authn.service import AccountError, AccountExistsError
+from carnet.authn.service import AccountError, AccountExistsError, SpaceHasAccountError
 from carnet.caller import Kind, Principal, RequestContext
 from carnet.crypto.tokens import TokenError
 from carnet.dependencies import (
@@ -31,11 +34,12 @@ from carnet.dependencies import (
     TicketsDep,
 )
 from carnet.fhir.errors import FhirError
-from carnet.record.activation import ACTIVATION
+from carnet.record.activation import ACTIVATION, Redeemed
 from carnet.web.caller import AnonymousForm, source_of
 from carnet.web.flash import redirect, register_flash
 from carnet.web.i18n import N_
 from carnet.web.security import FORM_COOKIE, set_session_cookies
+from carnet.web.signin.router import WRONG_PASSWORD, refusal_message
 from carnet.web.templating import page_locale, render, translator
 
 router = APIRouter(include_in_schema=False)
@@ -76,17 +80,31 @@ async def check_activation_code(
     record: RecordDep,
     tickets: TicketsDep,
     accounts: AccountsDep,
+    verifier: LoginDep,
 ) -> Response:
-    """The code opens step 2 (choose a login and password, or object)."""
+    """The code opens step 2 (choose a login and password, or object). A code refused is an
+    audit event (``activation``), in the person's history when it is their space's."""
     gettext = translator(page_locale(request))
     code = _text(form, "code")
     redeemed = await run_in_threadpool(record.activation.check, code, ACTIVATION)
     if redeemed is None:
+        if code:
+            await run_in_threadpool(verifier.activation_refused, None, source_of(request), 400)
         errors = {"code": gettext(WRONG_CODE if code else REQUIRED)}
         return render(
             request, "signin/activation_code.html", {"errors": errors, "code": code}, status=400
         )
-    if await run_in_threadpool(accounts.person_account_of, redeemed.patient_id) is not None:
+    account = await run_in_threadpool(accounts.person_account_of, redeemed.patient_id)
+    if account is not None and accounts.unfinished_activation(account):
+        # Left at the QR code: the account's own password lets its second factor be enrolled.
+        claims = {"pid": redeemed.patient_id, "code": code}
+        ticket = tickets.issue("activation-finish", _binding(request), claims)
+        context = {"errors": {}, "ticket": ticket, "login": ""}
+        return render(request, "signin/activation_finish.html", context)
+    if account is not None:
+        await run_in_threadpool(
+            verifier.activation_refused, redeemed.patient_id, source_of(request), 409
+        )
         return _already(request)
     ticket = tickets.issue(
         "activation", _binding(request), {"pid": redeemed.patient_id, "code": code}
@@ -132,8 +150,10 @@ async def create_account(
     record: RecordDep,
     tickets: TicketsDep,
     accounts: AccountsDep,
+    verifier: LoginDep,
 ) -> Response:
-    """Step 2: the account (login and password); then the second factor's QR code."""
+    """Step 2: the account (login and password); then the second factor's QR code. The account
+    created is an event of the person's history (``activation``), committed with it."""
     claims = _claims(tickets, request, form, "activation")
     if claims is None:
         return _expired(request)
@@ -151,32 +171,34 @@ async def create_account(
     if not errors and password != again:
         errors["confirmation"] = gettext(DIFFERENT)
     context = {"ticket": _text(form, "ticket"), "login": login}
+    source = source_of(request)
 
     def make() -> tuple[str, str] | dict[str, str]:
         if record.activation.check(claims["code"], ACTIVATION) is None:
             return {"code": gettext(EXPIRED_STEP)}
-        if accounts.person_account_of(claims["pid"]) is not None:  # made since the code step
-            return {"already": gettext(ALREADY)}
         try:
             new = accounts.new_person(login, password)
         except (AccountError, PasswordPolicyError):
             # The policy's refusal is the person's to correct (a message), not a server error.
             return {"password": gettext(WEAK)}
+
+        def made_in(conn: Connection, redeemed: Redeemed) -> tuple[str, str]:
+            account_id = accounts.insert_in(conn, new, patient_id=redeemed.patient_id)
+            # The seed with the account: never an activated account without a second factor.
+            uri = accounts.enroll_totp_in(conn, account_id)
+            verifier.activated_in(conn, account_id, source)  # their history, or nothing
+            return account_id, uri
+
         try:
             # The code is claimed and the account inserted in one transaction: of two
             # submissions of one code, one account (record.activation.spend).
-            account_id = record.activation.spend(
-                claims["code"],
-                ACTIVATION,
-                lambda conn, redeemed: accounts.insert_in(
-                    conn, new, patient_id=redeemed.patient_id
-                ),
-            )
+            made = record.activation.spend(claims["code"], ACTIVATION, made_in)
+        except SpaceHasAccountError:  # made since the code step (the desk, another code)
+            verifier.activation_refused(claims["pid"], source, 409)
+            return {"already": gettext(ALREADY)}
         except AccountExistsError:
             return {"login": gettext(TAKEN)}
-        if account_id is None:
-            return {"code": gettext(EXPIRED_STEP)}
-        return account_id, accounts.enroll_totp(account_id)
+        return {"code": gettext(EXPIRED_STEP)} if made is None else made
 
     made: tuple[str, str] | dict[str, str] = errors or await run_in_threadpool(make)
     if isinstance(made, dict):
@@ -188,6 +210,63 @@ async def create_account(
             request, "signin/activation_account.html", {**context, "errors": made}, status=400
         )
     account_id, uri = made
+    ticket = tickets.issue("activation-totp", _binding(request), {"acct": account_id, "uri": uri})
+    return _totp_page(request, ticket, uri, {})
+
+
+@router.post("/activation/reprise")
+async def finish_activation(
+    request: Request,
+    form: AnonymousForm,
+    record: RecordDep,
+    tickets: TicketsDep,
+    accounts: AccountsDep,
+    verifier: LoginDep,
+) -> Response:
+    """Step 2 of an activation left unfinished (``AccountService.unfinished_activation``): the
+    account's own login and password (checked, throttled and audited as a sign-in), then a new
+    QR code for that same account's second factor, the code spent with the enrolment."""
+    claims = _claims(tickets, request, form, "activation-finish")
+    if claims is None:
+        return _expired(request)
+    gettext = translator(page_locale(request))
+    login, password = _text(form, "login"), _text(form, "password")
+    errors = {n: gettext(REQUIRED) for n in ("login", "password") if not _text(form, n)}
+    source = source_of(request)
+
+    def enrol() -> tuple[str, str] | dict[str, str]:
+        try:
+            account_id = verifier.verify_password_login(login, password, source)
+        except AccountError as exc:
+            return {"password": refusal_message(request, exc)}
+        account = accounts.account(account_id)
+        if account is None or account.patient_id != claims["pid"]:
+            return {"password": gettext(WRONG_PASSWORD)}  # another account opens nothing here
+        if not accounts.unfinished_activation(account):
+            return {"already": gettext(ALREADY)}
+
+        def enrolled_in(conn: Connection, redeemed: Redeemed) -> str:
+            if redeemed.patient_id != account.patient_id:
+                raise AccountError("the code is another space's")
+            uri = accounts.enroll_totp_in(conn, account_id, unfinished=True)
+            verifier.activated_in(conn, account_id, source)
+            return uri
+
+        try:
+            uri = record.activation.spend(claims["code"], ACTIVATION, enrolled_in)
+        except AccountError:  # confirmed meanwhile: the claim rolled back
+            return {"already": gettext(ALREADY)}
+        return {"code": gettext(EXPIRED_STEP)} if uri is None else (account_id, uri)
+
+    done: tuple[str, str] | dict[str, str] = errors or await run_in_threadpool(enrol)
+    if isinstance(done, dict):
+        if "code" in done:
+            return _expired(request)
+        if "already" in done:
+            return _already(request)
+        context = {"ticket": _text(form, "ticket"), "login": login, "errors": done}
+        return render(request, "signin/activation_finish.html", context, status=400)
+    account_id, uri = done
     ticket = tickets.issue("activation-totp", _binding(request), {"acct": account_id, "uri": uri})
     return _totp_page(request, ticket, uri, {})
 
@@ -242,7 +321,7 @@ async def object_to_space(
     request: Request, form: AnonymousForm, record: RecordDep, tickets: TicketsDep
 ) -> Response:
     """The person refuses the space with their activation code: refused (inside the window) or
-    closed, as POST /record/objection does; the code is used up."""
+    closed, as POST /record/objection does; the code is used up with it, or not at all."""
     claims = _claims(tickets, request, form, "activation")
     if claims is None:
         return _expired(request)
@@ -251,10 +330,9 @@ async def object_to_space(
     ctx = RequestContext(holder, holder.subject, source_of(request), purpose="accounts")
 
     def refuse() -> str | None:
-        if not record.activation.use(claims["code"], ACTIVATION):
-            return None
         try:
-            return record.object(patient_id, ctx=ctx)
+            # The code is claimed in the objection's transaction: a refused objection keeps it.
+            return record.object_with_code(patient_id, claims["code"], ctx=ctx)
         except FhirError:
             return None
 

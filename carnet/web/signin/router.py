@@ -50,7 +50,8 @@ def _next(request: Request, form: Any = None) -> str:
     return local_path(raw if isinstance(raw, str) else None, "")
 
 
-def _message(request: Request, exc: AccountError) -> str:
+def refusal_message(request: Request, exc: AccountError) -> str:
+    """What a refused password says (a wrong one, or too many tries): sign-in and activation."""
     gettext = translator(page_locale(request))
     if isinstance(exc, LoginThrottledError):
         return gettext(THROTTLED) % {"seconds": exc.retry_after}
@@ -101,7 +102,7 @@ def _sign_in(
         account_id = verifier.verify_password_login(login, password, source_of(request))
     except AccountError as exc:
         status = 429 if isinstance(exc, LoginThrottledError) else 400
-        context = {"suivant": suivant, "errors": {"password": _message(request, exc)}}
+        context = {"suivant": suivant, "errors": {"password": refusal_message(request, exc)}}
         return render(request, "signin/password.html", {**context, "login": login}, status=status)
     account = accounts.account(account_id)
     if account is None or not account.has_totp:

@@ -93,6 +93,7 @@ def _table() -> dict[tuple[str, str], Page]:
         ("POST", "/activation/compte"): Page(PUBLIC, {}),
         ("POST", "/activation/verification"): Page(PUBLIC, {}),
         ("POST", "/activation/opposition"): Page(PUBLIC, {}),
+        ("POST", "/activation/reprise"): Page(PUBLIC, {}),
         ("GET", "/mot-de-passe-oublie"): Page(PUBLIC, {}),
         ("POST", "/mot-de-passe-oublie"): Page(PUBLIC, {}),
         ("POST", "/mot-de-passe-oublie/nouveau"): Page(PUBLIC, {}),

@@ -85,7 +85,7 @@ def test_person_activates_their_space_with_the_code_from_the_outbox(
 
 
 def test_activation_pages_are_accessible(portal: Portal, browser: Browser) -> None:
-    _patient_id, code = _space_with_a_code(portal)
+    patient_id, code = _space_with_a_code(portal)
     page = new_page(browser)
     page.goto(portal.url("/activation"))
     check_accessibility(page, "activation-code")
@@ -96,6 +96,16 @@ def test_activation_pages_are_accessible(portal: Portal, browser: Browser) -> No
     page.get_by_label("Le même mot de passe, encore").fill(PASSWORD)
     page.get_by_role("button", name="Créer mon compte").click()
     check_accessibility(page, "activation-second-factor")
+    # Left at the QR code: a new code opens the page that finishes the activation.
+    portal.services.record.activation.issue(patient_id, ctx=AS_LOCAL_OPERATOR)
+    (again,) = [
+        n.secret
+        for n in portal.services.record.pending_notifications()
+        if n.patient_id == patient_id and n.kind == ACTIVATION_CODE and n.secret != code
+    ]
+    _enter_code(page, portal, again or "")
+    expect(page.locator('form[action="/activation/reprise"]')).to_have_count(1)
+    check_accessibility(page, "activation-finish")
     page.context.close()
 
 

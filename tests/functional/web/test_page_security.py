@@ -31,7 +31,8 @@ def _signed_in(portal: TestClient, services: Services, kind: str = "person") -> 
     accounts = account_service(services, Clock())
     n = next(_numbers)
     if kind == "person":
-        account = accounts.create_person(f"ana{n}@example.org", "correct horse battery", "pat-1")
+        # one person account per space: each sign-in its own Patient
+        account = accounts.create_person(f"ana{n}@example.org", "correct horse battery", f"pat-{n}")
     else:
         account = accounts.create_professional(f"pro{n}", None, f"1000000000{n}", "physician")
     cookie, csrf = services.sessions.open(account, second_factor=True)

@@ -3,11 +3,13 @@ growing delays and the per-account ceiling: test_throttle.py)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from carnet.app import Services
 from carnet.audit.models import audit_event_patient
@@ -20,6 +22,7 @@ from carnet.authn.service import (
     AccountService,
     LoginFailedError,
     LoginThrottledError,
+    SpaceHasAccountError,
     UnknownAccountError,
 )
 from carnet.caller import Kind
@@ -114,6 +117,41 @@ def test_creation_refuses_duplicates_and_weak_passwords(accounts: AccountService
         accounts.create_operator("administrator", "administrator!!")
     with pytest.raises(UnknownAccountError):
         accounts.principal_for("no-such-account")
+
+
+@pytest.mark.both_backends
+def test_two_person_accounts_for_one_space_at_once_make_one(
+    services: Services, accounts: AccountService
+) -> None:
+    """One person account per space, even raced: a second insertion that began before the first
+    committed (past the service's check, which cannot see it) is refused by the unique index,
+    with the space's answer (SpaceHasAccountError), not the login-taken one."""
+    first = accounts.new_person("un@example.org", PASSWORD)
+    outcome: list[AccountError | str] = []
+
+    def second() -> None:
+        try:
+            outcome.append(accounts.create_person("deux@example.org", PASSWORD, "pat-1"))
+        except AccountError as exc:  # the answer is what this test checks
+            outcome.append(exc)
+
+    with services.engine.begin() as conn:
+        accounts.insert_in(conn, first, patient_id="pat-1")
+        racer = threading.Thread(target=second)
+        racer.start()
+        if services.engine.dialect.name == "postgresql":  # wait until it waits on the index
+            deadline = time.monotonic() + 20
+            with services.engine.connect() as probe:
+                while (
+                    time.monotonic() < deadline
+                    and not probe.execute(
+                        text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                    ).scalar_one()
+                ):
+                    time.sleep(0.02)
+    racer.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], SpaceHasAccountError), outcome
+    assert accounts.find_by_login("deux@example.org") is None
 
 
 def test_wrong_password_and_unknown_login_get_the_same_answer(
