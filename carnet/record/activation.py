@@ -131,25 +131,6 @@ class ActivationCodes:
             ).first()
         return None if row is None else Redeemed(row.patient_id, row.purpose)
 
-    def use(self, code: str, purpose: str, *, now: datetime | None = None) -> bool:
-        """Use the code up (once: a second use, even concurrent, gets False)."""
-        at = stamp(now or utc_now())
-        a = record_activation.c
-        with writing(self.engine) as conn:
-            done = conn.execute(
-                update(record_activation)
-                .where(
-                    and_(
-                        a.code_hash == _digest(code),
-                        a.purpose == purpose,
-                        a.used_at.is_(None),
-                        a.expires_at > at,
-                    )
-                )
-                .values(used_at=at)
-            ).rowcount
-        return bool(done)
-
     def spend(
         self,
         code: str,

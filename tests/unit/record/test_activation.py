@@ -51,8 +51,12 @@ def test_an_activation_code_is_used_once_and_expires(sqlite_services: Services) 
     assert codes.check(code.lower().replace("-", " "), ACTIVATION, now=NOW) is not None
     assert codes.check(code, ACTIVATION, now=later) is None
     assert codes.check(code, "password-reset", now=NOW) is None
-    assert codes.use(code, ACTIVATION, now=NOW)
-    assert not codes.use(code, ACTIVATION, now=NOW)
+
+    def whose(_conn: Connection, redeemed: Redeemed) -> str:
+        return redeemed.patient_id
+
+    assert codes.spend(code, ACTIVATION, whose, now=NOW) == pid
+    assert codes.spend(code, ACTIVATION, whose, now=NOW) is None
     assert codes.check(code, ACTIVATION, now=NOW) is None
 
 
