@@ -251,22 +251,20 @@ class LoginVerifier:
     def reset_in(self, conn: Connection, account_id: str, source: str) -> None:
         """Audit a password set with a reset code (``password-reset``, 200, in the person's
         history), in the transaction that spends the code: it commits with the new password."""
-        row = conn.execute(
-            select(access_account).where(access_account.c.account_id == account_id)
-        ).first()
-        if row is not None:
-            event = self._event("password-reset", row, _clip_source(source), 200, self.now())
-            self.audit.append_in(conn, [event])
+        self._code_spent_in(conn, "password-reset", account_id, source)
 
     def activated_in(self, conn: Connection, account_id: str, source: str) -> None:
         """Audit an account created with an activation code (``activation``, 200, actor the new
         account, in the person's history), in the transaction that spends the code: it commits
         with the account, as ``reset_in`` does with a new password."""
+        self._code_spent_in(conn, "activation", account_id, source)
+
+    def _code_spent_in(self, conn: Connection, action: str, account_id: str, source: str) -> None:
         row = conn.execute(
             select(access_account).where(access_account.c.account_id == account_id)
         ).first()
         if row is not None:
-            event = self._event("activation", row, _clip_source(source), 200, self.now())
+            event = self._event(action, row, _clip_source(source), 200, self.now())
             self.audit.append_in(conn, [event])
 
     def activation_refused(self, patient_id: str | None, source: str, status: int) -> None:

@@ -52,6 +52,19 @@ def _field(page: str, name: str) -> str:
     return found.group(1)
 
 
+def _account_form(
+    page: str, login: str, password: str = PASSWORD, confirmation: str | None = None
+) -> dict[str, str]:
+    """Step 2's fields (the account form of ``page``): a login and a password, twice."""
+    return {
+        "csrf_token": _field(page, "csrf_token"),
+        "ticket": _field(page, "ticket"),
+        "login": login,
+        "password": password,
+        "confirmation": password if confirmation is None else confirmation,
+    }
+
+
 def _secret(page: str) -> str:
     found = re.search(r'<code class="secret">([^<]+)</code>', page)
     assert found, page
@@ -93,13 +106,7 @@ def test_an_activation_code_never_gives_a_space_with_an_account_a_second_one(
     )
     made = client.post(
         "/activation/compte",
-        data={
-            "csrf_token": _field(step.text, "csrf_token"),
-            "ticket": _field(step.text, "ticket"),
-            "login": "second@example.org",
-            "password": PASSWORD,
-            "confirmation": PASSWORD,
-        },
+        data=_account_form(step.text, "second@example.org"),
     )
     assert made.status_code == 400
     assert setup.services.accounts.find_by_login("second@example.org") is None
@@ -122,13 +129,7 @@ def test_a_password_the_policy_refuses_gets_its_message_and_spends_no_code(
     code = _code(setup)
     page = client.get("/activation").text
     step = client.post("/activation", data={"csrf_token": _field(page, "csrf_token"), "code": code})
-    form = {
-        "csrf_token": _field(step.text, "csrf_token"),
-        "ticket": _field(step.text, "ticket"),
-        "login": "camille@example.org",
-        "password": "aaaaaaaaaaaa",
-        "confirmation": "aaaaaaaaaaaa",
-    }
+    form = _account_form(step.text, "camille@example.org", "aaaaaaaaaaaa")
     refused = client.post("/activation/compte", data=form)
     assert refused.status_code == 400
     assert "trop facile" in refused.text
@@ -177,15 +178,7 @@ def test_an_activation_code_is_spent_once_even_by_two_submissions_at_once(
                 "/activation", data={"csrf_token": _field(page, "csrf_token"), "code": code}
             )
             assert step.status_code == 200, step.text
-            forms.append(
-                {
-                    "csrf_token": _field(step.text, "csrf_token"),
-                    "ticket": _field(step.text, "ticket"),
-                    "login": login,
-                    "password": PASSWORD,
-                    "confirmation": PASSWORD,
-                }
-            )
+            forms.append(_account_form(step.text, login))
         accounts.armed = True
         with ThreadPoolExecutor(2) as pool:
             answers = list(
@@ -208,13 +201,7 @@ def test_a_login_already_taken_gets_its_message_and_spends_no_code(setup: Setup)
     code = _code(setup)
     page = client.get("/activation").text
     step = client.post("/activation", data={"csrf_token": _field(page, "csrf_token"), "code": code})
-    form = {
-        "csrf_token": _field(step.text, "csrf_token"),
-        "ticket": _field(step.text, "ticket"),
-        "login": "Pris@Example.org",
-        "password": PASSWORD,
-        "confirmation": PASSWORD,
-    }
+    form = _account_form(step.text, "Pris@Example.org")
     refused = client.post("/activation/compte", data=form)
     assert refused.status_code == 400 and "déjà pris" in refused.text
     assert _accounts_of(setup) == 0
@@ -296,13 +283,7 @@ def test_an_activation_and_a_refused_code_are_in_the_persons_history(setup: Setu
     step = client.post("/activation", data={"csrf_token": _field(page, "csrf_token"), "code": code})
     made = client.post(
         "/activation/compte",
-        data={
-            "csrf_token": _field(step.text, "csrf_token"),
-            "ticket": _field(step.text, "ticket"),
-            "login": "camille@example.org",
-            "password": PASSWORD,
-            "confirmation": PASSWORD,
-        },
+        data=_account_form(step.text, "camille@example.org"),
     )
     assert made.status_code == 200
     account = setup.services.accounts.find_by_login("camille@example.org")
@@ -340,13 +321,7 @@ def test_a_half_finished_activation_is_finished_with_a_new_code_and_the_password
     step = client.post("/activation", data={"csrf_token": _field(page, "csrf_token"), "code": code})
     left = client.post(
         "/activation/compte",
-        data={
-            "csrf_token": _field(step.text, "csrf_token"),
-            "ticket": _field(step.text, "ticket"),
-            "login": "camille@example.org",
-            "password": PASSWORD,
-            "confirmation": PASSWORD,
-        },
+        data=_account_form(step.text, "camille@example.org"),
     )
     assert left.status_code == 200  # the QR code, never scanned
     account = setup.services.accounts.find_by_login("camille@example.org")
@@ -396,13 +371,7 @@ def test_an_activation_code_opens_no_closed_space(setup: Setup) -> None:
     setup.services.record.close(setup.patient_id, reason="death", ctx=AS_LOCAL_OPERATOR)
     made = client.post(
         "/activation/compte",
-        data={
-            "csrf_token": _field(step.text, "csrf_token"),
-            "ticket": _field(step.text, "ticket"),
-            "login": "camille@example.org",
-            "password": PASSWORD,
-            "confirmation": PASSWORD,
-        },
+        data=_account_form(step.text, "camille@example.org"),
     )
     assert made.status_code == 400
     assert _accounts_of(setup) == 0
